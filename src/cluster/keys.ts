@@ -1,0 +1,19 @@
+// Well-known label and annotation keys: upstream's, node-feature-discovery's and ours.
+
+export const GROUP = 'hiatus.dev';
+
+export const ANNOTATION_RESTORE_FROM = `${GROUP}/restore-from`;
+export const ANNOTATION_RESTORE_CONSTRAINTS = `${GROUP}/restore-constraints`;
+export const ANNOTATION_RESTORE_OPT = `${GROUP}/restore`;
+export const KEY_CHECKPOINT_POLICY = `${GROUP}/checkpoint-policy`;
+
+export const LABEL_ARCH = 'kubernetes.io/arch';
+export const LABEL_ZONE = 'topology.kubernetes.io/zone';
+export const LABEL_ZONE_LEGACY = 'failure-domain.beta.kubernetes.io/zone';
+export const NFD_CPUID_PREFIX = 'feature.node.kubernetes.io/cpu-cpuid.';
+
+export const LABEL_POD_TEMPLATE_HASH = 'pod-template-hash';
+export const LABEL_CONTROLLER_REVISION_HASH = 'controller-revision-hash';
+export const LABEL_STATEFULSET_POD_NAME = 'statefulset.kubernetes.io/pod-name';
+export const LABEL_POD_INDEX = 'apps.kubernetes.io/pod-index';
+export const ANNOTATION_JOB_COMPLETION_INDEX = 'batch.kubernetes.io/job-completion-index';

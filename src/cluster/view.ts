@@ -1,0 +1,134 @@
+// The cluster view: what the scheduling core reads, served from local caches fed by watches.
+// Nothing here calls the API server on the request path.
+import { CoreV1Api, SchedulingV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from '../log.js';
+import { nodeFacts, podFacts, type NodeFacts, type PodFacts } from './facts.js';
+import { KEY_CHECKPOINT_POLICY } from './keys.js';
+import { LIST_PAGE_SIZE, Reflector, type ListPage } from './reflector.js';
+
+export interface PriorityClassFacts {
+  name: string;
+  value: number;
+  /** hiatus.dev/checkpoint-policy from the PriorityClass's labels or annotations. */
+  checkpointPolicy?: string;
+}
+
+export interface CacheSizes {
+  nodes: number;
+  pods: number;
+  priorityClasses: number;
+}
+
+export interface ClusterView {
+  /** "cluster" when fed by a real API server, "none" when judging from requests alone. */
+  readonly mode: 'cluster' | 'none';
+  node(name: string): NodeFacts | undefined;
+  pod(uid: string): PodFacts | undefined;
+  priorityClass(name: string): PriorityClassFacts | undefined;
+  synced(): boolean;
+  sizes(): CacheSizes;
+  stop(): void;
+}
+
+/** The view without a cluster: knows nothing, so every decision comes from the request. */
+export const noClusterView: ClusterView = {
+  mode: 'none',
+  node: () => undefined,
+  pod: () => undefined,
+  priorityClass: () => undefined,
+  synced: () => true,
+  sizes: () => ({ nodes: 0, pods: 0, priorityClasses: 0 }),
+  stop: () => {},
+};
+
+export function priorityClassFacts(pc: any): PriorityClassFacts {
+  const meta = pc?.metadata ?? {};
+  const facts: PriorityClassFacts = { name: meta.name ?? '', value: Number(pc?.value ?? 0) };
+  const policy = meta.labels?.[KEY_CHECKPOINT_POLICY] ?? meta.annotations?.[KEY_CHECKPOINT_POLICY];
+  if (policy) facts.checkpointPolicy = policy;
+  return facts;
+}
+
+// Same selector as kube-scheduler's own pod informer: terminal pods are never victims.
+const NON_TERMINAL = 'status.phase!=Succeeded,status.phase!=Failed';
+
+const page = (p: Promise<unknown>) => p as Promise<ListPage>;
+
+export class InformerClusterView implements ClusterView {
+  readonly mode = 'cluster' as const;
+  private readonly nodes: Reflector<NodeFacts>;
+  private readonly pods: Reflector<PodFacts>;
+  private readonly classes: Reflector<PriorityClassFacts>;
+
+  constructor(kc: KubeConfig, log: Logger) {
+    const core = kc.makeApiClient(CoreV1Api);
+    const scheduling = kc.makeApiClient(SchedulingV1Api);
+    this.nodes = new Reflector(
+      kc,
+      {
+        kind: 'Node',
+        path: '/api/v1/nodes',
+        list: (t) => page(core.listNode({ limit: LIST_PAGE_SIZE, _continue: t })),
+        project: nodeFacts,
+        key: (o) => o?.metadata?.name,
+      },
+      log,
+    );
+    this.pods = new Reflector(
+      kc,
+      {
+        kind: 'Pod',
+        path: '/api/v1/pods',
+        query: { fieldSelector: NON_TERMINAL },
+        list: (t) => page(core.listPodForAllNamespaces({ limit: LIST_PAGE_SIZE, _continue: t, fieldSelector: NON_TERMINAL })),
+        project: podFacts,
+        key: (o) => o?.metadata?.uid,
+      },
+      log,
+    );
+    this.classes = new Reflector(
+      kc,
+      {
+        kind: 'PriorityClass',
+        path: '/apis/scheduling.k8s.io/v1/priorityclasses',
+        list: (t) => page(scheduling.listPriorityClass({ limit: LIST_PAGE_SIZE, _continue: t })),
+        project: priorityClassFacts,
+        key: (o) => o?.metadata?.name,
+      },
+      log,
+    );
+  }
+
+  start(): this {
+    this.nodes.start();
+    this.pods.start();
+    this.classes.start();
+    return this;
+  }
+
+  node(name: string): NodeFacts | undefined {
+    return this.nodes.store.get(name);
+  }
+
+  pod(uid: string): PodFacts | undefined {
+    return this.pods.store.get(uid);
+  }
+
+  priorityClass(name: string): PriorityClassFacts | undefined {
+    return this.classes.store.get(name);
+  }
+
+  synced(): boolean {
+    return this.nodes.synced && this.pods.synced && this.classes.synced;
+  }
+
+  sizes(): CacheSizes {
+    return { nodes: this.nodes.store.size, pods: this.pods.store.size, priorityClasses: this.classes.store.size };
+  }
+
+  stop(): void {
+    this.nodes.stop();
+    this.pods.stop();
+    this.classes.stop();
+  }
+}

@@ -1,0 +1,63 @@
+// Prometheus metrics, named <namespace>_<subsystem>_<name>_<unit> and bucketed like
+// kube-scheduler's own. Labels are low-cardinality: never a pod or node name.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, exponentialBuckets } from 'prom-client';
+
+export type Verb = 'filter' | 'prioritize' | 'preempt';
+/** fast: the pod has nothing to restore; restore: it carries the restore contract. */
+export type RequestPath = 'fast' | 'restore';
+/** success, error (the answer carries an Error or a non-200 status for a valid request), bad_request (undecodable). */
+export type RequestResult = 'success' | 'error' | 'bad_request';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requestDuration: Histogram<'verb' | 'path' | 'result'>;
+  readonly requests: Counter<'verb' | 'path' | 'result'>;
+  readonly rejectedNodes: Counter<'reason'>;
+  readonly cacheObjects: Gauge<'kind'>;
+  readonly cacheSynced: Gauge;
+
+  constructor(opts: { defaultMetrics?: boolean; cacheSizes?: () => Record<string, number>; synced?: () => boolean } = {}) {
+    const registers = [this.registry];
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    this.requestDuration = new Histogram({
+      name: 'hiatus_extender_request_duration_seconds',
+      help: 'Latency of extender verbs as served (body read to response written), by verb, path and result.',
+      labelNames: ['verb', 'path', 'result'],
+      // kube-scheduler's framework_extension_point_duration_seconds buckets: 0.1 ms doubling 12 times.
+      buckets: exponentialBuckets(0.0001, 2, 12),
+      registers,
+    });
+    this.requests = new Counter({
+      name: 'hiatus_extender_requests_total',
+      help: 'Extender requests by verb, path (fast or restore) and result (success, error, bad_request).',
+      labelNames: ['verb', 'path', 'result'],
+      registers,
+    });
+    this.rejectedNodes = new Counter({
+      name: 'hiatus_filter_rejected_nodes_total',
+      help: 'Nodes reported unresolvable by filter, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    const sizes = opts.cacheSizes;
+    this.cacheObjects = new Gauge({
+      name: 'hiatus_cluster_cache_objects',
+      help: 'Objects held in the extender caches, by kind (node, pod, priorityclass, node_facts_lru, ...).',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        if (!sizes) return;
+        for (const [kind, n] of Object.entries(sizes())) this.set({ kind }, n);
+      },
+    });
+    const synced = opts.synced;
+    this.cacheSynced = new Gauge({
+      name: 'hiatus_cluster_cache_synced',
+      help: '1 once every cluster view cache has listed its objects, else 0.',
+      registers,
+      collect() {
+        if (synced) this.set(synced() ? 1 : 0);
+      },
+    });
+  }
+}

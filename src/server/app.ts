@@ -1,0 +1,137 @@
+// The HTTP shell: body limits, JSON decoding, timing, metrics and error mapping around the verbs.
+import express, { type Request, type Response } from 'express';
+import type { ClusterView } from '../cluster/view.js';
+import type { Logger } from '../log.js';
+import type { Metrics, Verb } from '../metrics/metrics.js';
+import { filter, preemptPassThrough, prioritize, type VerbAnswer, type VerbContext } from './verbs.js';
+
+export type VerbHandler = (ctx: VerbContext, body: unknown) => VerbAnswer | Promise<VerbAnswer>;
+
+export interface AppDeps {
+  ctx: VerbContext;
+  view: ClusterView;
+  metrics: Metrics;
+  log: Logger;
+  maxBodyBytes: number;
+  /** Replaces the pass-through preempt verb. */
+  preempt?: VerbHandler;
+}
+
+class BodyError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function readBody(req: Request, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) {
+      reject(new BodyError(413, `request body of ${declared} bytes exceeds the limit of ${limit}`));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    req.on('data', (chunk: Buffer) => {
+      if (failed) return;
+      size += chunk.length;
+      if (size > limit) {
+        failed = true;
+        reject(new BodyError(413, `request body exceeds the limit of ${limit} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (!failed) resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    });
+    req.on('error', (e) => {
+      if (!failed) {
+        failed = true;
+        reject(new BodyError(400, `reading request body: ${e.message}`));
+      }
+    });
+  });
+}
+
+function send(res: Response, status: number, body: unknown): void {
+  const json = JSON.stringify(body);
+  res.status(status).set('Content-Type', 'application/json').send(json);
+}
+
+/** The error body each verb's caller can read: filter's result type carries Error. */
+function errorBody(verb: Verb, message: string): unknown {
+  if (verb === 'filter') {
+    return { Nodes: null, NodeNames: null, FailedNodes: null, FailedAndUnresolvableNodes: null, Error: message };
+  }
+  if (verb === 'preempt') return { NodeNameToMetaVictims: null, Error: message };
+  return { Error: message };
+}
+
+export function createApp(deps: AppDeps): express.Express {
+  const { ctx, metrics, log, view } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+
+  const verbs: Record<Verb, VerbHandler> = { filter, prioritize, preempt: deps.preempt ?? preemptPassThrough };
+
+  for (const verb of Object.keys(verbs) as Verb[]) {
+    app.post(`/${verb}`, async (req, res) => {
+      const started = performance.now();
+      let answer: VerbAnswer;
+      try {
+        const raw = await readBody(req, deps.maxBodyBytes);
+        let body: unknown;
+        try {
+          body = JSON.parse(raw.toString('utf8'));
+        } catch (e) {
+          throw new BodyError(400, `${verb}: body is not JSON (${(e as Error).message})`);
+        }
+        answer = await verbs[verb](ctx, body);
+      } catch (e) {
+        if (e instanceof BodyError) {
+          answer = { status: e.status, body: errorBody(verb, e.message), path: 'fast', result: 'bad_request', error: e.message };
+          if (e.status === 413) res.set('Connection', 'close');
+        } else {
+          const message = `${verb}: internal error: ${(e as Error)?.message ?? String(e)}`;
+          log.error('verb failed', { verb, error: message, stack: (e as Error)?.stack });
+          answer = { status: 500, body: errorBody(verb, message), path: 'fast', result: 'error', error: message };
+        }
+      }
+      send(res, answer.status, answer.body);
+      const labels = { verb, path: answer.path, result: answer.result };
+      metrics.requests.inc(labels);
+      metrics.requestDuration.observe(labels, (performance.now() - started) / 1000);
+      if (answer.error) log.warn('verb answered with an error', { verb, status: answer.status, error: answer.error });
+    });
+  }
+
+  app.get('/healthz', (_req, res) => {
+    res.type('text/plain').send('ok');
+  });
+
+  app.get('/readyz', (_req, res) => {
+    if (view.mode === 'none') {
+      res.type('text/plain').send('ok: no cluster, judging from requests alone');
+    } else if (view.synced()) {
+      res.type('text/plain').send('ok');
+    } else {
+      res.status(503).type('text/plain').send('not ready: cluster caches have not synced yet');
+    }
+  });
+
+  app.get('/metrics', async (_req, res) => {
+    res.set('Content-Type', metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  app.use((req, res) => {
+    res.status(404).type('text/plain').send(`no route for ${req.method} ${req.path}`);
+  });
+
+  return app;
+}
