@@ -1,0 +1,50 @@
+import { nodeFacts, podFacts, type NodeFacts, type PodFacts } from './facts.js';
+import type { Node, Pod } from '../server/wire.js';
+import type { CacheSizes, ClusterView, PriorityClassFacts } from './view.js';
+
+/** A fixed view built from objects: for tests, benchmarks and the simulator-driven demo. */
+export class SnapshotView implements ClusterView {
+  readonly mode = 'cluster' as const;
+  readonly nodes = new Map<string, NodeFacts>();
+  readonly pods = new Map<string, PodFacts>();
+  readonly classes = new Map<string, PriorityClassFacts>();
+  isSynced = true;
+
+  constructor(init: { nodes?: Node[]; pods?: Pod[]; priorityClasses?: PriorityClassFacts[] } = {}) {
+    for (const n of init.nodes ?? []) this.addNode(n);
+    for (const p of init.pods ?? []) this.addPod(p);
+    for (const c of init.priorityClasses ?? []) this.classes.set(c.name, c);
+  }
+
+  addNode(n: Node): void {
+    const f = nodeFacts(n);
+    this.nodes.set(f.name, f);
+  }
+
+  addPod(p: Pod): void {
+    const f = podFacts(p);
+    this.pods.set(f.uid, f);
+  }
+
+  node(name: string): NodeFacts | undefined {
+    return this.nodes.get(name);
+  }
+
+  pod(uid: string): PodFacts | undefined {
+    return this.pods.get(uid);
+  }
+
+  priorityClass(name: string): PriorityClassFacts | undefined {
+    return this.classes.get(name);
+  }
+
+  synced(): boolean {
+    return this.isSynced;
+  }
+
+  sizes(): CacheSizes {
+    return { nodes: this.nodes.size, pods: this.pods.size, priorityClasses: this.classes.size };
+  }
+
+  stop(): void {}
+}

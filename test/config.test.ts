@@ -1,0 +1,43 @@
+import { describe, expect, it } from '@jest/globals';
+import { ConfigError, loadConfig } from '../src/config/config.js';
+
+describe('configuration', () => {
+  it('has working defaults', () => {
+    expect(loadConfig([], {})).toEqual({
+      port: 8888,
+      bindAddress: '0.0.0.0',
+      zoneScore: 5,
+      strict: false,
+      maxBodyBytes: 50 * 2 ** 20,
+      logLevel: 'info',
+      noCluster: false,
+    });
+  });
+
+  it('reads the environment and lets flags win', () => {
+    const c = loadConfig(['--zone-score', '7', '--strict'], { HIATUS_ZONE_SCORE: '2', HIATUS_PORT: '9000', HIATUS_NO_CLUSTER: 'true' });
+    expect(c).toMatchObject({ zoneScore: 7, strict: true, port: 9000, noCluster: true });
+  });
+
+  it('lists every problem at once', () => {
+    let err: ConfigError | undefined;
+    try {
+      loadConfig(['--zone-score', '11', '--port', 'http', '--tls-cert-file', 'c.pem', '--log-level', 'loud', '--max-body-bytes', '12'], {});
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err!.problems).toEqual([
+      '--max-body-bytes: "12" must be a byte size of at least 1024 (e.g. 50Mi)',
+      '--log-level: "loud" must be one of debug, info, warn, error',
+      '--port: "http" must be an integer from 0 to 65535',
+      '--zone-score: "11" must be an integer from 0 to 10',
+      '--tls-cert-file and --tls-key-file must be given together',
+    ]);
+  });
+
+  it('rejects unknown flags and non-boolean switches', () => {
+    expect(() => loadConfig(['--colour'], {})).toThrow(ConfigError);
+    expect(() => loadConfig([], { HIATUS_STRICT: 'maybe' })).toThrow('--strict: "maybe" is not a boolean');
+  });
+});

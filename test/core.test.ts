@@ -1,0 +1,88 @@
+import { describe, expect, it } from '@jest/globals';
+import { nodeFacts, podFacts } from '../src/cluster/facts.js';
+import { parseQuantity } from '../src/cluster/quantity.js';
+import { judgeNode } from '../src/scheduling/compatibility.js';
+import { runtimeRule } from '../src/scheduling/runtime.js';
+import { CONSTRAINTS, node } from './helpers/objects.js';
+
+const facts = (o: Parameters<typeof node>[1]) => nodeFacts(node('n', o));
+
+describe('runtime rule', () => {
+  it.each([
+    ['cri-o://1.25.0', 'pass'],
+    ['cri-o://v1.31.2', 'pass'],
+    ['cri-o://1.24.9', 'fail'],
+    ['containerd://2.0.5', 'fail'],
+    ['containerd://2.1.0', 'pass'],
+    ['containerd://2.3.4', 'pass'],
+    ['containerd://2.4.0-beta.0', 'fail'],
+    ['docker://27.0.1', 'fail'],
+    ['cri-o://garbage', 'unknown'],
+  ])('%s restores a checkpoint of the same family: %s', (runtime, kind) => {
+    const family = runtime.split('://')[0]!;
+    expect(runtimeRule({ ...CONSTRAINTS, runtime: family }, facts({ runtime })).kind).toBe(kind);
+  });
+
+  it('accepts the constraint runtime written with a version', () => {
+    expect(runtimeRule({ ...CONSTRAINTS, runtime: 'cri-o://1.30.0' }, facts({ runtime: 'cri-o://1.31.0' })).kind).toBe('pass');
+  });
+});
+
+describe('judgeNode', () => {
+  const good = { arch: 'amd64', features: ['AVX2', 'SSE4_2'], runtime: 'cri-o://1.31.2' };
+  it('reports the first failing rule (architecture before features)', () => {
+    expect(judgeNode(CONSTRAINTS, facts({ ...good, arch: 'arm64', features: [] }), false)).toMatchObject({ reason: 'architecture' });
+  });
+  it('compares CPU flags case-insensitively with node-feature-discovery labels', () => {
+    expect(judgeNode({ ...CONSTRAINTS, cpuFeatures: ['AVX2'] }, facts({ ...good, features: ['avx2'] }), false)).toEqual({ compatible: true });
+  });
+  it('falls back to status.nodeInfo.architecture without the arch label', () => {
+    const n = node('n', { features: good.features, runtime: good.runtime });
+    n.status!.nodeInfo!.architecture = 'arm64';
+    expect(judgeNode(CONSTRAINTS, nodeFacts(n), true)).toMatchObject({ reason: 'architecture' });
+  });
+  it('needs no CPU feature labels when the checkpoint recorded none', () => {
+    expect(judgeNode({ ...CONSTRAINTS, cpuFeatures: [] }, facts({ arch: 'amd64', runtime: good.runtime }), true)).toEqual({ compatible: true });
+  });
+});
+
+describe('projections', () => {
+  it('parses Kubernetes quantities', () => {
+    expect(parseQuantity('512Mi')).toBe(512 * 2 ** 20);
+    expect(parseQuantity('1.5G')).toBe(1.5e9);
+    expect(parseQuantity('1e3')).toBe(1000);
+    expect(parseQuantity('100m')).toBeCloseTo(0.1);
+    expect(parseQuantity('12 apples')).toBeUndefined();
+  });
+
+  it('keeps only our annotations and the workload identity of a pod', () => {
+    const p = podFacts({
+      metadata: {
+        name: 'train-0',
+        namespace: 'ml',
+        uid: 'u1',
+        labels: { 'controller-revision-hash': 'abc', 'apps.kubernetes.io/pod-index': '0' },
+        annotations: { 'hiatus.dev/checkpoint-policy': 'Required', 'kubectl.kubernetes.io/last-applied-configuration': '{...}' },
+        ownerReferences: [{ kind: 'StatefulSet', name: 'train', uid: 'ss1', controller: true }],
+      },
+      spec: { nodeName: 'n1', priority: 100, containers: [{ name: 'a', resources: { requests: { memory: '1Gi' } } }, { name: 'b', resources: { limits: { memory: '1Gi' } } }] },
+      status: { phase: 'Running', startTime: '2026-11-23T10:00:00Z' },
+    });
+    expect(p).toEqual({
+      uid: 'u1',
+      name: 'train-0',
+      namespace: 'ml',
+      nodeName: 'n1',
+      priority: 100,
+      phase: 'Running',
+      startTime: Date.parse('2026-11-23T10:00:00Z'),
+      deleting: false,
+      containers: ['a', 'b'],
+      memoryBytes: 2 * 2 ** 30,
+      annotations: { 'hiatus.dev/checkpoint-policy': 'Required' },
+      owner: { kind: 'StatefulSet', name: 'train', uid: 'ss1' },
+      templateHash: 'abc',
+      index: 0,
+    });
+  });
+});

@@ -1,0 +1,51 @@
+import type { Node, Pod } from '../../src/server/wire.js';
+
+export function node(
+  name: string,
+  o: { arch?: string; zone?: string; features?: string[]; runtime?: string; rv?: string } = {},
+): Node {
+  const labels: Record<string, string> = { 'kubernetes.io/hostname': name };
+  if (o.arch) labels['kubernetes.io/arch'] = o.arch;
+  if (o.zone) labels['topology.kubernetes.io/zone'] = o.zone;
+  for (const f of o.features ?? []) labels[`feature.node.kubernetes.io/cpu-cpuid.${f}`] = 'true';
+  const n: Node = { metadata: { name, labels, resourceVersion: o.rv ?? '1' }, status: { nodeInfo: {} } };
+  if (o.runtime) n.status!.nodeInfo!.containerRuntimeVersion = o.runtime;
+  return n;
+}
+
+export const CONSTRAINTS = { node: 'n-holder', arch: 'amd64', cpuFeatures: ['AVX2', 'SSE4_2'], runtime: 'cri-o', zone: 'zone-a' };
+
+export function restorePod(constraints: unknown = CONSTRAINTS, name = 'trainer-0'): Pod {
+  return {
+    metadata: {
+      name,
+      namespace: 'ml',
+      uid: `uid-${name}`,
+      annotations: {
+        'hiatus.dev/restore-from': 'ck-trainer-0',
+        'hiatus.dev/restore-constraints': typeof constraints === 'string' ? constraints : JSON.stringify(constraints),
+      },
+    },
+    spec: { containers: [{ name: 'main', image: 'trainer:1' }] },
+    status: {},
+  };
+}
+
+export function plainPod(name = 'web-1'): Pod {
+  return { metadata: { name, namespace: 'default', uid: `uid-${name}` }, spec: { containers: [{ name: 'web' }] }, status: {} };
+}
+
+/** A cluster with one node per rejection reason plus compatible ones. */
+export function mixedNodes(): Node[] {
+  const good = { arch: 'amd64', features: ['AVX2', 'SSE4_2', 'AVX512F'], runtime: 'cri-o://1.31.2' };
+  return [
+    node('n-holder', { ...good, zone: 'zone-a' }),
+    node('n-zone', { ...good, zone: 'zone-a' }),
+    node('n-far', { ...good, zone: 'zone-b' }),
+    node('n-arm', { ...good, arch: 'arm64', zone: 'zone-a' }),
+    node('n-noavx', { ...good, features: ['SSE4_2'], zone: 'zone-a' }),
+    node('n-containerd', { ...good, runtime: 'containerd://2.1.3', zone: 'zone-a' }),
+    node('n-oldcrio', { ...good, runtime: 'cri-o://1.24.6', zone: 'zone-a' }),
+    node('n-nolabels', { zone: 'zone-a' }),
+  ];
+}
