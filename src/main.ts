@@ -1,5 +1,9 @@
 // The imperative shell: configuration, cluster connection, HTTP(S) server, signals.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { CheckpointExecutor } from './checkpoint/executor.js';
+import { DirectKubeletClient, ProxyKubeletClient, type KubeletClient } from './checkpoint/kubeletClient.js';
+import { ApiCheckpointStore } from './checkpoint/store.js';
 import http from 'node:http';
 import https from 'node:https';
 import { findKubeConfig } from './cluster/kubeconfig.js';
@@ -9,21 +13,36 @@ import { ConfigError, loadConfig, usage, wantsHelp, type Config } from './config
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics/metrics.js';
 import { createApp } from './server/app.js';
+import { createPreemptVerb } from './server/preempt.js';
 
 const NODE_FACTS_LRU_SIZE = 10_000;
 
-function connect(config: Config, log: Logger): ClusterView {
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+function connect(config: Config, log: Logger): { view: ClusterView; kc?: KubeConfig } {
   if (config.noCluster) {
     log.info('running without a cluster (--no-cluster): judging from requests alone');
-    return noClusterView;
+    return { view: noClusterView };
   }
   const found = findKubeConfig(config.kubeconfig, process.env);
   if (!found) {
     log.warn('no kubeconfig or in-cluster credentials found: running without a cluster, judging from requests alone');
-    return noClusterView;
+    return { view: noClusterView };
   }
   log.info('watching the cluster', { source: found.source, server: found.kc.getCurrentCluster()?.server });
-  return new InformerClusterView(found.kc, log).start();
+  return { view: new InformerClusterView(found.kc, log).start(), kc: found.kc };
+}
+
+function kubeletClient(config: Config, kc: KubeConfig): KubeletClient {
+  if (config.kubeletAccess === 'proxy') return new ProxyKubeletClient(kc);
+  return new DirectKubeletClient({
+    port: config.kubeletPort,
+    insecureSkipVerify: config.kubeletInsecureTls,
+    ...(config.kubeletCaFile ? { caFile: config.kubeletCaFile } : {}),
+    // Read per call: projected service account tokens rotate.
+    token: () =>
+      existsSync(SERVICE_ACCOUNT_TOKEN) ? readFileSync(SERVICE_ACCOUNT_TOKEN, 'utf8').trim() : kc.getCurrentUser()?.token,
+  });
 }
 
 export function main(argv: string[]): void {
@@ -42,11 +61,33 @@ export function main(argv: string[]): void {
     throw e;
   }
   const log = createLogger(config.logLevel);
-  const view = connect(config, log);
+  const { view, kc } = connect(config, log);
   const nodeFacts = new NodeFactsCache(NODE_FACTS_LRU_SIZE);
   const metrics = new Metrics({
     cacheSizes: () => ({ ...view.sizes(), node_facts_lru: nodeFacts.size }),
     synced: () => view.synced(),
+  });
+  const executor = kc
+    ? new CheckpointExecutor({
+        kubelet: kubeletClient(config, kc),
+        store: new ApiCheckpointStore(kc),
+        metrics,
+        log,
+        cached: (ns, name) => view.checkpoint(ns, name),
+        kubeletTimeoutSeconds: config.checkpointTimeoutSeconds,
+        maxAgeMs: config.checkpointMaxAgeMs,
+        retryFailedAfterMs: config.checkpointRetryAfterMs,
+        maxConcurrent: config.maxConcurrentCheckpoints,
+        maxPerNode: config.maxCheckpointsPerNode,
+      })
+    : undefined;
+  const preempt = createPreemptVerb({
+    view,
+    metrics,
+    log,
+    budgetMs: config.schedulerHttpTimeoutMs - config.preemptMarginMs,
+    defaultPolicy: config.defaultCheckpointPolicy,
+    ...(executor ? { executor } : {}),
   });
   const app = createApp({
     ctx: { view, nodeFacts, metrics, strict: config.strict, zoneScore: config.zoneScore },
@@ -54,6 +95,7 @@ export function main(argv: string[]): void {
     metrics,
     log,
     maxBodyBytes: config.maxBodyBytes,
+    preempt,
   });
   const server =
     config.tlsCertFile && config.tlsKeyFile
@@ -72,6 +114,9 @@ export function main(argv: string[]): void {
       mode: view.mode,
       strict: config.strict,
       zoneScore: config.zoneScore,
+      preemptBudgetMs: config.schedulerHttpTimeoutMs - config.preemptMarginMs,
+      defaultCheckpointPolicy: config.defaultCheckpointPolicy,
+      kubeletAccess: config.kubeletAccess,
     });
   });
   const shutdown = (signal: string) => {

@@ -11,6 +11,17 @@ describe('configuration', () => {
       maxBodyBytes: 50 * 2 ** 20,
       logLevel: 'info',
       noCluster: false,
+      schedulerHttpTimeoutMs: 5000,
+      preemptMarginMs: 1000,
+      defaultCheckpointPolicy: 'Never',
+      kubeletAccess: 'direct',
+      kubeletPort: 10250,
+      kubeletInsecureTls: false,
+      checkpointTimeoutSeconds: 300,
+      checkpointMaxAgeMs: 600_000,
+      checkpointRetryAfterMs: 300_000,
+      maxConcurrentCheckpoints: 16,
+      maxCheckpointsPerNode: 2,
     });
   });
 
@@ -34,6 +45,13 @@ describe('configuration', () => {
       '--zone-score: "11" must be an integer from 0 to 10',
       '--tls-cert-file and --tls-key-file must be given together',
     ]);
+  });
+
+  it('rejects a preempt margin that leaves no time to answer', () => {
+    expect(() => loadConfig(['--scheduler-http-timeout', '2s', '--preempt-margin', '2500ms'], {})).toThrow(
+      '--preempt-margin must be shorter than --scheduler-http-timeout',
+    );
+    expect(() => loadConfig(['--default-checkpoint-policy', 'Always'], {})).toThrow('must be one of Required, BestEffort, Never');
   });
 
   it('rejects unknown flags and non-boolean switches', () => {

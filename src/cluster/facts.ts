@@ -32,6 +32,8 @@ export interface NodeFacts {
   kernel?: string;
   /** InternalIP (else the first address): where the kubelet listens. */
   address?: string;
+  /** status.daemonEndpoints.kubeletEndpoint.Port, as the API server's node proxy uses it. */
+  kubeletPort?: number;
 }
 
 export interface OwnerFacts {
@@ -54,6 +56,8 @@ export interface PodFacts {
   containers: string[];
   /** Sum of container memory requests (limits where no request), bytes. */
   memoryBytes: number;
+  /** A container asks for an extended resource (a device: GPU, RDMA...), which CRIU cannot dump. */
+  usesDevices: boolean;
   /** Only annotations under our own prefix. */
   annotations: Record<string, string>;
   owner?: OwnerFacts;
@@ -94,6 +98,8 @@ export function nodeFacts(node: Node): NodeFacts {
   const kernel = node.status?.nodeInfo?.kernelVersion;
   if (kernel) facts.kernel = kernel;
   if (address) facts.address = address;
+  const port = node.status?.daemonEndpoints?.kubeletEndpoint?.Port;
+  if (port) facts.kubeletPort = port;
   return facts;
 }
 
@@ -116,9 +122,13 @@ export function podFacts(pod: Pod): PodFacts {
     if (k.startsWith(`${GROUP}/`)) ours[k] = v;
   }
   let memoryBytes = 0;
+  let usesDevices = false;
   const containers: string[] = [];
   for (const c of pod.spec?.containers ?? []) {
     if (c.name) containers.push(c.name);
+    for (const r of [c.resources?.requests, c.resources?.limits]) {
+      if (r && Object.keys(r).some((k) => k.includes('/'))) usesDevices = true;
+    }
     const mem = parseQuantity(c.resources?.requests?.memory ?? c.resources?.limits?.memory);
     if (mem !== undefined) memoryBytes += mem;
   }
@@ -131,6 +141,7 @@ export function podFacts(pod: Pod): PodFacts {
     deleting: Boolean(meta.deletionTimestamp),
     containers,
     memoryBytes: Math.round(memoryBytes),
+    usesDevices,
     annotations: ours,
   };
   if (pod.spec?.nodeName) facts.nodeName = pod.spec.nodeName;

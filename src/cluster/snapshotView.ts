@@ -1,5 +1,6 @@
 import { nodeFacts, podFacts, type NodeFacts, type PodFacts } from './facts.js';
 import type { Node, Pod } from '../server/wire.js';
+import type { Checkpoint } from '../checkpoint/types.js';
 import type { CacheSizes, ClusterView, PriorityClassFacts } from './view.js';
 
 /** A fixed view built from objects: for tests, benchmarks and the simulator-driven demo. */
@@ -8,6 +9,8 @@ export class SnapshotView implements ClusterView {
   readonly nodes = new Map<string, NodeFacts>();
   readonly pods = new Map<string, PodFacts>();
   readonly classes = new Map<string, PriorityClassFacts>();
+  /** Checkpoints by namespace/name; tests may point this at a store's map. */
+  checkpoints = new Map<string, Checkpoint>();
   isSynced = true;
 
   constructor(init: { nodes?: Node[]; pods?: Pod[]; priorityClasses?: PriorityClassFacts[] } = {}) {
@@ -38,12 +41,16 @@ export class SnapshotView implements ClusterView {
     return this.classes.get(name);
   }
 
+  checkpoint(namespace: string, name: string): Checkpoint | undefined {
+    return this.checkpoints.get(`${namespace}/${name}`);
+  }
+
   synced(): boolean {
     return this.isSynced;
   }
 
   sizes(): CacheSizes {
-    return { nodes: this.nodes.size, pods: this.pods.size, priorityClasses: this.classes.size };
+    return { nodes: this.nodes.size, pods: this.pods.size, priorityClasses: this.classes.size, checkpoints: this.checkpoints.size };
   }
 
   stop(): void {}

@@ -1,6 +1,7 @@
 // The cluster view: what the scheduling core reads, served from local caches fed by watches.
 // Nothing here calls the API server on the request path.
-import { CoreV1Api, SchedulingV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, SchedulingV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CHECKPOINT_GROUP, CHECKPOINT_PLURAL, CHECKPOINT_VERSION, type Checkpoint } from '../checkpoint/types.js';
 import type { Logger } from '../log.js';
 import { nodeFacts, podFacts, type NodeFacts, type PodFacts } from './facts.js';
 import { KEY_CHECKPOINT_POLICY } from './keys.js';
@@ -17,6 +18,7 @@ export interface CacheSizes {
   nodes: number;
   pods: number;
   priorityClasses: number;
+  checkpoints: number;
 }
 
 export interface ClusterView {
@@ -25,6 +27,7 @@ export interface ClusterView {
   node(name: string): NodeFacts | undefined;
   pod(uid: string): PodFacts | undefined;
   priorityClass(name: string): PriorityClassFacts | undefined;
+  checkpoint(namespace: string, name: string): Checkpoint | undefined;
   synced(): boolean;
   sizes(): CacheSizes;
   stop(): void;
@@ -36,8 +39,9 @@ export const noClusterView: ClusterView = {
   node: () => undefined,
   pod: () => undefined,
   priorityClass: () => undefined,
+  checkpoint: () => undefined,
   synced: () => true,
-  sizes: () => ({ nodes: 0, pods: 0, priorityClasses: 0 }),
+  sizes: () => ({ nodes: 0, pods: 0, priorityClasses: 0, checkpoints: 0 }),
   stop: () => {},
 };
 
@@ -59,10 +63,12 @@ export class InformerClusterView implements ClusterView {
   private readonly nodes: Reflector<NodeFacts>;
   private readonly pods: Reflector<PodFacts>;
   private readonly classes: Reflector<PriorityClassFacts>;
+  private readonly checkpoints: Reflector<Checkpoint>;
 
   constructor(kc: KubeConfig, log: Logger) {
     const core = kc.makeApiClient(CoreV1Api);
     const scheduling = kc.makeApiClient(SchedulingV1Api);
+    const custom = kc.makeApiClient(CustomObjectsApi);
     this.nodes = new Reflector(
       kc,
       {
@@ -97,12 +103,34 @@ export class InformerClusterView implements ClusterView {
       },
       log,
     );
+    // Checkpoints are small records: kept whole.
+    this.checkpoints = new Reflector(
+      kc,
+      {
+        kind: 'Checkpoint',
+        path: `/apis/${CHECKPOINT_GROUP}/${CHECKPOINT_VERSION}/${CHECKPOINT_PLURAL}`,
+        list: (t) =>
+          page(
+            custom.listCustomObjectForAllNamespaces({
+              group: CHECKPOINT_GROUP,
+              version: CHECKPOINT_VERSION,
+              plural: CHECKPOINT_PLURAL,
+              limit: LIST_PAGE_SIZE,
+              _continue: t,
+            }),
+          ),
+        project: (o: Checkpoint) => o,
+        key: (o) => (o?.metadata?.name ? `${o.metadata.namespace}/${o.metadata.name}` : undefined),
+      },
+      log,
+    );
   }
 
   start(): this {
     this.nodes.start();
     this.pods.start();
     this.classes.start();
+    this.checkpoints.start();
     return this;
   }
 
@@ -118,17 +146,27 @@ export class InformerClusterView implements ClusterView {
     return this.classes.store.get(name);
   }
 
+  checkpoint(namespace: string, name: string): Checkpoint | undefined {
+    return this.checkpoints.store.get(`${namespace}/${name}`);
+  }
+
   synced(): boolean {
-    return this.nodes.synced && this.pods.synced && this.classes.synced;
+    return this.nodes.synced && this.pods.synced && this.classes.synced && this.checkpoints.synced;
   }
 
   sizes(): CacheSizes {
-    return { nodes: this.nodes.store.size, pods: this.pods.store.size, priorityClasses: this.classes.store.size };
+    return {
+      nodes: this.nodes.store.size,
+      pods: this.pods.store.size,
+      priorityClasses: this.classes.store.size,
+      checkpoints: this.checkpoints.store.size,
+    };
   }
 
   stop(): void {
     this.nodes.stop();
     this.pods.stop();
     this.classes.stop();
+    this.checkpoints.stop();
   }
 }

@@ -2,6 +2,9 @@
 import { parseArgs } from 'node:util';
 import { parseQuantity } from '../cluster/quantity.js';
 import { LOG_LEVELS, type LogLevel } from '../log.js';
+import { CHECKPOINT_POLICIES, type CheckpointPolicy } from '../scheduling/victimPolicy.js';
+
+export type KubeletAccess = 'direct' | 'proxy';
 
 export interface Config {
   port: number;
@@ -16,6 +19,20 @@ export interface Config {
   logLevel: LogLevel;
   noCluster: boolean;
   kubeconfig?: string;
+  /** The extender's httpTimeout in the scheduler configuration. */
+  schedulerHttpTimeoutMs: number;
+  /** preempt answers within schedulerHttpTimeout minus this. */
+  preemptMarginMs: number;
+  defaultCheckpointPolicy: CheckpointPolicy;
+  kubeletAccess: KubeletAccess;
+  kubeletPort: number;
+  kubeletCaFile?: string;
+  kubeletInsecureTls: boolean;
+  checkpointTimeoutSeconds: number;
+  checkpointMaxAgeMs: number;
+  checkpointRetryAfterMs: number;
+  maxConcurrentCheckpoints: number;
+  maxCheckpointsPerNode: number;
 }
 
 export class ConfigError extends Error {
@@ -44,6 +61,18 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: 'log-level', env: 'HIATUS_LOG_LEVEL', type: 'string', default: 'info', help: 'debug, info, warn or error' },
   { flag: 'no-cluster', env: 'HIATUS_NO_CLUSTER', type: 'boolean', help: 'run without a Kubernetes API: judge from requests alone' },
   { flag: 'kubeconfig', env: 'HIATUS_KUBECONFIG', type: 'string', help: 'kubeconfig path (default: in-cluster, $KUBECONFIG, ~/.kube/config)' },
+  { flag: 'scheduler-http-timeout', env: 'HIATUS_SCHEDULER_HTTP_TIMEOUT', type: 'string', default: '5s', help: 'the httpTimeout of this extender in the KubeSchedulerConfiguration' },
+  { flag: 'preempt-margin', env: 'HIATUS_PREEMPT_MARGIN', type: 'string', default: '1s', help: 'preempt answers this long before the scheduler\'s httpTimeout' },
+  { flag: 'default-checkpoint-policy', env: 'HIATUS_DEFAULT_CHECKPOINT_POLICY', type: 'string', default: 'Never', help: 'policy for victims whose pod and PriorityClass say none: Required, BestEffort or Never' },
+  { flag: 'kubelet-access', env: 'HIATUS_KUBELET_ACCESS', type: 'string', default: 'direct', help: 'direct (node:10250, needs nodes/checkpoint) or proxy (through the API server, needs nodes/proxy)' },
+  { flag: 'kubelet-port', env: 'HIATUS_KUBELET_PORT', type: 'string', default: '10250', help: 'kubelet port when the Node does not publish one' },
+  { flag: 'kubelet-ca-file', env: 'HIATUS_KUBELET_CA_FILE', type: 'string', help: 'CA bundle that signs kubelet serving certificates (direct access)' },
+  { flag: 'kubelet-insecure-tls', env: 'HIATUS_KUBELET_INSECURE_TLS', type: 'boolean', help: 'do not verify kubelet serving certificates (direct access)' },
+  { flag: 'checkpoint-timeout', env: 'HIATUS_CHECKPOINT_TIMEOUT', type: 'string', default: '5m', help: 'longest a container checkpoint may take (sent to the kubelet as ?timeout=)' },
+  { flag: 'checkpoint-max-age', env: 'HIATUS_CHECKPOINT_MAX_AGE', type: 'string', default: '10m', help: 'a Ready checkpoint older than this is taken again before eviction' },
+  { flag: 'checkpoint-retry-after', env: 'HIATUS_CHECKPOINT_RETRY_AFTER', type: 'string', default: '5m', help: 'a failed checkpoint is tried again once this old' },
+  { flag: 'max-concurrent-checkpoints', env: 'HIATUS_MAX_CONCURRENT_CHECKPOINTS', type: 'string', default: '16', help: 'container checkpoints in flight at once, all nodes' },
+  { flag: 'max-checkpoints-per-node', env: 'HIATUS_MAX_CHECKPOINTS_PER_NODE', type: 'string', default: '2', help: 'container checkpoints in flight at once on one node' },
 ];
 
 export function usage(): string {
@@ -68,6 +97,15 @@ function parseInteger(name: string, v: string, min: number, max: number, problem
     return min;
   }
   return Number(v);
+}
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A Go-style duration with one unit ("5s", "500ms", "10m"), in milliseconds. */
+export function parseDuration(v: string): number | undefined {
+  const m = DURATION.exec(v.trim());
+  return m ? Math.round(Number(m[1]) * UNIT_MS[m[2]!]!) : undefined;
 }
 
 /** Parses argv and env into a Config; throws ConfigError listing every problem at once. */
@@ -103,7 +141,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   if (!LOG_LEVELS.includes(logLevel as LogLevel)) {
     problems.push(`--log-level: "${logLevel}" must be one of ${LOG_LEVELS.join(', ')}`);
   }
-  const config: Config = {
+  const config = {
     port: parseInteger('--port', raw('port')!, 0, 65535, problems),
     bindAddress: raw('bind-address')!,
     zoneScore: parseInteger('--zone-score', raw('zone-score')!, 0, 10, problems),
@@ -111,7 +149,38 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     maxBodyBytes: maxBody ?? 0,
     logLevel: logLevel as LogLevel,
     noCluster: bool('no-cluster'),
+  } as Config;
+  const duration = (flag: string): number => {
+    const v = raw(flag)!;
+    const ms = parseDuration(v);
+    if (ms === undefined || ms <= 0) {
+      problems.push(`--${flag}: "${v}" must be a positive duration such as 5s, 500ms or 10m`);
+      return 1;
+    }
+    return ms;
   };
+  config.schedulerHttpTimeoutMs = duration('scheduler-http-timeout');
+  config.preemptMarginMs = duration('preempt-margin');
+  if (config.preemptMarginMs >= config.schedulerHttpTimeoutMs) {
+    problems.push('--preempt-margin must be shorter than --scheduler-http-timeout: it leaves preempt no time to answer');
+  }
+  const policy = raw('default-checkpoint-policy')!;
+  if (!CHECKPOINT_POLICIES.includes(policy as CheckpointPolicy)) {
+    problems.push(`--default-checkpoint-policy: "${policy}" must be one of ${CHECKPOINT_POLICIES.join(', ')}`);
+  }
+  config.defaultCheckpointPolicy = policy as CheckpointPolicy;
+  const access = raw('kubelet-access')!;
+  if (access !== 'direct' && access !== 'proxy') problems.push(`--kubelet-access: "${access}" must be direct or proxy`);
+  config.kubeletAccess = access as KubeletAccess;
+  config.kubeletPort = parseInteger('--kubelet-port', raw('kubelet-port')!, 1, 65535, problems);
+  config.kubeletInsecureTls = bool('kubelet-insecure-tls');
+  const kubeletCa = raw('kubelet-ca-file');
+  if (kubeletCa) config.kubeletCaFile = kubeletCa;
+  config.checkpointTimeoutSeconds = Math.ceil(duration('checkpoint-timeout') / 1000);
+  config.checkpointMaxAgeMs = duration('checkpoint-max-age');
+  config.checkpointRetryAfterMs = duration('checkpoint-retry-after');
+  config.maxConcurrentCheckpoints = parseInteger('--max-concurrent-checkpoints', raw('max-concurrent-checkpoints')!, 1, 1024, problems);
+  config.maxCheckpointsPerNode = parseInteger('--max-checkpoints-per-node', raw('max-checkpoints-per-node')!, 1, 64, problems);
   const cert = raw('tls-cert-file');
   const key = raw('tls-key-file');
   if (Boolean(cert) !== Boolean(key)) problems.push('--tls-cert-file and --tls-key-file must be given together');

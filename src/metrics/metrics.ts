@@ -15,6 +15,13 @@ export class Metrics {
   readonly rejectedNodes: Counter<'reason'>;
   readonly cacheObjects: Gauge<'kind'>;
   readonly cacheSynced: Gauge;
+  readonly preemptionAttempts: Counter<'outcome'>;
+  readonly preemptionVictims: Histogram;
+  readonly preemptionAnswerDuration: Histogram<'outcome'>;
+  readonly checkpoints: Counter<'result'>;
+  readonly checkpointDuration: Histogram;
+  readonly checkpointsInFlight: Gauge;
+  readonly kubeletErrors: Counter<'kind'>;
 
   constructor(opts: { defaultMetrics?: boolean; cacheSizes?: () => Record<string, number>; synced?: () => boolean } = {}) {
     const registers = [this.registry];
@@ -58,6 +65,49 @@ export class Metrics {
       collect() {
         if (synced) this.set(synced() ? 1 : 0);
       },
+    });
+    this.preemptionAttempts = new Counter({
+      name: 'hiatus_preemption_attempts_total',
+      help: 'preempt calls by outcome: node (a candidate returned), pending (checkpoints still running), no_candidate, bad_request, error.',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.preemptionVictims = new Histogram({
+      name: 'hiatus_preemption_victims',
+      help: 'Victims on the candidate returned by preempt.',
+      // kube-scheduler's scheduler_preemption_victims buckets.
+      buckets: exponentialBuckets(1, 2, 7),
+      registers,
+    });
+    this.preemptionAnswerDuration = new Histogram({
+      name: 'hiatus_preemption_answer_duration_seconds',
+      help: 'Time from a preempt call to its answer, checkpoints included, by outcome.',
+      labelNames: ['outcome'],
+      buckets: exponentialBuckets(0.001, 2, 14),
+      registers,
+    });
+    this.checkpoints = new Counter({
+      name: 'hiatus_checkpoints_total',
+      help: 'Pod checkpoints by result: ready, failed, not_recorded (taken but the record could not be written).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.checkpointDuration = new Histogram({
+      name: 'hiatus_checkpoint_duration_seconds',
+      help: 'Time to checkpoint and record one pod (all its containers).',
+      buckets: exponentialBuckets(0.01, 2, 16),
+      registers,
+    });
+    this.checkpointsInFlight = new Gauge({
+      name: 'hiatus_checkpoints_in_flight',
+      help: 'Pod checkpoints this replica is taking now.',
+      registers,
+    });
+    this.kubeletErrors = new Counter({
+      name: 'hiatus_kubelet_checkpoint_errors_total',
+      help: 'Failed kubelet checkpoint calls by kind: unauthorized, forbidden, not_found, runtime, timeout, bad_response, unreachable.',
+      labelNames: ['kind'],
+      registers,
     });
   }
 }

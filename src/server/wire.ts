@@ -62,6 +62,7 @@ export interface Node {
       kernelVersion?: string;
     } | null;
     addresses?: { type?: string; address?: string }[] | null;
+    daemonEndpoints?: { kubeletEndpoint?: { Port?: number } | null } | null;
   } | null;
 }
 

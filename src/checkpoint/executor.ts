@@ -1,0 +1,291 @@
+// Takes and records checkpoints: claim the deterministic Checkpoint name (creation is the lock),
+// call the kubelet for every container, record the outcome. Work outlives the preempt call
+// that started it; a later call reads the outcome from the record.
+import { hostname } from 'node:os';
+import type { NodeFacts, PodFacts } from '../cluster/facts.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { CheckpointState } from '../scheduling/candidates.js';
+import { KubeletError, type KubeletClient } from './kubeletClient.js';
+import { checkpointName } from './names.js';
+import { Semaphore } from './semaphore.js';
+import { StoreConflict, type CheckpointStore } from './store.js';
+import {
+  CHECKPOINT_API_VERSION,
+  CHECKPOINT_KIND,
+  LABEL_OWNER_UID,
+  LABEL_PREEMPTOR_UID,
+  LABEL_SOURCE_POD_UID,
+  type Checkpoint,
+  type ContainerCheckpointStatus,
+  type PodReference,
+} from './types.js';
+
+export interface ExecutorOptions {
+  kubelet: KubeletClient;
+  store: CheckpointStore;
+  metrics: Metrics;
+  log: Logger;
+  /** Reads a Checkpoint from the watch cache; undefined when not cached. */
+  cached: (namespace: string, name: string) => Checkpoint | undefined;
+  /** Seconds passed to the kubelet as ?timeout=. */
+  kubeletTimeoutSeconds: number;
+  /** A Ready checkpoint older than this is stale and taken again. */
+  maxAgeMs: number;
+  /** A Failed checkpoint is retried once it is this old. */
+  retryFailedAfterMs: number;
+  maxConcurrent: number;
+  maxPerNode: number;
+  identity?: string;
+  now?: () => number;
+}
+
+export type EnsureOutcome =
+  | { state: 'ready'; checkpoint: Checkpoint }
+  | { state: 'failed'; message: string }
+  /** Another replica holds the claim and is still working on it. */
+  | { state: 'pending'; message: string };
+
+export interface CheckpointJob {
+  victim: PodFacts;
+  node: NodeFacts;
+  preemptor: PodReference;
+}
+
+const RECORD_ATTEMPTS = 4;
+
+export class CheckpointExecutor {
+  private readonly inflight = new Map<string, Promise<EnsureOutcome>>();
+  /** This replica's latest write per Checkpoint: fresher than the watch cache. */
+  private readonly written = new Map<string, Checkpoint>();
+  private readonly all: Semaphore;
+  private readonly perNode = new Map<string, Semaphore>();
+  private readonly identity: string;
+  private readonly now: () => number;
+  /** A claim is honoured for as long as the kubelet may take, plus a margin. */
+  private readonly claimTtlMs: number;
+
+  constructor(private readonly o: ExecutorOptions) {
+    this.all = new Semaphore(o.maxConcurrent);
+    this.identity = o.identity ?? `${hostname()}/${process.pid}`;
+    this.now = o.now ?? Date.now;
+    this.claimTtlMs = (Math.max(o.kubeletTimeoutSeconds, 120) + 60) * 1000;
+  }
+
+  static nameFor(job: Pick<CheckpointJob, 'victim' | 'preemptor'>): string {
+    return checkpointName(job.victim.name, job.victim.uid, job.preemptor.uid);
+  }
+
+  get inFlight(): number {
+    return this.inflight.size;
+  }
+
+  /** What is known of this victim's checkpoint for this preemptor, without I/O. */
+  state(victim: PodFacts, preemptor: PodReference): CheckpointState {
+    const name = CheckpointExecutor.nameFor({ victim, preemptor });
+    const key = `${victim.namespace}/${name}`;
+    if (this.inflight.has(key)) return 'pending';
+    const c = this.written.get(key) ?? this.o.cached(victim.namespace, name);
+    return c ? this.stateOf(c) : 'none';
+  }
+
+  private stateOf(c: Checkpoint): CheckpointState {
+    const now = this.now();
+    const s = c.status;
+    const completed = s?.completionTime ? Date.parse(s.completionTime) : NaN;
+    switch (s?.phase) {
+      case 'Ready':
+        return now - completed <= this.o.maxAgeMs ? 'ready' : 'none';
+      case 'Pending':
+        return s.claimExpiresAt && Date.parse(s.claimExpiresAt) > now ? 'pending' : 'none';
+      case 'Failed':
+        return now - completed < this.o.retryFailedAfterMs ? 'failed' : 'none';
+      default:
+        return 'none';
+    }
+  }
+
+  /** Starts (or joins) the checkpoint of one victim; resolves when it ended or is someone else's. */
+  ensure(job: CheckpointJob): Promise<EnsureOutcome> {
+    const key = `${job.victim.namespace}/${CheckpointExecutor.nameFor(job)}`;
+    let p = this.inflight.get(key);
+    if (!p) {
+      p = this.run(job).finally(() => {
+        this.inflight.delete(key);
+        this.o.metrics.checkpointsInFlight.set(this.inflight.size);
+      });
+      this.inflight.set(key, p);
+      this.o.metrics.checkpointsInFlight.set(this.inflight.size);
+    }
+    return p;
+  }
+
+  private desired(job: CheckpointJob, existing?: Checkpoint): Checkpoint {
+    const { victim, node, preemptor } = job;
+    const now = this.now();
+    const labels: Record<string, string> = { [LABEL_SOURCE_POD_UID]: victim.uid, [LABEL_PREEMPTOR_UID]: preemptor.uid };
+    if (victim.owner) labels[LABEL_OWNER_UID] = victim.owner.uid;
+    const source: Checkpoint['spec']['source'] = {
+      pod: { namespace: victim.namespace, name: victim.name, uid: victim.uid },
+      nodeName: node.name,
+      priority: victim.priority,
+      memoryBytes: victim.memoryBytes,
+    };
+    if (victim.owner) source.owner = victim.owner;
+    if (victim.templateHash) source.templateHash = victim.templateHash;
+    if (victim.index !== undefined) source.index = victim.index;
+    const constraints: Checkpoint['spec']['restoreConstraints'] = {
+      node: node.name,
+      arch: node.arch ?? '',
+      cpuFeatures: [...(node.cpuFeatures ?? [])].sort(),
+      runtime: node.runtime ? `${node.runtime.family}://${node.runtime.version}` : '',
+    };
+    if (node.zone) constraints.zone = node.zone;
+    if (node.kernel) constraints.kernel = node.kernel;
+    const metadata: Checkpoint['metadata'] = { name: CheckpointExecutor.nameFor(job), namespace: victim.namespace, labels };
+    if (existing?.metadata.resourceVersion) metadata.resourceVersion = existing.metadata.resourceVersion;
+    return {
+      apiVersion: CHECKPOINT_API_VERSION,
+      kind: CHECKPOINT_KIND,
+      metadata,
+      spec: {
+        reason: 'Preemption',
+        preemptor,
+        source,
+        containers: victim.containers,
+        restoreConstraints: constraints,
+      },
+      status: {
+        phase: 'Pending',
+        claimedBy: this.identity,
+        claimExpiresAt: new Date(now + this.claimTtlMs).toISOString(),
+        startTime: new Date(now).toISOString(),
+      },
+    };
+  }
+
+  private remember(c: Checkpoint): Checkpoint {
+    this.written.set(`${c.metadata.namespace}/${c.metadata.name}`, c);
+    // Bounded: only the newest writes matter, the watch cache has the rest.
+    if (this.written.size > 10_000) this.written.delete(this.written.keys().next().value!);
+    return c;
+  }
+
+  /** Claims the name: create, or take over a stale, expired or old failed record. */
+  private async claim(job: CheckpointJob): Promise<Checkpoint | EnsureOutcome> {
+    const fresh = this.desired(job);
+    const ref = `${fresh.metadata.namespace}/${fresh.metadata.name}`;
+    try {
+      return this.remember(await this.o.store.create(fresh));
+    } catch (e) {
+      if (!(e instanceof StoreConflict)) return { state: 'failed', message: `cannot record the checkpoint: ${(e as Error).message}` };
+    }
+    let existing: Checkpoint | undefined;
+    try {
+      existing = await this.o.store.get(fresh.metadata.namespace, fresh.metadata.name);
+    } catch (e) {
+      return { state: 'failed', message: `cannot read checkpoint ${ref}: ${(e as Error).message}` };
+    }
+    if (!existing) return { state: 'pending', message: `checkpoint ${ref} changed hands; retry` };
+    this.remember(existing);
+    const state = this.stateOf(existing);
+    if (state === 'ready') return { state: 'ready', checkpoint: existing };
+    if (state === 'failed') return { state: 'failed', message: existing.status?.message ?? `checkpoint ${ref} failed` };
+    if (state === 'pending') return { state: 'pending', message: `checkpoint ${ref} is being taken by ${existing.status?.claimedBy ?? 'another replica'}` };
+    try {
+      return this.remember(await this.o.store.replace(this.desired(job, existing)));
+    } catch (e) {
+      if (e instanceof StoreConflict) return { state: 'pending', message: `checkpoint ${ref} was claimed by another replica` };
+      return { state: 'failed', message: `cannot record the checkpoint: ${(e as Error).message}` };
+    }
+  }
+
+  private nodeLimit(node: string): Semaphore {
+    let s = this.perNode.get(node);
+    if (!s) {
+      s = new Semaphore(this.o.maxPerNode);
+      this.perNode.set(node, s);
+    }
+    return s;
+  }
+
+  private async run(job: CheckpointJob): Promise<EnsureOutcome> {
+    const claimed = await this.claim(job);
+    if (!('metadata' in claimed)) {
+      if (claimed.state !== 'pending') this.o.metrics.checkpoints.inc({ result: claimed.state === 'ready' ? 'ready' : 'failed' });
+      return claimed;
+    }
+    const started = this.now();
+    const { victim, node } = job;
+    let containers: ContainerCheckpointStatus[] | undefined;
+    let failure: string | undefined;
+    const perNode = this.nodeLimit(node.name);
+    try {
+      // Containers of one pod run together so that their freezes are as close as they can be.
+      containers = await Promise.all(
+        victim.containers.map((name) =>
+          perNode.run(() =>
+            this.all.run(async () => {
+              const paths = await this.o.kubelet.checkpoint({
+                node,
+                namespace: victim.namespace,
+                pod: victim.name,
+                container: name,
+                timeoutSeconds: this.o.kubeletTimeoutSeconds,
+              });
+              return { name, archivePath: paths[0]! };
+            }),
+          ),
+        ),
+      );
+    } catch (e) {
+      failure = (e as Error).message;
+      if (e instanceof KubeletError) this.o.metrics.kubeletErrors.inc({ kind: e.kind });
+    }
+    const record: Checkpoint = structuredClone(claimed);
+    record.status = {
+      ...record.status!,
+      phase: failure ? 'Failed' : 'Ready',
+      completionTime: new Date(this.now()).toISOString(),
+    };
+    delete record.status.claimExpiresAt;
+    if (containers) record.status.containers = containers;
+    if (failure) record.status.message = failure;
+    const recorded = await this.record(record);
+    this.o.metrics.checkpointDuration.observe((this.now() - started) / 1000);
+    const ref = `${record.metadata.namespace}/${record.metadata.name}`;
+    if (failure) {
+      this.o.metrics.checkpoints.inc({ result: 'failed' });
+      this.o.log.warn('checkpoint failed', { checkpoint: ref, pod: `${victim.namespace}/${victim.name}`, node: node.name, error: failure });
+      return { state: 'failed', message: failure };
+    }
+    if (!recorded) {
+      this.o.metrics.checkpoints.inc({ result: 'not_recorded' });
+      return { state: 'failed', message: `checkpoint ${ref} was taken but could not be recorded` };
+    }
+    this.o.metrics.checkpoints.inc({ result: 'ready' });
+    this.o.log.info('checkpoint ready', { checkpoint: ref, pod: `${victim.namespace}/${victim.name}`, node: node.name, ms: this.now() - started });
+    return { state: 'ready', checkpoint: recorded };
+  }
+
+  /** Writes the outcome; retries while the claim is still ours. undefined when it could not. */
+  private async record(obj: Checkpoint): Promise<Checkpoint | undefined> {
+    let current = obj;
+    for (let attempt = 1; attempt <= RECORD_ATTEMPTS; attempt++) {
+      try {
+        return this.remember(await this.o.store.replace(current));
+      } catch (e) {
+        const ref = `${obj.metadata.namespace}/${obj.metadata.name}`;
+        this.o.log.warn('recording checkpoint failed', { checkpoint: ref, attempt, error: (e as Error).message });
+        if (e instanceof StoreConflict) {
+          const latest = await this.o.store.get(obj.metadata.namespace, obj.metadata.name).catch(() => undefined);
+          if (!latest || latest.status?.claimedBy !== this.identity || latest.status.phase !== 'Pending') return undefined;
+          current = { ...obj, metadata: { ...obj.metadata, resourceVersion: latest.metadata.resourceVersion! } };
+        } else {
+          await new Promise((r) => setTimeout(r, 200 * attempt));
+        }
+      }
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,124 @@
+// Where Checkpoint records live: the API server (durable, shared by every replica).
+import { ApiException, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CHECKPOINT_GROUP, CHECKPOINT_PLURAL, CHECKPOINT_VERSION, type Checkpoint } from './types.js';
+
+/** Another writer got there first (409): the caller lost the claim or must re-read. */
+export class StoreConflict extends Error {
+  constructor(what: string) {
+    super(`checkpoint ${what}: conflict`);
+    this.name = 'StoreConflict';
+  }
+}
+
+/** The store could not be reached or refused the write for another reason. */
+export class StoreUnavailable extends Error {
+  constructor(what: string, cause: string) {
+    super(`checkpoint ${what}: ${cause}`);
+    this.name = 'StoreUnavailable';
+  }
+}
+
+export interface CheckpointStore {
+  get(namespace: string, name: string): Promise<Checkpoint | undefined>;
+  /** Creation is the lock: StoreConflict when the name exists. */
+  create(obj: Checkpoint): Promise<Checkpoint>;
+  /** Optimistic update on metadata.resourceVersion: StoreConflict when it changed. */
+  replace(obj: Checkpoint): Promise<Checkpoint>;
+}
+
+function mapError(what: string, e: unknown): Error {
+  if (e instanceof ApiException) {
+    if (e.code === 409) return new StoreConflict(what);
+    return new StoreUnavailable(what, `API server answered ${e.code}`);
+  }
+  return new StoreUnavailable(what, (e as Error)?.message ?? String(e));
+}
+
+export class ApiCheckpointStore implements CheckpointStore {
+  private readonly api: CustomObjectsApi;
+
+  constructor(kc: KubeConfig) {
+    this.api = kc.makeApiClient(CustomObjectsApi);
+  }
+
+  private params(namespace: string, name?: string) {
+    return { group: CHECKPOINT_GROUP, version: CHECKPOINT_VERSION, namespace, plural: CHECKPOINT_PLURAL, ...(name ? { name } : {}) };
+  }
+
+  async get(namespace: string, name: string): Promise<Checkpoint | undefined> {
+    try {
+      return (await this.api.getNamespacedCustomObject({ ...this.params(namespace), name })) as Checkpoint;
+    } catch (e) {
+      if (e instanceof ApiException && e.code === 404) return undefined;
+      throw mapError(`${namespace}/${name}`, e);
+    }
+  }
+
+  async create(obj: Checkpoint): Promise<Checkpoint> {
+    try {
+      return (await this.api.createNamespacedCustomObject({ ...this.params(obj.metadata.namespace), body: obj })) as Checkpoint;
+    } catch (e) {
+      throw mapError(`${obj.metadata.namespace}/${obj.metadata.name}`, e);
+    }
+  }
+
+  async replace(obj: Checkpoint): Promise<Checkpoint> {
+    try {
+      return (await this.api.replaceNamespacedCustomObject({
+        ...this.params(obj.metadata.namespace),
+        name: obj.metadata.name,
+        body: obj,
+      })) as Checkpoint;
+    } catch (e) {
+      throw mapError(`${obj.metadata.namespace}/${obj.metadata.name}`, e);
+    }
+  }
+}
+
+/** An in-memory store with the API server's create/replace semantics, for tests and benchmarks. */
+export class MemoryCheckpointStore implements CheckpointStore {
+  readonly objects = new Map<string, Checkpoint>();
+  private rv = 0;
+  /** When set, every call fails as if the API server were down. */
+  unavailable = false;
+  writes = 0;
+
+  private key(ns: string, name: string): string {
+    return `${ns}/${name}`;
+  }
+
+  private check(what: string): void {
+    if (this.unavailable) throw new StoreUnavailable(what, 'connect ECONNREFUSED');
+  }
+
+  async get(namespace: string, name: string): Promise<Checkpoint | undefined> {
+    this.check(`${namespace}/${name}`);
+    const o = this.objects.get(this.key(namespace, name));
+    return o ? structuredClone(o) : undefined;
+  }
+
+  async create(obj: Checkpoint): Promise<Checkpoint> {
+    const k = this.key(obj.metadata.namespace, obj.metadata.name);
+    this.check(k);
+    if (this.objects.has(k)) throw new StoreConflict(k);
+    const stored: Checkpoint = structuredClone(obj);
+    stored.metadata.resourceVersion = String(++this.rv);
+    stored.metadata.uid = `uid-${this.rv}`;
+    stored.metadata.creationTimestamp = new Date().toISOString();
+    this.objects.set(k, stored);
+    this.writes++;
+    return structuredClone(stored);
+  }
+
+  async replace(obj: Checkpoint): Promise<Checkpoint> {
+    const k = this.key(obj.metadata.namespace, obj.metadata.name);
+    this.check(k);
+    const current = this.objects.get(k);
+    if (!current || current.metadata.resourceVersion !== obj.metadata.resourceVersion) throw new StoreConflict(k);
+    const stored: Checkpoint = structuredClone(obj);
+    stored.metadata.resourceVersion = String(++this.rv);
+    this.objects.set(k, stored);
+    this.writes++;
+    return structuredClone(stored);
+  }
+}

@@ -1,0 +1,84 @@
+// The Checkpoint custom resource (hiatus.dev/v1alpha1, namespaced in the victim's namespace):
+// the durable record of one checkpoint of one pod. The API server is the only store.
+
+export const CHECKPOINT_GROUP = 'hiatus.dev';
+export const CHECKPOINT_VERSION = 'v1alpha1';
+export const CHECKPOINT_PLURAL = 'checkpoints';
+export const CHECKPOINT_KIND = 'Checkpoint';
+export const CHECKPOINT_API_VERSION = `${CHECKPOINT_GROUP}/${CHECKPOINT_VERSION}`;
+
+export type CheckpointPhase = 'Pending' | 'Ready' | 'Failed' | 'Restoring' | 'Restored';
+export type CheckpointReason = 'Preemption' | 'Manual' | 'Periodic';
+
+export interface PodReference {
+  namespace: string;
+  name: string;
+  uid: string;
+}
+
+export interface CheckpointSpec {
+  reason: CheckpointReason;
+  /** The pod whose preemption asked for this checkpoint. */
+  preemptor?: PodReference;
+  source: {
+    pod: PodReference;
+    nodeName: string;
+    owner?: { kind: string; name: string; uid: string };
+    /** pod-template-hash (ReplicaSet) or controller-revision-hash (StatefulSet). */
+    templateHash?: string;
+    /** StatefulSet ordinal or indexed-Job completion index. */
+    index?: number;
+    priority: number;
+    memoryBytes: number;
+  };
+  containers: string[];
+  /** What a node must match to restore this checkpoint (also the pods' restore-constraints). */
+  restoreConstraints: {
+    node: string;
+    arch: string;
+    cpuFeatures: string[];
+    runtime: string;
+    zone?: string;
+    kernel?: string;
+  };
+}
+
+export interface ContainerCheckpointStatus {
+  name: string;
+  /** Archive path on the node, as the kubelet returned it. The extender never reads it. */
+  archivePath: string;
+  /** Checkpoint OCI image built from the archive, once a node agent has built one. */
+  image?: string;
+}
+
+export interface CheckpointStatus {
+  phase: CheckpointPhase;
+  /** Which extender replica holds the claim (hostname/pid), and until when. */
+  claimedBy?: string;
+  claimExpiresAt?: string;
+  startTime?: string;
+  completionTime?: string;
+  containers?: ContainerCheckpointStatus[];
+  message?: string;
+}
+
+export interface Checkpoint {
+  apiVersion: typeof CHECKPOINT_API_VERSION;
+  kind: typeof CHECKPOINT_KIND;
+  metadata: {
+    name: string;
+    namespace: string;
+    uid?: string;
+    resourceVersion?: string;
+    creationTimestamp?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
+  spec: CheckpointSpec;
+  status?: CheckpointStatus;
+}
+
+/** Labels set on every Checkpoint so they can be selected without reading specs. */
+export const LABEL_SOURCE_POD_UID = `${CHECKPOINT_GROUP}/source-pod-uid`;
+export const LABEL_PREEMPTOR_UID = `${CHECKPOINT_GROUP}/preemptor-uid`;
+export const LABEL_OWNER_UID = `${CHECKPOINT_GROUP}/owner-uid`;

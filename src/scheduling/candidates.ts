@@ -1,0 +1,122 @@
+// Candidate choice for the preempt verb: classify each candidate's victims, drop candidates
+// with a protected victim, and rank the rest, kube-scheduler's criteria first. Pure.
+import type { PodFacts } from '../cluster/facts.js';
+import type { PriorityClassFacts } from '../cluster/view.js';
+import { classifyVictim, type CheckpointPolicy, type ClassifiedVictim } from './victimPolicy.js';
+
+export interface CandidateInput {
+  node: string;
+  /** Victim UIDs as kube-scheduler sent them. */
+  victims: string[];
+  numPDBViolations: number;
+}
+
+/**
+ * The state of a victim's checkpoint for this preemptor, from the Checkpoint records;
+ * unavailable when no checkpoint can be taken at all (no cluster to record it in).
+ */
+export type CheckpointState = 'none' | 'pending' | 'ready' | 'failed' | 'unavailable';
+
+export interface PreemptionSnapshot {
+  victim(uid: string): PodFacts | undefined;
+  priorityClass(name: string): PriorityClassFacts | undefined;
+  checkpointState(victim: ClassifiedVictim): CheckpointState;
+  defaultPolicy: CheckpointPolicy;
+  /** Milliseconds since the epoch. */
+  now: number;
+}
+
+export interface PlannedVictim extends ClassifiedVictim {
+  checkpoint: CheckpointState;
+}
+
+/** Lexicographic, smaller is better. */
+export interface RankKey {
+  numPDBViolations: number;
+  highestPriority: number;
+  sumPriorities: number;
+  victims: number;
+  /** Running time, ms, of victims evicted without a checkpoint. */
+  lostWorkMs: number;
+  /** Memory, bytes, of victims whose checkpoint is still to be taken. */
+  checkpointBytes: number;
+}
+
+export interface CandidatePlan {
+  node: string;
+  numPDBViolations: number;
+  /** Most important first, as kube-scheduler orders them (its tie-breakers read the first). */
+  victims: PlannedVictim[];
+  feasible: boolean;
+  key: RankKey;
+}
+
+export interface PreemptionPlan {
+  ranked: CandidatePlan[];
+  infeasible: CandidatePlan[];
+}
+
+const MAX_INT32_PLUS_1 = 2 ** 31;
+
+/** kube-scheduler's MoreImportantPod: higher priority, then earlier start. */
+function moreImportantFirst(a: PlannedVictim, b: PlannedVictim): number {
+  const pa = a.pod?.priority ?? 0;
+  const pb = b.pod?.priority ?? 0;
+  if (pa !== pb) return pb - pa;
+  return (a.pod?.startTime ?? Infinity) - (b.pod?.startTime ?? Infinity);
+}
+
+function planVictim(v: ClassifiedVictim, snapshot: PreemptionSnapshot): PlannedVictim {
+  if (v.action !== 'checkpoint') return { ...v, checkpoint: 'none' };
+  const state = snapshot.checkpointState(v);
+  if (state !== 'failed' && state !== 'unavailable') return { ...v, checkpoint: state };
+  const what = state === 'failed' ? 'checkpoint failed' : 'checkpoints unavailable';
+  if (v.policy.policy === 'BestEffort') return { ...v, action: 'evict', why: `policy BestEffort, ${what}`, checkpoint: state };
+  return { ...v, action: 'protect', why: `policy Required, ${what}`, checkpoint: state };
+}
+
+export function planCandidate(input: CandidateInput, snapshot: PreemptionSnapshot): CandidatePlan {
+  const victims = input.victims
+    .map((uid) =>
+      planVictim(classifyVictim(uid, snapshot.victim(uid), input.node, (n) => snapshot.priorityClass(n), snapshot.defaultPolicy), snapshot),
+    )
+    .sort(moreImportantFirst);
+  const key: RankKey = {
+    numPDBViolations: input.numPDBViolations,
+    highestPriority: victims[0]?.pod?.priority ?? 0,
+    sumPriorities: 0,
+    victims: victims.length,
+    lostWorkMs: 0,
+    checkpointBytes: 0,
+  };
+  for (const v of victims) {
+    // As kube-scheduler sums them: shifted so that negative priorities still add up.
+    key.sumPriorities += (v.pod?.priority ?? 0) + MAX_INT32_PLUS_1;
+    if (v.action === 'evict' && v.pod?.startTime !== undefined) key.lostWorkMs += Math.max(0, snapshot.now - v.pod.startTime);
+    if (v.action === 'checkpoint' && v.checkpoint === 'none') key.checkpointBytes += v.pod?.memoryBytes ?? 0;
+  }
+  return {
+    node: input.node,
+    numPDBViolations: input.numPDBViolations,
+    victims,
+    feasible: victims.length > 0 && victims.every((v) => v.action !== 'protect'),
+    key,
+  };
+}
+
+const KEY_ORDER: (keyof RankKey)[] = ['numPDBViolations', 'highestPriority', 'sumPriorities', 'victims', 'lostWorkMs', 'checkpointBytes'];
+
+export function compareCandidates(a: CandidatePlan, b: CandidatePlan): number {
+  for (const k of KEY_ORDER) {
+    if (a.key[k] !== b.key[k]) return a.key[k] - b.key[k];
+  }
+  return a.node < b.node ? -1 : a.node > b.node ? 1 : 0;
+}
+
+export function planPreemption(inputs: readonly CandidateInput[], snapshot: PreemptionSnapshot): PreemptionPlan {
+  const plans = inputs.map((c) => planCandidate(c, snapshot));
+  return {
+    ranked: plans.filter((p) => p.feasible).sort(compareCandidates),
+    infeasible: plans.filter((p) => !p.feasible),
+  };
+}

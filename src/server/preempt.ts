@@ -1,0 +1,122 @@
+// The preempt verb: choose the candidate whose victims lose least, checkpoint its victims
+// inside the time budget, and return it only when the policy lets every victim go.
+import { podFacts, type PodFacts } from '../cluster/facts.js';
+import type { ClusterView } from '../cluster/view.js';
+import type { CheckpointExecutor, EnsureOutcome } from '../checkpoint/executor.js';
+import type { PodReference } from '../checkpoint/types.js';
+import type { Logger } from '../log.js';
+import type { Metrics, RequestPath } from '../metrics/metrics.js';
+import { planPreemption, type CandidateInput, type CandidatePlan } from '../scheduling/candidates.js';
+import type { CheckpointPolicy } from '../scheduling/victimPolicy.js';
+import type { VerbHandler } from './app.js';
+import type { VerbAnswer } from './verbs.js';
+import { metaVictimsOf } from './verbs.js';
+import { decodePreemptionArgs, WireError, type ExtenderPreemptionArgs, type ExtenderPreemptionResult } from './wire.js';
+
+export interface PreemptDeps {
+  view: ClusterView;
+  /** Absent without a cluster: nothing can be recorded, so nothing is checkpointed. */
+  executor?: CheckpointExecutor;
+  metrics: Metrics;
+  log: Logger;
+  /** How long an answer may take: a margin under the scheduler's httpTimeout. */
+  budgetMs: number;
+  defaultPolicy: CheckpointPolicy;
+  now?: () => number;
+}
+
+type Outcome = 'node' | 'pending' | 'no_candidate' | 'bad_request';
+
+const DEADLINE = Symbol('deadline');
+
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T | typeof DEADLINE> {
+  if (ms <= 0) return Promise.resolve(DEADLINE);
+  let timer: NodeJS.Timeout;
+  const deadline = new Promise<typeof DEADLINE>((r) => {
+    timer = setTimeout(() => r(DEADLINE), ms);
+  });
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}
+
+export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
+  const now = deps.now ?? Date.now;
+  const { view, executor, metrics, log } = deps;
+
+  // path "fast": answered without any checkpoint work; "restore": checkpoints were involved.
+  const finish = (started: number, outcome: Outcome, result: ExtenderPreemptionResult, path: RequestPath, status = 200): VerbAnswer => {
+    metrics.preemptionAttempts.inc({ outcome });
+    metrics.preemptionAnswerDuration.observe({ outcome }, (now() - started) / 1000);
+    return { status, body: result, path, result: status === 200 ? 'success' : 'bad_request' };
+  };
+
+  const chosen = (started: number, plan: CandidatePlan, path: RequestPath): VerbAnswer => {
+    metrics.preemptionVictims.observe(plan.victims.length);
+    return finish(started, 'node', {
+      NodeNameToMetaVictims: {
+        [plan.node]: { Pods: plan.victims.map((v) => ({ UID: v.uid })), NumPDBViolations: plan.numPDBViolations },
+      },
+    }, path);
+  };
+
+  return async (_ctx, body) => {
+    const started = now();
+    let args: ExtenderPreemptionArgs;
+    try {
+      args = decodePreemptionArgs('preempt', body);
+    } catch (e) {
+      if (!(e instanceof WireError)) throw e;
+      const answer = finish(started, 'bad_request', { NodeNameToMetaVictims: null }, 'fast', 400);
+      return { ...answer, body: { NodeNameToMetaVictims: null, Error: e.message }, error: e.message };
+    }
+    const p = podFacts(args.Pod);
+    const preemptor: PodReference = { namespace: p.namespace, name: p.name, uid: p.uid };
+    const inputs: CandidateInput[] = Object.entries(metaVictimsOf(args)).map(([node, v]) => ({
+      node,
+      victims: v.Pods!.map((m) => m.UID),
+      numPDBViolations: v.NumPDBViolations,
+    }));
+    // With nodeCacheCapable: false the request carries the victims themselves: fresher than any cache.
+    const fromRequest = new Map<string, PodFacts>();
+    for (const v of Object.values(args.NodeNameToVictims ?? {})) {
+      for (const pod of v?.Pods ?? []) fromRequest.set(pod.metadata!.uid!, podFacts(pod));
+    }
+    const plan = planPreemption(inputs, {
+      victim: (uid) => fromRequest.get(uid) ?? view.pod(uid),
+      priorityClass: (name) => view.priorityClass(name),
+      checkpointState: (v) => (executor && v.pod ? executor.state(v.pod, preemptor) : 'unavailable'),
+      defaultPolicy: deps.defaultPolicy,
+      now: now(),
+    });
+    const who = `${preemptor.namespace}/${preemptor.name}`;
+    if (plan.infeasible.length > 0) {
+      log.info('candidates dropped: a victim may not be evicted', {
+        preemptor: who,
+        nodes: plan.infeasible.length,
+        example: plan.infeasible[0]!.victims.filter((v) => v.action === 'protect').map((v) => `${v.pod?.name ?? v.uid}: ${v.why}`),
+      });
+    }
+    for (const candidate of plan.ranked) {
+      const work = candidate.victims.filter((v) => v.action === 'checkpoint' && v.checkpoint !== 'ready');
+      if (work.length === 0) return chosen(started, candidate, 'fast');
+      const node = view.node(candidate.node);
+      const outcomes: Promise<EnsureOutcome>[] = work.map((v) =>
+        node && executor
+          ? executor.ensure({ victim: v.pod!, node, preemptor })
+          : Promise.resolve({ state: 'failed', message: `node ${candidate.node} unknown to the extender` }),
+      );
+      const settled = await withDeadline(Promise.all(outcomes), deps.budgetMs - (now() - started));
+      if (settled === DEADLINE || settled.some((o) => o.state === 'pending')) {
+        log.info('checkpoints still running: no candidate this attempt', { preemptor: who, node: candidate.node, victims: work.length });
+        return finish(started, 'pending', { NodeNameToMetaVictims: {} }, 'restore');
+      }
+      const blocked = work.filter((v, i) => settled[i]!.state === 'failed' && v.policy.policy === 'Required');
+      if (blocked.length === 0) return chosen(started, candidate, 'restore');
+      log.warn('required checkpoint failed: candidate dropped', {
+        preemptor: who,
+        node: candidate.node,
+        victims: blocked.map((v) => `${v.pod!.namespace}/${v.pod!.name}`),
+      });
+    }
+    return finish(started, 'no_candidate', { NodeNameToMetaVictims: {} }, plan.infeasible.length > 0 ? 'restore' : 'fast');
+  };
+}

@@ -1,0 +1,819 @@
+// A stand-in for the kubelet's container checkpoint endpoint (KEP-2008), for tests, benchmarks and
+// the integration harness: one instance per simulated node, each a real HTTPS server.
+//
+// It answers as a kubelet does, status for status and byte for byte, down to the layers a request
+// crosses there (upstream kubernetes/kubernetes, go-restful v3 as vendored by it, cri-o):
+//   Go's http.ServeMux       unclean path: 301 to the clean one; no handler: "404 page not found\n"
+//                            (the gate-off case, before any authentication)
+//   auth filter (server.go)  401 "Unauthorized"; 403 "Forbidden (user=..., verb=create, ...)"
+//   go-restful CurlyRouter   "404: Page Not Found", "405: Method Not Allowed" (Allow: POST),
+//                            "406: Not Acceptable..." (the route produces application/json only)
+//   checkpoint() handler     404 "pod does not exist", "container <c> does not exist",
+//                            "cannot parse value of timeout parameter" (last `timeout` wins)
+//   Kubelet.CheckpointContainer  archive name from the start time; a container that is in the spec
+//                            but not running is a 500 "container <c> not found"
+//   cri-client               negative timeout rejected; deadline = timeout if it exceeds the
+//                            runtime request timeout (2 min), else that default
+//   runtime (CRI-O)          archive written O_RDWR|O_CREATE 0600 without truncation; a second
+//                            call on a container still being checkpointed fails (it is paused)
+// Error bodies are plain text without a trailing newline, except Go's own 404 page and the
+// 1.32+ Forbidden message, which end in "\n"; the 200 body is the kubelet's Sprintf, unescaped.
+//
+// Things it does not pretend: client-certificate authentication, HTTP/2, the kubelet's local time
+// zone in archive names (it writes UTC, as a node running in UTC does), and the real archive
+// content (it writes a small valid tar: checkpoint/inventory.img and config.dump).
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { constants as fsConstants, promises as fsp } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import https from 'node:https';
+import { isIP, type AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { V1Container, V1EphemeralContainer, V1Pod } from '@kubernetes/client-node';
+import { parseQuantity } from '../cluster/quantity.js';
+import { silentLogger, type Logger } from '../log.js';
+
+const GiB = 2 ** 30;
+/** The kubelet's --runtime-request-timeout default: the floor of every checkpoint deadline. */
+export const DEFAULT_RUNTIME_REQUEST_TIMEOUT_MS = 120_000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const TEXT_PLAIN = 'text/plain; charset=utf-8';
+const CHECKPOINT_ROOT = '/checkpoint';
+
+export interface SimContainer {
+  name: string;
+  /** Memory the checkpoint has to dump; drives the simulated latency. */
+  memoryBytes?: number;
+  /**
+   * Whether the runtime lists it as running. The kubelet checkpoints only running containers.
+   * Default: true, except init containers (done by the time the pod runs; set true for sidecars).
+   */
+  running?: boolean;
+}
+
+export interface SimPod {
+  namespace: string;
+  name: string;
+  uid?: string;
+  containers: SimContainer[];
+  initContainers?: SimContainer[];
+  ephemeralContainers?: SimContainer[];
+}
+
+/** Answers for pods this kubelet runs but the simulator was not told about (e.g. from an API server). */
+export type PodLookup = (namespace: string, name: string) => SimPod | undefined | Promise<SimPod | undefined>;
+
+export interface TokenIdentity {
+  user: string;
+  /** The authorizer's answer for create nodes/checkpoint. */
+  allowed: boolean;
+}
+
+export type Failure =
+  /** 500 "checkpointing of ns/pod/ctr failed (<message>)"; default message: a CRIU dump failure. */
+  | { kind: 'runtime-error'; message?: string }
+  /** The runtime takes this much longer (still subject to the CRI deadline). */
+  | { kind: 'slow'; extraMs: number }
+  /** The node stops answering: no response until the client goes away or the simulator stops. */
+  | { kind: 'hang' }
+  /** The connection is dropped without a response. */
+  | { kind: 'reset' }
+  /** The checkpoint is taken but the 200 body is not the JSON the kubelet sends. */
+  | { kind: 'garbage'; body?: string }
+  | { kind: 'unauthorized' }
+  | { kind: 'forbidden'; user?: string }
+  /** 404 "pod does not exist", as when the pod left the node just before the call. */
+  | { kind: 'pod-not-found' };
+
+export interface Injection {
+  /** Which calls it applies to; an absent field matches anything. */
+  namespace?: string;
+  pod?: string;
+  container?: string;
+  failure: Failure;
+  /** Chance (0..1) that a matching call fails, drawn from the seeded generator; default 1. */
+  probability?: number;
+  /** How many calls it may fail before it expires; default unlimited. */
+  times?: number;
+  /** Wait before runtime-error, reset, unauthorized, forbidden or pod-not-found shows; default 0. */
+  delayMs?: number;
+}
+
+export interface LatencyOptions {
+  baseMs?: number;
+  msPerGiB?: number;
+  /** Multiplies the whole latency; 0 makes every checkpoint instant. Default 1. */
+  scale?: number;
+}
+
+export interface KubeletSimulatorOptions {
+  pods?: SimPod[];
+  podLookup?: PodLookup;
+  /** The kubelet's checkpoints directory; default: a temporary one, removed by stop(). */
+  archiveDir?: string;
+  latency?: LatencyOptions;
+  /** The kubelet's --runtime-request-timeout: the CRI default the timeout parameter can only raise. */
+  runtimeRequestTimeoutMs?: number;
+  /** ContainerCheckpoint feature gate (on by default since 1.30); off, the route does not exist. */
+  featureGate?: boolean;
+  /** Bearer tokens the kubelet accepts; absent, everyone is allowed (anonymous auth + AlwaysAllow). */
+  tokens?: Record<string, TokenIdentity>;
+  /** With tokens: authenticate requests without one as system:anonymous (then forbidden) instead of 401. */
+  anonymousAuth?: boolean;
+  /** Forbidden body: 'current' (1.32+, lists subresources) or 'pre-1.32'. */
+  forbiddenMessage?: 'current' | 'pre-1.32';
+  /** Whose message a concurrent checkpoint of the same container gets. Default 'cri-o'. */
+  runtime?: 'cri-o' | 'containerd';
+  injections?: Injection[];
+  /** Seed for probabilistic injections. */
+  seed?: number;
+  /** PEM certificate and key; default: a self-signed one generated with openssl at start. */
+  tls?: { cert: string; key: string };
+  /** Wall clock for archive names and call timestamps. */
+  now?: () => Date;
+  log?: Logger;
+}
+
+export type CallOutcome = 'answered' | 'reset' | 'client-closed' | 'stopped';
+
+export interface CheckpointCall {
+  id: number;
+  method: string;
+  /** Request path as sent (still percent-encoded), without the query. */
+  path: string;
+  query: string;
+  namespace?: string;
+  pod?: string;
+  container?: string;
+  user?: string;
+  /** null while in flight and when no response was sent. */
+  status: number | null;
+  body?: string;
+  outcome?: CallOutcome;
+  startedAt: number;
+  finishedAt?: number;
+  /** Set once the archive is on disk. */
+  archivePath?: string;
+}
+
+type SimulatorEvents = { 'call-start': [CheckpointCall]; 'call-end': [CheckpointCall] };
+
+interface Reply {
+  status: number;
+  body: string;
+  headers: Record<string, string>;
+}
+type Outcome = { reply: Reply } | { reset: true };
+
+interface InjectionRule extends Injection {
+  remaining: number;
+}
+
+type Stage = 'auth' | 'runtime';
+const STAGE: Record<Failure['kind'], Stage> = {
+  unauthorized: 'auth',
+  forbidden: 'auth',
+  'pod-not-found': 'auth',
+  'runtime-error': 'runtime',
+  slow: 'runtime',
+  hang: 'runtime',
+  reset: 'runtime',
+  garbage: 'runtime',
+};
+
+export class KubeletSimulator extends EventEmitter<SimulatorEvents> {
+  readonly calls: CheckpointCall[] = [];
+  private readonly pods = new Map<string, SimPod>();
+  private readonly rules: InjectionRule[] = [];
+  private readonly busy = new Set<string>();
+  private readonly inFlight = new Set<AbortController>();
+  private readonly random: () => number;
+  private readonly now: () => Date;
+  private readonly log: Logger;
+  private server?: https.Server;
+  private ownedDirs: string[] = [];
+  private dir?: string;
+  private pem?: { cert: string; key: string; certFile?: string };
+  private address?: AddressInfo;
+  private nextId = 1;
+
+  constructor(private readonly opts: KubeletSimulatorOptions = {}) {
+    super();
+    for (const pod of opts.pods ?? []) this.setPod(pod);
+    for (const inj of opts.injections ?? []) this.inject(inj);
+    this.random = mulberry32(opts.seed ?? 1);
+    this.now = opts.now ?? (() => new Date());
+    this.log = opts.log ?? silentLogger;
+  }
+
+  setPod(pod: SimPod): void {
+    if (!pod.namespace || !pod.name || !Array.isArray(pod.containers)) {
+      throw new TypeError('a simulated pod needs namespace, name and containers');
+    }
+    this.pods.set(podKey(pod.namespace, pod.name), pod);
+  }
+
+  removePod(namespace: string, name: string): boolean {
+    return this.pods.delete(podKey(namespace, name));
+  }
+
+  /** Adds a failure rule; returns a function that removes it. */
+  inject(injection: Injection): () => void {
+    const rule: InjectionRule = { ...injection, remaining: injection.times ?? Infinity };
+    this.rules.push(rule);
+    return () => {
+      const i = this.rules.indexOf(rule);
+      if (i >= 0) this.rules.splice(i, 1);
+    };
+  }
+
+  clearInjections(): void {
+    this.rules.length = 0;
+  }
+
+  get port(): number {
+    return this.bound().port;
+  }
+
+  get url(): string {
+    const { address, port } = this.bound();
+    return `https://${isIP(address) === 6 ? `[${address}]` : address}:${port}`;
+  }
+
+  /** The serving certificate, self-signed: what a client trusts as its CA. */
+  get caPem(): string {
+    if (!this.pem) throw new Error('kubelet simulator not started');
+    return this.pem.cert;
+  }
+
+  /** Path of caPem on disk when the simulator generated it. */
+  get caFile(): string | undefined {
+    return this.pem?.certFile;
+  }
+
+  get archiveDir(): string {
+    if (!this.dir) throw new Error('kubelet simulator not started');
+    return this.dir;
+  }
+
+  /** Listens (default 127.0.0.1, any free port) and returns the bound port. */
+  async start(listen: { host?: string; port?: number } = {}): Promise<number> {
+    if (this.server) throw new Error('kubelet simulator already started');
+    const host = listen.host ?? '127.0.0.1';
+    this.dir = await this.prepareArchiveDir();
+    if (this.opts.tls) {
+      this.pem = this.opts.tls;
+    } else {
+      const tlsDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'hiatus-kubelet-sim-tls-'));
+      this.ownedDirs.push(tlsDir);
+      this.pem = await generateSelfSignedCert([host], tlsDir);
+    }
+    const server = https.createServer({ cert: this.pem.cert, key: this.pem.key }, (req, res) => {
+      void this.serve(req, res);
+    });
+    // Go's server: 90 s idle keep-alive and no limit on how long a handler may take
+    // (the kubelet's ReadTimeout/WriteTimeout are 4 h); Node's default would cut hung calls at 300 s.
+    server.keepAliveTimeout = 90_000;
+    server.requestTimeout = 0;
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(listen.port ?? 0, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.address = server.address() as AddressInfo;
+    this.log.info('kubelet simulator serving', { url: this.url, archiveDir: this.dir });
+    return this.address.port;
+  }
+
+  /** Closes the server and every connection, hung calls included, and removes its temporary files. */
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    for (const ctl of this.inFlight) ctl.abort('stopped');
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeAllConnections();
+    await closed;
+    await Promise.all(this.ownedDirs.map((d) => fsp.rm(d, { recursive: true, force: true })));
+    this.ownedDirs = [];
+  }
+
+  private bound(): AddressInfo {
+    if (!this.address) throw new Error('kubelet simulator not started');
+    return this.address;
+  }
+
+  private async prepareArchiveDir(): Promise<string> {
+    let dir = this.opts.archiveDir;
+    if (!dir) {
+      const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'hiatus-kubelet-sim-'));
+      this.ownedDirs.push(root);
+      dir = path.join(root, 'checkpoints');
+    }
+    dir = path.resolve(dir);
+    // As the kubelet's setupDataDirs: MkdirAll 0700, an existing directory keeps its mode.
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+    return dir;
+  }
+
+  private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const target = req.url ?? '/';
+    const q = target.indexOf('?');
+    const call: CheckpointCall = {
+      id: this.nextId++,
+      method: req.method ?? '',
+      path: q < 0 ? target : target.slice(0, q),
+      query: q < 0 ? '' : target.slice(q + 1),
+      status: null,
+      startedAt: this.now().getTime(),
+    };
+    this.calls.push(call);
+    this.emit('call-start', call);
+    const ctl = new AbortController();
+    this.inFlight.add(ctl);
+    res.on('close', () => {
+      if (!res.writableFinished) ctl.abort('client-closed');
+    });
+    req.resume();
+    try {
+      const outcome = await this.respond(req, call, ctl.signal);
+      ctl.signal.throwIfAborted();
+      if ('reset' in outcome) {
+        call.outcome = 'reset';
+        req.socket.destroy();
+      } else {
+        const { status, body, headers } = outcome.reply;
+        call.status = status;
+        call.body = body;
+        call.outcome = 'answered';
+        res.writeHead(status, { ...headers, 'Content-Length': String(Buffer.byteLength(body)) });
+        res.end(body);
+      }
+    } catch (e) {
+      if (ctl.signal.aborted) {
+        call.outcome = ctl.signal.reason === 'stopped' ? 'stopped' : 'client-closed';
+      } else {
+        this.log.error('kubelet simulator failed a call', { path: call.path, err: String(e) });
+        call.status = 500;
+        call.body = String(e);
+        call.outcome = 'answered';
+        if (!res.headersSent) res.writeHead(500, { 'Content-Type': TEXT_PLAIN });
+        res.end(call.body);
+      }
+    } finally {
+      this.inFlight.delete(ctl);
+      call.finishedAt = this.now().getTime();
+      this.log.debug('kubelet simulator call', { ...call, body: undefined });
+      this.emit('call-end', call);
+    }
+  }
+
+  private async respond(req: IncomingMessage, call: CheckpointCall, signal: AbortSignal): Promise<Outcome> {
+    const method = req.method ?? '';
+    const decoded = unescapePath(call.path);
+    if (decoded === undefined) {
+      return reply(400, '400 Bad Request', { 'Content-Type': TEXT_PLAIN, Connection: 'close' });
+    }
+    // http.ServeMux: redirect to the clean path first, then match "/checkpoint/" (when the gate registered it).
+    const clean = cleanPath(call.path);
+    if (clean !== call.path) return redirect(method, clean, call.query);
+    if (!this.featureGateOn() || (decoded !== CHECKPOINT_ROOT && !decoded.startsWith(`${CHECKPOINT_ROOT}/`))) {
+      return reply(404, '404 page not found\n', { 'Content-Type': TEXT_PLAIN, 'X-Content-Type-Options': 'nosniff' });
+    }
+    if (decoded === CHECKPOINT_ROOT) return redirect(method, `${CHECKPOINT_ROOT}/`, call.query);
+
+    // go-restful runs the container filters (authentication, authorization) before it reports a routing error.
+    const who = this.authenticate(req.headers.authorization);
+    if (!who) return restfulError(401, 'Unauthorized');
+    call.user = who.user;
+    if (!who.allowed) return restfulError(403, this.forbidden(who.user, method));
+
+    const tokens = decoded.replace(/^\/+|\/+$/g, '').split('/');
+    if (tokens.length !== 4) return restfulError(404, '404: Page Not Found');
+    const [, namespace = '', podName = '', container = ''] = tokens;
+    call.namespace = namespace;
+    call.pod = podName;
+    call.container = container;
+    if (method !== 'POST') return restfulError(405, '405: Method Not Allowed', { Allow: 'POST' });
+    if (!acceptsJson(req.headers.accept)) {
+      return restfulError(406, '406: Not Acceptable\n\nAvailable representations: application/json');
+    }
+
+    const early = this.pick('auth', namespace, podName, container);
+    if (early) {
+      await sleep(early.delayMs ?? 0, signal);
+      switch (early.failure.kind) {
+        case 'unauthorized':
+          return restfulError(401, 'Unauthorized');
+        case 'forbidden':
+          return restfulError(403, this.forbidden(early.failure.user ?? who.user, method));
+        default:
+          return restfulError(404, 'pod does not exist');
+      }
+    }
+
+    const pod = this.pods.get(podKey(namespace, podName)) ?? (await this.opts.podLookup?.(namespace, podName));
+    if (!pod) return restfulError(404, 'pod does not exist');
+    const spec = findContainer(pod, container);
+    if (!spec) return restfulError(404, `container ${container} does not exist`);
+    const timeouts = goQueryValues(call.query, 'timeout');
+    let timeout = 0n;
+    if (timeouts.length > 0) {
+      const parsed = goParseInt64(timeouts[timeouts.length - 1]!);
+      if (parsed === undefined) return restfulError(404, 'cannot parse value of timeout parameter');
+      timeout = parsed;
+    }
+    return this.checkpoint(call, pod, spec, timeout, signal);
+  }
+
+  private async checkpoint(
+    call: CheckpointCall,
+    pod: SimPod,
+    spec: ResolvedContainer,
+    timeout: bigint,
+    signal: AbortSignal,
+  ): Promise<Outcome> {
+    const { namespace, name } = pod;
+    const container = spec.name;
+    const failed = (why: string) => restfulError(500, `checkpointing of ${namespace}/${name}/${container} failed (${why})`);
+    const at = this.now();
+    const location = path.join(this.archiveDir, `checkpoint-${name}_${namespace}-${container}-${rfc3339(at)}.tar`);
+    if (!spec.running) return failed(`container ${container} not found`);
+    if (timeout < 0n) return failed('CheckpointContainer requires the timeout value to be > 0');
+    const deadlineMs = criDeadlineMs(timeout, this.opts.runtimeRequestTimeoutMs ?? DEFAULT_RUNTIME_REQUEST_TIMEOUT_MS);
+    const uid = pod.uid ?? defaultUid(namespace, name);
+    const containerId = sha256(`${uid}/${container}`);
+
+    const key = `${namespace}/${name}/${container}`;
+    if (this.busy.has(key)) return failed(this.pausedMessage(containerId));
+    this.busy.add(key);
+    try {
+      const injected = this.pick('runtime', namespace, name, container);
+      const failure = injected?.failure;
+      if (failure?.kind === 'hang') await sleep(Infinity, signal);
+      let workMs = this.latencyMs(spec.memoryBytes);
+      if (failure?.kind === 'slow') workMs += failure.extraMs;
+      const abrupt = failure?.kind === 'runtime-error' || failure?.kind === 'reset';
+      const eventMs = abrupt ? (injected?.delayMs ?? 0) : workMs;
+      if (eventMs > deadlineMs) {
+        await sleep(Math.max(0, deadlineMs), signal);
+        return failed('rpc error: code = DeadlineExceeded desc = context deadline exceeded');
+      }
+      await sleep(eventMs, signal);
+      if (failure?.kind === 'runtime-error') return failed(failure.message ?? criuDumpError(containerId));
+      if (failure?.kind === 'reset') return { reset: true };
+      try {
+        await writeArchive(location, archiveFor(pod, uid, container, containerId, at));
+      } catch (e) {
+        return failed(
+          `rpc error: code = Unknown desc = failed to write file system changes of container ${containerId}: ` +
+            `error creating checkpoint export file "${location}": ${(e as Error).message}`,
+        );
+      }
+      call.archivePath = location;
+      if (failure?.kind === 'garbage') {
+        return reply(200, failure.body ?? '{"items":["', { 'Content-Type': 'application/json' });
+      }
+      // The kubelet formats this with Sprintf, no JSON escaping: reproduced as is.
+      return reply(200, `{"items":["${location}"]}`, { 'Content-Type': 'application/json' });
+    } finally {
+      this.busy.delete(key);
+    }
+  }
+
+  private featureGateOn(): boolean {
+    return this.opts.featureGate ?? true;
+  }
+
+  /** The kubelet's bearer-token authenticator: undefined means 401. */
+  private authenticate(header: string | undefined): TokenIdentity | undefined {
+    const tokens = this.opts.tokens;
+    if (!tokens) return { user: 'system:anonymous', allowed: true };
+    const auth = (header ?? '').trim();
+    const parts = auth.split(' ');
+    if (auth === '' || parts.length < 2 || parts[0]!.toLowerCase() !== 'bearer' || parts[1] === '') {
+      return this.opts.anonymousAuth ? { user: 'system:anonymous', allowed: false } : undefined;
+    }
+    // A token that is present but unknown fails authentication even with anonymous auth on.
+    return Object.hasOwn(tokens, parts[1]!) ? tokens[parts[1]!] : undefined;
+  }
+
+  private forbidden(user: string, method: string): string {
+    const verb = HTTP_VERBS[method] ?? '';
+    return this.opts.forbiddenMessage === 'pre-1.32'
+      ? `Forbidden (user=${user}, verb=${verb}, resource=nodes, subresource=checkpoint)`
+      : `Forbidden (user=${user}, verb=${verb}, resource=nodes, subresource(s)=[checkpoint])\n`;
+  }
+
+  private pausedMessage(containerId: string): string {
+    // CRI-O refuses a container that is not in the running state (the first call paused it);
+    // containerd's shim says the text checkpoint-restore-operator matches as transient.
+    return this.opts.runtime === 'containerd'
+      ? 'rpc error: code = Unknown desc = cannot pause a paused container'
+      : `rpc error: code = Unknown desc = container ${containerId} is not running`;
+  }
+
+  private latencyMs(memoryBytes: number): number {
+    const { baseMs = 0, msPerGiB = 0, scale = 1 } = this.opts.latency ?? {};
+    return (baseMs + (msPerGiB * memoryBytes) / GiB) * scale;
+  }
+
+  private pick(stage: Stage, namespace: string, pod: string, container: string): InjectionRule | undefined {
+    for (const rule of this.rules) {
+      if (STAGE[rule.failure.kind] !== stage || rule.remaining <= 0) continue;
+      if (rule.namespace !== undefined && rule.namespace !== namespace) continue;
+      if (rule.pod !== undefined && rule.pod !== pod) continue;
+      if (rule.container !== undefined && rule.container !== container) continue;
+      const p = rule.probability ?? 1;
+      if (p < 1 && !(this.random() < p)) continue;
+      rule.remaining -= 1;
+      return rule;
+    }
+    return undefined;
+  }
+}
+
+/** Builds a simulated pod from a Kubernetes Pod: memory from limits (else requests), running from status when present. */
+export function simPodFromV1Pod(pod: V1Pod): SimPod {
+  const statuses = new Map<string, boolean>();
+  const status = pod.status;
+  const all = [
+    ...(status?.containerStatuses ?? []),
+    ...(status?.initContainerStatuses ?? []),
+    ...(status?.ephemeralContainerStatuses ?? []),
+  ];
+  for (const s of all) statuses.set(s.name, s.state?.running !== undefined);
+  const known = (status?.containerStatuses?.length ?? 0) > 0;
+  const convert = (c: V1Container | V1EphemeralContainer, runningByDefault: boolean): SimContainer => ({
+    name: c.name,
+    memoryBytes: parseQuantity(c.resources?.limits?.['memory'] ?? c.resources?.requests?.['memory']) ?? 0,
+    running: known ? (statuses.get(c.name) ?? false) : runningByDefault,
+  });
+  return {
+    namespace: pod.metadata?.namespace ?? 'default',
+    name: pod.metadata?.name ?? '',
+    ...(pod.metadata?.uid ? { uid: pod.metadata.uid } : {}),
+    containers: (pod.spec?.containers ?? []).map((c) => convert(c, true)),
+    initContainers: (pod.spec?.initContainers ?? []).map((c) => convert(c, c.restartPolicy === 'Always')),
+    ephemeralContainers: (pod.spec?.ephemeralContainers ?? []).map((c) => convert(c, true)),
+  };
+}
+
+/**
+ * A self-signed serving certificate (its own CA) for 127.0.0.1, ::1, localhost and the given hosts,
+ * made with the openssl binary into dir. Share one across simulators to save the fork.
+ */
+export async function generateSelfSignedCert(
+  hosts: string[],
+  dir: string,
+): Promise<{ cert: string; key: string; certFile: string; keyFile: string }> {
+  const names = new Set(['IP:127.0.0.1', 'IP:::1', 'DNS:localhost']);
+  for (const h of hosts) {
+    if (h === '' || h === '0.0.0.0' || h === '::') continue;
+    names.add(isIP(h) ? `IP:${h}` : `DNS:${h}`);
+  }
+  const certFile = path.join(dir, 'cert.pem');
+  const keyFile = path.join(dir, 'key.pem');
+  const args = [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', keyFile, '-out', certFile, '-days', '7', '-subj', '/CN=hiatus-kubelet-simulator',
+    '-addext', `subjectAltName=${[...names].join(',')}`,
+  ];
+  try {
+    await promisify(execFile)('openssl', args);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException & { stderr?: string };
+    if (err.code === 'ENOENT') throw new Error('openssl is not installed: pass tls { cert, key } to the kubelet simulator');
+    throw new Error(`openssl could not make the simulator's certificate: ${err.stderr ?? err.message}`);
+  }
+  await fsp.chmod(keyFile, 0o600);
+  const [cert, key] = await Promise.all([fsp.readFile(certFile, 'utf8'), fsp.readFile(keyFile, 'utf8')]);
+  return { cert, key, certFile, keyFile };
+}
+
+interface ResolvedContainer {
+  name: string;
+  memoryBytes: number;
+  running: boolean;
+}
+
+function findContainer(pod: SimPod, name: string): ResolvedContainer | undefined {
+  const groups: [SimContainer[] | undefined, boolean][] = [
+    [pod.containers, true],
+    [pod.initContainers, false],
+    [pod.ephemeralContainers, true],
+  ];
+  for (const [list, runningByDefault] of groups) {
+    const c = list?.find((x) => x.name === name);
+    if (c) return { name: c.name, memoryBytes: c.memoryBytes ?? 0, running: c.running ?? runningByDefault };
+  }
+  return undefined;
+}
+
+const HTTP_VERBS: Record<string, string> = { POST: 'create', GET: 'get', PUT: 'update', PATCH: 'patch', DELETE: 'delete' };
+
+function podKey(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+function reply(status: number, body: string, headers: Record<string, string>): { reply: Reply } {
+  return { reply: { status, body, headers } };
+}
+
+/** go-restful's WriteErrorString: Go sniffs the text and labels it text/plain. */
+function restfulError(status: number, message: string, headers: Record<string, string> = {}): { reply: Reply } {
+  return reply(status, message, { 'Content-Type': TEXT_PLAIN, ...headers });
+}
+
+/** http.Redirect with 301, as ServeMux answers; only GET gets the HTML body. */
+function redirect(method: string, to: string, rawQuery: string): { reply: Reply } {
+  const location = rawQuery ? `${to}?${rawQuery}` : to;
+  const headers: Record<string, string> = { Location: location };
+  if (method === 'GET' || method === 'HEAD') headers['Content-Type'] = 'text/html; charset=utf-8';
+  const body = method === 'GET' ? `<a href="${htmlEscape(location)}">Moved Permanently</a>.\n\n` : '';
+  return reply(301, body, headers);
+}
+
+function htmlEscape(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** Go's path.Clean with ServeMux's rule of keeping a trailing slash. */
+function cleanPath(p: string): string {
+  if (p === '') return '/';
+  return path.posix.normalize(p.startsWith('/') ? p : `/${p}`);
+}
+
+/** url.PathUnescape: undefined on a malformed escape (Go's server then answers 400). */
+function unescapePath(p: string): string | undefined {
+  if (/%(?![0-9a-fA-F]{2})/.test(p)) return undefined;
+  return percentDecode(p);
+}
+
+function percentDecode(s: string): string {
+  if (!s.includes('%')) return s;
+  const bytes: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === '%') {
+      bytes.push(parseInt(s.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else {
+      bytes.push(...Buffer.from(s[i]!, 'utf8'));
+    }
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+/** url.ParseQuery's values for one key: pairs with ';' or a bad escape are dropped, '+' is a space. */
+function goQueryValues(rawQuery: string, key: string): string[] {
+  const values: string[] = [];
+  for (const pair of rawQuery.split('&')) {
+    if (pair === '' || pair.includes(';')) continue;
+    const eq = pair.indexOf('=');
+    const k = queryUnescape(eq < 0 ? pair : pair.slice(0, eq));
+    const v = queryUnescape(eq < 0 ? '' : pair.slice(eq + 1));
+    if (k === key && v !== undefined) values.push(v);
+  }
+  return values;
+}
+
+function queryUnescape(s: string): string | undefined {
+  return unescapePath(s.replace(/\+/g, ' '));
+}
+
+/** strconv.ParseInt(s, 10, 64). */
+function goParseInt64(s: string): bigint | undefined {
+  if (!/^[+-]?[0-9]+$/.test(s)) return undefined;
+  const n = BigInt(s);
+  return n < -(2n ** 63n) || n > 2n ** 63n - 1n ? undefined : n;
+}
+
+/**
+ * cri-client's CheckpointContainer deadline: the timeout when it exceeds the default in whole
+ * seconds, else the default. time.Duration(t)*time.Second wraps like Go's int64 does, so an
+ * absurd timeout yields a deadline already past.
+ */
+function criDeadlineMs(timeoutSec: bigint, defaultMs: number): number {
+  if (timeoutSec > BigInt(Math.floor(defaultMs / 1000))) {
+    return Number(BigInt.asIntN(64, timeoutSec * 1_000_000_000n)) / 1e6;
+  }
+  return defaultMs;
+}
+
+/** Go's HTTP Accept matching for a route that produces application/json. */
+function acceptsJson(header: string | undefined): boolean {
+  const accept = header === undefined || header === '' ? '*/*' : header;
+  return accept.split(',').some((part) => {
+    const media = part.split(';')[0]!.replace(/^ +| +$/g, '');
+    return media === '*/*' || media === 'application/json';
+  });
+}
+
+function rfc3339(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function sha256(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
+}
+
+function defaultUid(namespace: string, name: string): string {
+  const h = sha256(`pod:${namespace}/${name}`);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+function criuDumpError(containerId: string): string {
+  // CRI-O's wrapping around runc's report of a failed CRIU dump, as for a container holding a device.
+  return `rpc error: code = Unknown desc = failed to checkpoint container ${containerId}: criu failed: type DUMP errno 0`;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const timer = Number.isFinite(ms) ? setTimeout(done, Math.min(Math.max(0, ms), MAX_TIMER_MS)) : undefined;
+    function done() {
+      signal.removeEventListener('abort', aborted);
+      resolve();
+    }
+    function aborted() {
+      clearTimeout(timer);
+      reject(signal.reason);
+    }
+    signal.addEventListener('abort', aborted, { once: true });
+  });
+}
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+/** CRI-O opens the export O_RDWR|O_CREATE 0600 without O_TRUNC: a same-second name collision overwrites in place. */
+async function writeArchive(file: string, content: Buffer): Promise<void> {
+  const fh = await fsp.open(file, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
+  try {
+    await fh.write(content, 0, content.length, 0);
+  } finally {
+    await fh.close();
+  }
+}
+
+// CRIU image magics (IMG_COMMON_MAGIC, INVENTORY_MAGIC), so the entry at least starts like an inventory.
+const INVENTORY_HEADER = Buffer.from([0x19, 0x43, 0x56, 0x54, 0x16, 0x31, 0x31, 0x58]);
+
+function archiveFor(pod: SimPod, uid: string, container: string, containerId: string, at: Date): Buffer {
+  const mtime = Math.floor(at.getTime() / 1000);
+  // Field names as checkpointctl's ContainerConfig; the name as CRI-O composes it (k8s_<ctr>_<pod>_<ns>_<uid>_<attempt>).
+  const config = {
+    id: containerId,
+    name: `k8s_${container}_${pod.name}_${pod.namespace}_${uid}_0`,
+    rootfsImage: '',
+    rootfsImageRef: '',
+    rootfsImageName: '',
+    runtime: 'runc',
+    checkpointedTime: at.toISOString(),
+    restored: false,
+  };
+  return Buffer.concat([
+    tarEntry('checkpoint/', null, mtime),
+    tarEntry('checkpoint/inventory.img', INVENTORY_HEADER, mtime),
+    tarEntry('config.dump', Buffer.from(JSON.stringify(config, null, 2)), mtime),
+    Buffer.alloc(1024),
+  ]);
+}
+
+function tarEntry(name: string, body: Buffer | null, mtime: number): Buffer {
+  const header = Buffer.alloc(512);
+  const octal = (offset: number, width: number, value: number) =>
+    header.write(`${value.toString(8).padStart(width - 1, '0')}\0`, offset, width, 'latin1');
+  header.write(name, 0, 100, 'utf8');
+  octal(100, 8, body ? 0o600 : 0o700);
+  octal(108, 8, 0);
+  octal(116, 8, 0);
+  octal(124, 12, body?.length ?? 0);
+  octal(136, 12, mtime);
+  header.fill(0x20, 148, 156);
+  header.write(body ? '0' : '5', 156, 'latin1');
+  header.write('ustar\u000000', 257, 'latin1');
+  header.write('root', 265, 'latin1');
+  header.write('root', 297, 'latin1');
+  let sum = 0;
+  for (const b of header) sum += b;
+  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'latin1');
+  if (!body) return header;
+  const padded = Buffer.alloc(Math.ceil(body.length / 512) * 512);
+  body.copy(padded);
+  return Buffer.concat([header, padded]);
+}
