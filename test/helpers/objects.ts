@@ -2,7 +2,7 @@ import type { Node, Pod } from '../../src/server/wire.js';
 
 export function node(
   name: string,
-  o: { arch?: string; zone?: string; features?: string[]; runtime?: string; rv?: string } = {},
+  o: { arch?: string; zone?: string; features?: string[]; runtime?: string; rv?: string; address?: string; port?: number } = {},
 ): Node {
   const labels: Record<string, string> = { 'kubernetes.io/hostname': name };
   if (o.arch) labels['kubernetes.io/arch'] = o.arch;
@@ -10,6 +10,8 @@ export function node(
   for (const f of o.features ?? []) labels[`feature.node.kubernetes.io/cpu-cpuid.${f}`] = 'true';
   const n: Node = { metadata: { name, labels, resourceVersion: o.rv ?? '1' }, status: { nodeInfo: {} } };
   if (o.runtime) n.status!.nodeInfo!.containerRuntimeVersion = o.runtime;
+  if (o.address) n.status!.addresses = [{ type: 'InternalIP', address: o.address }];
+  if (o.port) n.status!.daemonEndpoints = { kubeletEndpoint: { Port: o.port } };
   return n;
 }
 
@@ -48,4 +50,35 @@ export function mixedNodes(): Node[] {
     node('n-oldcrio', { ...good, runtime: 'cri-o://1.24.6', zone: 'zone-a' }),
     node('n-nolabels', { zone: 'zone-a' }),
   ];
+}
+
+/** A running victim on a node. */
+export function victim(
+  name: string,
+  nodeName: string,
+  o: { priority?: number; priorityClassName?: string; policy?: string; memory?: string; startedMinutesAgo?: number; containers?: string[]; phase?: string; gpu?: boolean } = {},
+): Pod {
+  const annotations: Record<string, string> = {};
+  if (o.policy) annotations['hiatus.dev/checkpoint-policy'] = o.policy;
+  const resources = { requests: { memory: o.memory ?? '1Gi', ...(o.gpu ? { 'nvidia.com/gpu': '1' } : {}) } };
+  return {
+    metadata: {
+      name,
+      namespace: 'ml',
+      uid: `uid-${name}`,
+      annotations,
+      labels: { 'pod-template-hash': 'h1' },
+      ownerReferences: [{ kind: 'ReplicaSet', name: 'trainer-h1', uid: 'rs-1', controller: true }],
+    },
+    spec: {
+      nodeName,
+      priority: o.priority ?? 100,
+      ...(o.priorityClassName ? { priorityClassName: o.priorityClassName } : {}),
+      containers: (o.containers ?? ['main']).map((c) => ({ name: c, resources })),
+    },
+    status: {
+      phase: o.phase ?? 'Running',
+      startTime: new Date(Date.now() - (o.startedMinutesAgo ?? 60) * 60_000).toISOString(),
+    },
+  };
 }
