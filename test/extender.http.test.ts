@@ -196,7 +196,7 @@ describe('prioritize over HTTP', () => {
   });
 });
 
-describe('preempt pass-through', () => {
+describe('preempt without a cluster, default policy Never', () => {
   let server: TestServer;
   beforeAll(async () => {
     server = await startServer(noClusterView);

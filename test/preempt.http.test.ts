@@ -292,7 +292,9 @@ describe('two replicas answering the same attempt', () => {
     await b.close();
     await teardown(a);
   });
-  beforeEach(() => a.sim.calls.splice(0));
+  beforeEach(() => {
+    a.sim.calls.splice(0);
+  });
 
   it('checkpoints the victim once: creation of the deterministic name is the lock', async () => {
     const args = metaArgs(preemptor(), { n1: ['uid-trainer-0'] });

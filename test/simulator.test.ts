@@ -399,26 +399,26 @@ describe('authentication and authorization', () => {
 
 describe('latency and the CRI deadline', () => {
   it('takes base plus per-GiB time, and nothing at scale 0', async () => {
-    const sim = await simulator({ latency: { baseMs: 20, msPerGiB: 200 } });
+    const sim = await simulator({ latency: { baseMs: 20, msPerGiB: 400 } });
     const small = await call(sim, '/checkpoint/ml/trainer/tiny');
     const big = await call(sim, '/checkpoint/ml/trainer/main');
     expect(small.ms).toBeGreaterThanOrEqual(15);
-    expect(small.ms).toBeLessThan(150);
-    expect(big.ms).toBeGreaterThanOrEqual(215);
-    expect(big.ms).toBeLessThan(700);
+    expect(small.ms).toBeLessThan(250);
+    expect(big.ms).toBeGreaterThanOrEqual(415);
+    expect(big.ms).toBeLessThan(1000);
     const instant = await simulator({ latency: { baseMs: 20, msPerGiB: 10_000, scale: 0 } });
-    expect((await call(instant, '/checkpoint/ml/trainer/main')).ms).toBeLessThan(100);
+    expect((await call(instant, '/checkpoint/ml/trainer/main')).ms).toBeLessThan(500);
   });
 
   it('answers DeadlineExceeded at the runtime request timeout and writes no archive', async () => {
-    const sim = await simulator({ latency: { msPerGiB: 400 }, runtimeRequestTimeoutMs: 100 });
+    const sim = await simulator({ latency: { msPerGiB: 2000 }, runtimeRequestTimeoutMs: 100 });
     const r = await call(sim, '/checkpoint/ml/trainer/main?timeout=0');
     expect([r.status, r.body]).toEqual([
       500,
       'checkpointing of ml/trainer/main failed (rpc error: code = DeadlineExceeded desc = context deadline exceeded)',
     ]);
     expect(r.ms).toBeGreaterThanOrEqual(90);
-    expect(r.ms).toBeLessThan(350);
+    expect(r.ms).toBeLessThan(1000);
     expect(await fsp.readdir(sim.archiveDir)).toEqual([]);
   });
 
@@ -430,10 +430,10 @@ describe('latency and the CRI deadline', () => {
   });
 
   it('fails at once when timeout*1s overflows Go\'s Duration into the past', async () => {
-    const sim = await simulator({ latency: { msPerGiB: 300 } });
+    const sim = await simulator({ latency: { msPerGiB: 2000 } });
     const r = await call(sim, '/checkpoint/ml/trainer/main?timeout=9223372037');
     expect(r.body).toContain('DeadlineExceeded');
-    expect(r.ms).toBeLessThan(150);
+    expect(r.ms).toBeLessThan(1000);
   });
 });
 
@@ -507,10 +507,10 @@ describe('failure injection', () => {
   });
 
   it('slows a container down, still bounded by the deadline', async () => {
-    const sim = await simulator({ runtimeRequestTimeoutMs: 100, injections: [{ failure: { kind: 'slow', extraMs: 500 } }] });
+    const sim = await simulator({ runtimeRequestTimeoutMs: 100, injections: [{ failure: { kind: 'slow', extraMs: 2000 } }] });
     const r = await call(sim, '/checkpoint/ml/trainer/tiny');
     expect(r.body).toContain('DeadlineExceeded');
-    expect(r.ms).toBeLessThan(400);
+    expect(r.ms).toBeLessThan(1000);
   });
 
   it('hangs until stop(), which closes the hung call', async () => {
@@ -545,10 +545,10 @@ describe('failure injection', () => {
 describe('concurrency and several nodes', () => {
   it('checkpoints different containers in parallel', async () => {
     const pods: SimPod[] = Array.from({ length: 8 }, (_, i) => ({ namespace: 'batch', name: `job-${i}`, containers: [{ name: 'c' }] }));
-    const sim = await simulator({ pods, latency: { baseMs: 100 } });
+    const sim = await simulator({ pods, latency: { baseMs: 200 } });
     const t0 = performance.now();
     const replies = await Promise.all(pods.map((p) => call(sim, `/checkpoint/batch/${p.name}/c`)));
-    expect(performance.now() - t0).toBeLessThan(600);
+    expect(performance.now() - t0).toBeLessThan(1000);
     expect(replies.map((r) => r.status)).toEqual(Array(8).fill(200));
     expect(await fsp.readdir(sim.archiveDir)).toHaveLength(8);
   });
@@ -557,7 +557,7 @@ describe('concurrency and several nodes', () => {
     ['cri-o', /^checkpointing of ml\/trainer\/main failed \(rpc error: code = Unknown desc = container [0-9a-f]{64} is not running\)$/],
     ['containerd', /^checkpointing of ml\/trainer\/main failed \(rpc error: code = Unknown desc = cannot pause a paused container\)$/],
   ] as const)('refuses a second checkpoint of a container while the first runs (%s)', async (runtime, message) => {
-    const sim = await simulator({ runtime, latency: { baseMs: 150 } });
+    const sim = await simulator({ runtime, latency: { baseMs: 400 } });
     const [a, b] = await Promise.all([
       call(sim, '/checkpoint/ml/trainer/main'),
       new Promise((r) => setTimeout(r, 30)).then(() => call(sim, '/checkpoint/ml/trainer/main')),
@@ -565,7 +565,15 @@ describe('concurrency and several nodes', () => {
     expect(a.status).toBe(200);
     expect(b.status).toBe(500);
     expect(b.body).toMatch(message);
-    expect(b.ms).toBeLessThan(100);
+    expect(b.ms).toBeLessThan(300);
+  });
+
+  it('reports a port already in use and can then start elsewhere', async () => {
+    const taken = await simulator();
+    const sim = new KubeletSimulator({ tls });
+    started.push(sim);
+    await expect(sim.start({ port: taken.port })).rejects.toThrow(/cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/);
+    expect(await sim.start()).toBeGreaterThan(0);
   });
 
   it('runs one simulator per node on its own loopback address, verifiable with its CA', async () => {

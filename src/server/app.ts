@@ -3,7 +3,7 @@ import express, { type Request, type Response } from 'express';
 import type { ClusterView } from '../cluster/view.js';
 import type { Logger } from '../log.js';
 import type { Metrics, Verb } from '../metrics/metrics.js';
-import { filter, preemptPassThrough, prioritize, type VerbAnswer, type VerbContext } from './verbs.js';
+import { filter, prioritize, type VerbAnswer, type VerbContext } from './verbs.js';
 
 export type VerbHandler = (ctx: VerbContext, body: unknown) => VerbAnswer | Promise<VerbAnswer>;
 
@@ -13,8 +13,7 @@ export interface AppDeps {
   metrics: Metrics;
   log: Logger;
   maxBodyBytes: number;
-  /** Replaces the pass-through preempt verb. */
-  preempt?: VerbHandler;
+  preempt: VerbHandler;
 }
 
 class BodyError extends Error {
@@ -78,7 +77,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.disable('x-powered-by');
   app.disable('etag');
 
-  const verbs: Record<Verb, VerbHandler> = { filter, prioritize, preempt: deps.preempt ?? preemptPassThrough };
+  const verbs: Record<Verb, VerbHandler> = { filter, prioritize, preempt: deps.preempt };
 
   for (const verb of Object.keys(verbs) as Verb[]) {
     app.post(`/${verb}`, async (req, res) => {

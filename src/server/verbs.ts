@@ -9,12 +9,10 @@ import { scoreLocality } from '../scheduling/locality.js';
 import { ContractError, hasRestoreContract, readRestoreContract } from '../scheduling/restoreContract.js';
 import {
   decodeExtenderArgs,
-  decodePreemptionArgs,
   filterResult,
   WireError,
   type ExtenderArgs,
   type ExtenderPreemptionArgs,
-  type ExtenderPreemptionResult,
   type MetaVictims,
   type Node,
 } from './wire.js';
@@ -130,17 +128,4 @@ export function metaVictimsOf(args: ExtenderPreemptionArgs): Record<string, Meta
     }
   }
   return out;
-}
-
-/** preempt without checkpointing: every candidate with its victims, unchanged. */
-export function preemptPassThrough(_ctx: VerbContext, body: unknown): VerbAnswer {
-  let args: ExtenderPreemptionArgs;
-  try {
-    args = decodePreemptionArgs('preempt', body);
-  } catch (e) {
-    if (e instanceof WireError) return badRequest(e, { NodeNameToMetaVictims: null, Error: e.message });
-    throw e;
-  }
-  const result: ExtenderPreemptionResult = { NodeNameToMetaVictims: metaVictimsOf(args) };
-  return { status: 200, body: result, path: 'fast', result: 'success' };
 }

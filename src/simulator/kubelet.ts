@@ -278,14 +278,19 @@ export class KubeletSimulator extends EventEmitter<SimulatorEvents> {
     // (the kubelet's ReadTimeout/WriteTimeout are 4 h); Node's default would cut hung calls at 300 s.
     server.keepAliveTimeout = 90_000;
     server.requestTimeout = 0;
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(listen.port ?? 0, host, () => {
-        server.off('error', reject);
-        resolve();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(listen.port ?? 0, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
       });
-    });
+    } catch (e) {
+      await this.removeOwnedDirs();
+      throw new Error(`kubelet simulator cannot listen on ${host}:${listen.port ?? 0}: ${(e as Error).message}`);
+    }
+    this.server = server;
     this.address = server.address() as AddressInfo;
     this.log.info('kubelet simulator serving', { url: this.url, archiveDir: this.dir });
     return this.address.port;
@@ -300,8 +305,12 @@ export class KubeletSimulator extends EventEmitter<SimulatorEvents> {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeAllConnections();
     await closed;
-    await Promise.all(this.ownedDirs.map((d) => fsp.rm(d, { recursive: true, force: true })));
-    this.ownedDirs = [];
+    await this.removeOwnedDirs();
+  }
+
+  private async removeOwnedDirs(): Promise<void> {
+    const dirs = this.ownedDirs.splice(0);
+    await Promise.all(dirs.map((d) => fsp.rm(d, { recursive: true, force: true })));
   }
 
   private bound(): AddressInfo {

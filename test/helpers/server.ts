@@ -5,6 +5,7 @@ import type { ClusterView } from '../../src/cluster/view.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { createApp, type VerbHandler } from '../../src/server/app.js';
+import { createPreemptVerb } from '../../src/server/preempt.js';
 
 export interface TestServer {
   url: string;
@@ -24,7 +25,8 @@ export async function startServer(
     metrics,
     log: silentLogger,
     maxBodyBytes: opts.maxBodyBytes ?? 1024 * 1024,
-    ...(opts.preempt ? { preempt: opts.preempt } : {}),
+    // Without an executor and with policy Never, preempt returns the best candidate unchanged.
+    preempt: opts.preempt ?? createPreemptVerb({ view, metrics, log: silentLogger, budgetMs: 1000, defaultPolicy: 'Never' }),
   });
   const server = http.createServer(app);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
