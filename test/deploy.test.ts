@@ -31,7 +31,7 @@ import {
   type CheckpointSpec,
   type CheckpointStatus,
 } from '../src/checkpoint/types.js';
-import { loadConfig } from '../src/config/config.js';
+import { loadConfig, parseDuration } from '../src/config/config.js';
 import type { Verb } from '../src/metrics/metrics.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -484,6 +484,8 @@ describe('Deployment, Service, PodDisruptionBudget', () => {
 describe('scheduler-config', () => {
   const service = only<V1Service>('Service', 'hiatus');
   const host = `${service.metadata!.name}.${service.metadata!.namespace}.svc`;
+  const deployed = only<V1Deployment>('Deployment', 'hiatus').spec!.template.spec!.containers[0]!;
+  const deployedConfig = loadConfig(deployed.args ?? [], {});
   const verbs: Record<Verb, true> = { filter: true, prioritize: true, preempt: true };
 
   interface Extender {
@@ -494,6 +496,7 @@ describe('scheduler-config', () => {
     weight?: number;
     nodeCacheCapable?: boolean;
     enableHTTPS?: boolean;
+    httpTimeout?: string;
     tlsConfig?: { caFile?: string; serverName?: string };
   }
 
@@ -511,5 +514,7 @@ describe('scheduler-config', () => {
     expect(url.hostname).toBe(host);
     expect(Number(url.port)).toBe(service.spec!.ports![0]!.port);
     expect(extender.tlsConfig).toEqual({ caFile: '/etc/hiatus/ca.crt', serverName: host });
+    // preempt's deadline is computed from --scheduler-http-timeout: it must be the real one.
+    expect(parseDuration(extender.httpTimeout ?? '5s')).toBe(deployedConfig.schedulerHttpTimeoutMs);
   });
 });
