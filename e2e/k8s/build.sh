@@ -37,7 +37,7 @@ binaries=(kube-apiserver kube-scheduler kube-controller-manager etcd)
 
 # The stamp records what the binaries were built from; any change to the
 # pinned modules or to this script's build flags triggers a rebuild.
-build_flags_rev=1
+build_flags_rev=2
 want_stamp="k8s=$k8s_version etcd=$etcd_version flags=$build_flags_rev goos=$(go env GOOS) goarch=$(go env GOARCH) sums=$(
   cat "$here/go.mod" "$here/go.sum" "$here/etcd/go.mod" "$here/etcd/go.sum" | sha256sum | cut -c1-16
 )"
@@ -60,7 +60,7 @@ mkdir -p "$out_dir"
 # Serialise concurrent builds (e.g. parallel test workers) on the same cache.
 exec 9>"$out_dir/.lock"
 if command -v flock >/dev/null 2>&1; then
-  log "waiting for build lock $out_dir/.lock"
+  log "acquiring build lock $out_dir/.lock"
   flock 9
   if up_to_date; then
     log "up to date after waiting for lock: $bin_dir"
@@ -90,7 +90,7 @@ log "modules ready after $((SECONDS - t0))s"
 
 major="${k8s_version#v}"; major="${major%%.*}"
 minor="${k8s_version#v*.}"; minor="${minor%%.*}"
-build_date="$(cd "$here" && go list -m -f '{{if .Time}}{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}' k8s.io/kubernetes 2>/dev/null || true)"
+build_date="$(cd "$here" && { go list -m -f '{{if .Time}}{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}' k8s.io/kubernetes 2>/dev/null || true; })"
 [[ -n "$build_date" ]] || build_date="1970-01-01T00:00:00Z"
 ver_ldflags=""
 for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
@@ -98,6 +98,7 @@ for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
   ver_ldflags+=" -X $pkg.gitMajor=$major"
   ver_ldflags+=" -X $pkg.gitMinor=$minor"
   ver_ldflags+=" -X $pkg.gitTreeState=clean"
+  ver_ldflags+=" -X $pkg.gitCommit="
   ver_ldflags+=" -X $pkg.buildDate=$build_date"
 done
 
