@@ -1,0 +1,208 @@
+// One e2e rig: control plane, Checkpoint CRD, the extender, simulated nodes and kube-scheduler
+// instances pointed at the extender; and the API reads the scenarios assert on.
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  SchedulingV1Api,
+  type CoreV1Event,
+  type V1Container,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import type { Checkpoint } from '../../../src/checkpoint/types.js';
+import { ControlPlane, type SchedulerInstance } from './controlPlane.js';
+import { Extender } from './extender.js';
+import { SimulatedNodes } from './nodes.js';
+import { waitUntil } from './process.js';
+import { shippedExtender, type ExtenderOverrides, type SchedulerConfigBase } from './schedulerConfig.js';
+
+export const NAMESPACE = 'default';
+
+export interface SchedulerWanted extends ExtenderOverrides {
+  schedulerName: string;
+}
+
+export interface RigOptions {
+  base?: SchedulerConfigBase;
+  schedulers: SchedulerWanted[];
+}
+
+export class Rig {
+  readonly core: CoreV1Api;
+  readonly custom: CustomObjectsApi;
+  readonly scheduling: SchedulingV1Api;
+  failed = false;
+
+  private constructor(
+    readonly cp: ControlPlane,
+    public ext: Extender | undefined,
+    readonly nodes: SimulatedNodes,
+    readonly httpTimeout: string,
+  ) {
+    this.core = cp.kc.makeApiClient(CoreV1Api);
+    this.custom = cp.kc.makeApiClient(CustomObjectsApi);
+    this.scheduling = cp.kc.makeApiClient(SchedulingV1Api);
+  }
+
+  static async start(opts: RigOptions): Promise<Rig> {
+    const base = opts.base ?? 'second-scheduler';
+    const cp = await ControlPlane.start();
+    let rig: Rig | undefined;
+    try {
+      await cp.applyCrd();
+      // One extender serves every scheduler instance, so they share one httpTimeout.
+      const timeouts = new Set(opts.schedulers.map((s) => s.httpTimeout ?? String(shippedExtender(base)['httpTimeout'])));
+      if (timeouts.size !== 1) throw new Error('all scheduler instances of a rig must use the same httpTimeout');
+      const [httpTimeout] = [...timeouts] as [string];
+      const nodes = new SimulatedNodes(cp.kc);
+      rig = new Rig(cp, undefined, nodes, httpTimeout);
+      await nodes.start();
+      rig.ext = await Extender.start({ kubeconfig: cp.kubeconfig('admin'), logDir: cp.logs, schedulerHttpTimeout: httpTimeout });
+      for (const s of opts.schedulers) {
+        await cp.startScheduler({ ...s, base, httpTimeout, extenderUrl: rig.ext.url });
+      }
+      return rig;
+    } catch (e) {
+      process.stderr.write(`e2e rig failed to start; logs in ${cp.dir}\n${cp.tails()}\n`);
+      await rig?.stopAll(true);
+      if (!rig) await cp.stop({ keep: true });
+      throw e;
+    }
+  }
+
+  scheduler(name: string): SchedulerInstance {
+    const s = this.cp.schedulers.get(name);
+    if (!s) throw new Error(`no scheduler ${name}`);
+    return s;
+  }
+
+  /**
+   * Stops everything it started; on failure prints the logs' tails and keeps the directory
+   * (HIATUS_E2E_KEEP=1 keeps it anyway).
+   */
+  async stopAll(failed = this.failed): Promise<void> {
+    const keep = failed || process.env['HIATUS_E2E_KEEP'] === '1';
+    if (!failed && keep) process.stderr.write(`e2e logs kept in ${this.cp.dir}\n`);
+    if (failed) {
+      const ext = this.ext ? `\n${this.ext.proc.tail(60)}` : '';
+      process.stderr.write(`e2e failed; logs kept in ${this.cp.dir}\n${this.cp.tails()}${ext}\nlifecycle errors: ${this.nodes.errors.join('\n') || 'none'}\n`);
+    }
+    await this.ext?.stop();
+    await this.nodes.stop();
+    await this.cp.stop({ keep });
+  }
+
+  /** Wraps a test body so that a failure keeps and prints the logs in afterAll. */
+  step(fn: () => Promise<void>): () => Promise<void> {
+    return async () => {
+      try {
+        await fn();
+      } catch (e) {
+        this.failed = true;
+        throw e;
+      }
+    };
+  }
+
+  async createPriorityClass(name: string, value: number, labels: Record<string, string> = {}): Promise<void> {
+    await this.scheduling.createPriorityClass({ body: { metadata: { name, labels }, value, preemptionPolicy: 'PreemptLowerPriority' } });
+  }
+
+  async createPod(pod: V1Pod): Promise<V1Pod> {
+    return this.core.createNamespacedPod({ namespace: pod.metadata?.namespace ?? NAMESPACE, body: pod });
+  }
+
+  async pod(name: string, namespace = NAMESPACE): Promise<V1Pod | undefined> {
+    try {
+      return await this.core.readNamespacedPod({ name, namespace });
+    } catch (e) {
+      if ((e as { code?: number }).code === 404) return undefined;
+      throw e;
+    }
+  }
+
+  /** Waits until the pod is bound and Running; returns its node. */
+  async waitRunning(name: string, timeoutMs = 60_000): Promise<string> {
+    const pod = await waitUntil(`pod ${name} Running`, async () => {
+      const p = await this.pod(name);
+      return p?.spec?.nodeName && p.status?.phase === 'Running' ? p : undefined;
+    }, timeoutMs);
+    return pod.spec!.nodeName!;
+  }
+
+  async events(podName: string, namespace = NAMESPACE): Promise<CoreV1Event[]> {
+    const list = await this.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=Pod,involvedObject.name=${podName}` });
+    return list.items;
+  }
+
+  /** Waits for a FailedScheduling event of the pod whose message matches. */
+  async waitFailedScheduling(podName: string, match: (message: string) => boolean, timeoutMs = 60_000): Promise<string> {
+    let seen: string[] = [];
+    try {
+      return await waitUntil(`FailedScheduling event of ${podName}`, async () => {
+        const msgs = (await this.events(podName)).filter((e) => e.reason === 'FailedScheduling').map((e) => e.message ?? '');
+        seen = msgs;
+        return msgs.find(match);
+      }, timeoutMs, 500);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; FailedScheduling messages seen: ${JSON.stringify(seen)}`);
+    }
+  }
+
+  /** The extender's hiatus_preemption_attempts_total for one outcome. */
+  async preemptionAttempts(outcome: string): Promise<number> {
+    const text = await (await fetch(`${this.ext!.url}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith(`hiatus_preemption_attempts_total{outcome="${outcome}"}`));
+    return line ? Number(line.split(' ').pop()) : 0;
+  }
+
+  async checkpoints(namespace = NAMESPACE): Promise<Checkpoint[]> {
+    const list = (await this.custom.listNamespacedCustomObject({ group: 'hiatus.dev', version: 'v1alpha1', namespace, plural: 'checkpoints' })) as {
+      items: Checkpoint[];
+    };
+    return list.items;
+  }
+
+  async checkpointsOf(podName: string, namespace = NAMESPACE): Promise<Checkpoint[]> {
+    return (await this.checkpoints(namespace)).filter((c) => c.spec.source.pod.name === podName);
+  }
+}
+
+export interface PodOptions {
+  schedulerName: string;
+  priorityClassName?: string;
+  cpu?: string;
+  memory?: string;
+  containers?: string[];
+  nodeSelector?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export function podSpec(name: string, o: PodOptions): V1Pod {
+  const containers: V1Container[] = (o.containers ?? ['main']).map((c, i) => ({
+    name: c,
+    image: 'hiatus-e2e/app:1',
+    resources: {
+      requests: { cpu: i === 0 ? (o.cpu ?? '100m') : '10m', memory: i === 0 ? (o.memory ?? '64Mi') : '16Mi' },
+    },
+  }));
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: NAMESPACE, ...(o.annotations ? { annotations: o.annotations } : {}) },
+    spec: {
+      schedulerName: o.schedulerName,
+      containers,
+      terminationGracePeriodSeconds: 30,
+      ...(o.priorityClassName ? { priorityClassName: o.priorityClassName } : {}),
+      ...(o.nodeSelector ? { nodeSelector: o.nodeSelector } : {}),
+    },
+  };
+}
+
+/** The restore contract annotations (README, "The restore contract"). */
+export function restoreAnnotations(checkpoint: string, constraints: object): Record<string, string> {
+  return {
+    'hiatus.dev/restore-from': checkpoint,
+    'hiatus.dev/restore-constraints': JSON.stringify(constraints),
+  };
+}

@@ -1,0 +1,65 @@
+// KubeSchedulerConfiguration for the e2e kube-scheduler, generated from the shipped files under
+// scheduler-config/: their profiles and extender stay as they are, except what a loopback test
+// cluster needs (plain HTTP to the extender, our kubeconfig, no leader election) and the knobs a
+// scenario varies.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { load } from 'js-yaml';
+
+export type SchedulerConfigBase = 'second-scheduler' | 'default-scheduler';
+
+export interface ExtenderOverrides {
+  nodeCacheCapable?: boolean;
+  ignorable?: boolean;
+  /** Go duration, e.g. "5s". */
+  httpTimeout?: string;
+}
+
+export interface SchedulerConfigOptions extends ExtenderOverrides {
+  base: SchedulerConfigBase;
+  /** Replaces the profile's schedulerName, so that several instances can share one cluster. */
+  schedulerName?: string;
+  extenderUrl: string;
+  kubeconfig: string;
+}
+
+type Obj = Record<string, unknown>;
+
+export function repoRoot(): string {
+  return fileURLToPath(new URL('../../../', import.meta.url));
+}
+
+/** The one extender of a shipped configuration. */
+export function shippedExtender(base: SchedulerConfigBase): Obj {
+  const doc = load(readFileSync(path.join(repoRoot(), 'scheduler-config', `${base}.yaml`), 'utf8')) as Obj;
+  const extenders = doc['extenders'] as Obj[] | undefined;
+  if (!extenders || extenders.length !== 1) throw new Error(`scheduler-config/${base}.yaml: expected exactly one extender`);
+  return extenders[0]!;
+}
+
+/** The configuration as JSON (which kube-scheduler reads as YAML). */
+export function schedulerConfig(opts: SchedulerConfigOptions): string {
+  const file = path.join(repoRoot(), 'scheduler-config', `${opts.base}.yaml`);
+  const doc = load(readFileSync(file, 'utf8')) as Obj;
+  const profiles = (doc['profiles'] as Obj[] | undefined) ?? [];
+  if (profiles.length !== 1) throw new Error(`${file}: expected exactly one profile`);
+  const { tlsConfig: _tls, ...extender } = shippedExtender(opts.base);
+  const config: Obj = {
+    ...doc,
+    clientConnection: { kubeconfig: opts.kubeconfig },
+    leaderElection: { leaderElect: false },
+    profiles: profiles.map((p) => ({ ...p, ...(opts.schedulerName ? { schedulerName: opts.schedulerName } : {}) })),
+    extenders: [
+      {
+        ...extender,
+        urlPrefix: opts.extenderUrl,
+        enableHTTPS: false,
+        ...(opts.nodeCacheCapable !== undefined ? { nodeCacheCapable: opts.nodeCacheCapable } : {}),
+        ...(opts.ignorable !== undefined ? { ignorable: opts.ignorable } : {}),
+        ...(opts.httpTimeout !== undefined ? { httpTimeout: opts.httpTimeout } : {}),
+      },
+    ],
+  };
+  return JSON.stringify(config, null, 2);
+}
