@@ -2,7 +2,7 @@
 // scheduler-config/: their profiles and extender stay as they are, except what a loopback test
 // cluster needs (plain HTTP to the extender, our kubeconfig, no leader election) and the knobs a
 // scenario varies.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { load } from 'js-yaml';
@@ -27,7 +27,15 @@ export interface SchedulerConfigOptions extends ExtenderOverrides {
 type Obj = Record<string, unknown>;
 
 export function repoRoot(): string {
-  return fileURLToPath(new URL('../../../', import.meta.url));
+  // test/e2e/harness under jest, dist/test/e2e/harness when compiled (the demo): the first
+  // directory up with a package.json is the repository.
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('repository root not found above the e2e harness');
+    dir = up;
+  }
+  return dir;
 }
 
 /** The one extender of a shipped configuration. */
