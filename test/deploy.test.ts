@@ -30,6 +30,7 @@ import {
   type CheckpointReason,
   type CheckpointSpec,
   type CheckpointStatus,
+  type RestoreStatus,
 } from '../src/checkpoint/types.js';
 import { loadConfig, parseDuration } from '../src/config/config.js';
 import type { Verb } from '../src/metrics/metrics.js';
@@ -106,6 +107,7 @@ const REQUIRED: Record<string, string[]> = {
   'spec.restoreConstraints': requiredOf<CheckpointSpec['restoreConstraints']>()(['node', 'arch', 'cpuFeatures', 'runtime']),
   status: requiredOf<CheckpointStatus>()(['phase']),
   'status.containers[]': requiredOf<ContainerStatus>()(['name', 'archivePath']),
+  'status.restore': requiredOf<RestoreStatus>()(['claimedAt', 'podName']),
 };
 
 // `satisfies Record<Union, 0>` rejects a missing member as well as an extra one.
@@ -161,6 +163,13 @@ const SAMPLE: Checkpoint = {
       },
     ],
     message: 'checkpointed 1 container',
+    restore: {
+      claimedAt: '2026-05-22T14:40:00Z',
+      podName: 'trainer-0',
+      podUID: 'new-pod-uid',
+      nodeName: 'node-a',
+      restoredAt: '2026-05-22T14:40:07Z',
+    },
   },
 } satisfies Complete<Checkpoint>;
 

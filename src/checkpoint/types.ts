@@ -51,6 +51,17 @@ export interface ContainerCheckpointStatus {
   image?: string;
 }
 
+/** Which pod restores from the checkpoint: claimed at admission, confirmed when it runs. */
+export interface RestoreStatus {
+  /** When the admission webhook claimed the checkpoint for a new pod. */
+  claimedAt: string;
+  /** The pod's name, or its generateName at admission until the pod is seen. */
+  podName: string;
+  podUID?: string;
+  nodeName?: string;
+  restoredAt?: string;
+}
+
 export interface CheckpointStatus {
   phase: CheckpointPhase;
   /** Which extender replica holds the claim (hostname/pid), and until when. */
@@ -60,6 +71,8 @@ export interface CheckpointStatus {
   completionTime?: string;
   containers?: ContainerCheckpointStatus[];
   message?: string;
+  /** Set from Restoring on. */
+  restore?: RestoreStatus;
 }
 
 export interface Checkpoint {
