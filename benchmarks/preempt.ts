@@ -72,7 +72,7 @@ async function cell(sim: KubeletSimulator, candidates: number, victims: number, 
   const { nodes, pods, meta } = cluster(candidates, victims, policy, sim.port);
   const view = new SnapshotView({ nodes, pods });
   const store = new MemoryCheckpointStore();
-  view.checkpoints = store.objects;
+  view.checkpointsByKey = store.objects;
   const metrics = new Metrics({ defaultMetrics: false });
   const executor = new CheckpointExecutor({
     kubelet: new DirectKubeletClient({ port: 10250, insecureSkipVerify: true, token: () => undefined }),

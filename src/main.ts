@@ -12,7 +12,9 @@ import { InformerClusterView, noClusterView, type ClusterView } from './cluster/
 import { ConfigError, loadConfig, usage, wantsHelp, type Config } from './config/config.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics/metrics.js';
-import { createApp } from './server/app.js';
+import { createApp, createWebhookApp } from './server/app.js';
+import { podEventPoster, RestoreController } from './restore/controller.js';
+import { createWebhook } from './restore/webhook.js';
 import { createPreemptVerb } from './server/preempt.js';
 
 const NODE_FACTS_LRU_SIZE = 10_000;
@@ -66,11 +68,17 @@ export function main(argv: string[]): void {
   const metrics = new Metrics({
     cacheSizes: () => ({ ...view.sizes(), node_facts_lru: nodeFacts.size }),
     synced: () => view.synced(),
+    checkpointPhases: () => {
+      const n: Record<string, number> = {};
+      for (const c of view.checkpoints()) n[c.status?.phase ?? 'Unknown'] = (n[c.status?.phase ?? 'Unknown'] ?? 0) + 1;
+      return n;
+    },
   });
-  const executor = kc
+  const store = kc ? new ApiCheckpointStore(kc) : undefined;
+  const executor = kc && store
     ? new CheckpointExecutor({
         kubelet: kubeletClient(config, kc),
-        store: new ApiCheckpointStore(kc),
+        store,
         metrics,
         log,
         cached: (ns, name) => view.checkpoint(ns, name),
@@ -106,6 +114,46 @@ export function main(argv: string[]): void {
   server.keepAliveTimeout = 120_000;
   server.headersTimeout = 125_000;
   server.requestTimeout = 60_000;
+  const closers: (() => void)[] = [];
+  if (kc && store) {
+    const restores = new RestoreController({
+      view,
+      store,
+      metrics,
+      log,
+      event: podEventPoster(kc, 'hiatus'),
+      restoreTimeoutMs: config.restoreTimeoutMs,
+      claimGraceMs: config.restoreClaimGraceMs,
+      lifecycleIntervalMs: config.restoreReconcileIntervalMs,
+      retentionIntervalMs: config.retentionIntervalMs,
+      retention: {
+        maxPerWorkload: config.retentionMaxPerWorkload,
+        maxAgeMs: config.retentionMaxAgeMs,
+        consumedTtlMs: config.retentionConsumedTtlMs,
+      },
+    });
+    restores.start();
+    closers.push(() => restores.stop());
+    if (config.webhookTlsCertFile && config.webhookTlsKeyFile) {
+      const webhookApp = createWebhookApp({
+        mutatePods: createWebhook({ view, store, metrics, log, maxAgeMs: config.retentionMaxAgeMs }),
+        metrics,
+        log,
+        maxBodyBytes: config.maxBodyBytes,
+      });
+      const webhook = https.createServer(
+        { cert: readFileSync(config.webhookTlsCertFile), key: readFileSync(config.webhookTlsKeyFile) },
+        webhookApp,
+      );
+      webhook.keepAliveTimeout = 120_000;
+      webhook.listen(config.webhookPort, config.bindAddress, () => {
+        log.info('serving the restore admission webhook', { address: `${config.bindAddress}:${config.webhookPort}`, path: '/mutate-pods' });
+      });
+      closers.push(() => webhook.close());
+    } else {
+      log.info('restore admission webhook off: no --webhook-tls-cert-file/--webhook-tls-key-file');
+    }
+  }
   server.listen(config.port, config.bindAddress, () => {
     const addr = server.address();
     log.info('serving', {
@@ -122,6 +170,7 @@ export function main(argv: string[]): void {
   const shutdown = (signal: string) => {
     log.info('shutting down', { signal });
     view.stop();
+    for (const close of closers) close();
     server.close(() => process.exit(0));
     server.closeIdleConnections();
     setTimeout(() => process.exit(0), 5_000).unref();

@@ -22,6 +22,14 @@ describe('configuration', () => {
       checkpointRetryAfterMs: 300_000,
       maxConcurrentCheckpoints: 16,
       maxCheckpointsPerNode: 2,
+      webhookPort: 8443,
+      restoreTimeoutMs: 600_000,
+      restoreClaimGraceMs: 30_000,
+      restoreReconcileIntervalMs: 5_000,
+      retentionMaxPerWorkload: 3,
+      retentionMaxAgeMs: 86_400_000,
+      retentionConsumedTtlMs: 3_600_000,
+      retentionIntervalMs: 60_000,
     });
   });
 

@@ -56,7 +56,7 @@ async function rig(pods: Pod[], opts: { defaultPolicy?: CheckpointPolicy; latenc
     ],
   });
   const store = new MemoryCheckpointStore();
-  view.checkpoints = store.objects;
+  view.checkpointsByKey = store.objects;
   const metrics = new Metrics({ defaultMetrics: false });
   const executor = new CheckpointExecutor({
     kubelet: new DirectKubeletClient({ port: 10250, insecureSkipVerify: true, token: () => undefined }),
@@ -245,7 +245,7 @@ describe('preempt with BestEffort and Never victims', () => {
   it('handles a preemptor without priority and victims given as full pods (nodeCacheCapable: false)', async () => {
     const v = victim('trainer-0', 'n1', { priorityClassName: 'train-required' });
     r = await rig([v]);
-    r.view.pods.clear(); // the request alone describes the victims
+    r.view.podsByUid.clear(); // the request alone describes the victims
     const res = await post(`${r.server.url}/preempt`, {
       Pod: preemptor(null),
       NodeNameToVictims: { n1: { Pods: [v], NumPDBViolations: 0 } },

@@ -24,6 +24,8 @@ export interface CheckpointStore {
   create(obj: Checkpoint): Promise<Checkpoint>;
   /** Optimistic update on metadata.resourceVersion: StoreConflict when it changed. */
   replace(obj: Checkpoint): Promise<Checkpoint>;
+  /** Deletes if still at this uid; false when it was already gone. */
+  delete(namespace: string, name: string, uid?: string): Promise<boolean>;
 }
 
 function mapError(what: string, e: unknown): Error {
@@ -73,6 +75,20 @@ export class ApiCheckpointStore implements CheckpointStore {
       throw mapError(`${obj.metadata.namespace}/${obj.metadata.name}`, e);
     }
   }
+
+  async delete(namespace: string, name: string, uid?: string): Promise<boolean> {
+    try {
+      await this.api.deleteNamespacedCustomObject({
+        ...this.params(namespace),
+        name,
+        ...(uid ? { body: { preconditions: { uid } } } : {}),
+      });
+      return true;
+    } catch (e) {
+      if (e instanceof ApiException && e.code === 404) return false;
+      throw mapError(`${namespace}/${name}`, e);
+    }
+  }
 }
 
 /** An in-memory store with the API server's create/replace semantics, for tests and benchmarks. */
@@ -120,5 +136,16 @@ export class MemoryCheckpointStore implements CheckpointStore {
     this.objects.set(k, stored);
     this.writes++;
     return structuredClone(stored);
+  }
+
+  async delete(namespace: string, name: string, uid?: string): Promise<boolean> {
+    const k = this.key(namespace, name);
+    this.check(k);
+    const current = this.objects.get(k);
+    if (!current) return false;
+    if (uid && current.metadata.uid !== uid) throw new StoreConflict(k);
+    this.objects.delete(k);
+    this.writes++;
+    return true;
   }
 }

@@ -7,10 +7,10 @@ import type { CacheSizes, ClusterView, PriorityClassFacts } from './view.js';
 export class SnapshotView implements ClusterView {
   readonly mode = 'cluster' as const;
   readonly nodes = new Map<string, NodeFacts>();
-  readonly pods = new Map<string, PodFacts>();
+  readonly podsByUid = new Map<string, PodFacts>();
   readonly classes = new Map<string, PriorityClassFacts>();
   /** Checkpoints by namespace/name; tests may point this at a store's map. */
-  checkpoints = new Map<string, Checkpoint>();
+  checkpointsByKey = new Map<string, Checkpoint>();
   isSynced = true;
 
   constructor(init: { nodes?: Node[]; pods?: Pod[]; priorityClasses?: PriorityClassFacts[] } = {}) {
@@ -26,7 +26,7 @@ export class SnapshotView implements ClusterView {
 
   addPod(p: Pod): void {
     const f = podFacts(p);
-    this.pods.set(f.uid, f);
+    this.podsByUid.set(f.uid, f);
   }
 
   node(name: string): NodeFacts | undefined {
@@ -34,7 +34,7 @@ export class SnapshotView implements ClusterView {
   }
 
   pod(uid: string): PodFacts | undefined {
-    return this.pods.get(uid);
+    return this.podsByUid.get(uid);
   }
 
   priorityClass(name: string): PriorityClassFacts | undefined {
@@ -42,7 +42,15 @@ export class SnapshotView implements ClusterView {
   }
 
   checkpoint(namespace: string, name: string): Checkpoint | undefined {
-    return this.checkpoints.get(`${namespace}/${name}`);
+    return this.checkpointsByKey.get(`${namespace}/${name}`);
+  }
+
+  checkpoints(): Iterable<Checkpoint> {
+    return this.checkpointsByKey.values();
+  }
+
+  pods(): Iterable<PodFacts> {
+    return this.podsByUid.values();
   }
 
   synced(): boolean {
@@ -50,7 +58,7 @@ export class SnapshotView implements ClusterView {
   }
 
   sizes(): CacheSizes {
-    return { nodes: this.nodes.size, pods: this.pods.size, priorityClasses: this.classes.size, checkpoints: this.checkpoints.size };
+    return { nodes: this.nodes.size, pods: this.podsByUid.size, priorityClasses: this.classes.size, checkpoints: this.checkpointsByKey.size };
   }
 
   stop(): void {}

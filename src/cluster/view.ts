@@ -28,6 +28,9 @@ export interface ClusterView {
   pod(uid: string): PodFacts | undefined;
   priorityClass(name: string): PriorityClassFacts | undefined;
   checkpoint(namespace: string, name: string): Checkpoint | undefined;
+  checkpoints(): Iterable<Checkpoint>;
+  /** Non-terminal pods. */
+  pods(): Iterable<PodFacts>;
   synced(): boolean;
   sizes(): CacheSizes;
   stop(): void;
@@ -40,6 +43,8 @@ export const noClusterView: ClusterView = {
   pod: () => undefined,
   priorityClass: () => undefined,
   checkpoint: () => undefined,
+  checkpoints: () => [],
+  pods: () => [],
   synced: () => true,
   sizes: () => ({ nodes: 0, pods: 0, priorityClasses: 0, checkpoints: 0 }),
   stop: () => {},
@@ -61,9 +66,9 @@ const page = (p: Promise<unknown>) => p as Promise<ListPage>;
 export class InformerClusterView implements ClusterView {
   readonly mode = 'cluster' as const;
   private readonly nodes: Reflector<NodeFacts>;
-  private readonly pods: Reflector<PodFacts>;
+  private readonly podReflector: Reflector<PodFacts>;
   private readonly classes: Reflector<PriorityClassFacts>;
-  private readonly checkpoints: Reflector<Checkpoint>;
+  private readonly checkpointReflector: Reflector<Checkpoint>;
 
   constructor(kc: KubeConfig, log: Logger) {
     const core = kc.makeApiClient(CoreV1Api);
@@ -80,7 +85,7 @@ export class InformerClusterView implements ClusterView {
       },
       log,
     );
-    this.pods = new Reflector(
+    this.podReflector = new Reflector(
       kc,
       {
         kind: 'Pod',
@@ -104,7 +109,7 @@ export class InformerClusterView implements ClusterView {
       log,
     );
     // Checkpoints are small records: kept whole.
-    this.checkpoints = new Reflector(
+    this.checkpointReflector = new Reflector(
       kc,
       {
         kind: 'Checkpoint',
@@ -128,9 +133,9 @@ export class InformerClusterView implements ClusterView {
 
   start(): this {
     this.nodes.start();
-    this.pods.start();
+    this.podReflector.start();
     this.classes.start();
-    this.checkpoints.start();
+    this.checkpointReflector.start();
     return this;
   }
 
@@ -139,7 +144,7 @@ export class InformerClusterView implements ClusterView {
   }
 
   pod(uid: string): PodFacts | undefined {
-    return this.pods.store.get(uid);
+    return this.podReflector.store.get(uid);
   }
 
   priorityClass(name: string): PriorityClassFacts | undefined {
@@ -147,26 +152,34 @@ export class InformerClusterView implements ClusterView {
   }
 
   checkpoint(namespace: string, name: string): Checkpoint | undefined {
-    return this.checkpoints.store.get(`${namespace}/${name}`);
+    return this.checkpointReflector.store.get(`${namespace}/${name}`);
+  }
+
+  checkpoints(): Iterable<Checkpoint> {
+    return this.checkpointReflector.store.values();
+  }
+
+  pods(): Iterable<PodFacts> {
+    return this.podReflector.store.values();
   }
 
   synced(): boolean {
-    return this.nodes.synced && this.pods.synced && this.classes.synced && this.checkpoints.synced;
+    return this.nodes.synced && this.podReflector.synced && this.classes.synced && this.checkpointReflector.synced;
   }
 
   sizes(): CacheSizes {
     return {
       nodes: this.nodes.store.size,
-      pods: this.pods.store.size,
+      pods: this.podReflector.store.size,
       priorityClasses: this.classes.store.size,
-      checkpoints: this.checkpoints.store.size,
+      checkpoints: this.checkpointReflector.store.size,
     };
   }
 
   stop(): void {
     this.nodes.stop();
-    this.pods.stop();
+    this.podReflector.stop();
     this.classes.stop();
-    this.checkpoints.stop();
+    this.checkpointReflector.stop();
   }
 }

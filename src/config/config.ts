@@ -33,6 +33,16 @@ export interface Config {
   checkpointRetryAfterMs: number;
   maxConcurrentCheckpoints: number;
   maxCheckpointsPerNode: number;
+  webhookPort: number;
+  webhookTlsCertFile?: string;
+  webhookTlsKeyFile?: string;
+  restoreTimeoutMs: number;
+  restoreClaimGraceMs: number;
+  restoreReconcileIntervalMs: number;
+  retentionMaxPerWorkload: number;
+  retentionMaxAgeMs: number;
+  retentionConsumedTtlMs: number;
+  retentionIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -73,6 +83,16 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: 'checkpoint-retry-after', env: 'HIATUS_CHECKPOINT_RETRY_AFTER', type: 'string', default: '5m', help: 'a failed checkpoint is tried again once this old' },
   { flag: 'max-concurrent-checkpoints', env: 'HIATUS_MAX_CONCURRENT_CHECKPOINTS', type: 'string', default: '16', help: 'container checkpoints in flight at once, all nodes' },
   { flag: 'max-checkpoints-per-node', env: 'HIATUS_MAX_CHECKPOINTS_PER_NODE', type: 'string', default: '2', help: 'container checkpoints in flight at once on one node' },
+  { flag: 'webhook-port', env: 'HIATUS_WEBHOOK_PORT', type: 'string', default: '8443', help: 'HTTPS port of the restore admission webhook (/mutate-pods)' },
+  { flag: 'webhook-tls-cert-file', env: 'HIATUS_WEBHOOK_TLS_CERT_FILE', type: 'string', help: 'PEM certificate of the webhook; the webhook serves only when given (with its key)' },
+  { flag: 'webhook-tls-key-file', env: 'HIATUS_WEBHOOK_TLS_KEY_FILE', type: 'string', help: 'PEM private key for --webhook-tls-cert-file' },
+  { flag: 'restore-timeout', env: 'HIATUS_RESTORE_TIMEOUT', type: 'string', default: '10m', help: 'a pod that claimed a checkpoint and has not run by then fails the restore' },
+  { flag: 'restore-claim-grace', env: 'HIATUS_RESTORE_CLAIM_GRACE', type: 'string', default: '30s', help: 'a claim whose pod never appears is released after this' },
+  { flag: 'restore-reconcile-interval', env: 'HIATUS_RESTORE_RECONCILE_INTERVAL', type: 'string', default: '5s', help: 'how often claimed checkpoints are matched with their pods' },
+  { flag: 'retention-max-per-workload', env: 'HIATUS_RETENTION_MAX_PER_WORKLOAD', type: 'string', default: '3', help: 'Ready and Failed checkpoints kept per workload (owner, else pod)' },
+  { flag: 'retention-max-age', env: 'HIATUS_RETENTION_MAX_AGE', type: 'string', default: '24h', help: 'Ready and Failed checkpoints older than this are deleted and not restored' },
+  { flag: 'retention-consumed-ttl', env: 'HIATUS_RETENTION_CONSUMED_TTL', type: 'string', default: '1h', help: 'Restored checkpoints are deleted this long after the restore' },
+  { flag: 'retention-interval', env: 'HIATUS_RETENTION_INTERVAL', type: 'string', default: '1m', help: 'how often retention runs' },
 ];
 
 export function usage(): string {
@@ -181,6 +201,19 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   config.checkpointRetryAfterMs = duration('checkpoint-retry-after');
   config.maxConcurrentCheckpoints = parseInteger('--max-concurrent-checkpoints', raw('max-concurrent-checkpoints')!, 1, 1024, problems);
   config.maxCheckpointsPerNode = parseInteger('--max-checkpoints-per-node', raw('max-checkpoints-per-node')!, 1, 64, problems);
+  config.webhookPort = parseInteger('--webhook-port', raw('webhook-port')!, 0, 65535, problems);
+  const whCert = raw('webhook-tls-cert-file');
+  const whKey = raw('webhook-tls-key-file');
+  if (Boolean(whCert) !== Boolean(whKey)) problems.push('--webhook-tls-cert-file and --webhook-tls-key-file must be given together');
+  if (whCert) config.webhookTlsCertFile = whCert;
+  if (whKey) config.webhookTlsKeyFile = whKey;
+  config.restoreTimeoutMs = duration('restore-timeout');
+  config.restoreClaimGraceMs = duration('restore-claim-grace');
+  config.restoreReconcileIntervalMs = duration('restore-reconcile-interval');
+  config.retentionMaxPerWorkload = parseInteger('--retention-max-per-workload', raw('retention-max-per-workload')!, 1, 1000, problems);
+  config.retentionMaxAgeMs = duration('retention-max-age');
+  config.retentionConsumedTtlMs = duration('retention-consumed-ttl');
+  config.retentionIntervalMs = duration('retention-interval');
   const cert = raw('tls-cert-file');
   const key = raw('tls-key-file');
   if (Boolean(cert) !== Boolean(key)) problems.push('--tls-cert-file and --tls-key-file must be given together');

@@ -22,8 +22,19 @@ export class Metrics {
   readonly checkpointDuration: Histogram;
   readonly checkpointsInFlight: Gauge;
   readonly kubeletErrors: Counter<'kind'>;
+  readonly restores: Counter<'result'>;
+  readonly webhookRequests: Counter<'result'>;
+  readonly retentionDeletions: Counter<'reason'>;
+  readonly checkpointsByPhase: Gauge<'phase'>;
 
-  constructor(opts: { defaultMetrics?: boolean; cacheSizes?: () => Record<string, number>; synced?: () => boolean } = {}) {
+  constructor(
+    opts: {
+      defaultMetrics?: boolean;
+      cacheSizes?: () => Record<string, number>;
+      synced?: () => boolean;
+      checkpointPhases?: () => Record<string, number>;
+    } = {},
+  ) {
     const registers = [this.registry];
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
     this.requestDuration = new Histogram({
@@ -108,6 +119,36 @@ export class Metrics {
       help: 'Failed kubelet checkpoint calls by kind: unauthorized, forbidden, not_found, runtime, timeout, bad_response, unreachable.',
       labelNames: ['kind'],
       registers,
+    });
+    this.restores = new Counter({
+      name: 'hiatus_restores_total',
+      help: 'Restores by result: matched (a new pod claimed a checkpoint), restored, failed, released (claim given back), claim_error, corrupt_checkpoint.',
+      labelNames: ['result'],
+      registers,
+    });
+    this.webhookRequests = new Counter({
+      name: 'hiatus_webhook_requests_total',
+      help: 'Admission reviews by result: patched, skipped, error, bad_request. None ever rejects a pod.',
+      labelNames: ['result'],
+      registers,
+    });
+    this.retentionDeletions = new Counter({
+      name: 'hiatus_retention_deletions_total',
+      help: 'Checkpoint records deleted by retention, by reason: max_per_workload, max_age, consumed.',
+      labelNames: ['reason'],
+      registers,
+    });
+    const phases = opts.checkpointPhases;
+    this.checkpointsByPhase = new Gauge({
+      name: 'hiatus_checkpoints',
+      help: 'Checkpoint records in the cluster by phase.',
+      labelNames: ['phase'],
+      registers,
+      collect() {
+        if (!phases) return;
+        this.reset();
+        for (const [phase, n] of Object.entries(phases())) this.set({ phase }, n);
+      },
     });
   }
 }

@@ -3,6 +3,7 @@ import express, { type Request, type Response } from 'express';
 import type { ClusterView } from '../cluster/view.js';
 import type { Logger } from '../log.js';
 import type { Metrics, Verb } from '../metrics/metrics.js';
+import type { WebhookAnswer } from '../restore/webhook.js';
 import { filter, prioritize, type VerbAnswer, type VerbContext } from './verbs.js';
 
 export type VerbHandler = (ctx: VerbContext, body: unknown) => VerbAnswer | Promise<VerbAnswer>;
@@ -69,6 +70,48 @@ function errorBody(verb: Verb, message: string): unknown {
   }
   if (verb === 'preempt') return { NodeNameToMetaVictims: null, Error: message };
   return { Error: message };
+}
+
+export interface WebhookAppDeps {
+  mutatePods: (body: unknown) => Promise<WebhookAnswer>;
+  metrics: Metrics;
+  log: Logger;
+  maxBodyBytes: number;
+}
+
+/** The admission webhook's HTTPS listener: /mutate-pods and /healthz. */
+export function createWebhookApp(deps: WebhookAppDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.post('/mutate-pods', async (req, res) => {
+    let answer: WebhookAnswer;
+    try {
+      const raw = await readBody(req, deps.maxBodyBytes);
+      let body: unknown;
+      try {
+        body = JSON.parse(raw.toString('utf8'));
+      } catch (e) {
+        throw new BodyError(400, `mutate-pods: body is not JSON (${(e as Error).message})`);
+      }
+      answer = await deps.mutatePods(body);
+    } catch (e) {
+      const status = e instanceof BodyError ? e.status : 500;
+      const message = (e as Error)?.message ?? String(e);
+      if (!(e instanceof BodyError)) deps.log.error('mutate-pods failed', { error: message, stack: (e as Error)?.stack });
+      answer = { status, body: { error: message }, result: status === 500 ? 'error' : 'bad_request', why: message };
+    }
+    send(res, answer.status, answer.body);
+    deps.metrics.webhookRequests.inc({ result: answer.result });
+    deps.log.debug('admission review', { result: answer.result, why: answer.why });
+  });
+  app.get('/healthz', (_req, res) => {
+    res.type('text/plain').send('ok');
+  });
+  app.use((req, res) => {
+    res.status(404).type('text/plain').send(`no route for ${req.method} ${req.path}`);
+  });
+  return app;
 }
 
 export function createApp(deps: AppDeps): express.Express {

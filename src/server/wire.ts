@@ -8,6 +8,7 @@ export const MaxExtenderPriority = 10;
 
 export interface ObjectMeta {
   name?: string;
+  generateName?: string;
   namespace?: string;
   uid?: string;
   resourceVersion?: string;

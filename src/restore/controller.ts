@@ -1,0 +1,146 @@
+// The imperative shell around lifecycle and retention: periodic reconciles that write the
+// plans to the API server. Every write is optimistic (resourceVersion, uid preconditions), so
+// several replicas may run this at once; the loser of a race simply skips.
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { ClusterView } from '../cluster/view.js';
+import { StoreConflict, type CheckpointStore } from '../checkpoint/store.js';
+import type { Checkpoint } from '../checkpoint/types.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { planLifecycle, podsByRestore, type LifecycleAction } from './lifecycle.js';
+import { planRetention, type RetentionPolicy } from './retention.js';
+
+export interface RestoreControllerOptions {
+  view: ClusterView;
+  store: CheckpointStore;
+  metrics: Metrics;
+  log: Logger;
+  /** Posts a Warning event on a pod; absent in tests. */
+  event?: (namespace: string, pod: string, reason: string, message: string) => Promise<void>;
+  restoreTimeoutMs: number;
+  claimGraceMs: number;
+  retention: RetentionPolicy;
+  lifecycleIntervalMs: number;
+  retentionIntervalMs: number;
+  now?: () => number;
+}
+
+export function podEventPoster(kc: KubeConfig, component: string): RestoreControllerOptions['event'] {
+  const core = kc.makeApiClient(CoreV1Api);
+  return async (namespace, pod, reason, message) => {
+    const now = new Date();
+    await core.createNamespacedEvent({
+      namespace,
+      body: {
+        metadata: { generateName: `${pod}.`, namespace },
+        involvedObject: { kind: 'Pod', namespace, name: pod, apiVersion: 'v1' },
+        reason,
+        message,
+        type: 'Warning',
+        source: { component },
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      },
+    });
+  };
+}
+
+export class RestoreController {
+  private timers: NodeJS.Timeout[] = [];
+  private readonly now: () => number;
+
+  constructor(private readonly o: RestoreControllerOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  start(): void {
+    const every = (ms: number, fn: () => Promise<unknown>) => {
+      const t = setInterval(() => {
+        if (this.o.view.synced()) fn().catch((e) => this.o.log.warn('restore reconcile failed', { error: (e as Error).message }));
+      }, ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(this.o.lifecycleIntervalMs, () => this.reconcileLifecycle());
+    every(this.o.retentionIntervalMs, () => this.reconcileRetention());
+  }
+
+  stop(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+  }
+
+  private async write(c: Checkpoint): Promise<boolean> {
+    try {
+      await this.o.store.replace(c);
+      return true;
+    } catch (e) {
+      if (e instanceof StoreConflict) return false;
+      throw e;
+    }
+  }
+
+  private async apply(a: LifecycleAction): Promise<void> {
+    const c: Checkpoint = structuredClone(a.checkpoint);
+    const status = c.status!;
+    const ref = `${c.metadata.namespace}/${c.metadata.name}`;
+    switch (a.kind) {
+      case 'bind':
+        status.restore = { ...status.restore!, podName: a.pod.name, podUID: a.pod.uid };
+        await this.write(c);
+        return;
+      case 'restored':
+        status.phase = 'Restored';
+        status.restore = { ...status.restore!, podName: a.pod.name, podUID: a.pod.uid, nodeName: a.pod.nodeName!, restoredAt: new Date(this.now()).toISOString() };
+        if (await this.write(c)) {
+          this.o.metrics.restores.inc({ result: 'restored' });
+          this.o.log.info('checkpoint restored', { checkpoint: ref, pod: `${a.pod.namespace}/${a.pod.name}`, node: a.pod.nodeName });
+        }
+        return;
+      case 'release':
+        status.phase = 'Ready';
+        delete status.restore;
+        if (await this.write(c)) {
+          this.o.metrics.restores.inc({ result: 'released' });
+          this.o.log.info('restore claim released', { checkpoint: ref, why: a.why });
+        }
+        return;
+      case 'fail':
+        status.phase = 'Failed';
+        status.message = `restore failed: ${a.why}`;
+        if (await this.write(c)) {
+          this.o.metrics.restores.inc({ result: 'failed' });
+          this.o.log.warn('restore failed', { checkpoint: ref, why: a.why });
+          if (a.pod) await this.o.event?.(a.pod.namespace, a.pod.name, 'RestoreFailed', `checkpoint ${c.metadata.name}: ${a.why}`);
+        }
+        return;
+    }
+  }
+
+  async reconcileLifecycle(): Promise<number> {
+    const actions = planLifecycle(this.o.view.checkpoints(), podsByRestore(this.o.view.pods()), {
+      now: this.now(),
+      restoreTimeoutMs: this.o.restoreTimeoutMs,
+      claimGraceMs: this.o.claimGraceMs,
+    });
+    for (const a of actions) await this.apply(a);
+    return actions.length;
+  }
+
+  async reconcileRetention(): Promise<number> {
+    const deletions = planRetention(this.o.view.checkpoints(), this.now(), this.o.retention);
+    for (const d of deletions) {
+      const { namespace, name, uid } = d.checkpoint.metadata;
+      try {
+        if (await this.o.store.delete(namespace, name, uid)) {
+          this.o.metrics.retentionDeletions.inc({ reason: d.reason });
+          this.o.log.info('checkpoint record deleted', { checkpoint: `${namespace}/${name}`, reason: d.reason });
+        }
+      } catch (e) {
+        if (!(e instanceof StoreConflict)) throw e;
+      }
+    }
+    return deletions.length;
+  }
+}

@@ -1,0 +1,56 @@
+// The life of a claimed checkpoint: Restoring until its pod runs on a node (Restored), back to
+// Ready when the pod goes away before it started, Failed when it did not start in time. Pure.
+import type { PodFacts } from '../cluster/facts.js';
+import { ANNOTATION_RESTORE_FROM } from '../cluster/keys.js';
+import type { Checkpoint } from '../checkpoint/types.js';
+
+export type LifecycleAction =
+  | { kind: 'bind'; checkpoint: Checkpoint; pod: PodFacts }
+  | { kind: 'restored'; checkpoint: Checkpoint; pod: PodFacts }
+  | { kind: 'release'; checkpoint: Checkpoint; why: string }
+  | { kind: 'fail'; checkpoint: Checkpoint; pod?: PodFacts; why: string };
+
+export interface LifecycleTimes {
+  now: number;
+  /** A claimed pod that has not run on a node by then fails its checkpoint. */
+  restoreTimeoutMs: number;
+  /** A claim whose pod never appears (rejected after admission) is released after this. */
+  claimGraceMs: number;
+}
+
+/** Pods carrying hiatus.dev/restore-from, by namespace/checkpoint name. */
+export function podsByRestore(pods: Iterable<PodFacts>): Map<string, PodFacts[]> {
+  const out = new Map<string, PodFacts[]>();
+  for (const p of pods) {
+    const from = p.annotations[ANNOTATION_RESTORE_FROM];
+    if (!from || p.deleting) continue;
+    const key = `${p.namespace}/${from}`;
+    const list = out.get(key);
+    if (list) list.push(p);
+    else out.set(key, [p]);
+  }
+  return out;
+}
+
+export function planLifecycle(checkpoints: Iterable<Checkpoint>, restoring: Map<string, PodFacts[]>, t: LifecycleTimes): LifecycleAction[] {
+  const actions: LifecycleAction[] = [];
+  for (const c of checkpoints) {
+    if (c.status?.phase !== 'Restoring' || !c.status.restore) continue;
+    const r = c.status.restore;
+    const candidates = restoring.get(`${c.metadata.namespace}/${c.metadata.name}`) ?? [];
+    const pod = r.podUID ? candidates.find((p) => p.uid === r.podUID) : candidates[0];
+    const age = t.now - Date.parse(r.claimedAt);
+    if (pod && pod.phase === 'Running' && pod.nodeName) {
+      actions.push({ kind: 'restored', checkpoint: c, pod });
+    } else if (pod && age > t.restoreTimeoutMs) {
+      actions.push({ kind: 'fail', checkpoint: c, pod, why: `pod ${pod.namespace}/${pod.name} did not start within ${Math.round(t.restoreTimeoutMs / 1000)} s` });
+    } else if (pod && !r.podUID) {
+      actions.push({ kind: 'bind', checkpoint: c, pod });
+    } else if (!pod && r.podUID) {
+      actions.push({ kind: 'release', checkpoint: c, why: `pod ${r.podName} went away before it started` });
+    } else if (!pod && age > t.claimGraceMs) {
+      actions.push({ kind: 'release', checkpoint: c, why: `no pod appeared for the claim of ${r.podName}` });
+    }
+  }
+  return actions;
+}

@@ -1,0 +1,121 @@
+// The mutating admission webhook on pod CREATE: match the new pod to its workload's newest
+// Ready checkpoint, claim it (Ready -> Restoring, optimistic, so exactly one pod gets it), and
+// answer with a JSONPatch that adds the restore contract and checkpoint images. It never
+// rejects a pod: every problem is logged, counted, and answered with allowed: true.
+import { ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM } from '../cluster/keys.js';
+import type { ClusterView } from '../cluster/view.js';
+import { StoreConflict, type CheckpointStore } from '../checkpoint/store.js';
+import type { Checkpoint } from '../checkpoint/types.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { Pod } from '../server/wire.js';
+import { findCheckpoints } from './match.js';
+
+export interface WebhookDeps {
+  view: ClusterView;
+  store: CheckpointStore;
+  metrics: Metrics;
+  log: Logger;
+  /** Ready checkpoints older than this are not offered for restore. */
+  maxAgeMs: number;
+  now?: () => number;
+}
+
+export interface JsonPatchOp {
+  op: 'add' | 'replace';
+  path: string;
+  value: unknown;
+}
+
+export interface WebhookAnswer {
+  status: number;
+  body: unknown;
+  result: 'patched' | 'skipped' | 'error' | 'bad_request';
+  why: string;
+}
+
+const ADMISSION_VERSIONS = ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'];
+
+/** JSON Pointer escaping (RFC 6901) for annotation keys that contain "/". */
+const pointer = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
+
+/** The patch for a pod restoring from a checkpoint: the contract, plus images where built. */
+export function restorePatch(pod: Pod, c: Checkpoint): JsonPatchOp[] {
+  const { node, arch, cpuFeatures, runtime, zone } = c.spec.restoreConstraints;
+  const constraints = JSON.stringify({ node, arch, cpuFeatures, runtime, ...(zone ? { zone } : {}) });
+  const ops: JsonPatchOp[] = [];
+  const existing = pod.metadata?.annotations;
+  const add = { [ANNOTATION_RESTORE_FROM]: c.metadata.name, [ANNOTATION_RESTORE_CONSTRAINTS]: constraints };
+  if (!existing) {
+    ops.push({ op: 'add', path: '/metadata/annotations', value: add });
+  } else {
+    for (const [k, v] of Object.entries(add)) ops.push({ op: 'add', path: `/metadata/annotations/${pointer(k)}`, value: v });
+  }
+  const images = new Map((c.status?.containers ?? []).filter((s) => s.image).map((s) => [s.name, s.image!]));
+  (pod.spec?.containers ?? []).forEach((container, i) => {
+    const image = container.name ? images.get(container.name) : undefined;
+    if (image) ops.push({ op: 'replace', path: `/spec/containers/${i}/image`, value: image });
+  });
+  return ops;
+}
+
+function isObject(v: unknown): v is Record<string, any> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<WebhookAnswer> {
+  const now = deps.now ?? Date.now;
+  const { metrics, log } = deps;
+
+  return async (body) => {
+    if (!isObject(body) || !ADMISSION_VERSIONS.includes(body.apiVersion) || body.kind !== 'AdmissionReview' || !isObject(body.request)) {
+      return { status: 400, body: { error: 'expected an AdmissionReview (admission.k8s.io/v1) with a request' }, result: 'bad_request', why: 'not an AdmissionReview' };
+    }
+    const req = body.request;
+    if (typeof req.uid !== 'string' || req.uid === '') {
+      return { status: 400, body: { error: 'AdmissionReview request has no uid' }, result: 'bad_request', why: 'no uid' };
+    }
+    const answer = (response: Record<string, unknown>, result: WebhookAnswer['result'], why: string): WebhookAnswer => ({
+      status: 200,
+      body: { apiVersion: body.apiVersion, kind: 'AdmissionReview', response: { uid: req.uid, allowed: true, ...response } },
+      result,
+      why,
+    });
+    const kind = req.kind;
+    if (!isObject(kind) || kind.kind !== 'Pod' || (kind.group ?? '') !== '' || req.operation !== 'CREATE') {
+      return answer({}, 'skipped', `not a pod CREATE (${kind?.kind ?? '?'} ${req.operation ?? '?'})`);
+    }
+    if (!isObject(req.object)) return answer({}, 'bad_request', 'request.object is not a pod');
+    const pod = req.object as Pod;
+    const namespace = typeof req.namespace === 'string' && req.namespace ? req.namespace : (pod.metadata?.namespace ?? 'default');
+    const podName = pod.metadata?.name || `${pod.metadata?.generateName ?? ''}*`;
+    const match = findCheckpoints(pod, namespace, deps.view.checkpoints(), now(), deps.maxAgeMs);
+    if (match.corrupt) metrics.restores.inc({ result: 'corrupt_checkpoint' }, match.corrupt);
+    if (match.kind === 'skip') return answer({}, 'skipped', match.why);
+    for (const c of match.checkpoints) {
+      const ref = `${namespace}/${c.metadata.name}`;
+      if (req.dryRun === true) {
+        // Side effects only outside dry run: the claim is not written.
+        return answer({ patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(restorePatch(pod, c))).toString('base64') }, 'patched', `dry run: would restore from ${ref}`);
+      }
+      const claimed: Checkpoint = structuredClone(c);
+      claimed.status = { ...claimed.status!, phase: 'Restoring', restore: { claimedAt: new Date(now()).toISOString(), podName } };
+      try {
+        await deps.store.replace(claimed);
+      } catch (e) {
+        if (e instanceof StoreConflict) continue; // another pod claimed it first: try the next one
+        log.warn('restore claim failed: pod created without restore', { pod: `${namespace}/${podName}`, checkpoint: ref, error: (e as Error).message });
+        metrics.restores.inc({ result: 'claim_error' });
+        return answer({}, 'error', `claim of ${ref} failed: ${(e as Error).message}`);
+      }
+      metrics.restores.inc({ result: 'matched' });
+      log.info('pod will restore from checkpoint', { pod: `${namespace}/${podName}`, checkpoint: ref });
+      return answer(
+        { patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(restorePatch(pod, c))).toString('base64') },
+        'patched',
+        `restores from ${ref}`,
+      );
+    }
+    return answer({}, 'skipped', 'every matching checkpoint was claimed by another pod');
+  };
+}

@@ -1,0 +1,329 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { podFacts } from '../src/cluster/facts.js';
+import { SnapshotView } from '../src/cluster/snapshotView.js';
+import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
+import type { Checkpoint, CheckpointPhase } from '../src/checkpoint/types.js';
+import { silentLogger } from '../src/log.js';
+import { Metrics } from '../src/metrics/metrics.js';
+import { RestoreController } from '../src/restore/controller.js';
+import { planLifecycle, podsByRestore } from '../src/restore/lifecycle.js';
+import { planRetention } from '../src/restore/retention.js';
+import { createWebhook } from '../src/restore/webhook.js';
+import { createWebhookApp } from '../src/server/app.js';
+import type { Pod } from '../src/server/wire.js';
+import { post } from './helpers/server.js';
+
+const NOW = Date.parse('2026-11-23T12:00:00Z');
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function checkpoint(name: string, o: { owner?: string; hash?: string; index?: number; phase?: CheckpointPhase; completedMinutesAgo?: number; image?: string; arch?: string } = {}): Checkpoint {
+  return {
+    apiVersion: 'hiatus.dev/v1alpha1',
+    kind: 'Checkpoint',
+    metadata: { name, namespace: 'ml', uid: `uid-${name}`, creationTimestamp: iso(NOW - 3600_000) },
+    spec: {
+      reason: 'Preemption',
+      source: {
+        pod: { namespace: 'ml', name: `src-${name}`, uid: `src-uid-${name}` },
+        nodeName: 'worker-7',
+        owner: { kind: 'ReplicaSet', name: 'trainer-5c8f7', uid: o.owner ?? 'rs-1' },
+        templateHash: o.hash ?? '5c8f7',
+        ...(o.index !== undefined ? { index: o.index } : {}),
+        priority: 100,
+        memoryBytes: 2 ** 30,
+      },
+      containers: ['main', 'sidecar'],
+      restoreConstraints: { node: 'worker-7', arch: o.arch ?? 'amd64', cpuFeatures: ['AVX2'], runtime: 'cri-o://1.31.2', zone: 'zone-a', kernel: '6.8.0' },
+    },
+    status: {
+      phase: o.phase ?? 'Ready',
+      startTime: iso(NOW - (o.completedMinutesAgo ?? 5) * 60_000 - 1000),
+      completionTime: iso(NOW - (o.completedMinutesAgo ?? 5) * 60_000),
+      containers: [
+        { name: 'main', archivePath: '/var/lib/kubelet/checkpoints/main.tar', ...(o.image ? { image: o.image } : {}) },
+        { name: 'sidecar', archivePath: '/var/lib/kubelet/checkpoints/sidecar.tar' },
+      ],
+    },
+  };
+}
+
+function replacement(o: { owner?: { kind: string; uid: string; name?: string }; hash?: string; annotations?: Record<string, string>; name?: string; labels?: Record<string, string> } = {}): Pod {
+  const owner = o.owner ?? { kind: 'ReplicaSet', uid: 'rs-1', name: 'trainer-5c8f7' };
+  return {
+    metadata: {
+      ...(o.name ? { name: o.name } : { generateName: 'trainer-5c8f7-' }),
+      namespace: 'ml',
+      labels: { 'pod-template-hash': o.hash ?? '5c8f7', ...o.labels },
+      ...(o.annotations ? { annotations: o.annotations } : {}),
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: owner.kind, name: owner.name ?? 'trainer', uid: owner.uid, controller: true }],
+    },
+    spec: { containers: [{ name: 'main', image: 'trainer:1' }, { name: 'sidecar', image: 'metrics:1' }] },
+    status: {},
+  };
+}
+
+function review(pod: unknown, o: { uid?: string; operation?: string; kind?: object; dryRun?: boolean; apiVersion?: string } = {}) {
+  return {
+    apiVersion: o.apiVersion ?? 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid: o.uid ?? '705ab4f5-6393-11e8-b7cc-42010a800002',
+      kind: o.kind ?? { group: '', version: 'v1', kind: 'Pod' },
+      resource: { group: '', version: 'v1', resource: 'pods' },
+      requestKind: { group: '', version: 'v1', kind: 'Pod' },
+      requestResource: { group: '', version: 'v1', resource: 'pods' },
+      namespace: 'ml',
+      operation: o.operation ?? 'CREATE',
+      userInfo: { username: 'system:serviceaccount:kube-system:replicaset-controller' },
+      object: pod,
+      oldObject: null,
+      dryRun: o.dryRun ?? false,
+      options: { kind: 'CreateOptions', apiVersion: 'meta.k8s.io/v1' },
+    },
+  };
+}
+
+const CONTRACT = '{"node":"worker-7","arch":"amd64","cpuFeatures":["AVX2"],"runtime":"cri-o://1.31.2","zone":"zone-a"}';
+
+function decodePatch(body: unknown): unknown {
+  const r = (body as { response: { patch?: string; patchType?: string } }).response;
+  expect(r.patchType).toBe('JSONPatch');
+  return JSON.parse(Buffer.from(r.patch!, 'base64').toString('utf8'));
+}
+
+describe('the restore admission webhook over HTTP', () => {
+  let view: SnapshotView;
+  let store: MemoryCheckpointStore;
+  let metrics: Metrics;
+  let url: string;
+  let server: http.Server;
+
+  beforeAll(async () => {
+    view = new SnapshotView();
+    store = new MemoryCheckpointStore();
+    view.checkpointsByKey = store.objects;
+    metrics = new Metrics({ defaultMetrics: false });
+    const app = createWebhookApp({
+      mutatePods: createWebhook({ view, store, metrics, log: silentLogger, maxAgeMs: 24 * 3600_000, now: () => NOW }),
+      metrics,
+      log: silentLogger,
+      maxBodyBytes: 1024 * 1024,
+    });
+    server = http.createServer(app);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/mutate-pods`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+  beforeEach(() => {
+    store.objects.clear();
+    store.unavailable = false;
+  });
+
+  const put = async (...cs: Checkpoint[]) => {
+    for (const c of cs) await store.create(c);
+  };
+
+  it('adds the restore contract to a ReplicaSet\'s replacement pod and claims the checkpoint', async () => {
+    await put(checkpoint('ck-a'));
+    const r = await post(url, review(replacement()));
+    expect(r.status).toBe(200);
+    expect((r.json as { response: object }).response).toMatchObject({ uid: '705ab4f5-6393-11e8-b7cc-42010a800002', allowed: true });
+    expect(decodePatch(r.json)).toEqual([
+      { op: 'add', path: '/metadata/annotations', value: { 'hiatus.dev/restore-from': 'ck-a', 'hiatus.dev/restore-constraints': CONTRACT } },
+    ]);
+    expect(store.objects.get('ml/ck-a')!.status).toMatchObject({ phase: 'Restoring', restore: { claimedAt: iso(NOW), podName: 'trainer-5c8f7-*' } });
+  });
+
+  it('escapes annotation keys into existing annotations and rewrites images the checkpoint built', async () => {
+    await put(checkpoint('ck-a', { image: 'registry.local/checkpoints/trainer-0:ck-a' }));
+    const r = await post(url, review(replacement({ annotations: { team: 'ml' } })));
+    expect(decodePatch(r.json)).toEqual([
+      { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-from', value: 'ck-a' },
+      { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-constraints', value: CONTRACT },
+      { op: 'replace', path: '/spec/containers/0/image', value: 'registry.local/checkpoints/trainer-0:ck-a' },
+    ]);
+  });
+
+  it('gives the newest checkpoint of the workload, and each of two concurrent pods its own', async () => {
+    await put(checkpoint('ck-old', { completedMinutesAgo: 30 }), checkpoint('ck-new', { completedMinutesAgo: 1 }));
+    const [a, b] = await Promise.all([post(url, review(replacement(), { uid: 'a' })), post(url, review(replacement(), { uid: 'b' }))]);
+    const froms = [a, b].map((r) => (decodePatch(r.json) as { value: Record<string, string> }[])[0]!.value['hiatus.dev/restore-from']).sort();
+    expect(froms).toEqual(['ck-new', 'ck-old']);
+    expect([...store.objects.values()].map((c) => c.status!.phase)).toEqual(['Restoring', 'Restoring']);
+  });
+
+  it('never restores one checkpoint twice: of two concurrent pods, one gets it, the other none', async () => {
+    await put(checkpoint('ck-a'));
+    const answers = await Promise.all([1, 2, 3].map((i) => post(url, review(replacement(), { uid: `u${i}` }))));
+    const patched = answers.filter((r) => (r.json as { response: { patch?: string } }).response.patch);
+    expect(patched).toHaveLength(1);
+    expect(answers.every((r) => r.status === 200 && (r.json as { response: { allowed: boolean } }).response.allowed)).toBe(true);
+  });
+
+  it.each([
+    ['another workload', replacement({ owner: { kind: 'ReplicaSet', uid: 'rs-other' } })],
+    ['another pod template', replacement({ hash: 'abcde' })],
+    ['no owner', { metadata: { name: 'bare', namespace: 'ml' }, spec: { containers: [{ name: 'main' }] } }],
+    ['an opt-out', replacement({ annotations: { 'hiatus.dev/restore': 'false' } })],
+    ['the contract already set', replacement({ annotations: { 'hiatus.dev/restore-from': 'x', 'hiatus.dev/restore-constraints': '{}' } })],
+  ])('allows a pod with %s unchanged', async (_what, pod) => {
+    await put(checkpoint('ck-a'));
+    const r = await post(url, review(pod));
+    expect(r.status).toBe(200);
+    expect((r.json as { response: object }).response).toEqual({ uid: '705ab4f5-6393-11e8-b7cc-42010a800002', allowed: true });
+    expect(store.objects.get('ml/ck-a')!.status!.phase).toBe('Ready');
+  });
+
+  it('skips checkpoints that are claimed, failed, too old or have corrupt constraints', async () => {
+    await put(
+      checkpoint('ck-restoring', { phase: 'Restoring' }),
+      checkpoint('ck-failed', { phase: 'Failed' }),
+      checkpoint('ck-stale', { completedMinutesAgo: 25 * 60 }),
+      checkpoint('ck-corrupt', { arch: '' }),
+    );
+    const r = await post(url, review(replacement()));
+    expect((r.json as { response: object }).response).toEqual({ uid: '705ab4f5-6393-11e8-b7cc-42010a800002', allowed: true });
+    const corrupt = (await metrics.restores.get()).values.find((v) => v.labels.result === 'corrupt_checkpoint');
+    expect(corrupt?.value).toBeGreaterThanOrEqual(1);
+  });
+
+  it('matches a StatefulSet pod by ordinal and an indexed Job pod by completion index', async () => {
+    await put(checkpoint('ck-0', { owner: 'sts-1', hash: 'rev1', index: 0 }), checkpoint('ck-1', { owner: 'sts-1', hash: 'rev1', index: 1 }));
+    const sts = replacement({ owner: { kind: 'StatefulSet', uid: 'sts-1' }, name: 'trainer-1', labels: { 'controller-revision-hash': 'rev1' } });
+    delete sts.metadata!.labels!['pod-template-hash'];
+    const r = await post(url, review(sts));
+    expect((decodePatch(r.json) as { value: Record<string, string> }[])[0]!.value['hiatus.dev/restore-from']).toBe('ck-1');
+
+    await put(checkpoint('ck-job-2', { owner: 'job-1', hash: 'jh', index: 2 }));
+    const job = replacement({ owner: { kind: 'Job', uid: 'job-1' }, hash: 'jh' });
+    job.metadata!.annotations = { 'batch.kubernetes.io/job-completion-index': '2' };
+    const j = await post(url, review(job));
+    expect(decodePatch(j.json)).toEqual([
+      { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-from', value: 'ck-job-2' },
+      { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-constraints', value: CONTRACT },
+    ]);
+  });
+
+  it('answers a dry run with the patch but claims nothing', async () => {
+    await put(checkpoint('ck-a'));
+    const r = await post(url, review(replacement(), { dryRun: true }));
+    expect(decodePatch(r.json)).toHaveLength(1);
+    expect(store.objects.get('ml/ck-a')!.status!.phase).toBe('Ready');
+  });
+
+  it('lets the pod through unchanged when the API server cannot record the claim', async () => {
+    await put(checkpoint('ck-a'));
+    store.unavailable = true;
+    const r = await post(url, review(replacement()));
+    expect((r.json as { response: object }).response).toEqual({ uid: '705ab4f5-6393-11e8-b7cc-42010a800002', allowed: true });
+  });
+
+  it('allows other kinds and operations without a patch, answering in the request\'s version', async () => {
+    const upd = await post(url, review(replacement(), { operation: 'UPDATE' }));
+    expect((upd.json as { response: object }).response).toEqual({ uid: '705ab4f5-6393-11e8-b7cc-42010a800002', allowed: true });
+    const dep = await post(url, review({}, { kind: { group: 'apps', version: 'v1', kind: 'Deployment' }, apiVersion: 'admission.k8s.io/v1beta1' }));
+    expect(dep.json).toEqual({ apiVersion: 'admission.k8s.io/v1beta1', kind: 'AdmissionReview', response: { uid: '705ab4f5-6393-11e8-b7cc-42010a800002', allowed: true } });
+  });
+
+  it.each([
+    ['not JSON', 'nope', /body is not JSON/],
+    ['not an AdmissionReview', { kind: 'Pod' }, /expected an AdmissionReview/],
+    ['no request uid', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { kind: { kind: 'Pod' } } }, /no uid/],
+  ])('answers a malformed review (%s) with 400, which failurePolicy Ignore turns into an admitted pod', async (_what, body, message) => {
+    const r = await post(url, body as object);
+    expect(r.status).toBe(400);
+    expect((r.json as { error: string }).error).toMatch(message);
+  });
+});
+
+describe('restore lifecycle', () => {
+  const claimed = (name: string, minutesAgo: number, podUID?: string): Checkpoint => {
+    const c = checkpoint(name, { phase: 'Restoring' });
+    c.status!.restore = { claimedAt: iso(NOW - minutesAgo * 60_000), podName: 'trainer-5c8f7-*', ...(podUID ? { podUID } : {}) };
+    return c;
+  };
+  const pod = (name: string, from: string, o: { phase?: string; node?: string } = {}) =>
+    podFacts({
+      metadata: { name, namespace: 'ml', uid: `uid-${name}`, annotations: { 'hiatus.dev/restore-from': from } },
+      spec: { ...(o.node ? { nodeName: o.node } : {}), containers: [{ name: 'main' }] },
+      status: { phase: o.phase ?? 'Pending' },
+    });
+  const times = { now: NOW, restoreTimeoutMs: 10 * 60_000, claimGraceMs: 30_000 };
+
+  it('binds the claim to its pod, marks it Restored once the pod runs, releases or fails it otherwise', () => {
+    const actions = planLifecycle(
+      [claimed('ck-bind', 1), claimed('ck-run', 2, 'uid-p-run'), claimed('ck-gone', 3, 'uid-deleted'), claimed('ck-never', 2), claimed('ck-young', 0.1), claimed('ck-slow', 11, 'uid-p-slow'), checkpoint('ck-ready')],
+      podsByRestore([pod('p-bind', 'ck-bind'), pod('p-run', 'ck-run', { phase: 'Running', node: 'worker-7' }), pod('p-slow', 'ck-slow')]),
+      times,
+    );
+    expect(actions.map((a) => [a.kind, a.checkpoint.metadata.name])).toEqual([
+      ['bind', 'ck-bind'],
+      ['restored', 'ck-run'],
+      ['release', 'ck-gone'],
+      ['release', 'ck-never'],
+      ['fail', 'ck-slow'],
+    ]);
+  });
+
+  it('runs the plan against the API: Restored with the node, and a failed restore leaves an event', async () => {
+    const store = new MemoryCheckpointStore();
+    const view = new SnapshotView({
+      pods: [
+        { metadata: { name: 'p-run', namespace: 'ml', uid: 'uid-p-run', annotations: { 'hiatus.dev/restore-from': 'ck-run' } }, spec: { nodeName: 'worker-7', containers: [{ name: 'main' }] }, status: { phase: 'Running' } },
+        { metadata: { name: 'p-slow', namespace: 'ml', uid: 'uid-p-slow', annotations: { 'hiatus.dev/restore-from': 'ck-slow' } }, spec: { containers: [{ name: 'main' }] }, status: { phase: 'Pending' } },
+      ],
+    });
+    view.checkpointsByKey = store.objects;
+    await store.create(claimed('ck-run', 1));
+    await store.create(claimed('ck-slow', 11, 'uid-p-slow'));
+    const events: string[] = [];
+    const controller = new RestoreController({
+      view,
+      store,
+      metrics: new Metrics({ defaultMetrics: false }),
+      log: silentLogger,
+      event: async (ns, p, reason, message) => {
+        events.push(`${ns}/${p} ${reason}: ${message}`);
+      },
+      restoreTimeoutMs: 10 * 60_000,
+      claimGraceMs: 30_000,
+      retention: { maxPerWorkload: 3, maxAgeMs: 86_400_000, consumedTtlMs: 3_600_000 },
+      lifecycleIntervalMs: 1000,
+      retentionIntervalMs: 1000,
+      now: () => NOW,
+    });
+    expect(await controller.reconcileLifecycle()).toBe(2);
+    expect(store.objects.get('ml/ck-run')!.status).toMatchObject({ phase: 'Restored', restore: { podUID: 'uid-p-run', nodeName: 'worker-7', restoredAt: iso(NOW) } });
+    expect(store.objects.get('ml/ck-slow')!.status).toMatchObject({ phase: 'Failed', message: 'restore failed: pod ml/p-slow did not start within 600 s' });
+    expect(events).toEqual(['ml/p-slow RestoreFailed: checkpoint ck-slow: pod ml/p-slow did not start within 600 s']);
+  });
+});
+
+describe('retention', () => {
+  it('keeps N per workload and deletes old, consumed ones, never Pending or Restoring', () => {
+    const restored = checkpoint('ck-restored', { phase: 'Restored' });
+    restored.status!.restore = { claimedAt: iso(NOW - 3 * 3600_000), podName: 'p', restoredAt: iso(NOW - 2 * 3600_000) };
+    const deletions = planRetention(
+      [
+        checkpoint('ck-1', { completedMinutesAgo: 1 }),
+        checkpoint('ck-2', { completedMinutesAgo: 2 }),
+        checkpoint('ck-3', { completedMinutesAgo: 3, phase: 'Failed' }),
+        checkpoint('ck-4', { completedMinutesAgo: 4 }),
+        checkpoint('ck-ancient', { completedMinutesAgo: 25 * 60 }),
+        checkpoint('ck-other', { completedMinutesAgo: 9, owner: 'rs-2' }),
+        checkpoint('ck-pending', { phase: 'Pending', completedMinutesAgo: 48 * 60 }),
+        checkpoint('ck-restoring', { phase: 'Restoring', completedMinutesAgo: 48 * 60 }),
+        restored,
+      ],
+      NOW,
+      { maxPerWorkload: 3, maxAgeMs: 24 * 3600_000, consumedTtlMs: 3600_000 },
+    );
+    expect(deletions.map((d) => [d.checkpoint.metadata.name, d.reason]).sort()).toEqual([
+      ['ck-4', 'max_per_workload'],
+      ['ck-ancient', 'max_age'],
+      ['ck-restored', 'consumed'],
+    ]);
+  });
+});
