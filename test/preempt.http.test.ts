@@ -42,6 +42,23 @@ function metaArgs(pod: Pod, candidates: Record<string, string[]>, pdb: Record<st
   };
 }
 
+/** One extender replica's executor over a shared API server (store) and kubelets. */
+function executorFor(view: SnapshotView, store: MemoryCheckpointStore, metrics: Metrics, identity?: string): CheckpointExecutor {
+  return new CheckpointExecutor({
+    kubelet: new DirectKubeletClient({ port: 10250, insecureSkipVerify: true, token: () => undefined }),
+    store,
+    metrics,
+    log: silentLogger,
+    cached: (ns, name) => view.checkpoint(ns, name),
+    kubeletTimeoutSeconds: 120,
+    maxAgeMs: 600_000,
+    retryFailedAfterMs: 300_000,
+    maxConcurrent: 8,
+    maxPerNode: 2,
+    ...(identity ? { identity } : {}),
+  });
+}
+
 async function rig(pods: Pod[], opts: { defaultPolicy?: CheckpointPolicy; latency?: { baseMs?: number; msPerGiB?: number }; budgetMs?: number } = {}): Promise<Rig> {
   const sim = new KubeletSimulator({ latency: { baseMs: 0, msPerGiB: 0, ...opts.latency } });
   const port = await sim.start();
@@ -58,18 +75,7 @@ async function rig(pods: Pod[], opts: { defaultPolicy?: CheckpointPolicy; latenc
   const store = new MemoryCheckpointStore();
   view.checkpointsByKey = store.objects;
   const metrics = new Metrics({ defaultMetrics: false });
-  const executor = new CheckpointExecutor({
-    kubelet: new DirectKubeletClient({ port: 10250, insecureSkipVerify: true, token: () => undefined }),
-    store,
-    metrics,
-    log: silentLogger,
-    cached: (ns, name) => view.checkpoint(ns, name),
-    kubeletTimeoutSeconds: 120,
-    maxAgeMs: 600_000,
-    retryFailedAfterMs: 300_000,
-    maxConcurrent: 8,
-    maxPerNode: 2,
-  });
+  const executor = executorFor(view, store, metrics);
   const preempt = createPreemptVerb({
     view,
     executor,
@@ -271,19 +277,7 @@ describe('two replicas answering the same attempt', () => {
     a = await rig([victim('trainer-0', 'n1', { priorityClassName: 'train-required', memory: '1Gi' })], { latency: { msPerGiB: 300 } });
     // Replica B: its own executor and verb, the same API server (store) and kubelet.
     const metrics = new Metrics({ defaultMetrics: false });
-    const executor = new CheckpointExecutor({
-      kubelet: new DirectKubeletClient({ port: 10250, insecureSkipVerify: true, token: () => undefined }),
-      store: a.store,
-      metrics,
-      log: silentLogger,
-      cached: (ns, name) => a.view.checkpoint(ns, name),
-      kubeletTimeoutSeconds: 120,
-      maxAgeMs: 600_000,
-      retryFailedAfterMs: 300_000,
-      maxConcurrent: 8,
-      maxPerNode: 2,
-      identity: 'replica-b',
-    });
+    const executor = executorFor(a.view, a.store, metrics, 'replica-b');
     b = await startServer(a.view, {
       preempt: createPreemptVerb({ view: a.view, executor, metrics, log: silentLogger, budgetMs: BUDGET_MS, defaultPolicy: 'Never' }),
     });
