@@ -13,7 +13,8 @@ import { ConfigError, loadConfig, usage, wantsHelp, type Config } from './config
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics/metrics.js';
 import { createApp, createWebhookApp } from './server/app.js';
-import { podEventPoster, RestoreController } from './restore/controller.js';
+import { RestoreController } from './restore/controller.js';
+import { podEventPoster } from './cluster/events.js';
 import { createWebhook } from './restore/webhook.js';
 import { createPreemptVerb } from './server/preempt.js';
 
@@ -75,6 +76,7 @@ export function main(argv: string[]): void {
     },
   });
   const store = kc ? new ApiCheckpointStore(kc) : undefined;
+  const event = kc ? podEventPoster(kc, 'hiatus') : undefined;
   const executor = kc && store
     ? new CheckpointExecutor({
         kubelet: kubeletClient(config, kc),
@@ -82,6 +84,7 @@ export function main(argv: string[]): void {
         metrics,
         log,
         cached: (ns, name) => view.checkpoint(ns, name),
+        ...(event ? { event } : {}),
         kubeletTimeoutSeconds: config.checkpointTimeoutSeconds,
         maxAgeMs: config.checkpointMaxAgeMs,
         retryFailedAfterMs: config.checkpointRetryAfterMs,
@@ -121,7 +124,7 @@ export function main(argv: string[]): void {
       store,
       metrics,
       log,
-      event: podEventPoster(kc, 'hiatus'),
+      ...(event ? { event } : {}),
       restoreTimeoutMs: config.restoreTimeoutMs,
       claimGraceMs: config.restoreClaimGraceMs,
       lifecycleIntervalMs: config.restoreReconcileIntervalMs,

@@ -23,6 +23,7 @@ interface Rig {
   server: TestServer;
   executor: CheckpointExecutor;
   metrics: Metrics;
+  events: string[];
 }
 
 function preemptor(priority: number | null = 1000): Pod {
@@ -43,8 +44,9 @@ function metaArgs(pod: Pod, candidates: Record<string, string[]>, pdb: Record<st
 }
 
 /** One extender replica's executor over a shared API server (store) and kubelets. */
-function executorFor(view: SnapshotView, store: MemoryCheckpointStore, metrics: Metrics, identity?: string): CheckpointExecutor {
+function executorFor(view: SnapshotView, store: MemoryCheckpointStore, metrics: Metrics, identity?: string, events?: string[]): CheckpointExecutor {
   return new CheckpointExecutor({
+    ...(events ? { event: async (ns: string, pod: string, type: string, reason: string, message: string) => void events.push(`${ns}/${pod} ${type} ${reason}: ${message}`) } : {}),
     kubelet: new DirectKubeletClient({ port: 10250, insecureSkipVerify: true, token: () => undefined }),
     store,
     metrics,
@@ -75,7 +77,8 @@ async function rig(pods: Pod[], opts: { defaultPolicy?: CheckpointPolicy; latenc
   const store = new MemoryCheckpointStore();
   view.checkpointsByKey = store.objects;
   const metrics = new Metrics({ defaultMetrics: false });
-  const executor = executorFor(view, store, metrics);
+  const events: string[] = [];
+  const executor = executorFor(view, store, metrics, undefined, events);
   const preempt = createPreemptVerb({
     view,
     executor,
@@ -85,7 +88,7 @@ async function rig(pods: Pod[], opts: { defaultPolicy?: CheckpointPolicy; latenc
     defaultPolicy: opts.defaultPolicy ?? 'Never',
   });
   const server = await startServer(view, { preempt });
-  return { sim, view, store, server, executor, metrics };
+  return { sim, view, store, server, executor, metrics, events };
 }
 
 async function teardown(r: Rig | undefined) {
@@ -134,6 +137,10 @@ describe('preempt with Required victims', () => {
       restoreConstraints: { node: 'n1', arch: 'amd64', cpuFeatures: ['AVX2'], runtime: 'cri-o://1.31.2', zone: 'zone-a' },
     });
     expect(Date.parse(ck!.status!.completionTime!)).toBeLessThanOrEqual(answeredAt);
+    await until(() => r!.events.length > 0);
+    expect(r.events).toEqual([
+      `ml/trainer-0 Normal Checkpointed: checkpoint ${ck!.metadata.name} of 2 container(s) ready before preemption by default/urgent`,
+    ]);
   });
 
   it('never returns a victim whose checkpoint failed, and takes another candidate instead', async () => {
@@ -147,6 +154,8 @@ describe('preempt with Required victims', () => {
     const [ck] = checkpoints(r);
     expect(ck!.status).toMatchObject({ phase: 'Failed' });
     expect(ck!.status!.message).toMatch(/kubelet answered 500: checkpointing of ml\/trainer-a\/main failed \(criu dump failed\)/);
+    await until(() => r!.events.length > 0);
+    expect(r.events[0]).toMatch(/^ml\/trainer-a Warning CheckpointFailed: checkpoint trainer-a-[0-9a-f]{12} for preemption by default\/urgent failed: /);
     // The failure is remembered: the next attempt drops n1 without calling the kubelet again.
     const callsBefore = r.sim.calls.length;
     const again = await post(`${r.server.url}/preempt`, metaArgs(preemptor(), { n1: ['uid-trainer-a'] }));

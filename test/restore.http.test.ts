@@ -284,8 +284,8 @@ describe('restore lifecycle', () => {
       store,
       metrics: new Metrics({ defaultMetrics: false }),
       log: silentLogger,
-      event: async (ns, p, reason, message) => {
-        events.push(`${ns}/${p} ${reason}: ${message}`);
+      event: async (ns, p, type, reason, message) => {
+        events.push(`${ns}/${p} ${type} ${reason}: ${message}`);
       },
       restoreTimeoutMs: 10 * 60_000,
       claimGraceMs: 30_000,
@@ -297,7 +297,7 @@ describe('restore lifecycle', () => {
     expect(await controller.reconcileLifecycle()).toBe(2);
     expect(store.objects.get('ml/ck-run')!.status).toMatchObject({ phase: 'Restored', restore: { podUID: 'uid-p-run', nodeName: 'worker-7', restoredAt: iso(NOW) } });
     expect(store.objects.get('ml/ck-slow')!.status).toMatchObject({ phase: 'Failed', message: 'restore failed: pod ml/p-slow did not start within 600 s' });
-    expect(events).toEqual(['ml/p-slow RestoreFailed: checkpoint ck-slow: pod ml/p-slow did not start within 600 s']);
+    expect(events).toEqual(['ml/p-slow Warning RestoreFailed: checkpoint ck-slow: pod ml/p-slow did not start within 600 s']);
   });
 });
 

@@ -2,6 +2,7 @@
 // call the kubelet for every container, record the outcome. Work outlives the preempt call
 // that started it; a later call reads the outcome from the record.
 import { hostname } from 'node:os';
+import type { PodEventPoster } from '../cluster/events.js';
 import type { NodeFacts, PodFacts } from '../cluster/facts.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -38,6 +39,8 @@ export interface ExecutorOptions {
   maxPerNode: number;
   identity?: string;
   now?: () => number;
+  /** Tells the victim's `kubectl describe` what happened to its checkpoint. */
+  event?: PodEventPoster;
 }
 
 export type EnsureOutcome =
@@ -254,7 +257,9 @@ export class CheckpointExecutor {
     const recorded = await this.record(record);
     this.o.metrics.checkpointDuration.observe((this.now() - started) / 1000);
     const ref = `${record.metadata.namespace}/${record.metadata.name}`;
+    const by = `${job.preemptor.namespace}/${job.preemptor.name}`;
     if (failure) {
+      this.tell(victim, 'Warning', 'CheckpointFailed', `checkpoint ${record.metadata.name} for preemption by ${by} failed: ${failure}`);
       this.o.metrics.checkpoints.inc({ result: 'failed' });
       this.o.log.warn('checkpoint failed', { checkpoint: ref, pod: `${victim.namespace}/${victim.name}`, node: node.name, error: failure });
       return { state: 'failed', message: failure };
@@ -263,9 +268,16 @@ export class CheckpointExecutor {
       this.o.metrics.checkpoints.inc({ result: 'not_recorded' });
       return { state: 'failed', message: `checkpoint ${ref} was taken but could not be recorded` };
     }
+    this.tell(victim, 'Normal', 'Checkpointed', `checkpoint ${record.metadata.name} of ${victim.containers.length} container(s) ready before preemption by ${by}`);
     this.o.metrics.checkpoints.inc({ result: 'ready' });
     this.o.log.info('checkpoint ready', { checkpoint: ref, pod: `${victim.namespace}/${victim.name}`, node: node.name, ms: this.now() - started });
     return { state: 'ready', checkpoint: recorded };
+  }
+
+  private tell(victim: PodFacts, type: 'Normal' | 'Warning', reason: string, message: string): void {
+    this.o.event?.(victim.namespace, victim.name, type, reason, message).catch((e) =>
+      this.o.log.debug('event not posted', { pod: `${victim.namespace}/${victim.name}`, error: (e as Error).message }),
+    );
   }
 
   /** Writes the outcome; retries while the claim is still ours. undefined when it could not. */

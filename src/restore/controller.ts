@@ -1,7 +1,7 @@
 // The imperative shell around lifecycle and retention: periodic reconciles that write the
 // plans to the API server. Every write is optimistic (resourceVersion, uid preconditions), so
 // several replicas may run this at once; the loser of a race simply skips.
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { PodEventPoster } from '../cluster/events.js';
 import type { ClusterView } from '../cluster/view.js';
 import { StoreConflict, type CheckpointStore } from '../checkpoint/store.js';
 import type { Checkpoint } from '../checkpoint/types.js';
@@ -15,35 +15,13 @@ export interface RestoreControllerOptions {
   store: CheckpointStore;
   metrics: Metrics;
   log: Logger;
-  /** Posts a Warning event on a pod; absent in tests. */
-  event?: (namespace: string, pod: string, reason: string, message: string) => Promise<void>;
+  event?: PodEventPoster;
   restoreTimeoutMs: number;
   claimGraceMs: number;
   retention: RetentionPolicy;
   lifecycleIntervalMs: number;
   retentionIntervalMs: number;
   now?: () => number;
-}
-
-export function podEventPoster(kc: KubeConfig, component: string): RestoreControllerOptions['event'] {
-  const core = kc.makeApiClient(CoreV1Api);
-  return async (namespace, pod, reason, message) => {
-    const now = new Date();
-    await core.createNamespacedEvent({
-      namespace,
-      body: {
-        metadata: { generateName: `${pod}.`, namespace },
-        involvedObject: { kind: 'Pod', namespace, name: pod, apiVersion: 'v1' },
-        reason,
-        message,
-        type: 'Warning',
-        source: { component },
-        firstTimestamp: now,
-        lastTimestamp: now,
-        count: 1,
-      },
-    });
-  };
 }
 
 export class RestoreController {
@@ -112,7 +90,7 @@ export class RestoreController {
         if (await this.write(c)) {
           this.o.metrics.restores.inc({ result: 'failed' });
           this.o.log.warn('restore failed', { checkpoint: ref, why: a.why });
-          if (a.pod) await this.o.event?.(a.pod.namespace, a.pod.name, 'RestoreFailed', `checkpoint ${c.metadata.name}: ${a.why}`);
+          if (a.pod) await this.o.event?.(a.pod.namespace, a.pod.name, 'Warning', 'RestoreFailed', `checkpoint ${c.metadata.name}: ${a.why}`);
         }
         return;
     }
