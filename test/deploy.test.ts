@@ -1,13 +1,16 @@
 // The deploy/ manifests and scheduler-config/ checked against the code they deploy: the CRD
 // schema against the Checkpoint TypeScript type, RBAC for least privilege, the Deployment's
 // flags against the config parser, and the scheduler's urlPrefix against the Service.
-import { describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readdirSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   loadAllYaml,
   type KubernetesObject,
+  type V1MutatingWebhookConfiguration,
   type V1ClusterRole,
   type V1ClusterRoleBinding,
   type V1Container,
@@ -32,8 +35,15 @@ import {
   type CheckpointStatus,
   type RestoreStatus,
 } from '../src/checkpoint/types.js';
+import { SnapshotView } from '../src/cluster/snapshotView.js';
+import { ANNOTATION_RESTORE_OPT } from '../src/cluster/keys.js';
+import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
 import { loadConfig, parseDuration } from '../src/config/config.js';
-import type { Verb } from '../src/metrics/metrics.js';
+import { silentLogger } from '../src/log.js';
+import { Metrics, type Verb } from '../src/metrics/metrics.js';
+import { createWebhook } from '../src/restore/webhook.js';
+import { createWebhookApp } from '../src/server/app.js';
+import { post } from './helpers/server.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const NAMESPACE = 'hiatus-system';
@@ -233,7 +243,14 @@ function at(schema: V1JSONSchemaProps, jsonPath: string): V1JSONSchemaProps | un
 describe('deploy/ and scheduler-config/ parse', () => {
   it('finds the manifests', () => {
     expect(DEPLOY_FILES).toEqual(
-      expect.arrayContaining(['deploy/crd.yaml', 'deploy/namespace.yaml', 'deploy/rbac.yaml', 'deploy/deployment.yaml', 'deploy/kustomization.yaml']),
+      expect.arrayContaining([
+        'deploy/crd.yaml',
+        'deploy/namespace.yaml',
+        'deploy/rbac.yaml',
+        'deploy/deployment.yaml',
+        'deploy/webhook.yaml',
+        'deploy/kustomization.yaml',
+      ]),
     );
     expect(SCHEDULER_FILES.length).toBeGreaterThanOrEqual(2);
   });
@@ -250,7 +267,7 @@ describe('deploy/ and scheduler-config/ parse', () => {
 
   it('puts every namespaced object in hiatus-system, which deploy/ creates', () => {
     only('Namespace', NAMESPACE);
-    const clusterScoped = ['Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding', 'Kustomization'];
+    const clusterScoped = ['Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'Kustomization'];
     const misplaced = deploy
       .filter((d) => !clusterScoped.includes(d.obj.kind!) && d.obj.metadata?.namespace !== NAMESPACE)
       .map((d) => `${d.file}: ${d.obj.kind}/${d.obj.metadata?.name} in ${d.obj.metadata?.namespace}`);
@@ -448,13 +465,20 @@ describe('Deployment, Service, PodDisruptionBudget', () => {
 
   it('passes flags the config parser accepts, serving HTTPS from the mounted TLS secret', () => {
     expect(config.port).toBe(8888);
-    expect(container.ports?.map((p) => [p.name, p.containerPort])).toEqual([['https', config.port]]);
+    expect(config.webhookPort).toBe(8443);
+    expect(container.ports?.map((p) => [p.name, p.containerPort])).toEqual([
+      ['https', config.port],
+      ['webhook', config.webhookPort],
+    ]);
     const mount = container.volumeMounts?.find((m) => m.name === 'tls');
     const volume = pod.volumes?.find((v) => v.name === 'tls');
     expect(volume?.secret?.secretName).toBe('hiatus-tls');
     expect(mount?.mountPath).toBe('/etc/hiatus/tls');
     expect(config.tlsCertFile).toBe(`${mount!.mountPath}/tls.crt`);
     expect(config.tlsKeyFile).toBe(`${mount!.mountPath}/tls.key`);
+    // The restore webhook is served (both files given) from the same secret.
+    expect(config.webhookTlsCertFile).toBe(`${mount!.mountPath}/tls.crt`);
+    expect(config.webhookTlsKeyFile).toBe(`${mount!.mountPath}/tls.key`);
   });
 
   it('probes /healthz and /readyz over HTTPS on the served port', () => {
@@ -479,14 +503,123 @@ describe('Deployment, Service, PodDisruptionBudget', () => {
     });
   });
 
-  it('exposes port 8888 as https through a Service that selects the pods', () => {
+  it('exposes port 8888 as https and 8443 as webhook through a Service that selects the pods', () => {
     expect(podLabels).toMatchObject(service.spec!.selector!);
-    expect(service.spec!.ports!.map((p) => [p.name, p.port, port(p.targetPort)])).toEqual([['https', 8888, config.port]]);
+    expect(service.spec!.ports!.map((p) => [p.name, p.port, port(p.targetPort), p.appProtocol])).toEqual([
+      ['https', 8888, config.port, 'https'],
+      ['webhook', 8443, config.webhookPort, 'https'],
+    ]);
   });
 
   it('keeps one replica through voluntary disruptions', () => {
     expect(pdb.spec!.minAvailable).toBe(1);
     expect(podLabels).toMatchObject(pdb.spec!.selector!.matchLabels!);
+  });
+});
+
+describe('restore MutatingWebhookConfiguration', () => {
+  const config = only<V1MutatingWebhookConfiguration>('MutatingWebhookConfiguration', 'hiatus-restore');
+  const webhooks = config.webhooks ?? [];
+  const webhook = webhooks[0]!;
+  const service = only<V1Service>('Service', 'hiatus');
+  const deployment = only<V1Deployment>('Deployment', 'hiatus');
+  const container = deployment.spec!.template.spec!.containers[0]!;
+  const deployed = loadConfig(container.args ?? [], {});
+
+  it('is in deploy/webhook.yaml with one webhook, restore.hiatus.dev', () => {
+    expect(deploy.filter((d) => d.obj.kind === 'MutatingWebhookConfiguration').map((d) => d.file)).toEqual(['deploy/webhook.yaml']);
+    expect(webhooks.map((w) => w.name)).toEqual(['restore.hiatus.dev']);
+  });
+
+  it('never blocks pod creation, declares the claim as a side effect skipped on dry runs, and is not reinvoked', () => {
+    expect(webhook.failurePolicy).toBe('Ignore');
+    expect(webhook.sideEffects).toBe('NoneOnDryRun');
+    expect(webhook.timeoutSeconds).toBe(5);
+    expect(webhook.admissionReviewVersions).toEqual(['v1']);
+    expect(webhook.reinvocationPolicy).toBe('Never');
+    expect(webhook.matchPolicy).toBe('Equivalent');
+  });
+
+  it('calls the Service\'s webhook port, which reaches the port the Deployment serves the webhook on', () => {
+    const svc = webhook.clientConfig.service!;
+    expect(webhook.clientConfig.url).toBeUndefined();
+    expect({ name: svc.name, namespace: svc.namespace }).toEqual({ name: service.metadata!.name, namespace: service.metadata!.namespace });
+    const servicePort = service.spec!.ports!.find((p) => p.port === svc.port);
+    expect(servicePort?.name).toBe('webhook');
+    const containerPort = container.ports!.find((p) => p.name === servicePort!.targetPort);
+    expect(containerPort?.containerPort).toBe(deployed.webhookPort);
+    // Served only when both files are given.
+    expect(deployed.webhookTlsCertFile).toBeDefined();
+    expect(deployed.webhookTlsKeyFile).toBeDefined();
+    expect(svc.path).toBe('/mutate-pods');
+  });
+
+  it('verifies a certificate for the Service name that deploy/README.md issues, against a caBundle placeholder', () => {
+    // The API server checks <service>.<namespace>.svc; the README's openssl steps must put it in the SAN.
+    const readme = readFileSync(join(ROOT, 'deploy/README.md'), 'utf8');
+    const san = /subjectAltName=([^\\'\n]*)/.exec(readme)?.[1] ?? '';
+    expect(san.split(',')).toContain(`DNS:${webhook.clientConfig.service!.name}.${webhook.clientConfig.service!.namespace}.svc`);
+    const secret = deployment.spec!.template.spec!.volumes!.find((v) => v.name === 'tls')?.secret?.secretName;
+    expect(secret).toBe('hiatus-tls');
+    // Empty until filled (README), or written by cert-manager's CA injector.
+    expect(webhook.clientConfig.caBundle).toBe('');
+  });
+
+  it('sees only pod CREATE in core v1, namespaced', () => {
+    expect(webhook.rules).toEqual([{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }]);
+  });
+
+  it('leaves out the system namespaces and the extender\'s own', () => {
+    expect(webhook.namespaceSelector?.matchLabels).toBeUndefined();
+    const [expr, ...more] = webhook.namespaceSelector?.matchExpressions ?? [];
+    expect(more).toEqual([]);
+    expect(expr).toMatchObject({ key: 'kubernetes.io/metadata.name', operator: 'NotIn' });
+    expect([...expr!.values!].sort()).toEqual(['hiatus-system', 'kube-node-lease', 'kube-public', 'kube-system']);
+    expect(expr!.values).toContain(deployment.metadata!.namespace);
+  });
+
+  it('skips pods labelled hiatus.dev/restore: "false", the key the extender honours as an annotation', () => {
+    expect(webhook.objectSelector?.matchLabels).toBeUndefined();
+    expect(webhook.objectSelector?.matchExpressions).toEqual([{ key: ANNOTATION_RESTORE_OPT, operator: 'NotIn', values: ['false'] }]);
+  });
+
+  describe('against the extender\'s webhook listener', () => {
+    let server: http.Server;
+    let base: string;
+    beforeAll(async () => {
+      const metrics = new Metrics({ defaultMetrics: false });
+      const app = createWebhookApp({
+        mutatePods: createWebhook({ view: new SnapshotView(), store: new MemoryCheckpointStore(), metrics, log: silentLogger, maxAgeMs: 1000 }),
+        metrics,
+        log: silentLogger,
+        maxBodyBytes: 1024 * 1024,
+      });
+      server = http.createServer(app);
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+    it('answers the configured path in every admissionReviewVersion the configuration offers', async () => {
+      for (const version of webhook.admissionReviewVersions) {
+        const apiVersion = `admission.k8s.io/${version}`;
+        const r = await post(`${base}${webhook.clientConfig.service!.path}`, {
+          apiVersion,
+          kind: 'AdmissionReview',
+          request: {
+            uid: 'deploy-test',
+            kind: { group: '', version: 'v1', kind: 'Pod' },
+            resource: { group: '', version: 'v1', resource: 'pods' },
+            namespace: 'default',
+            operation: 'CREATE',
+            object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { containers: [{ name: 'main', image: 'x' }] } },
+            dryRun: false,
+          },
+        });
+        expect(r.status).toBe(200);
+        expect(r.json).toEqual({ apiVersion, kind: 'AdmissionReview', response: { uid: 'deploy-test', allowed: true } });
+      }
+    });
   });
 });
 

@@ -24,6 +24,11 @@ export interface SchedulerWanted extends ExtenderOverrides {
 export interface RigOptions {
   base?: SchedulerConfigBase;
   schedulers: SchedulerWanted[];
+  /**
+   * Extra extender arguments, computed once the control plane runs (so that files can be
+   * written to its directory first), e.g. the restore webhook's TLS flags.
+   */
+  extenderArgs?: (cp: ControlPlane) => Promise<string[]>;
 }
 
 export class Rig {
@@ -56,7 +61,8 @@ export class Rig {
       const nodes = new SimulatedNodes(cp.kc);
       rig = new Rig(cp, undefined, nodes, httpTimeout);
       await nodes.start();
-      rig.ext = await Extender.start({ kubeconfig: cp.kubeconfig('admin'), logDir: cp.logs, schedulerHttpTimeout: httpTimeout });
+      const extraArgs = opts.extenderArgs ? await opts.extenderArgs(cp) : [];
+      rig.ext = await Extender.start({ kubeconfig: cp.kubeconfig('admin'), logDir: cp.logs, schedulerHttpTimeout: httpTimeout, extraArgs });
       for (const s of opts.schedulers) {
         await cp.startScheduler({ ...s, base, httpTimeout, extenderUrl: rig.ext.url });
       }

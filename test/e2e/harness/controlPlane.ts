@@ -149,7 +149,8 @@ export class ControlPlane {
     await waitUntil('the default ServiceAccount', () => core.readNamespacedServiceAccount({ name: 'default', namespace: 'default' }));
   }
 
-  private adminTls() {
+  /** The admin identity's client certificate and the cluster CA, for raw HTTPS clients. */
+  adminTls(): { ca: Buffer; cert: Buffer; key: Buffer } {
     const pki = path.join(this.dir, 'pki');
     return {
       ca: readFileSync(`${pki}/ca.crt`),
@@ -188,6 +189,21 @@ export class ControlPlane {
     const instance = { schedulerName: spec.schedulerName, proc, port };
     this.schedulers.set(spec.schedulerName, instance);
     return instance;
+  }
+
+  /** Stops one kube-scheduler instance; the others and the control plane keep running. */
+  async stopScheduler(schedulerName: string): Promise<void> {
+    const s = this.schedulers.get(schedulerName);
+    if (!s) throw new Error(`no scheduler ${schedulerName}`);
+    this.schedulers.delete(schedulerName);
+    await s.proc.stop();
+  }
+
+  /** The running process of a core component, e.g. "etcd" or "kube-apiserver". */
+  process(name: string): ManagedProcess {
+    const p = this.procs.find((q) => q.name === name && q.alive);
+    if (!p) throw new Error(`no running ${name}`);
+    return p;
   }
 
   /** The last lines of every component's log. */

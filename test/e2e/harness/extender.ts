@@ -22,6 +22,8 @@ export interface ExtenderOptions {
   /** The extender's httpTimeout in the scheduler configuration, e.g. "5s". */
   schedulerHttpTimeout: string;
   extraArgs?: string[];
+  /** Arguments for node itself, before the script, e.g. ['--cpu-prof', '--cpu-prof-dir=prof']. */
+  nodeArgs?: string[];
 }
 
 export class Extender {
@@ -38,6 +40,7 @@ export class Extender {
     await buildExtender();
     const p = port ?? (await freePort());
     const proc = ManagedProcess.start('hiatus-extender', process.execPath, [
+      ...(opts.nodeArgs ?? []),
       path.join(repoRoot(), 'dist/src/main.js'),
       '--kubeconfig', opts.kubeconfig,
       '--bind-address', '127.0.0.1',

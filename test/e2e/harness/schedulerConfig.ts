@@ -20,8 +20,13 @@ export interface SchedulerConfigOptions extends ExtenderOverrides {
   base: SchedulerConfigBase;
   /** Replaces the profile's schedulerName, so that several instances can share one cluster. */
   schedulerName?: string;
-  extenderUrl: string;
+  /** null: the same configuration without any extender (a baseline to compare with). */
+  extenderUrl: string | null;
   kubeconfig: string;
+  /** The profile's percentageOfNodesToScore; null drops it (kube-scheduler's adaptive default). */
+  percentageOfNodesToScore?: number | null;
+  /** clientConnection qps and burst; kube-scheduler's defaults (50, 100) when absent. */
+  clientRate?: { qps: number; burst: number };
 }
 
 type Obj = Record<string, unknown>;
@@ -53,12 +58,21 @@ export function schedulerConfig(opts: SchedulerConfigOptions): string {
   const profiles = (doc['profiles'] as Obj[] | undefined) ?? [];
   if (profiles.length !== 1) throw new Error(`${file}: expected exactly one profile`);
   const { tlsConfig: _tls, ...extender } = shippedExtender(opts.base);
+  const profile = (p: Obj): Obj => {
+    const out: Obj = { ...p, ...(opts.schedulerName ? { schedulerName: opts.schedulerName } : {}) };
+    if (opts.percentageOfNodesToScore === null) delete out['percentageOfNodesToScore'];
+    else if (opts.percentageOfNodesToScore !== undefined) out['percentageOfNodesToScore'] = opts.percentageOfNodesToScore;
+    return out;
+  };
+  const { extenders: _shipped, ...rest } = doc;
   const config: Obj = {
-    ...doc,
-    clientConnection: { kubeconfig: opts.kubeconfig },
+    ...rest,
+    clientConnection: { kubeconfig: opts.kubeconfig, ...(opts.clientRate ?? {}) },
     leaderElection: { leaderElect: false },
-    profiles: profiles.map((p) => ({ ...p, ...(opts.schedulerName ? { schedulerName: opts.schedulerName } : {}) })),
-    extenders: [
+    profiles: profiles.map(profile),
+  };
+  if (opts.extenderUrl !== null) {
+    config['extenders'] = [
       {
         ...extender,
         urlPrefix: opts.extenderUrl,
@@ -67,7 +81,7 @@ export function schedulerConfig(opts: SchedulerConfigOptions): string {
         ...(opts.ignorable !== undefined ? { ignorable: opts.ignorable } : {}),
         ...(opts.httpTimeout !== undefined ? { httpTimeout: opts.httpTimeout } : {}),
       },
-    ],
-  };
+    ];
+  }
   return JSON.stringify(config, null, 2);
 }
