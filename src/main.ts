@@ -19,6 +19,9 @@ import { createWebhook } from './restore/webhook.js';
 import { createPreemptVerb } from './server/preempt.js';
 
 const NODE_FACTS_LRU_SIZE = 10_000;
+// By then a pod created with the claim is in every replica's cache; a claim without one was
+// rejected after admission, and the workload's next pod may take it.
+const WEBHOOK_RECLAIM_AFTER_MS = 5_000;
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
@@ -139,7 +142,7 @@ export function main(argv: string[]): void {
     closers.push(() => restores.stop());
     if (config.webhookTlsCertFile && config.webhookTlsKeyFile) {
       const webhookApp = createWebhookApp({
-        mutatePods: createWebhook({ view, store, metrics, log, maxAgeMs: config.retentionMaxAgeMs }),
+        mutatePods: createWebhook({ view, store, metrics, log, maxAgeMs: config.retentionMaxAgeMs, reclaimAfterMs: WEBHOOK_RECLAIM_AFTER_MS }),
         metrics,
         log,
         maxBodyBytes: config.maxBodyBytes,

@@ -589,7 +589,7 @@ describe('restore MutatingWebhookConfiguration', () => {
     beforeAll(async () => {
       const metrics = new Metrics({ defaultMetrics: false });
       const app = createWebhookApp({
-        mutatePods: createWebhook({ view: new SnapshotView(), store: new MemoryCheckpointStore(), metrics, log: silentLogger, maxAgeMs: 1000 }),
+        mutatePods: createWebhook({ view: new SnapshotView(), store: new MemoryCheckpointStore(), metrics, log: silentLogger, maxAgeMs: 1000, reclaimAfterMs: 5_000 }),
         metrics,
         log: silentLogger,
         maxBodyBytes: 1024 * 1024,

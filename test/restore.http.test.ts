@@ -106,7 +106,7 @@ describe('the restore admission webhook over HTTP', () => {
     view.checkpointsByKey = store.objects;
     metrics = new Metrics({ defaultMetrics: false });
     const app = createWebhookApp({
-      mutatePods: createWebhook({ view, store, metrics, log: silentLogger, maxAgeMs: 24 * 3600_000, now: () => NOW }),
+      mutatePods: createWebhook({ view, store, metrics, log: silentLogger, maxAgeMs: 24 * 3600_000, reclaimAfterMs: 5_000, now: () => NOW }),
       metrics,
       log: silentLogger,
       maxBodyBytes: 1024 * 1024,
@@ -206,6 +206,33 @@ describe('the restore admission webhook over HTTP', () => {
     ]);
   });
 
+  it('reads the record live when its cache still shows the workload\'s checkpoint Pending', async () => {
+    await put(checkpoint('ck-a'));
+    const lagging = structuredClone(store.objects.get('ml/ck-a')!);
+    lagging.status = { phase: 'Pending', startTime: lagging.status!.startTime! };
+    const cache = view.checkpointsByKey;
+    view.checkpointsByKey = new Map([['ml/ck-a', lagging]]);
+    try {
+      const r = await post(url, review(replacement()));
+      expect((decodePatch(r.json) as { value: Record<string, string> }[])[0]!.value['hiatus.dev/restore-from']).toBe('ck-a');
+      expect(store.objects.get('ml/ck-a')!.status!.phase).toBe('Restoring');
+    } finally {
+      view.checkpointsByKey = cache;
+    }
+  });
+
+  it('offers again a claim that no pod took up (its pod was rejected after admission)', async () => {
+    const abandoned = checkpoint('ck-a', { phase: 'Restoring' });
+    abandoned.status!.restore = { claimedAt: iso(NOW - 10_000), podName: 'trainer-5c8f7-*' };
+    const fresh = checkpoint('ck-b', { phase: 'Restoring' });
+    fresh.status!.restore = { claimedAt: iso(NOW - 1_000), podName: 'trainer-5c8f7-*' };
+    await put(abandoned, fresh);
+    const r = await post(url, review(replacement()));
+    expect((decodePatch(r.json) as { value: Record<string, string> }[])[0]!.value['hiatus.dev/restore-from']).toBe('ck-a');
+    expect(store.objects.get('ml/ck-a')!.status!.restore!.claimedAt).toBe(iso(NOW));
+    expect(store.objects.get('ml/ck-b')!.status!.restore!.claimedAt).toBe(iso(NOW - 1_000));
+  });
+
   it('answers a dry run with the patch but claims nothing', async () => {
     await put(checkpoint('ck-a'));
     const r = await post(url, review(replacement(), { dryRun: true }));
@@ -253,9 +280,27 @@ describe('restore lifecycle', () => {
   const times = { now: NOW, restoreTimeoutMs: 10 * 60_000, claimGraceMs: 30_000 };
 
   it('binds the claim to its pod, marks it Restored once the pod runs, releases or fails it otherwise', () => {
+    // Placed on a node, then gone before the loop saw it run (e.g. it finished): consumed.
+    const left = claimed('ck-left', 2, 'uid-p-left');
+    left.status!.restore!.nodeName = 'worker-7';
     const actions = planLifecycle(
-      [claimed('ck-bind', 1), claimed('ck-run', 2, 'uid-p-run'), claimed('ck-gone', 3, 'uid-deleted'), claimed('ck-never', 2), claimed('ck-young', 0.1), claimed('ck-slow', 11, 'uid-p-slow'), checkpoint('ck-ready')],
-      podsByRestore([pod('p-bind', 'ck-bind'), pod('p-run', 'ck-run', { phase: 'Running', node: 'worker-7' }), pod('p-slow', 'ck-slow')]),
+      [
+        claimed('ck-bind', 1),
+        claimed('ck-run', 2, 'uid-p-run'),
+        claimed('ck-gone', 3, 'uid-deleted'),
+        claimed('ck-never', 2),
+        claimed('ck-young', 0.1),
+        claimed('ck-slow', 11, 'uid-p-slow'),
+        claimed('ck-placed', 1, 'uid-p-placed'),
+        left,
+        checkpoint('ck-ready'),
+      ],
+      podsByRestore([
+        pod('p-bind', 'ck-bind'),
+        pod('p-run', 'ck-run', { phase: 'Running', node: 'worker-7' }),
+        pod('p-slow', 'ck-slow'),
+        pod('p-placed', 'ck-placed', { node: 'worker-7' }),
+      ]),
       times,
     );
     expect(actions.map((a) => [a.kind, a.checkpoint.metadata.name])).toEqual([
@@ -264,6 +309,8 @@ describe('restore lifecycle', () => {
       ['release', 'ck-gone'],
       ['release', 'ck-never'],
       ['fail', 'ck-slow'],
+      ['bind', 'ck-placed'],
+      ['consumed', 'ck-left'],
     ]);
   });
 

@@ -65,8 +65,17 @@ export class RestoreController {
     const ref = `${c.metadata.namespace}/${c.metadata.name}`;
     switch (a.kind) {
       case 'bind':
-        status.restore = { ...status.restore!, podName: a.pod.name, podUID: a.pod.uid };
+        status.restore = { ...status.restore!, podName: a.pod.name, podUID: a.pod.uid, ...(a.pod.nodeName ? { nodeName: a.pod.nodeName } : {}) };
         await this.write(c);
+        return;
+      case 'consumed':
+        status.phase = 'Restored';
+        status.restore = { ...status.restore!, restoredAt: new Date(this.now()).toISOString() };
+        status.message = a.why;
+        if (await this.write(c)) {
+          this.o.metrics.restores.inc({ result: 'restored' });
+          this.o.log.info('checkpoint consumed', { checkpoint: ref, why: a.why });
+        }
         return;
       case 'restored':
         status.phase = 'Restored';

@@ -8,6 +8,7 @@ export type LifecycleAction =
   | { kind: 'bind'; checkpoint: Checkpoint; pod: PodFacts }
   | { kind: 'restored'; checkpoint: Checkpoint; pod: PodFacts }
   | { kind: 'release'; checkpoint: Checkpoint; why: string }
+  | { kind: 'consumed'; checkpoint: Checkpoint; why: string }
   | { kind: 'fail'; checkpoint: Checkpoint; pod?: PodFacts; why: string };
 
 export interface LifecycleTimes {
@@ -40,15 +41,21 @@ export function planLifecycle(checkpoints: Iterable<Checkpoint>, restoring: Map<
     const candidates = restoring.get(`${c.metadata.namespace}/${c.metadata.name}`) ?? [];
     const pod = r.podUID ? candidates.find((p) => p.uid === r.podUID) : candidates[0];
     const age = t.now - Date.parse(r.claimedAt);
-    if (pod && pod.phase === 'Running' && pod.nodeName) {
-      actions.push({ kind: 'restored', checkpoint: c, pod });
-    } else if (pod && age > t.restoreTimeoutMs) {
-      actions.push({ kind: 'fail', checkpoint: c, pod, why: `pod ${pod.namespace}/${pod.name} did not start within ${Math.round(t.restoreTimeoutMs / 1000)} s` });
-    } else if (pod && !r.podUID) {
-      actions.push({ kind: 'bind', checkpoint: c, pod });
-    } else if (!pod && r.podUID) {
-      actions.push({ kind: 'release', checkpoint: c, why: `pod ${r.podName} went away before it started` });
-    } else if (!pod && age > t.claimGraceMs) {
+    if (pod) {
+      if (pod.phase === 'Running' && pod.nodeName) {
+        actions.push({ kind: 'restored', checkpoint: c, pod });
+      } else if (age > t.restoreTimeoutMs) {
+        actions.push({ kind: 'fail', checkpoint: c, pod, why: `pod ${pod.namespace}/${pod.name} did not start within ${Math.round(t.restoreTimeoutMs / 1000)} s` });
+      } else if (!r.podUID || (pod.nodeName && r.nodeName !== pod.nodeName)) {
+        actions.push({ kind: 'bind', checkpoint: c, pod });
+      }
+    } else if (r.nodeName) {
+      // Placed on a node, then gone (finished, or deleted) before this loop saw it run: the
+      // runtime may have restored it, so the checkpoint counts as consumed, never offered twice.
+      actions.push({ kind: 'consumed', checkpoint: c, why: `pod ${r.podName} left node ${r.nodeName} before it was seen running` });
+    } else if (r.podUID) {
+      actions.push({ kind: 'release', checkpoint: c, why: `pod ${r.podName} went away before it was placed on a node` });
+    } else if (age > t.claimGraceMs) {
       actions.push({ kind: 'release', checkpoint: c, why: `no pod appeared for the claim of ${r.podName}` });
     }
   }

@@ -8,7 +8,25 @@ import type { Pod } from '../server/wire.js';
 export type MatchResult =
   /** Newest first: the webhook claims the first it can. */
   | { kind: 'candidates'; checkpoints: Checkpoint[]; corrupt: number }
+  /**
+   * Nothing usable in the cache, but the workload has checkpoints the cache still shows as
+   * Pending, or claims that no pod took up: the cache may lag behind, so read these live.
+   */
+  | { kind: 'recheck'; checkpoints: Checkpoint[]; corrupt: number }
   | { kind: 'skip'; why: string; corrupt?: number };
+
+export interface MatchOptions {
+  now: number;
+  maxAgeMs: number;
+  /** A claim with no pod bound to it is offered again after this (its pod was never created). */
+  reclaimAfterMs: number;
+}
+
+/** A Restoring checkpoint whose claim no pod took up for a while: its pod was rejected. */
+export function abandonedClaim(c: Checkpoint, o: MatchOptions): boolean {
+  const r = c.status?.restore;
+  return c.status?.phase === 'Restoring' && !!r && !r.podUID && o.now - Date.parse(r.claimedAt) > o.reclaimAfterMs;
+}
 
 /** A Checkpoint's restore constraints are usable as the pods' contract. */
 export function constraintsUsable(c: Checkpoint): boolean {
@@ -36,7 +54,7 @@ function ordinalFromName(name: string | undefined): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Checkpoint>, now: number, maxAgeMs: number): MatchResult {
+export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Checkpoint>, o: MatchOptions): MatchResult {
   const annotations = pod.metadata?.annotations ?? {};
   if (annotations[ANNOTATION_RESTORE_OPT] === 'false') return { kind: 'skip', why: `opted out (${ANNOTATION_RESTORE_OPT}: "false")` };
   const explicit = annotations[ANNOTATION_RESTORE_FROM];
@@ -49,8 +67,9 @@ export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Check
   if (index === undefined && facts.owner?.kind === 'StatefulSet') index = ordinalFromName(pod.metadata?.name);
   let corrupt = 0;
   const found: Checkpoint[] = [];
+  const recheck: Checkpoint[] = [];
   for (const c of all) {
-    if (c.metadata.namespace !== namespace || c.status?.phase !== 'Ready') continue;
+    if (c.metadata.namespace !== namespace) continue;
     if (explicit !== undefined) {
       if (c.metadata.name !== explicit) continue;
     } else {
@@ -58,8 +77,14 @@ export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Check
       if (src?.owner?.uid !== facts.owner!.uid) continue;
       if ((src.templateHash ?? undefined) !== facts.templateHash) continue;
       if ((src.index ?? undefined) !== index) continue;
-      if (now - completedAt(c) > maxAgeMs) continue;
     }
+    const phase = c.status?.phase;
+    if (phase === 'Pending' || abandonedClaim(c, o)) {
+      recheck.push(c);
+      continue;
+    }
+    if (phase !== 'Ready') continue;
+    if (explicit === undefined && o.now - completedAt(c) > o.maxAgeMs) continue;
     if (!constraintsUsable(c)) {
       corrupt++;
       continue;
@@ -67,6 +92,7 @@ export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Check
     found.push(c);
   }
   if (found.length === 0) {
+    if (recheck.length > 0) return { kind: 'recheck', checkpoints: recheck, corrupt };
     const why = explicit !== undefined ? `checkpoint ${explicit} is not Ready in ${namespace}` : 'no Ready checkpoint of this workload';
     return { kind: 'skip', why, corrupt };
   }

@@ -9,7 +9,7 @@ import type { Checkpoint } from '../checkpoint/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Pod } from '../server/wire.js';
-import { findCheckpoints } from './match.js';
+import { abandonedClaim, constraintsUsable, findCheckpoints, type MatchOptions } from './match.js';
 
 export interface WebhookDeps {
   view: ClusterView;
@@ -18,6 +18,8 @@ export interface WebhookDeps {
   log: Logger;
   /** Ready checkpoints older than this are not offered for restore. */
   maxAgeMs: number;
+  /** A claim no pod took up (the pod was rejected after admission) is offered again after this. */
+  reclaimAfterMs: number;
   now?: () => number;
 }
 
@@ -66,6 +68,13 @@ function isObject(v: unknown): v is Record<string, any> {
 export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<WebhookAnswer> {
   const now = deps.now ?? Date.now;
   const { metrics, log } = deps;
+  /** Whether a pod in the cache carries this claimed checkpoint (then the claim is not abandoned). */
+  const claimedByLivePod = (c: Checkpoint): boolean => {
+    for (const p of deps.view.pods()) {
+      if (p.namespace === c.metadata.namespace && p.annotations[ANNOTATION_RESTORE_FROM] === c.metadata.name) return true;
+    }
+    return false;
+  };
 
   return async (body) => {
     if (!isObject(body) || !ADMISSION_VERSIONS.includes(body.apiVersion) || body.kind !== 'AdmissionReview' || !isObject(body.request)) {
@@ -89,10 +98,26 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
     const pod = req.object as Pod;
     const namespace = typeof req.namespace === 'string' && req.namespace ? req.namespace : (pod.metadata?.namespace ?? 'default');
     const podName = pod.metadata?.name || `${pod.metadata?.generateName ?? ''}*`;
-    const match = findCheckpoints(pod, namespace, deps.view.checkpoints(), now(), deps.maxAgeMs);
+    const options: MatchOptions = { now: now(), maxAgeMs: deps.maxAgeMs, reclaimAfterMs: deps.reclaimAfterMs };
+    const match = findCheckpoints(pod, namespace, deps.view.checkpoints(), options);
     if (match.corrupt) metrics.restores.inc({ result: 'corrupt_checkpoint' }, match.corrupt);
     if (match.kind === 'skip') return answer({}, 'skipped', match.why);
-    for (const c of match.checkpoints) {
+    let offered = match.checkpoints;
+    if (match.kind === 'recheck') {
+      // The only API reads on this path, and only for a workload with a checkpoint under way:
+      // a replacement can be admitted before this replica's watch has seen its record turn Ready.
+      try {
+        const live = await Promise.all(match.checkpoints.map((c) => deps.store.get(namespace, c.metadata.name)));
+        offered = live.filter(
+          (c): c is Checkpoint => !!c && (c.status?.phase === 'Ready' || (abandonedClaim(c, options) && !claimedByLivePod(c))) && constraintsUsable(c),
+        );
+      } catch (e) {
+        metrics.restores.inc({ result: 'claim_error' });
+        return answer({}, 'error', `reading checkpoints of ${namespace}: ${(e as Error).message}`);
+      }
+      if (offered.length === 0) return answer({}, 'skipped', 'the workload\'s checkpoints are not Ready');
+    }
+    for (const c of offered) {
       const ref = `${namespace}/${c.metadata.name}`;
       if (req.dryRun === true) {
         // Side effects only outside dry run: the claim is not written.
