@@ -159,76 +159,80 @@ function median(values: number[]): number {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
+type Cell = (s: Scenario, body: Buffer, n: number, clients: number, seconds?: number) => Promise<Measurement>;
+
 async function runSuite(ctx: SuiteContext): Promise<void> {
   const { settings } = ctx;
   const bare = await startBareServer();
   const rows = new Map<string, Row[]>(SCENARIOS.map((s) => [s.key, []]));
   const selected = SCENARIOS.filter((s) => ctx.wanted(s.key));
-  const nameCells = selected.filter((s) => s.nodeCacheCapable).length * settings.sizes.length * settings.clients.length;
-  const fullCells = selected.filter((s) => !s.nodeCacheCapable).length * settings.fullSizes.length * settings.clients.length;
-  const total = nameCells + fullCells;
+  const namesScenarios = selected.filter((s) => s.nodeCacheCapable);
+  const fullScenarios = selected.filter((s) => !s.nodeCacheCapable);
+  const total =
+    (namesScenarios.length * settings.sizes.length + fullScenarios.length * settings.fullSizes.length) * settings.clients.length +
+    (ctx.wanted('headline') ? 2 * settings.rounds : 0);
   let done = 0;
 
-  const cell = async (s: Scenario, body: Buffer, n: number, clients: number): Promise<Measurement> => {
+  const cell: Cell = async (s, body, n, clients, seconds = settings.seconds) => {
     const server: ServerProcess = s.server === 'bare' ? bare : ctx.extender;
     const m = await measure(server, s.verb, body, {
       concurrency: clients,
       requests: settings.requests,
-      maxSeconds: settings.seconds,
+      maxSeconds: seconds,
       warmupRequests: settings.warmupRequests,
       warmupSeconds: settings.warmupSeconds,
       check: s.check(n),
     });
     const label = `${s.title} @${n} nodes × ${clients} clients`;
     ctx.record({ label, m });
-    return m;
-  };
-  const step = (label: string, m: Measurement) => {
     done++;
     const errors = m.load.errors ? `, ${m.load.errors} ERRORS: ${m.load.firstError}` : '';
-    ctx.progress(`[${done}/${total}] ${label}: ${fmt.rate(m.load.rps)} req/s, p99 ${fmt.ms(m.load.p99)} ms${errors}`);
+    ctx.progress(`[${done}/${total}] ${s.key} ${n}×${clients}: ${fmt.rate(m.load.rps)} req/s, p99 ${fmt.ms(m.load.p99)} ms${errors}`);
+    return m;
   };
 
+  let headlineText: string | undefined;
   try {
     for (const n of settings.sizes) {
       const names = nodeNames(n);
       const bodies = { fast: argsWithNames(pod(false), names), restore: argsWithNames(pod(true), names) };
       for (const clients of settings.clients) {
         // Bare and extender fast path back to back, so that both see the same machine.
-        for (const s of selected.filter((x) => x.nodeCacheCapable)) {
-          const m = await cell(s, s.restore ? bodies.restore : bodies.fast, n, clients);
-          rows.get(s.key)!.push({ nodes: n, clients, m });
-          step(`${s.key} ${n}×${clients}`, m);
+        for (const s of namesScenarios) {
+          rows.get(s.key)!.push({ nodes: n, clients, m: await cell(s, s.restore ? bodies.restore : bodies.fast, n, clients) });
         }
       }
     }
-    const fullScenarios = selected.filter((x) => !x.nodeCacheCapable);
+    // Before the multi-megabyte full Nodes bodies have grown the extender's heap.
+    if (ctx.wanted('headline')) headlineText = await headline(ctx, cell);
     for (const n of fullScenarios.length > 0 ? settings.fullSizes : []) {
       const body = argsWithNodes(pod(true), nodes(n));
       for (const clients of settings.clients) {
-        for (const s of fullScenarios) {
-          const m = await cell(s, body, n, clients);
-          rows.get(s.key)!.push({ nodes: n, clients, m });
-          step(`${s.key} ${n}×${clients}`, m);
-        }
+        for (const s of fullScenarios) rows.get(s.key)!.push({ nodes: n, clients, m: await cell(s, body, n, clients) });
       }
     }
+  } finally {
+    await bare.stop();
+  }
 
-    for (const s of selected) ctx.print(table(`${s.title}   [${s.key}]`, COLUMNS, rows.get(s.key)!));
+  for (const s of selected) ctx.print(table(`${s.title}   [${s.key}]`, COLUMNS, rows.get(s.key)!));
+  if (selected.some((s) => s.restore)) {
     ctx.print(
       'Without a cluster (--no-cluster) the extender knows no node from NodeNames alone: the NodeNames restore path\n' +
         'parses the contract and judges every node as unknown (kept, score 0 but the holder). The full Nodes rows\n' +
         'judge real node facts: a mixed cluster where 1/10 is arm64, 1/7 lacks AVX2 and 1/5 runs containerd.\n',
     );
-
-    const bareRows = rows.get('bare')!;
-    const fastRows = rows.get('filter-fast')!;
-    const pairs = fastRows
-      .map((e) => ({ e, b: bareRows.find((b) => b.nodes === e.nodes && b.clients === e.clients) }))
-      .filter((p): p is { e: Row; b: Row } => p.b !== undefined);
-    if (pairs.length > 0) {
-      ctx.print(
-        table('fast-path filter vs bare echo (same run)', [
+  }
+  const bareRows = rows.get('bare')!;
+  const pairs = rows
+    .get('filter-fast')!
+    .map((e) => ({ e, b: bareRows.find((b) => b.nodes === e.nodes && b.clients === e.clients) }))
+    .filter((p): p is { e: Row; b: Row } => p.b !== undefined);
+  if (pairs.length > 0) {
+    ctx.print(
+      table(
+        'fast-path filter vs bare echo, one cell each (same run)',
+        [
           { title: 'nodes', value: (p) => fmt.count(p.e.nodes) },
           { title: 'clients', value: (p) => String(p.e.clients) },
           { title: 'extender req/s', value: (p) => fmt.rate(p.e.m.load.rps) },
@@ -240,59 +244,66 @@ async function runSuite(ctx: SuiteContext): Promise<void> {
           { title: 'bare p99 ms', value: (p) => fmt.ms(p.b.m.load.p99) },
           { title: 'extender CPU ms/req', value: (p) => fmt.ms(cpuPerRequest(p.e.m)) },
           { title: 'bare CPU ms/req', value: (p) => fmt.ms(cpuPerRequest(p.b.m)) },
-        ], pairs),
-      );
-    }
-
-    if (ctx.wanted('headline')) await headline(ctx, cell);
-  } finally {
-    await bare.stop();
+        ],
+        pairs,
+      ),
+    );
   }
+  if (headlineText) ctx.print(headlineText);
 }
 
 /**
- * The issue's target, measured in alternating rounds (bare, extender, bare, ...) at the largest
- * size and concurrency, so that a drift of the machine's speed hits both alike; medians compared.
+ * The issue's target at the largest size and concurrency, in short paired rounds whose order
+ * alternates (bare first, then extender first, ...), so that other load on the machine and any
+ * drift hit both servers alike. Throughput on a shared machine is noisy: the spread of the
+ * rounds and the CPU each server spent per request are printed beside the ratio.
  */
-async function headline(
-  ctx: SuiteContext,
-  cell: (s: Scenario, body: Buffer, n: number, clients: number) => Promise<Measurement>,
-): Promise<void> {
+async function headline(ctx: SuiteContext, cell: Cell): Promise<string> {
+  const { rounds, roundSeconds } = ctx.settings;
   const n = Math.max(...ctx.settings.sizes);
   const clients = Math.max(...ctx.settings.clients);
   const body = argsWithNames(pod(false), nodeNames(n));
   const bareScenario = SCENARIOS.find((s) => s.key === 'bare')!;
   const fastScenario = SCENARIOS.find((s) => s.key === 'filter-fast')!;
-  const ext: number[] = [];
-  const base: number[] = [];
-  const extCpu: number[] = [];
-  const baseCpu: number[] = [];
-  const lines: string[] = [];
-  for (let round = 1; round <= ctx.settings.rounds; round++) {
-    const b = await cell(bareScenario, body, n, clients);
-    const e = await cell(fastScenario, body, n, clients);
-    base.push(b.load.rps);
-    ext.push(e.load.rps);
-    baseCpu.push(cpuPerRequest(b));
-    extCpu.push(cpuPerRequest(e));
-    const line =
-      `round ${round}: extender ${fmt.rate(e.load.rps)} req/s (p50 ${fmt.ms(e.load.p50)} ms, p99 ${fmt.ms(e.load.p99)} ms), ` +
-      `bare ${fmt.rate(b.load.rps)} req/s (p50 ${fmt.ms(b.load.p50)} ms, p99 ${fmt.ms(b.load.p99)} ms), ratio ${fmt.ratio(e.load.rps / b.load.rps)}`;
-    lines.push(line);
-    ctx.progress(`headline ${line}`);
+  const results: { e: Measurement; b: Measurement }[] = [];
+  for (let round = 0; round < rounds; round++) {
+    let b: Measurement;
+    let e: Measurement;
+    if (round % 2 === 0) {
+      b = await cell(bareScenario, body, n, clients, roundSeconds);
+      e = await cell(fastScenario, body, n, clients, roundSeconds);
+    } else {
+      e = await cell(fastScenario, body, n, clients, roundSeconds);
+      b = await cell(bareScenario, body, n, clients, roundSeconds);
+    }
+    results.push({ e, b });
   }
-  const x = median(ext);
-  const y = median(base);
+  const x = median(results.map((r) => r.e.load.rps));
+  const y = median(results.map((r) => r.b.load.rps));
   const ratio = x / y;
-  ctx.print(`== headline: fast-path filter vs bare echo, ${ctx.settings.rounds} alternating rounds (medians)`);
-  ctx.print(lines.join('\n'));
-  ctx.print(
-    `fast-path filter @${n} nodes, ${clients} clients: extender ${fmt.rate(x)} req/s, bare ${fmt.rate(y)} req/s, ` +
-      `ratio X/Y = ${fmt.ratio(ratio)} (target >= ${TARGET_RATIO.toFixed(2)})${ratio >= TARGET_RATIO ? '' : '  BELOW TARGET'}`,
+  const paired = results.map((r) => r.e.load.rps / r.b.load.rps);
+  const extCpu = median(results.map((r) => cpuPerRequest(r.e)));
+  const bareCpu = median(results.map((r) => cpuPerRequest(r.b)));
+  const rows = table(
+    `headline: fast-path filter vs bare echo @${fmt.count(n)} nodes × ${clients} clients, ${rounds} paired rounds of <= ${roundSeconds} s`,
+    [
+      { title: 'round', value: (r) => String(results.indexOf(r) + 1) },
+      { title: 'extender req/s', value: (r) => fmt.rate(r.e.load.rps) },
+      { title: 'bare req/s', value: (r) => fmt.rate(r.b.load.rps) },
+      { title: 'ratio', value: (r) => fmt.ratio(r.e.load.rps / r.b.load.rps) },
+      { title: 'extender p50/p99 ms', value: (r) => `${fmt.ms(r.e.load.p50)} / ${fmt.ms(r.e.load.p99)}` },
+      { title: 'bare p50/p99 ms', value: (r) => `${fmt.ms(r.b.load.p50)} / ${fmt.ms(r.b.load.p99)}` },
+      { title: 'extender CPU ms/req', value: (r) => fmt.ms(cpuPerRequest(r.e)) },
+      { title: 'bare CPU ms/req', value: (r) => fmt.ms(cpuPerRequest(r.b)) },
+    ],
+    results,
   );
-  ctx.print(
-    `server CPU per request: extender ${fmt.ms(median(extCpu))} ms, bare ${fmt.ms(median(baseCpu))} ms, ` +
-      `bare/extender = ${fmt.ratio(median(baseCpu) / median(extCpu))}\n`,
+  return (
+    `${rows}` +
+    `paired rounds' ratios: median ${fmt.ratio(median(paired))}, range ${fmt.ratio(Math.min(...paired))}..${fmt.ratio(Math.max(...paired))}\n` +
+    `server CPU per request (medians): extender ${fmt.ms(extCpu)} ms, bare ${fmt.ms(bareCpu)} ms, bare/extender = ${fmt.ratio(bareCpu / extCpu)}\n` +
+    `fast-path filter @${n} nodes, ${clients} clients: extender ${fmt.rate(x)} req/s, bare ${fmt.rate(y)} req/s (medians), ` +
+    `ratio X/Y = ${fmt.ratio(ratio)} (target >= ${TARGET_RATIO.toFixed(2)})${ratio >= TARGET_RATIO ? '' : '  BELOW TARGET'}\n`
   );
 }
 

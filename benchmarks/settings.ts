@@ -13,8 +13,9 @@ export interface Settings {
   seconds: number;
   warmupRequests: number;
   warmupSeconds: number;
-  /** Alternating extender/bare rounds for the headline ratio. */
+  /** Paired extender/bare rounds for the headline ratio, and the time bound of each. */
   rounds: number;
+  roundSeconds: number;
   /** Scenario keys to run; empty = all. */
   only: string[];
   /** Directory for the extender's V8 CPU profile (node --cpu-prof), if any. */
@@ -26,10 +27,11 @@ export const USAGE = `usage: npm run bench -- [options]
   --full-sizes 100,1000     node counts, full Nodes scenarios
   --clients 1,4,16          concurrent keep-alive connections
   --requests 2000           measured requests per cell (after warm-up)
-  --seconds 2               at most this long per cell
+  --seconds 1.5             at most this long per cell
   --warmup 200              warm-up requests per cell
   --warmup-seconds 0.5      at most this long of warm-up per cell
-  --rounds 3                alternating extender/bare rounds for the headline ratio
+  --rounds 8                paired extender/bare rounds for the headline ratio
+  --round-seconds 1         at most this long per headline measurement
   --only KEY,...            run only these scenarios (keys listed in the output)
   --profile DIR             write the extender's CPU profile (node --cpu-prof) to DIR`;
 
@@ -56,10 +58,11 @@ export function parseSettings(argv: string[]): Settings {
       'full-sizes': { type: 'string', default: '100,1000' },
       clients: { type: 'string', default: '1,4,16' },
       requests: { type: 'string', default: '2000' },
-      seconds: { type: 'string', default: '2' },
+      seconds: { type: 'string', default: '1.5' },
       warmup: { type: 'string', default: '200' },
       'warmup-seconds': { type: 'string', default: '0.5' },
-      rounds: { type: 'string', default: '3' },
+      rounds: { type: 'string', default: '8' },
+      'round-seconds': { type: 'string', default: '1' },
       only: { type: 'string', default: '' },
       profile: { type: 'string' },
     },
@@ -73,6 +76,7 @@ export function parseSettings(argv: string[]): Settings {
     warmupRequests: Math.round(positive('warmup', values.warmup!)),
     warmupSeconds: positive('warmup-seconds', values['warmup-seconds']!),
     rounds: Math.round(positive('rounds', values.rounds!)),
+    roundSeconds: positive('round-seconds', values['round-seconds']!),
     only: values.only!.split(',').map((s) => s.trim()).filter(Boolean),
   };
   if (values.profile) settings.profileDir = values.profile;

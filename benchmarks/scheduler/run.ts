@@ -1,0 +1,163 @@
+// `npm run bench:scheduler`: pods/s scheduled by a real kube-scheduler (v1.37.2, on a local
+// control plane) on 1,000 and 5,000 simulated nodes, without an extender and with hiatus, and
+// the ratio. Figures only: missing the goal (ratio >= 0.67) does not fail the run.
+//
+// One control plane; the nodes are Node objects only (no kubelet, nothing preempts). For each
+// cluster size and percentageOfNodesToScore, scheduler instances run one after the other, each
+// alone with its own extender process (if any), on fresh pods:
+//   without   kube-scheduler with the shipped profile and no extender
+//   null      the same with an extender that does nothing (the extender protocol's own cost)
+//   fast      the shipped profile and extender, hiatus, pods without the restore contract
+//   restore   the same, a share of the pods carrying the restore contract
+import { spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ControlPlane } from '../../test/e2e/harness/controlPlane.js';
+import { shippedExtender } from '../../test/e2e/harness/schedulerConfig.js';
+import { fmt } from '../report.js';
+import { Api } from './api.js';
+import { canRestore, createNodes, fleetState } from './fleet.js';
+import { report } from './output.js';
+import { parseSettings, podsFor, USAGE, type Settings } from './settings.js';
+import { runStage, type Cell, type Stage, type StageContext } from './stage.js';
+
+const print = (text: string) => process.stdout.write(`${text}\n`);
+const t0 = performance.now();
+const progress = (text: string) => process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(5)} s] ${text}\n`);
+
+function settingsOrExit(): Settings {
+  if (process.argv.includes('--help')) {
+    print(USAGE);
+    process.exit(0);
+  }
+  try {
+    return parseSettings(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`bench:scheduler: ${(e as Error).message}\n\n${USAGE}\n`);
+    process.exit(2);
+  }
+}
+
+/** The stages that run the selected cells, in the order listed in the header. */
+function stages(s: Settings): Stage[] {
+  const all: Stage[] = [
+    { schedulerName: 'plain-scheduler', extender: 'none', cells: [{ kind: 'without', restoreShare: 0 }] },
+    { schedulerName: 'null-scheduler', extender: 'null', cells: [{ kind: 'null', restoreShare: 0 }] },
+    {
+      schedulerName: 'hiatus-scheduler',
+      extender: 'hiatus',
+      cells: [
+        { kind: 'fast', restoreShare: 0 },
+        { kind: 'restore', restoreShare: s.restoreShare },
+      ],
+    },
+  ];
+  return all
+    .map((st) => ({ ...st, cells: st.cells.filter((c) => s.cells.includes(c.kind)) }))
+    .filter((st) => st.cells.length > 0);
+}
+
+// --------------------------------------------------------------------------------- main
+
+function k8sVersion(bin: string): string {
+  const r = spawnSync(path.join(bin, 'kube-scheduler'), ['--version'], { encoding: 'utf8' });
+  return r.stdout.trim() || 'kube-scheduler (version unknown)';
+}
+
+async function main(): Promise<void> {
+  const s = settingsOrExit();
+  progress('starting etcd, kube-apiserver, kube-controller-manager on 127.0.0.1');
+  const cp = await ControlPlane.start();
+  let failed = false;
+  const api = new Api(cp.apiserverUrl, cp.adminTls());
+  const stop = async () => {
+    api.close();
+    await cp.stop({ keep: failed || s.keep });
+  };
+  process.once('SIGINT', () => void stop().finally(() => process.exit(130)));
+  process.once('SIGTERM', () => void stop().finally(() => process.exit(143)));
+  try {
+    await cp.applyCrd();
+    if (s.profileDir) mkdirSync(s.profileDir, { recursive: true });
+    const ctx: StageContext = {
+      cp,
+      api,
+      tls: cp.adminTls(),
+      s,
+      httpTimeout: String(shippedExtender('second-scheduler')['httpTimeout']),
+      batchSeq: 0,
+      progress,
+    };
+    const cpu = os.cpus();
+    print(
+      `hiatus scheduler benchmark: ${k8sVersion(cp.bin)}, node ${process.version}, ${cpu.length} CPUs (${cpu[0]?.model.trim() ?? 'unknown'}), ` +
+        `${Math.round(os.totalmem() / 2 ** 30)} GiB`,
+    );
+    print(
+      `etcd, kube-apiserver, kube-controller-manager, kube-scheduler, the extender and this driver all share these ${cpu.length} CPUs: ` +
+        'every figure is what this one machine does with all of them at once, not what a dedicated scheduler would.',
+    );
+    print(
+      `pods per cell: ${s.nodes.map((n) => `${fmt.count(podsFor(s, n))} at ${fmt.count(n)} nodes`).join(', ')}, created ${s.concurrency} at a time ` +
+        `(100m CPU, 128Mi, no selectors; never Running: no kubelet); at most ${s.cellSeconds} s per cell; ${s.warmupPods} warm-up pods after each scheduler start.`,
+    );
+    print(
+      `restore pods (${Math.round(s.restoreShare * 100)}% of the restore mix): hiatus.dev/restore-from and restore-constraints ` +
+        '{"node":"<a compatible zone-a node>","arch":"amd64","cpuFeatures":["AVX2"],"runtime":"cri-o","zone":"zone-a"}.',
+    );
+    print(
+      `kube-scheduler: scheduler-config/second-scheduler.yaml's profile (percentageOfNodesToScore as set per cell) and extender ` +
+        `(nodeCacheCapable: true, httpTimeout ${ctx.httpTimeout}, plain HTTP on loopback); clientConnection qps ${s.qps}, burst ${s.burst} for every instance ` +
+        '(its defaults, 50/100, would cap binding at 50 pods/s for all). One scheduler instance runs at a time, alone with its extender.',
+    );
+    print(
+      `cells at each size and percentageOfNodesToScore${s.rounds > 1 ? `, ${s.rounds} rounds interleaved` : ''}: ` +
+        'without extender; a null extender (echoes filter, answers [] to prioritize, watches nothing: what any extender costs); ' +
+        `hiatus with fast-path pods only; hiatus with ${Math.round(s.restoreShare * 100)}% restore pods.`,
+    );
+    print('');
+    const cells: Cell[] = [];
+    let have = 0;
+    for (const nodes of s.nodes) {
+      const started = performance.now();
+      await createNodes(api, have, nodes, s.concurrency);
+      have = nodes;
+      const state = await fleetState(api);
+      const restorable = Array.from({ length: nodes }, (_, i) => i).filter(canRestore).length;
+      const line =
+        `${fmt.count(state.nodes)} nodes created in bulk (${((performance.now() - started) / 1000).toFixed(1)} s): ${fmt.count(state.ready)} Ready, ` +
+        `${state.tainted} tainted, ${state.withoutCapacity} without capacity; ${fmt.count(restorable)} can restore the restore pods' checkpoints ` +
+        `(amd64, AVX2, cri-o), the rest are arm64, lack AVX2 or run containerd`;
+      print(line);
+      progress(line);
+      if (state.ready !== nodes || state.tainted !== 0 || state.withoutCapacity !== 0) throw new Error(`the fleet is not as created: ${JSON.stringify(state)}`);
+      for (const percentage of s.percentages) {
+        for (let round = 1; round <= s.rounds; round++) {
+          for (const stage of stages(s)) cells.push(...(await runStage(ctx, { nodes, percentage, round }, stage)));
+        }
+      }
+      const after = await fleetState(api);
+      if (after.ready !== nodes || after.tainted !== 0) throw new Error(`nodes changed during the run: ${JSON.stringify(after)}`);
+    }
+    print('');
+    report(cells, s, print);
+    if (s.profileDir) print(`CPU profiles in ${path.resolve(s.profileDir)}: hiatus (*.cpuprofile, one per extender start), kube-scheduler (*.pprof, the first 10 s of each cell)`);
+    print(`(whole run ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  } catch (e) {
+    failed = true;
+    process.stderr.write(`bench:scheduler failed; logs kept in ${cp.dir}\n${cp.tails(15)}\n`);
+    throw e;
+  } finally {
+    await stop();
+    if (failed || s.keep) process.stderr.write(`logs in ${cp.dir}\n`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    process.stderr.write(`bench:scheduler failed: ${(e as Error).stack ?? e}\n`);
+    process.exit(1);
+  },
+);
