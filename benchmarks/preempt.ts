@@ -11,7 +11,7 @@ import { NodeFactsCache } from '../src/cluster/nodeFactsCache.js';
 import { SnapshotView } from '../src/cluster/snapshotView.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics/metrics.js';
-import { createApp } from '../src/server/app.js';
+import { createHandler } from '../src/server/app.js';
 import { createPreemptVerb } from '../src/server/preempt.js';
 import type { Node, Pod } from '../src/server/wire.js';
 import { KubeletSimulator } from '../src/simulator/kubelet.js';
@@ -86,7 +86,7 @@ async function cell(sim: KubeletSimulator, candidates: number, victims: number, 
     maxConcurrent: 32,
     maxPerNode: 32,
   });
-  const app = createApp({
+  const handler = createHandler({
     ctx: { view, nodeFacts: new NodeFactsCache(100), metrics, strict: false, zoneScore: 5 },
     view,
     metrics,
@@ -94,7 +94,7 @@ async function cell(sim: KubeletSimulator, candidates: number, victims: number, 
     maxBodyBytes: 50 * 2 ** 20,
     preempt: createPreemptVerb({ view, executor, metrics, log: silentLogger, budgetMs: 4000, defaultPolicy: 'Never' }),
   });
-  const server = http.createServer(app);
+  const server = http.createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/preempt`;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });

@@ -12,7 +12,7 @@ import { InformerClusterView, noClusterView, type ClusterView } from './cluster/
 import { ConfigError, loadConfig, usage, wantsHelp, type Config } from './config/config.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics/metrics.js';
-import { createApp, createWebhookApp } from './server/app.js';
+import { createHandler, createWebhookApp } from './server/app.js';
 import { RestoreController } from './restore/controller.js';
 import { podEventPoster } from './cluster/events.js';
 import { createWebhook } from './restore/webhook.js';
@@ -103,7 +103,7 @@ export function main(argv: string[]): void {
     defaultPolicy: config.defaultCheckpointPolicy,
     ...(executor ? { executor } : {}),
   });
-  const app = createApp({
+  const handler = createHandler({
     ctx: { view, nodeFacts, metrics, strict: config.strict, zoneScore: config.zoneScore },
     view,
     metrics,
@@ -113,8 +113,8 @@ export function main(argv: string[]): void {
   });
   const server =
     config.tlsCertFile && config.tlsKeyFile
-      ? https.createServer({ cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }, app)
-      : http.createServer(app);
+      ? https.createServer({ cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }, handler)
+      : http.createServer(handler);
   // kube-scheduler keeps connections alive (Go's idle timeout is 90 s); closing them sooner
   // races with a request already on the wire and shows up as a failed scheduling attempt.
   server.keepAliveTimeout = 120_000;

@@ -1,5 +1,9 @@
 // The HTTP shell: body limits, JSON decoding, timing, metrics and error mapping around the verbs.
-import express, { type Request, type Response } from 'express';
+// The three verbs are served on node:http directly: they are on every pod's scheduling path,
+// and Express's routing and response helpers cost a third of a fast-path filter's CPU
+// (benchmarks/). Express serves everything else.
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import express from 'express';
 import type { ClusterView } from '../cluster/view.js';
 import type { Logger } from '../log.js';
 import type { Metrics, Verb } from '../metrics/metrics.js';
@@ -26,7 +30,7 @@ class BodyError extends Error {
   }
 }
 
-function readBody(req: Request, limit: number): Promise<Buffer> {
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > limit) {
@@ -58,9 +62,10 @@ function readBody(req: Request, limit: number): Promise<Buffer> {
   });
 }
 
-function send(res: Response, status: number, body: unknown): void {
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const json = JSON.stringify(body);
-  res.status(status).set('Content-Type', 'application/json').send(json);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(json), ...headers });
+  res.end(json);
 }
 
 /** The error body each verb's caller can read: filter's result type carries Error. */
@@ -114,44 +119,46 @@ export function createWebhookApp(deps: WebhookAppDeps): express.Express {
   return app;
 }
 
-export function createApp(deps: AppDeps): express.Express {
+const VERB_PATHS: Record<string, Verb> = { '/filter': 'filter', '/prioritize': 'prioritize', '/preempt': 'preempt' };
+
+/** The extender's request listener: the verbs on node:http, the rest (probes, metrics, 404) on Express. */
+export function createHandler(deps: AppDeps): RequestListener {
   const { ctx, metrics, log, view } = deps;
+  const verbs: Record<Verb, VerbHandler> = { filter, prioritize, preempt: deps.preempt };
+
+  const serveVerb = async (verb: Verb, req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const started = performance.now();
+    let answer: VerbAnswer;
+    let headers: Record<string, string> = {};
+    try {
+      const raw = await readBody(req, deps.maxBodyBytes);
+      let body: unknown;
+      try {
+        body = JSON.parse(raw.toString('utf8'));
+      } catch (e) {
+        throw new BodyError(400, `${verb}: body is not JSON (${(e as Error).message})`);
+      }
+      answer = await verbs[verb](ctx, body);
+    } catch (e) {
+      if (e instanceof BodyError) {
+        answer = { status: e.status, body: errorBody(verb, e.message), path: 'fast', result: 'bad_request', error: e.message };
+        if (e.status === 413) headers = { Connection: 'close' };
+      } else {
+        const message = `${verb}: internal error: ${(e as Error)?.message ?? String(e)}`;
+        log.error('verb failed', { verb, error: message, stack: (e as Error)?.stack });
+        answer = { status: 500, body: errorBody(verb, message), path: 'fast', result: 'error', error: message };
+      }
+    }
+    send(res, answer.status, answer.body, headers);
+    const labels = { verb, path: answer.path, result: answer.result };
+    metrics.requests.inc(labels);
+    metrics.requestDuration.observe(labels, (performance.now() - started) / 1000);
+    if (answer.error) log.warn('verb answered with an error', { verb, status: answer.status, error: answer.error });
+  };
+
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
-
-  const verbs: Record<Verb, VerbHandler> = { filter, prioritize, preempt: deps.preempt };
-
-  for (const verb of Object.keys(verbs) as Verb[]) {
-    app.post(`/${verb}`, async (req, res) => {
-      const started = performance.now();
-      let answer: VerbAnswer;
-      try {
-        const raw = await readBody(req, deps.maxBodyBytes);
-        let body: unknown;
-        try {
-          body = JSON.parse(raw.toString('utf8'));
-        } catch (e) {
-          throw new BodyError(400, `${verb}: body is not JSON (${(e as Error).message})`);
-        }
-        answer = await verbs[verb](ctx, body);
-      } catch (e) {
-        if (e instanceof BodyError) {
-          answer = { status: e.status, body: errorBody(verb, e.message), path: 'fast', result: 'bad_request', error: e.message };
-          if (e.status === 413) res.set('Connection', 'close');
-        } else {
-          const message = `${verb}: internal error: ${(e as Error)?.message ?? String(e)}`;
-          log.error('verb failed', { verb, error: message, stack: (e as Error)?.stack });
-          answer = { status: 500, body: errorBody(verb, message), path: 'fast', result: 'error', error: message };
-        }
-      }
-      send(res, answer.status, answer.body);
-      const labels = { verb, path: answer.path, result: answer.result };
-      metrics.requests.inc(labels);
-      metrics.requestDuration.observe(labels, (performance.now() - started) / 1000);
-      if (answer.error) log.warn('verb answered with an error', { verb, status: answer.status, error: answer.error });
-    });
-  }
 
   app.get('/healthz', (_req, res) => {
     res.type('text/plain').send('ok');
@@ -175,5 +182,9 @@ export function createApp(deps: AppDeps): express.Express {
     res.status(404).type('text/plain').send(`no route for ${req.method} ${req.path}`);
   });
 
-  return app;
+  return (req, res) => {
+    const verb = req.method === 'POST' && req.url ? VERB_PATHS[req.url] : undefined;
+    if (verb) void serveVerb(verb, req, res);
+    else app(req, res);
+  };
 }

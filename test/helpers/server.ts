@@ -4,7 +4,7 @@ import { NodeFactsCache } from '../../src/cluster/nodeFactsCache.js';
 import type { ClusterView } from '../../src/cluster/view.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics/metrics.js';
-import { createApp, type VerbHandler } from '../../src/server/app.js';
+import { createHandler, type VerbHandler } from '../../src/server/app.js';
 import { createPreemptVerb } from '../../src/server/preempt.js';
 
 export interface TestServer {
@@ -19,7 +19,7 @@ export async function startServer(
 ): Promise<TestServer> {
   const nodeFacts = new NodeFactsCache(100);
   const metrics = new Metrics({ defaultMetrics: false, cacheSizes: () => ({ ...view.sizes() }), synced: () => view.synced() });
-  const app = createApp({
+  const handler = createHandler({
     ctx: { view, nodeFacts, metrics, strict: opts.strict ?? false, zoneScore: opts.zoneScore ?? 5 },
     view,
     metrics,
@@ -28,7 +28,7 @@ export async function startServer(
     // Without an executor and with policy Never, preempt returns the best candidate unchanged.
     preempt: opts.preempt ?? createPreemptVerb({ view, metrics, log: silentLogger, budgetMs: 1000, defaultPolicy: 'Never' }),
   });
-  const server = http.createServer(app);
+  const server = http.createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
   return {
