@@ -3,6 +3,7 @@
 // Figures only: missing a target does not fail the run; a request that failed does.
 import os from 'node:os';
 import { filterPrioritize } from './filterPrioritize.js';
+import { preemptBenchmark } from './preempt.js';
 import { readMemory } from './proc.js';
 import { fmt } from './report.js';
 import { startExtender } from './servers.js';
@@ -33,7 +34,7 @@ function loadAverage(): string {
 
 async function main(): Promise<void> {
   const settings = settingsOrExit();
-  const keys = SUITES.flatMap((s) => s.keys);
+  const keys = [...SUITES.flatMap((s) => s.keys), 'preempt'];
   const unknown = settings.only.filter((k) => !keys.includes(k));
   if (unknown.length > 0) throw new Error(`--only: unknown scenario ${unknown.join(', ')} (known: ${keys.join(', ')})`);
 
@@ -82,6 +83,11 @@ async function main(): Promise<void> {
           `peak ${fmt.mib(peak.m.proc.rssPeak)} MiB (during ${peak.label})`,
       );
     }
+  }
+
+  if (settings.only.length === 0 || settings.only.includes('preempt')) {
+    progress('-- preempt (in-process, kubelet simulator latency 0)');
+    await preemptBenchmark(print);
   }
 
   const requests = recorded.reduce((a, r) => a + r.m.load.requests, 0);
