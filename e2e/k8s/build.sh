@@ -21,6 +21,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 log() { printf '[k8s-build] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+# A non-login shell (CI) may not have Go's default install location on PATH.
+if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then PATH="/usr/local/go/bin:$PATH"; fi
 command -v go >/dev/null 2>&1 || die "go not found on PATH (need Go >= 1.26)"
 
 # Single source of truth for the versions: the wrapper go.mod files.
