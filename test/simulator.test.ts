@@ -556,7 +556,7 @@ describe('concurrency and several nodes', () => {
   it.each([
     ['cri-o', /^checkpointing of ml\/trainer\/main failed \(rpc error: code = Unknown desc = container [0-9a-f]{64} is not running\)$/],
     ['containerd', /^checkpointing of ml\/trainer\/main failed \(rpc error: code = Unknown desc = cannot pause a paused container\)$/],
-  ] as const)('refuses a second checkpoint of a container while the first runs (%s)', async (runtime, message) => {
+  ] as [('cri-o' | 'containerd'), RegExp][])('refuses a second checkpoint of a container while the first runs (%s)', async (runtime, message) => {
     const sim = await simulator({ runtime, latency: { baseMs: 400 } });
     const [a, b] = await Promise.all([
       call(sim, '/checkpoint/ml/trainer/main'),
