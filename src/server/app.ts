@@ -62,6 +62,16 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
+/** The request body as JSON; BodyError (413, 400) when it is too large or not JSON. */
+async function readJson(req: IncomingMessage, limit: number, what: string): Promise<unknown> {
+  const raw = await readBody(req, limit);
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch (e) {
+    throw new BodyError(400, `${what}: body is not JSON (${(e as Error).message})`);
+  }
+}
+
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const json = JSON.stringify(body);
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(json), ...headers });
@@ -92,14 +102,7 @@ export function createWebhookApp(deps: WebhookAppDeps): express.Express {
   app.post('/mutate-pods', async (req, res) => {
     let answer: WebhookAnswer;
     try {
-      const raw = await readBody(req, deps.maxBodyBytes);
-      let body: unknown;
-      try {
-        body = JSON.parse(raw.toString('utf8'));
-      } catch (e) {
-        throw new BodyError(400, `mutate-pods: body is not JSON (${(e as Error).message})`);
-      }
-      answer = await deps.mutatePods(body);
+      answer = await deps.mutatePods(await readJson(req, deps.maxBodyBytes, 'mutate-pods'));
     } catch (e) {
       const status = e instanceof BodyError ? e.status : 500;
       const message = (e as Error)?.message ?? String(e);
@@ -131,14 +134,7 @@ export function createHandler(deps: AppDeps): RequestListener {
     let answer: VerbAnswer;
     let headers: Record<string, string> = {};
     try {
-      const raw = await readBody(req, deps.maxBodyBytes);
-      let body: unknown;
-      try {
-        body = JSON.parse(raw.toString('utf8'));
-      } catch (e) {
-        throw new BodyError(400, `${verb}: body is not JSON (${(e as Error).message})`);
-      }
-      answer = await verbs[verb](ctx, body);
+      answer = await verbs[verb](ctx, await readJson(req, deps.maxBodyBytes, verb));
     } catch (e) {
       if (e instanceof BodyError) {
         answer = { status: e.status, body: errorBody(verb, e.message), path: 'fast', result: 'bad_request', error: e.message };
