@@ -14,8 +14,8 @@ export const nodeName = (i: number) => `bench-node-${String(i).padStart(5, '0')}
 
 /**
  * Node i of the fleet: every 10th is arm64, every 10th amd64 lacks AVX2, every 4th runs
- * containerd; the rest (about 61%) can restore the benchmark's checkpoints, a third of them
- * in zone-a.
+ * containerd; the rest (60%) can restore the benchmark's checkpoints, a third of them in
+ * zone-a.
  */
 export function fleetNode(i: number): NodeSpec {
   const arm = i % 10 === 9;

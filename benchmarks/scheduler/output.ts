@@ -73,11 +73,13 @@ export function report(cells: Cell[], s: Settings, print: (text: string) => void
   const cpuMs = (c: Cell, k: (typeof COMPONENTS)[number]) => fmt.ms((c.cores[k] * c.result.seconds * 1000) / c.result.bound);
   print(
     table(
-      `where the time goes: average cores busy during each cell, by process (${os.cpus().length} CPUs in all), and CPU ms per pod scheduled`,
+      `where the time goes: average cores busy during each cell, by process (${os.cpus().length} CPUs in all; rest of machine = ` +
+        'other processes and kernel softirq work such as loopback TCP), and CPU ms per pod scheduled',
       [
         ...where,
         ...COMPONENTS.map((k) => ({ title: k, value: (c: Cell) => fmt.cores(c.cores[k]) })),
         { title: 'total', value: (c) => fmt.cores(COMPONENTS.reduce((a, k) => a + c.cores[k], 0)) },
+        { title: 'rest of machine', value: (c) => fmt.cores(c.machineCores - COMPONENTS.reduce((a, k) => a + c.cores[k], 0)) },
         { title: 'ms/pod: apiserver', value: (c) => cpuMs(c, 'kube-apiserver') },
         { title: 'scheduler', value: (c) => cpuMs(c, 'kube-scheduler') },
         { title: 'extender', value: (c) => cpuMs(c, 'extender') },
@@ -146,6 +148,20 @@ export function report(cells: Cell[], s: Settings, print: (text: string) => void
       print(`${fmt.count(nodes)} nodes, percentageOfNodesToScore ${percentageLabel(p)}: without ${fmt.rate(base)} pods/s, ${withParts.join(', ')}`);
       const yardstick = part('null', 'a null extender (echoes, watches nothing)');
       if (yardstick) print(`    yardstick: ${yardstick}`);
+    }
+  }
+  // The ratios above hold percentageOfNodesToScore equal on both sides; what adopting the shipped
+  // profile costs against kube-scheduler's defaults also includes scoring every node.
+  if (s.percentages.includes(100) && s.percentages.includes(null)) {
+    for (const nodes of s.nodes) {
+      const base = medianRate(cells, nodes, null, 'without');
+      const parts = (['fast', 'restore'] as Kind[])
+        .map((k) => [k, medianRate(cells, nodes, 100, k)] as const)
+        .filter(([, r]) => Number.isFinite(r))
+        .map(([k, r]) => `${k === 'fast' ? 'fast path' : 'restore mix'} ${fmt.rate(r)} pods/s ratio ${fmt.ratio(r / base)}`);
+      if (Number.isFinite(base) && parts.length > 0) {
+        print(`${fmt.count(nodes)} nodes, as shipped (hiatus, percentageOfNodesToScore 100) vs kube-scheduler's defaults (no extender, adaptive, ${fmt.rate(base)} pods/s): ${parts.join(', ')}`);
+      }
     }
   }
   if (ratios.length > 0) {

@@ -41,21 +41,22 @@ export interface BatchResult {
 }
 
 /** Whether pod i of a batch carries the restore contract: an even spread of `share`. */
-export function isRestorePod(i: number, share: number): boolean {
+function isRestorePod(i: number, share: number): boolean {
   return Math.floor((i + 1) * share) > Math.floor(i * share);
 }
 
+/** The node that holds pod i's checkpoint, if it is a restore pod. */
+const homeOf = (b: Batch, i: number) => nodeName(b.homes[i % b.homes.length]!);
+
 function pod(b: Batch, i: number): V1Pod {
-  const restore = isRestorePod(i, b.restoreShare);
-  const home = nodeName(b.homes[i % b.homes.length]!);
   const spec = podSpec(`${b.id}-${i}`, {
     schedulerName: b.schedulerName,
     cpu: '100m',
     memory: '128Mi',
-    ...(restore
+    ...(isRestorePod(i, b.restoreShare)
       ? {
           annotations: restoreAnnotations(`ckpt-${b.id}-${i}`, {
-            node: home,
+            node: homeOf(b, i),
             arch: 'amd64',
             cpuFeatures: ['AVX2'],
             runtime: 'cri-o',
@@ -158,10 +159,10 @@ class Bindings {
 }
 
 export async function runBatch(api: Api, b: Batch): Promise<BatchResult> {
-  const homeOf = new Map<string, string>();
+  const homes = new Map<string, string>();
   let restoreOnHome = 0;
   const bindings = new Bindings(api, encodeURIComponent(`${CELL_LABEL}=${b.id}`), b.pods, (name, node) => {
-    if (homeOf.get(name) === node) restoreOnHome++;
+    if (homes.get(name) === node) restoreOnHome++;
   });
   await bindings.start();
   const started = performance.now();
@@ -173,7 +174,7 @@ export async function runBatch(api: Api, b: Batch): Promise<BatchResult> {
     const indexes = Array.from({ length: b.pods }, (_, i) => i);
     const creating = inParallel(indexes, b.concurrency, async (i) => {
       const p = pod(b, i);
-      if (isRestorePod(i, b.restoreShare)) homeOf.set(p.metadata!.name!, nodeName(b.homes[i % b.homes.length]!));
+      if (isRestorePod(i, b.restoreShare)) homes.set(p.metadata!.name!, homeOf(b, i));
       await api.request('POST', podsPath, p);
       created++;
       createdAt = performance.now();
@@ -196,7 +197,7 @@ export async function runBatch(api: Api, b: Batch): Promise<BatchResult> {
     bindSeconds: times.length > 1 ? (times[times.length - 1]! - times[0]!) / 1000 : Number.NaN,
     timedOut,
     restoreOnHome,
-    restoreBound: [...homeOf.keys()].filter((n) => bindings.boundAt.has(n)).length,
+    restoreBound: [...homes.keys()].filter((n) => bindings.boundAt.has(n)).length,
     watchResumed: bindings.resumed,
   };
 }

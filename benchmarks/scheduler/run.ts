@@ -112,7 +112,7 @@ async function main(): Promise<void> {
         '(its defaults, 50/100, would cap binding at 50 pods/s for all). One scheduler instance runs at a time, alone with its extender.',
     );
     print(
-      `cells at each size and percentageOfNodesToScore${s.rounds > 1 ? `, ${s.rounds} rounds interleaved` : ''}: ` +
+      `cells at each size and percentageOfNodesToScore${s.rounds > 1 ? `, ${s.rounds} rounds (every other one in reverse order)` : ''}: ` +
         'without extender; a null extender (echoes filter, answers [] to prioritize, watches nothing: what any extender costs); ' +
         `hiatus with fast-path pods only; hiatus with ${Math.round(s.restoreShare * 100)}% restore pods.`,
     );
@@ -134,7 +134,10 @@ async function main(): Promise<void> {
       if (state.ready !== nodes || state.tainted !== 0 || state.withoutCapacity !== 0) throw new Error(`the fleet is not as created: ${JSON.stringify(state)}`);
       for (const percentage of s.percentages) {
         for (let round = 1; round <= s.rounds; round++) {
-          for (const stage of stages(s)) cells.push(...(await runStage(ctx, { nodes, percentage, round }, stage)));
+          // Every other round runs the stages in reverse, so that a drift over time (etcd growing,
+          // another process starting) weighs on every cell alike rather than on the last ones.
+          const order = round % 2 === 1 ? stages(s) : stages(s).reverse();
+          for (const stage of order) cells.push(...(await runStage(ctx, { nodes, percentage, round }, stage)));
         }
       }
       const after = await fleetState(api);

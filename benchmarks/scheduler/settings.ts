@@ -37,14 +37,14 @@ export interface Settings {
 
 export const USAGE = `usage: npm run bench:scheduler -- [options]
   --nodes 1000,5000          cluster sizes (simulated nodes, no kubelet)
-  --pods 1000,5000:1000      measured pods per cell; SIZE:PODS for one size, a bare number for all
+  --pods 1000,5000:500       measured pods per cell; SIZE:PODS for one size, a bare number for all others
   --cell-seconds 120         at most this long per cell (first create to last binding)
   --restore-share 0.2        share of restore-contract pods in the "with (restore)" cells
   --percentage 100,adaptive  profile percentageOfNodesToScore settings (adaptive = kube-scheduler's default)
   --cells without,null,fast,restore
                              cells to run: no extender, a null extender, hiatus fast path, hiatus restore mix
-  --rounds 1                 run the cells this many times over, interleaved; figures are medians
-  --warmup 100               pods scheduled after each scheduler start, not measured
+  --rounds 2                 run the cells this many times over (every other round in reverse order); figures are medians
+  --warmup 50                pods scheduled after each scheduler start, not measured
   --concurrency 32           pod creates in flight
   --qps 5000 --burst 5000    kube-scheduler clientConnection qps/burst (its defaults, 50/100, cap binding at 50 pods/s)
   --profile DIR              write CPU profiles to DIR: the extender's (node --cpu-prof), kube-scheduler's (pprof, each cell)
@@ -100,13 +100,13 @@ export function parseSettings(argv: string[]): Settings {
     strict: true,
     options: {
       nodes: { type: 'string', default: '1000,5000' },
-      pods: { type: 'string', default: '1000' },
+      pods: { type: 'string', default: '1000,5000:500' },
       'cell-seconds': { type: 'string', default: '120' },
       'restore-share': { type: 'string', default: '0.2' },
       percentage: { type: 'string', default: '100,adaptive' },
       cells: { type: 'string', default: KINDS.join(',') },
-      rounds: { type: 'string', default: '1' },
-      warmup: { type: 'string', default: '100' },
+      rounds: { type: 'string', default: '2' },
+      warmup: { type: 'string', default: '50' },
       concurrency: { type: 'string', default: '32' },
       qps: { type: 'string', default: '5000' },
       burst: { type: 'string', default: '5000' },

@@ -1,7 +1,8 @@
 // One stage: a kube-scheduler instance (and its extender process, if any) started alone, warmed
 // up, then measured over one or more cells, then stopped. What each process cost during a cell
 // is read from /proc; what kube-scheduler and hiatus observed, from their /metrics.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ControlPlane } from '../../test/e2e/harness/controlPlane.js';
@@ -35,6 +36,8 @@ export interface Cell {
   podsPerSecond: number;
   /** Average cores used during the measurement, by component. */
   cores: Record<Component, number>;
+  /** Average cores busy on the whole machine: the components, anything else running, kernel softirq. */
+  machineCores: number;
   /** scheduler_scheduling_algorithm_duration_seconds over the cell: filters, extenders, scores. */
   algorithm: { p50: number; p99: number; mean: number; count: number };
   /** Share of the attempts that used an OpportunisticBatching hint. */
@@ -90,14 +93,29 @@ async function startExtender(cp: ControlPlane, kind: ExtenderKind, httpTimeout: 
     logDir: cp.logs,
     schedulerHttpTimeout: httpTimeout,
     extraArgs: ['--log-level', 'info'],
+    // `npm run bench:scheduler` has just built dist/; a second build mid-run would load the CPUs.
+    build: false,
     ...(s.profileDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${path.resolve(s.profileDir)}`] } : {}),
   });
   return { url: ext.url, proc: ext.proc };
 }
 
+/** The machine's busy and total CPU time so far, in clock ticks (/proc/stat). */
+function machineTicks(): { busy: number; total: number } {
+  try {
+    const [, ...fields] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = fields.map(Number) as number[];
+    const busy = user! + nice! + system! + irq! + softirq! + steal!;
+    return { busy, total: busy + idle! + iowait! };
+  } catch {
+    return { busy: Number.NaN, total: Number.NaN };
+  }
+}
+
 interface Snapshot {
   at: number;
   cpu: Record<Component, number>;
+  machine: { busy: number; total: number };
   scheduler: string;
   extender?: string;
 }
@@ -123,6 +141,7 @@ class Probe {
     return {
       at: performance.now(),
       cpu,
+      machine: machineTicks(),
       scheduler: await this.schedulerMetrics(),
       ...(this.extenderMetrics ? { extender: await this.extenderMetrics() } : {}),
     };
@@ -219,6 +238,7 @@ function measured(at: CellPlace, kind: Kind, restoreShare: number, result: Batch
     result,
     podsPerSecond: result.bound / result.seconds,
     cores,
+    machineCores: ((after.machine.busy - before.machine.busy) / (after.machine.total - before.machine.total)) * os.cpus().length,
     algorithm: {
       p50: quantile(algo, 0.5),
       p99: quantile(algo, 0.99),

@@ -24,6 +24,8 @@ export interface ExtenderOptions {
   extraArgs?: string[];
   /** Arguments for node itself, before the script, e.g. ['--cpu-prof', '--cpu-prof-dir=prof']. */
   nodeArgs?: string[];
+  /** false: use dist/ as it is (the caller built it), rather than `npm run build` first. */
+  build?: boolean;
 }
 
 export class Extender {
@@ -37,7 +39,7 @@ export class Extender {
   }
 
   static async start(opts: ExtenderOptions, port?: number): Promise<Extender> {
-    await buildExtender();
+    if (opts.build ?? true) await buildExtender();
     const p = port ?? (await freePort());
     const proc = ManagedProcess.start('hiatus-extender', process.execPath, [
       ...(opts.nodeArgs ?? []),
