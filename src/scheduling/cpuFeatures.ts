@@ -7,8 +7,11 @@ export const cpuFeaturesRule: CompatibilityRule = (c, node) => {
   if (node.cpuFeatures === null) {
     return { kind: 'unknown', message: 'node CPU features unknown (no node-feature-discovery cpu-cpuid labels)' };
   }
-  const missing = c.cpuFeatures.filter((f) => !node.cpuFeatures!.has(f));
-  if (missing.length > 0) {
+  let missing: string[] | undefined;
+  for (const f of c.cpuFeatures) {
+    if (!node.cpuFeatures.has(f)) (missing ??= []).push(f);
+  }
+  if (missing) {
     return { kind: 'fail', reason: 'cpu_features', message: `node lacks CPU features ${missing.join(',')} used by the checkpoint` };
   }
   return PASS;

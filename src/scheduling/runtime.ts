@@ -20,10 +20,16 @@ export const RESTORE_SUPPORT: Readonly<Record<string, RestoreSupport>> = {
   containerd: { min: [2, 1, 0], until: [2, 4, 0] },
 };
 
+const VERSION = /^v?(\d+)\.(\d+)(?:\.(\d+))?/;
+// A cluster runs a handful of runtime versions: each is parsed once, not once per node per call.
+const parsed = new Map<string, Version | undefined>();
+
 export function parseVersion(v: string): Version | undefined {
-  const m = /^v?(\d+)\.(\d+)(?:\.(\d+))?/.exec(v);
-  if (!m) return undefined;
-  return [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)];
+  if (parsed.has(v)) return parsed.get(v);
+  const m = VERSION.exec(v);
+  const version: Version | undefined = m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : undefined;
+  if (parsed.size < 1024) parsed.set(v, version);
+  return version;
 }
 
 function compare(a: Version, b: Version): number {
