@@ -54,13 +54,18 @@ const filtered =
     return null;
   };
 
-/** One integer score 0..10 per node, 10 for the holder, and (if wanted) a zone score for some other. */
+/**
+ * Integer scores 1..10 for at most n distinct nodes (zeros are left out), 10 for the holder,
+ * and (if wanted) a zone score for some other.
+ */
 const scored =
   (n: number, o: { zone: boolean }): Check =>
   (answer) => {
     const list = JSON.parse(answer.toString('utf8')) as { Host: string; Score: number }[];
-    if (!Array.isArray(list) || list.length !== n) return `expected ${n} scores`;
-    if (list.some((h) => !Number.isInteger(h.Score) || h.Score < 0 || h.Score > 10)) return 'a score is not an integer in 0..10';
+    if (!Array.isArray(list) || list.length > n || new Set(list.map((h) => h.Host)).size !== list.length) {
+      return `expected at most ${n} distinct scored nodes`;
+    }
+    if (list.some((h) => !Number.isInteger(h.Score) || h.Score < 1 || h.Score > 10)) return 'a listed score is not an integer in 1..10';
     if (list.find((h) => h.Host === HOLDER_NODE)?.Score !== 10) return `${HOLDER_NODE} should score 10`;
     if (o.zone && !list.some((h) => h.Host !== HOLDER_NODE && h.Score > 0)) return 'no node scored for its zone';
     return null;
