@@ -95,6 +95,12 @@ describe('bad input on every verb', () => {
     expect(results.filter((ok) => !ok)).toHaveLength(0);
   });
 
+  it('serves the verbs under a urlPrefix with a path, as kube-scheduler appends "/" + verb to it', async () => {
+    const r = await post(`${server.url}/scheduler/extender/filter`, { Pod: plainPod(), Nodes: null, NodeNames: ['a'] });
+    expect(r.status).toBe(200);
+    expect(r.json).toMatchObject({ NodeNames: ['a'] });
+  });
+
   it('answers 404 for unknown routes and methods', async () => {
     expect((await fetch(`${server.url}/bind`, { method: 'POST', body: '{}' })).status).toBe(404);
     expect((await fetch(`${server.url}/filter`)).status).toBe(404);

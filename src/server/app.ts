@@ -179,7 +179,9 @@ export function createHandler(deps: AppDeps): RequestListener {
   });
 
   return (req, res) => {
-    const verb = req.method === 'POST' && req.url ? VERB_PATHS[req.url] : undefined;
+    // kube-scheduler posts to urlPrefix + "/" + verb: any path prefix in urlPrefix is accepted.
+    const url = req.method === 'POST' ? (req.url ?? '') : '';
+    const verb = url ? VERB_PATHS[url.slice(url.lastIndexOf('/'))] : undefined;
     if (verb) void serveVerb(verb, req, res);
     else app(req, res);
   };
