@@ -202,11 +202,16 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   config.maxConcurrentCheckpoints = parseInteger('--max-concurrent-checkpoints', raw('max-concurrent-checkpoints')!, 1, 1024, problems);
   config.maxCheckpointsPerNode = parseInteger('--max-checkpoints-per-node', raw('max-checkpoints-per-node')!, 1, 64, problems);
   config.webhookPort = parseInteger('--webhook-port', raw('webhook-port')!, 0, 65535, problems);
-  const whCert = raw('webhook-tls-cert-file');
-  const whKey = raw('webhook-tls-key-file');
-  if (Boolean(whCert) !== Boolean(whKey)) problems.push('--webhook-tls-cert-file and --webhook-tls-key-file must be given together');
-  if (whCert) config.webhookTlsCertFile = whCert;
-  if (whKey) config.webhookTlsKeyFile = whKey;
+  /** A certificate and its key: both or neither. */
+  const tlsPair = (prefix: string): { cert?: string; key?: string } => {
+    const cert = raw(`${prefix}tls-cert-file`);
+    const key = raw(`${prefix}tls-key-file`);
+    if (Boolean(cert) !== Boolean(key)) problems.push(`--${prefix}tls-cert-file and --${prefix}tls-key-file must be given together`);
+    return { ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
+  };
+  const webhookTls = tlsPair('webhook-');
+  if (webhookTls.cert) config.webhookTlsCertFile = webhookTls.cert;
+  if (webhookTls.key) config.webhookTlsKeyFile = webhookTls.key;
   config.restoreTimeoutMs = duration('restore-timeout');
   config.restoreClaimGraceMs = duration('restore-claim-grace');
   config.restoreReconcileIntervalMs = duration('restore-reconcile-interval');
@@ -214,11 +219,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   config.retentionMaxAgeMs = duration('retention-max-age');
   config.retentionConsumedTtlMs = duration('retention-consumed-ttl');
   config.retentionIntervalMs = duration('retention-interval');
-  const cert = raw('tls-cert-file');
-  const key = raw('tls-key-file');
-  if (Boolean(cert) !== Boolean(key)) problems.push('--tls-cert-file and --tls-key-file must be given together');
-  if (cert) config.tlsCertFile = cert;
-  if (key) config.tlsKeyFile = key;
+  const serving = tlsPair('');
+  if (serving.cert) config.tlsCertFile = serving.cert;
+  if (serving.key) config.tlsKeyFile = serving.key;
   const kubeconfig = raw('kubeconfig');
   if (kubeconfig) config.kubeconfig = kubeconfig;
   if (problems.length > 0) throw new ConfigError(problems);
