@@ -63,6 +63,7 @@ async function main(): Promise<void> {
       priorityClassName: 'training',
       cpu: '1',
       memory: '4Gi',
+      restoreMarker: true,
       annotations: restoreAnnotations(ck.metadata.name, ck.spec.restoreConstraints),
     }));
     say('trainer-0-restored submitted with hiatus.dev/restore-from and the recorded restore constraints');

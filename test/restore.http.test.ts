@@ -86,6 +86,8 @@ function review(pod: unknown, o: { uid?: string; operation?: string; kind?: obje
 }
 
 const CONTRACT = '{"node":"worker-7","arch":"amd64","cpuFeatures":["AVX2"],"runtime":"cri-o://1.31.2","zone":"zone-a"}';
+/** The marker resource on a first container that had no resources (managedResources, README). */
+const MARKER = { op: 'add', path: '/spec/containers/0/resources', value: { requests: { 'hiatus.dev/checkpoint-restore': '1' }, limits: { 'hiatus.dev/checkpoint-restore': '1' } } };
 
 function decodePatch(body: unknown): unknown {
   const r = (body as { response: { patch?: string; patchType?: string } }).response;
@@ -132,6 +134,7 @@ describe('the restore admission webhook over HTTP', () => {
     expect((r.json as { response: object }).response).toMatchObject({ uid: '705ab4f5-6393-11e8-b7cc-42010a800002', allowed: true });
     expect(decodePatch(r.json)).toEqual([
       { op: 'add', path: '/metadata/annotations', value: { 'hiatus.dev/restore-from': 'ck-a', 'hiatus.dev/restore-constraints': CONTRACT } },
+      MARKER,
     ]);
     expect(store.objects.get('ml/ck-a')!.status).toMatchObject({ phase: 'Restoring', restore: { claimedAt: iso(NOW), podName: 'trainer-5c8f7-*' } });
   });
@@ -143,6 +146,7 @@ describe('the restore admission webhook over HTTP', () => {
       { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-from', value: 'ck-a' },
       { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-constraints', value: CONTRACT },
       { op: 'replace', path: '/spec/containers/0/image', value: 'registry.local/checkpoints/trainer-0:ck-a' },
+      MARKER,
     ]);
   });
 
@@ -167,7 +171,6 @@ describe('the restore admission webhook over HTTP', () => {
     ['another pod template', replacement({ hash: 'abcde' })],
     ['no owner', { metadata: { name: 'bare', namespace: 'ml' }, spec: { containers: [{ name: 'main' }] } }],
     ['an opt-out', replacement({ annotations: { 'hiatus.dev/restore': 'false' } })],
-    ['the contract already set', replacement({ annotations: { 'hiatus.dev/restore-from': 'x', 'hiatus.dev/restore-constraints': '{}' } })],
   ])('allows a pod with %s unchanged', async (_what, pod) => {
     await put(checkpoint('ck-a'));
     const r = await post(url, review(pod));
@@ -203,7 +206,29 @@ describe('the restore admission webhook over HTTP', () => {
     expect(decodePatch(j.json)).toEqual([
       { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-from', value: 'ck-job-2' },
       { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-constraints', value: CONTRACT },
+      MARKER,
     ]);
+  });
+
+  it('adds only the marker resource to a pod whose contract was written by hand, merging into its resources', async () => {
+    await put(checkpoint('ck-a'));
+    const handWritten = replacement({ annotations: { 'hiatus.dev/restore-from': 'x', 'hiatus.dev/restore-constraints': '{}' } });
+    handWritten.spec!.containers![0]!.resources = { requests: { cpu: '2' } };
+    const r = await post(url, review(handWritten));
+    expect(decodePatch(r.json)).toEqual([
+      { op: 'add', path: '/spec/containers/0/resources/requests/hiatus.dev~1checkpoint-restore', value: '1' },
+      { op: 'add', path: '/spec/containers/0/resources/limits', value: { 'hiatus.dev/checkpoint-restore': '1' } },
+    ]);
+    expect(store.objects.get('ml/ck-a')!.status!.phase).toBe('Ready');
+    const marked = (await metrics.restores.get()).values.find((v) => v.labels.result === 'marked');
+    expect(marked?.value).toBeGreaterThanOrEqual(1);
+  });
+
+  it('leaves a hand-written contract unchanged when a container already requests the marker', async () => {
+    const handWritten = replacement({ annotations: { 'hiatus.dev/restore-from': 'x', 'hiatus.dev/restore-constraints': '{}' } });
+    handWritten.spec!.containers![1]!.resources = { limits: { 'hiatus.dev/checkpoint-restore': '1' } };
+    const r = await post(url, review(handWritten));
+    expect((r.json as { response: object }).response).toEqual({ uid: '705ab4f5-6393-11e8-b7cc-42010a800002', allowed: true });
   });
 
   it('reads the record live when its cache still shows the workload\'s checkpoint Pending', async () => {
@@ -236,7 +261,7 @@ describe('the restore admission webhook over HTTP', () => {
   it('answers a dry run with the patch but claims nothing', async () => {
     await put(checkpoint('ck-a'));
     const r = await post(url, review(replacement(), { dryRun: true }));
-    expect(decodePatch(r.json)).toHaveLength(1);
+    expect(decodePatch(r.json)).toHaveLength(2);
     expect(store.objects.get('ml/ck-a')!.status!.phase).toBe('Ready');
   });
 

@@ -55,6 +55,7 @@ function pod(b: Batch, i: number): V1Pod {
     memory: '128Mi',
     ...(isRestorePod(i, b.restoreShare)
       ? {
+          restoreMarker: true,
           annotations: restoreAnnotations(`ckpt-${b.id}-${i}`, {
             node: homeOf(b, i),
             arch: 'amd64',

@@ -14,7 +14,7 @@ import { mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ControlPlane } from '../../test/e2e/harness/controlPlane.js';
-import { shippedExtender } from '../../test/e2e/harness/schedulerConfig.js';
+import { shippedHttpTimeout } from '../../test/e2e/harness/schedulerConfig.js';
 import { fmt } from '../report.js';
 import { Api } from './api.js';
 import { canRestore, createNodes, fleetState } from './fleet.js';
@@ -85,7 +85,7 @@ async function main(): Promise<void> {
       api,
       tls: cp.adminTls(),
       s,
-      httpTimeout: String(shippedExtender('second-scheduler')['httpTimeout']),
+      httpTimeout: shippedHttpTimeout('second-scheduler'),
       batchSeq: 0,
       progress,
     };

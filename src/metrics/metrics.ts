@@ -122,7 +122,7 @@ export class Metrics {
     });
     this.restores = new Counter({
       name: 'hiatus_restores_total',
-      help: 'Restores by result: matched (a new pod claimed a checkpoint), restored, failed, released (claim given back), claim_error, corrupt_checkpoint.',
+      help: 'Restores by result: matched (a new pod claimed a checkpoint), marked (a hand-written restore contract got the marker resource), restored, failed, released (claim given back), claim_error, corrupt_checkpoint.',
       labelNames: ['result'],
       registers,
     });

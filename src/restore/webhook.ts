@@ -2,13 +2,14 @@
 // Ready checkpoint, claim it (Ready -> Restoring, optimistic, so exactly one pod gets it), and
 // answer with a JSONPatch that adds the restore contract and checkpoint images. It never
 // rejects a pod: every problem is logged, counted, and answered with allowed: true.
-import { ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM } from '../cluster/keys.js';
+import { ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM, RESOURCE_RESTORE } from '../cluster/keys.js';
 import type { ClusterView } from '../cluster/view.js';
 import { StoreConflict, type CheckpointStore } from '../checkpoint/store.js';
 import type { Checkpoint } from '../checkpoint/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { Pod } from '../server/wire.js';
+import type { Container, Pod } from '../server/wire.js';
+import { hasRestoreContract } from '../scheduling/restoreContract.js';
 import { abandonedClaim, constraintsUsable, findCheckpoints, type MatchOptions } from './match.js';
 
 export interface WebhookDeps {
@@ -41,7 +42,30 @@ const ADMISSION_VERSIONS = ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'];
 /** JSON Pointer escaping (RFC 6901) for annotation keys that contain "/". */
 const pointer = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
 
-/** The patch for a pod restoring from a checkpoint: the contract, plus images where built. */
+const requestsMarker = (c: Container): boolean =>
+  c.resources?.requests?.[RESOURCE_RESTORE] !== undefined || c.resources?.limits?.[RESOURCE_RESTORE] !== undefined;
+
+/**
+ * Adds one unit of the restore marker resource to the first container, requests and limits
+ * alike (the API server wants both, equal, for an extended resource), unless some container
+ * asks for it already. kube-scheduler sends the filter and prioritize verbs only for pods
+ * requesting it (managedResources in scheduler-config/).
+ */
+export function markerPatch(pod: Pod): JsonPatchOp[] {
+  const containers = pod.spec?.containers ?? [];
+  const first = containers[0];
+  if (!first || [...containers, ...(pod.spec?.initContainers ?? [])].some(requestsMarker)) return [];
+  const base = '/spec/containers/0/resources';
+  const one = { [RESOURCE_RESTORE]: '1' };
+  if (!first.resources) return [{ op: 'add', path: base, value: { requests: one, limits: one } }];
+  return (['requests', 'limits'] as const).map((field): JsonPatchOp =>
+    first.resources![field]
+      ? { op: 'add', path: `${base}/${field}/${pointer(RESOURCE_RESTORE)}`, value: '1' }
+      : { op: 'add', path: `${base}/${field}`, value: one },
+  );
+}
+
+/** The patch for a pod restoring from a checkpoint: the contract, images where built, the marker. */
 export function restorePatch(pod: Pod, c: Checkpoint): JsonPatchOp[] {
   const { node, arch, cpuFeatures, runtime, zone } = c.spec.restoreConstraints;
   const constraints = JSON.stringify({ node, arch, cpuFeatures, runtime, ...(zone ? { zone } : {}) });
@@ -58,6 +82,7 @@ export function restorePatch(pod: Pod, c: Checkpoint): JsonPatchOp[] {
     const image = container.name ? images.get(container.name) : undefined;
     if (image) ops.push({ op: 'replace', path: `/spec/containers/${i}/image`, value: image });
   });
+  ops.push(...markerPatch(pod));
   return ops;
 }
 
@@ -101,7 +126,14 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
     const options: MatchOptions = { now: now(), maxAgeMs: deps.maxAgeMs, reclaimAfterMs: deps.reclaimAfterMs };
     const match = findCheckpoints(pod, namespace, deps.view.checkpoints(), options);
     if (match.corrupt) metrics.restores.inc({ result: 'corrupt_checkpoint' }, match.corrupt);
-    if (match.kind === 'skip') return answer({}, 'skipped', match.why);
+    if (match.kind === 'skip') {
+      // A contract written by hand (or by another tool) still needs the marker, or the
+      // scheduler never asks the extender where the pod can be restored.
+      const marker = hasRestoreContract(pod) ? markerPatch(pod) : [];
+      if (marker.length === 0) return answer({}, 'skipped', match.why);
+      metrics.restores.inc({ result: 'marked' });
+      return answer({ patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(marker)).toString('base64') }, 'patched', `${match.why}: marker resource added`);
+    }
     let offered = match.checkpoints;
     if (match.kind === 'recheck') {
       // The only API reads on this path, and only for a workload with a checkpoint under way:

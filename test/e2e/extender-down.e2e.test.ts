@@ -1,8 +1,9 @@
 // Scenario 5 of issue 4: what kube-scheduler does while the extender is down, for the shipped
-// `ignorable: false` and for `ignorable: true` (README, "ignorable"). Two kube-scheduler instances
+// `ignorable: false` and for `ignorable: true` (README, "ignorable"), with the shipped split of
+// the extender into a filter/prioritize entry for restore pods and a preempt entry for all. Two kube-scheduler instances
 // share one cluster and one extender, each with its own profile name and its own nodes.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { NAMESPACE, Rig, podSpec } from './harness/cluster.js';
+import { NAMESPACE, Rig, podSpec, restoreAnnotations } from './harness/cluster.js';
 import { Extender } from './harness/extender.js';
 import { sleep, waitUntil } from './harness/process.js';
 
@@ -23,7 +24,12 @@ beforeAll(async () => {
   });
   await rig.createPriorityClass('hiatus-required', 100, { 'hiatus.dev/checkpoint-policy': 'Required' });
   await rig.createPriorityClass('hiatus-urgent', 1000);
-  for (const [name, group] of [['strict-1', 'strict'], ['ignorable-1', 'ignorable'], ['ignorable-pre-1', 'ignorable-preempt']] as const) {
+  for (const [name, group] of [
+    ['strict-1', 'strict'],
+    ['strict-pre-1', 'strict-preempt'],
+    ['ignorable-1', 'ignorable'],
+    ['ignorable-pre-1', 'ignorable-preempt'],
+  ] as const) {
     await rig.nodes.add({ name, arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], labels: inGroup(group) });
   }
 }, BUILD_AND_START_MS);
@@ -34,45 +40,78 @@ afterAll(async () => {
 
 const step = (fn: () => Promise<void>) => async () => rig.step(fn)();
 
+/** A pod restoring a checkpoint taken on `node` (contract and marker resource, README). */
+const restorePod = (name: string, schedulerName: string, group: string, node: string) =>
+  podSpec(name, {
+    schedulerName,
+    nodeSelector: inGroup(group),
+    restoreMarker: true,
+    annotations: restoreAnnotations(`${name}-ck`, { node, arch: 'amd64', cpuFeatures: ['AVX2'], runtime: 'cri-o://1.31.2', zone: 'zone-a' }),
+  });
+
+/** A Required victim filling most of a node, placed while its checkpoint could still be taken. */
+const victim = (name: string, schedulerName: string, group: string) =>
+  podSpec(name, { schedulerName, priorityClassName: 'hiatus-required', cpu: '3', nodeSelector: inGroup(group) });
+
+/** A high-priority pod that only fits where the victim is. */
+const preemptor = (name: string, schedulerName: string, group: string) =>
+  podSpec(name, { schedulerName, priorityClassName: 'hiatus-urgent', cpu: '2', nodeSelector: inGroup(group) });
+
 describe('with the extender down', () => {
-  it('both scheduler instances bind plain pods while the extender answers', step(async () => {
+  it('while the extender answers, restore pods go through filter and plain pods skip it', step(async () => {
+    const filtersBefore = await rig.metric('hiatus_extender_requests_total', { verb: 'filter' });
     await rig.createPod(podSpec('strict-up', { schedulerName: STRICT, nodeSelector: inGroup('strict') }));
     await rig.createPod(podSpec('ignorable-up', { schedulerName: IGNORABLE, nodeSelector: inGroup('ignorable') }));
     expect(await rig.waitRunning('strict-up')).toBe('strict-1');
     expect(await rig.waitRunning('ignorable-up')).toBe('ignorable-1');
-    // A Required victim for the last test, placed while its checkpoint could still be taken.
-    await rig.createPod(podSpec('trainer', {
-      schedulerName: IGNORABLE,
-      priorityClassName: 'hiatus-required',
-      cpu: '3',
-      nodeSelector: inGroup('ignorable-preempt'),
-    }));
+    // managedResources: kube-scheduler did not call filter for the two plain pods.
+    expect(await rig.metric('hiatus_extender_requests_total', { verb: 'filter' })).toBe(filtersBefore);
+    await rig.createPod(restorePod('strict-restore-up', STRICT, 'strict', 'strict-1'));
+    expect(await rig.waitRunning('strict-restore-up')).toBe('strict-1');
+    expect(await rig.metric('hiatus_extender_requests_total', { verb: 'filter', path: 'restore' })).toBeGreaterThanOrEqual(1);
+    await rig.createPod(victim('strict-trainer', STRICT, 'strict-preempt'));
+    await rig.createPod(victim('trainer', IGNORABLE, 'ignorable-preempt'));
+    expect(await rig.waitRunning('strict-trainer')).toBe('strict-pre-1');
     expect(await rig.waitRunning('trainer')).toBe('ignorable-pre-1');
     await rig.ext!.stop();
   }));
 
-  it('ignorable: false leaves a plain pod Pending, failing each attempt with the extender error', step(async () => {
+  it('ignorable: false still binds a plain pod that needs neither filter nor preemption', step(async () => {
     await rig.createPod(podSpec('strict-plain', { schedulerName: STRICT, nodeSelector: inGroup('strict') }));
-    const message = await rig.waitFailedScheduling('strict-plain', (m) => m.includes('/filter'));
+    expect(await rig.waitRunning('strict-plain')).toBe('strict-1');
+  }));
+
+  it('ignorable: false leaves a restore pod Pending, failing each attempt with the extender error', step(async () => {
+    await rig.createPod(restorePod('strict-restore', STRICT, 'strict', 'strict-1'));
+    const message = await rig.waitFailedScheduling('strict-restore', (m) => m.includes('/filter'));
     expect(message).toMatch(/connection refused/);
     await sleep(5_000);
-    const pod = await rig.pod('strict-plain');
+    const pod = await rig.pod('strict-restore');
     expect(pod?.spec?.nodeName).toBeUndefined();
     expect(pod?.status?.phase).toBe('Pending');
   }));
 
-  it('ignorable: true skips the extender and binds the plain pod', step(async () => {
+  it('ignorable: false evicts no victim: the preemptor stays Pending, the Required victim keeps running', step(async () => {
+    await rig.createPod(preemptor('strict-urgent', STRICT, 'strict-preempt'));
+    const message = await rig.waitFailedScheduling('strict-urgent', (m) => m.includes('/preempt'));
+    expect(message).toMatch(/connection refused/);
+    await sleep(5_000);
+    const victimPod = await rig.pod('strict-trainer');
+    expect(victimPod?.metadata?.deletionTimestamp).toBeUndefined();
+    expect(victimPod?.status?.phase).toBe('Running');
+    expect(rig.nodes.deletionSeenAt.has(`${NAMESPACE}/strict-trainer`)).toBe(false);
+    expect((await rig.pod('strict-urgent'))?.spec?.nodeName).toBeUndefined();
+  }));
+
+  it('ignorable: true skips the extender and binds plain and restore pods alike', step(async () => {
     await rig.createPod(podSpec('ignorable-plain', { schedulerName: IGNORABLE, nodeSelector: inGroup('ignorable') }));
+    await rig.createPod(restorePod('ignorable-restore', IGNORABLE, 'ignorable', 'ignorable-1'));
     expect(await rig.waitRunning('ignorable-plain')).toBe('ignorable-1');
+    expect(await rig.waitRunning('ignorable-restore')).toBe('ignorable-1');
   }));
 
   it('ignorable: true falls back to plain preemption: a Required victim is evicted without a checkpoint', step(async () => {
-    await rig.createPod(podSpec('urgent', {
-      schedulerName: IGNORABLE,
-      priorityClassName: 'hiatus-urgent',
-      cpu: '2',
-      nodeSelector: inGroup('ignorable-preempt'),
-    }));
+    await rig.createPod(preemptor('urgent', IGNORABLE, 'ignorable-preempt'));
     expect(await rig.waitRunning('urgent', 90_000)).toBe('ignorable-pre-1');
     await waitUntil('victim trainer gone', async () => (await rig.pod('trainer')) === undefined);
     expect(rig.nodes.deletionSeenAt.has(`${NAMESPACE}/trainer`)).toBe(true);
@@ -80,12 +119,15 @@ describe('with the extender down', () => {
     expect(await rig.checkpointsOf('trainer')).toHaveLength(0);
   }));
 
-  it('ignorable: false schedules the waiting pod once the extender is back', step(async () => {
+  it('ignorable: false schedules the waiting restore pod once the extender is back', step(async () => {
     // Same port: the scheduler configuration's urlPrefix points there.
     rig.ext = await Extender.start(
       { kubeconfig: rig.cp.kubeconfig('admin'), logDir: rig.cp.logs, schedulerHttpTimeout: rig.httpTimeout },
       rig.ext!.port,
     );
-    expect(await rig.waitRunning('strict-plain', 60_000)).toBe('strict-1');
+    expect(await rig.waitRunning('strict-restore', 60_000)).toBe('strict-1');
+    // Whatever preemption does from here on goes through the extender: the victim was not
+    // evicted while it was down.
+    expect(rig.nodes.sim('strict-pre-1').calls.length > 0 || !rig.nodes.deletionSeenAt.has(`${NAMESPACE}/strict-trainer`)).toBe(true);
   }));
 });

@@ -46,6 +46,7 @@ describe.each(MODES)('$schedulerName (nodeCacheCapable: $nodeCacheCapable)', ({ 
     await rig.createPod(podSpec(name, {
       schedulerName,
       nodeSelector: group('incompatible'),
+      restoreMarker: true,
       annotations: restoreAnnotations('trainer-0-3f9a1c2b7d4e', {
         node: 'amd-1', arch: 'amd64', cpuFeatures: ['AVX512F'], runtime: 'cri-o', zone: 'zone-a',
       }),
@@ -65,6 +66,7 @@ describe.each(MODES)('$schedulerName (nodeCacheCapable: $nodeCacheCapable)', ({ 
     await rig.createPod(podSpec(name, {
       schedulerName,
       nodeSelector: group('locality'),
+      restoreMarker: true,
       annotations: restoreAnnotations('trainer-1-0123456789ab', {
         node: n('loc-2'), arch: 'amd64', cpuFeatures: ['AVX512F'], runtime: 'cri-o://1.31.2', zone: 'zone-a',
       }),
@@ -75,6 +77,7 @@ describe.each(MODES)('$schedulerName (nodeCacheCapable: $nodeCacheCapable)', ({ 
     await rig.createPod(podSpec(other, {
       schedulerName,
       nodeSelector: group('locality'),
+      restoreMarker: true,
       annotations: restoreAnnotations('trainer-2-0123456789ab', {
         node: n('loc-3'), arch: 'amd64', cpuFeatures: ['AVX512F'], runtime: 'cri-o://1.31.2', zone: 'zone-b',
       }),

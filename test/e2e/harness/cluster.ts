@@ -9,11 +9,12 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import type { Checkpoint } from '../../../src/checkpoint/types.js';
+import { RESOURCE_RESTORE } from '../../../src/cluster/keys.js';
 import { ControlPlane, type SchedulerInstance } from './controlPlane.js';
 import { Extender } from './extender.js';
 import { SimulatedNodes } from './nodes.js';
 import { waitUntil } from './process.js';
-import { shippedExtender, type ExtenderOverrides, type SchedulerConfigBase } from './schedulerConfig.js';
+import { shippedHttpTimeout, type ExtenderOverrides, type SchedulerConfigBase } from './schedulerConfig.js';
 
 export const NAMESPACE = 'default';
 
@@ -55,7 +56,7 @@ export class Rig {
     try {
       await cp.applyCrd();
       // One extender serves every scheduler instance, so they share one httpTimeout.
-      const timeouts = new Set(opts.schedulers.map((s) => s.httpTimeout ?? String(shippedExtender(base)['httpTimeout'])));
+      const timeouts = new Set(opts.schedulers.map((s) => s.httpTimeout ?? shippedHttpTimeout(base)));
       if (timeouts.size !== 1) throw new Error('all scheduler instances of a rig must use the same httpTimeout');
       const [httpTimeout] = [...timeouts] as [string];
       const nodes = new SimulatedNodes(cp.kc);
@@ -156,9 +157,17 @@ export class Rig {
 
   /** The extender's hiatus_preemption_attempts_total for one outcome. */
   async preemptionAttempts(outcome: string): Promise<number> {
+    return this.metric('hiatus_preemption_attempts_total', { outcome });
+  }
+
+  /** The sum of one metric's samples on the extender's /metrics whose labels include these. */
+  async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
     const text = await (await fetch(`${this.ext!.url}/metrics`)).text();
-    const line = text.split('\n').find((l) => l.startsWith(`hiatus_preemption_attempts_total{outcome="${outcome}"}`));
-    return line ? Number(line.split(' ').pop()) : 0;
+    const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+    return text
+      .split('\n')
+      .filter((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && wanted.every((w) => l.includes(w)))
+      .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
   }
 
   async checkpoints(namespace = NAMESPACE): Promise<Checkpoint[]> {
@@ -181,6 +190,12 @@ export interface PodOptions {
   containers?: string[];
   nodeSelector?: Record<string, string>;
   annotations?: Record<string, string>;
+  /**
+   * Requests the restore marker resource (hiatus.dev/checkpoint-restore), as a pod whose restore
+   * contract is written by hand must when the restore webhook is not installed: the shipped
+   * scheduler configuration sends filter and prioritize only for pods requesting it.
+   */
+  restoreMarker?: boolean;
 }
 
 export function podSpec(name: string, o: PodOptions): V1Pod {
@@ -188,7 +203,12 @@ export function podSpec(name: string, o: PodOptions): V1Pod {
     name: c,
     image: 'hiatus-e2e/app:1',
     resources: {
-      requests: { cpu: i === 0 ? (o.cpu ?? '100m') : '10m', memory: i === 0 ? (o.memory ?? '64Mi') : '16Mi' },
+      requests: {
+        cpu: i === 0 ? (o.cpu ?? '100m') : '10m',
+        memory: i === 0 ? (o.memory ?? '64Mi') : '16Mi',
+        ...(i === 0 && o.restoreMarker ? { [RESOURCE_RESTORE]: '1' } : {}),
+      },
+      ...(i === 0 && o.restoreMarker ? { limits: { [RESOURCE_RESTORE]: '1' } } : {}),
     },
   }));
   return {

@@ -1,7 +1,7 @@
 // KubeSchedulerConfiguration for the e2e kube-scheduler, generated from the shipped files under
 // scheduler-config/: their profiles and extender stay as they are, except what a loopback test
 // cluster needs (plain HTTP to the extender, our kubeconfig, no leader election) and the knobs a
-// scenario varies.
+// scenario varies (applied to every extender entry alike).
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,12 +43,22 @@ export function repoRoot(): string {
   return dir;
 }
 
-/** The one extender of a shipped configuration. */
-export function shippedExtender(base: SchedulerConfigBase): Obj {
+/**
+ * The extender entries of a shipped configuration: one extender, listed once for filter and
+ * prioritize (restore pods only, managedResources) and once for preempt (every pod).
+ */
+export function shippedExtenders(base: SchedulerConfigBase): Obj[] {
   const doc = load(readFileSync(path.join(repoRoot(), 'scheduler-config', `${base}.yaml`), 'utf8')) as Obj;
   const extenders = doc['extenders'] as Obj[] | undefined;
-  if (!extenders || extenders.length !== 1) throw new Error(`scheduler-config/${base}.yaml: expected exactly one extender`);
-  return extenders[0]!;
+  if (!extenders || extenders.length === 0) throw new Error(`scheduler-config/${base}.yaml: no extenders`);
+  const timeouts = new Set(extenders.map((e) => e['httpTimeout']));
+  if (timeouts.size !== 1) throw new Error(`scheduler-config/${base}.yaml: the extender entries disagree on httpTimeout`);
+  return extenders;
+}
+
+/** The httpTimeout the shipped entries share (the extender's preempt budget is derived from it). */
+export function shippedHttpTimeout(base: SchedulerConfigBase): string {
+  return String(shippedExtenders(base)[0]!['httpTimeout'] ?? '5s');
 }
 
 /** The configuration as JSON (which kube-scheduler reads as YAML). */
@@ -57,7 +67,6 @@ export function schedulerConfig(opts: SchedulerConfigOptions): string {
   const doc = load(readFileSync(file, 'utf8')) as Obj;
   const profiles = (doc['profiles'] as Obj[] | undefined) ?? [];
   if (profiles.length !== 1) throw new Error(`${file}: expected exactly one profile`);
-  const { tlsConfig: _tls, ...extender } = shippedExtender(opts.base);
   const profile = (p: Obj): Obj => {
     const out: Obj = { ...p, ...(opts.schedulerName ? { schedulerName: opts.schedulerName } : {}) };
     if (opts.percentageOfNodesToScore === null) delete out['percentageOfNodesToScore'];
@@ -72,16 +81,15 @@ export function schedulerConfig(opts: SchedulerConfigOptions): string {
     profiles: profiles.map(profile),
   };
   if (opts.extenderUrl !== null) {
-    config['extenders'] = [
-      {
-        ...extender,
-        urlPrefix: opts.extenderUrl,
-        enableHTTPS: false,
-        ...(opts.nodeCacheCapable !== undefined ? { nodeCacheCapable: opts.nodeCacheCapable } : {}),
-        ...(opts.ignorable !== undefined ? { ignorable: opts.ignorable } : {}),
-        ...(opts.httpTimeout !== undefined ? { httpTimeout: opts.httpTimeout } : {}),
-      },
-    ];
+    const url = opts.extenderUrl;
+    config['extenders'] = shippedExtenders(opts.base).map(({ tlsConfig: _tls, ...extender }) => ({
+      ...extender,
+      urlPrefix: url,
+      enableHTTPS: false,
+      ...(opts.nodeCacheCapable !== undefined ? { nodeCacheCapable: opts.nodeCacheCapable } : {}),
+      ...(opts.ignorable !== undefined ? { ignorable: opts.ignorable } : {}),
+      ...(opts.httpTimeout !== undefined ? { httpTimeout: opts.httpTimeout } : {}),
+    }));
   }
   return JSON.stringify(config, null, 2);
 }
