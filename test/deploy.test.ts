@@ -36,7 +36,7 @@ import {
   type RestoreStatus,
 } from '../src/checkpoint/types.js';
 import { SnapshotView } from '../src/cluster/snapshotView.js';
-import { ANNOTATION_RESTORE_OPT } from '../src/cluster/keys.js';
+import { ANNOTATION_RESTORE_OPT, RESOURCE_RESTORE } from '../src/cluster/keys.js';
 import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
 import { loadConfig, parseDuration } from '../src/config/config.js';
 import { silentLogger } from '../src/log.js';
@@ -640,23 +640,44 @@ describe('scheduler-config', () => {
     enableHTTPS?: boolean;
     httpTimeout?: string;
     tlsConfig?: { caFile?: string; serverName?: string };
+    ignorable?: boolean;
+    managedResources?: { name: string; ignoredByScheduler?: boolean }[];
   }
 
-  it.each(SCHEDULER_FILES)('%s calls the extender through the Service', (file) => {
+  const entriesOf = (file: string): Extender[] => {
     const docs = schedulerConfigs.filter((d) => d.file === file);
     expect(docs.map((d) => d.obj.kind)).toEqual(['KubeSchedulerConfiguration']);
-    const extender = (docs[0]!.obj as unknown as { extenders: Extender[] }).extenders[0]!;
-    expect([extender.filterVerb, extender.prioritizeVerb, extender.preemptVerb]).toEqual(Object.keys(verbs));
-    expect(extender.weight).toBeGreaterThan(0);
-    expect(Number.isInteger(extender.weight)).toBe(true);
-    expect(extender.nodeCacheCapable).toBe(true);
-    const url = new URL(extender.urlPrefix);
-    expect(url.protocol).toBe('https:');
-    expect(extender.enableHTTPS).toBe(true);
-    expect(url.hostname).toBe(host);
-    expect(Number(url.port)).toBe(service.spec!.ports![0]!.port);
-    expect(extender.tlsConfig).toEqual({ caFile: '/etc/hiatus/ca.crt', serverName: host });
-    // preempt's deadline is computed from --scheduler-http-timeout: it must be the real one.
-    expect(parseDuration(extender.httpTimeout ?? '5s')).toBe(deployedConfig.schedulerHttpTimeoutMs);
+    return (docs[0]!.obj as unknown as { extenders: Extender[] }).extenders;
+  };
+
+  it.each(SCHEDULER_FILES)('%s calls the extender through the Service, every entry alike', (file) => {
+    for (const extender of entriesOf(file)) {
+      expect(extender.nodeCacheCapable).toBe(true);
+      expect(extender.ignorable).toBe(false);
+      const url = new URL(extender.urlPrefix);
+      expect(url.protocol).toBe('https:');
+      expect(extender.enableHTTPS).toBe(true);
+      expect(url.hostname).toBe(host);
+      expect(Number(url.port)).toBe(service.spec!.ports![0]!.port);
+      expect(extender.tlsConfig).toEqual({ caFile: '/etc/hiatus/ca.crt', serverName: host });
+      // preempt's deadline is computed from --scheduler-http-timeout: it must be the real one.
+      expect(parseDuration(extender.httpTimeout ?? '5s')).toBe(deployedConfig.schedulerHttpTimeoutMs);
+    }
+  });
+
+  it.each(SCHEDULER_FILES)('%s sends filter and prioritize for restore pods only, preempt for every pod', (file) => {
+    const entries = entriesOf(file);
+    const verbsOf = (e: Extender) => [e.filterVerb, e.prioritizeVerb, e.preemptVerb].filter((v): v is string => !!v);
+    // Each verb exactly once, by the names the extender serves.
+    expect(entries.flatMap(verbsOf).sort()).toEqual(Object.keys(verbs).sort());
+    const restoreOnly = entries.find((e) => e.filterVerb)!;
+    expect(restoreOnly.prioritizeVerb).toBe('prioritize');
+    expect(restoreOnly.weight).toBeGreaterThan(0);
+    expect(Number.isInteger(restoreOnly.weight)).toBe(true);
+    // The marker the webhook adds; ignoredByScheduler, or NodeResourcesFit finds no node has it.
+    expect(restoreOnly.managedResources).toEqual([{ name: RESOURCE_RESTORE, ignoredByScheduler: true }]);
+    const preempt = entries.find((e) => e.preemptVerb)!;
+    expect(preempt).not.toBe(restoreOnly);
+    expect(preempt.managedResources ?? []).toEqual([]);
   });
 });
