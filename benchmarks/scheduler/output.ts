@@ -146,7 +146,7 @@ export function report(cells: Cell[], s: Settings, print: (text: string) => void
       };
       const withParts = [part('fast', 'with (fast path)'), part('restore', `with (${Math.round(s.restoreShare * 100)}% restore)`)].filter(Boolean);
       print(`${fmt.count(nodes)} nodes, percentageOfNodesToScore ${percentageLabel(p)}: without ${fmt.rate(base)} pods/s, ${withParts.join(', ')}`);
-      const yardstick = part('null', 'a null extender (echoes, watches nothing)');
+      const yardstick = part('null', 'a null extender called for every pod (no managedResources)');
       if (yardstick) print(`    yardstick: ${yardstick}`);
     }
   }

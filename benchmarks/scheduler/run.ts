@@ -6,9 +6,11 @@
 // cluster size and percentageOfNodesToScore, scheduler instances run one after the other, each
 // alone with its own extender process (if any), on fresh pods:
 //   without   kube-scheduler with the shipped profile and no extender
-//   null      the same with an extender that does nothing (the extender protocol's own cost)
+//   null      the same with an extender that does nothing, called for every pod (no
+//             managedResources: what any extender configured that way costs)
 //   fast      the shipped profile and extender, hiatus, pods without the restore contract
-//   restore   the same, a share of the pods carrying the restore contract
+//             (with the shipped managedResources, kube-scheduler does not call filter for them)
+//   restore   the same, a share of the pods carrying the restore contract and marker resource
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import os from 'node:os';
@@ -104,16 +106,18 @@ async function main(): Promise<void> {
     );
     print(
       `restore pods (${Math.round(s.restoreShare * 100)}% of the restore mix): hiatus.dev/restore-from and restore-constraints ` +
-        '{"node":"<a compatible zone-a node>","arch":"amd64","cpuFeatures":["AVX2"],"runtime":"cri-o","zone":"zone-a"}.',
+        '{"node":"<a compatible zone-a node>","arch":"amd64","cpuFeatures":["AVX2"],"runtime":"cri-o","zone":"zone-a"}, ' +
+        'and one hiatus.dev/checkpoint-restore (the marker the shipped managedResources route to filter and prioritize).',
     );
     print(
-      `kube-scheduler: scheduler-config/second-scheduler.yaml's profile (percentageOfNodesToScore as set per cell) and extender ` +
-        `(nodeCacheCapable: true, httpTimeout ${ctx.httpTimeout}, plain HTTP on loopback); clientConnection qps ${s.qps}, burst ${s.burst} for every instance ` +
+      `kube-scheduler: scheduler-config/second-scheduler.yaml's profile (percentageOfNodesToScore as set per cell) and extender entries ` +
+        `(filter/prioritize for marked restore pods, preempt for all; nodeCacheCapable: true, httpTimeout ${ctx.httpTimeout}, plain HTTP on loopback); clientConnection qps ${s.qps}, burst ${s.burst} for every instance ` +
         '(its defaults, 50/100, would cap binding at 50 pods/s for all). One scheduler instance runs at a time, alone with its extender.',
     );
     print(
       `cells at each size and percentageOfNodesToScore${s.rounds > 1 ? `, ${s.rounds} rounds (every other one in reverse order)` : ''}: ` +
-        'without extender; a null extender (echoes filter, answers [] to prioritize, watches nothing: what any extender costs); ' +
+        'without extender; a null extender called for every pod (no managedResources; echoes filter, answers [] to prioritize, ' +
+        'watches nothing: what an extender costs when kube-scheduler calls it for every pod); ' +
         `hiatus with fast-path pods only; hiatus with ${Math.round(s.restoreShare * 100)}% restore pods.`,
     );
     print('');

@@ -159,6 +159,8 @@ export async function runStage(ctx: StageContext, at: CellPlace, stage: Stage): 
       base: 'second-scheduler',
       schedulerName: stage.schedulerName,
       extenderUrl: ext?.url ?? null,
+      // The yardstick is an extender called for every pod, as without managedResources.
+      everyPod: stage.extender === 'null',
       percentageOfNodesToScore: at.percentage,
       clientRate: { qps: s.qps, burst: s.burst },
       httpTimeout: ctx.httpTimeout,

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AppsV1Api, Watch, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
 import type { Checkpoint, CheckpointPhase } from '../../src/checkpoint/types.js';
-import { NAMESPACE, Rig, podSpec } from './harness/cluster.js';
+import { NAMESPACE, Rig, podSpec, restoreAnnotations } from './harness/cluster.js';
 import { waitUntil } from './harness/process.js';
 import {
   makeWebhookTls,
@@ -30,6 +30,7 @@ const WORKLOAD = 'trainer';
 const WEBHOOK_LABEL = 'e2e.hiatus.dev/restore-webhook';
 const RESTORE_FROM = 'hiatus.dev/restore-from';
 const RESTORE_CONSTRAINTS = 'hiatus.dev/restore-constraints';
+const MARKER = 'hiatus.dev/checkpoint-restore';
 const inGroup = { [GROUP]: 'restore' };
 
 let rig: Rig;
@@ -170,6 +171,8 @@ describe('restore later, through the admission webhook', () => {
     const { node, arch, cpuFeatures, runtime, zone } = ck.spec.restoreConstraints;
     expect(JSON.parse(annotations[RESTORE_CONSTRAINTS] ?? 'null')).toEqual({ node, arch, cpuFeatures, runtime, zone });
     expect(cpuFeatures).toEqual(expect.arrayContaining(['AVX2', 'AVX512F']));
+    // The marker resource the shipped configuration's filter/prioritize entry manages.
+    expect(replacement.spec!.containers[0]!.resources).toMatchObject({ requests: { [MARKER]: '1' }, limits: { [MARKER]: '1' } });
     expect((await metric('hiatus_webhook_requests_total'))['patched']).toBe(1);
     expect((await metric('hiatus_restores_total'))['matched']).toBe(1);
 
@@ -191,6 +194,7 @@ describe('restore later, through the admission webhook', () => {
     expect(second.metadata!.ownerReferences!.find((o) => o.controller)!.uid).toBe(replicaSetUid);
     expect(second.metadata!.annotations?.[RESTORE_FROM]).toBeUndefined();
     expect(second.metadata!.annotations?.[RESTORE_CONSTRAINTS]).toBeUndefined();
+    expect(second.spec!.containers.some((c) => c.resources?.limits?.[MARKER] !== undefined)).toBe(false);
     expect((await metric('hiatus_webhook_requests_total'))['patched']).toBe(1);
     const c = await checkpoint(ck.metadata.name);
     expect(c.status?.phase).toBe('Restoring');
@@ -223,5 +227,18 @@ describe('restore later, through the admission webhook', () => {
     expect((await metric('hiatus_restores_total'))['restored']).toBe(1);
     expect(phases.get(ck.metadata.name)).toEqual(['Pending', 'Ready', 'Restoring', 'Restored']);
     expect(rig.nodes.errors).toEqual([]);
+  }));
+
+  it('adds the marker resource to a pod whose restore contract was written by hand', step(async () => {
+    const handWritten = podSpec('hand-written', {
+      schedulerName: SCHEDULER,
+      nodeSelector: { [GROUP]: 'none' },
+      annotations: restoreAnnotations('somewhere-ck', { node: NODE, arch: 'amd64', cpuFeatures: [], runtime: 'cri-o' }),
+    });
+    handWritten.metadata!.labels = { [WEBHOOK_LABEL]: 'on' };
+    const created = await rig.createPod(handWritten);
+    expect(created.spec!.containers[0]!.resources).toMatchObject({ requests: { [MARKER]: '1', cpu: '100m' }, limits: { [MARKER]: '1' } });
+    expect(created.metadata!.annotations?.[RESTORE_FROM]).toBe('somewhere-ck');
+    expect((await metric('hiatus_restores_total'))['marked']).toBe(1);
   }));
 });

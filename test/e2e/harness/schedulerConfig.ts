@@ -25,6 +25,11 @@ export interface SchedulerConfigOptions extends ExtenderOverrides {
   kubeconfig: string;
   /** The profile's percentageOfNodesToScore; null drops it (kube-scheduler's adaptive default). */
   percentageOfNodesToScore?: number | null;
+  /**
+   * Drops managedResources, so that kube-scheduler calls filter and prioritize for every pod
+   * (what an extender without them costs; a benchmark yardstick).
+   */
+  everyPod?: boolean;
   /** clientConnection qps and burst; kube-scheduler's defaults (50, 100) when absent. */
   clientRate?: { qps: number; burst: number };
 }
@@ -82,8 +87,9 @@ export function schedulerConfig(opts: SchedulerConfigOptions): string {
   };
   if (opts.extenderUrl !== null) {
     const url = opts.extenderUrl;
-    config['extenders'] = shippedExtenders(opts.base).map(({ tlsConfig: _tls, ...extender }) => ({
+    config['extenders'] = shippedExtenders(opts.base).map(({ tlsConfig: _tls, managedResources, ...extender }) => ({
       ...extender,
+      ...(managedResources !== undefined && !opts.everyPod ? { managedResources } : {}),
       urlPrefix: url,
       enableHTTPS: false,
       ...(opts.nodeCacheCapable !== undefined ? { nodeCacheCapable: opts.nodeCacheCapable } : {}),
