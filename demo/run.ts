@@ -15,7 +15,7 @@ async function main(): Promise<void> {
   say('(the first run on a machine builds Kubernetes v1.37.2 from its Go modules: about 17 minutes on 2 cores)');
   const rig = await Rig.start({ schedulers: [{ schedulerName: SCHEDULER }] });
   try {
-    say(`control plane up; extender at ${rig.ext!.url}, scheduler profile "${SCHEDULER}" calls it (filter, prioritize, preempt)`);
+    say(`control plane up; extender at ${rig.ext!.url}, scheduler profile "${SCHEDULER}" calls it (filter and prioritize for restore pods, preempt when it preempts)`);
     for (const [name, arch, zone] of [['worker-a', 'amd64', 'zone-a'], ['worker-b', 'amd64', 'zone-b'], ['worker-arm', 'arm64', 'zone-a']] as const) {
       const sim = await rig.nodes.add({ name, arch, zone, cpuFeatures: arch === 'amd64' ? ['AVX2', 'SSE4_2'] : [], cpu: '4', memory: '16Gi', labels: { 'demo.hiatus.dev/node': name } });
       say(`node ${name}: ${arch}, ${zone}, cri-o 1.31.2, 4 CPUs; kubelet checkpoint API simulated at https://127.0.0.1:${sim.port}`);
@@ -66,7 +66,7 @@ async function main(): Promise<void> {
       restoreMarker: true,
       annotations: restoreAnnotations(ck.metadata.name, ck.spec.restoreConstraints),
     }));
-    say('trainer-0-restored submitted with hiatus.dev/restore-from and the recorded restore constraints');
+    say('trainer-0-restored submitted with hiatus.dev/restore-from, the recorded restore constraints and the marker resource hiatus.dev/checkpoint-restore');
     say(`trainer-0-restored bound to ${await rig.waitRunning('trainer-0-restored')}: worker-arm is filtered out (arm64), worker-a holds the archive`);
   } finally {
     say('stopping everything');
