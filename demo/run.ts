@@ -63,7 +63,7 @@ async function main(): Promise<void> {
       priorityClassName: 'training',
       cpu: '1',
       memory: '4Gi',
-      restoreMarker: true,
+      asRestorePod: true,
       annotations: restoreAnnotations(ck.metadata.name, ck.spec.restoreConstraints),
     }));
     say('trainer-0-restored submitted with hiatus.dev/restore-from, the recorded restore constraints and the marker resource hiatus.dev/checkpoint-restore');

@@ -142,7 +142,7 @@ export function main(argv: string[]): void {
     closers.push(() => restores.stop());
     if (config.webhookTlsCertFile && config.webhookTlsKeyFile) {
       const webhookApp = createWebhookApp({
-        mutatePods: createWebhook({ view, store, metrics, log, maxAgeMs: config.retentionMaxAgeMs, reclaimAfterMs: WEBHOOK_RECLAIM_AFTER_MS }),
+        mutatePods: createWebhook({ view, store, metrics, log, maxAgeMs: config.retentionMaxAgeMs, reclaimAfterMs: WEBHOOK_RECLAIM_AFTER_MS, restoreSchedulers: config.restoreSchedulers }),
         metrics,
         log,
         maxBodyBytes: config.maxBodyBytes,

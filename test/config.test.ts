@@ -26,11 +26,34 @@ describe('configuration', () => {
       restoreTimeoutMs: 600_000,
       restoreClaimGraceMs: 30_000,
       restoreReconcileIntervalMs: 5_000,
+      restoreSchedulers: new Map(),
       retentionMaxPerWorkload: 3,
       retentionMaxAgeMs: 86_400_000,
       retentionConsumedTtlMs: 3_600_000,
       retentionIntervalMs: 60_000,
     });
+  });
+
+  it('reads --restore-scheduler-names as FROM=TO pairs and names every bad pair', () => {
+    const ok = loadConfig(['--restore-scheduler-names', ' default-scheduler=default-scheduler-restore, hiatus-scheduler=hiatus-scheduler-restore '], {});
+    expect([...ok.restoreSchedulers]).toEqual([
+      ['default-scheduler', 'default-scheduler-restore'],
+      ['hiatus-scheduler', 'hiatus-scheduler-restore'],
+    ]);
+    expect(loadConfig([], { HIATUS_RESTORE_SCHEDULER_NAMES: 'a=b' }).restoreSchedulers.get('a')).toBe('b');
+    let problems: string[] = [];
+    try {
+      loadConfig(['--restore-scheduler-names', 'a=b,a=c,x,y=y,Big=z,p=q=r'], {});
+    } catch (e) {
+      problems = (e as ConfigError).problems;
+    }
+    expect(problems).toEqual([
+      '--restore-scheduler-names: "a" is listed twice',
+      '--restore-scheduler-names: "x" must be FROM=TO, two scheduler profile names (lower-case DNS subdomains)',
+      '--restore-scheduler-names: "y=y" moves a profile to itself',
+      '--restore-scheduler-names: "Big=z" must be FROM=TO, two scheduler profile names (lower-case DNS subdomains)',
+      '--restore-scheduler-names: "p=q=r" must be FROM=TO, two scheduler profile names (lower-case DNS subdomains)',
+    ]);
   });
 
   it('reads the environment and lets flags win', () => {

@@ -680,4 +680,28 @@ describe('scheduler-config', () => {
     expect(preempt).not.toBe(restoreOnly);
     expect(preempt.managedResources ?? []).toEqual([]);
   });
+
+  const profilesOf = (file: string) =>
+    (schedulerConfigs.find((d) => d.file === file)!.obj as unknown as { profiles: { schedulerName: string; percentageOfNodesToScore?: number }[] }).profiles;
+
+  it.each(SCHEDULER_FILES)('%s scores every node for restore pods only: a plain profile and its -restore profile', (file) => {
+    const profiles = profilesOf(file);
+    expect(profiles).toHaveLength(2);
+    const [plain, restore] = profiles as [(typeof profiles)[0], (typeof profiles)[0]];
+    expect(plain.percentageOfNodesToScore).toBeUndefined();
+    expect(restore).toEqual({ schedulerName: `${plain.schedulerName}-restore`, percentageOfNodesToScore: 100 });
+  });
+
+  it('the Deployment moves restore pods only to restore profiles the shipped configurations define', () => {
+    const pairs = [...deployedConfig.restoreSchedulers];
+    expect(pairs.length).toBeGreaterThan(0);
+    for (const [from, to] of pairs) {
+      const file = SCHEDULER_FILES.find((f) => profilesOf(f).some((p) => p.schedulerName === from));
+      expect(file).toBeDefined();
+      expect(profilesOf(file!).map((p) => p.schedulerName)).toContain(to);
+    }
+    // The default scheduler's pair is opt-in (only with default-scheduler.yaml): the flag would
+    // otherwise strand restore pods of a default scheduler that has no such profile.
+    expect(deployedConfig.restoreSchedulers.has('default-scheduler')).toBe(false);
+  });
 });

@@ -59,7 +59,7 @@ function replacement(o: { owner?: { kind: string; uid: string; name?: string }; 
       ...(o.annotations ? { annotations: o.annotations } : {}),
       ownerReferences: [{ apiVersion: 'apps/v1', kind: owner.kind, name: owner.name ?? 'trainer', uid: owner.uid, controller: true }],
     },
-    spec: { containers: [{ name: 'main', image: 'trainer:1' }, { name: 'sidecar', image: 'metrics:1' }] },
+    spec: { schedulerName: 'default-scheduler', containers: [{ name: 'main', image: 'trainer:1' }, { name: 'sidecar', image: 'metrics:1' }] },
     status: {},
   };
 }
@@ -88,6 +88,8 @@ function review(pod: unknown, o: { uid?: string; operation?: string; kind?: obje
 const CONTRACT = '{"node":"worker-7","arch":"amd64","cpuFeatures":["AVX2"],"runtime":"cri-o://1.31.2","zone":"zone-a"}';
 /** The marker resource on a first container that had no resources (managedResources, README). */
 const MARKER = { op: 'add', path: '/spec/containers/0/resources', value: { requests: { 'hiatus.dev/checkpoint-restore': '1' }, limits: { 'hiatus.dev/checkpoint-restore': '1' } } };
+/** The move to the restore profile (--restore-scheduler-names default-scheduler=default-scheduler-restore). */
+const PROFILE = { op: 'add', path: '/spec/schedulerName', value: 'default-scheduler-restore' };
 
 function decodePatch(body: unknown): unknown {
   const r = (body as { response: { patch?: string; patchType?: string } }).response;
@@ -108,7 +110,7 @@ describe('the restore admission webhook over HTTP', () => {
     view.checkpointsByKey = store.objects;
     metrics = new Metrics({ defaultMetrics: false });
     const app = createWebhookApp({
-      mutatePods: createWebhook({ view, store, metrics, log: silentLogger, maxAgeMs: 24 * 3600_000, reclaimAfterMs: 5_000, now: () => NOW }),
+      mutatePods: createWebhook({ view, store, metrics, log: silentLogger, maxAgeMs: 24 * 3600_000, reclaimAfterMs: 5_000, now: () => NOW, restoreSchedulers: new Map([['default-scheduler', 'default-scheduler-restore']]) }),
       metrics,
       log: silentLogger,
       maxBodyBytes: 1024 * 1024,
@@ -135,6 +137,7 @@ describe('the restore admission webhook over HTTP', () => {
     expect(decodePatch(r.json)).toEqual([
       { op: 'add', path: '/metadata/annotations', value: { 'hiatus.dev/restore-from': 'ck-a', 'hiatus.dev/restore-constraints': CONTRACT } },
       MARKER,
+      PROFILE,
     ]);
     expect(store.objects.get('ml/ck-a')!.status).toMatchObject({ phase: 'Restoring', restore: { claimedAt: iso(NOW), podName: 'trainer-5c8f7-*' } });
   });
@@ -147,6 +150,7 @@ describe('the restore admission webhook over HTTP', () => {
       { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-constraints', value: CONTRACT },
       { op: 'replace', path: '/spec/containers/0/image', value: 'registry.local/checkpoints/trainer-0:ck-a' },
       MARKER,
+      PROFILE,
     ]);
   });
 
@@ -207,6 +211,7 @@ describe('the restore admission webhook over HTTP', () => {
       { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-from', value: 'ck-job-2' },
       { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-constraints', value: CONTRACT },
       MARKER,
+      PROFILE,
     ]);
   });
 
@@ -218,17 +223,27 @@ describe('the restore admission webhook over HTTP', () => {
     expect(decodePatch(r.json)).toEqual([
       { op: 'add', path: '/spec/containers/0/resources/requests/hiatus.dev~1checkpoint-restore', value: '1' },
       { op: 'add', path: '/spec/containers/0/resources/limits', value: { 'hiatus.dev/checkpoint-restore': '1' } },
+      PROFILE,
     ]);
     expect(store.objects.get('ml/ck-a')!.status!.phase).toBe('Ready');
     const marked = (await metrics.restores.get()).values.find((v) => v.labels.result === 'marked');
     expect(marked?.value).toBeGreaterThanOrEqual(1);
   });
 
-  it('leaves a hand-written contract unchanged when a container already requests the marker', async () => {
+  it('leaves a hand-written contract unchanged when a container already requests the marker and its profile is not listed', async () => {
     const handWritten = replacement({ annotations: { 'hiatus.dev/restore-from': 'x', 'hiatus.dev/restore-constraints': '{}' } });
     handWritten.spec!.containers![1]!.resources = { limits: { 'hiatus.dev/checkpoint-restore': '1' } };
+    handWritten.spec!.schedulerName = 'hiatus-scheduler-restore';
     const r = await post(url, review(handWritten));
     expect((r.json as { response: object }).response).toEqual({ uid: '705ab4f5-6393-11e8-b7cc-42010a800002', allowed: true });
+  });
+
+  it('moves only the profiles it is told about: a pod of another scheduler keeps its schedulerName', async () => {
+    await put(checkpoint('ck-a'));
+    const pod = replacement();
+    pod.spec!.schedulerName = 'gpu-scheduler';
+    const ops = decodePatch((await post(url, review(pod))).json) as { path: string }[];
+    expect(ops.map((o) => o.path)).toEqual(['/metadata/annotations', '/spec/containers/0/resources']);
   });
 
   it('reads the record live when its cache still shows the workload\'s checkpoint Pending', async () => {
@@ -261,7 +276,7 @@ describe('the restore admission webhook over HTTP', () => {
   it('answers a dry run with the patch but claims nothing', async () => {
     await put(checkpoint('ck-a'));
     const r = await post(url, review(replacement(), { dryRun: true }));
-    expect(decodePatch(r.json)).toHaveLength(2);
+    expect(decodePatch(r.json)).toHaveLength(3);
     expect(store.objects.get('ml/ck-a')!.status!.phase).toBe('Ready');
   });
 

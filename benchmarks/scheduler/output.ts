@@ -150,20 +150,6 @@ export function report(cells: Cell[], s: Settings, print: (text: string) => void
       if (yardstick) print(`    yardstick: ${yardstick}`);
     }
   }
-  // The ratios above hold percentageOfNodesToScore equal on both sides; what adopting the shipped
-  // profile costs against kube-scheduler's defaults also includes scoring every node.
-  if (s.percentages.includes(100) && s.percentages.includes(null)) {
-    for (const nodes of s.nodes) {
-      const base = medianRate(cells, nodes, null, 'without');
-      const parts = (['fast', 'restore'] as Kind[])
-        .map((k) => [k, medianRate(cells, nodes, 100, k)] as const)
-        .filter(([, r]) => Number.isFinite(r))
-        .map(([k, r]) => `${k === 'fast' ? 'fast path' : 'restore mix'} ${fmt.rate(r)} pods/s ratio ${fmt.ratio(r / base)}`);
-      if (Number.isFinite(base) && parts.length > 0) {
-        print(`${fmt.count(nodes)} nodes, as shipped (hiatus, percentageOfNodesToScore 100) vs kube-scheduler's defaults (no extender, adaptive, ${fmt.rate(base)} pods/s): ${parts.join(', ')}`);
-      }
-    }
-  }
   if (ratios.length > 0) {
     const worst = Math.min(...ratios);
     print(`lowest ratio ${fmt.ratio(worst)}: goal ${worst >= GOAL ? 'met' : 'missed'} (printed, not enforced)`);

@@ -55,7 +55,7 @@ function pod(b: Batch, i: number): V1Pod {
     memory: '128Mi',
     ...(isRestorePod(i, b.restoreShare)
       ? {
-          restoreMarker: true,
+          asRestorePod: true,
           annotations: restoreAnnotations(`ckpt-${b.id}-${i}`, {
             node: homeOf(b, i),
             arch: 'amd64',

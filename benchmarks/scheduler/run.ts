@@ -110,7 +110,8 @@ async function main(): Promise<void> {
         'and one hiatus.dev/checkpoint-restore (the marker the shipped managedResources route to filter and prioritize).',
     );
     print(
-      `kube-scheduler: scheduler-config/second-scheduler.yaml's profile (percentageOfNodesToScore as set per cell) and extender entries ` +
+      `kube-scheduler: scheduler-config/second-scheduler.yaml's profiles (the plain one's percentageOfNodesToScore as set per cell; ` +
+        'restore pods on its -restore twin, which scores every node) and extender entries ' +
         `(filter/prioritize for marked restore pods, preempt for all; nodeCacheCapable: true, httpTimeout ${ctx.httpTimeout}, plain HTTP on loopback); clientConnection qps ${s.qps}, burst ${s.burst} for every instance ` +
         '(its defaults, 50/100, would cap binding at 50 pods/s for all). One scheduler instance runs at a time, alone with its extender.',
     );

@@ -39,6 +39,11 @@ export interface Config {
   restoreTimeoutMs: number;
   restoreClaimGraceMs: number;
   restoreReconcileIntervalMs: number;
+  /**
+   * schedulerName of a restore pod -> the scheduler profile it is moved to (one that scores
+   * every node); a name not listed is left as it is.
+   */
+  restoreSchedulers: Map<string, string>;
   retentionMaxPerWorkload: number;
   retentionMaxAgeMs: number;
   retentionConsumedTtlMs: number;
@@ -89,6 +94,13 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: 'restore-timeout', env: 'HIATUS_RESTORE_TIMEOUT', type: 'string', default: '10m', help: 'a pod that claimed a checkpoint and has not run by then fails the restore' },
   { flag: 'restore-claim-grace', env: 'HIATUS_RESTORE_CLAIM_GRACE', type: 'string', default: '30s', help: 'a claim whose pod never appears is released after this' },
   { flag: 'restore-reconcile-interval', env: 'HIATUS_RESTORE_RECONCILE_INTERVAL', type: 'string', default: '5s', help: 'how often claimed checkpoints are matched with their pods' },
+  {
+    flag: 'restore-scheduler-names',
+    env: 'HIATUS_RESTORE_SCHEDULER_NAMES',
+    type: 'string',
+    default: '',
+    help: 'FROM=TO,...: the webhook moves restore pods of scheduler profile FROM to profile TO (scheduler-config/ ships default-scheduler=default-scheduler-restore and hiatus-scheduler=hiatus-scheduler-restore); every TO must exist in kube-scheduler\'s configuration',
+  },
   { flag: 'retention-max-per-workload', env: 'HIATUS_RETENTION_MAX_PER_WORKLOAD', type: 'string', default: '3', help: 'Ready and Failed checkpoints kept per workload (owner, else pod)' },
   { flag: 'retention-max-age', env: 'HIATUS_RETENTION_MAX_AGE', type: 'string', default: '24h', help: 'Ready and Failed checkpoints older than this are deleted and not restored' },
   { flag: 'retention-consumed-ttl', env: 'HIATUS_RETENTION_CONSUMED_TTL', type: 'string', default: '1h', help: 'Restored checkpoints are deleted this long after the restore' },
@@ -215,6 +227,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   config.restoreTimeoutMs = duration('restore-timeout');
   config.restoreClaimGraceMs = duration('restore-claim-grace');
   config.restoreReconcileIntervalMs = duration('restore-reconcile-interval');
+  config.restoreSchedulers = parseSchedulerNames(raw('restore-scheduler-names') ?? '', problems);
   config.retentionMaxPerWorkload = parseInteger('--retention-max-per-workload', raw('retention-max-per-workload')!, 1, 1000, problems);
   config.retentionMaxAgeMs = duration('retention-max-age');
   config.retentionConsumedTtlMs = duration('retention-consumed-ttl');
@@ -226,6 +239,27 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   if (kubeconfig) config.kubeconfig = kubeconfig;
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/** A scheduler profile name as kube-scheduler's validation accepts it (a DNS-1123 subdomain). */
+const PROFILE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** `FROM=TO,FROM=TO`: each FROM once, FROM != TO, both valid profile names. */
+export function parseSchedulerNames(value: string, problems: string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const item of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const [from, to, ...rest] = item.split('=').map((s) => s.trim());
+    if (!from || !to || rest.length > 0 || !PROFILE_NAME.test(from) || !PROFILE_NAME.test(to) || from.length > 253 || to.length > 253) {
+      problems.push(`--restore-scheduler-names: "${item}" must be FROM=TO, two scheduler profile names (lower-case DNS subdomains)`);
+    } else if (from === to) {
+      problems.push(`--restore-scheduler-names: "${item}" moves a profile to itself`);
+    } else if (out.has(from)) {
+      problems.push(`--restore-scheduler-names: "${from}" is listed twice`);
+    } else {
+      out.set(from, to);
+    }
+  }
+  return out;
 }
 
 export function wantsHelp(argv: string[]): boolean {

@@ -21,6 +21,11 @@ export interface WebhookDeps {
   maxAgeMs: number;
   /** A claim no pod took up (the pod was rejected after admission) is offered again after this. */
   reclaimAfterMs: number;
+  /**
+   * schedulerName -> the profile a restore pod is moved to (--restore-scheduler-names); a
+   * name not listed stays. Absent: none moves.
+   */
+  restoreSchedulers?: ReadonlyMap<string, string>;
   now?: () => number;
 }
 
@@ -65,8 +70,20 @@ export function markerPatch(pod: Pod): JsonPatchOp[] {
   );
 }
 
-/** The patch for a pod restoring from a checkpoint: the contract, images where built, the marker. */
-export function restorePatch(pod: Pod, c: Checkpoint): JsonPatchOp[] {
+/**
+ * What a restore pod needs to reach the extender's filter and prioritize with every node in
+ * view: the marker resource, and the restore profile of its scheduler (if one is configured;
+ * spec.schedulerName is defaulted before admission, so it is always set on a real request).
+ */
+export function schedulingPatch(pod: Pod, schedulers: ReadonlyMap<string, string>): JsonPatchOp[] {
+  const ops = markerPatch(pod);
+  const to = schedulers.get(pod.spec?.schedulerName ?? 'default-scheduler');
+  if (to) ops.push({ op: 'add', path: '/spec/schedulerName', value: to });
+  return ops;
+}
+
+/** The patch for a pod restoring from a checkpoint: the contract, images where built, scheduling. */
+export function restorePatch(pod: Pod, c: Checkpoint, schedulers: ReadonlyMap<string, string>): JsonPatchOp[] {
   const { node, arch, cpuFeatures, runtime, zone } = c.spec.restoreConstraints;
   const constraints = JSON.stringify({ node, arch, cpuFeatures, runtime, ...(zone ? { zone } : {}) });
   const ops: JsonPatchOp[] = [];
@@ -82,7 +99,7 @@ export function restorePatch(pod: Pod, c: Checkpoint): JsonPatchOp[] {
     const image = container.name ? images.get(container.name) : undefined;
     if (image) ops.push({ op: 'replace', path: `/spec/containers/${i}/image`, value: image });
   });
-  ops.push(...markerPatch(pod));
+  ops.push(...schedulingPatch(pod, schedulers));
   return ops;
 }
 
@@ -93,6 +110,7 @@ function isObject(v: unknown): v is Record<string, any> {
 export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<WebhookAnswer> {
   const now = deps.now ?? Date.now;
   const { metrics, log } = deps;
+  const schedulers = deps.restoreSchedulers ?? new Map<string, string>();
   /** Whether a pod in the cache carries this claimed checkpoint (then the claim is not abandoned). */
   const claimedByLivePod = (c: Checkpoint): boolean => {
     for (const p of deps.view.pods()) {
@@ -129,10 +147,10 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
     if (match.kind === 'skip') {
       // A contract written by hand (or by another tool) still needs the marker, or the
       // scheduler never asks the extender where the pod can be restored.
-      const marker = hasRestoreContract(pod) ? markerPatch(pod) : [];
-      if (marker.length === 0) return answer({}, 'skipped', match.why);
+      const ops = hasRestoreContract(pod) ? schedulingPatch(pod, schedulers) : [];
+      if (ops.length === 0) return answer({}, 'skipped', match.why);
       metrics.restores.inc({ result: 'marked' });
-      return answer({ patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(marker)).toString('base64') }, 'patched', `${match.why}: marker resource added`);
+      return answer({ patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(ops)).toString('base64') }, 'patched', `${match.why}: made schedulable as a restore pod`);
     }
     let offered = match.checkpoints;
     if (match.kind === 'recheck') {
@@ -153,7 +171,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
       const ref = `${namespace}/${c.metadata.name}`;
       if (req.dryRun === true) {
         // Side effects only outside dry run: the claim is not written.
-        return answer({ patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(restorePatch(pod, c))).toString('base64') }, 'patched', `dry run: would restore from ${ref}`);
+        return answer({ patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(restorePatch(pod, c, schedulers))).toString('base64') }, 'patched', `dry run: would restore from ${ref}`);
       }
       const claimed: Checkpoint = structuredClone(c);
       claimed.status = { ...claimed.status!, phase: 'Restoring', restore: { claimedAt: new Date(now()).toISOString(), podName } };
@@ -168,7 +186,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
       metrics.restores.inc({ result: 'matched' });
       log.info('pod will restore from checkpoint', { pod: `${namespace}/${podName}`, checkpoint: ref });
       return answer(
-        { patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(restorePatch(pod, c))).toString('base64') },
+        { patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(restorePatch(pod, c, schedulers))).toString('base64') },
         'patched',
         `restores from ${ref}`,
       );

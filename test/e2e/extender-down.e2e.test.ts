@@ -45,7 +45,7 @@ const restorePod = (name: string, schedulerName: string, group: string, node: st
   podSpec(name, {
     schedulerName,
     nodeSelector: inGroup(group),
-    restoreMarker: true,
+    asRestorePod: true,
     annotations: restoreAnnotations(`${name}-ck`, { node, arch: 'amd64', cpuFeatures: ['AVX2'], runtime: 'cri-o://1.31.2', zone: 'zone-a' }),
   });
 

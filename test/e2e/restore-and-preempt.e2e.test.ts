@@ -46,7 +46,7 @@ describe.each(MODES)('$schedulerName (nodeCacheCapable: $nodeCacheCapable)', ({ 
     await rig.createPod(podSpec(name, {
       schedulerName,
       nodeSelector: group('incompatible'),
-      restoreMarker: true,
+      asRestorePod: true,
       annotations: restoreAnnotations('trainer-0-3f9a1c2b7d4e', {
         node: 'amd-1', arch: 'amd64', cpuFeatures: ['AVX512F'], runtime: 'cri-o', zone: 'zone-a',
       }),
@@ -66,7 +66,7 @@ describe.each(MODES)('$schedulerName (nodeCacheCapable: $nodeCacheCapable)', ({ 
     await rig.createPod(podSpec(name, {
       schedulerName,
       nodeSelector: group('locality'),
-      restoreMarker: true,
+      asRestorePod: true,
       annotations: restoreAnnotations('trainer-1-0123456789ab', {
         node: n('loc-2'), arch: 'amd64', cpuFeatures: ['AVX512F'], runtime: 'cri-o://1.31.2', zone: 'zone-a',
       }),
@@ -77,7 +77,7 @@ describe.each(MODES)('$schedulerName (nodeCacheCapable: $nodeCacheCapable)', ({ 
     await rig.createPod(podSpec(other, {
       schedulerName,
       nodeSelector: group('locality'),
-      restoreMarker: true,
+      asRestorePod: true,
       annotations: restoreAnnotations('trainer-2-0123456789ab', {
         node: n('loc-3'), arch: 'amd64', cpuFeatures: ['AVX512F'], runtime: 'cri-o://1.31.2', zone: 'zone-b',
       }),

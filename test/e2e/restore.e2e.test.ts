@@ -173,6 +173,8 @@ describe('restore later, through the admission webhook', () => {
     expect(cpuFeatures).toEqual(expect.arrayContaining(['AVX2', 'AVX512F']));
     // The marker resource the shipped configuration's filter/prioritize entry manages.
     expect(replacement.spec!.containers[0]!.resources).toMatchObject({ requests: { [MARKER]: '1' }, limits: { [MARKER]: '1' } });
+    // Moved to the restore profile, which scores every node (--restore-scheduler-names).
+    expect(replacement.spec!.schedulerName).toBe(`${SCHEDULER}-restore`);
     expect((await metric('hiatus_webhook_requests_total'))['patched']).toBe(1);
     expect((await metric('hiatus_restores_total'))['matched']).toBe(1);
 
@@ -195,6 +197,7 @@ describe('restore later, through the admission webhook', () => {
     expect(second.metadata!.annotations?.[RESTORE_FROM]).toBeUndefined();
     expect(second.metadata!.annotations?.[RESTORE_CONSTRAINTS]).toBeUndefined();
     expect(second.spec!.containers.some((c) => c.resources?.limits?.[MARKER] !== undefined)).toBe(false);
+    expect(second.spec!.schedulerName).toBe(SCHEDULER);
     expect((await metric('hiatus_webhook_requests_total'))['patched']).toBe(1);
     const c = await checkpoint(ck.metadata.name);
     expect(c.status?.phase).toBe('Restoring');
@@ -229,7 +232,7 @@ describe('restore later, through the admission webhook', () => {
     expect(rig.nodes.errors).toEqual([]);
   }));
 
-  it('adds the marker resource to a pod whose restore contract was written by hand', step(async () => {
+  it('adds the marker resource and the restore profile to a pod whose restore contract was written by hand', step(async () => {
     const handWritten = podSpec('hand-written', {
       schedulerName: SCHEDULER,
       nodeSelector: { [GROUP]: 'none' },
@@ -239,6 +242,7 @@ describe('restore later, through the admission webhook', () => {
     const created = await rig.createPod(handWritten);
     expect(created.spec!.containers[0]!.resources).toMatchObject({ requests: { [MARKER]: '1', cpu: '100m' }, limits: { [MARKER]: '1' } });
     expect(created.metadata!.annotations?.[RESTORE_FROM]).toBe('somewhere-ck');
+    expect(created.spec!.schedulerName).toBe(`${SCHEDULER}-restore`);
     expect((await metric('hiatus_restores_total'))['marked']).toBe(1);
   }));
 });

@@ -62,7 +62,9 @@ export class Rig {
       const nodes = new SimulatedNodes(cp.kc);
       rig = new Rig(cp, undefined, nodes, httpTimeout);
       await nodes.start();
-      const extraArgs = opts.extenderArgs ? await opts.extenderArgs(cp) : [];
+      // As deploy/deployment.yaml: the webhook moves restore pods to their profile's -restore twin.
+      const profiles = opts.schedulers.map((sc) => `${sc.schedulerName}=${restoreProfile(sc.schedulerName)}`).join(',');
+      const extraArgs = ['--restore-scheduler-names', profiles, ...(opts.extenderArgs ? await opts.extenderArgs(cp) : [])];
       rig.ext = await Extender.start({ kubeconfig: cp.kubeconfig('admin'), logDir: cp.logs, schedulerHttpTimeout: httpTimeout, extraArgs });
       for (const s of opts.schedulers) {
         await cp.startScheduler({ ...s, base, httpTimeout, extenderUrl: rig.ext.url });
@@ -191,11 +193,12 @@ export interface PodOptions {
   nodeSelector?: Record<string, string>;
   annotations?: Record<string, string>;
   /**
-   * Requests the restore marker resource (hiatus.dev/checkpoint-restore), as a pod whose restore
-   * contract is written by hand must when the restore webhook is not installed: the shipped
-   * scheduler configuration sends filter and prioritize only for pods requesting it.
+   * What the restore webhook does to a restore pod, done by hand (README, "The restore
+   * contract"): request the marker resource hiatus.dev/checkpoint-restore, which the shipped
+   * configuration's filter/prioritize entry manages, and use the scheduler's restore profile
+   * (`<schedulerName>-restore`, which scores every node).
    */
-  restoreMarker?: boolean;
+  asRestorePod?: boolean;
 }
 
 export function podSpec(name: string, o: PodOptions): V1Pod {
@@ -206,9 +209,9 @@ export function podSpec(name: string, o: PodOptions): V1Pod {
       requests: {
         cpu: i === 0 ? (o.cpu ?? '100m') : '10m',
         memory: i === 0 ? (o.memory ?? '64Mi') : '16Mi',
-        ...(i === 0 && o.restoreMarker ? { [RESOURCE_RESTORE]: '1' } : {}),
+        ...(i === 0 && o.asRestorePod ? { [RESOURCE_RESTORE]: '1' } : {}),
       },
-      ...(i === 0 && o.restoreMarker ? { limits: { [RESOURCE_RESTORE]: '1' } } : {}),
+      ...(i === 0 && o.asRestorePod ? { limits: { [RESOURCE_RESTORE]: '1' } } : {}),
     },
   }));
   return {
@@ -216,7 +219,7 @@ export function podSpec(name: string, o: PodOptions): V1Pod {
     kind: 'Pod',
     metadata: { name, namespace: NAMESPACE, ...(o.annotations ? { annotations: o.annotations } : {}) },
     spec: {
-      schedulerName: o.schedulerName,
+      schedulerName: o.asRestorePod ? restoreProfile(o.schedulerName) : o.schedulerName,
       containers,
       terminationGracePeriodSeconds: 30,
       ...(o.priorityClassName ? { priorityClassName: o.priorityClassName } : {}),
@@ -224,6 +227,9 @@ export function podSpec(name: string, o: PodOptions): V1Pod {
     },
   };
 }
+
+/** The profile restore pods of a scheduler profile use (scheduler-config/: `<name>-restore`). */
+export const restoreProfile = (schedulerName: string) => `${schedulerName}-restore`;
 
 /** The restore contract annotations (README, "The restore contract"). */
 export function restoreAnnotations(checkpoint: string, constraints: object): Record<string, string> {

@@ -18,12 +18,18 @@ export interface ExtenderOverrides {
 
 export interface SchedulerConfigOptions extends ExtenderOverrides {
   base: SchedulerConfigBase;
-  /** Replaces the profile's schedulerName, so that several instances can share one cluster. */
+  /**
+   * Replaces the plain profile's schedulerName (and its restore twin's, `<name>-restore`), so
+   * that several instances can share one cluster.
+   */
   schedulerName?: string;
   /** null: the same configuration without any extender (a baseline to compare with). */
   extenderUrl: string | null;
   kubeconfig: string;
-  /** The profile's percentageOfNodesToScore; null drops it (kube-scheduler's adaptive default). */
+  /**
+   * The plain profile's percentageOfNodesToScore; null drops it (kube-scheduler's adaptive
+   * default). The restore profile keeps its own (100).
+   */
   percentageOfNodesToScore?: number | null;
   /**
    * Drops managedResources, so that kube-scheduler calls filter and prioritize for every pod
@@ -70,20 +76,22 @@ export function shippedHttpTimeout(base: SchedulerConfigBase): string {
 export function schedulerConfig(opts: SchedulerConfigOptions): string {
   const file = path.join(repoRoot(), 'scheduler-config', `${opts.base}.yaml`);
   const doc = load(readFileSync(file, 'utf8')) as Obj;
+  // The shipped files have a plain profile and its "-restore" twin (every node scored).
   const profiles = (doc['profiles'] as Obj[] | undefined) ?? [];
-  if (profiles.length !== 1) throw new Error(`${file}: expected exactly one profile`);
-  const profile = (p: Obj): Obj => {
-    const out: Obj = { ...p, ...(opts.schedulerName ? { schedulerName: opts.schedulerName } : {}) };
-    if (opts.percentageOfNodesToScore === null) delete out['percentageOfNodesToScore'];
-    else if (opts.percentageOfNodesToScore !== undefined) out['percentageOfNodesToScore'] = opts.percentageOfNodesToScore;
-    return out;
-  };
+  const [plain, restore] = profiles;
+  if (profiles.length !== 2 || !plain || !restore || restore['schedulerName'] !== `${String(plain['schedulerName'])}-restore`) {
+    throw new Error(`${file}: expected a profile and its -restore twin`);
+  }
+  const name = opts.schedulerName ?? String(plain['schedulerName']);
+  const plainProfile: Obj = { ...plain, schedulerName: name };
+  if (opts.percentageOfNodesToScore === null) delete plainProfile['percentageOfNodesToScore'];
+  else if (opts.percentageOfNodesToScore !== undefined) plainProfile['percentageOfNodesToScore'] = opts.percentageOfNodesToScore;
   const { extenders: _shipped, ...rest } = doc;
   const config: Obj = {
     ...rest,
     clientConnection: { kubeconfig: opts.kubeconfig, ...(opts.clientRate ?? {}) },
     leaderElection: { leaderElect: false },
-    profiles: profiles.map(profile),
+    profiles: [plainProfile, { ...restore, schedulerName: `${name}-restore` }],
   };
   if (opts.extenderUrl !== null) {
     const url = opts.extenderUrl;
