@@ -8,6 +8,7 @@ import { COMPONENTS, EXTENDER_HISTOGRAM, percentageKey, type Cell } from './stag
 
 export const KIND_TITLE: Record<Kind, string> = {
   without: 'without extender',
+  'without-mix': 'without, restore mix',
   null: 'null extender',
   fast: 'hiatus, fast path',
   restore: 'hiatus, restore mix',
@@ -146,6 +147,23 @@ export function report(cells: Cell[], s: Settings, print: (text: string) => void
       };
       const withParts = [part('fast', 'with (fast path)'), part('restore', `with (${Math.round(s.restoreShare * 100)}% restore)`)].filter(Boolean);
       print(`${fmt.count(nodes)} nodes, percentageOfNodesToScore ${percentageLabel(p)}: without ${fmt.rate(base)} pods/s, ${withParts.join(', ')}`);
+      // The same restore mix without the extender: restore pods still score every node (their
+      // profile), so this separates the extender's own cost from the all-nodes profile's.
+      const mixBase = medianRate(cells, nodes, p, 'without-mix');
+      const mix = medianRate(cells, nodes, p, 'restore');
+      if (Number.isFinite(mixBase) && Number.isFinite(mix)) {
+        const perRound = cells
+          .filter((c) => same(c, nodes, p) && c.kind === 'restore')
+          .map((c) => {
+            const b = cells.find((x) => same(x, nodes, p) && x.round === c.round && x.kind === 'without-mix');
+            return b ? fmt.ratio(c.podsPerSecond / b.podsPerSecond) : 'n/a';
+          });
+        print(
+          `    the same ${Math.round(s.restoreShare * 100)}% restore mix without the extender (restore pods still on the all-nodes profile): ` +
+            `${fmt.rate(mixBase)} pods/s; with hiatus ratio ${fmt.ratio(mix / mixBase)}${rounds ? ` [${perRound.join(' ')}]` : ''} ` +
+            `(the all-nodes profile alone: ${fmt.ratio(mixBase / base)} of plain pods' rate)`,
+        );
+      }
       const yardstick = part('null', 'a null extender called for every pod (no managedResources)');
       if (yardstick) print(`    yardstick: ${yardstick}`);
     }

@@ -5,7 +5,10 @@
 // One control plane; the nodes are Node objects only (no kubelet, nothing preempts). For each
 // cluster size and percentageOfNodesToScore, scheduler instances run one after the other, each
 // alone with its own extender process (if any), on fresh pods:
-//   without   kube-scheduler with the shipped profile and no extender
+//   without   kube-scheduler with the shipped profiles and no extender, plain pods
+//   without-mix the same, the restore mix (restore pods on the -restore profile, which scores
+//             every node; nothing enforces their contract): the baseline of the extender's own
+//             cost for restore pods
 //   null      the same with an extender that does nothing, called for every pod (no
 //             managedResources: what any extender configured that way costs)
 //   fast      the shipped profile and extender, hiatus, pods without the restore contract
@@ -44,7 +47,14 @@ function settingsOrExit(): Settings {
 /** The stages that run the selected cells, in the order listed in the header. */
 function stages(s: Settings): Stage[] {
   const all: Stage[] = [
-    { schedulerName: 'plain-scheduler', extender: 'none', cells: [{ kind: 'without', restoreShare: 0 }] },
+    {
+      schedulerName: 'plain-scheduler',
+      extender: 'none',
+      cells: [
+        { kind: 'without', restoreShare: 0 },
+        { kind: 'without-mix', restoreShare: s.restoreShare },
+      ],
+    },
     { schedulerName: 'null-scheduler', extender: 'null', cells: [{ kind: 'null', restoreShare: 0 }] },
     {
       schedulerName: 'hiatus-scheduler',
@@ -117,7 +127,8 @@ async function main(): Promise<void> {
     );
     print(
       `cells at each size and percentageOfNodesToScore${s.rounds > 1 ? `, ${s.rounds} rounds (every other one in reverse order)` : ''}: ` +
-        'without extender; a null extender called for every pod (no managedResources; echoes filter, answers [] to prioritize, ' +
+        `without extender (plain pods; and the ${Math.round(s.restoreShare * 100)}% restore mix on the -restore profile, no extender to enforce it); ` +
+        'a null extender called for every pod (no managedResources; echoes filter, answers [] to prioritize, ' +
         'watches nothing: what an extender costs when kube-scheduler calls it for every pod); ' +
         `hiatus with fast-path pods only; hiatus with ${Math.round(s.restoreShare * 100)}% restore pods.`,
     );
