@@ -93,6 +93,20 @@ export function schedulerConfig(opts: SchedulerConfigOptions): string {
     leaderElection: { leaderElect: false },
     profiles: [plainProfile, { ...restore, schedulerName: `${name}-restore` }],
   };
+  if (opts.extenderUrl === null) {
+    // No extender, so no managedResources: keep what ignoredByScheduler did, or no node fits a
+    // pod requesting the restore marker (a baseline must schedule the same pods).
+    const ignored = shippedExtenders(opts.base)
+      .flatMap((e) => (e['managedResources'] as { name: string; ignoredByScheduler?: boolean }[] | undefined) ?? [])
+      .filter((r) => r.ignoredByScheduler)
+      .map((r) => r.name);
+    if (ignored.length > 0) {
+      config['profiles'] = (config['profiles'] as Obj[]).map((p) => ({
+        ...p,
+        pluginConfig: [{ name: 'NodeResourcesFit', args: { ignoredResources: ignored } }],
+      }));
+    }
+  }
   if (opts.extenderUrl !== null) {
     const url = opts.extenderUrl;
     config['extenders'] = shippedExtenders(opts.base).map(({ tlsConfig: _tls, managedResources, ...extender }) => ({
