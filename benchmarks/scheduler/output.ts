@@ -163,6 +163,12 @@ export function report(cells: Cell[], s: Settings, print: (text: string) => void
             `${fmt.rate(mixBase)} pods/s; with hiatus ratio ${fmt.ratio(mix / mixBase)}${rounds ? ` [${perRound.join(' ')}]` : ''} ` +
             `(the all-nodes profile alone: ${fmt.ratio(mixBase / base)} of plain pods' rate)`,
         );
+        // Per restore pod, from t_mix = (1 - share) t_plain + share t_restore (t = 1 / rate).
+        const perRestorePodMs = (mixRate: number) => ((1 / mixRate - 1 / base) / s.restoreShare) * 1000;
+        print(
+          `    one restore pod takes ${fmt.ms(perRestorePodMs(mix))} ms of scheduling time more than a plain pod: ` +
+            `${fmt.ms(perRestorePodMs(mixBase))} ms for scoring every node, ${fmt.ms(perRestorePodMs(mix) - perRestorePodMs(mixBase))} ms for hiatus's filter and prioritize`,
+        );
       }
       const yardstick = part('null', 'a null extender called for every pod (no managedResources)');
       if (yardstick) print(`    yardstick: ${yardstick}`);
