@@ -2,7 +2,7 @@
 // Real etcd, kube-apiserver, kube-controller-manager and kube-scheduler on loopback (built
 // from the pinned Go modules on first use), the extender, and simulated nodes whose kubelet
 // checkpoint API is the project's simulator. Everything started is stopped at the end.
-import { NAMESPACE, Rig, podSpec, restoreAnnotations } from '../test/e2e/harness/cluster.js';
+import { NAMESPACE, Rig, podSpec, restoreAnnotations, restoreProfile } from '../test/e2e/harness/cluster.js';
 import { waitUntil } from '../test/e2e/harness/process.js';
 
 const SCHEDULER = 'hiatus-scheduler';
@@ -66,7 +66,7 @@ async function main(): Promise<void> {
       asRestorePod: true,
       annotations: restoreAnnotations(ck.metadata.name, ck.spec.restoreConstraints),
     }));
-    say('trainer-0-restored submitted with hiatus.dev/restore-from, the recorded restore constraints and the marker resource hiatus.dev/checkpoint-restore');
+    say(`trainer-0-restored submitted with hiatus.dev/restore-from, the recorded restore constraints, the marker resource hiatus.dev/checkpoint-restore and schedulerName ${restoreProfile(SCHEDULER)}`);
     say(`trainer-0-restored bound to ${await rig.waitRunning('trainer-0-restored')}: worker-arm is filtered out (arm64), worker-a holds the archive`);
   } finally {
     say('stopping everything');
