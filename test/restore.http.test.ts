@@ -87,7 +87,7 @@ function review(pod: unknown, o: { uid?: string; operation?: string; kind?: obje
 
 const CONTRACT = '{"node":"worker-7","arch":"amd64","cpuFeatures":["AVX2"],"runtime":"cri-o://1.31.2","zone":"zone-a"}';
 /** The marker resource on a first container that had no resources (managedResources, README). */
-const MARKER = { op: 'add', path: '/spec/containers/0/resources', value: { requests: { 'hiatus.dev/checkpoint-restore': '1' }, limits: { 'hiatus.dev/checkpoint-restore': '1' } } };
+const MARKER = { op: 'add', path: '/spec/containers/0/resources', value: { requests: { 'hiatus.dev/checkpoint-restore': '0' }, limits: { 'hiatus.dev/checkpoint-restore': '0' } } };
 /** The move to the restore profile (--restore-scheduler-names default-scheduler=default-scheduler-restore). */
 const PROFILE = { op: 'add', path: '/spec/schedulerName', value: 'default-scheduler-restore' };
 
@@ -221,8 +221,8 @@ describe('the restore admission webhook over HTTP', () => {
     handWritten.spec!.containers![0]!.resources = { requests: { cpu: '2' } };
     const r = await post(url, review(handWritten));
     expect(decodePatch(r.json)).toEqual([
-      { op: 'add', path: '/spec/containers/0/resources/requests/hiatus.dev~1checkpoint-restore', value: '1' },
-      { op: 'add', path: '/spec/containers/0/resources/limits', value: { 'hiatus.dev/checkpoint-restore': '1' } },
+      { op: 'add', path: '/spec/containers/0/resources/requests/hiatus.dev~1checkpoint-restore', value: '0' },
+      { op: 'add', path: '/spec/containers/0/resources/limits', value: { 'hiatus.dev/checkpoint-restore': '0' } },
       PROFILE,
     ]);
     expect(store.objects.get('ml/ck-a')!.status!.phase).toBe('Ready');
@@ -232,7 +232,7 @@ describe('the restore admission webhook over HTTP', () => {
 
   it('leaves a hand-written contract unchanged when a container already requests the marker and its profile is not listed', async () => {
     const handWritten = replacement({ annotations: { 'hiatus.dev/restore-from': 'x', 'hiatus.dev/restore-constraints': '{}' } });
-    handWritten.spec!.containers![1]!.resources = { limits: { 'hiatus.dev/checkpoint-restore': '1' } };
+    handWritten.spec!.containers![1]!.resources = { limits: { 'hiatus.dev/checkpoint-restore': '0' } };
     handWritten.spec!.schedulerName = 'hiatus-scheduler-restore';
     const r = await post(url, review(handWritten));
     expect((r.json as { response: object }).response).toEqual({ uid: '705ab4f5-6393-11e8-b7cc-42010a800002', allowed: true });

@@ -117,7 +117,7 @@ async function main(): Promise<void> {
     print(
       `restore pods (${Math.round(s.restoreShare * 100)}% of the restore mix): hiatus.dev/restore-from and restore-constraints ` +
         '{"node":"<a compatible zone-a node>","arch":"amd64","cpuFeatures":["AVX2"],"runtime":"cri-o","zone":"zone-a"}, ' +
-        'and one hiatus.dev/checkpoint-restore (the marker the shipped managedResources route to filter and prioritize).',
+        'and hiatus.dev/checkpoint-restore: 0 (the marker the shipped managedResources route to filter and prioritize).',
     );
     print(
       `kube-scheduler: scheduler-config/second-scheduler.yaml's profiles (the plain one's percentageOfNodesToScore as set per cell; ` +

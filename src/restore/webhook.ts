@@ -51,22 +51,24 @@ const requestsMarker = (c: Container): boolean =>
   c.resources?.requests?.[RESOURCE_RESTORE] !== undefined || c.resources?.limits?.[RESOURCE_RESTORE] !== undefined;
 
 /**
- * Adds one unit of the restore marker resource to the first container, requests and limits
- * alike (the API server wants both, equal, for an extended resource), unless some container
- * asks for it already. kube-scheduler sends the filter and prioritize verbs only for pods
- * requesting it (managedResources in scheduler-config/).
+ * Adds the restore marker resource to the first container with quantity 0, requests and
+ * limits alike (the API server wants both, equal, for an extended resource), unless some
+ * container names it already. kube-scheduler sends the filter and prioritize verbs only for
+ * pods that name it (managedResources in scheduler-config/: it looks for the name, not the
+ * quantity), and skips a zero request before its per-node resource checks, which for a
+ * non-zero extended resource validate the name once per node.
  */
 export function markerPatch(pod: Pod): JsonPatchOp[] {
   const containers = pod.spec?.containers ?? [];
   const first = containers[0];
   if (!first || [...containers, ...(pod.spec?.initContainers ?? [])].some(requestsMarker)) return [];
   const base = '/spec/containers/0/resources';
-  const one = { [RESOURCE_RESTORE]: '1' };
-  if (!first.resources) return [{ op: 'add', path: base, value: { requests: one, limits: one } }];
+  const marker = { [RESOURCE_RESTORE]: '0' };
+  if (!first.resources) return [{ op: 'add', path: base, value: { requests: marker, limits: marker } }];
   return (['requests', 'limits'] as const).map((field): JsonPatchOp =>
     first.resources![field]
-      ? { op: 'add', path: `${base}/${field}/${pointer(RESOURCE_RESTORE)}`, value: '1' }
-      : { op: 'add', path: `${base}/${field}`, value: one },
+      ? { op: 'add', path: `${base}/${field}/${pointer(RESOURCE_RESTORE)}`, value: '0' }
+      : { op: 'add', path: `${base}/${field}`, value: marker },
   );
 }
 

@@ -172,7 +172,7 @@ describe('restore later, through the admission webhook', () => {
     expect(JSON.parse(annotations[RESTORE_CONSTRAINTS] ?? 'null')).toEqual({ node, arch, cpuFeatures, runtime, zone });
     expect(cpuFeatures).toEqual(expect.arrayContaining(['AVX2', 'AVX512F']));
     // The marker resource the shipped configuration's filter/prioritize entry manages.
-    expect(replacement.spec!.containers[0]!.resources).toMatchObject({ requests: { [MARKER]: '1' }, limits: { [MARKER]: '1' } });
+    expect(replacement.spec!.containers[0]!.resources).toMatchObject({ requests: { [MARKER]: '0' }, limits: { [MARKER]: '0' } });
     // Moved to the restore profile, which scores every node (--restore-scheduler-names).
     expect(replacement.spec!.schedulerName).toBe(`${SCHEDULER}-restore`);
     expect((await metric('hiatus_webhook_requests_total'))['patched']).toBe(1);
@@ -240,7 +240,7 @@ describe('restore later, through the admission webhook', () => {
     });
     handWritten.metadata!.labels = { [WEBHOOK_LABEL]: 'on' };
     const created = await rig.createPod(handWritten);
-    expect(created.spec!.containers[0]!.resources).toMatchObject({ requests: { [MARKER]: '1', cpu: '100m' }, limits: { [MARKER]: '1' } });
+    expect(created.spec!.containers[0]!.resources).toMatchObject({ requests: { [MARKER]: '0', cpu: '100m' }, limits: { [MARKER]: '0' } });
     expect(created.metadata!.annotations?.[RESTORE_FROM]).toBe('somewhere-ck');
     expect(created.spec!.schedulerName).toBe(`${SCHEDULER}-restore`);
     expect((await metric('hiatus_restores_total'))['marked']).toBe(1);

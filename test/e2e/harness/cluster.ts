@@ -209,9 +209,9 @@ export function podSpec(name: string, o: PodOptions): V1Pod {
       requests: {
         cpu: i === 0 ? (o.cpu ?? '100m') : '10m',
         memory: i === 0 ? (o.memory ?? '64Mi') : '16Mi',
-        ...(i === 0 && o.asRestorePod ? { [RESOURCE_RESTORE]: '1' } : {}),
+        ...(i === 0 && o.asRestorePod ? { [RESOURCE_RESTORE]: '0' } : {}),
       },
-      ...(i === 0 && o.asRestorePod ? { limits: { [RESOURCE_RESTORE]: '1' } } : {}),
+      ...(i === 0 && o.asRestorePod ? { limits: { [RESOURCE_RESTORE]: '0' } } : {}),
     },
   }));
   return {
