@@ -354,6 +354,19 @@ describe('restore lifecycle', () => {
     ]);
   });
 
+  it('says where a restore that timed out stands: on a node, or never bound', () => {
+    const actions = planLifecycle(
+      [claimed('ck-stuck', 11, 'uid-p-stuck'), claimed('ck-slow', 11, 'uid-p-slow')],
+      podsByRestore([pod('p-stuck', 'ck-stuck', { node: 'worker-7' }), pod('p-slow', 'ck-slow')]),
+      times,
+    );
+    expect(actions.map((a) => (a.kind === 'fail' ? a.why : a.kind))).toEqual([
+      'pod ml/p-stuck did not start within 600 s on node worker-7',
+      'pod ml/p-slow did not start within 600 s and was never bound to a node: see its FailedScheduling events; ' +
+        'without any, no kube-scheduler serves its schedulerName (the profiles of --restore-scheduler-names must exist)',
+    ]);
+  });
+
   it('runs the plan against the API: Restored with the node, and a failed restore leaves an event', async () => {
     const store = new MemoryCheckpointStore();
     const view = new SnapshotView({
@@ -383,8 +396,11 @@ describe('restore lifecycle', () => {
     });
     expect(await controller.reconcileLifecycle()).toBe(2);
     expect(store.objects.get('ml/ck-run')!.status).toMatchObject({ phase: 'Restored', restore: { podUID: 'uid-p-run', nodeName: 'worker-7', restoredAt: iso(NOW) } });
-    expect(store.objects.get('ml/ck-slow')!.status).toMatchObject({ phase: 'Failed', message: 'restore failed: pod ml/p-slow did not start within 600 s' });
-    expect(events).toEqual(['ml/p-slow Warning RestoreFailed: checkpoint ck-slow: pod ml/p-slow did not start within 600 s']);
+    const why =
+      'pod ml/p-slow did not start within 600 s and was never bound to a node: see its FailedScheduling events; ' +
+      'without any, no kube-scheduler serves its schedulerName (the profiles of --restore-scheduler-names must exist)';
+    expect(store.objects.get('ml/ck-slow')!.status).toMatchObject({ phase: 'Failed', message: `restore failed: ${why}` });
+    expect(events).toEqual([`ml/p-slow Warning RestoreFailed: checkpoint ck-slow: ${why}`]);
   });
 });
 

@@ -45,7 +45,13 @@ export function planLifecycle(checkpoints: Iterable<Checkpoint>, restoring: Map<
       if (pod.phase === 'Running' && pod.nodeName) {
         actions.push({ kind: 'restored', checkpoint: c, pod });
       } else if (age > t.restoreTimeoutMs) {
-        actions.push({ kind: 'fail', checkpoint: c, pod, why: `pod ${pod.namespace}/${pod.name} did not start within ${Math.round(t.restoreTimeoutMs / 1000)} s` });
+        const late = `pod ${pod.namespace}/${pod.name} did not start within ${Math.round(t.restoreTimeoutMs / 1000)} s`;
+        // Never bound: either no node can restore it (FailedScheduling says so), or no
+        // scheduler serves its schedulerName (then nothing says anything).
+        const why = pod.nodeName
+          ? `${late} on node ${pod.nodeName}`
+          : `${late} and was never bound to a node: see its FailedScheduling events; without any, no kube-scheduler serves its schedulerName (the profiles of --restore-scheduler-names must exist)`;
+        actions.push({ kind: 'fail', checkpoint: c, pod, why });
       } else if (!r.podUID || (pod.nodeName && r.nodeName !== pod.nodeName)) {
         actions.push({ kind: 'bind', checkpoint: c, pod });
       }
