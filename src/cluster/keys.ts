@@ -8,10 +8,11 @@ export const ANNOTATION_RESTORE_OPT = `${GROUP}/restore`;
 export const KEY_CHECKPOINT_POLICY = `${GROUP}/checkpoint-policy`;
 
 /**
- * The extended resource that marks a pod restoring from a checkpoint. The shipped scheduler
- * configurations list it in the filter/prioritize extender's managedResources (ignored by the
- * scheduler's own resource fit, absent from every node), so kube-scheduler calls those verbs
- * only for pods that request it; the restore webhook adds it next to the restore contract.
+ * The extended resource that marks a pod restoring from a checkpoint, named with quantity 0.
+ * The shipped scheduler configurations list it in the filter/prioritize extender's
+ * managedResources (ignored by the scheduler's own resource fit, absent from every node), so
+ * kube-scheduler calls those verbs only for pods that name it; the restore webhook adds it
+ * next to the restore contract.
  */
 export const RESOURCE_RESTORE = `${GROUP}/checkpoint-restore`;
 
