@@ -37,7 +37,11 @@ const echoed =
     return Array.isArray(names) && names.length === n ? null : `NodeNames should list ${n} names`;
   };
 
-/** Every node is either kept or unresolvable, the holder is kept, and (if wanted) some are rejected. */
+/**
+ * The holder is kept, (if wanted) some nodes are dropped, and no reasons travel while a node is
+ * feasible (kube-scheduler takes dropped nodes as unresolvable and reads reasons only when none
+ * is left).
+ */
 const filtered =
   (n: number, o: { rejections: boolean }): Check =>
   (answer) => {
@@ -46,8 +50,10 @@ const filtered =
     const kept: string[] = Array.isArray(a.NodeNames)
       ? (a.NodeNames as string[])
       : (((a.Nodes as { items?: { metadata: { name: string } }[] } | null)?.items ?? []).map((x) => x.metadata.name));
-    const dropped = Object.keys((a.FailedAndUnresolvableNodes as Record<string, string> | null) ?? {}).length;
-    if (kept.length + dropped !== n) return `${kept.length} kept + ${dropped} unresolvable for ${n} nodes`;
+    const reasons = Object.keys((a.FailedAndUnresolvableNodes as Record<string, string> | null) ?? {}).length;
+    if (reasons > 0) return `${reasons} reasons sent although ${kept.length} nodes are feasible`;
+    const dropped = n - kept.length;
+    if (dropped < 0 || new Set(kept).size !== kept.length) return `${kept.length} nodes kept of ${n}`;
     if (!kept.includes(HOLDER_NODE)) return `${HOLDER_NODE}, which holds the checkpoint, was filtered out`;
     if (o.rejections && dropped === 0) return 'no node of a mixed cluster was found unresolvable';
     if (!o.rejections && dropped > 0) return `${dropped} nodes unresolvable where none should be`;

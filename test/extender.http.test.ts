@@ -41,23 +41,36 @@ describe('filter over HTTP, nodeCacheCapable: true (NodeNames)', () => {
     );
   });
 
-  it('reports each incompatible node as unresolvable with the reason', async () => {
+  it('reports each incompatible node as unresolvable with the reason when no node is left', async () => {
+    const r = await post(`${server.url}/filter`, { Pod: restorePod(), Nodes: null, NodeNames: Object.keys(UNRESOLVABLE) });
+    expect(r.status).toBe(200);
+    expect(r.json).toEqual({ Nodes: null, NodeNames: [], FailedNodes: null, FailedAndUnresolvableNodes: UNRESOLVABLE, Error: '' });
+  });
+
+  it('leaves the reasons out while a node is feasible (kube-scheduler takes absent nodes as unresolvable), and counts them', async () => {
+    const counted = async () => (await server.metrics.rejectedNodes.get()).values.reduce((a, v) => a + v.value, 0);
+    const before = await counted();
     const r = await post(`${server.url}/filter`, { Pod: restorePod(), Nodes: null, NodeNames: ALL_NAMES });
     expect(r.status).toBe(200);
     expect(r.json).toEqual({
       Nodes: null,
       NodeNames: ['n-holder', 'n-zone', 'n-far', 'n-nolabels'],
       FailedNodes: null,
-      FailedAndUnresolvableNodes: UNRESOLVABLE,
+      FailedAndUnresolvableNodes: null,
       Error: '',
     });
+    expect((await counted()) - before).toBe(Object.keys(UNRESOLVABLE).length);
   });
 
   it('in strict mode also rejects nodes whose facts are unknown, and nodes it has never seen', async () => {
-    const r = await post(`${strict.url}/filter`, { Pod: restorePod(), Nodes: null, NodeNames: [...ALL_NAMES, 'n-ghost'] });
+    const feasible = ['n-holder', 'n-zone', 'n-far'];
+    const some = await post(`${strict.url}/filter`, { Pod: restorePod(), Nodes: null, NodeNames: [...ALL_NAMES, 'n-ghost'] });
+    expect(some.json).toMatchObject({ NodeNames: feasible, FailedAndUnresolvableNodes: null });
+    const rest = [...ALL_NAMES, 'n-ghost'].filter((n) => !feasible.includes(n));
+    const r = await post(`${strict.url}/filter`, { Pod: restorePod(), Nodes: null, NodeNames: rest });
     expect(r.json).toEqual({
       Nodes: null,
-      NodeNames: ['n-holder', 'n-zone', 'n-far'],
+      NodeNames: [],
       FailedNodes: null,
       FailedAndUnresolvableNodes: {
         ...UNRESOLVABLE,
@@ -71,7 +84,7 @@ describe('filter over HTTP, nodeCacheCapable: true (NodeNames)', () => {
 
   it('lets unknown nodes through when not strict', async () => {
     const r = await post(`${server.url}/filter`, { Pod: restorePod(), Nodes: null, NodeNames: ['n-ghost'] });
-    expect(r.json).toMatchObject({ NodeNames: ['n-ghost'], FailedAndUnresolvableNodes: {} });
+    expect(r.json).toMatchObject({ NodeNames: ['n-ghost'], FailedAndUnresolvableNodes: null });
   });
 
   it('rejects containerd 2.4, which no longer restores through CreateContainer', async () => {
@@ -148,9 +161,12 @@ describe('filter over HTTP, nodeCacheCapable: false (full Nodes)', () => {
       Nodes: { metadata: {}, items: items.filter((n) => keep.includes(n.metadata!.name!)) },
       NodeNames: null,
       FailedNodes: null,
-      FailedAndUnresolvableNodes: UNRESOLVABLE,
+      FailedAndUnresolvableNodes: null,
       Error: '',
     });
+    const incompatible = items.filter((n) => !keep.includes(n.metadata!.name!));
+    const none = await post(`${server.url}/filter`, { Pod: restorePod(), Nodes: { metadata: {}, items: incompatible }, NodeNames: null });
+    expect(none.json).toEqual({ Nodes: { metadata: {}, items: [] }, NodeNames: null, FailedNodes: null, FailedAndUnresolvableNodes: UNRESOLVABLE, Error: '' });
   });
 });
 
