@@ -26,9 +26,9 @@ function median(values: number[]): number {
 
 const same = (a: Cell, nodes: number, p: Percentage) => a.nodes === nodes && a.percentage === p;
 
-/** The "without extender" cell of the same size, percentage and round. */
-function baseOf(cells: Cell[], c: Cell): Cell | undefined {
-  return cells.find((b) => same(b, c.nodes, c.percentage) && b.round === c.round && b.kind === 'without');
+/** The baseline cell ("without extender" unless told) of the same size, percentage and round. */
+function baseOf(cells: Cell[], c: Cell, kind: Kind = 'without'): Cell | undefined {
+  return cells.find((b) => same(b, c.nodes, c.percentage) && b.round === c.round && b.kind === kind);
 }
 
 function medianRate(cells: Cell[], nodes: number, p: Percentage, kind: Kind): number {
@@ -155,7 +155,7 @@ export function report(cells: Cell[], s: Settings, print: (text: string) => void
         const perRound = cells
           .filter((c) => same(c, nodes, p) && c.kind === 'restore')
           .map((c) => {
-            const b = cells.find((x) => same(x, nodes, p) && x.round === c.round && x.kind === 'without-mix');
+            const b = baseOf(cells, c, 'without-mix');
             return b ? fmt.ratio(c.podsPerSecond / b.podsPerSecond) : 'n/a';
           });
         print(

@@ -107,6 +107,9 @@ export function restorePatch(pod: Pod, c: Checkpoint, schedulers: ReadonlyMap<st
   return ops;
 }
 
+/** The AdmissionResponse fields that carry a JSONPatch. */
+const patched = (ops: JsonPatchOp[]) => ({ patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(ops)).toString('base64') });
+
 function isObject(v: unknown): v is Record<string, any> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -154,7 +157,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
       const ops = hasRestoreContract(pod) ? schedulingPatch(pod, schedulers) : [];
       if (ops.length === 0) return answer({}, 'skipped', match.why);
       metrics.restores.inc({ result: 'marked' });
-      return answer({ patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(ops)).toString('base64') }, 'patched', `${match.why}: made schedulable as a restore pod`);
+      return answer(patched(ops), 'patched', `${match.why}: made schedulable as a restore pod`);
     }
     let offered = match.checkpoints;
     if (match.kind === 'recheck') {
@@ -175,7 +178,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
       const ref = `${namespace}/${c.metadata.name}`;
       if (req.dryRun === true) {
         // Side effects only outside dry run: the claim is not written.
-        return answer({ patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(restorePatch(pod, c, schedulers))).toString('base64') }, 'patched', `dry run: would restore from ${ref}`);
+        return answer(patched(restorePatch(pod, c, schedulers)), 'patched', `dry run: would restore from ${ref}`);
       }
       const claimed: Checkpoint = structuredClone(c);
       claimed.status = { ...claimed.status!, phase: 'Restoring', restore: { claimedAt: new Date(now()).toISOString(), podName } };
@@ -190,7 +193,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
       metrics.restores.inc({ result: 'matched' });
       log.info('pod will restore from checkpoint', { pod: `${namespace}/${podName}`, checkpoint: ref });
       return answer(
-        { patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(restorePatch(pod, c, schedulers))).toString('base64') },
+        patched(restorePatch(pod, c, schedulers)),
         'patched',
         `restores from ${ref}`,
       );

@@ -40,18 +40,6 @@ let apps: AppsV1Api;
 const phases = new Map<string, CheckpointPhase[]>();
 let stopWatch: AbortController | undefined;
 
-async function metric(name: string): Promise<Record<string, number>> {
-  const text = await (await fetch(`${rig.ext!.url}/metrics`)).text();
-  const out: Record<string, number> = {};
-  for (const line of text.split('\n')) {
-    const m = new RegExp(`^${name}\\{result="([^"]+)"\\} (\\S+)$`).exec(line);
-    if (m) out[m[1]!] = Number(m[2]);
-  }
-  return out;
-}
-
-const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
-
 async function workloadPods(): Promise<V1Pod[]> {
   const list = await rig.core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: `app=${WORKLOAD}` });
   return list.items.filter((p) => !p.metadata?.deletionTimestamp);
@@ -81,7 +69,7 @@ beforeAll(async () => {
   );
   const probe = podSpec('webhook-probe', { schedulerName: SCHEDULER });
   probe.metadata!.labels = { [WEBHOOK_LABEL]: 'on' };
-  await waitWebhookCalled(rig.cp.kc, probe, async () => sum(await metric('hiatus_webhook_requests_total')));
+  await waitWebhookCalled(rig.cp.kc, probe, async () => rig.metric('hiatus_webhook_requests_total'));
 
   await rig.createPriorityClass('hiatus-required', 100, { 'hiatus.dev/checkpoint-policy': 'Required' });
   await rig.createPriorityClass('hiatus-urgent', 1000);
@@ -175,8 +163,8 @@ describe('restore later, through the admission webhook', () => {
     expect(replacement.spec!.containers[0]!.resources).toMatchObject({ requests: { [MARKER]: '0' }, limits: { [MARKER]: '0' } });
     // Moved to the restore profile, which scores every node (--restore-scheduler-names).
     expect(replacement.spec!.schedulerName).toBe(`${SCHEDULER}-restore`);
-    expect((await metric('hiatus_webhook_requests_total'))['patched']).toBe(1);
-    expect((await metric('hiatus_restores_total'))['matched']).toBe(1);
+    expect(await rig.metric('hiatus_webhook_requests_total', { result: 'patched' })).toBe(1);
+    expect(await rig.metric('hiatus_restores_total', { result: 'matched' })).toBe(1);
 
     // Restoring, then bound to the pod by its UID once the extender has seen it.
     const claimed = await waitUntil('the claim bound to the replacement', async () => {
@@ -198,7 +186,7 @@ describe('restore later, through the admission webhook', () => {
     expect(second.metadata!.annotations?.[RESTORE_CONSTRAINTS]).toBeUndefined();
     expect(second.spec!.containers.some((c) => c.resources?.limits?.[MARKER] !== undefined)).toBe(false);
     expect(second.spec!.schedulerName).toBe(SCHEDULER);
-    expect((await metric('hiatus_webhook_requests_total'))['patched']).toBe(1);
+    expect(await rig.metric('hiatus_webhook_requests_total', { result: 'patched' })).toBe(1);
     const c = await checkpoint(ck.metadata.name);
     expect(c.status?.phase).toBe('Restoring');
     expect(c.status?.restore?.podUID).toBe(replacement.metadata!.uid);
@@ -227,7 +215,7 @@ describe('restore later, through the admission webhook', () => {
       nodeName: NODE,
     });
     expect(Date.parse(restored.status!.restore!.restoredAt!)).toBeGreaterThanOrEqual(Date.parse(restored.status!.restore!.claimedAt));
-    expect((await metric('hiatus_restores_total'))['restored']).toBe(1);
+    expect(await rig.metric('hiatus_restores_total', { result: 'restored' })).toBe(1);
     expect(phases.get(ck.metadata.name)).toEqual(['Pending', 'Ready', 'Restoring', 'Restored']);
     expect(rig.nodes.errors).toEqual([]);
   }));
@@ -243,6 +231,6 @@ describe('restore later, through the admission webhook', () => {
     expect(created.spec!.containers[0]!.resources).toMatchObject({ requests: { [MARKER]: '0', cpu: '100m' }, limits: { [MARKER]: '0' } });
     expect(created.metadata!.annotations?.[RESTORE_FROM]).toBe('somewhere-ck');
     expect(created.spec!.schedulerName).toBe(`${SCHEDULER}-restore`);
-    expect((await metric('hiatus_restores_total'))['marked']).toBe(1);
+    expect(await rig.metric('hiatus_restores_total', { result: 'marked' })).toBe(1);
   }));
 });

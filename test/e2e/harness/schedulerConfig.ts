@@ -59,7 +59,14 @@ export function repoRoot(): string {
  * prioritize (restore pods only, managedResources) and once for preempt (every pod).
  */
 export function shippedExtenders(base: SchedulerConfigBase): Obj[] {
-  const doc = load(readFileSync(path.join(repoRoot(), 'scheduler-config', `${base}.yaml`), 'utf8')) as Obj;
+  return extendersOf(shipped(base), base);
+}
+
+function shipped(base: SchedulerConfigBase): Obj {
+  return load(readFileSync(path.join(repoRoot(), 'scheduler-config', `${base}.yaml`), 'utf8')) as Obj;
+}
+
+function extendersOf(doc: Obj, base: SchedulerConfigBase): Obj[] {
   const extenders = doc['extenders'] as Obj[] | undefined;
   if (!extenders || extenders.length === 0) throw new Error(`scheduler-config/${base}.yaml: no extenders`);
   const timeouts = new Set(extenders.map((e) => e['httpTimeout']));
@@ -74,8 +81,9 @@ export function shippedHttpTimeout(base: SchedulerConfigBase): string {
 
 /** The configuration as JSON (which kube-scheduler reads as YAML). */
 export function schedulerConfig(opts: SchedulerConfigOptions): string {
-  const file = path.join(repoRoot(), 'scheduler-config', `${opts.base}.yaml`);
-  const doc = load(readFileSync(file, 'utf8')) as Obj;
+  const file = `scheduler-config/${opts.base}.yaml`;
+  const doc = shipped(opts.base);
+  const extenders = extendersOf(doc, opts.base);
   // The shipped files have a plain profile and its "-restore" twin (every node scored).
   const profiles = (doc['profiles'] as Obj[] | undefined) ?? [];
   const [plain, restore] = profiles;
@@ -96,7 +104,7 @@ export function schedulerConfig(opts: SchedulerConfigOptions): string {
   if (opts.extenderUrl === null) {
     // No extender, so no managedResources: keep what ignoredByScheduler did, or no node fits a
     // pod requesting the restore marker (a baseline must schedule the same pods).
-    const ignored = shippedExtenders(opts.base)
+    const ignored = extenders
       .flatMap((e) => (e['managedResources'] as { name: string; ignoredByScheduler?: boolean }[] | undefined) ?? [])
       .filter((r) => r.ignoredByScheduler)
       .map((r) => r.name);
@@ -109,7 +117,7 @@ export function schedulerConfig(opts: SchedulerConfigOptions): string {
   }
   if (opts.extenderUrl !== null) {
     const url = opts.extenderUrl;
-    config['extenders'] = shippedExtenders(opts.base).map(({ tlsConfig: _tls, managedResources, ...extender }) => ({
+    config['extenders'] = extenders.map(({ tlsConfig: _tls, managedResources, ...extender }) => ({
       ...extender,
       ...(managedResources !== undefined && !opts.everyPod ? { managedResources } : {}),
       urlPrefix: url,
