@@ -80,12 +80,7 @@ export function filter(ctx: VerbContext, body: unknown): VerbAnswer {
   }
   const plan = planFilter(contract, nodeNamesOf(args), factsLookup(ctx, args), ctx.strict);
   for (const [reason, n] of Object.entries(plan.rejected)) ctx.metrics.rejectedNodes.inc({ reason }, n);
-  // kube-scheduler reads the reasons only when no node is left: for the FitError it reports in
-  // the pod's FailedScheduling event, and as the statuses preemption reads. A node neither
-  // listed nor failed counts as UnschedulableAndUnresolvable there (NodeToStatus's status for
-  // absent nodes), exactly what a failed node of ours is. So while a node is feasible the
-  // reasons stay out: at 5,000 nodes that is ~2,000 messages (~190 KB) kube-scheduler would
-  // decode for nothing, per restore pod.
+  // Reasons travel only when no node is feasible (FilterPlan.unresolvable says why).
   const unresolvable = plan.feasible.length === 0 ? plan.unresolvable : undefined;
   let answer;
   if (fullMode) {
