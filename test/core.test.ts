@@ -2,10 +2,12 @@ import { describe, expect, it } from '@jest/globals';
 import { nodeFacts, podFacts } from '../src/cluster/facts.js';
 import { parseQuantity } from '../src/cluster/quantity.js';
 import { judgeNode } from '../src/scheduling/compatibility.js';
+import { planFilter } from '../src/scheduling/filter.js';
+import { readRestoreContract } from '../src/scheduling/restoreContract.js';
 import { runtimeRule } from '../src/scheduling/runtime.js';
-import { CONSTRAINTS, node } from './helpers/objects.js';
+import { CONSTRAINTS, node, restorePod } from './helpers/objects.js';
 
-const facts = (o: Parameters<typeof node>[1]) => nodeFacts(node('n', o));
+const facts = (o: Parameters<typeof node>[1]) => nodeFacts(node('n', o)).capability;
 
 describe('runtime rule', () => {
   it.each([
@@ -39,10 +41,59 @@ describe('judgeNode', () => {
   it('falls back to status.nodeInfo.architecture without the arch label', () => {
     const n = node('n', { features: good.features, runtime: good.runtime });
     n.status!.nodeInfo!.architecture = 'arm64';
-    expect(judgeNode(CONSTRAINTS, nodeFacts(n), true)).toMatchObject({ reason: 'architecture' });
+    expect(judgeNode(CONSTRAINTS, nodeFacts(n).capability, true)).toMatchObject({ reason: 'architecture' });
   });
   it('needs no CPU feature labels when the checkpoint recorded none', () => {
     expect(judgeNode({ ...CONSTRAINTS, cpuFeatures: [] }, facts({ arch: 'amd64', runtime: good.runtime }), true)).toEqual({ compatible: true });
+  });
+});
+
+describe('node capabilities', () => {
+  const good = { arch: 'amd64', features: ['AVX2', 'SSE4_2'], runtime: 'cri-o://1.31.2' };
+  it('are one shared object for nodes with the same arch, CPU flags (in any label order) and runtime', () => {
+    const a = nodeFacts(node('a', { ...good, zone: 'zone-a' }));
+    const b = nodeFacts(node('b', { ...good, features: ['SSE4_2', 'AVX2'], zone: 'zone-b' }));
+    expect(b.capability).toBe(a.capability);
+    expect(Object.isFrozen(a.capability)).toBe(true);
+  });
+  it('differ when any of the three differs', () => {
+    const base = nodeFacts(node('a', good)).capability;
+    expect(nodeFacts(node('b', { ...good, arch: 'arm64' })).capability).not.toBe(base);
+    expect(nodeFacts(node('c', { ...good, features: ['AVX2'] })).capability).not.toBe(base);
+    expect(nodeFacts(node('d', { ...good, runtime: 'cri-o://1.31.3' })).capability).not.toBe(base);
+    expect(nodeFacts(node('e', { arch: 'amd64', runtime: good.runtime })).capability.cpuFeatures).toBeNull();
+  });
+});
+
+describe('planFilter', () => {
+  const contract = readRestoreContract(restorePod())!;
+  const fleet = new Map(
+    [
+      nodeFacts(node('ok-1', { arch: 'amd64', features: ['AVX2', 'SSE4_2'], runtime: 'cri-o://1.31.2' })),
+      nodeFacts(node('arm-1', { arch: 'arm64', features: ['AVX2', 'SSE4_2'], runtime: 'cri-o://1.31.2' })),
+      nodeFacts(node('ok-2', { arch: 'amd64', features: ['SSE4_2', 'AVX2'], runtime: 'cri-o://1.31.2' })),
+      nodeFacts(node('noavx-1', { arch: 'amd64', features: ['SSE4_2'], runtime: 'cri-o://1.31.2' })),
+      nodeFacts(node('arm-2', { arch: 'arm64', features: ['AVX2', 'SSE4_2'], runtime: 'cri-o://1.31.2' })),
+      nodeFacts(node('ctrd-1', { arch: 'amd64', features: ['AVX2', 'SSE4_2'], runtime: 'containerd://2.1.4' })),
+    ].map((f) => [f.name, f]),
+  );
+  const names = [...fleet.keys(), 'unknown-1'];
+
+  it('judges nodes sharing a capability alike and every other node on its own', () => {
+    const plan = planFilter(contract, names, (n) => fleet.get(n), false);
+    expect(plan.feasible).toEqual(['ok-1', 'ok-2', 'unknown-1']);
+    expect(plan.rejected).toEqual({ architecture: 2, cpu_features: 1, runtime: 1 });
+    expect(plan.unresolvable).toEqual({});
+  });
+
+  it('rejects nodes unknown to the extender in strict mode, and names every reason when no node is left', () => {
+    const plan = planFilter(contract, ['arm-1', 'noavx-1', 'arm-2', 'unknown-1'], (n) => fleet.get(n), true);
+    expect(plan.feasible).toEqual([]);
+    expect(plan.rejected).toEqual({ architecture: 2, cpu_features: 1, facts_unknown: 1 });
+    expect(Object.keys(plan.unresolvable)).toEqual(['arm-1', 'noavx-1', 'arm-2', 'unknown-1']);
+    expect(plan.unresolvable['arm-2']).toBe(`checkpoint ${contract.checkpoint}: node architecture arm64 differs from the checkpoint's amd64`);
+    expect(plan.unresolvable['noavx-1']).toMatch(/lacks CPU features AVX2/);
+    expect(plan.unresolvable['unknown-1']).toMatch(/unknown to the extender/);
   });
 });
 

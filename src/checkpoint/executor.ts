@@ -139,9 +139,9 @@ export class CheckpointExecutor {
     if (victim.index !== undefined) source.index = victim.index;
     const constraints: Checkpoint['spec']['restoreConstraints'] = {
       node: node.name,
-      arch: node.arch ?? '',
-      cpuFeatures: [...(node.cpuFeatures ?? [])].sort(),
-      runtime: node.runtime ? `${node.runtime.family}://${node.runtime.version}` : '',
+      arch: node.capability.arch ?? '',
+      cpuFeatures: [...(node.capability.cpuFeatures ?? [])].sort(),
+      runtime: node.capability.runtime ? `${node.capability.runtime.family}://${node.capability.runtime.version}` : '',
     };
     if (node.zone) constraints.zone = node.zone;
     if (node.kernel) constraints.kernel = node.kernel;

@@ -1,6 +1,6 @@
 // Composes the compatibility rules into one verdict per node, as kube-scheduler's framework
 // runs its filter plugins: the first failing rule decides.
-import type { NodeFacts } from '../cluster/facts.js';
+import type { RestoreCapability } from '../cluster/facts.js';
 import { architectureRule } from './architecture.js';
 import { cpuFeaturesRule } from './cpuFeatures.js';
 import type { RestoreConstraints } from './restoreContract.js';
@@ -14,10 +14,11 @@ export type Verdict = { compatible: true } | { compatible: false; reason: Reject
 const COMPATIBLE: Verdict = { compatible: true };
 
 /**
- * Judges one node. Facts the node does not publish are tolerated unless strict, in which
- * case such a node is rejected too: a restore that fails on the node is worse than a wait.
+ * Judges one node by its capability (undefined: a node the extender does not know). Facts the
+ * node does not publish are tolerated unless strict, in which case such a node is rejected
+ * too: a restore that fails on the node is worse than a wait.
  */
-export function judgeNode(c: RestoreConstraints, node: NodeFacts | undefined, strict: boolean): Verdict {
+export function judgeNode(c: RestoreConstraints, node: RestoreCapability | undefined, strict: boolean): Verdict {
   if (!node) {
     return strict ? { compatible: false, reason: 'facts_unknown', message: 'node unknown to the extender (strict mode)' } : COMPATIBLE;
   }

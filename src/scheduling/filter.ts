@@ -1,5 +1,5 @@
-import type { NodeFacts } from '../cluster/facts.js';
-import { judgeNode } from './compatibility.js';
+import type { NodeFacts, RestoreCapability } from '../cluster/facts.js';
+import { judgeNode, type Verdict } from './compatibility.js';
 import type { RestoreContract } from './restoreContract.js';
 import type { RejectReason } from './rule.js';
 
@@ -17,7 +17,11 @@ export interface FilterPlan {
   rejected: Partial<Record<RejectReason, number>>;
 }
 
-/** The filter extension point for a pod with a restore contract, over a snapshot lookup. */
+/**
+ * The filter extension point for a pod with a restore contract, over a snapshot lookup. Each
+ * distinct node capability is judged once (nodes share capability objects): at 5,000 nodes
+ * the per-node work is two lookups, not three rules and a set probe per node.
+ */
 export function planFilter(
   contract: RestoreContract,
   names: readonly string[],
@@ -26,8 +30,14 @@ export function planFilter(
 ): FilterPlan {
   const plan: FilterPlan = { feasible: [], unresolvable: {}, rejected: {} };
   const refused: [string, string][] = [];
+  const verdicts = new Map<RestoreCapability | undefined, Verdict>();
   for (const name of names) {
-    const v = judgeNode(contract.constraints, facts(name), strict);
+    const capability = facts(name)?.capability;
+    let v = verdicts.get(capability);
+    if (v === undefined) {
+      v = judgeNode(contract.constraints, capability, strict);
+      verdicts.set(capability, v);
+    }
     if (v.compatible) {
       plan.feasible.push(name);
     } else {

@@ -1,4 +1,4 @@
-import type { NodeFacts } from '../cluster/facts.js';
+import type { RestoreCapability } from '../cluster/facts.js';
 import type { RestoreConstraints } from './restoreContract.js';
 
 /** Why a node cannot restore a checkpoint; used as a metrics label, so the set is closed. */
@@ -10,6 +10,6 @@ export type RuleResult =
   | { kind: 'unknown'; message: string };
 
 /** One compatibility check between a checkpoint and a node, pure. */
-export type CompatibilityRule = (c: RestoreConstraints, node: NodeFacts) => RuleResult;
+export type CompatibilityRule = (c: RestoreConstraints, node: RestoreCapability) => RuleResult;
 
 export const PASS: RuleResult = { kind: 'pass' };
