@@ -14,6 +14,8 @@ import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics/metrics.js';
 import { createHandler, createWebhookApp } from './server/app.js';
 import { RestoreController } from './restore/controller.js';
+import { PlacementController } from './restore/placementController.js';
+import { podPlacementWriter } from './cluster/podWriter.js';
 import { podEventPoster } from './cluster/events.js';
 import { createWebhook } from './restore/webhook.js';
 import { createPreemptVerb } from './server/preempt.js';
@@ -22,6 +24,8 @@ const NODE_FACTS_LRU_SIZE = 10_000;
 // By then a pod created with the claim is in every replica's cache; a claim without one was
 // rejected after admission, and the workload's next pod may take it.
 const WEBHOOK_RECLAIM_AFTER_MS = 5_000;
+// A restore pod still gated this long after its gate was lifted (a failed or lost write) is placed again.
+const PLACEMENT_RETRY_AFTER_MS = 10_000;
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
@@ -140,9 +144,31 @@ export function main(argv: string[]): void {
     });
     restores.start();
     closers.push(() => restores.stop());
+    // Runs whatever --restore-placement says: it lifts gates that another replica, or this one
+    // before a configuration change, put on pods.
+    const placement = new PlacementController({
+      view,
+      writer: podPlacementWriter(kc),
+      metrics,
+      log,
+      strict: config.strict,
+      retryAfterMs: PLACEMENT_RETRY_AFTER_MS,
+      sweepIntervalMs: config.restoreReconcileIntervalMs,
+    });
+    placement.start();
+    closers.push(() => placement.stop());
     if (config.webhookTlsCertFile && config.webhookTlsKeyFile) {
       const webhookApp = createWebhookApp({
-        mutatePods: createWebhook({ view, store, metrics, log, maxAgeMs: config.retentionMaxAgeMs, reclaimAfterMs: WEBHOOK_RECLAIM_AFTER_MS, restoreSchedulers: config.restoreSchedulers }),
+        mutatePods: createWebhook({
+          view,
+          store,
+          metrics,
+          log,
+          maxAgeMs: config.retentionMaxAgeMs,
+          reclaimAfterMs: WEBHOOK_RECLAIM_AFTER_MS,
+          restoreSchedulers: config.restoreSchedulers,
+          placementGate: config.restorePlacement === 'nominate',
+        }),
         metrics,
         log,
         maxBodyBytes: config.maxBodyBytes,

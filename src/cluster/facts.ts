@@ -3,6 +3,7 @@
 import type { Node, Pod } from '../server/wire.js';
 import {
   ANNOTATION_JOB_COMPLETION_INDEX,
+  GATE_RESTORE_PLACEMENT,
   GROUP,
   LABEL_ARCH,
   LABEL_CONTROLLER_REVISION_HASH,
@@ -73,6 +74,8 @@ export interface PodFacts {
   templateHash?: string;
   /** StatefulSet ordinal or indexed-Job completion index. */
   index?: number;
+  /** The pod carries the hiatus.dev/restore-placement scheduling gate (waits for the placement controller). */
+  awaitsPlacement: boolean;
 }
 
 export function parseRuntime(raw: string | undefined): RuntimeInfo | undefined {
@@ -167,6 +170,7 @@ export function podFacts(pod: Pod): PodFacts {
     memoryBytes: Math.round(memoryBytes),
     usesDevices,
     annotations: ours,
+    awaitsPlacement: (pod.spec?.schedulingGates ?? []).some((g) => g.name === GATE_RESTORE_PLACEMENT),
   };
   if (pod.spec?.nodeName) facts.nodeName = pod.spec.nodeName;
   if (pod.spec?.priorityClassName) facts.priorityClassName = pod.spec.priorityClassName;

@@ -16,6 +16,14 @@ export const KEY_CHECKPOINT_POLICY = `${GROUP}/checkpoint-policy`;
  */
 export const RESOURCE_RESTORE = `${GROUP}/checkpoint-restore`;
 
+/**
+ * The scheduling gate the restore webhook puts on a restore pod (with --restore-placement
+ * nominate). The placement controller sets the pod's status.nominatedNodeName to the
+ * checkpoint's node when that node can restore it, then lifts the gate: kube-scheduler tries a
+ * nominated node first, on its own, before it searches and scores the whole cluster.
+ */
+export const GATE_RESTORE_PLACEMENT = `${GROUP}/restore-placement`;
+
 export const LABEL_ARCH = 'kubernetes.io/arch';
 export const LABEL_ZONE = 'topology.kubernetes.io/zone';
 export const LABEL_ZONE_LEGACY = 'failure-domain.beta.kubernetes.io/zone';

@@ -12,6 +12,7 @@ export class SnapshotView implements ClusterView {
   /** Checkpoints by namespace/name; tests may point this at a store's map. */
   checkpointsByKey = new Map<string, Checkpoint>();
   isSynced = true;
+  private readonly podListeners: ((pod: PodFacts) => void)[] = [];
 
   constructor(init: { nodes?: Node[]; pods?: Pod[]; priorityClasses?: PriorityClassFacts[] } = {}) {
     for (const n of init.nodes ?? []) this.addNode(n);
@@ -24,9 +25,15 @@ export class SnapshotView implements ClusterView {
     this.nodes.set(f.name, f);
   }
 
+  /** Adds or replaces a pod and tells the onPodUpsert listeners, as a watch event would. */
   addPod(p: Pod): void {
     const f = podFacts(p);
     this.podsByUid.set(f.uid, f);
+    for (const listener of this.podListeners) listener(f);
+  }
+
+  onPodUpsert(listener: (pod: PodFacts) => void): void {
+    this.podListeners.push(listener);
   }
 
   node(name: string): NodeFacts | undefined {

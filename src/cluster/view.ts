@@ -31,6 +31,8 @@ export interface ClusterView {
   checkpoints(): Iterable<Checkpoint>;
   /** Non-terminal pods. */
   pods(): Iterable<PodFacts>;
+  /** Calls the listener with every pod added or changed, as the watch delivers it. */
+  onPodUpsert(listener: (pod: PodFacts) => void): void;
   synced(): boolean;
   sizes(): CacheSizes;
   stop(): void;
@@ -45,6 +47,7 @@ export const noClusterView: ClusterView = {
   checkpoint: () => undefined,
   checkpoints: () => [],
   pods: () => [],
+  onPodUpsert: () => {},
   synced: () => true,
   sizes: () => ({ nodes: 0, pods: 0, priorityClasses: 0, checkpoints: 0 }),
   stop: () => {},
@@ -69,6 +72,7 @@ export class InformerClusterView implements ClusterView {
   private readonly podReflector: Reflector<PodFacts>;
   private readonly classes: Reflector<PriorityClassFacts>;
   private readonly checkpointReflector: Reflector<Checkpoint>;
+  private readonly podListeners: ((pod: PodFacts) => void)[] = [];
 
   constructor(kc: KubeConfig, log: Logger) {
     const core = kc.makeApiClient(CoreV1Api);
@@ -94,6 +98,9 @@ export class InformerClusterView implements ClusterView {
         list: (t) => page(core.listPodForAllNamespaces({ limit: LIST_PAGE_SIZE, _continue: t, fieldSelector: NON_TERMINAL })),
         project: podFacts,
         key: (o) => o?.metadata?.uid,
+        onChange: (type, _key, pod) => {
+          if (type === 'upsert' && pod) for (const listener of this.podListeners) listener(pod);
+        },
       },
       log,
     );
@@ -161,6 +168,10 @@ export class InformerClusterView implements ClusterView {
 
   pods(): Iterable<PodFacts> {
     return this.podReflector.store.values();
+  }
+
+  onPodUpsert(listener: (pod: PodFacts) => void): void {
+    this.podListeners.push(listener);
   }
 
   synced(): boolean {

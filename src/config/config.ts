@@ -44,6 +44,7 @@ export interface Config {
    * every node); a name not listed is left as it is.
    */
   restoreSchedulers: Map<string, string>;
+  restorePlacement: RestorePlacement;
   retentionMaxPerWorkload: number;
   retentionMaxAgeMs: number;
   retentionConsumedTtlMs: number;
@@ -56,6 +57,9 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 }
+
+/** nominate: the webhook gates restore pods and the placement controller nominates the checkpoint's node; score: no gate, filter and prioritize only. */
+export type RestorePlacement = 'nominate' | 'score';
 
 interface OptionSpec {
   flag: string;
@@ -100,6 +104,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     type: 'string',
     default: '',
     help: 'FROM=TO,...: the webhook moves restore pods of scheduler profile FROM to profile TO (scheduler-config/ ships default-scheduler=default-scheduler-restore and hiatus-scheduler=hiatus-scheduler-restore); every TO must exist in kube-scheduler\'s configuration',
+  },
+  {
+    flag: 'restore-placement',
+    env: 'HIATUS_RESTORE_PLACEMENT',
+    type: 'string',
+    default: 'nominate',
+    help: 'nominate: the webhook holds each restore pod with the hiatus.dev/restore-placement scheduling gate until its checkpoint\'s node is set as its nominatedNodeName, which kube-scheduler tries first (Kubernetes >= 1.30); score: no gate, the checkpoint\'s node is found by scoring every node',
   },
   { flag: 'retention-max-per-workload', env: 'HIATUS_RETENTION_MAX_PER_WORKLOAD', type: 'string', default: '3', help: 'Ready and Failed checkpoints kept per workload (owner, else pod)' },
   { flag: 'retention-max-age', env: 'HIATUS_RETENTION_MAX_AGE', type: 'string', default: '24h', help: 'Ready and Failed checkpoints older than this are deleted and not restored' },
@@ -228,6 +239,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   config.restoreClaimGraceMs = duration('restore-claim-grace');
   config.restoreReconcileIntervalMs = duration('restore-reconcile-interval');
   config.restoreSchedulers = parseSchedulerNames(raw('restore-scheduler-names') ?? '', problems);
+  const placement = raw('restore-placement')!;
+  if (placement !== 'nominate' && placement !== 'score') problems.push(`--restore-placement: "${placement}" must be nominate or score`);
+  config.restorePlacement = placement as RestorePlacement;
   config.retentionMaxPerWorkload = parseInteger('--retention-max-per-workload', raw('retention-max-per-workload')!, 1, 1000, problems);
   config.retentionMaxAgeMs = duration('retention-max-age');
   config.retentionConsumedTtlMs = duration('retention-consumed-ttl');

@@ -24,6 +24,7 @@ export class Metrics {
   readonly kubeletErrors: Counter<'kind'>;
   readonly restores: Counter<'result'>;
   readonly webhookRequests: Counter<'result'>;
+  readonly placements: Counter<'result'>;
   readonly retentionDeletions: Counter<'reason'>;
   readonly checkpointsByPhase: Gauge<'phase'>;
 
@@ -123,6 +124,12 @@ export class Metrics {
     this.restores = new Counter({
       name: 'hiatus_restores_total',
       help: 'Restores by result: matched (a new pod claimed a checkpoint), marked (a hand-written restore contract got the marker resource), restored, failed, released (claim given back), claim_error, corrupt_checkpoint.',
+      labelNames: ['result'],
+      registers,
+    });
+    this.placements = new Counter({
+      name: 'hiatus_restore_placements_total',
+      help: 'Restore pods whose hiatus.dev/restore-placement gate was lifted, by result: nominated (nominatedNodeName set to the checkpoint node), not_nominated (that node is gone or cannot restore it: the pod searches every node), error (an API write failed: a failed nomination releases the pod not_nominated, a failed release is retried).',
       labelNames: ['result'],
       registers,
     });

@@ -4,7 +4,7 @@
 // pod reach the extender's filter and prioritize (the marker resource, the restore profile).
 // A pod that arrives with a contract gets only the latter. It never rejects a pod: every
 // problem is logged, counted, and answered with allowed: true.
-import { ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM, RESOURCE_RESTORE } from '../cluster/keys.js';
+import { ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM, GATE_RESTORE_PLACEMENT, RESOURCE_RESTORE } from '../cluster/keys.js';
 import type { ClusterView } from '../cluster/view.js';
 import { StoreConflict, type CheckpointStore } from '../checkpoint/store.js';
 import type { Checkpoint } from '../checkpoint/types.js';
@@ -28,7 +28,18 @@ export interface WebhookDeps {
    * name not listed stays. Absent: none moves.
    */
   restoreSchedulers?: ReadonlyMap<string, string>;
+  /**
+   * Gate restore pods with hiatus.dev/restore-placement for the placement controller
+   * (--restore-placement nominate). Only when that controller runs: nothing else lifts it.
+   */
+  placementGate?: boolean;
   now?: () => number;
+}
+
+/** How a restore pod is made to reach the extender: the scheduler profile map, and whether to gate it. */
+export interface SchedulingOptions {
+  schedulers: ReadonlyMap<string, string>;
+  placementGate: boolean;
 }
 
 export interface JsonPatchOp {
@@ -75,19 +86,34 @@ export function markerPatch(pod: Pod): JsonPatchOp[] {
 }
 
 /**
+ * The hiatus.dev/restore-placement scheduling gate, unless the pod has it or names its node
+ * (the API server refuses gates on a pod with spec.nodeName: it bypasses the scheduler).
+ */
+export function gatePatch(pod: Pod): JsonPatchOp[] {
+  if (pod.spec?.nodeName) return [];
+  const gates = pod.spec?.schedulingGates;
+  const gate = { name: GATE_RESTORE_PLACEMENT };
+  if (!gates) return [{ op: 'add', path: '/spec/schedulingGates', value: [gate] }];
+  if (gates.some((g) => g.name === GATE_RESTORE_PLACEMENT)) return [];
+  return [{ op: 'add', path: '/spec/schedulingGates/-', value: gate }];
+}
+
+/**
  * What a restore pod needs to reach the extender's filter and prioritize with every node in
  * view: the marker resource, and the restore profile of its scheduler (if one is configured;
- * spec.schedulerName is defaulted before admission, so it is always set on a real request).
+ * spec.schedulerName is defaulted before admission, so it is always set on a real request);
+ * and, when placement is on, the gate that holds it until its checkpoint node is nominated.
  */
-export function schedulingPatch(pod: Pod, schedulers: ReadonlyMap<string, string>): JsonPatchOp[] {
+export function schedulingPatch(pod: Pod, o: SchedulingOptions): JsonPatchOp[] {
   const ops = markerPatch(pod);
-  const to = schedulers.get(pod.spec?.schedulerName ?? 'default-scheduler');
+  const to = o.schedulers.get(pod.spec?.schedulerName ?? 'default-scheduler');
   if (to) ops.push({ op: 'add', path: '/spec/schedulerName', value: to });
+  if (o.placementGate) ops.push(...gatePatch(pod));
   return ops;
 }
 
 /** The patch for a pod restoring from a checkpoint: the contract, images where built, scheduling. */
-export function restorePatch(pod: Pod, c: Checkpoint, schedulers: ReadonlyMap<string, string>): JsonPatchOp[] {
+export function restorePatch(pod: Pod, c: Checkpoint, o: SchedulingOptions): JsonPatchOp[] {
   const { node, arch, cpuFeatures, runtime, zone } = c.spec.restoreConstraints;
   const constraints = JSON.stringify({ node, arch, cpuFeatures, runtime, ...(zone ? { zone } : {}) });
   const ops: JsonPatchOp[] = [];
@@ -103,7 +129,7 @@ export function restorePatch(pod: Pod, c: Checkpoint, schedulers: ReadonlyMap<st
     const image = container.name ? images.get(container.name) : undefined;
     if (image) ops.push({ op: 'replace', path: `/spec/containers/${i}/image`, value: image });
   });
-  ops.push(...schedulingPatch(pod, schedulers));
+  ops.push(...schedulingPatch(pod, o));
   return ops;
 }
 
@@ -117,7 +143,7 @@ function isObject(v: unknown): v is Record<string, any> {
 export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<WebhookAnswer> {
   const now = deps.now ?? Date.now;
   const { metrics, log } = deps;
-  const schedulers = deps.restoreSchedulers ?? new Map<string, string>();
+  const scheduling: SchedulingOptions = { schedulers: deps.restoreSchedulers ?? new Map<string, string>(), placementGate: deps.placementGate ?? false };
   /** Whether a pod in the cache carries this claimed checkpoint (then the claim is not abandoned). */
   const claimedByLivePod = (c: Checkpoint): boolean => {
     for (const p of deps.view.pods()) {
@@ -154,7 +180,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
     if (match.kind === 'skip') {
       // A contract written by hand (or by another tool) still needs the marker, or the
       // scheduler never asks the extender where the pod can be restored.
-      const ops = hasRestoreContract(pod) ? schedulingPatch(pod, schedulers) : [];
+      const ops = hasRestoreContract(pod) ? schedulingPatch(pod, scheduling) : [];
       if (ops.length === 0) return answer({}, 'skipped', match.why);
       metrics.restores.inc({ result: 'marked' });
       return answer(patched(ops), 'patched', `${match.why}: made schedulable as a restore pod`);
@@ -178,7 +204,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
       const ref = `${namespace}/${c.metadata.name}`;
       if (req.dryRun === true) {
         // Side effects only outside dry run: the claim is not written.
-        return answer(patched(restorePatch(pod, c, schedulers)), 'patched', `dry run: would restore from ${ref}`);
+        return answer(patched(restorePatch(pod, c, scheduling)), 'patched', `dry run: would restore from ${ref}`);
       }
       const claimed: Checkpoint = structuredClone(c);
       claimed.status = { ...claimed.status!, phase: 'Restoring', restore: { claimedAt: new Date(now()).toISOString(), podName } };
@@ -193,7 +219,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
       metrics.restores.inc({ result: 'matched' });
       log.info('pod will restore from checkpoint', { pod: `${namespace}/${podName}`, checkpoint: ref });
       return answer(
-        patched(restorePatch(pod, c, schedulers)),
+        patched(restorePatch(pod, c, scheduling)),
         'patched',
         `restores from ${ref}`,
       );

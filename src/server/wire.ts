@@ -47,6 +47,7 @@ export interface Pod {
     schedulerName?: string;
     containers?: Container[] | null;
     initContainers?: Container[] | null;
+    schedulingGates?: { name: string }[] | null;
   } | null;
   status?: {
     phase?: string;
