@@ -27,6 +27,7 @@ describe('configuration', () => {
       restoreClaimGraceMs: 30_000,
       restoreReconcileIntervalMs: 5_000,
       restoreSchedulers: new Map(),
+      restorePlacement: 'nominate',
       retentionMaxPerWorkload: 3,
       retentionMaxAgeMs: 86_400_000,
       retentionConsumedTtlMs: 3_600_000,
@@ -54,6 +55,12 @@ describe('configuration', () => {
       '--restore-scheduler-names: "Big=z" must be FROM=TO, two scheduler profile names (lower-case DNS subdomains)',
       '--restore-scheduler-names: "p=q=r" must be FROM=TO, two scheduler profile names (lower-case DNS subdomains)',
     ]);
+  });
+
+  it('reads --restore-placement: nominate (default) or score, and refuses anything else', () => {
+    expect(loadConfig(['--restore-placement', 'score'], {}).restorePlacement).toBe('score');
+    expect(loadConfig([], { HIATUS_RESTORE_PLACEMENT: 'score' }).restorePlacement).toBe('score');
+    expect(() => loadConfig(['--restore-placement', 'pin'], {})).toThrow('--restore-placement: "pin" must be nominate or score');
   });
 
   it('reads the environment and lets flags win', () => {

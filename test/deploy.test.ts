@@ -395,6 +395,8 @@ describe('RBAC', () => {
     const expected = [
       ...read.map((v) => `/nodes:${v}`),
       ...read.map((v) => `/pods:${v}`),
+      '/pods:patch',
+      '/pods/status:patch',
       ...read.map((v) => `scheduling.k8s.io/priorityclasses:${v}`),
       ...[...read, 'create', 'update', 'patch', 'delete'].map((v) => `${CHECKPOINT_GROUP}/${CHECKPOINT_PLURAL}:${v}`),
       '/nodes/checkpoint:create',
@@ -406,9 +408,11 @@ describe('RBAC', () => {
     expect(grants(main.rules)).toEqual(expected.sort());
   });
 
-  it('does not grant nodes/proxy, pods/status, evictions or secrets in the main ClusterRole', () => {
+  it('does not grant nodes/proxy, evictions or secrets in the main ClusterRole, nor any pod write but patch', () => {
     const resources = (main.rules ?? []).flatMap((r) => r.resources ?? []);
-    for (const r of ['nodes/proxy', 'pods/status', 'pods/eviction', 'secrets']) expect(resources).not.toContain(r);
+    for (const r of ['nodes/proxy', 'pods/eviction', 'secrets']) expect(resources).not.toContain(r);
+    const podWrites = grants(main.rules).filter((g) => g.startsWith('/pods') && !/:(get|list|watch)$/.test(g));
+    expect(podWrites).toEqual(['/pods/status:patch', '/pods:patch']);
   });
 
   it('binds the main ClusterRole to the ServiceAccount the Deployment runs as', () => {

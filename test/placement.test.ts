@@ -1,0 +1,158 @@
+import { describe, expect, it } from '@jest/globals';
+import { podFacts } from '../src/cluster/facts.js';
+import { GATE_RESTORE_PLACEMENT } from '../src/cluster/keys.js';
+import type { PodPlacementWriter, PodRef } from '../src/cluster/podWriter.js';
+import { SnapshotView } from '../src/cluster/snapshotView.js';
+import { silentLogger } from '../src/log.js';
+import { Metrics } from '../src/metrics/metrics.js';
+import { planPlacement } from '../src/restore/placement.js';
+import { PlacementController } from '../src/restore/placementController.js';
+import { gatePatch, schedulingPatch } from '../src/restore/webhook.js';
+import type { Pod } from '../src/server/wire.js';
+import { CONSTRAINTS, node, restorePod } from './helpers/objects.js';
+
+const GOOD = { arch: 'amd64', features: ['AVX2', 'SSE4_2'], runtime: 'cri-o://1.31.2', zone: 'zone-a' };
+
+function gated(constraints: unknown = CONSTRAINTS, name = 'trainer-0'): Pod {
+  const p = restorePod(constraints, name);
+  p.spec!.schedulingGates = [{ name: 'example.com/quota' }, { name: GATE_RESTORE_PLACEMENT }];
+  return p;
+}
+
+describe('the restore-placement gate the webhook adds', () => {
+  const schedulers = new Map([['default-scheduler', 'default-scheduler-restore']]);
+  it('is added after the marker and the profile when placement is on, appended to gates the pod has', () => {
+    const p = restorePod();
+    p.spec!.schedulerName = 'default-scheduler';
+    expect(schedulingPatch(p, { schedulers, placementGate: true }).slice(-2)).toEqual([
+      { op: 'add', path: '/spec/schedulerName', value: 'default-scheduler-restore' },
+      { op: 'add', path: '/spec/schedulingGates', value: [{ name: GATE_RESTORE_PLACEMENT }] },
+    ]);
+    p.spec!.schedulingGates = [{ name: 'example.com/quota' }];
+    expect(gatePatch(p)).toEqual([{ op: 'add', path: '/spec/schedulingGates/-', value: { name: GATE_RESTORE_PLACEMENT } }]);
+  });
+  it('is not added when placement is off, when the pod has it, or when the pod names its node (the API server refuses gates there)', () => {
+    expect(schedulingPatch(restorePod(), { schedulers, placementGate: false }).some((op) => op.path.includes('schedulingGates'))).toBe(false);
+    expect(gatePatch(gated())).toEqual([]);
+    const pinned = restorePod();
+    pinned.spec!.nodeName = 'n-holder';
+    expect(gatePatch(pinned)).toEqual([]);
+  });
+});
+
+describe('planPlacement', () => {
+  const view = new SnapshotView({
+    nodes: [node('n-holder', GOOD), node('n-arm', { ...GOOD, arch: 'arm64' }), node('n-bare', { zone: 'zone-a' })],
+  });
+  const plan = (constraints: unknown, strict = false) => planPlacement(podFacts(gated(constraints)), (n) => view.node(n), strict);
+
+  it('nominates the checkpoint node when it can restore the checkpoint', () => {
+    expect(plan(CONSTRAINTS)).toEqual({ nominate: 'n-holder', result: 'nominated', why: 'checkpoint ck-trainer-0 is on n-holder' });
+  });
+  it('nominates nothing when that node is gone, cannot restore it, or (strict) publishes nothing about itself', () => {
+    expect(plan({ ...CONSTRAINTS, node: 'n-gone' })).toMatchObject({ result: 'not_nominated', why: 'checkpoint node n-gone is not in the cluster' });
+    expect(plan({ ...CONSTRAINTS, node: 'n-arm' })).toMatchObject({ result: 'not_nominated', why: expect.stringMatching(/n-arm cannot restore it: node architecture arm64/) });
+    expect(plan({ ...CONSTRAINTS, node: 'n-bare' }, true)).toMatchObject({ result: 'not_nominated', why: expect.stringMatching(/strict mode/) });
+    expect(plan({ ...CONSTRAINTS, node: 'n-bare' }, false)).toMatchObject({ nominate: 'n-bare' });
+    expect(plan('{not json')).toMatchObject({ result: 'not_nominated', why: expect.stringMatching(/not valid JSON/) });
+  });
+});
+
+type Call = [string, string, string?];
+
+/** A writer that records calls in order and fails as told. */
+class FakeWriter implements PodPlacementWriter {
+  calls: Call[] = [];
+  fail: Partial<Record<'nominate' | 'liftGate', number>> = {};
+  private async maybeFail(what: 'nominate' | 'liftGate') {
+    await new Promise((r) => setImmediate(r));
+    const code = this.fail[what];
+    if (code) throw Object.assign(new Error(`HTTP ${code}`), { code });
+  }
+  async nominate(pod: PodRef, n: string) {
+    this.calls.push(['nominate', `${pod.namespace}/${pod.name}/${pod.uid}`, n]);
+    await this.maybeFail('nominate');
+  }
+  async liftGate(pod: PodRef, gate: string) {
+    this.calls.push(['liftGate', `${pod.namespace}/${pod.name}/${pod.uid}`, gate]);
+    await this.maybeFail('liftGate');
+  }
+}
+
+describe('PlacementController', () => {
+  function setup() {
+    const view = new SnapshotView({ nodes: [node('n-holder', GOOD), node('n-arm', { ...GOOD, arch: 'arm64' })] });
+    const writer = new FakeWriter();
+    const metrics = new Metrics({ defaultMetrics: false });
+    let now = 1_000_000;
+    const c = new PlacementController({ view, writer, metrics, log: silentLogger, strict: false, retryAfterMs: 10_000, sweepIntervalMs: 60_000, now: () => now });
+    const counted = async () => Object.fromEntries((await metrics.placements.get()).values.map((v) => [v.labels.result, v.value]));
+    return { view, writer, c, counted, advance: (ms: number) => (now += ms) };
+  }
+  const settle = () => new Promise((r) => setTimeout(r, 5));
+  const POD = 'ml/trainer-0/uid-trainer-0';
+
+  it('sets the nominated node before it lifts the gate, once, however many events arrive meanwhile', async () => {
+    const { view, writer, c, counted } = setup();
+    c.start();
+    view.addPod(gated());
+    view.addPod(gated());
+    await settle();
+    view.addPod(gated()); // a late event that still shows the gate
+    await settle();
+    c.stop();
+    expect(writer.calls).toEqual([
+      ['nominate', POD, 'n-holder'],
+      ['liftGate', POD, GATE_RESTORE_PLACEMENT],
+    ]);
+    expect(await counted()).toEqual({ nominated: 1 });
+  });
+
+  it('lifts the gate without nominating when the checkpoint node cannot restore, and leaves other pods alone', async () => {
+    const { view, writer, c, counted } = setup();
+    c.start();
+    view.addPod(gated({ ...CONSTRAINTS, node: 'n-arm' }));
+    const plain = restorePod(CONSTRAINTS, 'not-gated');
+    view.addPod(plain);
+    const bound = gated(CONSTRAINTS, 'bound');
+    bound.spec!.nodeName = 'n-holder';
+    view.addPod(bound);
+    await settle();
+    c.stop();
+    expect(writer.calls).toEqual([['liftGate', POD, GATE_RESTORE_PLACEMENT]]);
+    expect(await counted()).toEqual({ not_nominated: 1 });
+  });
+
+  it('still lifts the gate when the nomination cannot be written, and stops when the pod is gone', async () => {
+    const { writer, c, counted } = setup();
+    writer.fail.nominate = 500;
+    await c.onPod(podFacts(gated()));
+    expect(writer.calls.map((x) => x[0])).toEqual(['nominate', 'liftGate']);
+    expect(await counted()).toEqual({ error: 1, not_nominated: 1 });
+    const gone = setup();
+    gone.writer.fail.nominate = 404;
+    await gone.c.onPod(podFacts(gated()));
+    expect(gone.writer.calls.map((x) => x[0])).toEqual(['nominate']);
+    expect(await gone.counted()).toEqual({});
+  });
+
+  it('retries a failed release from the sweep once the retry delay has passed, not before', async () => {
+    const { view, writer, c, counted, advance } = setup();
+    writer.fail.liftGate = 503;
+    view.addPod(gated());
+    await Promise.all(c.sweep());
+    expect(writer.calls.length).toBe(2);
+    expect(await counted()).toEqual({ error: 1 });
+    writer.fail.liftGate = undefined;
+    advance(5_000);
+    await Promise.all(c.sweep());
+    expect(writer.calls.length).toBe(2);
+    advance(5_000);
+    await Promise.all(c.sweep());
+    expect(writer.calls.slice(2)).toEqual([
+      ['nominate', POD, 'n-holder'],
+      ['liftGate', POD, GATE_RESTORE_PLACEMENT],
+    ]);
+    expect(await counted()).toEqual({ error: 1, nominated: 1 });
+  });
+});
