@@ -12,6 +12,7 @@ export const KIND_TITLE: Record<Kind, string> = {
   null: 'null extender',
   fast: 'hiatus, fast path',
   restore: 'hiatus, restore mix',
+  'restore-score': 'hiatus, mix, no gate',
 };
 
 const GOAL = 0.67;
@@ -93,7 +94,7 @@ export function report(cells: Cell[], s: Settings, print: (text: string) => void
   const rows: Row[] = [];
   for (const nodes of s.nodes) {
     for (const p of s.percentages) {
-      for (const kind of ['fast', 'restore'] as Kind[]) {
+      for (const kind of ['fast', 'restore', 'restore-score'] as Kind[]) {
         const sets = cells.filter((c) => same(c, nodes, p) && c.kind === kind && c.extender).map((c) => c.extender!);
         if (sets.length === 0) continue;
         const hs = merge(sets);
@@ -149,27 +150,35 @@ export function report(cells: Cell[], s: Settings, print: (text: string) => void
       print(`${fmt.count(nodes)} nodes, percentageOfNodesToScore ${percentageLabel(p)}: without ${fmt.rate(base)} pods/s, ${withParts.join(', ')}`);
       // The same restore mix without the extender: restore pods still score every node (their
       // profile), so this separates the extender's own cost from the all-nodes profile's.
+      const share = `${Math.round(s.restoreShare * 100)}%`;
       const mixBase = medianRate(cells, nodes, p, 'without-mix');
-      const mix = medianRate(cells, nodes, p, 'restore');
-      if (Number.isFinite(mixBase) && Number.isFinite(mix)) {
+      const againstMix = (kind: Kind) => {
+        const rate = medianRate(cells, nodes, p, kind);
+        if (!Number.isFinite(rate) || !Number.isFinite(mixBase)) return '';
         const perRound = cells
-          .filter((c) => same(c, nodes, p) && c.kind === 'restore')
+          .filter((c) => same(c, nodes, p) && c.kind === kind)
           .map((c) => {
             const b = baseOf(cells, c, 'without-mix');
             return b ? fmt.ratio(c.podsPerSecond / b.podsPerSecond) : 'n/a';
           });
+        return `; against the same mix without the extender ${fmt.ratio(rate / mixBase)}${rounds ? ` [${perRound.join(' ')}]` : ''}`;
+      };
+      if (Number.isFinite(mixBase)) {
         print(
-          `    the same ${Math.round(s.restoreShare * 100)}% restore mix without the extender (restore pods still on the all-nodes profile): ` +
-            `${fmt.rate(mixBase)} pods/s; with hiatus ratio ${fmt.ratio(mix / mixBase)}${rounds ? ` [${perRound.join(' ')}]` : ''} ` +
-            `(the all-nodes profile alone: ${fmt.ratio(mixBase / base)} of plain pods' rate)`,
-        );
-        // Per restore pod, from t_mix = (1 - share) t_plain + share t_restore (t = 1 / rate).
-        const perRestorePodMs = (mixRate: number) => ((1 / mixRate - 1 / base) / s.restoreShare) * 1000;
-        print(
-          `    one restore pod takes ${fmt.ms(perRestorePodMs(mix))} ms of scheduling time more than a plain pod: ` +
-            `${fmt.ms(perRestorePodMs(mixBase))} ms for scoring every node, ${fmt.ms(perRestorePodMs(mix) - perRestorePodMs(mixBase))} ms for hiatus's filter and prioritize`,
+          `    the same ${share} restore mix without the extender (restore pods on the all-nodes profile, nothing enforced): ` +
+            `${fmt.rate(mixBase)} pods/s, ${fmt.ratio(mixBase / base)} of plain pods' rate`,
         );
       }
+      const mix = medianRate(cells, nodes, p, 'restore');
+      if (Number.isFinite(mix)) print(`    hiatus, ${share} restore pods nominated to their checkpoint's node (as shipped): ${fmt.ratio(mix / base)} of plain pods' rate${againstMix('restore')}`);
+      const scored = part('restore-score', `${share} restore pods without the placement gate (--restore-placement score)`);
+      if (scored) print(`    ${scored}${againstMix('restore-score')}`);
+      // Per restore pod, from t_mix = (1 - share) t_plain + share t_restore (t = 1 / rate).
+      const perRestorePodMs = (kind: Kind) => ((1 / medianRate(cells, nodes, p, kind) - 1 / base) / s.restoreShare) * 1000;
+      const extra = (['restore', 'restore-score', 'without-mix'] as Kind[])
+        .filter((k) => Number.isFinite(medianRate(cells, nodes, p, k)))
+        .map((k) => `${KIND_TITLE[k]} ${fmt.ms(perRestorePodMs(k))} ms`);
+      if (extra.length > 0) print(`    one restore pod's scheduling time beyond a plain pod's: ${extra.join(', ')}`);
       const yardstick = part('null', 'a null extender called for every pod (no managedResources)');
       if (yardstick) print(`    yardstick: ${yardstick}`);
     }

@@ -19,6 +19,8 @@ export interface Batch {
   restoreShare: number;
   /** Fleet indexes of the nodes that hold the checkpoints (compatible, in zone-a). */
   homes: number[];
+  /** Restore pods carry the restore-placement gate (the webhook's, with --restore-placement nominate). */
+  placementGate: boolean;
   concurrency: number;
   timeoutMs: number;
 }
@@ -56,6 +58,7 @@ function pod(b: Batch, i: number): V1Pod {
     ...(isRestorePod(i, b.restoreShare)
       ? {
           asRestorePod: true,
+          placementGate: b.placementGate,
           annotations: restoreAnnotations(`ckpt-${b.id}-${i}`, {
             node: homeOf(b, i),
             arch: 'amd64',

@@ -167,17 +167,19 @@ export async function runStage(ctx: StageContext, at: CellPlace, stage: Stage): 
     });
     try {
       const homes = homeNodes(at.nodes);
-      const batch = (pods: number, restoreShare: number, timeoutMs: number): Batch => ({
+      const batch = (pods: number, kind: Kind, restoreShare: number, timeoutMs: number): Batch => ({
         id: `b${++ctx.batchSeq}`,
         schedulerName: stage.schedulerName,
         pods,
         restoreShare,
         homes,
+        placementGate: kind === 'restore',
         concurrency: s.concurrency,
         timeoutMs,
       });
       // Warms up both processes (JIT, connections, caches) on the mix the stage ends with.
-      const warm = batch(s.warmupPods, stage.cells.at(-1)!.restoreShare, WARMUP_TIMEOUT_MS);
+      const last = stage.cells.at(-1)!;
+      const warm = batch(s.warmupPods, last.kind, last.restoreShare, WARMUP_TIMEOUT_MS);
       const w = await runBatch(api, warm);
       await deleteBatch(api, warm.id);
       if (w.timedOut) throw new Error(`${stage.schedulerName}: the warm-up bound only ${w.bound} of ${s.warmupPods} pods in ${WARMUP_TIMEOUT_MS / 1000} s\n${sched.proc.tail(20)}`);
@@ -195,7 +197,7 @@ export async function runStage(ctx: StageContext, at: CellPlace, stage: Stage): 
       for (const c of stage.cells) {
         await sleep(SETTLE_MS);
         const pods = podsFor(s, at.nodes);
-        const b = batch(pods, c.restoreShare, s.cellSeconds * 1000);
+        const b = batch(pods, c.kind, c.restoreShare, s.cellSeconds * 1000);
         ctx.progress(`${at.nodes} nodes, percentageOfNodesToScore ${percentageKey(at.percentage)}, round ${at.round}: ${c.kind}, ${pods} pods`);
         const before = await probe.snapshot();
         const profile = s.profileDir

@@ -85,6 +85,33 @@ describe.each(MODES)('$schedulerName (nodeCacheCapable: $nodeCacheCapable)', ({ 
     expect(await rig.waitRunning(other)).toBe(n('loc-3'));
   }));
 
+  it('binds a gated restore pod to its nominated checkpoint node through filter alone, without prioritize', step(async () => {
+    const verb = (v: string) => rig.metric('hiatus_extender_requests_total', { verb: v, path: 'restore' });
+    const [filters, prioritizes, nominated] = [await verb('filter'), await verb('prioritize'), await rig.metric('hiatus_restore_placements_total', { result: 'nominated' })];
+    const name = n('restore-nominated');
+    const created = await rig.createPod(podSpec(name, {
+      schedulerName,
+      nodeSelector: group('locality'),
+      asRestorePod: true,
+      placementGate: true,
+      annotations: restoreAnnotations('trainer-3-0123456789ab', {
+        node: n('loc-1'), arch: 'amd64', cpuFeatures: ['AVX512F'], runtime: 'cri-o://1.31.2', zone: 'zone-a',
+      }),
+    }));
+    expect(created.spec!.schedulingGates).toEqual([{ name: 'hiatus.dev/restore-placement' }]);
+    // The placement controller sets status.nominatedNodeName, then lifts the gate; kube-scheduler
+    // tries the nominated node alone first (filters and the extender's filter on one node), and
+    // with one feasible node it neither scores nor calls prioritize.
+    expect(await rig.waitRunning(name)).toBe(n('loc-1'));
+    const pod = await rig.pod(name);
+    expect(pod!.spec!.schedulingGates ?? []).toEqual([]);
+    expect(await rig.metric('hiatus_restore_placements_total', { result: 'nominated' })).toBe(nominated + 1);
+    // (Filter counts are not exact: the Pending pod of the first scenario is retried meanwhile.
+    // Nothing else here reaches prioritize, which the full path calls with three feasible nodes.)
+    expect(await verb('filter')).toBeGreaterThan(filters);
+    expect(await verb('prioritize')).toBe(prioritizes);
+  }));
+
   it('checkpoints a Required victim through its kubelet and records it before kube-scheduler evicts it', step(async () => {
     const victimName = n('trainer');
     const preemptorName = n('urgent');

@@ -9,7 +9,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import type { Checkpoint } from '../../../src/checkpoint/types.js';
-import { RESOURCE_RESTORE } from '../../../src/cluster/keys.js';
+import { GATE_RESTORE_PLACEMENT, RESOURCE_RESTORE } from '../../../src/cluster/keys.js';
 import { ControlPlane, type SchedulerInstance } from './controlPlane.js';
 import { Extender } from './extender.js';
 import { SimulatedNodes } from './nodes.js';
@@ -199,6 +199,8 @@ export interface PodOptions {
    * (`<schedulerName>-restore`, which scores every node).
    */
   asRestorePod?: boolean;
+  /** The restore webhook's hiatus.dev/restore-placement scheduling gate, for the extender's placement controller to lift. */
+  placementGate?: boolean;
 }
 
 export function podSpec(name: string, o: PodOptions): V1Pod {
@@ -224,6 +226,7 @@ export function podSpec(name: string, o: PodOptions): V1Pod {
       terminationGracePeriodSeconds: 30,
       ...(o.priorityClassName ? { priorityClassName: o.priorityClassName } : {}),
       ...(o.nodeSelector ? { nodeSelector: o.nodeSelector } : {}),
+      ...(o.placementGate ? { schedulingGates: [{ name: GATE_RESTORE_PLACEMENT }] } : {}),
     },
   };
 }
