@@ -58,16 +58,32 @@ async function main(): Promise<void> {
     say(`kube-scheduler marked trainer-0 for deletion at ${deletion ? at(deletion) : '?'} (after the checkpoint completed)`);
     say(`urgent-0 bound to ${node} and Running ${((bound - submitted) / 1000).toFixed(1)} s after it was submitted`);
 
+    const restoreCalls = (verb: string) => rig.metric('hiatus_extender_requests_total', { verb, path: 'restore' });
+    const [filters, prioritizes] = [await restoreCalls('filter'), await restoreCalls('prioritize')];
     await rig.createPod(podSpec('trainer-0-restored', {
       schedulerName: SCHEDULER,
       priorityClassName: 'training',
       cpu: '1',
       memory: '4Gi',
       asRestorePod: true,
+      placementGate: true,
       annotations: restoreAnnotations(ck.metadata.name, ck.spec.restoreConstraints),
     }));
-    say(`trainer-0-restored submitted with hiatus.dev/restore-from, the recorded restore constraints, the marker resource hiatus.dev/checkpoint-restore and schedulerName ${restoreProfile(SCHEDULER)}`);
-    say(`trainer-0-restored bound to ${await rig.waitRunning('trainer-0-restored')}: worker-arm is filtered out (arm64), worker-a holds the archive`);
+    say(
+      `trainer-0-restored submitted as the restore webhook would make it: hiatus.dev/restore-from, the recorded restore constraints, ` +
+        `the marker resource hiatus.dev/checkpoint-restore, schedulerName ${restoreProfile(SCHEDULER)} and the scheduling gate hiatus.dev/restore-placement`,
+    );
+    const restoredOn = await rig.waitRunning('trainer-0-restored');
+    const nominated = await rig.metric('hiatus_restore_placements_total', { result: 'nominated' });
+    say(
+      nominated > 0
+        ? `the extender set its nominatedNodeName to ${ck.spec.restoreConstraints.node} (the checkpoint's node), then lifted the gate`
+        : 'the extender lifted the gate without nominating a node',
+    );
+    say(
+      `trainer-0-restored bound to ${restoredOn}, tried first by kube-scheduler: ` +
+        `${(await restoreCalls('filter')) - filters} filter call(s), ${(await restoreCalls('prioritize')) - prioritizes} prioritize call(s) for it (worker-arm, arm64, could never restore it)`,
+    );
   } finally {
     say('stopping everything');
     await rig.stopAll();
