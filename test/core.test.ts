@@ -135,7 +135,6 @@ describe('projections', () => {
       owner: { kind: 'StatefulSet', name: 'train', uid: 'ss1' },
       templateHash: 'abc',
       index: 0,
-      awaitsPlacement: false,
     });
   });
 });

@@ -58,12 +58,14 @@ describe('planPlacement', () => {
   });
 });
 
-type Call = [string, string, string?];
+type Call = [string, string, (string | number)?, number?];
 
 /** A writer that records calls in order and fails as told. */
 class FakeWriter implements PodPlacementWriter {
   calls: Call[] = [];
   fail: Partial<Record<'nominate' | 'liftGate', number>> = {};
+  /** The gate is already gone (another replica lifted it): liftGate answers false. */
+  alreadyLifted = false;
   private async maybeFail(what: 'nominate' | 'liftGate') {
     await new Promise((r) => setImmediate(r));
     const code = this.fail[what];
@@ -73,9 +75,10 @@ class FakeWriter implements PodPlacementWriter {
     this.calls.push(['nominate', `${pod.namespace}/${pod.name}/${pod.uid}`, n]);
     await this.maybeFail('nominate');
   }
-  async liftGate(pod: PodRef, gate: string) {
-    this.calls.push(['liftGate', `${pod.namespace}/${pod.name}/${pod.uid}`, gate]);
+  async liftGate(pod: PodRef, gate: string, index: number) {
+    this.calls.push(['liftGate', `${pod.namespace}/${pod.name}/${pod.uid}`, gate, index]);
     await this.maybeFail('liftGate');
+    return !this.alreadyLifted;
   }
 }
 
@@ -103,7 +106,7 @@ describe('PlacementController', () => {
     c.stop();
     expect(writer.calls).toEqual([
       ['nominate', POD, 'n-holder'],
-      ['liftGate', POD, GATE_RESTORE_PLACEMENT],
+      ['liftGate', POD, GATE_RESTORE_PLACEMENT, 1],
     ]);
     expect(await counted()).toEqual({ nominated: 1 });
   });
@@ -119,7 +122,7 @@ describe('PlacementController', () => {
     view.addPod(bound);
     await settle();
     c.stop();
-    expect(writer.calls).toEqual([['liftGate', POD, GATE_RESTORE_PLACEMENT]]);
+    expect(writer.calls).toEqual([['liftGate', POD, GATE_RESTORE_PLACEMENT, 1]]);
     expect(await counted()).toEqual({ not_nominated: 1 });
   });
 
@@ -136,22 +139,45 @@ describe('PlacementController', () => {
     expect(await gone.counted()).toEqual({});
   });
 
+  it('counts nothing when another replica released the pod first, even if its own nomination failed meanwhile', async () => {
+    const { writer, c, counted } = setup();
+    writer.fail.nominate = 422; // forbidden: the pod is bound already
+    writer.alreadyLifted = true;
+    await c.onPod(podFacts(gated()));
+    expect(writer.calls.map((x) => x[0])).toEqual(['nominate', 'liftGate']);
+    expect(await counted()).toEqual({});
+  });
+
+  it('waits for the caches to sync before judging the checkpoint node, and places the pod from the sweep then', async () => {
+    const { view, writer, c, counted } = setup();
+    view.isSynced = false;
+    c.start();
+    view.addPod(gated());
+    await settle();
+    expect(writer.calls).toEqual([]);
+    view.isSynced = true;
+    await c.sweep();
+    c.stop();
+    expect(writer.calls.map((x) => x[0])).toEqual(['nominate', 'liftGate']);
+    expect(await counted()).toEqual({ nominated: 1 });
+  });
+
   it('retries a failed release from the sweep once the retry delay has passed, not before', async () => {
     const { view, writer, c, counted, advance } = setup();
     writer.fail.liftGate = 503;
     view.addPod(gated());
-    await Promise.all(c.sweep());
+    await c.sweep();
     expect(writer.calls.length).toBe(2);
     expect(await counted()).toEqual({ error: 1 });
     writer.fail.liftGate = undefined;
     advance(5_000);
-    await Promise.all(c.sweep());
+    await c.sweep();
     expect(writer.calls.length).toBe(2);
     advance(5_000);
-    await Promise.all(c.sweep());
+    await c.sweep();
     expect(writer.calls.slice(2)).toEqual([
       ['nominate', POD, 'n-holder'],
-      ['liftGate', POD, GATE_RESTORE_PLACEMENT],
+      ['liftGate', POD, GATE_RESTORE_PLACEMENT, 1],
     ]);
     expect(await counted()).toEqual({ error: 1, nominated: 1 });
   });

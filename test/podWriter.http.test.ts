@@ -51,10 +51,10 @@ describe('the restore-placement pod writer against an API server', () => {
 
   const pod = { namespace: 'ml', name: 'trainer-0', uid: 'u-1' };
 
-  it('sets nominatedNodeName through pods/status and removes only its gate, both as UID-guarded strategic merge patches over one connection', async () => {
+  it('sets nominatedNodeName through pods/status and removes only its gate at its index, both guarded by the UID, over one connection', async () => {
     const w = podPlacementWriter(kc);
     await w.nominate(pod, 'n-holder');
-    await w.liftGate(pod, 'hiatus.dev/restore-placement');
+    expect(await w.liftGate(pod, 'hiatus.dev/restore-placement', 1)).toBe(true);
     expect(seen).toEqual([
       {
         method: 'PATCH',
@@ -67,23 +67,29 @@ describe('the restore-placement pod writer against an API server', () => {
       {
         method: 'PATCH',
         url: '/api/v1/namespaces/ml/pods/trainer-0',
-        contentType: 'application/strategic-merge-patch+json',
+        contentType: 'application/json-patch+json',
         auth: 'Bearer the-token',
-        body: { metadata: { uid: 'u-1' }, spec: { schedulingGates: [{ name: 'hiatus.dev/restore-placement', $patch: 'delete' }] } },
+        body: [
+          { op: 'test', path: '/metadata/uid', value: 'u-1' },
+          { op: 'test', path: '/spec/schedulingGates/1/name', value: 'hiatus.dev/restore-placement' },
+          { op: 'remove', path: '/spec/schedulingGates/1' },
+        ],
         socket: 1,
       },
     ]);
   });
 
-  it('fails with the HTTP status, which tells a pod that is gone from other failures', async () => {
+  it('fails with the HTTP status, which tells a pod that is gone from other failures; a failed test means the gate is gone', async () => {
     status = 404;
     const w = podPlacementWriter(kc);
     const err = await w.nominate(pod, 'n-holder').catch((e: unknown) => e);
     expect(isNotFound(err)).toBe(true);
     expect((err as Error).message).toMatch(/^nominate n-holder for pod ml\/trainer-0: HTTP 404/);
     status = 500;
-    const other = await w.liftGate(pod, 'g').catch((e: unknown) => e);
+    const other = await w.liftGate(pod, 'g', 0).catch((e: unknown) => e);
     expect(isNotFound(other)).toBe(false);
     expect((other as { code: number }).code).toBe(500);
+    status = 422;
+    expect(await w.liftGate(pod, 'g', 0)).toBe(false);
   });
 });

@@ -74,8 +74,8 @@ export interface PodFacts {
   templateHash?: string;
   /** StatefulSet ordinal or indexed-Job completion index. */
   index?: number;
-  /** The pod carries the hiatus.dev/restore-placement scheduling gate (waits for the placement controller). */
-  awaitsPlacement: boolean;
+  /** Where hiatus.dev/restore-placement is in spec.schedulingGates; absent when the pod does not carry it. */
+  placementGate?: number;
 }
 
 export function parseRuntime(raw: string | undefined): RuntimeInfo | undefined {
@@ -170,8 +170,9 @@ export function podFacts(pod: Pod): PodFacts {
     memoryBytes: Math.round(memoryBytes),
     usesDevices,
     annotations: ours,
-    awaitsPlacement: (pod.spec?.schedulingGates ?? []).some((g) => g.name === GATE_RESTORE_PLACEMENT),
   };
+  const gate = (pod.spec?.schedulingGates ?? []).findIndex((g) => g.name === GATE_RESTORE_PLACEMENT);
+  if (gate >= 0) facts.placementGate = gate;
   if (pod.spec?.nodeName) facts.nodeName = pod.spec.nodeName;
   if (pod.spec?.priorityClassName) facts.priorityClassName = pod.spec.priorityClassName;
   if (pod.status?.phase) facts.phase = pod.status.phase;

@@ -1,5 +1,7 @@
-// The two pod writes of restore placement, each a strategic merge patch carrying the pod's UID
-// (the API server refuses a patch whose UID differs: a same-named successor is never touched).
+// The two pod writes of restore placement. Both are guarded by the pod's UID, so a same-named
+// successor is never touched: the nomination is a strategic merge patch that carries it (the API
+// server refuses a UID change), the gate's removal a JSON patch that tests it and the gate's
+// name at its index, so that of several replicas releasing one pod exactly one succeeds.
 //
 // They go over one keep-alive connection pool. client-node builds a new agent, so a new TLS
 // connection, for every call: in the 5,000-node scheduler benchmark that made these two
@@ -17,8 +19,11 @@ export interface PodRef {
 export interface PodPlacementWriter {
   /** Sets status.nominatedNodeName (pods/status). */
   nominate(pod: PodRef, node: string): Promise<void>;
-  /** Removes one scheduling gate by name (pods), leaving any other gate in place. */
-  liftGate(pod: PodRef, gate: string): Promise<void>;
+  /**
+   * Removes the scheduling gate `gate` found at `index` (pods), leaving any other in place. False
+   * when it is no longer there (another replica lifted it, or the cached index is stale).
+   */
+  liftGate(pod: PodRef, gate: string, index: number): Promise<boolean>;
 }
 
 /** A write the API server refused; `code` is the HTTP status, as client-node's ApiException has it. */
@@ -40,7 +45,13 @@ export function isNotFound(e: unknown): boolean {
 
 const REQUEST_TIMEOUT_MS = 10_000;
 const nominateBody = (pod: PodRef, node: string) => ({ metadata: { uid: pod.uid }, status: { nominatedNodeName: node } });
-const liftGateBody = (pod: PodRef, gate: string) => ({ metadata: { uid: pod.uid }, spec: { schedulingGates: [{ name: gate, $patch: 'delete' }] } });
+const liftGatePatch = (pod: PodRef, gate: string, index: number) => [
+  { op: 'test', path: '/metadata/uid', value: pod.uid },
+  { op: 'test', path: `/spec/schedulingGates/${index}/name`, value: gate },
+  { op: 'remove', path: `/spec/schedulingGates/${index}` },
+];
+/** A JSON patch whose test failed (or whose path no longer exists): the API server answers 422. */
+const isTestFailed = (e: unknown) => (e as { code?: number })?.code === 422;
 const podPath = (pod: PodRef) => `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}`;
 
 /** Strategic merge patches over a keep-alive pool; credentials are read per call, so rotated tokens and certificates apply. */
@@ -52,14 +63,20 @@ class KeepAlivePodWriter implements PodPlacementWriter {
   constructor(private readonly kc: KubeConfig) {}
 
   nominate(pod: PodRef, node: string): Promise<void> {
-    return this.patch(`${podPath(pod)}/status`, nominateBody(pod, node), `nominate ${node} for pod ${pod.namespace}/${pod.name}`);
+    return this.patch(`${podPath(pod)}/status`, PatchStrategy.StrategicMergePatch, nominateBody(pod, node), `nominate ${node} for pod ${pod.namespace}/${pod.name}`);
   }
 
-  liftGate(pod: PodRef, gate: string): Promise<void> {
-    return this.patch(podPath(pod), liftGateBody(pod, gate), `lift gate ${gate} of pod ${pod.namespace}/${pod.name}`);
+  async liftGate(pod: PodRef, gate: string, index: number): Promise<boolean> {
+    try {
+      await this.patch(podPath(pod), PatchStrategy.JsonPatch, liftGatePatch(pod, gate, index), `lift gate ${gate} of pod ${pod.namespace}/${pod.name}`);
+      return true;
+    } catch (e) {
+      if (isTestFailed(e)) return false;
+      throw e;
+    }
   }
 
-  private async patch(path: string, body: unknown, what: string): Promise<void> {
+  private async patch(path: string, contentType: string, body: unknown, what: string): Promise<void> {
     const server = this.kc.getCurrentCluster()?.server;
     if (!server) throw new Error(`${what}: the kubeconfig has no current cluster`);
     const url = new URL(path, server);
@@ -89,7 +106,7 @@ class KeepAlivePodWriter implements PodPlacementWriter {
         {
           method: 'PATCH',
           agent: url.protocol === 'https:' ? this.agent : this.plainAgent,
-          headers: { ...(options.headers ?? {}), 'Content-Type': PatchStrategy.StrategicMergePatch, Accept: 'application/json', 'Content-Length': Buffer.byteLength(payload) },
+          headers: { ...(options.headers ?? {}), 'Content-Type': contentType, Accept: 'application/json', 'Content-Length': Buffer.byteLength(payload) },
           timeout: REQUEST_TIMEOUT_MS,
         },
         (res) => {
@@ -114,6 +131,7 @@ class KeepAlivePodWriter implements PodPlacementWriter {
 class ClientNodePodWriter implements PodPlacementWriter {
   private readonly core: CoreV1Api;
   private readonly strategic = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
+  private readonly json = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
 
   constructor(kc: KubeConfig) {
     this.core = kc.makeApiClient(CoreV1Api);
@@ -123,8 +141,14 @@ class ClientNodePodWriter implements PodPlacementWriter {
     await this.core.patchNamespacedPodStatus({ namespace: pod.namespace, name: pod.name, body: nominateBody(pod, node) }, this.strategic);
   }
 
-  async liftGate(pod: PodRef, gate: string): Promise<void> {
-    await this.core.patchNamespacedPod({ namespace: pod.namespace, name: pod.name, body: liftGateBody(pod, gate) }, this.strategic);
+  async liftGate(pod: PodRef, gate: string, index: number): Promise<boolean> {
+    try {
+      await this.core.patchNamespacedPod({ namespace: pod.namespace, name: pod.name, body: liftGatePatch(pod, gate, index) }, this.json);
+      return true;
+    } catch (e) {
+      if (isTestFailed(e)) return false;
+      throw e;
+    }
   }
 }
 
