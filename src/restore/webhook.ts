@@ -1,7 +1,8 @@
 // The mutating admission webhook on pod CREATE: match the new pod to its workload's newest
 // Ready checkpoint, claim it (Ready -> Restoring, optimistic, so exactly one pod gets it), and
 // answer with a JSONPatch that adds the restore contract and checkpoint images, and makes the
-// pod reach the extender's filter and prioritize (the marker resource, the restore profile).
+// pod reach the extender's filter and prioritize (the marker resource, the restore profile) and,
+// with placement on, wait for its checkpoint node's nomination (the restore-placement gate).
 // A pod that arrives with a contract gets only the latter. It never rejects a pod: every
 // problem is logged, counted, and answered with allowed: true.
 import { ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM, GATE_RESTORE_PLACEMENT, RESOURCE_RESTORE } from '../cluster/keys.js';
