@@ -200,13 +200,14 @@ export async function runStage(ctx: StageContext, at: CellPlace, stage: Stage): 
         const b = batch(pods, c.kind, c.restoreShare, s.cellSeconds * 1000);
         ctx.progress(`${at.nodes} nodes, percentageOfNodesToScore ${percentageKey(at.percentage)}, round ${at.round}: ${c.kind}, ${pods} pods`);
         const before = await probe.snapshot();
-        const profile = s.profileDir
-          ? fetchBytes(`https://127.0.0.1:${sched.port}/debug/pprof/profile?seconds=${SCHEDULER_PROFILE_SECONDS}`, ctx.tls)
+        const pprof = (url: string) => fetchBytes(`${url}/debug/pprof/profile?seconds=${SCHEDULER_PROFILE_SECONDS}`, ctx.tls);
+        const profiles = s.profileDir
+          ? { 'kube-scheduler': pprof(`https://127.0.0.1:${sched.port}`), 'kube-apiserver': pprof(cp.apiserverUrl) }
           : undefined;
         const result = await runBatch(api, b);
         const after = await probe.snapshot();
-        if (profile) {
-          const file = path.resolve(s.profileDir!, `kube-scheduler-${at.nodes}n-${percentageKey(at.percentage)}-${c.kind}-r${at.round}.pprof`);
+        for (const [component, profile] of Object.entries(profiles ?? {})) {
+          const file = path.resolve(s.profileDir!, `${component}-${at.nodes}n-${percentageKey(at.percentage)}-${c.kind}-r${at.round}.pprof`);
           writeFileSync(file, await profile);
         }
         await deleteBatch(api, b.id);
