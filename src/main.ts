@@ -145,13 +145,14 @@ export function main(argv: string[]): void {
     restores.start();
     closers.push(() => restores.stop());
     // Runs whatever --restore-placement says: it lifts gates that another replica, or this one
-    // before a configuration change, put on pods.
+    // before a configuration change, put on pods; with score it nominates nothing ungated.
     const placement = new PlacementController({
       view,
       writer: podPlacementWriter(kc),
       metrics,
       log,
       strict: config.strict,
+      nominateUngated: config.restorePlacement !== 'score',
       retryAfterMs: PLACEMENT_RETRY_AFTER_MS,
       sweepIntervalMs: config.restoreReconcileIntervalMs,
     });
@@ -167,7 +168,7 @@ export function main(argv: string[]): void {
           maxAgeMs: config.retentionMaxAgeMs,
           reclaimAfterMs: WEBHOOK_RECLAIM_AFTER_MS,
           restoreSchedulers: config.restoreSchedulers,
-          placementGate: config.restorePlacement === 'nominate',
+          placementGate: config.restorePlacement === 'gate',
         }),
         metrics,
         log,

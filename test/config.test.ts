@@ -57,10 +57,10 @@ describe('configuration', () => {
     ]);
   });
 
-  it('reads --restore-placement: nominate (default) or score, and refuses anything else', () => {
+  it('reads --restore-placement: nominate (default), gate or score, and refuses anything else', () => {
     expect(loadConfig(['--restore-placement', 'score'], {}).restorePlacement).toBe('score');
-    expect(loadConfig([], { HIATUS_RESTORE_PLACEMENT: 'score' }).restorePlacement).toBe('score');
-    expect(() => loadConfig(['--restore-placement', 'pin'], {})).toThrow('--restore-placement: "pin" must be nominate or score');
+    expect(loadConfig([], { HIATUS_RESTORE_PLACEMENT: 'gate' }).restorePlacement).toBe('gate');
+    expect(() => loadConfig(['--restore-placement', 'pin'], {})).toThrow('--restore-placement: "pin" must be nominate, gate or score');
   });
 
   it('reads the environment and lets flags win', () => {

@@ -135,6 +135,7 @@ describe('projections', () => {
       owner: { kind: 'StatefulSet', name: 'train', uid: 'ss1' },
       templateHash: 'abc',
       index: 0,
+      scheduleAttempted: false,
     });
   });
 });

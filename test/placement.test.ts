@@ -83,12 +83,12 @@ class FakeWriter implements PodPlacementWriter {
 }
 
 describe('PlacementController', () => {
-  function setup() {
+  function setup(nominateUngated = true) {
     const view = new SnapshotView({ nodes: [node('n-holder', GOOD), node('n-arm', { ...GOOD, arch: 'arm64' })] });
     const writer = new FakeWriter();
     const metrics = new Metrics({ defaultMetrics: false });
     let now = 1_000_000;
-    const c = new PlacementController({ view, writer, metrics, log: silentLogger, strict: false, retryAfterMs: 10_000, sweepIntervalMs: 60_000, now: () => now });
+    const c = new PlacementController({ view, writer, metrics, log: silentLogger, strict: false, nominateUngated, retryAfterMs: 10_000, sweepIntervalMs: 60_000, now: () => now });
     const counted = async () => Object.fromEntries((await metrics.placements.get()).values.map((v) => [v.labels.result, v.value]));
     return { view, writer, c, counted, advance: (ms: number) => (now += ms) };
   }
@@ -112,7 +112,7 @@ describe('PlacementController', () => {
   });
 
   it('lifts the gate without nominating when the checkpoint node cannot restore, and leaves other pods alone', async () => {
-    const { view, writer, c, counted } = setup();
+    const { view, writer, c, counted } = setup(false);
     c.start();
     view.addPod(gated({ ...CONSTRAINTS, node: 'n-arm' }));
     const plain = restorePod(CONSTRAINTS, 'not-gated');
@@ -180,5 +180,57 @@ describe('PlacementController', () => {
       ['liftGate', POD, GATE_RESTORE_PLACEMENT, 1],
     ]);
     expect(await counted()).toEqual({ error: 1, nominated: 1 });
+  });
+
+  describe('ungated restore pods (--restore-placement nominate)', () => {
+    const fresh = (name = 'trainer-0', constraints: unknown = CONSTRAINTS) => restorePod(constraints, name);
+    const FRESH = 'ml/trainer-0/uid-trainer-0';
+
+    it('nominates a new restore pod once, with one write and no gate to lift', async () => {
+      const { view, writer, c, counted } = setup();
+      c.start();
+      view.addPod(fresh());
+      await settle();
+      const after = fresh();
+      after.status = { nominatedNodeName: 'n-holder' };
+      view.addPod(after); // our own write coming back
+      view.addPod(fresh()); // a late event from before it
+      await settle();
+      c.stop();
+      expect(writer.calls).toEqual([['nominate', FRESH, 'n-holder']]);
+      expect(await counted()).toEqual({ nominated: 1 });
+    });
+
+    it('leaves pods kube-scheduler has tried or nominated, pods without a contract, and everything under score', async () => {
+      const { view, writer, c, counted } = setup();
+      c.start();
+      const tried = fresh('tried');
+      tried.status = { conditions: [{ type: 'PodScheduled', status: 'False' }] };
+      view.addPod(tried);
+      const preempting = fresh('preempting');
+      preempting.status = { nominatedNodeName: 'n-other' };
+      view.addPod(preempting);
+      const plain = fresh('plain');
+      plain.metadata!.annotations = {};
+      view.addPod(plain);
+      await settle();
+      c.stop();
+      const score = setup(false);
+      score.c.start();
+      score.view.addPod(fresh());
+      await settle();
+      score.c.stop();
+      expect([...writer.calls, ...score.writer.calls]).toEqual([]);
+      expect({ ...(await counted()), ...(await score.counted()) }).toEqual({});
+    });
+
+    it('counts a nomination refused because the pod is bound already as late, and an unusable checkpoint node as not_nominated', async () => {
+      const { writer, c, counted } = setup();
+      writer.fail.nominate = 422;
+      await c.onPod(podFacts(fresh()));
+      await c.onPod(podFacts(fresh('elsewhere', { ...CONSTRAINTS, node: 'n-arm' })));
+      expect(writer.calls).toEqual([['nominate', FRESH, 'n-holder']]);
+      expect(await counted()).toEqual({ late: 1, not_nominated: 1 });
+    });
   });
 });

@@ -12,7 +12,8 @@ export const KIND_TITLE: Record<Kind, string> = {
   null: 'null extender',
   fast: 'hiatus, fast path',
   restore: 'hiatus, restore mix',
-  'restore-score': 'hiatus, mix, no gate',
+  'restore-gate': 'hiatus, mix, gate',
+  'restore-score': 'hiatus, mix, score',
 };
 
 const GOAL = 0.67;
@@ -94,7 +95,7 @@ export function report(cells: Cell[], s: Settings, print: (text: string) => void
   const rows: Row[] = [];
   for (const nodes of s.nodes) {
     for (const p of s.percentages) {
-      for (const kind of ['fast', 'restore', 'restore-score'] as Kind[]) {
+      for (const kind of ['fast', 'restore', 'restore-gate', 'restore-score'] as Kind[]) {
         const sets = cells.filter((c) => same(c, nodes, p) && c.kind === kind && c.extender).map((c) => c.extender!);
         if (sets.length === 0) continue;
         const hs = merge(sets);
@@ -170,12 +171,17 @@ export function report(cells: Cell[], s: Settings, print: (text: string) => void
         );
       }
       const mix = medianRate(cells, nodes, p, 'restore');
-      if (Number.isFinite(mix)) print(`    hiatus, ${share} restore pods nominated to their checkpoint's node (as shipped): ${fmt.ratio(mix / base)} of plain pods' rate${againstMix('restore')}`);
-      const scored = part('restore-score', `${share} restore pods without the placement gate (--restore-placement score)`);
-      if (scored) print(`    ${scored}${againstMix('restore-score')}`);
+      if (Number.isFinite(mix)) print(`    hiatus, ${share} restore pods nominated on sight (--restore-placement nominate, as shipped): ${fmt.ratio(mix / base)} of plain pods' rate${againstMix('restore')}`);
+      for (const [kind, title] of [
+        ['restore-gate', `${share} restore pods gated until nominated (--restore-placement gate)`],
+        ['restore-score', `${share} restore pods scored on every node (--restore-placement score)`],
+      ] as [Kind, string][]) {
+        const line = part(kind, title);
+        if (line) print(`    ${line}${againstMix(kind)}`);
+      }
       // Per restore pod, from t_mix = (1 - share) t_plain + share t_restore (t = 1 / rate).
       const perRestorePodMs = (kind: Kind) => ((1 / medianRate(cells, nodes, p, kind) - 1 / base) / s.restoreShare) * 1000;
-      const extra = (['restore', 'restore-score', 'without-mix'] as Kind[])
+      const extra = (['restore', 'restore-gate', 'restore-score', 'without-mix'] as Kind[])
         .filter((k) => Number.isFinite(medianRate(cells, nodes, p, k)))
         .map((k) => `${KIND_TITLE[k]} ${fmt.ms(perRestorePodMs(k))} ms`);
       if (extra.length > 0) print(`    one restore pod's scheduling time beyond a plain pod's: ${extra.join(', ')}`);

@@ -13,11 +13,13 @@
 //             managedResources: what any extender configured that way costs)
 //   fast      the shipped profile and extender, hiatus, pods without the restore contract
 //             (with the shipped managedResources, kube-scheduler does not call filter for them)
-//   restore   the same, a share of the pods carrying the restore contract and marker resource,
-//             created with the restore-placement gate as the webhook adds it: hiatus's placement
-//             controller nominates each one's checkpoint node and lifts the gate
-//   restore-score the same restore mix without the gate (--restore-placement score): restore
-//             pods scored on every node, filter and prioritize over the whole fleet
+//   restore   the same, a share of the pods carrying the restore contract and marker resource;
+//             hiatus's placement controller names each one's checkpoint node as its
+//             nominatedNodeName on sight (--restore-placement nominate, as shipped)
+//   restore-gate the same, the restore pods created with the restore-placement gate as the
+//             webhook adds it under --restore-placement gate: nominated, then released
+//   restore-score the same restore mix, the extender run with --restore-placement score:
+//             restore pods scored on every node, filter and prioritize over the whole fleet
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import os from 'node:os';
@@ -66,8 +68,14 @@ function stages(s: Settings): Stage[] {
       cells: [
         { kind: 'fast', restoreShare: 0 },
         { kind: 'restore', restoreShare: s.restoreShare },
-        { kind: 'restore-score', restoreShare: s.restoreShare },
+        { kind: 'restore-gate', restoreShare: s.restoreShare },
       ],
+    },
+    {
+      schedulerName: 'hiatus-score-scheduler',
+      extender: 'hiatus',
+      extenderArgs: ['--restore-placement', 'score'],
+      cells: [{ kind: 'restore-score', restoreShare: s.restoreShare }],
     },
   ];
   return all

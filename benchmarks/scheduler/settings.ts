@@ -2,8 +2,8 @@
 import { parseArgs } from 'node:util';
 
 /** What one cell measures (benchmarks/scheduler/run.ts describes each). */
-export type Kind = 'without' | 'without-mix' | 'null' | 'fast' | 'restore' | 'restore-score';
-export const KINDS: readonly Kind[] = ['without', 'without-mix', 'null', 'fast', 'restore', 'restore-score'];
+export type Kind = 'without' | 'without-mix' | 'null' | 'fast' | 'restore' | 'restore-gate' | 'restore-score';
+export const KINDS: readonly Kind[] = ['without', 'without-mix', 'null', 'fast', 'restore', 'restore-gate', 'restore-score'];
 
 /** A profile's percentageOfNodesToScore: a number, or null for kube-scheduler's adaptive default. */
 export type Percentage = number | null;
@@ -42,11 +42,10 @@ export const USAGE = `usage: npm run bench:scheduler -- [options]
   --restore-share 0.2        share of restore-contract pods in the "with (restore)" cells
   --percentage adaptive      the plain profile's percentageOfNodesToScore settings, e.g. adaptive,100 (adaptive =
                              kube-scheduler's default, as shipped); restore pods always use the -restore profile (100)
-  --cells without,without-mix,null,fast,restore,restore-score
+  --cells without,without-mix,null,fast,restore,restore-gate,restore-score
                              cells to run: no extender (plain pods; and the restore mix, its restore pods on the
-                             -restore profile), a null extender, hiatus fast path, hiatus restore mix (gated and
-                             nominated, as the webhook and --restore-placement nominate do), the same mix ungated
-                             (--restore-placement score: every node scored, filter and prioritize)
+                             -restore profile), a null extender, hiatus fast path, hiatus restore mix with each
+                             --restore-placement: nominate (as shipped), gate, score
   --rounds 2                 run the cells this many times over (every other round in reverse order); figures are medians
   --warmup 50                pods scheduled after each scheduler start, not measured
   --concurrency 32           pod creates in flight

@@ -20,6 +20,8 @@ export type ExtenderKind = 'none' | 'null' | 'hiatus';
 export interface Stage {
   schedulerName: string;
   extender: ExtenderKind;
+  /** More flags for the hiatus extender. */
+  extenderArgs?: string[];
   cells: { kind: Kind; restoreShare: number }[];
 }
 
@@ -74,7 +76,7 @@ interface RunningExtender {
   proc: ManagedProcess;
 }
 
-async function startExtender(cp: ControlPlane, kind: ExtenderKind, httpTimeout: string, s: Settings): Promise<RunningExtender | undefined> {
+async function startExtender(cp: ControlPlane, kind: ExtenderKind, httpTimeout: string, s: Settings, args: string[] = []): Promise<RunningExtender | undefined> {
   if (kind === 'none') return undefined;
   if (kind === 'null') {
     const port = await freePort();
@@ -92,7 +94,7 @@ async function startExtender(cp: ControlPlane, kind: ExtenderKind, httpTimeout: 
     kubeconfig: cp.kubeconfig('admin'),
     logDir: cp.logs,
     schedulerHttpTimeout: httpTimeout,
-    extraArgs: ['--log-level', 'info'],
+    extraArgs: ['--log-level', 'info', ...args],
     // `npm run bench:scheduler` has just built dist/; a second build mid-run would load the CPUs.
     build: false,
     ...(s.profileDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${path.resolve(s.profileDir)}`] } : {}),
@@ -152,7 +154,7 @@ export const percentageKey = (p: Percentage) => (p === null ? 'adaptive' : Strin
 
 export async function runStage(ctx: StageContext, at: CellPlace, stage: Stage): Promise<Cell[]> {
   const { cp, api, s } = ctx;
-  const ext = await startExtender(cp, stage.extender, ctx.httpTimeout, s);
+  const ext = await startExtender(cp, stage.extender, ctx.httpTimeout, s, stage.extenderArgs);
   const out: Cell[] = [];
   try {
     const sched = await cp.startScheduler({
@@ -173,7 +175,7 @@ export async function runStage(ctx: StageContext, at: CellPlace, stage: Stage): 
         pods,
         restoreShare,
         homes,
-        placementGate: kind === 'restore',
+        placementGate: kind === 'restore-gate',
         concurrency: s.concurrency,
         timeoutMs,
       });

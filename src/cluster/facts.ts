@@ -76,6 +76,10 @@ export interface PodFacts {
   index?: number;
   /** Where hiatus.dev/restore-placement is in spec.schedulingGates; absent when the pod does not carry it. */
   placementGate?: number;
+  /** status.nominatedNodeName, set by kube-scheduler (preemption) or by restore placement. */
+  nominatedNodeName?: string;
+  /** kube-scheduler has tried to schedule the pod (it has a PodScheduled condition). */
+  scheduleAttempted: boolean;
 }
 
 export function parseRuntime(raw: string | undefined): RuntimeInfo | undefined {
@@ -170,7 +174,9 @@ export function podFacts(pod: Pod): PodFacts {
     memoryBytes: Math.round(memoryBytes),
     usesDevices,
     annotations: ours,
+    scheduleAttempted: (pod.status?.conditions ?? []).some((c) => c.type === 'PodScheduled'),
   };
+  if (pod.status?.nominatedNodeName) facts.nominatedNodeName = pod.status.nominatedNodeName;
   const gate = (pod.spec?.schedulingGates ?? []).findIndex((g) => g.name === GATE_RESTORE_PLACEMENT);
   if (gate >= 0) facts.placementGate = gate;
   if (pod.spec?.nodeName) facts.nodeName = pod.spec.nodeName;

@@ -58,8 +58,11 @@ export class ConfigError extends Error {
   }
 }
 
-/** nominate: the webhook gates restore pods and the placement controller nominates the checkpoint's node; score: no gate, filter and prioritize only. */
-export type RestorePlacement = 'nominate' | 'score';
+/**
+ * How a restore pod is steered to its checkpoint's node: nominate (its nominatedNodeName, best
+ * effort), gate (the same, held back by a scheduling gate until written), score (prioritize only).
+ */
+export type RestorePlacement = 'nominate' | 'gate' | 'score';
 
 interface OptionSpec {
   flag: string;
@@ -110,7 +113,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'HIATUS_RESTORE_PLACEMENT',
     type: 'string',
     default: 'nominate',
-    help: 'nominate: the webhook holds each restore pod with the hiatus.dev/restore-placement scheduling gate until its checkpoint\'s node is set as its nominatedNodeName, which kube-scheduler tries first (Kubernetes >= 1.30); score: no gate, the checkpoint\'s node is found by scoring every node',
+    help: 'nominate: a new restore pod\'s nominatedNodeName is set to its checkpoint\'s node, which kube-scheduler tries first, unless it tried the pod already; gate: the webhook also holds restore pods with the hiatus.dev/restore-placement scheduling gate until that is written (Kubernetes >= 1.30); score: neither, the node is found by scoring every node',
   },
   { flag: 'retention-max-per-workload', env: 'HIATUS_RETENTION_MAX_PER_WORKLOAD', type: 'string', default: '3', help: 'Ready and Failed checkpoints kept per workload (owner, else pod)' },
   { flag: 'retention-max-age', env: 'HIATUS_RETENTION_MAX_AGE', type: 'string', default: '24h', help: 'Ready and Failed checkpoints older than this are deleted and not restored' },
@@ -240,7 +243,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   config.restoreReconcileIntervalMs = duration('restore-reconcile-interval');
   config.restoreSchedulers = parseSchedulerNames(raw('restore-scheduler-names') ?? '', problems);
   const placement = raw('restore-placement')!;
-  if (placement !== 'nominate' && placement !== 'score') problems.push(`--restore-placement: "${placement}" must be nominate or score`);
+  if (!['nominate', 'gate', 'score'].includes(placement)) problems.push(`--restore-placement: "${placement}" must be nominate, gate or score`);
   config.restorePlacement = placement as RestorePlacement;
   config.retentionMaxPerWorkload = parseInteger('--retention-max-per-workload', raw('retention-max-per-workload')!, 1, 1000, problems);
   config.retentionMaxAgeMs = duration('retention-max-age');

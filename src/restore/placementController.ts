@@ -1,15 +1,18 @@
-// The imperative shell around planPlacement: for each pod that carries the restore-placement
-// gate, name the checkpoint's node as its nominatedNodeName (when the plan says so), then lift
-// the gate. Driven by the pod watch, so a restore pod waits for two API writes, not a resync;
-// a periodic sweep retries what failed. The gate is lifted even when nominating fails: a pod
-// is never held back because its expected placement could not be written.
+// The imperative shell around planPlacement, driven by the pod watch:
+// - an ungated restore pod that kube-scheduler has not tried yet gets its checkpoint's node as
+//   nominatedNodeName (one write) when the plan says so. Best effort: under load the pod waits
+//   in the scheduling queue and the nomination lands first; when kube-scheduler is quicker, the
+//   pod takes the full path (filter and prioritize over every node) and the try counts as late;
+// - a pod that carries the restore-placement gate (--restore-placement gate) gets the same
+//   nomination, then the gate is lifted, whatever the nomination did: a pod is never held back
+//   because its expected placement could not be written. A periodic sweep retries failed lifts.
+import { ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM, GATE_RESTORE_PLACEMENT } from '../cluster/keys.js';
 import type { PodFacts } from '../cluster/facts.js';
-import { GATE_RESTORE_PLACEMENT } from '../cluster/keys.js';
-import { isNotFound, type PodPlacementWriter } from '../cluster/podWriter.js';
+import { isNotFound, type PodPlacementWriter, type PodRef } from '../cluster/podWriter.js';
 import type { ClusterView } from '../cluster/view.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { planPlacement } from './placement.js';
+import { planPlacement, type PlacementPlan } from './placement.js';
 
 export interface PlacementControllerOptions {
   view: ClusterView;
@@ -17,6 +20,8 @@ export interface PlacementControllerOptions {
   metrics: Metrics;
   log: Logger;
   strict: boolean;
+  /** Nominate ungated restore pods too (--restore-placement nominate or gate; not score). */
+  nominateUngated: boolean;
   /** A pod still gated this long after it was placed (a stale event, or a failed write) is placed again. */
   retryAfterMs: number;
   /** How often the cache is swept for gated pods whose placement failed. */
@@ -24,9 +29,12 @@ export interface PlacementControllerOptions {
   now?: () => number;
 }
 
+/** The API server refuses a nomination for a pod already bound (ClearingNominatedNodeNameAfterBinding). */
+const isRefused = (e: unknown) => (e as { code?: number })?.code === 422;
+
 export class PlacementController {
   private readonly inFlight = new Set<string>();
-  /** uid -> when it was last placed: watch events that predate the lifted gate are not acted on. */
+  /** uid -> when it was last placed: watch events that predate our own writes are not acted on. */
   private readonly placedAt = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
@@ -54,18 +62,33 @@ export class PlacementController {
     return Promise.all(runs);
   }
 
+  /** Whether a pod is one to place now: gated, or (when told) ungated and untouched so far. */
+  private due(pod: PodFacts): boolean {
+    if (pod.nodeName || pod.deleting || this.inFlight.has(pod.uid) || !this.o.view.synced()) return false;
+    const at = this.placedAt.get(pod.uid);
+    if (at !== undefined && this.now() - at < this.o.retryAfterMs) return false;
+    if (pod.placementGate !== undefined) return true;
+    return (
+      this.o.nominateUngated &&
+      at === undefined &&
+      !pod.scheduleAttempted &&
+      !pod.nominatedNodeName &&
+      (pod.annotations[ANNOTATION_RESTORE_FROM] !== undefined || pod.annotations[ANNOTATION_RESTORE_CONSTRAINTS] !== undefined)
+    );
+  }
+
   /**
-   * Places one pod if it awaits placement and is not being (or was not just) placed. Waits for
-   * the caches to sync, so that a node not listed yet is not taken for a node that is gone: the
-   * sweep places what arrived before. Never rejects.
+   * Places one pod if it is due. Waits for the caches to sync, so that a node not listed yet is
+   * not taken for a node that is gone (the sweep places gated pods that arrived before). Never rejects.
    */
   async onPod(pod: PodFacts): Promise<void> {
-    if (pod.placementGate === undefined || pod.nodeName || pod.deleting || this.inFlight.has(pod.uid) || !this.o.view.synced()) return;
-    const at = this.placedAt.get(pod.uid);
-    if (at !== undefined && this.now() - at < this.o.retryAfterMs) return;
+    if (!this.due(pod)) return;
     this.inFlight.add(pod.uid);
     try {
-      await this.place(pod, pod.placementGate);
+      const plan = planPlacement(pod, (n) => this.o.view.node(n), this.o.strict);
+      const ref = { namespace: pod.namespace, name: pod.name, uid: pod.uid };
+      if (pod.placementGate === undefined) await this.nominateOnly(ref, plan);
+      else await this.release(ref, plan, pod.placementGate);
     } catch (e) {
       this.o.log.warn('restore placement failed', { pod: `${pod.namespace}/${pod.name}`, error: (e as Error).message });
     } finally {
@@ -73,15 +96,37 @@ export class PlacementController {
     }
   }
 
-  private async place(pod: PodFacts, gateIndex: number): Promise<void> {
+  private async nominateOnly(pod: PodRef, plan: PlacementPlan): Promise<void> {
     const { metrics, log, writer } = this.o;
-    const ref = { namespace: pod.namespace, name: pod.name, uid: pod.uid };
+    this.placedAt.set(pod.uid, this.now());
+    if (!plan.nominate) {
+      metrics.placements.inc({ result: 'not_nominated' });
+      log.debug('restore pod left to the full search', { pod: `${pod.namespace}/${pod.name}`, why: plan.why });
+      return;
+    }
+    try {
+      await writer.nominate(pod, plan.nominate);
+    } catch (e) {
+      if (isNotFound(e)) return;
+      if (isRefused(e)) {
+        metrics.placements.inc({ result: 'late' });
+        return;
+      }
+      metrics.placements.inc({ result: 'error' });
+      log.warn('could not set the nominated node of a restore pod; it is scheduled without', { pod: `${pod.namespace}/${pod.name}`, node: plan.nominate, error: (e as Error).message });
+      return;
+    }
+    metrics.placements.inc({ result: 'nominated' });
+    log.info('restore pod nominated to its checkpoint node', { pod: `${pod.namespace}/${pod.name}`, node: plan.nominate });
+  }
+
+  private async release(pod: PodRef, plan: PlacementPlan, gateIndex: number): Promise<void> {
+    const { metrics, log, writer } = this.o;
     const who = `${pod.namespace}/${pod.name}`;
-    const plan = planPlacement(pod, (n) => this.o.view.node(n), this.o.strict);
     let nominateError: string | undefined;
     if (plan.nominate) {
       try {
-        await writer.nominate(ref, plan.nominate);
+        await writer.nominate(pod, plan.nominate);
       } catch (e) {
         if (isNotFound(e)) return;
         nominateError = (e as Error).message;
@@ -89,7 +134,7 @@ export class PlacementController {
     }
     let lifted: boolean;
     try {
-      lifted = await writer.liftGate(ref, GATE_RESTORE_PLACEMENT, gateIndex);
+      lifted = await writer.liftGate(pod, GATE_RESTORE_PLACEMENT, gateIndex);
     } catch (e) {
       this.placedAt.set(pod.uid, this.now());
       if (isNotFound(e)) return;

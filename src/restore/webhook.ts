@@ -31,7 +31,7 @@ export interface WebhookDeps {
   restoreSchedulers?: ReadonlyMap<string, string>;
   /**
    * Gate restore pods with hiatus.dev/restore-placement for the placement controller
-   * (--restore-placement nominate). Only when that controller runs: nothing else lifts it.
+   * (--restore-placement gate). Only when that controller runs: nothing else lifts it.
    */
   placementGate?: boolean;
   now?: () => number;

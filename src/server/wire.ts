@@ -52,6 +52,8 @@ export interface Pod {
   status?: {
     phase?: string;
     startTime?: string | Date | null;
+    nominatedNodeName?: string | null;
+    conditions?: { type: string; status: string }[] | null;
   } | null;
 }
 

@@ -16,7 +16,12 @@ const MODES = [
 let rig: Rig;
 
 beforeAll(async () => {
-  rig = await Rig.start({ schedulers: MODES.map(({ schedulerName, nodeCacheCapable }) => ({ schedulerName, nodeCacheCapable })) });
+  rig = await Rig.start({
+    schedulers: MODES.map(({ schedulerName, nodeCacheCapable }) => ({ schedulerName, nodeCacheCapable })),
+    // Locality through filter and prioritize over every node (no nomination of ungated pods);
+    // restore.e2e runs the default, and gated pods below are nominated and released in any mode.
+    extenderArgs: async () => ['--restore-placement', 'score'],
+  });
   await rig.createPriorityClass('hiatus-required', 100, { 'hiatus.dev/checkpoint-policy': 'Required' });
   await rig.createPriorityClass('hiatus-urgent', 1000);
 }, BUILD_AND_START_MS);
