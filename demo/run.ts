@@ -73,18 +73,17 @@ async function main(): Promise<void> {
         `the marker resource hiatus.dev/checkpoint-restore and schedulerName ${restoreProfile(SCHEDULER)}`,
     );
     const restoredOn = await rig.waitRunning('trainer-0-restored');
-    const placement = async (result: string) => rig.metric('hiatus_restore_placements_total', { result });
-    say(
-      (await placement('nominated')) > 0
-        ? `the extender set its nominatedNodeName to ${ck.spec.restoreConstraints.node} (the checkpoint's node) before kube-scheduler's first try, which tries that node alone first`
-        : (await placement('late')) > 0
-          ? 'kube-scheduler bound it before the extender\'s nomination landed (best effort on an idle scheduler; --restore-placement gate makes it certain)'
-          : 'the extender nominated no node for it',
-    );
-    say(
-      `trainer-0-restored bound to ${restoredOn} (worker-arm, arm64, could never restore it): ` +
-        `${(await restoreCalls('filter')) - filters} filter call(s), ${(await restoreCalls('prioritize')) - prioritizes} prioritize call(s) for it`,
-    );
+    const nominated = (await rig.metric('hiatus_restore_placements_total', { result: 'nominated' })) > 0;
+    const [f, p] = [(await restoreCalls('filter')) - filters, (await restoreCalls('prioritize')) - prioritizes];
+    say(`trainer-0-restored bound to ${restoredOn} (worker-arm, arm64, could never restore it): ${f} filter call(s), ${p} prioritize call(s) for it`);
+    if (nominated && p === 0) {
+      say(`  the extender had set its nominatedNodeName to ${ck.spec.restoreConstraints.node} (the checkpoint's node): kube-scheduler tried that node alone, no search, no scoring`);
+    } else {
+      say(
+        `  kube-scheduler got to it before the extender's nomination${nominated ? ' took effect' : ''} and searched every node (filter, then prioritize: the archive's node scores 10); ` +
+          'nominating is best effort on an idle scheduler, --restore-placement gate makes it certain',
+      );
+    }
   } finally {
     say('stopping everything');
     await rig.stopAll();
