@@ -1,0 +1,106 @@
+// --restore-placement gate against the real kube-apiserver and kube-scheduler: the restore
+// webhook's JSONPatch adds the hiatus.dev/restore-placement scheduling gate (the API server
+// admits it), kube-scheduler leaves the pod alone while gated, the extender nominates the
+// checkpoint's node and lifts the gate, and the pod binds there without a prioritize call,
+// although another node could restore it too.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Rig, podSpec, restoreAnnotations } from './harness/cluster.js';
+import { Extender } from './harness/extender.js';
+import { sleep } from './harness/process.js';
+import {
+  makeWebhookTls,
+  registerWebhook,
+  restoreWebhookConfiguration,
+  waitWebhookCalled,
+  waitWebhookServing,
+  webhookArgs,
+  webhookUrl,
+  type WebhookTls,
+} from './harness/webhook.js';
+
+const BUILD_AND_START_MS = 45 * 60_000;
+const SCHEDULER = 'hiatus-scheduler';
+const GROUP = 'e2e.hiatus.dev/group';
+const WEBHOOK_LABEL = 'e2e.hiatus.dev/restore-webhook';
+const GATE = 'hiatus.dev/restore-placement';
+
+let rig: Rig;
+let tls: WebhookTls;
+
+beforeAll(async () => {
+  rig = await Rig.start({
+    schedulers: [{ schedulerName: SCHEDULER }],
+    extenderArgs: async (cp) => {
+      tls = await makeWebhookTls(cp.dir);
+      return [...webhookArgs(tls), '--restore-placement', 'gate'];
+    },
+  });
+  await waitWebhookServing(tls);
+  await registerWebhook(rig.cp.kc, restoreWebhookConfiguration(webhookUrl(tls), tls.ca, [{ key: WEBHOOK_LABEL, operator: 'In', values: ['on'] }]));
+  const probe = podSpec('webhook-probe', { schedulerName: SCHEDULER });
+  probe.metadata!.labels = { [WEBHOOK_LABEL]: 'on' };
+  await waitWebhookCalled(rig.cp.kc, probe, async () => rig.metric('hiatus_webhook_requests_total'));
+  for (const name of ['gate-1', 'gate-2']) {
+    await rig.nodes.add({ name, arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], labels: { [GROUP]: 'gate' } });
+  }
+}, BUILD_AND_START_MS);
+
+afterAll(async () => {
+  await rig?.stopAll();
+});
+
+const step = (fn: () => Promise<void>) => async () => rig.step(fn)();
+
+describe('--restore-placement gate', () => {
+  it('gates a restore pod at admission, nominates its checkpoint node, releases it, and it binds there without prioritize', step(async () => {
+    const verb = (v: string) => rig.metric('hiatus_extender_requests_total', { verb: v, path: 'restore' });
+    const prioritizes = await verb('prioritize');
+    const pod = podSpec('gated', {
+      schedulerName: SCHEDULER,
+      nodeSelector: { [GROUP]: 'gate' },
+      annotations: restoreAnnotations('gated-ck', { node: 'gate-2', arch: 'amd64', cpuFeatures: ['AVX2'], runtime: 'cri-o', zone: 'zone-a' }),
+    });
+    pod.metadata!.labels = { [WEBHOOK_LABEL]: 'on' };
+    const created = await rig.createPod(pod);
+    // The webhook's patch, as the API server admitted it: marker, restore profile, gate.
+    expect(created.spec!.schedulingGates).toEqual([{ name: GATE }]);
+    expect(created.spec!.schedulerName).toBe(`${SCHEDULER}-restore`);
+    expect(await rig.waitRunning('gated')).toBe('gate-2');
+    expect((await rig.pod('gated'))!.spec!.schedulingGates ?? []).toEqual([]);
+    expect(await rig.metric('hiatus_restore_placements_total', { result: 'nominated' })).toBe(1);
+    expect(await verb('prioritize')).toBe(prioritizes);
+  }));
+
+  it('releases a gated pod whose checkpoint node is gone without a nomination, and it binds where filter allows', step(async () => {
+    const pod = podSpec('gated-orphan', {
+      schedulerName: SCHEDULER,
+      nodeSelector: { [GROUP]: 'gate' },
+      annotations: restoreAnnotations('orphan-ck', { node: 'gone-node', arch: 'amd64', cpuFeatures: ['AVX2'], runtime: 'cri-o' }),
+    });
+    pod.metadata!.labels = { [WEBHOOK_LABEL]: 'on' };
+    expect((await rig.createPod(pod)).spec!.schedulingGates).toEqual([{ name: GATE }]);
+    expect(['gate-1', 'gate-2']).toContain(await rig.waitRunning('gated-orphan'));
+    expect(await rig.metric('hiatus_restore_placements_total', { result: 'not_nominated' })).toBe(1);
+  }));
+
+  it('leaves a gated pod Pending while no replica runs, and releases it once one is back', step(async () => {
+    await rig.ext!.stop();
+    // The webhook is down with the extender (failurePolicy: Ignore admits pods unchanged), so
+    // this pod is gated by hand, as one admitted just before the outage would be.
+    await rig.createPod(podSpec('gated-during-outage', {
+      schedulerName: SCHEDULER,
+      nodeSelector: { [GROUP]: 'gate' },
+      asRestorePod: true,
+      placementGate: true,
+      annotations: restoreAnnotations('outage-ck', { node: 'gate-1', arch: 'amd64', cpuFeatures: ['AVX2'], runtime: 'cri-o' }),
+    }));
+    await sleep(3_000);
+    const waiting = await rig.pod('gated-during-outage');
+    expect(waiting!.spec!.nodeName).toBeUndefined();
+    expect(waiting!.spec!.schedulingGates).toEqual([{ name: GATE }]);
+    // Same port: the scheduler configuration's urlPrefix points there. Any mode lifts gates.
+    rig.ext = await Extender.start({ kubeconfig: rig.cp.kubeconfig('admin'), logDir: rig.cp.logs, schedulerHttpTimeout: rig.httpTimeout }, rig.ext!.port);
+    expect(await rig.waitRunning('gated-during-outage', 60_000)).toBe('gate-1');
+    expect(await rig.metric('hiatus_restore_placements_total', { result: 'nominated' })).toBe(1);
+  }));
+});
