@@ -17,10 +17,10 @@ export const KEY_CHECKPOINT_POLICY = `${GROUP}/checkpoint-policy`;
 export const RESOURCE_RESTORE = `${GROUP}/checkpoint-restore`;
 
 /**
- * The scheduling gate the restore webhook puts on a restore pod (with --restore-placement
- * nominate). The placement controller sets the pod's status.nominatedNodeName to the
- * checkpoint's node when that node can restore it, then lifts the gate: kube-scheduler tries a
- * nominated node first, on its own, before it searches and scores the whole cluster.
+ * The scheduling gate the restore webhook puts on a restore pod with --restore-placement gate.
+ * The placement controller sets the pod's status.nominatedNodeName to the checkpoint's node when
+ * that node can restore it, then lifts the gate: kube-scheduler tries a nominated node first, on
+ * its own, before it searches and scores the whole cluster.
  */
 export const GATE_RESTORE_PLACEMENT = `${GROUP}/restore-placement`;
 

@@ -38,9 +38,19 @@ export class ApiWriteError extends Error {
   }
 }
 
+const httpStatus = (e: unknown): number | undefined => (e as { code?: number })?.code;
+
 /** The pod no longer exists: nothing left to place. */
 export function isNotFound(e: unknown): boolean {
-  return (e as { code?: number })?.code === 404;
+  return httpStatus(e) === 404;
+}
+
+/**
+ * The API server refused the write as such (422): a JSON patch whose test failed or whose path
+ * no longer exists, or a nomination for a pod already bound (ClearingNominatedNodeNameAfterBinding).
+ */
+export function isUnprocessable(e: unknown): boolean {
+  return httpStatus(e) === 422;
 }
 
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -50,11 +60,9 @@ const liftGatePatch = (pod: PodRef, gate: string, index: number) => [
   { op: 'test', path: `/spec/schedulingGates/${index}/name`, value: gate },
   { op: 'remove', path: `/spec/schedulingGates/${index}` },
 ];
-/** A JSON patch whose test failed (or whose path no longer exists): the API server answers 422. */
-const isTestFailed = (e: unknown) => (e as { code?: number })?.code === 422;
 const podPath = (pod: PodRef) => `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}`;
 
-/** Strategic merge patches over a keep-alive pool; credentials are read per call, so rotated tokens and certificates apply. */
+/** Patches over a keep-alive pool; credentials are read per call, so rotated tokens and certificates apply. */
 class KeepAlivePodWriter implements PodPlacementWriter {
   private agent: https.Agent | undefined;
   private agentKey = '';
@@ -71,7 +79,7 @@ class KeepAlivePodWriter implements PodPlacementWriter {
       await this.patch(podPath(pod), PatchStrategy.JsonPatch, liftGatePatch(pod, gate, index), `lift gate ${gate} of pod ${pod.namespace}/${pod.name}`);
       return true;
     } catch (e) {
-      if (isTestFailed(e)) return false;
+      if (isUnprocessable(e)) return false;
       throw e;
     }
   }
@@ -146,7 +154,7 @@ class ClientNodePodWriter implements PodPlacementWriter {
       await this.core.patchNamespacedPod({ namespace: pod.namespace, name: pod.name, body: liftGatePatch(pod, gate, index) }, this.json);
       return true;
     } catch (e) {
-      if (isTestFailed(e)) return false;
+      if (isUnprocessable(e)) return false;
       throw e;
     }
   }

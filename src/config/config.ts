@@ -63,6 +63,7 @@ export class ConfigError extends Error {
  * effort), gate (the same, held back by a scheduling gate until written), score (prioritize only).
  */
 export type RestorePlacement = 'nominate' | 'gate' | 'score';
+const RESTORE_PLACEMENTS: readonly RestorePlacement[] = ['nominate', 'gate', 'score'];
 
 interface OptionSpec {
   flag: string;
@@ -243,7 +244,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   config.restoreReconcileIntervalMs = duration('restore-reconcile-interval');
   config.restoreSchedulers = parseSchedulerNames(raw('restore-scheduler-names') ?? '', problems);
   const placement = raw('restore-placement')!;
-  if (!['nominate', 'gate', 'score'].includes(placement)) problems.push(`--restore-placement: "${placement}" must be nominate, gate or score`);
+  if (!RESTORE_PLACEMENTS.includes(placement as RestorePlacement)) problems.push(`--restore-placement: "${placement}" must be nominate, gate or score`);
   config.restorePlacement = placement as RestorePlacement;
   config.retentionMaxPerWorkload = parseInteger('--retention-max-per-workload', raw('retention-max-per-workload')!, 1, 1000, problems);
   config.retentionMaxAgeMs = duration('retention-max-age');

@@ -1,4 +1,4 @@
-// Where a gated restore pod is expected to run, decided over the snapshot. The checkpoint's node
+// Where a restore pod is expected to run, decided over the snapshot. The checkpoint's node
 // is named as the pod's nominatedNodeName (KEP-5278's "expected placement", on by default since
 // Kubernetes 1.35): kube-scheduler then runs its filters and the extender's filter on that one
 // node first and binds there when it fits, without searching, scoring or calling prioritize
@@ -10,13 +10,13 @@ import { ContractError, readRestoreContract } from '../scheduling/restoreContrac
 export type PlacementResult = 'nominated' | 'not_nominated';
 
 export interface PlacementPlan {
-  /** The node to name in status.nominatedNodeName; undefined: lift the gate only. */
+  /** The node to name in status.nominatedNodeName; undefined: none (a gate is still lifted). */
   nominate?: string;
   result: PlacementResult;
   why: string;
 }
 
-/** The plan for one pod that awaits placement. The gate is lifted whatever the plan says. */
+/** The plan for one restore pod to place, gated or not. */
 export function planPlacement(pod: PodFacts, node: (name: string) => NodeFacts | undefined, strict: boolean): PlacementPlan {
   let contract;
   try {

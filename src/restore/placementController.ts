@@ -6,12 +6,13 @@
 // - a pod that carries the restore-placement gate (--restore-placement gate) gets the same
 //   nomination, then the gate is lifted, whatever the nomination did: a pod is never held back
 //   because its expected placement could not be written. A periodic sweep retries failed lifts.
-import { ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM, GATE_RESTORE_PLACEMENT } from '../cluster/keys.js';
+import { GATE_RESTORE_PLACEMENT } from '../cluster/keys.js';
 import type { PodFacts } from '../cluster/facts.js';
-import { isNotFound, type PodPlacementWriter, type PodRef } from '../cluster/podWriter.js';
+import { isNotFound, isUnprocessable, type PodPlacementWriter, type PodRef } from '../cluster/podWriter.js';
 import type { ClusterView } from '../cluster/view.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { hasRestoreContract } from '../scheduling/restoreContract.js';
 import { planPlacement, type PlacementPlan } from './placement.js';
 
 export interface PlacementControllerOptions {
@@ -28,9 +29,6 @@ export interface PlacementControllerOptions {
   sweepIntervalMs: number;
   now?: () => number;
 }
-
-/** The API server refuses a nomination for a pod already bound (ClearingNominatedNodeNameAfterBinding). */
-const isRefused = (e: unknown) => (e as { code?: number })?.code === 422;
 
 export class PlacementController {
   private readonly inFlight = new Set<string>();
@@ -73,7 +71,7 @@ export class PlacementController {
       at === undefined &&
       !pod.scheduleAttempted &&
       !pod.nominatedNodeName &&
-      (pod.annotations[ANNOTATION_RESTORE_FROM] !== undefined || pod.annotations[ANNOTATION_RESTORE_CONSTRAINTS] !== undefined)
+      hasRestoreContract({ metadata: { annotations: pod.annotations } })
     );
   }
 
@@ -108,7 +106,8 @@ export class PlacementController {
       await writer.nominate(pod, plan.nominate);
     } catch (e) {
       if (isNotFound(e)) return;
-      if (isRefused(e)) {
+      // Refused: the pod is bound already.
+      if (isUnprocessable(e)) {
         metrics.placements.inc({ result: 'late' });
         return;
       }
