@@ -7,16 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Rig, podSpec, restoreAnnotations } from './harness/cluster.js';
 import { Extender } from './harness/extender.js';
 import { sleep } from './harness/process.js';
-import {
-  makeWebhookTls,
-  registerWebhook,
-  restoreWebhookConfiguration,
-  waitWebhookCalled,
-  waitWebhookServing,
-  webhookArgs,
-  webhookUrl,
-  type WebhookTls,
-} from './harness/webhook.js';
+import { startRigWithWebhook } from './harness/webhook.js';
 
 const BUILD_AND_START_MS = 45 * 60_000;
 const SCHEDULER = 'hiatus-scheduler';
@@ -25,21 +16,9 @@ const WEBHOOK_LABEL = 'e2e.hiatus.dev/restore-webhook';
 const GATE = 'hiatus.dev/restore-placement';
 
 let rig: Rig;
-let tls: WebhookTls;
 
 beforeAll(async () => {
-  rig = await Rig.start({
-    schedulers: [{ schedulerName: SCHEDULER }],
-    extenderArgs: async (cp) => {
-      tls = await makeWebhookTls(cp.dir);
-      return [...webhookArgs(tls), '--restore-placement', 'gate'];
-    },
-  });
-  await waitWebhookServing(tls);
-  await registerWebhook(rig.cp.kc, restoreWebhookConfiguration(webhookUrl(tls), tls.ca, [{ key: WEBHOOK_LABEL, operator: 'In', values: ['on'] }]));
-  const probe = podSpec('webhook-probe', { schedulerName: SCHEDULER });
-  probe.metadata!.labels = { [WEBHOOK_LABEL]: 'on' };
-  await waitWebhookCalled(rig.cp.kc, probe, async () => rig.metric('hiatus_webhook_requests_total'));
+  rig = await startRigWithWebhook(SCHEDULER, WEBHOOK_LABEL, ['--restore-placement', 'gate']);
   for (const name of ['gate-1', 'gate-2']) {
     await rig.nodes.add({ name, arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], labels: { [GROUP]: 'gate' } });
   }

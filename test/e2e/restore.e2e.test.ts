@@ -10,16 +10,7 @@ import { AppsV1Api, Watch, type V1Deployment, type V1Pod } from '@kubernetes/cli
 import type { Checkpoint, CheckpointPhase } from '../../src/checkpoint/types.js';
 import { NAMESPACE, Rig, podSpec, restoreAnnotations } from './harness/cluster.js';
 import { waitUntil } from './harness/process.js';
-import {
-  makeWebhookTls,
-  registerWebhook,
-  restoreWebhookConfiguration,
-  waitWebhookCalled,
-  waitWebhookServing,
-  webhookArgs,
-  webhookUrl,
-  type WebhookTls,
-} from './harness/webhook.js';
+import { startRigWithWebhook } from './harness/webhook.js';
 
 const BUILD_AND_START_MS = 45 * 60_000;
 const SCHEDULER = 'hiatus-scheduler';
@@ -34,7 +25,6 @@ const MARKER = 'hiatus.dev/checkpoint-restore';
 const inGroup = { [GROUP]: 'restore' };
 
 let rig: Rig;
-let tls: WebhookTls;
 let apps: AppsV1Api;
 /** Every phase each Checkpoint went through, in order, from a watch started before anything happened. */
 const phases = new Map<string, CheckpointPhase[]>();
@@ -54,22 +44,8 @@ async function scale(replicas: number): Promise<void> {
 }
 
 beforeAll(async () => {
-  rig = await Rig.start({
-    schedulers: [{ schedulerName: SCHEDULER }],
-    extenderArgs: async (cp) => {
-      tls = await makeWebhookTls(cp.dir);
-      return [...webhookArgs(tls), '--restore-reconcile-interval', '1s'];
-    },
-  });
+  rig = await startRigWithWebhook(SCHEDULER, WEBHOOK_LABEL, ['--restore-reconcile-interval', '1s']);
   apps = rig.cp.kc.makeApiClient(AppsV1Api);
-  await waitWebhookServing(tls);
-  await registerWebhook(
-    rig.cp.kc,
-    restoreWebhookConfiguration(webhookUrl(tls), tls.ca, [{ key: WEBHOOK_LABEL, operator: 'In', values: ['on'] }]),
-  );
-  const probe = podSpec('webhook-probe', { schedulerName: SCHEDULER });
-  probe.metadata!.labels = { [WEBHOOK_LABEL]: 'on' };
-  await waitWebhookCalled(rig.cp.kc, probe, async () => rig.metric('hiatus_webhook_requests_total'));
 
   await rig.createPriorityClass('hiatus-required', 100, { 'hiatus.dev/checkpoint-policy': 'Required' });
   await rig.createPriorityClass('hiatus-urgent', 1000);

@@ -15,6 +15,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { load } from 'js-yaml';
+import { Rig, podSpec } from './cluster.js';
 import { freePort, httpGetStatus, waitUntil } from './process.js';
 import { repoRoot } from './schedulerConfig.js';
 
@@ -100,4 +101,25 @@ export async function waitWebhookCalled(kc: KubeConfig, probe: V1Pod, calls: () 
     await core.createNamespacedPod({ namespace: probe.metadata!.namespace!, body: probe, dryRun: 'All' });
     return (await calls()) > before;
   }, 60_000, 500);
+}
+
+/**
+ * A Rig (one scheduler profile) whose extender serves the restore webhook with `extraArgs`,
+ * registered for pods labelled `label: on` and already called by the API server.
+ */
+export async function startRigWithWebhook(schedulerName: string, label: string, extraArgs: string[]): Promise<Rig> {
+  let tls: WebhookTls | undefined;
+  const rig = await Rig.start({
+    schedulers: [{ schedulerName }],
+    extenderArgs: async (cp) => {
+      tls = await makeWebhookTls(cp.dir);
+      return [...webhookArgs(tls), ...extraArgs];
+    },
+  });
+  await waitWebhookServing(tls!);
+  await registerWebhook(rig.cp.kc, restoreWebhookConfiguration(webhookUrl(tls!), tls!.ca, [{ key: label, operator: 'In', values: ['on'] }]));
+  const probe = podSpec('webhook-probe', { schedulerName });
+  probe.metadata!.labels = { [label]: 'on' };
+  await waitWebhookCalled(rig.cp.kc, probe, async () => rig.metric('hiatus_webhook_requests_total'));
+  return rig;
 }
