@@ -19,6 +19,7 @@ import { podPlacementWriter } from './cluster/podWriter.js';
 import { podEventPoster } from './cluster/events.js';
 import { createWebhook } from './restore/webhook.js';
 import { createPreemptVerb } from './server/preempt.js';
+import { resourcePolicy } from './scheduling/resources.js';
 
 const NODE_FACTS_LRU_SIZE = 10_000;
 // By then a pod created with the claim is in every replica's cache; a claim without one was
@@ -105,6 +106,7 @@ export function main(argv: string[]): void {
     log,
     budgetMs: config.schedulerHttpTimeoutMs - config.preemptMarginMs,
     defaultPolicy: config.defaultCheckpointPolicy,
+    resources: resourcePolicy(config.resourceRules),
     ...(executor ? { executor } : {}),
   });
   const handler = createHandler({

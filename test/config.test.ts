@@ -14,6 +14,7 @@ describe('configuration', () => {
       schedulerHttpTimeoutMs: 5000,
       preemptMarginMs: 1000,
       defaultCheckpointPolicy: 'Never',
+      resourceRules: [],
       kubeletAccess: 'direct',
       kubeletPort: 10250,
       kubeletInsecureTls: false,

@@ -130,7 +130,7 @@ describe('projections', () => {
       deleting: false,
       containers: ['a', 'b'],
       memoryBytes: 2 * 2 ** 30,
-      usesDevices: false,
+      extendedResources: {},
       annotations: { 'hiatus.dev/checkpoint-policy': 'Required' },
       owner: { kind: 'StatefulSet', name: 'train', uid: 'ss1' },
       templateHash: 'abc',

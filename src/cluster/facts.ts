@@ -1,6 +1,6 @@
 // Slim projections of Kubernetes objects: only what the scheduling rules read. The informers
 // keep these, never whole objects, so that a 5,000-node, 150,000-pod cluster stays small.
-import type { Node, Pod } from '../server/wire.js';
+import type { Container, Node, Pod } from '../server/wire.js';
 import {
   ANNOTATION_JOB_COMPLETION_INDEX,
   GATE_RESTORE_PLACEMENT,
@@ -66,8 +66,14 @@ export interface PodFacts {
   containers: string[];
   /** Sum of container memory requests (limits where no request), bytes. */
   memoryBytes: number;
-  /** A container asks for an extended resource (a device: GPU, RDMA...), which CRIU cannot dump. */
-  usesDevices: boolean;
+  /**
+   * Extended resources (names with a domain outside kubernetes.io) that some container or init
+   * container asks for with a non-zero quantity, by name: a device plugin allocates nothing for
+   * a zero. Whether each blocks a checkpoint is src/scheduling/resources.ts's to judge.
+   */
+  extendedResources: Readonly<Record<string, number>>;
+  /** spec.resourceClaims (dynamic resource allocation): devices of unknown kind. Absent when none. */
+  resourceClaims?: number;
   /** Only annotations under our own prefix. */
   annotations: Record<string, string>;
   owner?: OwnerFacts;
@@ -145,6 +151,40 @@ function parseIndex(v: string | undefined): number | undefined {
   return Number(v);
 }
 
+const NO_RESOURCES: Readonly<Record<string, number>> = Object.freeze({});
+
+/**
+ * An extended resource as the API server defines one (IsExtendedResourceName in k8s.io/kubernetes
+ * pkg/apis/core/v1/helper/helpers.go): not native (a name without "/", or one containing
+ * "kubernetes.io/") and not a quota's "requests." key.
+ */
+function isExtendedResource(name: string): boolean {
+  return name.includes('/') && !name.includes('kubernetes.io/') && !name.startsWith('requests.');
+}
+
+/** A container's non-zero extended resources (a request equals its limit, or is the limit when absent). */
+function containerExtended(c: Container, add: (name: string, q: number) => void): void {
+  const requests = c.resources?.requests ?? {};
+  const limits = c.resources?.limits ?? {};
+  for (const name of new Set([...Object.keys(requests), ...Object.keys(limits)])) {
+    if (!isExtendedResource(name)) continue;
+    // A quantity that does not parse counts as 1: better a device too many than too few.
+    const q = parseQuantity(requests[name] ?? limits[name]) ?? 1;
+    if (q > 0) add(name, q);
+  }
+}
+
+/**
+ * The pod's non-zero extended resources by name, as kube-scheduler computes a pod's request:
+ * the sum over its containers, or the largest init container's when that is more.
+ */
+function extendedResources(spec: Pod['spec']): Readonly<Record<string, number>> {
+  let out: Record<string, number> | undefined;
+  for (const c of spec?.containers ?? []) containerExtended(c, (n, q) => ((out ??= {})[n] = (out[n] ?? 0) + q));
+  for (const c of spec?.initContainers ?? []) containerExtended(c, (n, q) => ((out ??= {})[n] = Math.max(out[n] ?? 0, q)));
+  return out ? Object.freeze(out) : NO_RESOURCES;
+}
+
 export function podFacts(pod: Pod): PodFacts {
   const meta = pod.metadata ?? {};
   const labels = meta.labels ?? {};
@@ -153,16 +193,13 @@ export function podFacts(pod: Pod): PodFacts {
     if (k.startsWith(`${GROUP}/`)) ours[k] = v;
   }
   let memoryBytes = 0;
-  let usesDevices = false;
   const containers: string[] = [];
   for (const c of pod.spec?.containers ?? []) {
     if (c.name) containers.push(c.name);
-    for (const r of [c.resources?.requests, c.resources?.limits]) {
-      if (r && Object.keys(r).some((k) => k.includes('/'))) usesDevices = true;
-    }
     const mem = parseQuantity(c.resources?.requests?.memory ?? c.resources?.limits?.memory);
     if (mem !== undefined) memoryBytes += mem;
   }
+  const claims = (pod.spec as { resourceClaims?: unknown[] | null } | null | undefined)?.resourceClaims?.length ?? 0;
   const controller = (meta.ownerReferences ?? []).find((o) => o.controller) ?? meta.ownerReferences?.[0];
   const facts: PodFacts = {
     uid: meta.uid ?? '',
@@ -172,10 +209,11 @@ export function podFacts(pod: Pod): PodFacts {
     deleting: Boolean(meta.deletionTimestamp),
     containers,
     memoryBytes: Math.round(memoryBytes),
-    usesDevices,
+    extendedResources: extendedResources(pod.spec),
     annotations: ours,
     scheduleAttempted: (pod.status?.conditions ?? []).some((c) => c.type === 'PodScheduled'),
   };
+  if (claims > 0) facts.resourceClaims = claims;
   if (pod.status?.nominatedNodeName) facts.nominatedNodeName = pod.status.nominatedNodeName;
   const gate = (pod.spec?.schedulingGates ?? []).findIndex((g) => g.name === GATE_RESTORE_PLACEMENT);
   if (gate >= 0) facts.placementGate = gate;

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { parseQuantity } from '../cluster/quantity.js';
 import { LOG_LEVELS, type LogLevel } from '../log.js';
+import { parseResourceRules, type ResourceRule } from '../scheduling/resources.js';
 import { CHECKPOINT_POLICIES, type CheckpointPolicy } from '../scheduling/victimPolicy.js';
 
 export type KubeletAccess = 'direct' | 'proxy';
@@ -24,6 +25,8 @@ export interface Config {
   /** preempt answers within schedulerHttpTimeout minus this. */
   preemptMarginMs: number;
   defaultCheckpointPolicy: CheckpointPolicy;
+  /** Extended resources known to be checkpointable or not, over the built-in list (src/scheduling/resources.ts). */
+  resourceRules: ResourceRule[];
   kubeletAccess: KubeletAccess;
   kubeletPort: number;
   kubeletCaFile?: string;
@@ -87,6 +90,13 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: 'scheduler-http-timeout', env: 'HIATUS_SCHEDULER_HTTP_TIMEOUT', type: 'string', default: '5s', help: 'the httpTimeout of this extender in the KubeSchedulerConfiguration' },
   { flag: 'preempt-margin', env: 'HIATUS_PREEMPT_MARGIN', type: 'string', default: '1s', help: 'preempt answers this long before the scheduler\'s httpTimeout' },
   { flag: 'default-checkpoint-policy', env: 'HIATUS_DEFAULT_CHECKPOINT_POLICY', type: 'string', default: 'Never', help: 'policy for victims whose pod and PriorityClass say none: Required, BestEffort or Never' },
+  {
+    flag: 'resource-checkpointing',
+    env: 'HIATUS_RESOURCE_CHECKPOINTING',
+    type: 'string',
+    default: '',
+    help: 'NAME=MODE,...: whether a victim holding extended resource NAME (or a prefix ending in *) can be checkpointed: checkpointable, not-checkpointable, or cuda (an NVIDIA GPU: on GPU-checkpoint capable nodes only); the most specific name wins, over a built-in list; names nothing matches are not-checkpointable',
+  },
   { flag: 'kubelet-access', env: 'HIATUS_KUBELET_ACCESS', type: 'string', default: 'direct', help: 'direct (node:10250, needs nodes/checkpoint) or proxy (through the API server, needs nodes/proxy)' },
   { flag: 'kubelet-port', env: 'HIATUS_KUBELET_PORT', type: 'string', default: '10250', help: 'kubelet port when the Node does not publish one' },
   { flag: 'kubelet-ca-file', env: 'HIATUS_KUBELET_CA_FILE', type: 'string', help: 'CA bundle that signs kubelet serving certificates (direct access)' },
@@ -216,6 +226,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     problems.push(`--default-checkpoint-policy: "${policy}" must be one of ${CHECKPOINT_POLICIES.join(', ')}`);
   }
   config.defaultCheckpointPolicy = policy as CheckpointPolicy;
+  config.resourceRules = parseResourceRules(raw('resource-checkpointing') ?? '', problems);
   const access = raw('kubelet-access')!;
   if (access !== 'direct' && access !== 'proxy') problems.push(`--kubelet-access: "${access}" must be direct or proxy`);
   config.kubeletAccess = access as KubeletAccess;

@@ -1,8 +1,9 @@
 // Candidate choice for the preempt verb: classify each candidate's victims, drop candidates
 // with a protected victim, and rank the rest, kube-scheduler's criteria first. Pure.
-import type { PodFacts } from '../cluster/facts.js';
+import type { NodeFacts, PodFacts } from '../cluster/facts.js';
 import type { PriorityClassFacts } from '../cluster/view.js';
-import { classifyVictim, type CheckpointPolicy, type ClassifiedVictim } from './victimPolicy.js';
+import type { ResourcePolicy } from './resources.js';
+import { classifyVictim, type CheckpointPolicy, type ClassifiedVictim, type VictimContext } from './victimPolicy.js';
 
 export interface CandidateInput {
   node: string;
@@ -24,6 +25,10 @@ export interface PreemptionSnapshot {
   defaultPolicy: CheckpointPolicy;
   /** Milliseconds since the epoch. */
   now: number;
+  /** The candidate node's cached facts (GPU capability); absent without a cluster. */
+  node?(name: string): NodeFacts | undefined;
+  /** Which extended resources block a checkpoint (--resource-checkpointing); built-in rules when absent. */
+  resources?: ResourcePolicy;
 }
 
 export interface PlannedVictim extends ClassifiedVictim {
@@ -76,9 +81,11 @@ function planVictim(v: ClassifiedVictim, snapshot: PreemptionSnapshot): PlannedV
 }
 
 export function planCandidate(input: CandidateInput, snapshot: PreemptionSnapshot): CandidatePlan {
+  const nodeFacts = snapshot.node?.(input.node);
+  const at: VictimContext = { node: input.node, ...(nodeFacts ? { nodeFacts } : {}), ...(snapshot.resources ? { resources: snapshot.resources } : {}) };
   const victims = input.victims
     .map((uid) =>
-      planVictim(classifyVictim(uid, snapshot.victim(uid), input.node, (n) => snapshot.priorityClass(n), snapshot.defaultPolicy), snapshot),
+      planVictim(classifyVictim(uid, snapshot.victim(uid), at, (n) => snapshot.priorityClass(n), snapshot.defaultPolicy), snapshot),
     )
     .sort(moreImportantFirst);
   const key: RankKey = {

@@ -1,7 +1,8 @@
 // Which victims must be checkpointed before kube-scheduler may evict them: pure, per victim.
-import type { PodFacts } from '../cluster/facts.js';
+import type { NodeFacts, PodFacts } from '../cluster/facts.js';
 import { KEY_CHECKPOINT_POLICY } from '../cluster/keys.js';
 import type { PriorityClassFacts } from '../cluster/view.js';
+import { DEFAULT_RESOURCE_POLICY, resourceBlocker, type ResourcePolicy } from './resources.js';
 
 export type CheckpointPolicy = 'Required' | 'BestEffort' | 'Never';
 export const CHECKPOINT_POLICIES: readonly CheckpointPolicy[] = ['Required', 'BestEffort', 'Never'];
@@ -56,20 +57,34 @@ export interface ClassifiedVictim {
   why: string;
 }
 
-/** Whether a checkpoint of this pod on this node can be taken at all; a reason when not. */
-export function uncheckpointable(pod: PodFacts | undefined, node: string): string | undefined {
+/** Where a victim would be checkpointed, and what may block it there. */
+export interface VictimContext {
+  /** The candidate node's name, as kube-scheduler sent it. */
+  node: string;
+  /** That node's facts from the cache; undefined when it is unknown to the extender. */
+  nodeFacts?: NodeFacts;
+  /** Which extended resources block a checkpoint (--resource-checkpointing). */
+  resources?: ResourcePolicy;
+}
+
+/**
+ * Whether a checkpoint of this pod on this node can be taken at all; a reason when not. Given
+ * only the node's name, resources are judged by the built-in rules and GPU victims as on a node
+ * without GPU checkpoint capability.
+ */
+export function uncheckpointable(pod: PodFacts | undefined, node: string | VictimContext): string | undefined {
+  const at = typeof node === 'string' ? { node } : node;
   if (!pod) return 'victim unknown to the extender';
-  if (pod.nodeName !== node) return `victim is bound to ${pod.nodeName ?? 'no node'}, not ${node}`;
+  if (pod.nodeName !== at.node) return `victim is bound to ${pod.nodeName ?? 'no node'}, not ${at.node}`;
   if (pod.phase !== 'Running') return `victim is ${pod.phase ?? 'in an unknown phase'}, not Running`;
   if (pod.containers.length === 0) return 'victim has no containers';
-  if (pod.usesDevices) return 'victim uses devices (extended resources), which CRIU cannot checkpoint';
-  return undefined;
+  return resourceBlocker(pod, at.nodeFacts, at.node, at.resources ?? DEFAULT_RESOURCE_POLICY);
 }
 
 export function classifyVictim(
   uid: string,
   pod: PodFacts | undefined,
-  node: string,
+  at: VictimContext,
   priorityClass: (name: string) => PriorityClassFacts | undefined,
   clusterDefault: CheckpointPolicy,
 ): ClassifiedVictim {
@@ -80,7 +95,7 @@ export function classifyVictim(
     return { ...base, action: 'evict', why: 'never started: no state to lose' };
   }
   if (policy.policy === 'Never') return { ...base, action: 'evict', why: `policy Never (${policy.source})` };
-  const cannot = uncheckpointable(pod, node);
+  const cannot = uncheckpointable(pod, at);
   if (cannot === undefined) return { ...base, action: 'checkpoint', why: `policy ${policy.policy} (${policy.source})` };
   if (policy.policy === 'BestEffort') return { ...base, action: 'evict', why: `policy BestEffort, cannot checkpoint: ${cannot}` };
   return { ...base, action: 'protect', why: `policy Required, cannot checkpoint: ${cannot}` };

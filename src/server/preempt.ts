@@ -7,6 +7,7 @@ import type { PodReference } from '../checkpoint/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics, RequestPath } from '../metrics/metrics.js';
 import { planPreemption, type CandidateInput, type CandidatePlan } from '../scheduling/candidates.js';
+import type { ResourcePolicy } from '../scheduling/resources.js';
 import type { CheckpointPolicy } from '../scheduling/victimPolicy.js';
 import type { VerbHandler } from './app.js';
 import type { VerbAnswer } from './verbs.js';
@@ -22,6 +23,8 @@ export interface PreemptDeps {
   /** How long an answer may take: a margin under the scheduler's httpTimeout. */
   budgetMs: number;
   defaultPolicy: CheckpointPolicy;
+  /** Which extended resources block a checkpoint (--resource-checkpointing); built-in rules when absent. */
+  resources?: ResourcePolicy;
   now?: () => number;
 }
 
@@ -86,6 +89,8 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
       checkpointState: (v) => (executor && v.pod ? executor.state(v.pod, preemptor) : 'unavailable'),
       defaultPolicy: deps.defaultPolicy,
       now: now(),
+      node: (name) => view.node(name),
+      ...(deps.resources ? { resources: deps.resources } : {}),
     });
     const who = `${preemptor.namespace}/${preemptor.name}`;
     if (plan.infeasible.length > 0) {
