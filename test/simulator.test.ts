@@ -116,7 +116,17 @@ describe('a successful checkpoint', () => {
     expect((await fsp.stat(sim.archiveDir)).mode & 0o777).toBe(0o700);
     expect((await fsp.stat(archive)).mode & 0o777).toBe(0o600);
     const entries = await untar(archive);
-    expect([...entries.keys()]).toEqual(['checkpoint/', 'checkpoint/inventory.img', 'config.dump']);
+    // CRI-O's layout (cri-o internal/lib/checkpoint.go exportCheckpoint); see src/simulator/archive.ts.
+    expect([...entries.keys()]).toEqual([
+      'config.dump', 'spec.dump', 'dump.log', 'stats-dump', 'checkpoint/', 'checkpoint/inventory.img', 'checkpoint/pstree.img',
+      'checkpoint/core-1.img', 'checkpoint/mm-1.img', 'checkpoint/pagemap-1.img', 'checkpoint/cpuinfo.img', 'checkpoint/pages-1.img',
+      'rootfs-diff.tar',
+    ]);
+    const spec = JSON.parse(entries.get('spec.dump')!.toString()) as { annotations: Record<string, string> };
+    expect(spec.annotations['io.container.manager']).toBe('cri-o');
+    expect(JSON.parse(spec.annotations['io.kubernetes.cri-o.Metadata']!)).toEqual({ name: 'main' });
+    expect(spec.annotations['io.kubernetes.pod.name']).toBe('trainer');
+    expect(spec.annotations['io.kubernetes.pod.namespace']).toBe('ml');
     const config = JSON.parse(entries.get('config.dump')!.toString()) as { id: string; name: string };
     expect(config.name).toMatch(/^k8s_main_trainer_ml_[0-9a-f-]{36}_0$/);
     expect(config.id).toMatch(/^[0-9a-f]{64}$/);

@@ -20,12 +20,12 @@
 // 1.32+ Forbidden message, which end in "\n"; the 200 body is the kubelet's Sprintf, unescaped.
 //
 // Things it does not pretend: client-certificate authentication, HTTP/2, the kubelet's local time
-// zone in archive names (it writes UTC, as a node running in UTC does), and the real archive
-// content (it writes a small valid tar: checkpoint/inventory.img and config.dump).
+// zone in archive names (it writes UTC, as a node running in UTC does), and real CRIU images (the
+// archive has CRI-O's layout, see archive.ts, with placeholder image bodies).
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { constants as fsConstants, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
 import { isIP, type AddressInfo } from 'node:net';
@@ -35,6 +35,7 @@ import { promisify } from 'node:util';
 import type { V1Container, V1EphemeralContainer, V1Pod } from '@kubernetes/client-node';
 import { parseQuantity } from '../cluster/quantity.js';
 import { silentLogger, type Logger } from '../log.js';
+import { writeCheckpointArchive } from './archive.js';
 
 const GiB = 2 ** 30;
 /** The kubelet's --runtime-request-timeout default: the floor of every checkpoint deadline. */
@@ -47,6 +48,8 @@ export interface SimContainer {
   name: string;
   /** Memory the checkpoint has to dump; drives the simulated latency. */
   memoryBytes?: number;
+  /** Size of the dumped memory in the archive (checkpoint/pages-1.img); default 16 KiB. */
+  pagesBytes?: number;
   /**
    * Whether the runtime lists it as running. The kubelet checkpoints only running containers.
    * Default: true, except init containers (done by the time the pod runs; set true for sidecars).
@@ -478,7 +481,15 @@ export class KubeletSimulator extends EventEmitter<SimulatorEvents> {
       if (failure?.kind === 'runtime-error') return failed(failure.message ?? criuDumpError(containerId));
       if (failure?.kind === 'reset') return { reset: true };
       try {
-        await writeArchive(location, archiveFor(pod, uid, container, containerId, at));
+        await writeCheckpointArchive(location, {
+          namespace,
+          pod: name,
+          podUid: uid,
+          container,
+          containerId,
+          checkpointedAt: at,
+          ...(spec.pagesBytes !== undefined ? { pagesBytes: spec.pagesBytes } : {}),
+        });
       } catch (e) {
         return failed(
           `rpc error: code = Unknown desc = failed to write file system changes of container ${containerId}: ` +
@@ -609,6 +620,7 @@ export async function generateSelfSignedCert(
 interface ResolvedContainer {
   name: string;
   memoryBytes: number;
+  pagesBytes?: number;
   running: boolean;
 }
 
@@ -620,7 +632,14 @@ function findContainer(pod: SimPod, name: string): ResolvedContainer | undefined
   ];
   for (const [list, runningByDefault] of groups) {
     const c = list?.find((x) => x.name === name);
-    if (c) return { name: c.name, memoryBytes: c.memoryBytes ?? 0, running: c.running ?? runningByDefault };
+    if (c) {
+      return {
+        name: c.name,
+        memoryBytes: c.memoryBytes ?? 0,
+        running: c.running ?? runningByDefault,
+        ...(c.pagesBytes !== undefined ? { pagesBytes: c.pagesBytes } : {}),
+      };
+    }
   }
   return undefined;
 }
@@ -767,62 +786,4 @@ function mulberry32(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
   };
-}
-
-/** CRI-O opens the export O_RDWR|O_CREATE 0600 without O_TRUNC: a same-second name collision overwrites in place. */
-async function writeArchive(file: string, content: Buffer): Promise<void> {
-  const fh = await fsp.open(file, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
-  try {
-    await fh.write(content, 0, content.length, 0);
-  } finally {
-    await fh.close();
-  }
-}
-
-// CRIU image magics (IMG_COMMON_MAGIC, INVENTORY_MAGIC), so the entry at least starts like an inventory.
-const INVENTORY_HEADER = Buffer.from([0x19, 0x43, 0x56, 0x54, 0x16, 0x31, 0x31, 0x58]);
-
-function archiveFor(pod: SimPod, uid: string, container: string, containerId: string, at: Date): Buffer {
-  const mtime = Math.floor(at.getTime() / 1000);
-  // Field names as checkpointctl's ContainerConfig; the name as CRI-O composes it (k8s_<ctr>_<pod>_<ns>_<uid>_<attempt>).
-  const config = {
-    id: containerId,
-    name: `k8s_${container}_${pod.name}_${pod.namespace}_${uid}_0`,
-    rootfsImage: '',
-    rootfsImageRef: '',
-    rootfsImageName: '',
-    runtime: 'runc',
-    checkpointedTime: at.toISOString(),
-    restored: false,
-  };
-  return Buffer.concat([
-    tarEntry('checkpoint/', null, mtime),
-    tarEntry('checkpoint/inventory.img', INVENTORY_HEADER, mtime),
-    tarEntry('config.dump', Buffer.from(JSON.stringify(config, null, 2)), mtime),
-    Buffer.alloc(1024),
-  ]);
-}
-
-function tarEntry(name: string, body: Buffer | null, mtime: number): Buffer {
-  const header = Buffer.alloc(512);
-  const octal = (offset: number, width: number, value: number) =>
-    header.write(`${value.toString(8).padStart(width - 1, '0')}\0`, offset, width, 'latin1');
-  header.write(name, 0, 100, 'utf8');
-  octal(100, 8, body ? 0o600 : 0o700);
-  octal(108, 8, 0);
-  octal(116, 8, 0);
-  octal(124, 12, body?.length ?? 0);
-  octal(136, 12, mtime);
-  header.fill(0x20, 148, 156);
-  header.write(body ? '0' : '5', 156, 'latin1');
-  header.write('ustar\u000000', 257, 'latin1');
-  header.write('root', 265, 'latin1');
-  header.write('root', 297, 'latin1');
-  let sum = 0;
-  for (const b of header) sum += b;
-  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'latin1');
-  if (!body) return header;
-  const padded = Buffer.alloc(Math.ceil(body.length / 512) * 512);
-  body.copy(padded);
-  return Buffer.concat([header, padded]);
 }
