@@ -15,11 +15,11 @@ import { Metrics } from './metrics/metrics.js';
 import { createHandler, createWebhookApp } from './server/app.js';
 import { RestoreController } from './restore/controller.js';
 import { PlacementController } from './restore/placementController.js';
+import { ManualCheckpointController } from './checkpoint/manualController.js';
 import { podPlacementWriter } from './cluster/podWriter.js';
 import { podEventPoster } from './cluster/events.js';
 import { createWebhook } from './restore/webhook.js';
 import { createPreemptVerb } from './server/preempt.js';
-import { resourcePolicy } from './scheduling/resources.js';
 
 const NODE_FACTS_LRU_SIZE = 10_000;
 // By then a pod created with the claim is in every replica's cache; a claim without one was
@@ -29,6 +29,8 @@ const WEBHOOK_RECLAIM_AFTER_MS = 5_000;
 const PLACEMENT_RETRY_AFTER_MS = 10_000;
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+// How soon a Manual checkpoint request is taken up: someone is watching its progress.
+const MANUAL_SWEEP_MS = 500;
 
 function connect(config: Config, log: Logger): { view: ClusterView; kc?: KubeConfig } {
   if (config.noCluster) {
@@ -106,7 +108,6 @@ export function main(argv: string[]): void {
     log,
     budgetMs: config.schedulerHttpTimeoutMs - config.preemptMarginMs,
     defaultPolicy: config.defaultCheckpointPolicy,
-    resources: resourcePolicy(config.resourceRules),
     ...(executor ? { executor } : {}),
   });
   const handler = createHandler({
@@ -160,6 +161,12 @@ export function main(argv: string[]): void {
     });
     placement.start();
     closers.push(() => placement.stop());
+    if (executor) {
+      // Checkpoints asked for by hand (kubectl hiatus checkpoint): records with reason Manual.
+      const manual = new ManualCheckpointController({ view, executor, store, log, intervalMs: MANUAL_SWEEP_MS });
+      manual.start();
+      closers.push(() => manual.stop());
+    }
     if (config.webhookTlsCertFile && config.webhookTlsKeyFile) {
       const webhookApp = createWebhookApp({
         mutatePods: createWebhook({

@@ -52,7 +52,13 @@ export type EnsureOutcome =
 export interface CheckpointJob {
   victim: PodFacts;
   node: NodeFacts;
-  preemptor: PodReference;
+  /** The preemption that asks for the checkpoint; absent for a Manual one. */
+  preemptor?: PodReference;
+  /**
+   * A Manual checkpoint: the record someone created to ask for it (kubectl hiatus checkpoint),
+   * claimed and completed like a preemption's.
+   */
+  manual?: { name: string };
 }
 
 const RECORD_ATTEMPTS = 4;
@@ -75,7 +81,9 @@ export class CheckpointExecutor {
     this.claimTtlMs = (Math.max(o.kubeletTimeoutSeconds, 120) + 60) * 1000;
   }
 
-  static nameFor(job: Pick<CheckpointJob, 'victim' | 'preemptor'>): string {
+  static nameFor(job: Pick<CheckpointJob, 'victim' | 'preemptor' | 'manual'>): string {
+    if (job.manual) return job.manual.name;
+    if (!job.preemptor) throw new Error(`checkpoint job for ${job.victim.namespace}/${job.victim.name} has neither a preemptor nor a record`);
     return checkpointName(job.victim.name, job.victim.uid, job.preemptor.uid);
   }
 
@@ -126,7 +134,8 @@ export class CheckpointExecutor {
   private desired(job: CheckpointJob, existing?: Checkpoint): Checkpoint {
     const { victim, node, preemptor } = job;
     const now = this.now();
-    const labels: Record<string, string> = { [LABEL_SOURCE_POD_UID]: victim.uid, [LABEL_PREEMPTOR_UID]: preemptor.uid };
+    const labels: Record<string, string> = { [LABEL_SOURCE_POD_UID]: victim.uid };
+    if (preemptor) labels[LABEL_PREEMPTOR_UID] = preemptor.uid;
     if (victim.owner) labels[LABEL_OWNER_UID] = victim.owner.uid;
     const source: Checkpoint['spec']['source'] = {
       pod: { namespace: victim.namespace, name: victim.name, uid: victim.uid },
@@ -152,8 +161,8 @@ export class CheckpointExecutor {
       kind: CHECKPOINT_KIND,
       metadata,
       spec: {
-        reason: 'Preemption',
-        preemptor,
+        reason: preemptor ? 'Preemption' : 'Manual',
+        ...(preemptor ? { preemptor } : {}),
         source,
         containers: victim.containers,
         restoreConstraints: constraints,
@@ -257,9 +266,9 @@ export class CheckpointExecutor {
     const recorded = await this.record(record);
     this.o.metrics.checkpointDuration.observe((this.now() - started) / 1000);
     const ref = `${record.metadata.namespace}/${record.metadata.name}`;
-    const by = `${job.preemptor.namespace}/${job.preemptor.name}`;
+    const why = job.preemptor ? `for preemption by ${job.preemptor.namespace}/${job.preemptor.name}` : 'asked for by hand';
     if (failure) {
-      this.tell(victim, 'Warning', 'CheckpointFailed', `checkpoint ${record.metadata.name} for preemption by ${by} failed: ${failure}`);
+      this.tell(victim, 'Warning', 'CheckpointFailed', `checkpoint ${record.metadata.name} ${why} failed: ${failure}`);
       this.o.metrics.checkpoints.inc({ result: 'failed' });
       this.o.log.warn('checkpoint failed', { checkpoint: ref, pod: `${victim.namespace}/${victim.name}`, node: node.name, error: failure });
       return { state: 'failed', message: failure };
@@ -268,7 +277,8 @@ export class CheckpointExecutor {
       this.o.metrics.checkpoints.inc({ result: 'not_recorded' });
       return { state: 'failed', message: `checkpoint ${ref} was taken but could not be recorded` };
     }
-    this.tell(victim, 'Normal', 'Checkpointed', `checkpoint ${record.metadata.name} of ${victim.containers.length} container(s) ready before preemption by ${by}`);
+    const ready = job.preemptor ? `ready before preemption by ${job.preemptor.namespace}/${job.preemptor.name}` : 'ready (asked for by hand)';
+    this.tell(victim, 'Normal', 'Checkpointed', `checkpoint ${record.metadata.name} of ${victim.containers.length} container(s) ${ready}`);
     this.o.metrics.checkpoints.inc({ result: 'ready' });
     this.o.log.info('checkpoint ready', { checkpoint: ref, pod: `${victim.namespace}/${victim.name}`, node: node.name, ms: this.now() - started });
     return { state: 'ready', checkpoint: recorded };

@@ -1,0 +1,73 @@
+// Manual checkpoints: someone (kubectl hiatus checkpoint) creates a Checkpoint record with reason
+// Manual, the pod it names and no status; an extender replica takes it through the executor's
+// claim path like a preemption's checkpoint. The record's namespace is the pod's, so the right to
+// ask is RBAC's `create checkpoints.hiatus.dev` in that namespace; what the pod is (node,
+// containers, whether it can be checkpointed) comes from the replica's cache, never from the
+// request. Pure.
+import type { NodeFacts, PodFacts } from '../cluster/facts.js';
+import { uncheckpointable } from '../scheduling/victimPolicy.js';
+import type { Checkpoint } from './types.js';
+
+/** A request for a pod the cache never shows is refused after this (the pod finished or is gone). */
+export const UNKNOWN_POD_GRACE_MS = 30_000;
+
+export type ManualPlan =
+  /** Not a request (no Manual reason, or someone already answered it). */
+  | { kind: 'ignore' }
+  /** The cache does not show the pod (yet): judged again on the next sweep. */
+  | { kind: 'wait'; why: string }
+  | { kind: 'refuse'; why: string }
+  | { kind: 'take'; pod: PodFacts; node: NodeFacts };
+
+/** A record that asks for a checkpoint: reason Manual, nothing written to its status yet. */
+export function isManualRequest(c: Checkpoint): boolean {
+  return c.spec?.reason === 'Manual' && !c.status?.phase;
+}
+
+/**
+ * What to do with one record. `pod` looks a pod up by UID in the cache, `node` a node by name.
+ * A request that names a pod by name only, or by a UID of another pod, is refused: the UID pins
+ * the pod the requester saw, so a same-named successor is never checkpointed in its place.
+ */
+export function planManual(
+  c: Checkpoint,
+  pod: (uid: string) => PodFacts | undefined,
+  node: (name: string) => NodeFacts | undefined,
+  now: number,
+): ManualPlan {
+  if (!isManualRequest(c)) return { kind: 'ignore' };
+  const ref = c.spec.source?.pod;
+  const ns = c.metadata.namespace;
+  if (!ref?.name || !ref.uid) return { kind: 'refuse', why: 'the request names no pod (spec.source.pod name and uid)' };
+  if (ref.namespace && ref.namespace !== ns) {
+    return { kind: 'refuse', why: `pod ${ref.namespace}/${ref.name} is not in the record's namespace ${ns}` };
+  }
+  const p = pod(ref.uid);
+  if (!p) {
+    // The cache holds non-terminal pods only: one that finished or went away never shows up.
+    const age = now - Date.parse(c.metadata.creationTimestamp ?? '');
+    if (age > UNKNOWN_POD_GRACE_MS) return { kind: 'refuse', why: `pod ${ns}/${ref.name} (uid ${ref.uid}) does not exist or is no longer running` };
+    return { kind: 'wait', why: `pod ${ns}/${ref.name} (uid ${ref.uid}) is not in the cache yet` };
+  }
+  if (p.namespace !== ns || p.name !== ref.name) {
+    return { kind: 'refuse', why: `uid ${ref.uid} is pod ${p.namespace}/${p.name}, not ${ns}/${ref.name}` };
+  }
+  const why = manualRefusal(p);
+  if (why) return { kind: 'refuse', why };
+  const n = node(p.nodeName!);
+  if (!n) return { kind: 'refuse', why: `node ${p.nodeName} of pod ${ns}/${p.name} is unknown to the extender` };
+  return { kind: 'take', pod: p, node: n };
+}
+
+/**
+ * Why this pod cannot be checkpointed by hand, or undefined: the preemption rules
+ * (victimPolicy.uncheckpointable) plus a pod going away. kubectl hiatus checkpoint asks this
+ * before it records anything.
+ */
+export function manualRefusal(p: PodFacts): string | undefined {
+  const ref = `pod ${p.namespace}/${p.name}`;
+  if (p.deleting) return `${ref} is terminating`;
+  if (!p.nodeName) return `${ref} is not bound to a node`;
+  const cannot = uncheckpointable(p, p.nodeName);
+  return cannot?.replace(/^victim/, ref);
+}
