@@ -150,6 +150,8 @@ const SAMPLE: Checkpoint = {
       memoryBytes: 5 * 2 ** 30,
     },
     containers: ['main'],
+    generation: 3,
+    restoredFrom: 'trainer-0-9a8b7c6d5e4f',
     restoreConstraints: {
       node: 'node-a',
       arch: 'amd64',
@@ -337,6 +339,7 @@ describe('Checkpoint CRD', () => {
     expect(untyped).toEqual([]);
     expect(at(root, 'spec.source.memoryBytes')).toMatchObject({ type: 'integer', format: 'int64', minimum: 0 });
     expect(at(root, 'spec.source.index')).toMatchObject({ type: 'integer', minimum: 0 });
+    expect(at(root, 'spec.generation')).toMatchObject({ type: 'integer', format: 'int32', minimum: 1 });
     // PriorityClass values may be negative.
     expect(at(root, 'spec.source.priority')).toMatchObject({ type: 'integer' });
     expect(at(root, 'spec.source.priority')?.minimum).toBeUndefined();
@@ -353,6 +356,7 @@ describe('Checkpoint CRD', () => {
       ['Node', '.spec.source.nodeName', 'string', 0],
       ['Reason', '.spec.reason', 'string', 0],
       ['Preemptor', '.spec.preemptor.name', 'string', 1],
+      ['Generation', '.spec.generation', 'integer', 1],
       ['Completed', '.status.completionTime', 'date', 0],
       ['Age', '.metadata.creationTimestamp', 'date', 0],
     ]);
@@ -362,7 +366,7 @@ describe('Checkpoint CRD', () => {
         continue;
       }
       const s = at(root, c.jsonPath);
-      expect({ column: c.name, type: s?.type }).toEqual({ column: c.name, type: 'string' });
+      expect({ column: c.name, type: s?.type }).toEqual({ column: c.name, type: c.type === 'date' ? 'string' : c.type });
       if (c.type === 'date') expect({ column: c.name, format: s?.format }).toEqual({ column: c.name, format: 'date-time' });
     }
   });

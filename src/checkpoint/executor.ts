@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { CheckpointState } from '../scheduling/candidates.js';
 import { KubeletError, type KubeletClient } from './kubeletClient.js';
+import { chainLink } from '../restore/chain.js';
 import { checkpointName } from './names.js';
 import { Semaphore } from './semaphore.js';
 import { StoreConflict, type CheckpointStore } from './store.js';
@@ -165,6 +166,7 @@ export class CheckpointExecutor {
         ...(preemptor ? { preemptor } : {}),
         source,
         containers: victim.containers,
+        ...chainLink(victim, this.o.cached),
         restoreConstraints: constraints,
       },
       status: {

@@ -32,6 +32,13 @@ export interface CheckpointSpec {
     memoryBytes: number;
   };
   containers: string[];
+  /**
+   * Which life of the workload this checkpoint records: 1 for a pod never restored, N + 1 for a
+   * pod restored from a generation-N checkpoint. Absent on records written before chains: 1.
+   */
+  generation?: number;
+  /** The Checkpoint the source pod was restored from (its hiatus.dev/restore-from): the chain's previous link. */
+  restoredFrom?: string;
   /** What a node must match to restore this checkpoint (also the pods' restore-constraints). */
   restoreConstraints: {
     node: string;

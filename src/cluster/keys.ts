@@ -6,6 +6,12 @@ export const ANNOTATION_RESTORE_FROM = `${GROUP}/restore-from`;
 export const ANNOTATION_RESTORE_CONSTRAINTS = `${GROUP}/restore-constraints`;
 export const ANNOTATION_RESTORE_OPT = `${GROUP}/restore`;
 export const KEY_CHECKPOINT_POLICY = `${GROUP}/checkpoint-policy`;
+/**
+ * On a restore pod, set by the webhook next to hiatus.dev/restore-from: the generation of the
+ * Checkpoint it restores from, so that a checkpoint of this pod records the next one even after
+ * retention has deleted the consumed record.
+ */
+export const ANNOTATION_RESTORE_GENERATION = `${GROUP}/restore-generation`;
 
 /**
  * The extended resource that marks a pod restoring from a checkpoint, named with quantity 0.

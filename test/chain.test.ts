@@ -1,0 +1,116 @@
+// Issue 17: checkpointing a restored pod makes a new Checkpoint of the same workload, one
+// generation later, with the constraints of the node it now runs on; the earlier record stays
+// consumed and the newest usable one is offered.
+import { describe, expect, it } from '@jest/globals';
+import { CheckpointExecutor } from '../src/checkpoint/executor.js';
+import type { KubeletClient } from '../src/checkpoint/kubeletClient.js';
+import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
+import { CHECKPOINT_API_VERSION, CHECKPOINT_KIND, type Checkpoint } from '../src/checkpoint/types.js';
+import { nodeFacts, podFacts } from '../src/cluster/facts.js';
+import { silentLogger } from '../src/log.js';
+import { Metrics } from '../src/metrics/metrics.js';
+import { chainLink, generationOf, newestFirst, supersededRecords } from '../src/restore/chain.js';
+import { node, victim } from './helpers/objects.js';
+
+function record(name: string, o: { generation?: number; restoredFrom?: string; completed?: string; namespace?: string } = {}): Checkpoint {
+  return {
+    apiVersion: CHECKPOINT_API_VERSION,
+    kind: CHECKPOINT_KIND,
+    metadata: { name, namespace: o.namespace ?? 'ml' },
+    spec: {
+      reason: 'Preemption',
+      source: { pod: { namespace: 'ml', name: 'ledger-0', uid: `uid-${name}` }, nodeName: 'n1', priority: 100, memoryBytes: 1 },
+      containers: ['main'],
+      ...(o.generation !== undefined ? { generation: o.generation } : {}),
+      ...(o.restoredFrom ? { restoredFrom: o.restoredFrom } : {}),
+      restoreConstraints: { node: 'n1', arch: 'amd64', cpuFeatures: [], runtime: 'cri-o' },
+    },
+    status: { phase: 'Ready', completionTime: o.completed ?? '2026-11-23T10:00:00Z' },
+  };
+}
+
+function restoredPod(annotations: Record<string, string>) {
+  const pod = victim('ledger-0', 'n2', { policy: 'Required' });
+  pod.metadata!.annotations = { ...pod.metadata!.annotations, ...annotations };
+  return podFacts(pod);
+}
+
+describe('chain links', () => {
+  const none = () => undefined;
+
+  it('makes a pod never restored the first generation', () => {
+    expect(chainLink(podFacts(victim('ledger-0', 'n1')), none)).toEqual({ generation: 1 });
+  });
+
+  it('makes a restored pod the next generation of the record it was restored from', () => {
+    const pod = restoredPod({ 'hiatus.dev/restore-from': 'ledger-0-aaa', 'hiatus.dev/restore-generation': '2' });
+    expect(chainLink(pod, none)).toEqual({ generation: 3, restoredFrom: 'ledger-0-aaa' });
+  });
+
+  it('reads the generation from the cached record when the pod carries none (a hand-written contract)', () => {
+    const pod = restoredPod({ 'hiatus.dev/restore-from': 'ledger-0-aaa' });
+    const cached = (ns: string, name: string) => (ns === 'ml' && name === 'ledger-0-aaa' ? record(name, { generation: 4 }) : undefined);
+    expect(chainLink(pod, cached)).toEqual({ generation: 5, restoredFrom: 'ledger-0-aaa' });
+    // Record gone and nothing on the pod: at least a second life.
+    expect(chainLink(pod, none)).toEqual({ generation: 2, restoredFrom: 'ledger-0-aaa' });
+    // An unreadable annotation falls back to the record.
+    const odd = restoredPod({ 'hiatus.dev/restore-from': 'ledger-0-aaa', 'hiatus.dev/restore-generation': 'two' });
+    expect(chainLink(odd, cached).generation).toBe(5);
+  });
+
+  it('counts records without a generation as first generations', () => {
+    expect(generationOf(record('old'))).toBe(1);
+    expect(generationOf(record('g0', { generation: 0 }))).toBe(1);
+    expect(generationOf(record('g3', { generation: 3 }))).toBe(3);
+  });
+
+  it('knows a record is consumed once a later record names it, per namespace', () => {
+    const all = [record('g1', { generation: 1 }), record('g2', { generation: 2, restoredFrom: 'g1' }), record('x2', { generation: 2, restoredFrom: 'x1', namespace: 'other' })];
+    expect([...supersededRecords(all)].sort()).toEqual(['ml/g1', 'other/x1']);
+  });
+
+  it('orders newest first, by completion time and then generation', () => {
+    const t = (c: Checkpoint) => Date.parse(c.status!.completionTime!);
+    const same = '2026-11-23T10:00:00Z';
+    const list = [record('g1', { generation: 1, completed: same }), record('g3', { generation: 3, completed: same }), record('late', { completed: '2026-11-23T11:00:00Z' })];
+    expect(list.sort(newestFirst(t)).map((c) => c.metadata.name)).toEqual(['late', 'g3', 'g1']);
+  });
+});
+
+describe('the executor records the chain', () => {
+  it('writes the next generation, the previous record and the current node\'s constraints for a restored victim', async () => {
+    const store = new MemoryCheckpointStore();
+    const kubelet: KubeletClient = { checkpoint: async (r) => [`/var/lib/kubelet/checkpoints/checkpoint-${r.pod}_${r.namespace}-${r.container}.tar`] };
+    const previous = record('ledger-0-first', { generation: 1 });
+    const executor = new CheckpointExecutor({
+      kubelet,
+      store,
+      metrics: new Metrics({ defaultMetrics: false }),
+      log: silentLogger,
+      cached: (ns, name) => (ns === 'ml' && name === previous.metadata.name ? previous : undefined),
+      kubeletTimeoutSeconds: 120,
+      maxAgeMs: 600_000,
+      retryFailedAfterMs: 300_000,
+      maxConcurrent: 2,
+      maxPerNode: 2,
+    });
+    const now = nodeFacts(node('n2', { arch: 'amd64', features: ['AVX2', 'AVX512F'], runtime: 'cri-o://1.32.0', zone: 'zone-b' }));
+    // Restored by the webhook (marker resource included), now running on n2.
+    const pod = victim('ledger-0', 'n2', { policy: 'Required' });
+    pod.metadata!.annotations = { ...pod.metadata!.annotations, 'hiatus.dev/restore-from': previous.metadata.name };
+    pod.spec!.containers![0]!.resources = { requests: { memory: '1Gi', 'hiatus.dev/checkpoint-restore': '0' }, limits: { 'hiatus.dev/checkpoint-restore': '0' } };
+    const outcome = await executor.ensure({ victim: podFacts(pod), node: now, preemptor: { namespace: 'ml', name: 'urgent', uid: 'uid-urgent' } });
+    expect(outcome.state).toBe('ready');
+    const [written] = [...store.objects.values()];
+    expect(written!.spec).toMatchObject({
+      generation: 2,
+      restoredFrom: 'ledger-0-first',
+      source: { pod: { name: 'ledger-0', uid: 'uid-ledger-0' }, nodeName: 'n2' },
+      restoreConstraints: { node: 'n2', arch: 'amd64', cpuFeatures: ['AVX2', 'AVX512F'], runtime: 'cri-o://1.32.0', zone: 'zone-b' },
+    });
+    // A pod never restored starts a chain.
+    const fresh = await executor.ensure({ victim: podFacts(victim('ledger-1', 'n2', { policy: 'Required' })), node: now, preemptor: { namespace: 'ml', name: 'urgent', uid: 'uid-urgent' } });
+    expect(fresh.state === 'ready' && fresh.checkpoint.spec).toMatchObject({ generation: 1 });
+    expect(fresh.state === 'ready' && fresh.checkpoint.spec.restoredFrom).toBeUndefined();
+  });
+});
