@@ -92,7 +92,7 @@ async function cell(sim: KubeletSimulator, candidates: number, victims: number, 
     metrics,
     log: silentLogger,
     maxBodyBytes: 50 * 2 ** 20,
-    preempt: createPreemptVerb({ view, executor, metrics, log: silentLogger, budgetMs: 4000, defaultPolicy: 'Never' }),
+    preempt: createPreemptVerb({ view, executor, metrics, log: silentLogger, budgetMs: 4000, waitMs: 4000, defaultPolicy: 'Never' }),
   });
   const server = http.createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

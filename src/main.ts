@@ -18,15 +18,18 @@ import { PlacementController } from './restore/placementController.js';
 import { ManualCheckpointController } from './checkpoint/manualController.js';
 import { podPlacementWriter } from './cluster/podWriter.js';
 import { podEventPoster } from './cluster/events.js';
-import { createWebhook } from './restore/webhook.js';
+import { CLAIM_WAIT_MS, RECLAIM_AFTER_MS, createWebhook } from './restore/webhook.js';
 import { createPreemptVerb } from './server/preempt.js';
+import { PreemptionCompleter } from './preemption/completer.js';
+import { resourcePolicy } from './scheduling/resources.js';
 
 const NODE_FACTS_LRU_SIZE = 10_000;
-// By then a pod created with the claim is in every replica's cache; a claim without one was
-// rejected after admission, and the workload's next pod may take it.
-const WEBHOOK_RECLAIM_AFTER_MS = 5_000;
 // A restore pod still gated this long after its gate was lifted (a failed or lost write) is placed again.
 const PLACEMENT_RETRY_AFTER_MS = 10_000;
+
+// How often a preemption being completed looks again at its checkpoints (another replica's show
+// only in the watch cache); this replica's own wake it at once.
+const COMPLETION_INTERVAL_MS = 250;
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 // How soon a Manual checkpoint request is taken up: someone is watching its progress.
@@ -102,13 +105,33 @@ export function main(argv: string[]): void {
         maxPerNode: config.maxCheckpointsPerNode,
       })
     : undefined;
+  const resources = resourcePolicy(config.resourceRules);
+  // Evicts what preempt answered `{}` to once the victims' checkpoints are recorded (writes pods
+  // and pods/status, as kube-scheduler's preemption does).
+  const completer = kc && executor
+    ? new PreemptionCompleter({
+        view,
+        executor,
+        writer: podPlacementWriter(kc),
+        metrics,
+        log,
+        defaultPolicy: config.defaultCheckpointPolicy,
+        resources,
+        maxWaitMs: (config.checkpointTimeoutSeconds + 60) * 1000,
+        intervalMs: COMPLETION_INTERVAL_MS,
+        ...(event ? { event } : {}),
+      }).start()
+    : undefined;
   const preempt = createPreemptVerb({
     view,
     metrics,
     log,
     budgetMs: config.schedulerHttpTimeoutMs - config.preemptMarginMs,
+    waitMs: config.preemptWaitMs,
     defaultPolicy: config.defaultCheckpointPolicy,
+    resources,
     ...(executor ? { executor } : {}),
+    ...(completer ? { completer } : {}),
   });
   const handler = createHandler({
     ctx: { view, nodeFacts, metrics, strict: config.strict, zoneScore: config.zoneScore },
@@ -175,7 +198,8 @@ export function main(argv: string[]): void {
           metrics,
           log,
           maxAgeMs: config.retentionMaxAgeMs,
-          reclaimAfterMs: WEBHOOK_RECLAIM_AFTER_MS,
+          reclaimAfterMs: RECLAIM_AFTER_MS,
+          claimWaitMs: CLAIM_WAIT_MS,
           restoreSchedulers: config.restoreSchedulers,
           placementGate: config.restorePlacement === 'gate',
         }),
@@ -205,6 +229,7 @@ export function main(argv: string[]): void {
       strict: config.strict,
       zoneScore: config.zoneScore,
       preemptBudgetMs: config.schedulerHttpTimeoutMs - config.preemptMarginMs,
+      preemptWaitMs: config.preemptWaitMs,
       defaultCheckpointPolicy: config.defaultCheckpointPolicy,
       kubeletAccess: config.kubeletAccess,
     });
@@ -212,6 +237,7 @@ export function main(argv: string[]): void {
   const shutdown = (signal: string) => {
     log.info('shutting down', { signal });
     view.stop();
+    completer?.stop();
     for (const close of closers) close();
     server.close(() => process.exit(0));
     server.closeIdleConnections();

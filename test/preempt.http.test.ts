@@ -61,13 +61,14 @@ function executorFor(view: SnapshotView, store: MemoryCheckpointStore, metrics: 
   });
 }
 
-async function rig(pods: Pod[], opts: { defaultPolicy?: CheckpointPolicy; latency?: { baseMs?: number; msPerGiB?: number }; budgetMs?: number } = {}): Promise<Rig> {
+async function rig(pods: Pod[], opts: { defaultPolicy?: CheckpointPolicy; latency?: { baseMs?: number; msPerGiB?: number }; budgetMs?: number; preemptorPriority?: number | null } = {}): Promise<Rig> {
   const sim = new KubeletSimulator({ latency: { baseMs: 0, msPerGiB: 0, ...opts.latency } });
   const port = await sim.start();
   for (const p of pods) sim.setPod(simPodFromV1Pod(p as never));
   const view = new SnapshotView({
     nodes: ['n1', 'n2', 'n3'].map((n) => node(n, { ...GOOD, port })),
-    pods,
+    // The preemptor is a pending pod of the cluster: preempt takes its priority from the cache.
+    pods: [...pods, preemptor(opts.preemptorPriority === undefined ? 1000 : opts.preemptorPriority)],
     priorityClasses: [
       { name: 'train-required', value: 100, checkpointPolicy: 'Required' },
       { name: 'batch-besteffort', value: 100, checkpointPolicy: 'BestEffort' },
@@ -257,17 +258,42 @@ describe('preempt with BestEffort and Never victims', () => {
     expect(res.json).toEqual({ NodeNameToMetaVictims: {} });
   });
 
-  it('handles a preemptor without priority and victims given as full pods (nodeCacheCapable: false)', async () => {
+  it('judges victims given as full pods (nodeCacheCapable: false) by the cache, not by the request', async () => {
     const v = victim('trainer-0', 'n1', { priorityClassName: 'train-required' });
     r = await rig([v]);
-    r.view.podsByUid.clear(); // the request alone describes the victims
+    // The request says Never and names no class: the cached pod says Required.
+    const forged = victim('trainer-0', 'n1', { policy: 'Never' });
     const res = await post(`${r.server.url}/preempt`, {
-      Pod: preemptor(null),
-      NodeNameToVictims: { n1: { Pods: [v], NumPDBViolations: 0 } },
+      Pod: preemptor(),
+      NodeNameToVictims: { n1: { Pods: [forged], NumPDBViolations: 0 } },
       NodeNameToMetaVictims: null,
     });
     expect(res.json).toEqual({ NodeNameToMetaVictims: { n1: { Pods: [{ UID: 'uid-trainer-0' }], NumPDBViolations: 0 } } });
     expect(checkpoints(r)[0]!.status!.phase).toBe('Ready');
+  });
+
+  it('dumps nothing for victims kube-scheduler could not have chosen: unknown, on another node, not of lower priority', async () => {
+    const important = victim('db', 'n1', { priority: 5000, priorityClassName: 'train-required' });
+    const elsewhere = victim('trainer-x', 'n2', { priorityClassName: 'train-required' });
+    r = await rig([important, elsewhere], { preemptorPriority: 1000 });
+    const res = await post(
+      `${r.server.url}/preempt`,
+      metaArgs(preemptor(), { n1: ['uid-db', 'uid-db'], n2: ['uid-invented'], n3: ['uid-trainer-x'] }),
+    );
+    expect(res.status).toBe(200);
+    expect(res.json).toEqual({ NodeNameToMetaVictims: {} });
+    expect(r.sim.calls).toHaveLength(0);
+    expect(checkpoints(r)).toHaveLength(0);
+  });
+
+  it('dumps nothing for a preemptor that is not a pending pod of the cluster', async () => {
+    r = await rig([victim('trainer-0', 'n1', { priorityClassName: 'train-required' })]);
+    const stranger = preemptor();
+    stranger.metadata!.uid = 'uid-invented-preemptor';
+    const res = await post(`${r.server.url}/preempt`, metaArgs(stranger, { n1: ['uid-trainer-0'] }));
+    expect(res.json).toEqual({ NodeNameToMetaVictims: {} });
+    expect(r.sim.calls).toHaveLength(0);
+    expect(checkpoints(r)).toHaveLength(0);
   });
 
   it('orders the returned victims most important first', async () => {

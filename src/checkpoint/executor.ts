@@ -117,6 +117,25 @@ export class CheckpointExecutor {
     }
   }
 
+  /**
+   * Whether the API server itself holds a Ready record of this victim's checkpoint for this
+   * preemptor, with an archive for every container: what "nothing lost" is judged by before a
+   * Required victim is released (never this replica's memory or a possibly stale watch cache).
+   */
+  async confirmReady(victim: PodFacts, preemptor: PodReference): Promise<boolean> {
+    const name = CheckpointExecutor.nameFor({ victim, preemptor });
+    let c: Checkpoint | undefined;
+    try {
+      c = await this.o.store.get(victim.namespace, name);
+    } catch (e) {
+      this.o.log.warn('cannot confirm checkpoint', { checkpoint: `${victim.namespace}/${name}`, error: (e as Error).message });
+      return false;
+    }
+    if (!c || c.spec.source.pod.uid !== victim.uid || this.stateOf(c) !== 'ready') return false;
+    const archived = new Set((c.status?.containers ?? []).filter((x) => x.archivePath).map((x) => x.name));
+    return victim.containers.every((name) => archived.has(name));
+  }
+
   /** Starts (or joins) the checkpoint of one victim; resolves when it ended or is someone else's. */
   ensure(job: CheckpointJob): Promise<EnsureOutcome> {
     const key = `${job.victim.namespace}/${CheckpointExecutor.nameFor(job)}`;

@@ -16,6 +16,28 @@ export interface PodRef {
   uid: string;
 }
 
+/** What preemption completion needs of a pod, read live from the API server (not the cache). */
+export interface LivePod {
+  uid: string;
+  nodeName?: string;
+  nominatedNodeName?: string;
+  deleting: boolean;
+}
+
+/**
+ * The writes that complete a preemption kube-scheduler started, as its own preemption executor
+ * does them (pkg/scheduler/framework/preemption/executor.go, PreemptPod): a DisruptionTarget
+ * condition on the victim's status, then the victim's deletion; both guarded by the victim's UID.
+ */
+export interface PreemptionWriter {
+  /** The pod as the API server has it now; undefined when it does not exist. */
+  getPod(namespace: string, name: string): Promise<LivePod | undefined>;
+  /** Sets status.nominatedNodeName (pods/status), guarded by the UID. */
+  nominate(pod: PodRef, node: string): Promise<void>;
+  /** Marks and deletes the pod if it is still this UID; 'gone' when it already was. */
+  evict(pod: PodRef, message: string): Promise<'evicted' | 'gone'>;
+}
+
 export interface PodPlacementWriter {
   /** Sets status.nominatedNodeName (pods/status). */
   nominate(pod: PodRef, node: string): Promise<void>;
@@ -53,7 +75,32 @@ export function isUnprocessable(e: unknown): boolean {
   return httpStatus(e) === 422;
 }
 
+/** A precondition on the UID failed (409): the name now belongs to another pod. */
+export function isConflict(e: unknown): boolean {
+  return httpStatus(e) === 409;
+}
+
 const REQUEST_TIMEOUT_MS = 10_000;
+// kube-scheduler's reason (v1.PodReasonPreemptionByScheduler): PodDisruptionConditions readers
+// (Job pod failure policies, kubectl) treat a hiatus eviction exactly as a scheduler preemption.
+const REASON_PREEMPTION_BY_SCHEDULER = 'PreemptionByScheduler';
+const disruptionBody = (pod: PodRef, message: string, now: Date) => ({
+  metadata: { uid: pod.uid },
+  status: {
+    conditions: [
+      { type: 'DisruptionTarget', status: 'True', reason: REASON_PREEMPTION_BY_SCHEDULER, message, lastTransitionTime: now.toISOString() },
+    ],
+  },
+});
+const deleteBody = (pod: PodRef) => ({ apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: pod.uid } });
+function livePod(raw: any): LivePod {
+  return {
+    uid: String(raw?.metadata?.uid ?? ''),
+    ...(raw?.spec?.nodeName ? { nodeName: String(raw.spec.nodeName) } : {}),
+    ...(raw?.status?.nominatedNodeName ? { nominatedNodeName: String(raw.status.nominatedNodeName) } : {}),
+    deleting: Boolean(raw?.metadata?.deletionTimestamp),
+  };
+}
 const nominateBody = (pod: PodRef, node: string) => ({ metadata: { uid: pod.uid }, status: { nominatedNodeName: node } });
 const liftGatePatch = (pod: PodRef, gate: string, index: number) => [
   { op: 'test', path: '/metadata/uid', value: pod.uid },
@@ -63,20 +110,42 @@ const liftGatePatch = (pod: PodRef, gate: string, index: number) => [
 const podPath = (pod: PodRef) => `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}`;
 
 /** Patches over a keep-alive pool; credentials are read per call, so rotated tokens and certificates apply. */
-class KeepAlivePodWriter implements PodPlacementWriter {
+class KeepAlivePodWriter implements PodPlacementWriter, PreemptionWriter {
   private agent: https.Agent | undefined;
   private agentKey = '';
   private readonly plainAgent = new http.Agent({ keepAlive: true, maxSockets: 8 });
 
   constructor(private readonly kc: KubeConfig) {}
 
-  nominate(pod: PodRef, node: string): Promise<void> {
-    return this.patch(`${podPath(pod)}/status`, PatchStrategy.StrategicMergePatch, nominateBody(pod, node), `nominate ${node} for pod ${pod.namespace}/${pod.name}`);
+  async nominate(pod: PodRef, node: string): Promise<void> {
+    await this.send('PATCH', `${podPath(pod)}/status`, PatchStrategy.StrategicMergePatch, nominateBody(pod, node), `nominate ${node} for pod ${pod.namespace}/${pod.name}`);
+  }
+
+  async getPod(namespace: string, name: string): Promise<LivePod | undefined> {
+    try {
+      return livePod(await this.send('GET', podPath({ namespace, name, uid: '' }), undefined, undefined, `read pod ${namespace}/${name}`));
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async evict(pod: PodRef, message: string): Promise<'evicted' | 'gone'> {
+    const who = `pod ${pod.namespace}/${pod.name}`;
+    try {
+      await this.send('PATCH', `${podPath(pod)}/status`, PatchStrategy.StrategicMergePatch, disruptionBody(pod, message, new Date()), `mark ${who} DisruptionTarget`);
+      await this.send('DELETE', podPath(pod), 'application/json', deleteBody(pod), `delete ${who}`);
+      return 'evicted';
+    } catch (e) {
+      // 404: deleted meanwhile; 409: the name is another pod's now; 422: the UID guard on the status patch.
+      if (isNotFound(e) || isConflict(e) || isUnprocessable(e)) return 'gone';
+      throw e;
+    }
   }
 
   async liftGate(pod: PodRef, gate: string, index: number): Promise<boolean> {
     try {
-      await this.patch(podPath(pod), PatchStrategy.JsonPatch, liftGatePatch(pod, gate, index), `lift gate ${gate} of pod ${pod.namespace}/${pod.name}`);
+      await this.send('PATCH', podPath(pod), PatchStrategy.JsonPatch, liftGatePatch(pod, gate, index), `lift gate ${gate} of pod ${pod.namespace}/${pod.name}`);
       return true;
     } catch (e) {
       if (isUnprocessable(e)) return false;
@@ -84,7 +153,7 @@ class KeepAlivePodWriter implements PodPlacementWriter {
     }
   }
 
-  private async patch(path: string, contentType: string, body: unknown, what: string): Promise<void> {
+  private async send(method: string, path: string, contentType: string | undefined, body: unknown, what: string): Promise<unknown> {
     const server = this.kc.getCurrentCluster()?.server;
     if (!server) throw new Error(`${what}: the kubeconfig has no current cluster`);
     const url = new URL(path, server);
@@ -106,24 +175,32 @@ class KeepAlivePodWriter implements PodPlacementWriter {
         this.agentKey = key;
       }
     }
-    const payload = JSON.stringify(body);
+    const payload = body === undefined ? undefined : JSON.stringify(body);
     const client = url.protocol === 'https:' ? https : http;
-    await new Promise<void>((resolve, reject) => {
+    const headers: http.OutgoingHttpHeaders = { ...(options.headers as http.OutgoingHttpHeaders | undefined), Accept: 'application/json' };
+    if (payload !== undefined) {
+      headers['Content-Type'] = contentType;
+      headers['Content-Length'] = Buffer.byteLength(payload);
+    }
+    return new Promise<unknown>((resolve, reject) => {
       const req = client.request(
         url,
-        {
-          method: 'PATCH',
-          agent: url.protocol === 'https:' ? this.agent : this.plainAgent,
-          headers: { ...(options.headers ?? {}), 'Content-Type': contentType, Accept: 'application/json', 'Content-Length': Buffer.byteLength(payload) },
-          timeout: REQUEST_TIMEOUT_MS,
-        },
+        { method, agent: url.protocol === 'https:' ? this.agent : this.plainAgent, headers, timeout: REQUEST_TIMEOUT_MS },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => {
             const status = res.statusCode ?? 0;
-            if (status >= 200 && status < 300) resolve();
-            else reject(new ApiWriteError(status, what, Buffer.concat(chunks).toString('utf8')));
+            const text = Buffer.concat(chunks).toString('utf8');
+            if (status < 200 || status >= 300) {
+              reject(new ApiWriteError(status, what, text));
+              return;
+            }
+            try {
+              resolve(text ? JSON.parse(text) : undefined);
+            } catch {
+              resolve(undefined);
+            }
           });
           res.on('error', reject);
         },
@@ -136,7 +213,7 @@ class KeepAlivePodWriter implements PodPlacementWriter {
 }
 
 /** Through client-node, which honours a kubeconfig proxy-url (one connection per call). */
-class ClientNodePodWriter implements PodPlacementWriter {
+class ClientNodePodWriter implements PodPlacementWriter, PreemptionWriter {
   private readonly core: CoreV1Api;
   private readonly strategic = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
   private readonly json = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
@@ -147,6 +224,26 @@ class ClientNodePodWriter implements PodPlacementWriter {
 
   async nominate(pod: PodRef, node: string): Promise<void> {
     await this.core.patchNamespacedPodStatus({ namespace: pod.namespace, name: pod.name, body: nominateBody(pod, node) }, this.strategic);
+  }
+
+  async getPod(namespace: string, name: string): Promise<LivePod | undefined> {
+    try {
+      return livePod(await this.core.readNamespacedPod({ namespace, name }));
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async evict(pod: PodRef, message: string): Promise<'evicted' | 'gone'> {
+    try {
+      await this.core.patchNamespacedPodStatus({ namespace: pod.namespace, name: pod.name, body: disruptionBody(pod, message, new Date()) }, this.strategic);
+      await this.core.deleteNamespacedPod({ namespace: pod.namespace, name: pod.name, body: deleteBody(pod) });
+      return 'evicted';
+    } catch (e) {
+      if (isNotFound(e) || isConflict(e) || isUnprocessable(e)) return 'gone';
+      throw e;
+    }
   }
 
   async liftGate(pod: PodRef, gate: string, index: number): Promise<boolean> {
@@ -160,6 +257,6 @@ class ClientNodePodWriter implements PodPlacementWriter {
   }
 }
 
-export function podPlacementWriter(kc: KubeConfig): PodPlacementWriter {
+export function podPlacementWriter(kc: KubeConfig): PodPlacementWriter & PreemptionWriter {
   return kc.getCurrentCluster()?.proxyUrl ? new ClientNodePodWriter(kc) : new KeepAlivePodWriter(kc);
 }

@@ -24,6 +24,8 @@ export interface Config {
   schedulerHttpTimeoutMs: number;
   /** preempt answers within schedulerHttpTimeout minus this. */
   preemptMarginMs: number;
+  /** Longest preempt holds kube-scheduler's cycle for checkpoints before hiatus completes the preemption itself. */
+  preemptWaitMs: number;
   defaultCheckpointPolicy: CheckpointPolicy;
   /** Extended resources known to be checkpointable or not, over the built-in list (src/scheduling/resources.ts). */
   resourceRules: ResourceRule[];
@@ -89,6 +91,13 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: 'kubeconfig', env: 'HIATUS_KUBECONFIG', type: 'string', help: 'kubeconfig path (default: in-cluster, $KUBECONFIG, ~/.kube/config)' },
   { flag: 'scheduler-http-timeout', env: 'HIATUS_SCHEDULER_HTTP_TIMEOUT', type: 'string', default: '5s', help: 'the httpTimeout of this extender in the KubeSchedulerConfiguration' },
   { flag: 'preempt-margin', env: 'HIATUS_PREEMPT_MARGIN', type: 'string', default: '1s', help: 'preempt answers this long before the scheduler\'s httpTimeout' },
+  {
+    flag: 'preempt-wait',
+    env: 'HIATUS_PREEMPT_WAIT',
+    type: 'string',
+    default: '1s',
+    help: 'longest preempt holds kube-scheduler\'s scheduling cycle (every pod waits meanwhile) for its victims\' checkpoints; slower ones finish in the background and hiatus then evicts the victims itself; 0 never waits; capped by --scheduler-http-timeout minus --preempt-margin',
+  },
   { flag: 'default-checkpoint-policy', env: 'HIATUS_DEFAULT_CHECKPOINT_POLICY', type: 'string', default: 'Never', help: 'policy for victims whose pod and PriorityClass say none: Required, BestEffort or Never' },
   {
     flag: 'resource-checkpointing',
@@ -221,6 +230,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   if (config.preemptMarginMs >= config.schedulerHttpTimeoutMs) {
     problems.push('--preempt-margin must be shorter than --scheduler-http-timeout: it leaves preempt no time to answer');
   }
+  const wait = raw('preempt-wait')!;
+  const waitMs = wait === '0' ? 0 : parseDuration(wait);
+  if (waitMs === undefined || waitMs < 0) problems.push(`--preempt-wait: "${wait}" must be 0 or a duration such as 1s or 500ms`);
+  config.preemptWaitMs = Math.min(waitMs ?? 0, Math.max(0, config.schedulerHttpTimeoutMs - config.preemptMarginMs));
   const policy = raw('default-checkpoint-policy')!;
   if (!CHECKPOINT_POLICIES.includes(policy as CheckpointPolicy)) {
     problems.push(`--default-checkpoint-policy: "${policy}" must be one of ${CHECKPOINT_POLICIES.join(', ')}`);

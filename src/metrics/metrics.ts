@@ -18,12 +18,16 @@ export class Metrics {
   readonly preemptionAttempts: Counter<'outcome'>;
   readonly preemptionVictims: Histogram;
   readonly preemptionAnswerDuration: Histogram<'outcome'>;
+  readonly preemptionCompletions: Counter<'result'>;
+  readonly preemptionCompletionDuration: Histogram;
+  readonly preemptionsInProgress: Gauge;
   readonly checkpoints: Counter<'result'>;
   readonly checkpointDuration: Histogram;
   readonly checkpointsInFlight: Gauge;
   readonly kubeletErrors: Counter<'kind'>;
   readonly restores: Counter<'result'>;
   readonly webhookRequests: Counter<'result'>;
+  readonly callersRefused: Counter<'listener' | 'reason'>;
   readonly placements: Counter<'result'>;
   readonly retentionDeletions: Counter<'reason'>;
   readonly checkpointsByPhase: Gauge<'phase'>;
@@ -98,6 +102,23 @@ export class Metrics {
       buckets: exponentialBuckets(0.001, 2, 14),
       registers,
     });
+    this.preemptionCompletions = new Counter({
+      name: 'hiatus_preemption_completions_total',
+      help: 'Preemptions hiatus completed itself after answering preempt while checkpoints ran, by result: evicted (victims marked and deleted), done (victims already gone), abandoned (preemptor gone, bound or nothing may go), error.',
+      labelNames: ['result'],
+      registers,
+    });
+    this.preemptionCompletionDuration = new Histogram({
+      name: 'hiatus_preemption_completion_duration_seconds',
+      help: 'Time from the preempt call that started checkpoints to the eviction hiatus made itself.',
+      buckets: exponentialBuckets(0.1, 2, 14),
+      registers,
+    });
+    this.preemptionsInProgress = new Gauge({
+      name: 'hiatus_preemptions_in_progress',
+      help: 'Preemptions this replica is completing: checkpoints running after preempt answered.',
+      registers,
+    });
     this.checkpoints = new Counter({
       name: 'hiatus_checkpoints_total',
       help: 'Pod checkpoints by result: ready, failed, not_recorded (taken but the record could not be written).',
@@ -137,6 +158,12 @@ export class Metrics {
       name: 'hiatus_webhook_requests_total',
       help: 'Admission reviews by result: patched, skipped, error, bad_request. None ever rejects a pod.',
       labelNames: ['result'],
+      registers,
+    });
+    this.callersRefused = new Counter({
+      name: 'hiatus_callers_refused_total',
+      help: 'Requests refused before their body was read, by listener (extender, webhook) and reason: no_certificate, untrusted_certificate (not signed by the client CA, or not for client authentication), name_not_allowed.',
+      labelNames: ['listener', 'reason'],
       registers,
     });
     this.retentionDeletions = new Counter({

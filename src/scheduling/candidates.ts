@@ -29,6 +29,12 @@ export interface PreemptionSnapshot {
   node?(name: string): NodeFacts | undefined;
   /** Which extended resources block a checkpoint (--resource-checkpointing); built-in rules when absent. */
   resources?: ResourcePolicy;
+  /**
+   * The cached preemptor's priority. When set, a victim counts only as a cached pod bound to the
+   * candidate node with a lower priority (kube-scheduler's own rule, DefaultPreemption
+   * SelectVictimsOnNode); anything else a request names makes the candidate unusable.
+   */
+  preemptorPriority?: number;
 }
 
 export interface PlannedVictim extends ClassifiedVictim {
@@ -71,7 +77,19 @@ function moreImportantFirst(a: PlannedVictim, b: PlannedVictim): number {
   return (a.pod?.startTime ?? Infinity) - (b.pod?.startTime ?? Infinity);
 }
 
-function planVictim(v: ClassifiedVictim, snapshot: PreemptionSnapshot): PlannedVictim {
+/** Why a named victim is not one kube-scheduler could have chosen; undefined when it is. */
+export function invalidVictim(pod: PodFacts | undefined, node: string, preemptorPriority: number): string | undefined {
+  if (!pod) return 'not a pod in the cluster';
+  if (pod.nodeName !== node) return `bound to ${pod.nodeName ?? 'no node'}, not ${node}`;
+  if (pod.priority >= preemptorPriority) return `priority ${pod.priority} is not below the preemptor's ${preemptorPriority}`;
+  return undefined;
+}
+
+function planVictim(v: ClassifiedVictim, snapshot: PreemptionSnapshot, node: string): PlannedVictim {
+  if (snapshot.preemptorPriority !== undefined) {
+    const invalid = invalidVictim(v.pod, node, snapshot.preemptorPriority);
+    if (invalid) return { ...v, action: 'protect', why: `not a valid victim: ${invalid}`, checkpoint: 'none' };
+  }
   if (v.action !== 'checkpoint') return { ...v, checkpoint: 'none' };
   const state = snapshot.checkpointState(v);
   if (state !== 'failed' && state !== 'unavailable') return { ...v, checkpoint: state };
@@ -83,9 +101,9 @@ function planVictim(v: ClassifiedVictim, snapshot: PreemptionSnapshot): PlannedV
 export function planCandidate(input: CandidateInput, snapshot: PreemptionSnapshot): CandidatePlan {
   const nodeFacts = snapshot.node?.(input.node);
   const at: VictimContext = { node: input.node, ...(nodeFacts ? { nodeFacts } : {}), ...(snapshot.resources ? { resources: snapshot.resources } : {}) };
-  const victims = input.victims
+  const victims = [...new Set(input.victims)]
     .map((uid) =>
-      planVictim(classifyVictim(uid, snapshot.victim(uid), at, (n) => snapshot.priorityClass(n), snapshot.defaultPolicy), snapshot),
+      planVictim(classifyVictim(uid, snapshot.victim(uid), at, (n) => snapshot.priorityClass(n), snapshot.defaultPolicy), snapshot, input.node),
     )
     .sort(moreImportantFirst);
   const key: RankKey = {

@@ -6,6 +6,8 @@ import type { CheckpointExecutor, EnsureOutcome } from '../checkpoint/executor.j
 import type { PodReference } from '../checkpoint/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics, RequestPath } from '../metrics/metrics.js';
+import { preemptorStillPending } from '../preemption/completion.js';
+import type { PreemptionCompleter } from '../preemption/completer.js';
 import { planPreemption, type CandidateInput, type CandidatePlan } from '../scheduling/candidates.js';
 import type { ResourcePolicy } from '../scheduling/resources.js';
 import type { CheckpointPolicy } from '../scheduling/victimPolicy.js';
@@ -18,10 +20,14 @@ export interface PreemptDeps {
   view: ClusterView;
   /** Absent without a cluster: nothing can be recorded, so nothing is checkpointed. */
   executor?: CheckpointExecutor;
+  /** Finishes what preempt answered `{}` to while checkpoints ran; absent without a cluster. */
+  completer?: PreemptionCompleter;
   metrics: Metrics;
   log: Logger;
   /** How long an answer may take: a margin under the scheduler's httpTimeout. */
   budgetMs: number;
+  /** How long preempt holds kube-scheduler's cycle for checkpoints (at most budgetMs, the default). */
+  waitMs?: number;
   defaultPolicy: CheckpointPolicy;
   /** Which extended resources block a checkpoint (--resource-checkpointing); built-in rules when absent. */
   resources?: ResourcePolicy;
@@ -41,9 +47,11 @@ function withDeadline<T>(p: Promise<T>, ms: number): Promise<T | typeof DEADLINE
   return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
 }
 
+const asInput = (c: CandidatePlan): CandidateInput => ({ node: c.node, victims: c.victims.map((v) => v.uid), numPDBViolations: c.numPDBViolations });
+
 export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
   const now = deps.now ?? Date.now;
-  const { view, executor, metrics, log } = deps;
+  const { view, executor, completer, metrics, log } = deps;
 
   // path "fast": answered without any checkpoint work; "restore": checkpoints were involved.
   const finish = (started: number, outcome: Outcome, result: ExtenderPreemptionResult, path: RequestPath, status = 200): VerbAnswer => {
@@ -61,6 +69,14 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
     }, path);
   };
 
+  /** Every Required victim's Ready record is in the API server, not only in this replica's memory. */
+  const confirmed = async (plan: CandidatePlan, preemptor: PodReference): Promise<boolean> => {
+    const required = plan.victims.filter((v) => v.action === 'checkpoint' && v.policy.policy === 'Required');
+    if (required.length === 0) return true;
+    if (!executor) return false;
+    return (await Promise.all(required.map((v) => executor.confirmReady(v.pod!, preemptor)))).every(Boolean);
+  };
+
   return async (_ctx, body) => {
     const started = now();
     let args: ExtenderPreemptionArgs;
@@ -73,26 +89,42 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
     }
     const p = podFacts(args.Pod);
     const preemptor: PodReference = { namespace: p.namespace, name: p.name, uid: p.uid };
+    const who = `${preemptor.namespace}/${preemptor.name}`;
+    // With a cluster, the request only names things: the preemptor, its priority and every victim
+    // come from the watch cache. Without one nothing can be checkpointed, and the request is all
+    // there is to judge by.
+    const cluster = view.mode === 'cluster';
+    let preemptorPriority: number | undefined;
+    if (cluster) {
+      const cached = view.pod(preemptor.uid);
+      const why = preemptorStillPending({ preemptor, priority: 0, candidates: [], index: 0, expiresAt: 0 }, cached);
+      if (why || !cached) {
+        log.warn('preempt for a pod that is not a pending pod in the cluster: nothing evicted', { preemptor: who, uid: preemptor.uid, why });
+        return finish(started, 'no_candidate', { NodeNameToMetaVictims: {} }, 'fast');
+      }
+      preemptorPriority = cached.priority;
+    }
     const inputs: CandidateInput[] = Object.entries(metaVictimsOf(args)).map(([node, v]) => ({
       node,
       victims: v.Pods!.map((m) => m.UID),
       numPDBViolations: v.NumPDBViolations,
     }));
-    // With nodeCacheCapable: false the request carries the victims themselves: fresher than any cache.
     const fromRequest = new Map<string, PodFacts>();
-    for (const v of Object.values(args.NodeNameToVictims ?? {})) {
-      for (const pod of v?.Pods ?? []) fromRequest.set(pod.metadata!.uid!, podFacts(pod));
+    if (!cluster) {
+      for (const v of Object.values(args.NodeNameToVictims ?? {})) {
+        for (const pod of v?.Pods ?? []) fromRequest.set(pod.metadata!.uid!, podFacts(pod));
+      }
     }
     const plan = planPreemption(inputs, {
-      victim: (uid) => fromRequest.get(uid) ?? view.pod(uid),
+      victim: (uid) => (cluster ? view.pod(uid) : fromRequest.get(uid)),
       priorityClass: (name) => view.priorityClass(name),
       checkpointState: (v) => (executor && v.pod ? executor.state(v.pod, preemptor) : 'unavailable'),
       defaultPolicy: deps.defaultPolicy,
       now: now(),
+      ...(preemptorPriority !== undefined ? { preemptorPriority } : {}),
       node: (name) => view.node(name),
       ...(deps.resources ? { resources: deps.resources } : {}),
     });
-    const who = `${preemptor.namespace}/${preemptor.name}`;
     if (plan.infeasible.length > 0) {
       log.info('candidates dropped: a victim may not be evicted', {
         preemptor: who,
@@ -100,22 +132,36 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
         example: plan.infeasible[0]!.victims.filter((v) => v.action === 'protect').map((v) => `${v.pod?.name ?? v.uid}: ${v.why}`),
       });
     }
-    for (const candidate of plan.ranked) {
+    // A preemption this replica is already completing does not hold the cycle again.
+    const waitMs = completer?.has(preemptor.uid) ? 0 : Math.min(deps.waitMs ?? deps.budgetMs, deps.budgetMs);
+    const background = (from: number, node: string, victims: number): VerbAnswer => {
+      if (completer && preemptorPriority !== undefined) {
+        completer.track({ preemptor, priority: preemptorPriority, candidates: plan.ranked.slice(from).map(asInput), index: 0 });
+      }
+      log.info('checkpoints still running: hiatus completes the preemption when they are recorded', { preemptor: who, node, victims });
+      return finish(started, 'pending', { NodeNameToMetaVictims: {} }, 'restore');
+    };
+    for (const [i, candidate] of plan.ranked.entries()) {
       const work = candidate.victims.filter((v) => v.action === 'checkpoint' && v.checkpoint !== 'ready');
-      if (work.length === 0) return chosen(started, candidate, 'fast');
+      if (work.length === 0) {
+        if (!(await confirmed(candidate, preemptor))) return background(i, candidate.node, 0);
+        completer?.forget(preemptor.uid);
+        return chosen(started, candidate, candidate.victims.some((v) => v.action === 'checkpoint') ? 'restore' : 'fast');
+      }
       const node = view.node(candidate.node);
       const outcomes: Promise<EnsureOutcome>[] = work.map((v) =>
         node && executor
           ? executor.ensure({ victim: v.pod!, node, preemptor })
           : Promise.resolve({ state: 'failed', message: `node ${candidate.node} unknown to the extender` }),
       );
-      const settled = await withDeadline(Promise.all(outcomes), deps.budgetMs - (now() - started));
-      if (settled === DEADLINE || settled.some((o) => o.state === 'pending')) {
-        log.info('checkpoints still running: no candidate this attempt', { preemptor: who, node: candidate.node, victims: work.length });
-        return finish(started, 'pending', { NodeNameToMetaVictims: {} }, 'restore');
+      const settled = await withDeadline(Promise.all(outcomes), waitMs - (now() - started));
+      if (settled === DEADLINE || settled.some((o) => o.state === 'pending')) return background(i, candidate.node, work.length);
+      const blocked = work.filter((v, j) => settled[j]!.state === 'failed' && v.policy.policy === 'Required');
+      if (blocked.length === 0) {
+        if (!(await confirmed(candidate, preemptor))) return background(i, candidate.node, work.length);
+        completer?.forget(preemptor.uid);
+        return chosen(started, candidate, 'restore');
       }
-      const blocked = work.filter((v, i) => settled[i]!.state === 'failed' && v.policy.policy === 'Required');
-      if (blocked.length === 0) return chosen(started, candidate, 'restore');
       log.warn('required checkpoint failed: candidate dropped', {
         preemptor: who,
         node: candidate.node,

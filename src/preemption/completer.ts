@@ -1,0 +1,189 @@
+// Completes preemptions whose checkpoints outlasted preempt's wait: when the victims' records are
+// Ready (confirmed in the API server), it re-validates the preemptor live, nominates the node and
+// evicts the victims as kube-scheduler's preemption executor would; when a Required checkpoint
+// fails, it moves to kube-scheduler's next candidate. Why this and not an update of the
+// preemptor: see completion.ts.
+import type { PodEventPoster } from '../cluster/events.js';
+import type { PreemptionWriter } from '../cluster/podWriter.js';
+import type { ClusterView } from '../cluster/view.js';
+import type { CheckpointExecutor } from '../checkpoint/executor.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { CandidatePlan } from '../scheduling/candidates.js';
+import type { ResourcePolicy } from '../scheduling/resources.js';
+import type { CheckpointPolicy } from '../scheduling/victimPolicy.js';
+import { nextCompletionStep, type CompletionSnapshot, type PreemptionIntent } from './completion.js';
+
+export interface CompleterOptions {
+  view: ClusterView;
+  executor: CheckpointExecutor;
+  writer: PreemptionWriter;
+  metrics: Metrics;
+  log: Logger;
+  defaultPolicy: CheckpointPolicy;
+  resources?: ResourcePolicy;
+  /** How long one candidate's checkpoints may take before the intent is dropped. */
+  maxWaitMs: number;
+  /** How often intents are re-evaluated (another replica's checkpoint shows in the watch cache). */
+  intervalMs: number;
+  event?: PodEventPoster;
+  now?: () => number;
+}
+
+const key = (ns: string, name: string) => `${ns}/${name}`;
+
+export class PreemptionCompleter {
+  private readonly intents = new Map<string, PreemptionIntent & { startedAt: number }>();
+  private readonly busy = new Set<string>();
+  private readonly again = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly now: () => number;
+
+  constructor(private readonly o: CompleterOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  start(): this {
+    this.timer = setInterval(() => {
+      for (const uid of this.intents.keys()) void this.advance(uid);
+    }, this.o.intervalMs);
+    this.timer.unref();
+    return this;
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.intents.clear();
+  }
+
+  /** Whether this replica is completing a preemption for this preemptor. */
+  has(preemptorUid: string): boolean {
+    return this.intents.has(preemptorUid);
+  }
+
+  /** Takes over a preemption preempt answered `{}` to; a newer call replaces the candidates. */
+  track(intent: Omit<PreemptionIntent, 'expiresAt'>): void {
+    const existing = this.intents.get(intent.preemptor.uid);
+    const now = this.now();
+    this.intents.set(intent.preemptor.uid, { ...intent, expiresAt: now + this.o.maxWaitMs, startedAt: existing?.startedAt ?? now });
+    this.o.metrics.preemptionsInProgress.set(this.intents.size);
+    void this.advance(intent.preemptor.uid);
+  }
+
+  /** kube-scheduler got a node for this preemptor from preempt itself: it evicts. */
+  forget(preemptorUid: string): void {
+    this.intents.delete(preemptorUid);
+    this.o.metrics.preemptionsInProgress.set(this.intents.size);
+  }
+
+  private snapshot(intent: PreemptionIntent): CompletionSnapshot {
+    const { view, executor } = this.o;
+    return {
+      preemptor: view.pod(intent.preemptor.uid),
+      victim: (uid) => view.pod(uid),
+      priorityClass: (name) => view.priorityClass(name),
+      checkpointState: (v) => (v.pod ? executor.state(v.pod, intent.preemptor) : 'unavailable'),
+      defaultPolicy: this.o.defaultPolicy,
+      now: this.now(),
+      preemptorPriority: intent.priority,
+      ...(this.o.resources ? { resources: this.o.resources } : {}),
+    };
+  }
+
+  /** One step for one preemptor; never two at once for the same one. */
+  async advance(uid: string): Promise<void> {
+    if (this.busy.has(uid)) {
+      this.again.add(uid);
+      return;
+    }
+    this.busy.add(uid);
+    try {
+      await this.step(uid);
+    } catch (e) {
+      this.o.log.error('completing preemption failed', { preemptor: uid, error: (e as Error).message });
+      this.o.metrics.preemptionCompletions.inc({ result: 'error' });
+    } finally {
+      this.busy.delete(uid);
+      if (this.again.delete(uid)) void this.advance(uid);
+    }
+  }
+
+  private end(uid: string, result: 'evicted' | 'done' | 'abandoned', why: string): void {
+    const intent = this.intents.get(uid);
+    this.forget(uid);
+    this.o.metrics.preemptionCompletions.inc({ result });
+    if (intent && result === 'evicted') this.o.metrics.preemptionCompletionDuration.observe((this.now() - intent.startedAt) / 1000);
+    const who = intent ? key(intent.preemptor.namespace, intent.preemptor.name) : uid;
+    if (result === 'abandoned') this.o.log.info('preemption abandoned: nothing evicted', { preemptor: who, why });
+    else this.o.log.info('preemption completed', { preemptor: who, result, why });
+  }
+
+  private async step(uid: string): Promise<void> {
+    const intent = this.intents.get(uid);
+    if (!intent) return;
+    const step = nextCompletionStep(intent, this.snapshot(intent));
+    switch (step.kind) {
+      case 'abandon':
+        this.end(uid, 'abandoned', step.why);
+        return;
+      case 'done':
+        this.end(uid, 'done', step.why);
+        return;
+      case 'wait':
+        intent.index = step.index;
+        return;
+      case 'checkpoint': {
+        if (step.index !== intent.index) intent.expiresAt = this.now() + this.o.maxWaitMs;
+        intent.index = step.index;
+        const node = this.o.view.node(step.candidate.node);
+        if (!node) {
+          intent.index++;
+          this.again.add(uid);
+          return;
+        }
+        for (const v of step.work) {
+          void this.o.executor.ensure({ victim: v.pod!, node, preemptor: intent.preemptor }).then(() => this.advance(uid));
+        }
+        return;
+      }
+      case 'release':
+        intent.index = step.index;
+        await this.release(intent, step.candidate);
+    }
+  }
+
+  private async release(intent: PreemptionIntent, candidate: CandidatePlan): Promise<void> {
+    const { writer, executor, log } = this.o;
+    const uid = intent.preemptor.uid;
+    for (const v of candidate.victims) {
+      if (v.action !== 'checkpoint' || v.policy.policy !== 'Required') continue;
+      // Not yet visible in the API server (or gone): the next step decides again.
+      if (!(await executor.confirmReady(v.pod!, intent.preemptor))) return;
+    }
+    const live = await writer.getPod(intent.preemptor.namespace, intent.preemptor.name);
+    if (!live || live.uid !== uid) return this.end(uid, 'abandoned', 'preemptor deleted');
+    if (live.nodeName) return this.end(uid, 'abandoned', `preemptor bound to ${live.nodeName}`);
+    if (live.deleting) return this.end(uid, 'abandoned', 'preemptor is being deleted');
+    if (live.nominatedNodeName && live.nominatedNodeName !== candidate.node) {
+      return this.end(uid, 'abandoned', `preemptor nominated to ${live.nominatedNodeName} meanwhile`);
+    }
+    // Nominated first, as kube-scheduler's nominator then keeps lower-priority pods off the space
+    // the victims free (backend/queue/nominator.go reads status.nominatedNodeName).
+    await writer.nominate(intent.preemptor, candidate.node);
+    const by = key(intent.preemptor.namespace, intent.preemptor.name);
+    const evicted: string[] = [];
+    for (const v of candidate.victims) {
+      const pod = v.pod!;
+      const message = `hiatus: preempting to accommodate a higher priority pod ${by}`;
+      const result = await writer.evict({ namespace: pod.namespace, name: pod.name, uid: pod.uid }, message);
+      if (result === 'evicted') {
+        evicted.push(key(pod.namespace, pod.name));
+        const how = v.action === 'checkpoint' && v.checkpoint === 'ready' ? 'after its checkpoint' : `without a checkpoint (${v.why})`;
+        this.o.event?.(pod.namespace, pod.name, 'Normal', 'Preempted', `Preempted by pod ${uid} on node ${candidate.node} ${how}`).catch((e) =>
+          log.debug('event not posted', { pod: key(pod.namespace, pod.name), error: (e as Error).message }),
+        );
+      }
+    }
+    this.end(uid, 'evicted', `node ${candidate.node}: ${evicted.length} victim(s) evicted`);
+  }
+}

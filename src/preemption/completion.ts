@@ -1,0 +1,76 @@
+// What to do next for a preemption hiatus answered `{}` to while its victims' checkpoints ran.
+// Pure: every input is a snapshot of the watch caches and the executor's state.
+//
+// Why hiatus completes the preemption itself: after a preempt answer of `{}` kube-scheduler puts
+// the preemptor in its unschedulable pool, and moves it only on a cluster event whose queueing
+// hint a rejecting plugin accepts (pkg/scheduler/backend/queue/scheduling_queue.go,
+// isPodWorthRequeuing), or after the 5-minute flush (flushUnschedulablePodsLeftover). A
+// Checkpoint becoming Ready is no such event, and no update of the preemptor itself is one for
+// NodeResourcesFit (framework/events.go PodSchedulingPropertiesChange yields UpdatePodLabel,
+// UpdatePodScaleDown ...; fit.go registers only scale-down of the target pod). The deletion of an
+// assigned pod is: NodeResourcesFit requeues on AssignedPod/Delete. So once the checkpoints are
+// recorded, hiatus does what kube-scheduler's preemption executor would have done
+// (framework/preemption/executor.go: DisruptionTarget condition, delete) for the candidate
+// kube-scheduler itself offered, and the victims' deletion requeues the preemptor at once.
+import type { PodFacts } from '../cluster/facts.js';
+import type { PodReference } from '../checkpoint/types.js';
+import { planCandidate, type CandidateInput, type CandidatePlan, type PlannedVictim, type PreemptionSnapshot } from '../scheduling/candidates.js';
+
+export interface PreemptionIntent {
+  preemptor: PodReference;
+  /** The preemptor's priority when preempt was called (immutable on a pod). */
+  priority: number;
+  /** kube-scheduler's candidates, best first as hiatus ranked them. */
+  candidates: CandidateInput[];
+  /** The candidate being worked on. */
+  index: number;
+  /** Milliseconds since the epoch after which the intent is dropped. */
+  expiresAt: number;
+}
+
+export type CompletionStep =
+  /** Nothing more to do for this preemptor; evict nothing. */
+  | { kind: 'abandon'; why: string }
+  /** Every victim of the candidate is gone already: the preemptor will be requeued by that. */
+  | { kind: 'done'; why: string }
+  /** Checkpoints are still running (here or on another replica). */
+  | { kind: 'wait'; index: number; candidate: CandidatePlan }
+  /** Start these checkpoints (none exists yet for this preemptor). */
+  | { kind: 'checkpoint'; index: number; candidate: CandidatePlan; work: PlannedVictim[] }
+  /** Every victim may go: confirm the Required records in the API server, then evict. */
+  | { kind: 'release'; index: number; candidate: CandidatePlan };
+
+export interface CompletionSnapshot extends PreemptionSnapshot {
+  /** The preemptor as cached: undefined when it is gone. */
+  preemptor: PodFacts | undefined;
+}
+
+/** Whether the preemptor still waits for a node: the same pod, unbound, not being deleted. */
+export function preemptorStillPending(intent: PreemptionIntent, pod: PodFacts | undefined): string | undefined {
+  if (!pod || pod.uid !== intent.preemptor.uid) return 'preemptor deleted';
+  if (pod.nodeName) return `preemptor bound to ${pod.nodeName}`;
+  if (pod.deleting) return 'preemptor is being deleted';
+  return undefined;
+}
+
+export function nextCompletionStep(intent: PreemptionIntent, snap: CompletionSnapshot): CompletionStep {
+  const gone = preemptorStillPending(intent, snap.preemptor);
+  if (gone) return { kind: 'abandon', why: gone };
+  if (snap.now > intent.expiresAt) return { kind: 'abandon', why: 'checkpoints did not complete in time' };
+  for (let index = intent.index; index < intent.candidates.length; index++) {
+    const input = intent.candidates[index]!;
+    // A victim no longer cached was deleted (by kube-scheduler, by a replica, or by its owner).
+    const present = input.victims.filter((uid) => snap.victim(uid) !== undefined);
+    if (present.length === 0) {
+      if (index === intent.index) return { kind: 'done', why: `victims on ${input.node} are gone` };
+      continue;
+    }
+    const candidate = planCandidate({ ...input, victims: present }, snap);
+    if (!candidate.feasible) continue;
+    const work = candidate.victims.filter((v) => v.action === 'checkpoint' && v.checkpoint === 'none');
+    if (work.length > 0) return { kind: 'checkpoint', index, candidate, work };
+    if (candidate.victims.some((v) => v.action === 'checkpoint' && v.checkpoint === 'pending')) return { kind: 'wait', index, candidate };
+    return { kind: 'release', index, candidate };
+  }
+  return { kind: 'abandon', why: 'no candidate left whose victims may go' };
+}
