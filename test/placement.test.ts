@@ -7,7 +7,7 @@ import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics/metrics.js';
 import { planPlacement } from '../src/restore/placement.js';
 import { PlacementController } from '../src/restore/placementController.js';
-import { gatePatch, schedulingPatch } from '../src/restore/webhook.js';
+import { gatePatch, schedulingPatch } from '../src/restore/admission.js';
 import type { Pod } from '../src/server/wire.js';
 import { CONSTRAINTS, node, restorePod } from './helpers/objects.js';
 

@@ -4,98 +4,15 @@ import type { AddressInfo } from 'node:net';
 import { podFacts } from '../src/cluster/facts.js';
 import { SnapshotView } from '../src/cluster/snapshotView.js';
 import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
-import type { Checkpoint, CheckpointPhase } from '../src/checkpoint/types.js';
+import type { Checkpoint } from '../src/checkpoint/types.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics/metrics.js';
 import { RestoreController } from '../src/restore/controller.js';
 import { planLifecycle, podsByRestore } from '../src/restore/lifecycle.js';
-import { planRetention } from '../src/restore/retention.js';
 import { createWebhook } from '../src/restore/webhook.js';
 import { createWebhookApp } from '../src/server/app.js';
-import type { Pod } from '../src/server/wire.js';
 import { post } from './helpers/server.js';
-
-const NOW = Date.parse('2026-11-23T12:00:00Z');
-const iso = (ms: number) => new Date(ms).toISOString();
-
-function checkpoint(name: string, o: { owner?: string; hash?: string; index?: number; phase?: CheckpointPhase; completedMinutesAgo?: number; image?: string; arch?: string } = {}): Checkpoint {
-  return {
-    apiVersion: 'hiatus.dev/v1alpha1',
-    kind: 'Checkpoint',
-    metadata: { name, namespace: 'ml', uid: `uid-${name}`, creationTimestamp: iso(NOW - 3600_000) },
-    spec: {
-      reason: 'Preemption',
-      source: {
-        pod: { namespace: 'ml', name: `src-${name}`, uid: `src-uid-${name}` },
-        nodeName: 'worker-7',
-        owner: { kind: 'ReplicaSet', name: 'trainer-5c8f7', uid: o.owner ?? 'rs-1' },
-        templateHash: o.hash ?? '5c8f7',
-        ...(o.index !== undefined ? { index: o.index } : {}),
-        priority: 100,
-        memoryBytes: 2 ** 30,
-      },
-      containers: ['main', 'sidecar'],
-      restoreConstraints: { node: 'worker-7', arch: o.arch ?? 'amd64', cpuFeatures: ['AVX2'], runtime: 'cri-o://1.31.2', zone: 'zone-a', kernel: '6.8.0' },
-    },
-    status: {
-      phase: o.phase ?? 'Ready',
-      startTime: iso(NOW - (o.completedMinutesAgo ?? 5) * 60_000 - 1000),
-      completionTime: iso(NOW - (o.completedMinutesAgo ?? 5) * 60_000),
-      containers: [
-        { name: 'main', archivePath: '/var/lib/kubelet/checkpoints/main.tar', ...(o.image ? { image: o.image } : {}) },
-        { name: 'sidecar', archivePath: '/var/lib/kubelet/checkpoints/sidecar.tar' },
-      ],
-    },
-  };
-}
-
-function replacement(o: { owner?: { kind: string; uid: string; name?: string }; hash?: string; annotations?: Record<string, string>; name?: string; labels?: Record<string, string> } = {}): Pod {
-  const owner = o.owner ?? { kind: 'ReplicaSet', uid: 'rs-1', name: 'trainer-5c8f7' };
-  return {
-    metadata: {
-      ...(o.name ? { name: o.name } : { generateName: 'trainer-5c8f7-' }),
-      namespace: 'ml',
-      labels: { 'pod-template-hash': o.hash ?? '5c8f7', ...o.labels },
-      ...(o.annotations ? { annotations: o.annotations } : {}),
-      ownerReferences: [{ apiVersion: 'apps/v1', kind: owner.kind, name: owner.name ?? 'trainer', uid: owner.uid, controller: true }],
-    },
-    spec: { schedulerName: 'default-scheduler', containers: [{ name: 'main', image: 'trainer:1' }, { name: 'sidecar', image: 'metrics:1' }] },
-    status: {},
-  };
-}
-
-function review(pod: unknown, o: { uid?: string; operation?: string; kind?: object; dryRun?: boolean; apiVersion?: string } = {}) {
-  return {
-    apiVersion: o.apiVersion ?? 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid: o.uid ?? '705ab4f5-6393-11e8-b7cc-42010a800002',
-      kind: o.kind ?? { group: '', version: 'v1', kind: 'Pod' },
-      resource: { group: '', version: 'v1', resource: 'pods' },
-      requestKind: { group: '', version: 'v1', kind: 'Pod' },
-      requestResource: { group: '', version: 'v1', resource: 'pods' },
-      namespace: 'ml',
-      operation: o.operation ?? 'CREATE',
-      userInfo: { username: 'system:serviceaccount:kube-system:replicaset-controller' },
-      object: pod,
-      oldObject: null,
-      dryRun: o.dryRun ?? false,
-      options: { kind: 'CreateOptions', apiVersion: 'meta.k8s.io/v1' },
-    },
-  };
-}
-
-const CONTRACT = '{"node":"worker-7","arch":"amd64","cpuFeatures":["AVX2"],"runtime":"cri-o://1.31.2","zone":"zone-a"}';
-/** The marker resource on a first container that had no resources (managedResources, README). */
-const MARKER = { op: 'add', path: '/spec/containers/0/resources', value: { requests: { 'hiatus.dev/checkpoint-restore': '0' }, limits: { 'hiatus.dev/checkpoint-restore': '0' } } };
-/** The move to the restore profile (--restore-scheduler-names default-scheduler=default-scheduler-restore). */
-const PROFILE = { op: 'add', path: '/spec/schedulerName', value: 'default-scheduler-restore' };
-
-function decodePatch(body: unknown): unknown {
-  const r = (body as { response: { patch?: string; patchType?: string } }).response;
-  expect(r.patchType).toBe('JSONPatch');
-  return JSON.parse(Buffer.from(r.patch!, 'base64').toString('utf8'));
-}
+import { CONTRACT, MARKER, NOW, PROFILE, checkpoint, decodePatch, iso, replacement, review } from './helpers/restore.js';
 
 describe('the restore admission webhook over HTTP', () => {
   let view: SnapshotView;
@@ -135,7 +52,7 @@ describe('the restore admission webhook over HTTP', () => {
     expect(r.status).toBe(200);
     expect((r.json as { response: object }).response).toMatchObject({ uid: '705ab4f5-6393-11e8-b7cc-42010a800002', allowed: true });
     expect(decodePatch(r.json)).toEqual([
-      { op: 'add', path: '/metadata/annotations', value: { 'hiatus.dev/restore-from': 'ck-a', 'hiatus.dev/restore-constraints': CONTRACT } },
+      { op: 'add', path: '/metadata/annotations', value: { 'hiatus.dev/restore-from': 'ck-a', 'hiatus.dev/restore-constraints': CONTRACT, 'hiatus.dev/restore-generation': '1' } },
       MARKER,
       PROFILE,
     ]);
@@ -148,6 +65,7 @@ describe('the restore admission webhook over HTTP', () => {
     expect(decodePatch(r.json)).toEqual([
       { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-from', value: 'ck-a' },
       { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-constraints', value: CONTRACT },
+      { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-generation', value: '1' },
       { op: 'replace', path: '/spec/containers/0/image', value: 'registry.local/checkpoints/trainer-0:ck-a' },
       MARKER,
       PROFILE,
@@ -183,6 +101,56 @@ describe('the restore admission webhook over HTTP', () => {
     expect(store.objects.get('ml/ck-a')!.status!.phase).toBe('Ready');
   });
 
+  const warningsOf = (r: { json: unknown }) => (r.json as { response: { warnings?: string[] } }).response.warnings;
+
+  it.each([
+    ['a pod of another workload', replacement({ owner: { kind: 'ReplicaSet', uid: 'rs-other', name: 'intruder-7d9f' }, annotations: { 'hiatus.dev/restore-from': 'ck-a' } })],
+    ['a standalone pod', { metadata: { name: 'bare', namespace: 'ml', annotations: { 'hiatus.dev/restore-from': 'ck-a' } }, spec: { containers: [{ name: 'main', image: 'x:1' }] } }],
+    ['a pod whose owner has the same UID but another name', replacement({ owner: { kind: 'ReplicaSet', uid: 'rs-1', name: 'not-trainer' }, annotations: { 'hiatus.dev/restore-from': 'ck-a' } })],
+  ])('refuses a hand-written restore-from naming another workload\'s checkpoint for %s: unchanged, unclaimed, warned', async (_what, pod) => {
+    await put(checkpoint('ck-a', { image: 'registry.local/checkpoints/trainer:ck-a' }));
+    const before = (await metrics.restores.get()).values.find((v) => v.labels.result === 'refused')?.value ?? 0;
+    const r = await post(url, review(pod));
+    expect(r.status).toBe(200);
+    const response = (r.json as { response: Record<string, unknown> }).response;
+    expect(response.patch).toBeUndefined();
+    expect(response.allowed).toBe(true);
+    expect(warningsOf(r)).toEqual([
+      'hiatus.dev/restore-from: ck-a not honoured (another workload\'s checkpoint; an administrator may allow it with the Checkpoint annotation hiatus.dev/restore-any-pod: "true"); the pod is created without restore',
+    ]);
+    expect(store.objects.get('ml/ck-a')!.status!.phase).toBe('Ready');
+    const after = (await metrics.restores.get()).values.find((v) => v.labels.result === 'refused')?.value ?? 0;
+    expect(after).toBe(before + 1);
+  });
+
+  it('honours a hand-written restore-from for a pod of the checkpointed workload, and for any pod once the Checkpoint allows it', async () => {
+    await put(checkpoint('ck-a'), checkpoint('ck-b'));
+    // Same controller (kind, name, UID), another pod template: the name decides, not the match.
+    const sibling = replacement({ hash: 'other', annotations: { 'hiatus.dev/restore-from': 'ck-a' } });
+    const r = await post(url, review(sibling));
+    expect(decodePatch(r.json)).toContainEqual({ op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-constraints', value: CONTRACT });
+    expect(warningsOf(r)).toBeUndefined();
+    expect(store.objects.get('ml/ck-a')!.status!.phase).toBe('Restoring');
+
+    const allowed = store.objects.get('ml/ck-b')!;
+    allowed.metadata.annotations = { 'hiatus.dev/restore-any-pod': 'true' };
+    const bare = { metadata: { name: 'bare', namespace: 'ml', annotations: { 'hiatus.dev/restore-from': 'ck-b' } }, spec: { containers: [{ name: 'main', image: 'x:1' }] } };
+    const b = await post(url, review(bare));
+    expect((decodePatch(b.json) as { path: string }[]).map((o) => o.path)).toContain('/metadata/annotations/hiatus.dev~1restore-constraints');
+    expect(store.objects.get('ml/ck-b')!.status!.restore!.podName).toBe('bare');
+  });
+
+  it('warns a pod whose hand-written restore-from it cannot honour because the checkpoint is claimed', async () => {
+    await put(checkpoint('ck-a'));
+    const named = () => replacement({ annotations: { 'hiatus.dev/restore-from': 'ck-a' } });
+    const [first, second] = [await post(url, review(named(), { uid: 'a' })), await post(url, review(named(), { uid: 'b' }))];
+    expect(warningsOf(first)).toBeUndefined();
+    expect((second.json as { response: Record<string, unknown> }).response.patch).toBeUndefined();
+    expect(warningsOf(second)).toEqual([
+      'hiatus.dev/restore-from: ck-a not honoured (the workload\'s checkpoint was claimed moments ago by a pod not seen yet); the pod is created without restore',
+    ]);
+  });
+
   it('skips checkpoints that are claimed, failed, too old or have corrupt constraints', async () => {
     await put(
       checkpoint('ck-restoring', { phase: 'Restoring' }),
@@ -210,6 +178,7 @@ describe('the restore admission webhook over HTTP', () => {
     expect(decodePatch(j.json)).toEqual([
       { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-from', value: 'ck-job-2' },
       { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-constraints', value: CONTRACT },
+      { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-generation', value: '1' },
       MARKER,
       PROFILE,
     ]);
@@ -308,7 +277,8 @@ describe('the restore admission webhook over HTTP', () => {
 describe('restore lifecycle', () => {
   const claimed = (name: string, minutesAgo: number, podUID?: string): Checkpoint => {
     const c = checkpoint(name, { phase: 'Restoring' });
-    c.status!.restore = { claimedAt: iso(NOW - minutesAgo * 60_000), podName: 'trainer-5c8f7-*', ...(podUID ? { podUID } : {}) };
+    // Claimed for the pod named like it (ck-run: p-run), as the webhook writes a named pod's claim.
+    c.status!.restore = { claimedAt: iso(NOW - minutesAgo * 60_000), podName: name.replace(/^ck-/, 'p-'), ...(podUID ? { podUID } : {}) };
     return c;
   };
   const pod = (name: string, from: string, o: { phase?: string; node?: string } = {}) =>
@@ -351,6 +321,19 @@ describe('restore lifecycle', () => {
       ['fail', 'ck-slow'],
       ['bind', 'ck-placed'],
       ['consumed', 'ck-left'],
+    ]);
+  });
+
+  it('binds a claim only to the pod it was written for: its generateName, never a pod that merely names the checkpoint', () => {
+    const generated = claimed('ck-gen', 1);
+    generated.status!.restore!.podName = 'trainer-5c8f7-*';
+    const actions = planLifecycle(
+      [generated, claimed('ck-named', 0.1)],
+      podsByRestore([pod('intruder', 'ck-gen'), pod('trainer-5c8f7-x2k9d', 'ck-gen'), pod('p-named-not', 'ck-named')]),
+      times,
+    );
+    expect(actions.map((a) => [a.kind, a.checkpoint.metadata.name, a.kind === 'bind' ? a.pod.name : undefined])).toEqual([
+      ['bind', 'ck-gen', 'trainer-5c8f7-x2k9d'],
     ]);
   });
 
@@ -401,32 +384,5 @@ describe('restore lifecycle', () => {
       'without any, no kube-scheduler serves its schedulerName (the profiles of --restore-scheduler-names must exist)';
     expect(store.objects.get('ml/ck-slow')!.status).toMatchObject({ phase: 'Failed', message: `restore failed: ${why}` });
     expect(events).toEqual([`ml/p-slow Warning RestoreFailed: checkpoint ck-slow: ${why}`]);
-  });
-});
-
-describe('retention', () => {
-  it('keeps N per workload and deletes old, consumed ones, never Pending or Restoring', () => {
-    const restored = checkpoint('ck-restored', { phase: 'Restored' });
-    restored.status!.restore = { claimedAt: iso(NOW - 3 * 3600_000), podName: 'p', restoredAt: iso(NOW - 2 * 3600_000) };
-    const deletions = planRetention(
-      [
-        checkpoint('ck-1', { completedMinutesAgo: 1 }),
-        checkpoint('ck-2', { completedMinutesAgo: 2 }),
-        checkpoint('ck-3', { completedMinutesAgo: 3, phase: 'Failed' }),
-        checkpoint('ck-4', { completedMinutesAgo: 4 }),
-        checkpoint('ck-ancient', { completedMinutesAgo: 25 * 60 }),
-        checkpoint('ck-other', { completedMinutesAgo: 9, owner: 'rs-2' }),
-        checkpoint('ck-pending', { phase: 'Pending', completedMinutesAgo: 48 * 60 }),
-        checkpoint('ck-restoring', { phase: 'Restoring', completedMinutesAgo: 48 * 60 }),
-        restored,
-      ],
-      NOW,
-      { maxPerWorkload: 3, maxAgeMs: 24 * 3600_000, consumedTtlMs: 3600_000 },
-    );
-    expect(deletions.map((d) => [d.checkpoint.metadata.name, d.reason]).sort()).toEqual([
-      ['ck-4', 'max_per_workload'],
-      ['ck-ancient', 'max_age'],
-      ['ck-restored', 'consumed'],
-    ]);
   });
 });

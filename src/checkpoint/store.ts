@@ -24,8 +24,11 @@ export interface CheckpointStore {
   create(obj: Checkpoint): Promise<Checkpoint>;
   /** Optimistic update on metadata.resourceVersion: StoreConflict when it changed. */
   replace(obj: Checkpoint): Promise<Checkpoint>;
-  /** Deletes if still at this uid; false when it was already gone. */
-  delete(namespace: string, name: string, uid?: string): Promise<boolean>;
+  /**
+   * Deletes if still at this uid (and, when given, this resourceVersion: unchanged since it was
+   * judged); false when it was already gone, StoreConflict when it changed.
+   */
+  delete(namespace: string, name: string, uid?: string, resourceVersion?: string): Promise<boolean>;
 }
 
 function mapError(what: string, e: unknown): Error {
@@ -76,12 +79,13 @@ export class ApiCheckpointStore implements CheckpointStore {
     }
   }
 
-  async delete(namespace: string, name: string, uid?: string): Promise<boolean> {
+  async delete(namespace: string, name: string, uid?: string, resourceVersion?: string): Promise<boolean> {
+    const preconditions = { ...(uid ? { uid } : {}), ...(resourceVersion ? { resourceVersion } : {}) };
     try {
       await this.api.deleteNamespacedCustomObject({
         ...this.params(namespace),
         name,
-        ...(uid ? { body: { preconditions: { uid } } } : {}),
+        ...(uid || resourceVersion ? { body: { preconditions } } : {}),
       });
       return true;
     } catch (e) {
@@ -138,12 +142,13 @@ export class MemoryCheckpointStore implements CheckpointStore {
     return structuredClone(stored);
   }
 
-  async delete(namespace: string, name: string, uid?: string): Promise<boolean> {
+  async delete(namespace: string, name: string, uid?: string, resourceVersion?: string): Promise<boolean> {
     const k = this.key(namespace, name);
     this.check(k);
     const current = this.objects.get(k);
     if (!current) return false;
     if (uid && current.metadata.uid !== uid) throw new StoreConflict(k);
+    if (resourceVersion && current.metadata.resourceVersion !== resourceVersion) throw new StoreConflict(k);
     this.objects.delete(k);
     this.writes++;
     return true;

@@ -12,6 +12,12 @@ export const KEY_CHECKPOINT_POLICY = `${GROUP}/checkpoint-policy`;
  * retention has deleted the consumed record.
  */
 export const ANNOTATION_RESTORE_GENERATION = `${GROUP}/restore-generation`;
+/**
+ * On a Checkpoint, set by an administrator: any pod of its namespace may name it in
+ * hiatus.dev/restore-from (a standalone pod, or another workload's). Without it a hand-written
+ * restore-from is honoured only for a pod of the workload (controller owner) that was checkpointed.
+ */
+export const ANNOTATION_RESTORE_ANY_POD = `${GROUP}/restore-any-pod`;
 
 /**
  * The extended resource that marks a pod restoring from a checkpoint, named with quantity 0.

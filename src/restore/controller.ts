@@ -116,11 +116,19 @@ export class RestoreController {
   }
 
   async reconcileRetention(): Promise<number> {
-    const deletions = planRetention(this.o.view.checkpoints(), this.now(), this.o.retention);
+    const { deletions, held } = planRetention(this.o.view.checkpoints(), this.o.view.pods(), this.now(), this.o.retention);
+    for (const h of held) {
+      this.o.log.debug('checkpoint record kept over the retention limit', {
+        checkpoint: `${h.checkpoint.metadata.namespace}/${h.checkpoint.metadata.name}`,
+        over: h.over,
+        because: h.hold,
+      });
+    }
     for (const d of deletions) {
-      const { namespace, name, uid } = d.checkpoint.metadata;
+      const { namespace, name, uid, resourceVersion } = d.checkpoint.metadata;
       try {
-        if (await this.o.store.delete(namespace, name, uid)) {
+        // The record as it was judged: one claimed or rewritten since is another replica's to judge again.
+        if (await this.o.store.delete(namespace, name, uid, resourceVersion)) {
           this.o.metrics.retentionDeletions.inc({ reason: d.reason });
           this.o.log.info('checkpoint record deleted', { checkpoint: `${namespace}/${name}`, reason: d.reason });
         }

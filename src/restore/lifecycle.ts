@@ -2,7 +2,7 @@
 // Ready when the pod goes away before it started, Failed when it did not start in time. Pure.
 import type { PodFacts } from '../cluster/facts.js';
 import { ANNOTATION_RESTORE_FROM } from '../cluster/keys.js';
-import type { Checkpoint } from '../checkpoint/types.js';
+import type { Checkpoint, RestoreStatus } from '../checkpoint/types.js';
 
 export type LifecycleAction =
   | { kind: 'bind'; checkpoint: Checkpoint; pod: PodFacts }
@@ -33,15 +33,34 @@ export function podsByRestore(pods: Iterable<PodFacts>): Map<string, PodFacts[]>
   return out;
 }
 
+/**
+ * Whether a pod is the one a claim was written for: its UID once bound, else the name the webhook
+ * saw at admission, which for a pod created with generateName is that prefix and a "*" (the API
+ * server generates the name after mutating admission: k8s.io/apiserver
+ * pkg/registry/generic/registry/store.go, createWithGenerateNameRetry). A pod that merely carries
+ * the annotation (a hand-written contract) does not take up another pod's claim.
+ */
+export function holdsClaim(p: PodFacts, r: RestoreStatus): boolean {
+  if (r.podUID) return p.uid === r.podUID;
+  return r.podName.endsWith('*') ? p.name.startsWith(r.podName.slice(0, -1)) : p.name === r.podName;
+}
+
 export function planLifecycle(checkpoints: Iterable<Checkpoint>, restoring: Map<string, PodFacts[]>, t: LifecycleTimes): LifecycleAction[] {
   const actions: LifecycleAction[] = [];
-  for (const c of checkpoints) {
+  const all = [...checkpoints];
+  // namespace/name -> the record that names it as restoredFrom: its pod ran and was checkpointed again.
+  const next = new Map(all.filter((c) => c.spec?.restoredFrom).map((c) => [`${c.metadata.namespace}/${c.spec.restoredFrom}`, c.metadata.name]));
+  for (const c of all) {
     if (c.status?.phase !== 'Restoring' || !c.status.restore) continue;
     const r = c.status.restore;
     const candidates = restoring.get(`${c.metadata.namespace}/${c.metadata.name}`) ?? [];
-    const pod = r.podUID ? candidates.find((p) => p.uid === r.podUID) : candidates[0];
+    const pod = candidates.find((p) => holdsClaim(p, r));
     const age = t.now - Date.parse(r.claimedAt);
-    if (pod) {
+    const later = next.get(`${c.metadata.namespace}/${c.metadata.name}`);
+    if (later && !(pod?.phase === 'Running' && pod.nodeName)) {
+      // Preempted again before this loop saw it run (chain.ts): never released, never offered twice.
+      actions.push({ kind: 'consumed', checkpoint: c, why: `pod ${r.podName} ran and was checkpointed again as ${later}` });
+    } else if (pod) {
       if (pod.phase === 'Running' && pod.nodeName) {
         actions.push({ kind: 'restored', checkpoint: c, pod });
       } else if (age > t.restoreTimeoutMs) {

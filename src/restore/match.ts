@@ -1,8 +1,11 @@
 // Which Checkpoint a new pod restores from: same namespace and owner, same pod template, same
-// StatefulSet ordinal or Job completion index, Ready and not yet claimed. Pure.
-import { podFacts } from '../cluster/facts.js';
-import { ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM, ANNOTATION_RESTORE_OPT } from '../cluster/keys.js';
+// StatefulSet ordinal or Job completion index, Ready and not yet claimed. A Checkpoint named by
+// hand in hiatus.dev/restore-from is honoured only for a pod of the same workload, or when an
+// administrator allowed it on the Checkpoint (hiatus.dev/restore-any-pod). Pure.
+import { podFacts, type OwnerFacts, type PodFacts } from '../cluster/facts.js';
+import { ANNOTATION_RESTORE_ANY_POD, ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM, ANNOTATION_RESTORE_OPT } from '../cluster/keys.js';
 import type { Checkpoint } from '../checkpoint/types.js';
+import { newestFirst } from './chain.js';
 import type { Pod } from '../server/wire.js';
 
 export type MatchResult =
@@ -13,6 +16,13 @@ export type MatchResult =
    * Pending, or claims that no pod took up: the cache may lag behind, so read these live.
    */
   | { kind: 'recheck'; checkpoints: Checkpoint[]; corrupt: number }
+  /**
+   * Nothing usable but claims younger than reclaimAfterMs that no pod is bound to: either their
+   * pods are on their way through admission, or they never will be (rejected after the claim).
+   */
+  | { kind: 'contested'; checkpoints: Checkpoint[]; corrupt: number }
+  /** A hand-written restore-from that names another workload's (or a standalone pod's) Checkpoint. */
+  | { kind: 'refused'; why: string; checkpoint: Checkpoint }
   | { kind: 'skip'; why: string; corrupt?: number };
 
 export interface MatchOptions {
@@ -22,10 +32,17 @@ export interface MatchOptions {
   reclaimAfterMs: number;
 }
 
+const unboundClaim = (c: Checkpoint): boolean => c.status?.phase === 'Restoring' && !!c.status.restore && !c.status.restore.podUID;
+
+/** When a claim was written, ms since the epoch (0 when unreadable: then it is old). */
+export function claimedAt(c: Checkpoint): number {
+  const t = Date.parse(c.status?.restore?.claimedAt ?? '');
+  return Number.isFinite(t) ? t : 0;
+}
+
 /** A Restoring checkpoint whose claim no pod took up for a while: its pod was rejected. */
 export function abandonedClaim(c: Checkpoint, o: MatchOptions): boolean {
-  const r = c.status?.restore;
-  return c.status?.phase === 'Restoring' && !!r && !r.podUID && o.now - Date.parse(r.claimedAt) > o.reclaimAfterMs;
+  return unboundClaim(c) && o.now - claimedAt(c) > o.reclaimAfterMs;
 }
 
 /** A Checkpoint's restore constraints are usable as the pods' contract. */
@@ -41,6 +58,26 @@ export function constraintsUsable(c: Checkpoint): boolean {
     Array.isArray(r.cpuFeatures) &&
     r.cpuFeatures.every((f) => typeof f === 'string' && f !== '')
   );
+}
+
+const sameOwner = (a: OwnerFacts | undefined, b: OwnerFacts | undefined): boolean =>
+  !!a && !!b && a.uid === b.uid && a.kind === b.kind && a.name === b.name;
+
+/**
+ * Why a pod may not restore from a Checkpoint it names by hand; undefined when it may. A
+ * checkpoint holds its process's memory (secrets included), so it goes only to a pod of the
+ * workload whose controller (kind, name, UID) owned the checkpointed pod, unless an
+ * administrator annotated the Checkpoint hiatus.dev/restore-any-pod: "true" (how a standalone
+ * pod, which has no workload, restores). Namespaces never mix: the webhook only looks in the
+ * pod's own.
+ */
+export function restoreFromRefusal(pod: PodFacts, c: Checkpoint): string | undefined {
+  if (c.metadata.annotations?.[ANNOTATION_RESTORE_ANY_POD] === 'true') return undefined;
+  const source = c.spec?.source?.owner;
+  if (sameOwner(pod.owner, source)) return undefined;
+  const theirs = source ? `${source.kind} ${source.name}` : 'a standalone pod';
+  const ours = pod.owner ? `${pod.owner.kind} ${pod.owner.name}` : 'no controller';
+  return `checkpoint ${c.metadata.name} is of ${theirs}, the pod has ${ours}, and the Checkpoint is not annotated ${ANNOTATION_RESTORE_ANY_POD}: "true"`;
 }
 
 function completedAt(c: Checkpoint): number {
@@ -68,10 +105,17 @@ export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Check
   let corrupt = 0;
   const found: Checkpoint[] = [];
   const recheck: Checkpoint[] = [];
+  const contested: Checkpoint[] = [];
+  // Records a later record names as restoredFrom: their pods ran, they are consumed (chain.ts).
+  const superseded = new Set<string>();
   for (const c of all) {
     if (c.metadata.namespace !== namespace) continue;
+    if (c.spec?.restoredFrom) superseded.add(c.spec.restoredFrom);
     if (explicit !== undefined) {
       if (c.metadata.name !== explicit) continue;
+      // Refused whatever its phase: the pod is not told more about another workload's record.
+      const refusal = restoreFromRefusal(facts, c);
+      if (refusal) return { kind: 'refused', why: refusal, checkpoint: c };
     } else {
       const src = c.spec?.source;
       if (src?.owner?.uid !== facts.owner!.uid) continue;
@@ -83,6 +127,10 @@ export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Check
       recheck.push(c);
       continue;
     }
+    if (unboundClaim(c)) {
+      contested.push(c);
+      continue;
+    }
     if (phase !== 'Ready') continue;
     if (explicit === undefined && o.now - completedAt(c) > o.maxAgeMs) continue;
     if (!constraintsUsable(c)) {
@@ -91,11 +139,13 @@ export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Check
     }
     found.push(c);
   }
-  if (found.length === 0) {
+  const usable = found.filter((c) => !superseded.has(c.metadata.name));
+  if (usable.length === 0) {
     if (recheck.length > 0) return { kind: 'recheck', checkpoints: recheck, corrupt };
+    if (contested.length > 0) return { kind: 'contested', checkpoints: contested, corrupt };
     const why = explicit !== undefined ? `checkpoint ${explicit} is not Ready in ${namespace}` : 'no Ready checkpoint of this workload';
     return { kind: 'skip', why, corrupt };
   }
-  found.sort((a, b) => completedAt(b) - completedAt(a));
-  return { kind: 'candidates', checkpoints: found, corrupt };
+  usable.sort(newestFirst(completedAt));
+  return { kind: 'candidates', checkpoints: usable, corrupt };
 }

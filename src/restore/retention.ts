@@ -1,5 +1,25 @@
 // Which Checkpoint records to delete: at most N per workload, none older than a maximum age,
-// consumed ones after a while. Pending and Restoring records are never touched. Pure.
+// consumed ones after a while; never one that a live pod, a preemption under way or a
+// replacement still to come may need. Pending and Restoring records are never touched. Pure.
+//
+// Which Ready records are held, and from what:
+// - the newest Ready record of each source pod that still exists (running, being preempted or
+//   terminating): from everything. Its record is what a preemption confirmed before evicting
+//   it, and what its replacement will restore; a pod keeps it for as long as it lives.
+// - every Ready record whose source pod exists and is not being deleted while its preemptor is
+//   still a pending pod: a preemption under way (several preemptors may each have their record
+//   of one victim; any of them may be the one that evicts it). From everything.
+// - the newest Ready record of each source pod that is gone, until a replacement ran without
+//   it: from the count only (the webhook offers nothing older than the maximum age anyway). A
+//   replacement is a pod of the same owner (and ordinal or completion index) that started
+//   after the record completed and restores nothing; until one did, the record may still be
+//   claimed (a StatefulSet creates its pod once the old one is gone, a Job after a back-off).
+//   A standalone pod has no replacement to wait for: its newest record is held until the age.
+// Held records count towards N; the other records of the workload fill what is left of it,
+// newest first. So records made up by a caller, or left by repeated preemptions, go first, and
+// a workload never keeps fewer than the records its live and evicted pods need.
+import type { PodFacts } from '../cluster/facts.js';
+import { ANNOTATION_RESTORE_FROM } from '../cluster/keys.js';
 import type { Checkpoint } from '../checkpoint/types.js';
 
 export interface RetentionPolicy {
@@ -11,9 +31,18 @@ export interface RetentionPolicy {
 
 export type RetentionReason = 'max_per_workload' | 'max_age' | 'consumed';
 
+/** Why a record that the count or the age would delete is kept. */
+export type Hold = 'live_source' | 'preemption' | 'awaiting_replacement';
+
 export interface Deletion {
   checkpoint: Checkpoint;
   reason: RetentionReason;
+}
+
+export interface RetentionPlan {
+  deletions: Deletion[];
+  /** Records over the count or the age that are kept, and why. */
+  held: { checkpoint: Checkpoint; hold: Hold; over: RetentionReason }[];
 }
 
 function time(v: string | undefined): number {
@@ -28,21 +57,97 @@ function workload(c: Checkpoint): string {
   return `${c.metadata.namespace}/${c.spec?.source?.owner?.uid ?? c.spec?.source?.pod?.uid ?? c.metadata.name}`;
 }
 
-export function planRetention(all: Iterable<Checkpoint>, now: number, policy: RetentionPolicy): Deletion[] {
-  const out: Deletion[] = [];
-  const byWorkload = new Map<string, Checkpoint[]>();
+/** The pods retention asks about, indexed once per run: by UID, and by owner UID. */
+class PodIndex {
+  readonly byUid = new Map<string, PodFacts>();
+  readonly byOwner = new Map<string, PodFacts[]>();
+
+  constructor(pods: Iterable<PodFacts>, uids: Set<string>, owners: Set<string>) {
+    for (const p of pods) {
+      if (uids.has(p.uid)) this.byUid.set(p.uid, p);
+      const owner = p.owner?.uid;
+      if (owner && owners.has(owner)) {
+        const list = this.byOwner.get(owner);
+        if (list) list.push(p);
+        else this.byOwner.set(owner, [p]);
+      }
+    }
+  }
+}
+
+/** A pod of the record's workload (and index) started after it completed and restores nothing. */
+function replacedWithout(c: Checkpoint, pods: PodIndex): boolean {
+  const src = c.spec.source;
+  const done = finished(c);
+  return (pods.byOwner.get(src.owner!.uid) ?? []).some(
+    (p) =>
+      p.uid !== src.pod.uid &&
+      p.index === src.index &&
+      p.startTime !== undefined &&
+      p.startTime > done &&
+      p.annotations[ANNOTATION_RESTORE_FROM] === undefined,
+  );
+}
+
+/** The hold on each Ready record that has one. */
+function holds(ready: Checkpoint[], pods: PodIndex): Map<Checkpoint, Hold> {
+  const newest = new Map<string, Checkpoint>();
+  for (const c of ready) {
+    const uid = c.spec?.source?.pod?.uid;
+    if (!uid) continue;
+    const seen = newest.get(uid);
+    if (!seen || finished(c) > finished(seen)) newest.set(uid, c);
+  }
+  const out = new Map<Checkpoint, Hold>();
+  for (const c of ready) {
+    const source = pods.byUid.get(c.spec?.source?.pod?.uid ?? '');
+    const preemptor = c.spec?.preemptor ? pods.byUid.get(c.spec.preemptor.uid) : undefined;
+    if (source && newest.get(source.uid) === c) out.set(c, 'live_source');
+    else if (source && !source.deleting && preemptor && !preemptor.nodeName && !preemptor.deleting) out.set(c, 'preemption');
+    else if (!source && newest.get(c.spec?.source?.pod?.uid ?? '') === c && (!c.spec.source.owner || !replacedWithout(c, pods))) {
+      out.set(c, 'awaiting_replacement');
+    }
+  }
+  return out;
+}
+
+export function planRetention(all: Iterable<Checkpoint>, pods: Iterable<PodFacts>, now: number, policy: RetentionPolicy): RetentionPlan {
+  const plan: RetentionPlan = { deletions: [], held: [] };
+  const ready: Checkpoint[] = [];
+  const counted: Checkpoint[] = [];
   for (const c of all) {
     const phase = c.status?.phase;
     if (phase === 'Restored') {
       if (now - time(c.status?.restore?.restoredAt ?? c.status?.completionTime) > policy.consumedTtlMs) {
-        out.push({ checkpoint: c, reason: 'consumed' });
+        plan.deletions.push({ checkpoint: c, reason: 'consumed' });
       }
       continue;
     }
     if (phase !== 'Ready' && phase !== 'Failed') continue;
+    counted.push(c);
+    if (phase === 'Ready') ready.push(c);
+  }
+  const uids = new Set<string>();
+  const owners = new Set<string>();
+  for (const c of ready) {
+    if (c.spec?.source?.pod?.uid) uids.add(c.spec.source.pod.uid);
+    if (c.spec?.preemptor?.uid) uids.add(c.spec.preemptor.uid);
+    if (c.spec?.source?.owner?.uid) owners.add(c.spec.source.owner.uid);
+  }
+  const held = holds(ready, new PodIndex(pods, uids, owners));
+
+  const byWorkload = new Map<string, Checkpoint[]>();
+  const overAge = new Set<Checkpoint>();
+  for (const c of counted) {
+    const hold = held.get(c);
     if (now - finished(c) > policy.maxAgeMs) {
-      out.push({ checkpoint: c, reason: 'max_age' });
-      continue;
+      if (hold === 'live_source' || hold === 'preemption') {
+        plan.held.push({ checkpoint: c, hold, over: 'max_age' });
+        overAge.add(c);
+      } else {
+        plan.deletions.push({ checkpoint: c, reason: 'max_age' });
+        continue;
+      }
     }
     const key = workload(c);
     const list = byWorkload.get(key);
@@ -52,7 +157,17 @@ export function planRetention(all: Iterable<Checkpoint>, now: number, policy: Re
   for (const list of byWorkload.values()) {
     if (list.length <= policy.maxPerWorkload) continue;
     list.sort((a, b) => finished(b) - finished(a));
-    for (const c of list.slice(policy.maxPerWorkload)) out.push({ checkpoint: c, reason: 'max_per_workload' });
+    let room = policy.maxPerWorkload - list.filter((c) => held.has(c)).length;
+    list.forEach((c, i) => {
+      const hold = held.get(c);
+      if (hold) {
+        if (i >= policy.maxPerWorkload && !overAge.has(c)) plan.held.push({ checkpoint: c, hold, over: 'max_per_workload' });
+      } else if (room > 0) {
+        room--;
+      } else {
+        plan.deletions.push({ checkpoint: c, reason: 'max_per_workload' });
+      }
+    });
   }
-  return out;
+  return plan;
 }
