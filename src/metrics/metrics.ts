@@ -144,7 +144,7 @@ export class Metrics {
     });
     this.restores = new Counter({
       name: 'hiatus_restores_total',
-      help: 'Restores by result: matched (a new pod claimed a checkpoint), marked (a hand-written restore contract got the marker resource), restored, failed, released (claim given back), claim_error, corrupt_checkpoint.',
+      help: 'Restores by result: matched (a new pod claimed a checkpoint), marked (a hand-written restore contract got the marker resource), restored, failed, released (claim given back), claim_error, corrupt_checkpoint, refused (a hand-written restore-from naming another workload\'s checkpoint: the pod was created without restore).',
       labelNames: ['result'],
       registers,
     });
