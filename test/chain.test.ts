@@ -9,8 +9,13 @@ import { CHECKPOINT_API_VERSION, CHECKPOINT_KIND, type Checkpoint } from '../src
 import { nodeFacts, podFacts } from '../src/cluster/facts.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics/metrics.js';
-import { chainLink, generationOf, newestFirst, supersededRecords } from '../src/restore/chain.js';
+import { chainLink, generationOf, laterRecords, newestFirst } from '../src/restore/chain.js';
+import { planLifecycle } from '../src/restore/lifecycle.js';
+import { findCheckpoints } from '../src/restore/match.js';
 import { node, victim } from './helpers/objects.js';
+
+const NOW = Date.parse('2026-11-23T10:05:00Z');
+const STS = { kind: 'StatefulSet', name: 'ledger', uid: 'sts-1' };
 
 function record(name: string, o: { generation?: number; restoredFrom?: string; completed?: string; namespace?: string } = {}): Checkpoint {
   return {
@@ -19,7 +24,7 @@ function record(name: string, o: { generation?: number; restoredFrom?: string; c
     metadata: { name, namespace: o.namespace ?? 'ml' },
     spec: {
       reason: 'Preemption',
-      source: { pod: { namespace: 'ml', name: 'ledger-0', uid: `uid-${name}` }, nodeName: 'n1', priority: 100, memoryBytes: 1 },
+      source: { pod: { namespace: 'ml', name: 'ledger-0', uid: `uid-${name}` }, nodeName: 'n1', owner: STS, templateHash: 'rev1', index: 0, priority: 100, memoryBytes: 1 },
       containers: ['main'],
       ...(o.generation !== undefined ? { generation: o.generation } : {}),
       ...(o.restoredFrom ? { restoredFrom: o.restoredFrom } : {}),
@@ -66,7 +71,7 @@ describe('chain links', () => {
 
   it('knows a record is consumed once a later record names it, per namespace', () => {
     const all = [record('g1', { generation: 1 }), record('g2', { generation: 2, restoredFrom: 'g1' }), record('x2', { generation: 2, restoredFrom: 'x1', namespace: 'other' })];
-    expect([...supersededRecords(all)].sort()).toEqual(['ml/g1', 'other/x1']);
+    expect([...laterRecords(all)].sort()).toEqual([['ml/g1', 'g2'], ['other/x1', 'x2']]);
   });
 
   it('orders newest first, by completion time and then generation', () => {
@@ -112,5 +117,43 @@ describe('the executor records the chain', () => {
     const fresh = await executor.ensure({ victim: podFacts(victim('ledger-1', 'n2', { policy: 'Required' })), node: now, preemptor: { namespace: 'ml', name: 'urgent', uid: 'uid-urgent' } });
     expect(fresh.state === 'ready' && fresh.checkpoint.spec).toMatchObject({ generation: 1 });
     expect(fresh.state === 'ready' && fresh.checkpoint.spec.restoredFrom).toBeUndefined();
+  });
+});
+
+describe('the webhook and the lifecycle loop follow the chain', () => {
+  /** The StatefulSet's new ledger-0, as the webhook sees it. */
+  const replacement = {
+    metadata: { name: 'ledger-0', namespace: 'ml', labels: { 'controller-revision-hash': 'rev1', 'apps.kubernetes.io/pod-index': '0' }, ownerReferences: [{ ...STS, controller: true }] },
+    spec: { containers: [{ name: 'main' }] },
+  };
+  const match = (all: Checkpoint[]) => findCheckpoints(replacement, 'ml', all, { now: NOW, maxAgeMs: 3_600_000, reclaimAfterMs: 5_000 });
+
+  it('offers the newest generation, also when two lives completed within the same second', () => {
+    const same = '2026-11-23T10:00:00Z';
+    const r = match([record('g1', { generation: 1, completed: same }), record('g2', { generation: 2, completed: same })]);
+    expect(r.kind === 'candidates' && r.checkpoints.map((c) => c.metadata.name)).toEqual(['g2', 'g1']);
+  });
+
+  it('never offers a record whose pod was checkpointed again, even if its phase still says Ready', () => {
+    const g1 = record('g1', { generation: 1, completed: '2026-11-23T10:00:00Z' });
+    const g2 = record('g2', { generation: 2, restoredFrom: 'g1', completed: '2026-11-23T10:01:00Z' });
+    g2.status!.phase = 'Restored';
+    const r = match([g1, g2]);
+    expect(r).toMatchObject({ kind: 'skip', why: 'no Ready checkpoint of this workload' });
+    const g3 = record('g3', { generation: 3, restoredFrom: 'g2', completed: '2026-11-23T10:02:00Z' });
+    const next = match([g1, g2, g3]);
+    expect(next.kind === 'candidates' && next.checkpoints.map((c) => c.metadata.name)).toEqual(['g3']);
+  });
+
+  it('marks a claimed record consumed when its pod was checkpointed again before the loop saw it run', () => {
+    const g1 = record('g1', { generation: 1 });
+    g1.status = { phase: 'Restoring', completionTime: '2026-11-23T10:00:00Z', restore: { claimedAt: '2026-11-23T10:01:00Z', podName: 'ledger-0', podUID: 'uid-restored' } };
+    const times = { now: NOW, restoreTimeoutMs: 600_000, claimGraceMs: 30_000 };
+    // Without a later record, a claimed pod that went away before it was placed releases the claim.
+    expect(planLifecycle([g1], new Map(), times)).toEqual([expect.objectContaining({ kind: 'release' })]);
+    const g2 = record('g2', { generation: 2, restoredFrom: 'g1' });
+    expect(planLifecycle([g1, g2], new Map(), times)).toEqual([
+      { kind: 'consumed', checkpoint: g1, why: 'pod ledger-0 ran and was checkpointed again as g2' },
+    ]);
   });
 });

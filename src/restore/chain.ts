@@ -37,15 +37,16 @@ export function chainLink(pod: PodFacts, lookup: (namespace: string, name: strin
 }
 
 /**
- * namespace/name of every record that a later record names as restoredFrom: its pod was restored
- * from it and ran long enough to be checkpointed again, so it is consumed whatever its phase says
- * (the lifecycle loop may not have seen that pod run before it was preempted).
+ * namespace/name of every record that a later record names as restoredFrom, to that later record's
+ * name: its pod was restored from it and ran long enough to be checkpointed again, so it is
+ * consumed whatever its phase says (the lifecycle loop may not have seen that pod run before it
+ * was preempted).
  */
-export function supersededRecords(all: Iterable<Checkpoint>): Set<string> {
-  const out = new Set<string>();
+export function laterRecords(all: Iterable<Checkpoint>): Map<string, string> {
+  const out = new Map<string, string>();
   for (const c of all) {
     const from = c.spec?.restoredFrom;
-    if (from) out.add(`${c.metadata.namespace}/${from}`);
+    if (from) out.set(`${c.metadata.namespace}/${from}`, c.metadata.name);
   }
   return out;
 }

@@ -3,6 +3,7 @@
 import type { PodFacts } from '../cluster/facts.js';
 import { ANNOTATION_RESTORE_FROM } from '../cluster/keys.js';
 import type { Checkpoint, RestoreStatus } from '../checkpoint/types.js';
+import { laterRecords } from './chain.js';
 
 export type LifecycleAction =
   | { kind: 'bind'; checkpoint: Checkpoint; pod: PodFacts }
@@ -48,8 +49,7 @@ export function holdsClaim(p: PodFacts, r: RestoreStatus): boolean {
 export function planLifecycle(checkpoints: Iterable<Checkpoint>, restoring: Map<string, PodFacts[]>, t: LifecycleTimes): LifecycleAction[] {
   const actions: LifecycleAction[] = [];
   const all = [...checkpoints];
-  // namespace/name -> the record that names it as restoredFrom: its pod ran and was checkpointed again.
-  const next = new Map(all.filter((c) => c.spec?.restoredFrom).map((c) => [`${c.metadata.namespace}/${c.spec.restoredFrom}`, c.metadata.name]));
+  const next = laterRecords(all);
   for (const c of all) {
     if (c.status?.phase !== 'Restoring' || !c.status.restore) continue;
     const r = c.status.restore;

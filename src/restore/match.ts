@@ -5,7 +5,7 @@
 import { podFacts, type OwnerFacts, type PodFacts } from '../cluster/facts.js';
 import { ANNOTATION_RESTORE_ANY_POD, ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM, ANNOTATION_RESTORE_OPT } from '../cluster/keys.js';
 import type { Checkpoint } from '../checkpoint/types.js';
-import { newestFirst } from './chain.js';
+import { laterRecords, newestFirst } from './chain.js';
 import type { Pod } from '../server/wire.js';
 
 export type MatchResult =
@@ -106,11 +106,11 @@ export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Check
   const found: Checkpoint[] = [];
   const recheck: Checkpoint[] = [];
   const contested: Checkpoint[] = [];
-  // Records a later record names as restoredFrom: their pods ran, they are consumed (chain.ts).
-  const superseded = new Set<string>();
-  for (const c of all) {
+  const list = [...all];
+  // Records a later record names as restoredFrom: their pods ran, they are consumed.
+  const superseded = laterRecords(list);
+  for (const c of list) {
     if (c.metadata.namespace !== namespace) continue;
-    if (c.spec?.restoredFrom) superseded.add(c.spec.restoredFrom);
     if (explicit !== undefined) {
       if (c.metadata.name !== explicit) continue;
       // Refused whatever its phase: the pod is not told more about another workload's record.
@@ -139,7 +139,7 @@ export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Check
     }
     found.push(c);
   }
-  const usable = found.filter((c) => !superseded.has(c.metadata.name));
+  const usable = found.filter((c) => !superseded.has(`${namespace}/${c.metadata.name}`));
   if (usable.length === 0) {
     if (recheck.length > 0) return { kind: 'recheck', checkpoints: recheck, corrupt };
     if (contested.length > 0) return { kind: 'contested', checkpoints: contested, corrupt };
