@@ -117,6 +117,8 @@ const REQUIRED: Record<string, string[]> = {
   'spec.restoreConstraints': requiredOf<CheckpointSpec['restoreConstraints']>()(['node', 'arch', 'cpuFeatures', 'runtime']),
   status: requiredOf<CheckpointStatus>()(['phase']),
   'status.containers[]': requiredOf<ContainerStatus>()(['name', 'archivePath']),
+  'status.containers[].publication': requiredOf<NonNullable<ContainerStatus['publication']>>()(['state']),
+  'status.publication': requiredOf<NonNullable<CheckpointStatus['publication']>>()(['state']),
   'status.restore': requiredOf<RestoreStatus>()(['claimedAt', 'podName']),
 };
 
@@ -171,9 +173,13 @@ const SAMPLE: Checkpoint = {
       {
         name: 'main',
         archivePath: '/var/lib/kubelet/checkpoints/checkpoint-trainer-0_ml-main-2026-05-22T14:31:35Z.tar',
-        image: 'localhost/checkpoint-trainer-0:latest',
+        image: 'registry.example:5000/hiatus/ml@sha256:0d7e3f0a8b2c4d6e8f0a1b3c5d7e9f1a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e',
+        archiveBytes: 1_048_576,
+        archiveDigest: 'sha256:5a1f0c2e4b6d8f0a1c3e5b7d9f1a2c4e6b8d0f2a4c6e8b0d2f4a6c8e0b2d4f6a',
+        publication: { state: 'Published', reason: 'Verified', message: 'published', attempts: 1, time: '2026-05-22T14:31:40Z' },
       },
     ],
+    publication: { state: 'Published', message: 'every container published', time: '2026-05-22T14:31:40Z' },
     message: 'checkpointed 1 container',
     restore: {
       claimedAt: '2026-05-22T14:40:00Z',

@@ -54,8 +54,38 @@ export interface ContainerCheckpointStatus {
   name: string;
   /** Archive path on the node, as the kubelet returned it. The extender never reads it. */
   archivePath: string;
-  /** Checkpoint OCI image built from the archive, once a node agent has built one. */
+  /**
+   * The checkpoint OCI image published from the archive, digest-pinned (registry/repo@sha256:...).
+   * The node agent writes it only once the image is complete and verified in the registry.
+   */
   image?: string;
+  /** Archive size in bytes and sha256 (the image layer's digest), as the node agent read them. */
+  archiveBytes?: number;
+  archiveDigest?: string;
+  /** The node agent's publication of this archive. */
+  publication?: ContainerPublication;
+}
+
+/**
+ * Uploading: being pushed (or waiting to retry after a registry error: see message, attempts);
+ * Published: `image` is set; Failed: the archive cannot be published (missing, truncated).
+ */
+export type PublicationState = 'Uploading' | 'Published' | 'Failed';
+
+export interface ContainerPublication {
+  state: PublicationState;
+  /** ArchiveMissing, ArchiveTruncated, ArchiveChanged, or the registry error kind. */
+  reason?: string;
+  message?: string;
+  attempts?: number;
+  time?: string;
+}
+
+/** Publication of the whole checkpoint: Published when every container's image is. */
+export interface CheckpointPublication {
+  state: PublicationState;
+  message?: string;
+  time?: string;
 }
 
 /** Which pod restores from the checkpoint: claimed at admission, confirmed when it runs. */
@@ -80,6 +110,8 @@ export interface CheckpointStatus {
   message?: string;
   /** Set from Restoring on. */
   restore?: RestoreStatus;
+  /** Set by the node agent once it has started publishing the archives as images. */
+  publication?: CheckpointPublication;
 }
 
 export interface Checkpoint {
