@@ -62,6 +62,13 @@ export class Extender {
     return ext;
   }
 
+  /** POSTs a preempt request as kube-scheduler would; the decoded answer. */
+  async preempt(body: unknown): Promise<unknown> {
+    const res = await fetch(`${this.url}/preempt`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    if (!res.ok) throw new Error(`preempt answered ${res.status}: ${await res.text()}`);
+    return res.json();
+  }
+
   stop(): Promise<void> {
     return this.proc.stop();
   }
