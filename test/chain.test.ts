@@ -12,6 +12,7 @@ import { Metrics } from '../src/metrics/metrics.js';
 import { chainLink, generationOf, laterRecords, newestFirst } from '../src/restore/chain.js';
 import { planLifecycle } from '../src/restore/lifecycle.js';
 import { findCheckpoints } from '../src/restore/match.js';
+import { planRetention } from '../src/restore/retention.js';
 import { node, victim } from './helpers/objects.js';
 
 const NOW = Date.parse('2026-11-23T10:05:00Z');
@@ -155,5 +156,26 @@ describe('the webhook and the lifecycle loop follow the chain', () => {
     expect(planLifecycle([g1, g2], new Map(), times)).toEqual([
       { kind: 'consumed', checkpoint: g1, why: 'pod ledger-0 ran and was checkpointed again as g2' },
     ]);
+  });
+});
+
+describe('retention of chains', () => {
+  it('deletes consumed generations after their time, keeps the newest, and counts each ordinal apart', () => {
+    const restored = (name: string, generation: number, minutesAgo: number, from?: string) => {
+      const c = record(name, { generation, ...(from ? { restoredFrom: from } : {}) });
+      const at = new Date(NOW - minutesAgo * 60_000).toISOString();
+      c.status = { phase: 'Restored', completionTime: at, restore: { claimedAt: at, podName: 'ledger-0', restoredAt: at } };
+      return c;
+    };
+    const chain = [restored('g1', 1, 120), restored('g2', 2, 10, 'g1'), record('g3', { generation: 3, restoredFrom: 'g2', completed: '2026-11-23T10:04:00Z' })];
+    // Other ordinals of the same StatefulSet, each evicted and waiting for its replacement.
+    const others = [1, 2, 3].map((i) => {
+      const c = record(`ord-${i}`);
+      c.spec.source.index = i;
+      return c;
+    });
+    const plan = planRetention([...chain, ...others], [], NOW, { maxPerWorkload: 1, maxAgeMs: 24 * 3_600_000, consumedTtlMs: 3_600_000 });
+    expect(plan.deletions.map((d) => [d.checkpoint.metadata.name, d.reason])).toEqual([['g1', 'consumed']]);
+    expect(plan.held).toEqual([]);
   });
 });

@@ -195,15 +195,15 @@ describe('retention', () => {
     ]);
   });
 
-  it('waits for the replacement of the same ordinal or completion index', () => {
-    const ordinal0 = record('ck-ord-0', { index: 0, completedMinutesAgo: 10 });
+  it('waits for the replacement of the same ordinal or completion index, and counts each ordinal\'s chain apart', () => {
+    // Two evicted pods of ordinal 0 (one after the other), neither replaced yet: both held.
+    const ordinal0 = [record('ck-ord-0', { index: 0, completedMinutesAgo: 10 }), record('ck-ord-0-old', { index: 0, completedMinutesAgo: 30 })];
     const more = [1, 2].map((i) => record(`ck-ord-1-${i}`, { index: 1, completedMinutesAgo: i }));
     const ordinal1Fresh = pod('sts-1', { owner: 'rs-1', index: 1, startedMinutesAgo: 0.5 });
-    const plan = planRetention([ordinal0, ...more], [ordinal1Fresh], NOW, { ...POLICY, maxPerWorkload: 1 });
-    expect(deleted(plan)).toEqual([
-      ['ck-ord-1-1', 'max_per_workload'],
-      ['ck-ord-1-2', 'max_per_workload'],
-    ]);
+    const plan = planRetention([...ordinal0, ...more], [ordinal1Fresh], NOW, { ...POLICY, maxPerWorkload: 1 });
+    // Ordinal 1 keeps its newest record whatever ordinal 0 holds: the count is per ordinal.
+    expect(deleted(plan)).toEqual([['ck-ord-1-2', 'max_per_workload']]);
+    expect(heldOf(plan)).toEqual([['ck-ord-0-old', 'awaiting_replacement', 'max_per_workload']]);
   });
 
   it('holds a standalone pod\'s newest record until the maximum age, and only that one', () => {

@@ -52,9 +52,16 @@ function time(v: string | undefined): number {
 
 const finished = (c: Checkpoint) => time(c.status?.completionTime ?? c.metadata.creationTimestamp);
 
-/** The workload a checkpoint belongs to: its owner, else the pod itself. */
+/**
+ * The chain a checkpoint belongs to, what --retention-max-per-workload counts: its owner and
+ * StatefulSet ordinal or Job completion index (each ordinal is restored from its own records
+ * only, generation after generation), else the pod itself.
+ */
 function workload(c: Checkpoint): string {
-  return `${c.metadata.namespace}/${c.spec?.source?.owner?.uid ?? c.spec?.source?.pod?.uid ?? c.metadata.name}`;
+  const src = c.spec?.source;
+  const owner = src?.owner?.uid;
+  if (owner) return `${c.metadata.namespace}/${owner}${src.index !== undefined ? `#${src.index}` : ''}`;
+  return `${c.metadata.namespace}/${src?.pod?.uid ?? c.metadata.name}`;
 }
 
 /** The pods retention asks about, indexed once per run: by UID, and by owner UID. */
