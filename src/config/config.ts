@@ -135,7 +135,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: 'nominate',
     help: 'nominate: a new restore pod\'s nominatedNodeName is set to its checkpoint\'s node, which kube-scheduler tries first, unless it tried the pod already; gate: the webhook also holds restore pods with the hiatus.dev/restore-placement scheduling gate until that is written (Kubernetes >= 1.30); score: neither, the node is found by scoring every node',
   },
-  { flag: 'retention-max-per-workload', env: 'HIATUS_RETENTION_MAX_PER_WORKLOAD', type: 'string', default: '3', help: 'Ready and Failed checkpoints kept per workload (owner, else pod)' },
+  { flag: 'retention-max-per-workload', env: 'HIATUS_RETENTION_MAX_PER_WORKLOAD', type: 'string', default: '3', help: 'Ready and Failed checkpoints kept per workload (owner and StatefulSet ordinal or Job completion index, else pod)' },
   { flag: 'retention-max-age', env: 'HIATUS_RETENTION_MAX_AGE', type: 'string', default: '24h', help: 'Ready and Failed checkpoints older than this are deleted and not restored' },
   { flag: 'retention-consumed-ttl', env: 'HIATUS_RETENTION_CONSUMED_TTL', type: 'string', default: '1h', help: 'Restored checkpoints are deleted this long after the restore' },
   { flag: 'retention-interval', env: 'HIATUS_RETENTION_INTERVAL', type: 'string', default: '1m', help: 'how often retention runs' },
