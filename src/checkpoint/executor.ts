@@ -39,6 +39,13 @@ export interface ExecutorOptions {
   maxConcurrent: number;
   maxPerNode: number;
   identity?: string;
+  /**
+   * How long a claim holds without renewal. The claiming replica renews it every third of this
+   * while the kubelet works, so a replica that died gives its victims up this long after.
+   */
+  claimTtlMs?: number;
+  /** Longest wait between attempts to write an outcome the API server refused (it is retried until written). */
+  recordRetryMaxMs?: number;
   now?: () => number;
   /** Tells the victim's `kubectl describe` what happened to its checkpoint. */
   event?: PodEventPoster;
@@ -60,9 +67,23 @@ export interface CheckpointJob {
    * claimed and completed like a preemption's.
    */
   manual?: { name: string };
+  /**
+   * Every victim UID of the candidate node the preemption chose (annotation
+   * hiatus.dev/preemption-victims): what lets any replica finish the preemption from the record.
+   */
+  candidateVictims?: string[];
 }
 
-const RECORD_ATTEMPTS = 4;
+export const ANNOTATION_PREEMPTION_VICTIMS = 'hiatus.dev/preemption-victims';
+const DEFAULT_CLAIM_TTL_MS = 15_000;
+const DEFAULT_RECORD_RETRY_MAX_MS = 5_000;
+/**
+ * The kubelet names an archive checkpoint-<pod>_<ns>-<container>-<RFC3339 seconds>.tar
+ * (pkg/kubelet/kubelet.go CheckpointContainer), so two checkpoints of one container started in
+ * the same second write the same file. Calls for one container are serialised and started at
+ * least this far apart (a margin over one second for the node's clock).
+ */
+const SAME_CONTAINER_SPACING_MS = 1_100;
 
 export class CheckpointExecutor {
   private readonly inflight = new Map<string, Promise<EnsureOutcome>>();
@@ -72,14 +93,21 @@ export class CheckpointExecutor {
   private readonly perNode = new Map<string, Semaphore>();
   private readonly identity: string;
   private readonly now: () => number;
-  /** A claim is honoured for as long as the kubelet may take, plus a margin. */
   private readonly claimTtlMs: number;
+  /** Per node/namespace/pod/container: the previous call's start and its end. */
+  private readonly containerTurns = new Map<string, { startedAt: number; done: Promise<unknown> }>();
+  private stopped = false;
 
   constructor(private readonly o: ExecutorOptions) {
     this.all = new Semaphore(o.maxConcurrent);
     this.identity = o.identity ?? `${hostname()}/${process.pid}`;
     this.now = o.now ?? Date.now;
-    this.claimTtlMs = (Math.max(o.kubeletTimeoutSeconds, 120) + 60) * 1000;
+    this.claimTtlMs = o.claimTtlMs ?? DEFAULT_CLAIM_TTL_MS;
+  }
+
+  /** Stops renewing claims and retrying records (shutdown). */
+  stop(): void {
+    this.stopped = true;
   }
 
   static nameFor(job: Pick<CheckpointJob, 'victim' | 'preemptor' | 'manual'>): string {
@@ -175,6 +203,7 @@ export class CheckpointExecutor {
     if (node.zone) constraints.zone = node.zone;
     if (node.kernel) constraints.kernel = node.kernel;
     const metadata: Checkpoint['metadata'] = { name: CheckpointExecutor.nameFor(job), namespace: victim.namespace, labels };
+    if (job.candidateVictims?.length) metadata.annotations = { [ANNOTATION_PREEMPTION_VICTIMS]: [...new Set(job.candidateVictims)].join(',') };
     if (existing?.metadata.resourceVersion) metadata.resourceVersion = existing.metadata.resourceVersion;
     return {
       apiVersion: CHECKPOINT_API_VERSION,
@@ -253,21 +282,24 @@ export class CheckpointExecutor {
     let containers: ContainerCheckpointStatus[] | undefined;
     let failure: string | undefined;
     const perNode = this.nodeLimit(node.name);
+    const heartbeat = this.keepClaim(claimed);
     try {
       // Containers of one pod run together so that their freezes are as close as they can be.
       containers = await Promise.all(
         victim.containers.map((name) =>
-          perNode.run(() =>
-            this.all.run(async () => {
-              const paths = await this.o.kubelet.checkpoint({
-                node,
-                namespace: victim.namespace,
-                pod: victim.name,
-                container: name,
-                timeoutSeconds: this.o.kubeletTimeoutSeconds,
-              });
-              return { name, archivePath: paths[0]! };
-            }),
+          this.containerTurn(`${node.name}/${victim.namespace}/${victim.name}/${name}`, () =>
+            perNode.run(() =>
+              this.all.run(async () => {
+                const paths = await this.o.kubelet.checkpoint({
+                  node,
+                  namespace: victim.namespace,
+                  pod: victim.name,
+                  container: name,
+                  timeoutSeconds: this.o.kubeletTimeoutSeconds,
+                });
+                return { name, archivePath: paths[0]! };
+              }),
+            ),
           ),
         ),
       );
@@ -275,7 +307,8 @@ export class CheckpointExecutor {
       failure = (e as Error).message;
       if (e instanceof KubeletError) this.o.metrics.kubeletErrors.inc({ kind: e.kind });
     }
-    const record: Checkpoint = structuredClone(claimed);
+    const latestClaim = await heartbeat.stop();
+    const record: Checkpoint = structuredClone(latestClaim);
     record.status = {
       ...record.status!,
       phase: failure ? 'Failed' : 'Ready',
@@ -311,24 +344,98 @@ export class CheckpointExecutor {
     );
   }
 
-  /** Writes the outcome; retries while the claim is still ours. undefined when it could not. */
+  /**
+   * Runs one kubelet call for a container after the previous one for it ended and at least
+   * SAME_CONTAINER_SPACING_MS after it started, so that no two archives share a name.
+   */
+  private async containerTurn<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.containerTurns.get(key);
+    let release!: () => void;
+    const done = new Promise<void>((r) => (release = r));
+    const turn = { startedAt: Infinity, done };
+    this.containerTurns.set(key, turn);
+    try {
+      if (previous) {
+        await previous.done;
+        const wait = previous.startedAt + SAME_CONTAINER_SPACING_MS - this.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+      turn.startedAt = this.now();
+      return await work();
+    } finally {
+      release();
+      // Forgotten once no later call queued behind it and the spacing has passed.
+      setTimeout(() => {
+        if (this.containerTurns.get(key) === turn) this.containerTurns.delete(key);
+      }, SAME_CONTAINER_SPACING_MS).unref();
+    }
+  }
+
+  /**
+   * Renews the claim every third of its TTL while the kubelet works, so that a live replica's
+   * claim never lapses and a dead one's lapses within the TTL. stop() resolves to the latest
+   * version written (what the outcome is written over).
+   */
+  private keepClaim(claimed: Checkpoint): { stop: () => Promise<Checkpoint> } {
+    let latest = claimed;
+    let renewing: Promise<void> = Promise.resolve();
+    const timer = setInterval(() => {
+      renewing = renewing.then(async () => {
+        if (this.stopped) return;
+        const next = structuredClone(latest);
+        next.status = { ...next.status!, claimExpiresAt: new Date(this.now() + this.claimTtlMs).toISOString() };
+        try {
+          latest = this.remember(await this.o.store.replace(next));
+        } catch (e) {
+          const ref = `${claimed.metadata.namespace}/${claimed.metadata.name}`;
+          this.o.log.warn('claim not renewed', { checkpoint: ref, error: (e as Error).message });
+        }
+      });
+    }, Math.max(1, Math.floor(this.claimTtlMs / 3)));
+    timer.unref();
+    return {
+      stop: async () => {
+        clearInterval(timer);
+        await renewing;
+        return latest;
+      },
+    };
+  }
+
+  /**
+   * Writes the outcome while the record is still this replica's claim, retrying until the API
+   * server takes it: an archive the kubelet wrote is never left unreferenced because the API
+   * server was away for a while (the claim stays this replica's meanwhile, so no second dump).
+   * undefined when the record is gone or another replica took it over.
+   */
   private async record(obj: Checkpoint): Promise<Checkpoint | undefined> {
+    const ref = `${obj.metadata.namespace}/${obj.metadata.name}`;
     let current = obj;
-    for (let attempt = 1; attempt <= RECORD_ATTEMPTS; attempt++) {
+    for (let attempt = 1; !this.stopped; attempt++) {
       try {
         return this.remember(await this.o.store.replace(current));
       } catch (e) {
-        const ref = `${obj.metadata.namespace}/${obj.metadata.name}`;
         this.o.log.warn('recording checkpoint failed', { checkpoint: ref, attempt, error: (e as Error).message });
         if (e instanceof StoreConflict) {
-          const latest = await this.o.store.get(obj.metadata.namespace, obj.metadata.name).catch(() => undefined);
+          let latest: Checkpoint | undefined;
+          try {
+            latest = await this.o.store.get(obj.metadata.namespace, obj.metadata.name);
+          } catch {
+            await this.pause(attempt);
+            continue;
+          }
           if (!latest || latest.status?.claimedBy !== this.identity || latest.status.phase !== 'Pending') return undefined;
           current = { ...obj, metadata: { ...obj.metadata, resourceVersion: latest.metadata.resourceVersion! } };
         } else {
-          await new Promise((r) => setTimeout(r, 200 * attempt));
+          await this.pause(attempt);
         }
       }
     }
     return undefined;
+  }
+
+  private pause(attempt: number): Promise<void> {
+    const ms = Math.min(this.o.recordRetryMaxMs ?? DEFAULT_RECORD_RETRY_MAX_MS, 200 * 2 ** Math.min(attempt - 1, 10));
+    return new Promise((r) => setTimeout(r, ms));
   }
 }

@@ -6,7 +6,7 @@
 import type { PodEventPoster } from '../cluster/events.js';
 import type { PreemptionWriter } from '../cluster/podWriter.js';
 import type { ClusterView } from '../cluster/view.js';
-import type { CheckpointExecutor } from '../checkpoint/executor.js';
+import { ANNOTATION_PREEMPTION_VICTIMS, CheckpointExecutor } from '../checkpoint/executor.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { CandidatePlan } from '../scheduling/candidates.js';
@@ -31,6 +31,10 @@ export interface CompleterOptions {
 }
 
 const key = (ns: string, name: string) => `${ns}/${name}`;
+/** Orphaned preemptions are looked for every this many ticks. */
+const ADOPT_EVERY_TICKS = 8;
+/** A Ready record whose victims are still there this long after is an orphan's (its replica left). */
+const ADOPT_READY_AFTER_MS = 3_000;
 
 export class PreemptionCompleter {
   private readonly intents = new Map<string, PreemptionIntent & { startedAt: number }>();
@@ -38,13 +42,17 @@ export class PreemptionCompleter {
   private readonly again = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
+  /** Records this replica already acted on (tracked or adopted): not adopted again. */
+  private readonly seen = new Set<string>();
 
   constructor(private readonly o: CompleterOptions) {
     this.now = o.now ?? Date.now;
   }
 
   start(): this {
+    let ticks = 0;
     this.timer = setInterval(() => {
+      if (ticks++ % ADOPT_EVERY_TICKS === 0) this.adoptOrphans();
       for (const uid of this.intents.keys()) void this.advance(uid);
     }, this.o.intervalMs);
     this.timer.unref();
@@ -65,15 +73,55 @@ export class PreemptionCompleter {
   track(intent: Omit<PreemptionIntent, 'expiresAt'>): void {
     const existing = this.intents.get(intent.preemptor.uid);
     const now = this.now();
+    if (this.seen.size > 10_000) this.seen.clear();
+    for (const c of intent.candidates) for (const v of c.victims) this.seenVictim(intent.preemptor.uid, v);
     this.intents.set(intent.preemptor.uid, { ...intent, expiresAt: now + this.o.maxWaitMs, startedAt: existing?.startedAt ?? now });
     this.o.metrics.preemptionsInProgress.set(this.intents.size);
     void this.advance(intent.preemptor.uid);
+  }
+
+  private seenVictim(preemptorUid: string, victimUid: string): void {
+    const v = this.o.view.pod(victimUid);
+    if (v) this.seen.add(key(v.namespace, CheckpointExecutor.nameFor({ victim: v, preemptor: { namespace: '', name: '', uid: preemptorUid } })));
   }
 
   /** kube-scheduler got a node for this preemptor from preempt itself: it evicts. */
   forget(preemptorUid: string): void {
     this.intents.delete(preemptorUid);
     this.o.metrics.preemptionsInProgress.set(this.intents.size);
+  }
+
+  /**
+   * Finishes preemptions whose replica died or restarted: a Checkpoint for a preemption records
+   * the preemptor, the node and every victim of the candidate (ANNOTATION_PREEMPTION_VICTIMS), so
+   * any replica can take it over once its claim lapsed (Pending) or its victims outlived a Ready
+   * record. Everything is re-validated before anything is evicted, as for a tracked intent.
+   */
+  private adoptOrphans(): void {
+    const now = this.now();
+    for (const c of this.o.view.checkpoints()) {
+      const preemptor = c.spec.preemptor;
+      if (c.spec.reason !== 'Preemption' || !preemptor || this.intents.has(preemptor.uid)) continue;
+      const ref = key(c.metadata.namespace, c.metadata.name);
+      if (this.seen.has(ref)) continue;
+      const s = c.status;
+      if (!s?.startTime || now - Date.parse(s.startTime) > this.o.maxWaitMs) continue;
+      const lapsed = s.phase === 'Pending' && (!s.claimExpiresAt || Date.parse(s.claimExpiresAt) <= now);
+      const lingering = s.phase === 'Ready' && s.completionTime !== undefined && now - Date.parse(s.completionTime) >= ADOPT_READY_AFTER_MS;
+      if (!lapsed && !lingering) continue;
+      const pod = this.o.view.pod(preemptor.uid);
+      if (!pod || pod.nodeName || pod.deleting) continue;
+      const victim = this.o.view.pod(c.spec.source.pod.uid);
+      if (!victim || victim.deleting || victim.nodeName !== c.spec.source.nodeName) continue;
+      const listed = c.metadata.annotations?.[ANNOTATION_PREEMPTION_VICTIMS]?.split(',').filter(Boolean);
+      this.o.log.info('taking over a preemption another replica left', { preemptor: key(preemptor.namespace, preemptor.name), checkpoint: ref, phase: s.phase });
+      this.track({
+        preemptor,
+        priority: pod.priority,
+        candidates: [{ node: c.spec.source.nodeName, victims: listed?.length ? listed : [victim.uid], numPDBViolations: 0 }],
+        index: 0,
+      });
+    }
   }
 
   private snapshot(intent: PreemptionIntent): CompletionSnapshot {
@@ -142,7 +190,9 @@ export class PreemptionCompleter {
           return;
         }
         for (const v of step.work) {
-          void this.o.executor.ensure({ victim: v.pod!, node, preemptor: intent.preemptor }).then(() => this.advance(uid));
+          void this.o.executor
+            .ensure({ victim: v.pod!, node, preemptor: intent.preemptor, candidateVictims: step.candidate.victims.map((c) => c.uid) })
+            .then(() => this.advance(uid));
         }
         return;
       }

@@ -151,7 +151,7 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
       const node = view.node(candidate.node);
       const outcomes: Promise<EnsureOutcome>[] = work.map((v) =>
         node && executor
-          ? executor.ensure({ victim: v.pod!, node, preemptor })
+          ? executor.ensure({ victim: v.pod!, node, preemptor, candidateVictims: candidate.victims.map((c) => c.uid) })
           : Promise.resolve({ state: 'failed', message: `node ${candidate.node} unknown to the extender` }),
       );
       const settled = await withDeadline(Promise.all(outcomes), waitMs - (now() - started));
