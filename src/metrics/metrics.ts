@@ -31,6 +31,8 @@ export class Metrics {
   readonly placements: Counter<'result'>;
   readonly retentionDeletions: Counter<'reason'>;
   readonly checkpointsByPhase: Gauge<'phase'>;
+  readonly checkpointPublications: Gauge<'state'>;
+  readonly checkpointArchiveBytes: Gauge<'phase'>;
 
   constructor(
     opts: {
@@ -38,6 +40,10 @@ export class Metrics {
       cacheSizes?: () => Record<string, number>;
       synced?: () => boolean;
       checkpointPhases?: () => Record<string, number>;
+      /** Ready and Restoring records by publication state (src/checkpoint/summary.ts). */
+      checkpointPublications?: () => Record<string, number>;
+      /** Archive bytes the records hold, by phase. */
+      checkpointArchiveBytes?: () => Record<string, number>;
     } = {},
   ) {
     const registers = [this.registry];
@@ -182,6 +188,30 @@ export class Metrics {
         if (!phases) return;
         this.reset();
         for (const [phase, n] of Object.entries(phases())) this.set({ phase }, n);
+      },
+    });
+    const publications = opts.checkpointPublications;
+    this.checkpointPublications = new Gauge({
+      name: 'hiatus_checkpoint_publications',
+      help: 'Ready and Restoring Checkpoint records by the node agent\'s publication state: none (not started, or no agent), uploading, published, failed. Unpublished ones restore only on their source node.',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        if (!publications) return;
+        this.reset();
+        for (const [state, n] of Object.entries(publications())) this.set({ state }, n);
+      },
+    });
+    const archiveBytes = opts.checkpointArchiveBytes;
+    this.checkpointArchiveBytes = new Gauge({
+      name: 'hiatus_checkpoint_archive_bytes',
+      help: 'Bytes of checkpoint archives the Checkpoint records hold, as the node agent measured them, by phase.',
+      labelNames: ['phase'],
+      registers,
+      collect() {
+        if (!archiveBytes) return;
+        this.reset();
+        for (const [phase, n] of Object.entries(archiveBytes())) this.set({ phase }, n);
       },
     });
   }
