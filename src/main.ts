@@ -13,6 +13,9 @@ import { ConfigError, loadConfig, usage, wantsHelp, type Config } from './config
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics/metrics.js';
 import { createHandler, createWebhookApp } from './server/app.js';
+import { clientCertificateOptions, openPolicy, type CallerPolicy } from './server/auth.js';
+import { RequestMemory } from './server/body.js';
+import { installProcessGuards } from './server/guards.js';
 import { RestoreController } from './restore/controller.js';
 import { PlacementController } from './restore/placementController.js';
 import { ManualCheckpointController } from './checkpoint/manualController.js';
@@ -62,6 +65,32 @@ function kubeletClient(config: Config, kc: KubeConfig): KubeletClient {
   });
 }
 
+/**
+ * Who may call each listener. A listener without a client CA serves anyone only because
+ * --insecure-allow-unauthenticated-callers said so (loadConfig refuses otherwise); said here.
+ */
+function callerPolicies(config: Config, log: Logger): { verbs: CallerPolicy; metrics: CallerPolicy; webhook: CallerPolicy } {
+  const policy = (expected: string, caFlag: string, ca: string | undefined, allowedNames: string[]): CallerPolicy =>
+    ca ? { expected, caFlag, required: true, allowedNames } : openPolicy(expected);
+  const verbs = policy('kube-scheduler', '--client-ca-file', config.clientCaFile, config.allowedClientNames);
+  // /metrics carries no pod or node name: any certificate the client CA signed may read it.
+  const metrics = policy('a client', '--client-ca-file', config.clientCaFile, []);
+  const webhook = policy('the API server', '--webhook-client-ca-file', config.webhookClientCaFile, config.webhookAllowedClientNames);
+  if (!verbs.required) {
+    log.warn('UNAUTHENTICATED: anyone who reaches the extender port may call filter, prioritize and preempt (and so have any pod checkpointed); --insecure-allow-unauthenticated-callers', { port: config.port });
+  } else {
+    log.info('extender callers need a client certificate', { ca: config.clientCaFile, allowedNames: config.allowedClientNames });
+  }
+  if (config.webhookTlsCertFile) {
+    if (!webhook.required) {
+      log.warn('UNAUTHENTICATED: anyone who reaches the webhook port may post admission reviews (and claim checkpoints); --insecure-allow-unauthenticated-callers', { port: config.webhookPort });
+    } else {
+      log.info('webhook callers need a client certificate', { ca: config.webhookClientCaFile, allowedNames: config.webhookAllowedClientNames });
+    }
+  }
+  return { verbs, metrics, webhook };
+}
+
 export function main(argv: string[]): void {
   if (wantsHelp(argv)) {
     process.stdout.write(`${usage()}\n`);
@@ -78,6 +107,10 @@ export function main(argv: string[]): void {
     throw e;
   }
   const log = createLogger(config.logLevel);
+  installProcessGuards(log);
+  const callers = callerPolicies(config, log);
+  // One budget for both listeners: they share the heap.
+  const memory = new RequestMemory(config.maxRequestMemoryBytes);
   const { view, kc } = connect(config, log);
   const nodeFacts = new NodeFactsCache(NODE_FACTS_LRU_SIZE);
   const metrics = new Metrics({
@@ -142,11 +175,21 @@ export function main(argv: string[]): void {
     metrics,
     log,
     maxBodyBytes: config.maxBodyBytes,
+    memory,
     preempt,
+    verbCallers: callers.verbs,
+    metricsCallers: callers.metrics,
   });
   const server =
     config.tlsCertFile && config.tlsKeyFile
-      ? https.createServer({ cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }, handler)
+      ? https.createServer(
+          {
+            cert: readFileSync(config.tlsCertFile),
+            key: readFileSync(config.tlsKeyFile),
+            ...clientCertificateOptions(config.clientCaFile ? readFileSync(config.clientCaFile) : undefined),
+          },
+          handler,
+        )
       : http.createServer(handler);
   // kube-scheduler keeps connections alive (Go's idle timeout is 90 s); closing them sooner
   // races with a request already on the wire and shows up as a failed scheduling attempt.
@@ -209,9 +252,15 @@ export function main(argv: string[]): void {
         metrics,
         log,
         maxBodyBytes: config.maxBodyBytes,
+        memory,
+        callers: callers.webhook,
       });
       const webhook = https.createServer(
-        { cert: readFileSync(config.webhookTlsCertFile), key: readFileSync(config.webhookTlsKeyFile) },
+        {
+          cert: readFileSync(config.webhookTlsCertFile),
+          key: readFileSync(config.webhookTlsKeyFile),
+          ...clientCertificateOptions(config.webhookClientCaFile ? readFileSync(config.webhookClientCaFile) : undefined),
+        },
         webhookApp,
       );
       webhook.keepAliveTimeout = 120_000;
@@ -227,6 +276,9 @@ export function main(argv: string[]): void {
     const addr = server.address();
     log.info('serving', {
       scheme: config.tlsCertFile ? 'https' : 'http',
+      clientAuth: callers.verbs.required,
+      maxBodyBytes: config.maxBodyBytes,
+      maxRequestMemoryBytes: config.maxRequestMemoryBytes,
       address: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : String(addr),
       mode: view.mode,
       strict: config.strict,
@@ -241,6 +293,7 @@ export function main(argv: string[]): void {
     log.info('shutting down', { signal });
     view.stop();
     completer?.stop();
+    executor?.stop();
     for (const close of closers) close();
     server.close(() => process.exit(0));
     server.closeIdleConnections();
