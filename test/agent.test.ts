@@ -7,10 +7,15 @@ import path from 'node:path';
 import { archiveMetadata, checkpointImage, imageAnnotations, repositoryFor, sha256, tagFor } from '../src/agent/image.js';
 import { planGc, publicationWork, summaryState, withPublication, type ArchiveFile } from '../src/agent/plan.js';
 import { credentialsFor, parseChallenge } from '../src/agent/registry.js';
-import { crioRestoreVerdict, restoreFix, tomlValues } from '../src/agent/runtimeConfig.js';
+import { crioRestoreVerdict, tomlValues } from '../src/agent/runtimeConfig.js';
+import { runtimeRestoreFix } from '../src/scheduling/runtime.js';
 import { TarScanner } from '../src/agent/tarScan.js';
 import type { Checkpoint, CheckpointPhase, ContainerCheckpointStatus } from '../src/checkpoint/types.js';
 import { archiveEntries, tarHeader, writeCheckpointArchive } from '../src/simulator/archive.js';
+import { nodeFacts } from '../src/cluster/facts.js';
+import { planFilter } from '../src/scheduling/filter.js';
+import { readRestoreContract } from '../src/scheduling/restoreContract.js';
+import { mixedNodes, node, restorePod } from './helpers/objects.js';
 
 const H = 3_600_000;
 
@@ -234,9 +239,53 @@ describe("CRI-O's restore setting", () => {
     expect(tomlValues('[a . "b"]\nk = \'lit\'\n').get('a.b.k')).toBe('lit');
   });
 
-  it('names the setting to change', () => {
-    expect(restoreFix('checkpoint_only')).toMatch(/container_level_enabled = "checkpoint_only"; set it to "checkpoint_restore"/);
-    expect(restoreFix('criu_disabled')).toMatch(/enable_criu_support = false/);
-    expect(restoreFix('enabled')).toBeUndefined();
+  it('names the setting to change in filter\'s reason', () => {
+    expect(runtimeRestoreFix('checkpoint_only')).toBe('[crio.checkpoint_restore] container_level_enabled is "checkpoint_only"; set it to "checkpoint_restore"');
+    expect(runtimeRestoreFix('criu_disabled')).toMatch(/^\[crio.runtime\] enable_criu_support is false; set it to true/);
+  });
+});
+
+describe('filter and the runtime-restore label', () => {
+  const contract = { checkpoint: 'ck', constraints: { node: 'n-a', arch: 'amd64', cpuFeatures: [], runtime: 'cri-o' } };
+  const nodes = new Map(
+    [
+      node('n-on', { arch: 'amd64', runtime: 'cri-o://1.31.2', restore: 'enabled', features: ['AVX2'] }),
+      node('n-off', { arch: 'amd64', runtime: 'cri-o://1.31.2', restore: 'checkpoint_only', features: ['AVX2'] }),
+      node('n-legacy', { arch: 'amd64', runtime: 'cri-o://1.28.0', restore: 'criu_disabled', features: ['AVX2'] }),
+      node('n-unknown', { arch: 'amd64', runtime: 'cri-o://1.31.2', features: ['AVX2'] }),
+    ].map((n) => [n.metadata!.name!, nodeFacts(n)]),
+  );
+  const names = [...nodes.keys()];
+
+  it('rejects a node whose runtime forbids restore as unresolvable, naming the setting; unknown passes', () => {
+    const plan = planFilter(contract, names, (n) => nodes.get(n), false);
+    expect(plan.feasible).toEqual(['n-on', 'n-unknown']);
+    expect(plan.rejected).toEqual({ runtime_restore: 2 });
+    const none = planFilter(contract, ['n-off', 'n-legacy'], (n) => nodes.get(n), false);
+    expect(none.unresolvable).toEqual({
+      'n-off': 'checkpoint ck: node runtime does not allow restore: [crio.checkpoint_restore] container_level_enabled is "checkpoint_only"; set it to "checkpoint_restore"',
+      'n-legacy': expect.stringMatching(/^checkpoint ck: node runtime does not allow restore: \[crio\.runtime\] enable_criu_support is false/),
+    });
+  });
+
+  it('with --strict, an unlabelled node is rejected too', () => {
+    const plan = planFilter(contract, names, (n) => nodes.get(n), true);
+    expect(plan.feasible).toEqual(['n-on']);
+    expect(plan.rejected).toEqual({ runtime_restore: 2, facts_unknown: 1 });
+  });
+});
+
+describe('a checkpoint without a published image', () => {
+  it('is restorable only on its source node, and filter says so', () => {
+    const pod = restorePod({ node: 'n-holder', arch: 'amd64', cpuFeatures: [], runtime: 'cri-o', sourceOnly: true });
+    const contract = readRestoreContract(pod)!;
+    expect(contract.constraints.sourceOnly).toBe(true);
+    const nodes = new Map(mixedNodes().map((n) => [n.metadata!.name!, nodeFacts(n)]));
+    const plan = planFilter(contract, ['n-zone', 'n-holder', 'n-far'], (n) => nodes.get(n), false);
+    expect(plan.feasible).toEqual(['n-holder']);
+    expect(plan.rejected).toEqual({ not_published: 2 });
+    const none = planFilter(contract, ['n-zone', 'n-far'], (n) => nodes.get(n), false);
+    expect(none.unresolvable['n-zone']).toBe('checkpoint ck-trainer-0: not published as an image yet: restorable only on its source node n-holder, which holds the archive');
+    expect(() => readRestoreContract(restorePod({ node: 'n', arch: 'a', cpuFeatures: [], runtime: 'cri-o', sourceOnly: 'yes' }))).toThrow(/"sourceOnly" must be a boolean/);
   });
 });

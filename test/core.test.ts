@@ -31,7 +31,7 @@ describe('runtime rule', () => {
 });
 
 describe('judgeNode', () => {
-  const good = { arch: 'amd64', features: ['AVX2', 'SSE4_2'], runtime: 'cri-o://1.31.2' };
+  const good = { arch: 'amd64', features: ['AVX2', 'SSE4_2'], runtime: 'cri-o://1.31.2', restore: 'enabled' };
   it('reports the first failing rule (architecture before features)', () => {
     expect(judgeNode(CONSTRAINTS, facts({ ...good, arch: 'arm64', features: [] }), false)).toMatchObject({ reason: 'architecture' });
   });
@@ -44,7 +44,7 @@ describe('judgeNode', () => {
     expect(judgeNode(CONSTRAINTS, nodeFacts(n).capability, true)).toMatchObject({ reason: 'architecture' });
   });
   it('needs no CPU feature labels when the checkpoint recorded none', () => {
-    expect(judgeNode({ ...CONSTRAINTS, cpuFeatures: [] }, facts({ arch: 'amd64', runtime: good.runtime }), true)).toEqual({ compatible: true });
+    expect(judgeNode({ ...CONSTRAINTS, cpuFeatures: [] }, facts({ arch: 'amd64', runtime: good.runtime, restore: 'enabled' }), true)).toEqual({ compatible: true });
   });
 });
 

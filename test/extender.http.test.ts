@@ -75,7 +75,7 @@ describe('filter over HTTP, nodeCacheCapable: true (NodeNames)', () => {
       FailedAndUnresolvableNodes: {
         ...UNRESOLVABLE,
         'n-nolabels':
-          'checkpoint ck-trainer-0: node architecture unknown (no kubernetes.io/arch label); node CPU features unknown (no node-feature-discovery cpu-cpuid labels); node container runtime unknown (strict mode)',
+          'checkpoint ck-trainer-0: node architecture unknown (no kubernetes.io/arch label); node CPU features unknown (no node-feature-discovery cpu-cpuid labels); node container runtime unknown; node runtime restore setting unknown (no hiatus.dev/runtime-restore label: no node agent there) (strict mode)',
         'n-ghost': 'checkpoint ck-trainer-0: node unknown to the extender (strict mode)',
       },
       Error: '',

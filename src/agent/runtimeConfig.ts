@@ -7,8 +7,7 @@
 // enable_criu_support = true | false. The verdict becomes a Node label that filter reads.
 import http from 'node:http';
 
-/** The Node label the agent sets; filter rejects a node whose value is not "enabled". */
-export const LABEL_RUNTIME_RESTORE = 'hiatus.dev/runtime-restore';
+export { LABEL_RUNTIME_RESTORE } from '../cluster/keys.js';
 
 /**
  * enabled: restores. checkpoint_only, none: [crio.checkpoint_restore] container_level_enabled
@@ -61,19 +60,6 @@ export function crioRestoreVerdict(toml: string): RestoreVerdict | undefined {
     return criu ? { value: 'enabled', setting } : { value: 'criu_disabled', setting };
   }
   return undefined;
-}
-
-/** What to change on the node so that its runtime restores, for a label value that says it does not. */
-export function restoreFix(value: string): string | undefined {
-  switch (value) {
-    case 'checkpoint_only':
-    case 'none':
-      return `its CRI-O has [crio.checkpoint_restore] container_level_enabled = "${value}"; set it to "checkpoint_restore"`;
-    case 'criu_disabled':
-      return 'its CRI-O has [crio.runtime] enable_criu_support = false; set it to true (or, from CRI-O with [crio.checkpoint_restore], container_level_enabled = "checkpoint_restore")';
-    default:
-      return undefined;
-  }
 }
 
 /** GET /config over CRI-O's socket (default /var/run/crio/crio.sock), as crio status config does. */

@@ -7,6 +7,7 @@ import {
   GROUP,
   LABEL_ARCH,
   LABEL_CONTROLLER_REVISION_HASH,
+  LABEL_RUNTIME_RESTORE,
   LABEL_POD_INDEX,
   LABEL_POD_TEMPLATE_HASH,
   LABEL_ZONE,
@@ -32,6 +33,8 @@ export interface RestoreCapability {
   /** CPU feature flags from node-feature-discovery labels; null when the node has none (unknown). */
   readonly cpuFeatures: ReadonlySet<string> | null;
   readonly runtime?: RuntimeInfo;
+  /** The node agent's hiatus.dev/runtime-restore label: "enabled", or the setting that forbids restore. */
+  readonly runtimeRestore?: string;
 }
 
 export interface NodeFacts {
@@ -101,16 +104,22 @@ const capabilities = new Map<string, RestoreCapability>();
 const CAPABILITIES_MAX = 4096;
 
 /** The shared RestoreCapability object for these values. */
-export function capabilityOf(arch: string | undefined, features: readonly string[] | null, runtime: RuntimeInfo | undefined): RestoreCapability {
+export function capabilityOf(
+  arch: string | undefined,
+  features: readonly string[] | null,
+  runtime: RuntimeInfo | undefined,
+  runtimeRestore?: string,
+): RestoreCapability {
   const sorted = features === null ? null : [...new Set(features)].sort();
-  const key = `${arch ?? ''}\n${sorted?.join(',') ?? '-'}\n${runtime ? `${runtime.family}://${runtime.version}` : ''}`;
+  const key = `${arch ?? ''}\n${sorted?.join(',') ?? '-'}\n${runtime ? `${runtime.family}://${runtime.version}` : ''}\n${runtimeRestore ?? ''}`;
   const known = capabilities.get(key);
   if (known) return known;
-  const capability: { arch?: string; cpuFeatures: ReadonlySet<string> | null; runtime?: RuntimeInfo } = {
+  const capability: { arch?: string; cpuFeatures: ReadonlySet<string> | null; runtime?: RuntimeInfo; runtimeRestore?: string } = {
     cpuFeatures: sorted === null ? null : new Set(sorted),
   };
   if (arch) capability.arch = arch;
   if (runtime) capability.runtime = Object.freeze(runtime);
+  if (runtimeRestore) capability.runtimeRestore = runtimeRestore;
   if (capabilities.size >= CAPABILITIES_MAX) capabilities.clear();
   capabilities.set(key, Object.freeze(capability));
   return capability;
@@ -128,7 +137,12 @@ export function nodeFacts(node: Node): NodeFacts {
   const facts: NodeFacts = {
     name: node.metadata?.name ?? '',
     resourceVersion: node.metadata?.resourceVersion ?? '',
-    capability: capabilityOf(arch || undefined, features, parseRuntime(node.status?.nodeInfo?.containerRuntimeVersion)),
+    capability: capabilityOf(
+      arch || undefined,
+      features,
+      parseRuntime(node.status?.nodeInfo?.containerRuntimeVersion),
+      labels[LABEL_RUNTIME_RESTORE] || undefined,
+    ),
   };
   const zone = labels[LABEL_ZONE] ?? labels[LABEL_ZONE_LEGACY];
   if (zone) facts.zone = zone;

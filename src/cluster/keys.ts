@@ -36,6 +36,13 @@ export const RESOURCE_RESTORE = `${GROUP}/checkpoint-restore`;
  */
 export const GATE_RESTORE_PLACEMENT = `${GROUP}/restore-placement`;
 
+/**
+ * Set on a Node by the hiatus node agent from its runtime's effective configuration: "enabled"
+ * when the runtime restores containers from checkpoints, else the setting that forbids it
+ * (checkpoint_only, none, criu_disabled). Absent: unknown (no agent on the node).
+ */
+export const LABEL_RUNTIME_RESTORE = `${GROUP}/runtime-restore`;
+
 export const LABEL_ARCH = 'kubernetes.io/arch';
 export const LABEL_ZONE = 'topology.kubernetes.io/zone';
 export const LABEL_ZONE_LEGACY = 'failure-domain.beta.kubernetes.io/zone';

@@ -5,9 +5,9 @@ import { architectureRule } from './architecture.js';
 import { cpuFeaturesRule } from './cpuFeatures.js';
 import type { RestoreConstraints } from './restoreContract.js';
 import type { CompatibilityRule, RejectReason } from './rule.js';
-import { runtimeRule } from './runtime.js';
+import { runtimeRestoreRule, runtimeRule } from './runtime.js';
 
-export const COMPATIBILITY_RULES: readonly CompatibilityRule[] = [architectureRule, cpuFeaturesRule, runtimeRule];
+export const COMPATIBILITY_RULES: readonly CompatibilityRule[] = [architectureRule, cpuFeaturesRule, runtimeRule, runtimeRestoreRule];
 
 export type Verdict = { compatible: true } | { compatible: false; reason: RejectReason; message: string };
 

@@ -31,7 +31,15 @@ export function planFilter(
   const plan: FilterPlan = { feasible: [], unresolvable: {}, rejected: {} };
   const refused: [string, string][] = [];
   const verdicts = new Map<RestoreCapability | undefined, Verdict>();
+  const { sourceOnly, node: source } = contract.constraints;
   for (const name of names) {
+    if (sourceOnly && name !== source) {
+      if (plan.feasible.length === 0) {
+        refused.push([name, `not published as an image yet: restorable only on its source node ${source}, which holds the archive`]);
+      }
+      plan.rejected.not_published = (plan.rejected.not_published ?? 0) + 1;
+      continue;
+    }
     const capability = facts(name)?.capability;
     let v = verdicts.get(capability);
     if (v === undefined) {

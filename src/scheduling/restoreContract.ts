@@ -9,6 +9,11 @@ export interface RestoreConstraints {
   cpuFeatures: string[];
   runtime: string;
   zone?: string;
+  /**
+   * The checkpoint has no published image (yet): only its source node (`node`), which holds the
+   * archive, can restore it. Written by the restore webhook; absent on hand-written contracts.
+   */
+  sourceOnly?: boolean;
 }
 
 export interface RestoreContract {
@@ -62,6 +67,12 @@ export function parseRestoreConstraints(pod: string, raw: string): RestoreConstr
     cpuFeatures: (features as string[]).map((f) => f.trim().toUpperCase()),
     runtime: requireString(pod, obj, 'runtime'),
   };
+  if (obj.sourceOnly !== undefined && obj.sourceOnly !== null) {
+    if (typeof obj.sourceOnly !== 'boolean') {
+      throw new ContractError(pod, `${ANNOTATION_RESTORE_CONSTRAINTS}: "sourceOnly" must be a boolean`);
+    }
+    if (obj.sourceOnly) constraints.sourceOnly = true;
+  }
   if (obj.zone !== undefined && obj.zone !== null) {
     if (typeof obj.zone !== 'string') {
       throw new ContractError(pod, `${ANNOTATION_RESTORE_CONSTRAINTS}: "zone" must be a string`);

@@ -38,6 +38,35 @@ function compare(a: Version, b: Version): number {
 
 const show = (v: Version) => v.join('.');
 
+/**
+ * What to change on a node whose runtime-restore label (set by the node agent from CRI-O's
+ * effective configuration, src/agent/runtimeConfig.ts) says its runtime does not restore.
+ */
+export function runtimeRestoreFix(value: string): string {
+  switch (value) {
+    case 'checkpoint_only':
+    case 'none':
+      return `[crio.checkpoint_restore] container_level_enabled is "${value}"; set it to "checkpoint_restore"`;
+    case 'criu_disabled':
+      return '[crio.runtime] enable_criu_support is false; set it to true (or, on CRI-O with [crio.checkpoint_restore], container_level_enabled = "checkpoint_restore")';
+    default:
+      return `its runtime-restore label is "${value}"`;
+  }
+}
+
+/**
+ * The node's runtime must allow restore: the node agent's label, read from the runtime's own
+ * configuration, which its version cannot tell (CRI-O's [crio.checkpoint_restore]).
+ */
+export const runtimeRestoreRule: CompatibilityRule = (_c, node) => {
+  const restore = node.runtimeRestore;
+  if (restore === undefined) return { kind: 'unknown', message: 'node runtime restore setting unknown (no hiatus.dev/runtime-restore label: no node agent there)' };
+  if (restore !== 'enabled') {
+    return { kind: 'fail', reason: 'runtime_restore', message: `node runtime does not allow restore: ${runtimeRestoreFix(restore)}` };
+  }
+  return PASS;
+};
+
 /** The restoring runtime must be of the same family as the checkpointing one and able to restore. */
 export const runtimeRule: CompatibilityRule = (c, node) => {
   if (!node.runtime) return { kind: 'unknown', message: 'node container runtime unknown' };

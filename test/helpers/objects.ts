@@ -2,12 +2,13 @@ import type { Node, Pod } from '../../src/server/wire.js';
 
 export function node(
   name: string,
-  o: { arch?: string; zone?: string; features?: string[]; runtime?: string; rv?: string; address?: string; port?: number } = {},
+  o: { arch?: string; zone?: string; features?: string[]; runtime?: string; restore?: string; rv?: string; address?: string; port?: number } = {},
 ): Node {
   const labels: Record<string, string> = { 'kubernetes.io/hostname': name };
   if (o.arch) labels['kubernetes.io/arch'] = o.arch;
   if (o.zone) labels['topology.kubernetes.io/zone'] = o.zone;
   for (const f of o.features ?? []) labels[`feature.node.kubernetes.io/cpu-cpuid.${f}`] = 'true';
+  if (o.restore) labels['hiatus.dev/runtime-restore'] = o.restore;
   const n: Node = { metadata: { name, labels, resourceVersion: o.rv ?? '1' }, status: { nodeInfo: {} } };
   if (o.runtime) n.status!.nodeInfo!.containerRuntimeVersion = o.runtime;
   if (o.address) n.status!.addresses = [{ type: 'InternalIP', address: o.address }];
@@ -39,7 +40,7 @@ export function plainPod(name = 'web-1'): Pod {
 
 /** A cluster with one node per rejection reason plus compatible ones. */
 export function mixedNodes(): Node[] {
-  const good = { arch: 'amd64', features: ['AVX2', 'SSE4_2', 'AVX512F'], runtime: 'cri-o://1.31.2' };
+  const good = { arch: 'amd64', features: ['AVX2', 'SSE4_2', 'AVX512F'], runtime: 'cri-o://1.31.2', restore: 'enabled' };
   return [
     node('n-holder', { ...good, zone: 'zone-a' }),
     node('n-zone', { ...good, zone: 'zone-a' }),
