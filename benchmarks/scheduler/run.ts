@@ -20,6 +20,8 @@
 //             webhook adds it under --restore-placement gate: nominated, then released
 //   restore-score the same restore mix, the extender run with --restore-placement score:
 //             restore pods scored on every node, filter and prioritize over the whole fleet
+// Then the preemption cells (preemption.ts): ordinary pods' throughput while preemptions with
+// slow checkpoints are in flight, against none, per --preempt-wait, and preemptor time to bind.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import os from 'node:os';
@@ -31,6 +33,7 @@ import { Api } from './api.js';
 import { canRestore, createNodes, fleetState } from './fleet.js';
 import { report } from './output.js';
 import { parseSettings, podsFor, USAGE, type Settings } from './settings.js';
+import { runPreemptionCells, summarize } from './preemption.js';
 import { runStage, type Cell, type Stage, type StageContext } from './stage.js';
 
 const print = (text: string) => process.stdout.write(`${text}\n`);
@@ -172,8 +175,13 @@ async function main(): Promise<void> {
       const after = await fleetState(api);
       if (after.ready !== nodes || after.tainted !== 0) throw new Error(`nodes changed during the run: ${JSON.stringify(after)}`);
     }
+    const preemption = s.preemption.preemptions > 0 ? await runPreemptionCells(ctx, s.preemption) : [];
     print('');
     report(cells, s, print);
+    if (preemption.length > 0) {
+      print('');
+      summarize(preemption, s.preemption, print);
+    }
     if (s.profileDir) print(`CPU profiles in ${path.resolve(s.profileDir)}: hiatus (*.cpuprofile, one per extender start), kube-scheduler (*.pprof, the first 10 s of each cell)`);
     print(`(whole run ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   } catch (e) {

@@ -33,6 +33,8 @@ export interface Settings {
   profileDir?: string;
   /** Keep the control plane's directory (logs, configurations) after the run. */
   keep: boolean;
+  /** The preemption cells (issue 10); preemptions 0 skips them. */
+  preemption: { preemptions: number; checkpointMs: number; waits: number[]; pods: number };
 }
 
 export const USAGE = `usage: npm run bench:scheduler -- [options]
@@ -51,7 +53,13 @@ export const USAGE = `usage: npm run bench:scheduler -- [options]
   --concurrency 32           pod creates in flight
   --qps 5000 --burst 5000    kube-scheduler clientConnection qps/burst (its defaults, 50/100, cap binding at 50 pods/s)
   --profile DIR              write CPU profiles to DIR: the extender's (node --cpu-prof), kube-scheduler's (pprof, each cell)
-  --keep                     keep the control plane's directory (logs, configurations)`;
+  --keep                     keep the control plane's directory (logs, configurations)
+  --preemptions 8            preemption cells, after the others: this many preemptions at once, one Required victim
+                             each on its own kubelet-simulated node (0 skips them)
+  --checkpoint-seconds 10    how long each victim's checkpoint takes in the preemption cells
+  --preempt-waits 0,1s,4s    the extender's --preempt-wait in each preemption cell (4s: the whole preempt budget,
+                             as before issue 10)
+  --preemption-pods 1000     ordinary pods per preemption-cell batch`;
 
 function positive(flag: string, v: string, integer = true): number {
   const n = Number(v);
@@ -115,7 +123,17 @@ export function parseSettings(argv: string[]): Settings {
       burst: { type: 'string', default: '5000' },
       profile: { type: 'string' },
       keep: { type: 'boolean', default: false },
+      preemptions: { type: 'string', default: '8' },
+      'checkpoint-seconds': { type: 'string', default: '10' },
+      'preempt-waits': { type: 'string', default: '0,1s,4s' },
+      'preemption-pods': { type: 'string', default: '1000' },
     },
+  });
+  const waits = values['preempt-waits'].split(',').map((w) => {
+    const t = w.trim();
+    const m = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(t);
+    if (!m) throw new Error(`--preempt-waits: "${t}" must be 0 or a duration such as 500ms or 1s`);
+    return Math.round(Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 's' ? 1000 : 1));
   });
   const nodes = values.nodes.split(',').map((s) => positive('nodes', s.trim()));
   if (nodes.some((n, i) => i > 0 && n <= nodes[i - 1]!)) throw new Error(`--nodes: "${values.nodes}" must be ascending`);
@@ -135,5 +153,11 @@ export function parseSettings(argv: string[]): Settings {
     burst: positive('burst', values.burst),
     ...(values.profile ? { profileDir: values.profile } : {}),
     keep: values.keep,
+    preemption: {
+      preemptions: values.preemptions === '0' ? 0 : positive('preemptions', values.preemptions),
+      checkpointMs: positive('checkpoint-seconds', values['checkpoint-seconds'], false) * 1000,
+      waits,
+      pods: positive('preemption-pods', values['preemption-pods']),
+    },
   };
 }

@@ -1,9 +1,12 @@
 // The built extender (dist/src/main.js) as a child process, the way it is deployed: one process
-// that watches the API server and calls the (simulated) kubelets directly.
+// that watches the API server and calls the (simulated) kubelets directly, serving HTTPS to
+// clients with a certificate from its CA. Without certificates (benchmarks), plain HTTP to
+// anyone, which the extender is told explicitly.
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { ManagedProcess, freePort, waitForHttp } from './process.js';
+import { extenderTlsArgs, type ClientCert, type ExtenderTls } from './extenderTls.js';
+import { ManagedProcess, freePort, httpRequest, waitForHttp, type Reply } from './process.js';
 import { repoRoot } from './schedulerConfig.js';
 
 let built: Promise<unknown> | undefined;
@@ -26,16 +29,19 @@ export interface ExtenderOptions {
   nodeArgs?: string[];
   /** false: use dist/ as it is (the caller built it), rather than `npm run build` first. */
   build?: boolean;
+  /** Serve HTTPS with these certificates, to kube-scheduler's only; absent: plain HTTP to anyone. */
+  tls?: ExtenderTls;
 }
 
 export class Extender {
   private constructor(
     readonly proc: ManagedProcess,
     readonly port: number,
+    readonly tls: ExtenderTls | undefined,
   ) {}
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
   }
 
   static async start(opts: ExtenderOptions, port?: number): Promise<Extender> {
@@ -50,11 +56,12 @@ export class Extender {
       '--kubelet-insecure-tls',
       '--scheduler-http-timeout', opts.schedulerHttpTimeout,
       '--log-level', 'debug',
+      ...(opts.tls ? extenderTlsArgs(opts.tls) : ['--insecure-allow-unauthenticated-callers']),
       ...(opts.extraArgs ?? []),
     ], path.join(opts.logDir, 'hiatus-extender.log'));
-    const ext = new Extender(proc, p);
+    const ext = new Extender(proc, p, opts.tls);
     try {
-      await waitForHttp(proc, `${ext.url}/readyz`, {}, 60_000);
+      await waitForHttp(proc, `${ext.url}/readyz`, opts.tls ? { ca: opts.tls.ca } : {}, 60_000);
     } catch (e) {
       await proc.stop();
       throw e;
@@ -62,11 +69,38 @@ export class Extender {
     return ext;
   }
 
+  /**
+   * One request to the extender, presenting `as` (default: kube-scheduler's certificate; null:
+   * none). Over plain HTTP no certificate is presented.
+   */
+  request(method: string, urlPath: string, body?: unknown, as: ClientCert | null = this.tls?.scheduler ?? null): Promise<Reply> {
+    return httpRequest(`${this.url}${urlPath}`, {
+      method,
+      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+      ...(this.tls ? { ca: this.tls.ca } : {}),
+      ...(this.tls && as ? { cert: as.cert, key: as.key } : {}),
+    });
+  }
+
+  /** /metrics as Prometheus reads it (with its certificate). */
+  async metrics(): Promise<string> {
+    const r = await this.request('GET', '/metrics', undefined, this.tls?.prometheus ?? null);
+    if (r.status !== 200) throw new Error(`/metrics answered ${r.status}: ${r.text}`);
+    return r.text;
+  }
+
   /** POSTs a preempt request as kube-scheduler would; the decoded answer. */
   async preempt(body: unknown): Promise<unknown> {
-    const res = await fetch(`${this.url}/preempt`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
-    if (!res.ok) throw new Error(`preempt answered ${res.status}: ${await res.text()}`);
-    return res.json();
+    const res = await this.request('POST', '/preempt', body);
+    if (res.status !== 200) throw new Error(`preempt answered ${res.status}: ${res.text}`);
+    return JSON.parse(res.text) as unknown;
+  }
+
+  /** The extender's /metrics text. */
+  async metricsText(): Promise<string> {
+    const res = await fetch(`${this.url}/metrics`);
+    if (!res.ok) throw new Error(`/metrics answered ${res.status}`);
+    return res.text();
   }
 
   stop(): Promise<void> {
