@@ -276,7 +276,7 @@ describe('deploy/ and scheduler-config/ parse', () => {
 
   it('puts every namespaced object in hiatus-system, which deploy/ creates', () => {
     only('Namespace', NAMESPACE);
-    const clusterScoped = ['Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'Kustomization'];
+    const clusterScoped = ['Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'Kustomization'];
     const misplaced = deploy
       .filter((d) => !clusterScoped.includes(d.obj.kind!) && d.obj.metadata?.namespace !== NAMESPACE)
       .map((d) => `${d.file}: ${d.obj.kind}/${d.obj.metadata?.name} in ${d.obj.metadata?.namespace}`);
