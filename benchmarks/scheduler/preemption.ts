@@ -57,7 +57,7 @@ export function summarize(cells: PreemptionCell[], s: PreemptionSettings, print:
 }
 
 async function preemptAnswers(ext: Extender): Promise<Record<string, number>> {
-  const text = await ext.metricsText();
+  const text = await ext.metrics();
   const out: Record<string, number> = {};
   for (const m of text.matchAll(/^hiatus_preemption_attempts_total\{outcome="(\w+)"\} (\S+)$/gm)) out[m[1]!] = Number(m[2]);
   return out;
@@ -74,6 +74,7 @@ async function oneCell(ctx: StageContext, s: PreemptionSettings, waitMs: number,
     kubeconfig: cp.kubeconfig('admin'),
     logDir,
     schedulerHttpTimeout: ctx.httpTimeout,
+    tls: cp.extenderTls,
     build: false,
     extraArgs: ['--preempt-wait', waitMs === 0 ? '0' : `${waitMs}ms`, '--log-level', 'info'],
   });

@@ -5,7 +5,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Extender } from './harness/extender.js';
 import { NAMESPACE, Rig, podSpec } from './harness/cluster.js';
 import { sleep, waitUntil } from './harness/process.js';
 
@@ -132,7 +131,7 @@ describe('checkpoints slower than preempt may wait', () => {
     rig.nodes.sim(node).inject({ pod: 'ledger', failure: { kind: 'slow', extraMs: 6_000 } });
     const logDir = path.join(rig.cp.logs, 'replica-b');
     mkdirSync(logDir, { recursive: true });
-    const b = await Extender.start({ kubeconfig: rig.cp.kubeconfig('admin'), logDir, schedulerHttpTimeout: rig.httpTimeout, build: false });
+    const b = await rig.startExtender({ logDir });
     try {
       const created = await preemptorIn('urgent-replicas', g);
       // kube-scheduler's next attempt reached the other replica (a Service spreads them).

@@ -37,6 +37,8 @@ export class Rig {
   readonly custom: CustomObjectsApi;
   readonly scheduling: SchedulingV1Api;
   failed = false;
+  /** The extender's extra arguments: restartExtender starts it again with them. */
+  extArgs: string[] = [];
 
   private constructor(
     readonly cp: ControlPlane,
@@ -65,7 +67,8 @@ export class Rig {
       // As deploy/deployment.yaml: the webhook moves restore pods to their profile's -restore twin.
       const profiles = opts.schedulers.map((sc) => `${sc.schedulerName}=${restoreProfile(sc.schedulerName)}`).join(',');
       const extraArgs = ['--restore-scheduler-names', profiles, ...(opts.extenderArgs ? await opts.extenderArgs(cp) : [])];
-      rig.ext = await Extender.start({ kubeconfig: cp.kubeconfig('admin'), logDir: cp.logs, schedulerHttpTimeout: httpTimeout, extraArgs });
+      rig.extArgs = extraArgs;
+      rig.ext = await rig.startExtender({ extraArgs });
       for (const s of opts.schedulers) {
         await cp.startScheduler({ ...s, base, httpTimeout, extenderUrl: rig.ext.url });
       }
@@ -76,6 +79,36 @@ export class Rig {
       if (!rig) await cp.stop({ keep: true });
       throw e;
     }
+  }
+
+  /**
+   * Starts the built extender as deployed: HTTPS with the control plane's certificates, verbs
+   * for kube-scheduler's client certificate only. `port`: the one the schedulers were given
+   * (a restart).
+   */
+  startExtender(opts: { port?: number; extraArgs?: string[]; logDir?: string } = {}): Promise<Extender> {
+    return Extender.start(
+      {
+        kubeconfig: this.cp.kubeconfig('admin'),
+        logDir: opts.logDir ?? this.cp.logs,
+        schedulerHttpTimeout: this.httpTimeout,
+        tls: this.cp.extenderTls,
+        ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}),
+      },
+      opts.port,
+    );
+  }
+
+  /**
+   * Kills the extender (SIGKILL, as a node failure or an OOM kill would) and starts it again on
+   * the same port, as a restarted pod behind the same Service.
+   */
+  async restartExtender(): Promise<Extender> {
+    const old = this.ext!;
+    old.proc.child.kill('SIGKILL');
+    await old.proc.exited;
+    this.ext = await this.startExtender({ port: old.port, extraArgs: this.extArgs });
+    return this.ext;
   }
 
   scheduler(name: string): SchedulerInstance {
@@ -164,7 +197,7 @@ export class Rig {
 
   /** The sum of one metric's samples on the extender's /metrics whose labels include these. */
   async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-    const text = await (await fetch(`${this.ext!.url}/metrics`)).text();
+    const text = await this.ext!.metrics();
     const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
     return text
       .split('\n')

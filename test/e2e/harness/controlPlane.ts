@@ -7,6 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { ApiextensionsV1Api, CoreV1Api, KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { load } from 'js-yaml';
+import { makeExtenderTls, writeAdmissionConfig, type ExtenderTls } from './extenderTls.js';
 import { ManagedProcess, freePort, waitForHttp, waitUntil } from './process.js';
 import { repoRoot, schedulerConfig, type SchedulerConfigOptions } from './schedulerConfig.js';
 
@@ -46,6 +47,8 @@ export class ControlPlane {
     readonly dir: string,
     readonly bin: string,
     readonly apiserverUrl: string,
+    /** The extender's CA and certificates; the API server presents extenderTls.apiserver to the webhook. */
+    readonly extenderTls: ExtenderTls,
   ) {
     this.kc = new KubeConfig();
     this.kc.loadFromFile(this.kubeconfig('admin'));
@@ -69,7 +72,7 @@ export class ControlPlane {
     const apiserverUrl = `https://127.0.0.1:${apiPort}`;
     await makePki(path.join(dir, 'pki'));
     for (const user of ['admin', 'scheduler', 'controller-manager']) writeKubeconfig(dir, user, apiserverUrl);
-    const cp = new ControlPlane(dir, bin, apiserverUrl);
+    const cp = new ControlPlane(dir, bin, apiserverUrl, await makeExtenderTls(dir));
     try {
       await cp.startCore(etcdPort!, etcdPeerPort!, apiPort!, kcmPort!);
     } catch (e) {
@@ -82,7 +85,20 @@ export class ControlPlane {
   private spawn(name: string, binary: string, args: string[]): ManagedProcess {
     const proc = ManagedProcess.start(name, path.join(this.bin, binary), args, path.join(this.logs, `${name}.log`));
     this.procs.push(proc);
+    this.spawnArgs.set(name, args);
     return proc;
+  }
+
+  private readonly spawnArgs = new Map<string, string[]>();
+
+  /** Kills kube-apiserver (SIGKILL), leaves it down for downMs, then starts it again as it was. */
+  async bounceApiserver(downMs: number): Promise<void> {
+    const old = this.process('kube-apiserver');
+    old.child.kill('SIGKILL');
+    await old.exited;
+    await new Promise((r) => setTimeout(r, downMs));
+    const next = this.spawn('kube-apiserver', 'kube-apiserver', this.spawnArgs.get('kube-apiserver')!);
+    await waitForHttp(next, `${this.apiserverUrl}/readyz`, this.adminTls());
   }
 
   private async startCore(etcdPort: number, etcdPeerPort: number, apiPort: number, kcmPort: number): Promise<void> {
@@ -122,6 +138,7 @@ export class ControlPlane {
       '--service-cluster-ip-range=10.0.0.0/24',
       '--disable-admission-plugins=TaintNodesByCondition',
       '--endpoint-reconciler-type=none',
+      `--admission-control-config-file=${writeAdmissionConfig(this.dir, this.extenderTls)}`,
     ]);
     await waitForHttp(apiserver, `${this.apiserverUrl}/readyz`, this.adminTls());
 
@@ -174,7 +191,13 @@ export class ControlPlane {
   /** Starts one kube-scheduler with a configuration generated from scheduler-config/. */
   async startScheduler(spec: SchedulerSpec): Promise<SchedulerInstance> {
     const file = path.join(this.dir, `scheduler-${spec.schedulerName}.yaml`);
-    writeFileSync(file, schedulerConfig({ ...spec, kubeconfig: this.kubeconfig('scheduler') }));
+    // An HTTPS extender is the one this control plane's certificates serve: kube-scheduler
+    // presents its client certificate, as deploy/'s scheduler-config does.
+    const tls = this.extenderTls;
+    const extenderClient = spec.extenderUrl?.startsWith('https:')
+      ? { caFile: tls.caFile, certFile: tls.scheduler.certFile, keyFile: tls.scheduler.keyFile }
+      : undefined;
+    writeFileSync(file, schedulerConfig({ ...spec, kubeconfig: this.kubeconfig('scheduler'), ...(extenderClient ? { extenderClient } : {}) }));
     const port = await freePort();
     const kc = this.kubeconfig('scheduler');
     const proc = this.spawn(`kube-scheduler-${spec.schedulerName}`, 'kube-scheduler', [

@@ -96,13 +96,6 @@ export class Extender {
     return JSON.parse(res.text) as unknown;
   }
 
-  /** The extender's /metrics text. */
-  async metricsText(): Promise<string> {
-    const res = await fetch(`${this.url}/metrics`);
-    if (!res.ok) throw new Error(`/metrics answered ${res.status}`);
-    return res.text();
-  }
-
   stop(): Promise<void> {
     return this.proc.stop();
   }

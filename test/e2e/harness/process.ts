@@ -26,7 +26,7 @@ export async function freePort(): Promise<number> {
 }
 
 export class ManagedProcess {
-  private exited: Promise<void>;
+  readonly exited: Promise<void>;
   exitCode: number | null = null;
   signal: NodeJS.Signals | null = null;
 
@@ -109,6 +109,8 @@ export interface GetOptions {
   cert?: string | Buffer;
   key?: string | Buffer;
   insecure?: boolean;
+  /** The name the server's certificate is checked for (and SNI), when not the URL's host. */
+  servername?: string;
 }
 
 /** GET url; resolves with the status (or rejects on a connection error). */
@@ -123,6 +125,34 @@ export function httpGetStatus(url: string, opts: GetOptions = {}): Promise<numbe
       : http.get(url, { timeout: 5000 }, onRes);
     req.once('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
     req.once('error', reject);
+  });
+}
+
+export interface Reply {
+  status: number;
+  text: string;
+}
+
+/**
+ * One request over http or https (with opts' CA and client certificate); the status and body.
+ * Rejects on a connection error, e.g. a handshake the server refused.
+ */
+export function httpRequest(url: string, opts: GetOptions & { method?: string; body?: string } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const headers = opts.body === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(opts.body) };
+    const onRes = (res: http.IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    };
+    const common = { method: opts.method ?? 'GET', headers, timeout: 10_000, agent: false as const };
+    const req = url.startsWith('https:')
+      ? https.request(url, { ...common, ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: !opts.insecure, ...(opts.servername ? { servername: opts.servername } : {}) }, onRes)
+      : http.request(url, common, onRes);
+    req.once('timeout', () => req.destroy(new Error(`${common.method} ${url} timed out`)));
+    req.once('error', reject);
+    req.end(opts.body);
   });
 }
 
