@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { SnapshotView } from '../src/cluster/snapshotView.js';
 import { noClusterView } from '../src/cluster/view.js';
-import { mixedNodes, plainPod, restorePod } from './helpers/objects.js';
+import { createPreemptVerb } from '../src/server/preempt.js';
+import { silentLogger } from '../src/log.js';
+import { Metrics } from '../src/metrics/metrics.js';
+import { mixedNodes, node, plainPod, restorePod, victim } from './helpers/objects.js';
 import { post, startServer, type TestServer } from './helpers/server.js';
 
 async function counter(server: TestServer, name: string, labels: Record<string, string>): Promise<number> {
@@ -135,5 +138,88 @@ describe('health and readiness', () => {
     expect(r.status).toBe(200);
     expect(await r.text()).toBe('ok');
     await s.close();
+  });
+});
+
+/** `{"a":{"a":...}}` nested depth times: about 6 bytes a level. */
+const nested = (depth: number) => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+
+describe('the bad bodies of issue 11: each answered with a clear 400, the server serving on', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer(new SnapshotView({ nodes: mixedNodes() }), { maxBodyBytes: 64 * 1024 });
+  });
+  afterAll(() => server.close());
+
+  const pod = (spec: object, meta: object = {}) => ({ metadata: { name: 'p', namespace: 'ml', uid: 'u', ...meta }, spec });
+  const filterOf = (p: object) => JSON.stringify({ Pod: p, Nodes: null, NodeNames: ['a'] });
+  const preemptOf = (p: object, victims: object = { n1: { Pods: [{ UID: 'v' }], NumPDBViolations: 0 } }) =>
+    JSON.stringify({ Pod: p, NodeNameToVictims: null, NodeNameToMetaVictims: victims });
+
+  it.each([
+    // Killed the process before: the answer's encoder recursed out of stack.
+    ['filter', 'Nodes.metadata nested 5,000 levels', `{"Pod":{},"NodeNames":null,"Nodes":{"items":[],"metadata":${nested(5000)}}}`, /^filter: JSON nested deeper than 100 levels$/],
+    ['prioritize', 'a Pod nested 101 levels', `{"Pod":{"metadata":{"labels":${nested(99)}}},"NodeNames":["a"]}`, /^prioritize: JSON nested deeper than 100 levels$/],
+    ['preempt', 'a string priority', preemptOf(pod({ priority: 'abc' })), /^preempt: Pod.spec.priority must be an integer from -2147483648 to 2147483647, not "abc"$/],
+    ['preempt', 'a priority past int32', preemptOf(pod({ priority: 2 ** 31 })), /^preempt: Pod.spec.priority must be an integer .*, not 2147483648$/],
+    ['filter', 'a fractional priority', filterOf(pod({ priority: 1.5 })), /^filter: Pod.spec.priority must be an integer/],
+    // Answered 500 before.
+    ['filter', 'containers: 5', filterOf(pod({ containers: 5 })), /^filter: Pod.spec.containers must be a list, not 5$/],
+    ['preempt', 'a container that is a number', preemptOf(pod({ containers: [5] })), /^preempt: Pod.spec.containers\[0\] must be an object, not 5$/],
+    ['filter', 'a container name that is a number', filterOf(pod({ containers: [{ name: 7 }] })), /^filter: Pod.spec.containers\[0\].name must be a string, not 7$/],
+    ['filter', 'a resource request that is an object', filterOf(pod({ containers: [{ name: 'c', resources: { requests: { memory: {} } } }] })), /^filter: Pod.spec.containers\[0\].resources.requests.memory must be a quantity/],
+    ['preempt', 'an annotation that is a number', preemptOf(pod({}, { annotations: { 'hiatus.dev/checkpoint-policy': 5 } })), /^preempt: Pod.metadata.annotations.hiatus.dev\/checkpoint-policy must be a string$/],
+    ['preempt', 'ownerReferences that are an object', preemptOf(pod({}, { ownerReferences: {} })), /^preempt: Pod.metadata.ownerReferences must be a list, not an object$/],
+    ['preempt', 'a negative PDB count', preemptOf(pod({}), { n1: { Pods: [{ UID: 'v' }], NumPDBViolations: -1 } }), /^preempt: NumPDBViolations of node n1 must be a non-negative integer$/],
+    ['preempt', 'a PDB count past 2^53', preemptOf(pod({}), { n1: { Pods: [{ UID: 'v' }], NumPDBViolations: 1e300 } }), /^preempt: NumPDBViolations of node n1 must be a non-negative integer$/],
+    ['preempt', 'a full victim with a string priority', JSON.stringify({ Pod: pod({}), NodeNameToMetaVictims: null, NodeNameToVictims: { n1: { Pods: [pod({ priority: 'high' }, { uid: 'v' })], NumPDBViolations: 0 } } }), /^preempt: NodeNameToVictims\["n1"\].Pods\[0\].spec.priority must be an integer/],
+    ['filter', 'a node whose labels are a string', JSON.stringify({ Pod: pod({}), NodeNames: null, Nodes: { items: [{ metadata: { name: 'n', labels: 'x' } }] } }), /^filter: Nodes.items\[0\].metadata.labels must be an object of strings, not "x"$/],
+    ['filter', 'a kubelet port that is a string', JSON.stringify({ Pod: pod({}), NodeNames: null, Nodes: { items: [{ metadata: { name: 'n' }, status: { daemonEndpoints: { kubeletEndpoint: { Port: '10250' } } } }] } }), /^filter: Nodes.items\[0\].status.daemonEndpoints.kubeletEndpoint.Port must be an integer/],
+    ['filter', 'Nodes.metadata that is a string', JSON.stringify({ Pod: pod({}), NodeNames: null, Nodes: { items: [], metadata: 'x' } }), /^filter: Nodes.metadata must be an object$/],
+  ])('%s with %s', async (verb, _what, body, message) => {
+    const r = await post(`${server.url}/${verb}`, body);
+    expect(r.status).toBe(400);
+    expect((r.json as { Error: string }).Error).toMatch(message);
+    const ok = await post(`${server.url}/filter`, { Pod: plainPod(), Nodes: null, NodeNames: ['a'] });
+    expect(ok.status).toBe(200);
+  });
+
+  it('counts brackets inside strings as text, not as nesting', async () => {
+    const deepText = '['.repeat(5000) + '\\"' + '{'.repeat(5000);
+    const r = await post(`${server.url}/filter`, { Pod: pod({}, { annotations: { note: deepText } }), Nodes: null, NodeNames: ['a'] });
+    expect(r.status).toBe(200);
+  });
+
+  it('answers 100 deeply nested bodies at once and keeps serving', async () => {
+    const body = `{"Pod":{},"NodeNames":null,"Nodes":{"items":[],"metadata":${nested(5000)}}}`;
+    const answers = await Promise.all(Array.from({ length: 100 }, () => post(`${server.url}/filter`, body)));
+    expect(answers.map((a) => a.status)).toEqual(Array(100).fill(400));
+    expect((await post(`${server.url}/filter`, { Pod: plainPod(), Nodes: null, NodeNames: ['a'] })).status).toBe(200);
+  });
+});
+
+describe('victims named twice', () => {
+  const preemptor = plainPod('urgent');
+  preemptor.metadata!.uid = 'uid-urgent';
+  preemptor.spec!.priority = 1000;
+  let server: TestServer;
+  beforeAll(async () => {
+    const view = new SnapshotView({ nodes: [node('n1')], pods: [victim('web-0', 'n1', { priority: 100 }), preemptor] });
+    const metrics = new Metrics({ defaultMetrics: false });
+    server = await startServer(view, { preempt: createPreemptVerb({ view, metrics, log: silentLogger, budgetMs: 1000, defaultPolicy: 'Never' }) });
+  });
+  afterAll(() => server.close());
+
+  it('are answered once, in either nodeCacheCapable shape', async () => {
+    const meta = await post(`${server.url}/preempt`, {
+      Pod: preemptor,
+      NodeNameToVictims: null,
+      NodeNameToMetaVictims: { n1: { Pods: [{ UID: 'uid-web-0' }, { UID: 'uid-web-0' }, { UID: 'uid-web-0' }], NumPDBViolations: 0 } },
+    });
+    expect(meta.status).toBe(200);
+    expect(meta.json).toEqual({ NodeNameToMetaVictims: { n1: { Pods: [{ UID: 'uid-web-0' }], NumPDBViolations: 0 } } });
+    const v = victim('web-0', 'n1', { priority: 100 });
+    const full = await post(`${server.url}/preempt`, { Pod: preemptor, NodeNameToMetaVictims: null, NodeNameToVictims: { n1: { Pods: [v, v], NumPDBViolations: 0 } } });
+    expect(full.json).toEqual({ NodeNameToMetaVictims: { n1: { Pods: [{ UID: 'uid-web-0' }], NumPDBViolations: 0 } } });
   });
 });

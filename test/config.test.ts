@@ -1,18 +1,26 @@
 import { describe, expect, it } from '@jest/globals';
 import { ConfigError, loadConfig } from '../src/config/config.js';
 
+/** Without a client CA, the explicit choice to serve unauthenticated callers. */
+const OPEN = ['--insecure-allow-unauthenticated-callers'];
+
 describe('configuration', () => {
   it('has working defaults', () => {
-    expect(loadConfig([], {})).toEqual({
+    expect(loadConfig(OPEN, {})).toEqual({
       port: 8888,
       bindAddress: '0.0.0.0',
       zoneScore: 5,
       strict: false,
-      maxBodyBytes: 50 * 2 ** 20,
+      maxBodyBytes: 16 * 2 ** 20,
+      maxRequestMemoryBytes: 192 * 2 ** 20,
+      allowedClientNames: [],
+      webhookAllowedClientNames: [],
+      insecureAllowUnauthenticatedCallers: true,
       logLevel: 'info',
       noCluster: false,
       schedulerHttpTimeoutMs: 5000,
       preemptMarginMs: 1000,
+      preemptWaitMs: 1000,
       defaultCheckpointPolicy: 'Never',
       resourceRules: [],
       kubeletAccess: 'direct',
@@ -37,15 +45,15 @@ describe('configuration', () => {
   });
 
   it('reads --restore-scheduler-names as FROM=TO pairs and names every bad pair', () => {
-    const ok = loadConfig(['--restore-scheduler-names', ' default-scheduler=default-scheduler-restore, hiatus-scheduler=hiatus-scheduler-restore '], {});
+    const ok = loadConfig([...OPEN, '--restore-scheduler-names', ' default-scheduler=default-scheduler-restore, hiatus-scheduler=hiatus-scheduler-restore '], {});
     expect([...ok.restoreSchedulers]).toEqual([
       ['default-scheduler', 'default-scheduler-restore'],
       ['hiatus-scheduler', 'hiatus-scheduler-restore'],
     ]);
-    expect(loadConfig([], { HIATUS_RESTORE_SCHEDULER_NAMES: 'a=b' }).restoreSchedulers.get('a')).toBe('b');
+    expect(loadConfig(OPEN, { HIATUS_RESTORE_SCHEDULER_NAMES: 'a=b' }).restoreSchedulers.get('a')).toBe('b');
     let problems: string[] = [];
     try {
-      loadConfig(['--restore-scheduler-names', 'a=b,a=c,x,y=y,Big=z,p=q=r'], {});
+      loadConfig([...OPEN, '--restore-scheduler-names', 'a=b,a=c,x,y=y,Big=z,p=q=r'], {});
     } catch (e) {
       problems = (e as ConfigError).problems;
     }
@@ -59,13 +67,13 @@ describe('configuration', () => {
   });
 
   it('reads --restore-placement: nominate (default), gate or score, and refuses anything else', () => {
-    expect(loadConfig(['--restore-placement', 'score'], {}).restorePlacement).toBe('score');
-    expect(loadConfig([], { HIATUS_RESTORE_PLACEMENT: 'gate' }).restorePlacement).toBe('gate');
+    expect(loadConfig([...OPEN, '--restore-placement', 'score'], {}).restorePlacement).toBe('score');
+    expect(loadConfig(OPEN, { HIATUS_RESTORE_PLACEMENT: 'gate' }).restorePlacement).toBe('gate');
     expect(() => loadConfig(['--restore-placement', 'pin'], {})).toThrow('--restore-placement: "pin" must be nominate, gate or score');
   });
 
   it('reads the environment and lets flags win', () => {
-    const c = loadConfig(['--zone-score', '7', '--strict'], { HIATUS_ZONE_SCORE: '2', HIATUS_PORT: '9000', HIATUS_NO_CLUSTER: 'true' });
+    const c = loadConfig([...OPEN, '--zone-score', '7', '--strict'], { HIATUS_ZONE_SCORE: '2', HIATUS_PORT: '9000', HIATUS_NO_CLUSTER: 'true' });
     expect(c).toMatchObject({ zoneScore: 7, strict: true, port: 9000, noCluster: true });
   });
 
@@ -78,11 +86,12 @@ describe('configuration', () => {
     }
     expect(err).toBeInstanceOf(ConfigError);
     expect(err!.problems).toEqual([
-      '--max-body-bytes: "12" must be a byte size of at least 1024 (e.g. 50Mi)',
+      '--max-body-bytes: "12" must be a byte size of at least 1024 (e.g. 16Mi)',
       '--log-level: "loud" must be one of debug, info, warn, error',
       '--port: "http" must be an integer from 0 to 65535',
       '--zone-score: "11" must be an integer from 0 to 10',
       '--tls-cert-file and --tls-key-file must be given together',
+      '--client-ca-file is required: only kube-scheduler (extender tlsConfig.certFile/keyFile) with a certificate that CA signed may call this listener; to serve anyone who reaches it instead, say so with --insecure-allow-unauthenticated-callers',
     ]);
   });
 
@@ -96,5 +105,55 @@ describe('configuration', () => {
   it('rejects unknown flags and non-boolean switches', () => {
     expect(() => loadConfig(['--colour'], {})).toThrow(ConfigError);
     expect(() => loadConfig([], { HIATUS_STRICT: 'maybe' })).toThrow('--strict: "maybe" is not a boolean');
+  });
+});
+
+describe('client authentication and request memory', () => {
+  const problemsOf = (argv: string[]): string[] => {
+    try {
+      loadConfig(argv, {});
+      return [];
+    } catch (e) {
+      return (e as ConfigError).problems;
+    }
+  };
+  const TLS = ['--tls-cert-file', 't.crt', '--tls-key-file', 't.key'];
+  const WEBHOOK_TLS = ['--webhook-tls-cert-file', 't.crt', '--webhook-tls-key-file', 't.key'];
+
+  it('refuses to start without a client CA unless running unauthenticated is chosen explicitly', () => {
+    expect(problemsOf(TLS)).toEqual([expect.stringMatching(/^--client-ca-file is required: .* --insecure-allow-unauthenticated-callers$/)]);
+    expect(loadConfig([...TLS, '--insecure-allow-unauthenticated-callers'], {}).insecureAllowUnauthenticatedCallers).toBe(true);
+    expect(loadConfig(TLS, { HIATUS_CLIENT_CA_FILE: 'ca.crt' }).clientCaFile).toBe('ca.crt');
+  });
+
+  it('asks the webhook for its own CA once it is served', () => {
+    expect(problemsOf([...TLS, '--client-ca-file', 'ca.crt', ...WEBHOOK_TLS])).toEqual([
+      expect.stringMatching(/^--webhook-client-ca-file is required: only the API server/),
+    ]);
+    const c = loadConfig([...TLS, '--client-ca-file', 'ca.crt', ...WEBHOOK_TLS, '--webhook-client-ca-file', 'ca.crt', '--webhook-allowed-client-names', 'kube-apiserver-webhook-client'], {});
+    expect(c).toMatchObject({ webhookClientCaFile: 'ca.crt', webhookAllowedClientNames: ['kube-apiserver-webhook-client'] });
+  });
+
+  it('reads allowed names as a comma-separated list', () => {
+    const c = loadConfig([...TLS, '--client-ca-file', 'ca.crt', '--allowed-client-names', ' system:kube-scheduler , hiatus-scheduler ,'], {});
+    expect(c.allowedClientNames).toEqual(['system:kube-scheduler', 'hiatus-scheduler']);
+  });
+
+  it('needs TLS for a client CA and a CA for allowed names', () => {
+    expect(problemsOf(['--client-ca-file', 'ca.crt'])).toEqual([
+      '--client-ca-file needs --tls-cert-file and --tls-key-file: client certificates are only sent over TLS',
+    ]);
+    expect(problemsOf([...OPEN, '--allowed-client-names', 'x', '--webhook-client-ca-file', 'ca.crt', '--webhook-allowed-client-names', 'y'])).toEqual([
+      '--allowed-client-names needs --client-ca-file: names are read from verified client certificates',
+      '--webhook-client-ca-file needs --webhook-tls-cert-file and --webhook-tls-key-file: client certificates are only sent over TLS',
+    ]);
+  });
+
+  it('keeps --max-request-memory large enough for one body of --max-body-bytes', () => {
+    expect(loadConfig([...OPEN, '--max-body-bytes', '4Mi', '--max-request-memory', '20Mi'], {}).maxRequestMemoryBytes).toBe(20 * 2 ** 20);
+    expect(problemsOf([...OPEN, '--max-body-bytes', '64Mi'])).toEqual([
+      '--max-request-memory: "192Mi" cannot hold one body of --max-body-bytes: it must be at least 5 x --max-body-bytes',
+    ]);
+    expect(problemsOf([...OPEN, '--max-request-memory', 'lots'])).toEqual(['--max-request-memory: "lots" must be a byte size (e.g. 192Mi)']);
   });
 });

@@ -17,6 +17,7 @@ import {
   type V1CustomResourceDefinition,
   type V1Deployment,
   type V1JSONSchemaProps,
+  type V1NetworkPolicy,
   type V1PodDisruptionBudget,
   type V1PolicyRule,
   type V1Service,
@@ -451,7 +452,7 @@ describe('Deployment, Service, PodDisruptionBudget', () => {
       allowPrivilegeEscalation: false,
       capabilities: { drop: ['ALL'] },
     });
-    expect(container.resources).toEqual({ requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } });
+    expect(container.resources).toEqual({ requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '640Mi' } });
   });
 
   it('passes flags the config parser accepts, serving HTTPS from the mounted TLS secret', () => {
@@ -470,6 +471,18 @@ describe('Deployment, Service, PodDisruptionBudget', () => {
     // The restore webhook is served (both files given) from the same secret.
     expect(config.webhookTlsCertFile).toBe(`${mount!.mountPath}/tls.crt`);
     expect(config.webhookTlsKeyFile).toBe(`${mount!.mountPath}/tls.key`);
+  });
+
+  it('serves the verbs to kube-scheduler\'s certificate and the webhook to the API server\'s, from the CA in the same secret', () => {
+    const mount = container.volumeMounts?.find((m) => m.name === 'tls');
+    expect(config.insecureAllowUnauthenticatedCallers).toBe(false);
+    expect(config.clientCaFile).toBe(`${mount!.mountPath}/ca.crt`);
+    expect(config.webhookClientCaFile).toBe(`${mount!.mountPath}/ca.crt`);
+    // The names deploy/certs.sh issues; the two roles never share one.
+    const certs = readFileSync(join(ROOT, 'deploy/certs.sh'), 'utf8');
+    expect(config.allowedClientNames).toEqual(['system:kube-scheduler']);
+    expect(config.webhookAllowedClientNames).toEqual(['kube-apiserver-webhook-client']);
+    for (const name of [...config.allowedClientNames, ...config.webhookAllowedClientNames]) expect(certs).toContain(`"/CN=${name}"`);
   });
 
   it('probes /healthz and /readyz over HTTPS on the served port', () => {
@@ -551,11 +564,13 @@ describe('restore MutatingWebhookConfiguration', () => {
     expect(svc.path).toBe('/mutate-pods');
   });
 
-  it('verifies a certificate for the Service name that deploy/README.md issues, against a caBundle placeholder', () => {
-    // The API server checks <service>.<namespace>.svc; the README's openssl steps must put it in the SAN.
-    const readme = readFileSync(join(ROOT, 'deploy/README.md'), 'utf8');
-    const san = /subjectAltName=([^\\'\n]*)/.exec(readme)?.[1] ?? '';
-    expect(san.split(',')).toContain(`DNS:${webhook.clientConfig.service!.name}.${webhook.clientConfig.service!.namespace}.svc`);
+  it('verifies a certificate for the Service name that deploy/certs.sh issues, against a caBundle placeholder', () => {
+    // The API server checks <service>.<namespace>.svc: certs.sh must put it in the SAN (test/certs.test.ts runs it).
+    const certs = readFileSync(join(ROOT, 'deploy/certs.sh'), 'utf8');
+    const service = /^service=(.*)$/m.exec(certs)?.[1];
+    expect(service).toBe(`${webhook.clientConfig.service!.name}.${webhook.clientConfig.service!.namespace}.svc`);
+    expect(certs).toContain('subjectAltName=DNS:$service,');
+    expect(Number(/^webhook_port=(\d+)$/m.exec(certs)?.[1])).toBe(webhook.clientConfig.service!.port);
     const secret = deployment.spec!.template.spec!.volumes!.find((v) => v.name === 'tls')?.secret?.secretName;
     expect(secret).toBe('hiatus-tls');
     // Empty until filled (README), or written by cert-manager's CA injector.
@@ -636,7 +651,7 @@ describe('scheduler-config', () => {
     nodeCacheCapable?: boolean;
     enableHTTPS?: boolean;
     httpTimeout?: string;
-    tlsConfig?: { caFile?: string; serverName?: string };
+    tlsConfig?: { caFile?: string; serverName?: string; certFile?: string; keyFile?: string };
     ignorable?: boolean;
     managedResources?: { name: string; ignoredByScheduler?: boolean }[];
   }
@@ -656,7 +671,13 @@ describe('scheduler-config', () => {
       expect(extender.enableHTTPS).toBe(true);
       expect(url.hostname).toBe(host);
       expect(Number(url.port)).toBe(service.spec!.ports![0]!.port);
-      expect(extender.tlsConfig).toEqual({ caFile: '/etc/hiatus/ca.crt', serverName: host });
+      // Its client certificate is the one deploy/certs.sh issues as scheduler-client.crt.
+      expect(extender.tlsConfig).toEqual({
+        caFile: '/etc/hiatus/ca.crt',
+        serverName: host,
+        certFile: '/etc/hiatus/scheduler-client.crt',
+        keyFile: '/etc/hiatus/scheduler-client.key',
+      });
       // preempt's deadline is computed from --scheduler-http-timeout: it must be the real one.
       expect(parseDuration(extender.httpTimeout ?? '5s')).toBe(deployedConfig.schedulerHttpTimeoutMs);
     }
@@ -700,5 +721,31 @@ describe('scheduler-config', () => {
     // The default scheduler's pair is opt-in (only with default-scheduler.yaml): the flag would
     // otherwise strand restore pods of a default scheduler that has no such profile.
     expect(deployedConfig.restoreSchedulers.has('default-scheduler')).toBe(false);
+  });
+});
+
+describe('NetworkPolicy', () => {
+  const policy = only<V1NetworkPolicy>('NetworkPolicy', 'hiatus');
+  const deployment = only<V1Deployment>('Deployment', 'hiatus');
+  const container = deployment.spec!.template.spec!.containers[0]!;
+  const rules = policy.spec!.ingress ?? [];
+  const portsOf = (i: number) => (rules[i]?.ports ?? []).map((p) => container.ports!.find((c) => c.name === p.port)?.containerPort);
+
+  it('selects the extender\'s pods and admits ingress only by its rules', () => {
+    expect(deployment.spec!.template.metadata!.labels).toMatchObject(policy.spec!.podSelector!.matchLabels!);
+    expect(policy.spec!.policyTypes).toEqual(['Ingress']);
+    expect(rules).toHaveLength(3);
+  });
+
+  it('lets kube-scheduler and Prometheus reach the extender port and only the control plane reach the webhook', () => {
+    const [scheduler, apiserver, prometheus] = rules;
+    expect(portsOf(0)).toEqual([8888]);
+    expect(scheduler!._from!.some((f) => f.podSelector?.matchLabels?.['component'] === 'kube-scheduler')).toBe(true);
+    expect(portsOf(1)).toEqual([8443]);
+    expect(apiserver!._from!.every((f) => f.ipBlock && !f.podSelector && !f.namespaceSelector)).toBe(true);
+    expect(portsOf(2)).toEqual([8888]);
+    expect(prometheus!._from!.every((f) => f.podSelector && f.namespaceSelector)).toBe(true);
+    // No rule admits everyone: every rule names its sources.
+    for (const r of rules) expect(r._from?.length).toBeGreaterThan(0);
   });
 });

@@ -2,6 +2,8 @@
 import { parseArgs } from 'node:util';
 import { parseQuantity } from '../cluster/quantity.js';
 import { LOG_LEVELS, type LogLevel } from '../log.js';
+import { parseNames } from '../server/auth.js';
+import { minimumRequestMemory } from '../server/body.js';
 import { parseResourceRules, type ResourceRule } from '../scheduling/resources.js';
 import { CHECKPOINT_POLICIES, type CheckpointPolicy } from '../scheduling/victimPolicy.js';
 
@@ -12,11 +14,22 @@ export interface Config {
   bindAddress: string;
   tlsCertFile?: string;
   tlsKeyFile?: string;
+  /** CA whose client certificates may call the verbs and /metrics. */
+  clientCaFile?: string;
+  /** CN or DNS SAN a verb caller's certificate must carry; empty: any the CA signed. */
+  allowedClientNames: string[];
+  /** CA whose client certificates may call the restore webhook (the API server's). */
+  webhookClientCaFile?: string;
+  webhookAllowedClientNames: string[];
+  /** Listeners without a client CA serve anyone: an explicit choice, logged at start. */
+  insecureAllowUnauthenticatedCallers: boolean;
   /** prioritize score for a node in the checkpoint's zone (the holder gets 10). */
   zoneScore: number;
   /** Reject nodes whose compatibility facts are unknown. */
   strict: boolean;
   maxBodyBytes: number;
+  /** Estimated memory of all request bodies being served at once (src/server/body.ts). */
+  maxRequestMemoryBytes: number;
   logLevel: LogLevel;
   noCluster: boolean;
   kubeconfig?: string;
@@ -83,9 +96,15 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: 'bind-address', env: 'HIATUS_BIND_ADDRESS', type: 'string', default: '0.0.0.0', help: 'address to listen on' },
   { flag: 'tls-cert-file', env: 'HIATUS_TLS_CERT_FILE', type: 'string', help: 'PEM certificate: serve HTTPS (with --tls-key-file)' },
   { flag: 'tls-key-file', env: 'HIATUS_TLS_KEY_FILE', type: 'string', help: 'PEM private key for --tls-cert-file' },
+  { flag: 'client-ca-file', env: 'HIATUS_CLIENT_CA_FILE', type: 'string', help: 'PEM CA bundle: only clients with a certificate it signed (kube-scheduler\'s tlsConfig.certFile/keyFile) may call filter, prioritize, preempt and /metrics; needs --tls-cert-file' },
+  { flag: 'allowed-client-names', env: 'HIATUS_ALLOWED_CLIENT_NAMES', type: 'string', default: '', help: 'comma-separated: a verb caller\'s certificate must carry one of these as CN or DNS subjectAltName (empty: any certificate --client-ca-file signed); /metrics takes any' },
+  { flag: 'webhook-client-ca-file', env: 'HIATUS_WEBHOOK_CLIENT_CA_FILE', type: 'string', help: 'PEM CA bundle: only clients with a certificate it signed (the API server, through its admission configuration) may call the restore webhook' },
+  { flag: 'webhook-allowed-client-names', env: 'HIATUS_WEBHOOK_ALLOWED_CLIENT_NAMES', type: 'string', default: '', help: 'comma-separated: the webhook caller\'s certificate must carry one of these as CN or DNS subjectAltName (empty: any certificate --webhook-client-ca-file signed)' },
+  { flag: 'insecure-allow-unauthenticated-callers', env: 'HIATUS_INSECURE_ALLOW_UNAUTHENTICATED_CALLERS', type: 'boolean', help: 'serve a listener that has no client CA to anyone who reaches it (anyone could then drive preemption and checkpoint any pod): for local trials only' },
   { flag: 'zone-score', env: 'HIATUS_ZONE_SCORE', type: 'string', default: '5', help: 'score 0..10 for nodes in the checkpoint\'s zone' },
   { flag: 'strict', env: 'HIATUS_STRICT', type: 'boolean', help: 'reject nodes whose architecture, CPU features or runtime are unknown' },
-  { flag: 'max-body-bytes', env: 'HIATUS_MAX_BODY_BYTES', type: 'string', default: '50Mi', help: 'largest request body accepted (e.g. 50Mi)' },
+  { flag: 'max-body-bytes', env: 'HIATUS_MAX_BODY_BYTES', type: 'string', default: '16Mi', help: 'largest request body accepted (e.g. 16Mi)' },
+  { flag: 'max-request-memory', env: 'HIATUS_MAX_REQUEST_MEMORY', type: 'string', default: '192Mi', help: 'estimated memory all request bodies being served at once may take (about 5-9 bytes per body byte); beyond it requests get 503; at least 5 x --max-body-bytes' },
   { flag: 'log-level', env: 'HIATUS_LOG_LEVEL', type: 'string', default: 'info', help: 'debug, info, warn or error' },
   { flag: 'no-cluster', env: 'HIATUS_NO_CLUSTER', type: 'boolean', help: 'run without a Kubernetes API: judge from requests alone' },
   { flag: 'kubeconfig', env: 'HIATUS_KUBECONFIG', type: 'string', help: 'kubeconfig path (default: in-cluster, $KUBECONFIG, ~/.kube/config)' },
@@ -201,7 +220,14 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   const maxBodyRaw = raw('max-body-bytes')!;
   const maxBody = parseQuantity(maxBodyRaw);
   if (maxBody === undefined || !Number.isInteger(maxBody) || maxBody < 1024) {
-    problems.push(`--max-body-bytes: "${maxBodyRaw}" must be a byte size of at least 1024 (e.g. 50Mi)`);
+    problems.push(`--max-body-bytes: "${maxBodyRaw}" must be a byte size of at least 1024 (e.g. 16Mi)`);
+  }
+  const requestMemoryRaw = raw('max-request-memory')!;
+  const requestMemory = parseQuantity(requestMemoryRaw);
+  if (requestMemory === undefined || !Number.isInteger(requestMemory)) {
+    problems.push(`--max-request-memory: "${requestMemoryRaw}" must be a byte size (e.g. 192Mi)`);
+  } else if (maxBody !== undefined && requestMemory < minimumRequestMemory(maxBody)) {
+    problems.push(`--max-request-memory: "${requestMemoryRaw}" cannot hold one body of --max-body-bytes: it must be at least 5 x --max-body-bytes`);
   }
   const logLevel = raw('log-level')!;
   if (!LOG_LEVELS.includes(logLevel as LogLevel)) {
@@ -213,6 +239,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     zoneScore: parseInteger('--zone-score', raw('zone-score')!, 0, 10, problems),
     strict: bool('strict'),
     maxBodyBytes: maxBody ?? 0,
+    maxRequestMemoryBytes: requestMemory ?? 0,
     logLevel: logLevel as LogLevel,
     noCluster: bool('no-cluster'),
   } as Config;
@@ -277,10 +304,38 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   const serving = tlsPair('');
   if (serving.cert) config.tlsCertFile = serving.cert;
   if (serving.key) config.tlsKeyFile = serving.key;
+  callerAuth(config, raw, bool, problems);
   const kubeconfig = raw('kubeconfig');
   if (kubeconfig) config.kubeconfig = kubeconfig;
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/**
+ * Client authentication of both listeners: a CA each, or the explicit insecure choice. Client
+ * certificates travel only over TLS, so a CA needs its listener's serving certificate.
+ */
+function callerAuth(config: Config, raw: (flag: string) => string | undefined, bool: (flag: string) => boolean, problems: string[]): void {
+  config.insecureAllowUnauthenticatedCallers = bool('insecure-allow-unauthenticated-callers');
+  const listener = (prefix: '' | 'webhook-', tls: boolean, served: boolean, what: string) => {
+    const ca = raw(`${prefix}client-ca-file`);
+    const names = parseNames(raw(`${prefix}allowed-client-names`) ?? '');
+    if (ca && !tls) problems.push(`--${prefix}client-ca-file needs --${prefix}tls-cert-file and --${prefix}tls-key-file: client certificates are only sent over TLS`);
+    if (names.length > 0 && !ca) problems.push(`--${prefix}allowed-client-names needs --${prefix}client-ca-file: names are read from verified client certificates`);
+    if (!ca && served && !config.insecureAllowUnauthenticatedCallers) {
+      problems.push(
+        `--${prefix}client-ca-file is required: only ${what} with a certificate that CA signed may call this listener; to serve anyone who reaches it instead, say so with --insecure-allow-unauthenticated-callers`,
+      );
+    }
+    return { ca, names };
+  };
+  const verbs = listener('', Boolean(config.tlsCertFile && config.tlsKeyFile), true, 'kube-scheduler (extender tlsConfig.certFile/keyFile)');
+  if (verbs.ca) config.clientCaFile = verbs.ca;
+  config.allowedClientNames = verbs.names;
+  const webhookTls = Boolean(config.webhookTlsCertFile && config.webhookTlsKeyFile);
+  const webhook = listener('webhook-', webhookTls, webhookTls, 'the API server (its admission configuration\'s kubeConfigFile)');
+  if (webhook.ca) config.webhookClientCaFile = webhook.ca;
+  config.webhookAllowedClientNames = webhook.names;
 }
 
 /** A scheduler profile name as kube-scheduler's validation accepts it (a DNS-1123 subdomain). */

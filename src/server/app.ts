@@ -1,81 +1,104 @@
-// The HTTP shell: body limits, JSON decoding, timing, metrics and error mapping around the verbs.
-// The three verbs are served on node:http directly: they are on every pod's scheduling path,
-// and Express's routing and response helpers cost a third of a fast-path filter's CPU
-// (benchmarks/). Express serves everything else.
+// The HTTP shell: caller checks, body limits, JSON decoding, timing, metrics and error mapping
+// around the verbs. The three verbs are served on node:http directly: they are on every pod's
+// scheduling path, and Express's routing and response helpers cost a third of a fast-path
+// filter's CPU (benchmarks/). Express serves everything else.
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express from 'express';
 import type { ClusterView } from '../cluster/view.js';
 import type { Logger } from '../log.js';
 import type { Metrics, Verb } from '../metrics/metrics.js';
 import type { WebhookAnswer } from '../restore/webhook.js';
+import { decideCaller, openPolicy, peerCertificate, type CallerPolicy } from './auth.js';
+import { BodyError, readJson, RequestMemory, Reservation } from './body.js';
 import { filter, prioritize, type VerbAnswer, type VerbContext } from './verbs.js';
 
 export type VerbHandler = (ctx: VerbContext, body: unknown) => VerbAnswer | Promise<VerbAnswer>;
 
-export interface AppDeps {
+/** How large one body may be, and the memory the bodies in flight share. */
+export interface ServingLimits {
+  maxBodyBytes: number;
+  /** Shared by every listener of the process; absent: one for this listener, 8 bodies' worth. */
+  memory?: RequestMemory;
+}
+
+export interface AppDeps extends ServingLimits {
   ctx: VerbContext;
   view: ClusterView;
   metrics: Metrics;
   log: Logger;
-  maxBodyBytes: number;
   preempt: VerbHandler;
+  /** Who may call filter, prioritize and preempt; absent: anyone (main always passes one). */
+  verbCallers?: CallerPolicy;
+  /** Who may read /metrics; absent: anyone. /healthz and /readyz are always open. */
+  metricsCallers?: CallerPolicy;
 }
 
-class BodyError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
+export interface WebhookAppDeps extends ServingLimits {
+  mutatePods: (body: unknown) => Promise<WebhookAnswer>;
+  metrics: Metrics;
+  log: Logger;
+  /** Who may post admission reviews; absent: anyone (main always passes one). */
+  callers?: CallerPolicy;
 }
 
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) {
-      reject(new BodyError(413, `request body of ${declared} bytes exceeds the limit of ${limit}`));
-      return;
+const REFUSAL_LOG_EVERY_MS = 10_000;
+
+/**
+ * Refuses callers the policy does not admit, before their body is read: 401 or 403 with the
+ * reason, counted, and logged at most every 10 s per listener (a flood must not flood the log).
+ */
+function callerGate(listener: 'extender' | 'webhook', metrics: Metrics, log: Logger) {
+  let lastLogged = 0;
+  let unlogged = 0;
+  return (req: IncomingMessage, res: ServerResponse, policy: CallerPolicy, body: (message: string) => unknown): boolean => {
+    const decision = decideCaller(peerCertificate(req.socket), policy);
+    if (decision.allowed) return true;
+    metrics.callersRefused.inc({ listener, reason: decision.reason });
+    const now = Date.now();
+    if (now - lastLogged >= REFUSAL_LOG_EVERY_MS) {
+      log.warn('caller refused', {
+        listener,
+        path: req.url,
+        remote: req.socket.remoteAddress,
+        reason: decision.reason,
+        error: decision.message,
+        ...(unlogged > 0 ? { refusedSinceLastLog: unlogged } : {}),
+      });
+      lastLogged = now;
+      unlogged = 0;
+    } else {
+      unlogged++;
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let failed = false;
-    req.on('data', (chunk: Buffer) => {
-      if (failed) return;
-      size += chunk.length;
-      if (size > limit) {
-        failed = true;
-        reject(new BodyError(413, `request body exceeds the limit of ${limit} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (!failed) resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-    });
-    req.on('error', (e) => {
-      if (!failed) {
-        failed = true;
-        reject(new BodyError(400, `reading request body: ${e.message}`));
-      }
-    });
-  });
+    sendJson(res, decision.status, body(decision.message), { Connection: 'close' }, log);
+    return false;
+  };
 }
 
-/** The request body as JSON; BodyError (413, 400) when it is too large or not JSON. */
-async function readJson(req: IncomingMessage, limit: number, what: string): Promise<unknown> {
-  const raw = await readBody(req, limit);
+/**
+ * Writes a JSON answer. Bodies are depth-checked on the way in, so encoding cannot recurse out
+ * of stack; should it throw anyway, the caller gets a 500 and the process carries on.
+ */
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string>, log: Logger): void {
+  let json: string;
   try {
-    return JSON.parse(raw.toString('utf8'));
+    json = JSON.stringify(body);
   } catch (e) {
-    throw new BodyError(400, `${what}: body is not JSON (${(e as Error).message})`);
+    log.error('could not encode an answer', { status, error: (e as Error)?.message });
+    status = 500;
+    json = JSON.stringify({ Error: `internal error: could not encode the answer (${(e as Error)?.message})` });
   }
-}
-
-function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const json = JSON.stringify(body);
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(json), ...headers });
   res.end(json);
+}
+
+function headersFor(e: BodyError): Record<string, string> {
+  if (e.closeConnection) return { Connection: 'close' };
+  if (e.status === 503) return { 'Retry-After': '1' };
+  return {};
+}
+
+function memoryOf(limits: ServingLimits): RequestMemory {
+  return limits.memory ?? new RequestMemory(8 * limits.maxBodyBytes);
 }
 
 /** The error body each verb's caller can read: filter's result type carries Error. */
@@ -87,31 +110,36 @@ function errorBody(verb: Verb, message: string): unknown {
   return { Error: message };
 }
 
-export interface WebhookAppDeps {
-  mutatePods: (body: unknown) => Promise<WebhookAnswer>;
-  metrics: Metrics;
-  log: Logger;
-  maxBodyBytes: number;
-}
-
-/** The admission webhook's HTTPS listener: /mutate-pods and /healthz. */
+/** The admission webhook's HTTPS listener: /mutate-pods (the API server only) and /healthz. */
 export function createWebhookApp(deps: WebhookAppDeps): express.Express {
+  const { metrics, log } = deps;
+  const callers = deps.callers ?? openPolicy('the API server');
+  const memory = memoryOf(deps);
+  const admit = callerGate('webhook', metrics, log);
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
   app.post('/mutate-pods', async (req, res) => {
+    if (!admit(req, res, callers, (message) => ({ error: message }))) return;
+    const reservation = new Reservation(memory);
     let answer: WebhookAnswer;
+    let headers: Record<string, string> = {};
     try {
-      answer = await deps.mutatePods(await readJson(req, deps.maxBodyBytes, 'mutate-pods'));
+      answer = await deps.mutatePods(await readJson(req, { maxBodyBytes: deps.maxBodyBytes, memory, reservation }, 'mutate-pods'));
     } catch (e) {
       const status = e instanceof BodyError ? e.status : 500;
       const message = (e as Error)?.message ?? String(e);
-      if (!(e instanceof BodyError)) deps.log.error('mutate-pods failed', { error: message, stack: (e as Error)?.stack });
-      answer = { status, body: { error: message }, result: status === 500 ? 'error' : 'bad_request', why: message };
+      if (e instanceof BodyError) headers = headersFor(e);
+      else log.error('mutate-pods failed', { error: message, stack: (e as Error)?.stack });
+      answer = { status, body: { error: message }, result: status === 500 || status === 503 ? 'error' : 'bad_request', why: message };
     }
-    send(res, answer.status, answer.body);
-    deps.metrics.webhookRequests.inc({ result: answer.result });
-    deps.log.debug('admission review', { result: answer.result, why: answer.why });
+    try {
+      sendJson(res, answer.status, answer.body, headers, log);
+    } finally {
+      reservation.release();
+    }
+    metrics.webhookRequests.inc({ result: answer.result });
+    log.debug('admission review', { result: answer.result, why: answer.why });
   });
   app.get('/healthz', (_req, res) => {
     res.type('text/plain').send('ok');
@@ -128,24 +156,34 @@ const VERB_PATHS: Record<string, Verb> = { '/filter': 'filter', '/prioritize': '
 export function createHandler(deps: AppDeps): RequestListener {
   const { ctx, metrics, log, view } = deps;
   const verbs: Record<Verb, VerbHandler> = { filter, prioritize, preempt: deps.preempt };
+  const verbCallers = deps.verbCallers ?? openPolicy('kube-scheduler');
+  const metricsCallers = deps.metricsCallers ?? openPolicy('Prometheus');
+  const memory = memoryOf(deps);
+  const admit = callerGate('extender', metrics, log);
 
   const serveVerb = async (verb: Verb, req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = performance.now();
+    const reservation = new Reservation(memory);
     let answer: VerbAnswer;
     let headers: Record<string, string> = {};
     try {
-      answer = await verbs[verb](ctx, await readJson(req, deps.maxBodyBytes, verb));
+      answer = await verbs[verb](ctx, await readJson(req, { maxBodyBytes: deps.maxBodyBytes, memory, reservation }, verb));
     } catch (e) {
       if (e instanceof BodyError) {
-        answer = { status: e.status, body: errorBody(verb, e.message), path: 'fast', result: 'bad_request', error: e.message };
-        if (e.status === 413) headers = { Connection: 'close' };
+        const result = e.status === 503 ? 'error' : 'bad_request';
+        answer = { status: e.status, body: errorBody(verb, e.message), path: 'fast', result, error: e.message };
+        headers = headersFor(e);
       } else {
         const message = `${verb}: internal error: ${(e as Error)?.message ?? String(e)}`;
         log.error('verb failed', { verb, error: message, stack: (e as Error)?.stack });
         answer = { status: 500, body: errorBody(verb, message), path: 'fast', result: 'error', error: message };
       }
     }
-    send(res, answer.status, answer.body, headers);
+    try {
+      sendJson(res, answer.status, answer.body, headers, log);
+    } finally {
+      reservation.release();
+    }
     const labels = { verb, path: answer.path, result: answer.result };
     metrics.requests.inc(labels);
     metrics.requestDuration.observe(labels, (performance.now() - started) / 1000);
@@ -170,7 +208,8 @@ export function createHandler(deps: AppDeps): RequestListener {
     }
   });
 
-  app.get('/metrics', async (_req, res) => {
+  app.get('/metrics', async (req, res) => {
+    if (!admit(req, res, metricsCallers, (message) => ({ error: message }))) return;
     res.set('Content-Type', metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
@@ -182,7 +221,14 @@ export function createHandler(deps: AppDeps): RequestListener {
     // kube-scheduler posts to urlPrefix + "/" + verb: any path prefix in urlPrefix is accepted.
     const url = req.method === 'POST' ? (req.url ?? '') : '';
     const verb = url ? VERB_PATHS[url.slice(url.lastIndexOf('/'))] : undefined;
-    if (verb) void serveVerb(verb, req, res);
-    else app(req, res);
+    if (!verb) {
+      app(req, res);
+      return;
+    }
+    if (!admit(req, res, verbCallers, (message) => errorBody(verb, message))) return;
+    serveVerb(verb, req, res).catch((e: unknown) => {
+      log.error('verb failed after answering', { verb, error: (e as Error)?.message, stack: (e as Error)?.stack });
+      if (!res.headersSent) sendJson(res, 500, errorBody(verb, `${verb}: internal error`), {}, log);
+    });
   };
 }

@@ -146,6 +146,121 @@ function field(obj: Record<string, unknown>, key: string): unknown {
   return undefined;
 }
 
+// What the extender reads of the Pod and Node objects in a request, with the JSON type each
+// field must have. A value of another type would reach code that assumes the type (a string
+// priority, `containers: 5`); null or absent is always allowed, as Go's decoder allows it;
+// fields not listed are never read and not checked.
+type Shape =
+  | 'string'
+  | 'boolean'
+  | 'int32'
+  | 'strings' // an object of strings: labels, annotations
+  | 'quantities' // an object of strings or numbers: resource requests and limits
+  | 'any'
+  | { list: Shape }
+  | { object: Record<string, Shape> };
+
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
+
+const OBJECT_META: Shape = {
+  object: {
+    name: 'string',
+    generateName: 'string',
+    namespace: 'string',
+    uid: 'string',
+    resourceVersion: 'string',
+    labels: 'strings',
+    annotations: 'strings',
+    ownerReferences: { list: { object: { apiVersion: 'string', kind: 'string', name: 'string', uid: 'string', controller: 'boolean' } } },
+    creationTimestamp: 'string',
+    deletionTimestamp: 'string',
+  },
+};
+
+const CONTAINER: Shape = {
+  object: { name: 'string', image: 'string', resources: { object: { requests: 'quantities', limits: 'quantities' } } },
+};
+
+const POD: Shape = {
+  object: {
+    metadata: OBJECT_META,
+    spec: {
+      object: {
+        nodeName: 'string',
+        // Go's *int32 (k8s.io/api/core/v1 PodSpec.Priority).
+        priority: 'int32',
+        priorityClassName: 'string',
+        schedulerName: 'string',
+        containers: { list: CONTAINER },
+        initContainers: { list: CONTAINER },
+        schedulingGates: { list: { object: { name: 'string' } } },
+        resourceClaims: { list: 'any' },
+      },
+    },
+    status: {
+      object: {
+        phase: 'string',
+        startTime: 'string',
+        nominatedNodeName: 'string',
+        conditions: { list: { object: { type: 'string', status: 'string' } } },
+      },
+    },
+  },
+};
+
+const NODE: Shape = {
+  object: {
+    metadata: OBJECT_META,
+    status: {
+      object: {
+        nodeInfo: { object: { architecture: 'string', containerRuntimeVersion: 'string', kernelVersion: 'string' } },
+        addresses: { list: { object: { type: 'string', address: 'string' } } },
+        daemonEndpoints: { object: { kubeletEndpoint: { object: { Port: 'int32' } } } },
+      },
+    },
+  },
+};
+
+/** The first place where v does not have the shape, as "path: problem"; undefined when it has. */
+function shapeProblem(v: unknown, shape: Shape, path: string): string | undefined {
+  if (v === undefined || v === null || shape === 'any') return undefined;
+  const show = () => (typeof v === 'string' ? JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v) : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : String(v));
+  switch (shape) {
+    case 'string':
+      return typeof v === 'string' ? undefined : `${path} must be a string, not ${show()}`;
+    case 'boolean':
+      return typeof v === 'boolean' ? undefined : `${path} must be true or false, not ${show()}`;
+    case 'int32':
+      return typeof v === 'number' && Number.isInteger(v) && v >= INT32_MIN && v <= INT32_MAX
+        ? undefined
+        : `${path} must be an integer from ${INT32_MIN} to ${INT32_MAX}, not ${show()}`;
+    case 'strings':
+    case 'quantities': {
+      if (!isObject(v)) return `${path} must be an object of ${shape === 'strings' ? 'strings' : 'quantities'}, not ${show()}`;
+      for (const [k, item] of Object.entries(v)) {
+        const ok = typeof item === 'string' || (shape === 'quantities' && typeof item === 'number' && Number.isFinite(item));
+        if (!ok) return `${path}.${k} must be a ${shape === 'strings' ? 'string' : 'quantity (a string or a number)'}`;
+      }
+      return undefined;
+    }
+  }
+  if ('list' in shape) {
+    if (!Array.isArray(v)) return `${path} must be a list, not ${show()}`;
+    for (let i = 0; i < v.length; i++) {
+      const problem = shapeProblem(v[i], shape.list, `${path}[${i}]`);
+      if (problem) return problem;
+    }
+    return undefined;
+  }
+  if (!isObject(v)) return `${path} must be an object, not ${show()}`;
+  for (const [k, inner] of Object.entries(shape.object)) {
+    const problem = shapeProblem(v[k], inner, `${path}.${k}`);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
 function decodePod(verb: string, body: Record<string, unknown>): Pod {
   const pod = field(body, 'Pod');
   if (pod === undefined || pod === null) throw new WireError(verb, 'missing Pod');
@@ -153,6 +268,8 @@ function decodePod(verb: string, body: Record<string, unknown>): Pod {
   if (pod.metadata !== undefined && pod.metadata !== null && !isObject(pod.metadata)) {
     throw new WireError(verb, 'Pod.metadata must be an object');
   }
+  const problem = shapeProblem(pod, POD, 'Pod');
+  if (problem) throw new WireError(verb, problem);
   return pod as Pod;
 }
 
@@ -171,13 +288,18 @@ function decodeNodeList(verb: string, v: unknown): NodeList | null {
   const items = v.items;
   if (items !== undefined && items !== null) {
     if (!Array.isArray(items)) throw new WireError(verb, 'Nodes.items must be a list');
-    for (const n of items) {
+    for (let i = 0; i < items.length; i++) {
+      const n: unknown = items[i];
       if (!isObject(n) || !isObject(n.metadata) || typeof n.metadata.name !== 'string') {
         throw new WireError(verb, 'every node in Nodes.items needs metadata.name');
       }
+      const problem = shapeProblem(n, NODE, `Nodes.items[${i}]`);
+      if (problem) throw new WireError(verb, problem);
     }
   }
-  return { metadata: (v.metadata as Record<string, unknown> | null) ?? null, items: (items as Node[] | undefined) ?? null };
+  const metadata = v.metadata;
+  if (metadata !== undefined && metadata !== null && !isObject(metadata)) throw new WireError(verb, 'Nodes.metadata must be an object');
+  return { metadata: (metadata as Record<string, unknown> | null | undefined) ?? null, items: (items as Node[] | undefined) ?? null };
 }
 
 /** Decodes the body of filter and prioritize (ExtenderArgs). */
@@ -192,7 +314,8 @@ export function decodeExtenderArgs(verb: string, body: unknown): ExtenderArgs {
 
 function decodePDBViolations(verb: string, node: string, v: unknown): number {
   if (v === undefined || v === null) return 0;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
+  // Go's int64; a JSON number past 2^53 is not an exact integer here.
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
     throw new WireError(verb, `NumPDBViolations of node ${node} must be a non-negative integer`);
   }
   return v;
@@ -220,9 +343,13 @@ export function decodePreemptionArgs(verb: string, body: unknown): ExtenderPreem
         throw new WireError(verb, `Pods of node ${node} must be a list`);
       }
       const list: MetaPod[] = [];
+      const seen = new Set<string>();
       for (const p of (pods as unknown[] | null | undefined) ?? []) {
         const uid = isObject(p) ? field(p, 'UID') : undefined;
         if (typeof uid !== 'string' || uid === '') throw new WireError(verb, `a victim on node ${node} has no UID`);
+        // A victim named twice is one victim: checkpointed once, answered once.
+        if (seen.has(uid)) continue;
+        seen.add(uid);
         list.push({ UID: uid });
       }
       meta[node] = { Pods: list, NumPDBViolations: decodePDBViolations(verb, node, field(v, 'NumPDBViolations')) };
@@ -241,13 +368,17 @@ export function decodePreemptionArgs(verb: string, body: unknown): ExtenderPreem
       if (pods !== undefined && pods !== null && !Array.isArray(pods)) {
         throw new WireError(verb, `Pods of node ${node} must be a list`);
       }
-      for (const p of (pods as unknown[] | null | undefined) ?? []) {
-        if (!isObject(p) || !isObject(p.metadata) || typeof p.metadata.uid !== 'string') {
+      const unique = new Map<string, Pod>();
+      for (const [i, p] of ((pods as unknown[] | null | undefined) ?? []).entries()) {
+        if (!isObject(p) || !isObject(p.metadata) || typeof p.metadata.uid !== 'string' || p.metadata.uid === '') {
           throw new WireError(verb, `a victim on node ${node} has no metadata.uid`);
         }
+        const problem = shapeProblem(p, POD, `NodeNameToVictims[${JSON.stringify(node)}].Pods[${i}]`);
+        if (problem) throw new WireError(verb, problem);
+        if (!unique.has(p.metadata.uid)) unique.set(p.metadata.uid, p as Pod);
       }
       full[node] = {
-        Pods: (pods as Pod[] | null | undefined) ?? null,
+        Pods: pods === null || pods === undefined ? null : [...unique.values()],
         NumPDBViolations: decodePDBViolations(verb, node, field(v, 'NumPDBViolations')),
       };
     }

@@ -4,7 +4,6 @@
 // share one cluster and one extender, each with its own profile name and its own nodes.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { NAMESPACE, Rig, podSpec, restoreAnnotations } from './harness/cluster.js';
-import { Extender } from './harness/extender.js';
 import { sleep, waitUntil } from './harness/process.js';
 
 const BUILD_AND_START_MS = 45 * 60_000;
@@ -121,10 +120,7 @@ describe('with the extender down', () => {
 
   it('ignorable: false schedules the waiting restore pod once the extender is back', step(async () => {
     // Same port: the scheduler configuration's urlPrefix points there.
-    rig.ext = await Extender.start(
-      { kubeconfig: rig.cp.kubeconfig('admin'), logDir: rig.cp.logs, schedulerHttpTimeout: rig.httpTimeout },
-      rig.ext!.port,
-    );
+    rig.ext = await rig.startExtender({ port: rig.ext!.port });
     expect(await rig.waitRunning('strict-restore', 60_000)).toBe('strict-1');
     // Whatever preemption does from here on goes through the extender: the victim was not
     // evicted while it was down.

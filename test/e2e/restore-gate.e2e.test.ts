@@ -5,7 +5,6 @@
 // although another node could restore it too.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Rig, podSpec, restoreAnnotations } from './harness/cluster.js';
-import { Extender } from './harness/extender.js';
 import { sleep } from './harness/process.js';
 import { startRigWithWebhook } from './harness/webhook.js';
 
@@ -78,7 +77,7 @@ describe('--restore-placement gate', () => {
     expect(waiting!.spec!.nodeName).toBeUndefined();
     expect(waiting!.spec!.schedulingGates).toEqual([{ name: GATE }]);
     // Same port: the scheduler configuration's urlPrefix points there. Any mode lifts gates.
-    rig.ext = await Extender.start({ kubeconfig: rig.cp.kubeconfig('admin'), logDir: rig.cp.logs, schedulerHttpTimeout: rig.httpTimeout }, rig.ext!.port);
+    rig.ext = await rig.startExtender({ port: rig.ext!.port });
     expect(await rig.waitRunning('gated-during-outage', 60_000)).toBe('gate-1');
     expect(await rig.metric('hiatus_restore_placements_total', { result: 'nominated' })).toBe(1);
   }));

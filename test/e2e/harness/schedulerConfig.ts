@@ -1,7 +1,7 @@
 // KubeSchedulerConfiguration for the e2e kube-scheduler, generated from the shipped files under
 // scheduler-config/: their profiles and extender stay as they are, except what a loopback test
-// cluster needs (plain HTTP to the extender, our kubeconfig, no leader election) and the knobs a
-// scenario varies (applied to every extender entry alike).
+// cluster needs (the extender's address and certificate files, our kubeconfig, no leader
+// election) and the knobs a scenario varies (applied to every extender entry alike).
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +25,12 @@ export interface SchedulerConfigOptions extends ExtenderOverrides {
   schedulerName?: string;
   /** null: the same configuration without any extender (a baseline to compare with). */
   extenderUrl: string | null;
+  /**
+   * For an https extenderUrl: the files of the shipped tlsConfig (the CA that signed the
+   * extender's serving certificate, kube-scheduler's client certificate and key). An http
+   * extenderUrl (a benchmark's) gets no TLS.
+   */
+  extenderClient?: { caFile: string; certFile: string; keyFile: string };
   kubeconfig: string;
   /**
    * The plain profile's percentageOfNodesToScore; null drops it (kube-scheduler's adaptive
@@ -79,6 +85,18 @@ export function shippedHttpTimeout(base: SchedulerConfigBase): string {
   return String(shippedExtenders(base)[0]!['httpTimeout'] ?? '5s');
 }
 
+/**
+ * The shipped tlsConfig with this cluster's files: it must present a client certificate (the
+ * extender refuses callers without one). serverName goes: the loopback URL names the address
+ * the serving certificate is for.
+ */
+function clientTlsConfig(file: string, shipped: Obj | undefined, files: { caFile: string; certFile: string; keyFile: string }): Obj {
+  const missing = ['caFile', 'certFile', 'keyFile'].filter((k) => !shipped?.[k]);
+  if (missing.length > 0) throw new Error(`${file}: the extender's tlsConfig has no ${missing.join(', ')}`);
+  const { serverName: _name, ...rest } = shipped!;
+  return { ...rest, ...files };
+}
+
 /** The configuration as JSON (which kube-scheduler reads as YAML). */
 export function schedulerConfig(opts: SchedulerConfigOptions): string {
   const file = `scheduler-config/${opts.base}.yaml`;
@@ -117,11 +135,14 @@ export function schedulerConfig(opts: SchedulerConfigOptions): string {
   }
   if (opts.extenderUrl !== null) {
     const url = opts.extenderUrl;
-    config['extenders'] = extenders.map(({ tlsConfig: _tls, managedResources, ...extender }) => ({
+    const https = url.startsWith('https:');
+    if (https && !opts.extenderClient) throw new Error(`${url}: an https extender needs extenderClient (the CA and kube-scheduler's certificate)`);
+    config['extenders'] = extenders.map(({ tlsConfig, managedResources, ...extender }) => ({
       ...extender,
       ...(managedResources !== undefined && !opts.everyPod ? { managedResources } : {}),
       urlPrefix: url,
-      enableHTTPS: false,
+      enableHTTPS: https,
+      ...(https ? { tlsConfig: clientTlsConfig(file, tlsConfig as Obj | undefined, opts.extenderClient!) } : {}),
       ...(opts.nodeCacheCapable !== undefined ? { nodeCacheCapable: opts.nodeCacheCapable } : {}),
       ...(opts.ignorable !== undefined ? { ignorable: opts.ignorable } : {}),
       ...(opts.httpTimeout !== undefined ? { httpTimeout: opts.httpTimeout } : {}),

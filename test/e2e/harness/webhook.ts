@@ -1,11 +1,10 @@
-// The restore admission webhook on the e2e control plane: a private CA and a serving certificate
-// for 127.0.0.1 (openssl, in the control plane's directory), the extender flags that serve it,
-// and a MutatingWebhookConfiguration generated from deploy/webhook.yaml that the real
-// kube-apiserver calls at https://127.0.0.1:<port>/mutate-pods.
-import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+// The restore admission webhook on the e2e control plane: the extender serves it with the
+// control plane's extender certificates (extenderTls.ts) on the port the API server's admission
+// configuration names, to the API server's client certificate only, and a
+// MutatingWebhookConfiguration generated from deploy/webhook.yaml has the real kube-apiserver
+// call it at https://127.0.0.1:<port>/mutate-pods.
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import {
   AdmissionregistrationV1Api,
   CoreV1Api,
@@ -16,55 +15,17 @@ import {
 } from '@kubernetes/client-node';
 import { load } from 'js-yaml';
 import { Rig, podSpec } from './cluster.js';
-import { freePort, httpGetStatus, waitUntil } from './process.js';
+import { webhookArgs, type ExtenderTls } from './extenderTls.js';
+import { httpGetStatus, waitUntil } from './process.js';
 import { repoRoot } from './schedulerConfig.js';
 
-const run = promisify(execFile);
-
-export interface WebhookTls {
-  port: number;
-  caFile: string;
-  certFile: string;
-  keyFile: string;
-  /** The CA certificate, PEM. */
-  ca: Buffer;
-}
-
-/** A CA and a serving certificate for IP:127.0.0.1 under dir/webhook-pki, and a free port. */
-export async function makeWebhookTls(dir: string): Promise<WebhookTls> {
-  const pki = path.join(dir, 'webhook-pki');
-  mkdirSync(pki, { recursive: true });
-  const f = (n: string) => path.join(pki, n);
-  const openssl = (args: string[]) => run('openssl', args);
-  await openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', f('ca.key')]);
-  await openssl([
-    'req', '-x509', '-new', '-key', f('ca.key'), '-sha256', '-days', '1', '-subj', '/CN=hiatus-e2e-webhook-ca',
-    '-addext', 'basicConstraints=critical,CA:TRUE',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-    '-out', f('ca.crt'),
-  ]);
-  await openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', f('tls.key')]);
-  await openssl(['req', '-new', '-key', f('tls.key'), '-subj', '/CN=127.0.0.1', '-out', f('tls.csr')]);
-  writeFileSync(f('tls.ext'), 'keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n');
-  await openssl([
-    'x509', '-req', '-in', f('tls.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial',
-    '-CAserial', f('ca.srl'), '-days', '1', '-sha256', '-extfile', f('tls.ext'), '-out', f('tls.crt'),
-  ]);
-  return { port: await freePort(), caFile: f('ca.crt'), certFile: f('tls.crt'), keyFile: f('tls.key'), ca: readFileSync(f('ca.crt')) };
-}
-
-/** The extender flags that serve the webhook with tls. */
-export function webhookArgs(tls: WebhookTls): string[] {
-  return ['--webhook-port', String(tls.port), '--webhook-tls-cert-file', tls.certFile, '--webhook-tls-key-file', tls.keyFile];
-}
-
-export function webhookUrl(tls: WebhookTls): string {
-  return `https://127.0.0.1:${tls.port}/mutate-pods`;
+export function webhookUrl(tls: ExtenderTls): string {
+  return `https://127.0.0.1:${tls.webhookPort}/mutate-pods`;
 }
 
 /** Waits until the extender's webhook listener answers its /healthz over verified TLS. */
-export async function waitWebhookServing(tls: WebhookTls): Promise<void> {
-  await waitUntil(`webhook at 127.0.0.1:${tls.port}`, async () => (await httpGetStatus(`https://127.0.0.1:${tls.port}/healthz`, { ca: tls.ca })) === 200);
+export async function waitWebhookServing(tls: ExtenderTls): Promise<void> {
+  await waitUntil(`webhook at 127.0.0.1:${tls.webhookPort}`, async () => (await httpGetStatus(`https://127.0.0.1:${tls.webhookPort}/healthz`, { ca: tls.ca })) === 200);
 }
 
 /**
@@ -108,16 +69,13 @@ export async function waitWebhookCalled(kc: KubeConfig, probe: V1Pod, calls: () 
  * registered for pods labelled `label: on` and already called by the API server.
  */
 export async function startRigWithWebhook(schedulerName: string, label: string, extraArgs: string[]): Promise<Rig> {
-  let tls: WebhookTls | undefined;
   const rig = await Rig.start({
     schedulers: [{ schedulerName }],
-    extenderArgs: async (cp) => {
-      tls = await makeWebhookTls(cp.dir);
-      return [...webhookArgs(tls), ...extraArgs];
-    },
+    extenderArgs: async (cp) => [...webhookArgs(cp.extenderTls), ...extraArgs],
   });
-  await waitWebhookServing(tls!);
-  await registerWebhook(rig.cp.kc, restoreWebhookConfiguration(webhookUrl(tls!), tls!.ca, [{ key: label, operator: 'In', values: ['on'] }]));
+  const tls = rig.cp.extenderTls;
+  await waitWebhookServing(tls);
+  await registerWebhook(rig.cp.kc, restoreWebhookConfiguration(webhookUrl(tls), tls.ca, [{ key: label, operator: 'In', values: ['on'] }]));
   const probe = podSpec('webhook-probe', { schedulerName });
   probe.metadata!.labels = { [label]: 'on' };
   await waitWebhookCalled(rig.cp.kc, probe, async () => rig.metric('hiatus_webhook_requests_total'));
