@@ -18,6 +18,7 @@ import { RequestMemory } from './server/body.js';
 import { installProcessGuards } from './server/guards.js';
 import { RestoreController } from './restore/controller.js';
 import { PlacementController } from './restore/placementController.js';
+import type { PublicationOptions } from './restore/publication.js';
 import { ManualCheckpointController } from './checkpoint/manualController.js';
 import { summarize } from './checkpoint/summary.js';
 import { podPlacementWriter } from './cluster/podWriter.js';
@@ -198,6 +199,11 @@ export function main(argv: string[]): void {
   server.requestTimeout = 60_000;
   const closers: (() => void)[] = [];
   if (kc && store) {
+    const publication: PublicationOptions = {
+      ...(config.checkpointImages ? { images: config.checkpointImages } : {}),
+      waitMs: config.publicationWaitMs,
+      ...(config.restoreImagePullSecret ? { pullSecret: config.restoreImagePullSecret } : {}),
+    };
     const restores = new RestoreController({
       view,
       store,
@@ -227,6 +233,8 @@ export function main(argv: string[]): void {
       nominateUngated: config.restorePlacement !== 'score',
       retryAfterMs: PLACEMENT_RETRY_AFTER_MS,
       sweepIntervalMs: config.restoreReconcileIntervalMs,
+      publication,
+      ...(event ? { event } : {}),
     });
     placement.start();
     closers.push(() => placement.stop());
@@ -248,6 +256,7 @@ export function main(argv: string[]): void {
           claimWaitMs: CLAIM_WAIT_MS,
           restoreSchedulers: config.restoreSchedulers,
           placementGate: config.restorePlacement === 'gate',
+          publication,
         }),
         metrics,
         log,

@@ -21,6 +21,7 @@ describe('configuration', () => {
       schedulerHttpTimeoutMs: 5000,
       preemptMarginMs: 1000,
       preemptWaitMs: 1000,
+      publicationWaitMs: 180_000,
       defaultCheckpointPolicy: 'Never',
       resourceRules: [],
       kubeletAccess: 'direct',

@@ -59,14 +59,14 @@ describe('the restore admission webhook over HTTP', () => {
     expect(store.objects.get('ml/ck-a')!.status).toMatchObject({ phase: 'Restoring', restore: { claimedAt: iso(NOW), podName: 'trainer-5c8f7-*' } });
   });
 
-  it('escapes annotation keys into existing annotations and rewrites images the checkpoint built', async () => {
+  it('escapes annotation keys into existing annotations, and gives no image the node agent did not publish', async () => {
+    // An image on the record without a Published publication (and no --checkpoint-images): never given.
     await put(checkpoint('ck-a', { image: 'registry.local/checkpoints/trainer-0:ck-a' }));
     const r = await post(url, review(replacement({ annotations: { team: 'ml' } })));
     expect(decodePatch(r.json)).toEqual([
       { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-from', value: 'ck-a' },
       { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-constraints', value: CONTRACT },
       { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-generation', value: '1' },
-      { op: 'replace', path: '/spec/containers/0/image', value: 'registry.local/checkpoints/trainer-0:ck-a' },
       MARKER,
       PROFILE,
     ]);

@@ -38,14 +38,23 @@ export interface PreemptionWriter {
   evict(pod: PodRef, message: string): Promise<'evicted' | 'gone'>;
 }
 
+/** One JSON patch operation (RFC 6902). */
+export interface PatchOp {
+  op: string;
+  path: string;
+  value?: unknown;
+}
+
 export interface PodPlacementWriter {
   /** Sets status.nominatedNodeName (pods/status). */
   nominate(pod: PodRef, node: string): Promise<void>;
   /**
-   * Removes the scheduling gate `gate` found at `index` (pods), leaving any other in place. False
-   * when it is no longer there (another replica lifted it, or the cached index is stale).
+   * Removes the scheduling gate `gate` found at `index` (pods), leaving any other in place, with
+   * `also` in the same JSON patch (the restore pod's images, or its contract taken off). False
+   * when it is no longer there (another replica lifted it, or the cached index is stale), or a
+   * test in `also` failed.
    */
-  liftGate(pod: PodRef, gate: string, index: number): Promise<boolean>;
+  liftGate(pod: PodRef, gate: string, index: number, also?: readonly PatchOp[]): Promise<boolean>;
 }
 
 /** A write the API server refused; `code` is the HTTP status, as client-node's ApiException has it. */
@@ -102,9 +111,10 @@ function livePod(raw: any): LivePod {
   };
 }
 const nominateBody = (pod: PodRef, node: string) => ({ metadata: { uid: pod.uid }, status: { nominatedNodeName: node } });
-const liftGatePatch = (pod: PodRef, gate: string, index: number) => [
+const liftGatePatch = (pod: PodRef, gate: string, index: number, also: readonly PatchOp[] = []) => [
   { op: 'test', path: '/metadata/uid', value: pod.uid },
   { op: 'test', path: `/spec/schedulingGates/${index}/name`, value: gate },
+  ...also,
   { op: 'remove', path: `/spec/schedulingGates/${index}` },
 ];
 const podPath = (pod: PodRef) => `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}`;
@@ -143,9 +153,9 @@ class KeepAlivePodWriter implements PodPlacementWriter, PreemptionWriter {
     }
   }
 
-  async liftGate(pod: PodRef, gate: string, index: number): Promise<boolean> {
+  async liftGate(pod: PodRef, gate: string, index: number, also: readonly PatchOp[] = []): Promise<boolean> {
     try {
-      await this.send('PATCH', podPath(pod), PatchStrategy.JsonPatch, liftGatePatch(pod, gate, index), `lift gate ${gate} of pod ${pod.namespace}/${pod.name}`);
+      await this.send('PATCH', podPath(pod), PatchStrategy.JsonPatch, liftGatePatch(pod, gate, index, also), `lift gate ${gate} of pod ${pod.namespace}/${pod.name}`);
       return true;
     } catch (e) {
       if (isUnprocessable(e)) return false;
@@ -246,9 +256,9 @@ class ClientNodePodWriter implements PodPlacementWriter, PreemptionWriter {
     }
   }
 
-  async liftGate(pod: PodRef, gate: string, index: number): Promise<boolean> {
+  async liftGate(pod: PodRef, gate: string, index: number, also: readonly PatchOp[] = []): Promise<boolean> {
     try {
-      await this.core.patchNamespacedPod({ namespace: pod.namespace, name: pod.name, body: liftGatePatch(pod, gate, index) }, this.json);
+      await this.core.patchNamespacedPod({ namespace: pod.namespace, name: pod.name, body: liftGatePatch(pod, gate, index, also) }, this.json);
       return true;
     } catch (e) {
       if (isUnprocessable(e)) return false;

@@ -63,6 +63,12 @@ export interface Config {
    */
   restoreSchedulers: Map<string, string>;
   restorePlacement: RestorePlacement;
+  /** Where node agents publish checkpoint images (host[:port]/prefix); undefined: none do. */
+  checkpointImages?: string;
+  /** How long a restore pod is held for its checkpoint's images; 0: not held. */
+  publicationWaitMs: number;
+  /** A Secret added to the imagePullSecrets of restore pods given checkpoint images. */
+  restoreImagePullSecret?: string;
   retentionMaxPerWorkload: number;
   retentionMaxAgeMs: number;
   retentionConsumedTtlMs: number;
@@ -154,6 +160,21 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: 'nominate',
     help: 'nominate: a new restore pod\'s nominatedNodeName is set to its checkpoint\'s node, which kube-scheduler tries first, unless it tried the pod already; gate: the webhook also holds restore pods with the hiatus.dev/restore-placement scheduling gate until that is written (Kubernetes >= 1.30); score: neither, the node is found by scoring every node',
   },
+  {
+    flag: 'checkpoint-images',
+    env: 'HIATUS_CHECKPOINT_IMAGES',
+    type: 'string',
+    default: '',
+    help: 'HOST[:PORT]/PREFIX where the node agents publish checkpoint images (their HIATUS_AGENT_REGISTRY and HIATUS_AGENT_REPOSITORY_PREFIX): restore pods are given only images the agents recorded as Published under PREFIX/<namespace>, by digest. Empty: no image is given; a restore pod may restore only on its checkpoint\'s node',
+  },
+  {
+    flag: 'publication-wait',
+    env: 'HIATUS_PUBLICATION_WAIT',
+    type: 'string',
+    default: '3m',
+    help: 'with --checkpoint-images, a restore pod whose checkpoint is still being uploaded is held (hiatus.dev/restore-placement scheduling gate: needs deploy/rbac-placement-gate.yaml) until its images are published, at most this long; then it starts fresh, with an event. 0: not held (restorable on the checkpoint\'s node only)',
+  },
+  { flag: 'restore-image-pull-secret', env: 'HIATUS_RESTORE_IMAGE_PULL_SECRET', type: 'string', default: '', help: 'a kubernetes.io/dockerconfigjson Secret, in each namespace, that pulls checkpoint images: added to the imagePullSecrets of restore pods given (or held for) checkpoint images' },
   { flag: 'retention-max-per-workload', env: 'HIATUS_RETENTION_MAX_PER_WORKLOAD', type: 'string', default: '3', help: 'Ready and Failed checkpoints kept per workload (owner and StatefulSet ordinal or Job completion index, else pod)' },
   { flag: 'retention-max-age', env: 'HIATUS_RETENTION_MAX_AGE', type: 'string', default: '24h', help: 'Ready and Failed checkpoints older than this are deleted and not restored' },
   { flag: 'retention-consumed-ttl', env: 'HIATUS_RETENTION_CONSUMED_TTL', type: 'string', default: '1h', help: 'Restored checkpoints are deleted this long after the restore' },
@@ -297,6 +318,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   const placement = raw('restore-placement')!;
   if (!RESTORE_PLACEMENTS.includes(placement as RestorePlacement)) problems.push(`--restore-placement: "${placement}" must be nominate, gate or score`);
   config.restorePlacement = placement as RestorePlacement;
+  publicationConfig(config, raw, problems);
   config.retentionMaxPerWorkload = parseInteger('--retention-max-per-workload', raw('retention-max-per-workload')!, 1, 1000, problems);
   config.retentionMaxAgeMs = duration('retention-max-age');
   config.retentionConsumedTtlMs = duration('retention-consumed-ttl');
@@ -336,6 +358,29 @@ function callerAuth(config: Config, raw: (flag: string) => string | undefined, b
   const webhook = listener('webhook-', webhookTls, webhookTls, 'the API server (its admission configuration\'s kubeConfigFile)');
   if (webhook.ca) config.webhookClientCaFile = webhook.ca;
   config.webhookAllowedClientNames = webhook.names;
+}
+
+/** Where checkpoint images come from, and how long a restore pod waits for them. */
+function publicationConfig(config: Config, raw: (flag: string) => string | undefined, problems: string[]): void {
+  const images = (raw('checkpoint-images') ?? '').trim().replace(/\/+$/, '');
+  if (images) {
+    if (!/^[A-Za-z0-9.-]+(:\d+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/.test(images)) {
+      problems.push(`--checkpoint-images: "${images}" must be HOST[:PORT]/PREFIX, as the agents publish to (e.g. registry.example.com/hiatus)`);
+    }
+    config.checkpointImages = images;
+  }
+  const wait = raw('publication-wait')!;
+  const waitMs = wait === '0' ? 0 : parseDuration(wait);
+  if (waitMs === undefined || waitMs < 0) problems.push(`--publication-wait: "${wait}" must be 0 or a duration such as 3m`);
+  config.publicationWaitMs = waitMs ?? 0;
+  if (images && config.publicationWaitMs >= config.restoreTimeoutMs) {
+    problems.push('--publication-wait must be shorter than --restore-timeout: a held pod would fail its restore before it is released');
+  }
+  const secret = (raw('restore-image-pull-secret') ?? '').trim();
+  if (secret) {
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(secret)) problems.push(`--restore-image-pull-secret: "${secret}" is not a Secret name`);
+    config.restoreImagePullSecret = secret;
+  }
 }
 
 /** A scheduler profile name as kube-scheduler's validation accepts it (a DNS-1123 subdomain). */

@@ -14,6 +14,8 @@ import type { Container, Pod } from '../server/wire.js';
 import { hasRestoreContract } from '../scheduling/restoreContract.js';
 import { generationOf } from './chain.js';
 import { findCheckpoints, type MatchOptions } from './match.js';
+import { pointer, type JsonPatchOp } from './jsonPatch.js';
+import { imageOps, NO_PUBLICATION, publicationOf, type PublicationOptions } from './publication.js';
 
 /** How a restore pod is made to reach the extender: the scheduler profile map, and whether to gate it. */
 export interface SchedulingOptions {
@@ -21,11 +23,7 @@ export interface SchedulingOptions {
   placementGate: boolean;
 }
 
-export interface JsonPatchOp {
-  op: 'add' | 'replace';
-  path: string;
-  value: unknown;
-}
+export type { JsonPatchOp } from './jsonPatch.js';
 
 // ---------------------------------------------------------------------------------------
 // The review
@@ -95,9 +93,6 @@ export function reviewResponse(apiVersion: string, uid: string, ops: JsonPatchOp
 // ---------------------------------------------------------------------------------------
 // The patches
 
-/** JSON Pointer escaping (RFC 6901) for annotation keys that contain "/". */
-const pointer = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
-
 const requestsMarker = (c: Container): boolean =>
   c.resources?.requests?.[RESOURCE_RESTORE] !== undefined || c.resources?.limits?.[RESOURCE_RESTORE] !== undefined;
 
@@ -150,10 +145,29 @@ export function schedulingPatch(pod: Pod, o: SchedulingOptions): JsonPatchOp[] {
   return ops;
 }
 
-/** The patch for a pod restoring from a checkpoint: the contract, images where built, scheduling. */
-export function restorePatch(pod: Pod, c: Checkpoint, o: SchedulingOptions): JsonPatchOp[] {
+/** The pull secret in the pod's imagePullSecrets, unless it is there already (immutable after creation: now or never). */
+export function pullSecretPatch(pod: Pod, secret: string | undefined): JsonPatchOp[] {
+  if (!secret) return [];
+  const secrets = (pod.spec as { imagePullSecrets?: { name?: string }[] | null } | null | undefined)?.imagePullSecrets;
+  if (!secrets) return [{ op: 'add', path: '/spec/imagePullSecrets', value: [{ name: secret }] }];
+  return secrets.some((s) => s.name === secret) ? [] : [{ op: 'add', path: '/spec/imagePullSecrets/-', value: { name: secret } }];
+}
+
+/**
+ * The patch for a pod restoring from a checkpoint: the contract, scheduling, and the images as
+ * far as they are published (publication.ts). Every container's image published: the references
+ * replace the images and the pod may restore on any compatible node. Otherwise the contract says
+ * sourceOnly; while the node agent is uploading (and --publication-wait allows) the pod is also
+ * held by the restore-placement gate, which the placement controller lifts once the images are
+ * there (then they replace the images and sourceOnly goes) or it gives up (then the contract goes).
+ */
+export function restorePatch(pod: Pod, c: Checkpoint, o: SchedulingOptions, p: PublicationOptions = NO_PUBLICATION): JsonPatchOp[] {
+  const names = (pod.spec?.containers ?? []).map((x) => x.name ?? '');
+  const publication = publicationOf(c, names, p);
+  const published = publication.kind === 'published';
+  const hold = publication.kind === 'pending' && p.waitMs > 0 && !pod.spec?.nodeName;
   const { node, arch, cpuFeatures, runtime, zone } = c.spec.restoreConstraints;
-  const constraints = JSON.stringify({ node, arch, cpuFeatures, runtime, ...(zone ? { zone } : {}) });
+  const constraints = JSON.stringify({ node, arch, cpuFeatures, runtime, ...(zone ? { zone } : {}), ...(published ? {} : { sourceOnly: true }) });
   const ops: JsonPatchOp[] = [];
   const existing = pod.metadata?.annotations;
   // The generation travels with the pod: a checkpoint of it is the next link of the chain (chain.ts).
@@ -163,13 +177,15 @@ export function restorePatch(pod: Pod, c: Checkpoint, o: SchedulingOptions): Jso
   } else {
     for (const [k, v] of Object.entries(add)) ops.push({ op: 'add', path: `/metadata/annotations/${pointer(k)}`, value: v });
   }
-  const images = new Map((c.status?.containers ?? []).filter((s) => s.image).map((s) => [s.name, s.image!]));
-  (pod.spec?.containers ?? []).forEach((container, i) => {
-    const image = container.name ? images.get(container.name) : undefined;
-    if (image) ops.push({ op: 'replace', path: `/spec/containers/${i}/image`, value: image });
-  });
-  ops.push(...schedulingPatch(pod, o));
+  if (published) ops.push(...imageOps(names, publication.images, false));
+  if (published || hold) ops.push(...pullSecretPatch(pod, p.pullSecret));
+  ops.push(...schedulingPatch(pod, hold ? { ...o, placementGate: true } : o));
   return ops;
+}
+
+/** Whether a checkpoint can still be restored from, as far as its publication tells: not when its archive is missing or truncated. */
+export function publicationUsable(pod: Pod, c: Checkpoint, p: PublicationOptions): boolean {
+  return publicationOf(c, (pod.spec?.containers ?? []).map((x) => x.name ?? ''), p).kind !== 'failed';
 }
 
 // ---------------------------------------------------------------------------------------
@@ -201,11 +217,22 @@ export type Decision =
   | { kind: 'contested'; checkpoints: Checkpoint[]; corrupt: number };
 
 /** What a new pod gets, from the checkpoints the cache holds. */
-export function decideAdmission(pod: Pod, namespace: string, checkpoints: Iterable<Checkpoint>, match: MatchOptions, scheduling: SchedulingOptions): Decision {
+export function decideAdmission(
+  pod: Pod,
+  namespace: string,
+  checkpoints: Iterable<Checkpoint>,
+  match: MatchOptions,
+  scheduling: SchedulingOptions,
+  publication: PublicationOptions = NO_PUBLICATION,
+): Decision {
   const m = findCheckpoints(pod, namespace, checkpoints, match);
   switch (m.kind) {
-    case 'candidates':
-      return { kind: 'claim', checkpoints: m.checkpoints, corrupt: m.corrupt };
+    case 'candidates': {
+      const usable = m.checkpoints.filter((c) => publicationUsable(pod, c, publication));
+      if (usable.length > 0) return { kind: 'claim', checkpoints: usable, corrupt: m.corrupt };
+      const why = `the archive of checkpoint ${m.checkpoints[0]?.metadata.name ?? '?'} is missing or truncated (the node agent says so on the Checkpoint)`;
+      return { kind: 'answer', ops: [], warnings: notRestoredWarnings(pod, why), result: 'skipped', why, corrupt: m.corrupt };
+    }
     case 'recheck':
     case 'contested':
       return { kind: m.kind, checkpoints: m.checkpoints, corrupt: m.corrupt };

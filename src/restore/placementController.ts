@@ -5,15 +5,21 @@
 //   pod takes the full path (filter and prioritize over every node) and the try counts as late;
 // - a pod that carries the restore-placement gate (--restore-placement gate) gets the same
 //   nomination, then the gate is lifted, whatever the nomination did: a pod is never held back
-//   because its expected placement could not be written. A periodic sweep retries failed lifts.
-import { GATE_RESTORE_PLACEMENT } from '../cluster/keys.js';
+//   because its expected placement could not be written. A periodic sweep retries failed lifts;
+// - a pod the webhook gated while its checkpoint's images were being uploaded (publication.ts)
+//   stays gated until they are published, then gets them with the gate's removal; if they fail or
+//   take longer than --publication-wait, the gate goes with the restore contract: it starts fresh.
+//   The sweep looks again every interval (the Checkpoint's update is not a pod event).
+import type { PodEventPoster } from '../cluster/events.js';
+import { ANNOTATION_RESTORE_FROM, GATE_RESTORE_PLACEMENT } from '../cluster/keys.js';
 import type { PodFacts } from '../cluster/facts.js';
-import { isNotFound, isUnprocessable, type PodPlacementWriter, type PodRef } from '../cluster/podWriter.js';
+import { isNotFound, isUnprocessable, type PatchOp, type PodPlacementWriter, type PodRef } from '../cluster/podWriter.js';
 import type { ClusterView } from '../cluster/view.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { hasRestoreContract } from '../scheduling/restoreContract.js';
 import { planPlacement, type PlacementPlan } from './placement.js';
+import { NO_PUBLICATION, planHold, type PublicationOptions } from './publication.js';
 
 export interface PlacementControllerOptions {
   view: ClusterView;
@@ -27,6 +33,9 @@ export interface PlacementControllerOptions {
   retryAfterMs: number;
   /** How often the cache is swept for gated pods whose placement failed. */
   sweepIntervalMs: number;
+  /** Holding restore pods for their checkpoint images (--checkpoint-images, --publication-wait). */
+  publication?: PublicationOptions;
+  event?: PodEventPoster;
   now?: () => number;
 }
 
@@ -83,10 +92,23 @@ export class PlacementController {
     if (!this.due(pod)) return;
     this.inFlight.add(pod.uid);
     try {
-      const plan = planPlacement(pod, (n) => this.o.view.node(n), this.o.strict);
       const ref = { namespace: pod.namespace, name: pod.name, uid: pod.uid };
+      const from = pod.annotations[ANNOTATION_RESTORE_FROM];
+      const hold =
+        pod.placementGate === undefined
+          ? ({ kind: 'release' } as const)
+          : planHold(pod, from ? this.o.view.checkpoint(pod.namespace, from) : undefined, this.o.publication ?? NO_PUBLICATION, this.now());
+      switch (hold.kind) {
+        case 'wait':
+          this.o.log.debug('restore pod held for its checkpoint images', { pod: `${pod.namespace}/${pod.name}`, why: hold.why });
+          return;
+        case 'fresh':
+          await this.startFresh(ref, pod.placementGate!, hold.ops, hold.why);
+          return;
+      }
+      const plan = planPlacement(pod, (n) => this.o.view.node(n), this.o.strict);
       if (pod.placementGate === undefined) await this.nominateOnly(ref, plan);
-      else await this.release(ref, plan, pod.placementGate);
+      else await this.release(ref, plan, pod.placementGate, hold.kind === 'publish' ? hold : undefined);
     } catch (e) {
       this.o.log.warn('restore placement failed', { pod: `${pod.namespace}/${pod.name}`, error: (e as Error).message });
     } finally {
@@ -119,7 +141,30 @@ export class PlacementController {
     log.info('restore pod nominated to its checkpoint node', { pod: `${pod.namespace}/${pod.name}`, node: plan.nominate });
   }
 
-  private async release(pod: PodRef, plan: PlacementPlan, gateIndex: number): Promise<void> {
+  /** Lifts the gate and takes the restore contract off in one patch: the pod starts fresh. */
+  private async startFresh(pod: PodRef, gateIndex: number, ops: readonly PatchOp[], why: string): Promise<void> {
+    const { metrics, log, writer } = this.o;
+    const who = `${pod.namespace}/${pod.name}`;
+    let lifted: boolean;
+    try {
+      lifted = await writer.liftGate(pod, GATE_RESTORE_PLACEMENT, gateIndex, ops);
+    } catch (e) {
+      this.placedAt.set(pod.uid, this.now());
+      if (isNotFound(e)) return;
+      metrics.placements.inc({ result: 'error' });
+      log.warn('could not release a restore pod to start fresh; retrying', { pod: who, retryInMs: this.o.retryAfterMs, error: (e as Error).message });
+      return;
+    }
+    this.placedAt.set(pod.uid, this.now());
+    if (!lifted) return;
+    metrics.restores.inc({ result: 'started_fresh' });
+    log.warn('restore pod released without its checkpoint: it starts fresh', { pod: who, why });
+    await this.o.event?.(pod.namespace, pod.name, 'Warning', 'RestoreStartedFresh', `${why}; starting without the checkpoint`).catch((e) => {
+      log.debug('event not posted', { pod: who, error: (e as Error).message });
+    });
+  }
+
+  private async release(pod: PodRef, plan: PlacementPlan, gateIndex: number, images?: { ops: readonly PatchOp[]; why: string }): Promise<void> {
     const { metrics, log, writer } = this.o;
     const who = `${pod.namespace}/${pod.name}`;
     let nominateError: string | undefined;
@@ -133,7 +178,7 @@ export class PlacementController {
     }
     let lifted: boolean;
     try {
-      lifted = await writer.liftGate(pod, GATE_RESTORE_PLACEMENT, gateIndex);
+      lifted = await writer.liftGate(pod, GATE_RESTORE_PLACEMENT, gateIndex, images?.ops);
     } catch (e) {
       this.placedAt.set(pod.uid, this.now());
       if (isNotFound(e)) return;
@@ -147,6 +192,10 @@ export class PlacementController {
       // cached index is stale: the sweep looks again once the cache has caught up.
       log.debug('restore-placement gate already lifted or moved', { pod: who });
       return;
+    }
+    if (images) {
+      metrics.restores.inc({ result: 'image_published' });
+      log.info('restore pod given its checkpoint images', { pod: who, why: images.why });
     }
     let result = plan.result;
     if (nominateError !== undefined) {

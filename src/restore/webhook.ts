@@ -17,6 +17,7 @@ import {
   decideAdmission,
   decodeReview,
   notRestoredWarnings,
+  publicationUsable,
   restorePatch,
   reviewResponse,
   type DecodedReview,
@@ -25,6 +26,7 @@ import {
 } from './admission.js';
 import { holdsClaim, podsByRestore } from './lifecycle.js';
 import { abandonedClaim, claimedAt, constraintsUsable, restoreFromRefusal, type MatchOptions } from './match.js';
+import { NO_PUBLICATION, type PublicationOptions } from './publication.js';
 
 /**
  * A claim no pod took up is offered to the workload's next pod after this. By then a pod created
@@ -63,6 +65,8 @@ export interface WebhookDeps {
    * (--restore-placement gate). Only when that controller runs: nothing else lifts it.
    */
   placementGate?: boolean;
+  /** Which checkpoint images are offered, and whether a pod is held while they are uploaded (publication.ts). */
+  publication?: PublicationOptions;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }
@@ -83,6 +87,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
   const sleep = deps.sleep ?? defaultSleep;
   const { metrics, log } = deps;
   const scheduling: SchedulingOptions = { schedulers: deps.restoreSchedulers ?? new Map<string, string>(), placementGate: deps.placementGate ?? false };
+  const publication = deps.publication ?? NO_PUBLICATION;
   const matchOptions = (): MatchOptions => ({ now: now(), maxAgeMs: deps.maxAgeMs, reclaimAfterMs: deps.reclaimAfterMs });
 
   /** Whether a pod in the cache took up this claim (then it is not abandoned). */
@@ -111,7 +116,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
     const facts = explicit ? podFacts({ ...r.pod, metadata: { ...r.pod.metadata, namespace: r.namespace } }) : undefined;
     let pods: Map<string, PodFacts[]> | undefined;
     return live.filter((c): c is Checkpoint => {
-      if (!c || !constraintsUsable(c) || (facts && restoreFromRefusal(facts, c))) return false;
+      if (!c || !constraintsUsable(c) || !publicationUsable(r.pod, c, publication) || (facts && restoreFromRefusal(facts, c))) return false;
       if (c.status?.phase === 'Ready') return true;
       return abandonedClaim(c, o) && !held(c, (pods ??= claimants()));
     });
@@ -142,7 +147,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
       const ref = `${r.namespace}/${c.metadata.name}`;
       if (r.dryRun) {
         // Side effects only outside dry run: the claim is not written.
-        return answer(r, 'patched', `dry run: would restore from ${ref}`, restorePatch(r.pod, c, scheduling));
+        return answer(r, 'patched', `dry run: would restore from ${ref}`, restorePatch(r.pod, c, scheduling, publication));
       }
       const claimed: Checkpoint = structuredClone(c);
       claimed.status = { ...claimed.status!, phase: 'Restoring', restore: { claimedAt: new Date(now()).toISOString(), podName: r.podName } };
@@ -157,7 +162,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
       metrics.restores.inc({ result: 'matched' });
       const previous = c.status?.phase === 'Restoring' ? { tookOverClaimOf: c.status.restore?.podName } : {};
       log.info('pod will restore from checkpoint', { pod: `${r.namespace}/${r.podName}`, checkpoint: ref, ...previous });
-      return answer(r, 'patched', `restores from ${ref}`, restorePatch(r.pod, c, scheduling));
+      return answer(r, 'patched', `restores from ${ref}`, restorePatch(r.pod, c, scheduling, publication));
     }
     return notRestored(r, 'skipped', 'every matching checkpoint was claimed by another pod');
   };
@@ -181,7 +186,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
     const review = decodeReview(body);
     if (review.kind === 'invalid') return { status: 400, body: { error: review.error }, result: 'bad_request', why: review.why };
     if (review.kind === 'allow') return { status: 200, body: reviewResponse(review.apiVersion, review.uid), result: review.result, why: review.why };
-    const decision = decideAdmission(review.pod, review.namespace, deps.view.checkpoints(), matchOptions(), scheduling);
+    const decision = decideAdmission(review.pod, review.namespace, deps.view.checkpoints(), matchOptions(), scheduling, publication);
     if (decision.corrupt) metrics.restores.inc({ result: 'corrupt_checkpoint' }, decision.corrupt);
     switch (decision.kind) {
       case 'answer':

@@ -133,7 +133,8 @@ describe('restore later, through the admission webhook', () => {
     const annotations = replacement.metadata!.annotations ?? {};
     expect(annotations[RESTORE_FROM]).toBe(ck.metadata.name);
     const { node, arch, cpuFeatures, runtime, zone } = ck.spec.restoreConstraints;
-    expect(JSON.parse(annotations[RESTORE_CONSTRAINTS] ?? 'null')).toEqual({ node, arch, cpuFeatures, runtime, zone });
+    // No node agent publishes here (no --checkpoint-images): restorable on the checkpoint's node only.
+    expect(JSON.parse(annotations[RESTORE_CONSTRAINTS] ?? 'null')).toEqual({ node, arch, cpuFeatures, runtime, zone, sourceOnly: true });
     expect(cpuFeatures).toEqual(expect.arrayContaining(['AVX2', 'AVX512F']));
     // The marker resource the shipped configuration's filter/prioritize entry manages.
     expect(replacement.spec!.containers[0]!.resources).toMatchObject({ requests: { [MARKER]: '0' }, limits: { [MARKER]: '0' } });
