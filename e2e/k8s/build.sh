@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Builds the Kubernetes control-plane binaries used by the e2e harness
-# (kube-apiserver, kube-scheduler, kube-controller-manager) plus etcd, from
-# the Go modules pinned in this directory (go.mod / etcd/go.mod).
+# Builds the Kubernetes binaries used by the e2e harness (kube-apiserver,
+# kube-scheduler, kube-controller-manager, and kubectl for the kubectl plugin's
+# tests) plus etcd, from the Go modules pinned in this directory (go.mod /
+# etcd/go.mod).
 #
 # Output: ${HIATUS_K8S_CACHE:-$HOME/.cache/hiatus/k8s}/<k8s-version>/bin/
-#   kube-apiserver kube-scheduler kube-controller-manager etcd
+#   kube-apiserver kube-scheduler kube-controller-manager kubectl etcd
 # The bin directory path is the LAST line printed on stdout; everything else
 # goes to stderr. Idempotent: when the bin directory holds a stamp that
-# matches the pinned versions, nothing is built.
+# matches the pinned versions and every binary, nothing is built; when the
+# stamp matches but binaries are missing (a cache from before a binary was
+# added to the list), only those are built.
 #
 # Environment:
 #   HIATUS_K8S_CACHE   cache root (default: $HOME/.cache/hiatus/k8s)
@@ -35,7 +38,8 @@ cache_root="${HIATUS_K8S_CACHE:-$HOME/.cache/hiatus/k8s}"
 out_dir="$cache_root/$k8s_version"
 bin_dir="$out_dir/bin"
 stamp="$bin_dir/.stamp"
-binaries=(kube-apiserver kube-scheduler kube-controller-manager etcd)
+k8s_commands=(kube-apiserver kube-scheduler kube-controller-manager kubectl)
+binaries=("${k8s_commands[@]}" etcd)
 
 # The stamp records what the binaries were built from; any change to the
 # pinned modules or to this script's build flags triggers a rebuild.
@@ -44,12 +48,19 @@ want_stamp="k8s=$k8s_version etcd=$etcd_version flags=$build_flags_rev goos=$(go
   cat "$here/go.mod" "$here/go.sum" "$here/etcd/go.mod" "$here/etcd/go.sum" | sha256sum | cut -c1-16
 )"
 
-up_to_date() {
+stamp_matches() {
   [[ "${HIATUS_K8S_REBUILD:-0}" != 1 ]] || return 1
   [[ -f "$stamp" ]] || return 1
-  [[ "$(cat "$stamp")" == "$want_stamp" ]] || return 1
+  [[ "$(cat "$stamp")" == "$want_stamp" ]]
+}
+
+missing_binaries() {
   local b
-  for b in "${binaries[@]}"; do [[ -x "$bin_dir/$b" ]] || return 1; done
+  for b in "${binaries[@]}"; do [[ -x "$bin_dir/$b" ]] || echo "$b"; done
+}
+
+up_to_date() {
+  stamp_matches && [[ -z "$(missing_binaries)" ]]
 }
 
 if up_to_date; then
@@ -71,8 +82,20 @@ if command -v flock >/dev/null 2>&1; then
   fi
 fi
 
+# What to build: everything, or (same pinned versions, same flags) only what is missing.
+if stamp_matches; then
+  mapfile -t wanted < <(missing_binaries)
+  partial=1
+else
+  wanted=("${binaries[@]}")
+  partial=0
+fi
+wants() { local b; for b in "${wanted[@]}"; do [[ "$b" == "$1" ]] && return 0; done; return 1; }
+k8s_wanted=()
+for b in "${k8s_commands[@]}"; do if wants "$b"; then k8s_wanted+=("$b"); fi; done
+
 gover="$(go env GOVERSION)"
-log "building Kubernetes $k8s_version + etcd $etcd_version with $gover into $bin_dir"
+log "building ${wanted[*]} (Kubernetes $k8s_version, etcd $etcd_version) with $gover into $bin_dir$([[ $partial == 1 ]] && echo ', the others are cached')"
 start_all=$SECONDS
 
 # Pure-Go static binaries, like the upstream release build (hack/lib/golang.sh):
@@ -104,32 +127,36 @@ for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
   ver_ldflags+=" -X $pkg.buildDate=$build_date"
 done
 
-t0=$SECONDS
-log "compiling kube-apiserver kube-scheduler kube-controller-manager (-p $par)"
-# One go build invocation so shared packages are compiled once.
-(cd "$here" && go build -p "$par" -trimpath -tags "$tags" \
-  -ldflags "-s -w$ver_ldflags" \
-  -o "$tmp_bin/" \
-  k8s.io/kubernetes/cmd/kube-apiserver \
-  k8s.io/kubernetes/cmd/kube-scheduler \
-  k8s.io/kubernetes/cmd/kube-controller-manager) >&2
-log "kubernetes binaries built in $((SECONDS - t0))s"
+if ((${#k8s_wanted[@]} > 0)); then
+  t0=$SECONDS
+  log "compiling ${k8s_wanted[*]} (-p $par)"
+  # One go build invocation so shared packages are compiled once.
+  (cd "$here" && go build -p "$par" -trimpath -tags "$tags" \
+    -ldflags "-s -w$ver_ldflags" \
+    -o "$tmp_bin/" \
+    "${k8s_wanted[@]/#/k8s.io/kubernetes/cmd/}") >&2
+  log "kubernetes binaries built in $((SECONDS - t0))s"
+fi
 
 # --- etcd -------------------------------------------------------------------
 # Debian bookworm's etcd-server is 3.4.x; Kubernetes >= 1.34 wants etcd 3.5+
 # (1.37 is tested against 3.7), so etcd is built from the pinned module.
-t0=$SECONDS
-log "building etcd $etcd_version"
-(cd "$here/etcd" && go mod download >&2 && go build -p "$par" -trimpath \
-  -ldflags "-s -w" -o "$tmp_bin/etcd" go.etcd.io/etcd/server/v3) >&2
-log "etcd built in $((SECONDS - t0))s"
+if wants etcd; then
+  t0=$SECONDS
+  log "building etcd $etcd_version"
+  (cd "$here/etcd" && go mod download >&2 && go build -p "$par" -trimpath \
+    -ldflags "-s -w" -o "$tmp_bin/etcd" go.etcd.io/etcd/server/v3) >&2
+  log "etcd built in $((SECONDS - t0))s"
+fi
 
 # --- install ------------------------------------------------------------------
-"$tmp_bin/kube-apiserver" --version >&2
-"$tmp_bin/etcd" --version >&2
+if wants kube-apiserver; then "$tmp_bin/kube-apiserver" --version >&2; fi
+if wants kubectl; then "$tmp_bin/kubectl" version --client >&2; fi
+if wants etcd; then "$tmp_bin/etcd" --version >&2; fi
 mkdir -p "$bin_dir"
-rm -f "$stamp"
-for b in "${binaries[@]}"; do
+# A full build replaces a stamp that no longer matches only once every binary is in place.
+if [[ $partial == 0 ]]; then rm -f "$stamp"; fi
+for b in "${wanted[@]}"; do
   [[ -x "$tmp_bin/$b" ]] || die "missing $b after build"
   mv -f "$tmp_bin/$b" "$bin_dir/$b"
 done
