@@ -26,6 +26,7 @@ import { podEventPoster } from './cluster/events.js';
 import { CLAIM_WAIT_MS, RECLAIM_AFTER_MS, createWebhook } from './restore/webhook.js';
 import { createPreemptVerb } from './server/preempt.js';
 import { PreemptionCompleter } from './preemption/completer.js';
+import { MEASURED_GPU_BASE_MS } from './scheduling/cost.js';
 import { resourcePolicy } from './scheduling/resources.js';
 
 const NODE_FACTS_LRU_SIZE = 10_000;
@@ -127,6 +128,7 @@ export function main(argv: string[]): void {
   });
   const store = kc ? new ApiCheckpointStore(kc) : undefined;
   const event = kc ? podEventPoster(kc, 'hiatus') : undefined;
+  const resources = resourcePolicy(config.resourceRules);
   const executor = kc && store
     ? new CheckpointExecutor({
         kubelet: kubeletClient(config, kc),
@@ -140,9 +142,9 @@ export function main(argv: string[]): void {
         retryFailedAfterMs: config.checkpointRetryAfterMs,
         maxConcurrent: config.maxConcurrentCheckpoints,
         maxPerNode: config.maxCheckpointsPerNode,
+        resources,
       })
     : undefined;
-  const resources = resourcePolicy(config.resourceRules);
   // Evicts what preempt answered `{}` to once the victims' checkpoints are recorded (writes pods
   // and pods/status, as kube-scheduler's preemption does).
   const completer = kc && executor
@@ -167,6 +169,7 @@ export function main(argv: string[]): void {
     waitMs: config.preemptWaitMs,
     defaultPolicy: config.defaultCheckpointPolicy,
     resources,
+    costs: { hostBytesPerSecond: config.hostCheckpointRate, gpuBytesPerSecond: config.gpuCheckpointRates, gpuBaseMs: MEASURED_GPU_BASE_MS },
     ...(executor ? { executor } : {}),
     ...(completer ? { completer } : {}),
   });

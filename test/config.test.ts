@@ -24,6 +24,8 @@ describe('configuration', () => {
       publicationWaitMs: 180_000,
       defaultCheckpointPolicy: 'Never',
       resourceRules: [],
+      hostCheckpointRate: 128 * 2 ** 20,
+      gpuCheckpointRates: new Map([['NVIDIA-H200', 1.46 * 2 ** 30], ['*', 1.46 * 2 ** 30]]),
       kubeletAccess: 'direct',
       kubeletPort: 10250,
       kubeletInsecureTls: false,

@@ -163,6 +163,8 @@ const SAMPLE: Checkpoint = {
       runtime: 'cri-o',
       zone: 'zone-1',
       kernel: '6.8.0',
+      gpuProduct: 'NVIDIA-H200',
+      gpuDriverMajor: 580,
     },
   },
   status: {

@@ -15,6 +15,9 @@ import { classifyVictim } from '../src/scheduling/victimPolicy.js';
 import type { Pod } from '../src/server/wire.js';
 import { node, victim } from './helpers/objects.js';
 
+/** Listeners open to any caller (the configuration refuses that unless it is said). */
+const OPEN = { HIATUS_INSECURE_ALLOW_UNAUTHENTICATED_CALLERS: 'true' };
+
 const MARKER = 'hiatus.dev/checkpoint-restore';
 const N1 = nodeFacts(node('n1', { arch: 'amd64', runtime: 'cri-o://1.31.2' }));
 
@@ -78,7 +81,7 @@ describe('victim classification by resource', () => {
   it('protects a Required GPU victim on a node without GPU checkpoint capability, evicts a BestEffort one', () => {
     const required = classify(withResources({ 'nvidia.com/gpu': '1' }));
     expect(required).toMatchObject({ action: 'protect' });
-    expect(required.why).toBe('policy Required, cannot checkpoint: victim uses nvidia.com/gpu, and node n1 has no GPU checkpoint capability');
+    expect(required.why).toBe('policy Required, cannot checkpoint: victim uses nvidia.com/gpu, and node n1 cannot checkpoint GPU processes: no hiatus.dev/gpu-checkpoint=true label (CRIU with its CUDA plugin)');
     expect(classify(withResources({ 'nvidia.com/gpu': '1' }, { policy: 'BestEffort' }))).toMatchObject({ action: 'evict' });
   });
 
@@ -151,11 +154,11 @@ describe('resource rules', () => {
   });
 
   it('is read from --resource-checkpointing or HIATUS_RESOURCE_CHECKPOINTING, flag first', () => {
-    expect(loadConfig([], {}).resourceRules).toEqual([]);
-    expect(loadConfig([], { HIATUS_RESOURCE_CHECKPOINTING: 'example.com/*=checkpointable' }).resourceRules).toEqual([{ pattern: 'example.com/*', mode: 'checkpointable' }]);
-    expect(loadConfig(['--resource-checkpointing', 'example.com/x=cuda'], { HIATUS_RESOURCE_CHECKPOINTING: 'example.com/*=checkpointable' }).resourceRules).toEqual([
+    expect(loadConfig([], OPEN).resourceRules).toEqual([]);
+    expect(loadConfig([], { ...OPEN, HIATUS_RESOURCE_CHECKPOINTING: 'example.com/*=checkpointable' }).resourceRules).toEqual([{ pattern: 'example.com/*', mode: 'checkpointable' }]);
+    expect(loadConfig(['--resource-checkpointing', 'example.com/x=cuda'], { ...OPEN, HIATUS_RESOURCE_CHECKPOINTING: 'example.com/*=checkpointable' }).resourceRules).toEqual([
       { pattern: 'example.com/x', mode: 'cuda' },
     ]);
-    expect(() => loadConfig(['--resource-checkpointing', 'x=1'], {})).toThrow(ConfigError);
+    expect(() => loadConfig(['--resource-checkpointing', 'x=1'], OPEN)).toThrow(ConfigError);
   });
 });

@@ -9,6 +9,8 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { CheckpointState } from '../scheduling/candidates.js';
 import { KubeletError, type KubeletClient } from './kubeletClient.js';
 import { chainLink } from '../restore/chain.js';
+import { gpuConstraints } from '../scheduling/gpu.js';
+import { cudaDevices, DEFAULT_RESOURCE_POLICY, type ResourcePolicy } from '../scheduling/resources.js';
 import { checkpointName } from './names.js';
 import { Semaphore } from './semaphore.js';
 import { StoreConflict, type CheckpointStore } from './store.js';
@@ -49,6 +51,8 @@ export interface ExecutorOptions {
   now?: () => number;
   /** Tells the victim's `kubectl describe` what happened to its checkpoint. */
   event?: PodEventPoster;
+  /** Which extended resources are GPUs whose checkpoint is bound to the node's GPU product and driver. */
+  resources?: ResourcePolicy;
 }
 
 export type EnsureOutcome =
@@ -202,6 +206,7 @@ export class CheckpointExecutor {
     };
     if (node.zone) constraints.zone = node.zone;
     if (node.kernel) constraints.kernel = node.kernel;
+    if (cudaDevices(victim, this.o.resources ?? DEFAULT_RESOURCE_POLICY) > 0) Object.assign(constraints, gpuConstraints(node.capability));
     const metadata: Checkpoint['metadata'] = { name: CheckpointExecutor.nameFor(job), namespace: victim.namespace, labels };
     if (job.candidateVictims?.length) metadata.annotations = { [ANNOTATION_PREEMPTION_VICTIMS]: [...new Set(job.candidateVictims)].join(',') };
     if (existing?.metadata.resourceVersion) metadata.resourceVersion = existing.metadata.resourceVersion;

@@ -47,6 +47,10 @@ export interface CheckpointSpec {
     runtime: string;
     zone?: string;
     kernel?: string;
+    /** A GPU victim's checkpoint: the node's GPU product; restore needs the same (src/scheduling/gpu.ts). */
+    gpuProduct?: string;
+    /** A GPU victim's checkpoint: the node's NVIDIA driver major version; restore needs this or newer. */
+    gpuDriverMajor?: number;
   };
 }
 

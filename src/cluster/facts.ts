@@ -7,6 +7,11 @@ import {
   GROUP,
   LABEL_ARCH,
   LABEL_CONTROLLER_REVISION_HASH,
+  LABEL_CUDA_DRIVER_MAJOR,
+  LABEL_CUDA_DRIVER_MAJOR_DEPRECATED,
+  LABEL_GPU_CHECKPOINT,
+  LABEL_GPU_MEMORY,
+  LABEL_GPU_PRODUCT,
   LABEL_RUNTIME_RESTORE,
   LABEL_POD_INDEX,
   LABEL_POD_TEMPLATE_HASH,
@@ -35,6 +40,18 @@ export interface RestoreCapability {
   readonly runtime?: RuntimeInfo;
   /** The node agent's hiatus.dev/runtime-restore label: "enabled", or the setting that forbids restore. */
   readonly runtimeRestore?: string;
+  /** NVIDIA GPUs, from GPU feature discovery's labels and hiatus.dev/gpu-checkpoint; absent on nodes without. */
+  readonly gpu?: GpuCapability;
+}
+
+/** What checkpointing and restoring a GPU process on a node depends on (src/scheduling/gpu.ts). */
+export interface GpuCapability {
+  /** nvidia.com/gpu.product without a time-slicing "-SHARED" suffix, e.g. "NVIDIA-H200". */
+  readonly product?: string;
+  /** The NVIDIA driver's major version (nvidia.com/cuda.driver-version.major). */
+  readonly driverMajor?: number;
+  /** hiatus.dev/gpu-checkpoint is "true": CRIU on the node has its CUDA plugin. */
+  readonly checkpoint: boolean;
 }
 
 export interface NodeFacts {
@@ -47,6 +64,8 @@ export interface NodeFacts {
   address?: string;
   /** status.daemonEndpoints.kubeletEndpoint.Port, as the API server's node proxy uses it. */
   kubeletPort?: number;
+  /** Memory of one GPU, bytes (nvidia.com/gpu.memory): what a GPU victim's checkpoint copies at most, per GPU. */
+  gpuMemoryBytes?: number;
 }
 
 export interface OwnerFacts {
@@ -109,20 +128,40 @@ export function capabilityOf(
   features: readonly string[] | null,
   runtime: RuntimeInfo | undefined,
   runtimeRestore?: string,
+  gpu?: GpuCapability,
 ): RestoreCapability {
   const sorted = features === null ? null : [...new Set(features)].sort();
-  const key = `${arch ?? ''}\n${sorted?.join(',') ?? '-'}\n${runtime ? `${runtime.family}://${runtime.version}` : ''}\n${runtimeRestore ?? ''}`;
+  const gpuKey = gpu ? `${gpu.product ?? ''}|${gpu.driverMajor ?? ''}|${gpu.checkpoint}` : '';
+  const key = `${arch ?? ''}\n${sorted?.join(',') ?? '-'}\n${runtime ? `${runtime.family}://${runtime.version}` : ''}\n${runtimeRestore ?? ''}\n${gpuKey}`;
   const known = capabilities.get(key);
   if (known) return known;
-  const capability: { arch?: string; cpuFeatures: ReadonlySet<string> | null; runtime?: RuntimeInfo; runtimeRestore?: string } = {
+  const capability: { arch?: string; cpuFeatures: ReadonlySet<string> | null; runtime?: RuntimeInfo; runtimeRestore?: string; gpu?: GpuCapability } = {
     cpuFeatures: sorted === null ? null : new Set(sorted),
   };
   if (arch) capability.arch = arch;
   if (runtime) capability.runtime = Object.freeze(runtime);
   if (runtimeRestore) capability.runtimeRestore = runtimeRestore;
+  if (gpu) capability.gpu = Object.freeze({ ...gpu });
   if (capabilities.size >= CAPABILITIES_MAX) capabilities.clear();
   capabilities.set(key, Object.freeze(capability));
   return capability;
+}
+
+function positiveInteger(v: string | undefined): number | undefined {
+  return v !== undefined && /^\d{1,9}$/.test(v) && Number(v) > 0 ? Number(v) : undefined;
+}
+
+/** GPU feature discovery's labels and ours; undefined on a node that has none of them. */
+function gpuCapability(labels: Record<string, string>): GpuCapability | undefined {
+  const rawProduct = labels[LABEL_GPU_PRODUCT];
+  const driverMajor = positiveInteger(labels[LABEL_CUDA_DRIVER_MAJOR] ?? labels[LABEL_CUDA_DRIVER_MAJOR_DEPRECATED]);
+  const checkpoint = labels[LABEL_GPU_CHECKPOINT] === 'true';
+  if (!rawProduct && driverMajor === undefined && !checkpoint) return undefined;
+  const gpu: { product?: string; driverMajor?: number; checkpoint: boolean } = { checkpoint };
+  const product = rawProduct?.replace(/-SHARED$/, '');
+  if (product) gpu.product = product;
+  if (driverMajor !== undefined) gpu.driverMajor = driverMajor;
+  return gpu;
 }
 
 export function nodeFacts(node: Node): NodeFacts {
@@ -142,8 +181,11 @@ export function nodeFacts(node: Node): NodeFacts {
       features,
       parseRuntime(node.status?.nodeInfo?.containerRuntimeVersion),
       labels[LABEL_RUNTIME_RESTORE] || undefined,
+      gpuCapability(labels),
     ),
   };
+  const gpuMemoryMiB = positiveInteger(labels[LABEL_GPU_MEMORY]);
+  if (gpuMemoryMiB !== undefined) facts.gpuMemoryBytes = gpuMemoryMiB * 2 ** 20;
   const zone = labels[LABEL_ZONE] ?? labels[LABEL_ZONE_LEGACY];
   if (zone) facts.zone = zone;
   const kernel = node.status?.nodeInfo?.kernelVersion;

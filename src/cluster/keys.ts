@@ -43,6 +43,23 @@ export const GATE_RESTORE_PLACEMENT = `${GROUP}/restore-placement`;
  */
 export const LABEL_RUNTIME_RESTORE = `${GROUP}/runtime-restore`;
 
+/**
+ * Set on a Node by its administrator, or by the hiatus node agent where it can tell: "true" when
+ * the node's CRIU has its CUDA plugin, so that GPU processes can be checkpointed and restored
+ * there (the driver's side is read from GPU feature discovery's labels below).
+ */
+export const LABEL_GPU_CHECKPOINT = `${GROUP}/gpu-checkpoint`;
+
+// NVIDIA GPU feature discovery (now part of NVIDIA/k8s-device-plugin): internal/lm/resource.go
+// writes <resource>.product (the device name, sanitised: "NVIDIA-H200"; "-SHARED" appended when
+// time-sliced) and <resource>.memory (MiB per GPU); internal/lm/nvml.go writes the driver
+// version, newer releases as cuda.driver-version.*, older ones (still written, deprecated) as
+// cuda.driver.*.
+export const LABEL_GPU_PRODUCT = 'nvidia.com/gpu.product';
+export const LABEL_GPU_MEMORY = 'nvidia.com/gpu.memory';
+export const LABEL_CUDA_DRIVER_MAJOR = 'nvidia.com/cuda.driver-version.major';
+export const LABEL_CUDA_DRIVER_MAJOR_DEPRECATED = 'nvidia.com/cuda.driver.major';
+
 export const LABEL_ARCH = 'kubernetes.io/arch';
 export const LABEL_ZONE = 'topology.kubernetes.io/zone';
 export const LABEL_ZONE_LEGACY = 'failure-domain.beta.kubernetes.io/zone';

@@ -4,6 +4,7 @@ import { parseQuantity } from '../cluster/quantity.js';
 import { LOG_LEVELS, type LogLevel } from '../log.js';
 import { parseNames } from '../server/auth.js';
 import { minimumRequestMemory } from '../server/body.js';
+import { DEFAULT_HOST_RATE, MEASURED_GPU_RATES, parseGpuRates, parseHostRate } from '../scheduling/cost.js';
 import { parseResourceRules, type ResourceRule } from '../scheduling/resources.js';
 import { CHECKPOINT_POLICIES, type CheckpointPolicy } from '../scheduling/victimPolicy.js';
 
@@ -42,6 +43,10 @@ export interface Config {
   defaultCheckpointPolicy: CheckpointPolicy;
   /** Extended resources known to be checkpointable or not, over the built-in list (src/scheduling/resources.ts). */
   resourceRules: ResourceRule[];
+  /** Host memory a checkpoint writes per second (the cost model, src/scheduling/cost.ts), bytes/s. */
+  hostCheckpointRate: number;
+  /** GPU memory copied to host per second by GPU product ("*": any other), bytes/s. */
+  gpuCheckpointRates: Map<string, number>;
   kubeletAccess: KubeletAccess;
   kubeletPort: number;
   kubeletCaFile?: string;
@@ -130,6 +135,20 @@ export const OPTIONS: readonly OptionSpec[] = [
     type: 'string',
     default: '',
     help: 'NAME=MODE,...: whether a victim holding extended resource NAME (or a prefix ending in *) can be checkpointed: checkpointable, not-checkpointable, or cuda (an NVIDIA GPU: on GPU-checkpoint capable nodes only); the most specific name wins, over a built-in list; names nothing matches are not-checkpointable',
+  },
+  {
+    flag: 'host-checkpoint-rate',
+    env: 'HIATUS_HOST_CHECKPOINT_RATE',
+    type: 'string',
+    default: DEFAULT_HOST_RATE,
+    help: 'host memory a checkpoint writes per second, end to end (e.g. 128Mi): estimates each victim\'s checkpoint time, a tie-breaker among candidates',
+  },
+  {
+    flag: 'gpu-checkpoint-rates',
+    env: 'HIATUS_GPU_CHECKPOINT_RATES',
+    type: 'string',
+    default: MEASURED_GPU_RATES,
+    help: 'PRODUCT=RATE,...: GPU memory the NVIDIA driver copies to host per second while checkpointing, by nvidia.com/gpu.product (* for any other); the default is measured on an H200 (benchmarks/gpu/checkpoint-rates.py measures yours)',
   },
   { flag: 'kubelet-access', env: 'HIATUS_KUBELET_ACCESS', type: 'string', default: 'direct', help: 'direct (node:10250, needs nodes/checkpoint) or proxy (through the API server, needs nodes/proxy)' },
   { flag: 'kubelet-port', env: 'HIATUS_KUBELET_PORT', type: 'string', default: '10250', help: 'kubelet port when the Node does not publish one' },
@@ -288,6 +307,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   }
   config.defaultCheckpointPolicy = policy as CheckpointPolicy;
   config.resourceRules = parseResourceRules(raw('resource-checkpointing') ?? '', problems);
+  config.hostCheckpointRate = parseHostRate(raw('host-checkpoint-rate')!, problems);
+  config.gpuCheckpointRates = parseGpuRates(raw('gpu-checkpoint-rates')!, problems);
   const access = raw('kubelet-access')!;
   if (access !== 'direct' && access !== 'proxy') problems.push(`--kubelet-access: "${access}" must be direct or proxy`);
   config.kubeletAccess = access as KubeletAccess;

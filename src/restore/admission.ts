@@ -166,8 +166,9 @@ export function restorePatch(pod: Pod, c: Checkpoint, o: SchedulingOptions, p: P
   const publication = publicationOf(c, names, p);
   const published = publication.kind === 'published';
   const hold = publication.kind === 'pending' && p.waitMs > 0 && !pod.spec?.nodeName;
-  const { node, arch, cpuFeatures, runtime, zone } = c.spec.restoreConstraints;
-  const constraints = JSON.stringify({ node, arch, cpuFeatures, runtime, ...(zone ? { zone } : {}), ...(published ? {} : { sourceOnly: true }) });
+  const { node, arch, cpuFeatures, runtime, zone, gpuProduct, gpuDriverMajor } = c.spec.restoreConstraints;
+  const gpu = { ...(gpuProduct ? { gpuProduct } : {}), ...(gpuDriverMajor !== undefined ? { gpuDriverMajor } : {}) };
+  const constraints = JSON.stringify({ node, arch, cpuFeatures, runtime, ...(zone ? { zone } : {}), ...gpu, ...(published ? {} : { sourceOnly: true }) });
   const ops: JsonPatchOp[] = [];
   const existing = pod.metadata?.annotations;
   // The generation travels with the pod: a checkpoint of it is the next link of the chain (chain.ts).

@@ -2,7 +2,8 @@
 // with a protected victim, and rank the rest, kube-scheduler's criteria first. Pure.
 import type { NodeFacts, PodFacts } from '../cluster/facts.js';
 import type { PriorityClassFacts } from '../cluster/view.js';
-import type { ResourcePolicy } from './resources.js';
+import { DEFAULT_COST_MODEL, estimateCheckpoint, type CheckpointCostModel } from './cost.js';
+import { DEFAULT_RESOURCE_POLICY, type ResourcePolicy } from './resources.js';
 import { classifyVictim, type CheckpointPolicy, type ClassifiedVictim, type VictimContext } from './victimPolicy.js';
 
 export interface CandidateInput {
@@ -29,6 +30,8 @@ export interface PreemptionSnapshot {
   node?(name: string): NodeFacts | undefined;
   /** Which extended resources block a checkpoint (--resource-checkpointing); built-in rules when absent. */
   resources?: ResourcePolicy;
+  /** Checkpoint rates (--host-checkpoint-rate, --gpu-checkpoint-rates); the measured defaults when absent. */
+  costs?: CheckpointCostModel;
   /**
    * The cached preemptor's priority. When set, a victim counts only as a cached pod bound to the
    * candidate node with a lower priority (kube-scheduler's own rule, DefaultPreemption
@@ -49,6 +52,8 @@ export interface RankKey {
   victims: number;
   /** Running time, ms, of victims evicted without a checkpoint. */
   lostWorkMs: number;
+  /** Estimated time, ms, of the checkpoints still to be taken (src/scheduling/cost.ts), summed. */
+  checkpointMs: number;
   /** Memory, bytes, of victims whose checkpoint is still to be taken. */
   checkpointBytes: number;
 }
@@ -60,6 +65,8 @@ export interface CandidatePlan {
   victims: PlannedVictim[];
   feasible: boolean;
   key: RankKey;
+  /** Estimated GPU-to-host time, ms, of the checkpoints not yet Ready: measured rates, unlike host memory's. */
+  gpuCheckpointMs: number;
 }
 
 export interface PreemptionPlan {
@@ -112,13 +119,21 @@ export function planCandidate(input: CandidateInput, snapshot: PreemptionSnapsho
     sumPriorities: 0,
     victims: victims.length,
     lostWorkMs: 0,
+    checkpointMs: 0,
     checkpointBytes: 0,
   };
+  let gpuCheckpointMs = 0;
   for (const v of victims) {
     // As kube-scheduler sums them: shifted so that negative priorities still add up.
     key.sumPriorities += (v.pod?.priority ?? 0) + MAX_INT32_PLUS_1;
     if (v.action === 'evict' && v.pod?.startTime !== undefined) key.lostWorkMs += Math.max(0, snapshot.now - v.pod.startTime);
-    if (v.action === 'checkpoint' && v.checkpoint === 'none') key.checkpointBytes += v.pod?.memoryBytes ?? 0;
+    if (v.action !== 'checkpoint' || !v.pod || v.checkpoint === 'ready') continue;
+    const cost = estimateCheckpoint(v.pod, nodeFacts, snapshot.resources ?? DEFAULT_RESOURCE_POLICY, snapshot.costs ?? DEFAULT_COST_MODEL);
+    gpuCheckpointMs += cost.gpuMs;
+    if (v.checkpoint === 'none') {
+      key.checkpointMs += Math.round(cost.hostMs + cost.gpuMs);
+      key.checkpointBytes += v.pod.memoryBytes;
+    }
   }
   return {
     node: input.node,
@@ -126,10 +141,11 @@ export function planCandidate(input: CandidateInput, snapshot: PreemptionSnapsho
     victims,
     feasible: victims.length > 0 && victims.every((v) => v.action !== 'protect'),
     key,
+    gpuCheckpointMs,
   };
 }
 
-const KEY_ORDER: (keyof RankKey)[] = ['numPDBViolations', 'highestPriority', 'sumPriorities', 'victims', 'lostWorkMs', 'checkpointBytes'];
+const KEY_ORDER: (keyof RankKey)[] = ['numPDBViolations', 'highestPriority', 'sumPriorities', 'victims', 'lostWorkMs', 'checkpointMs', 'checkpointBytes'];
 
 export function compareCandidates(a: CandidatePlan, b: CandidatePlan): number {
   for (const k of KEY_ORDER) {

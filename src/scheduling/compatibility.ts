@@ -3,11 +3,12 @@
 import type { RestoreCapability } from '../cluster/facts.js';
 import { architectureRule } from './architecture.js';
 import { cpuFeaturesRule } from './cpuFeatures.js';
+import { gpuRule } from './gpu.js';
 import type { RestoreConstraints } from './restoreContract.js';
 import type { CompatibilityRule, RejectReason } from './rule.js';
 import { runtimeRestoreRule, runtimeRule } from './runtime.js';
 
-export const COMPATIBILITY_RULES: readonly CompatibilityRule[] = [architectureRule, cpuFeaturesRule, runtimeRule, runtimeRestoreRule];
+export const COMPATIBILITY_RULES: readonly CompatibilityRule[] = [architectureRule, cpuFeaturesRule, runtimeRule, runtimeRestoreRule, gpuRule];
 
 export type Verdict = { compatible: true } | { compatible: false; reason: RejectReason; message: string };
 

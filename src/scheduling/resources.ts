@@ -8,6 +8,7 @@
 // is judged by an explicit rule, and an unknown name by the safe default: not checkpointable.
 import type { NodeFacts, PodFacts } from '../cluster/facts.js';
 import { RESOURCE_RESTORE } from '../cluster/keys.js';
+import { gpuCheckpointBlocker } from './gpu.js';
 
 /**
  * checkpointable: accounting only, nothing CRIU must dump (a licence seat, a scheduling token);
@@ -105,15 +106,6 @@ export function parseResourceRules(value: string, problems: string[]): ResourceR
 }
 
 /**
- * Why the node cannot checkpoint a GPU process, or undefined when it can. Filled in from the
- * node's GPU capability; until a node publishes one, no node can.
- */
-export function gpuCheckpointBlocker(node: NodeFacts | undefined, nodeName: string): string | undefined {
-  if (!node) return `node ${nodeName} is unknown to the extender`;
-  return `node ${nodeName} has no GPU checkpoint capability`;
-}
-
-/**
  * Why the pod's resources keep CRIU from checkpointing it on this node, or undefined when they do
  * not. Our marker (hiatus.dev/checkpoint-restore, on every restore pod) asks for nothing and never
  * blocks, so a restored pod is exactly as checkpointable as it was before.
@@ -133,4 +125,11 @@ export function resourceBlocker(pod: PodFacts, node: NodeFacts | undefined, node
   }
   if (pod.resourceClaims) blocked.push(`${pod.resourceClaims} resource claim(s), devices of unknown kind`);
   return blocked.length > 0 ? `victim uses ${blocked.join('; ')}` : undefined;
+}
+
+/** How many devices the pod holds that a CUDA-capable node checkpoints (cuda rules): its GPUs. */
+export function cudaDevices(pod: PodFacts, policy: ResourcePolicy): number {
+  let n = 0;
+  for (const [name, q] of Object.entries(pod.extendedResources)) if (resourceMode(name, policy) === 'cuda') n += q;
+  return n;
 }

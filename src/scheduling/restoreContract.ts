@@ -9,6 +9,10 @@ export interface RestoreConstraints {
   cpuFeatures: string[];
   runtime: string;
   zone?: string;
+  /** A GPU checkpoint: the GPU product it was taken on (nvidia.com/gpu.product); restore needs the same. */
+  gpuProduct?: string;
+  /** A GPU checkpoint: the NVIDIA driver major version it was taken with; restore needs this or newer. */
+  gpuDriverMajor?: number;
   /**
    * The checkpoint has no published image (yet): only its source node (`node`), which holds the
    * archive, can restore it. Written by the restore webhook; absent on hand-written contracts.
@@ -72,6 +76,14 @@ export function parseRestoreConstraints(pod: string, raw: string): RestoreConstr
       throw new ContractError(pod, `${ANNOTATION_RESTORE_CONSTRAINTS}: "sourceOnly" must be a boolean`);
     }
     if (obj.sourceOnly) constraints.sourceOnly = true;
+  }
+  if (obj.gpuProduct !== undefined && obj.gpuProduct !== null) constraints.gpuProduct = requireString(pod, obj, 'gpuProduct');
+  if (obj.gpuDriverMajor !== undefined && obj.gpuDriverMajor !== null) {
+    const v = obj.gpuDriverMajor;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
+      throw new ContractError(pod, `${ANNOTATION_RESTORE_CONSTRAINTS}: "gpuDriverMajor" must be a positive integer`);
+    }
+    constraints.gpuDriverMajor = v;
   }
   if (obj.zone !== undefined && obj.zone !== null) {
     if (typeof obj.zone !== 'string') {

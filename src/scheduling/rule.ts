@@ -2,7 +2,17 @@ import type { RestoreCapability } from '../cluster/facts.js';
 import type { RestoreConstraints } from './restoreContract.js';
 
 /** Why a node cannot restore a checkpoint; used as a metrics label, so the set is closed. */
-export type RejectReason = 'architecture' | 'cpu_features' | 'runtime' | 'runtime_version' | 'runtime_restore' | 'not_published' | 'facts_unknown';
+export type RejectReason =
+  | 'architecture'
+  | 'cpu_features'
+  | 'runtime'
+  | 'runtime_version'
+  | 'runtime_restore'
+  | 'not_published'
+  | 'gpu_product'
+  | 'gpu_driver'
+  | 'gpu_checkpoint'
+  | 'facts_unknown';
 
 export type RuleResult =
   | { kind: 'pass' }

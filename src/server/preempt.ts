@@ -9,6 +9,7 @@ import type { Metrics, RequestPath } from '../metrics/metrics.js';
 import { preemptorStillPending } from '../preemption/completion.js';
 import type { PreemptionCompleter } from '../preemption/completer.js';
 import { planPreemption, type CandidateInput, type CandidatePlan } from '../scheduling/candidates.js';
+import type { CheckpointCostModel } from '../scheduling/cost.js';
 import type { ResourcePolicy } from '../scheduling/resources.js';
 import type { CheckpointPolicy } from '../scheduling/victimPolicy.js';
 import type { VerbHandler } from './app.js';
@@ -31,6 +32,8 @@ export interface PreemptDeps {
   defaultPolicy: CheckpointPolicy;
   /** Which extended resources block a checkpoint (--resource-checkpointing); built-in rules when absent. */
   resources?: ResourcePolicy;
+  /** Checkpoint rates of the cost model (src/scheduling/cost.ts); the measured defaults when absent. */
+  costs?: CheckpointCostModel;
   now?: () => number;
 }
 
@@ -124,6 +127,7 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
       ...(preemptorPriority !== undefined ? { preemptorPriority } : {}),
       node: (name) => view.node(name),
       ...(deps.resources ? { resources: deps.resources } : {}),
+      ...(deps.costs ? { costs: deps.costs } : {}),
     });
     if (plan.infeasible.length > 0) {
       log.info('candidates dropped: a victim may not be evicted', {
@@ -154,7 +158,9 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
           ? executor.ensure({ victim: v.pod!, node, preemptor, candidateVictims: candidate.victims.map((c) => c.uid) })
           : Promise.resolve({ state: 'failed', message: `node ${candidate.node} unknown to the extender` }),
       );
-      const settled = await withDeadline(Promise.all(outcomes), waitMs - (now() - started));
+      // GPU memory alone known to take longer than the wait (measured rates): do not hold the cycle for it.
+      const wait = candidate.gpuCheckpointMs > waitMs ? 0 : waitMs - (now() - started);
+      const settled = await withDeadline(Promise.all(outcomes), wait);
       if (settled === DEADLINE || settled.some((o) => o.state === 'pending')) return background(i, candidate.node, work.length);
       const blocked = work.filter((v, j) => settled[j]!.state === 'failed' && v.policy.policy === 'Required');
       if (blocked.length === 0) {
