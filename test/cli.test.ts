@@ -124,8 +124,11 @@ describe('error lines', () => {
     expect(describeFailure({ verb: 'create', resource: 'checkpoints.hiatus.dev', namespace: 'ml' }, { code: 403, body }, conn)).toBe(
       'forbidden: User "system:serviceaccount:ml:viewer" cannot create checkpoints.hiatus.dev in namespace "ml"',
     );
-    expect(describeFailure({ verb: 'list', resource: 'nodes' }, { code: 403, body: '{"message":"denied by policy"}' }, conn)).toBe(
-      'forbidden: user "alice" cannot list nodes in all namespaces: denied by policy',
+    expect(describeFailure({ verb: 'list', resource: 'nodes', clusterScoped: true }, { code: 403, body: '{"message":"denied by policy"}' }, conn)).toBe(
+      'forbidden: user "alice" cannot list nodes: denied by policy',
+    );
+    expect(describeFailure({ verb: 'list', resource: 'checkpoints.hiatus.dev' }, { code: 403, body: '{"message":"checkpoints.hiatus.dev is forbidden: User \\"bob\\" cannot list resource"}' }, conn)).toBe(
+      'forbidden: User "bob" cannot list checkpoints.hiatus.dev in all namespaces',
     );
   });
 

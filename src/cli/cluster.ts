@@ -153,7 +153,7 @@ export class Cluster {
   }
 
   async nodes(): Promise<V1Node[]> {
-    return (await this.call({ verb: 'list', resource: 'nodes' }, () => this.core.listNode())).items;
+    return (await this.call({ verb: 'list', resource: 'nodes', clusterScoped: true }, () => this.core.listNode())).items;
   }
 
   async replicaSet(namespace: string, name: string): Promise<{ workload: Workload; deployment?: string } | undefined> {

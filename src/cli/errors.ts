@@ -17,6 +17,8 @@ export interface ApiOp {
   resource: string;
   namespace?: string;
   name?: string;
+  /** Nodes and other cluster-scoped resources: no namespace to name. */
+  clusterScoped?: boolean;
 }
 
 /** Where the CLI connected: for messages about unreachable or refusing API servers. */
@@ -57,7 +59,7 @@ function statusOf(body: unknown): Status {
   return {};
 }
 
-const where = (op: ApiOp) => (op.namespace ? ` in namespace "${op.namespace}"` : op.verb === 'list' ? ' in all namespaces' : '');
+const where = (op: ApiOp) => (op.namespace ? ` in namespace "${op.namespace}"` : op.verb === 'list' && !op.clusterScoped ? ' in all namespaces' : '');
 
 /** `resource "name"`, with the resource's singular kind for readability where it is known. */
 function what(op: ApiOp): string {
