@@ -34,7 +34,7 @@ async function addNode(name: string, g: string): Promise<void> {
 
 /** A Required victim taking 3 of the node's 4 CPUs, Running on it. */
 async function victimOn(name: string, node: string, g: string, memory = '256Mi'): Promise<string> {
-  await rig.createPod(podSpec(name, { schedulerName: SCHEDULER, priorityClassName: 'hiatus-required', cpu: '3', memory, nodeSelector: group(g) }));
+  await rig.createPod(podSpec(name, { schedulerName: SCHEDULER, priorityClassName: 'hiatus-required', cpu: '3', memory, nodeSelector: { ...group(g), 'kubernetes.io/hostname': node } }));
   expect(await rig.waitRunning(name)).toBe(node);
   return (await rig.pod(name))!.metadata!.uid!;
 }
