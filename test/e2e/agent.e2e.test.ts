@@ -1,0 +1,238 @@
+// Issue 12, "Real components in the tests": restore for real through the node agent. A
+// Deployment's pod is checkpointed by preemption; kube-controller-manager's ReplicaSet creates
+// its replacement, which the restore webhook holds (restore-placement gate) while the agent of the
+// source node publishes the archive to a real registry (Debian's docker-registry, TLS and htpasswd);
+// once the image is Published the placement controller gives the replacement the digest reference
+// and lifts the gate, and with the source node full (the preemptor holds it) the replacement binds
+// to another node, never to the one whose runtime forbids restore (labelled by its agent from its
+// CRI-O configuration). Once retention deletes the consumed record, the source node's agent
+// deletes the archive. Real etcd, kube-apiserver, kube-controller-manager and kube-scheduler; the
+// built extender and the built agent (one process per simulated node, dist/src/agent/main.js).
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { promises as fsp } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { AppsV1Api, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
+import type { Checkpoint } from '../../src/checkpoint/types.js';
+import { TestRegistry } from '../helpers/registry.js';
+import { NAMESPACE, Rig, podSpec } from './harness/cluster.js';
+import { ManagedProcess, freePort, httpRequest, waitUntil } from './harness/process.js';
+import { repoRoot } from './harness/schedulerConfig.js';
+import { startRigWithWebhook } from './harness/webhook.js';
+
+const BUILD_AND_START_MS = 45 * 60_000;
+const SCHEDULER = 'hiatus-scheduler';
+const GROUP = 'e2e.hiatus.dev/group';
+const WEBHOOK_LABEL = 'e2e.hiatus.dev/restore-webhook';
+const WORKLOAD = 'agent-trainer';
+const SOURCE = 'agent-src';
+const DEST = 'agent-dest';
+/** Compatible in every other way and the emptiest node: kube-scheduler's scoring alone would pick it. */
+const FORBIDS = 'agent-forbid';
+const PULL_SECRET = 'hiatus-restore-pull';
+const RUNTIME_LABEL = 'hiatus.dev/runtime-restore';
+const inGroup = { [GROUP]: 'agent' };
+
+let rig: Rig;
+let registry: TestRegistry;
+let work: string;
+const agents = new Map<string, { proc: ManagedProcess; metricsPort: number }>();
+const crioSockets: http.Server[] = [];
+
+/**
+ * What CRI-O serves at GET /config on its socket (cri-o server/inspect.go), reduced to the table
+ * the agent reads (src/agent/runtimeConfig.ts).
+ */
+async function fakeCrio(socket: string, level: 'checkpoint_restore' | 'checkpoint_only'): Promise<void> {
+  const server = http.createServer((req, res) => {
+    if (req.url !== '/config') return void res.writeHead(404).end();
+    res.end(`[crio]\n  root = "/var/lib/containers/storage"\n[crio.checkpoint_restore]\n  container_level_enabled = "${level}"\n`);
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  crioSockets.push(server);
+}
+
+/** One node agent as the DaemonSet runs it, pointed at the node's simulated kubelet checkpoint directory. */
+async function startAgent(node: string, level: 'checkpoint_restore' | 'checkpoint_only'): Promise<void> {
+  const dir = path.join(work, node);
+  await fsp.mkdir(dir, { recursive: true });
+  const socket = path.join(dir, 'crio.sock');
+  await fakeCrio(socket, level);
+  const credentials = path.join(dir, '.dockerconfigjson');
+  await fsp.writeFile(credentials, registry.dockerConfigJson());
+  const metricsPort = await freePort();
+  const proc = ManagedProcess.start(
+    `hiatus-agent-${node}`,
+    process.execPath,
+    [
+      path.join(repoRoot(), 'dist/src/agent/main.js'),
+      '--node-name', node,
+      '--kubeconfig', rig.cp.kubeconfig('admin'),
+      '--checkpoint-dir', rig.nodes.sim(node).archiveDir,
+      '--state-dir', path.join(dir, 'state'),
+      '--registry', registry.host,
+      '--registry-ca-file', registry.caFile,
+      '--registry-credentials-file', credentials,
+      '--crio-socket', socket,
+      '--interval', '1s',
+      '--label-interval', '2s',
+      '--metrics-port', String(metricsPort),
+      '--log-level', 'debug',
+    ],
+    path.join(rig.cp.logs, `hiatus-agent-${node}.log`),
+  );
+  agents.set(node, { proc, metricsPort });
+}
+
+/** A sample of an agent's /metrics (sum over the samples whose labels include these). */
+async function agentMetric(node: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const r = await httpRequest(`http://127.0.0.1:${agents.get(node)!.metricsPort}/metrics`);
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  return r.text
+    .split('\n')
+    .filter((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && wanted.every((w) => l.includes(w)))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
+async function archivesOn(node: string): Promise<string[]> {
+  return (await fsp.readdir(rig.nodes.sim(node).archiveDir)).filter((f) => /^checkpoint-.+\.tar$/.test(f));
+}
+
+async function checkpoint(name: string): Promise<Checkpoint | undefined> {
+  try {
+    return (await rig.custom.getNamespacedCustomObject({ group: 'hiatus.dev', version: 'v1alpha1', namespace: NAMESPACE, plural: 'checkpoints', name })) as Checkpoint;
+  } catch (e) {
+    if ((e as { code?: number }).code === 404) return undefined;
+    throw e;
+  }
+}
+
+async function workloadPods(): Promise<V1Pod[]> {
+  const list = await rig.core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: `app=${WORKLOAD}` });
+  return list.items.filter((p) => !p.metadata?.deletionTimestamp);
+}
+
+beforeAll(async () => {
+  work = await fsp.mkdtemp(path.join(os.tmpdir(), 'hiatus-agent-e2e-'));
+  registry = await new TestRegistry().start();
+  rig = await startRigWithWebhook(SCHEDULER, WEBHOOK_LABEL, [
+    '--checkpoint-images', `${registry.host}/hiatus`,
+    '--publication-wait', '90s',
+    '--restore-image-pull-secret', PULL_SECRET,
+    '--restore-reconcile-interval', '1s',
+    '--retention-consumed-ttl', '3s',
+    '--retention-interval', '1s',
+  ]);
+  await rig.createPriorityClass('hiatus-required', 100, { 'hiatus.dev/checkpoint-policy': 'Required' });
+  await rig.createPriorityClass('hiatus-urgent', 1000);
+  // The pull Secret the webhook names (README: it must exist in each namespace that restores).
+  await rig.core.createNamespacedSecret({
+    namespace: NAMESPACE,
+    body: { metadata: { name: PULL_SECRET }, type: 'kubernetes.io/dockerconfigjson', stringData: { '.dockerconfigjson': registry.dockerConfigJson() } },
+  });
+}, BUILD_AND_START_MS);
+
+afterAll(async () => {
+  await Promise.all([...agents.values()].map((a) => a.proc.stop()));
+  if (rig?.failed) for (const a of agents.values()) process.stderr.write(`${a.proc.tail(60)}\n`);
+  for (const s of crioSockets) s.close();
+  await rig?.stopAll();
+  await registry?.stop();
+  if (work) await fsp.rm(work, { recursive: true, force: true });
+});
+
+const step = (fn: () => Promise<void>) => async () => rig.step(fn)();
+
+describe('restore anywhere compatible, from the image the node agent published', () => {
+  let victim: V1Pod;
+  let ck: Checkpoint;
+  let replacement: V1Pod;
+
+  it('runs the Deployment\'s pod on the source node, whose agent labels it restore-enabled', step(async () => {
+    await rig.nodes.add({ name: SOURCE, arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], cpu: '4', labels: inGroup });
+    await startAgent(SOURCE, 'checkpoint_restore');
+    const template = podSpec(WORKLOAD, { schedulerName: SCHEDULER, priorityClassName: 'hiatus-required', cpu: '3', memory: '1Gi', nodeSelector: inGroup });
+    const deployment: V1Deployment = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: WORKLOAD, namespace: NAMESPACE },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: WORKLOAD } },
+        template: { metadata: { labels: { app: WORKLOAD, [WEBHOOK_LABEL]: 'on' } }, spec: template.spec! },
+      },
+    };
+    await rig.cp.kc.makeApiClient(AppsV1Api).createNamespacedDeployment({ namespace: NAMESPACE, body: deployment });
+    victim = await waitUntil('the Deployment\'s pod Running', async () => {
+      const [p, ...more] = await workloadPods();
+      return !more.length && p?.status?.phase === 'Running' ? p : undefined;
+    });
+    expect(victim.spec!.nodeName).toBe(SOURCE);
+    // The other two nodes join now, each with its agent; one runtime forbids restore.
+    await rig.nodes.add({ name: DEST, arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], cpu: '4', labels: inGroup });
+    await rig.nodes.add({ name: FORBIDS, arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], cpu: '16', labels: inGroup });
+    await startAgent(DEST, 'checkpoint_restore');
+    await startAgent(FORBIDS, 'checkpoint_only');
+    const labels = await waitUntil('every node labelled by its agent', async () => {
+      const got = await Promise.all([SOURCE, DEST, FORBIDS].map(async (name) => (await rig.core.readNode({ name })).metadata?.labels?.[RUNTIME_LABEL]));
+      return got.every(Boolean) ? got : undefined;
+    }, 30_000);
+    expect(labels).toEqual(['enabled', 'enabled', 'checkpoint_only']);
+  }));
+
+  it('checkpoints it by preemption, and the source node\'s agent publishes the archive as a checkpoint image', step(async () => {
+    await rig.createPod(podSpec('agent-urgent', { schedulerName: SCHEDULER, priorityClassName: 'hiatus-urgent', cpu: '2', nodeSelector: { 'kubernetes.io/hostname': SOURCE } }));
+    expect(await rig.waitRunning('agent-urgent', 90_000)).toBe(SOURCE);
+    const [found] = await rig.checkpointsOf(victim.metadata!.name!);
+    expect(found?.spec).toMatchObject({ reason: 'Preemption', source: { nodeName: SOURCE }, restoreConstraints: { node: SOURCE } });
+    ck = await waitUntil('the checkpoint image Published', async () => {
+      const c = await checkpoint(found!.metadata.name);
+      return c?.status?.publication?.state === 'Published' ? c : undefined;
+    }, 60_000);
+    const [main] = ck.status!.containers!;
+    expect(main).toMatchObject({ name: 'main', publication: { state: 'Published', reason: 'Verified' } });
+    expect(main!.image).toMatch(new RegExp(`^${registry.host.replace(/\./g, '\\.')}/hiatus/${NAMESPACE}@sha256:[0-9a-f]{64}$`));
+    // The archive is still on the source node, and the registry holds what the record names.
+    expect(await archivesOn(SOURCE)).toEqual([path.basename(main!.archivePath)]);
+    const layer = (await registry.inspect(main!.image!)).Layers;
+    expect(layer).toEqual([main!.archiveDigest]);
+  }));
+
+  it('gives the ReplicaSet\'s replacement the digest reference and the pull secret, and binds it to another compatible node', step(async () => {
+    replacement = await waitUntil('the replacement Running', async () => {
+      const p = (await workloadPods()).find((x) => x.metadata!.uid !== victim.metadata!.uid);
+      return p?.spec?.nodeName && p.status?.phase === 'Running' ? p : undefined;
+    }, 90_000);
+    const image = ck.status!.containers![0]!.image!;
+    expect(replacement.spec!.containers[0]!.image).toBe(image);
+    expect(replacement.spec!.imagePullSecrets).toEqual([{ name: PULL_SECRET }]);
+    expect(replacement.metadata!.annotations?.['hiatus.dev/restore-from']).toBe(ck.metadata.name);
+    // The contract lost sourceOnly with the gate: any compatible node may restore it.
+    const { node, arch, cpuFeatures, runtime, zone } = ck.spec.restoreConstraints;
+    expect(JSON.parse(replacement.metadata!.annotations?.['hiatus.dev/restore-constraints'] ?? 'null')).toEqual({ node, arch, cpuFeatures, runtime, zone });
+    expect(replacement.spec!.schedulingGates ?? []).toEqual([]);
+    // The source node is full with the preemptor; the emptiest node's runtime forbids restore.
+    expect(replacement.spec!.nodeName).toBe(DEST);
+    expect(await rig.metric('hiatus_restores_total', { result: 'image_published' })).toBe(1);
+    expect(await rig.metric('hiatus_restores_total', { result: 'started_fresh' })).toBe(0);
+    expect(await rig.metric('hiatus_filter_rejected_nodes_total', { reason: 'runtime_restore' })).toBeGreaterThanOrEqual(1);
+    const restored = await waitUntil('Checkpoint Restored', async () => {
+      const c = await checkpoint(ck.metadata.name);
+      return c?.status?.phase === 'Restored' ? c : undefined;
+    }, 30_000);
+    expect(restored.status!.restore).toMatchObject({ podUID: replacement.metadata!.uid, nodeName: DEST });
+  }));
+
+  it('deletes the archive from the source node once retention deletes the consumed record', step(async () => {
+    await waitUntil('the record deleted by retention', async () => (await checkpoint(ck.metadata.name)) === undefined, 30_000);
+    await waitUntil('the archive deleted from the source node', async () => (await archivesOn(SOURCE)).length === 0, 30_000);
+    expect(await agentMetric(SOURCE, 'hiatus_agent_archive_deletions_total', { reason: 'checkpoint_deleted' })).toBe(1);
+    expect(await agentMetric(SOURCE, 'hiatus_agent_publishes_total', { result: 'published' })).toBe(1);
+    // No agent published or deleted anything else; no pod was ever bound to the forbidding node.
+    expect(await agentMetric(DEST, 'hiatus_agent_publishes_total')).toBe(0);
+    const onForbidding = await rig.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${FORBIDS}` });
+    expect(onForbidding.items).toEqual([]);
+    expect(rig.nodes.errors).toEqual([]);
+  }));
+});
