@@ -55,10 +55,13 @@ describe('faults in the middle of a checkpoint', () => {
     await victimAndPreemptor('apiserver', 'apiserver-1', 'notebook', 'urgent-apiserver', 4_000);
     // Down across the kubelet's answer: the outcome cannot be written when the archive exists.
     await rig.cp.bounceApiserver(8_000);
+    const back = Date.now();
     const ready = await waitUntil('the Checkpoint Ready', async () => (await rig.checkpointsOf('notebook')).find((c) => c.status?.phase === 'Ready'), 60_000);
     const archives = rig.nodes.sim('apiserver-1').calls.filter((c) => c.pod === 'notebook' && c.status === 200);
     expect(archives).toHaveLength(1);
     expect(ready.status!.containers!.map((c) => c.archivePath)).toEqual([archives[0]!.archivePath]);
+    // The kubelet answered while the API server was down: the write was retried, not dropped.
+    expect(Date.parse(ready.status!.completionTime!)).toBeLessThan(back);
     expect(await rig.checkpointsOf('notebook')).toHaveLength(1);
     expect(await rig.metric('hiatus_checkpoints_total', { result: 'not_recorded' })).toBe(0);
     await waitUntil('the victim evicted', async () => rig.nodes.deletionSeenAt.get(`${NAMESPACE}/notebook`), 60_000);
