@@ -182,12 +182,13 @@ describe('list', () => {
 describe('describe', () => {
   const events: EventInfo[] = [
     { type: 'Normal', reason: 'Checkpointed', message: 'checkpoint done-1 of 2 container(s) ready before preemption by prod/urgent', time: at(3), pod: 'trainer-7d9f-abcde', podUID: 'uid-trainer' },
+    { type: 'Normal', reason: 'Checkpointed', message: 'checkpoint manual-1 of 2 container(s) ready (asked for by hand)', time: at(-60), pod: 'trainer-7d9f-abcde', podUID: 'uid-trainer' },
     { type: 'Normal', reason: 'Preempted', message: 'Preempted by pod uid-urgent on node worker-1', time: at(4), pod: 'trainer-7d9f-abcde', podUID: 'uid-trainer' },
     { type: 'Normal', reason: 'Scheduled', message: 'Successfully assigned ml/trainer-7d9f-fghij to worker-1', time: at(70), pod: 'trainer-7d9f-fghij' },
     { type: 'Normal', reason: 'Scheduled', message: 'an older pod of the same name', time: at(2), pod: 'trainer-7d9f-abcde', podUID: 'uid-older' },
   ];
 
-  it('tells the timeline from the record and both pods\' events, oldest first, without repeating what the record says', () => {
+  it('tells the timeline from the record and both pods\' events, oldest first, without hiatus\'s events about this or other checkpoints', () => {
     const c = ckpt('done-1', { phase: 'Restored' });
     c.status!.containers![0]!.image = 'registry/ml/trainer@sha256:1';
     c.status!.restore = { claimedAt: at(60), podName: 'trainer-7d9f-fghij', podUID: 'uid-new', nodeName: 'worker-1', restoredAt: at(75) };
@@ -212,7 +213,7 @@ describe('describe', () => {
   });
 
   it('prints the record\'s fields, archives and timeline', () => {
-    expect(describeText(ckpt('done-1'), events.slice(0, 2), T0 + 60_000)).toBe(
+    expect(describeText(ckpt('done-1'), events.slice(0, 3), T0 + 60_000)).toBe(
       [
         'Name:         done-1',
         'Namespace:    ml',

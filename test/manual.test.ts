@@ -65,6 +65,21 @@ describe('planManual', () => {
     expect(plan(request(pod('lost-0')))).toEqual({ kind: 'refuse', why: 'node n-gone of pod ml/lost-0 is unknown to the extender' });
   });
 
+  it('narrows the checkpoint to the containers the request names, and refuses one the pod lacks', () => {
+    const two = victim('pair-0', 'n1', { containers: ['main', 'sidecar'] });
+    const v = new SnapshotView({ nodes: [node('n1', { arch: 'amd64' })], pods: [two] });
+    const ask = (containers: string[]) => {
+      const c = request(two);
+      c.spec.containers = containers;
+      return planManual(c, (uid) => v.pod(uid), (n) => v.node(n), NOW);
+    };
+    const p = ask(['sidecar']);
+    expect(p.kind === 'take' && p.pod.containers).toEqual(['sidecar']);
+    const all = ask([]);
+    expect(all.kind === 'take' && all.pod.containers).toEqual(['main', 'sidecar']);
+    expect(ask(['gpu'])).toEqual({ kind: 'refuse', why: 'pod ml/pair-0 has no container gpu (it has main, sidecar)' });
+  });
+
   it('refuses a UID that belongs to another pod, and a pod of another namespace', () => {
     const wrong = request(pod('trainer-0'));
     wrong.spec.source.pod.name = 'someone-else';

@@ -19,7 +19,10 @@ export type ManualPlan =
   | { kind: 'refuse'; why: string }
   | { kind: 'take'; pod: PodFacts; node: NodeFacts };
 
-/** A record that asks for a checkpoint: reason Manual, nothing written to its status yet. */
+/**
+ * A record that asks for a checkpoint: reason Manual, nothing written to its status yet. Its
+ * spec.containers names the containers to checkpoint; empty, all of them.
+ */
 export function isManualRequest(c: Checkpoint): boolean {
   return c.spec?.reason === 'Manual' && !c.status?.phase;
 }
@@ -56,7 +59,11 @@ export function planManual(
   if (why) return { kind: 'refuse', why };
   const n = node(p.nodeName!);
   if (!n) return { kind: 'refuse', why: `node ${p.nodeName} of pod ${ns}/${p.name} is unknown to the extender` };
-  return { kind: 'take', pod: p, node: n };
+  // Containers named in the request (kubectl hiatus checkpoint -c): only those; none named: all.
+  const asked = c.spec.containers ?? [];
+  const unknown = asked.filter((x) => !p.containers.includes(x));
+  if (unknown.length > 0) return { kind: 'refuse', why: `pod ${ns}/${p.name} has no container ${unknown.join(', ')} (it has ${p.containers.join(', ')})` };
+  return { kind: 'take', pod: asked.length > 0 ? { ...p, containers: [...new Set(asked)] } : p, node: n };
 }
 
 /**
@@ -67,6 +74,7 @@ export function planManual(
 export function manualRefusal(p: PodFacts): string | undefined {
   const ref = `pod ${p.namespace}/${p.name}`;
   if (p.deleting) return `${ref} is terminating`;
+  if (p.phase !== 'Running') return `${ref} is ${p.phase ?? 'in an unknown phase'}, not Running`;
   if (!p.nodeName) return `${ref} is not bound to a node`;
   const cannot = uncheckpointable(p, p.nodeName);
   return cannot?.replace(/^victim/, ref);

@@ -113,9 +113,8 @@ function requested(c: Checkpoint): string {
   }
 }
 
-/** An event of the source pod that the record already tells (hiatus's own about this checkpoint). */
-const told = (c: Checkpoint, e: EventInfo) =>
-  (e.reason === 'Checkpointed' || e.reason === 'CheckpointFailed') && e.message.includes(`checkpoint ${c.metadata.name} `);
+/** hiatus's own events about checkpoints: this one's the record tells, others' belong to other records. */
+const aboutCheckpoints = (e: EventInfo) => e.reason === 'Checkpointed' || e.reason === 'CheckpointFailed';
 
 /** What happened to a checkpoint, oldest first: the record's times and the pods' events. */
 export function timeline(c: Checkpoint, events: readonly EventInfo[]): TimelineEntry[] {
@@ -145,7 +144,7 @@ export function timeline(c: Checkpoint, events: readonly EventInfo[]): TimelineE
     const isSource = e.pod === src.pod.name && (!e.podUID || e.podUID === src.pod.uid);
     const isRestore = r && e.pod === r.podName && (!e.podUID || !r.podUID || e.podUID === r.podUID);
     if (!isSource && !isRestore) continue;
-    if (isSource && told(c, e)) continue;
+    if (isSource && aboutCheckpoints(e)) continue;
     const times = e.count && e.count > 1 ? ` (x${e.count})` : '';
     entries.push({ ...(e.time ? { time: e.time } : {}), what: e.reason, detail: `pod ${e.pod}: ${e.message}${times}` });
   }

@@ -21,6 +21,12 @@ import { asList, seconds, structured, table } from './format.js';
 import { planRestore, type RestoreInput } from './restore.js';
 import { explain, whyText } from './why.js';
 
+/** A Checkpoint as kubectl prints objects: without metadata.managedFields (kubectl's --show-managed-fields=false). */
+function shown(c: Checkpoint): Checkpoint {
+  const { managedFields: _, ...metadata } = c.metadata as Checkpoint['metadata'] & { managedFields?: unknown };
+  return { ...c, metadata };
+}
+
 export interface Io {
   out(text: string): void;
   err(text: string): void;
@@ -55,7 +61,7 @@ export async function runCommand(inv: Invocation, cluster: Cluster, io: Io): Pro
 async function list(inv: Invocation, cluster: Cluster, io: Io): Promise<void> {
   const ns = inv.allNamespaces ? undefined : cluster.target.namespace;
   const items = await cluster.checkpoints(ns);
-  if (inv.output === 'json' || inv.output === 'yaml') return io.out(structured(asList(items), inv.output));
+  if (inv.output === 'json' || inv.output === 'yaml') return io.out(structured(asList(items.map(shown)), inv.output));
   if (items.length === 0) return io.err(ns ? `No checkpoints found in ${ns} namespace.` : 'No checkpoints found.');
   io.out(listTable(items, { now: io.now(), wide: inv.output === 'wide', allNamespaces: inv.allNamespaces }));
 }
@@ -74,7 +80,7 @@ async function describe(inv: Invocation, cluster: Cluster, ns: string, name: str
   const c = await cluster.checkpoint(ns, name);
   const pods = [c.spec.source.pod.name, ...(c.status?.restore?.podName ? [c.status.restore.podName] : [])];
   const events = await eventsOf(cluster, ns, pods, io);
-  if (inv.output === 'json' || inv.output === 'yaml') return io.out(structured({ checkpoint: c, timeline: timeline(c, events) }, inv.output));
+  if (inv.output === 'json' || inv.output === 'yaml') return io.out(structured({ checkpoint: shown(c), timeline: timeline(c, events) }, inv.output));
   io.out(describeText(c, events, io.now()));
 }
 
@@ -125,7 +131,7 @@ async function checkpoint(inv: Invocation, cluster: Cluster, ns: string, podName
       if (!claimed) io.err(`${c.status?.claimedBy ?? 'a hiatus replica'} is checkpointing it through the kubelet of node ${c.spec.source.nodeName}`);
       claimed = true;
     } else if (phase === 'Ready') {
-      return io.out(inv.output === 'json' || inv.output === 'yaml' ? structured(c, inv.output) : readyText(c));
+      return io.out(inv.output === 'json' || inv.output === 'yaml' ? structured(shown(c), inv.output) : readyText(c));
     } else {
       throw new CliError(`checkpoint ${ns}/${name} ${phase === 'Failed' ? 'failed' : `is ${phase}`}: ${c.status?.message ?? 'no message'}`);
     }
