@@ -26,7 +26,15 @@ export interface ArchiveInfo {
   checkpointedAt: Date;
   /** Size of checkpoint/pages-1.img (the dumped memory); default 16 KiB. */
   pagesBytes?: number;
+  /**
+   * The simulated process's work counter (progress.ts), which a real dump holds in the process's
+   * memory: written as PROGRESS_ENTRY when given, so that a restore can resume from it.
+   */
+  progress?: number;
 }
+
+/** The archive entry holding ArchiveInfo.progress: not part of CRI-O's layout, the simulator's own. */
+export const PROGRESS_ENTRY = 'hiatus-simulator-progress.json';
 
 interface Entry {
   name: string;
@@ -132,6 +140,7 @@ export function archiveEntries(info: ArchiveInfo): Entry[] {
     ...images.map((n): Entry => ({ name: `checkpoint/${n}`, body: criuImage(n) })),
     { name: 'checkpoint/pages-1.img', size: pagesBytes, body: pagesWriter(`${info.containerId}/${info.checkpointedAt.toISOString()}`, pagesBytes) },
     { name: 'rootfs-diff.tar', body: Buffer.alloc(1024) },
+    ...(info.progress !== undefined ? [{ name: PROGRESS_ENTRY, body: Buffer.from(JSON.stringify({ units: info.progress })) }] : []),
   ];
 }
 

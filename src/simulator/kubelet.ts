@@ -36,6 +36,7 @@ import type { V1Container, V1EphemeralContainer, V1Pod } from '@kubernetes/clien
 import { parseQuantity } from '../cluster/quantity.js';
 import { silentLogger, type Logger } from '../log.js';
 import { writeCheckpointArchive } from './archive.js';
+import { progressKey, type ProgressLedger } from './progress.js';
 
 const GiB = 2 ** 30;
 /** The kubelet's --runtime-request-timeout default: the floor of every checkpoint deadline. */
@@ -138,6 +139,11 @@ export interface KubeletSimulatorOptions {
   /** Wall clock for archive names and call timestamps. */
   now?: () => Date;
   log?: Logger;
+  /**
+   * Work counters of the containers this node runs (progress.ts): a checkpoint pauses the
+   * container's counter while it runs and writes the value into the archive. Keyed by pod UID.
+   */
+  progress?: ProgressLedger;
 }
 
 export type CallOutcome = 'answered' | 'reset' | 'client-closed' | 'stopped';
@@ -465,6 +471,8 @@ export class KubeletSimulator extends EventEmitter<SimulatorEvents> {
     const key = `${namespace}/${name}/${container}`;
     if (this.busy.has(key)) return failed(this.pausedMessage(containerId));
     this.busy.add(key);
+    const progress = progressKey(uid, container);
+    const frozen = this.opts.progress?.freeze(progress, this.now().getTime());
     try {
       const injected = this.pick('runtime', namespace, name, container);
       const failure = injected?.failure;
@@ -488,6 +496,7 @@ export class KubeletSimulator extends EventEmitter<SimulatorEvents> {
           container,
           containerId,
           checkpointedAt: at,
+          ...(frozen !== undefined ? { progress: frozen } : {}),
           ...(spec.pagesBytes !== undefined ? { pagesBytes: spec.pagesBytes } : {}),
         });
       } catch (e) {
@@ -504,6 +513,7 @@ export class KubeletSimulator extends EventEmitter<SimulatorEvents> {
       return reply(200, `{"items":["${location}"]}`, { 'Content-Type': 'application/json' });
     } finally {
       this.busy.delete(key);
+      this.opts.progress?.thaw(progress, this.now().getTime());
     }
   }
 

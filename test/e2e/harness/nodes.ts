@@ -3,7 +3,7 @@
 // start Running, and pods being deleted from one are finalized (no kubelet would do it).
 import { createHash } from 'node:crypto';
 import { CoreV1Api, makeInformer, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
-import { KubeletSimulator, simPodFromV1Pod, type LatencyOptions } from '../../../src/simulator/kubelet.js';
+import { KubeletSimulator, simPodFromV1Pod, type KubeletSimulatorOptions, type LatencyOptions } from '../../../src/simulator/kubelet.js';
 
 const HEARTBEAT_MS = 10_000;
 
@@ -80,9 +80,10 @@ export class SimulatedNodes {
     await Promise.all([...this.sims.values()].map((s) => s.stop()));
   }
 
-  /** Registers a Node whose kubelet endpoint is a new simulator. */
-  async add(spec: NodeSpec): Promise<KubeletSimulator> {
+  /** Registers a Node whose kubelet endpoint is a new simulator (failures, seed, progress ledger and a shared certificate as given). */
+  async add(spec: NodeSpec, simulator: Pick<KubeletSimulatorOptions, 'injections' | 'seed' | 'progress' | 'tls'> = {}): Promise<KubeletSimulator> {
     const sim = new KubeletSimulator({
+      ...simulator,
       latency: this.latency,
       podLookup: async (namespace, name) => {
         try {
