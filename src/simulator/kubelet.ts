@@ -34,11 +34,13 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { V1Container, V1EphemeralContainer, V1Pod } from '@kubernetes/client-node';
 import { parseQuantity } from '../cluster/quantity.js';
+import { DEFAULT_COST_MODEL, gpuRate } from '../scheduling/cost.js';
 import { silentLogger, type Logger } from '../log.js';
 import { writeCheckpointArchive } from './archive.js';
 import { progressKey, type ProgressLedger } from './progress.js';
 
 const GiB = 2 ** 30;
+const GPU_RESOURCE = 'nvidia.com/gpu';
 /** The kubelet's --runtime-request-timeout default: the floor of every checkpoint deadline. */
 export const DEFAULT_RUNTIME_REQUEST_TIMEOUT_MS = 120_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -51,6 +53,8 @@ export interface SimContainer {
   memoryBytes?: number;
   /** Size of the dumped memory in the archive (checkpoint/pages-1.img); default 16 KiB. */
   pagesBytes?: number;
+  /** NVIDIA GPUs it holds (nvidia.com/gpu): their memory is copied to host first, see SimGpus. */
+  gpus?: number;
   /**
    * Whether the runtime lists it as running. The kubelet checkpoints only running containers.
    * Default: true, except init containers (done by the time the pod runs; set true for sidecars).
@@ -113,12 +117,29 @@ export interface LatencyOptions {
   scale?: number;
 }
 
+/**
+ * The node's NVIDIA GPUs. A container holding GPUs is checkpointed only where CRIU has its CUDA
+ * plugin (`checkpoint`); elsewhere CRIU fails on the device, as it does for any device. Where it
+ * can, the driver first copies the GPUs' memory to host: the time of src/scheduling/cost.ts's
+ * model for the product, so that the extender's estimate and the simulated node agree.
+ */
+export interface SimGpus {
+  product: string;
+  /** Memory of one GPU, bytes. */
+  memoryBytes: number;
+  /** CRIU with its CUDA plugin (the node's hiatus.dev/gpu-checkpoint label). */
+  checkpoint: boolean;
+  /** GPU memory copied to host per second; default: the cost model's rate for the product. */
+  bytesPerSecond?: number;
+}
+
 export interface KubeletSimulatorOptions {
   pods?: SimPod[];
   podLookup?: PodLookup;
   /** The kubelet's checkpoints directory; default: a temporary one, removed by stop(). */
   archiveDir?: string;
   latency?: LatencyOptions;
+  gpus?: SimGpus;
   /** The kubelet's --runtime-request-timeout: the CRI default the timeout parameter can only raise. */
   runtimeRequestTimeoutMs?: number;
   /** ContainerCheckpoint feature gate (on by default since 1.30); off, the route does not exist. */
@@ -477,9 +498,10 @@ export class KubeletSimulator extends EventEmitter<SimulatorEvents> {
       const injected = this.pick('runtime', namespace, name, container);
       const failure = injected?.failure;
       if (failure?.kind === 'hang') await sleep(Infinity, signal);
-      let workMs = this.latencyMs(spec.memoryBytes);
+      let workMs = this.latencyMs(spec.memoryBytes) + this.gpuLatencyMs(spec.gpus);
       if (failure?.kind === 'slow') workMs += failure.extraMs;
-      const abrupt = failure?.kind === 'runtime-error' || failure?.kind === 'reset';
+      const noCudaPlugin = spec.gpus > 0 && !this.opts.gpus?.checkpoint;
+      const abrupt = failure?.kind === 'runtime-error' || failure?.kind === 'reset' || noCudaPlugin;
       const eventMs = abrupt ? (injected?.delayMs ?? 0) : workMs;
       if (eventMs > deadlineMs) {
         await sleep(Math.max(0, deadlineMs), signal);
@@ -487,6 +509,7 @@ export class KubeletSimulator extends EventEmitter<SimulatorEvents> {
       }
       await sleep(eventMs, signal);
       if (failure?.kind === 'runtime-error') return failed(failure.message ?? criuDumpError(containerId));
+      if (noCudaPlugin) return failed(criuDumpError(containerId));
       if (failure?.kind === 'reset') return { reset: true };
       try {
         await writeCheckpointArchive(location, {
@@ -554,6 +577,15 @@ export class KubeletSimulator extends EventEmitter<SimulatorEvents> {
     return (baseMs + (msPerGiB * memoryBytes) / GiB) * scale;
   }
 
+  /** GPU memory to host, as the cost model estimates it (its rate for the product unless given). */
+  private gpuLatencyMs(gpus: number): number {
+    const g = this.opts.gpus;
+    if (gpus === 0 || !g) return 0;
+    const rate = g.bytesPerSecond ?? gpuRate(g.product, DEFAULT_COST_MODEL) ?? 0;
+    if (!(rate > 0)) return 0;
+    return (DEFAULT_COST_MODEL.gpuBaseMs + ((gpus * g.memoryBytes) / rate) * 1000) * (this.opts.latency?.scale ?? 1);
+  }
+
   private pick(stage: Stage, namespace: string, pod: string, container: string): InjectionRule | undefined {
     for (const rule of this.rules) {
       if (STAGE[rule.failure.kind] !== stage || rule.remaining <= 0) continue;
@@ -580,11 +612,15 @@ export function simPodFromV1Pod(pod: V1Pod): SimPod {
   ];
   for (const s of all) statuses.set(s.name, s.state?.running !== undefined);
   const known = (status?.containerStatuses?.length ?? 0) > 0;
-  const convert = (c: V1Container | V1EphemeralContainer, runningByDefault: boolean): SimContainer => ({
-    name: c.name,
-    memoryBytes: parseQuantity(c.resources?.limits?.['memory'] ?? c.resources?.requests?.['memory']) ?? 0,
-    running: known ? (statuses.get(c.name) ?? false) : runningByDefault,
-  });
+  const convert = (c: V1Container | V1EphemeralContainer, runningByDefault: boolean): SimContainer => {
+    const gpus = parseQuantity(c.resources?.limits?.[GPU_RESOURCE] ?? c.resources?.requests?.[GPU_RESOURCE]) ?? 0;
+    return {
+      name: c.name,
+      memoryBytes: parseQuantity(c.resources?.limits?.['memory'] ?? c.resources?.requests?.['memory']) ?? 0,
+      running: known ? (statuses.get(c.name) ?? false) : runningByDefault,
+      ...(gpus > 0 ? { gpus } : {}),
+    };
+  };
   return {
     namespace: pod.metadata?.namespace ?? 'default',
     name: pod.metadata?.name ?? '',
@@ -630,6 +666,7 @@ export async function generateSelfSignedCert(
 interface ResolvedContainer {
   name: string;
   memoryBytes: number;
+  gpus: number;
   pagesBytes?: number;
   running: boolean;
 }
@@ -646,6 +683,7 @@ function findContainer(pod: SimPod, name: string): ResolvedContainer | undefined
       return {
         name: c.name,
         memoryBytes: c.memoryBytes ?? 0,
+        gpus: c.gpus ?? 0,
         running: c.running ?? runningByDefault,
         ...(c.pagesBytes !== undefined ? { pagesBytes: c.pagesBytes } : {}),
       };
