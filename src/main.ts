@@ -136,6 +136,7 @@ export function main(argv: string[]): void {
         metrics,
         log,
         cached: (ns, name) => view.checkpoint(ns, name),
+        cachedAll: () => view.checkpoints(),
         ...(event ? { event } : {}),
         kubeletTimeoutSeconds: config.checkpointTimeoutSeconds,
         maxAgeMs: config.checkpointMaxAgeMs,

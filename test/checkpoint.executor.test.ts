@@ -103,12 +103,26 @@ describe('the checkpoint executor', () => {
     expect(r.sim.calls).toHaveLength(1);
   });
 
-  it('never lets two checkpoints of one container share an archive name', async () => {
-    const r = await rig(10);
+  it('takes one checkpoint of a victim that two preemptions need', async () => {
+    const r = await rig(200);
     const a = r.make('replica-a');
     const [one, two] = await Promise.all([
       a.ensure({ victim: r.victim, node: r.node, preemptor: P1 }),
       a.ensure({ victim: r.victim, node: r.node, preemptor: P2 }),
+    ]);
+    expect([one.state, two.state]).toEqual(['ready', 'ready']);
+    expect(r.sim.calls).toHaveLength(1);
+    expect(a.state(r.victim, P2)).toBe('ready');
+    expect(await a.confirmReady(r.victim, P2)).toBe(true);
+  });
+
+  it('never lets two checkpoints of one container share an archive name', async () => {
+    const r = await rig(10);
+    const a = r.make('replica-a');
+    // A manual checkpoint of the same container at the same moment as a preemption's.
+    const [one, two] = await Promise.all([
+      a.ensure({ victim: r.victim, node: r.node, preemptor: P1 }),
+      a.ensure({ victim: r.victim, node: r.node, manual: { name: 'trainer-by-hand' } }),
     ]);
     expect([one.state, two.state]).toEqual(['ready', 'ready']);
     const paths = r.sim.calls.map((c) => c.archivePath);

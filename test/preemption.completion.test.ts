@@ -104,13 +104,15 @@ describe('the next step of a preemption hiatus completes (pure)', () => {
 class FakeWriter implements PreemptionWriter {
   readonly calls: string[] = [];
   live: LivePod | undefined = { uid: 'uid-urgent', deleting: false };
+  nominated: string | undefined;
 
   async getPod(namespace: string, name: string): Promise<LivePod | undefined> {
     this.calls.push(`get ${namespace}/${name}`);
-    return this.live;
+    return this.live && { ...this.live, ...(this.nominated ? { nominatedNodeName: this.nominated } : {}) };
   }
   async nominate(pod: PodRef, n: string): Promise<void> {
     this.calls.push(`nominate ${pod.name} ${n}`);
+    this.nominated = n;
   }
   async evict(pod: PodRef): Promise<'evicted' | 'gone'> {
     this.calls.push(`evict ${pod.namespace}/${pod.name} ${pod.uid}`);
@@ -161,13 +163,13 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
     }
   };
 
-  it('evicts a Required victim only after its Ready record is in the store, nominating the node first', async () => {
+  it('nominates the node at once, and evicts a Required victim only after its Ready record is in the store', async () => {
     const r = await rig([victim('trainer', 'n1', { policy: 'Required' }), victim('web', 'n1', { policy: 'Never' })], 300);
     completer!.track({ preemptor: PREEMPTOR, priority: 1000, candidates: [{ node: 'n1', victims: ['uid-trainer', 'uid-web'], numPDBViolations: 0 }], index: 0 });
     await until(() => r.writer.calls.some((c) => c.startsWith('evict')));
     const [ck] = [...r.store.objects.values()];
     expect(ck!.status!.phase).toBe('Ready');
-    expect(r.writer.calls).toEqual(['get default/urgent', 'nominate urgent n1', 'evict ml/trainer uid-trainer', 'evict ml/web uid-web']);
+    expect(r.writer.calls).toEqual(['nominate urgent n1', 'get default/urgent', 'evict ml/trainer uid-trainer', 'evict ml/web uid-web']);
     expect(completer!.has('uid-urgent')).toBe(false);
   });
 
@@ -176,7 +178,7 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
     r.writer.live = { uid: 'uid-urgent', nodeName: 'n2', deleting: false };
     completer!.track({ preemptor: PREEMPTOR, priority: 1000, candidates: [{ node: 'n1', victims: ['uid-trainer'], numPDBViolations: 0 }], index: 0 });
     await until(() => !completer!.has('uid-urgent'));
-    expect(r.writer.calls).toEqual(['get default/urgent']);
+    expect(r.writer.calls).toEqual(['nominate urgent n1', 'get default/urgent']);
   });
 
   it('evicts nothing while the Ready record cannot be confirmed in the API server', async () => {
@@ -187,7 +189,7 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
     completer!.track({ preemptor: PREEMPTOR, priority: 1000, candidates: [{ node: 'n1', victims: ['uid-trainer'], numPDBViolations: 0 }], index: 0 });
     await until(() => [...r.store.objects.values()].some((c) => c.status?.phase === 'Ready'));
     await new Promise((res) => setTimeout(res, 300));
-    expect(r.writer.calls).toEqual([]);
+    expect(r.writer.calls).toEqual(['nominate urgent n1']);
     confirmable = true;
     await until(() => r.writer.calls.some((c) => c.startsWith('evict')));
   });

@@ -32,6 +32,8 @@ export interface ExecutorOptions {
   log: Logger;
   /** Reads a Checkpoint from the watch cache; undefined when not cached. */
   cached: (namespace: string, name: string) => Checkpoint | undefined;
+  /** Every cached Checkpoint (to find another preemption's checkpoint of the same victim). */
+  cachedAll?: () => Iterable<Checkpoint>;
   /** Seconds passed to the kubelet as ?timeout=. */
   kubeletTimeoutSeconds: number;
   /** A Ready checkpoint older than this is stale and taken again. */
@@ -93,6 +95,8 @@ export class CheckpointExecutor {
   private readonly inflight = new Map<string, Promise<EnsureOutcome>>();
   /** This replica's latest write per Checkpoint: fresher than the watch cache. */
   private readonly written = new Map<string, Checkpoint>();
+  /** Victim UID -> the key of this replica's latest checkpoint of it (any preemptor). */
+  private readonly byVictim = new Map<string, string>();
   private readonly all: Semaphore;
   private readonly perNode = new Map<string, Semaphore>();
   private readonly identity: string;
@@ -124,13 +128,32 @@ export class CheckpointExecutor {
     return this.inflight.size;
   }
 
-  /** What is known of this victim's checkpoint for this preemptor, without I/O. */
+  /**
+   * What is known of this victim's checkpoint for this preemptor, without I/O. A checkpoint of
+   * the same victim that another preemption started (several preemptors may need one node, as
+   * kube-scheduler's nominator allows) serves this one too: one dump per victim, not per preemptor.
+   */
   state(victim: PodFacts, preemptor: PodReference): CheckpointState {
     const name = CheckpointExecutor.nameFor({ victim, preemptor });
     const key = `${victim.namespace}/${name}`;
     if (this.inflight.has(key)) return 'pending';
     const c = this.written.get(key) ?? this.o.cached(victim.namespace, name);
-    return c ? this.stateOf(c) : 'none';
+    const own = c ? this.stateOf(c) : 'none';
+    if (own !== 'none') return own;
+    const shared = this.shared(victim);
+    return shared ? shared.state : 'none';
+  }
+
+  /** Another preemption's in-flight, claimed or fresh Ready checkpoint of this victim. */
+  private shared(victim: PodFacts): { key: string; state: 'pending' | 'ready'; record?: Checkpoint } | undefined {
+    const key = this.byVictim.get(victim.uid);
+    if (key && this.inflight.has(key)) return { key, state: 'pending' };
+    for (const c of [...(key ? [this.written.get(key)] : []), ...(this.o.cachedAll?.() ?? [])]) {
+      if (!c || c.spec.source.pod.uid !== victim.uid) continue;
+      const state = this.stateOf(c);
+      if (state === 'pending' || state === 'ready') return { key: `${c.metadata.namespace}/${c.metadata.name}`, state, record: c };
+    }
+    return undefined;
   }
 
   private stateOf(c: Checkpoint): CheckpointState {
@@ -155,7 +178,10 @@ export class CheckpointExecutor {
    * Required victim is released (never this replica's memory or a possibly stale watch cache).
    */
   async confirmReady(victim: PodFacts, preemptor: PodReference): Promise<boolean> {
-    const name = CheckpointExecutor.nameFor({ victim, preemptor });
+    const own = CheckpointExecutor.nameFor({ victim, preemptor });
+    const ownKnown = this.written.has(`${victim.namespace}/${own}`) || this.o.cached(victim.namespace, own) !== undefined;
+    const shared = ownKnown ? undefined : this.shared(victim);
+    const name = shared?.state === 'ready' ? shared.key.slice(victim.namespace.length + 1) : own;
     let c: Checkpoint | undefined;
     try {
       c = await this.o.store.get(victim.namespace, name);
@@ -172,7 +198,14 @@ export class CheckpointExecutor {
   ensure(job: CheckpointJob): Promise<EnsureOutcome> {
     const key = `${job.victim.namespace}/${CheckpointExecutor.nameFor(job)}`;
     let p = this.inflight.get(key);
+    if (!p && !job.manual && !this.written.has(key) && !this.o.cached(job.victim.namespace, CheckpointExecutor.nameFor(job))) {
+      const shared = this.shared(job.victim);
+      if (shared?.state === 'pending') return this.inflight.get(shared.key) ?? Promise.resolve({ state: 'pending', message: `checkpoint ${shared.key} of this pod is being taken` });
+      if (shared?.record) return Promise.resolve({ state: 'ready', checkpoint: shared.record });
+    }
     if (!p) {
+      this.byVictim.set(job.victim.uid, key);
+      if (this.byVictim.size > 10_000) this.byVictim.delete(this.byVictim.keys().next().value!);
       p = this.run(job).finally(() => {
         this.inflight.delete(key);
         this.o.metrics.checkpointsInFlight.set(this.inflight.size);

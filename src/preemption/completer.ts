@@ -37,7 +37,7 @@ const ADOPT_EVERY_TICKS = 8;
 const ADOPT_READY_AFTER_MS = 3_000;
 
 export class PreemptionCompleter {
-  private readonly intents = new Map<string, PreemptionIntent & { startedAt: number }>();
+  private readonly intents = new Map<string, PreemptionIntent & { startedAt: number; nominated?: string }>();
   private readonly busy = new Set<string>();
   private readonly again = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
@@ -75,9 +75,31 @@ export class PreemptionCompleter {
     const now = this.now();
     if (this.seen.size > 10_000) this.seen.clear();
     for (const c of intent.candidates) for (const v of c.victims) this.seenVictim(intent.preemptor.uid, v);
-    this.intents.set(intent.preemptor.uid, { ...intent, expiresAt: now + this.o.maxWaitMs, startedAt: existing?.startedAt ?? now });
+    const tracked = { ...intent, expiresAt: now + this.o.maxWaitMs, startedAt: existing?.startedAt ?? now, ...(existing?.nominated ? { nominated: existing.nominated } : {}) };
+    this.intents.set(intent.preemptor.uid, tracked);
     this.o.metrics.preemptionsInProgress.set(this.intents.size);
+    const node = intent.candidates[intent.index]?.node;
+    if (node) void this.nominate(tracked, node);
     void this.advance(intent.preemptor.uid);
+  }
+
+  /**
+   * Nominates the node at once, as kube-scheduler does when it picks a candidate: its nominator
+   * then counts the preemptor on that node while the checkpoints run, so that the next
+   * preemptor's candidates account for it (RunFilterPluginsWithNominatedPods) instead of every
+   * preemptor choosing the same best node, and lower-priority pods keep off the space. After a
+   * `{}` answer kube-scheduler leaves nominatedNodeName as it is (preemption.go Preempt: a nil
+   * PostFilterResult keeps it). Best effort: the release nominates again.
+   */
+  private async nominate(intent: PreemptionIntent & { nominated?: string }, node: string): Promise<void> {
+    if (intent.nominated === node) return;
+    intent.nominated = node;
+    try {
+      await this.o.writer.nominate(intent.preemptor, node);
+    } catch (e) {
+      intent.nominated = undefined;
+      this.o.log.debug('early nomination not written', { preemptor: key(intent.preemptor.namespace, intent.preemptor.name), node, error: (e as Error).message });
+    }
   }
 
   private seenVictim(preemptorUid: string, victimUid: string): void {
@@ -183,6 +205,7 @@ export class PreemptionCompleter {
       case 'checkpoint': {
         if (step.index !== intent.index) intent.expiresAt = this.now() + this.o.maxWaitMs;
         intent.index = step.index;
+        void this.nominate(intent, step.candidate.node);
         const node = this.o.view.node(step.candidate.node);
         if (!node) {
           intent.index++;
@@ -219,7 +242,7 @@ export class PreemptionCompleter {
     }
     // Nominated first, as kube-scheduler's nominator then keeps lower-priority pods off the space
     // the victims free (backend/queue/nominator.go reads status.nominatedNodeName).
-    await writer.nominate(intent.preemptor, candidate.node);
+    if (live.nominatedNodeName !== candidate.node) await writer.nominate(intent.preemptor, candidate.node);
     const by = key(intent.preemptor.namespace, intent.preemptor.name);
     const evicted: string[] = [];
     for (const v of candidate.victims) {
@@ -234,6 +257,7 @@ export class PreemptionCompleter {
         );
       }
     }
+    if (evicted.length === 0) return this.end(uid, 'done', `victims on ${candidate.node} were gone already`);
     this.end(uid, 'evicted', `node ${candidate.node}: ${evicted.length} victim(s) evicted`);
   }
 }
