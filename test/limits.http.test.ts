@@ -149,7 +149,7 @@ describe(`the built server with the shipped memory settings (${settings.nodeOpti
     expect(r.status).toBe(status);
     expect((JSON.parse(r.text) as { Error: string }).Error).toMatch(message);
     await alive();
-  });
+  }, 90_000);
 
   it('answers 10 concurrent maximum-size bodies of node names, resident memory under the limit', async () => {
     const body = namesBody(settings.maxBodyBytes);
