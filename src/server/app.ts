@@ -17,7 +17,7 @@ export type VerbHandler = (ctx: VerbContext, body: unknown) => VerbAnswer | Prom
 /** How large one body may be, and the memory the bodies in flight share. */
 export interface ServingLimits {
   maxBodyBytes: number;
-  /** Shared by every listener of the process; absent: one for this listener, 8 bodies' worth. */
+  /** Shared by every listener of the process; absent: one of this listener's own, 8 x maxBodyBytes. */
   memory?: RequestMemory;
 }
 
