@@ -69,8 +69,12 @@ export class PreemptionCompleter {
     return this.intents.has(preemptorUid);
   }
 
-  /** Takes over a preemption preempt answered `{}` to; a newer call replaces the candidates. */
-  track(intent: Omit<PreemptionIntent, 'expiresAt'>): void {
+  /**
+   * Takes over a preemption preempt answers `{}` to; a newer call replaces the candidates.
+   * Resolves once the node is nominated (or that failed), so that preempt answers after it: the
+   * next preemptor's scheduling cycle then sees the nomination.
+   */
+  async track(intent: Omit<PreemptionIntent, 'expiresAt'>): Promise<void> {
     const existing = this.intents.get(intent.preemptor.uid);
     const now = this.now();
     if (this.seen.size > 10_000) this.seen.clear();
@@ -79,8 +83,8 @@ export class PreemptionCompleter {
     this.intents.set(intent.preemptor.uid, tracked);
     this.o.metrics.preemptionsInProgress.set(this.intents.size);
     const node = intent.candidates[intent.index]?.node;
-    if (node) void this.nominate(tracked, node);
     void this.advance(intent.preemptor.uid);
+    if (node) await this.nominate(tracked, node);
   }
 
   /**
@@ -137,7 +141,7 @@ export class PreemptionCompleter {
       if (!victim || victim.deleting || victim.nodeName !== c.spec.source.nodeName) continue;
       const listed = c.metadata.annotations?.[ANNOTATION_PREEMPTION_VICTIMS]?.split(',').filter(Boolean);
       this.o.log.info('taking over a preemption another replica left', { preemptor: key(preemptor.namespace, preemptor.name), checkpoint: ref, phase: s.phase });
-      this.track({
+      void this.track({
         preemptor,
         priority: pod.priority,
         candidates: [{ node: c.spec.source.nodeName, victims: listed?.length ? listed : [victim.uid], numPDBViolations: 0 }],

@@ -138,9 +138,9 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
     }
     // A preemption this replica is already completing does not hold the cycle again.
     const waitMs = completer?.has(preemptor.uid) ? 0 : Math.min(deps.waitMs ?? deps.budgetMs, deps.budgetMs);
-    const background = (from: number, node: string, victims: number): VerbAnswer => {
+    const background = async (from: number, node: string, victims: number): Promise<VerbAnswer> => {
       if (completer && preemptorPriority !== undefined) {
-        completer.track({ preemptor, priority: preemptorPriority, candidates: plan.ranked.slice(from).map(asInput), index: 0 });
+        await completer.track({ preemptor, priority: preemptorPriority, candidates: plan.ranked.slice(from).map(asInput), index: 0 });
       }
       log.info('checkpoints still running: hiatus completes the preemption when they are recorded', { preemptor: who, node, victims });
       return finish(started, 'pending', { NodeNameToMetaVictims: {} }, 'restore');
