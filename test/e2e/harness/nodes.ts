@@ -19,6 +19,20 @@ export interface NodeSpec {
   memory?: string;
   pods?: string;
   labels?: Record<string, string>;
+  /** NVIDIA GPUs: capacity nvidia.com/gpu, GPU feature discovery's labels, and a simulator that checkpoints them. */
+  gpus?: GpuSpec;
+}
+
+export interface GpuSpec {
+  count: number;
+  /** nvidia.com/gpu.product, e.g. NVIDIA-H200. */
+  product: string;
+  /** nvidia.com/gpu.memory: MiB per GPU. */
+  memoryMiB: number;
+  /** nvidia.com/cuda.driver-version.major. */
+  driverMajor: number;
+  /** hiatus.dev/gpu-checkpoint=true: CRIU with its CUDA plugin. */
+  checkpoint: boolean;
 }
 
 const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -85,6 +99,7 @@ export class SimulatedNodes {
     const sim = new KubeletSimulator({
       ...simulator,
       latency: this.latency,
+      ...(spec.gpus ? { gpus: { product: spec.gpus.product, memoryBytes: spec.gpus.memoryMiB * 2 ** 20, checkpoint: spec.gpus.checkpoint } } : {}),
       podLookup: async (namespace, name) => {
         try {
           return simPodFromV1Pod(await this.core.readNamespacedPod({ namespace, name }));
@@ -156,6 +171,19 @@ function readyCondition(now: Date) {
   return { type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'simulated by the hiatus e2e harness', lastHeartbeatTime: now, lastTransitionTime: now };
 }
 
+/** What GPU feature discovery writes for these GPUs (NVIDIA/k8s-device-plugin internal/lm), and our CUDA-plugin label. */
+function gpuLabels(g: GpuSpec): Record<string, string> {
+  return {
+    'nvidia.com/gpu.present': 'true',
+    'nvidia.com/gpu.count': String(g.count),
+    'nvidia.com/gpu.product': g.product,
+    'nvidia.com/gpu.memory': String(g.memoryMiB),
+    'nvidia.com/cuda.driver-version.major': String(g.driverMajor),
+    'nvidia.com/cuda.driver.major': String(g.driverMajor),
+    ...(g.checkpoint ? { 'hiatus.dev/gpu-checkpoint': 'true' } : {}),
+  };
+}
+
 export function nodeObject(spec: NodeSpec, kubeletPort: number): V1Node {
   const labels: Record<string, string> = {
     'kubernetes.io/arch': spec.arch,
@@ -163,9 +191,11 @@ export function nodeObject(spec: NodeSpec, kubeletPort: number): V1Node {
     'kubernetes.io/hostname': spec.name,
     'topology.kubernetes.io/zone': spec.zone,
     ...Object.fromEntries(spec.cpuFeatures.map((f) => [`feature.node.kubernetes.io/cpu-cpuid.${f}`, 'true'])),
+    ...(spec.gpus ? gpuLabels(spec.gpus) : {}),
     ...spec.labels,
   };
-  const resources = { cpu: spec.cpu ?? '4', memory: spec.memory ?? '16Gi', pods: spec.pods ?? '110' };
+  const resources: Record<string, string> = { cpu: spec.cpu ?? '4', memory: spec.memory ?? '16Gi', pods: spec.pods ?? '110' };
+  if (spec.gpus) resources['nvidia.com/gpu'] = String(spec.gpus.count);
   return {
     apiVersion: 'v1',
     kind: 'Node',
