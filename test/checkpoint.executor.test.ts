@@ -3,13 +3,11 @@
 // dump), archive names that cannot collide.
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { CheckpointExecutor } from '../src/checkpoint/executor.js';
-import { DirectKubeletClient } from '../src/checkpoint/kubeletClient.js';
 import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
 import { podFacts } from '../src/cluster/facts.js';
 import { SnapshotView } from '../src/cluster/snapshotView.js';
-import { silentLogger } from '../src/log.js';
-import { Metrics } from '../src/metrics/metrics.js';
 import { KubeletSimulator, simPodFromV1Pod } from '../src/simulator/kubelet.js';
+import { testExecutor } from './helpers/executor.js';
 import { node, victim } from './helpers/objects.js';
 
 const P1 = { namespace: 'default', name: 'urgent-1', uid: 'uid-urgent-1' };
@@ -32,21 +30,7 @@ describe('the checkpoint executor', () => {
     const store = new MemoryCheckpointStore();
     view.checkpointsByKey = store.objects;
     const make = (identity: string, claimTtlMs = 600) => {
-      const e = new CheckpointExecutor({
-        kubelet: new DirectKubeletClient({ port: 10250, insecureSkipVerify: true, token: () => undefined }),
-        store,
-        metrics: new Metrics({ defaultMetrics: false }),
-        log: silentLogger,
-        cached: (ns, name) => view.checkpoint(ns, name),
-        kubeletTimeoutSeconds: 120,
-        maxAgeMs: 600_000,
-        retryFailedAfterMs: 300_000,
-        maxConcurrent: 8,
-        maxPerNode: 8,
-        identity,
-        claimTtlMs,
-        recordRetryMaxMs: 100,
-      });
+      const e = testExecutor(view, store, { maxPerNode: 8, identity, claimTtlMs, recordRetryMaxMs: 100 });
       executors.push(e);
       return e;
     };

@@ -1,6 +1,5 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { CheckpointExecutor } from '../src/checkpoint/executor.js';
-import { DirectKubeletClient } from '../src/checkpoint/kubeletClient.js';
 import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
 import type { Checkpoint } from '../src/checkpoint/types.js';
 import { SnapshotView } from '../src/cluster/snapshotView.js';
@@ -10,6 +9,7 @@ import { createPreemptVerb } from '../src/server/preempt.js';
 import type { Pod } from '../src/server/wire.js';
 import { simPodFromV1Pod, KubeletSimulator } from '../src/simulator/kubelet.js';
 import type { CheckpointPolicy } from '../src/scheduling/victimPolicy.js';
+import { testExecutor } from './helpers/executor.js';
 import { node, plainPod, victim } from './helpers/objects.js';
 import { post, startServer, type TestServer } from './helpers/server.js';
 
@@ -45,18 +45,9 @@ function metaArgs(pod: Pod, candidates: Record<string, string[]>, pdb: Record<st
 
 /** One extender replica's executor over a shared API server (store) and kubelets. */
 function executorFor(view: SnapshotView, store: MemoryCheckpointStore, metrics: Metrics, identity?: string, events?: string[]): CheckpointExecutor {
-  return new CheckpointExecutor({
-    ...(events ? { event: async (ns: string, pod: string, type: string, reason: string, message: string) => void events.push(`${ns}/${pod} ${type} ${reason}: ${message}`) } : {}),
-    kubelet: new DirectKubeletClient({ port: 10250, insecureSkipVerify: true, token: () => undefined }),
-    store,
+  return testExecutor(view, store, {
     metrics,
-    log: silentLogger,
-    cached: (ns, name) => view.checkpoint(ns, name),
-    kubeletTimeoutSeconds: 120,
-    maxAgeMs: 600_000,
-    retryFailedAfterMs: 300_000,
-    maxConcurrent: 8,
-    maxPerNode: 2,
+    ...(events ? { event: async (ns: string, pod: string, type: string, reason: string, message: string) => void events.push(`${ns}/${pod} ${type} ${reason}: ${message}`) } : {}),
     ...(identity ? { identity } : {}),
   });
 }

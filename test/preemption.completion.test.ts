@@ -1,6 +1,4 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { CheckpointExecutor } from '../src/checkpoint/executor.js';
-import { DirectKubeletClient } from '../src/checkpoint/kubeletClient.js';
 import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
 import { podFacts, type PodFacts } from '../src/cluster/facts.js';
 import type { LivePod, PodRef, PreemptionWriter } from '../src/cluster/podWriter.js';
@@ -12,6 +10,7 @@ import { nextCompletionStep, type CompletionSnapshot, type PreemptionIntent } fr
 import type { CheckpointState } from '../src/scheduling/candidates.js';
 import type { Pod } from '../src/server/wire.js';
 import { KubeletSimulator, simPodFromV1Pod } from '../src/simulator/kubelet.js';
+import { testExecutor } from './helpers/executor.js';
 import { node, plainPod, victim } from './helpers/objects.js';
 
 const NOW = Date.parse('2026-11-27T12:00:00Z');
@@ -138,18 +137,7 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
     const store = new MemoryCheckpointStore();
     view.checkpointsByKey = store.objects;
     const metrics = new Metrics({ defaultMetrics: false });
-    const executor = new CheckpointExecutor({
-      kubelet: new DirectKubeletClient({ port: 10250, insecureSkipVerify: true, token: () => undefined }),
-      store,
-      metrics,
-      log: silentLogger,
-      cached: (ns, name) => view.checkpoint(ns, name),
-      kubeletTimeoutSeconds: 120,
-      maxAgeMs: 600_000,
-      retryFailedAfterMs: 300_000,
-      maxConcurrent: 8,
-      maxPerNode: 2,
-    });
+    const executor = testExecutor(view, store, { metrics });
     const writer = new FakeWriter();
     completer = new PreemptionCompleter({ view, executor, writer, metrics, log: silentLogger, defaultPolicy: 'Never', maxWaitMs: 30_000, intervalMs: 50 }).start();
     return { view, store, writer, metrics, sim };

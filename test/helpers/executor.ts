@@ -1,0 +1,26 @@
+import { CheckpointExecutor, type ExecutorOptions } from '../../src/checkpoint/executor.js';
+import { DirectKubeletClient } from '../../src/checkpoint/kubeletClient.js';
+import type { MemoryCheckpointStore } from '../../src/checkpoint/store.js';
+import type { SnapshotView } from '../../src/cluster/snapshotView.js';
+import { silentLogger } from '../../src/log.js';
+import { Metrics } from '../../src/metrics/metrics.js';
+
+/**
+ * One extender replica's executor over a shared API server (store) and the simulated kubelets
+ * (reached at each Node's published address and port), with the defaults the tests share.
+ */
+export function testExecutor(view: SnapshotView, store: MemoryCheckpointStore, o: Partial<ExecutorOptions> = {}): CheckpointExecutor {
+  return new CheckpointExecutor({
+    kubelet: new DirectKubeletClient({ port: 10250, insecureSkipVerify: true, token: () => undefined }),
+    store,
+    metrics: new Metrics({ defaultMetrics: false }),
+    log: silentLogger,
+    cached: (ns, name) => view.checkpoint(ns, name),
+    kubeletTimeoutSeconds: 120,
+    maxAgeMs: 600_000,
+    retryFailedAfterMs: 300_000,
+    maxConcurrent: 8,
+    maxPerNode: 2,
+    ...o,
+  });
+}
