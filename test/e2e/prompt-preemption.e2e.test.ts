@@ -18,8 +18,7 @@ let rig: Rig;
 
 beforeAll(async () => {
   rig = await Rig.start({ schedulers: [{ schedulerName: SCHEDULER, nodeCacheCapable: true }] });
-  await rig.createPriorityClass('hiatus-required', 100, { 'hiatus.dev/checkpoint-policy': 'Required' });
-  await rig.createPriorityClass('hiatus-urgent', 1000);
+  await rig.createPreemptionClasses();
 }, BUILD_AND_START_MS);
 
 afterAll(async () => {

@@ -145,6 +145,12 @@ export class Rig {
     };
   }
 
+  /** The two classes preemption scenarios use: hiatus-required (100, policy Required) and hiatus-urgent (1000). */
+  async createPreemptionClasses(): Promise<void> {
+    await this.createPriorityClass('hiatus-required', 100, { 'hiatus.dev/checkpoint-policy': 'Required' });
+    await this.createPriorityClass('hiatus-urgent', 1000);
+  }
+
   async createPriorityClass(name: string, value: number, labels: Record<string, string> = {}): Promise<void> {
     await this.scheduling.createPriorityClass({ body: { metadata: { name, labels }, value, preemptionPolicy: 'PreemptLowerPriority' } });
   }
