@@ -5,8 +5,10 @@
 // One real registry (Debian's docker-registry: TLS and htpasswd on loopback, test/helpers/registry.ts).
 // Per archive size, one checkpoint archive with CRI-O's layout (the simulator's writer); the same
 // bytes as an OCI layout for skopeo (the archive hard-linked as its only layer, the agent's own
-// config and manifest). Every upload goes to a repository of its own, so neither tool finds the
-// blob there and skips it. Per run, both tools, in alternating order:
+// config and manifest). Every upload goes to a repository of its own, and the layer is unlinked
+// from it afterwards (DELETE of the blob in that repository): neither tool can then find the blob
+// and skip the upload (skopeo remembers where it pushed a blob and would mount it from there in
+// no time). Per run, both tools, in alternating order:
 //   agent   the agent's Publisher in a process of its own (publishOne.ts): chunked PATCHes from
 //           the file, hashed and tar-checked on the way, the layer committed, config, manifest
 //           and index pushed and read back. Throughput from publish()'s duration (the agent is a
@@ -23,6 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { checkpointImage, MEDIA_TYPE_MANIFEST } from '../../src/agent/image.js';
+import { credentialsFor, pushScope, RegistryClient } from '../../src/agent/registry.js';
 import { parseQuantity } from '../../src/cluster/quantity.js';
 import { writeCheckpointArchive } from '../../src/simulator/archive.js';
 import { TestRegistry } from '../../test/helpers/registry.js';
@@ -147,6 +150,14 @@ async function main(): Promise<void> {
     await fsp.mkdir(certDir);
     await fsp.copyFile(registry.caFile, path.join(certDir, 'ca.crt'));
     const script = path.join(path.dirname(new URL(import.meta.url).pathname), 'publishOne.js');
+    const client = new RegistryClient({ host: registry.host, caFile: registry.caFile, credentials: credentialsFor(registry.dockerConfigJson(), registry.host) });
+    /** Unlinks the layer from the repository it was pushed to, and checks that it is gone there. */
+    const unlink = async (repository: string, digest: string) => {
+      const scope = pushScope(repository);
+      const del = await client.request('DELETE', `/v2/${repository}/blobs/${digest}`, scope);
+      const head = await client.request('HEAD', `/v2/${repository}/blobs/${digest}`, scope);
+      if (del.status !== 202 || head.status !== 404) throw new Error(`could not unlink ${digest} from ${repository}: DELETE ${del.status}, HEAD ${head.status}`);
+    };
     const rows: { size: string; bytes: number; tool: string; runs: Run[] }[] = [];
 
     for (const size of s.sizes) {
@@ -180,12 +191,14 @@ async function main(): Promise<void> {
             }
             runs.push({ tool, ms: c.wallMs, wallMs: c.wallMs, peakRssBytes: c.peakRssBytes, cpuSeconds: c.cpuSeconds });
           }
+          await unlink(repository, digest);
         }
       }
       for (const tool of ['agent', 'skopeo'] as const) rows.push({ size: size.label, bytes, tool, runs: runs.filter((r) => r.tool === tool) });
       await fsp.rm(layout, { recursive: true, force: true });
       await fsp.rm(archive, { force: true });
     }
+    client.close();
     report(rows);
   } finally {
     await registry.stop();
