@@ -173,11 +173,22 @@ describe('ServiceMonitor and kustomization', () => {
     expect(endpoint.tlsConfig.cert.secret.name).toBe(endpoint.tlsConfig.keySecret.name);
   });
 
+  it('scrapes the node agent\'s pods on their metrics port', () => {
+    const [pm] = loadAllYaml(readFileSync(path.join(MONITORING, 'podmonitor.yaml'), 'utf8')) as any[];
+    const ds = (loadAllYaml(readFileSync(path.join(ROOT, 'deploy/agent-daemonset.yaml'), 'utf8')) as any[]).find((d) => d.kind === 'DaemonSet');
+    expect(pm.kind).toBe('PodMonitor');
+    for (const [k, v] of Object.entries(pm.spec.selector.matchLabels)) expect(ds.spec.template.metadata.labels[k]).toBe(v);
+    expect(pm.spec.namespaceSelector.matchNames).toEqual([ds.metadata.namespace]);
+    const port = ds.spec.template.spec.containers[0].ports.find((p: { name: string }) => p.name === pm.spec.podMetricsEndpoints[0].port);
+    expect(port?.containerPort).toBeGreaterThan(0);
+    expect(pm.spec.podMetricsEndpoints[0].path).toBe('/metrics');
+  });
+
   it('lists every file of deploy/monitoring/, the dashboard as a ConfigMap for Grafana\'s sidecar', () => {
     const k = loadYaml<{ resources: string[]; configMapGenerator: { files: string[]; options: { labels: Record<string, string> } }[] }>(
       readFileSync(path.join(MONITORING, 'kustomization.yaml'), 'utf8'),
     );
-    expect([...k.resources].sort()).toEqual(['prometheusrule.yaml', 'servicemonitor.yaml']);
+    expect([...k.resources].sort()).toEqual(['podmonitor.yaml', 'prometheusrule.yaml', 'servicemonitor.yaml']);
     expect(k.configMapGenerator[0]!.files).toEqual(['hiatus-dashboard.json']);
     expect(k.configMapGenerator[0]!.options.labels['grafana_dashboard']).toBe('1');
   });
