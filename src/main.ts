@@ -244,7 +244,7 @@ export function main(argv: string[]): void {
     closers.push(() => placement.stop());
     if (executor) {
       // Checkpoints asked for by hand (kubectl hiatus checkpoint): records with reason Manual.
-      const manual = new ManualCheckpointController({ view, executor, store, log, intervalMs: MANUAL_SWEEP_MS });
+      const manual = new ManualCheckpointController({ view, executor, store, log, resources, intervalMs: MANUAL_SWEEP_MS });
       manual.start();
       closers.push(() => manual.stop());
     }

@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { CheckpointExecutor } from '../src/checkpoint/executor.js';
 import { DirectKubeletClient } from '../src/checkpoint/kubeletClient.js';
-import { isManualRequest, planManual, UNKNOWN_POD_GRACE_MS } from '../src/checkpoint/manual.js';
+import { isManualRequest, manualRefusal, planManual, UNKNOWN_POD_GRACE_MS } from '../src/checkpoint/manual.js';
 import { ManualCheckpointController } from '../src/checkpoint/manualController.js';
 import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
 import type { Checkpoint } from '../src/checkpoint/types.js';
@@ -78,6 +78,13 @@ describe('planManual', () => {
     const all = ask([]);
     expect(all.kind === 'take' && all.pod.containers).toEqual(['main', 'sidecar']);
     expect(ask(['gpu'])).toEqual({ kind: 'refuse', why: 'pod ml/pair-0 has no container gpu (it has main, sidecar)' });
+  });
+
+  it('judges devices only with the node\'s facts: kubectl leaves them to the extender when it cannot read the node', () => {
+    const gpu = view.pod('uid-gpu-0')!;
+    expect(manualRefusal(gpu)).toBeUndefined();
+    expect(manualRefusal(gpu, { nodeFacts: view.node('n1')! })).toMatch(/^pod ml\/gpu-0 uses nvidia\.com\/gpu, and /);
+    expect(manualRefusal(view.pod('uid-waiting-0')!)).toBe('pod ml/waiting-0 is Pending, not Running');
   });
 
   it('refuses a UID that belongs to another pod, and a pod of another namespace', () => {

@@ -5,6 +5,7 @@
 // containers, whether it can be checkpointed) comes from the replica's cache, never from the
 // request. Pure.
 import type { NodeFacts, PodFacts } from '../cluster/facts.js';
+import type { ResourcePolicy } from '../scheduling/resources.js';
 import { uncheckpointable } from '../scheduling/victimPolicy.js';
 import type { Checkpoint } from './types.js';
 
@@ -37,6 +38,7 @@ export function planManual(
   pod: (uid: string) => PodFacts | undefined,
   node: (name: string) => NodeFacts | undefined,
   now: number,
+  resources?: ResourcePolicy,
 ): ManualPlan {
   if (!isManualRequest(c)) return { kind: 'ignore' };
   const ref = c.spec.source?.pod;
@@ -55,10 +57,12 @@ export function planManual(
   if (p.namespace !== ns || p.name !== ref.name) {
     return { kind: 'refuse', why: `uid ${ref.uid} is pod ${p.namespace}/${p.name}, not ${ns}/${ref.name}` };
   }
-  const why = manualRefusal(p);
-  if (why) return { kind: 'refuse', why };
+  const bound = manualRefusal(p);
+  if (bound) return { kind: 'refuse', why: bound };
   const n = node(p.nodeName!);
   if (!n) return { kind: 'refuse', why: `node ${p.nodeName} of pod ${ns}/${p.name} is unknown to the extender` };
+  const why = manualRefusal(p, { nodeFacts: n, ...(resources ? { resources } : {}) });
+  if (why) return { kind: 'refuse', why };
   // Containers named in the request (kubectl hiatus checkpoint -c): only those; none named: all.
   const asked = c.spec.containers ?? [];
   const unknown = asked.filter((x) => !p.containers.includes(x));
@@ -67,15 +71,18 @@ export function planManual(
 }
 
 /**
- * Why this pod cannot be checkpointed by hand, or undefined: the preemption rules
- * (victimPolicy.uncheckpointable) plus a pod going away. kubectl hiatus checkpoint asks this
- * before it records anything.
+ * Why this pod cannot be checkpointed by hand, or undefined: a pod going away or not running,
+ * then, given its node's facts, the preemption rules (victimPolicy.uncheckpointable: devices CRIU
+ * cannot dump, GPUs on a node without GPU checkpoint capability). Without `judge` the devices are
+ * not judged: kubectl hiatus checkpoint asks this before it records anything, and leaves devices
+ * to the extender when it cannot read the node.
  */
-export function manualRefusal(p: PodFacts): string | undefined {
+export function manualRefusal(p: PodFacts, judge?: { nodeFacts?: NodeFacts; resources?: ResourcePolicy }): string | undefined {
   const ref = `pod ${p.namespace}/${p.name}`;
   if (p.deleting) return `${ref} is terminating`;
   if (p.phase !== 'Running') return `${ref} is ${p.phase ?? 'in an unknown phase'}, not Running`;
   if (!p.nodeName) return `${ref} is not bound to a node`;
-  const cannot = uncheckpointable(p, p.nodeName);
-  return cannot?.replace(/^victim/, ref);
+  if (p.containers.length === 0) return `${ref} has no containers`;
+  if (!judge) return undefined;
+  return uncheckpointable(p, { node: p.nodeName, ...judge })?.replace(/^victim/, ref);
 }

@@ -4,6 +4,7 @@
 import type { ClusterView } from '../cluster/view.js';
 import type { Logger } from '../log.js';
 import type { CheckpointExecutor } from './executor.js';
+import type { ResourcePolicy } from '../scheduling/resources.js';
 import { planManual } from './manual.js';
 import { StoreConflict, type CheckpointStore } from './store.js';
 import type { Checkpoint } from './types.js';
@@ -14,6 +15,8 @@ export interface ManualControllerOptions {
   store: CheckpointStore;
   log: Logger;
   intervalMs: number;
+  /** --resource-checkpointing: which devices block a checkpoint (as for preemption victims). */
+  resources?: ResourcePolicy;
   now?: () => number;
 }
 
@@ -46,7 +49,7 @@ export class ManualCheckpointController {
       const key = `${c.metadata.namespace}/${c.metadata.name}`;
       live.add(key);
       if (this.handled.get(key) === c.metadata.resourceVersion) continue;
-      const plan = planManual(c, (uid) => this.o.view.pod(uid), (name) => this.o.view.node(name), this.now());
+      const plan = planManual(c, (uid) => this.o.view.pod(uid), (name) => this.o.view.node(name), this.now(), this.o.resources);
       if (plan.kind === 'ignore' || plan.kind === 'wait') continue;
       this.handled.set(key, c.metadata.resourceVersion ?? '');
       acted++;

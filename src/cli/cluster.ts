@@ -152,6 +152,10 @@ export class Cluster {
     return out.sort((a, b) => Date.parse(a.time ?? '') - Date.parse(b.time ?? ''));
   }
 
+  node(name: string): Promise<V1Node> {
+    return this.call({ verb: 'get', resource: 'nodes', name, clusterScoped: true }, () => this.core.readNode({ name }));
+  }
+
   async nodes(): Promise<V1Node[]> {
     return (await this.call({ verb: 'list', resource: 'nodes', clusterScoped: true }, () => this.core.listNode())).items;
   }

@@ -10,9 +10,9 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { manualRefusal } from '../checkpoint/manual.js';
 import { CHECKPOINT_API_VERSION, CHECKPOINT_KIND, type Checkpoint } from '../checkpoint/types.js';
-import { podFacts } from '../cluster/facts.js';
+import { nodeFacts, podFacts } from '../cluster/facts.js';
 import { ANNOTATION_RESTORE_CONSTRAINTS } from '../cluster/keys.js';
-import type { Pod } from '../server/wire.js';
+import type { Node, Pod } from '../server/wire.js';
 import type { Invocation } from './args.js';
 import { describeText, listTable, timeline, type EventInfo } from './checkpoints.js';
 import type { Cluster } from './cluster.js';
@@ -108,7 +108,10 @@ async function checkpoint(inv: Invocation, cluster: Cluster, ns: string, podName
   if (inv.container && !facts.containers.includes(inv.container)) {
     throw new CliError(`pod ${ns}/${podName} has no container "${inv.container}" (it has ${facts.containers.join(', ')})`);
   }
-  const refusal = manualRefusal(facts);
+  // Devices are judged with the node's facts (GPU checkpoint capability) when the user may read
+  // the node; otherwise the extender judges them when it takes the request.
+  const node = facts.nodeName ? await cluster.node(facts.nodeName).catch(() => undefined) : undefined;
+  const refusal = manualRefusal(facts, node ? { nodeFacts: nodeFacts(node as Node) } : undefined);
   if (refusal) throw new CliError(`cannot checkpoint: ${refusal}; nothing recorded`);
   const containers = inv.container ? [inv.container] : facts.containers;
   const created = await cluster.createCheckpoint(manualRequest(pod, inv.container ? [inv.container] : []));
