@@ -232,35 +232,34 @@ export class PreemptionCompleter {
   private async release(intent: PreemptionIntent, candidate: CandidatePlan): Promise<void> {
     const { writer, executor, log } = this.o;
     const uid = intent.preemptor.uid;
-    for (const v of candidate.victims) {
-      if (v.action !== 'checkpoint' || v.policy.policy !== 'Required') continue;
-      // Not yet visible in the API server (or gone): the next step decides again.
-      if (!(await executor.confirmReady(v.pod!, intent.preemptor))) return;
-    }
+    const required = candidate.victims.filter((v) => v.action === 'checkpoint' && v.policy.policy === 'Required');
+    // Not yet visible in the API server (or gone): the next step decides again.
+    if (!(await Promise.all(required.map((v) => executor.confirmReady(v.pod!, intent.preemptor)))).every(Boolean)) return;
     const live = await writer.getPod(intent.preemptor.namespace, intent.preemptor.name);
     if (!live || live.uid !== uid) return this.end(uid, 'abandoned', 'preemptor deleted');
     if (live.nodeName) return this.end(uid, 'abandoned', `preemptor bound to ${live.nodeName}`);
     if (live.deleting) return this.end(uid, 'abandoned', 'preemptor is being deleted');
-    if (live.nominatedNodeName && live.nominatedNodeName !== candidate.node) {
+    // A nomination to a node that is none of this preemption's candidates is kube-scheduler's own.
+    if (live.nominatedNodeName && !intent.candidates.some((c) => c.node === live.nominatedNodeName)) {
       return this.end(uid, 'abandoned', `preemptor nominated to ${live.nominatedNodeName} meanwhile`);
     }
     // Nominated first, as kube-scheduler's nominator then keeps lower-priority pods off the space
     // the victims free (backend/queue/nominator.go reads status.nominatedNodeName).
     if (live.nominatedNodeName !== candidate.node) await writer.nominate(intent.preemptor, candidate.node);
     const by = key(intent.preemptor.namespace, intent.preemptor.name);
+    const message = `hiatus: preempting to accommodate a higher priority pod ${by}`;
     const evicted: string[] = [];
-    for (const v of candidate.victims) {
-      const pod = v.pod!;
-      const message = `hiatus: preempting to accommodate a higher priority pod ${by}`;
-      const result = await writer.evict({ namespace: pod.namespace, name: pod.name, uid: pod.uid }, message);
-      if (result === 'evicted') {
+    await Promise.all(
+      candidate.victims.map(async (v) => {
+        const pod = v.pod!;
+        if ((await writer.evict({ namespace: pod.namespace, name: pod.name, uid: pod.uid }, message)) !== 'evicted') return;
         evicted.push(key(pod.namespace, pod.name));
         const how = v.action === 'checkpoint' && v.checkpoint === 'ready' ? 'after its checkpoint' : `without a checkpoint (${v.why})`;
         this.o.event?.(pod.namespace, pod.name, 'Normal', 'Preempted', `Preempted by pod ${uid} on node ${candidate.node} ${how}`).catch((e) =>
           log.debug('event not posted', { pod: key(pod.namespace, pod.name), error: (e as Error).message }),
         );
-      }
-    }
+      }),
+    );
     if (evicted.length === 0) return this.end(uid, 'done', `victims on ${candidate.node} were gone already`);
     this.end(uid, 'evicted', `node ${candidate.node}: ${evicted.length} victim(s) evicted`);
   }
