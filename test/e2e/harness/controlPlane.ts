@@ -68,11 +68,14 @@ export class ControlPlane {
     for (const d of ['pki', 'kubeconfigs', 'logs', 'etcd-data']) mkdirSync(path.join(dir, d), { recursive: true });
     chmodSync(path.join(dir, 'etcd-data'), 0o700);
     const bin = await buildKubernetes(path.join(dir, 'logs', 'build.log'));
+    // Certificates first (openssl takes seconds on a loaded machine), ports last: a port that
+    // was free is free only until someone else binds it, outgoing connections included.
+    await makePki(path.join(dir, 'pki'));
+    const extenderTls = await makeExtenderTls(dir);
     const [etcdPort, etcdPeerPort, apiPort, kcmPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const apiserverUrl = `https://127.0.0.1:${apiPort}`;
-    await makePki(path.join(dir, 'pki'));
     for (const user of ['admin', 'scheduler', 'controller-manager']) writeKubeconfig(dir, user, apiserverUrl);
-    const cp = new ControlPlane(dir, bin, apiserverUrl, await makeExtenderTls(dir));
+    const cp = new ControlPlane(dir, bin, apiserverUrl, extenderTls);
     try {
       await cp.startCore(etcdPort!, etcdPeerPort!, apiPort!, kcmPort!);
     } catch (e) {
