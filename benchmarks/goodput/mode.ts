@@ -1,0 +1,399 @@
+// One mode of bench:goodput on the shared control plane: its own namespace, simulated nodes,
+// kube-scheduler instance and (for hiatus) extender with the restore webhook; the trace played
+// against it; the figures; then everything of the mode removed.
+//   default     kube-scheduler alone: its own preemption, no extender, no webhook
+//   required    hiatus, the low-priority PriorityClass labelled hiatus.dev/checkpoint-policy=Required
+//   besteffort  the same with BestEffort
+import { AppsV1Api, BatchV1Api, CoreV1Api, SchedulingV1Api, type V1Pod, type V1PodTemplateSpec, type V1PriorityClass } from '@kubernetes/client-node';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { ApiCheckpointStore } from '../../src/checkpoint/store.js';
+import { ProgressLedger } from '../../src/simulator/progress.js';
+import { podSpec } from '../../test/e2e/harness/cluster.js';
+import type { ControlPlane } from '../../test/e2e/harness/controlPlane.js';
+import { Extender } from '../../test/e2e/harness/extender.js';
+import { webhookArgs } from '../../test/e2e/harness/extenderTls.js';
+import { SimulatedNodes } from '../../test/e2e/harness/nodes.js';
+import { sleep, waitUntil } from '../../test/e2e/harness/process.js';
+import { shippedHttpTimeout } from '../../test/e2e/harness/schedulerConfig.js';
+import { registerWebhook, restoreWebhookConfiguration, waitWebhookCalled, waitWebhookServing, webhookUrl } from '../../test/e2e/harness/webhook.js';
+import { inParallel, type Api } from '../scheduler/api.js';
+import { SimulatedPublisher } from './publisher.js';
+import type { ModeName, Settings } from './settings.js';
+import { checkpointSeconds, type Arrival, type OrdinaryBatch, type Workload } from './trace.js';
+import { ANNOTATION_WORK, ROLE, World, type Account } from './world.js';
+
+const GiB = 2 ** 30;
+const WEBHOOK_LABEL = 'goodput.hiatus.dev/restore-webhook';
+/** Where the simulated agents "publish" (the extender's --checkpoint-images): nothing listens there. */
+const IMAGES = 'registry.goodput.invalid:5000/hiatus';
+const PRIORITY_LOW = 100;
+const PRIORITY_HIGH = 1000;
+const START_TIMEOUT_MS = 240_000;
+const BATCH_TIMEOUT_MS = 30_000;
+const TEARDOWN_TIMEOUT_MS = 90_000;
+
+export interface Sample {
+  /** Trace seconds since the start. */
+  t: number;
+  useful: number;
+  lost: number;
+}
+
+export interface UrgentOutcome {
+  name: string;
+  source: Arrival['source'];
+  /** Creation to binding, real ms (undefined: not bound by the end). */
+  bindMs?: number;
+  /** The longest of its victims' checkpoints that were recorded Ready for it, real ms. */
+  checkpointMs?: number;
+  /** Creation to the deletion of the last of its checkpointed victims, real ms. */
+  evictedMs?: number;
+  /** Creation to the start of its victims' first checkpoint, real ms. */
+  checkpointStartMs?: number;
+}
+
+export interface ModeResult {
+  mode: ModeName;
+  /** Trace seconds the trace ran. */
+  traceSeconds: number;
+  samples: Sample[];
+  /** Work units since the start (trace pod-seconds). */
+  account: Account;
+  urgent: UrgentOutcome[];
+  /** Kubelet checkpoint calls: answered 200, or failed. */
+  checkpointCalls: { taken: number; failed: number };
+  /** Checkpoint records by phase at the end. */
+  records: Record<string, number>;
+  restores: World['restores'];
+  freshStarts: World['freshStarts'];
+  evictions: number;
+  jobPodsFinished: number;
+  /** Ordinary pods per batch and the batch's time from its first create to its last binding, s. */
+  ordinary: { pods: number; seconds: number }[];
+  /** Work lost by evicted pods while they ran on after their checkpoint (part of account.lost). */
+  lostAfterCheckpoint: number;
+  /** hiatus_preemption_attempts_total by outcome and hiatus_preemption_completions_total by result. */
+  attempts: Record<string, number>;
+  completions: Record<string, number>;
+  published: number;
+  placements: World['placements'];
+  freshPods: World['freshPods'];
+  errors: string[];
+}
+
+export interface ModeContext {
+  cp: ControlPlane;
+  api: Api;
+  s: Settings;
+  trace: { workloads: Workload[]; arrivals: Arrival[]; batches: OrdinaryBatch[] };
+  /** The kubelet simulators' shared serving certificate. */
+  simTls: { cert: string; key: string };
+  progress: (line: string) => void;
+  /** Whether the restore webhook's configuration is registered (once, for both hiatus modes). */
+  webhookRegistered: boolean;
+}
+
+const policyOf = (mode: ModeName) => (mode === 'required' ? 'Required' : mode === 'besteffort' ? 'BestEffort' : undefined);
+
+function metricByLabel(text: string, name: string, label: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const m = new RegExp(`${label}="([^"]*)"`).exec(line);
+    if (m) out[m[1]!] = (out[m[1]!] ?? 0) + Number(line.split(' ').pop());
+  }
+  return out;
+}
+
+async function ensurePriorityClasses(cp: ControlPlane, mode: ModeName): Promise<string> {
+  const api = cp.kc.makeApiClient(SchedulingV1Api);
+  const policy = policyOf(mode);
+  const low = `goodput-low-${mode}`;
+  const labels: Record<string, string> = policy ? { 'hiatus.dev/checkpoint-policy': policy } : {};
+  const classes: V1PriorityClass[] = [
+    { metadata: { name: low, labels }, value: PRIORITY_LOW },
+    { metadata: { name: 'goodput-urgent' }, value: PRIORITY_HIGH },
+    // Ordinary pods: as important as the arrivals, so never anyone's victim, and never preempting.
+    { metadata: { name: 'goodput-ordinary' }, value: PRIORITY_HIGH, preemptionPolicy: 'Never' },
+  ];
+  for (const body of classes) {
+    await api.createPriorityClass({ body }).catch((e: { code?: number }) => {
+      if (e.code !== 409) throw e;
+    });
+  }
+  return low;
+}
+
+function template(w: Workload, o: { schedulerName: string; priorityClassName: string; webhook: boolean }): V1PodTemplateSpec {
+  const spec = podSpec(w.name, { schedulerName: o.schedulerName, priorityClassName: o.priorityClassName, cpu: String(w.cpu), memory: `${w.memoryBytes / GiB}Gi` }).spec!;
+  if (w.kind === 'Job') spec.restartPolicy = 'Never';
+  return {
+    metadata: {
+      labels: { app: w.name, [ROLE]: 'work', ...(o.webhook ? { [WEBHOOK_LABEL]: 'on' } : {}) },
+      ...(w.workSeconds !== undefined ? { annotations: { [ANNOTATION_WORK]: String(w.workSeconds) } } : {}),
+    },
+    spec,
+  };
+}
+
+async function createWorkload(cp: ControlPlane, ns: string, w: Workload, t: V1PodTemplateSpec): Promise<void> {
+  const selector = { matchLabels: { app: w.name } };
+  const metadata = { name: w.name, namespace: ns };
+  switch (w.kind) {
+    case 'Deployment':
+      await cp.kc.makeApiClient(AppsV1Api).createNamespacedDeployment({ namespace: ns, body: { metadata, spec: { replicas: w.pods, selector, template: t } } });
+      return;
+    case 'StatefulSet':
+      await cp.kc.makeApiClient(AppsV1Api).createNamespacedStatefulSet({
+        namespace: ns,
+        body: { metadata, spec: { replicas: w.pods, serviceName: w.name, podManagementPolicy: 'Parallel', selector, template: t } },
+      });
+      return;
+    case 'Job':
+      // Preempted pods count as failed (no podFailurePolicy: nothing here gives them a terminal
+      // phase), hence the generous backoffLimit; the Job controller's failure back-off applies.
+      await cp.kc.makeApiClient(BatchV1Api).createNamespacedJob({
+        namespace: ns,
+        body: { metadata, spec: { completions: w.pods, parallelism: w.pods, completionMode: 'Indexed', backoffLimit: 10_000, template: t } },
+      });
+  }
+}
+
+function simplePod(name: string, ns: string, o: { schedulerName: string; role: 'urgent' | 'ordinary'; cpu: string; memory: string }): V1Pod {
+  const pod = podSpec(name, { schedulerName: o.schedulerName, priorityClassName: o.role === 'urgent' ? 'goodput-urgent' : 'goodput-ordinary', cpu: o.cpu, memory: o.memory });
+  pod.metadata = { ...pod.metadata, namespace: ns, labels: { [ROLE]: o.role } };
+  return pod;
+}
+
+export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeResult> {
+  const { cp, api, s } = ctx;
+  const speed = s.speed;
+  const ns = `goodput-${mode}`;
+  const schedulerName = `goodput-${mode}`;
+  const hiatus = mode !== 'default';
+  const logDir = path.join(cp.logs, ns);
+  mkdirSync(logDir, { recursive: true });
+  const core = cp.kc.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: ns } } });
+  const lowClass = await ensurePriorityClasses(cp, mode);
+
+  const ledger = new ProgressLedger(speed);
+  const nodes = new SimulatedNodes(cp.kc, { baseMs: 0, msPerGiB: (checkpointSeconds(GiB) * 1000) / speed });
+  const world = new World(cp.kc, api, ns, ledger, speed);
+  const nodeNames = Array.from({ length: s.trace.nodes }, (_, i) => `${mode}-node-${String(i).padStart(2, '0')}`);
+  let ext: Extender | undefined;
+  let publisher: SimulatedPublisher | undefined;
+  const timers = new Set<NodeJS.Timeout>();
+  try {
+    await nodes.start();
+    await inParallel(nodeNames, 4, async (name, i) => {
+      await nodes.add(
+        { name, arch: 'amd64', zone: `zone-${'abc'[i % 3]}`, cpuFeatures: ['AVX2'], cpu: String(s.trace.nodeCpu * 1000 + 100) + 'm', memory: '256Gi', pods: '110' },
+        {
+          tls: ctx.simTls,
+          progress: ledger,
+          seed: s.trace.seed * 1000 + i,
+          // A CRIU failure part-way through the dump (10 trace seconds in).
+          injections: s.failureRate > 0 ? [{ failure: { kind: 'runtime-error' }, probability: s.failureRate, delayMs: (10_000 / speed) }] : [],
+        },
+      );
+    });
+
+    if (hiatus) {
+      const tls = cp.extenderTls;
+      ext = await Extender.start({
+        kubeconfig: cp.kubeconfig('admin'),
+        logDir,
+        schedulerHttpTimeout: shippedHttpTimeout('second-scheduler'),
+        tls,
+        build: false,
+        extraArgs: [
+          ...webhookArgs(tls),
+          '--restore-scheduler-names', `${schedulerName}=${schedulerName}-restore`,
+          '--checkpoint-images', IMAGES,
+          // The extender's cost model at the simulated nodes' (sped-up) checkpoint rate.
+          '--host-checkpoint-rate', `${Math.round(128 * speed)}Mi`,
+          // Its durations that are measured against the workload's time are trace durations too:
+          // a failed checkpoint is tried again after 5 min, a Ready one is reused for 10 min.
+          '--checkpoint-retry-after', `${Math.max(1, Math.round(300 / speed))}s`,
+          '--checkpoint-max-age', `${Math.max(1, Math.round(600 / speed))}s`,
+          '--log-level', 'info',
+        ],
+      });
+      await waitWebhookServing(tls);
+      if (!ctx.webhookRegistered) {
+        await registerWebhook(cp.kc, restoreWebhookConfiguration(webhookUrl(tls), tls.ca, [{ key: WEBHOOK_LABEL, operator: 'In', values: ['on'] }]));
+        ctx.webhookRegistered = true;
+      }
+      const probe = simplePod('webhook-probe', ns, { schedulerName, role: 'ordinary', cpu: '1m', memory: '1Mi' });
+      probe.metadata!.labels = { [WEBHOOK_LABEL]: 'on' };
+      const e = ext;
+      await waitWebhookCalled(cp.kc, probe, async () => Object.values(metricByLabel(await e.metrics(), 'hiatus_webhook_requests_total', 'result')).reduce((a, b) => a + b, 0));
+      publisher = new SimulatedPublisher(new ApiCheckpointStore(cp.kc), IMAGES, speed);
+      const p = publisher;
+      world.checkpointListeners.push((c) => p.seen(c));
+    }
+    await cp.startScheduler({ schedulerName, base: 'second-scheduler', extenderUrl: ext?.url ?? null, httpTimeout: shippedHttpTimeout('second-scheduler') });
+    await world.start();
+
+    // The low-priority workloads, largest pods first, all Running before the trace starts.
+    const total = ctx.trace.workloads.reduce((n, w) => n + w.pods, 0);
+    for (const w of ctx.trace.workloads) await createWorkload(cp, ns, w, template(w, { schedulerName, priorityClassName: lowClass, webhook: hiatus }));
+    await waitUntil(`${total} low-priority pods running (${mode})`, () => ledger.lives(Date.now()).length >= total, START_TIMEOUT_MS, 500);
+    ctx.progress(`${mode}: ${s.trace.nodes} nodes, ${total} low-priority pods running; trace of ${s.trace.duration / 60} trace minutes starts`);
+
+    const t0 = Date.now();
+    world.traceStarted = true;
+    const a0 = world.account(t0);
+    const wall = (traceSeconds: number) => (traceSeconds / speed) * 1000;
+    const samples: Sample[] = [];
+    const sample = () => {
+      const now = Date.now();
+      const a = world.account(now);
+      samples.push({ t: ((now - t0) * speed) / 1000, useful: a.retained - a0.retained, lost: a.lost - a0.lost });
+    };
+    const every = (ms: number, fn: () => void) => timers.add(setInterval(fn, ms));
+    const at = (ms: number, fn: () => void) => {
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        fn();
+      }, Math.max(0, ms - (Date.now() - t0)));
+      timers.add(timer);
+    };
+    sample();
+    every(1000, sample);
+
+    // High-priority arrivals: created on time, deleted once they have run their time.
+    const created = new Map<string, number>();
+    const finishing = new Set<string>();
+    const errors: string[] = [];
+    for (const a of ctx.trace.arrivals) {
+      at(wall(a.at), () => {
+        created.set(a.name, Date.now());
+        api.request('POST', `/api/v1/namespaces/${ns}/pods`, simplePod(a.name, ns, { schedulerName, role: 'urgent', cpu: String(a.cpu), memory: `${a.memoryBytes / GiB}Gi` }))
+          .catch((e) => errors.push(`create ${a.name}: ${(e as Error).message}`));
+      });
+    }
+    every(200, () => {
+      for (const a of ctx.trace.arrivals) {
+        const bound = world.bound.get(a.name);
+        if (bound === undefined || finishing.has(a.name)) continue;
+        finishing.add(a.name);
+        at(bound - t0 + wall(a.runs), () => {
+          api.request('DELETE', `/api/v1/namespaces/${ns}/pods/${a.name}`, { gracePeriodSeconds: 0 }).catch((e) => errors.push(`delete ${a.name}: ${(e as Error).message}`));
+        });
+      }
+    });
+
+    // Ordinary pods, one batch at a time on their schedule, each measured and removed.
+    const ordinary: ModeResult['ordinary'] = [];
+    const batches = (async () => {
+      for (const [b, batch] of ctx.trace.batches.entries()) {
+        const wait = t0 + wall(batch.at) - Date.now();
+        if (wait > 0) await sleep(wait);
+        if (Date.now() - t0 >= wall(s.trace.duration)) break;
+        const names = Array.from({ length: batch.pods }, (_, i) => `ordinary-${b}-${i}`);
+        const start = Date.now();
+        await inParallel(names, 10, async (name) => {
+          await api.request('POST', `/api/v1/namespaces/${ns}/pods`, simplePod(name, ns, { schedulerName, role: 'ordinary', cpu: '1m', memory: '1Mi' }));
+        });
+        const deadline = start + BATCH_TIMEOUT_MS;
+        while (Date.now() < deadline && !names.every((n) => world.bound.has(n))) await sleep(50);
+        const times = names.map((n) => world.bound.get(n)).filter((x): x is number => x !== undefined);
+        if (times.length > 0) ordinary.push({ pods: times.length, seconds: (Math.max(...times, start + 1) - start) / 1000 });
+        await inParallel(names, 10, async (name) => {
+          await api.request('DELETE', `/api/v1/namespaces/${ns}/pods/${name}`, { gracePeriodSeconds: 0 }).catch(() => undefined);
+        });
+      }
+    })();
+
+    await sleep(wall(s.trace.duration));
+    sample();
+    for (const t of timers) {
+      clearTimeout(t);
+      clearInterval(t);
+    }
+    await batches;
+    const end = Date.now();
+    const a1 = world.account(end);
+
+    const attempts = ext ? metricByLabel(await ext.metrics(), 'hiatus_preemption_attempts_total', 'outcome') : {};
+    const completions = ext ? metricByLabel(await ext.metrics(), 'hiatus_preemption_completions_total', 'result') : {};
+    const calls = [...nodes.sims.values()].flatMap((sim) => sim.calls);
+    const records: Record<string, number> = {};
+    for (const c of world.checkpoints.values()) records[c.status?.phase ?? 'none'] = (records[c.status?.phase ?? 'none'] ?? 0) + 1;
+    const urgent = ctx.trace.arrivals.map((a): UrgentOutcome => {
+      const made = created.get(a.name);
+      const bound = world.bound.get(a.name);
+      // Only the checkpoints it waited for: recorded Ready before it was bound (a preemptor bound
+      // elsewhere meanwhile, or one whose victims went for a later preemptor, waited for none).
+      const mine = [...world.checkpoints.values()].filter(
+        (c) => c.spec.preemptor?.name === a.name && c.status?.startTime && c.status.completionTime && c.status.phase !== 'Failed' && bound !== undefined && Date.parse(c.status.completionTime) <= bound,
+      );
+      const checkpointMs = mine.length > 0 ? Math.max(...mine.map((c) => Date.parse(c.status!.completionTime!) - Date.parse(c.status!.startTime!))) : undefined;
+      const checkpointStartMs = made !== undefined && mine.length > 0 ? Math.min(...mine.map((c) => Date.parse(c.status!.startTime!))) - made : undefined;
+      const deletions = mine.map((c) => world.deletedAt.get(c.spec.source.pod.uid)).filter((x): x is number => x !== undefined);
+      const evictedMs = made !== undefined && deletions.length > 0 ? Math.max(...deletions) - made : undefined;
+      return {
+        name: a.name,
+        source: a.source,
+        ...(made !== undefined && bound !== undefined ? { bindMs: bound - made } : {}),
+        ...(checkpointMs !== undefined ? { checkpointMs } : {}),
+        ...(evictedMs !== undefined ? { evictedMs } : {}),
+        ...(checkpointStartMs !== undefined ? { checkpointStartMs } : {}),
+      };
+    });
+    return {
+      mode,
+      traceSeconds: ((end - t0) * speed) / 1000,
+      samples,
+      account: { accrued: a1.accrued - a0.accrued, retained: a1.retained - a0.retained, lost: a1.lost - a0.lost },
+      urgent,
+      checkpointCalls: { taken: calls.filter((c) => c.status === 200).length, failed: calls.filter((c) => c.status !== 200).length },
+      records,
+      restores: { ...world.restores },
+      freshStarts: { ...world.freshStarts },
+      evictions: world.evictions,
+      lostAfterCheckpoint: world.lostAfterCheckpoint,
+      jobPodsFinished: world.lives().filter((l) => l.completed).length,
+      ordinary,
+      attempts,
+      completions,
+      published: publisher?.published ?? 0,
+      placements: world.placements.map((p) => ({ ...p, atMs: p.atMs - t0 })),
+      freshPods: world.freshPods,
+      errors: [...errors, ...world.errors, ...(publisher?.errors ?? []), ...nodes.errors].slice(0, 20),
+    };
+  } finally {
+    for (const t of timers) {
+      clearTimeout(t);
+      clearInterval(t);
+    }
+    publisher?.stop();
+    await teardown(ctx, ns, schedulerName, nodeNames, nodes, world, ext);
+  }
+}
+
+/** Removes the mode: its scheduler first (nothing is placed any more), then its pods, nodes and extender. */
+async function teardown(ctx: ModeContext, ns: string, schedulerName: string, nodeNames: string[], nodes: SimulatedNodes, world: World, ext: Extender | undefined): Promise<void> {
+  const { cp } = ctx;
+  const core = cp.kc.makeApiClient(CoreV1Api);
+  await cp.stopScheduler(schedulerName).catch(() => undefined);
+  await core.deleteNamespace({ name: ns }).catch(() => undefined);
+  // The simulated nodes finalize the pods' deletions meanwhile.
+  await waitUntil(`namespace ${ns} gone`, async () => {
+    try {
+      await core.readNamespace({ name: ns });
+      return false;
+    } catch (e) {
+      return (e as { code?: number }).code === 404;
+    }
+  }, TEARDOWN_TIMEOUT_MS, 1000).catch(() => ctx.progress(`${ns}: namespace still terminating; going on`));
+  await world.stop();
+  await ext?.stop();
+  await nodes.stop();
+  await inParallel(nodeNames, 8, async (name) => {
+    await core.deleteNode({ name }).catch(() => undefined);
+  });
+}

@@ -1,0 +1,183 @@
+// bench:goodput's figures: the table (Markdown, as the README shows it) and the plot (SVG, drawn
+// by hand: cumulative useful and lost work over trace time, one line per mode). Pure.
+import type { ModeResult, Sample } from './mode.js';
+import type { ModeName } from './settings.js';
+
+const LABEL: Record<ModeName, string> = {
+  default: 'kube-scheduler alone',
+  required: 'hiatus Required',
+  besteffort: 'hiatus BestEffort',
+};
+const COLOR: Record<ModeName, string> = { default: '#c0392b', required: '#1f6fb2', besteffort: '#2e9b57' };
+
+export function quantile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+/** Ordinary pods over all batches: pods bound per second of batch time. */
+export const ordinaryRate = (r: ModeResult) => r.ordinary.reduce((n, b) => n + b.pods, 0) / r.ordinary.reduce((n, b) => n + b.seconds, 0);
+const hours = (units: number) => units / 3600;
+const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
+const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
+const seconds = (ms: number) => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(1)} s` : 'n/a');
+
+export interface Figures {
+  mode: ModeName;
+  /** Pod-hours of work redone (trace time). */
+  lostHours: number;
+  /** Share of the default mode's lost work. */
+  lostVsDefault: number;
+  /** Useful pod-hours per trace hour: how many pods' worth of work is kept, on average. */
+  goodput: number;
+  /** All work done per trace hour, kept or not. */
+  workRate: number;
+  bindP50Ms: number;
+  bindP99Ms: number;
+  bound: number;
+  arrivals: number;
+  /** Binding time beyond the preemptor's victims' longest checkpoint, p99 (only those with one). */
+  beyondCheckpointP99Ms: number;
+  withCheckpoint: number;
+  /** Binding time after its last checkpointed victim's deletion, p50 and p99. */
+  afterEvictionP50Ms: number;
+  afterEvictionP99Ms: number;
+  /** Creation to its victims' checkpoint start, p50 and p99. */
+  checkpointStartP50Ms: number;
+  checkpointStartP99Ms: number;
+  /** Pods/s of the slowest and fastest batch. */
+  ordinaryRange: [number, number];
+  ordinaryPodsPerSecond: number;
+  ordinaryVsDefault: number;
+}
+
+export function figures(results: ModeResult[]): Figures[] {
+  const byMode = new Map(results.map((r) => [r.mode, r]));
+  const base = byMode.get('default');
+  const lostBase = base ? base.account.lost : Number.NaN;
+  const ordinaryBase = base ? ordinaryRate(base) : Number.NaN;
+  return results.map((r) => {
+    const binds = r.urgent.filter((u) => u.bindMs !== undefined).map((u) => u.bindMs!);
+    const waited = r.urgent.filter((u) => u.bindMs !== undefined && u.checkpointMs !== undefined);
+    const starts = waited.filter((u) => u.checkpointStartMs !== undefined).map((u) => u.checkpointStartMs!);
+    const evicted = r.urgent.filter((u) => u.bindMs !== undefined && u.evictedMs !== undefined).map((u) => u.bindMs! - u.evictedMs!);
+    const traceHours = r.traceSeconds / 3600;
+    return {
+      mode: r.mode,
+      lostHours: hours(r.account.lost),
+      lostVsDefault: r.account.lost / lostBase,
+      goodput: hours(r.account.retained) / traceHours,
+      workRate: hours(r.account.accrued) / traceHours,
+      bindP50Ms: quantile(binds, 0.5),
+      bindP99Ms: quantile(binds, 0.99),
+      bound: binds.length,
+      arrivals: r.urgent.length,
+      beyondCheckpointP99Ms: quantile(waited.map((u) => u.bindMs! - u.checkpointMs!), 0.99),
+      withCheckpoint: waited.length,
+      afterEvictionP50Ms: quantile(evicted, 0.5),
+      afterEvictionP99Ms: quantile(evicted, 0.99),
+      checkpointStartP50Ms: quantile(starts, 0.5),
+      checkpointStartP99Ms: quantile(starts, 0.99),
+      ordinaryRange: [Math.min(...r.ordinary.map((b) => b.pods / b.seconds)), Math.max(...r.ordinary.map((b) => b.pods / b.seconds))],
+      ordinaryPodsPerSecond: ordinaryRate(r),
+      ordinaryVsDefault: ordinaryRate(r) / ordinaryBase,
+    };
+  });
+}
+
+/** The README's table: one column per mode. */
+export function table(results: ModeResult[]): string {
+  const figs = figures(results);
+  const rows: [string, (f: Figures, r: ModeResult) => string][] = [
+    ['work lost (pod-hours redone)', (f) => f1(f.lostHours)],
+    ['of which run on after the checkpoint', (_, r) => (r.mode === 'default' ? '-' : f2(hours(r.lostAfterCheckpoint)))],
+    ['lost, share of kube-scheduler alone\'s', (f) => (f.mode === 'default' ? '1' : f2(f.lostVsDefault))],
+    ['goodput (useful pod-hours per hour)', (f) => f1(f.goodput)],
+    ['all work done (pod-hours per hour)', (f) => f1(f.workRate)],
+    ['high-priority pods bound', (f) => `${f.bound} of ${f.arrivals}`],
+    ['time to bind p50 / p99', (f) => `${seconds(f.bindP50Ms)} / ${seconds(f.bindP99Ms)}`],
+    ['created to its victims\' checkpoint start, p50 / p99', (f) => (f.withCheckpoint > 0 ? `${seconds(f.checkpointStartP50Ms)} / ${seconds(f.checkpointStartP99Ms)}` : '-')],
+    ['bind beyond its victims\' checkpoint, p99', (f) => (f.withCheckpoint > 0 ? `${seconds(f.beyondCheckpointP99Ms)} (${f.withCheckpoint} pods)` : '-')],
+    ['bind after its last checkpointed victim went, p50 / p99', (f) => (f.withCheckpoint > 0 ? `${seconds(f.afterEvictionP50Ms)} / ${seconds(f.afterEvictionP99Ms)}` : '-')],
+    ['preempt answers: {} while checkpointing / a node / none', (_, r) => (r.mode === 'default' ? '-' : `${r.attempts['pending'] ?? 0} / ${r.attempts['node'] ?? 0} / ${r.attempts['no_candidate'] ?? 0}`)],
+    ['low-priority pods evicted', (_, r) => String(r.evictions)],
+    ['checkpoints taken / failed (kubelet calls)', (_, r) => (r.mode === 'default' ? '-' : `${r.checkpointCalls.taken} / ${r.checkpointCalls.failed}`)],
+    ['restores on the source node / elsewhere', (_, r) => (r.mode === 'default' ? '-' : `${r.restores.onSource} / ${r.restores.elsewhere}`)],
+    ['replacements started from zero', (_, r) => String(r.freshStarts.replacement)],
+    ['Job pods finished', (_, r) => String(r.jobPodsFinished)],
+    ['ordinary pods/s (all batches; slowest-fastest batch)', (f) => `${f1(f.ordinaryPodsPerSecond)} (${f1(f.ordinaryRange[0])}-${f1(f.ordinaryRange[1])})`],
+    ['ordinary pods/s, ratio to kube-scheduler alone', (f) => (f.mode === 'default' ? '1' : f2(f.ordinaryVsDefault))],
+  ];
+  const head = `| | ${results.map((r) => LABEL[r.mode]).join(' | ')} |`;
+  const rule = `|---|${results.map(() => '---').join('|')}|`;
+  const body = rows.map(([title, value]) => `| ${title} | ${figs.map((f, i) => value(f, results[i]!)).join(' | ')} |`);
+  return [head, rule, ...body].join('\n');
+}
+
+// ------------------------------------------------------------------------------------ the plot
+
+const W = 760;
+const PANEL_H = 220;
+const M = { left: 64, right: 170, top: 34, gap: 56, bottom: 44 };
+
+function niceMax(v: number): number {
+  if (!(v > 0)) return 1;
+  const p = 10 ** Math.floor(Math.log10(v));
+  return [1, 2, 2.5, 5, 10].map((m) => m * p).find((x) => x >= v)!;
+}
+
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+function panel(results: ModeResult[], top: number, title: string, value: (s: Sample) => number, xMax: number): string {
+  const yMax = niceMax(Math.max(...results.flatMap((r) => r.samples.map((s) => value(s) / 3600))));
+  const plotW = W - M.left - M.right;
+  const x = (t: number) => M.left + (t / xMax) * plotW;
+  const y = (v: number) => top + PANEL_H - (v / yMax) * PANEL_H;
+  const out: string[] = [];
+  out.push(`<text x="${M.left}" y="${top - 10}" class="title">${esc(title)}</text>`);
+  for (let i = 0; i <= 4; i++) {
+    const v = (yMax * i) / 4;
+    out.push(`<line x1="${M.left}" x2="${M.left + plotW}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" class="grid"/>`);
+    out.push(`<text x="${M.left - 6}" y="${(y(v) + 4).toFixed(1)}" class="tick" text-anchor="end">${+v.toFixed(2)}</text>`);
+  }
+  const xStep = xMax / 60 > 12 ? 5 : 2;
+  for (let m = 0; m <= xMax / 60; m += xStep) {
+    out.push(`<line x1="${x(m * 60).toFixed(1)}" x2="${x(m * 60).toFixed(1)}" y1="${top + PANEL_H}" y2="${top + PANEL_H + 4}" class="axis"/>`);
+    out.push(`<text x="${x(m * 60).toFixed(1)}" y="${top + PANEL_H + 17}" class="tick" text-anchor="middle">${m}</text>`);
+  }
+  out.push(`<line x1="${M.left}" x2="${M.left + plotW}" y1="${top + PANEL_H}" y2="${top + PANEL_H}" class="axis"/>`);
+  out.push(`<line x1="${M.left}" x2="${M.left}" y1="${top}" y2="${top + PANEL_H}" class="axis"/>`);
+  out.push(`<text x="${M.left - 48}" y="${top + PANEL_H / 2}" class="tick" transform="rotate(-90 ${M.left - 48} ${top + PANEL_H / 2})" text-anchor="middle">pod-hours</text>`);
+  const ends: { r: ModeResult; x: number; y: number; v: number }[] = [];
+  for (const r of results) {
+    const pts = r.samples.map((s) => `${x(s.t).toFixed(1)},${y(value(s) / 3600).toFixed(1)}`).join(' ');
+    out.push(`<polyline points="${pts}" fill="none" stroke="${COLOR[r.mode]}" stroke-width="2"/>`);
+    const last = r.samples[r.samples.length - 1];
+    if (last) ends.push({ r, x: x(last.t) + 6, y: y(value(last) / 3600) + 4, v: value(last) / 3600 });
+  }
+  // End labels top to bottom, at least a line apart.
+  ends.sort((a, b) => a.y - b.y);
+  ends.forEach((e, i) => {
+    if (i > 0) e.y = Math.max(e.y, ends[i - 1]!.y + 13);
+    out.push(`<text x="${e.x.toFixed(1)}" y="${e.y.toFixed(1)}" class="end" fill="${COLOR[e.r.mode]}">${esc(`${LABEL[e.r.mode]} ${f1(e.v)}`)}</text>`);
+  });
+  return out.join('\n');
+}
+
+/** Cumulative useful work (top) and lost work (bottom), trace pod-hours over trace minutes. */
+export function plot(results: ModeResult[], caption: string): string {
+  const xMax = Math.max(60, ...results.flatMap((r) => r.samples.map((s) => s.t)));
+  const h = M.top + PANEL_H * 2 + M.gap + M.bottom + 18;
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${h}" viewBox="0 0 ${W} ${h}" font-family="Helvetica, Arial, sans-serif">`,
+    '<style>.grid{stroke:#e3e3e3;stroke-width:1}.axis{stroke:#555;stroke-width:1}.tick{font-size:11px;fill:#444}.title{font-size:13px;font-weight:bold;fill:#222}.end{font-size:11px}.caption{font-size:11px;fill:#555}</style>',
+    `<rect width="${W}" height="${h}" fill="#fff"/>`,
+    panel(results, M.top, 'Useful work kept (cumulative)', (s) => s.useful, xMax),
+    panel(results, M.top + PANEL_H + M.gap, 'Work lost, to be done again (cumulative)', (s) => s.lost, xMax),
+    `<text x="${M.left + (W - M.left - M.right) / 2}" y="${M.top + PANEL_H * 2 + M.gap + 34}" class="tick" text-anchor="middle">trace minutes</text>`,
+    `<text x="${M.left}" y="${h - 8}" class="caption">${esc(caption)}</text>`,
+    '</svg>',
+  ];
+  return `${parts.join('\n')}\n`;
+}

@@ -1,0 +1,109 @@
+// `npm run bench:goodput`: the work hiatus saves against kube-scheduler's own preemption, on the
+// real kube-scheduler and kube-controller-manager of the e2e harness, simulated nodes whose
+// containers make progress (src/simulator/progress.ts), and one seeded trace played three ways:
+// kube-scheduler alone, hiatus with Required victims, hiatus with BestEffort victims. Figures,
+// not pass/fail: it prints the table, writes it with the figures (JSON) and the plot (SVG) under
+// --out, and exits non-zero only when a mode could not run.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { generateSelfSignedCert } from '../../src/simulator/kubelet.js';
+import { ControlPlane } from '../../test/e2e/harness/controlPlane.js';
+import { repoRoot } from '../../test/e2e/harness/schedulerConfig.js';
+import { Api } from '../scheduler/api.js';
+import { runMode, type ModeContext, type ModeResult } from './mode.js';
+import { plot, table } from './report.js';
+import { parseSettings, USAGE, type Settings } from './settings.js';
+import { makeTrace } from './trace.js';
+
+const print = (text: string) => process.stdout.write(`${text}\n`);
+const t0 = performance.now();
+const progress = (text: string) => process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(5)} s] ${text}\n`);
+const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+
+function settingsOrExit(): Settings {
+  if (process.argv.includes('--help')) {
+    print(USAGE);
+    process.exit(0);
+  }
+  try {
+    return parseSettings(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`bench:goodput: ${(e as Error).message}\n\n${USAGE}\n`);
+    process.exit(2);
+  }
+}
+
+function describe(s: Settings, trace: ReturnType<typeof makeTrace>): string {
+  const kinds = ['StatefulSet', 'Deployment', 'Job'].map((k) => {
+    const ws = trace.workloads.filter((w) => w.kind === k);
+    return `${ws.length} ${k}s (${ws.reduce((n, w) => n + w.pods, 0)} pods)`;
+  });
+  const bursts = trace.arrivals.filter((a) => a.source === 'burst').length;
+  return (
+    `seed ${s.trace.seed}: ${s.trace.nodes} nodes of ${s.trace.nodeCpu} CPUs; ${kinds.join(', ')}; ` +
+    `${trace.arrivals.length} high-priority arrivals (${bursts} in ${s.trace.bursts} bursts, the rest Poisson at ${s.trace.arrivalsPerMinute}/min); ` +
+    `${trace.batches.length} batches of ${s.trace.ordinaryPods} ordinary pods; ${s.trace.duration / 60} trace minutes at ${s.speed}x; ` +
+    `checkpoint failure rate ${s.failureRate}`
+  );
+}
+
+async function main(): Promise<void> {
+  const s = settingsOrExit();
+  const trace = makeTrace(s.trace);
+  const out = path.resolve(repoRoot(), s.out);
+  mkdirSync(out, { recursive: true });
+  const header = describe(s, trace);
+  const loadBefore = load();
+  progress(header);
+  progress(`load average ${loadBefore} (${os.cpus().length} CPUs)`);
+  const cp = await ControlPlane.start();
+  const api = new Api(cp.apiserverUrl, cp.adminTls());
+  const tlsDir = mkdtempSync(path.join(os.tmpdir(), 'goodput-sim-tls-'));
+  const results: ModeResult[] = [];
+  let failed = false;
+  try {
+    await cp.applyCrd();
+    const ctx: ModeContext = {
+      cp,
+      api,
+      s,
+      trace,
+      simTls: await generateSelfSignedCert([], tlsDir),
+      progress,
+      webhookRegistered: false,
+    };
+    for (const mode of s.modes) {
+      progress(`mode ${mode}: starting`);
+      try {
+        const r = await runMode(ctx, mode);
+        results.push(r);
+        progress(`mode ${mode}: lost ${(r.account.lost / 3600).toFixed(2)} pod-hours, kept ${(r.account.retained / 3600).toFixed(2)}, ${r.evictions} evictions, load ${load()}`);
+        for (const e of r.errors) progress(`  ${mode}: ${e}`);
+      } catch (e) {
+        failed = true;
+        progress(`mode ${mode} failed: ${(e as Error).stack ?? String(e)}\n${cp.tails(20)}`);
+      }
+    }
+  } finally {
+    api.close();
+    rmSync(tlsDir, { recursive: true, force: true });
+    await cp.stop({ keep: s.keep || failed });
+    if (s.keep || failed) progress(`control plane logs kept in ${cp.dir}`);
+  }
+  if (results.length === 0) process.exit(1);
+  const loadAfter = load();
+  const caption = `${header}. Load average ${loadBefore} before, ${loadAfter} after.`;
+  const md = `${table(results)}\n\n${caption}\n`;
+  print(`\n${md}`);
+  writeFileSync(path.join(out, 'goodput.md'), md);
+  writeFileSync(path.join(out, 'goodput.json'), `${JSON.stringify({ settings: s, loadBefore, loadAfter, results }, null, 2)}\n`);
+  writeFileSync(path.join(out, 'goodput.svg'), plot(results, `seed ${s.trace.seed}, ${s.trace.nodes} nodes, ${s.trace.duration / 60} trace minutes at ${s.speed}x`));
+  progress(`wrote ${path.join(out, 'goodput.md')}, goodput.json and goodput.svg (${((performance.now() - t0) / 60_000).toFixed(1)} minutes in all)`);
+  if (failed) process.exit(1);
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench:goodput: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});

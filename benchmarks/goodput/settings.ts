@@ -1,0 +1,84 @@
+// What `npm run bench:goodput -- [options]` runs.
+import { parseArgs } from 'node:util';
+import type { TraceSettings } from './trace.js';
+
+export type ModeName = 'default' | 'required' | 'besteffort';
+export const MODE_NAMES: readonly ModeName[] = ['default', 'required', 'besteffort'];
+
+export interface Settings {
+  trace: TraceSettings;
+  /** The trace runs this many times faster than real time (see trace.ts). */
+  speed: number;
+  /** Chance that a checkpoint fails (CRIU error from the kubelet), per call, seeded per node. */
+  failureRate: number;
+  modes: ModeName[];
+  /** Where the table, the figures (JSON) and the plot go. */
+  out: string;
+  keep: boolean;
+}
+
+export const USAGE = `usage: npm run bench:goodput -- [options]
+  --seed 15                the trace's seed (workloads, arrivals, checkpoint failures)
+  --minutes 20             trace length, trace minutes
+  --speed 10               trace minutes per real minute: work, checkpoint, publication and restore
+                           times are divided by it (the control plane and hiatus run at their own pace)
+  --nodes 24               simulated nodes (8 CPUs each)
+  --arrivals 1             high-priority Poisson arrivals per trace minute
+  --bursts 3 --burst-size 5  bursts of high-priority arrivals, spread over the trace
+  --ordinary-every 150     a batch of ordinary pods every this many trace seconds
+  --ordinary-pods 30       pods per batch
+  --failure-rate 0.1       chance that a checkpoint fails
+  --modes default,required,besteffort
+  --out benchmarks/goodput/out
+  --keep                   keep the control plane's directory (logs)`;
+
+function num(v: string | undefined, name: string, fallback: number, ok: (n: number) => boolean): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || !ok(n)) throw new Error(`--${name}: "${v}" is not a valid value`);
+  return n;
+}
+
+export function parseSettings(argv: string[]): Settings {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      seed: { type: 'string' },
+      minutes: { type: 'string' },
+      speed: { type: 'string' },
+      nodes: { type: 'string' },
+      arrivals: { type: 'string' },
+      bursts: { type: 'string' },
+      'burst-size': { type: 'string' },
+      'ordinary-every': { type: 'string' },
+      'ordinary-pods': { type: 'string' },
+      'failure-rate': { type: 'string' },
+      modes: { type: 'string' },
+      out: { type: 'string' },
+      keep: { type: 'boolean' },
+    },
+  });
+  const positive = (n: number) => n > 0;
+  const whole = (n: number) => Number.isInteger(n) && n >= 0;
+  const modes = (values.modes ?? MODE_NAMES.join(',')).split(',').map((m) => m.trim()) as ModeName[];
+  const unknown = modes.filter((m) => !MODE_NAMES.includes(m));
+  if (unknown.length > 0 || modes.length === 0) throw new Error(`--modes: unknown ${unknown.join(', ') || '(none)'}; choose from ${MODE_NAMES.join(', ')}`);
+  return {
+    trace: {
+      seed: num(values.seed, 'seed', 15, whole),
+      duration: num(values.minutes, 'minutes', 20, positive) * 60,
+      nodes: num(values.nodes, 'nodes', 24, (n) => whole(n) && n >= 2),
+      nodeCpu: 8,
+      arrivalsPerMinute: num(values.arrivals, 'arrivals', 1, (n) => n >= 0),
+      bursts: num(values.bursts, 'bursts', 3, whole),
+      burstSize: num(values['burst-size'], 'burst-size', 5, whole),
+      ordinaryEvery: num(values['ordinary-every'], 'ordinary-every', 150, positive),
+      ordinaryPods: num(values['ordinary-pods'], 'ordinary-pods', 30, whole),
+    },
+    speed: num(values.speed, 'speed', 10, positive),
+    failureRate: num(values['failure-rate'], 'failure-rate', 0.1, (n) => n >= 0 && n <= 1),
+    modes,
+    out: values.out ?? 'benchmarks/goodput/out',
+    keep: values.keep ?? false,
+  };
+}

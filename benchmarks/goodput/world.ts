@@ -1,0 +1,269 @@
+// What happens to the trace's pods in one mode, as the simulated nodes live it, and the work
+// account. Pods the harness marks Running start a life in the progress ledger (fresh, or restored
+// from the archive their checkpoint image holds, src/simulator/progress.ts), a deleted pod's life
+// ends, and a Job pod whose work is done exits 0 (its phase set Succeeded, as its kubelet would).
+//
+// The account, at any time: accrued = the work every life did; retained = what is still worth
+// having (the counters of running pods, the work of finished Job pods, and the counters banked in
+// checkpoints that a replacement may still restore: Ready or claimed, source pod gone, not yet
+// restored); lost = accrued - retained, the pod-seconds that have to be done again.
+import { CoreV1Api, CustomObjectsApi, makeInformer, type KubeConfig, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
+import type { Checkpoint } from '../../src/checkpoint/types.js';
+import { ANNOTATION_RESTORE_FROM } from '../../src/cluster/keys.js';
+import { parseQuantity } from '../../src/cluster/quantity.js';
+import { progressKey, readArchiveProgress, restoreSource, type Life, type ProgressLedger } from '../../src/simulator/progress.js';
+import type { Api } from '../scheduler/api.js';
+import { restoreSeconds } from './trace.js';
+
+export const ROLE = 'goodput.hiatus.dev/role';
+/** A Job pod's work, trace seconds (= work units). */
+export const ANNOTATION_WORK = 'goodput.hiatus.dev/work';
+export const CONTAINER = 'main';
+
+export type Role = 'work' | 'urgent' | 'ordinary';
+
+export interface Account {
+  accrued: number;
+  retained: number;
+  lost: number;
+}
+
+interface Ended extends Life {
+  completed: boolean;
+}
+
+type Informer<T extends KubernetesObject> = ReturnType<typeof makeInformer<T>>;
+type CheckpointObject = Checkpoint & KubernetesObject;
+
+export class World {
+  /** High-priority and ordinary pods by name (unique in a mode): when first seen bound (ms). */
+  readonly bound = new Map<string, number>();
+  /**
+   * Work lost by evicted pods after their checkpoint (they run on until deleted): the source
+   * life's last counter minus what its replacement restored, summed as replacements restore.
+   */
+  lostAfterCheckpoint = 0;
+  /** Every binding seen, in order: which pod went where, when (ms). */
+  readonly placements: { pod: string; role: Role; node: string; atMs: number }[] = [];
+  /** When each work pod's deletion was first seen, by UID (ms). */
+  readonly deletedAt = new Map<string, number>();
+  /** Replacements that started from zero after the trace began, and why. */
+  readonly freshPods: { pod: string; why: string }[] = [];
+  readonly restores = { onSource: 0, elsewhere: 0, contractButFresh: 0 };
+  /** Fresh starts before the trace began (the initial pods) and after (replacements that lost their work). */
+  readonly freshStarts = { initial: 0, replacement: 0 };
+  /** Set when the trace begins: later fresh starts are replacements. */
+  traceStarted = false;
+  /** Work pods deleted before they finished (preempted). */
+  evictions = 0;
+  readonly checkpoints = new Map<string, Checkpoint>();
+  readonly errors: string[] = [];
+  /** Called with every Checkpoint the watch shows (the simulated node agents listen). */
+  readonly checkpointListeners: ((c: Checkpoint) => void)[] = [];
+  private readonly ended: Ended[] = [];
+  private readonly started = new Set<string>();
+  private readonly placed = new Set<string>();
+  private readonly gone = new Set<string>();
+  private readonly jobPods = new Map<string, { namespace: string; name: string; image: string; startedAt: string }>();
+  private readonly deletedCheckpoints = new Set<string>();
+  private readonly consumed = new Set<string>();
+  private readonly banked = new Map<string, number>();
+  private podInformer?: Informer<V1Pod>;
+  private ckInformer?: Informer<CheckpointObject>;
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly api: Api,
+    private readonly namespace: string,
+    private readonly ledger: ProgressLedger,
+    private readonly speed: number,
+  ) {}
+
+  async start(): Promise<void> {
+    const custom = this.kc.makeApiClient(CustomObjectsApi);
+    const ns = this.namespace;
+    const core = this.kc.makeApiClient(CoreV1Api);
+    this.ckInformer = this.informer<CheckpointObject>(`/apis/hiatus.dev/v1alpha1/namespaces/${ns}/checkpoints`, () =>
+      custom.listNamespacedCustomObject({ group: 'hiatus.dev', version: 'v1alpha1', namespace: ns, plural: 'checkpoints' }) as never,
+    );
+    this.ckInformer.on('add', (c) => this.onCheckpoint(c));
+    this.ckInformer.on('update', (c) => this.onCheckpoint(c));
+    this.ckInformer.on('delete', (c) => this.deletedCheckpoints.add(c.metadata.name));
+    this.podInformer = this.informer<V1Pod>(`/api/v1/namespaces/${ns}/pods`, () => core.listNamespacedPod({ namespace: ns }));
+    this.podInformer.on('add', (p) => this.onPod(p, false));
+    this.podInformer.on('update', (p) => this.onPod(p, false));
+    this.podInformer.on('delete', (p) => this.onPod(p, true));
+    await this.ckInformer.start();
+    await this.podInformer.start();
+    this.timer = setInterval(() => this.finishJobs(), 250);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.podInformer?.stop();
+    await this.ckInformer?.stop();
+  }
+
+  /** The work account now, in work units (trace pod-seconds). */
+  account(now = Date.now()): Account {
+    const live = this.ledger.lives(now);
+    const done = (ls: Life[]) => ls.reduce((s, l) => s + l.units - l.base, 0);
+    const accrued = done(this.ended) + done(live);
+    let retained = live.reduce((s, l) => s + l.units, 0) + this.ended.filter((l) => l.completed).reduce((s, l) => s + l.units, 0);
+    // One checkpoint per source pod holds its work: the newest, unless one of them was restored.
+    const newest = new Map<string, { at: number; units: number } | null>();
+    for (const [name, units] of this.banked) {
+      const c = this.checkpoints.get(name);
+      const uid = c?.spec.source.pod.uid;
+      if (!c || !uid || !this.gone.has(uid) || newest.get(uid) === null) continue;
+      if (this.consumed.has(name)) {
+        newest.set(uid, null);
+        continue;
+      }
+      if (this.deletedCheckpoints.has(name)) continue;
+      const at = Date.parse(c.status?.completionTime ?? '') || 0;
+      if (!newest.has(uid) || newest.get(uid)!.at < at) newest.set(uid, { at, units });
+    }
+    for (const v of newest.values()) retained += v?.units ?? 0;
+    return { accrued, retained, lost: accrued - retained };
+  }
+
+  /** Work pods' lives that ended, and whether each ended by finishing its work. */
+  lives(): readonly Ended[] {
+    return this.ended;
+  }
+
+  private informer<T extends KubernetesObject>(path: string, list: () => Promise<{ items: T[] }>): Informer<T> {
+    const inf = makeInformer<T>(this.kc, path, list as never);
+    inf.on('error', (err) => {
+      if (this.stopped) return;
+      this.errors.push(`${path}: ${String(err)}`);
+      setTimeout(() => {
+        if (!this.stopped) void inf.start();
+      }, 1000);
+    });
+    return inf;
+  }
+
+  private onCheckpoint(c: Checkpoint): void {
+    this.checkpoints.set(c.metadata.name, c);
+    for (const l of this.checkpointListeners) l(c);
+    const phase = c.status?.phase;
+    if ((phase === 'Ready' || phase === 'Restoring') && !this.banked.has(c.metadata.name)) {
+      const archive = c.status?.containers?.find((s) => s.name === CONTAINER)?.archivePath;
+      if (!archive) return;
+      this.banked.set(c.metadata.name, 0);
+      void readArchiveProgress(archive)
+        .then((units) => {
+          if (units !== undefined) this.banked.set(c.metadata.name, units);
+          else this.banked.delete(c.metadata.name);
+        })
+        .catch((e) => this.errors.push(`archive of ${c.metadata.name}: ${(e as Error).message}`));
+    }
+  }
+
+  private onPod(pod: V1Pod, deleted: boolean): void {
+    const role = pod.metadata?.labels?.[ROLE] as Role | undefined;
+    const name = pod.metadata?.name ?? '';
+    if (!role) return;
+    const uid = pod.metadata!.uid!;
+    if (pod.spec?.nodeName && !this.placed.has(uid)) {
+      this.placed.add(uid);
+      if (role !== 'work') this.bound.set(name, Date.now());
+      this.placements.push({ pod: name, role, node: pod.spec.nodeName, atMs: Date.now() });
+    }
+    if (role !== 'work') return;
+    const key = progressKey(uid, CONTAINER);
+    if (deleted || pod.metadata?.deletionTimestamp) {
+      if (this.gone.has(uid)) return;
+      this.gone.add(uid);
+      this.deletedAt.set(uid, Date.now());
+      this.jobPods.delete(key);
+      const life = this.ledger.stop(key, Date.now());
+      if (life) this.ended.push({ ...life, completed: false });
+      if (pod.status?.phase !== 'Succeeded') this.evictions += 1;
+      return;
+    }
+    if (pod.status?.phase === 'Running' && !this.started.has(uid)) {
+      this.started.add(uid);
+      void this.startLife(pod).catch((e) => this.errors.push(`start ${name}: ${(e as Error).message}`));
+    }
+  }
+
+  private async startLife(pod: V1Pod): Promise<void> {
+    const at = Date.now();
+    const uid = pod.metadata!.uid!;
+    const key = progressKey(uid, CONTAINER);
+    const annotations = pod.metadata?.annotations ?? {};
+    const from = annotations[ANNOTATION_RESTORE_FROM];
+    const checkpoint = from ? (this.checkpoints.get(from) ?? (await this.readCheckpoint(from))) : undefined;
+    const containers = (pod.spec?.containers ?? []).map((c) => ({ name: c.name, ...(c.image ? { image: c.image } : {}) }));
+    const source = restoreSource({ annotations, containers }, CONTAINER, checkpoint);
+    const base = source ? await readArchiveProgress(source.archivePath) : undefined;
+    if (this.gone.has(uid)) return;
+    const work = annotations[ANNOTATION_WORK];
+    const target = work !== undefined ? Number(work) : undefined;
+    const main = pod.spec?.containers?.find((c) => c.name === CONTAINER);
+    const memory = parseQuantity(main?.resources?.limits?.['memory'] ?? main?.resources?.requests?.['memory']) ?? 0;
+    if (source && base !== undefined) {
+      this.ledger.start(key, at, { base, resumeAtMs: at + (restoreSeconds(memory) / this.speed) * 1000, ...(target !== undefined ? { target } : {}) });
+      this.consumed.add(source.checkpoint);
+      const sourceLife = this.ended.find((l) => l.key === progressKey(checkpoint!.spec.source.pod.uid, CONTAINER));
+      if (sourceLife) this.lostAfterCheckpoint += Math.max(0, sourceLife.units - base);
+      if (source.sourceNode === pod.spec?.nodeName) this.restores.onSource += 1;
+      else this.restores.elsewhere += 1;
+    } else {
+      this.ledger.start(key, at, target !== undefined ? { target } : {});
+      if (from) {
+        this.restores.contractButFresh += 1;
+        this.consumed.add(from);
+      }
+      if (this.traceStarted) {
+        this.freshStarts.replacement += 1;
+        this.freshPods.push({ pod: pod.metadata!.name!, why: !from ? 'no restore contract' : !checkpoint ? `checkpoint ${from} not found` : `checkpoint ${from}: the container does not run its published image` });
+      } else {
+        this.freshStarts.initial += 1;
+      }
+    }
+    if (target !== undefined) {
+      this.jobPods.set(key, { namespace: pod.metadata!.namespace!, name: pod.metadata!.name!, image: main?.image ?? '', startedAt: new Date(at).toISOString() });
+    }
+  }
+
+  private async readCheckpoint(name: string): Promise<Checkpoint | undefined> {
+    const custom = this.kc.makeApiClient(CustomObjectsApi);
+    try {
+      return (await custom.getNamespacedCustomObject({ group: 'hiatus.dev', version: 'v1alpha1', namespace: this.namespace, plural: 'checkpoints', name })) as Checkpoint;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Job pods whose work is done exit 0. */
+  private finishJobs(): void {
+    const now = Date.now();
+    for (const [key, pod] of this.jobPods) {
+      if (!this.ledger.done(key, now)) continue;
+      this.jobPods.delete(key);
+      const life = this.ledger.stop(key, now);
+      if (life) this.ended.push({ ...life, completed: true });
+      const finishedAt = new Date(now).toISOString();
+      const terminated = { exitCode: 0, reason: 'Completed', startedAt: pod.startedAt, finishedAt };
+      void this.api
+        .request('PATCH', `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}/status`, {
+          status: {
+            phase: 'Succeeded',
+            conditions: [
+              { type: 'Ready', status: 'False', reason: 'PodCompleted', lastTransitionTime: finishedAt },
+              { type: 'ContainersReady', status: 'False', reason: 'PodCompleted', lastTransitionTime: finishedAt },
+            ],
+            containerStatuses: [{ name: CONTAINER, image: pod.image, imageID: '', ready: false, restartCount: 0, started: false, state: { terminated } }],
+          },
+        }, 'application/strategic-merge-patch+json')
+        .catch((e) => this.errors.push(`finish ${pod.name}: ${(e as Error).message}`));
+    }
+  }
+}
