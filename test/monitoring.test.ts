@@ -94,6 +94,7 @@ describe('PrometheusRule', () => {
     expect(alerts.map((a) => a.alert).sort()).toEqual([
       'HiatusArchiveDiskBudgetReached',
       'HiatusCachesNotSynced',
+      'HiatusCallersRefused',
       'HiatusCheckpointsFailing',
       'HiatusCheckpointsNotRecorded',
       'HiatusPreemptAnswerNearTimeout',
