@@ -11,6 +11,8 @@ import type { Checkpoint } from '../src/checkpoint/types.js';
 import { SnapshotView } from '../src/cluster/snapshotView.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics/metrics.js';
+import type { LivePod, PodRef, PreemptionWriter } from '../src/cluster/podWriter.js';
+import { PreemptionCompleter } from '../src/preemption/completer.js';
 import { createPreemptVerb } from '../src/server/preempt.js';
 import type { Node, Pod } from '../src/server/wire.js';
 import { KubeletSimulator, simPodFromV1Pod, type SimGpus } from '../src/simulator/kubelet.js';
@@ -166,6 +168,51 @@ describe('preempt with GPU victims', () => {
     const retry = await post(`${r.server.url}/preempt`, args);
     expect(retry.json).toEqual({ NodeNameToMetaVictims: { g1: { Pods: [{ UID: 'uid-t' }], NumPDBViolations: 0 } } });
     expect(r.sims[0]!.calls.filter((c) => c.status === 200)).toHaveLength(1);
+  });
+});
+
+describe('a GPU preemption completed in the background', () => {
+  let sim: KubeletSimulator | undefined;
+  let completer: PreemptionCompleter | undefined;
+  afterEach(async () => {
+    completer?.stop();
+    await sim?.stop();
+  });
+
+  it('evicts the GPU victim once its checkpoint is recorded: the completer judges it by its node\'s GPU capability too', async () => {
+    sim = new KubeletSimulator({ latency: { scale: 0.05 }, gpus: { product: 'NVIDIA-H200', memoryBytes: 4096 * MiB, checkpoint: true } });
+    const port = await sim.start();
+    const pod = gpuVictim('t', 'g1');
+    sim.setPod(simPodFromV1Pod(pod as never));
+    const view = new SnapshotView({ nodes: [gpuNode({ name: 'g1', ...H200, memoryMiB: 4096 }, port)], pods: [pod, preemptor()], priorityClasses: [{ name: 'train-required', value: 100, checkpointPolicy: 'Required' }] });
+    const store = new MemoryCheckpointStore();
+    view.checkpointsByKey = store.objects;
+    const metrics = new Metrics({ defaultMetrics: false });
+    const executor = new CheckpointExecutor({
+      kubelet: new DirectKubeletClient({ port: 10250, insecureSkipVerify: true, token: () => undefined }),
+      store,
+      metrics,
+      log: silentLogger,
+      cached: (ns, name) => view.checkpoint(ns, name),
+      kubeletTimeoutSeconds: 120,
+      maxAgeMs: 600_000,
+      retryFailedAfterMs: 300_000,
+      maxConcurrent: 8,
+      maxPerNode: 2,
+    });
+    const calls: string[] = [];
+    const writer: PreemptionWriter = {
+      getPod: async (): Promise<LivePod> => ({ uid: 'uid-urgent', deleting: false }),
+      nominate: async (p: PodRef, n: string) => void calls.push(`nominate ${p.name} ${n}`),
+      evict: async (p: PodRef) => (calls.push(`evict ${p.name}`), 'evicted'),
+    };
+    completer = new PreemptionCompleter({ view, executor, writer, metrics, log: silentLogger, defaultPolicy: 'Never', maxWaitMs: 30_000, intervalMs: 50 }).start();
+    completer.track({ preemptor: { namespace: 'default', name: 'urgent', uid: 'uid-urgent' }, priority: 1000, candidates: [{ node: 'g1', victims: ['uid-t'], numPDBViolations: 0 }], index: 0 });
+    const end = Date.now() + 10_000;
+    while (!calls.includes('evict t') && Date.now() < end) await new Promise((res) => setTimeout(res, 20));
+    expect(calls[0]).toBe('nominate urgent g1');
+    expect(calls.filter((c) => c.startsWith('evict'))).toEqual(['evict t']);
+    expect([...store.objects.values()][0]!.spec.restoreConstraints).toMatchObject({ gpuProduct: 'NVIDIA-H200', gpuDriverMajor: 580 });
   });
 });
 
