@@ -68,12 +68,10 @@ export interface VictimContext {
 }
 
 /**
- * Whether a checkpoint of this pod on this node can be taken at all; a reason when not. Given
- * only the node's name, resources are judged by the built-in rules and GPU victims as on a node
- * without GPU checkpoint capability.
+ * Whether a checkpoint of this pod on this node can be taken at all; a reason when not. Without
+ * the node's facts a GPU victim is judged as on a node without GPU checkpoint capability.
  */
-export function uncheckpointable(pod: PodFacts | undefined, node: string | VictimContext): string | undefined {
-  const at = typeof node === 'string' ? { node } : node;
+export function uncheckpointable(pod: PodFacts | undefined, at: VictimContext): string | undefined {
   if (!pod) return 'victim unknown to the extender';
   if (pod.nodeName !== at.node) return `victim is bound to ${pod.nodeName ?? 'no node'}, not ${at.node}`;
   if (pod.phase !== 'Running') return `victim is ${pod.phase ?? 'in an unknown phase'}, not Running`;
