@@ -196,6 +196,21 @@ describe('ServiceMonitor and kustomization', () => {
 });
 
 describe('checkpoint gauges', () => {
+  it('are read from their sources at each scrape, values no longer there dropped', async () => {
+    let publications: Record<string, number> = { none: 2, published: 1 };
+    const m = new Metrics({ defaultMetrics: false, checkpointPhases: () => ({ Ready: 3 }), checkpointPublications: () => publications, checkpointArchiveBytes: () => ({ Ready: 1024 }) });
+    const text = async () => (await m.registry.metrics()).split('\n').filter((l) => /^hiatus_checkpoint(s|_publications|_archive_bytes)\{/.test(l));
+    expect(await text()).toEqual([
+      'hiatus_checkpoints{phase="Ready"} 3',
+      'hiatus_checkpoint_publications{state="none"} 2',
+      'hiatus_checkpoint_publications{state="published"} 1',
+      'hiatus_checkpoint_archive_bytes{phase="Ready"} 1024',
+    ]);
+    publications = { published: 3 };
+    expect((await text()).filter((l) => l.includes('publications'))).toEqual(['hiatus_checkpoint_publications{state="published"} 3']);
+  });
+
+
   it('counts usable records by publication state and archive bytes by phase', () => {
     const rec = (phase: string, containers: { archiveBytes?: number; image?: string }[], publication?: string): Checkpoint =>
       ({

@@ -178,41 +178,38 @@ export class Metrics {
       labelNames: ['reason'],
       registers,
     });
-    const phases = opts.checkpointPhases;
-    this.checkpointsByPhase = new Gauge({
-      name: 'hiatus_checkpoints',
-      help: 'Checkpoint records in the cluster by phase.',
-      labelNames: ['phase'],
+    this.checkpointsByPhase = readGauge('hiatus_checkpoints', 'Checkpoint records in the cluster by phase.', 'phase', opts.checkpointPhases, registers);
+    this.checkpointPublications = readGauge(
+      'hiatus_checkpoint_publications',
+      'Ready and Restoring Checkpoint records by the node agent\'s publication state: none (not started, or no agent), uploading, published, failed. Unpublished ones restore only on their source node.',
+      'state',
+      opts.checkpointPublications,
       registers,
-      collect() {
-        if (!phases) return;
-        this.reset();
-        for (const [phase, n] of Object.entries(phases())) this.set({ phase }, n);
-      },
-    });
-    const publications = opts.checkpointPublications;
-    this.checkpointPublications = new Gauge({
-      name: 'hiatus_checkpoint_publications',
-      help: 'Ready and Restoring Checkpoint records by the node agent\'s publication state: none (not started, or no agent), uploading, published, failed. Unpublished ones restore only on their source node.',
-      labelNames: ['state'],
+    );
+    this.checkpointArchiveBytes = readGauge(
+      'hiatus_checkpoint_archive_bytes',
+      'Bytes of checkpoint archives the Checkpoint records hold, as the node agent measured them, by phase.',
+      'phase',
+      opts.checkpointArchiveBytes,
       registers,
-      collect() {
-        if (!publications) return;
-        this.reset();
-        for (const [state, n] of Object.entries(publications())) this.set({ state }, n);
-      },
-    });
-    const archiveBytes = opts.checkpointArchiveBytes;
-    this.checkpointArchiveBytes = new Gauge({
-      name: 'hiatus_checkpoint_archive_bytes',
-      help: 'Bytes of checkpoint archives the Checkpoint records hold, as the node agent measured them, by phase.',
-      labelNames: ['phase'],
-      registers,
-      collect() {
-        if (!archiveBytes) return;
-        this.reset();
-        for (const [phase, n] of Object.entries(archiveBytes())) this.set({ phase }, n);
-      },
-    });
+    );
   }
+}
+
+/**
+ * A gauge of one label whose values are read at each scrape (label value -> number), the series
+ * of values no longer there dropped; without a source it reports nothing.
+ */
+function readGauge<L extends string>(name: string, help: string, label: L, source: (() => Record<string, number>) | undefined, registers: Registry[]): Gauge<L> {
+  return new Gauge({
+    name,
+    help,
+    labelNames: [label],
+    registers,
+    collect() {
+      if (!source) return;
+      this.reset();
+      for (const [value, n] of Object.entries(source())) this.set({ [label]: value } as Partial<Record<L, string>>, n);
+    },
+  });
 }

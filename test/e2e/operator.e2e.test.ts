@@ -24,6 +24,14 @@ const SCHEDULER = 'hiatus-scheduler';
 const GROUP = 'e2e.hiatus.dev/group';
 const WEBHOOK_LABEL = 'e2e.hiatus.dev/restore-webhook';
 const inGroup = (g: string) => ({ [GROUP]: g });
+/** How `why` judges the four nodes for a checkpoint taken on ops-a (amd64, AVX2, cri-o). */
+const NODE_VERDICTS = [
+  '    NODE      RESTORE   WHY',
+  "    ops-a     yes       the checkpoint's node",
+  "    ops-arm   no        node architecture arm64 differs from the checkpoint's amd64",
+  '    ops-b     yes       compatible',
+  '    ops-c     yes       compatible',
+];
 
 let rig: Rig;
 let apps: AppsV1Api;
@@ -422,11 +430,7 @@ describe('kubectl hiatus through kubectl', () => {
       '  Scheduler:    hiatus-scheduler-restore',
       '  Publication:  not published: only node ops-a holds the archive; on another node the container starts from its own image, without the checkpoint',
       '  Nodes:        3 of 4 can restore it',
-      '    NODE      RESTORE   WHY',
-      "    ops-a     yes       the checkpoint's node",
-      "    ops-arm   no        node architecture arm64 differs from the checkpoint's amd64",
-      '    ops-b     yes       compatible',
-      '    ops-c     yes       compatible',
+      ...NODE_VERDICTS,
       '',
     ]);
     expect(out.find((l) => l.startsWith('  Scheduling:'))).toMatch(/^ {2}Scheduling: {3}0\/4 nodes are available: .*Insufficient cpu.* \(<age> ago\)$/);
@@ -467,11 +471,7 @@ describe('kubectl hiatus through kubectl', () => {
       '  Checkpoint:  somewhere-ck does not exist in default (deleted, or never created)',
       '  Scheduler:   hiatus-scheduler-restore',
       '  Nodes:       3 of 4 can restore it',
-      '    NODE      RESTORE   WHY',
-      "    ops-a     yes       the checkpoint's node",
-      "    ops-arm   no        node architecture arm64 differs from the checkpoint's amd64",
-      '    ops-b     yes       compatible',
-      '    ops-c     yes       compatible',
+      ...NODE_VERDICTS,
       '',
     ]);
   }));
