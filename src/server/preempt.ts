@@ -50,6 +50,24 @@ function withDeadline<T>(p: Promise<T>, ms: number): Promise<T | typeof DEADLINE
   return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * How long preempt waits for a preemptor its watch cache has not seen yet: kube-scheduler's
+ * informer may be a moment ahead of ours, and a `{}` answer would leave the pod in the
+ * unschedulable pool until an unrelated event (kube-scheduler returns Unschedulable whatever
+ * PostFilter answered, schedule_one.go schedulingAlgorithm).
+ */
+const PREEMPTOR_CACHE_WAIT_MS = 1_000;
+
+async function cachedSoon(view: ClusterView, uid: string, ms: number): Promise<PodFacts | undefined> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 20));
+    const pod = view.pod(uid);
+    if (pod) return pod;
+  }
+  return undefined;
+}
+
 const asInput = (c: CandidatePlan): CandidateInput => ({ node: c.node, victims: c.victims.map((v) => v.uid), numPDBViolations: c.numPDBViolations });
 
 export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
@@ -99,7 +117,7 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
     const cluster = view.mode === 'cluster';
     let preemptorPriority: number | undefined;
     if (cluster) {
-      const cached = view.pod(preemptor.uid);
+      const cached = view.pod(preemptor.uid) ?? (await cachedSoon(view, preemptor.uid, Math.min(PREEMPTOR_CACHE_WAIT_MS, deps.budgetMs)));
       const why = preemptorStillPending({ preemptor, priority: 0, candidates: [], index: 0, expiresAt: 0 }, cached);
       if (why || !cached) {
         log.warn('preempt for a pod that is not a pending pod in the cluster: nothing evicted', { preemptor: who, uid: preemptor.uid, why });
