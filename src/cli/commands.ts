@@ -27,6 +27,11 @@ function shown(c: Checkpoint): Checkpoint {
   return { ...c, metadata };
 }
 
+/** -o json and -o yaml print the value, as kubectl prints objects; otherwise the text. */
+function render(inv: Invocation, value: unknown, text: () => string): string {
+  return inv.output === 'json' || inv.output === 'yaml' ? structured(value, inv.output) : text();
+}
+
 export interface Io {
   out(text: string): void;
   err(text: string): void;
@@ -61,9 +66,8 @@ export async function runCommand(inv: Invocation, cluster: Cluster, io: Io): Pro
 async function list(inv: Invocation, cluster: Cluster, io: Io): Promise<void> {
   const ns = inv.allNamespaces ? undefined : cluster.target.namespace;
   const items = await cluster.checkpoints(ns);
-  if (inv.output === 'json' || inv.output === 'yaml') return io.out(structured(asList(items.map(shown)), inv.output));
-  if (items.length === 0) return io.err(ns ? `No checkpoints found in ${ns} namespace.` : 'No checkpoints found.');
-  io.out(listTable(items, { now: io.now(), wide: inv.output === 'wide', allNamespaces: inv.allNamespaces }));
+  if (items.length === 0 && inv.output !== 'json' && inv.output !== 'yaml') return io.err(ns ? `No checkpoints found in ${ns} namespace.` : 'No checkpoints found.');
+  io.out(render(inv, asList(items.map(shown)), () => listTable(items, { now: io.now(), wide: inv.output === 'wide', allNamespaces: inv.allNamespaces })));
 }
 
 /** Events are context: when they cannot be read the rest is still shown, with a warning. */
@@ -80,8 +84,7 @@ async function describe(inv: Invocation, cluster: Cluster, ns: string, name: str
   const c = await cluster.checkpoint(ns, name);
   const pods = [c.spec.source.pod.name, ...(c.status?.restore?.podName ? [c.status.restore.podName] : [])];
   const events = await eventsOf(cluster, ns, pods, io);
-  if (inv.output === 'json' || inv.output === 'yaml') return io.out(structured({ checkpoint: shown(c), timeline: timeline(c, events) }, inv.output));
-  io.out(describeText(c, events, io.now()));
+  io.out(render(inv, { checkpoint: shown(c), timeline: timeline(c, events) }, () => describeText(c, events, io.now())));
 }
 
 /** The request kubectl hiatus checkpoint creates: which pod (name and UID) and, optionally, which container. */
@@ -134,7 +137,7 @@ async function checkpoint(inv: Invocation, cluster: Cluster, ns: string, podName
       if (!claimed) io.err(`${c.status?.claimedBy ?? 'a hiatus replica'} is checkpointing it through the kubelet of node ${c.spec.source.nodeName}`);
       claimed = true;
     } else if (phase === 'Ready') {
-      return io.out(inv.output === 'json' || inv.output === 'yaml' ? structured(shown(c), inv.output) : readyText(c));
+      return io.out(render(inv, shown(c), () => readyText(c)));
     } else {
       throw new CliError(`checkpoint ${ns}/${name} ${phase === 'Failed' ? 'failed' : `is ${phase}`}: ${c.status?.message ?? 'no message'}`);
     }
@@ -230,5 +233,5 @@ async function why(inv: Invocation, cluster: Cluster, ns: string, podName: strin
     input.nodesError = (e as Error).message;
   }
   const e = explain(input);
-  io.out(inv.output === 'json' || inv.output === 'yaml' ? structured(e, inv.output) : whyText(e));
+  io.out(render(inv, e, () => whyText(e)));
 }
