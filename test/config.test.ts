@@ -25,7 +25,7 @@ describe('configuration', () => {
       defaultCheckpointPolicy: 'Never',
       resourceRules: [],
       hostCheckpointRate: 128 * 2 ** 20,
-      gpuCheckpointRates: new Map([['NVIDIA-H200', 1.46 * 2 ** 30], ['*', 1.46 * 2 ** 30]]),
+      gpuCheckpointRates: new Map([['NVIDIA-H200', 1.46 * 2 ** 30], ['NVIDIA-H100-80GB-HBM3', 1.56 * 2 ** 30], ['*', 1.46 * 2 ** 30]]),
       kubeletAccess: 'direct',
       kubeletPort: 10250,
       kubeletInsecureTls: false,

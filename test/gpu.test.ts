@@ -180,7 +180,7 @@ describe('checkpoint cost model', () => {
   it('reads --gpu-checkpoint-rates and --host-checkpoint-rate, with every problem named', () => {
     const c = loadConfig([], OPEN);
     expect(c.hostCheckpointRate).toBe(128 * 2 ** 20);
-    expect([...c.gpuCheckpointRates]).toEqual([['NVIDIA-H200', 1.46 * GiB], ['*', 1.46 * GiB]]);
+    expect([...c.gpuCheckpointRates]).toEqual([['NVIDIA-H200', 1.46 * GiB], ['NVIDIA-H100-80GB-HBM3', 1.56 * GiB], ['*', 1.46 * GiB]]);
     const problems: string[] = [];
     parseGpuRates('NVIDIA-H200=fast,H100,NVIDIA-L4=1Gi,NVIDIA-L4=2Gi,bad product=1Gi', problems);
     parseHostRate('0', problems);

@@ -19,9 +19,10 @@ export interface CheckpointCostModel {
  * Measured on an NVIDIA H200 (driver 580.159.04, CUDA driver API 13.0) through
  * cuCheckpointProcessCheckpoint, GPU to host: 1 GiB 1.09 s, 16 GiB 11.56 s, 64 GiB 43.88 s
  * (issue 16). A line through them: 1.46 GiB/s after 0.4 s. benchmarks/gpu/checkpoint-rates.py
- * measures other products.
+ * on an NVIDIA H100 80GB HBM3 (same driver): 1 GiB 0.88 s, 16 GiB 10.47 s, 48 GiB 31.08 s,
+ * 1.56 GiB/s after 0.23 s.
  */
-export const MEASURED_GPU_RATES = 'NVIDIA-H200=1.46Gi,*=1.46Gi';
+export const MEASURED_GPU_RATES = 'NVIDIA-H200=1.46Gi,NVIDIA-H100-80GB-HBM3=1.56Gi,*=1.46Gi';
 export const MEASURED_GPU_BASE_MS = 400;
 /**
  * Host memory, end to end: a 5 GB heap took ~5 s in CRIU but ~40 s with the engine's archive
