@@ -5,7 +5,7 @@
 //   required    hiatus, the low-priority PriorityClass labelled hiatus.dev/checkpoint-policy=Required
 //   besteffort  the same with BestEffort
 import { AppsV1Api, BatchV1Api, CoreV1Api, SchedulingV1Api, type V1Pod, type V1PodTemplateSpec, type V1PriorityClass } from '@kubernetes/client-node';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ApiCheckpointStore } from '../../src/checkpoint/store.js';
 import { ProgressLedger } from '../../src/simulator/progress.js';
@@ -77,6 +77,12 @@ export interface ModeResult {
   attempts: Record<string, number>;
   completions: Record<string, number>;
   published: number;
+  /** Real seconds kube-scheduler's cycle spent waiting for preempt answers (the extender's histogram sum). */
+  preemptHeldSeconds: number;
+  /** CPU seconds during the trace: kube-scheduler, and the extender (none for kube-scheduler alone). */
+  cpu: { scheduler: number; extender: number };
+  /** Real seconds the trace took. */
+  wallSeconds: number;
   placements: World['placements'];
   freshPods: World['freshPods'];
   errors: string[];
@@ -92,6 +98,17 @@ export interface ModeContext {
   progress: (line: string) => void;
   /** Whether the restore webhook's configuration is registered (once, for both hiatus modes). */
   webhookRegistered: boolean;
+}
+
+/** CPU seconds a process has used (utime + stime, /proc/<pid>/stat), 0 when it cannot be read. */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
 }
 
 const policyOf = (mode: ModeName) => (mode === 'required' ? 'Required' : mode === 'besteffort' ? 'BestEffort' : undefined);
@@ -237,15 +254,21 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
     await cp.startScheduler({ schedulerName, base: 'second-scheduler', extenderUrl: ext?.url ?? null, httpTimeout: shippedHttpTimeout('second-scheduler') });
     await world.start();
 
-    // The low-priority workloads, largest pods first, all Running before the trace starts.
-    const total = ctx.trace.workloads.reduce((n, w) => n + w.pods, 0);
-    for (const w of ctx.trace.workloads) await createWorkload(cp, ns, w, template(w, { schedulerName, priorityClassName: lowClass, webhook: hiatus }));
+    // The low-priority workloads, largest pods first, all Running before the trace starts; then
+    // the backlog, which takes what room is left and waits for more.
+    const create = (w: Workload) => createWorkload(cp, ns, w, template(w, { schedulerName, priorityClassName: lowClass, webhook: hiatus }));
+    const initial = ctx.trace.workloads.filter((w) => !w.backlog);
+    const total = initial.reduce((n, w) => n + w.pods, 0);
+    for (const w of initial) await create(w);
     await waitUntil(`${total} low-priority pods running (${mode})`, () => ledger.lives(Date.now()).length >= total, START_TIMEOUT_MS, 500);
-    ctx.progress(`${mode}: ${s.trace.nodes} nodes, ${total} low-priority pods running; trace of ${s.trace.duration / 60} trace minutes starts`);
+    for (const w of ctx.trace.workloads.filter((x) => x.backlog)) await create(w);
+    ctx.progress(`${mode}: ${s.trace.nodes} nodes, ${total} low-priority pods running and a backlog; trace of ${s.trace.duration / 60} trace minutes starts`);
 
     const t0 = Date.now();
-    world.traceStarted = true;
     const a0 = world.account(t0);
+    const schedulerPid = cp.schedulers.get(schedulerName)?.proc.child.pid;
+    const extenderPid = ext?.proc.child.pid;
+    const cpu0 = { scheduler: cpuSeconds(schedulerPid), extender: cpuSeconds(extenderPid) };
     const wall = (traceSeconds: number) => (traceSeconds / speed) * 1000;
     const samples: Sample[] = [];
     const sample = () => {
@@ -317,6 +340,8 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
     await batches;
     const end = Date.now();
     const a1 = world.account(end);
+    const cpu = { scheduler: cpuSeconds(schedulerPid) - cpu0.scheduler, extender: cpuSeconds(extenderPid) - cpu0.extender };
+    const held = ext ? metricByLabel(await ext.metrics(), 'hiatus_preemption_answer_duration_seconds_sum', 'outcome') : {};
 
     const attempts = ext ? metricByLabel(await ext.metrics(), 'hiatus_preemption_attempts_total', 'outcome') : {};
     const completions = ext ? metricByLabel(await ext.metrics(), 'hiatus_preemption_completions_total', 'result') : {};
@@ -361,6 +386,9 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
       attempts,
       completions,
       published: publisher?.published ?? 0,
+      preemptHeldSeconds: Object.values(held).reduce((a, b) => a + b, 0),
+      cpu,
+      wallSeconds: (end - t0) / 1000,
       placements: world.placements.map((p) => ({ ...p, atMs: p.atMs - t0 })),
       freshPods: world.freshPods,
       errors: [...errors, ...world.errors, ...(publisher?.errors ?? []), ...nodes.errors].slice(0, 20),

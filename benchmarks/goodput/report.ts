@@ -108,6 +108,8 @@ export function table(results: ModeResult[]): string {
     ['Job pods finished', (_, r) => String(r.jobPodsFinished)],
     ['ordinary pods/s (all batches; slowest-fastest batch)', (f) => `${f1(f.ordinaryPodsPerSecond)} (${f1(f.ordinaryRange[0])}-${f1(f.ordinaryRange[1])})`],
     ['ordinary pods/s, ratio to kube-scheduler alone', (f) => (f.mode === 'default' ? '1' : f2(f.ordinaryVsDefault))],
+    ['kube-scheduler\'s cycle held in preempt calls', (_, r) => (r.mode === 'default' ? '-' : `${f1(r.preemptHeldSeconds)} s of ${f1(r.wallSeconds)} s`)],
+    ['CPU seconds: kube-scheduler / extender', (_, r) => `${f1(r.cpu.scheduler)} / ${r.mode === 'default' ? '-' : f1(r.cpu.extender)}`],
   ];
   const head = `| | ${results.map((r) => LABEL[r.mode]).join(' | ')} |`;
   const rule = `|---|${results.map(() => '---').join('|')}|`;
@@ -160,7 +162,7 @@ function panel(results: ModeResult[], top: number, title: string, value: (s: Sam
   ends.sort((a, b) => a.y - b.y);
   ends.forEach((e, i) => {
     if (i > 0) e.y = Math.max(e.y, ends[i - 1]!.y + 13);
-    out.push(`<text x="${e.x.toFixed(1)}" y="${e.y.toFixed(1)}" class="end" fill="${COLOR[e.r.mode]}">${esc(`${LABEL[e.r.mode]} ${f1(e.v)}`)}</text>`);
+    out.push(`<text x="${e.x.toFixed(1)}" y="${e.y.toFixed(1)}" class="end" fill="${COLOR[e.r.mode]}">${esc(`${LABEL[e.r.mode]} ${e.v < 10 ? f2(e.v) : f1(e.v)}`)}</text>`);
   });
   return out.join('\n');
 }

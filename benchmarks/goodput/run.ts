@@ -36,9 +36,10 @@ function settingsOrExit(): Settings {
 
 function describe(s: Settings, trace: ReturnType<typeof makeTrace>): string {
   const kinds = ['StatefulSet', 'Deployment', 'Job'].map((k) => {
-    const ws = trace.workloads.filter((w) => w.kind === k);
+    const ws = trace.workloads.filter((w) => w.kind === k && !w.backlog);
     return `${ws.length} ${k}s (${ws.reduce((n, w) => n + w.pods, 0)} pods)`;
   });
+  kinds.push(`a backlog of ${trace.workloads.filter((w) => w.backlog).reduce((n, w) => n + w.pods, 0)} pods`);
   const bursts = trace.arrivals.filter((a) => a.source === 'burst').length;
   return (
     `seed ${s.trace.seed}: ${s.trace.nodes} nodes of ${s.trace.nodeCpu} CPUs; ${kinds.join(', ')}; ` +

@@ -42,6 +42,11 @@ export interface Workload {
   memoryBytes: number;
   /** A Job pod's work, trace seconds of running; the others run for ever. */
   workSeconds?: number;
+  /**
+   * Created when the others run, more than fits: its pods wait for room (as a batch queue always
+   * has work), so that capacity freed by finished Jobs is taken and preemption pressure stays.
+   */
+  backlog?: boolean;
 }
 
 export interface Arrival {
@@ -103,7 +108,8 @@ const between = (r: () => number, lo: number, hi: number) => lo + r() * (hi - lo
 /**
  * Low-priority workloads sized to fill about 92% of the cluster's CPUs with pods of 2 and 4 CPUs
  * (every node's free CPUs stay even, so every pod fits somewhere when it starts): StatefulSets of
- * 4-CPU pods with the most memory, Deployments and indexed Jobs of 2-CPU pods.
+ * 4-CPU pods with the most memory, Deployments and indexed Jobs of 2-CPU pods; then a backlog
+ * Deployment of 2-CPU pods worth another 20% of the CPUs.
  */
 function workloads(s: TraceSettings, r: () => number): Workload[] {
   const cpus = Math.floor(s.nodes * s.nodeCpu * 0.92);
@@ -130,6 +136,8 @@ function workloads(s: TraceSettings, r: () => number): Workload[] {
       workSeconds: Math.round(between(r, 0.5, 1.5) * s.duration),
     }),
   );
+  const backlog = Math.round((s.nodes * s.nodeCpu * 0.2) / 2);
+  if (backlog > 0) out.push({ kind: 'Deployment', name: 'backlog', pods: backlog, cpu: 2, memoryBytes: pick(r, [2, 4]) * GiB, backlog: true });
   return out;
 }
 

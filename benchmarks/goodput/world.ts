@@ -50,10 +50,8 @@ export class World {
   /** Replacements that started from zero after the trace began, and why. */
   readonly freshPods: { pod: string; why: string }[] = [];
   readonly restores = { onSource: 0, elsewhere: 0, contractButFresh: 0 };
-  /** Fresh starts before the trace began (the initial pods) and after (replacements that lost their work). */
+  /** Fresh starts: of new pods, and of replacements of evicted ones (which lost their work). */
   readonly freshStarts = { initial: 0, replacement: 0 };
-  /** Set when the trace begins: later fresh starts are replacements. */
-  traceStarted = false;
   /** Work pods deleted before they finished (preempted). */
   evictions = 0;
   readonly checkpoints = new Map<string, Checkpoint>();
@@ -63,6 +61,8 @@ export class World {
   private readonly ended: Ended[] = [];
   private readonly started = new Set<string>();
   private readonly placed = new Set<string>();
+  /** Evicted pods per owner whose replacement has not started yet. */
+  private readonly owed = new Map<string, number>();
   private readonly gone = new Set<string>();
   private readonly jobPods = new Map<string, { namespace: string; name: string; image: string; startedAt: string }>();
   private readonly deletedCheckpoints = new Set<string>();
@@ -184,7 +184,11 @@ export class World {
       this.jobPods.delete(key);
       const life = this.ledger.stop(key, Date.now());
       if (life) this.ended.push({ ...life, completed: false });
-      if (pod.status?.phase !== 'Succeeded') this.evictions += 1;
+      if (pod.status?.phase !== 'Succeeded') {
+        this.evictions += 1;
+        const owner = pod.metadata?.ownerReferences?.[0]?.uid ?? uid;
+        this.owed.set(owner, (this.owed.get(owner) ?? 0) + 1);
+      }
       return;
     }
     if (pod.status?.phase === 'Running' && !this.started.has(uid)) {
@@ -208,6 +212,10 @@ export class World {
     const target = work !== undefined ? Number(work) : undefined;
     const main = pod.spec?.containers?.find((c) => c.name === CONTAINER);
     const memory = parseQuantity(main?.resources?.limits?.['memory'] ?? main?.resources?.requests?.['memory']) ?? 0;
+    // Which eviction this pod makes up for, if any (a backlog pod's first start makes up for none).
+    const owner = pod.metadata?.ownerReferences?.[0]?.uid ?? uid;
+    const owed = this.owed.get(owner) ?? 0;
+    if (owed > 0) this.owed.set(owner, owed - 1);
     if (source && base !== undefined) {
       this.ledger.start(key, at, { base, resumeAtMs: at + (restoreSeconds(memory) / this.speed) * 1000, ...(target !== undefined ? { target } : {}) });
       this.consumed.add(source.checkpoint);
@@ -221,7 +229,7 @@ export class World {
         this.restores.contractButFresh += 1;
         this.consumed.add(from);
       }
-      if (this.traceStarted) {
+      if (owed > 0) {
         this.freshStarts.replacement += 1;
         this.freshPods.push({ pod: pod.metadata!.name!, why: !from ? 'no restore contract' : !checkpoint ? `checkpoint ${from} not found` : `checkpoint ${from}: the container does not run its published image` });
       } else {
