@@ -235,6 +235,7 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
           // a failed checkpoint is tried again after 5 min, a Ready one is reused for 10 min.
           '--checkpoint-retry-after', `${Math.max(1, Math.round(300 / speed))}s`,
           '--checkpoint-max-age', `${Math.max(1, Math.round(600 / speed))}s`,
+          ...(s.preemptWait !== undefined ? ['--preempt-wait', s.preemptWait] : []),
           '--log-level', 'info',
         ],
       });

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { generateSelfSignedCert } from '../../src/simulator/kubelet.js';
 import { ControlPlane } from '../../test/e2e/harness/controlPlane.js';
+import { waitUntil } from '../../test/e2e/harness/process.js';
 import { repoRoot } from '../../test/e2e/harness/schedulerConfig.js';
 import { Api } from '../scheduler/api.js';
 import { runMode, type ModeContext, type ModeResult } from './mode.js';
@@ -45,7 +46,7 @@ function describe(s: Settings, trace: ReturnType<typeof makeTrace>): string {
     `seed ${s.trace.seed}: ${s.trace.nodes} nodes of ${s.trace.nodeCpu} CPUs; ${kinds.join(', ')}; ` +
     `${trace.arrivals.length} high-priority arrivals (${bursts} in ${s.trace.bursts} bursts, the rest Poisson at ${s.trace.arrivalsPerMinute}/min); ` +
     `${trace.batches.length} batches of ${s.trace.ordinaryPods} ordinary pods; ${s.trace.duration / 60} trace minutes at ${s.speed}x; ` +
-    `checkpoint failure rate ${s.failureRate}`
+    `checkpoint failure rate ${s.failureRate}${s.preemptWait !== undefined ? `; extender --preempt-wait ${s.preemptWait}` : ''}`
   );
 }
 
@@ -65,6 +66,8 @@ async function main(): Promise<void> {
   let failed = false;
   try {
     await cp.applyCrd();
+    // Established is not served yet: the first lists answer 429 while its storage initializes.
+    await waitUntil('Checkpoints listed', () => api.request('GET', '/apis/hiatus.dev/v1alpha1/checkpoints').then(() => true, () => false));
     const ctx: ModeContext = {
       cp,
       api,

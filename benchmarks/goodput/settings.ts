@@ -12,6 +12,8 @@ export interface Settings {
   /** Chance that a checkpoint fails (CRIU error from the kubelet), per call, seeded per node. */
   failureRate: number;
   modes: ModeName[];
+  /** The extender's --preempt-wait (a Go duration); undefined: as shipped. */
+  preemptWait?: string;
   /** Where the table, the figures (JSON) and the plot go. */
   out: string;
   keep: boolean;
@@ -29,6 +31,7 @@ export const USAGE = `usage: npm run bench:goodput -- [options]
   --ordinary-pods 30       pods per batch
   --failure-rate 0.1       chance that a checkpoint fails
   --modes default,required,besteffort
+  --preempt-wait 1s        the extender's --preempt-wait (default: as shipped)
   --out benchmarks/goodput/out
   --keep                   keep the control plane's directory (logs)`;
 
@@ -54,6 +57,7 @@ export function parseSettings(argv: string[]): Settings {
       'ordinary-pods': { type: 'string' },
       'failure-rate': { type: 'string' },
       modes: { type: 'string' },
+      'preempt-wait': { type: 'string' },
       out: { type: 'string' },
       keep: { type: 'boolean' },
     },
@@ -78,6 +82,7 @@ export function parseSettings(argv: string[]): Settings {
     speed: num(values.speed, 'speed', 10, positive),
     failureRate: num(values['failure-rate'], 'failure-rate', 0.1, (n) => n >= 0 && n <= 1),
     modes,
+    ...(values['preempt-wait'] !== undefined ? { preemptWait: values['preempt-wait'] } : {}),
     out: values.out ?? 'benchmarks/goodput/out',
     keep: values.keep ?? false,
   };
