@@ -169,6 +169,16 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
     expect(r.writer.calls).toEqual(['nominate urgent n1', 'get default/urgent']);
   });
 
+  it('takes its early nomination back when it gives up on a preemptor that still waits', async () => {
+    const r = await rig([victim('trainer', 'n1', { policy: 'Required' })], 50);
+    r.sim.inject({ pod: 'trainer', failure: { kind: 'runtime-error' } });
+    completer!.track({ preemptor: PREEMPTOR, priority: 1000, candidates: [{ node: 'n1', victims: ['uid-trainer'], numPDBViolations: 0 }], index: 0 });
+    await until(() => !completer!.has('uid-urgent'));
+    await until(() => r.writer.calls.length >= 3);
+    expect(r.writer.calls).toEqual(['nominate urgent n1', 'get default/urgent', 'nominate urgent ']);
+    expect(r.writer.calls.some((c) => c.startsWith('evict'))).toBe(false);
+  });
+
   it('evicts nothing while the Ready record cannot be confirmed in the API server', async () => {
     const r = await rig([victim('trainer', 'n1', { policy: 'Required' })], 50);
     const get = r.store.get.bind(r.store);

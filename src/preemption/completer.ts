@@ -12,7 +12,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { CandidatePlan } from '../scheduling/candidates.js';
 import type { ResourcePolicy } from '../scheduling/resources.js';
 import type { CheckpointPolicy } from '../scheduling/victimPolicy.js';
-import { nextCompletionStep, type CompletionSnapshot, type PreemptionIntent } from './completion.js';
+import { nextCompletionStep, preemptorStillPending, type CompletionSnapshot, type PreemptionIntent } from './completion.js';
 
 export interface CompleterOptions {
   view: ClusterView;
@@ -150,6 +150,21 @@ export class PreemptionCompleter {
     }
   }
 
+  /**
+   * Takes back this replica's early nomination of a preemption it gave up, if the pod still
+   * waits and nothing nominated it elsewhere since: kube-scheduler would otherwise keep trying
+   * that node first and count the pod there.
+   */
+  private async unnominate(intent: PreemptionIntent, node: string): Promise<void> {
+    try {
+      const live = await this.o.writer.getPod(intent.preemptor.namespace, intent.preemptor.name);
+      if (!live || live.uid !== intent.preemptor.uid || live.nodeName || live.nominatedNodeName !== node) return;
+      await this.o.writer.nominate(intent.preemptor, '');
+    } catch (e) {
+      this.o.log.debug('nomination not taken back', { preemptor: key(intent.preemptor.namespace, intent.preemptor.name), error: (e as Error).message });
+    }
+  }
+
   private snapshot(intent: PreemptionIntent): CompletionSnapshot {
     const { view, executor } = this.o;
     return {
@@ -184,13 +199,17 @@ export class PreemptionCompleter {
     }
   }
 
-  private end(uid: string, result: 'evicted' | 'done' | 'abandoned', why: string): void {
+  /** takeBack: the preemptor still waits, so this replica's early nomination is withdrawn. */
+  private end(uid: string, result: 'evicted' | 'done' | 'abandoned', why: string, takeBack = false): void {
     const intent = this.intents.get(uid);
     this.forget(uid);
     this.o.metrics.preemptionCompletions.inc({ result });
     if (intent && result === 'evicted') this.o.metrics.preemptionCompletionDuration.observe((this.now() - intent.startedAt) / 1000);
     const who = intent ? key(intent.preemptor.namespace, intent.preemptor.name) : uid;
-    if (result === 'abandoned') this.o.log.info('preemption abandoned: nothing evicted', { preemptor: who, why });
+    if (result === 'abandoned') {
+      this.o.log.info('preemption abandoned: nothing evicted', { preemptor: who, why });
+      if (takeBack && intent?.nominated) void this.unnominate(intent, intent.nominated);
+    }
     else this.o.log.info('preemption completed', { preemptor: who, result, why });
   }
 
@@ -200,7 +219,7 @@ export class PreemptionCompleter {
     const step = nextCompletionStep(intent, this.snapshot(intent));
     switch (step.kind) {
       case 'abandon':
-        this.end(uid, 'abandoned', step.why);
+        this.end(uid, 'abandoned', step.why, preemptorStillPending(intent, this.o.view.pod(uid)) === undefined);
         return;
       case 'done':
         this.end(uid, 'done', step.why);
