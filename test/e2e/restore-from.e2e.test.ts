@@ -166,8 +166,10 @@ describe('a hand-written restore-from is honoured only for the checkpointed work
     expect(next.metadata!.annotations?.[RESTORE_CONSTRAINTS]).toBeDefined();
     expect(next.spec!.containers[0]!.image).toBe(CHECKPOINT_IMAGE);
     const claimed = await checkpoint('trainer-ck');
-    expect(claimed.status!.phase).toBe('Restoring');
-    expect(claimed.status!.restore!.podName).toBe(`${next.metadata!.generateName}*`);
+    // Claimed for this pod; the simulated node may already run it, and the lifecycle loop then
+    // marks the claim Restored (with the pod's own name) before this reads it.
+    expect(['Restoring', 'Restored']).toContain(claimed.status!.phase);
+    expect([`${next.metadata!.generateName}*`, next.metadata!.name]).toContain(claimed.status!.restore!.podName);
   }));
 
   it('gives the workload\'s next pod a checkpoint claimed by a pod that never appeared, within seconds', step(async () => {
