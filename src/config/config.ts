@@ -125,7 +125,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: 'preempt-wait',
     env: 'HIATUS_PREEMPT_WAIT',
     type: 'string',
-    default: '0',
+    default: '1s',
     help: 'longest preempt holds kube-scheduler\'s scheduling cycle (every pod waits meanwhile) for its victims\' checkpoints; slower ones finish in the background and hiatus then evicts the victims itself; 0 never waits; capped by --scheduler-http-timeout minus --preempt-margin',
   },
   { flag: 'default-checkpoint-policy', env: 'HIATUS_DEFAULT_CHECKPOINT_POLICY', type: 'string', default: 'Never', help: 'policy for victims whose pod and PriorityClass say none: Required, BestEffort or Never' },
