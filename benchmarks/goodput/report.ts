@@ -123,23 +123,28 @@ const W = 760;
 const PANEL_H = 220;
 const M = { left: 64, right: 170, top: 34, gap: 56, bottom: 44 };
 
-function niceMax(v: number): number {
-  if (!(v > 0)) return 1;
-  const p = 10 ** Math.floor(Math.log10(v));
-  return [1, 2, 2.5, 5, 10].map((m) => m * p).find((x) => x >= v)!;
+/** A round grid step for values up to v (about four lines): 1, 2 or 5 times a power of ten. */
+function niceStep(v: number): number {
+  if (!(v > 0)) return 0.25;
+  const raw = v / 4;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  return [1, 2, 5, 10].map((m) => m * p).find((x) => x >= raw)!;
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 function panel(results: ModeResult[], top: number, title: string, value: (s: Sample) => number, xMax: number): string {
-  const yMax = niceMax(Math.max(...results.flatMap((r) => r.samples.map((s) => value(s) / 3600))));
+  const highest = Math.max(...results.flatMap((r) => r.samples.map((s) => value(s) / 3600)));
+  const step = niceStep(highest);
+  const lines = Math.max(1, Math.ceil(highest / step - 1e-9));
+  const yMax = step * lines;
   const plotW = W - M.left - M.right;
   const x = (t: number) => M.left + (t / xMax) * plotW;
   const y = (v: number) => top + PANEL_H - (v / yMax) * PANEL_H;
   const out: string[] = [];
   out.push(`<text x="${M.left}" y="${top - 10}" class="title">${esc(title)}</text>`);
-  for (let i = 0; i <= 4; i++) {
-    const v = (yMax * i) / 4;
+  for (let i = 0; i <= lines; i++) {
+    const v = step * i;
     out.push(`<line x1="${M.left}" x2="${M.left + plotW}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" class="grid"/>`);
     out.push(`<text x="${M.left - 6}" y="${(y(v) + 4).toFixed(1)}" class="tick" text-anchor="end">${+v.toFixed(2)}</text>`);
   }

@@ -61,8 +61,8 @@ export class World {
   private readonly ended: Ended[] = [];
   private readonly started = new Set<string>();
   private readonly placed = new Set<string>();
-  /** Evicted pods per owner whose replacement has not started yet. */
-  private readonly owed = new Map<string, number>();
+  /** When each evicted pod went, per owner, until a replacement starts. */
+  private readonly owed = new Map<string, number[]>();
   private readonly gone = new Set<string>();
   private readonly jobPods = new Map<string, { namespace: string; name: string; image: string; startedAt: string }>();
   private readonly deletedCheckpoints = new Set<string>();
@@ -187,7 +187,7 @@ export class World {
       if (pod.status?.phase !== 'Succeeded') {
         this.evictions += 1;
         const owner = pod.metadata?.ownerReferences?.[0]?.uid ?? uid;
-        this.owed.set(owner, (this.owed.get(owner) ?? 0) + 1);
+        this.owed.set(owner, [...(this.owed.get(owner) ?? []), Date.now()]);
       }
       return;
     }
@@ -212,10 +212,16 @@ export class World {
     const target = work !== undefined ? Number(work) : undefined;
     const main = pod.spec?.containers?.find((c) => c.name === CONTAINER);
     const memory = parseQuantity(main?.resources?.limits?.['memory'] ?? main?.resources?.requests?.['memory']) ?? 0;
-    // Which eviction this pod makes up for, if any (a backlog pod's first start makes up for none).
+    // Which eviction this pod makes up for: the oldest of its owner's that happened before it was
+    // created (creationTimestamp has whole seconds). A backlog pod that waited since before makes up
+    // for none.
     const owner = pod.metadata?.ownerReferences?.[0]?.uid ?? uid;
-    const owed = this.owed.get(owner) ?? 0;
-    if (owed > 0) this.owed.set(owner, owed - 1);
+    const stamp = pod.metadata?.creationTimestamp;
+    const created = stamp ? new Date(stamp).getTime() : at;
+    const evictions = this.owed.get(owner) ?? [];
+    const made = evictions.findIndex((e) => Math.floor(e / 1000) * 1000 <= created);
+    const owed = made >= 0;
+    if (owed) evictions.splice(made, 1);
     if (source && base !== undefined) {
       this.ledger.start(key, at, { base, resumeAtMs: at + (restoreSeconds(memory) / this.speed) * 1000, ...(target !== undefined ? { target } : {}) });
       this.consumed.add(source.checkpoint);
@@ -229,7 +235,7 @@ export class World {
         this.restores.contractButFresh += 1;
         this.consumed.add(from);
       }
-      if (owed > 0) {
+      if (owed) {
         this.freshStarts.replacement += 1;
         this.freshPods.push({ pod: pod.metadata!.name!, why: !from ? 'no restore contract' : !checkpoint ? `checkpoint ${from} not found` : `checkpoint ${from}: the container does not run its published image` });
       } else {
