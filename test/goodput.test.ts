@@ -64,6 +64,7 @@ function result(mode: ModeResult['mode'], lost: number, ordinarySeconds: number[
     jobPodsFinished: 2,
     ordinary: ordinarySeconds.map((seconds) => ({ pods: 30, seconds })),
     lostAfterCheckpoint: lost / 4,
+    readyToDeletionMs: [300, 500],
     attempts: { pending: 5, node: 1 },
     completions: {},
     published: 5,

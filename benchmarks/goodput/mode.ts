@@ -73,6 +73,8 @@ export interface ModeResult {
   ordinary: { pods: number; seconds: number }[];
   /** Work lost by evicted pods while they ran on after their checkpoint (part of account.lost). */
   lostAfterCheckpoint: number;
+  /** For each recorded checkpoint whose pod was then deleted: completion to deletion, real ms. */
+  readyToDeletionMs: number[];
   /** hiatus_preemption_attempts_total by outcome and hiatus_preemption_completions_total by result. */
   attempts: Record<string, number>;
   completions: Record<string, number>;
@@ -349,6 +351,11 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
     const calls = [...nodes.sims.values()].flatMap((sim) => sim.calls);
     const records: Record<string, number> = {};
     for (const c of world.checkpoints.values()) records[c.status?.phase ?? 'none'] = (records[c.status?.phase ?? 'none'] ?? 0) + 1;
+    const readyToDeletionMs = [...world.checkpoints.values()].flatMap((c) => {
+      const done = Date.parse(c.status?.completionTime ?? '');
+      const gone = world.deletedAt.get(c.spec.source.pod.uid);
+      return c.status?.phase !== 'Failed' && Number.isFinite(done) && gone !== undefined && gone >= done ? [gone - done] : [];
+    });
     const urgent = ctx.trace.arrivals.map((a): UrgentOutcome => {
       const made = created.get(a.name);
       const bound = world.bound.get(a.name);
@@ -382,6 +389,7 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
       freshStarts: { ...world.freshStarts },
       evictions: world.evictions,
       lostAfterCheckpoint: world.lostAfterCheckpoint,
+      readyToDeletionMs,
       jobPodsFinished: world.lives().filter((l) => l.completed).length,
       ordinary,
       attempts,

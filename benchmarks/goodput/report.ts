@@ -92,6 +92,7 @@ export function table(results: ModeResult[]): string {
   const rows: [string, (f: Figures, r: ModeResult) => string][] = [
     ['work lost (pod-hours redone)', (f) => f1(f.lostHours)],
     ['of which run on after the checkpoint', (_, r) => (r.mode === 'default' ? '-' : f2(hours(r.lostAfterCheckpoint)))],
+    ['checkpoint recorded to its pod\'s deletion, p50 / p99 / max', (_, r) => (r.mode === 'default' || r.readyToDeletionMs.length === 0 ? '-' : `${seconds(quantile(r.readyToDeletionMs, 0.5))} / ${seconds(quantile(r.readyToDeletionMs, 0.99))} / ${seconds(Math.max(...r.readyToDeletionMs))}`)],
     ['lost, share of kube-scheduler alone\'s', (f) => (f.mode === 'default' ? '1' : f2(f.lostVsDefault))],
     ['goodput (useful pod-hours per hour)', (f) => f1(f.goodput)],
     ['all work done (pod-hours per hour)', (f) => f1(f.workRate)],
