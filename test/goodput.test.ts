@@ -58,7 +58,7 @@ function result(mode: ModeResult['mode'], lost: number, ordinarySeconds: number[
     ],
     checkpointCalls: { taken: 9, failed: 1 },
     records: {},
-    restores: { onSource: 2, elsewhere: 3, contractButFresh: 0 },
+    restores: { onSource: 2, elsewhere: 3, contractButFresh: 0, fromLivePod: 0 },
     freshStarts: { initial: 10, replacement: 1 },
     evictions: 4,
     jobPodsFinished: 2,

@@ -105,6 +105,7 @@ export function table(results: ModeResult[]): string {
     ['low-priority pods evicted', (_, r) => String(r.evictions)],
     ['checkpoints taken / failed (kubelet calls)', (_, r) => (r.mode === 'default' ? '-' : `${r.checkpointCalls.taken} / ${r.checkpointCalls.failed}`)],
     ['restores on the source node / elsewhere', (_, r) => (r.mode === 'default' ? '-' : `${r.restores.onSource} / ${r.restores.elsewhere}`)],
+    ['restores from a checkpoint whose pod still ran', (_, r) => (r.mode === 'default' ? '-' : String(r.restores.fromLivePod))],
     ['replacements started from zero', (_, r) => String(r.freshStarts.replacement)],
     ['Job pods finished', (_, r) => String(r.jobPodsFinished)],
     ['ordinary pods/s (all batches; slowest-fastest batch)', (f) => `${f1(f.ordinaryPodsPerSecond)} (${f1(f.ordinaryRange[0])}-${f1(f.ordinaryRange[1])})`],

@@ -49,7 +49,13 @@ export class World {
   readonly deletedAt = new Map<string, number>();
   /** Replacements that started from zero after the trace began, and why. */
   readonly freshPods: { pod: string; why: string }[] = [];
-  readonly restores = { onSource: 0, elsewhere: 0, contractButFresh: 0 };
+  /**
+   * Restores by where they ran; and those from a checkpoint whose pod still ran (another replica's
+   * record, left by a preemption that did not evict it): that pod's state now runs twice.
+   */
+  readonly restores = { onSource: 0, elsewhere: 0, contractButFresh: 0, fromLivePod: 0 };
+  /** Work restored from checkpoints of pods that still ran: held twice, counted once. */
+  duplicated = 0;
   /** Fresh starts: of new pods, and of replacements of evicted ones (which lost their work). */
   readonly freshStarts = { initial: 0, replacement: 0 };
   /** Work pods deleted before they finished (preempted). */
@@ -128,6 +134,7 @@ export class World {
       if (!newest.has(uid) || newest.get(uid)!.at < at) newest.set(uid, { at, units });
     }
     for (const v of newest.values()) retained += v?.units ?? 0;
+    retained -= this.duplicated;
     return { accrued, retained, lost: accrued - retained };
   }
 
@@ -227,6 +234,10 @@ export class World {
       this.consumed.add(source.checkpoint);
       const sourceLife = this.ended.find((l) => l.key === progressKey(checkpoint!.spec.source.pod.uid, CONTAINER));
       if (sourceLife) this.lostAfterCheckpoint += Math.max(0, sourceLife.units - base);
+      if (!this.gone.has(checkpoint!.spec.source.pod.uid)) {
+        this.restores.fromLivePod += 1;
+        this.duplicated += base;
+      }
       if (source.sourceNode === pod.spec?.nodeName) this.restores.onSource += 1;
       else this.restores.elsewhere += 1;
     } else {
