@@ -4,8 +4,6 @@
 // GPUs where its CUDA plugin is missing).
 import { request } from 'node:https';
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { CheckpointExecutor } from '../src/checkpoint/executor.js';
-import { DirectKubeletClient } from '../src/checkpoint/kubeletClient.js';
 import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
 import type { Checkpoint } from '../src/checkpoint/types.js';
 import { SnapshotView } from '../src/cluster/snapshotView.js';
@@ -16,6 +14,7 @@ import { PreemptionCompleter } from '../src/preemption/completer.js';
 import { createPreemptVerb } from '../src/server/preempt.js';
 import type { Node, Pod } from '../src/server/wire.js';
 import { KubeletSimulator, simPodFromV1Pod, type SimGpus } from '../src/simulator/kubelet.js';
+import { testExecutor } from './helpers/executor.js';
 import { node, plainPod, victim } from './helpers/objects.js';
 import { post, startServer, type TestServer } from './helpers/server.js';
 
@@ -91,18 +90,7 @@ async function rig(nodes: GpuNodeSpec[], pods: Pod[], scale = 1): Promise<Rig> {
   const store = new MemoryCheckpointStore();
   view.checkpointsByKey = store.objects;
   const metrics = new Metrics({ defaultMetrics: false });
-  const executor = new CheckpointExecutor({
-    kubelet: new DirectKubeletClient({ port: 10250, insecureSkipVerify: true, token: () => undefined }),
-    store,
-    metrics,
-    log: silentLogger,
-    cached: (ns, name) => view.checkpoint(ns, name),
-    kubeletTimeoutSeconds: 120,
-    maxAgeMs: 600_000,
-    retryFailedAfterMs: 300_000,
-    maxConcurrent: 8,
-    maxPerNode: 2,
-  });
+  const executor = testExecutor(view, store, { metrics });
   const preempt = createPreemptVerb({ view, executor, metrics, log: silentLogger, budgetMs: 4000, waitMs: WAIT_MS, defaultPolicy: 'Never' });
   return { sims, store, server: await startServer(view, { preempt }) };
 }
@@ -188,18 +176,7 @@ describe('a GPU preemption completed in the background', () => {
     const store = new MemoryCheckpointStore();
     view.checkpointsByKey = store.objects;
     const metrics = new Metrics({ defaultMetrics: false });
-    const executor = new CheckpointExecutor({
-      kubelet: new DirectKubeletClient({ port: 10250, insecureSkipVerify: true, token: () => undefined }),
-      store,
-      metrics,
-      log: silentLogger,
-      cached: (ns, name) => view.checkpoint(ns, name),
-      kubeletTimeoutSeconds: 120,
-      maxAgeMs: 600_000,
-      retryFailedAfterMs: 300_000,
-      maxConcurrent: 8,
-      maxPerNode: 2,
-    });
+    const executor = testExecutor(view, store, { metrics });
     const calls: string[] = [];
     const writer: PreemptionWriter = {
       getPod: async (): Promise<LivePod> => ({ uid: 'uid-urgent', deleting: false }),
