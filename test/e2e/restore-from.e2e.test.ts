@@ -196,7 +196,10 @@ describe('a hand-written restore-from is honoured only for the checkpointed work
     expect(next.metadata!.annotations?.[RESTORE_FROM]).toBe('trainer-ck2');
     expect(waited).toBeLessThan(6_000);
     const taken = await checkpoint('trainer-ck2');
-    expect(taken.status!.restore!.podName).toBe(`${next.metadata!.generateName}*`);
+    // Claimed for this pod: by its generateName at admission, or by its own name once the
+    // lifecycle loop has nominated it (which can happen before this read).
+    expect(['Restoring', 'Restored']).toContain(taken.status!.phase);
+    expect([`${next.metadata!.generateName}*`, next.metadata!.name]).toContain(taken.status!.restore!.podName);
     process.stdout.write(`a claim whose pod never appeared delayed the real pod's creation by ${waited} ms\n`);
   }));
 
