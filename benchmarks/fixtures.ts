@@ -1,7 +1,7 @@
 // Request bodies as kube-scheduler puts them on the wire (extender/v1 ExtenderArgs marshalled by
 // encoding/json: PascalCase keys, every key present, nested objects in camelCase Kubernetes JSON).
 // The objects look like what a real cluster holds, because body size is what the cost scales with.
-import { ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM, LABEL_ARCH, LABEL_ZONE, NFD_CPUID_PREFIX } from '../src/cluster/keys.js';
+import { ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM, LABEL_ARCH, LABEL_ZONE, NFD_CPUID_PREFIX } from '../src/api/keys.js';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 

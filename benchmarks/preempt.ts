@@ -13,7 +13,7 @@ import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics/metrics.js';
 import { createHandler } from '../src/server/app.js';
 import { createPreemptVerb } from '../src/server/preempt.js';
-import type { Node, Pod } from '../src/server/wire.js';
+import type { Node, Pod } from '../src/api/kubernetes.js';
 import { KubeletSimulator } from '../src/simulator/kubelet.js';
 import type { CheckpointPolicy } from '../src/scheduling/victimPolicy.js';
 import { fmt, table } from './report.js';

@@ -4,13 +4,13 @@ import { describe, expect, it } from '@jest/globals';
 import { podFacts } from '../src/cluster/facts.js';
 import { SnapshotView } from '../src/cluster/snapshotView.js';
 import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
-import type { Checkpoint } from '../src/checkpoint/types.js';
+import type { Checkpoint } from '../src/api/checkpoint.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics/metrics.js';
 import { decideAdmission, decodeReview, reviewResponse } from '../src/restore/admission.js';
 import { restoreFromRefusal } from '../src/restore/match.js';
 import { createWebhook } from '../src/restore/webhook.js';
-import type { Pod } from '../src/server/wire.js';
+import type { Pod } from '../src/api/kubernetes.js';
 import { NOW, checkpoint, decodePatch, iso, replacement, review } from './helpers/restore.js';
 
 const MATCH = { now: NOW, maxAgeMs: 24 * 3600_000, reclaimAfterMs: 3_000 };

@@ -12,7 +12,7 @@ import { AgentMetrics } from '../src/agent/metrics.js';
 import { Publisher } from '../src/agent/publisher.js';
 import { credentialsFor, RegistryClient } from '../src/agent/registry.js';
 import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
-import type { Checkpoint } from '../src/checkpoint/types.js';
+import type { Checkpoint } from '../src/api/checkpoint.js';
 import { silentLogger } from '../src/log.js';
 import { writeCheckpointArchive } from '../src/simulator/archive.js';
 import { FaultProxy, TestRegistry } from './helpers/registry.js';

@@ -13,7 +13,7 @@ import { gunzipSync } from 'node:zlib';
 import { ANNOTATION_CRIO_CHECKPOINT_NAME, imageAnnotations, repositoryFor, tagFor } from '../src/agent/image.js';
 import { ArchiveError, Publisher, PublishStopped, type PublishRequest } from '../src/agent/publisher.js';
 import { credentialsFor, RegistryClient, RegistryError } from '../src/agent/registry.js';
-import type { Checkpoint } from '../src/checkpoint/types.js';
+import type { Checkpoint } from '../src/api/checkpoint.js';
 import { silentLogger } from '../src/log.js';
 import { writeCheckpointArchive } from '../src/simulator/archive.js';
 import { FaultProxy, TestRegistry } from './helpers/registry.js';

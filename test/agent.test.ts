@@ -10,7 +10,7 @@ import { credentialsFor, parseChallenge } from '../src/agent/registry.js';
 import { crioRestoreVerdict, tomlValues } from '../src/agent/runtimeConfig.js';
 import { runtimeRestoreFix } from '../src/scheduling/runtime.js';
 import { TarScanner } from '../src/agent/tarScan.js';
-import type { Checkpoint, CheckpointPhase, ContainerCheckpointStatus } from '../src/checkpoint/types.js';
+import type { Checkpoint, CheckpointPhase, ContainerCheckpointStatus } from '../src/api/checkpoint.js';
 import { archiveEntries, tarHeader, writeCheckpointArchive } from '../src/simulator/archive.js';
 import { nodeFacts } from '../src/cluster/facts.js';
 import { planFilter } from '../src/scheduling/filter.js';

@@ -4,7 +4,7 @@ import { describe, expect, it } from '@jest/globals';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Checkpoint } from '../src/checkpoint/types.js';
+import type { Checkpoint } from '../src/api/checkpoint.js';
 import { parseArgs } from '../src/cli/args.js';
 import { describeText, listTable, timeline, type EventInfo } from '../src/cli/checkpoints.js';
 import { describeFailure } from '../src/cli/errors.js';
@@ -12,7 +12,7 @@ import { bytes, humanDuration, table } from '../src/cli/format.js';
 import { planRestore, standalonePod, type Workload } from '../src/cli/restore.js';
 import { run } from '../src/cli/run.js';
 import { explain, whyText } from '../src/cli/why.js';
-import type { Pod } from '../src/server/wire.js';
+import type { Pod } from '../src/api/kubernetes.js';
 import { node } from './helpers/objects.js';
 
 const T0 = Date.parse('2026-05-22T14:31:30Z');

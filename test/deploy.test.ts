@@ -35,9 +35,9 @@ import {
   type CheckpointSpec,
   type CheckpointStatus,
   type RestoreStatus,
-} from '../src/checkpoint/types.js';
+} from '../src/api/checkpoint.js';
 import { SnapshotView } from '../src/cluster/snapshotView.js';
-import { ANNOTATION_RESTORE_OPT, RESOURCE_RESTORE } from '../src/cluster/keys.js';
+import { ANNOTATION_RESTORE_OPT, RESOURCE_RESTORE } from '../src/api/keys.js';
 import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
 import { loadConfig, parseDuration } from '../src/config/config.js';
 import { silentLogger } from '../src/log.js';
@@ -85,7 +85,7 @@ function only<T>(kind: string, name: string, docs: Doc[] = deploy): T {
 }
 
 // ---------------------------------------------------------------------------------------
-// Type-level helpers: they make this file fail to compile when src/checkpoint/types.ts
+// Type-level helpers: they make this file fail to compile when src/api/checkpoint.ts
 // changes, so that the sample below and the CRD follow it.
 
 /** T with every optional property made required, at every depth. */

@@ -5,14 +5,14 @@
 import { request } from 'node:https';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
-import type { Checkpoint } from '../src/checkpoint/types.js';
+import type { Checkpoint } from '../src/api/checkpoint.js';
 import { SnapshotView } from '../src/cluster/snapshotView.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics/metrics.js';
 import type { LivePod, PodRef, PreemptionWriter } from '../src/cluster/podWriter.js';
 import { PreemptionCompleter } from '../src/preemption/completer.js';
 import { createPreemptVerb } from '../src/server/preempt.js';
-import type { Node, Pod } from '../src/server/wire.js';
+import type { Node, Pod } from '../src/api/kubernetes.js';
 import { KubeletSimulator, simPodFromV1Pod, type SimGpus } from '../src/simulator/kubelet.js';
 import { testExecutor } from './helpers/executor.js';
 import { node, plainPod, victim } from './helpers/objects.js';

@@ -16,7 +16,7 @@ import { gpuIncapability } from '../src/scheduling/gpu.js';
 import { DEFAULT_RESOURCE_POLICY } from '../src/scheduling/resources.js';
 import { parseRestoreConstraints, type RestoreConstraints } from '../src/scheduling/restoreContract.js';
 import { classifyVictim } from '../src/scheduling/victimPolicy.js';
-import type { Node, Pod } from '../src/server/wire.js';
+import type { Node, Pod } from '../src/api/kubernetes.js';
 import { node, victim } from './helpers/objects.js';
 
 /** Listeners open to any caller (the configuration refuses that unless it is said). */

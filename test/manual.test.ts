@@ -6,11 +6,11 @@ import { DirectKubeletClient } from '../src/checkpoint/kubeletClient.js';
 import { isManualRequest, manualRefusal, planManual, UNKNOWN_POD_GRACE_MS } from '../src/checkpoint/manual.js';
 import { ManualCheckpointController } from '../src/checkpoint/manualController.js';
 import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
-import type { Checkpoint } from '../src/checkpoint/types.js';
+import type { Checkpoint } from '../src/api/checkpoint.js';
 import { SnapshotView } from '../src/cluster/snapshotView.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics/metrics.js';
-import type { Pod } from '../src/server/wire.js';
+import type { Pod } from '../src/api/kubernetes.js';
 import { KubeletSimulator, simPodFromV1Pod } from '../src/simulator/kubelet.js';
 import { node, victim } from './helpers/objects.js';
 

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { dumpYaml, loadAllYaml, loadYaml } from '@kubernetes/client-node';
 import { AgentMetrics } from '../src/agent/metrics.js';
 import { summarize } from '../src/checkpoint/summary.js';
-import type { Checkpoint } from '../src/checkpoint/types.js';
+import type { Checkpoint } from '../src/api/checkpoint.js';
 import { Metrics } from '../src/metrics/metrics.js';
 import { dashboardQueries, grafanaQuery, MONITORING, ROOT, ruleGroups } from './helpers/monitoring.js';
 

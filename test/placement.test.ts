@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { podFacts } from '../src/cluster/facts.js';
-import { GATE_RESTORE_PLACEMENT } from '../src/cluster/keys.js';
+import { GATE_RESTORE_PLACEMENT } from '../src/api/keys.js';
 import type { PodPlacementWriter, PodRef } from '../src/cluster/podWriter.js';
 import { SnapshotView } from '../src/cluster/snapshotView.js';
 import { silentLogger } from '../src/log.js';
@@ -8,7 +8,7 @@ import { Metrics } from '../src/metrics/metrics.js';
 import { planPlacement } from '../src/restore/placement.js';
 import { PlacementController } from '../src/restore/placementController.js';
 import { gatePatch, schedulingPatch } from '../src/restore/admission.js';
-import type { Pod } from '../src/server/wire.js';
+import type { Pod } from '../src/api/kubernetes.js';
 import { CONSTRAINTS, node, restorePod } from './helpers/objects.js';
 
 const GOOD = { arch: 'amd64', features: ['AVX2', 'SSE4_2'], runtime: 'cri-o://1.31.2', zone: 'zone-a' };

@@ -8,7 +8,7 @@ import { Metrics } from '../src/metrics/metrics.js';
 import { PreemptionCompleter } from '../src/preemption/completer.js';
 import { nextCompletionStep, type CompletionSnapshot, type PreemptionIntent } from '../src/preemption/completion.js';
 import type { CheckpointState } from '../src/scheduling/candidates.js';
-import type { Pod } from '../src/server/wire.js';
+import type { Pod } from '../src/api/kubernetes.js';
 import { KubeletSimulator, simPodFromV1Pod } from '../src/simulator/kubelet.js';
 import { testExecutor } from './helpers/executor.js';
 import { node, plainPod, victim } from './helpers/objects.js';

@@ -5,11 +5,11 @@
 // placement controller patches.
 import { describe, expect, it } from '@jest/globals';
 import { podFacts } from '../src/cluster/facts.js';
-import { GATE_RESTORE_PLACEMENT } from '../src/cluster/keys.js';
+import { GATE_RESTORE_PLACEMENT } from '../src/api/keys.js';
 import type { PatchOp, PodPlacementWriter, PodRef } from '../src/cluster/podWriter.js';
 import { SnapshotView } from '../src/cluster/snapshotView.js';
 import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
-import type { Checkpoint, ContainerPublication } from '../src/checkpoint/types.js';
+import type { Checkpoint, ContainerPublication } from '../src/api/checkpoint.js';
 import { loadConfig } from '../src/config/config.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics/metrics.js';
@@ -17,7 +17,7 @@ import { decideAdmission, restorePatch, type SchedulingOptions } from '../src/re
 import { PlacementController } from '../src/restore/placementController.js';
 import { offeredImage, planHold, publicationOf, type PublicationOptions } from '../src/restore/publication.js';
 import { createWebhook } from '../src/restore/webhook.js';
-import type { Pod } from '../src/server/wire.js';
+import type { Pod } from '../src/api/kubernetes.js';
 import { node } from './helpers/objects.js';
 import { CONTRACT, CONTRACT_PUBLISHED, MARKER, NOW, PROFILE, checkpoint, decodePatch, iso, replacement, review } from './helpers/restore.js';
 

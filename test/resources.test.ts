@@ -12,7 +12,7 @@ import {
   type ResourcePolicy,
 } from '../src/scheduling/resources.js';
 import { classifyVictim } from '../src/scheduling/victimPolicy.js';
-import type { Pod } from '../src/server/wire.js';
+import type { Pod } from '../src/api/kubernetes.js';
 import { node, victim } from './helpers/objects.js';
 
 /** Listeners open to any caller (the configuration refuses that unless it is said). */

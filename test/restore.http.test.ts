@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { podFacts } from '../src/cluster/facts.js';
 import { SnapshotView } from '../src/cluster/snapshotView.js';
 import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
-import type { Checkpoint } from '../src/checkpoint/types.js';
+import type { Checkpoint } from '../src/api/checkpoint.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics/metrics.js';
 import { RestoreController } from '../src/restore/controller.js';

@@ -5,7 +5,7 @@ import { describe, expect, it } from '@jest/globals';
 import { podFacts, type PodFacts } from '../src/cluster/facts.js';
 import { SnapshotView } from '../src/cluster/snapshotView.js';
 import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
-import type { Checkpoint, CheckpointPhase } from '../src/checkpoint/types.js';
+import type { Checkpoint, CheckpointPhase } from '../src/api/checkpoint.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics/metrics.js';
 import { RestoreController } from '../src/restore/controller.js';

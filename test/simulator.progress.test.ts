@@ -6,7 +6,7 @@ import { promises as fsp } from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import type { Checkpoint } from '../src/checkpoint/types.js';
+import type { Checkpoint } from '../src/api/checkpoint.js';
 import { writeCheckpointArchive } from '../src/simulator/archive.js';
 import { generateSelfSignedCert, KubeletSimulator } from '../src/simulator/kubelet.js';
 import { ProgressLedger, progressKey, readArchiveProgress, restoreSource } from '../src/simulator/progress.js';

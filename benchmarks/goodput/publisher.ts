@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import { publicationWork, samePublication, withPublication, type PublicationUpdate } from '../../src/agent/plan.js';
 import { StoreConflict, type CheckpointStore } from '../../src/checkpoint/store.js';
-import type { Checkpoint } from '../../src/checkpoint/types.js';
+import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { publishSeconds } from './trace.js';
 
 async function sha256File(file: string): Promise<string> {

@@ -8,8 +8,8 @@
 // checkpoints that a replacement may still restore: Ready or claimed, source pod gone, not yet
 // restored); lost = accrued - retained, the pod-seconds that have to be done again.
 import { CoreV1Api, CustomObjectsApi, makeInformer, type KubeConfig, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
-import type { Checkpoint } from '../../src/checkpoint/types.js';
-import { ANNOTATION_RESTORE_FROM } from '../../src/cluster/keys.js';
+import type { Checkpoint } from '../../src/api/checkpoint.js';
+import { ANNOTATION_RESTORE_FROM } from '../../src/api/keys.js';
 import { parseQuantity } from '../../src/cluster/quantity.js';
 import { progressKey, readArchiveProgress, restoreSource, type Life, type ProgressLedger } from '../../src/simulator/progress.js';
 import type { Api } from '../scheduler/api.js';

@@ -4,7 +4,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { StoreConflict, type CheckpointStore } from '../checkpoint/store.js';
-import type { Checkpoint } from '../checkpoint/types.js';
+import type { Checkpoint } from '../api/checkpoint.js';
 import type { Logger } from '../log.js';
 import { imageAnnotations, repositoryFor, tagFor } from './image.js';
 import type { AgentMetrics } from './metrics.js';

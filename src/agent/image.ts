@@ -10,7 +10,7 @@
 //   on the image and on an index "for containerd compatibility": so do we, and the reference we
 //   record is the index's digest, which resolves to the image for the node's platform.
 import { createHash } from 'node:crypto';
-import type { Checkpoint } from '../checkpoint/types.js';
+import type { Checkpoint } from '../api/checkpoint.js';
 
 export const MEDIA_TYPE_INDEX = 'application/vnd.oci.image.index.v1+json';
 export const MEDIA_TYPE_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';

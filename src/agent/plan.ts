@@ -1,6 +1,6 @@
 // The node agent's decisions, pure: which archives to publish, how a publication outcome changes
 // a Checkpoint's status, and which archives to delete from the node's disk.
-import type { Checkpoint, ContainerCheckpointStatus, ContainerPublication, PublicationState } from '../checkpoint/types.js';
+import type { Checkpoint, ContainerCheckpointStatus, ContainerPublication, PublicationState } from '../api/checkpoint.js';
 
 export interface PublishWork {
   checkpoint: Checkpoint;

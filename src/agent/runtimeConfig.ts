@@ -7,7 +7,7 @@
 // enable_criu_support = true | false. The verdict becomes a Node label that filter reads.
 import http from 'node:http';
 
-export { LABEL_RUNTIME_RESTORE } from '../cluster/keys.js';
+export { LABEL_RUNTIME_RESTORE } from '../api/keys.js';
 
 /**
  * enabled: restores. checkpoint_only, none: [crio.checkpoint_restore] container_level_enabled

@@ -23,7 +23,7 @@ import {
   type Checkpoint,
   type ContainerCheckpointStatus,
   type PodReference,
-} from './types.js';
+} from '../api/checkpoint.js';
 
 export interface ExecutorOptions {
   kubelet: KubeletClient;

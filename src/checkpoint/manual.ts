@@ -7,7 +7,7 @@
 import type { NodeFacts, PodFacts } from '../cluster/facts.js';
 import type { ResourcePolicy } from '../scheduling/resources.js';
 import { uncheckpointable } from '../scheduling/victimPolicy.js';
-import type { Checkpoint } from './types.js';
+import type { Checkpoint } from '../api/checkpoint.js';
 
 /** A request for a pod the cache never shows is refused after this (the pod finished or is gone). */
 export const UNKNOWN_POD_GRACE_MS = 30_000;

@@ -7,7 +7,7 @@ import type { CheckpointExecutor } from './executor.js';
 import type { ResourcePolicy } from '../scheduling/resources.js';
 import { planManual } from './manual.js';
 import { StoreConflict, type CheckpointStore } from './store.js';
-import type { Checkpoint } from './types.js';
+import type { Checkpoint } from '../api/checkpoint.js';
 
 export interface ManualControllerOptions {
   view: ClusterView;

@@ -1,6 +1,6 @@
 // Where Checkpoint records live: the API server (durable, shared by every replica).
 import { ApiException, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import { CHECKPOINT_GROUP, CHECKPOINT_PLURAL, CHECKPOINT_VERSION, type Checkpoint } from './types.js';
+import { CHECKPOINT_GROUP, CHECKPOINT_PLURAL, CHECKPOINT_VERSION, type Checkpoint } from '../api/checkpoint.js';
 
 /** Another writer got there first (409): the caller lost the claim or must re-read. */
 export class StoreConflict extends Error {

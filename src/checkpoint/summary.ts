@@ -1,6 +1,6 @@
 // What the Checkpoint records say in aggregate, for gauges: how many await publication as images,
 // and how many archive bytes they hold. Pure.
-import type { Checkpoint } from './types.js';
+import type { Checkpoint } from '../api/checkpoint.js';
 
 export interface CheckpointSummary {
   /**

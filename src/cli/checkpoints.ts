@@ -1,6 +1,6 @@
 // What `list` and `describe` show of Checkpoint records: table rows, and the timeline of one
 // checkpoint from its record and the events of the pods it touched. Pure.
-import type { Checkpoint } from '../checkpoint/types.js';
+import type { Checkpoint } from '../api/checkpoint.js';
 import { age, bytes, fields, table } from './format.js';
 
 /** An Event as the CLI reads it (core/v1 Event, the parts shown). */

@@ -10,7 +10,7 @@ import {
   type V1Pod,
   type V1Scale,
 } from '@kubernetes/client-node';
-import { CHECKPOINT_GROUP, CHECKPOINT_PLURAL, CHECKPOINT_VERSION, type Checkpoint } from '../checkpoint/types.js';
+import { CHECKPOINT_GROUP, CHECKPOINT_PLURAL, CHECKPOINT_VERSION, type Checkpoint } from '../api/checkpoint.js';
 import type { EventInfo } from './checkpoints.js';
 import { CliError, describeFailure, type ApiOp } from './errors.js';
 import type { Target } from './kubeconfig.js';

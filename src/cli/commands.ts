@@ -9,10 +9,10 @@
 // limits shared with preemptions, and finishes the record if the command is interrupted.
 import type { V1Pod } from '@kubernetes/client-node';
 import { manualRefusal } from '../checkpoint/manual.js';
-import { CHECKPOINT_API_VERSION, CHECKPOINT_KIND, type Checkpoint } from '../checkpoint/types.js';
+import { CHECKPOINT_API_VERSION, CHECKPOINT_KIND, type Checkpoint } from '../api/checkpoint.js';
 import { nodeFacts, podFacts } from '../cluster/facts.js';
-import { ANNOTATION_RESTORE_CONSTRAINTS } from '../cluster/keys.js';
-import type { Node, Pod } from '../server/wire.js';
+import { ANNOTATION_RESTORE_CONSTRAINTS } from '../api/keys.js';
+import type { Node, Pod } from '../api/kubernetes.js';
 import type { Invocation } from './args.js';
 import { describeText, listTable, timeline, type EventInfo } from './checkpoints.js';
 import type { Cluster } from './cluster.js';

@@ -6,7 +6,7 @@
 // checkpoint in hiatus.dev/restore-from, which the webhook honours only when an administrator
 // annotated the Checkpoint hiatus.dev/restore-any-pod. Pure.
 import type { V1Pod, V1PodTemplateSpec } from '@kubernetes/client-node';
-import type { Checkpoint } from '../checkpoint/types.js';
+import type { Checkpoint } from '../api/checkpoint.js';
 import {
   ANNOTATION_JOB_COMPLETION_INDEX,
   ANNOTATION_RESTORE_ANY_POD,
@@ -17,7 +17,7 @@ import {
   LABEL_POD_INDEX,
   LABEL_POD_TEMPLATE_HASH,
   LABEL_STATEFULSET_POD_NAME,
-} from '../cluster/keys.js';
+} from '../api/keys.js';
 import { restoreState } from './checkpoints.js';
 
 /** A scalable workload as the shell found it. */

@@ -3,11 +3,11 @@
 // the nodes' capabilities, gates, nomination, FailedScheduling events) and judges the nodes with
 // the extender's own filter rules. Pure.
 import { nodeFacts, podFacts, type PodFacts } from '../cluster/facts.js';
-import { ANNOTATION_RESTORE_OPT, GATE_RESTORE_PLACEMENT, RESOURCE_RESTORE } from '../cluster/keys.js';
-import type { Checkpoint } from '../checkpoint/types.js';
+import { ANNOTATION_RESTORE_OPT, GATE_RESTORE_PLACEMENT, RESOURCE_RESTORE } from '../api/keys.js';
+import type { Checkpoint } from '../api/checkpoint.js';
 import { judgeNode } from '../scheduling/compatibility.js';
 import { ContractError, readRestoreContract, type RestoreContract } from '../scheduling/restoreContract.js';
-import type { Container, Node, Pod } from '../server/wire.js';
+import type { Container, Node, Pod } from '../api/kubernetes.js';
 import type { EventInfo } from './checkpoints.js';
 import { published, restoreState } from './checkpoints.js';
 import { age, fields, humanDuration, table } from './format.js';

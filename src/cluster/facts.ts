@@ -1,6 +1,6 @@
 // Slim projections of Kubernetes objects: only what the scheduling rules read. The informers
 // keep these, never whole objects, so that a 5,000-node, 150,000-pod cluster stays small.
-import type { Container, Node, Pod } from '../server/wire.js';
+import type { Container, Node, Pod } from '../api/kubernetes.js';
 import {
   ANNOTATION_JOB_COMPLETION_INDEX,
   GATE_RESTORE_PLACEMENT,
@@ -18,7 +18,7 @@ import {
   LABEL_ZONE,
   LABEL_ZONE_LEGACY,
   NFD_CPUID_PREFIX,
-} from './keys.js';
+} from '../api/keys.js';
 import { parseQuantity } from './quantity.js';
 
 export interface RuntimeInfo {

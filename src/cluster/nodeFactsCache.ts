@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import type { Node } from '../server/wire.js';
+import type { Node } from '../api/kubernetes.js';
 import { nodeFacts, type NodeFacts } from './facts.js';
 
 /**

@@ -1,6 +1,6 @@
 import { nodeFacts, podFacts, type NodeFacts, type PodFacts } from './facts.js';
-import type { Node, Pod } from '../server/wire.js';
-import type { Checkpoint } from '../checkpoint/types.js';
+import type { Node, Pod } from '../api/kubernetes.js';
+import type { Checkpoint } from '../api/checkpoint.js';
 import type { CacheSizes, ClusterView, PriorityClassFacts } from './view.js';
 
 /** A fixed view built from objects: for tests, benchmarks and the simulator-driven demo. */

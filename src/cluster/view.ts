@@ -1,10 +1,10 @@
 // The cluster view: what the scheduling core reads, served from local caches fed by watches.
 // Nothing here calls the API server on the request path.
 import { CoreV1Api, CustomObjectsApi, SchedulingV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { CHECKPOINT_GROUP, CHECKPOINT_PLURAL, CHECKPOINT_VERSION, type Checkpoint } from '../checkpoint/types.js';
+import { CHECKPOINT_GROUP, CHECKPOINT_PLURAL, CHECKPOINT_VERSION, type Checkpoint } from '../api/checkpoint.js';
 import type { Logger } from '../log.js';
 import { nodeFacts, podFacts, type NodeFacts, type PodFacts } from './facts.js';
-import { KEY_CHECKPOINT_POLICY } from './keys.js';
+import { KEY_CHECKPOINT_POLICY } from '../api/keys.js';
 import { LIST_PAGE_SIZE, Reflector, type ListPage } from './reflector.js';
 
 export interface PriorityClassFacts {

@@ -13,7 +13,7 @@
 // (framework/preemption/executor.go: DisruptionTarget condition, delete) for the candidate
 // kube-scheduler itself offered, and the victims' deletion requeues the preemptor at once.
 import type { PodFacts } from '../cluster/facts.js';
-import type { PodReference } from '../checkpoint/types.js';
+import type { PodReference } from '../api/checkpoint.js';
 import { planCandidate, type CandidateInput, type CandidatePlan, type PlannedVictim, type PreemptionSnapshot } from '../scheduling/candidates.js';
 
 export interface PreemptionIntent {

@@ -8,9 +8,9 @@ import {
   ANNOTATION_RESTORE_GENERATION,
   GATE_RESTORE_PLACEMENT,
   RESOURCE_RESTORE,
-} from '../cluster/keys.js';
-import type { Checkpoint } from '../checkpoint/types.js';
-import type { Container, Pod } from '../server/wire.js';
+} from '../api/keys.js';
+import type { Checkpoint } from '../api/checkpoint.js';
+import type { Container, Pod } from '../api/kubernetes.js';
 import { hasRestoreContract } from '../scheduling/restoreContract.js';
 import { generationOf } from './chain.js';
 import { findCheckpoints, type MatchOptions } from './match.js';

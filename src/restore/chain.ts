@@ -2,8 +2,8 @@
 // one Checkpoint per life. Each records the generation of that life and the record its pod was
 // restored from; the earlier record stays consumed and is never offered again. Pure.
 import type { PodFacts } from '../cluster/facts.js';
-import { ANNOTATION_RESTORE_FROM, ANNOTATION_RESTORE_GENERATION } from '../cluster/keys.js';
-import type { Checkpoint } from '../checkpoint/types.js';
+import { ANNOTATION_RESTORE_FROM, ANNOTATION_RESTORE_GENERATION } from '../api/keys.js';
+import type { Checkpoint } from '../api/checkpoint.js';
 
 export interface ChainLink {
   generation: number;

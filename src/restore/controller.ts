@@ -4,7 +4,7 @@
 import type { PodEventPoster } from '../cluster/events.js';
 import type { ClusterView } from '../cluster/view.js';
 import { StoreConflict, type CheckpointStore } from '../checkpoint/store.js';
-import type { Checkpoint } from '../checkpoint/types.js';
+import type { Checkpoint } from '../api/checkpoint.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { planLifecycle, podsByRestore, type LifecycleAction } from './lifecycle.js';

@@ -1,8 +1,8 @@
 // The life of a claimed checkpoint: Restoring until its pod runs on a node (Restored), back to
 // Ready when the pod goes away before it started, Failed when it did not start in time. Pure.
 import type { PodFacts } from '../cluster/facts.js';
-import { ANNOTATION_RESTORE_FROM } from '../cluster/keys.js';
-import type { Checkpoint, RestoreStatus } from '../checkpoint/types.js';
+import { ANNOTATION_RESTORE_FROM } from '../api/keys.js';
+import type { Checkpoint, RestoreStatus } from '../api/checkpoint.js';
 import { laterRecords } from './chain.js';
 
 export type LifecycleAction =

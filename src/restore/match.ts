@@ -3,10 +3,10 @@
 // hand in hiatus.dev/restore-from is honoured only for a pod of the same workload, or when an
 // administrator allowed it on the Checkpoint (hiatus.dev/restore-any-pod). Pure.
 import { podFacts, type OwnerFacts, type PodFacts } from '../cluster/facts.js';
-import { ANNOTATION_RESTORE_ANY_POD, ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM, ANNOTATION_RESTORE_OPT } from '../cluster/keys.js';
-import type { Checkpoint } from '../checkpoint/types.js';
+import { ANNOTATION_RESTORE_ANY_POD, ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM, ANNOTATION_RESTORE_OPT } from '../api/keys.js';
+import type { Checkpoint } from '../api/checkpoint.js';
 import { laterRecords, newestFirst } from './chain.js';
-import type { Pod } from '../server/wire.js';
+import type { Pod } from '../api/kubernetes.js';
 
 export type MatchResult =
   /** Newest first: the webhook claims the first it can. */

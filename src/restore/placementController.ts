@@ -11,7 +11,7 @@
 //   take longer than --publication-wait, the gate goes with the restore contract: it starts fresh.
 //   The sweep looks again every interval (the Checkpoint's update is not a pod event).
 import type { PodEventPoster } from '../cluster/events.js';
-import { ANNOTATION_RESTORE_FROM, GATE_RESTORE_PLACEMENT } from '../cluster/keys.js';
+import { ANNOTATION_RESTORE_FROM, GATE_RESTORE_PLACEMENT } from '../api/keys.js';
 import type { PodFacts } from '../cluster/facts.js';
 import { isNotFound, isUnprocessable, type PatchOp, type PodPlacementWriter, type PodRef } from '../cluster/podWriter.js';
 import type { ClusterView } from '../cluster/view.js';

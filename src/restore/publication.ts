@@ -12,9 +12,9 @@
 // container's image is Published the pod gets the references and the gate is lifted; when the
 // upload fails (archive missing or truncated) or outlasts --publication-wait, the gate is lifted
 // with the restore contract taken off, and the pod starts fresh, with an event saying why.
-import { ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM, ANNOTATION_RESTORE_GENERATION } from '../cluster/keys.js';
+import { ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM, ANNOTATION_RESTORE_GENERATION } from '../api/keys.js';
 import type { PodFacts } from '../cluster/facts.js';
-import type { Checkpoint, ContainerCheckpointStatus } from '../checkpoint/types.js';
+import type { Checkpoint, ContainerCheckpointStatus } from '../api/checkpoint.js';
 import { pointer, type JsonPatchOp } from './jsonPatch.js';
 import { holdsClaim } from './lifecycle.js';
 

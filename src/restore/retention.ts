@@ -19,8 +19,8 @@
 // newest first. So records made up by a caller, or left by repeated preemptions, go first, and
 // a workload never keeps fewer than the records its live and evicted pods need.
 import type { PodFacts } from '../cluster/facts.js';
-import { ANNOTATION_RESTORE_FROM } from '../cluster/keys.js';
-import type { Checkpoint } from '../checkpoint/types.js';
+import { ANNOTATION_RESTORE_FROM } from '../api/keys.js';
+import type { Checkpoint } from '../api/checkpoint.js';
 
 export interface RetentionPolicy {
   maxPerWorkload: number;

@@ -7,10 +7,10 @@
 // problem is logged, counted, and answered with allowed: true. The decisions are admission.ts's;
 // this is the shell that reads the cache and the API server, claims, and waits.
 import { podFacts, type PodFacts } from '../cluster/facts.js';
-import { ANNOTATION_RESTORE_FROM } from '../cluster/keys.js';
+import { ANNOTATION_RESTORE_FROM } from '../api/keys.js';
 import type { ClusterView } from '../cluster/view.js';
 import { StoreConflict, type CheckpointStore } from '../checkpoint/store.js';
-import type { Checkpoint } from '../checkpoint/types.js';
+import type { Checkpoint } from '../api/checkpoint.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import {

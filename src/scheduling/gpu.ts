@@ -11,7 +11,7 @@
 // - restore onto a GPU "of the same chip type as the old GPU" with enough memory;
 // - no UVM or IPC memory in the process (only the checkpoint itself can tell: it fails).
 import type { GpuCapability, NodeFacts, RestoreCapability } from '../cluster/facts.js';
-import { LABEL_CUDA_DRIVER_MAJOR, LABEL_GPU_CHECKPOINT, LABEL_GPU_PRODUCT } from '../cluster/keys.js';
+import { LABEL_CUDA_DRIVER_MAJOR, LABEL_GPU_CHECKPOINT, LABEL_GPU_PRODUCT } from '../api/keys.js';
 import type { RestoreConstraints } from './restoreContract.js';
 import { PASS, type CompatibilityRule } from './rule.js';
 

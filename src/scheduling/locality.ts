@@ -1,5 +1,5 @@
 import type { NodeFacts } from '../cluster/facts.js';
-import { MaxExtenderPriority, MinExtenderPriority, type HostPriority } from '../server/wire.js';
+import { MaxExtenderPriority, MinExtenderPriority, type HostPriority } from '../api/extender.js';
 import type { RestoreContract } from './restoreContract.js';
 
 /**

@@ -7,7 +7,7 @@
 // What a pod asks of a device plugin is visible only as extended resource names, so each name
 // is judged by an explicit rule, and an unknown name by the safe default: not checkpointable.
 import type { NodeFacts, PodFacts } from '../cluster/facts.js';
-import { RESOURCE_RESTORE } from '../cluster/keys.js';
+import { RESOURCE_RESTORE } from '../api/keys.js';
 import { gpuCheckpointBlocker } from './gpu.js';
 
 /**

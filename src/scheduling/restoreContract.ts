@@ -1,7 +1,7 @@
 // The restore contract: a pod to be restored from a checkpoint carries the Checkpoint's name and
 // a description of the node the checkpoint was taken on. filter and prioritize read only this.
-import { ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM } from '../cluster/keys.js';
-import { podRef, type Pod } from '../server/wire.js';
+import { ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM } from '../api/keys.js';
+import { podRef, type Pod } from '../api/kubernetes.js';
 
 export interface RestoreConstraints {
   node: string;

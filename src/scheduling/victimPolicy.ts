@@ -1,6 +1,6 @@
 // Which victims must be checkpointed before kube-scheduler may evict them: pure, per victim.
 import type { NodeFacts, PodFacts } from '../cluster/facts.js';
-import { KEY_CHECKPOINT_POLICY } from '../cluster/keys.js';
+import { KEY_CHECKPOINT_POLICY } from '../api/keys.js';
 import type { PriorityClassFacts } from '../cluster/view.js';
 import { DEFAULT_RESOURCE_POLICY, resourceBlocker, type ResourcePolicy } from './resources.js';
 

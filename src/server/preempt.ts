@@ -3,7 +3,7 @@
 import { podFacts, type PodFacts } from '../cluster/facts.js';
 import type { ClusterView } from '../cluster/view.js';
 import type { CheckpointExecutor, EnsureOutcome } from '../checkpoint/executor.js';
-import type { PodReference } from '../checkpoint/types.js';
+import type { PodReference } from '../api/checkpoint.js';
 import type { Logger } from '../log.js';
 import type { Metrics, RequestPath } from '../metrics/metrics.js';
 import { preemptorStillPending } from '../preemption/completion.js';
@@ -15,7 +15,7 @@ import type { CheckpointPolicy } from '../scheduling/victimPolicy.js';
 import type { VerbHandler } from './app.js';
 import type { VerbAnswer } from './verbs.js';
 import { metaVictimsOf } from './verbs.js';
-import { decodePreemptionArgs, WireError, type ExtenderPreemptionArgs, type ExtenderPreemptionResult } from './wire.js';
+import { decodePreemptionArgs, WireError, type ExtenderPreemptionArgs, type ExtenderPreemptionResult } from '../api/extender.js';
 
 export interface PreemptDeps {
   view: ClusterView;

@@ -7,15 +7,8 @@ import type { Metrics, RequestPath, RequestResult } from '../metrics/metrics.js'
 import { planFilter } from '../scheduling/filter.js';
 import { scoreLocality } from '../scheduling/locality.js';
 import { ContractError, hasRestoreContract, readRestoreContract } from '../scheduling/restoreContract.js';
-import {
-  decodeExtenderArgs,
-  filterResult,
-  WireError,
-  type ExtenderArgs,
-  type ExtenderPreemptionArgs,
-  type MetaVictims,
-  type Node,
-} from './wire.js';
+import { decodeExtenderArgs, filterResult, WireError, type ExtenderArgs, type ExtenderPreemptionArgs, type MetaVictims } from '../api/extender.js';
+import { type Node } from '../api/kubernetes.js';
 
 export interface VerbContext {
   view: ClusterView;

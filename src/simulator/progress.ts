@@ -6,8 +6,8 @@
 // archive resumes from the recorded value; a fresh start begins at zero.
 import { createReadStream } from 'node:fs';
 import { TarScanner } from '../agent/tarScan.js';
-import type { Checkpoint } from '../checkpoint/types.js';
-import { ANNOTATION_RESTORE_FROM } from '../cluster/keys.js';
+import type { Checkpoint } from '../api/checkpoint.js';
+import { ANNOTATION_RESTORE_FROM } from '../api/keys.js';
 import { PROGRESS_ENTRY } from './archive.js';
 
 export interface LifeOptions {

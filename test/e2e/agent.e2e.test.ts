@@ -14,7 +14,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { AppsV1Api, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
-import type { Checkpoint } from '../../src/checkpoint/types.js';
+import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { TestRegistry } from '../helpers/registry.js';
 import { NAMESPACE, Rig, podSpec } from './harness/cluster.js';
 import { ManagedProcess, freePort, httpRequest, waitUntil } from './harness/process.js';

@@ -9,7 +9,7 @@
 // still reaches the webhook.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AppsV1Api, type V1Pod } from '@kubernetes/client-node';
-import type { Checkpoint } from '../../src/checkpoint/types.js';
+import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { NAMESPACE, Rig, podSpec } from './harness/cluster.js';
 import type { ClientCert } from './harness/extenderTls.js';
 import { httpRequest, waitUntil, type Reply } from './harness/process.js';

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { AppsV1Api, RbacAuthorizationV1Api, dumpYaml, loadYaml, type V1StatefulSet } from '@kubernetes/client-node';
-import type { Checkpoint } from '../../src/checkpoint/types.js';
+import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { dashboardQueries, grafanaQuery, ruleGroups } from '../helpers/monitoring.js';
 import { NAMESPACE, Rig, podSpec } from './harness/cluster.js';
 import { buildKubernetes } from './harness/controlPlane.js';

@@ -10,7 +10,7 @@
 // (100 ms per checkpoint).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AppsV1Api, type V1Pod, type V1PodTemplateSpec } from '@kubernetes/client-node';
-import type { Checkpoint } from '../../src/checkpoint/types.js';
+import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { NAMESPACE, Rig, podSpec } from './harness/cluster.js';
 import { waitUntil } from './harness/process.js';
 import { startRigWithWebhook } from './harness/webhook.js';

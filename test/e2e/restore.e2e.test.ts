@@ -7,7 +7,7 @@
 // kube-scheduler; the built extender serving the webhook over TLS; simulated kubelets.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AppsV1Api, Watch, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
-import type { Checkpoint, CheckpointPhase } from '../../src/checkpoint/types.js';
+import type { Checkpoint, CheckpointPhase } from '../../src/api/checkpoint.js';
 import { NAMESPACE, Rig, podSpec, restoreAnnotations } from './harness/cluster.js';
 import { waitUntil } from './harness/process.js';
 import { startRigWithWebhook } from './harness/webhook.js';

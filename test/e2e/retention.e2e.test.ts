@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubernetesObjectApi, loadAllYaml, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
-import type { Checkpoint } from '../../src/checkpoint/types.js';
+import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { ControlPlane } from './harness/controlPlane.js';
 import { Extender } from './harness/extender.js';
 import { waitUntil } from './harness/process.js';

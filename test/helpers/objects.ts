@@ -1,4 +1,4 @@
-import type { Node, Pod } from '../../src/server/wire.js';
+import type { Node, Pod } from '../../src/api/kubernetes.js';
 
 export function node(
   name: string,

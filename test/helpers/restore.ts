@@ -1,8 +1,8 @@
 // Fixtures of the restore webhook tests: Checkpoints of a ReplicaSet's pod, its replacement,
 // the AdmissionReview the API server sends for it, and the patch the webhook answers.
 import { expect } from '@jest/globals';
-import type { Checkpoint, CheckpointPhase } from '../../src/checkpoint/types.js';
-import type { Pod } from '../../src/server/wire.js';
+import type { Checkpoint, CheckpointPhase } from '../../src/api/checkpoint.js';
+import type { Pod } from '../../src/api/kubernetes.js';
 
 export const NOW = Date.parse('2026-11-23T12:00:00Z');
 export const iso = (ms: number) => new Date(ms).toISOString();

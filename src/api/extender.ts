@@ -3,77 +3,10 @@
 // present and any pointer, map or slice may be null. Nested Pod and Node objects are ordinary
 // camelCase Kubernetes JSON; only the parts the extender reads are typed here.
 
+import type { Pod, Node, NodeList } from './kubernetes.js';
+
 export const MinExtenderPriority = 0;
 export const MaxExtenderPriority = 10;
-
-export interface ObjectMeta {
-  name?: string;
-  generateName?: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  labels?: Record<string, string> | null;
-  annotations?: Record<string, string> | null;
-  ownerReferences?: OwnerReference[] | null;
-  creationTimestamp?: string | Date | null;
-  deletionTimestamp?: string | Date | null;
-}
-
-export interface OwnerReference {
-  apiVersion?: string;
-  kind?: string;
-  name?: string;
-  uid?: string;
-  controller?: boolean;
-}
-
-export interface ResourceRequirements {
-  requests?: Record<string, string | number> | null;
-  limits?: Record<string, string | number> | null;
-}
-
-export interface Container {
-  name?: string;
-  image?: string;
-  resources?: ResourceRequirements | null;
-}
-
-export interface Pod {
-  metadata?: ObjectMeta | null;
-  spec?: {
-    nodeName?: string;
-    priority?: number | null;
-    priorityClassName?: string;
-    schedulerName?: string;
-    containers?: Container[] | null;
-    initContainers?: Container[] | null;
-    schedulingGates?: { name: string }[] | null;
-  } | null;
-  status?: {
-    phase?: string;
-    startTime?: string | Date | null;
-    nominatedNodeName?: string | null;
-    conditions?: { type: string; status: string }[] | null;
-  } | null;
-}
-
-export interface Node {
-  metadata?: ObjectMeta | null;
-  status?: {
-    nodeInfo?: {
-      architecture?: string;
-      containerRuntimeVersion?: string;
-      kernelVersion?: string;
-    } | null;
-    addresses?: { type?: string; address?: string }[] | null;
-    daemonEndpoints?: { kubeletEndpoint?: { Port?: number } | null } | null;
-  } | null;
-}
-
-export interface NodeList {
-  metadata?: Record<string, unknown> | null;
-  items: Node[] | null;
-}
 
 export type FailedNodesMap = Record<string, string>;
 
@@ -394,10 +327,4 @@ export function filterResult(partial: Partial<ExtenderFilterResult>): ExtenderFi
     FailedAndUnresolvableNodes: partial.FailedAndUnresolvableNodes ?? null,
     Error: partial.Error ?? '',
   };
-}
-
-export function podRef(pod: Pod | null | undefined): string {
-  const ns = pod?.metadata?.namespace ?? 'default';
-  const name = pod?.metadata?.name ?? '<unnamed>';
-  return `${ns}/${name}`;
 }
