@@ -6,15 +6,15 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CheckpointExecutor } from '../src/checkpoint/executor.js';
 import { DirectKubeletClient } from '../src/checkpoint/kubeletClient.js';
-import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
+import { MemoryCheckpointStore } from '../testing/memoryStore.js';
 import { NodeFactsCache } from '../src/cluster/nodeFactsCache.js';
-import { SnapshotView } from '../src/cluster/snapshotView.js';
+import { SnapshotView } from '../testing/snapshotView.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics/metrics.js';
 import { createHandler } from '../src/server/app.js';
 import { createPreemptVerb } from '../src/server/preempt.js';
 import type { Node, Pod } from '../src/api/kubernetes.js';
-import { KubeletSimulator } from '../src/simulator/kubelet.js';
+import { KubeletSimulator } from '../testing/kubelet/kubelet.js';
 import type { CheckpointPolicy } from '../src/scheduling/victimPolicy.js';
 import { fmt, table } from './report.js';
 

@@ -2,8 +2,8 @@
 // Real etcd, kube-apiserver, kube-controller-manager and kube-scheduler on loopback (built
 // from the pinned Go modules on first use), the extender, and simulated nodes whose kubelet
 // checkpoint API is the project's simulator. Everything started is stopped at the end.
-import { NAMESPACE, Rig, podSpec, restoreAnnotations, restoreProfile } from '../test/e2e/harness/cluster.js';
-import { waitUntil } from '../test/e2e/harness/process.js';
+import { NAMESPACE, Rig, podSpec, restoreAnnotations, restoreProfile } from '../testing/harness/cluster.js';
+import { waitUntil } from '../testing/harness/process.js';
 
 const SCHEDULER = 'hiatus-scheduler';
 const t0 = Date.now();

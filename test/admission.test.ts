@@ -2,8 +2,8 @@
 // claims no pod took up yet (src/restore/webhook.ts), on a clock the test moves.
 import { describe, expect, it } from '@jest/globals';
 import { podFacts } from '../src/cluster/facts.js';
-import { SnapshotView } from '../src/cluster/snapshotView.js';
-import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
+import { SnapshotView } from '../testing/snapshotView.js';
+import { MemoryCheckpointStore } from '../testing/memoryStore.js';
 import type { Checkpoint } from '../src/api/checkpoint.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics/metrics.js';

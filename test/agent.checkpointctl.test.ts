@@ -8,7 +8,7 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { KubeletSimulator } from '../src/simulator/kubelet.js';
+import { KubeletSimulator } from '../testing/kubelet/kubelet.js';
 
 const run = promisify(execFile);
 let checkpointctl: string;

@@ -11,10 +11,10 @@ import { NodeAgent, type AgentDeps } from '../src/agent/agent.js';
 import { AgentMetrics } from '../src/agent/metrics.js';
 import { Publisher } from '../src/agent/publisher.js';
 import { credentialsFor, RegistryClient } from '../src/agent/registry.js';
-import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
+import { MemoryCheckpointStore } from '../testing/memoryStore.js';
 import type { Checkpoint } from '../src/api/checkpoint.js';
 import { silentLogger } from '../src/log.js';
-import { writeCheckpointArchive } from '../src/simulator/archive.js';
+import { writeCheckpointArchive } from '../testing/kubelet/archive.js';
 import { FaultProxy, TestRegistry } from './helpers/registry.js';
 
 let registry: TestRegistry;

@@ -15,7 +15,7 @@ import { ArchiveError, Publisher, PublishStopped, type PublishRequest } from '..
 import { credentialsFor, RegistryClient, RegistryError } from '../src/agent/registry.js';
 import type { Checkpoint } from '../src/api/checkpoint.js';
 import { silentLogger } from '../src/log.js';
-import { writeCheckpointArchive } from '../src/simulator/archive.js';
+import { writeCheckpointArchive } from '../testing/kubelet/archive.js';
 import { FaultProxy, TestRegistry } from './helpers/registry.js';
 
 const run = promisify(execFile);

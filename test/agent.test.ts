@@ -11,7 +11,7 @@ import { crioRestoreVerdict, tomlValues } from '../src/agent/runtimeConfig.js';
 import { runtimeRestoreFix } from '../src/scheduling/runtime.js';
 import { TarScanner } from '../src/agent/tarScan.js';
 import type { Checkpoint, CheckpointPhase, ContainerCheckpointStatus } from '../src/api/checkpoint.js';
-import { archiveEntries, tarHeader, writeCheckpointArchive } from '../src/simulator/archive.js';
+import { archiveEntries, tarHeader, writeCheckpointArchive } from '../testing/kubelet/archive.js';
 import { nodeFacts } from '../src/cluster/facts.js';
 import { planFilter } from '../src/scheduling/filter.js';
 import { readRestoreContract } from '../src/scheduling/restoreContract.js';

@@ -14,13 +14,13 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { load } from 'js-yaml';
 import { NodeFactsCache } from '../src/cluster/nodeFactsCache.js';
-import { SnapshotView } from '../src/cluster/snapshotView.js';
+import { SnapshotView } from '../testing/snapshotView.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics/metrics.js';
 import type { WebhookAnswer } from '../src/restore/webhook.js';
 import { createHandler, createWebhookApp } from '../src/server/app.js';
 import { clientCertificateOptions, type CallerPolicy } from '../src/server/auth.js';
-import { httpRequest, type Reply } from './e2e/harness/process.js';
+import { httpRequest, type Reply } from '../testing/harness/process.js';
 import { plainPod } from './helpers/objects.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

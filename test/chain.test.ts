@@ -4,7 +4,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { CheckpointExecutor } from '../src/checkpoint/executor.js';
 import type { KubeletClient } from '../src/checkpoint/kubeletClient.js';
-import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
+import { MemoryCheckpointStore } from '../testing/memoryStore.js';
 import { CHECKPOINT_API_VERSION, CHECKPOINT_KIND, type Checkpoint } from '../src/api/checkpoint.js';
 import { nodeFacts, podFacts } from '../src/cluster/facts.js';
 import { silentLogger } from '../src/log.js';

@@ -3,10 +3,10 @@
 // dump), archive names that cannot collide.
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { CheckpointExecutor } from '../src/checkpoint/executor.js';
-import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
+import { MemoryCheckpointStore } from '../testing/memoryStore.js';
 import { podFacts } from '../src/cluster/facts.js';
-import { SnapshotView } from '../src/cluster/snapshotView.js';
-import { KubeletSimulator, simPodFromV1Pod } from '../src/simulator/kubelet.js';
+import { SnapshotView } from '../testing/snapshotView.js';
+import { KubeletSimulator, simPodFromV1Pod } from '../testing/kubelet/kubelet.js';
 import { testExecutor } from './helpers/executor.js';
 import { node, victim } from './helpers/objects.js';
 

@@ -36,9 +36,9 @@ import {
   type CheckpointStatus,
   type RestoreStatus,
 } from '../src/api/checkpoint.js';
-import { SnapshotView } from '../src/cluster/snapshotView.js';
+import { SnapshotView } from '../testing/snapshotView.js';
 import { ANNOTATION_RESTORE_OPT, RESOURCE_RESTORE } from '../src/api/keys.js';
-import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
+import { MemoryCheckpointStore } from '../testing/memoryStore.js';
 import { loadConfig, parseDuration } from '../src/config/config.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics, type Verb } from '../src/metrics/metrics.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { SnapshotView } from '../src/cluster/snapshotView.js';
+import { SnapshotView } from '../testing/snapshotView.js';
 import { noClusterView } from '../src/cluster/view.js';
 import { CONSTRAINTS, mixedNodes, node, plainPod, restorePod } from './helpers/objects.js';
 import { post, startServer, type TestServer } from './helpers/server.js';

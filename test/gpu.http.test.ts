@@ -4,16 +4,16 @@
 // GPUs where its CUDA plugin is missing).
 import { request } from 'node:https';
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
+import { MemoryCheckpointStore } from '../testing/memoryStore.js';
 import type { Checkpoint } from '../src/api/checkpoint.js';
-import { SnapshotView } from '../src/cluster/snapshotView.js';
+import { SnapshotView } from '../testing/snapshotView.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics/metrics.js';
 import type { LivePod, PodRef, PreemptionWriter } from '../src/cluster/podWriter.js';
 import { PreemptionCompleter } from '../src/preemption/completer.js';
 import { createPreemptVerb } from '../src/server/preempt.js';
 import type { Node, Pod } from '../src/api/kubernetes.js';
-import { KubeletSimulator, simPodFromV1Pod, type SimGpus } from '../src/simulator/kubelet.js';
+import { KubeletSimulator, simPodFromV1Pod, type SimGpus } from '../testing/kubelet/kubelet.js';
 import { testExecutor } from './helpers/executor.js';
 import { node, plainPod, victim } from './helpers/objects.js';
 import { post, startServer, type TestServer } from './helpers/server.js';

@@ -4,7 +4,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { CheckpointExecutor } from '../src/checkpoint/executor.js';
 import type { KubeletClient } from '../src/checkpoint/kubeletClient.js';
-import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
+import { MemoryCheckpointStore } from '../testing/memoryStore.js';
 import { nodeFacts, podFacts, type NodeFacts } from '../src/cluster/facts.js';
 import { loadConfig } from '../src/config/config.js';
 import { silentLogger } from '../src/log.js';

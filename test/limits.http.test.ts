@@ -12,8 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { loadAll } from 'js-yaml';
 import type { V1Deployment } from '@kubernetes/client-node';
 import { parseQuantity } from '../src/cluster/quantity.js';
-import { buildExtender } from './e2e/harness/extender.js';
-import { freePort, waitUntil } from './e2e/harness/process.js';
+import { buildExtender } from '../testing/harness/extender.js';
+import { freePort, waitUntil } from '../testing/harness/process.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 

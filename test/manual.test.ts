@@ -5,13 +5,13 @@ import { CheckpointExecutor } from '../src/checkpoint/executor.js';
 import { DirectKubeletClient } from '../src/checkpoint/kubeletClient.js';
 import { isManualRequest, manualRefusal, planManual, UNKNOWN_POD_GRACE_MS } from '../src/checkpoint/manual.js';
 import { ManualCheckpointController } from '../src/checkpoint/manualController.js';
-import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
+import { MemoryCheckpointStore } from '../testing/memoryStore.js';
 import type { Checkpoint } from '../src/api/checkpoint.js';
-import { SnapshotView } from '../src/cluster/snapshotView.js';
+import { SnapshotView } from '../testing/snapshotView.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics/metrics.js';
 import type { Pod } from '../src/api/kubernetes.js';
-import { KubeletSimulator, simPodFromV1Pod } from '../src/simulator/kubelet.js';
+import { KubeletSimulator, simPodFromV1Pod } from '../testing/kubelet/kubelet.js';
 import { node, victim } from './helpers/objects.js';
 
 const NOW = Date.parse('2026-05-22T14:00:00Z');

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { podFacts } from '../src/cluster/facts.js';
 import { GATE_RESTORE_PLACEMENT } from '../src/api/keys.js';
 import type { PodPlacementWriter, PodRef } from '../src/cluster/podWriter.js';
-import { SnapshotView } from '../src/cluster/snapshotView.js';
+import { SnapshotView } from '../testing/snapshotView.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics/metrics.js';
 import { planPlacement } from '../src/restore/placement.js';

@@ -1,13 +1,13 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { CheckpointExecutor } from '../src/checkpoint/executor.js';
-import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
+import { MemoryCheckpointStore } from '../testing/memoryStore.js';
 import type { Checkpoint } from '../src/api/checkpoint.js';
-import { SnapshotView } from '../src/cluster/snapshotView.js';
+import { SnapshotView } from '../testing/snapshotView.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics/metrics.js';
 import { createPreemptVerb } from '../src/server/preempt.js';
 import type { Pod } from '../src/api/kubernetes.js';
-import { simPodFromV1Pod, KubeletSimulator } from '../src/simulator/kubelet.js';
+import { simPodFromV1Pod, KubeletSimulator } from '../testing/kubelet/kubelet.js';
 import type { CheckpointPolicy } from '../src/scheduling/victimPolicy.js';
 import { testExecutor } from './helpers/executor.js';
 import { node, plainPod, victim } from './helpers/objects.js';

@@ -1,15 +1,15 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
+import { MemoryCheckpointStore } from '../testing/memoryStore.js';
 import { podFacts, type PodFacts } from '../src/cluster/facts.js';
 import type { LivePod, PodRef, PreemptionWriter } from '../src/cluster/podWriter.js';
-import { SnapshotView } from '../src/cluster/snapshotView.js';
+import { SnapshotView } from '../testing/snapshotView.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics/metrics.js';
 import { PreemptionCompleter } from '../src/preemption/completer.js';
 import { nextCompletionStep, type CompletionSnapshot, type PreemptionIntent } from '../src/preemption/completion.js';
 import type { CheckpointState } from '../src/scheduling/candidates.js';
 import type { Pod } from '../src/api/kubernetes.js';
-import { KubeletSimulator, simPodFromV1Pod } from '../src/simulator/kubelet.js';
+import { KubeletSimulator, simPodFromV1Pod } from '../testing/kubelet/kubelet.js';
 import { testExecutor } from './helpers/executor.js';
 import { node, plainPod, victim } from './helpers/objects.js';
 

@@ -2,8 +2,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/glo
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { podFacts } from '../src/cluster/facts.js';
-import { SnapshotView } from '../src/cluster/snapshotView.js';
-import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
+import { SnapshotView } from '../testing/snapshotView.js';
+import { MemoryCheckpointStore } from '../testing/memoryStore.js';
 import type { Checkpoint } from '../src/api/checkpoint.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics/metrics.js';

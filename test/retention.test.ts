@@ -3,8 +3,8 @@
 // until its replacement came.
 import { describe, expect, it } from '@jest/globals';
 import { podFacts, type PodFacts } from '../src/cluster/facts.js';
-import { SnapshotView } from '../src/cluster/snapshotView.js';
-import { MemoryCheckpointStore } from '../src/checkpoint/store.js';
+import { SnapshotView } from '../testing/snapshotView.js';
+import { MemoryCheckpointStore } from '../testing/memoryStore.js';
 import type { Checkpoint, CheckpointPhase } from '../src/api/checkpoint.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics/metrics.js';

@@ -7,9 +7,9 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import type { Checkpoint } from '../src/api/checkpoint.js';
-import { writeCheckpointArchive } from '../src/simulator/archive.js';
-import { generateSelfSignedCert, KubeletSimulator } from '../src/simulator/kubelet.js';
-import { ProgressLedger, progressKey, readArchiveProgress, restoreSource } from '../src/simulator/progress.js';
+import { writeCheckpointArchive } from '../testing/kubelet/archive.js';
+import { generateSelfSignedCert, KubeletSimulator } from '../testing/kubelet/kubelet.js';
+import { ProgressLedger, progressKey, readArchiveProgress, restoreSource } from '../testing/kubelet/progress.js';
 
 let dir: string;
 

@@ -11,7 +11,7 @@ import {
   simPodFromV1Pod,
   type KubeletSimulatorOptions,
   type SimPod,
-} from '../src/simulator/kubelet.js';
+} from '../testing/kubelet/kubelet.js';
 
 const GiB = 2 ** 30;
 const ARCHIVE_NAME = /^checkpoint-trainer_ml-main-\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\.tar$/;

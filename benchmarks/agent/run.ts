@@ -27,7 +27,7 @@ import { parseArgs } from 'node:util';
 import { checkpointImage, MEDIA_TYPE_MANIFEST } from '../../src/agent/image.js';
 import { credentialsFor, pushScope, RegistryClient } from '../../src/agent/registry.js';
 import { parseQuantity } from '../../src/cluster/quantity.js';
-import { writeCheckpointArchive } from '../../src/simulator/archive.js';
+import { writeCheckpointArchive } from '../../testing/kubelet/archive.js';
 import { TestRegistry } from '../../test/helpers/registry.js';
 import { readCpuSeconds, readMemory } from '../proc.js';
 import { fmt, table } from '../report.js';

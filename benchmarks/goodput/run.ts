@@ -7,10 +7,10 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { generateSelfSignedCert } from '../../src/simulator/kubelet.js';
-import { ControlPlane } from '../../test/e2e/harness/controlPlane.js';
-import { waitUntil } from '../../test/e2e/harness/process.js';
-import { repoRoot } from '../../test/e2e/harness/schedulerConfig.js';
+import { generateSelfSignedCert } from '../../testing/kubelet/kubelet.js';
+import { ControlPlane } from '../../testing/harness/controlPlane.js';
+import { waitUntil } from '../../testing/harness/process.js';
+import { repoRoot } from '../../testing/harness/schedulerConfig.js';
 import { Api } from '../scheduler/api.js';
 import { runMode, type ModeContext, type ModeResult } from './mode.js';
 import { plot, table } from './report.js';

@@ -11,7 +11,7 @@ import { CoreV1Api, CustomObjectsApi, makeInformer, type KubeConfig, type Kubern
 import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { ANNOTATION_RESTORE_FROM } from '../../src/api/keys.js';
 import { parseQuantity } from '../../src/cluster/quantity.js';
-import { progressKey, readArchiveProgress, restoreSource, type Life, type ProgressLedger } from '../../src/simulator/progress.js';
+import { progressKey, readArchiveProgress, restoreSource, type Life, type ProgressLedger } from '../../testing/kubelet/progress.js';
 import type { Api } from '../scheduler/api.js';
 import { restoreSeconds } from './trace.js';
 

@@ -1,7 +1,7 @@
 // Simulated nodes in bulk: Node objects only, no kubelet behind them (nothing here preempts or
 // checkpoints). Their facts vary the way a mixed fleet's do, so that a restore pod's filter
 // rejects a realistic share of them.
-import { nodeObject, type NodeSpec } from '../../test/e2e/harness/nodes.js';
+import { nodeObject, type NodeSpec } from '../../testing/harness/nodes.js';
 import { inParallel, type Api } from './api.js';
 
 const ZONES = ['zone-a', 'zone-b', 'zone-c'];

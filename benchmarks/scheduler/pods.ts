@@ -2,8 +2,8 @@
 // them, watch them get bound, delete them. The clock runs from the first create to the last
 // binding seen.
 import type { V1Pod } from '@kubernetes/client-node';
-import { NAMESPACE, podSpec, restoreAnnotations } from '../../test/e2e/harness/cluster.js';
-import { sleep } from '../../test/e2e/harness/process.js';
+import { NAMESPACE, podSpec, restoreAnnotations } from '../../testing/harness/cluster.js';
+import { sleep } from '../../testing/harness/process.js';
 import { inParallel, type Api, type WatchHandle } from './api.js';
 import { nodeName } from './fleet.js';
 

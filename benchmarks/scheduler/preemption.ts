@@ -5,10 +5,10 @@
 import { CoreV1Api, SchedulingV1Api } from '@kubernetes/client-node';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { NAMESPACE, podSpec } from '../../test/e2e/harness/cluster.js';
-import { Extender } from '../../test/e2e/harness/extender.js';
-import { SimulatedNodes } from '../../test/e2e/harness/nodes.js';
-import { sleep, waitUntil } from '../../test/e2e/harness/process.js';
+import { NAMESPACE, podSpec } from '../../testing/harness/cluster.js';
+import { Extender } from '../../testing/harness/extender.js';
+import { SimulatedNodes } from '../../testing/harness/nodes.js';
+import { sleep, waitUntil } from '../../testing/harness/process.js';
 import { deleteBatch, runBatch } from './pods.js';
 import type { StageContext } from './stage.js';
 

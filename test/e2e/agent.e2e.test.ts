@@ -16,10 +16,10 @@ import path from 'node:path';
 import { AppsV1Api, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { TestRegistry } from '../helpers/registry.js';
-import { NAMESPACE, Rig, podSpec } from './harness/cluster.js';
-import { ManagedProcess, freePort, httpRequest, waitUntil } from './harness/process.js';
-import { repoRoot } from './harness/schedulerConfig.js';
-import { startRigWithWebhook } from './harness/webhook.js';
+import { NAMESPACE, Rig, podSpec } from '../../testing/harness/cluster.js';
+import { ManagedProcess, freePort, httpRequest, waitUntil } from '../../testing/harness/process.js';
+import { repoRoot } from '../../testing/harness/schedulerConfig.js';
+import { startRigWithWebhook } from '../../testing/harness/webhook.js';
 
 const BUILD_AND_START_MS = 45 * 60_000;
 const SCHEDULER = 'hiatus-scheduler';

@@ -10,10 +10,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AppsV1Api, type V1Pod } from '@kubernetes/client-node';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
-import { NAMESPACE, Rig, podSpec } from './harness/cluster.js';
-import type { ClientCert } from './harness/extenderTls.js';
-import { httpRequest, waitUntil, type Reply } from './harness/process.js';
-import { startRigWithWebhook, webhookUrl } from './harness/webhook.js';
+import { NAMESPACE, Rig, podSpec } from '../../testing/harness/cluster.js';
+import type { ClientCert } from '../../testing/harness/extenderTls.js';
+import { httpRequest, waitUntil, type Reply } from '../../testing/harness/process.js';
+import { startRigWithWebhook, webhookUrl } from '../../testing/harness/webhook.js';
 
 const BUILD_AND_START_MS = 45 * 60_000;
 const SCHEDULER = 'hiatus-scheduler';

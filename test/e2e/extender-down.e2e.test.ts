@@ -3,8 +3,8 @@
 // the extender into a filter/prioritize entry for restore pods and a preempt entry for all. Two kube-scheduler instances
 // share one cluster and one extender, each with its own profile name and its own nodes.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { NAMESPACE, Rig, podSpec, restoreAnnotations } from './harness/cluster.js';
-import { sleep, waitUntil } from './harness/process.js';
+import { NAMESPACE, Rig, podSpec, restoreAnnotations } from '../../testing/harness/cluster.js';
+import { sleep, waitUntil } from '../../testing/harness/process.js';
 
 const BUILD_AND_START_MS = 45 * 60_000;
 const GROUP = 'e2e.hiatus.dev/group';

@@ -3,8 +3,8 @@
 // promptly and the restarted one finishes the preemption with one archive and one record; the
 // API server killed in the middle of a checkpoint leaves no archive unrecorded and no second dump.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { NAMESPACE, Rig, podSpec } from './harness/cluster.js';
-import { waitUntil } from './harness/process.js';
+import { NAMESPACE, Rig, podSpec } from '../../testing/harness/cluster.js';
+import { waitUntil } from '../../testing/harness/process.js';
 
 const BUILD_AND_START_MS = 45 * 60_000;
 const GROUP = 'e2e.hiatus.dev/group';

@@ -13,9 +13,9 @@
 //   k8s.io/kubernetes pkg/scheduler/framework/preemption/preemption.go).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { V1Pod } from '@kubernetes/client-node';
-import { NAMESPACE, Rig, podSpec, restoreAnnotations, type PodOptions } from './harness/cluster.js';
-import type { GpuSpec } from './harness/nodes.js';
-import { sleep, waitUntil } from './harness/process.js';
+import { NAMESPACE, Rig, podSpec, restoreAnnotations, type PodOptions } from '../../testing/harness/cluster.js';
+import type { GpuSpec } from '../../testing/harness/nodes.js';
+import { sleep, waitUntil } from '../../testing/harness/process.js';
 
 const BUILD_AND_START_MS = 45 * 60_000;
 const SCHEDULER = 'hiatus-scheduler';

@@ -12,11 +12,11 @@ import { promisify } from 'node:util';
 import { AppsV1Api, RbacAuthorizationV1Api, dumpYaml, loadYaml, type V1StatefulSet } from '@kubernetes/client-node';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { dashboardQueries, grafanaQuery, ruleGroups } from '../helpers/monitoring.js';
-import { NAMESPACE, Rig, podSpec } from './harness/cluster.js';
-import { buildKubernetes } from './harness/controlPlane.js';
-import { ManagedProcess, freePort, sleep, waitForHttp, waitUntil } from './harness/process.js';
-import { repoRoot } from './harness/schedulerConfig.js';
-import { startRigWithWebhook } from './harness/webhook.js';
+import { NAMESPACE, Rig, podSpec } from '../../testing/harness/cluster.js';
+import { buildKubernetes } from '../../testing/harness/controlPlane.js';
+import { ManagedProcess, freePort, sleep, waitForHttp, waitUntil } from '../../testing/harness/process.js';
+import { repoRoot } from '../../testing/harness/schedulerConfig.js';
+import { startRigWithWebhook } from '../../testing/harness/webhook.js';
 
 const run = promisify(execFile);
 const BUILD_AND_START_MS = 45 * 60_000;

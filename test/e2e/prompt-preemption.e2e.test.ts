@@ -5,8 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { NAMESPACE, Rig, podSpec } from './harness/cluster.js';
-import { sleep, waitUntil } from './harness/process.js';
+import { NAMESPACE, Rig, podSpec } from '../../testing/harness/cluster.js';
+import { sleep, waitUntil } from '../../testing/harness/process.js';
 
 const BUILD_AND_START_MS = 45 * 60_000;
 const GROUP = 'e2e.hiatus.dev/group';

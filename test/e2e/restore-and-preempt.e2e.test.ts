@@ -3,8 +3,8 @@
 // extender as a process, and one kubelet simulator per Node. Scenarios 1–3 run once per
 // nodeCacheCapable mode, each mode through its own kube-scheduler instance and its own nodes.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { NAMESPACE, Rig, podSpec, restoreAnnotations } from './harness/cluster.js';
-import { sleep, waitUntil } from './harness/process.js';
+import { NAMESPACE, Rig, podSpec, restoreAnnotations } from '../../testing/harness/cluster.js';
+import { sleep, waitUntil } from '../../testing/harness/process.js';
 
 const BUILD_AND_START_MS = 45 * 60_000;
 const GROUP = 'e2e.hiatus.dev/group';

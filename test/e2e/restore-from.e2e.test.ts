@@ -11,9 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import https from 'node:https';
 import { AppsV1Api, type V1Pod, type V1ReplicaSet } from '@kubernetes/client-node';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
-import { NAMESPACE, Rig, podSpec } from './harness/cluster.js';
-import { waitUntil } from './harness/process.js';
-import { startRigWithWebhook } from './harness/webhook.js';
+import { NAMESPACE, Rig, podSpec } from '../../testing/harness/cluster.js';
+import { waitUntil } from '../../testing/harness/process.js';
+import { startRigWithWebhook } from '../../testing/harness/webhook.js';
 
 const BUILD_AND_START_MS = 45 * 60_000;
 const SCHEDULER = 'hiatus-scheduler';

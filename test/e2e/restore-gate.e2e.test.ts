@@ -4,9 +4,9 @@
 // checkpoint's node and lifts the gate, and the pod binds there without a prioritize call,
 // although another node could restore it too.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { Rig, podSpec, restoreAnnotations } from './harness/cluster.js';
-import { sleep } from './harness/process.js';
-import { startRigWithWebhook } from './harness/webhook.js';
+import { Rig, podSpec, restoreAnnotations } from '../../testing/harness/cluster.js';
+import { sleep } from '../../testing/harness/process.js';
+import { startRigWithWebhook } from '../../testing/harness/webhook.js';
 
 const BUILD_AND_START_MS = 45 * 60_000;
 const SCHEDULER = 'hiatus-scheduler';

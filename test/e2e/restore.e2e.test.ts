@@ -8,9 +8,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AppsV1Api, Watch, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
 import type { Checkpoint, CheckpointPhase } from '../../src/api/checkpoint.js';
-import { NAMESPACE, Rig, podSpec, restoreAnnotations } from './harness/cluster.js';
-import { waitUntil } from './harness/process.js';
-import { startRigWithWebhook } from './harness/webhook.js';
+import { NAMESPACE, Rig, podSpec, restoreAnnotations } from '../../testing/harness/cluster.js';
+import { waitUntil } from '../../testing/harness/process.js';
+import { startRigWithWebhook } from '../../testing/harness/webhook.js';
 
 const BUILD_AND_START_MS = 45 * 60_000;
 const SCHEDULER = 'hiatus-scheduler';

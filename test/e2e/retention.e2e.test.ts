@@ -12,10 +12,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubernetesObjectApi, loadAllYaml, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
-import { ControlPlane } from './harness/controlPlane.js';
-import { Extender } from './harness/extender.js';
-import { waitUntil } from './harness/process.js';
-import { repoRoot } from './harness/schedulerConfig.js';
+import { ControlPlane } from '../../testing/harness/controlPlane.js';
+import { Extender } from '../../testing/harness/extender.js';
+import { waitUntil } from '../../testing/harness/process.js';
+import { repoRoot } from '../../testing/harness/schedulerConfig.js';
 
 const BUILD_AND_START_MS = 45 * 60_000;
 const NAMESPACE = 'default';

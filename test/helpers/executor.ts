@@ -1,7 +1,7 @@
 import { CheckpointExecutor, type ExecutorOptions } from '../../src/checkpoint/executor.js';
 import { DirectKubeletClient } from '../../src/checkpoint/kubeletClient.js';
-import type { MemoryCheckpointStore } from '../../src/checkpoint/store.js';
-import type { SnapshotView } from '../../src/cluster/snapshotView.js';
+import type { MemoryCheckpointStore } from '../../testing/memoryStore.js';
+import type { SnapshotView } from '../../testing/snapshotView.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 

@@ -13,7 +13,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { generateSelfSignedCert } from '../../src/simulator/kubelet.js';
+import { generateSelfSignedCert } from '../../testing/kubelet/kubelet.js';
 
 const run = promisify(execFile);
 

@@ -1,7 +1,7 @@
-import { nodeFacts, podFacts, type NodeFacts, type PodFacts } from './facts.js';
-import type { Node, Pod } from '../api/kubernetes.js';
-import type { Checkpoint } from '../api/checkpoint.js';
-import type { CacheSizes, ClusterView, PriorityClassFacts } from './view.js';
+import { nodeFacts, podFacts, type NodeFacts, type PodFacts } from '../src/cluster/facts.js';
+import type { Node, Pod } from '../src/api/kubernetes.js';
+import type { Checkpoint } from '../src/api/checkpoint.js';
+import type { CacheSizes, ClusterView, PriorityClassFacts } from '../src/cluster/view.js';
 
 /** A fixed view built from objects: for tests, benchmarks and the simulator-driven demo. */
 export class SnapshotView implements ClusterView {

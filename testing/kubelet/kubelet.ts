@@ -22,7 +22,6 @@
 // Things it does not pretend: client-certificate authentication, HTTP/2, the kubelet's local time
 // zone in archive names (it writes UTC, as a node running in UTC does), and real CRIU images (the
 // archive has CRI-O's layout, see archive.ts, with placeholder image bodies).
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { promises as fsp } from 'node:fs';
@@ -31,13 +30,17 @@ import https from 'node:https';
 import { isIP, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
+export type * from './types.js';
+export { generateSelfSignedCert } from './certs.js';
 import type { V1Container, V1EphemeralContainer, V1Pod } from '@kubernetes/client-node';
-import { parseQuantity } from '../cluster/quantity.js';
-import { DEFAULT_COST_MODEL, gpuRate } from '../scheduling/cost.js';
-import { silentLogger, type Logger } from '../log.js';
+import { parseQuantity } from '../../src/cluster/quantity.js';
+import { DEFAULT_COST_MODEL, gpuRate } from '../../src/scheduling/cost.js';
+import { silentLogger, type Logger } from '../../src/log.js';
 import { writeCheckpointArchive } from './archive.js';
-import { progressKey, type ProgressLedger } from './progress.js';
+import { generateSelfSignedCert } from './certs.js';
+import { type Outcome, reply, restfulError, redirect, cleanPath, unescapePath, goQueryValues, goParseInt64, criDeadlineMs, acceptsJson, rfc3339 } from './goHttp.js';
+import type { SimContainer, SimPod, TokenIdentity, Failure, Injection, KubeletSimulatorOptions, CheckpointCall } from './types.js';
+import { progressKey } from './progress.js';
 
 const GiB = 2 ** 30;
 const GPU_RESOURCE = 'nvidia.com/gpu';
@@ -47,156 +50,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const TEXT_PLAIN = 'text/plain; charset=utf-8';
 const CHECKPOINT_ROOT = '/checkpoint';
 
-export interface SimContainer {
-  name: string;
-  /** Memory the checkpoint has to dump; drives the simulated latency. */
-  memoryBytes?: number;
-  /** Size of the dumped memory in the archive (checkpoint/pages-1.img); default 16 KiB. */
-  pagesBytes?: number;
-  /** NVIDIA GPUs it holds (nvidia.com/gpu): their memory is copied to host first, see SimGpus. */
-  gpus?: number;
-  /**
-   * Whether the runtime lists it as running. The kubelet checkpoints only running containers.
-   * Default: true, except init containers (done by the time the pod runs; set true for sidecars).
-   */
-  running?: boolean;
-}
-
-export interface SimPod {
-  namespace: string;
-  name: string;
-  uid?: string;
-  containers: SimContainer[];
-  initContainers?: SimContainer[];
-  ephemeralContainers?: SimContainer[];
-}
-
-/** Answers for pods this kubelet runs but the simulator was not told about (e.g. from an API server). */
-export type PodLookup = (namespace: string, name: string) => SimPod | undefined | Promise<SimPod | undefined>;
-
-export interface TokenIdentity {
-  user: string;
-  /** The authorizer's answer for create nodes/checkpoint. */
-  allowed: boolean;
-}
-
-export type Failure =
-  /** 500 "checkpointing of ns/pod/ctr failed (<message>)"; default message: a CRIU dump failure. */
-  | { kind: 'runtime-error'; message?: string }
-  /** The runtime takes this much longer (still subject to the CRI deadline). */
-  | { kind: 'slow'; extraMs: number }
-  /** The node stops answering: no response until the client goes away or the simulator stops. */
-  | { kind: 'hang' }
-  /** The connection is dropped without a response. */
-  | { kind: 'reset' }
-  /** The checkpoint is taken but the 200 body is not the JSON the kubelet sends. */
-  | { kind: 'garbage'; body?: string }
-  | { kind: 'unauthorized' }
-  | { kind: 'forbidden'; user?: string }
-  /** 404 "pod does not exist", as when the pod left the node just before the call. */
-  | { kind: 'pod-not-found' };
-
-export interface Injection {
-  /** Which calls it applies to; an absent field matches anything. */
-  namespace?: string;
-  pod?: string;
-  container?: string;
-  failure: Failure;
-  /** Chance (0..1) that a matching call fails, drawn from the seeded generator; default 1. */
-  probability?: number;
-  /** How many calls it may fail before it expires; default unlimited. */
-  times?: number;
-  /** Wait before runtime-error, reset, unauthorized, forbidden or pod-not-found shows; default 0. */
-  delayMs?: number;
-}
-
-export interface LatencyOptions {
-  baseMs?: number;
-  msPerGiB?: number;
-  /** Multiplies the whole latency; 0 makes every checkpoint instant. Default 1. */
-  scale?: number;
-}
-
-/**
- * The node's NVIDIA GPUs. A container holding GPUs is checkpointed only where CRIU has its CUDA
- * plugin (`checkpoint`); elsewhere CRIU fails on the device, as it does for any device. Where it
- * can, the driver first copies the GPUs' memory to host: the time of src/scheduling/cost.ts's
- * model for the product, so that the extender's estimate and the simulated node agree.
- */
-export interface SimGpus {
-  product: string;
-  /** Memory of one GPU, bytes. */
-  memoryBytes: number;
-  /** CRIU with its CUDA plugin (the node's hiatus.dev/gpu-checkpoint label). */
-  checkpoint: boolean;
-  /** GPU memory copied to host per second; default: the cost model's rate for the product. */
-  bytesPerSecond?: number;
-}
-
-export interface KubeletSimulatorOptions {
-  pods?: SimPod[];
-  podLookup?: PodLookup;
-  /** The kubelet's checkpoints directory; default: a temporary one, removed by stop(). */
-  archiveDir?: string;
-  latency?: LatencyOptions;
-  gpus?: SimGpus;
-  /** The kubelet's --runtime-request-timeout: the CRI default the timeout parameter can only raise. */
-  runtimeRequestTimeoutMs?: number;
-  /** ContainerCheckpoint feature gate (on by default since 1.30); off, the route does not exist. */
-  featureGate?: boolean;
-  /** Bearer tokens the kubelet accepts; absent, everyone is allowed (anonymous auth + AlwaysAllow). */
-  tokens?: Record<string, TokenIdentity>;
-  /** With tokens: authenticate requests without one as system:anonymous (then forbidden) instead of 401. */
-  anonymousAuth?: boolean;
-  /** Forbidden body: 'current' (1.32+, lists subresources) or 'pre-1.32'. */
-  forbiddenMessage?: 'current' | 'pre-1.32';
-  /** Whose message a concurrent checkpoint of the same container gets. Default 'cri-o'. */
-  runtime?: 'cri-o' | 'containerd';
-  injections?: Injection[];
-  /** Seed for probabilistic injections. */
-  seed?: number;
-  /** PEM certificate and key; default: a self-signed one generated with openssl at start. */
-  tls?: { cert: string; key: string };
-  /** Wall clock for archive names and call timestamps. */
-  now?: () => Date;
-  log?: Logger;
-  /**
-   * Work counters of the containers this node runs (progress.ts): a checkpoint pauses the
-   * container's counter while it runs and writes the value into the archive. Keyed by pod UID.
-   */
-  progress?: ProgressLedger;
-}
-
-export type CallOutcome = 'answered' | 'reset' | 'client-closed' | 'stopped';
-
-export interface CheckpointCall {
-  id: number;
-  method: string;
-  /** Request path as sent (still percent-encoded), without the query. */
-  path: string;
-  query: string;
-  namespace?: string;
-  pod?: string;
-  container?: string;
-  user?: string;
-  /** null while in flight and when no response was sent. */
-  status: number | null;
-  body?: string;
-  outcome?: CallOutcome;
-  startedAt: number;
-  finishedAt?: number;
-  /** Set once the archive is on disk. */
-  archivePath?: string;
-}
-
 type SimulatorEvents = { 'call-start': [CheckpointCall]; 'call-end': [CheckpointCall] };
-
-interface Reply {
-  status: number;
-  body: string;
-  headers: Record<string, string>;
-}
-type Outcome = { reply: Reply } | { reset: true };
 
 interface InjectionRule extends Injection {
   remaining: number;
@@ -631,38 +485,6 @@ export function simPodFromV1Pod(pod: V1Pod): SimPod {
   };
 }
 
-/**
- * A self-signed serving certificate (its own CA) for 127.0.0.1, ::1, localhost and the given hosts,
- * made with the openssl binary into dir. Share one across simulators to save the fork.
- */
-export async function generateSelfSignedCert(
-  hosts: string[],
-  dir: string,
-): Promise<{ cert: string; key: string; certFile: string; keyFile: string }> {
-  const names = new Set(['IP:127.0.0.1', 'IP:::1', 'DNS:localhost']);
-  for (const h of hosts) {
-    if (h === '' || h === '0.0.0.0' || h === '::') continue;
-    names.add(isIP(h) ? `IP:${h}` : `DNS:${h}`);
-  }
-  const certFile = path.join(dir, 'cert.pem');
-  const keyFile = path.join(dir, 'key.pem');
-  const args = [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', keyFile, '-out', certFile, '-days', '7', '-subj', '/CN=hiatus-kubelet-simulator',
-    '-addext', `subjectAltName=${[...names].join(',')}`,
-  ];
-  try {
-    await promisify(execFile)('openssl', args);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException & { stderr?: string };
-    if (err.code === 'ENOENT') throw new Error('openssl is not installed: pass tls { cert, key } to the kubelet simulator');
-    throw new Error(`openssl could not make the simulator's certificate: ${err.stderr ?? err.message}`);
-  }
-  await fsp.chmod(keyFile, 0o600);
-  const [cert, key] = await Promise.all([fsp.readFile(certFile, 'utf8'), fsp.readFile(keyFile, 'utf8')]);
-  return { cert, key, certFile, keyFile };
-}
-
 interface ResolvedContainer {
   name: string;
   memoryBytes: number;
@@ -696,103 +518,6 @@ const HTTP_VERBS: Record<string, string> = { POST: 'create', GET: 'get', PUT: 'u
 
 function podKey(namespace: string, name: string): string {
   return `${namespace}/${name}`;
-}
-
-function reply(status: number, body: string, headers: Record<string, string>): { reply: Reply } {
-  return { reply: { status, body, headers } };
-}
-
-/** go-restful's WriteErrorString: Go sniffs the text and labels it text/plain. */
-function restfulError(status: number, message: string, headers: Record<string, string> = {}): { reply: Reply } {
-  return reply(status, message, { 'Content-Type': TEXT_PLAIN, ...headers });
-}
-
-/** http.Redirect with 301, as ServeMux answers; only GET gets the HTML body. */
-function redirect(method: string, to: string, rawQuery: string): { reply: Reply } {
-  const location = rawQuery ? `${to}?${rawQuery}` : to;
-  const headers: Record<string, string> = { Location: location };
-  if (method === 'GET' || method === 'HEAD') headers['Content-Type'] = 'text/html; charset=utf-8';
-  const body = method === 'GET' ? `<a href="${htmlEscape(location)}">Moved Permanently</a>.\n\n` : '';
-  return reply(301, body, headers);
-}
-
-function htmlEscape(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-/** Go's path.Clean with ServeMux's rule of keeping a trailing slash. */
-function cleanPath(p: string): string {
-  if (p === '') return '/';
-  return path.posix.normalize(p.startsWith('/') ? p : `/${p}`);
-}
-
-/** url.PathUnescape: undefined on a malformed escape (Go's server then answers 400). */
-function unescapePath(p: string): string | undefined {
-  if (/%(?![0-9a-fA-F]{2})/.test(p)) return undefined;
-  return percentDecode(p);
-}
-
-function percentDecode(s: string): string {
-  if (!s.includes('%')) return s;
-  const bytes: number[] = [];
-  for (let i = 0; i < s.length; i++) {
-    if (s[i] === '%') {
-      bytes.push(parseInt(s.slice(i + 1, i + 3), 16));
-      i += 2;
-    } else {
-      bytes.push(...Buffer.from(s[i]!, 'utf8'));
-    }
-  }
-  return Buffer.from(bytes).toString('utf8');
-}
-
-/** url.ParseQuery's values for one key: pairs with ';' or a bad escape are dropped, '+' is a space. */
-function goQueryValues(rawQuery: string, key: string): string[] {
-  const values: string[] = [];
-  for (const pair of rawQuery.split('&')) {
-    if (pair === '' || pair.includes(';')) continue;
-    const eq = pair.indexOf('=');
-    const k = queryUnescape(eq < 0 ? pair : pair.slice(0, eq));
-    const v = queryUnescape(eq < 0 ? '' : pair.slice(eq + 1));
-    if (k === key && v !== undefined) values.push(v);
-  }
-  return values;
-}
-
-function queryUnescape(s: string): string | undefined {
-  return unescapePath(s.replace(/\+/g, ' '));
-}
-
-/** strconv.ParseInt(s, 10, 64). */
-function goParseInt64(s: string): bigint | undefined {
-  if (!/^[+-]?[0-9]+$/.test(s)) return undefined;
-  const n = BigInt(s);
-  return n < -(2n ** 63n) || n > 2n ** 63n - 1n ? undefined : n;
-}
-
-/**
- * cri-client's CheckpointContainer deadline: the timeout when it exceeds the default in whole
- * seconds, else the default. time.Duration(t)*time.Second wraps like Go's int64 does, so an
- * absurd timeout yields a deadline already past.
- */
-function criDeadlineMs(timeoutSec: bigint, defaultMs: number): number {
-  if (timeoutSec > BigInt(Math.floor(defaultMs / 1000))) {
-    return Number(BigInt.asIntN(64, timeoutSec * 1_000_000_000n)) / 1e6;
-  }
-  return defaultMs;
-}
-
-/** Go's HTTP Accept matching for a route that produces application/json. */
-function acceptsJson(header: string | undefined): boolean {
-  const accept = header === undefined || header === '' ? '*/*' : header;
-  return accept.split(',').some((part) => {
-    const media = part.split(';')[0]!.replace(/^ +| +$/g, '');
-    return media === '*/*' || media === 'application/json';
-  });
-}
-
-function rfc3339(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 function sha256(s: string): string {

@@ -3,7 +3,7 @@
 // start Running, and pods being deleted from one are finalized (no kubelet would do it).
 import { createHash } from 'node:crypto';
 import { CoreV1Api, makeInformer, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
-import { KubeletSimulator, simPodFromV1Pod, type KubeletSimulatorOptions, type LatencyOptions } from '../../../src/simulator/kubelet.js';
+import { KubeletSimulator, simPodFromV1Pod, type KubeletSimulatorOptions, type LatencyOptions } from '../kubelet/kubelet.js';
 
 const HEARTBEAT_MS = 10_000;
 

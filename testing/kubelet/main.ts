@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { V1Pod } from '@kubernetes/client-node';
-import { createLogger, LOG_LEVELS, type LogLevel } from '../log.js';
+import { createLogger, LOG_LEVELS, type LogLevel } from '../../src/log.js';
 import {
   KubeletSimulator,
   simPodFromV1Pod,

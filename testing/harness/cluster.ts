@@ -8,8 +8,8 @@ import {
   type V1Container,
   type V1Pod,
 } from '@kubernetes/client-node';
-import type { Checkpoint } from '../../../src/api/checkpoint.js';
-import { GATE_RESTORE_PLACEMENT, RESOURCE_RESTORE } from '../../../src/api/keys.js';
+import type { Checkpoint } from '../../src/api/checkpoint.js';
+import { GATE_RESTORE_PLACEMENT, RESOURCE_RESTORE } from '../../src/api/keys.js';
 import { ControlPlane, type SchedulerInstance } from './controlPlane.js';
 import { Extender } from './extender.js';
 import { SimulatedNodes } from './nodes.js';

@@ -5,9 +5,9 @@
 // archive, as a real process's state is in the memory CRIU dumps. A container restored from that
 // archive resumes from the recorded value; a fresh start begins at zero.
 import { createReadStream } from 'node:fs';
-import { TarScanner } from '../agent/tarScan.js';
-import type { Checkpoint } from '../api/checkpoint.js';
-import { ANNOTATION_RESTORE_FROM } from '../api/keys.js';
+import { TarScanner } from '../../src/agent/tarScan.js';
+import type { Checkpoint } from '../../src/api/checkpoint.js';
+import { ANNOTATION_RESTORE_FROM } from '../../src/api/keys.js';
 import { PROGRESS_ENTRY } from './archive.js';
 
 export interface LifeOptions {
