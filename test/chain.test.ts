@@ -9,7 +9,7 @@ import { CHECKPOINT_API_VERSION, CHECKPOINT_KIND, type Checkpoint } from '../src
 import { nodeFacts, podFacts } from '../src/cluster/facts.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics/metrics.js';
-import { chainLink, generationOf, laterRecords, newestFirst } from '../src/restore/chain.js';
+import { chainLink, generationOf, laterRecords, newestFirst } from '../src/checkpoint/chain.js';
 import { planLifecycle } from '../src/restore/lifecycle.js';
 import { findCheckpoints } from '../src/restore/match.js';
 import { planRetention } from '../src/restore/retention.js';

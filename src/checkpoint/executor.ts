@@ -8,7 +8,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { CheckpointState } from '../scheduling/candidates.js';
 import { KubeletError, type KubeletClient } from './kubeletClient.js';
-import { chainLink } from '../restore/chain.js';
+import { chainLink } from './chain.js';
 import { gpuConstraints } from '../scheduling/gpu.js';
 import { cudaDevices, DEFAULT_RESOURCE_POLICY, type ResourcePolicy } from '../scheduling/resources.js';
 import { checkpointName } from './names.js';

@@ -12,7 +12,7 @@ import {
 import type { Checkpoint } from '../api/checkpoint.js';
 import type { Container, Pod } from '../api/kubernetes.js';
 import { hasRestoreContract } from '../scheduling/restoreContract.js';
-import { generationOf } from './chain.js';
+import { generationOf } from '../checkpoint/chain.js';
 import { findCheckpoints, type MatchOptions } from './match.js';
 import { pointer, type JsonPatchOp } from './jsonPatch.js';
 import { imageOps, NO_PUBLICATION, publicationOf, type PublicationOptions } from './publication.js';

@@ -3,7 +3,7 @@
 import type { PodFacts } from '../cluster/facts.js';
 import { ANNOTATION_RESTORE_FROM } from '../api/keys.js';
 import type { Checkpoint, RestoreStatus } from '../api/checkpoint.js';
-import { laterRecords } from './chain.js';
+import { laterRecords } from '../checkpoint/chain.js';
 
 export type LifecycleAction =
   | { kind: 'bind'; checkpoint: Checkpoint; pod: PodFacts }

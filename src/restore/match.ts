@@ -5,7 +5,7 @@
 import { podFacts, type OwnerFacts, type PodFacts } from '../cluster/facts.js';
 import { ANNOTATION_RESTORE_ANY_POD, ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM, ANNOTATION_RESTORE_OPT } from '../api/keys.js';
 import type { Checkpoint } from '../api/checkpoint.js';
-import { laterRecords, newestFirst } from './chain.js';
+import { laterRecords, newestFirst } from '../checkpoint/chain.js';
 import type { Pod } from '../api/kubernetes.js';
 
 export type MatchResult =
