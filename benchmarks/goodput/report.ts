@@ -1,4 +1,4 @@
-// bench:goodput's figures: the table (Markdown, as the README shows it) and the plot (SVG, drawn
+// bench:goodput's figures: the table (Markdown, as docs/performance.md shows it) and the plot (SVG, drawn
 // by hand: cumulative useful and lost work over trace time, one line per mode). Pure.
 import type { ModeResult, Sample } from './mode.js';
 import type { ModeName } from './settings.js';
@@ -86,7 +86,7 @@ export function figures(results: ModeResult[]): Figures[] {
   });
 }
 
-/** The README's table: one column per mode. */
+/** The table of docs/performance.md: one column per mode. */
 export function table(results: ModeResult[]): string {
   const figs = figures(results);
   const rows: [string, (f: Figures, r: ModeResult) => string][] = [

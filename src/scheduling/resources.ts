@@ -25,7 +25,7 @@ export interface ResourceRule {
 }
 
 /**
- * Built in, documented in README ("Which victims can be checkpointed"); --resource-checkpointing
+ * Built in, documented in docs/preemption.md ("Which victims can be checkpointed"); --resource-checkpointing
  * replaces an entry by naming the same pattern. Whole NVIDIA GPUs are what the checkpoint API was
  * measured on (issue 16); MIG slices are not covered by it. The rest are devices CRIU has no
  * plugin for in hiatus's model (AMD's exists, but hiatus does not know where it is installed).

@@ -45,7 +45,7 @@ function anchors(markdown: string): Set<string> {
     const base = slug(heading);
     const n = seen.get(base) ?? 0;
     seen.set(base, n + 1);
-    out.add(n === 0 ? base : `${base}-${n}`);
+    out.add(n === 0 ? base : `${base}-${String(n)}`);
   }
   return out;
 }
@@ -56,7 +56,7 @@ function links(markdown: string): { line: number; target: string }[] {
   for (const { line, text } of proseLines(markdown)) {
     const prose = text.replace(/`[^`]*`/g, '``');
     for (const m of prose.matchAll(/!?\[(?:[^\][]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)) {
-      const target = m[1] ?? '';
+      const target = m[1];
       if (/^[a-z][a-z0-9+.-]*:/i.test(target) || target.startsWith('//')) continue;
       out.push({ line, target });
     }
@@ -72,8 +72,9 @@ function brokenLinks(root: string, file: string): string[] {
     const hash = target.indexOf('#');
     const path = decodeURIComponent(hash < 0 ? target : target.slice(0, hash));
     const anchor = hash < 0 ? undefined : decodeURIComponent(target.slice(hash + 1));
-    const resolved = path === '' ? join(root, file) : path.startsWith('/') ? join(root, path) : resolve(root, dirname(file), path);
-    const where = `${file}:${line}: ${target}`;
+    const resolved =
+      path === '' ? join(root, file) : path.startsWith('/') ? join(root, path) : resolve(root, dirname(file), path);
+    const where = `${file}:${String(line)}: ${target}`;
     if (relative(root, resolved).startsWith('..')) broken.push(`${where} (outside the repository)`);
     else if (!existsSync(resolved)) broken.push(`${where} (no such file)`);
     else if (anchor !== undefined && resolved.endsWith('.md') && !anchors(readFileSync(resolved, 'utf8')).has(anchor)) {
@@ -104,7 +105,15 @@ const PAGES = [
 
 describe('documentation links', () => {
   it('checks the user guide, the contributor guide and the docs/ pages', () => {
-    expect(PAGES).toEqual(expect.arrayContaining(['README.md', 'CONTRIBUTING.md', 'docs/preemption.md', 'deploy/README.md', 'benchmarks/README.md']));
+    expect(PAGES).toEqual(
+      expect.arrayContaining([
+        'README.md',
+        'CONTRIBUTING.md',
+        'docs/preemption.md',
+        'deploy/README.md',
+        'benchmarks/README.md',
+      ]),
+    );
   });
 
   it.each(PAGES)('%s: every relative link names an existing file and heading', (page) => {
@@ -117,29 +126,38 @@ describe('documentation links', () => {
 });
 
 describe('the link checker', () => {
-  it('makes GitHub\'s anchors from headings', () => {
-    expect(slug('Deadline: slow checkpoints, and how long preempt holds the scheduler')).toBe('deadline-slow-checkpoints-and-how-long-preempt-holds-the-scheduler');
+  it("makes GitHub's anchors from headings", () => {
+    expect(slug('Deadline: slow checkpoints, and how long preempt holds the scheduler')).toBe(
+      'deadline-slow-checkpoints-and-how-long-preempt-holds-the-scheduler',
+    );
     expect(slug('`ignorable`')).toBe('ignorable');
     expect(slug('Operating it: `kubectl hiatus` and monitoring')).toBe('operating-it-kubectl-hiatus-and-monitoring');
     expect(slug('RBAC: what the extender may do, and why')).toBe('rbac-what-the-extender-may-do-and-why');
-    expect([...anchors('# A\n## Metrics\n```\n# not a heading\n```\n## Metrics\n')]).toEqual(['a', 'metrics', 'metrics-1']);
+    expect([...anchors('# A\n## Metrics\n```\n# not a heading\n```\n## Metrics\n')]).toEqual([
+      'a',
+      'metrics',
+      'metrics-1',
+    ]);
   });
 
   it('reports a missing file, a missing heading and a link out of the repository, and nothing else', () => {
     const root = mkdtempSync(join(tmpdir(), 'hiatus-links-'));
     try {
       writeFileSync(join(root, 'other.md'), '# Other page\n\n## Failure modes\n');
-      writeFileSync(join(root, 'page.md'), [
-        '# Page',
-        '[ok](other.md#failure-modes), [self](#page), [web](https://example.com/x.md#nope), `[code](missing.md)`',
-        '[gone](missing.md)',
-        '[bad anchor](other.md#failure-mode)',
-        '```',
-        '[in a block](missing-too.md)',
-        '```',
-        '[up](../outside.md)',
-        '',
-      ].join('\n'));
+      writeFileSync(
+        join(root, 'page.md'),
+        [
+          '# Page',
+          '[ok](other.md#failure-modes), [self](#page), [web](https://example.com/x.md#nope), `[code](missing.md)`',
+          '[gone](missing.md)',
+          '[bad anchor](other.md#failure-mode)',
+          '```',
+          '[in a block](missing-too.md)',
+          '```',
+          '[up](../outside.md)',
+          '',
+        ].join('\n'),
+      );
       expect(brokenLinks(root, 'page.md')).toEqual([
         'page.md:3: missing.md (no such file)',
         'page.md:4: other.md#failure-mode (no heading with that anchor)',

@@ -126,7 +126,7 @@ beforeAll(async () => {
   ]);
   await rig.createPriorityClass('hiatus-required', 100, { 'hiatus.dev/checkpoint-policy': 'Required' });
   await rig.createPriorityClass('hiatus-urgent', 1000);
-  // The pull Secret the webhook names (README: it must exist in each namespace that restores).
+  // The pull Secret the webhook names (docs/node-agent.md: it must exist in each namespace that restores).
   await rig.core.createNamespacedSecret({
     namespace: NAMESPACE,
     body: { metadata: { name: PULL_SECRET }, type: 'kubernetes.io/dockerconfigjson', stringData: { '.dockerconfigjson': registry.dockerConfigJson() } },

@@ -1,5 +1,5 @@
 // Scenario 5 of issue 4: what kube-scheduler does while the extender is down, for the shipped
-// `ignorable: false` and for `ignorable: true` (README, "ignorable"), with the shipped split of
+// `ignorable: false` and for `ignorable: true` (docs/scheduler-configuration.md), with the shipped split of
 // the extender into a filter/prioritize entry for restore pods and a preempt entry for all. Two kube-scheduler instances
 // share one cluster and one extender, each with its own profile name and its own nodes.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -39,7 +39,7 @@ afterAll(async () => {
 
 const step = (fn: () => Promise<void>) => async () => rig.step(fn)();
 
-/** A pod restoring a checkpoint taken on `node` (contract and marker resource, README). */
+/** A pod restoring a checkpoint taken on `node` (contract and marker resource, docs/restore-contract.md). */
 const restorePod = (name: string, schedulerName: string, group: string, node: string) =>
   podSpec(name, {
     schedulerName,

@@ -66,7 +66,7 @@ interface Result {
 
 /**
  * `kubectl hiatus ARGS` with the plugin on PATH, as an operator runs it. HIATUS_E2E_TRANSCRIPT=FILE
- * appends each command and its raw output to FILE (the README's examples come from one).
+ * appends each command and its raw output to FILE (docs/kubectl-plugin.md's examples come from one).
  */
 async function hiatus(...args: string[]): Promise<Result> {
   let raw: Result;
@@ -166,7 +166,7 @@ beforeAll(async () => {
   // kubectl from the same pinned module as the control plane (e2e/k8s/build.sh).
   kubectl = path.join(await buildKubernetes(path.join(rig.cp.logs, 'build.log')), 'kubectl');
   if (!existsSync(kubectl)) throw new Error(`${kubectl} missing: e2e/k8s/build.sh builds it`);
-  // The plugin installed the way the README says: npm install -g, here into a private prefix.
+  // The plugin installed the way docs/kubectl-plugin.md says: npm install -g, here into a private prefix.
   const prefix = path.join(work, 'npm-global');
   await run('npm', ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', repoRoot()], { timeout: 120_000 });
   env = {

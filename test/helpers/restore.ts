@@ -78,7 +78,7 @@ export function review(pod: unknown, o: { uid?: string; operation?: string; kind
 export const CONTRACT = '{"node":"worker-7","arch":"amd64","cpuFeatures":["AVX2"],"runtime":"cri-o://1.31.2","zone":"zone-a","sourceOnly":true}';
 /** The contract once every container's checkpoint image is published: any compatible node. */
 export const CONTRACT_PUBLISHED = '{"node":"worker-7","arch":"amd64","cpuFeatures":["AVX2"],"runtime":"cri-o://1.31.2","zone":"zone-a"}';
-/** The marker resource on a first container that had no resources (managedResources, README). */
+/** The marker resource on a first container that had no resources (managedResources, docs/restore-contract.md). */
 export const MARKER = { op: 'add', path: '/spec/containers/0/resources', value: { requests: { 'hiatus.dev/checkpoint-restore': '0' }, limits: { 'hiatus.dev/checkpoint-restore': '0' } } };
 /** The move to the restore profile (--restore-scheduler-names default-scheduler=default-scheduler-restore). */
 export const PROFILE = { op: 'add', path: '/spec/schedulerName', value: 'default-scheduler-restore' };

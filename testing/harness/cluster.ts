@@ -232,8 +232,8 @@ export interface PodOptions {
   nodeSelector?: Record<string, string>;
   annotations?: Record<string, string>;
   /**
-   * What the restore webhook does to a restore pod, done by hand (README, "The restore
-   * contract"): request the marker resource hiatus.dev/checkpoint-restore, which the shipped
+   * What the restore webhook does to a restore pod, done by hand (docs/restore-contract.md, "The
+   * restore contract"): request the marker resource hiatus.dev/checkpoint-restore, which the shipped
    * configuration's filter/prioritize entry manages, and use the scheduler's restore profile
    * (`<schedulerName>-restore`, which scores every node).
    */
@@ -273,7 +273,7 @@ export function podSpec(name: string, o: PodOptions): V1Pod {
 /** The profile restore pods of a scheduler profile use (scheduler-config/: `<name>-restore`). */
 export const restoreProfile = (schedulerName: string) => `${schedulerName}-restore`;
 
-/** The restore contract annotations (README, "The restore contract"). */
+/** The restore contract annotations (docs/restore-contract.md). */
 export function restoreAnnotations(checkpoint: string, constraints: object): Record<string, string> {
   return {
     'hiatus.dev/restore-from': checkpoint,
