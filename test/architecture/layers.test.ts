@@ -19,6 +19,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['preemption'],
   ['server'],
   ['config'],
+  ['extender.ts'],
   ['agent', 'cli', 'main.ts'],
 ];
 

@@ -1,0 +1,116 @@
+// bench:goodput's pure parts: the seeded trace and its calibration, the table and the plot.
+import { describe, expect, it } from '@jest/globals';
+import type { ModeResult } from '../../benchmarks/goodput/mode.js';
+import { figures, plot, quantile, table } from '../../benchmarks/goodput/report.js';
+import { parseSettings } from '../../benchmarks/goodput/settings.js';
+import { checkpointSeconds, makeTrace, restoreSeconds } from '../../benchmarks/goodput/trace.js';
+
+const GB = 1e9;
+
+describe('the trace', () => {
+  const s = parseSettings([]).trace;
+
+  it('is the same for the same seed and differs for another', () => {
+    expect(makeTrace(s)).toEqual(makeTrace(s));
+    expect(makeTrace({ ...s, seed: s.seed + 1 }).arrivals).not.toEqual(makeTrace(s).arrivals);
+  });
+
+  it('fills the cluster with low-priority pods short of its CPUs, in pods of 2 and 4 CPUs', () => {
+    const t = makeTrace(s);
+    const cpus = t.workloads.filter((w) => !w.backlog).reduce((n, w) => n + w.pods * w.cpu, 0);
+    expect(cpus).toBeLessThanOrEqual(s.nodes * s.nodeCpu);
+    expect(cpus).toBeGreaterThan(0.85 * s.nodes * s.nodeCpu);
+    expect(new Set(t.workloads.map((w) => w.kind))).toEqual(new Set(['Deployment', 'StatefulSet', 'Job']));
+    expect(t.workloads.every((w) => w.cpu === 2 || w.cpu === 4)).toBe(true);
+    expect(t.workloads.filter((w) => w.kind === 'Job').every((w) => (w.workSeconds ?? 0) > 0)).toBe(true);
+    // A backlog waits for the room finished Jobs leave.
+    expect(t.workloads.filter((w) => w.backlog).reduce((n, w) => n + w.pods * w.cpu, 0)).toBeGreaterThan(0.1 * s.nodes * s.nodeCpu);
+  });
+
+  it('brings bursts and a Poisson stream of high-priority pods within the trace, in time order', () => {
+    const t = makeTrace(s);
+    expect(t.arrivals.filter((a) => a.source === 'burst')).toHaveLength(s.bursts * s.burstSize);
+    expect(t.arrivals.filter((a) => a.source === 'poisson').length).toBeGreaterThan(0);
+    expect(t.arrivals.every((a, i) => a.at >= 0 && a.at < s.duration && (i === 0 || a.at >= t.arrivals[i - 1]!.at))).toBe(true);
+    expect(t.arrivals.every((a) => a.runs >= 60)).toBe(true);
+  });
+
+  it('checkpoints 5 GB in about 40 s and restores it in the pull plus about 20 s', () => {
+    expect(checkpointSeconds(5 * GB)).toBeCloseTo(37.3, 1);
+    expect(restoreSeconds(5 * GB) - 5 * GB / (256 * 2 ** 20)).toBeCloseTo(18.6, 1);
+  });
+});
+
+function result(mode: ModeResult['mode'], lost: number, ordinarySeconds: number[]): ModeResult {
+  return {
+    mode,
+    traceSeconds: 3600,
+    samples: [
+      { t: 0, useful: 0, lost: 0 },
+      { t: 1800, useful: 36_000, lost: lost / 2 },
+      { t: 3600, useful: 72_000, lost },
+    ],
+    account: { accrued: 72_000 + lost, retained: 72_000, lost },
+    urgent: [
+      { name: 'u0', source: 'burst', bindMs: 9_000, checkpointMs: 8_000, evictedMs: 8_500, checkpointStartMs: 300 },
+      { name: 'u1', source: 'poisson', bindMs: 1_000 },
+      { name: 'u2', source: 'poisson' },
+    ],
+    checkpointCalls: { taken: 9, failed: 1 },
+    records: {},
+    restores: { onSource: 2, elsewhere: 3, contractButFresh: 0, fromLivePod: 0 },
+    freshStarts: { initial: 10, replacement: 1 },
+    evictions: 4,
+    jobPodsFinished: 2,
+    ordinary: ordinarySeconds.map((seconds) => ({ pods: 30, seconds })),
+    lostAfterCheckpoint: lost / 4,
+    readyToDeletionMs: [300, 500],
+    attempts: { pending: 5, node: 1 },
+    completions: {},
+    published: 5,
+    preemptHeldSeconds: 4,
+    cpu: { scheduler: 30, extender: 10 },
+    wallSeconds: 360,
+    placements: [],
+    freshPods: [],
+    errors: [],
+  };
+}
+
+describe('the figures', () => {
+  const results = [result('default', 7200, [1, 2, 3]), result('required', 360, [1, 2, 3.666])];
+
+  it('compares each mode with kube-scheduler alone', () => {
+    const [base, req] = figures(results);
+    expect(base!.lostHours).toBe(2);
+    expect(req!.lostVsDefault).toBeCloseTo(0.05);
+    expect(req!.goodput).toBe(20);
+    expect(req!.ordinaryVsDefault).toBeCloseTo(0.9);
+    expect(base!.ordinaryRange).toEqual([10, 30]);
+    expect(req!.checkpointStartP99Ms).toBe(300);
+    expect(req!.bound).toBe(2);
+    expect(req!.beyondCheckpointP99Ms).toBe(1_000);
+    expect(req!.afterEvictionP99Ms).toBe(500);
+  });
+
+  it('takes nearest-rank quantiles', () => {
+    expect(quantile([5, 1, 3, 2, 4], 0.5)).toBe(3);
+    expect(quantile([5, 1, 3, 2, 4], 0.99)).toBe(5);
+    expect(quantile([], 0.5)).toBeNaN();
+  });
+
+  it('writes one Markdown column per mode', () => {
+    const md = table(results).split('\n');
+    expect(md[0]).toBe('| | kube-scheduler alone | hiatus Required |');
+    expect(md.find((l) => l.startsWith('| work lost'))).toBe('| work lost (pod-hours redone) | 2.0 | 0.1 |');
+    expect(md.find((l) => l.startsWith('| high-priority pods bound'))).toBe('| high-priority pods bound | 2 of 3 | 2 of 3 |');
+  });
+
+  it('plots a useful and a lost line per mode in an SVG of its own', () => {
+    const svg = plot(results, 'a <caption>');
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect(svg.match(/<polyline /g)).toHaveLength(4);
+    expect(svg).toContain('a &lt;caption&gt;');
+    expect(svg).toContain('hiatus Required 0.10');
+  });
+});

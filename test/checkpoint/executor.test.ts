@@ -1,0 +1,116 @@
+// The checkpoint executor's "nothing lost" rules (issue 11): claims that lapse promptly when their
+// replica dies and never while it lives, outcomes written once the API server is back (no second
+// dump), archive names that cannot collide.
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { CheckpointExecutor } from '../../src/checkpoint/executor.js';
+import { MemoryCheckpointStore } from '../../testing/memoryStore.js';
+import { podFacts } from '../../src/cluster/facts.js';
+import { SnapshotView } from '../../testing/snapshotView.js';
+import { KubeletSimulator, simPodFromV1Pod } from '../../testing/kubelet/kubelet.js';
+import { testExecutor } from '../helpers/executor.js';
+import { node, victim } from '../helpers/objects.js';
+
+const P1 = { namespace: 'default', name: 'urgent-1', uid: 'uid-urgent-1' };
+const P2 = { namespace: 'default', name: 'urgent-2', uid: 'uid-urgent-2' };
+
+describe('the checkpoint executor', () => {
+  let sim: KubeletSimulator | undefined;
+  const executors: CheckpointExecutor[] = [];
+  afterEach(async () => {
+    for (const e of executors.splice(0)) e.stop();
+    await sim?.stop();
+  });
+
+  async function rig(latencyMs: number) {
+    sim = new KubeletSimulator({ latency: { baseMs: latencyMs, msPerGiB: 0 } });
+    const port = await sim.start();
+    const v = victim('trainer', 'n1', { policy: 'Required' });
+    sim.setPod(simPodFromV1Pod(v as never));
+    const view = new SnapshotView({ nodes: [node('n1', { arch: 'amd64', runtime: 'cri-o://1.31.2', address: '127.0.0.1', port })], pods: [v] });
+    const store = new MemoryCheckpointStore();
+    view.checkpointsByKey = store.objects;
+    const make = (identity: string, claimTtlMs = 600) => {
+      const e = testExecutor(view, store, { maxPerNode: 8, identity, claimTtlMs, recordRetryMaxMs: 100 });
+      executors.push(e);
+      return e;
+    };
+    return { sim, view, store, make, victim: podFacts(v), node: view.node('n1')! };
+  }
+
+  it('renews its claim while the kubelet works, so a live replica\'s checkpoint is never taken over', async () => {
+    const r = await rig(1_500);
+    const a = r.make('replica-a');
+    const b = r.make('replica-b');
+    const running = a.ensure({ victim: r.victim, node: r.node, preemptor: P1 });
+    await new Promise((res) => setTimeout(res, 1_000)); // longer than the 600 ms TTL
+    expect(await b.ensure({ victim: r.victim, node: r.node, preemptor: P1 })).toMatchObject({ state: 'pending' });
+    expect((await running).state).toBe('ready');
+    expect(r.sim.calls).toHaveLength(1);
+  });
+
+  it('lets another replica take over the claim of a replica that died, once the claim TTL passed', async () => {
+    const r = await rig(100);
+    // replica-a claimed the name and died: its claim is never renewed.
+    const name = CheckpointExecutor.nameFor({ victim: r.victim, preemptor: P1 });
+    await r.store.create({
+      apiVersion: 'hiatus.dev/v1alpha1',
+      kind: 'Checkpoint',
+      metadata: { name, namespace: 'ml' },
+      spec: { reason: 'Preemption', preemptor: P1, source: { pod: { namespace: 'ml', name: 'trainer', uid: 'uid-trainer' }, nodeName: 'n1', priority: 100, memoryBytes: 0 }, containers: ['main'], restoreConstraints: { node: 'n1', arch: 'amd64', cpuFeatures: [], runtime: '' } },
+      status: { phase: 'Pending', claimedBy: 'replica-a', claimExpiresAt: new Date(Date.now() + 600).toISOString(), startTime: new Date().toISOString() },
+    } as never);
+    const b = r.make('replica-b');
+    expect(await b.ensure({ victim: r.victim, node: r.node, preemptor: P1 })).toMatchObject({ state: 'pending' });
+    expect(r.sim.calls).toHaveLength(0);
+    await new Promise((res) => setTimeout(res, 700));
+    expect(await b.ensure({ victim: r.victim, node: r.node, preemptor: P1 })).toMatchObject({ state: 'ready' });
+    expect(r.sim.calls).toHaveLength(1);
+    expect([...r.store.objects.values()][0]!.status!.claimedBy).toBe('replica-b');
+  });
+
+  it('writes the outcome once the API server is back, without a second kubelet call', async () => {
+    const r = await rig(300);
+    const a = r.make('replica-a');
+    const running = a.ensure({ victim: r.victim, node: r.node, preemptor: P1 });
+    await new Promise((res) => setTimeout(res, 100));
+    r.store.unavailable = true;
+    await new Promise((res) => setTimeout(res, 800));
+    // The kubelet answered; the record could not be written: still this replica's, still pending.
+    expect(r.sim.calls.filter((c) => c.status === 200)).toHaveLength(1);
+    expect(a.state(r.victim, P1)).toBe('pending');
+    r.store.unavailable = false;
+    const outcome = await running;
+    expect(outcome.state).toBe('ready');
+    const [ck] = [...r.store.objects.values()];
+    expect(ck!.status!.phase).toBe('Ready');
+    expect(ck!.status!.containers!.map((c) => c.archivePath)).toEqual([r.sim.calls[0]!.archivePath]);
+    expect(r.sim.calls).toHaveLength(1);
+  });
+
+  it('takes one checkpoint of a victim that two preemptions need', async () => {
+    const r = await rig(200);
+    const a = r.make('replica-a');
+    const [one, two] = await Promise.all([
+      a.ensure({ victim: r.victim, node: r.node, preemptor: P1 }),
+      a.ensure({ victim: r.victim, node: r.node, preemptor: P2 }),
+    ]);
+    expect([one.state, two.state]).toEqual(['ready', 'ready']);
+    expect(r.sim.calls).toHaveLength(1);
+    expect(a.state(r.victim, P2)).toBe('ready');
+    expect(await a.confirmReady(r.victim, P2)).toBe(true);
+  });
+
+  it('never lets two checkpoints of one container share an archive name', async () => {
+    const r = await rig(10);
+    const a = r.make('replica-a');
+    // A manual checkpoint of the same container at the same moment as a preemption's.
+    const [one, two] = await Promise.all([
+      a.ensure({ victim: r.victim, node: r.node, preemptor: P1 }),
+      a.ensure({ victim: r.victim, node: r.node, manual: { name: 'trainer-by-hand' } }),
+    ]);
+    expect([one.state, two.state]).toEqual(['ready', 'ready']);
+    const paths = r.sim.calls.map((c) => c.archivePath);
+    expect(paths).toHaveLength(2);
+    expect(new Set(paths).size).toBe(2);
+  });
+});

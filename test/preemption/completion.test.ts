@@ -1,0 +1,194 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { MemoryCheckpointStore } from '../../testing/memoryStore.js';
+import { podFacts, type PodFacts } from '../../src/cluster/facts.js';
+import type { LivePod, PodRef, PreemptionWriter } from '../../src/cluster/podWriter.js';
+import { SnapshotView } from '../../testing/snapshotView.js';
+import { silentLogger } from '../../src/log.js';
+import { Metrics } from '../../src/metrics/metrics.js';
+import { PreemptionCompleter } from '../../src/preemption/completer.js';
+import { nextCompletionStep, type CompletionSnapshot, type PreemptionIntent } from '../../src/preemption/completion.js';
+import type { CheckpointState } from '../../src/scheduling/candidates.js';
+import type { Pod } from '../../src/api/kubernetes.js';
+import { KubeletSimulator, simPodFromV1Pod } from '../../testing/kubelet/kubelet.js';
+import { testExecutor } from '../helpers/executor.js';
+import { node, plainPod, victim } from '../helpers/objects.js';
+
+const NOW = Date.parse('2026-11-27T12:00:00Z');
+const PREEMPTOR = { namespace: 'default', name: 'urgent', uid: 'uid-urgent' };
+
+function pendingPreemptor(o: { nodeName?: string; deleting?: boolean } = {}): PodFacts {
+  const p = plainPod('urgent');
+  p.spec!.priority = 1000;
+  if (o.nodeName) p.spec!.nodeName = o.nodeName;
+  if (o.deleting) p.metadata!.deletionTimestamp = new Date(NOW).toISOString();
+  return podFacts(p);
+}
+
+const intent = (candidates: Record<string, string[]>, index = 0): PreemptionIntent => ({
+  preemptor: PREEMPTOR,
+  priority: 1000,
+  candidates: Object.entries(candidates).map(([n, victims]) => ({ node: n, victims, numPDBViolations: 0 })),
+  index,
+  expiresAt: NOW + 60_000,
+});
+
+function snapshot(pods: Pod[], states: Record<string, CheckpointState> = {}, preemptor: PodFacts | null = pendingPreemptor()): CompletionSnapshot {
+  const byUid = new Map(pods.map((p) => [p.metadata!.uid!, podFacts(p)]));
+  return {
+    preemptor: preemptor ?? undefined,
+    victim: (uid) => byUid.get(uid),
+    priorityClass: () => undefined,
+    checkpointState: (v) => states[v.uid] ?? 'none',
+    defaultPolicy: 'Never',
+    now: NOW,
+    preemptorPriority: 1000,
+  };
+}
+
+describe('the next step of a preemption hiatus completes (pure)', () => {
+  const a = victim('a', 'n1', { policy: 'Required' });
+  const b = victim('b', 'n2', { policy: 'Required' });
+  const two = intent({ n1: ['uid-a'], n2: ['uid-b'] });
+
+  it('starts the checkpoints of the current candidate that have none', () => {
+    const step = nextCompletionStep(two, snapshot([a, b]));
+    expect(step.kind).toBe('checkpoint');
+    expect(step.kind === 'checkpoint' && step.work.map((v) => v.uid)).toEqual(['uid-a']);
+    expect(step.kind === 'checkpoint' && step.index).toBe(0);
+  });
+
+  it('waits while a checkpoint runs, here or on another replica', () => {
+    expect(nextCompletionStep(two, snapshot([a, b], { 'uid-a': 'pending' })).kind).toBe('wait');
+  });
+
+  it('releases the candidate once every checkpoint is ready', () => {
+    const step = nextCompletionStep(two, snapshot([a, b], { 'uid-a': 'ready' }));
+    expect(step.kind === 'release' && step.candidate.node).toBe('n1');
+  });
+
+  it('moves to the next candidate when a Required checkpoint failed', () => {
+    const step = nextCompletionStep(two, snapshot([a, b], { 'uid-a': 'failed' }));
+    expect(step.kind).toBe('checkpoint');
+    expect(step.kind === 'checkpoint' && [step.index, step.candidate.node]).toEqual([1, 'n2']);
+  });
+
+  it('lets a BestEffort victim go when its checkpoint failed', () => {
+    const be = victim('be', 'n1', { policy: 'BestEffort' });
+    const step = nextCompletionStep(intent({ n1: ['uid-be'] }), snapshot([be], { 'uid-be': 'failed' }));
+    expect(step.kind === 'release' && step.candidate.victims.map((v) => v.action)).toEqual(['evict']);
+  });
+
+  it('abandons, evicting nothing, when the preemptor is gone, bound or being deleted', () => {
+    expect(nextCompletionStep(two, snapshot([a, b], {}, null))).toEqual({ kind: 'abandon', why: 'preemptor deleted' });
+    expect(nextCompletionStep(two, snapshot([a, b], {}, pendingPreemptor({ nodeName: 'n9' })))).toEqual({ kind: 'abandon', why: 'preemptor bound to n9' });
+    expect(nextCompletionStep(two, snapshot([a, b], {}, pendingPreemptor({ deleting: true })))).toEqual({ kind: 'abandon', why: 'preemptor is being deleted' });
+  });
+
+  it('abandons when the intent expired, and when no candidate is left', () => {
+    expect(nextCompletionStep({ ...two, expiresAt: NOW - 1 }, snapshot([a, b])).kind).toBe('abandon');
+    expect(nextCompletionStep(two, snapshot([a, b], { 'uid-a': 'failed', 'uid-b': 'failed' }))).toEqual({ kind: 'abandon', why: 'no candidate left whose victims may go' });
+  });
+
+  it('is done when the current candidate\'s victims are gone already', () => {
+    expect(nextCompletionStep(two, snapshot([b])).kind).toBe('done');
+  });
+
+  it('never releases a victim that is not of lower priority or sits on another node', () => {
+    const high = victim('high', 'n1', { priority: 1000, policy: 'Never' });
+    const moved = victim('moved', 'n3', { policy: 'Never' });
+    expect(nextCompletionStep(intent({ n1: ['uid-high'], n2: ['uid-moved'] }), snapshot([high, moved])).kind).toBe('abandon');
+  });
+});
+
+class FakeWriter implements PreemptionWriter {
+  readonly calls: string[] = [];
+  live: LivePod | undefined = { uid: 'uid-urgent', deleting: false };
+  nominated: string | undefined;
+
+  async getPod(namespace: string, name: string): Promise<LivePod | undefined> {
+    this.calls.push(`get ${namespace}/${name}`);
+    return this.live && { ...this.live, ...(this.nominated ? { nominatedNodeName: this.nominated } : {}) };
+  }
+  async nominate(pod: PodRef, n: string): Promise<void> {
+    this.calls.push(`nominate ${pod.name} ${n}`);
+    this.nominated = n;
+  }
+  async evict(pod: PodRef): Promise<'evicted' | 'gone'> {
+    this.calls.push(`evict ${pod.namespace}/${pod.name} ${pod.uid}`);
+    return 'evicted';
+  }
+}
+
+describe('the completer against a kubelet and a Checkpoint store', () => {
+  let sim: KubeletSimulator | undefined;
+  let completer: PreemptionCompleter | undefined;
+  afterEach(async () => {
+    completer?.stop();
+    await sim?.stop();
+  });
+
+  async function rig(pods: Pod[], latencyMs: number) {
+    sim = new KubeletSimulator({ latency: { baseMs: latencyMs, msPerGiB: 0 } });
+    const port = await sim.start();
+    for (const p of pods) sim.setPod(simPodFromV1Pod(p as never));
+    const urgent = plainPod('urgent');
+    urgent.spec!.priority = 1000;
+    const view = new SnapshotView({ nodes: ['n1', 'n2'].map((n) => node(n, { arch: 'amd64', runtime: 'cri-o://1.31.2', address: '127.0.0.1', port })), pods: [...pods, urgent] });
+    const store = new MemoryCheckpointStore();
+    view.checkpointsByKey = store.objects;
+    const metrics = new Metrics({ defaultMetrics: false });
+    const executor = testExecutor(view, store, { metrics });
+    const writer = new FakeWriter();
+    completer = new PreemptionCompleter({ view, executor, writer, metrics, log: silentLogger, defaultPolicy: 'Never', maxWaitMs: 30_000, intervalMs: 50 }).start();
+    return { view, store, writer, metrics, sim };
+  }
+
+  const until = async (cond: () => boolean, ms = 5000) => {
+    const end = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > end) throw new Error('condition not met in time');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+
+  it('nominates the node at once, and evicts a Required victim only after its Ready record is in the store', async () => {
+    const r = await rig([victim('trainer', 'n1', { policy: 'Required' }), victim('web', 'n1', { policy: 'Never' })], 300);
+    completer!.track({ preemptor: PREEMPTOR, priority: 1000, candidates: [{ node: 'n1', victims: ['uid-trainer', 'uid-web'], numPDBViolations: 0 }], index: 0 });
+    await until(() => r.writer.calls.some((c) => c.startsWith('evict')));
+    const [ck] = [...r.store.objects.values()];
+    expect(ck!.status!.phase).toBe('Ready');
+    expect(r.writer.calls).toEqual(['nominate urgent n1', 'get default/urgent', 'evict ml/trainer uid-trainer', 'evict ml/web uid-web']);
+    expect(completer!.has('uid-urgent')).toBe(false);
+  });
+
+  it('evicts nothing when the API server says the preemptor is already bound', async () => {
+    const r = await rig([victim('trainer', 'n1', { policy: 'Required' })], 100);
+    r.writer.live = { uid: 'uid-urgent', nodeName: 'n2', deleting: false };
+    completer!.track({ preemptor: PREEMPTOR, priority: 1000, candidates: [{ node: 'n1', victims: ['uid-trainer'], numPDBViolations: 0 }], index: 0 });
+    await until(() => !completer!.has('uid-urgent'));
+    expect(r.writer.calls).toEqual(['nominate urgent n1', 'get default/urgent']);
+  });
+
+  it('takes its early nomination back when it gives up on a preemptor that still waits', async () => {
+    const r = await rig([victim('trainer', 'n1', { policy: 'Required' })], 50);
+    r.sim.inject({ pod: 'trainer', failure: { kind: 'runtime-error' } });
+    completer!.track({ preemptor: PREEMPTOR, priority: 1000, candidates: [{ node: 'n1', victims: ['uid-trainer'], numPDBViolations: 0 }], index: 0 });
+    await until(() => !completer!.has('uid-urgent'));
+    await until(() => r.writer.calls.length >= 3);
+    expect(r.writer.calls).toEqual(['nominate urgent n1', 'get default/urgent', 'nominate urgent ']);
+    expect(r.writer.calls.some((c) => c.startsWith('evict'))).toBe(false);
+  });
+
+  it('evicts nothing while the Ready record cannot be confirmed in the API server', async () => {
+    const r = await rig([victim('trainer', 'n1', { policy: 'Required' })], 50);
+    const get = r.store.get.bind(r.store);
+    let confirmable = false;
+    r.store.get = async (ns, name) => (confirmable ? get(ns, name) : undefined);
+    completer!.track({ preemptor: PREEMPTOR, priority: 1000, candidates: [{ node: 'n1', victims: ['uid-trainer'], numPDBViolations: 0 }], index: 0 });
+    await until(() => [...r.store.objects.values()].some((c) => c.status?.phase === 'Ready'));
+    await new Promise((res) => setTimeout(res, 300));
+    expect(r.writer.calls).toEqual(['nominate urgent n1']);
+    confirmable = true;
+    await until(() => r.writer.calls.some((c) => c.startsWith('evict')));
+  });
+});
