@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { ConfigError, loadConfig } from '../src/config/config.js';
+import { ConfigError, loadConfig } from '../../src/config/config.js';
 
 /** Without a client CA, the explicit choice to serve unauthenticated callers. */
 const OPEN = ['--insecure-allow-unauthenticated-callers'];
@@ -72,7 +72,7 @@ describe('configuration', () => {
   it('reads --restore-placement: nominate (default), gate or score, and refuses anything else', () => {
     expect(loadConfig([...OPEN, '--restore-placement', 'score'], {}).restorePlacement).toBe('score');
     expect(loadConfig(OPEN, { HIATUS_RESTORE_PLACEMENT: 'gate' }).restorePlacement).toBe('gate');
-    expect(() => loadConfig(['--restore-placement', 'pin'], {})).toThrow('--restore-placement: "pin" must be nominate, gate or score');
+    expect(() => loadConfig(['--restore-placement', 'pin'], {})).toThrow('--restore-placement: "pin" must be one of nominate, gate, score');
   });
 
   it('reads the environment and lets flags win', () => {
@@ -88,11 +88,12 @@ describe('configuration', () => {
       err = e as ConfigError;
     }
     expect(err).toBeInstanceOf(ConfigError);
+    // Each option's own problem in the order --help lists the options, then those between options.
     expect(err!.problems).toEqual([
-      '--max-body-bytes: "12" must be a byte size of at least 1024 (e.g. 16Mi)',
-      '--log-level: "loud" must be one of debug, info, warn, error',
       '--port: "http" must be an integer from 0 to 65535',
       '--zone-score: "11" must be an integer from 0 to 10',
+      '--max-body-bytes: "12" must be a byte size of at least 1024 (e.g. 16Mi)',
+      '--log-level: "loud" must be one of debug, info, warn, error',
       '--tls-cert-file and --tls-key-file must be given together',
       '--client-ca-file is required: only kube-scheduler (extender tlsConfig.certFile/keyFile) with a certificate that CA signed may call this listener; to serve anyone who reaches it instead, say so with --insecure-allow-unauthenticated-callers',
     ]);
@@ -103,6 +104,25 @@ describe('configuration', () => {
       '--preempt-margin must be shorter than --scheduler-http-timeout',
     );
     expect(() => loadConfig(['--default-checkpoint-policy', 'Always'], {})).toThrow('must be one of Required, BestEffort, Never');
+  });
+
+  it('caps --preempt-wait at the time preempt may take to answer', () => {
+    const c = loadConfig([...OPEN, '--scheduler-http-timeout', '3s', '--preempt-margin', '500ms', '--preempt-wait', '10s'], {});
+    expect(c.preemptWaitMs).toBe(2500);
+    expect(loadConfig([...OPEN, '--preempt-wait', '0'], {}).preemptWaitMs).toBe(0);
+  });
+
+  it('checks options against each other only once each has parsed', () => {
+    let problems: string[] = [];
+    try {
+      loadConfig([...OPEN, '--scheduler-http-timeout', 'soon', '--max-body-bytes', 'big'], {});
+    } catch (e) {
+      problems = (e as ConfigError).problems;
+    }
+    expect(problems).toEqual([
+      '--max-body-bytes: "big" must be a byte size of at least 1024 (e.g. 16Mi)',
+      '--scheduler-http-timeout: "soon" must be a positive duration such as 5s, 500ms or 10m',
+    ]);
   });
 
   it('rejects unknown flags and non-boolean switches', () => {
