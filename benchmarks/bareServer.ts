@@ -30,7 +30,7 @@ const server = http.createServer((req, res) => {
     res.end(JSON.stringify({ NodeNames: names }));
   });
 });
-// The same keep-alive settings as the extender (src/main.ts), so both keep their connections.
+// The same keep-alive settings as the extender (src/extender.ts), so both keep their connections.
 server.keepAliveTimeout = 120_000;
 server.headersTimeout = 125_000;
 server.listen(port, '127.0.0.1');

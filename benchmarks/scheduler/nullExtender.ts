@@ -33,7 +33,7 @@ const server = http.createServer((req, res) => {
     }
   });
 });
-// As the extender (src/main.ts): kube-scheduler keeps its connections for 90 s.
+// As the extender (src/extender.ts): kube-scheduler keeps its connections for 90 s.
 server.keepAliveTimeout = 120_000;
 server.headersTimeout = 125_000;
 server.listen(port, '127.0.0.1');
