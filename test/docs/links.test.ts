@@ -56,7 +56,7 @@ function links(markdown: string): { line: number; target: string }[] {
   for (const { line, text } of proseLines(markdown)) {
     const prose = text.replace(/`[^`]*`/g, '``');
     for (const m of prose.matchAll(/!?\[(?:[^\][]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)) {
-      const target = m[1];
+      const target = m[1]!;
       if (/^[a-z][a-z0-9+.-]*:/i.test(target) || target.startsWith('//')) continue;
       out.push({ line, target });
     }
