@@ -575,7 +575,7 @@ describe('restore MutatingWebhookConfiguration', () => {
     expect(Number(/^webhook_port=(\d+)$/m.exec(certs)?.[1])).toBe(webhook.clientConfig.service!.port);
     const secret = deployment.spec!.template.spec!.volumes!.find((v) => v.name === 'tls')?.secret?.secretName;
     expect(secret).toBe('hiatus-tls');
-    // Empty until filled (README), or written by cert-manager's CA injector.
+    // Empty until filled (deploy/README.md, "Restore webhook"), or written by cert-manager's CA injector.
     expect(webhook.clientConfig.caBundle).toBe('');
   });
 
