@@ -22,6 +22,7 @@ import {
 import { ArchiveError, backoffMs, PublishStopped, type Publisher } from './publisher.js';
 import { RegistryError } from './registry.js';
 import type { RestoreVerdict } from './runtimeConfig.js';
+import { keyOf } from '../api/keys.js';
 
 /** An Event on the Checkpoint (and on the pod restoring from it, when there is one). */
 export type AgentEvent = (c: Checkpoint, type: 'Normal' | 'Warning', reason: string, message: string) => Promise<void>;
@@ -122,7 +123,7 @@ export class NodeAgent {
     const retry = this.retries.get(key);
     if (retry && retry.nextAt > this.now()) return;
     const c = w.checkpoint;
-    const ref = `${c.metadata.namespace}/${c.metadata.name}`;
+    const ref = keyOf(c);
     const current = c.status?.containers?.find((s) => s.name === w.container);
     if (current?.publication?.state !== 'Uploading') {
       await this.record(c, w.container, { publication: { state: 'Uploading', message: 'uploading to the registry', attempts: retry?.attempts ?? 0 } });
@@ -194,7 +195,7 @@ export class NodeAgent {
       } catch (e) {
         if (e instanceof StoreConflict) continue;
         metrics.errors.inc({ kind: 'api' });
-        log.warn('cannot record publication on the checkpoint', { checkpoint: `${c.metadata.namespace}/${c.metadata.name}`, error: (e as Error).message });
+        log.warn('cannot record publication on the checkpoint', { checkpoint: keyOf(c), error: (e as Error).message });
         return undefined;
       }
     }
@@ -231,7 +232,7 @@ export class NodeAgent {
     const files = await this.archives();
     const checkpoints = [...this.deps.checkpoints()];
     const plan = planGc(files, checkpoints, this.deletedRecords, this.now(), this.deps.gc);
-    const byKey = new Map(checkpoints.map((c) => [`${c.metadata.namespace}/${c.metadata.name}`, c]));
+    const byKey = new Map(checkpoints.map((c) => [keyOf(c), c]));
     for (const d of plan.deletions) {
       try {
         await fsp.rm(d.path, { force: true });

@@ -11,6 +11,7 @@
 //   record is the index's digest, which resolves to the image for the node's platform.
 import { createHash } from 'node:crypto';
 import type { Checkpoint } from '../api/checkpoint.js';
+import { keyOf } from '../api/keys.js';
 
 export const MEDIA_TYPE_INDEX = 'application/vnd.oci.image.index.v1+json';
 export const MEDIA_TYPE_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -118,7 +119,7 @@ export function imageAnnotations(c: Checkpoint, container: string, meta: Archive
   put('org.criu.checkpoint.runtime.name', meta.runtime);
   put('org.criu.checkpoint.host.arch', c.spec.restoreConstraints.arch);
   put('org.criu.checkpoint.host.kernel', c.spec.restoreConstraints.kernel);
-  put(ANNOTATION_HIATUS_CHECKPOINT, `${c.metadata.namespace}/${c.metadata.name}`);
+  put(ANNOTATION_HIATUS_CHECKPOINT, keyOf(c));
   put(ANNOTATION_HIATUS_CHECKPOINT_UID, c.metadata.uid);
   put('org.opencontainers.image.created', c.status?.completionTime);
   return out;

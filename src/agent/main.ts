@@ -8,7 +8,7 @@ import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type Kube
 import { ApiCheckpointStore } from '../checkpoint/store.js';
 import { CHECKPOINT_API_VERSION, CHECKPOINT_GROUP, CHECKPOINT_KIND, CHECKPOINT_PLURAL, CHECKPOINT_VERSION, type Checkpoint } from '../api/checkpoint.js';
 import { findKubeConfig } from '../cluster/kubeconfig.js';
-import { LABEL_RUNTIME_RESTORE } from '../api/keys.js';
+import { keyOf, LABEL_RUNTIME_RESTORE } from '../api/keys.js';
 import { parseQuantity } from '../cluster/quantity.js';
 import { LIST_PAGE_SIZE, Reflector, type ListPage } from '../cluster/reflector.js';
 import { parseDuration } from '../config/config.js';
@@ -113,7 +113,7 @@ function main(argv: string[]): void {
       list: (t) =>
         custom.listCustomObjectForAllNamespaces({ group: CHECKPOINT_GROUP, version: CHECKPOINT_VERSION, plural: CHECKPOINT_PLURAL, limit: LIST_PAGE_SIZE, _continue: t, fieldSelector: selector }) as Promise<ListPage>,
       project: (c: Checkpoint) => c,
-      key: (c) => (c?.metadata?.name ? `${c.metadata.namespace}/${c.metadata.name}` : undefined),
+      key: (c) => (c?.metadata?.name ? keyOf(c) : undefined),
       onChange: (type, key) => {
         if (type === 'delete') {
           const gone = last.get(key);

@@ -1,6 +1,7 @@
 // The node agent's decisions, pure: which archives to publish, how a publication outcome changes
 // a Checkpoint's status, and which archives to delete from the node's disk.
 import type { Checkpoint, ContainerCheckpointStatus, ContainerPublication, PublicationState } from '../api/checkpoint.js';
+import { keyOf } from '../api/keys.js';
 
 export interface PublishWork {
   checkpoint: Checkpoint;
@@ -144,7 +145,7 @@ export function planGc(
   const remaining: { file: ArchiveFile; owner?: Owner }[] = [];
   for (const file of archives) {
     const owner = owners.get(file.path);
-    const key = owner ? `${owner.checkpoint.metadata.namespace}/${owner.checkpoint.metadata.name}` : undefined;
+    const key = owner ? keyOf(owner.checkpoint) : undefined;
     if (owner?.checkpoint.status?.phase === 'Failed') {
       deletions.push({ path: file.path, size: file.size, reason: 'checkpoint_failed', checkpoint: key! });
     } else if (!owner && deleted.has(file.path)) {
@@ -160,7 +161,7 @@ export function planGc(
     const candidates = remaining.filter((r) => !r.owner || !isProtected(r.owner)).sort((a, b) => a.file.mtimeMs - b.file.mtimeMs);
     for (const r of candidates) {
       if (bytes <= policy.diskBudgetBytes) break;
-      const key = r.owner ? `${r.owner.checkpoint.metadata.namespace}/${r.owner.checkpoint.metadata.name}` : undefined;
+      const key = r.owner ? keyOf(r.owner.checkpoint) : undefined;
       deletions.push({ path: r.file.path, size: r.file.size, reason: 'disk_budget', ...(key ? { checkpoint: key } : {}) });
       bytes -= r.file.size;
     }

@@ -70,3 +70,23 @@ export const LABEL_CONTROLLER_REVISION_HASH = 'controller-revision-hash';
 export const LABEL_STATEFULSET_POD_NAME = 'statefulset.kubernetes.io/pod-name';
 export const LABEL_POD_INDEX = 'apps.kubernetes.io/pod-index';
 export const ANNOTATION_JOB_COMPLETION_INDEX = 'batch.kubernetes.io/job-completion-index';
+
+/** Names a namespaced object: a slim pod, a reference in a spec. */
+export interface NamespacedName {
+  namespace: string;
+  name: string;
+}
+
+/**
+ * `namespace/name`: how a namespaced object is keyed in caches and maps and named in logs, errors
+ * and annotations (client-go's cache.MetaNamespaceKeyFunc writes the same for namespaced objects).
+ */
+export function objectKey(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+/** objectKey of a named reference, or of an object by its metadata (a Checkpoint). */
+export function keyOf(o: NamespacedName | { metadata: NamespacedName }): string {
+  const { namespace, name } = 'metadata' in o ? o.metadata : o;
+  return objectKey(namespace, name);
+}

@@ -1,6 +1,7 @@
 // The parts of core/v1 Kubernetes objects (camelCase JSON, as the API server and the extender
 // protocol carry them) that hiatus reads. Fields are optional and may be null: objects arrive from
 // the API server, kube-scheduler and admission reviews, and every reader decodes defensively.
+import { objectKey } from './keys.js';
 
 export interface ObjectMeta {
   name?: string;
@@ -74,5 +75,5 @@ export interface NodeList {
 export function podRef(pod: Pod | null | undefined): string {
   const ns = pod?.metadata?.namespace ?? 'default';
   const name = pod?.metadata?.name ?? '<unnamed>';
-  return `${ns}/${name}`;
+  return objectKey(ns, name);
 }

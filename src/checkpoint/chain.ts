@@ -2,7 +2,7 @@
 // one Checkpoint per life. Each records the generation of that life and the record its pod was
 // restored from; the earlier record stays consumed and is never offered again. Pure.
 import type { PodFacts } from '../cluster/facts.js';
-import { ANNOTATION_RESTORE_FROM, ANNOTATION_RESTORE_GENERATION } from '../api/keys.js';
+import { ANNOTATION_RESTORE_FROM, ANNOTATION_RESTORE_GENERATION, objectKey } from '../api/keys.js';
 import type { Checkpoint } from '../api/checkpoint.js';
 
 export interface ChainLink {
@@ -46,7 +46,7 @@ export function laterRecords(all: Iterable<Checkpoint>): Map<string, string> {
   const out = new Map<string, string>();
   for (const c of all) {
     const from = c.spec?.restoredFrom;
-    if (from) out.set(`${c.metadata.namespace}/${from}`, c.metadata.name);
+    if (from) out.set(objectKey(c.metadata.namespace, from), c.metadata.name);
   }
   return out;
 }

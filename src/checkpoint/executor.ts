@@ -24,6 +24,7 @@ import {
   type ContainerCheckpointStatus,
   type PodReference,
 } from '../api/checkpoint.js';
+import { keyOf, objectKey } from '../api/keys.js';
 
 export interface ExecutorOptions {
   kubelet: KubeletClient;
@@ -135,7 +136,7 @@ export class CheckpointExecutor {
    */
   state(victim: PodFacts, preemptor: PodReference): CheckpointState {
     const name = CheckpointExecutor.nameFor({ victim, preemptor });
-    const key = `${victim.namespace}/${name}`;
+    const key = objectKey(victim.namespace, name);
     if (this.inflight.has(key)) return 'pending';
     const c = this.written.get(key) ?? this.o.cached(victim.namespace, name);
     const own = c ? this.stateOf(c) : 'none';
@@ -151,7 +152,7 @@ export class CheckpointExecutor {
     for (const c of [...(key ? [this.written.get(key)] : []), ...(this.o.cachedAll?.() ?? [])]) {
       if (!c || c.spec.source.pod.uid !== victim.uid) continue;
       const state = this.stateOf(c);
-      if (state === 'pending' || state === 'ready') return { key: `${c.metadata.namespace}/${c.metadata.name}`, state, record: c };
+      if (state === 'pending' || state === 'ready') return { key: keyOf(c), state, record: c };
     }
     return undefined;
   }
@@ -179,14 +180,14 @@ export class CheckpointExecutor {
    */
   async confirmReady(victim: PodFacts, preemptor: PodReference): Promise<boolean> {
     const own = CheckpointExecutor.nameFor({ victim, preemptor });
-    const ownKnown = this.written.has(`${victim.namespace}/${own}`) || this.o.cached(victim.namespace, own) !== undefined;
+    const ownKnown = this.written.has(objectKey(victim.namespace, own)) || this.o.cached(victim.namespace, own) !== undefined;
     const shared = ownKnown ? undefined : this.shared(victim);
     const name = shared?.state === 'ready' ? shared.key.slice(victim.namespace.length + 1) : own;
     let c: Checkpoint | undefined;
     try {
       c = await this.o.store.get(victim.namespace, name);
     } catch (e) {
-      this.o.log.warn('cannot confirm checkpoint', { checkpoint: `${victim.namespace}/${name}`, error: (e as Error).message });
+      this.o.log.warn('cannot confirm checkpoint', { checkpoint: objectKey(victim.namespace, name), error: (e as Error).message });
       return false;
     }
     if (!c || c.spec.source.pod.uid !== victim.uid || this.stateOf(c) !== 'ready') return false;
@@ -196,7 +197,7 @@ export class CheckpointExecutor {
 
   /** Starts (or joins) the checkpoint of one victim; resolves when it ended or is someone else's. */
   ensure(job: CheckpointJob): Promise<EnsureOutcome> {
-    const key = `${job.victim.namespace}/${CheckpointExecutor.nameFor(job)}`;
+    const key = objectKey(job.victim.namespace, CheckpointExecutor.nameFor(job));
     let p = this.inflight.get(key);
     if (!p && !job.manual && !this.written.has(key) && !this.o.cached(job.victim.namespace, CheckpointExecutor.nameFor(job))) {
       const shared = this.shared(job.victim);
@@ -265,7 +266,7 @@ export class CheckpointExecutor {
   }
 
   private remember(c: Checkpoint): Checkpoint {
-    this.written.set(`${c.metadata.namespace}/${c.metadata.name}`, c);
+    this.written.set(keyOf(c), c);
     // Bounded: only the newest writes matter, the watch cache has the rest.
     if (this.written.size > 10_000) this.written.delete(this.written.keys().next().value!);
     return c;
@@ -274,7 +275,7 @@ export class CheckpointExecutor {
   /** Claims the name: create, or take over a stale, expired or old failed record. */
   private async claim(job: CheckpointJob): Promise<Checkpoint | EnsureOutcome> {
     const fresh = this.desired(job);
-    const ref = `${fresh.metadata.namespace}/${fresh.metadata.name}`;
+    const ref = keyOf(fresh);
     try {
       return this.remember(await this.o.store.create(fresh));
     } catch (e) {
@@ -357,12 +358,12 @@ export class CheckpointExecutor {
     if (failure) record.status.message = failure;
     const recorded = await this.record(record);
     this.o.metrics.checkpointDuration.observe((this.now() - started) / 1000);
-    const ref = `${record.metadata.namespace}/${record.metadata.name}`;
+    const ref = keyOf(record);
     const why = job.preemptor ? `for preemption by ${job.preemptor.namespace}/${job.preemptor.name}` : 'asked for by hand';
     if (failure) {
       this.tell(victim, 'Warning', 'CheckpointFailed', `checkpoint ${record.metadata.name} ${why} failed: ${failure}`);
       this.o.metrics.checkpoints.inc({ result: 'failed' });
-      this.o.log.warn('checkpoint failed', { checkpoint: ref, pod: `${victim.namespace}/${victim.name}`, node: node.name, error: failure });
+      this.o.log.warn('checkpoint failed', { checkpoint: ref, pod: keyOf(victim), node: node.name, error: failure });
       return { state: 'failed', message: failure };
     }
     if (!recorded) {
@@ -372,13 +373,13 @@ export class CheckpointExecutor {
     const ready = job.preemptor ? `ready before preemption by ${job.preemptor.namespace}/${job.preemptor.name}` : 'ready (asked for by hand)';
     this.tell(victim, 'Normal', 'Checkpointed', `checkpoint ${record.metadata.name} of ${victim.containers.length} container(s) ${ready}`);
     this.o.metrics.checkpoints.inc({ result: 'ready' });
-    this.o.log.info('checkpoint ready', { checkpoint: ref, pod: `${victim.namespace}/${victim.name}`, node: node.name, ms: this.now() - started });
+    this.o.log.info('checkpoint ready', { checkpoint: ref, pod: keyOf(victim), node: node.name, ms: this.now() - started });
     return { state: 'ready', checkpoint: recorded };
   }
 
   private tell(victim: PodFacts, type: 'Normal' | 'Warning', reason: string, message: string): void {
     this.o.event?.(victim.namespace, victim.name, type, reason, message).catch((e) =>
-      this.o.log.debug('event not posted', { pod: `${victim.namespace}/${victim.name}`, error: (e as Error).message }),
+      this.o.log.debug('event not posted', { pod: keyOf(victim), error: (e as Error).message }),
     );
   }
 
@@ -425,7 +426,7 @@ export class CheckpointExecutor {
         try {
           latest = this.remember(await this.o.store.replace(next));
         } catch (e) {
-          const ref = `${claimed.metadata.namespace}/${claimed.metadata.name}`;
+          const ref = keyOf(claimed);
           this.o.log.warn('claim not renewed', { checkpoint: ref, error: (e as Error).message });
         }
       });
@@ -447,7 +448,7 @@ export class CheckpointExecutor {
    * undefined when the record is gone or another replica took it over.
    */
   private async record(obj: Checkpoint): Promise<Checkpoint | undefined> {
-    const ref = `${obj.metadata.namespace}/${obj.metadata.name}`;
+    const ref = keyOf(obj);
     let current = obj;
     for (let attempt = 1; !this.stopped; attempt++) {
       try {

@@ -8,6 +8,7 @@ import type { ResourcePolicy } from '../scheduling/resources.js';
 import { planManual } from './manual.js';
 import { StoreConflict, type CheckpointStore } from './store.js';
 import type { Checkpoint } from '../api/checkpoint.js';
+import { keyOf } from '../api/keys.js';
 
 export interface ManualControllerOptions {
   view: ClusterView;
@@ -46,7 +47,7 @@ export class ManualCheckpointController {
     let acted = 0;
     const live = new Set<string>();
     for (const c of this.o.view.checkpoints()) {
-      const key = `${c.metadata.namespace}/${c.metadata.name}`;
+      const key = keyOf(c);
       live.add(key);
       if (this.handled.get(key) === c.metadata.resourceVersion) continue;
       const plan = planManual(c, (uid) => this.o.view.pod(uid), (name) => this.o.view.node(name), this.now(), this.o.resources);
@@ -57,7 +58,7 @@ export class ManualCheckpointController {
         void this.refuse(c, plan.why);
         continue;
       }
-      this.o.log.info('manual checkpoint requested', { checkpoint: key, pod: `${plan.pod.namespace}/${plan.pod.name}`, node: plan.node.name });
+      this.o.log.info('manual checkpoint requested', { checkpoint: key, pod: keyOf(plan.pod), node: plan.node.name });
       void this.o.executor.ensure({ victim: plan.pod, node: plan.node, manual: { name: c.metadata.name } }).then((outcome) => {
         // Not answered (the claim could not be written): the next sweep tries again.
         if (outcome.state !== 'ready') this.handled.delete(key);
@@ -73,11 +74,11 @@ export class ManualCheckpointController {
     const answer: Checkpoint = { ...structuredClone(c), status: { phase: 'Failed', startTime: now, completionTime: now, message: `refused: ${why}` } };
     try {
       await this.o.store.replace(answer);
-      this.o.log.warn('manual checkpoint refused', { checkpoint: `${c.metadata.namespace}/${c.metadata.name}`, why });
+      this.o.log.warn('manual checkpoint refused', { checkpoint: keyOf(c), why });
     } catch (e) {
       if (!(e instanceof StoreConflict)) {
-        this.o.log.warn('manual checkpoint refusal not recorded', { checkpoint: `${c.metadata.namespace}/${c.metadata.name}`, error: (e as Error).message });
-        this.handled.delete(`${c.metadata.namespace}/${c.metadata.name}`);
+        this.o.log.warn('manual checkpoint refusal not recorded', { checkpoint: keyOf(c), error: (e as Error).message });
+        this.handled.delete(keyOf(c));
       }
     }
   }

@@ -1,6 +1,7 @@
 // Where Checkpoint records live: the API server (durable, shared by every replica).
 import { ApiException, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { CHECKPOINT_GROUP, CHECKPOINT_PLURAL, CHECKPOINT_VERSION, type Checkpoint } from '../api/checkpoint.js';
+import { keyOf, objectKey } from '../api/keys.js';
 
 /** Another writer got there first (409): the caller lost the claim or must re-read. */
 export class StoreConflict extends Error {
@@ -55,7 +56,7 @@ export class ApiCheckpointStore implements CheckpointStore {
       return (await this.api.getNamespacedCustomObject({ ...this.params(namespace), name })) as Checkpoint;
     } catch (e) {
       if (e instanceof ApiException && e.code === 404) return undefined;
-      throw mapError(`${namespace}/${name}`, e);
+      throw mapError(objectKey(namespace, name), e);
     }
   }
 
@@ -63,7 +64,7 @@ export class ApiCheckpointStore implements CheckpointStore {
     try {
       return (await this.api.createNamespacedCustomObject({ ...this.params(obj.metadata.namespace), body: obj })) as Checkpoint;
     } catch (e) {
-      throw mapError(`${obj.metadata.namespace}/${obj.metadata.name}`, e);
+      throw mapError(keyOf(obj), e);
     }
   }
 
@@ -75,7 +76,7 @@ export class ApiCheckpointStore implements CheckpointStore {
         body: obj,
       })) as Checkpoint;
     } catch (e) {
-      throw mapError(`${obj.metadata.namespace}/${obj.metadata.name}`, e);
+      throw mapError(keyOf(obj), e);
     }
   }
 
@@ -90,7 +91,7 @@ export class ApiCheckpointStore implements CheckpointStore {
       return true;
     } catch (e) {
       if (e instanceof ApiException && e.code === 404) return false;
-      throw mapError(`${namespace}/${name}`, e);
+      throw mapError(objectKey(namespace, name), e);
     }
   }
 }

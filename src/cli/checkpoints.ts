@@ -2,6 +2,7 @@
 // checkpoint from its record and the events of the pods it touched. Pure.
 import type { Checkpoint } from '../api/checkpoint.js';
 import { age, bytes, fields, table } from './format.js';
+import { keyOf } from '../api/keys.js';
 
 /** An Event as the CLI reads it (core/v1 Event, the parts shown). */
 export interface EventInfo {
@@ -92,7 +93,7 @@ export function listTable(items: readonly Checkpoint[], o: { now: number; wide: 
         c.spec.source.memoryBytes ? bytes(c.spec.source.memoryBytes) : '-',
         dash(c.spec.containers.join(',')),
         owner(c),
-        c.spec.preemptor ? `${c.spec.preemptor.namespace}/${c.spec.preemptor.name}` : '-',
+        c.spec.preemptor ? keyOf(c.spec.preemptor) : '-',
         c.status?.completionTime ? age(c.status.completionTime, o.now) : '-',
       );
     }

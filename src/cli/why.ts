@@ -7,7 +7,7 @@ import { ANNOTATION_RESTORE_OPT, GATE_RESTORE_PLACEMENT, RESOURCE_RESTORE } from
 import type { Checkpoint } from '../api/checkpoint.js';
 import { judgeNode } from '../scheduling/compatibility.js';
 import { ContractError, readRestoreContract, type RestoreContract } from '../scheduling/restoreContract.js';
-import type { Container, Node, Pod } from '../api/kubernetes.js';
+import { podRef, type Container, type Node, type Pod } from '../api/kubernetes.js';
 import type { EventInfo } from './checkpoints.js';
 import { published, restoreState } from './checkpoints.js';
 import { age, fields, humanDuration, table } from './format.js';
@@ -58,7 +58,7 @@ function latest(events: readonly EventInfo[], reason: string): EventInfo | undef
 
 export function explain(i: WhyInput): Explanation {
   const p = i.pod;
-  const ref = `${p.metadata?.namespace}/${p.metadata?.name}`;
+  const ref = podRef(p);
   const phase = p.status?.phase ?? 'Unknown';
   let contract: RestoreContract | null;
   try {

@@ -4,7 +4,7 @@ import { CoreV1Api, CustomObjectsApi, SchedulingV1Api, type KubeConfig } from '@
 import { CHECKPOINT_GROUP, CHECKPOINT_PLURAL, CHECKPOINT_VERSION, type Checkpoint } from '../api/checkpoint.js';
 import type { Logger } from '../log.js';
 import { nodeFacts, podFacts, type NodeFacts, type PodFacts } from './facts.js';
-import { KEY_CHECKPOINT_POLICY } from '../api/keys.js';
+import { KEY_CHECKPOINT_POLICY, keyOf, objectKey } from '../api/keys.js';
 import { LIST_PAGE_SIZE, Reflector, type ListPage } from './reflector.js';
 
 export interface PriorityClassFacts {
@@ -132,7 +132,7 @@ export class InformerClusterView implements ClusterView {
             }),
           ),
         project: (o: Checkpoint) => o,
-        key: (o) => (o?.metadata?.name ? `${o.metadata.namespace}/${o.metadata.name}` : undefined),
+        key: (o) => (o?.metadata?.name ? keyOf(o) : undefined),
       },
       log,
     );
@@ -159,7 +159,7 @@ export class InformerClusterView implements ClusterView {
   }
 
   checkpoint(namespace: string, name: string): Checkpoint | undefined {
-    return this.checkpointReflector.store.get(`${namespace}/${name}`);
+    return this.checkpointReflector.store.get(objectKey(namespace, name));
   }
 
   checkpoints(): Iterable<Checkpoint> {

@@ -13,6 +13,7 @@ import type { CandidatePlan } from '../scheduling/candidates.js';
 import type { ResourcePolicy } from '../scheduling/resources.js';
 import type { CheckpointPolicy } from '../scheduling/victimPolicy.js';
 import { nextCompletionStep, preemptorStillPending, type CompletionSnapshot, type PreemptionIntent } from './completion.js';
+import { keyOf, objectKey } from '../api/keys.js';
 
 export interface CompleterOptions {
   view: ClusterView;
@@ -30,7 +31,6 @@ export interface CompleterOptions {
   now?: () => number;
 }
 
-const key = (ns: string, name: string) => `${ns}/${name}`;
 /** Orphaned preemptions are looked for every this many ticks. */
 const ADOPT_EVERY_TICKS = 8;
 /** A Ready record whose victims are still there this long after is an orphan's (its replica left). */
@@ -102,13 +102,13 @@ export class PreemptionCompleter {
       await this.o.writer.nominate(intent.preemptor, node);
     } catch (e) {
       intent.nominated = undefined;
-      this.o.log.debug('early nomination not written', { preemptor: key(intent.preemptor.namespace, intent.preemptor.name), node, error: (e as Error).message });
+      this.o.log.debug('early nomination not written', { preemptor: keyOf(intent.preemptor), node, error: (e as Error).message });
     }
   }
 
   private seenVictim(preemptorUid: string, victimUid: string): void {
     const v = this.o.view.pod(victimUid);
-    if (v) this.seen.add(key(v.namespace, CheckpointExecutor.nameFor({ victim: v, preemptor: { namespace: '', name: '', uid: preemptorUid } })));
+    if (v) this.seen.add(objectKey(v.namespace, CheckpointExecutor.nameFor({ victim: v, preemptor: { namespace: '', name: '', uid: preemptorUid } })));
   }
 
   /** kube-scheduler got a node for this preemptor from preempt itself: it evicts. */
@@ -128,7 +128,7 @@ export class PreemptionCompleter {
     for (const c of this.o.view.checkpoints()) {
       const preemptor = c.spec.preemptor;
       if (c.spec.reason !== 'Preemption' || !preemptor || this.intents.has(preemptor.uid)) continue;
-      const ref = key(c.metadata.namespace, c.metadata.name);
+      const ref = keyOf(c);
       if (this.seen.has(ref)) continue;
       const s = c.status;
       if (!s?.startTime || now - Date.parse(s.startTime) > this.o.maxWaitMs) continue;
@@ -140,7 +140,7 @@ export class PreemptionCompleter {
       const victim = this.o.view.pod(c.spec.source.pod.uid);
       if (!victim || victim.deleting || victim.nodeName !== c.spec.source.nodeName) continue;
       const listed = c.metadata.annotations?.[ANNOTATION_PREEMPTION_VICTIMS]?.split(',').filter(Boolean);
-      this.o.log.info('taking over a preemption another replica left', { preemptor: key(preemptor.namespace, preemptor.name), checkpoint: ref, phase: s.phase });
+      this.o.log.info('taking over a preemption another replica left', { preemptor: keyOf(preemptor), checkpoint: ref, phase: s.phase });
       void this.track({
         preemptor,
         priority: pod.priority,
@@ -161,7 +161,7 @@ export class PreemptionCompleter {
       if (!live || live.uid !== intent.preemptor.uid || live.nodeName || live.nominatedNodeName !== node) return;
       await this.o.writer.nominate(intent.preemptor, '');
     } catch (e) {
-      this.o.log.debug('nomination not taken back', { preemptor: key(intent.preemptor.namespace, intent.preemptor.name), error: (e as Error).message });
+      this.o.log.debug('nomination not taken back', { preemptor: keyOf(intent.preemptor), error: (e as Error).message });
     }
   }
 
@@ -205,7 +205,7 @@ export class PreemptionCompleter {
     this.forget(uid);
     this.o.metrics.preemptionCompletions.inc({ result });
     if (intent && result === 'evicted') this.o.metrics.preemptionCompletionDuration.observe((this.now() - intent.startedAt) / 1000);
-    const who = intent ? key(intent.preemptor.namespace, intent.preemptor.name) : uid;
+    const who = intent ? keyOf(intent.preemptor) : uid;
     if (result === 'abandoned') {
       this.o.log.info('preemption abandoned: nothing evicted', { preemptor: who, why });
       if (takeBack && intent?.nominated) void this.unnominate(intent, intent.nominated);
@@ -267,17 +267,17 @@ export class PreemptionCompleter {
     // Nominated first, as kube-scheduler's nominator then keeps lower-priority pods off the space
     // the victims free (backend/queue/nominator.go reads status.nominatedNodeName).
     if (live.nominatedNodeName !== candidate.node) await writer.nominate(intent.preemptor, candidate.node);
-    const by = key(intent.preemptor.namespace, intent.preemptor.name);
+    const by = keyOf(intent.preemptor);
     const message = `hiatus: preempting to accommodate a higher priority pod ${by}`;
     const evicted: string[] = [];
     await Promise.all(
       candidate.victims.map(async (v) => {
         const pod = v.pod!;
         if ((await writer.evict({ namespace: pod.namespace, name: pod.name, uid: pod.uid }, message)) !== 'evicted') return;
-        evicted.push(key(pod.namespace, pod.name));
+        evicted.push(keyOf(pod));
         const how = v.action === 'checkpoint' && v.checkpoint === 'ready' ? 'after its checkpoint' : `without a checkpoint (${v.why})`;
         this.o.event?.(pod.namespace, pod.name, 'Normal', 'Preempted', `Preempted by pod ${uid} on node ${candidate.node} ${how}`).catch((e) =>
-          log.debug('event not posted', { pod: key(pod.namespace, pod.name), error: (e as Error).message }),
+          log.debug('event not posted', { pod: keyOf(pod), error: (e as Error).message }),
         );
       }),
     );

@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { planLifecycle, podsByRestore, type LifecycleAction } from './lifecycle.js';
 import { planRetention, type RetentionPolicy } from './retention.js';
+import { keyOf, objectKey } from '../api/keys.js';
 
 export interface RestoreControllerOptions {
   view: ClusterView;
@@ -62,7 +63,7 @@ export class RestoreController {
   private async apply(a: LifecycleAction): Promise<void> {
     const c: Checkpoint = structuredClone(a.checkpoint);
     const status = c.status!;
-    const ref = `${c.metadata.namespace}/${c.metadata.name}`;
+    const ref = keyOf(c);
     switch (a.kind) {
       case 'bind':
         status.restore = { ...status.restore!, podName: a.pod.name, podUID: a.pod.uid, ...(a.pod.nodeName ? { nodeName: a.pod.nodeName } : {}) };
@@ -82,7 +83,7 @@ export class RestoreController {
         status.restore = { ...status.restore!, podName: a.pod.name, podUID: a.pod.uid, nodeName: a.pod.nodeName!, restoredAt: new Date(this.now()).toISOString() };
         if (await this.write(c)) {
           this.o.metrics.restores.inc({ result: 'restored' });
-          this.o.log.info('checkpoint restored', { checkpoint: ref, pod: `${a.pod.namespace}/${a.pod.name}`, node: a.pod.nodeName });
+          this.o.log.info('checkpoint restored', { checkpoint: ref, pod: keyOf(a.pod), node: a.pod.nodeName });
         }
         return;
       case 'release':
@@ -119,7 +120,7 @@ export class RestoreController {
     const { deletions, held } = planRetention(this.o.view.checkpoints(), this.o.view.pods(), this.now(), this.o.retention);
     for (const h of held) {
       this.o.log.debug('checkpoint record kept over the retention limit', {
-        checkpoint: `${h.checkpoint.metadata.namespace}/${h.checkpoint.metadata.name}`,
+        checkpoint: keyOf(h.checkpoint),
         over: h.over,
         because: h.hold,
       });
@@ -130,7 +131,7 @@ export class RestoreController {
         // The record as it was judged: one claimed or rewritten since is another replica's to judge again.
         if (await this.o.store.delete(namespace, name, uid, resourceVersion)) {
           this.o.metrics.retentionDeletions.inc({ reason: d.reason });
-          this.o.log.info('checkpoint record deleted', { checkpoint: `${namespace}/${name}`, reason: d.reason });
+          this.o.log.info('checkpoint record deleted', { checkpoint: objectKey(namespace, name), reason: d.reason });
         }
       } catch (e) {
         if (!(e instanceof StoreConflict)) throw e;

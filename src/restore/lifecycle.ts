@@ -1,7 +1,7 @@
 // The life of a claimed checkpoint: Restoring until its pod runs on a node (Restored), back to
 // Ready when the pod goes away before it started, Failed when it did not start in time. Pure.
 import type { PodFacts } from '../cluster/facts.js';
-import { ANNOTATION_RESTORE_FROM } from '../api/keys.js';
+import { ANNOTATION_RESTORE_FROM, keyOf, objectKey } from '../api/keys.js';
 import type { Checkpoint, RestoreStatus } from '../api/checkpoint.js';
 import { laterRecords } from '../checkpoint/chain.js';
 
@@ -26,7 +26,7 @@ export function podsByRestore(pods: Iterable<PodFacts>): Map<string, PodFacts[]>
   for (const p of pods) {
     const from = p.annotations[ANNOTATION_RESTORE_FROM];
     if (!from || p.deleting) continue;
-    const key = `${p.namespace}/${from}`;
+    const key = objectKey(p.namespace, from);
     const list = out.get(key);
     if (list) list.push(p);
     else out.set(key, [p]);
@@ -53,10 +53,10 @@ export function planLifecycle(checkpoints: Iterable<Checkpoint>, restoring: Map<
   for (const c of all) {
     if (c.status?.phase !== 'Restoring' || !c.status.restore) continue;
     const r = c.status.restore;
-    const candidates = restoring.get(`${c.metadata.namespace}/${c.metadata.name}`) ?? [];
+    const candidates = restoring.get(keyOf(c)) ?? [];
     const pod = candidates.find((p) => holdsClaim(p, r));
     const age = t.now - Date.parse(r.claimedAt);
-    const later = next.get(`${c.metadata.namespace}/${c.metadata.name}`);
+    const later = next.get(keyOf(c));
     if (later && !(pod?.phase === 'Running' && pod.nodeName)) {
       // Preempted again before this loop saw it run (chain.ts): never released, never offered twice.
       actions.push({ kind: 'consumed', checkpoint: c, why: `pod ${r.podName} ran and was checkpointed again as ${later}` });

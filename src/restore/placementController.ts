@@ -11,7 +11,7 @@
 //   take longer than --publication-wait, the gate goes with the restore contract: it starts fresh.
 //   The sweep looks again every interval (the Checkpoint's update is not a pod event).
 import type { PodEventPoster } from '../cluster/events.js';
-import { ANNOTATION_RESTORE_FROM, GATE_RESTORE_PLACEMENT } from '../api/keys.js';
+import { ANNOTATION_RESTORE_FROM, GATE_RESTORE_PLACEMENT, keyOf } from '../api/keys.js';
 import type { PodFacts } from '../cluster/facts.js';
 import { isNotFound, isUnprocessable, type PatchOp, type PodPlacementWriter, type PodRef } from '../cluster/podWriter.js';
 import type { ClusterView } from '../cluster/view.js';
@@ -100,7 +100,7 @@ export class PlacementController {
           : planHold(pod, from ? this.o.view.checkpoint(pod.namespace, from) : undefined, this.o.publication ?? NO_PUBLICATION, this.now());
       switch (hold.kind) {
         case 'wait':
-          this.o.log.debug('restore pod held for its checkpoint images', { pod: `${pod.namespace}/${pod.name}`, why: hold.why });
+          this.o.log.debug('restore pod held for its checkpoint images', { pod: keyOf(pod), why: hold.why });
           return;
         case 'fresh':
           await this.startFresh(ref, pod.placementGate!, hold.ops, hold.why);
@@ -110,7 +110,7 @@ export class PlacementController {
       if (pod.placementGate === undefined) await this.nominateOnly(ref, plan);
       else await this.release(ref, plan, pod.placementGate, hold.kind === 'publish' ? hold : undefined);
     } catch (e) {
-      this.o.log.warn('restore placement failed', { pod: `${pod.namespace}/${pod.name}`, error: (e as Error).message });
+      this.o.log.warn('restore placement failed', { pod: keyOf(pod), error: (e as Error).message });
     } finally {
       this.inFlight.delete(pod.uid);
     }
@@ -121,7 +121,7 @@ export class PlacementController {
     this.placedAt.set(pod.uid, this.now());
     if (!plan.nominate) {
       metrics.placements.inc({ result: 'not_nominated' });
-      log.debug('restore pod left to the full search', { pod: `${pod.namespace}/${pod.name}`, why: plan.why });
+      log.debug('restore pod left to the full search', { pod: keyOf(pod), why: plan.why });
       return;
     }
     try {
@@ -134,17 +134,17 @@ export class PlacementController {
         return;
       }
       metrics.placements.inc({ result: 'error' });
-      log.warn('could not set the nominated node of a restore pod; it is scheduled without', { pod: `${pod.namespace}/${pod.name}`, node: plan.nominate, error: (e as Error).message });
+      log.warn('could not set the nominated node of a restore pod; it is scheduled without', { pod: keyOf(pod), node: plan.nominate, error: (e as Error).message });
       return;
     }
     metrics.placements.inc({ result: 'nominated' });
-    log.info('restore pod nominated to its checkpoint node', { pod: `${pod.namespace}/${pod.name}`, node: plan.nominate });
+    log.info('restore pod nominated to its checkpoint node', { pod: keyOf(pod), node: plan.nominate });
   }
 
   /** Lifts the gate and takes the restore contract off in one patch: the pod starts fresh. */
   private async startFresh(pod: PodRef, gateIndex: number, ops: readonly PatchOp[], why: string): Promise<void> {
     const { metrics, log, writer } = this.o;
-    const who = `${pod.namespace}/${pod.name}`;
+    const who = keyOf(pod);
     let lifted: boolean;
     try {
       lifted = await writer.liftGate(pod, GATE_RESTORE_PLACEMENT, gateIndex, ops);
@@ -166,7 +166,7 @@ export class PlacementController {
 
   private async release(pod: PodRef, plan: PlacementPlan, gateIndex: number, images?: { ops: readonly PatchOp[]; why: string }): Promise<void> {
     const { metrics, log, writer } = this.o;
-    const who = `${pod.namespace}/${pod.name}`;
+    const who = keyOf(pod);
     let nominateError: string | undefined;
     if (plan.nominate) {
       try {

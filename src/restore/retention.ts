@@ -19,7 +19,7 @@
 // newest first. So records made up by a caller, or left by repeated preemptions, go first, and
 // a workload never keeps fewer than the records its live and evicted pods need.
 import type { PodFacts } from '../cluster/facts.js';
-import { ANNOTATION_RESTORE_FROM } from '../api/keys.js';
+import { ANNOTATION_RESTORE_FROM, objectKey } from '../api/keys.js';
 import type { Checkpoint } from '../api/checkpoint.js';
 
 export interface RetentionPolicy {
@@ -61,7 +61,7 @@ function workload(c: Checkpoint): string {
   const src = c.spec?.source;
   const owner = src?.owner?.uid;
   if (owner) return `${c.metadata.namespace}/${owner}${src.index !== undefined ? `#${src.index}` : ''}`;
-  return `${c.metadata.namespace}/${src?.pod?.uid ?? c.metadata.name}`;
+  return objectKey(c.metadata.namespace, src?.pod?.uid ?? c.metadata.name);
 }
 
 /** The pods retention asks about, indexed once per run: by UID, and by owner UID. */

@@ -16,6 +16,7 @@ import type { VerbHandler } from './app.js';
 import type { VerbAnswer } from './verbs.js';
 import { metaVictimsOf } from './verbs.js';
 import { decodePreemptionArgs, WireError, type ExtenderPreemptionArgs, type ExtenderPreemptionResult } from '../api/extender.js';
+import { keyOf } from '../api/keys.js';
 
 export interface PreemptDeps {
   view: ClusterView;
@@ -110,7 +111,7 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
     }
     const p = podFacts(args.Pod);
     const preemptor: PodReference = { namespace: p.namespace, name: p.name, uid: p.uid };
-    const who = `${preemptor.namespace}/${preemptor.name}`;
+    const who = keyOf(preemptor);
     // With a cluster, the request only names things: the preemptor, its priority and every victim
     // come from the watch cache. Without one nothing can be checkpointed, and the request is all
     // there is to judge by.
@@ -189,7 +190,7 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
       log.warn('required checkpoint failed: candidate dropped', {
         preemptor: who,
         node: candidate.node,
-        victims: blocked.map((v) => `${v.pod!.namespace}/${v.pod!.name}`),
+        victims: blocked.map((v) => keyOf(v.pod!)),
       });
     }
     return finish(started, 'no_candidate', { NodeNameToMetaVictims: {} }, plan.infeasible.length > 0 ? 'restore' : 'fast');
