@@ -13,7 +13,8 @@ export type MatchResult =
   | { kind: 'candidates'; checkpoints: Checkpoint[]; corrupt: number }
   /**
    * Nothing usable in the cache, but the workload has checkpoints the cache still shows as
-   * Pending, or claims that no pod took up: the cache may lag behind, so read these live.
+   * Pending, claims that no pod took up or whose pod went away unplaced, or Ready records whose
+   * source pod the cache shows running: the cache may lag behind, so read these live.
    */
   | { kind: 'recheck'; checkpoints: Checkpoint[]; corrupt: number }
   /**
@@ -30,7 +31,37 @@ export interface MatchOptions {
   maxAgeMs: number;
   /** A claim with no pod bound to it is offered again after this (its pod was never created). */
   reclaimAfterMs: number;
+  /**
+   * Whether the watch cache holds this pod (by UID) and it is not being deleted. Absent: every
+   * pod counts as gone, and claims as held.
+   * - A Ready record whose source pod still runs (a checkpoint taken for a preemption that went
+   *   to another candidate, or a Manual one) is not offered: restoring it would run that pod's
+   *   state twice. It is read again live (the cache may not have seen the deletion yet).
+   * - A record claimed by a pod that went away before it was placed on a node is read again live
+   *   too: the lifecycle loop releases such a claim only at its next round, and a StatefulSet
+   *   or ReplicaSet makes the pod's replacement at once.
+   */
+  podRunning?: (uid: string) => boolean;
 }
+
+/** A claim bound to a pod (its UID) that was never placed on a node. */
+export function unplacedClaim(c: Checkpoint): boolean {
+  const r = c.status?.restore;
+  return c.status?.phase === 'Restoring' && !!r?.podUID && !r.nodeName;
+}
+
+/**
+ * An unplaced claim whose pod the cache shows gone or going, or whose pod had the name of the pod
+ * being admitted (a StatefulSet's next pod: the name is free again, or the create will fail).
+ */
+export function claimOfGonePod(c: Checkpoint, o: MatchOptions, admitting?: string): boolean {
+  if (!unplacedClaim(c) || !o.podRunning) return false;
+  const r = c.status!.restore!;
+  return !o.podRunning(r.podUID!) || (!!admitting && r.podName === admitting);
+}
+
+/** The UID of the pod a Checkpoint was taken of. */
+export const sourceUid = (c: Checkpoint): string | undefined => c.spec?.source?.pod?.uid || undefined;
 
 const unboundClaim = (c: Checkpoint): boolean => c.status?.phase === 'Restoring' && !!c.status.restore && !c.status.restore.podUID;
 
@@ -123,7 +154,7 @@ export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Check
       if ((src.index ?? undefined) !== index) continue;
     }
     const phase = c.status?.phase;
-    if (phase === 'Pending' || abandonedClaim(c, o)) {
+    if (phase === 'Pending' || abandonedClaim(c, o) || claimOfGonePod(c, o, pod.metadata?.name)) {
       recheck.push(c);
       continue;
     }
@@ -135,6 +166,11 @@ export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Check
     if (explicit === undefined && o.now - completedAt(c) > o.maxAgeMs) continue;
     if (!constraintsUsable(c)) {
       corrupt++;
+      continue;
+    }
+    const source = sourceUid(c);
+    if (source && o.podRunning?.(source)) {
+      recheck.push(c);
       continue;
     }
     found.push(c);

@@ -25,7 +25,7 @@ import {
   type SchedulingOptions,
 } from './admission.js';
 import { holdsClaim, podsByRestore } from './lifecycle.js';
-import { abandonedClaim, claimedAt, constraintsUsable, restoreFromRefusal, type MatchOptions } from './match.js';
+import { abandonedClaim, claimedAt, constraintsUsable, unplacedClaim, restoreFromRefusal, sourceUid, type MatchOptions } from './match.js';
 import { NO_PUBLICATION, type PublicationOptions } from './publication.js';
 
 /**
@@ -67,6 +67,11 @@ export interface WebhookDeps {
   placementGate?: boolean;
   /** Which checkpoint images are offered, and whether a pod is held while they are uploaded (publication.ts). */
   publication?: PublicationOptions;
+  /**
+   * Reads a pod from the API server (undefined: not found), to tell whether the source pod of a
+   * record the cache shows running is really still there. Absent: the cache is believed.
+   */
+  readPod?: (namespace: string, name: string) => Promise<{ uid: string; deleting: boolean } | undefined>;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }
@@ -88,7 +93,32 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
   const { metrics, log } = deps;
   const scheduling: SchedulingOptions = { schedulers: deps.restoreSchedulers ?? new Map<string, string>(), placementGate: deps.placementGate ?? false };
   const publication = deps.publication ?? NO_PUBLICATION;
-  const matchOptions = (): MatchOptions => ({ now: now(), maxAgeMs: deps.maxAgeMs, reclaimAfterMs: deps.reclaimAfterMs });
+  const podRunning = (uid: string): boolean => {
+    const p = deps.view.pod(uid);
+    return !!p && !p.deleting;
+  };
+  const matchOptions = (): MatchOptions => ({ now: now(), maxAgeMs: deps.maxAgeMs, reclaimAfterMs: deps.reclaimAfterMs, podRunning });
+  /** Whether the record's source pod still runs, as the API server says (the cache without a reader). */
+  const sourceStillRuns = async (c: Checkpoint): Promise<boolean> => {
+    const uid = sourceUid(c);
+    if (!uid || !podRunning(uid)) return false;
+    const ref = c.spec.source.pod;
+    if (!deps.readPod) return true;
+    const live = await deps.readPod(ref.namespace || c.metadata.namespace, ref.name);
+    return !!live && live.uid === uid && !live.deleting;
+  };
+  /**
+   * Whether a claim's pod, never placed on a node, is gone from the API server (not merely being
+   * deleted: a pod that is going may still be running somewhere). Then the claim is as good as
+   * released, which the lifecycle loop does at its next round (lifecycle.ts, 'release').
+   */
+  const claimantGone = async (c: Checkpoint): Promise<boolean> => {
+    const r = c.status?.restore;
+    if (!unplacedClaim(c) || !r?.podUID) return false;
+    if (!deps.readPod) return deps.view.pod(r.podUID) === undefined;
+    const live = await deps.readPod(c.metadata.namespace, r.podName);
+    return !live || live.uid !== r.podUID;
+  };
 
   /** Whether a pod in the cache took up this claim (then it is not abandoned). */
   const held = (c: Checkpoint, pods: Map<string, PodFacts[]>): boolean => {
@@ -115,11 +145,16 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
     const explicit = r.pod.metadata?.annotations?.[ANNOTATION_RESTORE_FROM] !== undefined;
     const facts = explicit ? podFacts({ ...r.pod, metadata: { ...r.pod.metadata, namespace: r.namespace } }) : undefined;
     let pods: Map<string, PodFacts[]> | undefined;
-    return live.filter((c): c is Checkpoint => {
-      if (!c || !constraintsUsable(c) || !publicationUsable(r.pod, c, publication) || (facts && restoreFromRefusal(facts, c))) return false;
-      if (c.status?.phase === 'Ready') return true;
-      return abandonedClaim(c, o) && !held(c, (pods ??= claimants()));
-    });
+    const usable = live.filter((c): c is Checkpoint => !!c && constraintsUsable(c) && publicationUsable(r.pod, c, publication) && !(facts && restoreFromRefusal(facts, c)));
+    const claimable: Checkpoint[] = [];
+    for (const c of usable) {
+      const open =
+        c.status?.phase === 'Ready' ||
+        (abandonedClaim(c, o) && !held(c, (pods ??= claimants()))) ||
+        (await claimantGone(c));
+      if (open && !(await sourceStillRuns(c))) claimable.push(c);
+    }
+    return claimable;
   };
 
   /**
@@ -202,7 +237,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
       case 'claim':
         return claimFirst(review, decision.checkpoints);
       case 'recheck':
-        return claimLive(review, decision.checkpoints, 'the workload\'s checkpoints are not Ready');
+        return claimLive(review, decision.checkpoints, 'the workload\'s checkpoints are not Ready, or the pods they were taken of still run');
       case 'contested': {
         if (review.dryRun) return notRestored(review, 'skipped', 'every matching checkpoint is claimed');
         const { abandoned, why } = await waitOut(decision.checkpoints);

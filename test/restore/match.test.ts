@@ -1,0 +1,159 @@
+// Which Checkpoint a new pod restores from (src/restore/match.ts), and the webhook's live read of
+// a source pod the cache shows running (src/restore/webhook.ts): a record whose pod still runs is
+// never offered, since restoring it would run that pod's state twice.
+import { describe, expect, it } from '@jest/globals';
+import type { Checkpoint } from '../../src/api/checkpoint.js';
+import { silentLogger } from '../../src/log.js';
+import { Metrics } from '../../src/metrics/metrics.js';
+import { findCheckpoints, sourceUid } from '../../src/restore/match.js';
+import { createWebhook } from '../../src/restore/webhook.js';
+import { MemoryCheckpointStore } from '../../testing/memoryStore.js';
+import { SnapshotView } from '../../testing/snapshotView.js';
+import { NOW, checkpoint, decodePatch, iso, replacement, review } from '../helpers/restore.js';
+
+const MATCH = { now: NOW, maxAgeMs: 24 * 3600_000, reclaimAfterMs: 3_000 };
+const names = (r: ReturnType<typeof findCheckpoints>) => ('checkpoints' in r ? r.checkpoints.map((c) => c.metadata.name) : r.kind);
+
+describe('findCheckpoints', () => {
+  it('offers the workload\'s Ready records newest first, and skips other templates, owners, ordinals and stale records', () => {
+    const all = [
+      checkpoint('ck-old', { completedMinutesAgo: 30 }),
+      checkpoint('ck-new', { completedMinutesAgo: 1 }),
+      checkpoint('ck-other-rs', { owner: 'rs-2' }),
+      checkpoint('ck-other-template', { hash: 'aaaaa' }),
+      checkpoint('ck-ordinal', { index: 3 }),
+      checkpoint('ck-stale', { completedMinutesAgo: 25 * 60 }),
+      checkpoint('ck-failed', { phase: 'Failed' }),
+    ];
+    expect(names(findCheckpoints(replacement(), 'ml', all, MATCH))).toEqual(['ck-new', 'ck-old']);
+    expect(names(findCheckpoints(replacement(), 'other-ns', all, MATCH))).toBe('skip');
+  });
+
+  it('does not offer a record whose source pod still runs: it asks for a live read instead', () => {
+    const live = checkpoint('ck-live', { completedMinutesAgo: 1 });
+    const gone = checkpoint('ck-gone', { completedMinutesAgo: 10 });
+    const running = new Set([sourceUid(live)!]);
+    const o = { ...MATCH, podRunning: (uid: string) => running.has(uid) };
+    // The other replica's record (its pod gone) is offered, the running pod's is not.
+    expect(findCheckpoints(replacement(), 'ml', [live, gone], o)).toMatchObject({ kind: 'candidates', checkpoints: [gone] });
+    // Only the running pod's: read again live, never claimed from the cache.
+    expect(findCheckpoints(replacement(), 'ml', [live], o)).toMatchObject({ kind: 'recheck', checkpoints: [live] });
+    // Once the pod is gone (or being deleted: podRunning says no) it is offered.
+    running.clear();
+    expect(findCheckpoints(replacement(), 'ml', [live], o)).toMatchObject({ kind: 'candidates', checkpoints: [live] });
+  });
+
+  it('leaves a record whose claim is young and unbound to its pod on the way (contested), and reads an abandoned one live', () => {
+    const young = checkpoint('ck-young', { phase: 'Restoring' });
+    young.status!.restore = { claimedAt: iso(NOW - 1_000), podName: 'trainer-5c8f7-*' };
+    const old = checkpoint('ck-abandoned', { phase: 'Restoring' });
+    old.status!.restore = { claimedAt: iso(NOW - 10_000), podName: 'trainer-5c8f7-*' };
+    expect(findCheckpoints(replacement(), 'ml', [young], MATCH).kind).toBe('contested');
+    expect(findCheckpoints(replacement(), 'ml', [young, old], MATCH)).toMatchObject({ kind: 'recheck', checkpoints: [old] });
+  });
+
+  it('reads live a claim bound to a pod that went away unplaced, or whose pod had the admitted pod\'s name; never a placed one', () => {
+    const claim = (o: { nodeName?: string } = {}): Checkpoint => {
+      const c = checkpoint('ck-claimed', { phase: 'Restoring' });
+      c.status!.restore = { claimedAt: iso(NOW - 60_000), podName: 'trainer-5c8f7-abcde', podUID: 'uid-abcde', ...o };
+      return c;
+    };
+    const running = new Set(['uid-abcde']);
+    const o = { ...MATCH, podRunning: (uid: string) => running.has(uid) };
+    // Its pod runs (the cache says): the claim is that pod's.
+    expect(findCheckpoints(replacement(), 'ml', [claim()], o).kind).toBe('skip');
+    // A pod of the same name is being admitted: the old one is gone, or this create fails.
+    expect(findCheckpoints(replacement({ name: 'trainer-5c8f7-abcde' }), 'ml', [claim()], o)).toMatchObject({ kind: 'recheck' });
+    running.clear();
+    expect(findCheckpoints(replacement(), 'ml', [claim()], o)).toMatchObject({ kind: 'recheck' });
+    // Placed on a node: the runtime may have restored it (lifecycle.ts consumes it), never offered again.
+    expect(findCheckpoints(replacement(), 'ml', [claim({ nodeName: 'worker-7' })], o).kind).toBe('skip');
+    // Without a way to tell, a claim is its pod's.
+    expect(findCheckpoints(replacement(), 'ml', [claim()], MATCH).kind).toBe('skip');
+  });
+
+  it('does not offer a record a later record names as restoredFrom (its pod ran and was checkpointed again)', () => {
+    const first = checkpoint('ck-1', { completedMinutesAgo: 10 });
+    const second = checkpoint('ck-2', { completedMinutesAgo: 1, phase: 'Failed' });
+    second.spec.restoredFrom = 'ck-1';
+    expect(names(findCheckpoints(replacement(), 'ml', [first, second], MATCH))).toBe('skip');
+  });
+});
+
+describe('the webhook and a record whose source pod the cache shows running', () => {
+  function rig(live: { uid: string; deleting: boolean } | undefined | 'no-reader') {
+    const store = new MemoryCheckpointStore();
+    const view = new SnapshotView();
+    view.checkpointsByKey = store.objects;
+    const reads: string[] = [];
+    const webhook = createWebhook({
+      view,
+      store,
+      metrics: new Metrics({ defaultMetrics: false }),
+      log: silentLogger,
+      maxAgeMs: 24 * 3600_000,
+      reclaimAfterMs: 3_000,
+      now: () => NOW,
+      ...(live === 'no-reader'
+        ? {}
+        : {
+            readPod: async (namespace: string, name: string) => {
+              reads.push(`${namespace}/${name}`);
+              return live;
+            },
+          }),
+    });
+    return { store, view, webhook, reads };
+  }
+  const restoresFrom = (body: unknown) =>
+    (body as { response: { patch?: string } }).response.patch ? (decodePatch(body) as { value: Record<string, string> }[])[0]!.value['hiatus.dev/restore-from'] : undefined;
+  async function withRunningSource(r: ReturnType<typeof rig>): Promise<Checkpoint> {
+    const c = await r.store.create(checkpoint('ck-a'));
+    r.view.addPod({ metadata: { name: c.spec.source.pod.name, namespace: 'ml', uid: c.spec.source.pod.uid }, spec: { containers: [{ name: 'main' }] } });
+    return c;
+  }
+
+  it('leaves the record Ready and the new pod unchanged while the API server still has the pod running', async () => {
+    const r = rig({ uid: 'src-uid-ck-a', deleting: false });
+    await withRunningSource(r);
+    const a = await r.webhook(review(replacement()));
+    expect(restoresFrom(a.body)).toBeUndefined();
+    expect(a.why).toMatch(/still run/);
+    expect(r.reads).toEqual(['ml/src-ck-a']);
+    expect(r.store.objects.get('ml/ck-a')!.status!.phase).toBe('Ready');
+  });
+
+  it.each([
+    ['deleted (the cache has not seen it yet)', undefined],
+    ['being deleted', { uid: 'src-uid-ck-a', deleting: true }],
+    ['replaced by a pod of the same name', { uid: 'another-uid', deleting: false }],
+  ])('claims the record when the live read says the pod is %s', async (_what, live) => {
+    const r = rig(live);
+    await withRunningSource(r);
+    const a = await r.webhook(review(replacement()));
+    expect(restoresFrom(a.body)).toBe('ck-a');
+    expect(r.store.objects.get('ml/ck-a')!.status!.phase).toBe('Restoring');
+  });
+
+  it.each([
+    ['gone from the API server', undefined, 'ck-a'],
+    ['still there (being deleted, it may still run)', { uid: 'uid-old', deleting: true }, undefined],
+  ])('takes over a claim whose pod, never placed, is %s', async (_what, live, expected) => {
+    const r = rig(live);
+    const c = checkpoint('ck-a', { phase: 'Restoring' });
+    c.status!.restore = { claimedAt: iso(NOW - 1_000), podName: 'trainer-5c8f7-old', podUID: 'uid-old' };
+    await r.store.create(c);
+    const a = await r.webhook(review(replacement()));
+    expect(restoresFrom(a.body)).toBe(expected);
+    expect(r.reads).toEqual(['ml/trainer-5c8f7-old']);
+    const after = r.store.objects.get('ml/ck-a')!.status!.restore!;
+    expect(after.podUID).toBe(expected ? undefined : 'uid-old');
+    expect(after.podName).toBe(expected ? 'trainer-5c8f7-*' : 'trainer-5c8f7-old');
+  });
+
+  it('believes the cache when it has no way to read pods', async () => {
+    const r = rig('no-reader');
+    await withRunningSource(r);
+    expect(restoresFrom((await r.webhook(review(replacement()))).body)).toBeUndefined();
+  });
+});
