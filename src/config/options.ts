@@ -202,7 +202,7 @@ export const OPTIONS: OptionTable = {
   preemptWaitMs: {
     flag: 'preempt-wait',
     env: 'HIATUS_PREEMPT_WAIT',
-    default: '1s',
+    default: '0',
     parser: durationOrZero('1s or 500ms'),
     help: 'longest preempt holds kube-scheduler\'s scheduling cycle (every pod waits meanwhile) for its victims\' checkpoints; slower ones finish in the background and hiatus then evicts the victims itself; 0 never waits; capped by --scheduler-http-timeout minus --preempt-margin',
   },

@@ -20,7 +20,7 @@ describe('configuration', () => {
       noCluster: false,
       schedulerHttpTimeoutMs: 5000,
       preemptMarginMs: 1000,
-      preemptWaitMs: 1000,
+      preemptWaitMs: 0,
       publicationWaitMs: 180_000,
       defaultCheckpointPolicy: 'Never',
       resourceRules: [],
