@@ -121,7 +121,7 @@ export class CheckpointExecutor {
 
   static nameFor(job: Pick<CheckpointJob, 'victim' | 'preemptor' | 'manual'>): string {
     if (job.manual) return job.manual.name;
-    if (!job.preemptor) throw new Error(`checkpoint job for ${job.victim.namespace}/${job.victim.name} has neither a preemptor nor a record`);
+    if (!job.preemptor) throw new Error(`checkpoint job for ${keyOf(job.victim)} has neither a preemptor nor a record`);
     return checkpointName(job.victim.name, job.victim.uid, job.preemptor.uid);
   }
 
@@ -359,7 +359,7 @@ export class CheckpointExecutor {
     const recorded = await this.record(record);
     this.o.metrics.checkpointDuration.observe((this.now() - started) / 1000);
     const ref = keyOf(record);
-    const why = job.preemptor ? `for preemption by ${job.preemptor.namespace}/${job.preemptor.name}` : 'asked for by hand';
+    const why = job.preemptor ? `for preemption by ${keyOf(job.preemptor)}` : 'asked for by hand';
     if (failure) {
       this.tell(victim, 'Warning', 'CheckpointFailed', `checkpoint ${record.metadata.name} ${why} failed: ${failure}`);
       this.o.metrics.checkpoints.inc({ result: 'failed' });
@@ -370,7 +370,7 @@ export class CheckpointExecutor {
       this.o.metrics.checkpoints.inc({ result: 'not_recorded' });
       return { state: 'failed', message: `checkpoint ${ref} was taken but could not be recorded` };
     }
-    const ready = job.preemptor ? `ready before preemption by ${job.preemptor.namespace}/${job.preemptor.name}` : 'ready (asked for by hand)';
+    const ready = job.preemptor ? `ready before preemption by ${keyOf(job.preemptor)}` : 'ready (asked for by hand)';
     this.tell(victim, 'Normal', 'Checkpointed', `checkpoint ${record.metadata.name} of ${victim.containers.length} container(s) ${ready}`);
     this.o.metrics.checkpoints.inc({ result: 'ready' });
     this.o.log.info('checkpoint ready', { checkpoint: ref, pod: keyOf(victim), node: node.name, ms: this.now() - started });

@@ -8,6 +8,7 @@ import type { NodeFacts, PodFacts } from '../cluster/facts.js';
 import type { ResourcePolicy } from '../scheduling/resources.js';
 import { uncheckpointable } from '../scheduling/victimPolicy.js';
 import type { Checkpoint } from '../api/checkpoint.js';
+import { keyOf, objectKey } from '../api/keys.js';
 
 /** A request for a pod the cache never shows is refused after this (the pod finished or is gone). */
 export const UNKNOWN_POD_GRACE_MS = 30_000;
@@ -45,28 +46,28 @@ export function planManual(
   const ns = c.metadata.namespace;
   if (!ref?.name || !ref.uid) return { kind: 'refuse', why: 'the request names no pod (spec.source.pod name and uid)' };
   if (ref.namespace && ref.namespace !== ns) {
-    return { kind: 'refuse', why: `pod ${ref.namespace}/${ref.name} is not in the record's namespace ${ns}` };
+    return { kind: 'refuse', why: `pod ${keyOf(ref)} is not in the record's namespace ${ns}` };
   }
   const p = pod(ref.uid);
   if (!p) {
     // The cache holds non-terminal pods only: one that finished or went away never shows up.
     const age = now - Date.parse(c.metadata.creationTimestamp ?? '');
-    if (age > UNKNOWN_POD_GRACE_MS) return { kind: 'refuse', why: `pod ${ns}/${ref.name} (uid ${ref.uid}) does not exist or is no longer running` };
-    return { kind: 'wait', why: `pod ${ns}/${ref.name} (uid ${ref.uid}) is not in the cache yet` };
+    if (age > UNKNOWN_POD_GRACE_MS) return { kind: 'refuse', why: `pod ${objectKey(ns, ref.name)} (uid ${ref.uid}) does not exist or is no longer running` };
+    return { kind: 'wait', why: `pod ${objectKey(ns, ref.name)} (uid ${ref.uid}) is not in the cache yet` };
   }
   if (p.namespace !== ns || p.name !== ref.name) {
-    return { kind: 'refuse', why: `uid ${ref.uid} is pod ${p.namespace}/${p.name}, not ${ns}/${ref.name}` };
+    return { kind: 'refuse', why: `uid ${ref.uid} is pod ${keyOf(p)}, not ${objectKey(ns, ref.name)}` };
   }
   const bound = manualRefusal(p);
   if (bound) return { kind: 'refuse', why: bound };
   const n = node(p.nodeName!);
-  if (!n) return { kind: 'refuse', why: `node ${p.nodeName} of pod ${ns}/${p.name} is unknown to the extender` };
+  if (!n) return { kind: 'refuse', why: `node ${p.nodeName} of pod ${objectKey(ns, p.name)} is unknown to the extender` };
   const why = manualRefusal(p, { nodeFacts: n, ...(resources ? { resources } : {}) });
   if (why) return { kind: 'refuse', why };
   // Containers named in the request (kubectl hiatus checkpoint -c): only those; none named: all.
   const asked = c.spec.containers ?? [];
   const unknown = asked.filter((x) => !p.containers.includes(x));
-  if (unknown.length > 0) return { kind: 'refuse', why: `pod ${ns}/${p.name} has no container ${unknown.join(', ')} (it has ${p.containers.join(', ')})` };
+  if (unknown.length > 0) return { kind: 'refuse', why: `pod ${objectKey(ns, p.name)} has no container ${unknown.join(', ')} (it has ${p.containers.join(', ')})` };
   return { kind: 'take', pod: asked.length > 0 ? { ...p, containers: [...new Set(asked)] } : p, node: n };
 }
 
@@ -78,7 +79,7 @@ export function planManual(
  * to the extender when it cannot read the node.
  */
 export function manualRefusal(p: PodFacts, judge?: { nodeFacts?: NodeFacts; resources?: ResourcePolicy }): string | undefined {
-  const ref = `pod ${p.namespace}/${p.name}`;
+  const ref = `pod ${keyOf(p)}`;
   if (p.deleting) return `${ref} is terminating`;
   if (p.phase !== 'Running') return `${ref} is ${p.phase ?? 'in an unknown phase'}, not Running`;
   if (!p.nodeName) return `${ref} is not bound to a node`;

@@ -106,7 +106,7 @@ export function listTable(items: readonly Checkpoint[], o: { now: number; wide: 
 function requested(c: Checkpoint): string {
   switch (c.spec.reason) {
     case 'Preemption':
-      return c.spec.preemptor ? `by the preemption of pod ${c.spec.preemptor.namespace}/${c.spec.preemptor.name}` : 'by a preemption';
+      return c.spec.preemptor ? `by the preemption of pod ${keyOf(c.spec.preemptor)}` : 'by a preemption';
     case 'Manual':
       return 'by hand (kubectl hiatus checkpoint)';
     default:
@@ -177,7 +177,7 @@ export function describeText(c: Checkpoint, events: readonly EventInfo[], now: n
     ['Namespace', c.metadata.namespace],
     ['Phase', s?.phase ?? (c.spec.reason === 'Manual' ? 'Requested (no hiatus replica has taken it yet)' : '-')],
     ['Reason', c.spec.reason],
-    ['Pod', `${src.pod.namespace}/${src.pod.name} (uid ${src.pod.uid})`],
+    ['Pod', `${keyOf(src.pod)} (uid ${src.pod.uid})`],
     ['Owner', owner(c)],
     ['Generation', `${c.spec.generation ?? 1}${c.spec.restoredFrom ? ` (the pod was restored from ${c.spec.restoredFrom})` : ''}`],
     ['Node', dash(src.nodeName)],

@@ -15,6 +15,7 @@ import type { EventInfo } from './checkpoints.js';
 import { CliError, describeFailure, type ApiOp } from './errors.js';
 import type { Target } from './kubeconfig.js';
 import type { Workload } from './restore.js';
+import { objectKey } from '../api/keys.js';
 
 const CHECKPOINTS = `${CHECKPOINT_PLURAL}.${CHECKPOINT_GROUP}`;
 type ScaleKind = Workload['kind'];
@@ -204,7 +205,7 @@ export class Cluster {
     };
     const scale = await this.call(read, ops[w.kind].get);
     if ((scale.spec?.replicas ?? 0) !== w.replicas) {
-      throw new CliError(`${w.kind} ${namespace}/${name} was scaled meanwhile (${w.replicas} -> ${scale.spec?.replicas ?? 0} replicas): run the command again`);
+      throw new CliError(`${w.kind} ${objectKey(namespace, name)} was scaled meanwhile (${w.replicas} -> ${scale.spec?.replicas ?? 0} replicas): run the command again`);
     }
     scale.spec = { ...scale.spec, replicas };
     await this.call(write, () => ops[w.kind].put(scale));

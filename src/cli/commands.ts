@@ -11,7 +11,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { manualRefusal } from '../checkpoint/manual.js';
 import { CHECKPOINT_API_VERSION, CHECKPOINT_KIND, type Checkpoint } from '../api/checkpoint.js';
 import { nodeFacts, podFacts } from '../cluster/facts.js';
-import { ANNOTATION_RESTORE_CONSTRAINTS } from '../api/keys.js';
+import { ANNOTATION_RESTORE_CONSTRAINTS, keyOf, objectKey } from '../api/keys.js';
 import type { Node, Pod } from '../api/kubernetes.js';
 import type { Invocation } from './args.js';
 import { describeText, listTable, timeline, type EventInfo } from './checkpoints.js';
@@ -109,7 +109,7 @@ async function checkpoint(inv: Invocation, cluster: Cluster, ns: string, podName
   const pod = await cluster.pod(ns, podName);
   const facts = podFacts(pod as Pod);
   if (inv.container && !facts.containers.includes(inv.container)) {
-    throw new CliError(`pod ${ns}/${podName} has no container "${inv.container}" (it has ${facts.containers.join(', ')})`);
+    throw new CliError(`pod ${objectKey(ns, podName)} has no container "${inv.container}" (it has ${facts.containers.join(', ')})`);
   }
   // Devices are judged with the node's facts (GPU checkpoint capability) when the user may read
   // the node; otherwise the extender judges them when it takes the request.
@@ -120,7 +120,7 @@ async function checkpoint(inv: Invocation, cluster: Cluster, ns: string, podName
   const created = await cluster.createCheckpoint(manualRequest(pod, inv.container ? [inv.container] : []));
   const name = created.metadata.name;
   const started = io.now();
-  io.err(`checkpoint ${ns}/${name} requested for pod ${ns}/${podName} on node ${facts.nodeName} (${containers.join(', ')})`);
+  io.err(`checkpoint ${objectKey(ns, name)} requested for pod ${objectKey(ns, podName)} on node ${facts.nodeName} (${containers.join(', ')})`);
   const timeoutMs = inv.timeoutMs ?? DEFAULT_CHECKPOINT_TIMEOUT_MS;
   let claimed = false;
   let nextProgress = started + PROGRESS_EVERY_MS;
@@ -139,10 +139,10 @@ async function checkpoint(inv: Invocation, cluster: Cluster, ns: string, podName
     } else if (phase === 'Ready') {
       return io.out(render(inv, shown(c), () => readyText(c)));
     } else {
-      throw new CliError(`checkpoint ${ns}/${name} ${phase === 'Failed' ? 'failed' : `is ${phase}`}: ${c.status?.message ?? 'no message'}`);
+      throw new CliError(`checkpoint ${objectKey(ns, name)} ${phase === 'Failed' ? 'failed' : `is ${phase}`}: ${c.status?.message ?? 'no message'}`);
     }
     if (now - started > timeoutMs) {
-      throw new CliError(`checkpoint ${ns}/${name} is still ${phase ?? 'not taken'} after ${seconds(now - started)}; follow it with: kubectl hiatus describe ${name} -n ${ns}`);
+      throw new CliError(`checkpoint ${objectKey(ns, name)} is still ${phase ?? 'not taken'} after ${seconds(now - started)}; follow it with: kubectl hiatus describe ${name} -n ${ns}`);
     }
     if (now >= nextProgress) {
       io.err(`  ... ${phase ? 'checkpointing' : 'waiting for a hiatus replica'}, ${seconds(now - started)}`);
@@ -156,7 +156,7 @@ function readyText(c: Checkpoint): string {
   const took = Date.parse(s.completionTime ?? '') - Date.parse(s.startTime ?? '');
   const archives = s.containers ?? [];
   return [
-    `checkpoint ${c.metadata.namespace}/${c.metadata.name} Ready in ${Number.isFinite(took) ? seconds(took) : '?'}: ${archives.length} container(s) on node ${c.spec.source.nodeName}`,
+    `checkpoint ${keyOf(c)} Ready in ${Number.isFinite(took) ? seconds(took) : '?'}: ${archives.length} container(s) on node ${c.spec.source.nodeName}`,
     ...table(['CONTAINER', 'ARCHIVE'], archives.map((a) => [a.name, a.archivePath])).split('\n').map((l) => `  ${l}`),
   ].join('\n');
 }
@@ -193,17 +193,17 @@ async function restore(inv: Invocation, cluster: Cluster, ns: string, name: stri
     // The webhook answers a dry run with its patch but claims nothing: a pod it would not restore is never created.
     const tried = await cluster.createPod(plan.pod, true);
     if (tried.metadata?.annotations?.[ANNOTATION_RESTORE_CONSTRAINTS] === undefined) {
-      throw new CliError(`the restore webhook did not give checkpoint ${name} to pod ${ns}/${podName} (is it installed and running?); nothing created`);
+      throw new CliError(`the restore webhook did not give checkpoint ${name} to pod ${objectKey(ns, podName)} (is it installed and running?); nothing created`);
     }
     const pod = await cluster.createPod(plan.pod, false);
     if (pod.metadata?.annotations?.[ANNOTATION_RESTORE_CONSTRAINTS] === undefined) {
       await cluster.deletePod(ns, podName);
-      throw new CliError(`checkpoint ${name} was not given to pod ${ns}/${podName} (claimed by another pod meanwhile?); pod deleted`);
+      throw new CliError(`checkpoint ${name} was not given to pod ${objectKey(ns, podName)} (claimed by another pod meanwhile?); pod deleted`);
     }
-    return io.out(`pod ${ns}/${podName} created: restores from checkpoint ${name}, taken on node ${c.spec.source.nodeName}`);
+    return io.out(`pod ${objectKey(ns, podName)} created: restores from checkpoint ${name}, taken on node ${c.spec.source.nodeName}`);
   }
   await cluster.scale(ns, plan.target, plan.to);
-  io.err(`scaled ${plan.target.kind} ${ns}/${plan.target.name} from ${plan.target.replicas} to ${plan.to} replicas: ${plan.note}`);
+  io.err(`scaled ${plan.target.kind} ${objectKey(ns, plan.target.name)} from ${plan.target.replicas} to ${plan.to} replicas: ${plan.note}`);
   const started = io.now();
   const timeoutMs = inv.timeoutMs ?? DEFAULT_RESTORE_TIMEOUT_MS;
   for (;;) {
@@ -213,7 +213,7 @@ async function restore(inv: Invocation, cluster: Cluster, ns: string, name: stri
     const r = latest.status?.restore;
     // The webhook claims with the pod's generateName; a replica writes the name once it sees the pod.
     if (r?.podUID) {
-      return io.out(`pod ${ns}/${r.podName} of ${plan.target.kind} ${plan.target.name} restores from checkpoint ${name}, taken on node ${c.spec.source.nodeName}`);
+      return io.out(`pod ${objectKey(ns, r.podName)} of ${plan.target.kind} ${plan.target.name} restores from checkpoint ${name}, taken on node ${c.spec.source.nodeName}`);
     }
     if (phase !== 'Ready' && phase !== 'Restoring') throw new CliError(`checkpoint ${name} became ${phase ?? 'unreadable'} without a restoring pod: ${latest.status?.message ?? ''}`);
     if (io.now() - started > timeoutMs) {

@@ -13,6 +13,7 @@ import {
   ANNOTATION_RESTORE_FROM,
   GATE_RESTORE_PLACEMENT,
   GROUP,
+  keyOf,
   LABEL_CONTROLLER_REVISION_HASH,
   LABEL_POD_INDEX,
   LABEL_POD_TEMPLATE_HASH,
@@ -105,7 +106,7 @@ function standalone(i: RestoreInput): RestorePlan {
     };
   }
   const template = i.sourcePod ?? i.owner?.template;
-  if (!template) return { kind: 'refuse', why: `no pod template: pod ${src.pod.namespace}/${src.pod.name} is gone${src.owner ? ` and so is its ${src.owner.kind} ${src.owner.name}` : ''}` };
+  if (!template) return { kind: 'refuse', why: `no pod template: pod ${keyOf(src.pod)} is gone${src.owner ? ` and so is its ${src.owner.kind} ${src.owner.name}` : ''}` };
   const name = i.name ?? (i.sourcePod ? `${src.pod.name}-restored` : src.pod.name);
   return { kind: 'create', pod: standalonePod(template, c, name) };
 }

@@ -9,6 +9,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { keyOf, objectKey } from '../api/keys.js';
 
 export interface PodRef {
   namespace: string;
@@ -128,12 +129,12 @@ class KeepAlivePodWriter implements PodPlacementWriter, PreemptionWriter {
   constructor(private readonly kc: KubeConfig) {}
 
   async nominate(pod: PodRef, node: string): Promise<void> {
-    await this.send('PATCH', `${podPath(pod)}/status`, PatchStrategy.StrategicMergePatch, nominateBody(pod, node), `nominate ${node} for pod ${pod.namespace}/${pod.name}`);
+    await this.send('PATCH', `${podPath(pod)}/status`, PatchStrategy.StrategicMergePatch, nominateBody(pod, node), `nominate ${node} for pod ${keyOf(pod)}`);
   }
 
   async getPod(namespace: string, name: string): Promise<LivePod | undefined> {
     try {
-      return livePod(await this.send('GET', podPath({ namespace, name, uid: '' }), undefined, undefined, `read pod ${namespace}/${name}`));
+      return livePod(await this.send('GET', podPath({ namespace, name, uid: '' }), undefined, undefined, `read pod ${objectKey(namespace, name)}`));
     } catch (e) {
       if (isNotFound(e)) return undefined;
       throw e;
@@ -141,7 +142,7 @@ class KeepAlivePodWriter implements PodPlacementWriter, PreemptionWriter {
   }
 
   async evict(pod: PodRef, message: string): Promise<'evicted' | 'gone'> {
-    const who = `pod ${pod.namespace}/${pod.name}`;
+    const who = `pod ${keyOf(pod)}`;
     try {
       await this.send('PATCH', `${podPath(pod)}/status`, PatchStrategy.StrategicMergePatch, disruptionBody(pod, message, new Date()), `mark ${who} DisruptionTarget`);
       await this.send('DELETE', podPath(pod), 'application/json', deleteBody(pod), `delete ${who}`);
@@ -155,7 +156,7 @@ class KeepAlivePodWriter implements PodPlacementWriter, PreemptionWriter {
 
   async liftGate(pod: PodRef, gate: string, index: number, also: readonly PatchOp[] = []): Promise<boolean> {
     try {
-      await this.send('PATCH', podPath(pod), PatchStrategy.JsonPatch, liftGatePatch(pod, gate, index, also), `lift gate ${gate} of pod ${pod.namespace}/${pod.name}`);
+      await this.send('PATCH', podPath(pod), PatchStrategy.JsonPatch, liftGatePatch(pod, gate, index, also), `lift gate ${gate} of pod ${keyOf(pod)}`);
       return true;
     } catch (e) {
       if (isUnprocessable(e)) return false;

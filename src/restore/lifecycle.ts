@@ -64,7 +64,7 @@ export function planLifecycle(checkpoints: Iterable<Checkpoint>, restoring: Map<
       if (pod.phase === 'Running' && pod.nodeName) {
         actions.push({ kind: 'restored', checkpoint: c, pod });
       } else if (age > t.restoreTimeoutMs) {
-        const late = `pod ${pod.namespace}/${pod.name} did not start within ${Math.round(t.restoreTimeoutMs / 1000)} s`;
+        const late = `pod ${keyOf(pod)} did not start within ${Math.round(t.restoreTimeoutMs / 1000)} s`;
         // Never bound: either no node can restore it (FailedScheduling says so), or no
         // scheduler serves its schedulerName (then nothing says anything).
         const why = pod.nodeName

@@ -7,7 +7,9 @@ describe('object keys', () => {
   });
 
   it('keys a reference by its fields and an object by its metadata, alike', () => {
-    expect(keyOf({ namespace: 'team-a', name: 'train-0', uid: 'u1' })).toBe('team-a/train-0');
-    expect(keyOf({ metadata: { namespace: 'team-a', name: 'train-0-ckpt' }, spec: {} })).toBe('team-a/train-0-ckpt');
+    const podRef = { namespace: 'team-a', name: 'train-0', uid: 'u1' };
+    const record = { metadata: { namespace: 'team-a', name: 'train-0-ckpt', uid: 'u2' }, spec: { source: podRef } };
+    expect(keyOf(podRef)).toBe('team-a/train-0');
+    expect(keyOf(record)).toBe('team-a/train-0-ckpt');
   });
 });
