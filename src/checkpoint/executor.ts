@@ -9,21 +9,12 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { CheckpointState } from '../scheduling/candidates.js';
 import { KubeletError, type KubeletClient } from './kubeletClient.js';
 import { chainLink } from './chain.js';
-import { gpuConstraints } from '../scheduling/gpu.js';
-import { cudaDevices, DEFAULT_RESOURCE_POLICY, type ResourcePolicy } from '../scheduling/resources.js';
+import { DEFAULT_RESOURCE_POLICY, type ResourcePolicy } from '../scheduling/resources.js';
 import { checkpointName } from './names.js';
+import { archivesEvery, claimRecord, heldBy, outcomeRecord, recordState, renewedClaim } from './record.js';
 import { Semaphore } from './semaphore.js';
 import { StoreConflict, type CheckpointStore } from './store.js';
-import {
-  CHECKPOINT_API_VERSION,
-  CHECKPOINT_KIND,
-  LABEL_OWNER_UID,
-  LABEL_PREEMPTOR_UID,
-  LABEL_SOURCE_POD_UID,
-  type Checkpoint,
-  type ContainerCheckpointStatus,
-  type PodReference,
-} from '../api/checkpoint.js';
+import type { Checkpoint, ContainerCheckpointStatus, PodReference } from '../api/checkpoint.js';
 import { keyOf, objectKey } from '../api/keys.js';
 
 export interface ExecutorOptions {
@@ -81,7 +72,6 @@ export interface CheckpointJob {
   candidateVictims?: string[];
 }
 
-export const ANNOTATION_PREEMPTION_VICTIMS = 'hiatus.dev/preemption-victims';
 const DEFAULT_CLAIM_TTL_MS = 15_000;
 const DEFAULT_RECORD_RETRY_MAX_MS = 5_000;
 /**
@@ -158,19 +148,7 @@ export class CheckpointExecutor {
   }
 
   private stateOf(c: Checkpoint): CheckpointState {
-    const now = this.now();
-    const s = c.status;
-    const completed = s?.completionTime ? Date.parse(s.completionTime) : NaN;
-    switch (s?.phase) {
-      case 'Ready':
-        return now - completed <= this.o.maxAgeMs ? 'ready' : 'none';
-      case 'Pending':
-        return s.claimExpiresAt && Date.parse(s.claimExpiresAt) > now ? 'pending' : 'none';
-      case 'Failed':
-        return now - completed < this.o.retryFailedAfterMs ? 'failed' : 'none';
-      default:
-        return 'none';
-    }
+    return recordState(c, this.now(), this.o);
   }
 
   /**
@@ -190,9 +168,7 @@ export class CheckpointExecutor {
       this.o.log.warn('cannot confirm checkpoint', { checkpoint: objectKey(victim.namespace, name), error: (e as Error).message });
       return false;
     }
-    if (!c || c.spec.source.pod.uid !== victim.uid || this.stateOf(c) !== 'ready') return false;
-    const archived = new Set((c.status?.containers ?? []).filter((x) => x.archivePath).map((x) => x.name));
-    return victim.containers.every((name) => archived.has(name));
+    return !!c && c.spec.source.pod.uid === victim.uid && this.stateOf(c) === 'ready' && archivesEvery(c, victim.containers);
   }
 
   /** Starts (or joins) the checkpoint of one victim; resolves when it ended or is someone else's. */
@@ -218,51 +194,10 @@ export class CheckpointExecutor {
   }
 
   private desired(job: CheckpointJob, existing?: Checkpoint): Checkpoint {
-    const { victim, node, preemptor } = job;
-    const now = this.now();
-    const labels: Record<string, string> = { [LABEL_SOURCE_POD_UID]: victim.uid };
-    if (preemptor) labels[LABEL_PREEMPTOR_UID] = preemptor.uid;
-    if (victim.owner) labels[LABEL_OWNER_UID] = victim.owner.uid;
-    const source: Checkpoint['spec']['source'] = {
-      pod: { namespace: victim.namespace, name: victim.name, uid: victim.uid },
-      nodeName: node.name,
-      priority: victim.priority,
-      memoryBytes: victim.memoryBytes,
-    };
-    if (victim.owner) source.owner = victim.owner;
-    if (victim.templateHash) source.templateHash = victim.templateHash;
-    if (victim.index !== undefined) source.index = victim.index;
-    const constraints: Checkpoint['spec']['restoreConstraints'] = {
-      node: node.name,
-      arch: node.capability.arch ?? '',
-      cpuFeatures: [...(node.capability.cpuFeatures ?? [])].sort(),
-      runtime: node.capability.runtime ? `${node.capability.runtime.family}://${node.capability.runtime.version}` : '',
-    };
-    if (node.zone) constraints.zone = node.zone;
-    if (node.kernel) constraints.kernel = node.kernel;
-    if (cudaDevices(victim, this.o.resources ?? DEFAULT_RESOURCE_POLICY) > 0) Object.assign(constraints, gpuConstraints(node.capability));
-    const metadata: Checkpoint['metadata'] = { name: CheckpointExecutor.nameFor(job), namespace: victim.namespace, labels };
-    if (job.candidateVictims?.length) metadata.annotations = { [ANNOTATION_PREEMPTION_VICTIMS]: [...new Set(job.candidateVictims)].join(',') };
-    if (existing?.metadata.resourceVersion) metadata.resourceVersion = existing.metadata.resourceVersion;
-    return {
-      apiVersion: CHECKPOINT_API_VERSION,
-      kind: CHECKPOINT_KIND,
-      metadata,
-      spec: {
-        reason: preemptor ? 'Preemption' : 'Manual',
-        ...(preemptor ? { preemptor } : {}),
-        source,
-        containers: victim.containers,
-        ...chainLink(victim, this.o.cached),
-        restoreConstraints: constraints,
-      },
-      status: {
-        phase: 'Pending',
-        claimedBy: this.identity,
-        claimExpiresAt: new Date(now + this.claimTtlMs).toISOString(),
-        startTime: new Date(now).toISOString(),
-      },
-    };
+    const { victim, node, preemptor, candidateVictims } = job;
+    const request = { name: CheckpointExecutor.nameFor(job), victim, node, preemptor, candidateVictims, link: chainLink(victim, this.o.cached) };
+    const terms = { identity: this.identity, now: this.now(), claimTtlMs: this.claimTtlMs, resources: this.o.resources ?? DEFAULT_RESOURCE_POLICY };
+    return claimRecord(request, terms, existing);
   }
 
   private remember(c: Checkpoint): Checkpoint {
@@ -346,16 +281,7 @@ export class CheckpointExecutor {
       failure = (e as Error).message;
       if (e instanceof KubeletError) this.o.metrics.kubeletErrors.inc({ kind: e.kind });
     }
-    const latestClaim = await heartbeat.stop();
-    const record: Checkpoint = structuredClone(latestClaim);
-    record.status = {
-      ...record.status!,
-      phase: failure ? 'Failed' : 'Ready',
-      completionTime: new Date(this.now()).toISOString(),
-    };
-    delete record.status.claimExpiresAt;
-    if (containers) record.status.containers = containers;
-    if (failure) record.status.message = failure;
+    const record = outcomeRecord(await heartbeat.stop(), { containers, failure }, this.now());
     const recorded = await this.record(record);
     this.o.metrics.checkpointDuration.observe((this.now() - started) / 1000);
     const ref = keyOf(record);
@@ -421,10 +347,8 @@ export class CheckpointExecutor {
     const timer = setInterval(() => {
       renewing = renewing.then(async () => {
         if (this.stopped) return;
-        const next = structuredClone(latest);
-        next.status = { ...next.status!, claimExpiresAt: new Date(this.now() + this.claimTtlMs).toISOString() };
         try {
-          latest = this.remember(await this.o.store.replace(next));
+          latest = this.remember(await this.o.store.replace(renewedClaim(latest, this.now(), this.claimTtlMs)));
         } catch (e) {
           const ref = keyOf(claimed);
           this.o.log.warn('claim not renewed', { checkpoint: ref, error: (e as Error).message });
@@ -463,7 +387,7 @@ export class CheckpointExecutor {
             await this.pause(attempt);
             continue;
           }
-          if (!latest || latest.status?.claimedBy !== this.identity || latest.status.phase !== 'Pending') return undefined;
+          if (!latest || !heldBy(latest, this.identity)) return undefined;
           current = { ...obj, metadata: { ...obj.metadata, resourceVersion: latest.metadata.resourceVersion! } };
         } else {
           await this.pause(attempt);

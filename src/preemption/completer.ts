@@ -6,7 +6,8 @@
 import type { PodEventPoster } from '../cluster/events.js';
 import type { PreemptionWriter } from '../cluster/podWriter.js';
 import type { ClusterView } from '../cluster/view.js';
-import { ANNOTATION_PREEMPTION_VICTIMS, CheckpointExecutor } from '../checkpoint/executor.js';
+import { CheckpointExecutor } from '../checkpoint/executor.js';
+import { ANNOTATION_PREEMPTION_VICTIMS } from '../checkpoint/record.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { CandidatePlan } from '../scheduling/candidates.js';

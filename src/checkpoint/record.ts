@@ -1,0 +1,175 @@
+// What a Checkpoint record says at each step of taking a checkpoint, and what a record found says
+// about its checkpoint. Pure: the executor (executor.ts) claims, renews and writes these records.
+//   claim:   a Pending record held by one replica until claimExpiresAt (creation is the lock)
+//   renewal: the same claim, expiring later
+//   outcome: Ready with an archive per container, or Failed with the kubelet's message
+import type { NodeFacts, PodFacts } from '../cluster/facts.js';
+import type { CheckpointState } from '../scheduling/candidates.js';
+import { gpuConstraints } from '../scheduling/gpu.js';
+import { cudaDevices, type ResourcePolicy } from '../scheduling/resources.js';
+import {
+  CHECKPOINT_API_VERSION,
+  CHECKPOINT_KIND,
+  LABEL_OWNER_UID,
+  LABEL_PREEMPTOR_UID,
+  LABEL_SOURCE_POD_UID,
+  type Checkpoint,
+  type ContainerCheckpointStatus,
+  type PodReference,
+} from '../api/checkpoint.js';
+import type { ChainLink } from './chain.js';
+
+/**
+ * Every victim UID of the candidate node a preemption chose: what lets any replica finish the
+ * preemption from the record.
+ */
+export const ANNOTATION_PREEMPTION_VICTIMS = 'hiatus.dev/preemption-victims';
+
+/** What a claim records: the checkpoint asked for and where it stands in its workload's chain. */
+export interface ClaimRequest {
+  /** The record's name (CheckpointExecutor.nameFor). */
+  name: string;
+  victim: PodFacts;
+  node: NodeFacts;
+  /** The preemption that asks for the checkpoint; absent for a Manual one. */
+  preemptor?: PodReference;
+  candidateVictims?: string[];
+  link: ChainLink;
+}
+
+/** Who claims, when, for how long, and which resources bind a checkpoint to the node's GPU. */
+export interface ClaimTerms {
+  identity: string;
+  now: number;
+  claimTtlMs: number;
+  resources: ResourcePolicy;
+}
+
+/**
+ * The Pending record that claims a checkpoint. Over an existing record (taking over an expired
+ * claim or an old outcome) it carries that record's resourceVersion, so that of two replicas
+ * taking over at once only one write succeeds.
+ */
+export function claimRecord(r: ClaimRequest, t: ClaimTerms, existing?: Checkpoint): Checkpoint {
+  const metadata: Checkpoint['metadata'] = { name: r.name, namespace: r.victim.namespace, labels: recordLabels(r) };
+  if (r.candidateVictims?.length) metadata.annotations = { [ANNOTATION_PREEMPTION_VICTIMS]: [...new Set(r.candidateVictims)].join(',') };
+  if (existing?.metadata.resourceVersion) metadata.resourceVersion = existing.metadata.resourceVersion;
+  return {
+    apiVersion: CHECKPOINT_API_VERSION,
+    kind: CHECKPOINT_KIND,
+    metadata,
+    spec: {
+      reason: r.preemptor ? 'Preemption' : 'Manual',
+      ...(r.preemptor ? { preemptor: r.preemptor } : {}),
+      source: recordSource(r.victim, r.node),
+      containers: r.victim.containers,
+      ...r.link,
+      restoreConstraints: restoreConstraints(r.victim, r.node, t.resources),
+    },
+    status: {
+      phase: 'Pending',
+      claimedBy: t.identity,
+      claimExpiresAt: new Date(t.now + t.claimTtlMs).toISOString(),
+      startTime: new Date(t.now).toISOString(),
+    },
+  };
+}
+
+function recordLabels(r: ClaimRequest): Record<string, string> {
+  const labels: Record<string, string> = { [LABEL_SOURCE_POD_UID]: r.victim.uid };
+  if (r.preemptor) labels[LABEL_PREEMPTOR_UID] = r.preemptor.uid;
+  if (r.victim.owner) labels[LABEL_OWNER_UID] = r.victim.owner.uid;
+  return labels;
+}
+
+/** The checkpointed pod and its workload identity, which restore matches replacement pods by. */
+function recordSource(victim: PodFacts, node: NodeFacts): Checkpoint['spec']['source'] {
+  const source: Checkpoint['spec']['source'] = {
+    pod: { namespace: victim.namespace, name: victim.name, uid: victim.uid },
+    nodeName: node.name,
+    priority: victim.priority,
+    memoryBytes: victim.memoryBytes,
+  };
+  if (victim.owner) source.owner = victim.owner;
+  if (victim.templateHash) source.templateHash = victim.templateHash;
+  if (victim.index !== undefined) source.index = victim.index;
+  return source;
+}
+
+/** What a node must match to restore the checkpoint: the source node's facts (and GPU, for a GPU pod). */
+function restoreConstraints(victim: PodFacts, node: NodeFacts, resources: ResourcePolicy): Checkpoint['spec']['restoreConstraints'] {
+  const constraints: Checkpoint['spec']['restoreConstraints'] = {
+    node: node.name,
+    arch: node.capability.arch ?? '',
+    cpuFeatures: [...(node.capability.cpuFeatures ?? [])].sort(),
+    runtime: node.capability.runtime ? `${node.capability.runtime.family}://${node.capability.runtime.version}` : '',
+  };
+  if (node.zone) constraints.zone = node.zone;
+  if (node.kernel) constraints.kernel = node.kernel;
+  if (cudaDevices(victim, resources) > 0) Object.assign(constraints, gpuConstraints(node.capability));
+  return constraints;
+}
+
+/** The claim extended to now + ttl (a copy; the rest of the record unchanged). */
+export function renewedClaim(latest: Checkpoint, now: number, claimTtlMs: number): Checkpoint {
+  const next = structuredClone(latest);
+  next.status = { ...next.status!, claimExpiresAt: new Date(now + claimTtlMs).toISOString() };
+  return next;
+}
+
+/** What the kubelet calls came to: an archive per container, or the first failure. */
+export interface TakeOutcome {
+  containers?: ContainerCheckpointStatus[];
+  failure?: string;
+}
+
+/**
+ * The claim turned into its outcome (a copy): Ready, or Failed with the failure as its message,
+ * completed now, the claim's expiry dropped (nobody holds a finished record), claimedBy and
+ * startTime kept.
+ */
+export function outcomeRecord(claim: Checkpoint, outcome: TakeOutcome, now: number): Checkpoint {
+  const record = structuredClone(claim);
+  record.status = { ...record.status!, phase: outcome.failure ? 'Failed' : 'Ready', completionTime: new Date(now).toISOString() };
+  delete record.status.claimExpiresAt;
+  if (outcome.containers) record.status.containers = outcome.containers;
+  if (outcome.failure) record.status.message = outcome.failure;
+  return record;
+}
+
+/** How old a record may be and still count: Ready ones are taken again, Failed ones retried, after these. */
+export interface RecordAges {
+  maxAgeMs: number;
+  retryFailedAfterMs: number;
+}
+
+/**
+ * What a record says of its checkpoint now: ready (Ready and fresh), pending (claimed and the
+ * claim not expired), failed (Failed recently), else none (stale, expired, or old enough to retry:
+ * the name may be claimed again).
+ */
+export function recordState(c: Checkpoint, now: number, ages: RecordAges): CheckpointState {
+  const s = c.status;
+  const completed = s?.completionTime ? Date.parse(s.completionTime) : NaN;
+  switch (s?.phase) {
+    case 'Ready':
+      return now - completed <= ages.maxAgeMs ? 'ready' : 'none';
+    case 'Pending':
+      return s.claimExpiresAt && Date.parse(s.claimExpiresAt) > now ? 'pending' : 'none';
+    case 'Failed':
+      return now - completed < ages.retryFailedAfterMs ? 'failed' : 'none';
+    default:
+      return 'none';
+  }
+}
+
+/** Whether the record holds an archive for every one of these containers. */
+export function archivesEvery(c: Checkpoint, containers: readonly string[]): boolean {
+  const archived = new Set((c.status?.containers ?? []).filter((x) => x.archivePath).map((x) => x.name));
+  return containers.every((name) => archived.has(name));
+}
+
+/** Whether the record is still this replica's unfinished claim (so its outcome may be written over it). */
+export function heldBy(c: Checkpoint, identity: string): boolean {
+  return c.status?.claimedBy === identity && c.status.phase === 'Pending';
+}

@@ -1,0 +1,181 @@
+import { describe, expect, it } from '@jest/globals';
+import type { Checkpoint } from '../../src/api/checkpoint.js';
+import type { NodeFacts, PodFacts } from '../../src/cluster/facts.js';
+import {
+  ANNOTATION_PREEMPTION_VICTIMS,
+  archivesEvery,
+  claimRecord,
+  heldBy,
+  outcomeRecord,
+  recordState,
+  renewedClaim,
+  type ClaimRequest,
+  type ClaimTerms,
+} from '../../src/checkpoint/record.js';
+import { DEFAULT_RESOURCE_POLICY } from '../../src/scheduling/resources.js';
+
+const T0 = Date.parse('2026-05-01T10:00:00Z');
+const iso = (ms: number) => new Date(ms).toISOString();
+
+const VICTIM: PodFacts = {
+  uid: 'uid-trainer-0',
+  name: 'trainer-0',
+  namespace: 'ml',
+  nodeName: 'n1',
+  priority: 100,
+  deleting: false,
+  containers: ['main', 'sidecar'],
+  memoryBytes: 2 ** 30,
+  extendedResources: {},
+  annotations: {},
+  owner: { kind: 'StatefulSet', name: 'trainer', uid: 'uid-sts' },
+  index: 0,
+  scheduleAttempted: true,
+};
+const NODE: NodeFacts = {
+  name: 'n1',
+  resourceVersion: '7',
+  zone: 'zone-a',
+  kernel: '6.8.0',
+  capability: {
+    arch: 'amd64',
+    cpuFeatures: new Set(['SSE4_2', 'AVX2']),
+    runtime: { family: 'cri-o', version: '1.31.2' },
+    gpu: { product: 'NVIDIA-H200', driverMajor: 580, checkpoint: true },
+  },
+};
+const PREEMPTOR = { namespace: 'ml', name: 'urgent', uid: 'uid-urgent' };
+const TERMS: ClaimTerms = { identity: 'replica-a', now: T0, claimTtlMs: 15_000, resources: DEFAULT_RESOURCE_POLICY };
+const request = (o: Partial<ClaimRequest> = {}): ClaimRequest => ({
+  name: 'trainer-0-0123456789ab',
+  victim: VICTIM,
+  node: NODE,
+  preemptor: PREEMPTOR,
+  link: { generation: 1 },
+  ...o,
+});
+
+describe('the claim record', () => {
+  it("records a preemption's checkpoint as Pending, held by this replica for the claim TTL", () => {
+    const c = claimRecord(request({ candidateVictims: ['uid-a', 'uid-trainer-0', 'uid-a'] }), TERMS);
+    expect(c).toEqual({
+      apiVersion: 'hiatus.dev/v1alpha1',
+      kind: 'Checkpoint',
+      metadata: {
+        name: 'trainer-0-0123456789ab',
+        namespace: 'ml',
+        labels: { 'hiatus.dev/source-pod-uid': 'uid-trainer-0', 'hiatus.dev/preemptor-uid': 'uid-urgent', 'hiatus.dev/owner-uid': 'uid-sts' },
+        annotations: { [ANNOTATION_PREEMPTION_VICTIMS]: 'uid-a,uid-trainer-0' },
+      },
+      spec: {
+        reason: 'Preemption',
+        preemptor: PREEMPTOR,
+        source: {
+          pod: { namespace: 'ml', name: 'trainer-0', uid: 'uid-trainer-0' },
+          nodeName: 'n1',
+          priority: 100,
+          memoryBytes: 2 ** 30,
+          owner: { kind: 'StatefulSet', name: 'trainer', uid: 'uid-sts' },
+          index: 0,
+        },
+        containers: ['main', 'sidecar'],
+        generation: 1,
+        restoreConstraints: { node: 'n1', arch: 'amd64', cpuFeatures: ['AVX2', 'SSE4_2'], runtime: 'cri-o://1.31.2', zone: 'zone-a', kernel: '6.8.0' },
+      },
+      status: { phase: 'Pending', claimedBy: 'replica-a', claimExpiresAt: iso(T0 + 15_000), startTime: iso(T0) },
+    });
+  });
+
+  it('records a Manual checkpoint without a preemptor, and the chain link it is given', () => {
+    const c = claimRecord(request({ preemptor: undefined, link: { generation: 3, restoredFrom: 'trainer-0-old' } }), TERMS);
+    expect(c.spec.reason).toBe('Manual');
+    expect(c.spec).not.toHaveProperty('preemptor');
+    expect(c.metadata.labels).not.toHaveProperty('hiatus.dev/preemptor-uid');
+    expect(c.metadata).not.toHaveProperty('annotations');
+    expect(c.spec).toMatchObject({ generation: 3, restoredFrom: 'trainer-0-old' });
+  });
+
+  it("binds a GPU pod's checkpoint to the node's GPU product and driver, and only a GPU pod's", () => {
+    const gpuPod = { ...VICTIM, extendedResources: { 'nvidia.com/gpu': 1 } };
+    expect(claimRecord(request({ victim: gpuPod }), TERMS).spec.restoreConstraints).toMatchObject({ gpuProduct: 'NVIDIA-H200', gpuDriverMajor: 580 });
+    expect(claimRecord(request(), TERMS).spec.restoreConstraints).not.toHaveProperty('gpuProduct');
+  });
+
+  it('leaves out what the node does not say (unknown arch, runtime, zone, kernel)', () => {
+    const bare: NodeFacts = { name: 'n2', resourceVersion: '1', capability: { cpuFeatures: null } };
+    expect(claimRecord(request({ node: bare }), TERMS).spec.restoreConstraints).toEqual({ node: 'n2', arch: '', cpuFeatures: [], runtime: '' });
+  });
+
+  it("taking over an existing record, carries its resourceVersion so that only one replica's write succeeds", () => {
+    const existing = claimRecord(request(), TERMS);
+    existing.metadata.resourceVersion = '42';
+    expect(claimRecord(request(), { ...TERMS, identity: 'replica-b' }, existing).metadata).toMatchObject({ resourceVersion: '42' });
+    expect(claimRecord(request(), TERMS).metadata).not.toHaveProperty('resourceVersion');
+  });
+
+  it('renews the claim only: a later expiry on a copy', () => {
+    const claim = claimRecord(request(), TERMS);
+    const renewed = renewedClaim(claim, T0 + 5_000, 15_000);
+    expect(renewed.status).toEqual({ ...claim.status, claimExpiresAt: iso(T0 + 20_000) });
+    expect(claim.status!.claimExpiresAt).toBe(iso(T0 + 15_000));
+  });
+});
+
+describe('the outcome record', () => {
+  const claim = claimRecord(request(), TERMS);
+  const archives = [
+    { name: 'main', archivePath: '/var/lib/kubelet/checkpoints/a.tar' },
+    { name: 'sidecar', archivePath: '/var/lib/kubelet/checkpoints/b.tar' },
+  ];
+
+  it('is Ready with the archives, completed, no longer claimed until any time', () => {
+    const c = outcomeRecord(claim, { containers: archives }, T0 + 8_000);
+    expect(c.status).toEqual({ phase: 'Ready', claimedBy: 'replica-a', startTime: iso(T0), completionTime: iso(T0 + 8_000), containers: archives });
+    expect(claim.status!.phase).toBe('Pending');
+  });
+
+  it("is Failed with the kubelet's message", () => {
+    const c = outcomeRecord(claim, { failure: 'kubelet n1: 500 CRIU dump failed' }, T0 + 2_000);
+    expect(c.status).toEqual({ phase: 'Failed', claimedBy: 'replica-a', startTime: iso(T0), completionTime: iso(T0 + 2_000), message: 'kubelet n1: 500 CRIU dump failed' });
+  });
+
+  it('holds an archive for every container only when each has a path', () => {
+    expect(archivesEvery(outcomeRecord(claim, { containers: archives }, T0), VICTIM.containers)).toBe(true);
+    expect(archivesEvery(outcomeRecord(claim, { containers: [archives[0]!, { name: 'sidecar', archivePath: '' }] }, T0), VICTIM.containers)).toBe(false);
+    expect(archivesEvery(claim, VICTIM.containers)).toBe(false);
+  });
+
+  it("is written over a record only while that record is still this replica's unfinished claim", () => {
+    expect(heldBy(claim, 'replica-a')).toBe(true);
+    expect(heldBy(claim, 'replica-b')).toBe(false);
+    expect(heldBy(outcomeRecord(claim, { containers: archives }, T0), 'replica-a')).toBe(false);
+  });
+});
+
+describe('the state a record says its checkpoint is in', () => {
+  const AGES = { maxAgeMs: 600_000, retryFailedAfterMs: 300_000 };
+  const claim = claimRecord(request(), TERMS);
+  const ready = outcomeRecord(claim, { containers: [] }, T0);
+  const failed = outcomeRecord(claim, { failure: 'x' }, T0);
+
+  it('ready while fresh, none once older than the maximum age', () => {
+    expect(recordState(ready, T0 + 600_000, AGES)).toBe('ready');
+    expect(recordState(ready, T0 + 600_001, AGES)).toBe('none');
+  });
+
+  it('pending while the claim holds, none once it expired', () => {
+    expect(recordState(claim, T0 + 14_999, AGES)).toBe('pending');
+    expect(recordState(claim, T0 + 15_000, AGES)).toBe('none');
+  });
+
+  it('failed until it may be retried', () => {
+    expect(recordState(failed, T0 + 299_999, AGES)).toBe('failed');
+    expect(recordState(failed, T0 + 300_000, AGES)).toBe('none');
+  });
+
+  it('none for a record without a status or in a restore phase', () => {
+    const { status: _, ...noStatus } = claim;
+    expect(recordState(noStatus as Checkpoint, T0, AGES)).toBe('none');
+    expect(recordState({ ...ready, status: { ...ready.status!, phase: 'Restored' } }, T0, AGES)).toBe('none');
+  });
+});
