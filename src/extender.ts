@@ -104,7 +104,11 @@ export function setupExtender(config: Config, deps: ExtenderDeps): Extender {
     waitMs: config.preemptWaitMs,
     defaultPolicy: config.defaultCheckpointPolicy,
     resources,
-    costs: { hostBytesPerSecond: config.hostCheckpointRate, gpuBytesPerSecond: config.gpuCheckpointRates, gpuBaseMs: MEASURED_GPU_BASE_MS },
+    costs: {
+      hostBytesPerSecond: config.hostCheckpointRate,
+      gpuBytesPerSecond: config.gpuCheckpointRates,
+      gpuBaseMs: MEASURED_GPU_BASE_MS,
+    },
     ...(executor ? { executor } : {}),
     ...(completer ? { completer } : {}),
   });
@@ -156,7 +160,11 @@ export function setupExtender(config: Config, deps: ExtenderDeps): Extender {
   };
 }
 
-function connect(config: Config, log: Logger, env: NodeJS.ProcessEnv): { view: ClusterView; informers?: InformerClusterView; kc?: KubeConfig } {
+function connect(
+  config: Config,
+  log: Logger,
+  env: NodeJS.ProcessEnv,
+): { view: ClusterView; informers?: InformerClusterView; kc?: KubeConfig } {
   if (config.noCluster) {
     log.info('running without a cluster (--no-cluster): judging from requests alone');
     return { view: noClusterView };
@@ -185,7 +193,14 @@ function viewMetrics(view: ClusterView, nodeFacts: NodeFactsCache): Metrics {
   });
 }
 
-function clusterParts(config: Config, kc: KubeConfig, view: ClusterView, metrics: Metrics, log: Logger, resources: ResourcePolicy): ClusterParts {
+function clusterParts(
+  config: Config,
+  kc: KubeConfig,
+  view: ClusterView,
+  metrics: Metrics,
+  log: Logger,
+  resources: ResourcePolicy,
+): ClusterParts {
   const store = new ApiCheckpointStore(kc);
   const event = podEventPoster(kc, 'hiatus');
   const executor = new CheckpointExecutor({
@@ -214,7 +229,9 @@ function kubeletClient(config: Config, kc: KubeConfig): KubeletClient {
     ...(config.kubeletCaFile ? { caFile: config.kubeletCaFile } : {}),
     // Read per call: projected service account tokens rotate.
     token: () =>
-      existsSync(SERVICE_ACCOUNT_TOKEN) ? readFileSync(SERVICE_ACCOUNT_TOKEN, 'utf8').trim() : kc.getCurrentUser()?.token,
+      existsSync(SERVICE_ACCOUNT_TOKEN)
+        ? readFileSync(SERVICE_ACCOUNT_TOKEN, 'utf8').trim()
+        : kc.getCurrentUser()?.token,
   });
 }
 
@@ -222,23 +239,43 @@ function kubeletClient(config: Config, kc: KubeConfig): KubeletClient {
  * Who may call each listener. A listener without a client CA serves anyone only because
  * --insecure-allow-unauthenticated-callers said so (loadConfig refuses otherwise); said here.
  */
-function callerPolicies(config: Config, log: Logger): { verbs: CallerPolicy; metrics: CallerPolicy; webhook: CallerPolicy } {
+function callerPolicies(
+  config: Config,
+  log: Logger,
+): { verbs: CallerPolicy; metrics: CallerPolicy; webhook: CallerPolicy } {
   const policy = (expected: string, caFlag: string, ca: string | undefined, allowedNames: string[]): CallerPolicy =>
     ca ? { expected, caFlag, required: true, allowedNames } : openPolicy(expected);
   const verbs = policy('kube-scheduler', '--client-ca-file', config.clientCaFile, config.allowedClientNames);
   // /metrics carries no pod or node name: any certificate the client CA signed may read it.
   const metrics = policy('a client', '--client-ca-file', config.clientCaFile, []);
-  const webhook = policy('the API server', '--webhook-client-ca-file', config.webhookClientCaFile, config.webhookAllowedClientNames);
+  const webhook = policy(
+    'the API server',
+    '--webhook-client-ca-file',
+    config.webhookClientCaFile,
+    config.webhookAllowedClientNames,
+  );
   if (!verbs.required) {
-    log.warn('UNAUTHENTICATED: anyone who reaches the extender port may call filter, prioritize and preempt (and so have any pod checkpointed); --insecure-allow-unauthenticated-callers', { port: config.port });
+    log.warn(
+      'UNAUTHENTICATED: anyone who reaches the extender port may call filter, prioritize and preempt (and so have any pod checkpointed); --insecure-allow-unauthenticated-callers',
+      { port: config.port },
+    );
   } else {
-    log.info('extender callers need a client certificate', { ca: config.clientCaFile, allowedNames: config.allowedClientNames });
+    log.info('extender callers need a client certificate', {
+      ca: config.clientCaFile,
+      allowedNames: config.allowedClientNames,
+    });
   }
   if (config.webhookTlsCertFile) {
     if (!webhook.required) {
-      log.warn('UNAUTHENTICATED: anyone who reaches the webhook port may post admission reviews (and claim checkpoints); --insecure-allow-unauthenticated-callers', { port: config.webhookPort });
+      log.warn(
+        'UNAUTHENTICATED: anyone who reaches the webhook port may post admission reviews (and claim checkpoints); --insecure-allow-unauthenticated-callers',
+        { port: config.webhookPort },
+      );
     } else {
-      log.info('webhook callers need a client certificate', { ca: config.webhookClientCaFile, allowedNames: config.webhookAllowedClientNames });
+      log.info('webhook callers need a client certificate', {
+        ca: config.webhookClientCaFile,
+        allowedNames: config.webhookAllowedClientNames,
+      });
     }
   }
   return { verbs, metrics, webhook };
@@ -352,7 +389,10 @@ function restoreParts(
   webhook.keepAliveTimeout = 120_000;
   const address = `${config.bindAddress}:${config.webhookPort}`;
   parts.push({
-    start: () => webhook.listen(config.webhookPort, config.bindAddress, () => log.info('serving the restore admission webhook', { address, path: '/mutate-pods' })),
+    start: () =>
+      webhook.listen(config.webhookPort, config.bindAddress, () =>
+        log.info('serving the restore admission webhook', { address, path: '/mutate-pods' }),
+      ),
     stop: () => webhook.close(),
   });
   return parts;

@@ -52,7 +52,8 @@ export interface ClaimTerms {
  */
 export function claimRecord(r: ClaimRequest, t: ClaimTerms, existing?: Checkpoint): Checkpoint {
   const metadata: Checkpoint['metadata'] = { name: r.name, namespace: r.victim.namespace, labels: recordLabels(r) };
-  if (r.candidateVictims?.length) metadata.annotations = { [ANNOTATION_PREEMPTION_VICTIMS]: [...new Set(r.candidateVictims)].join(',') };
+  if (r.candidateVictims?.length)
+    metadata.annotations = { [ANNOTATION_PREEMPTION_VICTIMS]: [...new Set(r.candidateVictims)].join(',') };
   if (existing?.metadata.resourceVersion) metadata.resourceVersion = existing.metadata.resourceVersion;
   return {
     apiVersion: CHECKPOINT_API_VERSION,
@@ -97,7 +98,11 @@ function recordSource(victim: PodFacts, node: NodeFacts): Checkpoint['spec']['so
 }
 
 /** What a node must match to restore the checkpoint: the source node's facts (and GPU, for a GPU pod). */
-function restoreConstraints(victim: PodFacts, node: NodeFacts, resources: ResourcePolicy): Checkpoint['spec']['restoreConstraints'] {
+function restoreConstraints(
+  victim: PodFacts,
+  node: NodeFacts,
+  resources: ResourcePolicy,
+): Checkpoint['spec']['restoreConstraints'] {
   const constraints: Checkpoint['spec']['restoreConstraints'] = {
     node: node.name,
     arch: node.capability.arch ?? '',
@@ -130,7 +135,11 @@ export interface TakeOutcome {
  */
 export function outcomeRecord(claim: Checkpoint, outcome: TakeOutcome, now: number): Checkpoint {
   const record = structuredClone(claim);
-  record.status = { ...record.status!, phase: outcome.failure ? 'Failed' : 'Ready', completionTime: new Date(now).toISOString() };
+  record.status = {
+    ...record.status!,
+    phase: outcome.failure ? 'Failed' : 'Ready',
+    completionTime: new Date(now).toISOString(),
+  };
   delete record.status.claimExpiresAt;
   if (outcome.containers) record.status.containers = outcome.containers;
   if (outcome.failure) record.status.message = outcome.failure;

@@ -93,6 +93,7 @@ export class ConfigError extends Error {
  * effort), gate (the same, held back by a scheduling gate until written), score (prioritize only).
  */
 export type RestorePlacement = 'nominate' | 'gate' | 'score';
+
 /** Parses argv and env into a Config; throws ConfigError listing every problem at once. */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   const given = parseFlags(argv);
@@ -113,7 +114,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
 
 function parseFlags(argv: string[]): Record<string, string | boolean | undefined> {
   const options = Object.fromEntries(
-    Object.values(OPTIONS).map((o: Option<unknown>) => [o.flag, { type: o.parser.kind === 'switch' ? 'boolean' : 'string' } as const]),
+    Object.values(OPTIONS).map((o: Option<unknown>) => [
+      o.flag,
+      { type: o.parser.kind === 'switch' ? 'boolean' : 'string' } as const,
+    ]),
   );
   try {
     return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean' } }, strict: true }).values;
@@ -148,18 +152,41 @@ function readOption<K extends keyof Config>(
  */
 function crossFieldProblems(c: Partial<Config>, raw: RawValues): string[] {
   const problems: string[] = [];
-  if (c.maxBodyBytes !== undefined && c.maxRequestMemoryBytes !== undefined && c.maxRequestMemoryBytes < minimumRequestMemory(c.maxBodyBytes)) {
-    problems.push(`--max-request-memory: "${raw.maxRequestMemoryBytes}" cannot hold one body of --max-body-bytes: it must be at least 5 x --max-body-bytes`);
+  if (
+    c.maxBodyBytes !== undefined &&
+    c.maxRequestMemoryBytes !== undefined &&
+    c.maxRequestMemoryBytes < minimumRequestMemory(c.maxBodyBytes)
+  ) {
+    problems.push(
+      `--max-request-memory: "${raw.maxRequestMemoryBytes}" cannot hold one body of --max-body-bytes: it must be at least 5 x --max-body-bytes`,
+    );
   }
-  if (c.preemptMarginMs !== undefined && c.schedulerHttpTimeoutMs !== undefined && c.preemptMarginMs >= c.schedulerHttpTimeoutMs) {
-    problems.push('--preempt-margin must be shorter than --scheduler-http-timeout: it leaves preempt no time to answer');
+  if (
+    c.preemptMarginMs !== undefined &&
+    c.schedulerHttpTimeoutMs !== undefined &&
+    c.preemptMarginMs >= c.schedulerHttpTimeoutMs
+  ) {
+    problems.push(
+      '--preempt-margin must be shorter than --scheduler-http-timeout: it leaves preempt no time to answer',
+    );
   }
-  if (c.checkpointImages && c.publicationWaitMs !== undefined && c.restoreTimeoutMs !== undefined && c.publicationWaitMs >= c.restoreTimeoutMs) {
-    problems.push('--publication-wait must be shorter than --restore-timeout: a held pod would fail its restore before it is released');
+  if (
+    c.checkpointImages &&
+    c.publicationWaitMs !== undefined &&
+    c.restoreTimeoutMs !== undefined &&
+    c.publicationWaitMs >= c.restoreTimeoutMs
+  ) {
+    problems.push(
+      '--publication-wait must be shorter than --restore-timeout: a held pod would fail its restore before it is released',
+    );
   }
   for (const prefix of ['', 'webhook-'] as const) {
-    const { cert, key } = prefix === '' ? { cert: c.tlsCertFile, key: c.tlsKeyFile } : { cert: c.webhookTlsCertFile, key: c.webhookTlsKeyFile };
-    if (Boolean(cert) !== Boolean(key)) problems.push(`--${prefix}tls-cert-file and --${prefix}tls-key-file must be given together`);
+    const { cert, key } =
+      prefix === ''
+        ? { cert: c.tlsCertFile, key: c.tlsKeyFile }
+        : { cert: c.webhookTlsCertFile, key: c.webhookTlsKeyFile };
+    if (Boolean(cert) !== Boolean(key))
+      problems.push(`--${prefix}tls-cert-file and --${prefix}tls-key-file must be given together`);
   }
   problems.push(...callerAuthProblems(c));
   return problems;
@@ -171,9 +198,22 @@ function crossFieldProblems(c: Partial<Config>, raw: RawValues): string[] {
  */
 function callerAuthProblems(c: Partial<Config>): string[] {
   const problems: string[] = [];
-  const listener = (prefix: '' | 'webhook-', ca: string | undefined, names: string[] | undefined, tls: boolean, served: boolean, what: string) => {
-    if (ca && !tls) problems.push(`--${prefix}client-ca-file needs --${prefix}tls-cert-file and --${prefix}tls-key-file: client certificates are only sent over TLS`);
-    if (names && names.length > 0 && !ca) problems.push(`--${prefix}allowed-client-names needs --${prefix}client-ca-file: names are read from verified client certificates`);
+  const listener = (
+    prefix: '' | 'webhook-',
+    ca: string | undefined,
+    names: string[] | undefined,
+    tls: boolean,
+    served: boolean,
+    what: string,
+  ) => {
+    if (ca && !tls)
+      problems.push(
+        `--${prefix}client-ca-file needs --${prefix}tls-cert-file and --${prefix}tls-key-file: client certificates are only sent over TLS`,
+      );
+    if (names && names.length > 0 && !ca)
+      problems.push(
+        `--${prefix}allowed-client-names needs --${prefix}client-ca-file: names are read from verified client certificates`,
+      );
     if (!ca && served && !c.insecureAllowUnauthenticatedCallers) {
       problems.push(
         `--${prefix}client-ca-file is required: only ${what} with a certificate that CA signed may call this listener; to serve anyone who reaches it instead, say so with --insecure-allow-unauthenticated-callers`,
@@ -181,9 +221,23 @@ function callerAuthProblems(c: Partial<Config>): string[] {
     }
   };
   const verbsTls = Boolean(c.tlsCertFile && c.tlsKeyFile);
-  listener('', c.clientCaFile, c.allowedClientNames, verbsTls, true, 'kube-scheduler (extender tlsConfig.certFile/keyFile)');
+  listener(
+    '',
+    c.clientCaFile,
+    c.allowedClientNames,
+    verbsTls,
+    true,
+    'kube-scheduler (extender tlsConfig.certFile/keyFile)',
+  );
   const webhookTls = Boolean(c.webhookTlsCertFile && c.webhookTlsKeyFile);
-  listener('webhook-', c.webhookClientCaFile, c.webhookAllowedClientNames, webhookTls, webhookTls, "the API server (its admission configuration's kubeConfigFile)");
+  listener(
+    'webhook-',
+    c.webhookClientCaFile,
+    c.webhookAllowedClientNames,
+    webhookTls,
+    webhookTls,
+    "the API server (its admission configuration's kubeConfigFile)",
+  );
   return problems;
 }
 

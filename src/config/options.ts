@@ -48,10 +48,23 @@ const names: Parser<string[]> = map(text, parseNames);
 /** `FROM=TO,FROM=TO`: each FROM once, FROM != TO, both valid profile names. */
 function parseSchedulerNames(value: string, problems: string[]): Map<string, string> {
   const out = new Map<string, string>();
-  for (const item of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const item of value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const [from, to, ...rest] = item.split('=').map((s) => s.trim());
-    if (!from || !to || rest.length > 0 || !DNS_SUBDOMAIN.test(from) || !DNS_SUBDOMAIN.test(to) || from.length > 253 || to.length > 253) {
-      problems.push(`--restore-scheduler-names: "${item}" must be FROM=TO, two scheduler profile names (lower-case DNS subdomains)`);
+    if (
+      !from ||
+      !to ||
+      rest.length > 0 ||
+      !DNS_SUBDOMAIN.test(from) ||
+      !DNS_SUBDOMAIN.test(to) ||
+      from.length > 253 ||
+      to.length > 253
+    ) {
+      problems.push(
+        `--restore-scheduler-names: "${item}" must be FROM=TO, two scheduler profile names (lower-case DNS subdomains)`,
+      );
     } else if (from === to) {
       problems.push(`--restore-scheduler-names: "${item}" moves a profile to itself`);
     } else if (out.has(from)) {
@@ -111,14 +124,14 @@ export const OPTIONS: OptionTable = {
     flag: 'client-ca-file',
     env: 'HIATUS_CLIENT_CA_FILE',
     parser: path,
-    help: 'PEM CA bundle: only clients with a certificate it signed (kube-scheduler\'s tlsConfig.certFile/keyFile) may call filter, prioritize, preempt and /metrics; needs --tls-cert-file',
+    help: "PEM CA bundle: only clients with a certificate it signed (kube-scheduler's tlsConfig.certFile/keyFile) may call filter, prioritize, preempt and /metrics; needs --tls-cert-file",
   },
   allowedClientNames: {
     flag: 'allowed-client-names',
     env: 'HIATUS_ALLOWED_CLIENT_NAMES',
     default: '',
     parser: names,
-    help: 'comma-separated: a verb caller\'s certificate must carry one of these as CN or DNS subjectAltName (empty: any certificate --client-ca-file signed); /metrics takes any',
+    help: "comma-separated: a verb caller's certificate must carry one of these as CN or DNS subjectAltName (empty: any certificate --client-ca-file signed); /metrics takes any",
   },
   webhookClientCaFile: {
     flag: 'webhook-client-ca-file',
@@ -131,7 +144,7 @@ export const OPTIONS: OptionTable = {
     env: 'HIATUS_WEBHOOK_ALLOWED_CLIENT_NAMES',
     default: '',
     parser: names,
-    help: 'comma-separated: the webhook caller\'s certificate must carry one of these as CN or DNS subjectAltName (empty: any certificate --webhook-client-ca-file signed)',
+    help: "comma-separated: the webhook caller's certificate must carry one of these as CN or DNS subjectAltName (empty: any certificate --webhook-client-ca-file signed)",
   },
   insecureAllowUnauthenticatedCallers: {
     flag: 'insecure-allow-unauthenticated-callers',
@@ -144,7 +157,7 @@ export const OPTIONS: OptionTable = {
     env: 'HIATUS_ZONE_SCORE',
     default: '5',
     parser: int(0, 10),
-    help: 'score 0..10 for nodes in the checkpoint\'s zone',
+    help: "score 0..10 for nodes in the checkpoint's zone",
   },
   strict: {
     flag: 'strict',
@@ -197,14 +210,14 @@ export const OPTIONS: OptionTable = {
     env: 'HIATUS_PREEMPT_MARGIN',
     default: '1s',
     parser: duration,
-    help: 'preempt answers this long before the scheduler\'s httpTimeout',
+    help: "preempt answers this long before the scheduler's httpTimeout",
   },
   preemptWaitMs: {
     flag: 'preempt-wait',
     env: 'HIATUS_PREEMPT_WAIT',
     default: '0',
     parser: durationOrZero('1s or 500ms'),
-    help: 'longest preempt holds kube-scheduler\'s scheduling cycle (every pod waits meanwhile) for its victims\' checkpoints; slower ones finish in the background and hiatus then evicts the victims itself; 0 never waits; capped by --scheduler-http-timeout minus --preempt-margin',
+    help: "longest preempt holds kube-scheduler's scheduling cycle (every pod waits meanwhile) for its victims' checkpoints; slower ones finish in the background and hiatus then evicts the victims itself; 0 never waits; capped by --scheduler-http-timeout minus --preempt-margin",
   },
   defaultCheckpointPolicy: {
     flag: 'default-checkpoint-policy',
@@ -225,7 +238,7 @@ export const OPTIONS: OptionTable = {
     env: 'HIATUS_HOST_CHECKPOINT_RATE',
     default: DEFAULT_HOST_RATE,
     parser: collecting(parseHostRate),
-    help: 'host memory a checkpoint writes per second, end to end (e.g. 128Mi): estimates each victim\'s checkpoint time, a tie-breaker among candidates',
+    help: "host memory a checkpoint writes per second, end to end (e.g. 128Mi): estimates each victim's checkpoint time, a tie-breaker among candidates",
   },
   gpuCheckpointRates: {
     flag: 'gpu-checkpoint-rates',
@@ -340,28 +353,28 @@ export const OPTIONS: OptionTable = {
     env: 'HIATUS_RESTORE_SCHEDULER_NAMES',
     default: '',
     parser: collecting(parseSchedulerNames),
-    help: 'FROM=TO,...: the webhook moves restore pods of scheduler profile FROM to profile TO (scheduler-config/ ships default-scheduler=default-scheduler-restore and hiatus-scheduler=hiatus-scheduler-restore); every TO must exist in kube-scheduler\'s configuration',
+    help: "FROM=TO,...: the webhook moves restore pods of scheduler profile FROM to profile TO (scheduler-config/ ships default-scheduler=default-scheduler-restore and hiatus-scheduler=hiatus-scheduler-restore); every TO must exist in kube-scheduler's configuration",
   },
   restorePlacement: {
     flag: 'restore-placement',
     env: 'HIATUS_RESTORE_PLACEMENT',
     default: 'nominate',
     parser: oneOf(RESTORE_PLACEMENTS),
-    help: 'nominate: a new restore pod\'s nominatedNodeName is set to its checkpoint\'s node, which kube-scheduler tries first, unless it tried the pod already; gate: the webhook also holds restore pods with the hiatus.dev/restore-placement scheduling gate until that is written (Kubernetes >= 1.30); score: neither, the node is found by scoring every node',
+    help: "nominate: a new restore pod's nominatedNodeName is set to its checkpoint's node, which kube-scheduler tries first, unless it tried the pod already; gate: the webhook also holds restore pods with the hiatus.dev/restore-placement scheduling gate until that is written (Kubernetes >= 1.30); score: neither, the node is found by scoring every node",
   },
   checkpointImages: {
     flag: 'checkpoint-images',
     env: 'HIATUS_CHECKPOINT_IMAGES',
     default: '',
     parser: imagePrefix,
-    help: 'HOST[:PORT]/PREFIX where the node agents publish checkpoint images (their HIATUS_AGENT_REGISTRY and HIATUS_AGENT_REPOSITORY_PREFIX): restore pods are given only images the agents recorded as Published under PREFIX/<namespace>, by digest. Empty: no image is given; a restore pod may restore only on its checkpoint\'s node',
+    help: "HOST[:PORT]/PREFIX where the node agents publish checkpoint images (their HIATUS_AGENT_REGISTRY and HIATUS_AGENT_REPOSITORY_PREFIX): restore pods are given only images the agents recorded as Published under PREFIX/<namespace>, by digest. Empty: no image is given; a restore pod may restore only on its checkpoint's node",
   },
   publicationWaitMs: {
     flag: 'publication-wait',
     env: 'HIATUS_PUBLICATION_WAIT',
     default: '3m',
     parser: durationOrZero('3m'),
-    help: 'with --checkpoint-images, a restore pod whose checkpoint is still being uploaded is held (hiatus.dev/restore-placement scheduling gate: needs deploy/rbac-placement-gate.yaml) until its images are published, at most this long; then it starts fresh, with an event. 0: not held (restorable on the checkpoint\'s node only)',
+    help: "with --checkpoint-images, a restore pod whose checkpoint is still being uploaded is held (hiatus.dev/restore-placement scheduling gate: needs deploy/rbac-placement-gate.yaml) until its images are published, at most this long; then it starts fresh, with an event. 0: not held (restorable on the checkpoint's node only)",
   },
   restoreImagePullSecret: {
     flag: 'restore-image-pull-secret',

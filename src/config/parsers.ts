@@ -15,7 +15,10 @@ export const invalid = <T>(flag: string, shown: string, clause: string): Parsed<
   ok: false,
   problems: [`--${flag}: "${shown}" ${clause}`],
 });
-export const valueParser = <T>(parse: (raw: string, flag: string) => Parsed<T>): Parser<T> => ({ kind: 'value', parse });
+export const valueParser = <T>(parse: (raw: string, flag: string) => Parsed<T>): Parser<T> => ({
+  kind: 'value',
+  parse,
+});
 
 /** A switch: 1/true/yes/on or 0/false/no/off (any case); absent or empty is false. */
 export const bool: Parser<boolean> = {
@@ -57,7 +60,9 @@ export function parseDuration(v: string): number | undefined {
 /** A duration above zero, in milliseconds. */
 export const duration: Parser<number> = valueParser((raw, flag) => {
   const ms = parseDuration(raw);
-  return ms !== undefined && ms > 0 ? valid(ms) : invalid(flag, raw, 'must be a positive duration such as 5s, 500ms or 10m');
+  return ms !== undefined && ms > 0
+    ? valid(ms)
+    : invalid(flag, raw, 'must be a positive duration such as 5s, 500ms or 10m');
 });
 
 /** A duration in milliseconds where 0 (with or without a unit) means "none"; example: for the message. */
@@ -73,7 +78,9 @@ export function bytes(example: string, min?: number): Parser<number> {
   const clause = `must be a byte size${min !== undefined ? ` of at least ${min}` : ''} (e.g. ${example})`;
   return valueParser((raw, flag) => {
     const n = parseQuantity(raw);
-    return n !== undefined && Number.isInteger(n) && (min === undefined || n >= min) ? valid(n) : invalid(flag, raw, clause);
+    return n !== undefined && Number.isInteger(n) && (min === undefined || n >= min)
+      ? valid(n)
+      : invalid(flag, raw, clause);
   });
 }
 

@@ -64,7 +64,11 @@ describe('the claim record', () => {
       metadata: {
         name: 'trainer-0-0123456789ab',
         namespace: 'ml',
-        labels: { 'hiatus.dev/source-pod-uid': 'uid-trainer-0', 'hiatus.dev/preemptor-uid': 'uid-urgent', 'hiatus.dev/owner-uid': 'uid-sts' },
+        labels: {
+          'hiatus.dev/source-pod-uid': 'uid-trainer-0',
+          'hiatus.dev/preemptor-uid': 'uid-urgent',
+          'hiatus.dev/owner-uid': 'uid-sts',
+        },
         annotations: { [ANNOTATION_PREEMPTION_VICTIMS]: 'uid-a,uid-trainer-0' },
       },
       spec: {
@@ -80,14 +84,24 @@ describe('the claim record', () => {
         },
         containers: ['main', 'sidecar'],
         generation: 1,
-        restoreConstraints: { node: 'n1', arch: 'amd64', cpuFeatures: ['AVX2', 'SSE4_2'], runtime: 'cri-o://1.31.2', zone: 'zone-a', kernel: '6.8.0' },
+        restoreConstraints: {
+          node: 'n1',
+          arch: 'amd64',
+          cpuFeatures: ['AVX2', 'SSE4_2'],
+          runtime: 'cri-o://1.31.2',
+          zone: 'zone-a',
+          kernel: '6.8.0',
+        },
       },
       status: { phase: 'Pending', claimedBy: 'replica-a', claimExpiresAt: iso(T0 + 15_000), startTime: iso(T0) },
     });
   });
 
   it('records a Manual checkpoint without a preemptor, and the chain link it is given', () => {
-    const c = claimRecord(request({ preemptor: undefined, link: { generation: 3, restoredFrom: 'trainer-0-old' } }), TERMS);
+    const c = claimRecord(
+      request({ preemptor: undefined, link: { generation: 3, restoredFrom: 'trainer-0-old' } }),
+      TERMS,
+    );
     expect(c.spec.reason).toBe('Manual');
     expect(c.spec).not.toHaveProperty('preemptor');
     expect(c.metadata.labels).not.toHaveProperty('hiatus.dev/preemptor-uid');
@@ -97,19 +111,29 @@ describe('the claim record', () => {
 
   it("binds a GPU pod's checkpoint to the node's GPU product and driver, and only a GPU pod's", () => {
     const gpuPod = { ...VICTIM, extendedResources: { 'nvidia.com/gpu': 1 } };
-    expect(claimRecord(request({ victim: gpuPod }), TERMS).spec.restoreConstraints).toMatchObject({ gpuProduct: 'NVIDIA-H200', gpuDriverMajor: 580 });
+    expect(claimRecord(request({ victim: gpuPod }), TERMS).spec.restoreConstraints).toMatchObject({
+      gpuProduct: 'NVIDIA-H200',
+      gpuDriverMajor: 580,
+    });
     expect(claimRecord(request(), TERMS).spec.restoreConstraints).not.toHaveProperty('gpuProduct');
   });
 
   it('leaves out what the node does not say (unknown arch, runtime, zone, kernel)', () => {
     const bare: NodeFacts = { name: 'n2', resourceVersion: '1', capability: { cpuFeatures: null } };
-    expect(claimRecord(request({ node: bare }), TERMS).spec.restoreConstraints).toEqual({ node: 'n2', arch: '', cpuFeatures: [], runtime: '' });
+    expect(claimRecord(request({ node: bare }), TERMS).spec.restoreConstraints).toEqual({
+      node: 'n2',
+      arch: '',
+      cpuFeatures: [],
+      runtime: '',
+    });
   });
 
   it("taking over an existing record, carries its resourceVersion so that only one replica's write succeeds", () => {
     const existing = claimRecord(request(), TERMS);
     existing.metadata.resourceVersion = '42';
-    expect(claimRecord(request(), { ...TERMS, identity: 'replica-b' }, existing).metadata).toMatchObject({ resourceVersion: '42' });
+    expect(claimRecord(request(), { ...TERMS, identity: 'replica-b' }, existing).metadata).toMatchObject({
+      resourceVersion: '42',
+    });
     expect(claimRecord(request(), TERMS).metadata).not.toHaveProperty('resourceVersion');
   });
 
@@ -130,18 +154,35 @@ describe('the outcome record', () => {
 
   it('is Ready with the archives, completed, no longer claimed until any time', () => {
     const c = outcomeRecord(claim, { containers: archives }, T0 + 8_000);
-    expect(c.status).toEqual({ phase: 'Ready', claimedBy: 'replica-a', startTime: iso(T0), completionTime: iso(T0 + 8_000), containers: archives });
+    expect(c.status).toEqual({
+      phase: 'Ready',
+      claimedBy: 'replica-a',
+      startTime: iso(T0),
+      completionTime: iso(T0 + 8_000),
+      containers: archives,
+    });
     expect(claim.status!.phase).toBe('Pending');
   });
 
   it("is Failed with the kubelet's message", () => {
     const c = outcomeRecord(claim, { failure: 'kubelet n1: 500 CRIU dump failed' }, T0 + 2_000);
-    expect(c.status).toEqual({ phase: 'Failed', claimedBy: 'replica-a', startTime: iso(T0), completionTime: iso(T0 + 2_000), message: 'kubelet n1: 500 CRIU dump failed' });
+    expect(c.status).toEqual({
+      phase: 'Failed',
+      claimedBy: 'replica-a',
+      startTime: iso(T0),
+      completionTime: iso(T0 + 2_000),
+      message: 'kubelet n1: 500 CRIU dump failed',
+    });
   });
 
   it('holds an archive for every container only when each has a path', () => {
     expect(archivesEvery(outcomeRecord(claim, { containers: archives }, T0), VICTIM.containers)).toBe(true);
-    expect(archivesEvery(outcomeRecord(claim, { containers: [archives[0]!, { name: 'sidecar', archivePath: '' }] }, T0), VICTIM.containers)).toBe(false);
+    expect(
+      archivesEvery(
+        outcomeRecord(claim, { containers: [archives[0]!, { name: 'sidecar', archivePath: '' }] }, T0),
+        VICTIM.containers,
+      ),
+    ).toBe(false);
     expect(archivesEvery(claim, VICTIM.containers)).toBe(false);
   });
 

@@ -25,7 +25,11 @@ describe('configuration', () => {
       defaultCheckpointPolicy: 'Never',
       resourceRules: [],
       hostCheckpointRate: 128 * 2 ** 20,
-      gpuCheckpointRates: new Map([['NVIDIA-H200', 1.46 * 2 ** 30], ['NVIDIA-H100-80GB-HBM3', 1.56 * 2 ** 30], ['*', 1.46 * 2 ** 30]]),
+      gpuCheckpointRates: new Map([
+        ['NVIDIA-H200', 1.46 * 2 ** 30],
+        ['NVIDIA-H100-80GB-HBM3', 1.56 * 2 ** 30],
+        ['*', 1.46 * 2 ** 30],
+      ]),
       kubeletAccess: 'direct',
       kubeletPort: 10250,
       kubeletInsecureTls: false,
@@ -48,7 +52,14 @@ describe('configuration', () => {
   });
 
   it('reads --restore-scheduler-names as FROM=TO pairs and names every bad pair', () => {
-    const ok = loadConfig([...OPEN, '--restore-scheduler-names', ' default-scheduler=default-scheduler-restore, hiatus-scheduler=hiatus-scheduler-restore '], {});
+    const ok = loadConfig(
+      [
+        ...OPEN,
+        '--restore-scheduler-names',
+        ' default-scheduler=default-scheduler-restore, hiatus-scheduler=hiatus-scheduler-restore ',
+      ],
+      {},
+    );
     expect([...ok.restoreSchedulers]).toEqual([
       ['default-scheduler', 'default-scheduler-restore'],
       ['hiatus-scheduler', 'hiatus-scheduler-restore'],
@@ -72,18 +83,38 @@ describe('configuration', () => {
   it('reads --restore-placement: nominate (default), gate or score, and refuses anything else', () => {
     expect(loadConfig([...OPEN, '--restore-placement', 'score'], {}).restorePlacement).toBe('score');
     expect(loadConfig(OPEN, { HIATUS_RESTORE_PLACEMENT: 'gate' }).restorePlacement).toBe('gate');
-    expect(() => loadConfig(['--restore-placement', 'pin'], {})).toThrow('--restore-placement: "pin" must be one of nominate, gate, score');
+    expect(() => loadConfig(['--restore-placement', 'pin'], {})).toThrow(
+      '--restore-placement: "pin" must be one of nominate, gate, score',
+    );
   });
 
   it('reads the environment and lets flags win', () => {
-    const c = loadConfig([...OPEN, '--zone-score', '7', '--strict'], { HIATUS_ZONE_SCORE: '2', HIATUS_PORT: '9000', HIATUS_NO_CLUSTER: 'true' });
+    const c = loadConfig([...OPEN, '--zone-score', '7', '--strict'], {
+      HIATUS_ZONE_SCORE: '2',
+      HIATUS_PORT: '9000',
+      HIATUS_NO_CLUSTER: 'true',
+    });
     expect(c).toMatchObject({ zoneScore: 7, strict: true, port: 9000, noCluster: true });
   });
 
   it('lists every problem at once', () => {
     let err: ConfigError | undefined;
     try {
-      loadConfig(['--zone-score', '11', '--port', 'http', '--tls-cert-file', 'c.pem', '--log-level', 'loud', '--max-body-bytes', '12'], {});
+      loadConfig(
+        [
+          '--zone-score',
+          '11',
+          '--port',
+          'http',
+          '--tls-cert-file',
+          'c.pem',
+          '--log-level',
+          'loud',
+          '--max-body-bytes',
+          '12',
+        ],
+        {},
+      );
     } catch (e) {
       err = e as ConfigError;
     }
@@ -103,11 +134,16 @@ describe('configuration', () => {
     expect(() => loadConfig(['--scheduler-http-timeout', '2s', '--preempt-margin', '2500ms'], {})).toThrow(
       '--preempt-margin must be shorter than --scheduler-http-timeout',
     );
-    expect(() => loadConfig(['--default-checkpoint-policy', 'Always'], {})).toThrow('must be one of Required, BestEffort, Never');
+    expect(() => loadConfig(['--default-checkpoint-policy', 'Always'], {})).toThrow(
+      'must be one of Required, BestEffort, Never',
+    );
   });
 
   it('caps --preempt-wait at the time preempt may take to answer', () => {
-    const c = loadConfig([...OPEN, '--scheduler-http-timeout', '3s', '--preempt-margin', '500ms', '--preempt-wait', '10s'], {});
+    const c = loadConfig(
+      [...OPEN, '--scheduler-http-timeout', '3s', '--preempt-margin', '500ms', '--preempt-wait', '10s'],
+      {},
+    );
     expect(c.preemptWaitMs).toBe(2500);
     expect(loadConfig([...OPEN, '--preempt-wait', '0'], {}).preemptWaitMs).toBe(0);
   });
@@ -144,8 +180,12 @@ describe('client authentication and request memory', () => {
   const WEBHOOK_TLS = ['--webhook-tls-cert-file', 't.crt', '--webhook-tls-key-file', 't.key'];
 
   it('refuses to start without a client CA unless running unauthenticated is chosen explicitly', () => {
-    expect(problemsOf(TLS)).toEqual([expect.stringMatching(/^--client-ca-file is required: .* --insecure-allow-unauthenticated-callers$/)]);
-    expect(loadConfig([...TLS, '--insecure-allow-unauthenticated-callers'], {}).insecureAllowUnauthenticatedCallers).toBe(true);
+    expect(problemsOf(TLS)).toEqual([
+      expect.stringMatching(/^--client-ca-file is required: .* --insecure-allow-unauthenticated-callers$/),
+    ]);
+    expect(
+      loadConfig([...TLS, '--insecure-allow-unauthenticated-callers'], {}).insecureAllowUnauthenticatedCallers,
+    ).toBe(true);
     expect(loadConfig(TLS, { HIATUS_CLIENT_CA_FILE: 'ca.crt' }).clientCaFile).toBe('ca.crt');
   });
 
@@ -153,12 +193,30 @@ describe('client authentication and request memory', () => {
     expect(problemsOf([...TLS, '--client-ca-file', 'ca.crt', ...WEBHOOK_TLS])).toEqual([
       expect.stringMatching(/^--webhook-client-ca-file is required: only the API server/),
     ]);
-    const c = loadConfig([...TLS, '--client-ca-file', 'ca.crt', ...WEBHOOK_TLS, '--webhook-client-ca-file', 'ca.crt', '--webhook-allowed-client-names', 'kube-apiserver-webhook-client'], {});
-    expect(c).toMatchObject({ webhookClientCaFile: 'ca.crt', webhookAllowedClientNames: ['kube-apiserver-webhook-client'] });
+    const c = loadConfig(
+      [
+        ...TLS,
+        '--client-ca-file',
+        'ca.crt',
+        ...WEBHOOK_TLS,
+        '--webhook-client-ca-file',
+        'ca.crt',
+        '--webhook-allowed-client-names',
+        'kube-apiserver-webhook-client',
+      ],
+      {},
+    );
+    expect(c).toMatchObject({
+      webhookClientCaFile: 'ca.crt',
+      webhookAllowedClientNames: ['kube-apiserver-webhook-client'],
+    });
   });
 
   it('reads allowed names as a comma-separated list', () => {
-    const c = loadConfig([...TLS, '--client-ca-file', 'ca.crt', '--allowed-client-names', ' system:kube-scheduler , hiatus-scheduler ,'], {});
+    const c = loadConfig(
+      [...TLS, '--client-ca-file', 'ca.crt', '--allowed-client-names', ' system:kube-scheduler , hiatus-scheduler ,'],
+      {},
+    );
     expect(c.allowedClientNames).toEqual(['system:kube-scheduler', 'hiatus-scheduler']);
   });
 
@@ -166,17 +224,31 @@ describe('client authentication and request memory', () => {
     expect(problemsOf(['--client-ca-file', 'ca.crt'])).toEqual([
       '--client-ca-file needs --tls-cert-file and --tls-key-file: client certificates are only sent over TLS',
     ]);
-    expect(problemsOf([...OPEN, '--allowed-client-names', 'x', '--webhook-client-ca-file', 'ca.crt', '--webhook-allowed-client-names', 'y'])).toEqual([
+    expect(
+      problemsOf([
+        ...OPEN,
+        '--allowed-client-names',
+        'x',
+        '--webhook-client-ca-file',
+        'ca.crt',
+        '--webhook-allowed-client-names',
+        'y',
+      ]),
+    ).toEqual([
       '--allowed-client-names needs --client-ca-file: names are read from verified client certificates',
       '--webhook-client-ca-file needs --webhook-tls-cert-file and --webhook-tls-key-file: client certificates are only sent over TLS',
     ]);
   });
 
   it('keeps --max-request-memory large enough for one body of --max-body-bytes', () => {
-    expect(loadConfig([...OPEN, '--max-body-bytes', '4Mi', '--max-request-memory', '20Mi'], {}).maxRequestMemoryBytes).toBe(20 * 2 ** 20);
+    expect(
+      loadConfig([...OPEN, '--max-body-bytes', '4Mi', '--max-request-memory', '20Mi'], {}).maxRequestMemoryBytes,
+    ).toBe(20 * 2 ** 20);
     expect(problemsOf([...OPEN, '--max-body-bytes', '64Mi'])).toEqual([
       '--max-request-memory: "192Mi" cannot hold one body of --max-body-bytes: it must be at least 5 x --max-body-bytes',
     ]);
-    expect(problemsOf([...OPEN, '--max-request-memory', 'lots'])).toEqual(['--max-request-memory: "lots" must be a byte size (e.g. 192Mi)']);
+    expect(problemsOf([...OPEN, '--max-request-memory', 'lots'])).toEqual([
+      '--max-request-memory: "lots" must be a byte size (e.g. 192Mi)',
+    ]);
   });
 });

@@ -21,6 +21,8 @@ describe('the option table', () => {
     expect(help.startsWith('usage: hiatus [options]\n')).toBe(true);
     for (const o of options) expect(help).toContain(`  --${o.flag}${o.parser.kind === 'value' ? ' VALUE' : ''}\n`);
     expect(help).toContain('  --port VALUE\n      port to serve the extender API on (default 8888); env HIATUS_PORT');
-    expect(help).toContain('  --strict\n      reject nodes whose architecture, CPU features or runtime are unknown; env HIATUS_STRICT');
+    expect(help).toContain(
+      '  --strict\n      reject nodes whose architecture, CPU features or runtime are unknown; env HIATUS_STRICT',
+    );
   });
 });

@@ -16,7 +16,8 @@ import {
 } from '../../src/config/parsers.js';
 
 const parse = <T>(parser: Parser<T>, raw: string): Parsed<T> => parser.parse(raw, 'opt');
-const accepts = <T>(parser: Parser<T>, raw: string, value: T) => expect(parse(parser, raw)).toEqual({ ok: true, value });
+const accepts = <T>(parser: Parser<T>, raw: string, value: T) =>
+  expect(parse(parser, raw)).toEqual({ ok: true, value });
 const rejects = <T>(parser: Parser<T>, raw: string, problem: string) =>
   expect(parse(parser, raw)).toEqual({ ok: false, problems: [problem] });
 
@@ -34,7 +35,8 @@ describe('option parsers', () => {
     accepts(port, '1', 1);
     accepts(port, '65535', 65535);
     accepts(port, ' 80 ', 80);
-    for (const bad of ['0', '65536', '-1', '1.5', '8e3', 'http', '']) rejects(port, bad, `--opt: "${bad}" must be an integer from 1 to 65535`);
+    for (const bad of ['0', '65536', '-1', '1.5', '8e3', 'http', ''])
+      rejects(port, bad, `--opt: "${bad}" must be an integer from 1 to 65535`);
   });
 
   it('oneOf: exactly one of its words, case included', () => {
@@ -54,7 +56,8 @@ describe('option parsers', () => {
 
   it('duration: above zero only', () => {
     accepts(duration, '5s', 5000);
-    for (const bad of ['0s', '0', '5', 'soon']) rejects(duration, bad, `--opt: "${bad}" must be a positive duration such as 5s, 500ms or 10m`);
+    for (const bad of ['0s', '0', '5', 'soon'])
+      rejects(duration, bad, `--opt: "${bad}" must be a positive duration such as 5s, 500ms or 10m`);
   });
 
   it('durationOrZero: zero, with or without a unit, means none', () => {
@@ -98,6 +101,9 @@ describe('option parsers', () => {
       return out;
     });
     accepts(words, 'a,b', ['a', 'b']);
-    expect(parse(words, 'a,1,B')).toEqual({ ok: false, problems: ['--words: "1" is not a word', '--words: "B" is not a word'] });
+    expect(parse(words, 'a,1,B')).toEqual({
+      ok: false,
+      problems: ['--words: "1" is not a word', '--words: "B" is not a word'],
+    });
   });
 });
