@@ -310,7 +310,7 @@ async function headline(ctx: SuiteContext, cell: Cell): Promise<string> {
     results,
   );
   return (
-    `${rows}` +
+    rows +
     `paired rounds' ratios: median ${fmt.ratio(median(paired))}, range ${fmt.ratio(Math.min(...paired))}..${fmt.ratio(Math.max(...paired))}\n` +
     `server CPU per request (medians): extender ${fmt.ms(extCpu)} ms, bare ${fmt.ms(bareCpu)} ms, bare/extender = ${fmt.ratio(bareCpu / extCpu)}\n` +
     `fast-path filter @${n} nodes, ${clients} clients: extender ${fmt.rate(x)} req/s, bare ${fmt.rate(y)} req/s (medians), ` +

@@ -95,12 +95,13 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
 
   let errors = 0;
   const failures = new Map<string, number>();
-  let referenceBytes: number | null = null;
+  // Set by judge(); declared this way so that TypeScript does not narrow it to null for good.
+  let referenceBytes = null as number | null;
   const fail = (why: string) => {
     errors++;
     failures.set(why, (failures.get(why) ?? 0) + 1);
   };
-  const judge = (out: Outcome) => {
+  const judge = (out: Outcome): void => {
     if ('error' in out) return fail(out.error);
     if (out.status !== 200) return fail(`HTTP ${out.status}`);
     if (referenceBytes === null) {

@@ -62,7 +62,7 @@ function cluster(candidates: number, victims: number, policy: CheckpointPolicy, 
         spec: { nodeName: name, priority: 100 + ((n * 7 + v) % 50), containers: [{ name: 'main', resources: { requests: { memory: `${1 + (v % 4)}Gi` } } }] },
         status: { phase: 'Running', startTime: new Date(Date.now() - (n + 1) * 60_000).toISOString() },
       });
-      meta[name]!.Pods.push({ UID: uid });
+      meta[name].Pods.push({ UID: uid });
     }
   }
   return { nodes, pods, meta };
@@ -114,9 +114,9 @@ async function cell(sim: KubeletSimulator, candidates: number, victims: number, 
       const status = await new Promise<number>((resolve, reject) => {
         const req = http.request(url, { method: 'POST', agent, headers: { 'Content-Type': 'application/json' } }, (res) => {
           let text = '';
-          res.on('data', (c) => (text += c));
+          res.on('data', (c: Buffer) => (text += c.toString()));
           res.on('end', () => {
-            const answer = JSON.parse(text) as { NodeNameToMetaVictims: Record<string, unknown> };
+            const answer = JSON.parse(text) as { NodeNameToMetaVictims: Record<string, unknown> | null };
             if (Object.keys(answer.NodeNameToMetaVictims ?? {}).length !== 1) reject(new Error(`preempt returned no node: ${text.slice(0, 200)}`));
             resolve(res.statusCode ?? 0);
           });

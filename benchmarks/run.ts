@@ -105,6 +105,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  process.stderr.write(`bench: ${(e as Error)?.stack ?? String(e)}\n`);
+  process.stderr.write(`bench: ${(e as Error | undefined)?.stack ?? String(e)}\n`);
   process.exit(1);
 });

@@ -74,8 +74,8 @@ async function startProcess(name: string, script: string, port: number, opts: St
   });
   running.add(child);
   let tail = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (s: string) => {
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (s: string) => {
     tail = (tail + s).slice(-STDERR_TAIL_BYTES);
   });
   let exited: string | undefined;

@@ -68,16 +68,16 @@ export function parseSettings(argv: string[]): Settings {
     },
   });
   const settings: Settings = {
-    sizes: numbers('sizes', values.sizes!),
-    fullSizes: numbers('full-sizes', values['full-sizes']!),
-    clients: numbers('clients', values.clients!),
-    requests: Math.round(positive('requests', values.requests!)),
-    seconds: positive('seconds', values.seconds!),
-    warmupRequests: Math.round(positive('warmup', values.warmup!)),
-    warmupSeconds: positive('warmup-seconds', values['warmup-seconds']!),
-    rounds: Math.round(positive('rounds', values.rounds!)),
-    roundSeconds: positive('round-seconds', values['round-seconds']!),
-    only: values.only!.split(',').map((s) => s.trim()).filter(Boolean),
+    sizes: numbers('sizes', values.sizes),
+    fullSizes: numbers('full-sizes', values['full-sizes']),
+    clients: numbers('clients', values.clients),
+    requests: Math.round(positive('requests', values.requests)),
+    seconds: positive('seconds', values.seconds),
+    warmupRequests: Math.round(positive('warmup', values.warmup)),
+    warmupSeconds: positive('warmup-seconds', values['warmup-seconds']),
+    rounds: Math.round(positive('rounds', values.rounds)),
+    roundSeconds: positive('round-seconds', values['round-seconds']),
+    only: values.only.split(',').map((s) => s.trim()).filter(Boolean),
   };
   if (values.profile) settings.profileDir = values.profile;
   return settings;

@@ -66,7 +66,7 @@ async function main(): Promise<void> {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
-main().catch((e) => {
+main().catch((e: unknown) => {
   process.stderr.write(`publishOne: ${(e as Error).stack ?? String(e)}\n`);
   process.exit(1);
 });

@@ -55,9 +55,9 @@ function settings(): Settings {
     print(USAGE);
     process.exit(0);
   }
-  const sizes = v.sizes!.split(',').map((label) => ({ label: label.trim(), bytes: parseQuantity(label.trim()) ?? Number.NaN }));
+  const sizes = v.sizes.split(',').map((label) => ({ label: label.trim(), bytes: parseQuantity(label.trim()) ?? Number.NaN }));
   const runs = Number(v.runs);
-  const chunkBytes = parseQuantity(v['chunk-size']!) ?? Number.NaN;
+  const chunkBytes = parseQuantity(v['chunk-size']) ?? Number.NaN;
   if (sizes.some((s) => !(s.bytes >= MiB)) || !Number.isInteger(runs) || runs < 1 || !(chunkBytes >= MiB)) {
     process.stderr.write(`bench:agent: bad arguments\n${USAGE}\n`);
     process.exit(2);
@@ -248,7 +248,7 @@ async function skopeoVersion(): Promise<string> {
   return c.stdout.trim().replace(/^skopeo version /, '') || 'not found';
 }
 
-main().catch((e) => {
+main().catch((e: unknown) => {
   process.stderr.write(`bench:agent: ${(e as Error).stack ?? String(e)}\n`);
   process.exit(1);
 });

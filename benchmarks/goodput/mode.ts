@@ -137,8 +137,8 @@ async function ensurePriorityClasses(cp: ControlPlane, mode: ModeName): Promise<
     { metadata: { name: 'goodput-ordinary' }, value: PRIORITY_HIGH, preemptionPolicy: 'Never' },
   ];
   for (const body of classes) {
-    await api.createPriorityClass({ body }).catch((e: { code?: number }) => {
-      if (e.code !== 409) throw e;
+    await api.createPriorityClass({ body }).catch((e: unknown) => {
+      if ((e as { code?: number }).code !== 409) throw e;
     });
   }
   return low;
@@ -298,7 +298,7 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
       at(wall(a.at), () => {
         created.set(a.name, Date.now());
         api.request('POST', `/api/v1/namespaces/${ns}/pods`, simplePod(a.name, ns, { schedulerName, role: 'urgent', cpu: String(a.cpu), memory: `${a.memoryBytes / GiB}Gi` }))
-          .catch((e) => errors.push(`create ${a.name}: ${(e as Error).message}`));
+          .catch((e: unknown) => errors.push(`create ${a.name}: ${(e as Error).message}`));
       });
     }
     every(200, () => {
@@ -307,7 +307,7 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
         if (bound === undefined || finishing.has(a.name)) continue;
         finishing.add(a.name);
         at(bound - t0 + wall(a.runs), () => {
-          api.request('DELETE', `/api/v1/namespaces/${ns}/pods/${a.name}`, { gracePeriodSeconds: 0 }).catch((e) => errors.push(`delete ${a.name}: ${(e as Error).message}`));
+          api.request('DELETE', `/api/v1/namespaces/${ns}/pods/${a.name}`, { gracePeriodSeconds: 0 }).catch((e: unknown) => errors.push(`delete ${a.name}: ${(e as Error).message}`));
         });
       }
     });

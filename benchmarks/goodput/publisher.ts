@@ -46,7 +46,7 @@ export class SimulatedPublisher {
       this.freeAt.set(node, done);
       const timer = setTimeout(() => {
         this.timers.delete(timer);
-        void this.publish(c, w.container, w.archivePath).catch((e) => this.errors.push(`${key}: ${(e as Error).message}`));
+        void this.publish(c, w.container, w.archivePath).catch((e: unknown) => this.errors.push(`${key}: ${(e as Error).message}`));
       }, done - now);
       this.timers.add(timer);
     }

@@ -101,7 +101,7 @@ export function table(results: ModeResult[]): string {
     ['created to its victims\' checkpoint start, p50 / p99', (f) => (f.withCheckpoint > 0 ? `${seconds(f.checkpointStartP50Ms)} / ${seconds(f.checkpointStartP99Ms)}` : '-')],
     ['bind beyond its victims\' checkpoint, p99', (f) => (f.withCheckpoint > 0 ? `${seconds(f.beyondCheckpointP99Ms)} (${f.withCheckpoint} pods)` : '-')],
     ['bind after its last checkpointed victim went, p50 / p99', (f) => (f.withCheckpoint > 0 ? `${seconds(f.afterEvictionP50Ms)} / ${seconds(f.afterEvictionP99Ms)}` : '-')],
-    ['preempt answers: {} while checkpointing / a node / none', (_, r) => (r.mode === 'default' ? '-' : `${r.attempts['pending'] ?? 0} / ${r.attempts['node'] ?? 0} / ${r.attempts['no_candidate'] ?? 0}`)],
+    ['preempt answers: {} while checkpointing / a node / none', (_, r) => (r.mode === 'default' ? '-' : `${r.attempts.pending ?? 0} / ${r.attempts.node ?? 0} / ${r.attempts.no_candidate ?? 0}`)],
     ['low-priority pods evicted', (_, r) => String(r.evictions)],
     ['checkpoints taken / failed (kubelet calls)', (_, r) => (r.mode === 'default' ? '-' : `${r.checkpointCalls.taken} / ${r.checkpointCalls.failed}`)],
     ['restores on the source node / elsewhere', (_, r) => (r.mode === 'default' ? '-' : `${r.restores.onSource} / ${r.restores.elsewhere}`)],

@@ -107,7 +107,7 @@ async function main(): Promise<void> {
   if (failed) process.exit(1);
 }
 
-main().catch((e) => {
+main().catch((e: unknown) => {
   process.stderr.write(`bench:goodput: ${(e as Error).stack ?? String(e)}\n`);
   process.exit(1);
 });

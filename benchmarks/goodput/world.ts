@@ -144,7 +144,7 @@ export class World {
   }
 
   private informer<T extends KubernetesObject>(path: string, list: () => Promise<{ items: T[] }>): Informer<T> {
-    const inf = makeInformer<T>(this.kc, path, list as never);
+    const inf = makeInformer<T>(this.kc, path, list);
     inf.on('error', (err) => {
       if (this.stopped) return;
       this.errors.push(`${path}: ${String(err)}`);
@@ -168,7 +168,7 @@ export class World {
           if (units !== undefined) this.banked.set(c.metadata.name, units);
           else this.banked.delete(c.metadata.name);
         })
-        .catch((e) => this.errors.push(`archive of ${c.metadata.name}: ${(e as Error).message}`));
+        .catch((e: unknown) => this.errors.push(`archive of ${c.metadata.name}: ${(e as Error).message}`));
     }
   }
 
@@ -200,7 +200,7 @@ export class World {
     }
     if (pod.status?.phase === 'Running' && !this.started.has(uid)) {
       this.started.add(uid);
-      void this.startLife(pod).catch((e) => this.errors.push(`start ${name}: ${(e as Error).message}`));
+      void this.startLife(pod).catch((e: unknown) => this.errors.push(`start ${name}: ${(e as Error).message}`));
     }
   }
 
@@ -217,8 +217,8 @@ export class World {
     if (this.gone.has(uid)) return;
     const work = annotations[ANNOTATION_WORK];
     const target = work !== undefined ? Number(work) : undefined;
-    const main = pod.spec?.containers?.find((c) => c.name === CONTAINER);
-    const memory = parseQuantity(main?.resources?.limits?.['memory'] ?? main?.resources?.requests?.['memory']) ?? 0;
+    const main = pod.spec?.containers.find((c) => c.name === CONTAINER);
+    const memory = parseQuantity(main?.resources?.limits?.memory ?? main?.resources?.requests?.memory) ?? 0;
     // Which eviction this pod makes up for: the oldest of its owner's that happened before it was
     // created (creationTimestamp has whole seconds). A backlog pod that waited since before makes up
     // for none.
@@ -288,7 +288,7 @@ export class World {
             containerStatuses: [{ name: CONTAINER, image: pod.image, imageID: '', ready: false, restartCount: 0, started: false, state: { terminated } }],
           },
         }, 'application/strategic-merge-patch+json')
-        .catch((e) => this.errors.push(`finish ${pod.name}: ${(e as Error).message}`));
+        .catch((e: unknown) => this.errors.push(`finish ${pod.name}: ${(e as Error).message}`));
     }
   }
 }

@@ -24,7 +24,7 @@ export class ApiError extends Error {
 
 export interface WatchEvent {
   type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
-  object: any;
+  object: unknown;
 }
 
 export interface WatchHandle {

@@ -82,7 +82,7 @@ export async function fleetState(api: Api): Promise<FleetState> {
       state.nodes++;
       if (n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) state.ready++;
       if ((n.spec?.taints ?? []).length > 0) state.tainted++;
-      if (!n.status?.capacity?.['cpu']) state.withoutCapacity++;
+      if (!n.status?.capacity?.cpu) state.withoutCapacity++;
     }
     token = page.metadata.continue ?? '';
   } while (token);

@@ -91,7 +91,7 @@ export function report(cells: Cell[], s: Settings, print: (text: string) => void
     ),
   );
 
-  type Row = { nodes: number; percentage: Percentage; kind: Kind; verb: string; path: string; hs: Histograms };
+  interface Row { nodes: number; percentage: Percentage; kind: Kind; verb: string; path: string; hs: Histograms }
   const rows: Row[] = [];
   for (const nodes of s.nodes) {
     for (const p of s.percentages) {

@@ -80,6 +80,9 @@ interface PodList {
   metadata: { resourceVersion?: string; continue?: string };
 }
 
+/** A watch event's object as read here: a pod, or a Status (code 410: resource version gone) on ERROR. */
+type Watched = { code?: number; metadata?: { name?: string; resourceVersion?: string }; spec?: { nodeName?: string } } | undefined;
+
 /**
  * When each pod of one batch was first seen bound, through a watch that resumes where it broke
  * off: on two saturated cores the API server's watch cache drops watchers that fall behind, as
@@ -135,13 +138,14 @@ class Bindings {
     this.handle = await this.api.watch(
       `${podsPath}?labelSelector=${this.selector}&resourceVersion=${this.rv}&allowWatchBookmarks=true`,
       (e) => {
+        const o = e.object as Watched;
         if (e.type === 'ERROR') {
-          if (e.object?.code === 410) this.gone = true;
-          else this.fail(new Error(`watch error: ${JSON.stringify(e.object)}`));
+          if (o?.code === 410) this.gone = true;
+          else this.fail(new Error(`watch error: ${JSON.stringify(o)}`));
           return;
         }
-        this.rv = e.object?.metadata?.resourceVersion ?? this.rv;
-        if (e.type === 'ADDED' || e.type === 'MODIFIED') this.seen(e.object?.metadata?.name, e.object?.spec?.nodeName);
+        this.rv = o?.metadata?.resourceVersion ?? this.rv;
+        if (e.type === 'ADDED' || e.type === 'MODIFIED') this.seen(o?.metadata?.name, o?.spec?.nodeName);
       },
       (err) => {
         if (this.stopped || this.boundAt.size === this.expected) return;
@@ -151,7 +155,7 @@ class Bindings {
         }
         this.resumed++;
         const again = this.gone ? this.list().then(() => this.open()) : this.open();
-        again.catch((e: Error) => this.fail(e));
+        again.catch((e: unknown) => this.fail(e as Error));
       },
     );
   }

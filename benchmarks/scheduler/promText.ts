@@ -98,7 +98,7 @@ export function sumSamples(text: string, family: string, matchers: readonly stri
   for (const line of text.split('\n')) {
     if (line.startsWith('#')) continue;
     const m = LINE.exec(line);
-    if (!m || m[1] !== family) continue;
+    if (m?.[1] !== family) continue;
     if (matchers.every((x) => (m[2] ?? '').includes(x))) total += Number(m[3]);
   }
   return total;

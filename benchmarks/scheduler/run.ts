@@ -196,8 +196,8 @@ async function main(): Promise<void> {
 
 main().then(
   () => process.exit(0),
-  (e) => {
-    process.stderr.write(`bench:scheduler failed: ${(e as Error).stack ?? e}\n`);
+  (e: unknown) => {
+    process.stderr.write(`bench:scheduler failed: ${(e as Error).stack ?? String(e)}\n`);
     process.exit(1);
   },
 );

@@ -106,7 +106,7 @@ async function startExtender(cp: ControlPlane, kind: ExtenderKind, httpTimeout: 
 function machineTicks(): { busy: number; total: number } {
   try {
     const [, ...fields] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
-    const [user, nice, system, idle, iowait, irq, softirq, steal] = fields.map(Number) as number[];
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = fields.map(Number);
     const busy = user! + nice! + system! + irq! + softirq! + steal!;
     return { busy, total: busy + idle! + iowait! };
   } catch {
