@@ -73,7 +73,7 @@ export class NodeAgent {
 
   /** Tell the agent a Checkpoint was deleted (from the watch): its archives may go at once. */
   checkpointDeleted(c: Checkpoint): void {
-    if (c.spec?.source?.nodeName !== this.deps.node) return;
+    if (c.spec.source.nodeName !== this.deps.node) return;
     for (const s of c.status?.containers ?? []) if (s.archivePath) this.deletedRecords.add(s.archivePath);
   }
 
@@ -88,6 +88,7 @@ export class NodeAgent {
         do {
           this.again = false;
           await this.pass();
+          // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- kick() sets it during the pass
         } while (this.again && !this.drain.signal.aborted);
       } finally {
         this.running = undefined;
@@ -203,7 +204,7 @@ export class NodeAgent {
   }
 
   private async emit(c: Checkpoint, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
-    await this.deps.event?.(c, type, reason, message).catch((e) => {
+    await this.deps.event?.(c, type, reason, message).catch((e: unknown) => {
       this.deps.log.debug('event not posted', { reason, error: (e as Error).message });
     });
   }

@@ -36,10 +36,11 @@ export interface ArchiveMetadata {
   runtime?: string;
 }
 
-function parseJson(b: Buffer | undefined): any {
+/** A JSON file parsed, or undefined when missing or not JSON; a null or scalar document reads as having no fields. */
+function parseJson(b: Buffer | undefined): Record<string, unknown> | undefined {
   if (!b) return undefined;
   try {
-    return JSON.parse(b.toString('utf8'));
+    return JSON.parse(b.toString('utf8')) as Record<string, unknown> | undefined;
   } catch {
     return undefined;
   }
@@ -48,9 +49,9 @@ function parseJson(b: Buffer | undefined): any {
 /** checkpointctl's getContainerInfo: the engine from io.container.manager, names from its annotations. */
 export function archiveMetadata(files: ReadonlyMap<string, Buffer>): ArchiveMetadata {
   const config = parseJson(files.get('config.dump')) ?? {};
-  const ann: Record<string, string> = parseJson(files.get('spec.dump'))?.annotations ?? {};
+  const ann = (parseJson(files.get('spec.dump'))?.annotations ?? {}) as Record<string, string>;
   const m: ArchiveMetadata = {};
-  const set = <K extends keyof ArchiveMetadata>(k: K, v: unknown) => {
+  const set = (k: keyof ArchiveMetadata, v: unknown) => {
     if (typeof v === 'string' && v !== '') m[k] = v;
   };
   const manager = ann['io.container.manager'];

@@ -48,7 +48,7 @@ function usage(): string {
 function load(argv: string[], env: NodeJS.ProcessEnv): Record<Option, string> {
   const { values } = parseArgs({ args: argv, options: Object.fromEntries(Object.keys(OPTIONS).map((k) => [k, { type: 'string' }])), strict: true });
   const out = {} as Record<Option, string>;
-  for (const [k, o] of Object.entries(OPTIONS) as [Option, (typeof OPTIONS)[Option]][]) out[k] = (values[k] as string | undefined) ?? env[o.env] ?? o.def;
+  for (const [k, o] of Object.entries(OPTIONS) as [Option, (typeof OPTIONS)[Option]][]) out[k] = values[k] ?? env[o.env] ?? o.def;
   return out;
 }
 
@@ -103,7 +103,6 @@ function main(argv: string[]): void {
   const custom = kc.makeApiClient(CustomObjectsApi);
   const core = kc.makeApiClient(CoreV1Api);
   const selector = `spec.source.nodeName=${node}`;
-  let agent: NodeAgent | undefined;
   const checkpoints = new Reflector<Checkpoint>(
     kc,
     {
@@ -117,13 +116,13 @@ function main(argv: string[]): void {
       onChange: (type, key) => {
         if (type === 'delete') {
           const gone = last.get(key);
-          if (gone) agent?.checkpointDeleted(gone);
+          if (gone) agent.checkpointDeleted(gone);
           last.delete(key);
         } else {
           const c = checkpoints.store.get(key);
           if (c) last.set(key, c);
         }
-        void agent?.kick();
+        void agent.kick();
       },
     },
     log,
@@ -144,7 +143,8 @@ function main(argv: string[]): void {
   } else {
     log.warn('no --registry: checkpoints are not published (restorable only on their node); archives are still collected');
   }
-  agent = new NodeAgent({
+  // The Reflector's callbacks above call it: they run only once checkpoints.start() below has run.
+  const agent = new NodeAgent({
     node,
     checkpointDir: o['checkpoint-dir'],
     checkpoints: () => checkpoints.store.values(),
@@ -163,8 +163,8 @@ function main(argv: string[]): void {
   });
   checkpoints.start();
   void agent.labelRuntime();
-  const tick = setInterval(() => void agent!.kick().catch((e) => log.error('agent pass failed', { error: String(e) })), durations.interval!);
-  const relabel = setInterval(() => void agent!.labelRuntime(), durations['label-interval']!);
+  const tick = setInterval(() => void agent.kick().catch((e: unknown) => log.error('agent pass failed', { error: String(e) })), durations.interval);
+  const relabel = setInterval(() => void agent.labelRuntime(), durations['label-interval']);
   const server = http.createServer((req, res) => {
     if (req.url === '/metrics') {
       void metrics.registry.metrics().then((text) => {
@@ -185,7 +185,7 @@ function main(argv: string[]): void {
     clearInterval(relabel);
     checkpoints.stop();
     server.close();
-    void agent!.stop().finally(() => process.exit(0));
+    void agent.stop().finally(() => process.exit(0));
     setTimeout(() => process.exit(0), 25_000).unref();
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));

@@ -16,7 +16,7 @@ const PUBLISHABLE = new Set(['Ready', 'Restoring']);
 export function publicationWork(checkpoints: Iterable<Checkpoint>, node: string): PublishWork[] {
   const out: PublishWork[] = [];
   for (const c of checkpoints) {
-    if (c.spec?.source?.nodeName !== node || !PUBLISHABLE.has(c.status?.phase ?? '')) continue;
+    if (c.spec.source.nodeName !== node || !PUBLISHABLE.has(c.status?.phase ?? '')) continue;
     for (const s of c.status?.containers ?? []) {
       const state = s.publication?.state;
       if (state === 'Published' || state === 'Failed' || !s.archivePath) continue;

@@ -108,14 +108,14 @@ const READ_BUFFER = 1 << 20;
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
+    if (signal?.aborted) return reject(signal.reason as Error);
     const t = setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);
       resolve();
     }, ms);
     const onAbort = () => {
       clearTimeout(t);
-      reject(signal!.reason);
+      reject(signal!.reason as Error);
     };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
@@ -254,10 +254,10 @@ export class Publisher {
       if (e instanceof RegistryError && e.kind === 'unreachable') throw e;
       return undefined;
     }
-    const range = /^0-(\d+)$/.exec(String(res.headers.range ?? ''));
+    const range = /^0-(\d+)$/.exec(res.headers.range ?? '');
     const acknowledged = range ? Number(range[1]) + (saved.offset === 0 ? 0 : 1) : -1;
     if (res.status === 204 && acknowledged === saved.offset) {
-      return { location: String(res.headers.location ?? saved.location), offset: saved.offset };
+      return { location: res.headers.location ?? saved.location, offset: saved.offset };
     }
     if (res.status >= 500 || res.status === 401 || res.status === 403) throw RegistryClient.fail('upload status', res);
     return undefined;
@@ -273,7 +273,7 @@ export class Publisher {
   ): Promise<{ digest: string; meta: ArchiveMetadata }> {
     const { signal } = control;
     const scope = pushScope(req.repository);
-    let resumed = await this.resume(scope, saved, signal);
+    const resumed = await this.resume(scope, saved, signal);
     if (saved?.location && !resumed) counters.restarts++;
     let location: string;
     let offset: number;
@@ -284,7 +284,7 @@ export class Publisher {
     } else {
       const res = await this.client.request('POST', `/v2/${req.repository}/blobs/uploads/`, scope, {}, undefined, signal);
       if (res.status !== 202 || !res.headers.location) throw RegistryClient.fail('start upload', res);
-      location = String(res.headers.location);
+      location = res.headers.location;
       offset = 0;
     }
     const base: SavedState = { repository: req.repository, archivePath: req.archivePath, size: file.size, mtimeMs: file.mtimeMs };
@@ -353,7 +353,7 @@ export class Publisher {
     if (res.headers.range !== `0-${end - 1}`) {
       throw new RegistryError('upload_lost', 'upload chunk', `registry holds ${String(res.headers.range)}, expected 0-${end - 1}`);
     }
-    return String(res.headers.location);
+    return res.headers.location;
   }
 
   /** Reads [start, end) of the file into the hash and scanner, without sending it. */
@@ -377,7 +377,7 @@ export class Publisher {
     if (await this.blobPresent(repository, scope, digest, size, signal)) return;
     const start = await this.client.request('POST', `/v2/${repository}/blobs/uploads/`, scope, {}, undefined, signal);
     if (start.status !== 202 || !start.headers.location) throw RegistryClient.fail('start upload', start);
-    const location = String(start.headers.location);
+    const location = start.headers.location;
     const sep = location.includes('?') ? '&' : '?';
     const res = await this.client.request(
       'PUT',

@@ -152,7 +152,7 @@ export class RegistryClient {
   ): Promise<Response> {
     const first = await this.send(method, path, scope, headers, body, signal);
     if (first.status !== 401 || (body && !Buffer.isBuffer(body))) return first;
-    if (!(await this.authenticate(parseChallenge(first.headers['www-authenticate'] as string | undefined), scope, signal))) return first;
+    if (!(await this.authenticate(parseChallenge(first.headers['www-authenticate']), scope, signal))) return first;
     return this.send(method, path, scope, headers, body, signal);
   }
 

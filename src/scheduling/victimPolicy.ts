@@ -89,7 +89,7 @@ export function classifyVictim(
   const policy = resolvePolicy(pod, pod?.priorityClassName ? priorityClass(pod.priorityClassName) : undefined, clusterDefault);
   const base = { uid, policy, ...(pod ? { pod } : {}) };
   if (pod?.deleting) return { ...base, action: 'evict', why: 'already terminating' };
-  if (pod && pod.phase === 'Pending' && pod.startTime === undefined) {
+  if (pod?.phase === 'Pending' && pod.startTime === undefined) {
     return { ...base, action: 'evict', why: 'never started: no state to lose' };
   }
   if (policy.policy === 'Never') return { ...base, action: 'evict', why: `policy Never (${policy.source})` };

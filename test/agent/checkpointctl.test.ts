@@ -36,7 +36,7 @@ function checkpoint(): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = https.request(`${sim.url}/checkpoint/ml/trainer/main`, { method: 'POST', ca: sim.caPem }, (res) => {
       let body = '';
-      res.on('data', (d) => (body += d));
+      res.on('data', (d: Buffer) => (body += d.toString()));
       res.on('end', () => (res.statusCode === 200 ? resolve((JSON.parse(body) as { items: string[] }).items[0]!) : reject(new Error(body))));
     });
     req.on('error', reject);

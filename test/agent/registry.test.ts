@@ -162,7 +162,7 @@ describe('faults', () => {
   it('a wrong password is a 401 error and no reference', async () => {
     const a = await archive(1 * MiB);
     const p = publisher(registry.host, { attempts: 2 }, 'wrong-password');
-    const e = await p.publish(request(checkpoint('trainer-0-dddd'), a.file)).catch((x) => x);
+    const e = await p.publish(request(checkpoint('trainer-0-dddd'), a.file)).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(RegistryError);
     expect((e as RegistryError).kind).toBe('unauthorized');
   }, 30_000);
@@ -202,7 +202,7 @@ describe('faults', () => {
       for (const s of items) if (s.method === 'PATCH' && s.status === 202 && ++patches === 2) gate.times = 1000;
       return origPush(...items);
     };
-    const e = await p.publish(request(c, a.file)).catch((x) => x);
+    const e = await p.publish(request(c, a.file)).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(RegistryError);
     expect((e as RegistryError).kind).toBe('unreachable');
     gate.times = 0;
@@ -247,10 +247,10 @@ describe('faults', () => {
   it('refuses a truncated archive, and a missing one, without a reference', async () => {
     const a = await archive(3 * MiB);
     await fsp.truncate(a.file, 2 * MiB);
-    const e = await publisher().publish(request(checkpoint('trainer-0-jjjj'), a.file)).catch((x) => x);
+    const e = await publisher().publish(request(checkpoint('trainer-0-jjjj'), a.file)).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(ArchiveError);
     expect((e as ArchiveError).reason).toBe('ArchiveTruncated');
-    const m = await publisher().publish(request(checkpoint('trainer-0-kkkk'), path.join(dir, 'gone.tar'))).catch((x) => x);
+    const m = await publisher().publish(request(checkpoint('trainer-0-kkkk'), path.join(dir, 'gone.tar'))).catch((x: unknown) => x);
     expect((m as ArchiveError).reason).toBe('ArchiveMissing');
     await expect(registry.inspectRaw(`${registry.host}/hiatus/ml:${tagFor('trainer-0-jjjj', 'main')}`)).rejects.toThrow();
   }, 60_000);

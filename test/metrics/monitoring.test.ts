@@ -26,8 +26,8 @@ async function promtool(args: string[]): Promise<string> {
     return stdout + stderr;
   } catch (e) {
     const err = e as Error & { code?: string; stdout?: string; stderr?: string };
-    if (err.code === 'ENOENT') throw new Error("promtool not found: install Debian's prometheus package (.ci/run does)");
-    throw new Error(`promtool ${args.join(' ')} failed:\n${err.stdout ?? ''}${err.stderr ?? ''}`);
+    if (err.code === 'ENOENT') throw new Error("promtool not found: install Debian's prometheus package (.ci/run does)", { cause: e });
+    throw new Error(`promtool ${args.join(' ')} failed:\n${err.stdout ?? ''}${err.stderr ?? ''}`, { cause: e });
   }
 }
 
@@ -161,8 +161,8 @@ describe('Grafana dashboard', () => {
 });
 
 describe('ServiceMonitor and kustomization', () => {
-  const docs = loadAllYaml(readFileSync(path.join(MONITORING, 'servicemonitor.yaml'), 'utf8')) as any[];
-  const service = (loadAllYaml(readFileSync(path.join(ROOT, 'deploy/deployment.yaml'), 'utf8')) as any[]).find((d) => d.kind === 'Service' && d.metadata.name === 'hiatus');
+  const docs = loadAllYaml(readFileSync(path.join(MONITORING, 'servicemonitor.yaml'), 'utf8'));
+  const service = loadAllYaml(readFileSync(path.join(ROOT, 'deploy/deployment.yaml'), 'utf8')).find((d) => d.kind === 'Service' && d.metadata.name === 'hiatus');
 
   it('scrapes the extender Service\'s https port over TLS with a client certificate', () => {
     const [sm] = docs;
@@ -175,8 +175,8 @@ describe('ServiceMonitor and kustomization', () => {
   });
 
   it('scrapes the node agent\'s pods on their metrics port', () => {
-    const [pm] = loadAllYaml(readFileSync(path.join(MONITORING, 'podmonitor.yaml'), 'utf8')) as any[];
-    const ds = (loadAllYaml(readFileSync(path.join(ROOT, 'deploy/agent-daemonset.yaml'), 'utf8')) as any[]).find((d) => d.kind === 'DaemonSet');
+    const [pm] = loadAllYaml(readFileSync(path.join(MONITORING, 'podmonitor.yaml'), 'utf8'));
+    const ds = loadAllYaml(readFileSync(path.join(ROOT, 'deploy/agent-daemonset.yaml'), 'utf8')).find((d) => d.kind === 'DaemonSet');
     expect(pm.kind).toBe('PodMonitor');
     for (const [k, v] of Object.entries(pm.spec.selector.matchLabels)) expect(ds.spec.template.metadata.labels[k]).toBe(v);
     expect(pm.spec.namespaceSelector.matchNames).toEqual([ds.metadata.namespace]);
@@ -191,7 +191,7 @@ describe('ServiceMonitor and kustomization', () => {
     );
     expect([...k.resources].sort()).toEqual(['podmonitor.yaml', 'prometheusrule.yaml', 'servicemonitor.yaml']);
     expect(k.configMapGenerator[0]!.files).toEqual(['hiatus-dashboard.json']);
-    expect(k.configMapGenerator[0]!.options.labels['grafana_dashboard']).toBe('1');
+    expect(k.configMapGenerator[0]!.options.labels.grafana_dashboard).toBe('1');
   });
 });
 

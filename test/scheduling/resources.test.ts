@@ -53,7 +53,7 @@ describe('which extended resources a pod holds', () => {
 
   it('records dynamic resource claims', () => {
     const pod = withResources({});
-    (pod.spec as Record<string, unknown>)['resourceClaims'] = [{ name: 'gpu', resourceClaimTemplateName: 'a100' }];
+    (pod.spec as Record<string, unknown>).resourceClaims = [{ name: 'gpu', resourceClaimTemplateName: 'a100' }];
     expect(podFacts(pod).resourceClaims).toBe(1);
     expect(podFacts(withResources({})).resourceClaims).toBeUndefined();
   });
@@ -107,7 +107,7 @@ describe('victim classification by resource', () => {
 
   it('protects a victim with dynamic resource claims', () => {
     const pod = withResources({});
-    (pod.spec as Record<string, unknown>)['resourceClaims'] = [{ name: 'gpu' }];
+    (pod.spec as Record<string, unknown>).resourceClaims = [{ name: 'gpu' }];
     expect(classify(pod).why).toBe('policy Required, cannot checkpoint: victim uses 1 resource claim(s), devices of unknown kind');
   });
 
