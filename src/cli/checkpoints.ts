@@ -143,7 +143,7 @@ export function timeline(c: Checkpoint, events: readonly EventInfo[]): TimelineE
   }
   for (const e of events) {
     const isSource = e.pod === src.pod.name && (!e.podUID || e.podUID === src.pod.uid);
-    const isRestore = r && e.pod === r.podName && (!e.podUID || !r.podUID || e.podUID === r.podUID);
+    const isRestore = e.pod === r?.podName && (!e.podUID || !r.podUID || e.podUID === r.podUID);
     if (!isSource && !isRestore) continue;
     if (isSource && aboutCheckpoints(e)) continue;
     const times = e.count && e.count > 1 ? ` (x${e.count})` : '';

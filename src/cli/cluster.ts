@@ -43,11 +43,11 @@ export function eventInfo(e: CoreV1Event): EventInfo {
     type: e.type ?? '',
     reason: e.reason ?? '',
     message: (e.message ?? '').trim(),
-    pod: e.involvedObject?.name ?? '',
+    pod: e.involvedObject.name ?? '',
   };
-  const time = toTime(e.lastTimestamp) ?? toTime(e.eventTime as Date | undefined) ?? toTime(e.firstTimestamp);
+  const time = toTime(e.lastTimestamp) ?? toTime(e.eventTime) ?? toTime(e.firstTimestamp);
   if (time) info.time = time;
-  if (e.involvedObject?.uid) info.podUID = e.involvedObject.uid;
+  if (e.involvedObject.uid) info.podUID = e.involvedObject.uid;
   if (e.count) info.count = e.count;
   return info;
 }
@@ -67,7 +67,7 @@ export class Cluster {
     try {
       return await fn();
     } catch (e) {
-      throw new ApiCallError(describeFailure(op, e as never, this.target.connection));
+      throw new ApiCallError(describeFailure(op, e, this.target.connection));
     }
   }
 
@@ -89,12 +89,12 @@ export class Cluster {
 
   async checkpoints(namespace: string | undefined): Promise<Checkpoint[]> {
     const op: ApiOp = { verb: 'list', resource: CHECKPOINTS, ...(namespace ? { namespace } : {}) };
-    const list = await this.call(op, () =>
+    const list = (await this.call(op, () =>
       namespace
         ? this.custom.listNamespacedCustomObject(this.params(namespace))
         : this.custom.listCustomObjectForAllNamespaces({ group: CHECKPOINT_GROUP, version: CHECKPOINT_VERSION, plural: CHECKPOINT_PLURAL }),
-    );
-    return (list as { items: Checkpoint[] }).items;
+    )) as { items: Checkpoint[] };
+    return list.items;
   }
 
   /** The Checkpoint; a one-line error when it does not exist. */
@@ -117,7 +117,7 @@ export class Cluster {
       return true;
     } catch (e) {
       if (e instanceof ApiException && (e.code === 409 || e.code === 404)) return false;
-      throw new ApiCallError(describeFailure(op, e as never, this.target.connection));
+      throw new ApiCallError(describeFailure(op, e, this.target.connection));
     }
   }
 

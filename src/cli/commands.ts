@@ -12,7 +12,6 @@ import { manualRefusal } from '../checkpoint/manual.js';
 import { CHECKPOINT_API_VERSION, CHECKPOINT_KIND, type Checkpoint } from '../api/checkpoint.js';
 import { nodeFacts, podFacts } from '../cluster/facts.js';
 import { ANNOTATION_RESTORE_CONSTRAINTS, keyOf, objectKey } from '../api/keys.js';
-import type { Node, Pod } from '../api/kubernetes.js';
 import type { Invocation } from './args.js';
 import { describeText, listTable, timeline, type EventInfo } from './checkpoints.js';
 import type { Cluster } from './cluster.js';
@@ -66,7 +65,10 @@ export async function runCommand(inv: Invocation, cluster: Cluster, io: Io): Pro
 async function list(inv: Invocation, cluster: Cluster, io: Io): Promise<void> {
   const ns = inv.allNamespaces ? undefined : cluster.target.namespace;
   const items = await cluster.checkpoints(ns);
-  if (items.length === 0 && inv.output !== 'json' && inv.output !== 'yaml') return io.err(ns ? `No checkpoints found in ${ns} namespace.` : 'No checkpoints found.');
+  if (items.length === 0 && inv.output !== 'json' && inv.output !== 'yaml') {
+    io.err(ns ? `No checkpoints found in ${ns} namespace.` : 'No checkpoints found.');
+    return;
+  }
   io.out(render(inv, asList(items.map(shown)), () => listTable(items, { now: io.now(), wide: inv.output === 'wide', allNamespaces: inv.allNamespaces })));
 }
 
@@ -89,7 +91,7 @@ async function describe(inv: Invocation, cluster: Cluster, ns: string, name: str
 
 /** The request kubectl hiatus checkpoint creates: which pod (name and UID) and, optionally, which container. */
 export function manualRequest(pod: V1Pod, containers: string[]): Checkpoint {
-  const f = podFacts(pod as Pod);
+  const f = podFacts(pod);
   return {
     apiVersion: CHECKPOINT_API_VERSION,
     kind: CHECKPOINT_KIND,
@@ -107,14 +109,14 @@ export function manualRequest(pod: V1Pod, containers: string[]): Checkpoint {
 
 async function checkpoint(inv: Invocation, cluster: Cluster, ns: string, podName: string, io: Io): Promise<void> {
   const pod = await cluster.pod(ns, podName);
-  const facts = podFacts(pod as Pod);
+  const facts = podFacts(pod);
   if (inv.container && !facts.containers.includes(inv.container)) {
     throw new CliError(`pod ${objectKey(ns, podName)} has no container "${inv.container}" (it has ${facts.containers.join(', ')})`);
   }
   // Devices are judged with the node's facts (GPU checkpoint capability) when the user may read
   // the node; otherwise the extender judges them when it takes the request.
   const node = facts.nodeName ? await cluster.node(facts.nodeName).catch(() => undefined) : undefined;
-  const refusal = manualRefusal(facts, node ? { nodeFacts: nodeFacts(node as Node) } : undefined);
+  const refusal = manualRefusal(facts, node ? { nodeFacts: nodeFacts(node) } : undefined);
   if (refusal) throw new CliError(`cannot checkpoint: ${refusal}; nothing recorded`);
   const containers = inv.container ? [inv.container] : facts.containers;
   const created = await cluster.createCheckpoint(manualRequest(pod, inv.container ? [inv.container] : []));
@@ -137,7 +139,8 @@ async function checkpoint(inv: Invocation, cluster: Cluster, ns: string, podName
       if (!claimed) io.err(`${c.status?.claimedBy ?? 'a hiatus replica'} is checkpointing it through the kubelet of node ${c.spec.source.nodeName}`);
       claimed = true;
     } else if (phase === 'Ready') {
-      return io.out(render(inv, shown(c), () => readyText(c)));
+      io.out(render(inv, shown(c), () => readyText(c)));
+      return;
     } else {
       throw new CliError(`checkpoint ${objectKey(ns, name)} ${phase === 'Failed' ? 'failed' : `is ${phase}`}: ${c.status?.message ?? 'no message'}`);
     }
@@ -170,7 +173,7 @@ async function restoreInput(cluster: Cluster, c: Checkpoint, name: string | unde
   const o = src.owner;
   if (o?.kind === 'ReplicaSet') {
     const rs = await cluster.replicaSet(ns, o.name);
-    if (rs && rs.workload.uid === o.uid) {
+    if (rs?.workload.uid === o.uid) {
       input.owner = rs.workload;
       if (rs.deployment) {
         const d = await cluster.deployment(ns, rs.deployment);
@@ -179,7 +182,7 @@ async function restoreInput(cluster: Cluster, c: Checkpoint, name: string | unde
     }
   } else if (o?.kind === 'StatefulSet') {
     const sts = await cluster.statefulSet(ns, o.name);
-    if (sts && sts.uid === o.uid) input.owner = sts;
+    if (sts?.uid === o.uid) input.owner = sts;
   }
   return input;
 }
@@ -200,7 +203,8 @@ async function restore(inv: Invocation, cluster: Cluster, ns: string, name: stri
       await cluster.deletePod(ns, podName);
       throw new CliError(`checkpoint ${name} was not given to pod ${objectKey(ns, podName)} (claimed by another pod meanwhile?); pod deleted`);
     }
-    return io.out(`pod ${objectKey(ns, podName)} created: restores from checkpoint ${name}, taken on node ${c.spec.source.nodeName}`);
+    io.out(`pod ${objectKey(ns, podName)} created: restores from checkpoint ${name}, taken on node ${c.spec.source.nodeName}`);
+    return;
   }
   await cluster.scale(ns, plan.target, plan.to);
   io.err(`scaled ${plan.target.kind} ${objectKey(ns, plan.target.name)} from ${plan.target.replicas} to ${plan.to} replicas: ${plan.note}`);
@@ -213,7 +217,8 @@ async function restore(inv: Invocation, cluster: Cluster, ns: string, name: stri
     const r = latest.status?.restore;
     // The webhook claims with the pod's generateName; a replica writes the name once it sees the pod.
     if (r?.podUID) {
-      return io.out(`pod ${objectKey(ns, r.podName)} of ${plan.target.kind} ${plan.target.name} restores from checkpoint ${name}, taken on node ${c.spec.source.nodeName}`);
+      io.out(`pod ${objectKey(ns, r.podName)} of ${plan.target.kind} ${plan.target.name} restores from checkpoint ${name}, taken on node ${c.spec.source.nodeName}`);
+      return;
     }
     if (phase !== 'Ready' && phase !== 'Restoring') throw new CliError(`checkpoint ${name} became ${phase ?? 'unreadable'} without a restoring pod: ${latest.status?.message ?? ''}`);
     if (io.now() - started > timeoutMs) {
@@ -226,9 +231,9 @@ async function why(inv: Invocation, cluster: Cluster, ns: string, podName: strin
   const pod = await cluster.pod(ns, podName);
   const checkpoints = await cluster.checkpoints(ns);
   const events = await eventsOf(cluster, ns, [podName], io);
-  const input: Parameters<typeof explain>[0] = { pod: pod as Pod, checkpoints, events: events.filter((e) => !e.podUID || e.podUID === pod.metadata?.uid), now: io.now() };
+  const input: Parameters<typeof explain>[0] = { pod, checkpoints, events: events.filter((e) => !e.podUID || e.podUID === pod.metadata?.uid), now: io.now() };
   try {
-    input.nodes = (await cluster.nodes()) as never;
+    input.nodes = await cluster.nodes();
   } catch (e) {
     input.nodesError = (e as Error).message;
   }

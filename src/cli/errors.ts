@@ -67,12 +67,13 @@ function what(op: ApiOp): string {
   return op.name ? `${kind} "${op.name}"` : op.resource;
 }
 
-/** The one-line message for a failed API call. */
-export function describeFailure(op: ApiOp, e: FailedCall, conn: Connection): string {
+/** The one-line message for a failed API call, from what the client threw (a FailedCall when the server answered). */
+export function describeFailure(op: ApiOp, thrown: unknown, conn: Connection): string {
+  const e = thrown as FailedCall;
   const status = typeof e.code === 'number' ? e.code : undefined;
   if (status === undefined) {
     // No HTTP answer: connection refused, DNS, TLS. The kubeconfig told us where to go.
-    const cause = (e.message ?? String(e)).replace(/^request to \S+ failed, reason: /, '');
+    const cause = (e.message ?? String(thrown)).replace(/^request to \S+ failed, reason: /, '');
     return `cannot reach the API server ${conn.server} (context "${conn.context}" in ${conn.source}): ${cause}`;
   }
   const s = statusOf(e.body);

@@ -69,8 +69,7 @@ const CONTROLLER_LABELS = [
 
 /** A pod named `name` from a template, that asks the restore webhook for the checkpoint. */
 export function standalonePod(template: V1PodTemplateSpec | V1Pod, c: Checkpoint, name: string): V1Pod {
-  const labels = { ...(template.metadata?.labels ?? {}) };
-  for (const k of CONTROLLER_LABELS) delete labels[k];
+  const labels = Object.fromEntries(Object.entries(template.metadata?.labels ?? {}).filter(([k]) => !CONTROLLER_LABELS.includes(k)));
   const annotations: Record<string, string> = {};
   for (const [k, v] of Object.entries(template.metadata?.annotations ?? {})) {
     if (!k.startsWith(`${GROUP}/restore`) && k !== ANNOTATION_JOB_COMPLETION_INDEX && k !== 'kubectl.kubernetes.io/last-applied-configuration') annotations[k] = v;

@@ -21,7 +21,7 @@ export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: I
       io.err(`error: ${e.message}`);
       return 1;
     }
-    io.err(`error: ${(e as Error)?.stack ?? String(e)}`);
+    io.err(`error: ${(e as Error | undefined)?.stack ?? String(e)}`);
     return 1;
   }
 }
