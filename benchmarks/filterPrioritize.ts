@@ -49,7 +49,7 @@ const filtered =
     if (a.Error !== '') return `Error is ${JSON.stringify(a.Error)}`;
     const kept: string[] = Array.isArray(a.NodeNames)
       ? (a.NodeNames as string[])
-      : (((a.Nodes as { items?: { metadata: { name: string } }[] } | null)?.items ?? []).map((x) => x.metadata.name));
+      : ((a.Nodes as { items?: { metadata: { name: string } }[] } | null)?.items ?? []).map((x) => x.metadata.name);
     const reasons = Object.keys((a.FailedAndUnresolvableNodes as Record<string, string> | null) ?? {}).length;
     if (reasons > 0) return `${reasons} reasons sent although ${kept.length} nodes are feasible`;
     const dropped = n - kept.length;
@@ -71,7 +71,8 @@ const scored =
     if (!Array.isArray(list) || list.length > n || new Set(list.map((h) => h.Host)).size !== list.length) {
       return `expected at most ${n} distinct scored nodes`;
     }
-    if (list.some((h) => !Number.isInteger(h.Score) || h.Score < 1 || h.Score > 10)) return 'a listed score is not an integer in 1..10';
+    if (list.some((h) => !Number.isInteger(h.Score) || h.Score < 1 || h.Score > 10))
+      return 'a listed score is not an integer in 1..10';
     if (list.find((h) => h.Host === HOLDER_NODE)?.Score !== 10) return `${HOLDER_NODE} should score 10`;
     if (o.zone && !list.some((h) => h.Host !== HOLDER_NODE && h.Score > 0)) return 'no node scored for its zone';
     return null;
@@ -83,7 +84,15 @@ const noScores: Check = (answer) => {
 };
 
 const SCENARIOS: Scenario[] = [
-  { key: 'bare', title: 'bare node:http echo · NodeNames (baseline)', server: 'bare', verb: 'filter', nodeCacheCapable: true, restore: false, check: echoed },
+  {
+    key: 'bare',
+    title: 'bare node:http echo · NodeNames (baseline)',
+    server: 'bare',
+    verb: 'filter',
+    nodeCacheCapable: true,
+    restore: false,
+    check: echoed,
+  },
   {
     key: 'filter-fast',
     title: 'filter · fast path · NodeNames',
@@ -180,7 +189,8 @@ async function runSuite(ctx: SuiteContext): Promise<void> {
   const namesScenarios = selected.filter((s) => s.nodeCacheCapable);
   const fullScenarios = selected.filter((s) => !s.nodeCacheCapable);
   const total =
-    (namesScenarios.length * settings.sizes.length + fullScenarios.length * settings.fullSizes.length) * settings.clients.length +
+    (namesScenarios.length * settings.sizes.length + fullScenarios.length * settings.fullSizes.length) *
+      settings.clients.length +
     (ctx.wanted('headline') ? 2 * settings.rounds : 0);
   let done = 0;
 
@@ -198,7 +208,9 @@ async function runSuite(ctx: SuiteContext): Promise<void> {
     ctx.record({ label, m });
     done++;
     const errors = m.load.errors ? `, ${m.load.errors} ERRORS: ${m.load.firstError}` : '';
-    ctx.progress(`[${done}/${total}] ${s.key} ${n}×${clients}: ${fmt.rate(m.load.rps)} req/s, p99 ${fmt.ms(m.load.p99)} ms${errors}`);
+    ctx.progress(
+      `[${done}/${total}] ${s.key} ${n}×${clients}: ${fmt.rate(m.load.rps)} req/s, p99 ${fmt.ms(m.load.p99)} ms${errors}`,
+    );
     return m;
   };
 
@@ -210,7 +222,9 @@ async function runSuite(ctx: SuiteContext): Promise<void> {
       for (const clients of settings.clients) {
         // Bare and extender fast path back to back, so that both see the same machine.
         for (const s of namesScenarios) {
-          rows.get(s.key)!.push({ nodes: n, clients, m: await cell(s, s.restore ? bodies.restore : bodies.fast, n, clients) });
+          rows
+            .get(s.key)!
+            .push({ nodes: n, clients, m: await cell(s, s.restore ? bodies.restore : bodies.fast, n, clients) });
         }
       }
     }

@@ -1,7 +1,13 @@
 // Request bodies as kube-scheduler puts them on the wire (extender/v1 ExtenderArgs marshalled by
 // encoding/json: PascalCase keys, every key present, nested objects in camelCase Kubernetes JSON).
 // The objects look like what a real cluster holds, because body size is what the cost scales with.
-import { ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM, LABEL_ARCH, LABEL_ZONE, NFD_CPUID_PREFIX } from '../src/api/keys.js';
+import {
+  ANNOTATION_RESTORE_CONSTRAINTS,
+  ANNOTATION_RESTORE_FROM,
+  LABEL_ARCH,
+  LABEL_ZONE,
+  NFD_CPUID_PREFIX,
+} from '../src/api/keys.js';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -62,7 +68,16 @@ export function pod(restore: boolean): Json {
         'job-name': 'trainer',
       },
       annotations,
-      ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: 'trainer', uid: jobUid, controller: true, blockOwnerDeletion: true }],
+      ownerReferences: [
+        {
+          apiVersion: 'batch/v1',
+          kind: 'Job',
+          name: 'trainer',
+          uid: jobUid,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
     },
     spec: {
       volumes: [
@@ -73,7 +88,11 @@ export function pod(restore: boolean): Json {
             sources: [
               { serviceAccountToken: { expirationSeconds: 3607, path: 'token' } },
               { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
-              { downwardAPI: { items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }] } },
+              {
+                downwardAPI: {
+                  items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }],
+                },
+              },
             ],
             defaultMode: 420,
           },
@@ -86,13 +105,25 @@ export function pod(restore: boolean): Json {
           command: ['python', '-m', 'trainer'],
           args: ['--epochs=90', '--checkpoint-dir=/data/ck'],
           env: [
-            { name: 'JOB_COMPLETION_INDEX', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']" } } },
+            {
+              name: 'JOB_COMPLETION_INDEX',
+              valueFrom: {
+                fieldRef: {
+                  apiVersion: 'v1',
+                  fieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']",
+                },
+              },
+            },
             { name: 'OMP_NUM_THREADS', value: '8' },
           ],
           resources: { limits: { cpu: '8', memory: '32Gi' }, requests: { cpu: '8', memory: '32Gi' } },
           volumeMounts: [
             { name: 'data', mountPath: '/data' },
-            { name: 'kube-api-access-9qz4d', readOnly: true, mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' },
+            {
+              name: 'kube-api-access-9qz4d',
+              readOnly: true,
+              mountPath: '/var/run/secrets/kubernetes.io/serviceaccount',
+            },
           ],
           terminationMessagePath: '/dev/termination-log',
           terminationMessagePolicy: 'File',
@@ -124,7 +155,8 @@ export function pod(restore: boolean): Json {
           lastProbeTime: null,
           lastTransitionTime: '2025-11-20T09:14:03Z',
           reason: 'Unschedulable',
-          message: '0/5000 nodes are available: 5000 Insufficient cpu. preemption: 0/5000 nodes are available: 5000 No preemption victims found for incoming pod.',
+          message:
+            '0/5000 nodes are available: 5000 Insufficient cpu. preemption: 0/5000 nodes are available: 5000 No preemption victims found for incoming pod.',
         },
       ],
       qosClass: 'Guaranteed',
@@ -132,16 +164,43 @@ export function pod(restore: boolean): Json {
   };
 }
 
-const CPUID_AMD64 = ['ADX', 'AESNI', 'AVX', 'AVX2', 'BMI1', 'BMI2', 'CMPXCHG8', 'FMA3', 'FXSR', 'LAHF', 'MOVBE', 'OSXSAVE', 'SSE4_1', 'SSE4_2', 'SYSCALL', 'X87'];
+const CPUID_AMD64 = [
+  'ADX',
+  'AESNI',
+  'AVX',
+  'AVX2',
+  'BMI1',
+  'BMI2',
+  'CMPXCHG8',
+  'FMA3',
+  'FXSR',
+  'LAHF',
+  'MOVBE',
+  'OSXSAVE',
+  'SSE4_1',
+  'SSE4_2',
+  'SYSCALL',
+  'X87',
+];
 const CPUID_AMD64_OLD = ['AESNI', 'AVX', 'CMPXCHG8', 'FXSR', 'LAHF', 'OSXSAVE', 'SSE4_1', 'SSE4_2', 'SYSCALL', 'X87'];
 const CPUID_ARM64 = ['AES', 'ASIMD', 'ATOMICS', 'CRC32', 'FP', 'PMULL', 'SHA1', 'SHA2'];
 
 function condition(type: string, status: string, reason: string, message: string): Json {
-  return { type, status, lastHeartbeatTime: '2025-11-23T14:58:41Z', lastTransitionTime: '2025-10-01T08:02:10Z', reason, message };
+  return {
+    type,
+    status,
+    lastHeartbeatTime: '2025-11-23T14:58:41Z',
+    lastTransitionTime: '2025-10-01T08:02:10Z',
+    reason,
+    message,
+  };
 }
 
 function image(i: number, name: string, size: number): Json {
-  return { names: [`registry.example.com/${name}@sha256:${hex(i * 31 + size, 64)}`, `registry.example.com/${name}`], sizeBytes: size };
+  return {
+    names: [`registry.example.com/${name}@sha256:${hex(i * 31 + size, 64)}`, `registry.example.com/${name}`],
+    sizeBytes: size,
+  };
 }
 
 /**
@@ -185,8 +244,22 @@ export function node(i: number): Json {
     },
     spec: { podCIDR: cidr, podCIDRs: [cidr], providerID: `external://${name}` },
     status: {
-      capacity: { cpu: '16', 'ephemeral-storage': '203056560Ki', 'hugepages-1Gi': '0', 'hugepages-2Mi': '0', memory: '65023552Ki', pods: '110' },
-      allocatable: { cpu: '15890m', 'ephemeral-storage': '187136925387', 'hugepages-1Gi': '0', 'hugepages-2Mi': '0', memory: '63872576Ki', pods: '110' },
+      capacity: {
+        cpu: '16',
+        'ephemeral-storage': '203056560Ki',
+        'hugepages-1Gi': '0',
+        'hugepages-2Mi': '0',
+        memory: '65023552Ki',
+        pods: '110',
+      },
+      allocatable: {
+        cpu: '15890m',
+        'ephemeral-storage': '187136925387',
+        'hugepages-1Gi': '0',
+        'hugepages-2Mi': '0',
+        memory: '63872576Ki',
+        pods: '110',
+      },
       conditions: [
         condition('MemoryPressure', 'False', 'KubeletHasSufficientMemory', 'kubelet has sufficient memory available'),
         condition('DiskPressure', 'False', 'KubeletHasNoDiskPressure', 'kubelet has no disk pressure'),

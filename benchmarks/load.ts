@@ -52,10 +52,24 @@ export interface LoadResult {
 
 type Outcome = { status: number; bytes: number; body: Buffer | null } | { error: string };
 
-function post(agent: http.Agent, target: URL, headers: http.OutgoingHttpHeaders, body: Buffer, keepBody: boolean, timeoutMs: number): Promise<Outcome> {
+function post(
+  agent: http.Agent,
+  target: URL,
+  headers: http.OutgoingHttpHeaders,
+  body: Buffer,
+  keepBody: boolean,
+  timeoutMs: number,
+): Promise<Outcome> {
   return new Promise((resolve) => {
     const req = http.request(
-      { agent, hostname: target.hostname, port: target.port, path: target.pathname + target.search, method: 'POST', headers },
+      {
+        agent,
+        hostname: target.hostname,
+        port: target.port,
+        path: target.pathname + target.search,
+        method: 'POST',
+        headers,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         let bytes = 0;
@@ -63,7 +77,9 @@ function post(agent: http.Agent, target: URL, headers: http.OutgoingHttpHeaders,
           bytes += chunk.length;
           if (keepBody) chunks.push(chunk);
         });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes, body: keepBody ? Buffer.concat(chunks, bytes) : null }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, bytes, body: keepBody ? Buffer.concat(chunks, bytes) : null }),
+        );
         res.on('error', (e) => resolve({ error: `reading the answer: ${e.message}` }));
         res.on('close', () => {
           if (!res.complete) resolve({ error: 'connection closed before the answer was complete' });

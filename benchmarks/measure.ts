@@ -13,7 +13,12 @@ export interface Measurement {
 
 export type MeasureOptions = Omit<LoadOptions, 'url' | 'body' | 'onMeasureStart' | 'onMeasureEnd'>;
 
-export async function measure(server: ServerProcess, verb: string, body: Buffer, options: MeasureOptions): Promise<Measurement> {
+export async function measure(
+  server: ServerProcess,
+  verb: string,
+  body: Buffer,
+  options: MeasureOptions,
+): Promise<Measurement> {
   const probe = new ProcessProbe(server.pid);
   probe.begin();
   let load: LoadResult;

@@ -47,7 +47,11 @@ function cluster(candidates: number, victims: number, policy: CheckpointPolicy, 
   for (let n = 0; n < candidates; n++) {
     const name = `node-${n}`;
     nodes.push({
-      metadata: { name, labels: { 'kubernetes.io/arch': 'amd64', 'topology.kubernetes.io/zone': `zone-${n % 3}` }, resourceVersion: '1' },
+      metadata: {
+        name,
+        labels: { 'kubernetes.io/arch': 'amd64', 'topology.kubernetes.io/zone': `zone-${n % 3}` },
+        resourceVersion: '1',
+      },
       status: {
         nodeInfo: { containerRuntimeVersion: 'cri-o://1.31.2' },
         addresses: [{ type: 'InternalIP', address: '127.0.0.1' }],
@@ -58,8 +62,17 @@ function cluster(candidates: number, victims: number, policy: CheckpointPolicy, 
     for (let v = 0; v < victims; v++) {
       const uid = `uid-${n}-${v}`;
       pods.push({
-        metadata: { name: `victim-${n}-${v}`, namespace: 'bench', uid, annotations: { 'hiatus.dev/checkpoint-policy': policy } },
-        spec: { nodeName: name, priority: 100 + ((n * 7 + v) % 50), containers: [{ name: 'main', resources: { requests: { memory: `${1 + (v % 4)}Gi` } } }] },
+        metadata: {
+          name: `victim-${n}-${v}`,
+          namespace: 'bench',
+          uid,
+          annotations: { 'hiatus.dev/checkpoint-policy': policy },
+        },
+        spec: {
+          nodeName: name,
+          priority: 100 + ((n * 7 + v) % 50),
+          containers: [{ name: 'main', resources: { requests: { memory: `${1 + (v % 4)}Gi` } } }],
+        },
         status: { phase: 'Running', startTime: new Date(Date.now() - (n + 1) * 60_000).toISOString() },
       });
       meta[name].Pods.push({ UID: uid });
@@ -68,7 +81,12 @@ function cluster(candidates: number, victims: number, policy: CheckpointPolicy, 
   return { nodes, pods, meta };
 }
 
-async function cell(sim: KubeletSimulator, candidates: number, victims: number, policy: CheckpointPolicy): Promise<Row> {
+async function cell(
+  sim: KubeletSimulator,
+  candidates: number,
+  victims: number,
+  policy: CheckpointPolicy,
+): Promise<Row> {
   const { nodes, pods, meta } = cluster(candidates, victims, policy, sim.port);
   const view = new SnapshotView({ nodes, pods });
   const store = new MemoryCheckpointStore();
@@ -92,7 +110,15 @@ async function cell(sim: KubeletSimulator, candidates: number, victims: number, 
     metrics,
     log: silentLogger,
     maxBodyBytes: 50 * 2 ** 20,
-    preempt: createPreemptVerb({ view, executor, metrics, log: silentLogger, budgetMs: 4000, waitMs: 4000, defaultPolicy: 'Never' }),
+    preempt: createPreemptVerb({
+      view,
+      executor,
+      metrics,
+      log: silentLogger,
+      budgetMs: 4000,
+      waitMs: 4000,
+      defaultPolicy: 'Never',
+    }),
   });
   const server = http.createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -106,21 +132,30 @@ async function cell(sim: KubeletSimulator, candidates: number, victims: number, 
     for (let i = 0; i < REQUESTS + 5 && performance.now() < deadline; i++) {
       // A new preemptor each time: every Required answer takes fresh checkpoints.
       const body = JSON.stringify({
-        Pod: { metadata: { name: `urgent-${i}`, namespace: 'bench', uid: `preemptor-${policy}-${i}` }, spec: { priority: 1000 }, status: {} },
+        Pod: {
+          metadata: { name: `urgent-${i}`, namespace: 'bench', uid: `preemptor-${policy}-${i}` },
+          spec: { priority: 1000 },
+          status: {},
+        },
         NodeNameToVictims: null,
         NodeNameToMetaVictims: meta,
       });
       const t0 = performance.now();
       const status = await new Promise<number>((resolve, reject) => {
-        const req = http.request(url, { method: 'POST', agent, headers: { 'Content-Type': 'application/json' } }, (res) => {
-          let text = '';
-          res.on('data', (c: Buffer) => (text += c.toString()));
-          res.on('end', () => {
-            const answer = JSON.parse(text) as { NodeNameToMetaVictims: Record<string, unknown> | null };
-            if (Object.keys(answer.NodeNameToMetaVictims ?? {}).length !== 1) reject(new Error(`preempt returned no node: ${text.slice(0, 200)}`));
-            resolve(res.statusCode ?? 0);
-          });
-        });
+        const req = http.request(
+          url,
+          { method: 'POST', agent, headers: { 'Content-Type': 'application/json' } },
+          (res) => {
+            let text = '';
+            res.on('data', (c: Buffer) => (text += c.toString()));
+            res.on('end', () => {
+              const answer = JSON.parse(text) as { NodeNameToMetaVictims: Record<string, unknown> | null };
+              if (Object.keys(answer.NodeNameToMetaVictims ?? {}).length !== 1)
+                reject(new Error(`preempt returned no node: ${text.slice(0, 200)}`));
+              resolve(res.statusCode ?? 0);
+            });
+          },
+        );
         req.on('error', reject);
         req.end(body);
       });
@@ -148,7 +183,10 @@ async function cell(sim: KubeletSimulator, candidates: number, victims: number, 
 }
 
 export async function preemptBenchmark(print: (text: string) => void): Promise<void> {
-  const sim = new KubeletSimulator({ latency: { scale: 0 }, podLookup: (namespace, name) => ({ namespace, name, containers: [{ name: 'main' }] }) });
+  const sim = new KubeletSimulator({
+    latency: { scale: 0 },
+    podLookup: (namespace, name) => ({ namespace, name, containers: [{ name: 'main' }] }),
+  });
   await sim.start();
   const rows: Row[] = [];
   try {

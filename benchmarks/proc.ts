@@ -112,6 +112,11 @@ export class ProcessProbe {
     const now = readMemory(this.pid);
     const peak = Math.max(this.sampledPeak, now.rss, this.hwmReset ? now.peak : 0);
     const wall = (this.wallEnd - this.wallStart) / 1000;
-    return { rssBefore: this.rssBefore, rssAfter: now.rss, rssPeak: peak, cpuCores: (this.cpuEnd - this.cpuStart) / wall };
+    return {
+      rssBefore: this.rssBefore,
+      rssAfter: now.rss,
+      rssPeak: peak,
+      cpuCores: (this.cpuEnd - this.cpuStart) / wall,
+    };
   }
 }

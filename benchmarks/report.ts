@@ -25,7 +25,8 @@ export const fmt = {
   ms: (v: number) => finite(v, (x) => (x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0))),
   rate: (v: number) => finite(v, (x) => (x < 100 ? x.toFixed(1) : Math.round(x).toLocaleString('en-US'))),
   count: (v: number) => v.toLocaleString('en-US'),
-  kib: (bytes: number) => finite(bytes, (x) => (x < 10 * 1024 ? (x / 1024).toFixed(1) : Math.round(x / 1024).toLocaleString('en-US'))),
+  kib: (bytes: number) =>
+    finite(bytes, (x) => (x < 10 * 1024 ? (x / 1024).toFixed(1) : Math.round(x / 1024).toLocaleString('en-US'))),
   mib: (bytes: number) => finite(bytes, (x) => (x / (1024 * 1024)).toFixed(1)),
   cores: (v: number) => finite(v, (x) => x.toFixed(2)),
   ratio: (v: number) => finite(v, (x) => x.toFixed(2)),

@@ -76,7 +76,10 @@ async function main(): Promise<void> {
   } finally {
     const after = readMemory(extender.pid).rss;
     await extender.stop();
-    const peak = recorded.reduce<Recorded | undefined>((a, r) => (a && a.m.proc.rssPeak >= r.m.proc.rssPeak ? a : r), undefined);
+    const peak = recorded.reduce<Recorded | undefined>(
+      (a, r) => (a && a.m.proc.rssPeak >= r.m.proc.rssPeak ? a : r),
+      undefined,
+    );
     if (peak) {
       print(
         `extender RSS: ${fmt.mib(idle)} MiB idle before any load, ${fmt.mib(after)} MiB after all of it, ` +
@@ -93,7 +96,9 @@ async function main(): Promise<void> {
   const requests = recorded.reduce((a, r) => a + r.m.load.requests, 0);
   const failed = recorded.filter((r) => r.m.load.errors > 0);
   print(`load average at end: ${loadAverage()}`);
-  print(`${recorded.length} measurements, ${fmt.count(requests)} measured requests, ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  print(
+    `${recorded.length} measurements, ${fmt.count(requests)} measured requests, ${((performance.now() - started) / 1000).toFixed(0)} s`,
+  );
   if (failed.length > 0) {
     print(`ERRORS in ${failed.length} measurements; their figures are not valid:`);
     for (const r of failed) print(`  ${r.label}: ${r.m.load.errors} failed, first: ${r.m.load.firstError}`);

@@ -64,7 +64,13 @@ function getStatus(url: string): Promise<number> {
   });
 }
 
-async function startProcess(name: string, script: string, port: number, opts: StartOptions, readyPath: string): Promise<ServerProcess> {
+async function startProcess(
+  name: string,
+  script: string,
+  port: number,
+  opts: StartOptions,
+  readyPath: string,
+): Promise<ServerProcess> {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('HIATUS_')) env[k] = v;
   Object.assign(env, opts.env);
@@ -119,7 +125,17 @@ export async function startExtender(opts: StartOptions & { cluster?: boolean } =
   const port = await freePort();
   // Loopback, no client certificates: said explicitly. The full-Nodes cells send ~17 KB a node
   // (17 MiB at 1,000 nodes), past the shipped 16Mi body limit: room for them.
-  const args = ['--port', String(port), '--bind-address', '127.0.0.1', '--insecure-allow-unauthenticated-callers', '--max-body-bytes', '64Mi', '--max-request-memory', '2Gi'];
+  const args = [
+    '--port',
+    String(port),
+    '--bind-address',
+    '127.0.0.1',
+    '--insecure-allow-unauthenticated-callers',
+    '--max-body-bytes',
+    '64Mi',
+    '--max-request-memory',
+    '2Gi',
+  ];
   if (!opts.cluster) args.push('--no-cluster');
   return startProcess('extender', EXTENDER_MAIN, port, { ...opts, args: [...args, ...(opts.args ?? [])] }, '/readyz');
 }

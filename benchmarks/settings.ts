@@ -77,7 +77,10 @@ export function parseSettings(argv: string[]): Settings {
     warmupSeconds: positive('warmup-seconds', values['warmup-seconds']),
     rounds: Math.round(positive('rounds', values.rounds)),
     roundSeconds: positive('round-seconds', values['round-seconds']),
-    only: values.only.split(',').map((s) => s.trim()).filter(Boolean),
+    only: values.only
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
   };
   if (values.profile) settings.profileDir = values.profile;
   return settings;

@@ -37,8 +37,18 @@ async function main(): Promise<void> {
     },
   });
   const host = v.registry!;
-  const client = new RegistryClient({ host, caFile: v.ca!, credentials: credentialsFor(readFileSync(v['docker-config']!, 'utf8'), host) });
-  const publisher = new Publisher({ client, stateDir: v['state-dir']!, chunkBytes: Number(v['chunk-bytes']), attempts: 1, log: silentLogger });
+  const client = new RegistryClient({
+    host,
+    caFile: v.ca!,
+    credentials: credentialsFor(readFileSync(v['docker-config']!, 'utf8'), host),
+  });
+  const publisher = new Publisher({
+    client,
+    stateDir: v['state-dir']!,
+    chunkBytes: Number(v['chunk-bytes']),
+    attempts: 1,
+    log: silentLogger,
+  });
   const rssBeforeBytes = process.memoryUsage().rss;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();

@@ -40,7 +40,8 @@ const USAGE = `usage: npm run bench:agent -- [--sizes 100Mi,1Gi] [--runs 3] [--c
 
 const print = (text: string) => process.stdout.write(`${text}\n`);
 const t0 = performance.now();
-const progress = (text: string) => process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${text}\n`);
+const progress = (text: string) =>
+  process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${text}\n`);
 const MiB = 1 << 20;
 
 interface Settings {
@@ -50,12 +51,21 @@ interface Settings {
 }
 
 function settings(): Settings {
-  const { values: v } = parseArgs({ options: { sizes: { type: 'string', default: '100Mi,1Gi' }, runs: { type: 'string', default: '3' }, 'chunk-size': { type: 'string', default: '64Mi' }, help: { type: 'boolean' } } });
+  const { values: v } = parseArgs({
+    options: {
+      sizes: { type: 'string', default: '100Mi,1Gi' },
+      runs: { type: 'string', default: '3' },
+      'chunk-size': { type: 'string', default: '64Mi' },
+      help: { type: 'boolean' },
+    },
+  });
   if (v.help) {
     print(USAGE);
     process.exit(0);
   }
-  const sizes = v.sizes.split(',').map((label) => ({ label: label.trim(), bytes: parseQuantity(label.trim()) ?? Number.NaN }));
+  const sizes = v.sizes
+    .split(',')
+    .map((label) => ({ label: label.trim(), bytes: parseQuantity(label.trim()) ?? Number.NaN }));
   const runs = Number(v.runs);
   const chunkBytes = parseQuantity(v['chunk-size']) ?? Number.NaN;
   if (sizes.some((s) => !(s.bytes >= MiB)) || !Number.isInteger(runs) || runs < 1 || !(chunkBytes >= MiB)) {
@@ -121,13 +131,23 @@ async function ociLayout(dir: string, archive: string, digest: string, size: num
   const blobs = path.join(dir, 'blobs', 'sha256');
   await fsp.mkdir(blobs, { recursive: true });
   await fsp.link(archive, path.join(blobs, digest.slice('sha256:'.length)));
-  const image = checkpointImage({ digest, size }, { 'io.kubernetes.cri-o.annotations.checkpoint.name': 'main' }, 'amd64');
-  for (const b of [image.config, image.manifest]) await fsp.writeFile(path.join(blobs, b.descriptor.digest.slice('sha256:'.length)), b.bytes);
+  const image = checkpointImage(
+    { digest, size },
+    { 'io.kubernetes.cri-o.annotations.checkpoint.name': 'main' },
+    'amd64',
+  );
+  for (const b of [image.config, image.manifest])
+    await fsp.writeFile(path.join(blobs, b.descriptor.digest.slice('sha256:'.length)), b.bytes);
   const { platform: _, ...manifest } = image.manifest.descriptor;
   await fsp.writeFile(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   await fsp.writeFile(
     path.join(dir, 'index.json'),
-    JSON.stringify({ schemaVersion: 2, manifests: [{ ...manifest, mediaType: MEDIA_TYPE_MANIFEST, annotations: { 'org.opencontainers.image.ref.name': 'bench' } }] }),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        { ...manifest, mediaType: MEDIA_TYPE_MANIFEST, annotations: { 'org.opencontainers.image.ref.name': 'bench' } },
+      ],
+    }),
   );
 }
 
@@ -136,11 +156,17 @@ const median = (xs: number[]) => {
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
-const loadavg = () => os.loadavg().map((x) => x.toFixed(2)).join(', ');
+const loadavg = () =>
+  os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(', ');
 
 async function main(): Promise<void> {
   const s = settings();
-  print(`bench:agent: ${os.cpus().length} CPUs, load average at start ${loadavg()}; skopeo ${await skopeoVersion()}; chunk ${fmt.mib(s.chunkBytes)} MiB; ${s.runs} run(s) per tool and size`);
+  print(
+    `bench:agent: ${os.cpus().length} CPUs, load average at start ${loadavg()}; skopeo ${await skopeoVersion()}; chunk ${fmt.mib(s.chunkBytes)} MiB; ${s.runs} run(s) per tool and size`,
+  );
   const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'hiatus-bench-agent-'));
   const registry = await new TestRegistry().start();
   try {
@@ -150,13 +176,18 @@ async function main(): Promise<void> {
     await fsp.mkdir(certDir);
     await fsp.copyFile(registry.caFile, path.join(certDir, 'ca.crt'));
     const script = path.join(path.dirname(new URL(import.meta.url).pathname), 'publishOne.js');
-    const client = new RegistryClient({ host: registry.host, caFile: registry.caFile, credentials: credentialsFor(registry.dockerConfigJson(), registry.host) });
+    const client = new RegistryClient({
+      host: registry.host,
+      caFile: registry.caFile,
+      credentials: credentialsFor(registry.dockerConfigJson(), registry.host),
+    });
     /** Unlinks the layer from the repository it was pushed to, and checks that it is gone there. */
     const unlink = async (repository: string, digest: string) => {
       const scope = pushScope(repository);
       const del = await client.request('DELETE', `/v2/${repository}/blobs/${digest}`, scope);
       const head = await client.request('HEAD', `/v2/${repository}/blobs/${digest}`, scope);
-      if (del.status !== 202 || head.status !== 404) throw new Error(`could not unlink ${digest} from ${repository}: DELETE ${del.status}, HEAD ${head.status}`);
+      if (del.status !== 202 || head.status !== 404)
+        throw new Error(`could not unlink ${digest} from ${repository}: DELETE ${del.status}, HEAD ${head.status}`);
     };
     const rows: { size: string; bytes: number; tool: string; runs: Run[] }[] = [];
 
@@ -164,7 +195,15 @@ async function main(): Promise<void> {
       const archive = path.join(work, `checkpoint-bench_ml-main-${size.label}.tar`);
       progress(`writing a ${size.label} archive`);
       // The dumped memory makes up the size; the other entries add a few KiB.
-      await writeCheckpointArchive(archive, { namespace: 'ml', pod: 'bench', podUid: 'bench-uid', container: 'main', containerId: 'e'.repeat(64), checkpointedAt: new Date(), pagesBytes: size.bytes - 64 * 1024 });
+      await writeCheckpointArchive(archive, {
+        namespace: 'ml',
+        pod: 'bench',
+        podUid: 'bench-uid',
+        container: 'main',
+        containerId: 'e'.repeat(64),
+        checkpointedAt: new Date(),
+        pagesBytes: size.bytes - 64 * 1024,
+      });
       const bytes = (await fsp.stat(archive)).size;
       const digest = await sha256File(archive); // also leaves the file in the page cache
       const layout = path.join(work, `oci-${size.label}`);
@@ -176,25 +215,67 @@ async function main(): Promise<void> {
           const repository = `bench/${tool}-${size.label.toLowerCase()}-${i}`;
           progress(`${size.label} run ${i}: ${tool}`);
           if (tool === 'agent') {
-            const c = await runSampled(process.execPath, [script, '--registry', registry.host, '--ca', registry.caFile, '--docker-config', dockerConfig, '--archive', archive, '--repository', repository, '--state-dir', path.join(work, 'state'), '--chunk-bytes', String(s.chunkBytes)]);
+            const c = await runSampled(process.execPath, [
+              script,
+              '--registry',
+              registry.host,
+              '--ca',
+              registry.caFile,
+              '--docker-config',
+              dockerConfig,
+              '--archive',
+              archive,
+              '--repository',
+              repository,
+              '--state-dir',
+              path.join(work, 'state'),
+              '--chunk-bytes',
+              String(s.chunkBytes),
+            ]);
             if (c.code !== 0) throw new Error(`agent publish failed: ${c.stderr}`);
             const r = JSON.parse(c.stdout) as PublishOneResult;
-            if (r.layerDigest !== digest || r.sentBytes !== bytes) throw new Error(`agent pushed ${r.layerDigest} (${r.sentBytes} bytes), the archive is ${digest} (${bytes})`);
-            runs.push({ tool, ms: r.publishMs, wallMs: c.wallMs, peakRssBytes: r.peakRssBytes, rssBeforeBytes: r.rssBeforeBytes, cpuSeconds: r.cpuSeconds });
+            if (r.layerDigest !== digest || r.sentBytes !== bytes)
+              throw new Error(
+                `agent pushed ${r.layerDigest} (${r.sentBytes} bytes), the archive is ${digest} (${bytes})`,
+              );
+            runs.push({
+              tool,
+              ms: r.publishMs,
+              wallMs: c.wallMs,
+              peakRssBytes: r.peakRssBytes,
+              rssBeforeBytes: r.rssBeforeBytes,
+              cpuSeconds: r.cpuSeconds,
+            });
           } else {
             const ref = `${registry.host}/${repository}:bench`;
-            const c = await runSampled('skopeo', ['copy', '--quiet', '--preserve-digests', '--dest-creds', `${registry.username}:${registry.password}`, '--dest-cert-dir', certDir, `oci:${layout}:bench`, `docker://${ref}`]);
+            const c = await runSampled('skopeo', [
+              'copy',
+              '--quiet',
+              '--preserve-digests',
+              '--dest-creds',
+              `${registry.username}:${registry.password}`,
+              '--dest-cert-dir',
+              certDir,
+              `oci:${layout}:bench`,
+              `docker://${ref}`,
+            ]);
             if (c.code !== 0) throw new Error(`skopeo copy failed: ${c.stderr}`);
             if (i === 1) {
-              const layers = (JSON.parse(await registry.inspectRaw(ref)) as { layers: { digest: string; size: number }[] }).layers;
-              if (layers[0]?.digest !== digest || layers[0].size !== bytes) throw new Error(`skopeo pushed ${JSON.stringify(layers)}, not the archive as it is (${digest}, ${bytes} bytes)`);
+              const layers = (
+                JSON.parse(await registry.inspectRaw(ref)) as { layers: { digest: string; size: number }[] }
+              ).layers;
+              if (layers[0]?.digest !== digest || layers[0].size !== bytes)
+                throw new Error(
+                  `skopeo pushed ${JSON.stringify(layers)}, not the archive as it is (${digest}, ${bytes} bytes)`,
+                );
             }
             runs.push({ tool, ms: c.wallMs, wallMs: c.wallMs, peakRssBytes: c.peakRssBytes, cpuSeconds: c.cpuSeconds });
           }
           await unlink(repository, digest);
         }
       }
-      for (const tool of ['agent', 'skopeo'] as const) rows.push({ size: size.label, bytes, tool, runs: runs.filter((r) => r.tool === tool) });
+      for (const tool of ['agent', 'skopeo'] as const)
+        rows.push({ size: size.label, bytes, tool, runs: runs.filter((r) => r.tool === tool) });
       await fsp.rm(layout, { recursive: true, force: true });
       await fsp.rm(archive, { force: true });
     }
@@ -216,10 +297,18 @@ function report(rows: { size: string; bytes: number; tool: string; runs: Run[] }
         { title: 'archive', value: (r) => r.size, left: true },
         { title: 'tool', value: (r) => r.tool, left: true },
         { title: 'MiB/s', value: (r) => fmt.rate(rate(r)) },
-        { title: 'runs MiB/s', value: (r) => r.runs.map((x) => fmt.rate(r.bytes / MiB / (x.ms / 1000))).join(' '), left: true },
+        {
+          title: 'runs MiB/s',
+          value: (r) => r.runs.map((x) => fmt.rate(r.bytes / MiB / (x.ms / 1000))).join(' '),
+          left: true,
+        },
         { title: 'process s', value: (r) => fmt.ms(median(r.runs.map((x) => x.wallMs)) / 1000) },
         { title: 'CPU s', value: (r) => fmt.ms(median(r.runs.map((x) => x.cpuSeconds))) },
-        { title: 'RSS before MiB', value: (r) => (r.runs[0]?.rssBeforeBytes === undefined ? '-' : fmt.mib(median(r.runs.map((x) => x.rssBeforeBytes!)))) },
+        {
+          title: 'RSS before MiB',
+          value: (r) =>
+            r.runs[0]?.rssBeforeBytes === undefined ? '-' : fmt.mib(median(r.runs.map((x) => x.rssBeforeBytes!))),
+        },
         { title: 'peak RSS MiB', value: (r) => fmt.mib(Math.max(...r.runs.map((x) => x.peakRssBytes))) },
       ],
       rows,

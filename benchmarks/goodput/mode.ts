@@ -4,7 +4,15 @@
 //   default     kube-scheduler alone: its own preemption, no extender, no webhook
 //   required    hiatus, the low-priority PriorityClass labelled hiatus.dev/checkpoint-policy=Required
 //   besteffort  the same with BestEffort
-import { AppsV1Api, BatchV1Api, CoreV1Api, SchedulingV1Api, type V1Pod, type V1PodTemplateSpec, type V1PriorityClass } from '@kubernetes/client-node';
+import {
+  AppsV1Api,
+  BatchV1Api,
+  CoreV1Api,
+  SchedulingV1Api,
+  type V1Pod,
+  type V1PodTemplateSpec,
+  type V1PriorityClass,
+} from '@kubernetes/client-node';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ApiCheckpointStore } from '../../src/checkpoint/store.js';
@@ -16,7 +24,13 @@ import { webhookArgs } from '../../testing/harness/extenderTls.js';
 import { SimulatedNodes } from '../../testing/harness/nodes.js';
 import { sleep, waitUntil } from '../../testing/harness/process.js';
 import { shippedHttpTimeout } from '../../testing/harness/schedulerConfig.js';
-import { registerWebhook, restoreWebhookConfiguration, waitWebhookCalled, waitWebhookServing, webhookUrl } from '../../testing/harness/webhook.js';
+import {
+  registerWebhook,
+  restoreWebhookConfiguration,
+  waitWebhookCalled,
+  waitWebhookServing,
+  webhookUrl,
+} from '../../testing/harness/webhook.js';
 import { inParallel, type Api } from '../scheduler/api.js';
 import { SimulatedPublisher } from './publisher.js';
 import type { ModeName, Settings } from './settings.js';
@@ -113,7 +127,8 @@ function cpuSeconds(pid: number | undefined): number {
   }
 }
 
-const policyOf = (mode: ModeName) => (mode === 'required' ? 'Required' : mode === 'besteffort' ? 'BestEffort' : undefined);
+const policyOf = (mode: ModeName) =>
+  mode === 'required' ? 'Required' : mode === 'besteffort' ? 'BestEffort' : undefined;
 
 function metricByLabel(text: string, name: string, label: string): Record<string, number> {
   const out: Record<string, number> = {};
@@ -144,8 +159,16 @@ async function ensurePriorityClasses(cp: ControlPlane, mode: ModeName): Promise<
   return low;
 }
 
-function template(w: Workload, o: { schedulerName: string; priorityClassName: string; webhook: boolean }): V1PodTemplateSpec {
-  const spec = podSpec(w.name, { schedulerName: o.schedulerName, priorityClassName: o.priorityClassName, cpu: String(w.cpu), memory: `${w.memoryBytes / GiB}Gi` }).spec!;
+function template(
+  w: Workload,
+  o: { schedulerName: string; priorityClassName: string; webhook: boolean },
+): V1PodTemplateSpec {
+  const spec = podSpec(w.name, {
+    schedulerName: o.schedulerName,
+    priorityClassName: o.priorityClassName,
+    cpu: String(w.cpu),
+    memory: `${w.memoryBytes / GiB}Gi`,
+  }).spec!;
   if (w.kind === 'Job') spec.restartPolicy = 'Never';
   return {
     metadata: {
@@ -161,12 +184,20 @@ async function createWorkload(cp: ControlPlane, ns: string, w: Workload, t: V1Po
   const metadata = { name: w.name, namespace: ns };
   switch (w.kind) {
     case 'Deployment':
-      await cp.kc.makeApiClient(AppsV1Api).createNamespacedDeployment({ namespace: ns, body: { metadata, spec: { replicas: w.pods, selector, template: t } } });
+      await cp.kc
+        .makeApiClient(AppsV1Api)
+        .createNamespacedDeployment({
+          namespace: ns,
+          body: { metadata, spec: { replicas: w.pods, selector, template: t } },
+        });
       return;
     case 'StatefulSet':
       await cp.kc.makeApiClient(AppsV1Api).createNamespacedStatefulSet({
         namespace: ns,
-        body: { metadata, spec: { replicas: w.pods, serviceName: w.name, podManagementPolicy: 'Parallel', selector, template: t } },
+        body: {
+          metadata,
+          spec: { replicas: w.pods, serviceName: w.name, podManagementPolicy: 'Parallel', selector, template: t },
+        },
       });
       return;
     case 'Job':
@@ -174,13 +205,31 @@ async function createWorkload(cp: ControlPlane, ns: string, w: Workload, t: V1Po
       // phase), hence the generous backoffLimit; the Job controller's failure back-off applies.
       await cp.kc.makeApiClient(BatchV1Api).createNamespacedJob({
         namespace: ns,
-        body: { metadata, spec: { completions: w.pods, parallelism: w.pods, completionMode: 'Indexed', backoffLimit: 10_000, template: t } },
+        body: {
+          metadata,
+          spec: {
+            completions: w.pods,
+            parallelism: w.pods,
+            completionMode: 'Indexed',
+            backoffLimit: 10_000,
+            template: t,
+          },
+        },
       });
   }
 }
 
-function simplePod(name: string, ns: string, o: { schedulerName: string; role: 'urgent' | 'ordinary'; cpu: string; memory: string }): V1Pod {
-  const pod = podSpec(name, { schedulerName: o.schedulerName, priorityClassName: o.role === 'urgent' ? 'goodput-urgent' : 'goodput-ordinary', cpu: o.cpu, memory: o.memory });
+function simplePod(
+  name: string,
+  ns: string,
+  o: { schedulerName: string; role: 'urgent' | 'ordinary'; cpu: string; memory: string },
+): V1Pod {
+  const pod = podSpec(name, {
+    schedulerName: o.schedulerName,
+    priorityClassName: o.role === 'urgent' ? 'goodput-urgent' : 'goodput-ordinary',
+    cpu: o.cpu,
+    memory: o.memory,
+  });
   pod.metadata = { ...pod.metadata, namespace: ns, labels: { [ROLE]: o.role } };
   return pod;
 }
@@ -208,13 +257,24 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
     await nodes.start();
     await inParallel(nodeNames, 4, async (name, i) => {
       await nodes.add(
-        { name, arch: 'amd64', zone: `zone-${'abc'[i % 3]}`, cpuFeatures: ['AVX2'], cpu: String(s.trace.nodeCpu * 1000 + 100) + 'm', memory: '256Gi', pods: '110' },
+        {
+          name,
+          arch: 'amd64',
+          zone: `zone-${'abc'[i % 3]}`,
+          cpuFeatures: ['AVX2'],
+          cpu: String(s.trace.nodeCpu * 1000 + 100) + 'm',
+          memory: '256Gi',
+          pods: '110',
+        },
         {
           tls: ctx.simTls,
           progress: ledger,
           seed: s.trace.seed * 1000 + i,
           // A CRIU failure part-way through the dump (10 trace seconds in).
-          injections: s.failureRate > 0 ? [{ failure: { kind: 'runtime-error' }, probability: s.failureRate, delayMs: (10_000 / speed) }] : [],
+          injections:
+            s.failureRate > 0
+              ? [{ failure: { kind: 'runtime-error' }, probability: s.failureRate, delayMs: 10_000 / speed }]
+              : [],
         },
       );
     });
@@ -229,43 +289,72 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
         build: false,
         extraArgs: [
           ...webhookArgs(tls),
-          '--restore-scheduler-names', `${schedulerName}=${schedulerName}-restore`,
-          '--checkpoint-images', IMAGES,
+          '--restore-scheduler-names',
+          `${schedulerName}=${schedulerName}-restore`,
+          '--checkpoint-images',
+          IMAGES,
           // The extender's cost model at the simulated nodes' (sped-up) checkpoint rate.
-          '--host-checkpoint-rate', `${Math.round(128 * speed)}Mi`,
+          '--host-checkpoint-rate',
+          `${Math.round(128 * speed)}Mi`,
           // Its durations that are measured against the workload's time are trace durations too:
           // a failed checkpoint is tried again after 5 min, a Ready one is reused for 10 min.
-          '--checkpoint-retry-after', `${Math.max(1, Math.round(300 / speed))}s`,
-          '--checkpoint-max-age', `${Math.max(1, Math.round(600 / speed))}s`,
+          '--checkpoint-retry-after',
+          `${Math.max(1, Math.round(300 / speed))}s`,
+          '--checkpoint-max-age',
+          `${Math.max(1, Math.round(600 / speed))}s`,
           ...(s.preemptWait !== undefined ? ['--preempt-wait', s.preemptWait] : []),
-          '--log-level', 'info',
+          '--log-level',
+          'info',
         ],
       });
       await waitWebhookServing(tls);
       if (!ctx.webhookRegistered) {
-        await registerWebhook(cp.kc, restoreWebhookConfiguration(webhookUrl(tls), tls.ca, [{ key: WEBHOOK_LABEL, operator: 'In', values: ['on'] }]));
+        await registerWebhook(
+          cp.kc,
+          restoreWebhookConfiguration(webhookUrl(tls), tls.ca, [
+            { key: WEBHOOK_LABEL, operator: 'In', values: ['on'] },
+          ]),
+        );
         ctx.webhookRegistered = true;
       }
       const probe = simplePod('webhook-probe', ns, { schedulerName, role: 'ordinary', cpu: '1m', memory: '1Mi' });
       probe.metadata!.labels = { [WEBHOOK_LABEL]: 'on' };
       const e = ext;
-      await waitWebhookCalled(cp.kc, probe, async () => Object.values(metricByLabel(await e.metrics(), 'hiatus_webhook_requests_total', 'result')).reduce((a, b) => a + b, 0));
+      await waitWebhookCalled(cp.kc, probe, async () =>
+        Object.values(metricByLabel(await e.metrics(), 'hiatus_webhook_requests_total', 'result')).reduce(
+          (a, b) => a + b,
+          0,
+        ),
+      );
       publisher = new SimulatedPublisher(new ApiCheckpointStore(cp.kc), IMAGES, speed);
       const p = publisher;
       world.checkpointListeners.push((c) => p.seen(c));
     }
-    await cp.startScheduler({ schedulerName, base: 'second-scheduler', extenderUrl: ext?.url ?? null, httpTimeout: shippedHttpTimeout('second-scheduler') });
+    await cp.startScheduler({
+      schedulerName,
+      base: 'second-scheduler',
+      extenderUrl: ext?.url ?? null,
+      httpTimeout: shippedHttpTimeout('second-scheduler'),
+    });
     await world.start();
 
     // The low-priority workloads, largest pods first, all Running before the trace starts; then
     // the backlog, which takes what room is left and waits for more.
-    const create = (w: Workload) => createWorkload(cp, ns, w, template(w, { schedulerName, priorityClassName: lowClass, webhook: hiatus }));
+    const create = (w: Workload) =>
+      createWorkload(cp, ns, w, template(w, { schedulerName, priorityClassName: lowClass, webhook: hiatus }));
     const initial = ctx.trace.workloads.filter((w) => !w.backlog);
     const total = initial.reduce((n, w) => n + w.pods, 0);
     for (const w of initial) await create(w);
-    await waitUntil(`${total} low-priority pods running (${mode})`, () => ledger.lives(Date.now()).length >= total, START_TIMEOUT_MS, 500);
+    await waitUntil(
+      `${total} low-priority pods running (${mode})`,
+      () => ledger.lives(Date.now()).length >= total,
+      START_TIMEOUT_MS,
+      500,
+    );
     for (const w of ctx.trace.workloads.filter((x) => x.backlog)) await create(w);
-    ctx.progress(`${mode}: ${s.trace.nodes} nodes, ${total} low-priority pods running and a backlog; trace of ${s.trace.duration / 60} trace minutes starts`);
+    ctx.progress(
+      `${mode}: ${s.trace.nodes} nodes, ${total} low-priority pods running and a backlog; trace of ${s.trace.duration / 60} trace minutes starts`,
+    );
 
     const t0 = Date.now();
     const a0 = world.account(t0);
@@ -281,10 +370,13 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
     };
     const every = (ms: number, fn: () => void) => timers.add(setInterval(fn, ms));
     const at = (ms: number, fn: () => void) => {
-      const timer = setTimeout(() => {
-        timers.delete(timer);
-        fn();
-      }, Math.max(0, ms - (Date.now() - t0)));
+      const timer = setTimeout(
+        () => {
+          timers.delete(timer);
+          fn();
+        },
+        Math.max(0, ms - (Date.now() - t0)),
+      );
       timers.add(timer);
     };
     sample();
@@ -297,7 +389,17 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
     for (const a of ctx.trace.arrivals) {
       at(wall(a.at), () => {
         created.set(a.name, Date.now());
-        api.request('POST', `/api/v1/namespaces/${ns}/pods`, simplePod(a.name, ns, { schedulerName, role: 'urgent', cpu: String(a.cpu), memory: `${a.memoryBytes / GiB}Gi` }))
+        api
+          .request(
+            'POST',
+            `/api/v1/namespaces/${ns}/pods`,
+            simplePod(a.name, ns, {
+              schedulerName,
+              role: 'urgent',
+              cpu: String(a.cpu),
+              memory: `${a.memoryBytes / GiB}Gi`,
+            }),
+          )
           .catch((e: unknown) => errors.push(`create ${a.name}: ${(e as Error).message}`));
       });
     }
@@ -307,7 +409,9 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
         if (bound === undefined || finishing.has(a.name)) continue;
         finishing.add(a.name);
         at(bound - t0 + wall(a.runs), () => {
-          api.request('DELETE', `/api/v1/namespaces/${ns}/pods/${a.name}`, { gracePeriodSeconds: 0 }).catch((e: unknown) => errors.push(`delete ${a.name}: ${(e as Error).message}`));
+          api
+            .request('DELETE', `/api/v1/namespaces/${ns}/pods/${a.name}`, { gracePeriodSeconds: 0 })
+            .catch((e: unknown) => errors.push(`delete ${a.name}: ${(e as Error).message}`));
         });
       }
     });
@@ -322,14 +426,21 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
         const names = Array.from({ length: batch.pods }, (_, i) => `ordinary-${b}-${i}`);
         const start = Date.now();
         await inParallel(names, 10, async (name) => {
-          await api.request('POST', `/api/v1/namespaces/${ns}/pods`, simplePod(name, ns, { schedulerName, role: 'ordinary', cpu: '1m', memory: '1Mi' }));
+          await api.request(
+            'POST',
+            `/api/v1/namespaces/${ns}/pods`,
+            simplePod(name, ns, { schedulerName, role: 'ordinary', cpu: '1m', memory: '1Mi' }),
+          );
         });
         const deadline = start + BATCH_TIMEOUT_MS;
         while (Date.now() < deadline && !names.every((n) => world.bound.has(n))) await sleep(50);
         const times = names.map((n) => world.bound.get(n)).filter((x): x is number => x !== undefined);
-        if (times.length > 0) ordinary.push({ pods: times.length, seconds: (Math.max(...times, start + 1) - start) / 1000 });
+        if (times.length > 0)
+          ordinary.push({ pods: times.length, seconds: (Math.max(...times, start + 1) - start) / 1000 });
         await inParallel(names, 10, async (name) => {
-          await api.request('DELETE', `/api/v1/namespaces/${ns}/pods/${name}`, { gracePeriodSeconds: 0 }).catch(() => undefined);
+          await api
+            .request('DELETE', `/api/v1/namespaces/${ns}/pods/${name}`, { gracePeriodSeconds: 0 })
+            .catch(() => undefined);
         });
       }
     })();
@@ -343,18 +454,26 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
     await batches;
     const end = Date.now();
     const a1 = world.account(end);
-    const cpu = { scheduler: cpuSeconds(schedulerPid) - cpu0.scheduler, extender: cpuSeconds(extenderPid) - cpu0.extender };
-    const held = ext ? metricByLabel(await ext.metrics(), 'hiatus_preemption_answer_duration_seconds_sum', 'outcome') : {};
+    const cpu = {
+      scheduler: cpuSeconds(schedulerPid) - cpu0.scheduler,
+      extender: cpuSeconds(extenderPid) - cpu0.extender,
+    };
+    const held = ext
+      ? metricByLabel(await ext.metrics(), 'hiatus_preemption_answer_duration_seconds_sum', 'outcome')
+      : {};
 
     const attempts = ext ? metricByLabel(await ext.metrics(), 'hiatus_preemption_attempts_total', 'outcome') : {};
     const completions = ext ? metricByLabel(await ext.metrics(), 'hiatus_preemption_completions_total', 'result') : {};
     const calls = [...nodes.sims.values()].flatMap((sim) => sim.calls);
     const records: Record<string, number> = {};
-    for (const c of world.checkpoints.values()) records[c.status?.phase ?? 'none'] = (records[c.status?.phase ?? 'none'] ?? 0) + 1;
+    for (const c of world.checkpoints.values())
+      records[c.status?.phase ?? 'none'] = (records[c.status?.phase ?? 'none'] ?? 0) + 1;
     const readyToDeletionMs = [...world.checkpoints.values()].flatMap((c) => {
       const done = Date.parse(c.status?.completionTime ?? '');
       const gone = world.deletedAt.get(c.spec.source.pod.uid);
-      return c.status?.phase !== 'Failed' && Number.isFinite(done) && gone !== undefined && gone >= done ? [gone - done] : [];
+      return c.status?.phase !== 'Failed' && Number.isFinite(done) && gone !== undefined && gone >= done
+        ? [gone - done]
+        : [];
     });
     const urgent = ctx.trace.arrivals.map((a): UrgentOutcome => {
       const made = created.get(a.name);
@@ -362,11 +481,25 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
       // Only the checkpoints it waited for: recorded Ready before it was bound (a preemptor bound
       // elsewhere meanwhile, or one whose victims went for a later preemptor, waited for none).
       const mine = [...world.checkpoints.values()].filter(
-        (c) => c.spec.preemptor?.name === a.name && c.status?.startTime && c.status.completionTime && c.status.phase !== 'Failed' && bound !== undefined && Date.parse(c.status.completionTime) <= bound,
+        (c) =>
+          c.spec.preemptor?.name === a.name &&
+          c.status?.startTime &&
+          c.status.completionTime &&
+          c.status.phase !== 'Failed' &&
+          bound !== undefined &&
+          Date.parse(c.status.completionTime) <= bound,
       );
-      const checkpointMs = mine.length > 0 ? Math.max(...mine.map((c) => Date.parse(c.status!.completionTime!) - Date.parse(c.status!.startTime!))) : undefined;
-      const checkpointStartMs = made !== undefined && mine.length > 0 ? Math.min(...mine.map((c) => Date.parse(c.status!.startTime!))) - made : undefined;
-      const deletions = mine.map((c) => world.deletedAt.get(c.spec.source.pod.uid)).filter((x): x is number => x !== undefined);
+      const checkpointMs =
+        mine.length > 0
+          ? Math.max(...mine.map((c) => Date.parse(c.status!.completionTime!) - Date.parse(c.status!.startTime!)))
+          : undefined;
+      const checkpointStartMs =
+        made !== undefined && mine.length > 0
+          ? Math.min(...mine.map((c) => Date.parse(c.status!.startTime!))) - made
+          : undefined;
+      const deletions = mine
+        .map((c) => world.deletedAt.get(c.spec.source.pod.uid))
+        .filter((x): x is number => x !== undefined);
       const evictedMs = made !== undefined && deletions.length > 0 ? Math.max(...deletions) - made : undefined;
       return {
         name: a.name,
@@ -383,7 +516,10 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
       samples,
       account: { accrued: a1.accrued - a0.accrued, retained: a1.retained - a0.retained, lost: a1.lost - a0.lost },
       urgent,
-      checkpointCalls: { taken: calls.filter((c) => c.status === 200).length, failed: calls.filter((c) => c.status !== 200).length },
+      checkpointCalls: {
+        taken: calls.filter((c) => c.status === 200).length,
+        failed: calls.filter((c) => c.status !== 200).length,
+      },
       records,
       restores: { ...world.restores },
       freshStarts: { ...world.freshStarts },
@@ -413,20 +549,33 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
 }
 
 /** Removes the mode: its scheduler first (nothing is placed any more), then its pods, nodes and extender. */
-async function teardown(ctx: ModeContext, ns: string, schedulerName: string, nodeNames: string[], nodes: SimulatedNodes, world: World, ext: Extender | undefined): Promise<void> {
+async function teardown(
+  ctx: ModeContext,
+  ns: string,
+  schedulerName: string,
+  nodeNames: string[],
+  nodes: SimulatedNodes,
+  world: World,
+  ext: Extender | undefined,
+): Promise<void> {
   const { cp } = ctx;
   const core = cp.kc.makeApiClient(CoreV1Api);
   await cp.stopScheduler(schedulerName).catch(() => undefined);
   await core.deleteNamespace({ name: ns }).catch(() => undefined);
   // The simulated nodes finalize the pods' deletions meanwhile.
-  await waitUntil(`namespace ${ns} gone`, async () => {
-    try {
-      await core.readNamespace({ name: ns });
-      return false;
-    } catch (e) {
-      return (e as { code?: number }).code === 404;
-    }
-  }, TEARDOWN_TIMEOUT_MS, 1000).catch(() => ctx.progress(`${ns}: namespace still terminating; going on`));
+  await waitUntil(
+    `namespace ${ns} gone`,
+    async () => {
+      try {
+        await core.readNamespace({ name: ns });
+        return false;
+      } catch (e) {
+        return (e as { code?: number }).code === 404;
+      }
+    },
+    TEARDOWN_TIMEOUT_MS,
+    1000,
+  ).catch(() => ctx.progress(`${ns}: namespace still terminating; going on`));
   await world.stop();
   await ext?.stop();
   await nodes.stop();

@@ -42,11 +42,14 @@ export class SimulatedPublisher {
       if (this.queued.has(key)) continue;
       this.queued.add(key);
       const now = Date.now();
-      const done = Math.max(now, this.freeAt.get(node) ?? 0) + (publishSeconds(c.spec.source.memoryBytes) / this.speed) * 1000;
+      const done =
+        Math.max(now, this.freeAt.get(node) ?? 0) + (publishSeconds(c.spec.source.memoryBytes) / this.speed) * 1000;
       this.freeAt.set(node, done);
       const timer = setTimeout(() => {
         this.timers.delete(timer);
-        void this.publish(c, w.container, w.archivePath).catch((e: unknown) => this.errors.push(`${key}: ${(e as Error).message}`));
+        void this.publish(c, w.container, w.archivePath).catch((e: unknown) =>
+          this.errors.push(`${key}: ${(e as Error).message}`),
+        );
       }, done - now);
       this.timers.add(timer);
     }

@@ -17,7 +17,8 @@ export function quantile(values: number[], q: number): number {
 }
 
 /** Ordinary pods over all batches: pods bound per second of batch time. */
-export const ordinaryRate = (r: ModeResult) => r.ordinary.reduce((n, b) => n + b.pods, 0) / r.ordinary.reduce((n, b) => n + b.seconds, 0);
+export const ordinaryRate = (r: ModeResult) =>
+  r.ordinary.reduce((n, b) => n + b.pods, 0) / r.ordinary.reduce((n, b) => n + b.seconds, 0);
 const hours = (units: number) => units / 3600;
 const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
 const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
@@ -61,7 +62,9 @@ export function figures(results: ModeResult[]): Figures[] {
     const binds = r.urgent.filter((u) => u.bindMs !== undefined).map((u) => u.bindMs!);
     const waited = r.urgent.filter((u) => u.bindMs !== undefined && u.checkpointMs !== undefined);
     const starts = waited.filter((u) => u.checkpointStartMs !== undefined).map((u) => u.checkpointStartMs!);
-    const evicted = r.urgent.filter((u) => u.bindMs !== undefined && u.evictedMs !== undefined).map((u) => u.bindMs! - u.evictedMs!);
+    const evicted = r.urgent
+      .filter((u) => u.bindMs !== undefined && u.evictedMs !== undefined)
+      .map((u) => u.bindMs! - u.evictedMs!);
     const traceHours = r.traceSeconds / 3600;
     return {
       mode: r.mode,
@@ -73,13 +76,19 @@ export function figures(results: ModeResult[]): Figures[] {
       bindP99Ms: quantile(binds, 0.99),
       bound: binds.length,
       arrivals: r.urgent.length,
-      beyondCheckpointP99Ms: quantile(waited.map((u) => u.bindMs! - u.checkpointMs!), 0.99),
+      beyondCheckpointP99Ms: quantile(
+        waited.map((u) => u.bindMs! - u.checkpointMs!),
+        0.99,
+      ),
       withCheckpoint: waited.length,
       afterEvictionP50Ms: quantile(evicted, 0.5),
       afterEvictionP99Ms: quantile(evicted, 0.99),
       checkpointStartP50Ms: quantile(starts, 0.5),
       checkpointStartP99Ms: quantile(starts, 0.99),
-      ordinaryRange: [Math.min(...r.ordinary.map((b) => b.pods / b.seconds)), Math.max(...r.ordinary.map((b) => b.pods / b.seconds))],
+      ordinaryRange: [
+        Math.min(...r.ordinary.map((b) => b.pods / b.seconds)),
+        Math.max(...r.ordinary.map((b) => b.pods / b.seconds)),
+      ],
       ordinaryPodsPerSecond: ordinaryRate(r),
       ordinaryVsDefault: ordinaryRate(r) / ordinaryBase,
     };
@@ -92,26 +101,65 @@ export function table(results: ModeResult[]): string {
   const rows: [string, (f: Figures, r: ModeResult) => string][] = [
     ['work lost (pod-hours redone)', (f) => f1(f.lostHours)],
     ['of which run on after the checkpoint', (_, r) => (r.mode === 'default' ? '-' : f2(hours(r.lostAfterCheckpoint)))],
-    ['checkpoint recorded to its pod\'s deletion, p50 / p99 / max', (_, r) => (r.mode === 'default' || r.readyToDeletionMs.length === 0 ? '-' : `${seconds(quantile(r.readyToDeletionMs, 0.5))} / ${seconds(quantile(r.readyToDeletionMs, 0.99))} / ${seconds(Math.max(...r.readyToDeletionMs))}`)],
-    ['lost, share of kube-scheduler alone\'s', (f) => (f.mode === 'default' ? '1' : f2(f.lostVsDefault))],
+    [
+      "checkpoint recorded to its pod's deletion, p50 / p99 / max",
+      (_, r) =>
+        r.mode === 'default' || r.readyToDeletionMs.length === 0
+          ? '-'
+          : `${seconds(quantile(r.readyToDeletionMs, 0.5))} / ${seconds(quantile(r.readyToDeletionMs, 0.99))} / ${seconds(Math.max(...r.readyToDeletionMs))}`,
+    ],
+    ["lost, share of kube-scheduler alone's", (f) => (f.mode === 'default' ? '1' : f2(f.lostVsDefault))],
     ['goodput (useful pod-hours per hour)', (f) => f1(f.goodput)],
     ['all work done (pod-hours per hour)', (f) => f1(f.workRate)],
     ['high-priority pods bound', (f) => `${f.bound} of ${f.arrivals}`],
     ['time to bind p50 / p99', (f) => `${seconds(f.bindP50Ms)} / ${seconds(f.bindP99Ms)}`],
-    ['created to its victims\' checkpoint start, p50 / p99', (f) => (f.withCheckpoint > 0 ? `${seconds(f.checkpointStartP50Ms)} / ${seconds(f.checkpointStartP99Ms)}` : '-')],
-    ['bind beyond its victims\' checkpoint, p99', (f) => (f.withCheckpoint > 0 ? `${seconds(f.beyondCheckpointP99Ms)} (${f.withCheckpoint} pods)` : '-')],
-    ['bind after its last checkpointed victim went, p50 / p99', (f) => (f.withCheckpoint > 0 ? `${seconds(f.afterEvictionP50Ms)} / ${seconds(f.afterEvictionP99Ms)}` : '-')],
-    ['preempt answers: {} while checkpointing / a node / none', (_, r) => (r.mode === 'default' ? '-' : `${r.attempts.pending ?? 0} / ${r.attempts.node ?? 0} / ${r.attempts.no_candidate ?? 0}`)],
+    [
+      "created to its victims' checkpoint start, p50 / p99",
+      (f) => (f.withCheckpoint > 0 ? `${seconds(f.checkpointStartP50Ms)} / ${seconds(f.checkpointStartP99Ms)}` : '-'),
+    ],
+    [
+      "bind beyond its victims' checkpoint, p99",
+      (f) => (f.withCheckpoint > 0 ? `${seconds(f.beyondCheckpointP99Ms)} (${f.withCheckpoint} pods)` : '-'),
+    ],
+    [
+      'bind after its last checkpointed victim went, p50 / p99',
+      (f) => (f.withCheckpoint > 0 ? `${seconds(f.afterEvictionP50Ms)} / ${seconds(f.afterEvictionP99Ms)}` : '-'),
+    ],
+    [
+      'preempt answers: {} while checkpointing / a node / none',
+      (_, r) =>
+        r.mode === 'default'
+          ? '-'
+          : `${r.attempts.pending ?? 0} / ${r.attempts.node ?? 0} / ${r.attempts.no_candidate ?? 0}`,
+    ],
     ['low-priority pods evicted', (_, r) => String(r.evictions)],
-    ['checkpoints taken / failed (kubelet calls)', (_, r) => (r.mode === 'default' ? '-' : `${r.checkpointCalls.taken} / ${r.checkpointCalls.failed}`)],
-    ['restores on the source node / elsewhere', (_, r) => (r.mode === 'default' ? '-' : `${r.restores.onSource} / ${r.restores.elsewhere}`)],
-    ['restores from a checkpoint whose pod still ran', (_, r) => (r.mode === 'default' ? '-' : String(r.restores.fromLivePod))],
+    [
+      'checkpoints taken / failed (kubelet calls)',
+      (_, r) => (r.mode === 'default' ? '-' : `${r.checkpointCalls.taken} / ${r.checkpointCalls.failed}`),
+    ],
+    [
+      'restores on the source node / elsewhere',
+      (_, r) => (r.mode === 'default' ? '-' : `${r.restores.onSource} / ${r.restores.elsewhere}`),
+    ],
+    [
+      'restores from a checkpoint whose pod still ran',
+      (_, r) => (r.mode === 'default' ? '-' : String(r.restores.fromLivePod)),
+    ],
     ['replacements started from zero', (_, r) => String(r.freshStarts.replacement)],
     ['Job pods finished', (_, r) => String(r.jobPodsFinished)],
-    ['ordinary pods/s (all batches; slowest-fastest batch)', (f) => `${f1(f.ordinaryPodsPerSecond)} (${f1(f.ordinaryRange[0])}-${f1(f.ordinaryRange[1])})`],
+    [
+      'ordinary pods/s (all batches; slowest-fastest batch)',
+      (f) => `${f1(f.ordinaryPodsPerSecond)} (${f1(f.ordinaryRange[0])}-${f1(f.ordinaryRange[1])})`,
+    ],
     ['ordinary pods/s, ratio to kube-scheduler alone', (f) => (f.mode === 'default' ? '1' : f2(f.ordinaryVsDefault))],
-    ['kube-scheduler\'s cycle held in preempt calls', (_, r) => (r.mode === 'default' ? '-' : `${f1(r.preemptHeldSeconds)} s of ${f1(r.wallSeconds)} s`)],
-    ['CPU seconds: kube-scheduler / extender', (_, r) => `${f1(r.cpu.scheduler)} / ${r.mode === 'default' ? '-' : f1(r.cpu.extender)}`],
+    [
+      "kube-scheduler's cycle held in preempt calls",
+      (_, r) => (r.mode === 'default' ? '-' : `${f1(r.preemptHeldSeconds)} s of ${f1(r.wallSeconds)} s`),
+    ],
+    [
+      'CPU seconds: kube-scheduler / extender',
+      (_, r) => `${f1(r.cpu.scheduler)} / ${r.mode === 'default' ? '-' : f1(r.cpu.extender)}`,
+    ],
   ];
   const head = `| | ${results.map((r) => LABEL[r.mode]).join(' | ')} |`;
   const rule = `|---|${results.map(() => '---').join('|')}|`;
@@ -147,17 +195,27 @@ function panel(results: ModeResult[], top: number, title: string, value: (s: Sam
   out.push(`<text x="${M.left}" y="${top - 10}" class="title">${esc(title)}</text>`);
   for (let i = 0; i <= lines; i++) {
     const v = step * i;
-    out.push(`<line x1="${M.left}" x2="${M.left + plotW}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" class="grid"/>`);
-    out.push(`<text x="${M.left - 6}" y="${(y(v) + 4).toFixed(1)}" class="tick" text-anchor="end">${+v.toFixed(2)}</text>`);
+    out.push(
+      `<line x1="${M.left}" x2="${M.left + plotW}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" class="grid"/>`,
+    );
+    out.push(
+      `<text x="${M.left - 6}" y="${(y(v) + 4).toFixed(1)}" class="tick" text-anchor="end">${+v.toFixed(2)}</text>`,
+    );
   }
   const xStep = xMax / 60 > 12 ? 5 : 2;
   for (let m = 0; m <= xMax / 60; m += xStep) {
-    out.push(`<line x1="${x(m * 60).toFixed(1)}" x2="${x(m * 60).toFixed(1)}" y1="${top + PANEL_H}" y2="${top + PANEL_H + 4}" class="axis"/>`);
-    out.push(`<text x="${x(m * 60).toFixed(1)}" y="${top + PANEL_H + 17}" class="tick" text-anchor="middle">${m}</text>`);
+    out.push(
+      `<line x1="${x(m * 60).toFixed(1)}" x2="${x(m * 60).toFixed(1)}" y1="${top + PANEL_H}" y2="${top + PANEL_H + 4}" class="axis"/>`,
+    );
+    out.push(
+      `<text x="${x(m * 60).toFixed(1)}" y="${top + PANEL_H + 17}" class="tick" text-anchor="middle">${m}</text>`,
+    );
   }
   out.push(`<line x1="${M.left}" x2="${M.left + plotW}" y1="${top + PANEL_H}" y2="${top + PANEL_H}" class="axis"/>`);
   out.push(`<line x1="${M.left}" x2="${M.left}" y1="${top}" y2="${top + PANEL_H}" class="axis"/>`);
-  out.push(`<text x="${M.left - 48}" y="${top + PANEL_H / 2}" class="tick" transform="rotate(-90 ${M.left - 48} ${top + PANEL_H / 2})" text-anchor="middle">pod-hours</text>`);
+  out.push(
+    `<text x="${M.left - 48}" y="${top + PANEL_H / 2}" class="tick" transform="rotate(-90 ${M.left - 48} ${top + PANEL_H / 2})" text-anchor="middle">pod-hours</text>`,
+  );
   const ends: { r: ModeResult; x: number; y: number; v: number }[] = [];
   for (const r of results) {
     const pts = r.samples.map((s) => `${x(s.t).toFixed(1)},${y(value(s) / 3600).toFixed(1)}`).join(' ');
@@ -169,7 +227,9 @@ function panel(results: ModeResult[], top: number, title: string, value: (s: Sam
   ends.sort((a, b) => a.y - b.y);
   ends.forEach((e, i) => {
     if (i > 0) e.y = Math.max(e.y, ends[i - 1]!.y + 13);
-    out.push(`<text x="${e.x.toFixed(1)}" y="${e.y.toFixed(1)}" class="end" fill="${COLOR[e.r.mode]}">${esc(`${LABEL[e.r.mode]} ${e.v < 10 ? f2(e.v) : f1(e.v)}`)}</text>`);
+    out.push(
+      `<text x="${e.x.toFixed(1)}" y="${e.y.toFixed(1)}" class="end" fill="${COLOR[e.r.mode]}">${esc(`${LABEL[e.r.mode]} ${e.v < 10 ? f2(e.v) : f1(e.v)}`)}</text>`,
+    );
   });
   return out.join('\n');
 }

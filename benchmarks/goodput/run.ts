@@ -19,8 +19,13 @@ import { makeTrace } from './trace.js';
 
 const print = (text: string) => process.stdout.write(`${text}\n`);
 const t0 = performance.now();
-const progress = (text: string) => process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(5)} s] ${text}\n`);
-const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+const progress = (text: string) =>
+  process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(5)} s] ${text}\n`);
+const load = () =>
+  os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 
 function settingsOrExit(): Settings {
   if (process.argv.includes('--help')) {
@@ -67,7 +72,12 @@ async function main(): Promise<void> {
   try {
     await cp.applyCrd();
     // Established is not served yet: the first lists answer 429 while its storage initializes.
-    await waitUntil('Checkpoints listed', () => api.request('GET', '/apis/hiatus.dev/v1alpha1/checkpoints').then(() => true, () => false));
+    await waitUntil('Checkpoints listed', () =>
+      api.request('GET', '/apis/hiatus.dev/v1alpha1/checkpoints').then(
+        () => true,
+        () => false,
+      ),
+    );
     const ctx: ModeContext = {
       cp,
       api,
@@ -82,7 +92,9 @@ async function main(): Promise<void> {
       try {
         const r = await runMode(ctx, mode);
         results.push(r);
-        progress(`mode ${mode}: lost ${(r.account.lost / 3600).toFixed(2)} pod-hours, kept ${(r.account.retained / 3600).toFixed(2)}, ${r.evictions} evictions, load ${load()}`);
+        progress(
+          `mode ${mode}: lost ${(r.account.lost / 3600).toFixed(2)} pod-hours, kept ${(r.account.retained / 3600).toFixed(2)}, ${r.evictions} evictions, load ${load()}`,
+        );
         for (const e of r.errors) progress(`  ${mode}: ${e}`);
       } catch (e) {
         failed = true;
@@ -101,9 +113,20 @@ async function main(): Promise<void> {
   const md = `${table(results)}\n\n${caption}\n`;
   print(`\n${md}`);
   writeFileSync(path.join(out, 'goodput.md'), md);
-  writeFileSync(path.join(out, 'goodput.json'), `${JSON.stringify({ settings: s, loadBefore, loadAfter, results }, null, 2)}\n`);
-  writeFileSync(path.join(out, 'goodput.svg'), plot(results, `seed ${s.trace.seed}, ${s.trace.nodes} nodes, ${s.trace.duration / 60} trace minutes at ${s.speed}x`));
-  progress(`wrote ${path.join(out, 'goodput.md')}, goodput.json and goodput.svg (${((performance.now() - t0) / 60_000).toFixed(1)} minutes in all)`);
+  writeFileSync(
+    path.join(out, 'goodput.json'),
+    `${JSON.stringify({ settings: s, loadBefore, loadAfter, results }, null, 2)}\n`,
+  );
+  writeFileSync(
+    path.join(out, 'goodput.svg'),
+    plot(
+      results,
+      `seed ${s.trace.seed}, ${s.trace.nodes} nodes, ${s.trace.duration / 60} trace minutes at ${s.speed}x`,
+    ),
+  );
+  progress(
+    `wrote ${path.join(out, 'goodput.md')}, goodput.json and goodput.svg (${((performance.now() - t0) / 60_000).toFixed(1)} minutes in all)`,
+  );
   if (failed) process.exit(1);
 }
 

@@ -66,7 +66,8 @@ export function parseSettings(argv: string[]): Settings {
   const whole = (n: number) => Number.isInteger(n) && n >= 0;
   const modes = (values.modes ?? MODE_NAMES.join(',')).split(',').map((m) => m.trim()) as ModeName[];
   const unknown = modes.filter((m) => !MODE_NAMES.includes(m));
-  if (unknown.length > 0 || modes.length === 0) throw new Error(`--modes: unknown ${unknown.join(', ') || '(none)'}; choose from ${MODE_NAMES.join(', ')}`);
+  if (unknown.length > 0 || modes.length === 0)
+    throw new Error(`--modes: unknown ${unknown.join(', ') || '(none)'}; choose from ${MODE_NAMES.join(', ')}`);
   return {
     trace: {
       seed: num(values.seed, 'seed', 15, whole),

@@ -29,7 +29,8 @@ export const checkpointSeconds = (memoryBytes: number) => memoryBytes / CHECKPOI
 /** Trace seconds for the node agent to publish its archive (about the memory's size). */
 export const publishSeconds = (memoryBytes: number) => memoryBytes / REGISTRY_BYTES_PER_S;
 /** Trace seconds from a restore pod's start until it works again: pull the image, then restore. */
-export const restoreSeconds = (memoryBytes: number) => memoryBytes / REGISTRY_BYTES_PER_S + memoryBytes / RESTORE_BYTES_PER_S;
+export const restoreSeconds = (memoryBytes: number) =>
+  memoryBytes / REGISTRY_BYTES_PER_S + memoryBytes / RESTORE_BYTES_PER_S;
 
 export type WorkloadKind = 'Deployment' | 'StatefulSet' | 'Job';
 
@@ -125,7 +126,9 @@ function workloads(s: TraceSettings, r: () => number): Workload[] {
     for (let left = total; left > 0; left -= Math.min(left, 8)) sizes.push(Math.min(left, 8));
     return sizes;
   };
-  groups(perKind).forEach((pods, i) => out.push({ kind: 'Deployment', name: `trainer-${i}`, pods, cpu: 2, memoryBytes: pick(r, [4, 6, 8]) * GiB }));
+  groups(perKind).forEach((pods, i) =>
+    out.push({ kind: 'Deployment', name: `trainer-${i}`, pods, cpu: 2, memoryBytes: pick(r, [4, 6, 8]) * GiB }),
+  );
   groups(perKind).forEach((pods, i) =>
     out.push({
       kind: 'Job',
@@ -137,7 +140,15 @@ function workloads(s: TraceSettings, r: () => number): Workload[] {
     }),
   );
   const backlog = Math.round((s.nodes * s.nodeCpu * 0.2) / 2);
-  if (backlog > 0) out.push({ kind: 'Deployment', name: 'backlog', pods: backlog, cpu: 2, memoryBytes: pick(r, [2, 4]) * GiB, backlog: true });
+  if (backlog > 0)
+    out.push({
+      kind: 'Deployment',
+      name: 'backlog',
+      pods: backlog,
+      cpu: 2,
+      memoryBytes: pick(r, [2, 4]) * GiB,
+      backlog: true,
+    });
   return out;
 }
 
@@ -156,13 +167,15 @@ function arrivals(s: TraceSettings, r: () => number): Arrival[] {
     for (let i = 0; i < s.burstSize; i++) out.push(urgent(at, 'burst'));
   }
   const rate = s.arrivalsPerMinute / 60;
-  for (let t = -Math.log(1 - r()) / rate; t < s.duration * 0.95 && rate > 0; t += -Math.log(1 - r()) / rate) out.push(urgent(Math.round(t), 'poisson'));
+  for (let t = -Math.log(1 - r()) / rate; t < s.duration * 0.95 && rate > 0; t += -Math.log(1 - r()) / rate)
+    out.push(urgent(Math.round(t), 'poisson'));
   return out.sort((a, b) => a.at - b.at).map((a, i) => ({ ...a, name: `urgent-${String(i).padStart(3, '0')}` }));
 }
 
 function batches(s: TraceSettings): OrdinaryBatch[] {
   const out: OrdinaryBatch[] = [];
-  for (let at = s.ordinaryEvery / 2; at < s.duration; at += s.ordinaryEvery) out.push({ at: Math.round(at), pods: s.ordinaryPods });
+  for (let at = s.ordinaryEvery / 2; at < s.duration; at += s.ordinaryEvery)
+    out.push({ at: Math.round(at), pods: s.ordinaryPods });
   return out;
 }
 

@@ -7,11 +7,24 @@
 // having (the counters of running pods, the work of finished Job pods, and the counters banked in
 // checkpoints that a replacement may still restore: Ready or claimed, source pod gone, not yet
 // restored); lost = accrued - retained, the pod-seconds that have to be done again.
-import { CoreV1Api, CustomObjectsApi, makeInformer, type KubeConfig, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  makeInformer,
+  type KubeConfig,
+  type KubernetesObject,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { ANNOTATION_RESTORE_FROM } from '../../src/api/keys.js';
 import { parseQuantity } from '../../src/cluster/quantity.js';
-import { progressKey, readArchiveProgress, restoreSource, type Life, type ProgressLedger } from '../../testing/kubelet/progress.js';
+import {
+  progressKey,
+  readArchiveProgress,
+  restoreSource,
+  type Life,
+  type ProgressLedger,
+} from '../../testing/kubelet/progress.js';
 import type { Api } from '../scheduler/api.js';
 import { restoreSeconds } from './trace.js';
 
@@ -91,13 +104,22 @@ export class World {
     const custom = this.kc.makeApiClient(CustomObjectsApi);
     const ns = this.namespace;
     const core = this.kc.makeApiClient(CoreV1Api);
-    this.ckInformer = this.informer<CheckpointObject>(`/apis/hiatus.dev/v1alpha1/namespaces/${ns}/checkpoints`, () =>
-      custom.listNamespacedCustomObject({ group: 'hiatus.dev', version: 'v1alpha1', namespace: ns, plural: 'checkpoints' }) as never,
+    this.ckInformer = this.informer<CheckpointObject>(
+      `/apis/hiatus.dev/v1alpha1/namespaces/${ns}/checkpoints`,
+      () =>
+        custom.listNamespacedCustomObject({
+          group: 'hiatus.dev',
+          version: 'v1alpha1',
+          namespace: ns,
+          plural: 'checkpoints',
+        }) as never,
     );
     this.ckInformer.on('add', (c) => this.onCheckpoint(c));
     this.ckInformer.on('update', (c) => this.onCheckpoint(c));
     this.ckInformer.on('delete', (c) => this.deletedCheckpoints.add(c.metadata.name));
-    this.podInformer = this.informer<V1Pod>(`/api/v1/namespaces/${ns}/pods`, () => core.listNamespacedPod({ namespace: ns }));
+    this.podInformer = this.informer<V1Pod>(`/api/v1/namespaces/${ns}/pods`, () =>
+      core.listNamespacedPod({ namespace: ns }),
+    );
     this.podInformer.on('add', (p) => this.onPod(p, false));
     this.podInformer.on('update', (p) => this.onPod(p, false));
     this.podInformer.on('delete', (p) => this.onPod(p, true));
@@ -118,7 +140,8 @@ export class World {
     const live = this.ledger.lives(now);
     const done = (ls: Life[]) => ls.reduce((s, l) => s + l.units - l.base, 0);
     const accrued = done(this.ended) + done(live);
-    let retained = live.reduce((s, l) => s + l.units, 0) + this.ended.filter((l) => l.completed).reduce((s, l) => s + l.units, 0);
+    let retained =
+      live.reduce((s, l) => s + l.units, 0) + this.ended.filter((l) => l.completed).reduce((s, l) => s + l.units, 0);
     // One checkpoint per source pod holds its work: the newest, unless one of them was restored.
     const newest = new Map<string, { at: number; units: number } | null>();
     for (const [name, units] of this.banked) {
@@ -211,7 +234,10 @@ export class World {
     const annotations = pod.metadata?.annotations ?? {};
     const from = annotations[ANNOTATION_RESTORE_FROM];
     const checkpoint = from ? (this.checkpoints.get(from) ?? (await this.readCheckpoint(from))) : undefined;
-    const containers = (pod.spec?.containers ?? []).map((c) => ({ name: c.name, ...(c.image ? { image: c.image } : {}) }));
+    const containers = (pod.spec?.containers ?? []).map((c) => ({
+      name: c.name,
+      ...(c.image ? { image: c.image } : {}),
+    }));
     const source = restoreSource({ annotations, containers }, CONTAINER, checkpoint);
     const base = source ? await readArchiveProgress(source.archivePath) : undefined;
     if (this.gone.has(uid)) return;
@@ -230,7 +256,11 @@ export class World {
     const owed = made >= 0;
     if (owed) evictions.splice(made, 1);
     if (source && base !== undefined) {
-      this.ledger.start(key, at, { base, resumeAtMs: at + (restoreSeconds(memory) / this.speed) * 1000, ...(target !== undefined ? { target } : {}) });
+      this.ledger.start(key, at, {
+        base,
+        resumeAtMs: at + (restoreSeconds(memory) / this.speed) * 1000,
+        ...(target !== undefined ? { target } : {}),
+      });
       this.consumed.add(source.checkpoint);
       const sourceLife = this.ended.find((l) => l.key === progressKey(checkpoint!.spec.source.pod.uid, CONTAINER));
       if (sourceLife) this.lostAfterCheckpoint += Math.max(0, sourceLife.units - base);
@@ -248,20 +278,38 @@ export class World {
       }
       if (owed) {
         this.freshStarts.replacement += 1;
-        this.freshPods.push({ pod: pod.metadata!.name!, why: !from ? 'no restore contract' : !checkpoint ? `checkpoint ${from} not found` : `checkpoint ${from}: the container does not run its published image` });
+        this.freshPods.push({
+          pod: pod.metadata!.name!,
+          why: !from
+            ? 'no restore contract'
+            : !checkpoint
+              ? `checkpoint ${from} not found`
+              : `checkpoint ${from}: the container does not run its published image`,
+        });
       } else {
         this.freshStarts.initial += 1;
       }
     }
     if (target !== undefined) {
-      this.jobPods.set(key, { namespace: pod.metadata!.namespace!, name: pod.metadata!.name!, image: main?.image ?? '', startedAt: new Date(at).toISOString() });
+      this.jobPods.set(key, {
+        namespace: pod.metadata!.namespace!,
+        name: pod.metadata!.name!,
+        image: main?.image ?? '',
+        startedAt: new Date(at).toISOString(),
+      });
     }
   }
 
   private async readCheckpoint(name: string): Promise<Checkpoint | undefined> {
     const custom = this.kc.makeApiClient(CustomObjectsApi);
     try {
-      return (await custom.getNamespacedCustomObject({ group: 'hiatus.dev', version: 'v1alpha1', namespace: this.namespace, plural: 'checkpoints', name })) as Checkpoint;
+      return (await custom.getNamespacedCustomObject({
+        group: 'hiatus.dev',
+        version: 'v1alpha1',
+        namespace: this.namespace,
+        plural: 'checkpoints',
+        name,
+      })) as Checkpoint;
     } catch {
       return undefined;
     }
@@ -278,16 +326,31 @@ export class World {
       const finishedAt = new Date(now).toISOString();
       const terminated = { exitCode: 0, reason: 'Completed', startedAt: pod.startedAt, finishedAt };
       void this.api
-        .request('PATCH', `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}/status`, {
-          status: {
-            phase: 'Succeeded',
-            conditions: [
-              { type: 'Ready', status: 'False', reason: 'PodCompleted', lastTransitionTime: finishedAt },
-              { type: 'ContainersReady', status: 'False', reason: 'PodCompleted', lastTransitionTime: finishedAt },
-            ],
-            containerStatuses: [{ name: CONTAINER, image: pod.image, imageID: '', ready: false, restartCount: 0, started: false, state: { terminated } }],
+        .request(
+          'PATCH',
+          `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}/status`,
+          {
+            status: {
+              phase: 'Succeeded',
+              conditions: [
+                { type: 'Ready', status: 'False', reason: 'PodCompleted', lastTransitionTime: finishedAt },
+                { type: 'ContainersReady', status: 'False', reason: 'PodCompleted', lastTransitionTime: finishedAt },
+              ],
+              containerStatuses: [
+                {
+                  name: CONTAINER,
+                  image: pod.image,
+                  imageID: '',
+                  ready: false,
+                  restartCount: 0,
+                  started: false,
+                  state: { terminated },
+                },
+              ],
+            },
           },
-        }, 'application/strategic-merge-patch+json')
+          'application/strategic-merge-patch+json',
+        )
         .catch((e: unknown) => this.errors.push(`finish ${pod.name}: ${(e as Error).message}`));
     }
   }

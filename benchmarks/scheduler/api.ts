@@ -54,7 +54,10 @@ export class Api {
         {
           method,
           agent: this.agent,
-          headers: { Accept: 'application/json', ...(payload ? { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(payload) } : {}) },
+          headers: {
+            Accept: 'application/json',
+            ...(payload ? { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(payload) } : {}),
+          },
         },
         (res) => {
           const chunks: Buffer[] = [];
@@ -106,7 +109,11 @@ export class Api {
 }
 
 /** Runs fn over items with at most `limit` in flight; rejects with the first failure. */
-export async function inParallel<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+export async function inParallel<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < items.length) {
@@ -125,7 +132,8 @@ export function fetchBytes(url: string, tls?: Pick<Tls, 'cert' | 'key'>): Promis
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         const body = Buffer.concat(chunks);
-        if (res.statusCode !== 200) reject(new Error(`GET ${url}: HTTP ${res.statusCode}: ${body.toString('utf8').slice(0, 200)}`));
+        if (res.statusCode !== 200)
+          reject(new Error(`GET ${url}: HTTP ${res.statusCode}: ${body.toString('utf8').slice(0, 200)}`));
         else resolve(body);
       });
       res.on('error', reject);

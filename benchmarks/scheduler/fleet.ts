@@ -6,7 +6,24 @@ import { inParallel, type Api } from './api.js';
 
 const ZONES = ['zone-a', 'zone-b', 'zone-c'];
 // What node-feature-discovery publishes as cpu-cpuid labels on a recent x86 server, in part.
-const X86_BASE = ['ADX', 'AESNI', 'AVX', 'BMI1', 'BMI2', 'CMPXCHG8', 'FMA3', 'FXSR', 'MOVBE', 'OSXSAVE', 'SHA', 'SSE4_1', 'SSE4_2', 'SSSE3', 'X87', 'XSAVE'];
+const X86_BASE = [
+  'ADX',
+  'AESNI',
+  'AVX',
+  'BMI1',
+  'BMI2',
+  'CMPXCHG8',
+  'FMA3',
+  'FXSR',
+  'MOVBE',
+  'OSXSAVE',
+  'SHA',
+  'SSE4_1',
+  'SSE4_2',
+  'SSSE3',
+  'X87',
+  'XSAVE',
+];
 const ARM_BASE = ['AES', 'ASIMD', 'ATOMICS', 'CPUID', 'CRC32', 'EVTSTRM', 'FP', 'PMULL', 'SHA1', 'SHA2'];
 const KUBELET_PORT = 10250;
 
@@ -19,7 +36,11 @@ export const nodeName = (i: number) => `bench-node-${String(i).padStart(5, '0')}
  */
 export function fleetNode(i: number): NodeSpec {
   const arm = i % 10 === 9;
-  const cpuFeatures = arm ? ARM_BASE : i % 10 === 8 ? X86_BASE : [...X86_BASE, 'AVX2', ...(i % 3 === 0 ? ['AVX512F', 'AVX512BW', 'AVX512VL'] : [])];
+  const cpuFeatures = arm
+    ? ARM_BASE
+    : i % 10 === 8
+      ? X86_BASE
+      : [...X86_BASE, 'AVX2', ...(i % 3 === 0 ? ['AVX512F', 'AVX512BW', 'AVX512VL'] : [])];
   return {
     name: nodeName(i),
     arch: arm ? 'arm64' : 'amd64',
@@ -68,7 +89,10 @@ export interface FleetState {
 }
 
 interface NodeList {
-  items: { spec?: { taints?: unknown[] }; status?: { capacity?: Record<string, string>; conditions?: { type: string; status: string }[] } }[];
+  items: {
+    spec?: { taints?: unknown[] };
+    status?: { capacity?: Record<string, string>; conditions?: { type: string; status: string }[] };
+  }[];
   metadata: { continue?: string };
 }
 
@@ -77,7 +101,10 @@ export async function fleetState(api: Api): Promise<FleetState> {
   const state: FleetState = { nodes: 0, ready: 0, tainted: 0, withoutCapacity: 0 };
   let token = '';
   do {
-    const page = await api.request<NodeList>('GET', `/api/v1/nodes?limit=1000${token ? `&continue=${encodeURIComponent(token)}` : ''}`);
+    const page = await api.request<NodeList>(
+      'GET',
+      `/api/v1/nodes?limit=1000${token ? `&continue=${encodeURIComponent(token)}` : ''}`,
+    );
     for (const n of page.items) {
       state.nodes++;
       if (n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) state.ready++;

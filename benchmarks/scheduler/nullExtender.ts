@@ -27,7 +27,15 @@ const server = http.createServer((req, res) => {
     }
     res.setHeader('Content-Type', 'application/json');
     if (req.url === '/filter') {
-      res.end(JSON.stringify({ Nodes: null, NodeNames: args.NodeNames ?? [], FailedNodes: null, FailedAndUnresolvableNodes: null, Error: '' }));
+      res.end(
+        JSON.stringify({
+          Nodes: null,
+          NodeNames: args.NodeNames ?? [],
+          FailedNodes: null,
+          FailedAndUnresolvableNodes: null,
+          Error: '',
+        }),
+      );
     } else {
       res.end('[]');
     }

@@ -55,7 +55,11 @@ export function report(cells: Cell[], s: Settings, print: (text: string) => void
         'algo = scheduler_scheduling_algorithm_duration_seconds (filters, extender calls, scores)',
       [
         ...where,
-        { title: 'pods', value: (c) => fmt.count(c.result.bound) + (c.result.timedOut ? ` of ${fmt.count(c.result.created)} (time-out)` : '') },
+        {
+          title: 'pods',
+          value: (c) =>
+            fmt.count(c.result.bound) + (c.result.timedOut ? ` of ${fmt.count(c.result.created)} (time-out)` : ''),
+        },
         { title: 'create s', value: (c) => c.result.createSeconds.toFixed(1) },
         { title: 'total s', value: (c) => c.result.seconds.toFixed(1) },
         { title: 'pods/s', value: (c) => fmt.rate(c.podsPerSecond) },
@@ -66,14 +70,18 @@ export function report(cells: Cell[], s: Settings, print: (text: string) => void
         { title: 'algo p99 ms', value: (c) => ms(c.algorithm.p99) },
         { title: 'algo mean ms', value: (c) => ms(c.algorithm.mean) },
         { title: 'batched', value: (c) => `${Math.round(c.hinted * 100)}%` },
-        { title: 'restore pods on home node', value: (c) => (c.result.restoreBound > 0 ? `${c.result.restoreOnHome}/${c.result.restoreBound}` : '') },
+        {
+          title: 'restore pods on home node',
+          value: (c) => (c.result.restoreBound > 0 ? `${c.result.restoreOnHome}/${c.result.restoreBound}` : ''),
+        },
         { title: 'watch resumed', value: (c) => String(c.result.watchResumed) },
       ],
       cells,
     ),
   );
 
-  const cpuMs = (c: Cell, k: (typeof COMPONENTS)[number]) => fmt.ms((c.cores[k] * c.result.seconds * 1000) / c.result.bound);
+  const cpuMs = (c: Cell, k: (typeof COMPONENTS)[number]) =>
+    fmt.ms((c.cores[k] * c.result.seconds * 1000) / c.result.bound);
   print(
     table(
       `where the time goes: average cores busy during each cell, by process (${os.cpus().length} CPUs in all; rest of machine = ` +
@@ -82,7 +90,10 @@ export function report(cells: Cell[], s: Settings, print: (text: string) => void
         ...where,
         ...COMPONENTS.map((k) => ({ title: k, value: (c: Cell) => fmt.cores(c.cores[k]) })),
         { title: 'total', value: (c) => fmt.cores(COMPONENTS.reduce((a, k) => a + c.cores[k], 0)) },
-        { title: 'rest of machine', value: (c) => fmt.cores(c.machineCores - COMPONENTS.reduce((a, k) => a + c.cores[k], 0)) },
+        {
+          title: 'rest of machine',
+          value: (c) => fmt.cores(c.machineCores - COMPONENTS.reduce((a, k) => a + c.cores[k], 0)),
+        },
         { title: 'ms/pod: apiserver', value: (c) => cpuMs(c, 'kube-apiserver') },
         { title: 'scheduler', value: (c) => cpuMs(c, 'kube-scheduler') },
         { title: 'extender', value: (c) => cpuMs(c, 'extender') },
@@ -91,7 +102,14 @@ export function report(cells: Cell[], s: Settings, print: (text: string) => void
     ),
   );
 
-  interface Row { nodes: number; percentage: Percentage; kind: Kind; verb: string; path: string; hs: Histograms }
+  interface Row {
+    nodes: number;
+    percentage: Percentage;
+    kind: Kind;
+    verb: string;
+    path: string;
+    hs: Histograms;
+  }
   const rows: Row[] = [];
   for (const nodes of s.nodes) {
     for (const p of s.percentages) {
@@ -101,7 +119,8 @@ export function report(cells: Cell[], s: Settings, print: (text: string) => void
         const hs = merge(sets);
         for (const verb of ['filter', 'prioritize']) {
           for (const path of ['fast', 'restore']) {
-            if (select(hs, EXTENDER_HISTOGRAM, [`verb="${verb}"`, `path="${path}"`])) rows.push({ nodes, percentage: p, kind, verb, path, hs });
+            if (select(hs, EXTENDER_HISTOGRAM, [`verb="${verb}"`, `path="${path}"`]))
+              rows.push({ nodes, percentage: p, kind, verb, path, hs });
           }
         }
       }
@@ -128,7 +147,9 @@ export function report(cells: Cell[], s: Settings, print: (text: string) => void
     );
   }
 
-  print(`== summary${rounds ? ` (medians of ${s.rounds} rounds; per-round ratios in brackets)` : ''}; goal of issue 4: with/without >= ${GOAL}`);
+  print(
+    `== summary${rounds ? ` (medians of ${s.rounds} rounds; per-round ratios in brackets)` : ''}; goal of issue 4: with/without >= ${GOAL}`,
+  );
   const ratios: number[] = [];
   for (const nodes of s.nodes) {
     for (const p of s.percentages) {
@@ -147,8 +168,13 @@ export function report(cells: Cell[], s: Settings, print: (text: string) => void
           });
         return `${title} ${fmt.rate(rate)} pods/s ratio ${fmt.ratio(r)}${rounds ? ` [${perRound.join(' ')}]` : ''}`;
       };
-      const withParts = [part('fast', 'with (fast path)'), part('restore', `with (${Math.round(s.restoreShare * 100)}% restore)`)].filter(Boolean);
-      print(`${fmt.count(nodes)} nodes, percentageOfNodesToScore ${percentageLabel(p)}: without ${fmt.rate(base)} pods/s, ${withParts.join(', ')}`);
+      const withParts = [
+        part('fast', 'with (fast path)'),
+        part('restore', `with (${Math.round(s.restoreShare * 100)}% restore)`),
+      ].filter(Boolean);
+      print(
+        `${fmt.count(nodes)} nodes, percentageOfNodesToScore ${percentageLabel(p)}: without ${fmt.rate(base)} pods/s, ${withParts.join(', ')}`,
+      );
       // The same restore mix without the extender: restore pods still score every node (their
       // profile), so this separates the extender's own cost from the all-nodes profile's.
       const share = `${Math.round(s.restoreShare * 100)}%`;
@@ -171,7 +197,10 @@ export function report(cells: Cell[], s: Settings, print: (text: string) => void
         );
       }
       const mix = medianRate(cells, nodes, p, 'restore');
-      if (Number.isFinite(mix)) print(`    hiatus, ${share} restore pods nominated on sight (--restore-placement nominate, as shipped): ${fmt.ratio(mix / base)} of plain pods' rate${againstMix('restore')}`);
+      if (Number.isFinite(mix))
+        print(
+          `    hiatus, ${share} restore pods nominated on sight (--restore-placement nominate, as shipped): ${fmt.ratio(mix / base)} of plain pods' rate${againstMix('restore')}`,
+        );
       for (const [kind, title] of [
         ['restore-gate', `${share} restore pods gated until nominated (--restore-placement gate)`],
         ['restore-score', `${share} restore pods scored on every node (--restore-placement score)`],
@@ -180,7 +209,8 @@ export function report(cells: Cell[], s: Settings, print: (text: string) => void
         if (line) print(`    ${line}${againstMix(kind)}`);
       }
       // Per restore pod, from t_mix = (1 - share) t_plain + share t_restore (t = 1 / rate).
-      const perRestorePodMs = (kind: Kind) => ((1 / medianRate(cells, nodes, p, kind) - 1 / base) / s.restoreShare) * 1000;
+      const perRestorePodMs = (kind: Kind) =>
+        ((1 / medianRate(cells, nodes, p, kind) - 1 / base) / s.restoreShare) * 1000;
       const extra = (['restore', 'restore-gate', 'restore-score', 'without-mix'] as Kind[])
         .filter((k) => Number.isFinite(medianRate(cells, nodes, p, k)))
         .map((k) => `${KIND_TITLE[k]} ${fmt.ms(perRestorePodMs(k))} ms`);

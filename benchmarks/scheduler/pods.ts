@@ -81,7 +81,8 @@ interface PodList {
 }
 
 /** A watch event's object as read here: a pod, or a Status (code 410: resource version gone) on ERROR. */
-type Watched = { code?: number; metadata?: { name?: string; resourceVersion?: string }; spec?: { nodeName?: string } } | undefined;
+type Watched =
+  { code?: number; metadata?: { name?: string; resourceVersion?: string }; spec?: { nodeName?: string } } | undefined;
 
 /**
  * When each pod of one batch was first seen bound, through a watch that resumes where it broke
@@ -126,7 +127,10 @@ class Bindings {
   private async list(): Promise<void> {
     let token = '';
     do {
-      const page = await this.api.request<PodList>('GET', `${podsPath}?labelSelector=${this.selector}&limit=500${token ? `&continue=${encodeURIComponent(token)}` : ''}`);
+      const page = await this.api.request<PodList>(
+        'GET',
+        `${podsPath}?labelSelector=${this.selector}&limit=500${token ? `&continue=${encodeURIComponent(token)}` : ''}`,
+      );
       for (const p of page.items) this.seen(p.metadata?.name, p.spec?.nodeName);
       this.rv = page.metadata.resourceVersion ?? this.rv;
       token = page.metadata.continue ?? '';

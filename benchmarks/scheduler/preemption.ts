@@ -44,22 +44,32 @@ function quantile(sorted: number[], q: number): number {
 }
 
 export function summarize(cells: PreemptionCell[], s: PreemptionSettings, print: (line: string) => void): void {
-  print(`preemption cells: ${s.preemptions} preemptions at once, each of one Required victim whose checkpoint takes ${s.checkpointMs / 1000} s (kubelet simulator), ` +
-    `${s.pods} ordinary pods created at the same time; the same batch with no preemption in flight is the baseline. Goals: ratio >= 0.9, preemptor p99 <= checkpoint + 5 s.`);
-  print('| --preempt-wait | ordinary pods/s, none in flight | ordinary pods/s, preemptions in flight | ratio | preemptor bound p50 | p99 | preempt answers |');
+  print(
+    `preemption cells: ${s.preemptions} preemptions at once, each of one Required victim whose checkpoint takes ${s.checkpointMs / 1000} s (kubelet simulator), ` +
+      `${s.pods} ordinary pods created at the same time; the same batch with no preemption in flight is the baseline. Goals: ratio >= 0.9, preemptor p99 <= checkpoint + 5 s.`,
+  );
+  print(
+    '| --preempt-wait | ordinary pods/s, none in flight | ordinary pods/s, preemptions in flight | ratio | preemptor bound p50 | p99 | preempt answers |',
+  );
   print('|---|---|---|---|---|---|---|');
   for (const c of cells) {
     const sorted = [...c.bindMs].sort((a, b) => a - b);
     const f = (ms: number) => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(1)} s` : 'not bound');
-    const answers = Object.entries(c.answers).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ');
-    print(`| ${c.waitMs / 1000} s | ${c.baseline.toFixed(1)} | ${c.during.toFixed(1)} | ${(c.during / c.baseline).toFixed(2)} | ${f(quantile(sorted, 0.5))} | ${f(quantile(sorted, 0.99))} | ${answers} |`);
+    const answers = Object.entries(c.answers)
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ');
+    print(
+      `| ${c.waitMs / 1000} s | ${c.baseline.toFixed(1)} | ${c.during.toFixed(1)} | ${(c.during / c.baseline).toFixed(2)} | ${f(quantile(sorted, 0.5))} | ${f(quantile(sorted, 0.99))} | ${answers} |`,
+    );
   }
 }
 
 async function preemptAnswers(ext: Extender): Promise<Record<string, number>> {
   const text = await ext.metrics();
   const out: Record<string, number> = {};
-  for (const m of text.matchAll(/^hiatus_preemption_attempts_total\{outcome="(\w+)"\} (\S+)$/gm)) out[m[1]!] = Number(m[2]);
+  for (const m of text.matchAll(/^hiatus_preemption_attempts_total\{outcome="(\w+)"\} (\S+)$/gm))
+    out[m[1]!] = Number(m[2]);
   return out;
 }
 
@@ -89,7 +99,8 @@ async function oneCell(ctx: StageContext, s: PreemptionSettings, waitMs: number,
       httpTimeout: ctx.httpTimeout,
     });
     const names = Array.from({ length: s.preemptions }, (_, i) => `preempt-${tag}-${i}`);
-    for (const n of names) await nodes.add({ name: n, arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], labels: { [GROUP]: tag } });
+    for (const n of names)
+      await nodes.add({ name: n, arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], labels: { [GROUP]: tag } });
     const batch = (pods: number, timeoutMs: number) => ({
       id: `b${++ctx.batchSeq}`,
       schedulerName,
@@ -112,15 +123,26 @@ async function oneCell(ctx: StageContext, s: PreemptionSettings, waitMs: number,
       victims.map((v, i) =>
         core.createNamespacedPod({
           namespace: NAMESPACE,
-          body: podSpec(v, { schedulerName, priorityClassName: 'bench-required', cpu: '3', memory: '256Mi', nodeSelector: { [GROUP]: tag, 'kubernetes.io/hostname': names[i]! } }),
+          body: podSpec(v, {
+            schedulerName,
+            priorityClassName: 'bench-required',
+            cpu: '3',
+            memory: '256Mi',
+            nodeSelector: { [GROUP]: tag, 'kubernetes.io/hostname': names[i]! },
+          }),
         }),
       ),
     );
-    await waitUntil('victims Running', async () => {
-      const list = await core.listNamespacedPod({ namespace: NAMESPACE });
-      return victims.every((v) => list.items.find((p) => p.metadata?.name === v)?.status?.phase === 'Running');
-    }, 120_000);
-    for (const [i, n] of names.entries()) nodes.sim(n).inject({ pod: victims[i]!, failure: { kind: 'slow', extraMs: s.checkpointMs } });
+    await waitUntil(
+      'victims Running',
+      async () => {
+        const list = await core.listNamespacedPod({ namespace: NAMESPACE });
+        return victims.every((v) => list.items.find((p) => p.metadata?.name === v)?.status?.phase === 'Running');
+      },
+      120_000,
+    );
+    for (const [i, n] of names.entries())
+      nodes.sim(n).inject({ pod: victims[i]!, failure: { kind: 'slow', extraMs: s.checkpointMs } });
     const before = await preemptAnswers(ext);
 
     const created = new Map<string, number>();
@@ -129,7 +151,15 @@ async function oneCell(ctx: StageContext, s: PreemptionSettings, waitMs: number,
     const createPreemptors = Promise.all(
       preemptors.map(async (p) => {
         created.set(p, Date.now());
-        await core.createNamespacedPod({ namespace: NAMESPACE, body: podSpec(p, { schedulerName, priorityClassName: 'bench-urgent', cpu: '2', nodeSelector: { [GROUP]: tag } }) });
+        await core.createNamespacedPod({
+          namespace: NAMESPACE,
+          body: podSpec(p, {
+            schedulerName,
+            priorityClassName: 'bench-urgent',
+            cpu: '2',
+            nodeSelector: { [GROUP]: tag },
+          }),
+        });
       }),
     );
     const watching = (async () => {
@@ -150,7 +180,8 @@ async function oneCell(ctx: StageContext, s: PreemptionSettings, waitMs: number,
     const after = await preemptAnswers(ext);
     const answers: Record<string, number> = {};
     for (const k of Object.keys(after)) answers[k] = after[k]! - (before[k] ?? 0);
-    for (const p of [...preemptors, ...victims]) await core.deleteNamespacedPod({ namespace: NAMESPACE, name: p, gracePeriodSeconds: 0 }).catch(() => undefined);
+    for (const p of [...preemptors, ...victims])
+      await core.deleteNamespacedPod({ namespace: NAMESPACE, name: p, gracePeriodSeconds: 0 }).catch(() => undefined);
     return {
       waitMs,
       baseline: baseline.bound / baseline.seconds,
@@ -162,20 +193,30 @@ async function oneCell(ctx: StageContext, s: PreemptionSettings, waitMs: number,
     await cp.stopScheduler(schedulerName).catch(() => undefined);
     await ext.stop();
     await nodes.stop();
-    for (const n of Array.from({ length: s.preemptions }, (_, i) => `preempt-${tag}-${i}`)) await core.deleteNode({ name: n }).catch(() => undefined);
+    for (const n of Array.from({ length: s.preemptions }, (_, i) => `preempt-${tag}-${i}`))
+      await core.deleteNode({ name: n }).catch(() => undefined);
   }
 }
 
 export async function runPreemptionCells(ctx: StageContext, s: PreemptionSettings): Promise<PreemptionCell[]> {
   const scheduling = ctx.cp.kc.makeApiClient(SchedulingV1Api);
-  for (const [name, value, labels] of [['bench-required', 100, { 'hiatus.dev/checkpoint-policy': 'Required' }], ['bench-urgent', 1000, {}]] as const) {
-    await scheduling.createPriorityClass({ body: { metadata: { name, labels: { ...labels } }, value } }).catch(() => undefined);
+  for (const [name, value, labels] of [
+    ['bench-required', 100, { 'hiatus.dev/checkpoint-policy': 'Required' }],
+    ['bench-urgent', 1000, {}],
+  ] as const) {
+    await scheduling
+      .createPriorityClass({ body: { metadata: { name, labels: { ...labels } }, value } })
+      .catch(() => undefined);
   }
   const out: PreemptionCell[] = [];
   for (const [i, waitMs] of s.waits.entries()) {
-    ctx.progress(`preemption cell: --preempt-wait ${waitMs} ms, ${s.preemptions} preemptions with ${s.checkpointMs / 1000} s checkpoints`);
+    ctx.progress(
+      `preemption cell: --preempt-wait ${waitMs} ms, ${s.preemptions} preemptions with ${s.checkpointMs / 1000} s checkpoints`,
+    );
     const cell = await oneCell(ctx, s, waitMs, `w${i}`);
-    ctx.progress(`  ordinary ${cell.baseline.toFixed(1)} -> ${cell.during.toFixed(1)} pods/s; preemptors bound after ${cell.bindMs.map((ms) => (ms / 1000).toFixed(1)).join(', ')} s`);
+    ctx.progress(
+      `  ordinary ${cell.baseline.toFixed(1)} -> ${cell.during.toFixed(1)} pods/s; preemptors bound after ${cell.bindMs.map((ms) => (ms / 1000).toFixed(1)).join(', ')} s`,
+    );
     out.push(cell);
   }
   return out;

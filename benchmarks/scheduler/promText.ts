@@ -21,7 +21,10 @@ function labelsOf(raw: string | undefined): Map<string, string> {
 }
 
 function seriesKey(name: string, labels: Map<string, string>): string {
-  const parts = [...labels].filter(([k]) => k !== 'le').sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}="${v}"`);
+  const parts = [...labels]
+    .filter(([k]) => k !== 'le')
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k}="${v}"`);
   return `${name}{${parts.join(',')}}`;
 }
 
@@ -43,7 +46,8 @@ export function parseHistograms(text: string, families: readonly string[]): Hist
     const labels = labelsOf(rawLabels);
     const h = get(seriesKey(family, labels));
     const value = Number(rawValue);
-    if (name!.endsWith('_bucket')) h.buckets.push({ le: labels.get('le') === '+Inf' ? Infinity : Number(labels.get('le')), count: value });
+    if (name!.endsWith('_bucket'))
+      h.buckets.push({ le: labels.get('le') === '+Inf' ? Infinity : Number(labels.get('le')), count: value });
     else if (name!.endsWith('_count')) h.count = value;
     else h.sum = value;
   }

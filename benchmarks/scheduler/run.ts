@@ -38,7 +38,8 @@ import { runStage, type Cell, type Stage, type StageContext } from './stage.js';
 
 const print = (text: string) => process.stdout.write(`${text}\n`);
 const t0 = performance.now();
-const progress = (text: string) => process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(5)} s] ${text}\n`);
+const progress = (text: string) =>
+  process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(5)} s] ${text}\n`);
 
 function settingsOrExit(): Settings {
   if (process.argv.includes('--help')) {
@@ -163,7 +164,8 @@ async function main(): Promise<void> {
         `(amd64, AVX2, cri-o), the rest are arm64, lack AVX2 or run containerd`;
       print(line);
       progress(line);
-      if (state.ready !== nodes || state.tainted !== 0 || state.withoutCapacity !== 0) throw new Error(`the fleet is not as created: ${JSON.stringify(state)}`);
+      if (state.ready !== nodes || state.tainted !== 0 || state.withoutCapacity !== 0)
+        throw new Error(`the fleet is not as created: ${JSON.stringify(state)}`);
       for (const percentage of s.percentages) {
         for (let round = 1; round <= s.rounds; round++) {
           // Every other round runs the stages in reverse, so that a drift over time (etcd growing,
@@ -173,7 +175,8 @@ async function main(): Promise<void> {
         }
       }
       const after = await fleetState(api);
-      if (after.ready !== nodes || after.tainted !== 0) throw new Error(`nodes changed during the run: ${JSON.stringify(after)}`);
+      if (after.ready !== nodes || after.tainted !== 0)
+        throw new Error(`nodes changed during the run: ${JSON.stringify(after)}`);
     }
     const preemption = s.preemption.preemptions > 0 ? await runPreemptionCells(ctx, s.preemption) : [];
     print('');
@@ -182,7 +185,10 @@ async function main(): Promise<void> {
       print('');
       summarize(preemption, s.preemption, print);
     }
-    if (s.profileDir) print(`CPU profiles in ${path.resolve(s.profileDir)}: hiatus (*.cpuprofile, one per extender start), kube-scheduler (*.pprof, the first 10 s of each cell)`);
+    if (s.profileDir)
+      print(
+        `CPU profiles in ${path.resolve(s.profileDir)}: hiatus (*.cpuprofile, one per extender start), kube-scheduler (*.pprof, the first 10 s of each cell)`,
+      );
     print(`(whole run ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   } catch (e) {
     failed = true;

@@ -3,7 +3,15 @@ import { parseArgs } from 'node:util';
 
 /** What one cell measures (benchmarks/scheduler/run.ts describes each). */
 export type Kind = 'without' | 'without-mix' | 'null' | 'fast' | 'restore' | 'restore-gate' | 'restore-score';
-export const KINDS: readonly Kind[] = ['without', 'without-mix', 'null', 'fast', 'restore', 'restore-gate', 'restore-score'];
+export const KINDS: readonly Kind[] = [
+  'without',
+  'without-mix',
+  'null',
+  'fast',
+  'restore',
+  'restore-gate',
+  'restore-score',
+];
 
 /** A profile's percentageOfNodesToScore: a number, or null for kube-scheduler's adaptive default. */
 export type Percentage = number | null;
@@ -93,7 +101,8 @@ function percentages(v: string): Percentage[] {
 function kinds(v: string): Kind[] {
   const list = v.split(',').map((k) => k.trim());
   const bad = list.filter((k) => !(KINDS as readonly string[]).includes(k));
-  if (bad.length > 0 || list.length === 0) throw new Error(`--cells: unknown ${bad.join(', ')} (known: ${KINDS.join(', ')})`);
+  if (bad.length > 0 || list.length === 0)
+    throw new Error(`--cells: unknown ${bad.join(', ')} (known: ${KINDS.join(', ')})`);
   return KINDS.filter((k) => list.includes(k));
 }
 
@@ -102,7 +111,7 @@ export function podsFor(s: Settings, nodes: number): number {
 }
 
 export function percentageLabel(p: Percentage): string {
-  return p === null ? 'adaptive (as shipped, kube-scheduler\'s default)' : String(p);
+  return p === null ? "adaptive (as shipped, kube-scheduler's default)" : String(p);
 }
 
 export function parseSettings(argv: string[]): Settings {
@@ -136,7 +145,8 @@ export function parseSettings(argv: string[]): Settings {
     return Math.round(Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 's' ? 1000 : 1));
   });
   const nodes = values.nodes.split(',').map((s) => positive('nodes', s.trim()));
-  if (nodes.some((n, i) => i > 0 && n <= nodes[i - 1]!)) throw new Error(`--nodes: "${values.nodes}" must be ascending`);
+  if (nodes.some((n, i) => i > 0 && n <= nodes[i - 1]!))
+    throw new Error(`--nodes: "${values.nodes}" must be ascending`);
   const share = Number(values['restore-share']);
   if (!(share > 0 && share <= 1)) throw new Error(`--restore-share: "${values['restore-share']}" must be in (0, 1]`);
   return {

@@ -25,7 +25,14 @@ export interface Stage {
   cells: { kind: Kind; restoreShare: number }[];
 }
 
-export const COMPONENTS = ['kube-apiserver', 'etcd', 'kube-scheduler', 'extender', 'kube-controller-manager', 'driver'] as const;
+export const COMPONENTS = [
+  'kube-apiserver',
+  'etcd',
+  'kube-scheduler',
+  'extender',
+  'kube-controller-manager',
+  'driver',
+] as const;
 export type Component = (typeof COMPONENTS)[number];
 
 export interface Cell {
@@ -76,11 +83,22 @@ interface RunningExtender {
   proc: ManagedProcess;
 }
 
-async function startExtender(cp: ControlPlane, kind: ExtenderKind, httpTimeout: string, s: Settings, args: string[] = []): Promise<RunningExtender | undefined> {
+async function startExtender(
+  cp: ControlPlane,
+  kind: ExtenderKind,
+  httpTimeout: string,
+  s: Settings,
+  args: string[] = [],
+): Promise<RunningExtender | undefined> {
   if (kind === 'none') return undefined;
   if (kind === 'null') {
     const port = await freePort();
-    const proc = ManagedProcess.start('null-extender', process.execPath, [NULL_EXTENDER, String(port)], path.join(cp.logs, 'null-extender.log'));
+    const proc = ManagedProcess.start(
+      'null-extender',
+      process.execPath,
+      [NULL_EXTENDER, String(port)],
+      path.join(cp.logs, 'null-extender.log'),
+    );
     const url = `http://127.0.0.1:${port}`;
     try {
       await waitForHttp(proc, `${url}/readyz`);
@@ -184,7 +202,10 @@ export async function runStage(ctx: StageContext, at: CellPlace, stage: Stage): 
       const warm = batch(s.warmupPods, last.kind, last.restoreShare, WARMUP_TIMEOUT_MS);
       const w = await runBatch(api, warm);
       await deleteBatch(api, warm.id);
-      if (w.timedOut) throw new Error(`${stage.schedulerName}: the warm-up bound only ${w.bound} of ${s.warmupPods} pods in ${WARMUP_TIMEOUT_MS / 1000} s\n${sched.proc.tail(20)}`);
+      if (w.timedOut)
+        throw new Error(
+          `${stage.schedulerName}: the warm-up bound only ${w.bound} of ${s.warmupPods} pods in ${WARMUP_TIMEOUT_MS / 1000} s\n${sched.proc.tail(20)}`,
+        );
       const probe = new Probe(
         {
           'kube-apiserver': cp.process('kube-apiserver').child.pid!,
@@ -200,16 +221,22 @@ export async function runStage(ctx: StageContext, at: CellPlace, stage: Stage): 
         await sleep(SETTLE_MS);
         const pods = podsFor(s, at.nodes);
         const b = batch(pods, c.kind, c.restoreShare, s.cellSeconds * 1000);
-        ctx.progress(`${at.nodes} nodes, percentageOfNodesToScore ${percentageKey(at.percentage)}, round ${at.round}: ${c.kind}, ${pods} pods`);
+        ctx.progress(
+          `${at.nodes} nodes, percentageOfNodesToScore ${percentageKey(at.percentage)}, round ${at.round}: ${c.kind}, ${pods} pods`,
+        );
         const before = await probe.snapshot();
-        const pprof = (url: string) => fetchBytes(`${url}/debug/pprof/profile?seconds=${SCHEDULER_PROFILE_SECONDS}`, ctx.tls);
+        const pprof = (url: string) =>
+          fetchBytes(`${url}/debug/pprof/profile?seconds=${SCHEDULER_PROFILE_SECONDS}`, ctx.tls);
         const profiles = s.profileDir
           ? { 'kube-scheduler': pprof(`https://127.0.0.1:${sched.port}`), 'kube-apiserver': pprof(cp.apiserverUrl) }
           : undefined;
         const result = await runBatch(api, b);
         const after = await probe.snapshot();
         for (const [component, profile] of Object.entries(profiles ?? {})) {
-          const file = path.resolve(s.profileDir!, `${component}-${at.nodes}n-${percentageKey(at.percentage)}-${c.kind}-r${at.round}.pprof`);
+          const file = path.resolve(
+            s.profileDir!,
+            `${component}-${at.nodes}n-${percentageKey(at.percentage)}-${c.kind}-r${at.round}.pprof`,
+          );
           writeFileSync(file, await profile);
         }
         await deleteBatch(api, b.id);
@@ -217,7 +244,9 @@ export async function runStage(ctx: StageContext, at: CellPlace, stage: Stage): 
         if (ext && !ext.proc.alive) throw new Error(`the ${stage.extender} extender exited\n${ext.proc.tail(30)}`);
         const cell = measured(at, c.kind, c.restoreShare, result, before, after);
         out.push(cell);
-        ctx.progress(`  ${cell.podsPerSecond.toFixed(1)} pods/s (${result.bound}/${pods} bound in ${result.seconds.toFixed(1)} s)`);
+        ctx.progress(
+          `  ${cell.podsPerSecond.toFixed(1)} pods/s (${result.bound}/${pods} bound in ${result.seconds.toFixed(1)} s)`,
+        );
       }
     } finally {
       await cp.stopScheduler(stage.schedulerName);
@@ -228,12 +257,22 @@ export async function runStage(ctx: StageContext, at: CellPlace, stage: Stage): 
   return out;
 }
 
-function measured(at: CellPlace, kind: Kind, restoreShare: number, result: BatchResult, before: Snapshot, after: Snapshot): Cell {
+function measured(
+  at: CellPlace,
+  kind: Kind,
+  restoreShare: number,
+  result: BatchResult,
+  before: Snapshot,
+  after: Snapshot,
+): Cell {
   const wall = (after.at - before.at) / 1000;
   const cores = {} as Record<Component, number>;
   for (const c of COMPONENTS) cores[c] = (after.cpu[c] - before.cpu[c]) / wall;
   const algo = select(
-    difference(parseHistograms(after.scheduler, [ALGORITHM_HISTOGRAM]), parseHistograms(before.scheduler, [ALGORITHM_HISTOGRAM])),
+    difference(
+      parseHistograms(after.scheduler, [ALGORITHM_HISTOGRAM]),
+      parseHistograms(before.scheduler, [ALGORITHM_HISTOGRAM]),
+    ),
     ALGORITHM_HISTOGRAM,
     [],
   );
@@ -245,7 +284,8 @@ function measured(at: CellPlace, kind: Kind, restoreShare: number, result: Batch
     result,
     podsPerSecond: result.bound / result.seconds,
     cores,
-    machineCores: ((after.machine.busy - before.machine.busy) / (after.machine.total - before.machine.total)) * os.cpus().length,
+    machineCores:
+      ((after.machine.busy - before.machine.busy) / (after.machine.total - before.machine.total)) * os.cpus().length,
     algorithm: {
       p50: quantile(algo, 0.5),
       p99: quantile(algo, 0.99),
@@ -255,7 +295,10 @@ function measured(at: CellPlace, kind: Kind, restoreShare: number, result: Batch
     hinted: algo && algo.count > 0 ? (hints(after.scheduler) - hints(before.scheduler)) / algo.count : 0,
   };
   if (after.extender && before.extender) {
-    cell.extender = difference(parseHistograms(after.extender, [EXTENDER_HISTOGRAM]), parseHistograms(before.extender, [EXTENDER_HISTOGRAM]));
+    cell.extender = difference(
+      parseHistograms(after.extender, [EXTENDER_HISTOGRAM]),
+      parseHistograms(before.extender, [EXTENDER_HISTOGRAM]),
+    );
   }
   return cell;
 }

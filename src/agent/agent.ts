@@ -127,7 +127,9 @@ export class NodeAgent {
     const ref = keyOf(c);
     const current = c.status?.containers?.find((s) => s.name === w.container);
     if (current?.publication?.state !== 'Uploading') {
-      await this.record(c, w.container, { publication: { state: 'Uploading', message: 'uploading to the registry', attempts: retry?.attempts ?? 0 } });
+      await this.record(c, w.container, {
+        publication: { state: 'Uploading', message: 'uploading to the registry', attempts: retry?.attempts ?? 0 },
+      });
     }
     const started = this.now();
     try {
@@ -148,13 +150,30 @@ export class NodeAgent {
       metrics.publishedBytes.inc(out.sentBytes);
       metrics.publishes.inc({ result: 'published' });
       const written = await this.record(c, w.container, {
-        publication: { state: 'Published', reason: 'Verified', message: `published ${out.archiveBytes} bytes`, attempts: (retry?.attempts ?? 0) + 1 },
+        publication: {
+          state: 'Published',
+          reason: 'Verified',
+          message: `published ${out.archiveBytes} bytes`,
+          attempts: (retry?.attempts ?? 0) + 1,
+        },
         image: out.reference,
         archiveBytes: out.archiveBytes,
         archiveDigest: out.layerDigest,
       });
-      log.info('checkpoint image published', { checkpoint: ref, container: w.container, image: out.reference, bytes: out.archiveBytes, resumedFrom: out.resumedFrom });
-      if (written) await this.emit(written, 'Normal', 'CheckpointPublished', `container ${w.container}: ${out.reference} (${out.archiveBytes} bytes)`);
+      log.info('checkpoint image published', {
+        checkpoint: ref,
+        container: w.container,
+        image: out.reference,
+        bytes: out.archiveBytes,
+        resumedFrom: out.resumedFrom,
+      });
+      if (written)
+        await this.emit(
+          written,
+          'Normal',
+          'CheckpointPublished',
+          `container ${w.container}: ${out.reference} (${out.archiveBytes} bytes)`,
+        );
     } catch (e) {
       metrics.publishDuration.observe({ result: 'error' }, (this.now() - started) / 1000);
       if (e instanceof PublishStopped) {
@@ -165,21 +184,42 @@ export class NodeAgent {
         this.retries.delete(key);
         metrics.errors.inc({ kind: ARCHIVE_REASON[e.reason]! });
         metrics.publishes.inc({ result: 'failed' });
-        log.warn('checkpoint archive cannot be published', { checkpoint: ref, container: w.container, error: e.message });
-        const written = await this.record(c, w.container, { publication: { state: 'Failed', reason: e.reason, message: e.message } });
-        if (written) await this.emit(written, 'Warning', e.reason, `container ${w.container}: ${e.message}; the checkpoint cannot be restored from an image`);
+        log.warn('checkpoint archive cannot be published', {
+          checkpoint: ref,
+          container: w.container,
+          error: e.message,
+        });
+        const written = await this.record(c, w.container, {
+          publication: { state: 'Failed', reason: e.reason, message: e.message },
+        });
+        if (written)
+          await this.emit(
+            written,
+            'Warning',
+            e.reason,
+            `container ${w.container}: ${e.message}; the checkpoint cannot be restored from an image`,
+          );
         return;
       }
       const attempts = (retry?.attempts ?? 0) + 1;
       const wait = backoffMs(attempts, this.deps.retryBaseMs ?? 10_000, this.deps.retryMaxMs ?? 300_000);
       this.retries.set(key, { attempts, nextAt: this.now() + wait });
-      const kind = e instanceof RegistryError ? e.kind : e instanceof ArchiveError ? ARCHIVE_REASON[e.reason]! : 'bad_response';
+      const kind =
+        e instanceof RegistryError ? e.kind : e instanceof ArchiveError ? ARCHIVE_REASON[e.reason]! : 'bad_response';
       metrics.errors.inc({ kind });
       metrics.publishes.inc({ result: 'retry' });
       const message = `${(e as Error).message}; retrying in ${Math.round(wait / 1000)}s (attempt ${attempts})`;
-      log.warn('checkpoint publication failed: will retry', { checkpoint: ref, container: w.container, error: (e as Error).message, retryInMs: wait });
-      const written = await this.record(c, w.container, { publication: { state: 'Uploading', reason: kind, message, attempts } });
-      if (written && attempts === 1) await this.emit(written, 'Warning', 'CheckpointPublishRetrying', `container ${w.container}: ${message}`);
+      log.warn('checkpoint publication failed: will retry', {
+        checkpoint: ref,
+        container: w.container,
+        error: (e as Error).message,
+        retryInMs: wait,
+      });
+      const written = await this.record(c, w.container, {
+        publication: { state: 'Uploading', reason: kind, message, attempts },
+      });
+      if (written && attempts === 1)
+        await this.emit(written, 'Warning', 'CheckpointPublishRetrying', `container ${w.container}: ${message}`);
     }
   }
 
@@ -243,16 +283,30 @@ export class NodeAgent {
       }
       this.deletedRecords.delete(d.path);
       metrics.deletions.inc({ reason: d.reason });
-      log.info('archive deleted', { archive: path.basename(d.path), reason: d.reason, bytes: d.size, ...(d.checkpoint ? { checkpoint: d.checkpoint } : {}) });
+      log.info('archive deleted', {
+        archive: path.basename(d.path),
+        reason: d.reason,
+        bytes: d.size,
+        ...(d.checkpoint ? { checkpoint: d.checkpoint } : {}),
+      });
       const owner = d.checkpoint ? byKey.get(d.checkpoint) : undefined;
-      if (owner) await this.emit(owner, 'Normal', 'CheckpointArchiveDeleted', `${path.basename(d.path)} deleted from ${this.deps.node} (${d.reason}, ${d.size} bytes)`);
+      if (owner)
+        await this.emit(
+          owner,
+          'Normal',
+          'CheckpointArchiveDeleted',
+          `${path.basename(d.path)} deleted from ${this.deps.node} (${d.reason}, ${d.size} bytes)`,
+        );
     }
     const present = new Set(files.map((f) => f.path));
     for (const p of this.deletedRecords) if (!present.has(p)) this.deletedRecords.delete(p);
     metrics.archives.set(files.length - plan.deletions.length);
     metrics.archiveBytes.set(plan.bytesAfter);
     if (plan.overBudget) {
-      log.warn('checkpoint directory over its disk budget with archives that cannot be deleted yet', { bytes: plan.bytesAfter, budget: this.deps.gc.diskBudgetBytes });
+      log.warn('checkpoint directory over its disk budget with archives that cannot be deleted yet', {
+        bytes: plan.bytesAfter,
+        budget: this.deps.gc.diskBudgetBytes,
+      });
     }
   }
 
@@ -274,7 +328,10 @@ export class NodeAgent {
     try {
       await labelNode(value);
       this.lastLabel = value ?? null;
-      log.info('node labelled with its runtime restore setting', { value: value ?? '(removed: unknown)', setting: verdict?.setting });
+      log.info('node labelled with its runtime restore setting', {
+        value: value ?? '(removed: unknown)',
+        setting: verdict?.setting,
+      });
     } catch (e) {
       metrics.errors.inc({ kind: 'api' });
       log.warn('cannot label the node', { error: (e as Error).message });

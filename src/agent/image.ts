@@ -133,7 +133,12 @@ export interface CheckpointImage {
 }
 
 /** Config, manifest and index for an archive already uploaded as layer `layer`. */
-export function checkpointImage(layer: { digest: string; size: number }, annotations: Record<string, string>, arch: string, created?: string): CheckpointImage {
+export function checkpointImage(
+  layer: { digest: string; size: number },
+  annotations: Record<string, string>,
+  arch: string,
+  created?: string,
+): CheckpointImage {
   const config = blob(MEDIA_TYPE_CONFIG, {
     ...(created ? { created } : {}),
     architecture: arch,
@@ -153,7 +158,12 @@ export function checkpointImage(layer: { digest: string; size: number }, annotat
     },
     { platform: { architecture: arch, os: 'linux' } },
   );
-  const index = blob(MEDIA_TYPE_INDEX, { schemaVersion: 2, mediaType: MEDIA_TYPE_INDEX, manifests: [manifest.descriptor], annotations });
+  const index = blob(MEDIA_TYPE_INDEX, {
+    schemaVersion: 2,
+    mediaType: MEDIA_TYPE_INDEX,
+    manifests: [manifest.descriptor],
+    annotations,
+  });
   return { config, manifest, index };
 }
 

@@ -6,7 +6,14 @@ import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { ApiCheckpointStore } from '../checkpoint/store.js';
-import { CHECKPOINT_API_VERSION, CHECKPOINT_GROUP, CHECKPOINT_KIND, CHECKPOINT_PLURAL, CHECKPOINT_VERSION, type Checkpoint } from '../api/checkpoint.js';
+import {
+  CHECKPOINT_API_VERSION,
+  CHECKPOINT_GROUP,
+  CHECKPOINT_KIND,
+  CHECKPOINT_PLURAL,
+  CHECKPOINT_VERSION,
+  type Checkpoint,
+} from '../api/checkpoint.js';
 import { findKubeConfig } from '../cluster/kubeconfig.js';
 import { keyOf, LABEL_RUNTIME_RESTORE } from '../api/keys.js';
 import { parseQuantity } from '../cluster/quantity.js';
@@ -22,18 +29,62 @@ import { crioRestoreVerdict, fetchCrioConfig } from './runtimeConfig.js';
 const OPTIONS = {
   'node-name': { env: 'NODE_NAME', def: '', help: 'this node (the DaemonSet passes spec.nodeName); required' },
   kubeconfig: { env: 'HIATUS_AGENT_KUBECONFIG', def: '', help: 'kubeconfig path (default: in-cluster)' },
-  'checkpoint-dir': { env: 'HIATUS_AGENT_CHECKPOINT_DIR', def: '/var/lib/kubelet/checkpoints', help: "the kubelet's checkpoint directory" },
-  'state-dir': { env: 'HIATUS_AGENT_STATE_DIR', def: '/var/lib/hiatus-agent', help: 'where upload resume state is kept (a hostPath: survives restarts)' },
-  registry: { env: 'HIATUS_AGENT_REGISTRY', def: '', help: 'host[:port] of the OCI registry (HTTPS); empty: publish nothing, only collect and label' },
-  'repository-prefix': { env: 'HIATUS_AGENT_REPOSITORY_PREFIX', def: 'hiatus', help: 'images go to <registry>/<prefix>/<namespace>' },
-  'registry-credentials-file': { env: 'HIATUS_AGENT_REGISTRY_CREDENTIALS_FILE', def: '/etc/hiatus/registry/.dockerconfigjson', help: 'a mounted kubernetes.io/dockerconfigjson Secret' },
-  'registry-ca-file': { env: 'HIATUS_AGENT_REGISTRY_CA_FILE', def: '', help: 'PEM CA bundle trusted for the registry, besides the system roots' },
+  'checkpoint-dir': {
+    env: 'HIATUS_AGENT_CHECKPOINT_DIR',
+    def: '/var/lib/kubelet/checkpoints',
+    help: "the kubelet's checkpoint directory",
+  },
+  'state-dir': {
+    env: 'HIATUS_AGENT_STATE_DIR',
+    def: '/var/lib/hiatus-agent',
+    help: 'where upload resume state is kept (a hostPath: survives restarts)',
+  },
+  registry: {
+    env: 'HIATUS_AGENT_REGISTRY',
+    def: '',
+    help: 'host[:port] of the OCI registry (HTTPS); empty: publish nothing, only collect and label',
+  },
+  'repository-prefix': {
+    env: 'HIATUS_AGENT_REPOSITORY_PREFIX',
+    def: 'hiatus',
+    help: 'images go to <registry>/<prefix>/<namespace>',
+  },
+  'registry-credentials-file': {
+    env: 'HIATUS_AGENT_REGISTRY_CREDENTIALS_FILE',
+    def: '/etc/hiatus/registry/.dockerconfigjson',
+    help: 'a mounted kubernetes.io/dockerconfigjson Secret',
+  },
+  'registry-ca-file': {
+    env: 'HIATUS_AGENT_REGISTRY_CA_FILE',
+    def: '',
+    help: 'PEM CA bundle trusted for the registry, besides the system roots',
+  },
   'chunk-size': { env: 'HIATUS_AGENT_CHUNK_SIZE', def: '64Mi', help: 'bytes per upload request (halved on 413)' },
-  'crio-socket': { env: 'HIATUS_AGENT_CRIO_SOCKET', def: '/var/run/crio/crio.sock', help: "CRI-O's socket, for its effective configuration (GET /config)" },
-  'orphan-max-age': { env: 'HIATUS_AGENT_ORPHAN_MAX_AGE', def: '1h', help: 'an archive no Checkpoint names is deleted once this old' },
-  'disk-budget': { env: 'HIATUS_AGENT_DISK_BUDGET', def: '0', help: 'bytes the checkpoint directory may hold (e.g. 50Gi); 0: no budget' },
-  interval: { env: 'HIATUS_AGENT_INTERVAL', def: '30s', help: 'how often the agent looks for work besides watch events' },
-  'label-interval': { env: 'HIATUS_AGENT_LABEL_INTERVAL', def: '5m', help: "how often the runtime's restore setting is read again" },
+  'crio-socket': {
+    env: 'HIATUS_AGENT_CRIO_SOCKET',
+    def: '/var/run/crio/crio.sock',
+    help: "CRI-O's socket, for its effective configuration (GET /config)",
+  },
+  'orphan-max-age': {
+    env: 'HIATUS_AGENT_ORPHAN_MAX_AGE',
+    def: '1h',
+    help: 'an archive no Checkpoint names is deleted once this old',
+  },
+  'disk-budget': {
+    env: 'HIATUS_AGENT_DISK_BUDGET',
+    def: '0',
+    help: 'bytes the checkpoint directory may hold (e.g. 50Gi); 0: no budget',
+  },
+  interval: {
+    env: 'HIATUS_AGENT_INTERVAL',
+    def: '30s',
+    help: 'how often the agent looks for work besides watch events',
+  },
+  'label-interval': {
+    env: 'HIATUS_AGENT_LABEL_INTERVAL',
+    def: '5m',
+    help: "how often the runtime's restore setting is read again",
+  },
   'metrics-port': { env: 'HIATUS_AGENT_METRICS_PORT', def: '9102', help: 'port of /metrics and /healthz' },
   'log-level': { env: 'HIATUS_AGENT_LOG_LEVEL', def: 'info', help: 'debug, info, warn or error' },
 } as const;
@@ -46,9 +97,14 @@ function usage(): string {
 }
 
 function load(argv: string[], env: NodeJS.ProcessEnv): Record<Option, string> {
-  const { values } = parseArgs({ args: argv, options: Object.fromEntries(Object.keys(OPTIONS).map((k) => [k, { type: 'string' }])), strict: true });
+  const { values } = parseArgs({
+    args: argv,
+    options: Object.fromEntries(Object.keys(OPTIONS).map((k) => [k, { type: 'string' }])),
+    strict: true,
+  });
   const out = {} as Record<Option, string>;
-  for (const [k, o] of Object.entries(OPTIONS) as [Option, (typeof OPTIONS)[Option]][]) out[k] = values[k] ?? env[o.env] ?? o.def;
+  for (const [k, o] of Object.entries(OPTIONS) as [Option, (typeof OPTIONS)[Option]][])
+    out[k] = values[k] ?? env[o.env] ?? o.def;
   return out;
 }
 
@@ -59,19 +115,62 @@ function fail(problems: string[]): never {
 
 function checkpointEvents(kc: KubeConfig): AgentEvent {
   const core = kc.makeApiClient(CoreV1Api);
-  const post = (namespace: string, involvedObject: object, type: string, reason: string, message: string, name: string) => {
+  const post = (
+    namespace: string,
+    involvedObject: object,
+    type: string,
+    reason: string,
+    message: string,
+    name: string,
+  ) => {
     const now = new Date();
     return core.createNamespacedEvent({
       namespace,
-      body: { metadata: { generateName: `${name}.`, namespace }, involvedObject, reason, message, type, source: { component: 'hiatus-agent' }, firstTimestamp: now, lastTimestamp: now, count: 1 },
+      body: {
+        metadata: { generateName: `${name}.`, namespace },
+        involvedObject,
+        reason,
+        message,
+        type,
+        source: { component: 'hiatus-agent' },
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      },
     });
   };
   return async (c: Checkpoint, type, reason, message) => {
     const ns = c.metadata.namespace;
-    await post(ns, { apiVersion: CHECKPOINT_API_VERSION, kind: CHECKPOINT_KIND, namespace: ns, name: c.metadata.name, uid: c.metadata.uid }, type, reason, message, c.metadata.name);
+    await post(
+      ns,
+      {
+        apiVersion: CHECKPOINT_API_VERSION,
+        kind: CHECKPOINT_KIND,
+        namespace: ns,
+        name: c.metadata.name,
+        uid: c.metadata.uid,
+      },
+      type,
+      reason,
+      message,
+      c.metadata.name,
+    );
     const pod = c.status?.restore?.podName;
     if (pod && !pod.endsWith('*')) {
-      await post(ns, { apiVersion: 'v1', kind: 'Pod', namespace: ns, name: pod, ...(c.status?.restore?.podUID ? { uid: c.status.restore.podUID } : {}) }, type, reason, `checkpoint ${c.metadata.name}: ${message}`, pod);
+      await post(
+        ns,
+        {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          namespace: ns,
+          name: pod,
+          ...(c.status?.restore?.podUID ? { uid: c.status.restore.podUID } : {}),
+        },
+        type,
+        reason,
+        `checkpoint ${c.metadata.name}: ${message}`,
+        pod,
+      );
     }
   };
 }
@@ -84,14 +183,21 @@ function main(argv: string[]): void {
   const o = load(argv, process.env);
   const problems: string[] = [];
   if (!o['node-name']) problems.push('--node-name (or NODE_NAME) is required');
-  if (!LOG_LEVELS.includes(o['log-level'] as LogLevel)) problems.push(`--log-level: "${o['log-level']}" is not one of ${LOG_LEVELS.join(', ')}`);
-  const durations = Object.fromEntries((['orphan-max-age', 'interval', 'label-interval'] as const).map((k) => [k, parseDuration(o[k]) ?? (problems.push(`--${k}: "${o[k]}" is not a duration`), 0)]));
+  if (!LOG_LEVELS.includes(o['log-level'] as LogLevel))
+    problems.push(`--log-level: "${o['log-level']}" is not one of ${LOG_LEVELS.join(', ')}`);
+  const durations = Object.fromEntries(
+    (['orphan-max-age', 'interval', 'label-interval'] as const).map((k) => [
+      k,
+      parseDuration(o[k]) ?? (problems.push(`--${k}: "${o[k]}" is not a duration`), 0),
+    ]),
+  );
   const chunk = parseQuantity(o['chunk-size']);
   if (!chunk || chunk < 1 << 20) problems.push(`--chunk-size: "${o['chunk-size']}" must be a quantity of at least 1Mi`);
   const budget = parseQuantity(o['disk-budget']);
   if (budget === undefined || budget < 0) problems.push(`--disk-budget: "${o['disk-budget']}" is not a quantity`);
   const metricsPort = Number(o['metrics-port']);
-  if (!Number.isInteger(metricsPort) || metricsPort < 1 || metricsPort > 65535) problems.push(`--metrics-port: "${o['metrics-port']}" is not a port`);
+  if (!Number.isInteger(metricsPort) || metricsPort < 1 || metricsPort > 65535)
+    problems.push(`--metrics-port: "${o['metrics-port']}" is not a port`);
   if (problems.length) fail(problems);
 
   const log = createLogger(o['log-level'] as LogLevel);
@@ -110,7 +216,14 @@ function main(argv: string[]): void {
       path: `/apis/${CHECKPOINT_GROUP}/${CHECKPOINT_VERSION}/${CHECKPOINT_PLURAL}`,
       query: { fieldSelector: selector },
       list: (t) =>
-        custom.listCustomObjectForAllNamespaces({ group: CHECKPOINT_GROUP, version: CHECKPOINT_VERSION, plural: CHECKPOINT_PLURAL, limit: LIST_PAGE_SIZE, _continue: t, fieldSelector: selector }) as Promise<ListPage>,
+        custom.listCustomObjectForAllNamespaces({
+          group: CHECKPOINT_GROUP,
+          version: CHECKPOINT_VERSION,
+          plural: CHECKPOINT_PLURAL,
+          limit: LIST_PAGE_SIZE,
+          _continue: t,
+          fieldSelector: selector,
+        }) as Promise<ListPage>,
       project: (c: Checkpoint) => c,
       key: (c) => (c?.metadata?.name ? keyOf(c) : undefined),
       onChange: (type, key) => {
@@ -141,7 +254,9 @@ function main(argv: string[]): void {
     });
     publisher = new Publisher({ client, stateDir: o['state-dir'], chunkBytes: chunk!, log });
   } else {
-    log.warn('no --registry: checkpoints are not published (restorable only on their node); archives are still collected');
+    log.warn(
+      'no --registry: checkpoints are not published (restorable only on their node); archives are still collected',
+    );
   }
   // The Reflector's callbacks above call it: they run only once checkpoints.start() below has run.
   const agent = new NodeAgent({
@@ -153,9 +268,13 @@ function main(argv: string[]): void {
     ...(publisher ? { publisher } : {}),
     repositoryPrefix: o['repository-prefix'],
     gc: { orphanMaxAgeMs: durations['orphan-max-age']!, diskBudgetBytes: budget! },
-    readRuntime: async () => (existsSync(o['crio-socket']) ? crioRestoreVerdict(await fetchCrioConfig(o['crio-socket'])) : undefined),
+    readRuntime: async () =>
+      existsSync(o['crio-socket']) ? crioRestoreVerdict(await fetchCrioConfig(o['crio-socket'])) : undefined,
     labelNode: async (value) => {
-      await core.patchNode({ name: node, body: { metadata: { labels: { [LABEL_RUNTIME_RESTORE]: value ?? null } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+      await core.patchNode(
+        { name: node, body: { metadata: { labels: { [LABEL_RUNTIME_RESTORE]: value ?? null } } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
     },
     event: checkpointEvents(kc),
     metrics,
@@ -163,7 +282,10 @@ function main(argv: string[]): void {
   });
   checkpoints.start();
   void agent.labelRuntime();
-  const tick = setInterval(() => void agent.kick().catch((e: unknown) => log.error('agent pass failed', { error: String(e) })), durations.interval);
+  const tick = setInterval(
+    () => void agent.kick().catch((e: unknown) => log.error('agent pass failed', { error: String(e) })),
+    durations.interval,
+  );
   const relabel = setInterval(() => void agent.labelRuntime(), durations['label-interval']);
   const server = http.createServer((req, res) => {
     if (req.url === '/metrics') {
@@ -178,7 +300,12 @@ function main(argv: string[]): void {
     }
   });
   server.listen(metricsPort);
-  log.info('node agent started', { node, registry: o.registry || '(none)', checkpointDir: o['checkpoint-dir'], diskBudget: budget });
+  log.info('node agent started', {
+    node,
+    registry: o.registry || '(none)',
+    checkpointDir: o['checkpoint-dir'],
+    diskBudget: budget,
+  });
   const shutdown = (signal: string) => {
     log.info('stopping: finishing the chunk in flight', { signal });
     clearInterval(tick);

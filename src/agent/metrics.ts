@@ -39,8 +39,16 @@ export class AgentMetrics {
       labelNames: ['kind'],
       registers,
     });
-    this.archives = new Gauge({ name: 'hiatus_agent_archives', help: 'Checkpoint archives in the checkpoint directory.', registers });
-    this.archiveBytes = new Gauge({ name: 'hiatus_agent_archive_bytes', help: 'Bytes of checkpoint archives in the checkpoint directory.', registers });
+    this.archives = new Gauge({
+      name: 'hiatus_agent_archives',
+      help: 'Checkpoint archives in the checkpoint directory.',
+      registers,
+    });
+    this.archiveBytes = new Gauge({
+      name: 'hiatus_agent_archive_bytes',
+      help: 'Bytes of checkpoint archives in the checkpoint directory.',
+      registers,
+    });
     this.deletions = new Counter({
       name: 'hiatus_agent_archive_deletions_total',
       help: 'Archives deleted by reason (checkpoint_deleted, checkpoint_failed, orphan, disk_budget).',

@@ -1,6 +1,11 @@
 // The node agent's decisions, pure: which archives to publish, how a publication outcome changes
 // a Checkpoint's status, and which archives to delete from the node's disk.
-import type { Checkpoint, ContainerCheckpointStatus, ContainerPublication, PublicationState } from '../api/checkpoint.js';
+import type {
+  Checkpoint,
+  ContainerCheckpointStatus,
+  ContainerPublication,
+  PublicationState,
+} from '../api/checkpoint.js';
 import { keyOf } from '../api/keys.js';
 
 export interface PublishWork {
@@ -66,7 +71,7 @@ export function withPublication(c: Checkpoint, container: string, u: Publication
         ? `${status.containers.length} container image(s) published`
         : state === 'Failed'
           ? `${failed!.name}: ${failed!.publication!.message ?? failed!.publication!.reason ?? 'failed'}`
-          : u.publication.message ?? 'uploading';
+          : (u.publication.message ?? 'uploading');
     status.publication = { state, message, time: now };
   }
   return next;
@@ -76,7 +81,13 @@ export function withPublication(c: Checkpoint, container: string, u: Publication
 export function samePublication(c: Checkpoint, container: string, u: PublicationUpdate): boolean {
   const s = c.status?.containers?.find((x) => x.name === container);
   const p = s?.publication;
-  return !!p && p.state === u.publication.state && p.reason === u.publication.reason && p.message === u.publication.message && s.image === u.image;
+  return (
+    !!p &&
+    p.state === u.publication.state &&
+    p.reason === u.publication.reason &&
+    p.message === u.publication.message &&
+    s.image === u.image
+  );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -140,7 +151,9 @@ export function planGc(
   policy: GcPolicy,
 ): GcPlan {
   const owners = new Map<string, Owner>();
-  for (const c of checkpoints) for (const s of c.status?.containers ?? []) if (s.archivePath) owners.set(s.archivePath, { checkpoint: c, container: s });
+  for (const c of checkpoints)
+    for (const s of c.status?.containers ?? [])
+      if (s.archivePath) owners.set(s.archivePath, { checkpoint: c, container: s });
   const deletions: GcDeletion[] = [];
   const remaining: { file: ArchiveFile; owner?: Owner }[] = [];
   for (const file of archives) {
@@ -158,11 +171,18 @@ export function planGc(
   }
   let bytes = remaining.reduce((n, r) => n + r.file.size, 0);
   if (policy.diskBudgetBytes > 0 && bytes > policy.diskBudgetBytes) {
-    const candidates = remaining.filter((r) => !r.owner || !isProtected(r.owner)).sort((a, b) => a.file.mtimeMs - b.file.mtimeMs);
+    const candidates = remaining
+      .filter((r) => !r.owner || !isProtected(r.owner))
+      .sort((a, b) => a.file.mtimeMs - b.file.mtimeMs);
     for (const r of candidates) {
       if (bytes <= policy.diskBudgetBytes) break;
       const key = r.owner ? keyOf(r.owner.checkpoint) : undefined;
-      deletions.push({ path: r.file.path, size: r.file.size, reason: 'disk_budget', ...(key ? { checkpoint: key } : {}) });
+      deletions.push({
+        path: r.file.path,
+        size: r.file.size,
+        reason: 'disk_budget',
+        ...(key ? { checkpoint: key } : {}),
+      });
       bytes -= r.file.size;
     }
   }

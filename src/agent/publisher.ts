@@ -156,7 +156,10 @@ export class Publisher {
         if (signal?.aborted || control.drain?.aborted || !(e instanceof RegistryError)) throw e;
         if (e.kind === 'too_large' && chunk > this.minChunkBytes) {
           chunk = Math.max(this.minChunkBytes, Math.floor(chunk / 2));
-          this.log.warn('registry refused a chunk as too large: smaller chunks', { repository: req.repository, chunkBytes: chunk });
+          this.log.warn('registry refused a chunk as too large: smaller chunks', {
+            repository: req.repository,
+            chunkBytes: chunk,
+          });
           continue;
         }
         if (e.kind === 'upload_lost' || e.kind === 'digest_mismatch') {
@@ -167,7 +170,12 @@ export class Publisher {
         if (!e.transient && e.kind !== 'digest_mismatch') throw e;
         if (attempt >= this.attempts) throw e;
         const wait = backoffMs(attempt, this.baseMs, this.maxMs);
-        this.log.info('registry call failed: retrying', { repository: req.repository, error: e.message, attempt, retryInMs: wait });
+        this.log.info('registry call failed: retrying', {
+          repository: req.repository,
+          error: e.message,
+          attempt,
+          retryInMs: wait,
+        });
         await sleep(wait, signal);
       }
     }
@@ -203,7 +211,8 @@ export class Publisher {
       if (!st.isFile()) throw new ArchiveError('ArchiveMissing', file, 'not a regular file');
       return { size: st.size, mtimeMs: st.mtimeMs };
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new ArchiveError('ArchiveMissing', file, 'not on the node');
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new ArchiveError('ArchiveMissing', file, 'not on the node');
       throw e;
     }
   }
@@ -218,18 +227,41 @@ export class Publisher {
     const { size, mtimeMs } = await this.statArchive(req.archivePath);
     const scope = pushScope(req.repository);
     let saved = await this.load(req.key);
-    if (saved && (saved.size !== size || saved.mtimeMs !== mtimeMs || saved.repository !== req.repository || saved.archivePath !== req.archivePath)) {
+    if (
+      saved &&
+      (saved.size !== size ||
+        saved.mtimeMs !== mtimeMs ||
+        saved.repository !== req.repository ||
+        saved.archivePath !== req.archivePath)
+    ) {
       saved = undefined;
     }
-    let layer = saved?.layer && (await this.blobPresent(req.repository, scope, saved.layer.digest, size, signal)) ? saved.layer : undefined;
+    let layer =
+      saved?.layer && (await this.blobPresent(req.repository, scope, saved.layer.digest, size, signal))
+        ? saved.layer
+        : undefined;
     if (!layer) {
-      const sent = await this.uploadLayer(req, { size, mtimeMs }, saved?.layer ? undefined : saved, chunk, counters, control);
+      const sent = await this.uploadLayer(
+        req,
+        { size, mtimeMs },
+        saved?.layer ? undefined : saved,
+        chunk,
+        counters,
+        control,
+      );
       layer = sent;
     }
     if (counters.resumedFrom < 0) counters.resumedFrom = 0;
     const image = checkpointImage({ digest: layer.digest, size }, req.annotations(layer.meta), req.arch, req.created);
     await this.putBlob(req.repository, scope, image.config, signal);
-    await this.putManifest(req.repository, scope, image.manifest.descriptor.digest, image.manifest, MEDIA_TYPE_MANIFEST, signal);
+    await this.putManifest(
+      req.repository,
+      scope,
+      image.manifest.descriptor.digest,
+      image.manifest,
+      MEDIA_TYPE_MANIFEST,
+      signal,
+    );
     await this.putManifest(req.repository, scope, req.tag, image.index, MEDIA_TYPE_INDEX, signal);
     await this.verify(req.repository, scope, image.index, layer.digest, size, signal);
     await this.forget(req.key);
@@ -245,7 +277,11 @@ export class Publisher {
   }
 
   /** Resumes the saved upload when the registry still has it at the saved offset; undefined otherwise. */
-  private async resume(scope: string, saved: SavedState | undefined, signal?: AbortSignal): Promise<{ location: string; offset: number } | undefined> {
+  private async resume(
+    scope: string,
+    saved: SavedState | undefined,
+    signal?: AbortSignal,
+  ): Promise<{ location: string; offset: number } | undefined> {
     if (!saved?.location || saved.offset === undefined) return undefined;
     let res: Response;
     try {
@@ -282,12 +318,24 @@ export class Publisher {
       if (counters.resumedFrom < 0) counters.resumedFrom = offset;
       this.log.info('resuming upload', { repository: req.repository, offset, size: file.size });
     } else {
-      const res = await this.client.request('POST', `/v2/${req.repository}/blobs/uploads/`, scope, {}, undefined, signal);
+      const res = await this.client.request(
+        'POST',
+        `/v2/${req.repository}/blobs/uploads/`,
+        scope,
+        {},
+        undefined,
+        signal,
+      );
       if (res.status !== 202 || !res.headers.location) throw RegistryClient.fail('start upload', res);
       location = res.headers.location;
       offset = 0;
     }
-    const base: SavedState = { repository: req.repository, archivePath: req.archivePath, size: file.size, mtimeMs: file.mtimeMs };
+    const base: SavedState = {
+      repository: req.repository,
+      archivePath: req.archivePath,
+      size: file.size,
+      mtimeMs: file.mtimeMs,
+    };
     await this.save(req.key, { ...base, location, offset });
     const hash = createHash('sha256');
     const scanner = new TarScanner(WANTED);
@@ -313,10 +361,21 @@ export class Publisher {
     }
     const digest = `sha256:${hash.digest('hex')}`;
     const sep = location.includes('?') ? '&' : '?';
-    const res = await this.client.request('PUT', `${location}${sep}digest=${encodeURIComponent(digest)}`, scope, {}, undefined, signal);
+    const res = await this.client.request(
+      'PUT',
+      `${location}${sep}digest=${encodeURIComponent(digest)}`,
+      scope,
+      {},
+      undefined,
+      signal,
+    );
     if (res.status !== 201) throw RegistryClient.fail('commit layer', res);
     if (res.headers['docker-content-digest'] !== digest) {
-      throw new RegistryError('digest_mismatch', 'commit layer', `registry says ${String(res.headers['docker-content-digest'])}, we sent ${digest}`);
+      throw new RegistryError(
+        'digest_mismatch',
+        'commit layer',
+        `registry says ${String(res.headers['docker-content-digest'])}, we sent ${digest}`,
+      );
     }
     const meta = archiveMetadata(scan.files);
     await this.save(req.key, { ...base, layer: { digest, meta } });
@@ -344,28 +403,53 @@ export class Publisher {
       'PATCH',
       location,
       scope,
-      { 'Content-Type': 'application/octet-stream', 'Content-Length': String(end - start), 'Content-Range': `${start}-${end - 1}` },
+      {
+        'Content-Type': 'application/octet-stream',
+        'Content-Length': String(end - start),
+        'Content-Range': `${start}-${end - 1}`,
+      },
       body,
       signal,
     );
     body.destroy();
     if (res.status !== 202 || !res.headers.location) throw RegistryClient.fail('upload chunk', res);
     if (res.headers.range !== `0-${end - 1}`) {
-      throw new RegistryError('upload_lost', 'upload chunk', `registry holds ${String(res.headers.range)}, expected 0-${end - 1}`);
+      throw new RegistryError(
+        'upload_lost',
+        'upload chunk',
+        `registry holds ${String(res.headers.range)}, expected 0-${end - 1}`,
+      );
     }
     return res.headers.location;
   }
 
   /** Reads [start, end) of the file into the hash and scanner, without sending it. */
-  private async feed(file: string, start: number, end: number, sinks: [Hash, TarScanner], signal?: AbortSignal): Promise<void> {
-    const s = createReadStream(file, { start, end: end - 1, highWaterMark: READ_BUFFER, ...(signal ? { signal } : {}) });
+  private async feed(
+    file: string,
+    start: number,
+    end: number,
+    sinks: [Hash, TarScanner],
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const s = createReadStream(file, {
+      start,
+      end: end - 1,
+      highWaterMark: READ_BUFFER,
+      ...(signal ? { signal } : {}),
+    });
     for await (const d of s) {
       sinks[0].update(d as Buffer);
       sinks[1].update(d as Buffer);
     }
   }
 
-  private async blobPresent(repository: string, scope: string, digest: string, size: number, signal?: AbortSignal): Promise<boolean> {
+  private async blobPresent(
+    repository: string,
+    scope: string,
+    digest: string,
+    size: number,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
     const res = await this.client.request('HEAD', `/v2/${repository}/blobs/${digest}`, scope, {}, undefined, signal);
     if (res.status === 200) return Number(res.headers['content-length']) === size;
     if (res.status === 404) return false;
@@ -390,17 +474,42 @@ export class Publisher {
     if (res.status !== 201) throw RegistryClient.fail('put blob', res);
   }
 
-  private async putManifest(repository: string, scope: string, reference: string, blob: Blob, mediaType: string, signal?: AbortSignal): Promise<void> {
-    const res = await this.client.request('PUT', `/v2/${repository}/manifests/${reference}`, scope, { 'Content-Type': mediaType }, blob.bytes, signal);
+  private async putManifest(
+    repository: string,
+    scope: string,
+    reference: string,
+    blob: Blob,
+    mediaType: string,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const res = await this.client.request(
+      'PUT',
+      `/v2/${repository}/manifests/${reference}`,
+      scope,
+      { 'Content-Type': mediaType },
+      blob.bytes,
+      signal,
+    );
     if (res.status !== 201) throw RegistryClient.fail(`put manifest ${reference}`, res);
     const said = res.headers['docker-content-digest'];
     if (said !== undefined && said !== blob.descriptor.digest) {
-      throw new RegistryError('digest_mismatch', `put manifest ${reference}`, `registry says ${String(said)}, we sent ${blob.descriptor.digest}`);
+      throw new RegistryError(
+        'digest_mismatch',
+        `put manifest ${reference}`,
+        `registry says ${String(said)}, we sent ${blob.descriptor.digest}`,
+      );
     }
   }
 
   /** Reads back what a restore will pull: the index by digest, and the layer with its full size. */
-  private async verify(repository: string, scope: string, index: Blob, layerDigest: string, size: number, signal?: AbortSignal): Promise<void> {
+  private async verify(
+    repository: string,
+    scope: string,
+    index: Blob,
+    layerDigest: string,
+    size: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const res = await this.client.request(
       'HEAD',
       `/v2/${repository}/manifests/${index.descriptor.digest}`,
@@ -410,10 +519,19 @@ export class Publisher {
       signal,
     );
     if (res.status !== 200 || res.headers['docker-content-digest'] !== index.descriptor.digest) {
-      throw new RegistryError('bad_response', 'verify index', `HEAD answered ${res.status} ${String(res.headers['docker-content-digest'])}`, res.status);
+      throw new RegistryError(
+        'bad_response',
+        'verify index',
+        `HEAD answered ${res.status} ${String(res.headers['docker-content-digest'])}`,
+        res.status,
+      );
     }
     if (!(await this.blobPresent(repository, scope, layerDigest, size, signal))) {
-      throw new RegistryError('upload_lost', 'verify layer', `layer ${layerDigest} of ${size} bytes not in the registry`);
+      throw new RegistryError(
+        'upload_lost',
+        'verify layer',
+        `layer ${layerDigest} of ${size} bytes not in the registry`,
+      );
     }
   }
 }

@@ -54,11 +54,14 @@ export interface Credentials {
  * credential keyring matches them: an entry keyed by the host, with or without a scheme or path.
  */
 export function credentialsFor(dockerConfigJson: string, host: string): Credentials | undefined {
-  const doc = JSON.parse(dockerConfigJson) as { auths?: Record<string, { auth?: string; username?: string; password?: string }> };
+  const doc = JSON.parse(dockerConfigJson) as {
+    auths?: Record<string, { auth?: string; username?: string; password?: string }>;
+  };
   for (const [key, entry] of Object.entries(doc.auths ?? {})) {
     const keyHost = key.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '');
     if (keyHost !== host) continue;
-    if (entry.username !== undefined && entry.password !== undefined) return { username: entry.username, password: entry.password };
+    if (entry.username !== undefined && entry.password !== undefined)
+      return { username: entry.username, password: entry.password };
     if (entry.auth) {
       const plain = Buffer.from(entry.auth, 'base64').toString('utf8');
       const i = plain.indexOf(':');
@@ -165,24 +168,36 @@ export class RegistryClient {
     signal?: AbortSignal,
   ): Promise<Response> {
     const auth = this.authorization.get(scope);
-    const h: Record<string, string> = { 'User-Agent': 'hiatus-agent', ...headers, ...(auth ? { Authorization: auth } : {}) };
-    if (body === undefined && (method === 'PUT' || method === 'POST' || method === 'PATCH')) h['Content-Length'] ??= '0';
+    const h: Record<string, string> = {
+      'User-Agent': 'hiatus-agent',
+      ...headers,
+      ...(auth ? { Authorization: auth } : {}),
+    };
+    if (body === undefined && (method === 'PUT' || method === 'POST' || method === 'PATCH'))
+      h['Content-Length'] ??= '0';
     if (Buffer.isBuffer(body)) h['Content-Length'] = String(body.length);
     const what = `${method} ${path.replace(/\?.*$/, '')}`;
     return new Promise<Response>((resolve, reject) => {
-      const req = https.request(this.url(path), { method, headers: h, agent: this.agent, ...(signal ? { signal } : {}) }, (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (d: Buffer) => {
-          size += d.length;
-          if (size <= MAX_BODY) chunks.push(d);
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-        res.on('error', (e) => reject(new RegistryError('unreachable', what, e.message)));
-      });
+      const req = https.request(
+        this.url(path),
+        { method, headers: h, agent: this.agent, ...(signal ? { signal } : {}) },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (d: Buffer) => {
+            size += d.length;
+            if (size <= MAX_BODY) chunks.push(d);
+          });
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+          );
+          res.on('error', (e) => reject(new RegistryError('unreachable', what, e.message)));
+        },
+      );
       req.setTimeout(this.timeoutMs, () => req.destroy(new Error(`no progress for ${this.timeoutMs} ms`)));
       req.on('error', (e: NodeJS.ErrnoException) => {
-        if (signal?.aborted) reject(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason ?? 'aborted')));
+        if (signal?.aborted)
+          reject(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason ?? 'aborted')));
         else reject(new RegistryError('unreachable', what, e.code ? `${e.code}: ${e.message}` : e.message));
       });
       if (body === undefined) req.end();
@@ -210,17 +225,26 @@ export class RegistryClient {
     if (challenge.params.service) u.searchParams.set('service', challenge.params.service);
     u.searchParams.set('scope', challenge.params.scope ?? scope);
     const res = await new Promise<Response>((resolve, reject) => {
-      const req = https.request(u, { method: 'GET', agent: this.agent, headers: basic ? { Authorization: basic } : {}, ...(signal ? { signal } : {}) }, (r) => {
-        const chunks: Buffer[] = [];
-        r.on('data', (d: Buffer) => chunks.push(d));
-        r.on('end', () => resolve({ status: r.statusCode ?? 0, headers: r.headers, body: Buffer.concat(chunks) }));
-      });
+      const req = https.request(
+        u,
+        {
+          method: 'GET',
+          agent: this.agent,
+          headers: basic ? { Authorization: basic } : {},
+          ...(signal ? { signal } : {}),
+        },
+        (r) => {
+          const chunks: Buffer[] = [];
+          r.on('data', (d: Buffer) => chunks.push(d));
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, headers: r.headers, body: Buffer.concat(chunks) }));
+        },
+      );
       req.setTimeout(this.timeoutMs, () => req.destroy(new Error('token request timed out')));
       req.on('error', (e) => reject(new RegistryError('unreachable', `GET ${u.origin}${u.pathname}`, e.message)));
       req.end();
     });
     if (res.status !== 200) return false;
-    const token = (JSON.parse(res.body.toString('utf8')) as { token?: string; access_token?: string });
+    const token = JSON.parse(res.body.toString('utf8')) as { token?: string; access_token?: string };
     const t = token.token ?? token.access_token;
     if (!t) return false;
     this.authorization.set(scope, `Bearer ${t}`);
@@ -231,7 +255,8 @@ export class RegistryClient {
   static fail(what: string, res: Response): RegistryError {
     const code = errorCode(res.body);
     const detail = `HTTP ${res.status}${code ? ` ${code}` : ''}`;
-    if (res.status === 401) return new RegistryError('unauthorized', what, `${detail} (check the registry credentials)`, 401);
+    if (res.status === 401)
+      return new RegistryError('unauthorized', what, `${detail} (check the registry credentials)`, 401);
     if (res.status === 403) return new RegistryError('denied', what, detail, 403);
     if (res.status === 413) return new RegistryError('too_large', what, detail, 413);
     if (res.status === 416 || code === 'BLOB_UPLOAD_UNKNOWN' || code === 'BLOB_UPLOAD_INVALID') {

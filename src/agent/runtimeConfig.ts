@@ -74,7 +74,9 @@ export function fetchCrioConfig(socketPath: string, timeoutMs = 5_000): Promise<
         else reject(new Error(`CRI-O ${socketPath} /config answered ${res.statusCode}: ${body.slice(0, 200)}`));
       });
     });
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`CRI-O ${socketPath} /config: no answer in ${timeoutMs} ms`)));
+    req.setTimeout(timeoutMs, () =>
+      req.destroy(new Error(`CRI-O ${socketPath} /config: no answer in ${timeoutMs} ms`)),
+    );
     req.on('error', reject);
     req.end();
   });

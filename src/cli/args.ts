@@ -61,9 +61,15 @@ const ARGUMENT: Record<Command, string | undefined> = {
 export function usage(command?: Command): string {
   const lines: Record<Command, [string, string]> = {
     list: ['list [-n NS | -A] [-o wide|json|yaml]', 'checkpoints: phase, pod, node, size, publication, restore, age'],
-    describe: ['describe CHECKPOINT [-o json|yaml]', 'the record and its timeline: taken, evicted, published, claimed, restored'],
+    describe: [
+      'describe CHECKPOINT [-o json|yaml]',
+      'the record and its timeline: taken, evicted, published, claimed, restored',
+    ],
     checkpoint: ['checkpoint POD [-c CONTAINER] [--timeout 5m]', 'checkpoint a running pod now (reason Manual)'],
-    restore: ['restore CHECKPOINT [--name POD] [--timeout 1m]', "a pod that restores it: the owner scaled up, or a standalone pod"],
+    restore: [
+      'restore CHECKPOINT [--name POD] [--timeout 1m]',
+      'a pod that restores it: the owner scaled up, or a standalone pod',
+    ],
     why: ['why POD [-o json|yaml]', 'why a pod is not restored, or started fresh'],
   };
   const flags: [string, string][] = [
@@ -77,7 +83,9 @@ export function usage(command?: Command): string {
   const shown = (command ? [command] : COMMANDS).map((c) => lines[c]);
   const width = Math.max(...[...shown, ...flags].map(([k]) => k.length)) + 3;
   const rows = (pairs: [string, string][]) => pairs.map(([k, v]) => `  ${k.padEnd(width)}${v}`);
-  return ['Usage: kubectl hiatus COMMAND [flags]', '', 'Commands:', ...rows(shown), '', 'Flags:', ...rows(flags)].join('\n');
+  return ['Usage: kubectl hiatus COMMAND [flags]', '', 'Commands:', ...rows(shown), '', 'Flags:', ...rows(flags)].join(
+    '\n',
+  );
 }
 
 function isCommand(s: string): s is Command {
@@ -116,7 +124,8 @@ export function parseArgs(argv: readonly string[]): Parsed {
     values[spec.key] = value;
   }
   const [word, ...rest] = positional;
-  if (word !== undefined && !isCommand(word)) throw new UsageError(`unknown command "${word}" (commands: ${COMMANDS.join(', ')})`);
+  if (word !== undefined && !isCommand(word))
+    throw new UsageError(`unknown command "${word}" (commands: ${COMMANDS.join(', ')})`);
   if (help || word === undefined) return { kind: 'help', ...(word ? { command: word } : {}) };
   const command = word;
   for (const spec of VALUE_FLAGS) {
@@ -128,7 +137,11 @@ export function parseArgs(argv: readonly string[]): Parsed {
   const wanted = ARGUMENT[command];
   if (!wanted && rest.length > 0) throw new UsageError(`${command} takes no argument, got "${rest[0]}"`);
   if (wanted && rest.length !== 1) {
-    throw new UsageError(rest.length === 0 ? `${command} needs a ${wanted}` : `${command} takes one ${wanted}, got ${rest.length}: ${rest.join(' ')}`);
+    throw new UsageError(
+      rest.length === 0
+        ? `${command} needs a ${wanted}`
+        : `${command} takes one ${wanted}, got ${rest.length}: ${rest.join(' ')}`,
+    );
   }
   const invocation: Invocation = { command, allNamespaces };
   if (rest[0] !== undefined) invocation.target = rest[0];
@@ -140,7 +153,8 @@ export function parseArgs(argv: readonly string[]): Parsed {
   if (values.output !== undefined) invocation.output = parseOutput(command, values.output);
   if (values.timeout !== undefined) {
     const ms = parseDuration(values.timeout);
-    if (ms === undefined || ms <= 0) throw new UsageError(`--timeout "${values.timeout}" is not a duration such as 30s or 5m`);
+    if (ms === undefined || ms <= 0)
+      throw new UsageError(`--timeout "${values.timeout}" is not a duration such as 30s or 5m`);
     invocation.timeoutMs = ms;
   }
   return { kind: 'run', invocation };

@@ -72,7 +72,10 @@ const byNamespaceAndName = (a: Checkpoint, b: Checkpoint) =>
   a.metadata.namespace.localeCompare(b.metadata.namespace) || a.metadata.name.localeCompare(b.metadata.name);
 
 /** The `list` table. SIZE is the archives' (once the node agent measured them); -o wide adds the memory the pod requested. */
-export function listTable(items: readonly Checkpoint[], o: { now: number; wide: boolean; allNamespaces: boolean }): string {
+export function listTable(
+  items: readonly Checkpoint[],
+  o: { now: number; wide: boolean; allNamespaces: boolean },
+): string {
   const header = ['NAME', 'PHASE', 'POD', 'NODE', 'REASON', 'SIZE', 'PUBLISHED', 'RESTORE', 'AGE'];
   if (o.wide) header.push('MEMORY', 'CONTAINERS', 'OWNER', 'PREEMPTOR', 'COMPLETED');
   if (o.allNamespaces) header.unshift('NAMESPACE');
@@ -124,22 +127,38 @@ export function timeline(c: Checkpoint, events: readonly EventInfo[]): TimelineE
   const r = s?.restore;
   const entries: TimelineEntry[] = [{ time: c.metadata.creationTimestamp, what: 'Requested', detail: requested(c) }];
   if (s?.startTime && s.claimedBy) {
-    entries.push({ time: s.startTime, what: 'Checkpointing', detail: `${s.claimedBy} called the kubelet of node ${src.nodeName}` });
+    entries.push({
+      time: s.startTime,
+      what: 'Checkpointing',
+      detail: `${s.claimedBy} called the kubelet of node ${src.nodeName}`,
+    });
   }
   const failedBeforeRestore = s?.phase === 'Failed' && !r;
   if (s?.completionTime && !failedBeforeRestore && s.phase !== 'Pending') {
     const archives = s.containers ?? [];
-    entries.push({ time: s.completionTime, what: 'Checkpointed', detail: `${archives.length} container(s): ${archives.map((a) => a.name).join(', ')}` });
+    entries.push({
+      time: s.completionTime,
+      what: 'Checkpointed',
+      detail: `${archives.length} container(s): ${archives.map((a) => a.name).join(', ')}`,
+    });
   }
   if (failedBeforeRestore) entries.push({ time: s.completionTime, what: 'CheckpointFailed', detail: dash(s.message) });
   const images = (s?.containers ?? []).filter((x) => x.image);
   const pub = s?.publication;
   if (pub?.state === 'Failed' || pub?.state === 'Uploading') {
-    entries.push({ ...(pub.time ? { time: pub.time } : {}), what: pub.state === 'Failed' ? 'PublicationFailed' : 'Publishing', detail: dash(pub.message) });
+    entries.push({
+      ...(pub.time ? { time: pub.time } : {}),
+      what: pub.state === 'Failed' ? 'PublicationFailed' : 'Publishing',
+      detail: dash(pub.message),
+    });
   }
   if (images.length > 0) {
     const time = pub?.state === 'Published' ? pub.time : undefined;
-    entries.push({ ...(time ? { time } : {}), what: 'Published', detail: images.map((x) => `${x.name}: ${x.image}`).join(', ') });
+    entries.push({
+      ...(time ? { time } : {}),
+      what: 'Published',
+      detail: images.map((x) => `${x.name}: ${x.image}`).join(', '),
+    });
   }
   for (const e of events) {
     const isSource = e.pod === src.pod.name && (!e.podUID || e.podUID === src.pod.uid);
@@ -149,8 +168,18 @@ export function timeline(c: Checkpoint, events: readonly EventInfo[]): TimelineE
     const times = e.count && e.count > 1 ? ` (x${e.count})` : '';
     entries.push({ ...(e.time ? { time: e.time } : {}), what: e.reason, detail: `pod ${e.pod}: ${e.message}${times}` });
   }
-  if (r) entries.push({ time: r.claimedAt, what: 'Claimed', detail: `for pod ${r.podName}${r.podUID ? ` (uid ${r.podUID})` : ''}` });
-  if (r?.restoredAt) entries.push({ time: r.restoredAt, what: 'Restored', detail: `pod ${r.podName}${r.nodeName ? ` on node ${r.nodeName}` : ''}` });
+  if (r)
+    entries.push({
+      time: r.claimedAt,
+      what: 'Claimed',
+      detail: `for pod ${r.podName}${r.podUID ? ` (uid ${r.podUID})` : ''}`,
+    });
+  if (r?.restoredAt)
+    entries.push({
+      time: r.restoredAt,
+      what: 'Restored',
+      detail: `pod ${r.podName}${r.nodeName ? ` on node ${r.nodeName}` : ''}`,
+    });
   if (s?.phase === 'Failed' && r) entries.push({ what: 'RestoreFailed', detail: dash(s.message) });
   return sortByTime(entries);
 }
@@ -179,10 +208,19 @@ export function describeText(c: Checkpoint, events: readonly EventInfo[], now: n
     ['Reason', c.spec.reason],
     ['Pod', `${keyOf(src.pod)} (uid ${src.pod.uid})`],
     ['Owner', owner(c)],
-    ['Generation', `${c.spec.generation ?? 1}${c.spec.restoredFrom ? ` (the pod was restored from ${c.spec.restoredFrom})` : ''}`],
+    [
+      'Generation',
+      `${c.spec.generation ?? 1}${c.spec.restoredFrom ? ` (the pod was restored from ${c.spec.restoredFrom})` : ''}`,
+    ],
     ['Node', dash(src.nodeName)],
-    ['Restores on', `${dash(rc.arch)}, ${dash(rc.runtime)}, CPU features ${rc.cpuFeatures.length ? rc.cpuFeatures.join(',') : 'none'}${rc.zone ? `, zone ${rc.zone}` : ''}`],
-    ['Size', `${archiveBytes(c) === undefined ? 'archives not measured yet' : `${bytes(archiveBytes(c))} of archives`}, ${bytes(src.memoryBytes)} of memory requested`],
+    [
+      'Restores on',
+      `${dash(rc.arch)}, ${dash(rc.runtime)}, CPU features ${rc.cpuFeatures.length ? rc.cpuFeatures.join(',') : 'none'}${rc.zone ? `, zone ${rc.zone}` : ''}`,
+    ],
+    [
+      'Size',
+      `${archiveBytes(c) === undefined ? 'archives not measured yet' : `${bytes(archiveBytes(c))} of archives`}, ${bytes(src.memoryBytes)} of memory requested`,
+    ],
     ['Published', published(c)],
     ['Restore', restoreState(c)],
     ['Age', age(c.metadata.creationTimestamp, now)],

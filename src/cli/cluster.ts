@@ -92,7 +92,11 @@ export class Cluster {
     const list = (await this.call(op, () =>
       namespace
         ? this.custom.listNamespacedCustomObject(this.params(namespace))
-        : this.custom.listCustomObjectForAllNamespaces({ group: CHECKPOINT_GROUP, version: CHECKPOINT_VERSION, plural: CHECKPOINT_PLURAL }),
+        : this.custom.listCustomObjectForAllNamespaces({
+            group: CHECKPOINT_GROUP,
+            version: CHECKPOINT_VERSION,
+            plural: CHECKPOINT_PLURAL,
+          }),
     )) as { items: Checkpoint[] };
     return list.items;
   }
@@ -100,12 +104,16 @@ export class Cluster {
   /** The Checkpoint; a one-line error when it does not exist. */
   async checkpoint(namespace: string, name: string): Promise<Checkpoint> {
     const op: ApiOp = { verb: 'get', resource: CHECKPOINTS, namespace, name };
-    return (await this.call(op, () => this.custom.getNamespacedCustomObject({ ...this.params(namespace), name }))) as Checkpoint;
+    return (await this.call(op, () =>
+      this.custom.getNamespacedCustomObject({ ...this.params(namespace), name }),
+    )) as Checkpoint;
   }
 
   async createCheckpoint(body: Checkpoint): Promise<Checkpoint> {
     const op: ApiOp = { verb: 'create', resource: CHECKPOINTS, namespace: body.metadata.namespace };
-    return (await this.call(op, () => this.custom.createNamespacedCustomObject({ ...this.params(body.metadata.namespace), body }))) as Checkpoint;
+    return (await this.call(op, () =>
+      this.custom.createNamespacedCustomObject({ ...this.params(body.metadata.namespace), body }),
+    )) as Checkpoint;
   }
 
   /** Deletes a record unchanged since it was read; false when it changed (or was gone). */
@@ -113,7 +121,11 @@ export class Cluster {
     const { namespace, name, uid, resourceVersion } = c.metadata;
     const op: ApiOp = { verb: 'delete', resource: CHECKPOINTS, namespace, name };
     try {
-      await this.custom.deleteNamespacedCustomObject({ ...this.params(namespace), name, body: { preconditions: { uid, resourceVersion } } });
+      await this.custom.deleteNamespacedCustomObject({
+        ...this.params(namespace),
+        name,
+        body: { preconditions: { uid, resourceVersion } },
+      });
       return true;
     } catch (e) {
       if (e instanceof ApiException && (e.code === 409 || e.code === 404)) return false;
@@ -123,11 +135,15 @@ export class Cluster {
 
   /** The pod; a one-line error when it does not exist. */
   pod(namespace: string, name: string): Promise<V1Pod> {
-    return this.call({ verb: 'get', resource: 'pods', namespace, name }, () => this.core.readNamespacedPod({ namespace, name }));
+    return this.call({ verb: 'get', resource: 'pods', namespace, name }, () =>
+      this.core.readNamespacedPod({ namespace, name }),
+    );
   }
 
   findPod(namespace: string, name: string): Promise<V1Pod | undefined> {
-    return this.find({ verb: 'get', resource: 'pods', namespace, name }, () => this.core.readNamespacedPod({ namespace, name }));
+    return this.find({ verb: 'get', resource: 'pods', namespace, name }, () =>
+      this.core.readNamespacedPod({ namespace, name }),
+    );
   }
 
   createPod(body: V1Pod, dryRun: boolean): Promise<V1Pod> {
@@ -138,7 +154,9 @@ export class Cluster {
   }
 
   async deletePod(namespace: string, name: string): Promise<void> {
-    await this.call({ verb: 'delete', resource: 'pods', namespace, name }, () => this.core.deleteNamespacedPod({ namespace, name }));
+    await this.call({ verb: 'delete', resource: 'pods', namespace, name }, () =>
+      this.core.deleteNamespacedPod({ namespace, name }),
+    );
   }
 
   /** Events of the pods with these names, oldest first. */
@@ -146,7 +164,10 @@ export class Cluster {
     const out: EventInfo[] = [];
     for (const pod of new Set(pods)) {
       const list = await this.call({ verb: 'list', resource: 'events', namespace }, () =>
-        this.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=Pod,involvedObject.name=${pod}` }),
+        this.core.listNamespacedEvent({
+          namespace,
+          fieldSelector: `involvedObject.kind=Pod,involvedObject.name=${pod}`,
+        }),
       );
       out.push(...list.items.map(eventInfo));
     }
@@ -158,14 +179,23 @@ export class Cluster {
   }
 
   async nodes(): Promise<V1Node[]> {
-    return (await this.call({ verb: 'list', resource: 'nodes', clusterScoped: true }, () => this.core.listNode())).items;
+    return (await this.call({ verb: 'list', resource: 'nodes', clusterScoped: true }, () => this.core.listNode()))
+      .items;
   }
 
   async replicaSet(namespace: string, name: string): Promise<{ workload: Workload; deployment?: string } | undefined> {
-    const rs = await this.find({ verb: 'get', resource: 'replicasets.apps', namespace, name }, () => this.apps.readNamespacedReplicaSet({ namespace, name }));
+    const rs = await this.find({ verb: 'get', resource: 'replicasets.apps', namespace, name }, () =>
+      this.apps.readNamespacedReplicaSet({ namespace, name }),
+    );
     if (!rs) return undefined;
-    const workload: Workload = { kind: 'ReplicaSet', name, uid: rs.metadata?.uid ?? '', replicas: rs.spec?.replicas ?? 1 };
-    const hash = rs.metadata?.labels?.['pod-template-hash'] ?? rs.spec?.template?.metadata?.labels?.['pod-template-hash'];
+    const workload: Workload = {
+      kind: 'ReplicaSet',
+      name,
+      uid: rs.metadata?.uid ?? '',
+      replicas: rs.spec?.replicas ?? 1,
+    };
+    const hash =
+      rs.metadata?.labels?.['pod-template-hash'] ?? rs.spec?.template?.metadata?.labels?.['pod-template-hash'];
     if (hash) workload.templateHash = hash;
     const revision = rs.metadata?.annotations?.['deployment.kubernetes.io/revision'];
     if (revision) workload.revision = revision;
@@ -175,18 +205,32 @@ export class Cluster {
   }
 
   async deployment(namespace: string, name: string): Promise<Workload | undefined> {
-    const d = await this.find({ verb: 'get', resource: 'deployments.apps', namespace, name }, () => this.apps.readNamespacedDeployment({ namespace, name }));
+    const d = await this.find({ verb: 'get', resource: 'deployments.apps', namespace, name }, () =>
+      this.apps.readNamespacedDeployment({ namespace, name }),
+    );
     if (!d) return undefined;
-    const workload: Workload = { kind: 'Deployment', name, uid: d.metadata?.uid ?? '', replicas: d.spec?.replicas ?? 1 };
+    const workload: Workload = {
+      kind: 'Deployment',
+      name,
+      uid: d.metadata?.uid ?? '',
+      replicas: d.spec?.replicas ?? 1,
+    };
     const revision = d.metadata?.annotations?.['deployment.kubernetes.io/revision'];
     if (revision) workload.revision = revision;
     return workload;
   }
 
   async statefulSet(namespace: string, name: string): Promise<Workload | undefined> {
-    const s = await this.find({ verb: 'get', resource: 'statefulsets.apps', namespace, name }, () => this.apps.readNamespacedStatefulSet({ namespace, name }));
+    const s = await this.find({ verb: 'get', resource: 'statefulsets.apps', namespace, name }, () =>
+      this.apps.readNamespacedStatefulSet({ namespace, name }),
+    );
     if (!s) return undefined;
-    const workload: Workload = { kind: 'StatefulSet', name, uid: s.metadata?.uid ?? '', replicas: s.spec?.replicas ?? 1 };
+    const workload: Workload = {
+      kind: 'StatefulSet',
+      name,
+      uid: s.metadata?.uid ?? '',
+      replicas: s.spec?.replicas ?? 1,
+    };
     if (s.status?.updateRevision) workload.templateHash = s.status.updateRevision;
     if (s.spec?.template) workload.template = s.spec.template;
     return workload;
@@ -199,13 +243,24 @@ export class Cluster {
     const write = { verb: 'update', resource: SCALE_RESOURCE[w.kind], namespace, name } as const;
     const apps = this.apps;
     const ops: Record<ScaleKind, { get: () => Promise<V1Scale>; put: (body: V1Scale) => Promise<V1Scale> }> = {
-      Deployment: { get: () => apps.readNamespacedDeploymentScale({ namespace, name }), put: (body) => apps.replaceNamespacedDeploymentScale({ namespace, name, body }) },
-      ReplicaSet: { get: () => apps.readNamespacedReplicaSetScale({ namespace, name }), put: (body) => apps.replaceNamespacedReplicaSetScale({ namespace, name, body }) },
-      StatefulSet: { get: () => apps.readNamespacedStatefulSetScale({ namespace, name }), put: (body) => apps.replaceNamespacedStatefulSetScale({ namespace, name, body }) },
+      Deployment: {
+        get: () => apps.readNamespacedDeploymentScale({ namespace, name }),
+        put: (body) => apps.replaceNamespacedDeploymentScale({ namespace, name, body }),
+      },
+      ReplicaSet: {
+        get: () => apps.readNamespacedReplicaSetScale({ namespace, name }),
+        put: (body) => apps.replaceNamespacedReplicaSetScale({ namespace, name, body }),
+      },
+      StatefulSet: {
+        get: () => apps.readNamespacedStatefulSetScale({ namespace, name }),
+        put: (body) => apps.replaceNamespacedStatefulSetScale({ namespace, name, body }),
+      },
     };
     const scale = await this.call(read, ops[w.kind].get);
     if ((scale.spec?.replicas ?? 0) !== w.replicas) {
-      throw new CliError(`${w.kind} ${objectKey(namespace, name)} was scaled meanwhile (${w.replicas} -> ${scale.spec?.replicas ?? 0} replicas): run the command again`);
+      throw new CliError(
+        `${w.kind} ${objectKey(namespace, name)} was scaled meanwhile (${w.replicas} -> ${scale.spec?.replicas ?? 0} replicas): run the command again`,
+      );
     }
     scale.spec = { ...scale.spec, replicas };
     await this.call(write, () => ops[w.kind].put(scale));

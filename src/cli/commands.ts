@@ -69,7 +69,11 @@ async function list(inv: Invocation, cluster: Cluster, io: Io): Promise<void> {
     io.err(ns ? `No checkpoints found in ${ns} namespace.` : 'No checkpoints found.');
     return;
   }
-  io.out(render(inv, asList(items.map(shown)), () => listTable(items, { now: io.now(), wide: inv.output === 'wide', allNamespaces: inv.allNamespaces })));
+  io.out(
+    render(inv, asList(items.map(shown)), () =>
+      listTable(items, { now: io.now(), wide: inv.output === 'wide', allNamespaces: inv.allNamespaces }),
+    ),
+  );
 }
 
 /** Events are context: when they cannot be read the rest is still shown, with a warning. */
@@ -96,10 +100,19 @@ export function manualRequest(pod: V1Pod, containers: string[]): Checkpoint {
     apiVersion: CHECKPOINT_API_VERSION,
     kind: CHECKPOINT_KIND,
     // Names are generated: several manual checkpoints of one pod may exist side by side.
-    metadata: { name: '', generateName: `${f.name.slice(0, 200)}-manual-`, namespace: f.namespace } as Checkpoint['metadata'],
+    metadata: {
+      name: '',
+      generateName: `${f.name.slice(0, 200)}-manual-`,
+      namespace: f.namespace,
+    } as Checkpoint['metadata'],
     spec: {
       reason: 'Manual',
-      source: { pod: { namespace: f.namespace, name: f.name, uid: f.uid }, nodeName: f.nodeName ?? '', priority: f.priority, memoryBytes: f.memoryBytes },
+      source: {
+        pod: { namespace: f.namespace, name: f.name, uid: f.uid },
+        nodeName: f.nodeName ?? '',
+        priority: f.priority,
+        memoryBytes: f.memoryBytes,
+      },
       containers,
       // Placeholders the CRD requires: the replica that takes the request writes the node's from its cache.
       restoreConstraints: { node: f.nodeName ?? '', arch: '', cpuFeatures: [], runtime: '' },
@@ -111,7 +124,9 @@ async function checkpoint(inv: Invocation, cluster: Cluster, ns: string, podName
   const pod = await cluster.pod(ns, podName);
   const facts = podFacts(pod);
   if (inv.container && !facts.containers.includes(inv.container)) {
-    throw new CliError(`pod ${objectKey(ns, podName)} has no container "${inv.container}" (it has ${facts.containers.join(', ')})`);
+    throw new CliError(
+      `pod ${objectKey(ns, podName)} has no container "${inv.container}" (it has ${facts.containers.join(', ')})`,
+    );
   }
   // Devices are judged with the node's facts (GPU checkpoint capability) when the user may read
   // the node; otherwise the extender judges them when it takes the request.
@@ -122,7 +137,9 @@ async function checkpoint(inv: Invocation, cluster: Cluster, ns: string, podName
   const created = await cluster.createCheckpoint(manualRequest(pod, inv.container ? [inv.container] : []));
   const name = created.metadata.name;
   const started = io.now();
-  io.err(`checkpoint ${objectKey(ns, name)} requested for pod ${objectKey(ns, podName)} on node ${facts.nodeName} (${containers.join(', ')})`);
+  io.err(
+    `checkpoint ${objectKey(ns, name)} requested for pod ${objectKey(ns, podName)} on node ${facts.nodeName} (${containers.join(', ')})`,
+  );
   const timeoutMs = inv.timeoutMs ?? DEFAULT_CHECKPOINT_TIMEOUT_MS;
   let claimed = false;
   let nextProgress = started + PROGRESS_EVERY_MS;
@@ -133,19 +150,28 @@ async function checkpoint(inv: Invocation, cluster: Cluster, ns: string, podName
     const phase = c.status?.phase;
     if (!phase) {
       if (now - started > CLAIM_WAIT_MS && (await cluster.deleteUnchanged(c))) {
-        throw new CliError(`no hiatus replica took the request within ${CLAIM_WAIT_MS / 1000}s (is the extender running?); request withdrawn, nothing recorded`);
+        throw new CliError(
+          `no hiatus replica took the request within ${CLAIM_WAIT_MS / 1000}s (is the extender running?); request withdrawn, nothing recorded`,
+        );
       }
     } else if (phase === 'Pending') {
-      if (!claimed) io.err(`${c.status?.claimedBy ?? 'a hiatus replica'} is checkpointing it through the kubelet of node ${c.spec.source.nodeName}`);
+      if (!claimed)
+        io.err(
+          `${c.status?.claimedBy ?? 'a hiatus replica'} is checkpointing it through the kubelet of node ${c.spec.source.nodeName}`,
+        );
       claimed = true;
     } else if (phase === 'Ready') {
       io.out(render(inv, shown(c), () => readyText(c)));
       return;
     } else {
-      throw new CliError(`checkpoint ${objectKey(ns, name)} ${phase === 'Failed' ? 'failed' : `is ${phase}`}: ${c.status?.message ?? 'no message'}`);
+      throw new CliError(
+        `checkpoint ${objectKey(ns, name)} ${phase === 'Failed' ? 'failed' : `is ${phase}`}: ${c.status?.message ?? 'no message'}`,
+      );
     }
     if (now - started > timeoutMs) {
-      throw new CliError(`checkpoint ${objectKey(ns, name)} is still ${phase ?? 'not taken'} after ${seconds(now - started)}; follow it with: kubectl hiatus describe ${name} -n ${ns}`);
+      throw new CliError(
+        `checkpoint ${objectKey(ns, name)} is still ${phase ?? 'not taken'} after ${seconds(now - started)}; follow it with: kubectl hiatus describe ${name} -n ${ns}`,
+      );
     }
     if (now >= nextProgress) {
       io.err(`  ... ${phase ? 'checkpointing' : 'waiting for a hiatus replica'}, ${seconds(now - started)}`);
@@ -160,7 +186,12 @@ function readyText(c: Checkpoint): string {
   const archives = s.containers ?? [];
   return [
     `checkpoint ${keyOf(c)} Ready in ${Number.isFinite(took) ? seconds(took) : '?'}: ${archives.length} container(s) on node ${c.spec.source.nodeName}`,
-    ...table(['CONTAINER', 'ARCHIVE'], archives.map((a) => [a.name, a.archivePath])).split('\n').map((l) => `  ${l}`),
+    ...table(
+      ['CONTAINER', 'ARCHIVE'],
+      archives.map((a) => [a.name, a.archivePath]),
+    )
+      .split('\n')
+      .map((l) => `  ${l}`),
   ].join('\n');
 }
 
@@ -196,18 +227,26 @@ async function restore(inv: Invocation, cluster: Cluster, ns: string, name: stri
     // The webhook answers a dry run with its patch but claims nothing: a pod it would not restore is never created.
     const tried = await cluster.createPod(plan.pod, true);
     if (tried.metadata?.annotations?.[ANNOTATION_RESTORE_CONSTRAINTS] === undefined) {
-      throw new CliError(`the restore webhook did not give checkpoint ${name} to pod ${objectKey(ns, podName)} (is it installed and running?); nothing created`);
+      throw new CliError(
+        `the restore webhook did not give checkpoint ${name} to pod ${objectKey(ns, podName)} (is it installed and running?); nothing created`,
+      );
     }
     const pod = await cluster.createPod(plan.pod, false);
     if (pod.metadata?.annotations?.[ANNOTATION_RESTORE_CONSTRAINTS] === undefined) {
       await cluster.deletePod(ns, podName);
-      throw new CliError(`checkpoint ${name} was not given to pod ${objectKey(ns, podName)} (claimed by another pod meanwhile?); pod deleted`);
+      throw new CliError(
+        `checkpoint ${name} was not given to pod ${objectKey(ns, podName)} (claimed by another pod meanwhile?); pod deleted`,
+      );
     }
-    io.out(`pod ${objectKey(ns, podName)} created: restores from checkpoint ${name}, taken on node ${c.spec.source.nodeName}`);
+    io.out(
+      `pod ${objectKey(ns, podName)} created: restores from checkpoint ${name}, taken on node ${c.spec.source.nodeName}`,
+    );
     return;
   }
   await cluster.scale(ns, plan.target, plan.to);
-  io.err(`scaled ${plan.target.kind} ${objectKey(ns, plan.target.name)} from ${plan.target.replicas} to ${plan.to} replicas: ${plan.note}`);
+  io.err(
+    `scaled ${plan.target.kind} ${objectKey(ns, plan.target.name)} from ${plan.target.replicas} to ${plan.to} replicas: ${plan.note}`,
+  );
   const started = io.now();
   const timeoutMs = inv.timeoutMs ?? DEFAULT_RESTORE_TIMEOUT_MS;
   for (;;) {
@@ -217,12 +256,19 @@ async function restore(inv: Invocation, cluster: Cluster, ns: string, name: stri
     const r = latest.status?.restore;
     // The webhook claims with the pod's generateName; a replica writes the name once it sees the pod.
     if (r?.podUID) {
-      io.out(`pod ${objectKey(ns, r.podName)} of ${plan.target.kind} ${plan.target.name} restores from checkpoint ${name}, taken on node ${c.spec.source.nodeName}`);
+      io.out(
+        `pod ${objectKey(ns, r.podName)} of ${plan.target.kind} ${plan.target.name} restores from checkpoint ${name}, taken on node ${c.spec.source.nodeName}`,
+      );
       return;
     }
-    if (phase !== 'Ready' && phase !== 'Restoring') throw new CliError(`checkpoint ${name} became ${phase ?? 'unreadable'} without a restoring pod: ${latest.status?.message ?? ''}`);
+    if (phase !== 'Ready' && phase !== 'Restoring')
+      throw new CliError(
+        `checkpoint ${name} became ${phase ?? 'unreadable'} without a restoring pod: ${latest.status?.message ?? ''}`,
+      );
     if (io.now() - started > timeoutMs) {
-      throw new CliError(`no pod of ${plan.target.kind} ${plan.target.name} claimed checkpoint ${name} within ${seconds(timeoutMs)} (is the restore webhook installed?)`);
+      throw new CliError(
+        `no pod of ${plan.target.kind} ${plan.target.name} claimed checkpoint ${name} within ${seconds(timeoutMs)} (is the restore webhook installed?)`,
+      );
     }
   }
 }
@@ -231,7 +277,12 @@ async function why(inv: Invocation, cluster: Cluster, ns: string, podName: strin
   const pod = await cluster.pod(ns, podName);
   const checkpoints = await cluster.checkpoints(ns);
   const events = await eventsOf(cluster, ns, [podName], io);
-  const input: Parameters<typeof explain>[0] = { pod, checkpoints, events: events.filter((e) => !e.podUID || e.podUID === pod.metadata?.uid), now: io.now() };
+  const input: Parameters<typeof explain>[0] = {
+    pod,
+    checkpoints,
+    events: events.filter((e) => !e.podUID || e.podUID === pod.metadata?.uid),
+    now: io.now(),
+  };
   try {
     input.nodes = await cluster.nodes();
   } catch (e) {

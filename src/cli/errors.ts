@@ -59,7 +59,12 @@ function statusOf(body: unknown): Status {
   return {};
 }
 
-const where = (op: ApiOp) => (op.namespace ? ` in namespace "${op.namespace}"` : op.verb === 'list' && !op.clusterScoped ? ' in all namespaces' : '');
+const where = (op: ApiOp) =>
+  op.namespace
+    ? ` in namespace "${op.namespace}"`
+    : op.verb === 'list' && !op.clusterScoped
+      ? ' in all namespaces'
+      : '';
 
 /** `resource "name"`, with the resource's singular kind for readability where it is known. */
 function what(op: ApiOp): string {
@@ -92,6 +97,9 @@ export function describeFailure(op: ApiOp, thrown: unknown, conn: Connection): s
     case 409:
       return `${what(op)}${where(op)} changed or exists already: ${s.message ?? 'conflict'}`;
     default:
-      return `${op.verb} ${what(op)}${where(op)}: ${status} ${s.reason ?? ''}${s.message ? `: ${s.message}` : ''}`.replace(/ {2,}/g, ' ');
+      return `${op.verb} ${what(op)}${where(op)}: ${status} ${s.reason ?? ''}${s.message ? `: ${s.message}` : ''}`.replace(
+        / {2,}/g,
+        ' ',
+      );
   }
 }

@@ -9,9 +9,7 @@ import { dumpYaml } from '@kubernetes/client-node';
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const all = [header, ...rows];
   const widths = header.map((_, i) => Math.max(6, ...all.map((r) => (r[i] ?? '').length + 3)));
-  return all
-    .map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join(''))
-    .join('\n');
+  return all.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('')).join('\n');
 }
 
 /** k8s.io/apimachinery/pkg/util/duration.HumanDuration, which kubectl's AGE columns use. */

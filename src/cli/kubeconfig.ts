@@ -58,22 +58,33 @@ function load(explicit: string | undefined, env: NodeJS.ProcessEnv, home: string
   return { kc, source: file };
 }
 
-export function connect(o: { kubeconfig?: string; context?: string; namespace?: string }, env: NodeJS.ProcessEnv, home = homedir()): Target {
+export function connect(
+  o: { kubeconfig?: string; context?: string; namespace?: string },
+  env: NodeJS.ProcessEnv,
+  home = homedir(),
+): Target {
   const { kc, source } = load(o.kubeconfig, env, home);
   const names = kc.getContexts().map((c) => c.name);
   const known = names.length ? names.join(', ') : 'none';
   if (o.context) {
-    if (!kc.getContextObject(o.context)) throw new CliError(`context "${o.context}" not found in ${source} (contexts: ${known})`);
+    if (!kc.getContextObject(o.context))
+      throw new CliError(`context "${o.context}" not found in ${source} (contexts: ${known})`);
     kc.setCurrentContext(o.context);
   }
   const contextName = kc.getCurrentContext();
   if (!contextName) throw new CliError(`${source} has no current-context; pass --context (contexts: ${known})`);
   const context = kc.getContextObject(contextName);
-  if (!context) throw new CliError(`current-context "${contextName}" is not a context of ${source} (contexts: ${known})`);
+  if (!context)
+    throw new CliError(`current-context "${contextName}" is not a context of ${source} (contexts: ${known})`);
   const cluster = kc.getCluster(context.cluster);
-  if (!cluster) throw new CliError(`context "${contextName}" in ${source} names cluster "${context.cluster}", which ${source} does not define`);
+  if (!cluster)
+    throw new CliError(
+      `context "${contextName}" in ${source} names cluster "${context.cluster}", which ${source} does not define`,
+    );
   if (context.user && !kc.getUser(context.user)) {
-    throw new CliError(`context "${contextName}" in ${source} names user "${context.user}", which ${source} does not define`);
+    throw new CliError(
+      `context "${contextName}" in ${source} names user "${context.user}", which ${source} does not define`,
+    );
   }
   return {
     kc,

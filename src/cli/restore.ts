@@ -69,10 +69,17 @@ const CONTROLLER_LABELS = [
 
 /** A pod named `name` from a template, that asks the restore webhook for the checkpoint. */
 export function standalonePod(template: V1PodTemplateSpec | V1Pod, c: Checkpoint, name: string): V1Pod {
-  const labels = Object.fromEntries(Object.entries(template.metadata?.labels ?? {}).filter(([k]) => !CONTROLLER_LABELS.includes(k)));
+  const labels = Object.fromEntries(
+    Object.entries(template.metadata?.labels ?? {}).filter(([k]) => !CONTROLLER_LABELS.includes(k)),
+  );
   const annotations: Record<string, string> = {};
   for (const [k, v] of Object.entries(template.metadata?.annotations ?? {})) {
-    if (!k.startsWith(`${GROUP}/restore`) && k !== ANNOTATION_JOB_COMPLETION_INDEX && k !== 'kubectl.kubernetes.io/last-applied-configuration') annotations[k] = v;
+    if (
+      !k.startsWith(`${GROUP}/restore`) &&
+      k !== ANNOTATION_JOB_COMPLETION_INDEX &&
+      k !== 'kubectl.kubernetes.io/last-applied-configuration'
+    )
+      annotations[k] = v;
   }
   // Only the name: the webhook claims the checkpoint and writes the constraints, the marker and
   // the restore profile, as for any restore pod.
@@ -105,7 +112,11 @@ function standalone(i: RestoreInput): RestorePlan {
     };
   }
   const template = i.sourcePod ?? i.owner?.template;
-  if (!template) return { kind: 'refuse', why: `no pod template: pod ${keyOf(src.pod)} is gone${src.owner ? ` and so is its ${src.owner.kind} ${src.owner.name}` : ''}` };
+  if (!template)
+    return {
+      kind: 'refuse',
+      why: `no pod template: pod ${keyOf(src.pod)} is gone${src.owner ? ` and so is its ${src.owner.kind} ${src.owner.name}` : ''}`,
+    };
   const name = i.name ?? (i.sourcePod ? `${src.pod.name}-restored` : src.pod.name);
   return { kind: 'create', pod: standalonePod(template, c, name) };
 }
@@ -113,22 +124,44 @@ function standalone(i: RestoreInput): RestorePlan {
 export function planRestore(i: RestoreInput): RestorePlan {
   const c = i.checkpoint;
   if (c.status?.phase !== 'Ready') {
-    const state = c.status?.phase ? `${c.status.phase}${c.status.restore ? ` (${restoreState(c)})` : ''}` : 'not taken yet';
-    return { kind: 'refuse', why: `checkpoint ${c.metadata.name} is ${state}: only a Ready checkpoint can be restored` };
+    const state = c.status?.phase
+      ? `${c.status.phase}${c.status.restore ? ` (${restoreState(c)})` : ''}`
+      : 'not taken yet';
+    return {
+      kind: 'refuse',
+      why: `checkpoint ${c.metadata.name} is ${state}: only a Ready checkpoint can be restored`,
+    };
   }
   const src = c.spec.source;
   if (i.name || !src.owner) return standalone(i);
   const o = src.owner;
-  if (!i.owner) return { kind: 'refuse', why: `the checkpointed pod's ${o.kind} ${o.name} is gone (restore into a standalone pod with --name)` };
+  if (!i.owner)
+    return {
+      kind: 'refuse',
+      why: `the checkpointed pod's ${o.kind} ${o.name} is gone (restore into a standalone pod with --name)`,
+    };
   if (i.owner.kind === 'StatefulSet') return scaleStatefulSet(c, i.owner);
-  if (i.owner.kind !== 'ReplicaSet') return { kind: 'refuse', why: `${o.kind} ${o.name} cannot be scaled (restore into a standalone pod with --name)` };
+  if (i.owner.kind !== 'ReplicaSet')
+    return { kind: 'refuse', why: `${o.kind} ${o.name} cannot be scaled (restore into a standalone pod with --name)` };
   if (i.owner.templateHash !== src.templateHash) {
-    return { kind: 'refuse', why: `ReplicaSet ${o.name} makes pods of template ${i.owner.templateHash ?? 'none'}, the checkpoint is of ${src.templateHash ?? 'none'}` };
+    return {
+      kind: 'refuse',
+      why: `ReplicaSet ${o.name} makes pods of template ${i.owner.templateHash ?? 'none'}, the checkpoint is of ${src.templateHash ?? 'none'}`,
+    };
   }
   const d = i.deployment;
-  if (!d) return { kind: 'scale', target: i.owner, to: i.owner.replicas + 1, note: 'its new pod restores from the checkpoint' };
+  if (!d)
+    return {
+      kind: 'scale',
+      target: i.owner,
+      to: i.owner.replicas + 1,
+      note: 'its new pod restores from the checkpoint',
+    };
   if (d.revision !== i.owner.revision) {
-    return { kind: 'refuse', why: `Deployment ${d.name} was rolled out since the checkpoint (revision ${i.owner.revision ?? '?'} -> ${d.revision ?? '?'}): its new pods have another template` };
+    return {
+      kind: 'refuse',
+      why: `Deployment ${d.name} was rolled out since the checkpoint (revision ${i.owner.revision ?? '?'} -> ${d.revision ?? '?'}): its new pods have another template`,
+    };
   }
   return { kind: 'scale', target: d, to: d.replicas + 1, note: 'its new pod restores from the checkpoint' };
 }
@@ -136,10 +169,14 @@ export function planRestore(i: RestoreInput): RestorePlan {
 function scaleStatefulSet(c: Checkpoint, sts: Workload): RestorePlan {
   const src = c.spec.source;
   if (sts.templateHash !== src.templateHash) {
-    return { kind: 'refuse', why: `StatefulSet ${sts.name} makes pods of revision ${sts.templateHash ?? 'none'}, the checkpoint is of ${src.templateHash ?? 'none'}` };
+    return {
+      kind: 'refuse',
+      why: `StatefulSet ${sts.name} makes pods of revision ${sts.templateHash ?? 'none'}, the checkpoint is of ${src.templateHash ?? 'none'}`,
+    };
   }
   const index = src.index;
-  if (index === undefined) return { kind: 'refuse', why: `checkpoint ${c.metadata.name} records no ordinal of StatefulSet ${sts.name}` };
+  if (index === undefined)
+    return { kind: 'refuse', why: `checkpoint ${c.metadata.name} records no ordinal of StatefulSet ${sts.name}` };
   if (index < sts.replicas) {
     return {
       kind: 'refuse',
@@ -147,6 +184,9 @@ function scaleStatefulSet(c: Checkpoint, sts: Workload): RestorePlan {
     };
   }
   const extra = index - sts.replicas;
-  const note = extra > 0 ? `pod ${sts.name}-${index} restores from the checkpoint; ${extra} lower ordinal(s) start fresh` : `pod ${sts.name}-${index} restores from the checkpoint`;
+  const note =
+    extra > 0
+      ? `pod ${sts.name}-${index} restores from the checkpoint; ${extra} lower ordinal(s) start fresh`
+      : `pod ${sts.name}-${index} restores from the checkpoint`;
   return { kind: 'scale', target: sts, to: index + 1, note };
 }

@@ -43,7 +43,8 @@ export interface Explanation {
   nodes?: NodeVerdict[];
 }
 
-const requestsMarker = (c: Container) => c.resources?.requests?.[RESOURCE_RESTORE] !== undefined || c.resources?.limits?.[RESOURCE_RESTORE] !== undefined;
+const requestsMarker = (c: Container) =>
+  c.resources?.requests?.[RESOURCE_RESTORE] !== undefined || c.resources?.limits?.[RESOURCE_RESTORE] !== undefined;
 
 const completedAt = (c: Checkpoint) => Date.parse(c.status?.completionTime ?? c.metadata.creationTimestamp ?? '');
 
@@ -53,7 +54,9 @@ function createdAt(pod: Pod): number {
 }
 
 function latest(events: readonly EventInfo[], reason: string): EventInfo | undefined {
-  return [...events].filter((e) => e.reason === reason).sort((a, b) => Date.parse(b.time ?? '') - Date.parse(a.time ?? ''))[0];
+  return [...events]
+    .filter((e) => e.reason === reason)
+    .sort((a, b) => Date.parse(b.time ?? '') - Date.parse(a.time ?? ''))[0];
 }
 
 export function explain(i: WhyInput): Explanation {
@@ -65,7 +68,12 @@ export function explain(i: WhyInput): Explanation {
     contract = readRestoreContract(p);
   } catch (e) {
     if (!(e instanceof ContractError)) throw e;
-    return { pod: ref, phase, verdict: `its restore contract is broken: ${e.message.replace(/^pod \S+: /, '')}`, findings: [] };
+    return {
+      pod: ref,
+      phase,
+      verdict: `its restore contract is broken: ${e.message.replace(/^pod \S+: /, '')}`,
+      findings: [],
+    };
   }
   return contract ? withContract(i, contract, ref, phase) : withoutContract(i, ref, phase);
 }
@@ -75,12 +83,22 @@ function withContract(i: WhyInput, contract: RestoreContract, ref: string, phase
   const findings: Explanation['findings'] = [];
   const ckpt = i.checkpoints.find((c) => c.metadata.name === contract.checkpoint);
   const node = p.spec?.nodeName;
-  const mine = ckpt?.status?.restore && (ckpt.status.restore.podUID ? ckpt.status.restore.podUID === p.metadata?.uid : ckpt.status.restore.podName === p.metadata?.name);
+  const mine =
+    ckpt?.status?.restore &&
+    (ckpt.status.restore.podUID
+      ? ckpt.status.restore.podUID === p.metadata?.uid
+      : ckpt.status.restore.podName === p.metadata?.name);
   if (!ckpt) {
-    findings.push({ topic: 'Checkpoint', text: `${contract.checkpoint} does not exist in ${p.metadata?.namespace} (deleted, or never created)` });
+    findings.push({
+      topic: 'Checkpoint',
+      text: `${contract.checkpoint} does not exist in ${p.metadata?.namespace} (deleted, or never created)`,
+    });
   } else {
     const claim = ckpt.status?.restore ? (mine ? ', claimed for this pod' : `, ${restoreState(ckpt)}`) : '';
-    findings.push({ topic: 'Checkpoint', text: `${contract.checkpoint}: ${ckpt.status?.phase ?? 'no status'}${claim}, taken on node ${contract.constraints.node}` });
+    findings.push({
+      topic: 'Checkpoint',
+      text: `${contract.checkpoint}: ${ckpt.status?.phase ?? 'no status'}${claim}, taken on node ${contract.constraints.node}`,
+    });
   }
   const containers = [...(p.spec?.containers ?? []), ...(p.spec?.initContainers ?? [])];
   if (!containers.some(requestsMarker)) {
@@ -92,40 +110,57 @@ function withContract(i: WhyInput, contract: RestoreContract, ref: string, phase
   findings.push({ topic: 'Scheduler', text: p.spec?.schedulerName ?? 'default-scheduler' });
   const gates = (p.spec?.schedulingGates ?? []).map((g) => g.name);
   if (gates.includes(GATE_RESTORE_PLACEMENT)) {
-    findings.push({ topic: 'Gate', text: `${GATE_RESTORE_PLACEMENT}: held until a hiatus replica nominates its checkpoint's node and lifts the gate (while no replica runs it stays SchedulingGated)` });
+    findings.push({
+      topic: 'Gate',
+      text: `${GATE_RESTORE_PLACEMENT}: held until a hiatus replica nominates its checkpoint's node and lifts the gate (while no replica runs it stays SchedulingGated)`,
+    });
   }
-  for (const g of gates.filter((g) => g !== GATE_RESTORE_PLACEMENT)) findings.push({ topic: 'Gate', text: `${g}: not hiatus's; kube-scheduler waits until its owner lifts it` });
+  for (const g of gates.filter((g) => g !== GATE_RESTORE_PLACEMENT))
+    findings.push({ topic: 'Gate', text: `${g}: not hiatus's; kube-scheduler waits until its owner lifts it` });
   const nominated = p.status?.nominatedNodeName;
   if (!node) {
     findings.push({
       topic: 'Nominated',
-      text: nominated ? `${nominated}${nominated === contract.constraints.node ? " (the checkpoint's node)" : " (not the checkpoint's node)"}` : 'no node',
+      text: nominated
+        ? `${nominated}${nominated === contract.constraints.node ? " (the checkpoint's node)" : " (not the checkpoint's node)"}`
+        : 'no node',
     });
   }
   if (ckpt) {
     const pub = published(ckpt);
     findings.push({
       topic: 'Publication',
-      text: pub === 'yes'
-        ? 'published as a checkpoint image: restorable on any node that passes the filter'
-        : `not published: only node ${contract.constraints.node} holds the archive; on another node the container starts from its own image, without the checkpoint`,
+      text:
+        pub === 'yes'
+          ? 'published as a checkpoint image: restorable on any node that passes the filter'
+          : `not published: only node ${contract.constraints.node} holds the archive; on another node the container starts from its own image, without the checkpoint`,
     });
   }
   const verdicts = i.nodes?.map((n): NodeVerdict => {
     const facts = nodeFacts(n);
     const v = judgeNode(contract.constraints, facts.capability, false);
-    return v.compatible ? { name: facts.name, canRestore: true, why: facts.name === contract.constraints.node ? "the checkpoint's node" : 'compatible' } : { name: facts.name, canRestore: false, why: v.message };
+    return v.compatible
+      ? {
+          name: facts.name,
+          canRestore: true,
+          why: facts.name === contract.constraints.node ? "the checkpoint's node" : 'compatible',
+        }
+      : { name: facts.name, canRestore: false, why: v.message };
   });
   if (!verdicts) findings.push({ topic: 'Nodes', text: `not judged: ${i.nodesError ?? 'nodes unavailable'}` });
   const failed = latest(i.events, 'FailedScheduling');
   const explanation: Explanation = { pod: ref, phase, verdict: '', findings };
   if (node) {
     const onNode = verdicts?.find((v) => v.name === node);
-    findings.push({ topic: 'Node', text: `${node}: ${onNode ? (onNode.canRestore ? onNode.why : `cannot restore it: ${onNode.why}`) : 'unknown'}` });
+    findings.push({
+      topic: 'Node',
+      text: `${node}: ${onNode ? (onNode.canRestore ? onNode.why : `cannot restore it: ${onNode.why}`) : 'unknown'}`,
+    });
     if (phase === 'Running') {
-      explanation.verdict = ckpt?.status?.phase === 'Restored' && mine
-        ? `restored from checkpoint ${contract.checkpoint} on node ${node}`
-        : `running on node ${node} with the restore contract of ${contract.checkpoint} (checkpoint ${ckpt?.status?.phase ?? 'missing'})`;
+      explanation.verdict =
+        ckpt?.status?.phase === 'Restored' && mine
+          ? `restored from checkpoint ${contract.checkpoint} on node ${node}`
+          : `running on node ${node} with the restore contract of ${contract.checkpoint} (checkpoint ${ckpt?.status?.phase ?? 'missing'})`;
     } else {
       explanation.verdict = `bound to node ${node}, ${phase}: the runtime is restoring it`;
     }
@@ -137,9 +172,13 @@ function withContract(i: WhyInput, contract: RestoreContract, ref: string, phase
   if (failed) findings.push({ topic: 'Scheduling', text: `${failed.message} (${age(failed.time, i.now)} ago)` });
   if (gates.includes(GATE_RESTORE_PLACEMENT)) explanation.verdict = 'Pending: held by the restore-placement gate';
   else if (gates.length > 0) explanation.verdict = `Pending: held by scheduling gate ${gates[0]}`;
-  else if (verdicts && able === 0) explanation.verdict = `Pending: no node can restore checkpoint ${contract.checkpoint}`;
+  else if (verdicts && able === 0)
+    explanation.verdict = `Pending: no node can restore checkpoint ${contract.checkpoint}`;
   else if (failed) explanation.verdict = `Pending: unschedulable, ${failed.message.split(/(?<=\.) /)[0]}`;
-  else explanation.verdict = nominated ? `Pending: nominated to node ${nominated}, not bound yet` : 'Pending: not scheduled yet';
+  else
+    explanation.verdict = nominated
+      ? `Pending: nominated to node ${nominated}, not bound yet`
+      : 'Pending: not scheduled yet';
   return explanation;
 }
 
@@ -149,7 +188,8 @@ function notUsed(c: Checkpoint, pod: Pod, facts: PodFacts): string {
   if ((src.templateHash ?? undefined) !== facts.templateHash) {
     return `of pod template ${src.templateHash ?? 'none'}, this pod's is ${facts.templateHash ?? 'none'} (the workload changed since)`;
   }
-  if ((src.index ?? undefined) !== facts.index) return `of ordinal/index ${src.index ?? 'none'}, this pod's is ${facts.index ?? 'none'}`;
+  if ((src.index ?? undefined) !== facts.index)
+    return `of ordinal/index ${src.index ?? 'none'}, this pod's is ${facts.index ?? 'none'}`;
   const created = createdAt(pod);
   const done = completedAt(c);
   switch (c.status?.phase) {
@@ -163,8 +203,10 @@ function notUsed(c: Checkpoint, pod: Pod, facts: PodFacts): string {
     case 'Restored':
       return restoreState(c);
     case 'Ready':
-      if (done > created) return `became Ready ${humanDuration(done - created)} after this pod was created; the webhook matches at creation`;
-      if (created - done > DEFAULT_MAX_AGE_MS) return `was ${humanDuration(created - done)} old when this pod was created (older than --retention-max-age, 24h by default, is not offered)`;
+      if (done > created)
+        return `became Ready ${humanDuration(done - created)} after this pod was created; the webhook matches at creation`;
+      if (created - done > DEFAULT_MAX_AGE_MS)
+        return `was ${humanDuration(created - done)} old when this pod was created (older than --retention-max-age, 24h by default, is not offered)`;
       return 'was Ready when this pod was created: the restore webhook did not give it to the pod (is it installed? failurePolicy Ignore admits pods while it is down)';
   }
 }
@@ -173,16 +215,28 @@ function withoutContract(i: WhyInput, ref: string, phase: string): Explanation {
   const p = i.pod;
   const facts = podFacts(p);
   const findings: Explanation['findings'] = [];
-  const fresh = phase === 'Running' || phase === 'Succeeded' || phase === 'Failed' ? 'started fresh' : `${phase}, no restore`;
+  const fresh =
+    phase === 'Running' || phase === 'Succeeded' || phase === 'Failed' ? 'started fresh' : `${phase}, no restore`;
   const out = (why: string): Explanation => ({ pod: ref, phase, verdict: `${fresh}: ${why}`, findings });
-  if (p.metadata?.annotations?.[ANNOTATION_RESTORE_OPT] === 'false') return out(`opted out (${ANNOTATION_RESTORE_OPT}: "false")`);
+  if (p.metadata?.annotations?.[ANNOTATION_RESTORE_OPT] === 'false')
+    return out(`opted out (${ANNOTATION_RESTORE_OPT}: "false")`);
   if (!facts.owner) {
-    return out('a standalone pod restores only when it names a checkpoint in hiatus.dev/restore-from (and an administrator allowed that on the Checkpoint with hiatus.dev/restore-any-pod)');
+    return out(
+      'a standalone pod restores only when it names a checkpoint in hiatus.dev/restore-from (and an administrator allowed that on the Checkpoint with hiatus.dev/restore-any-pod)',
+    );
   }
   const o = facts.owner;
-  findings.push({ topic: 'Workload', text: `${o.kind} ${o.name}${facts.templateHash ? `, pod template ${facts.templateHash}` : ''}${facts.index !== undefined ? `, index ${facts.index}` : ''}` });
-  const ours = i.checkpoints.filter((c) => c.spec.source.owner?.uid === o.uid).sort((a, b) => completedAt(b) - completedAt(a));
-  if (ours.length === 0) return out(`no checkpoint of ${o.kind} ${o.name} exists in ${p.metadata?.namespace} (its pods were not checkpointed, or retention deleted the records)`);
+  findings.push({
+    topic: 'Workload',
+    text: `${o.kind} ${o.name}${facts.templateHash ? `, pod template ${facts.templateHash}` : ''}${facts.index !== undefined ? `, index ${facts.index}` : ''}`,
+  });
+  const ours = i.checkpoints
+    .filter((c) => c.spec.source.owner?.uid === o.uid)
+    .sort((a, b) => completedAt(b) - completedAt(a));
+  if (ours.length === 0)
+    return out(
+      `no checkpoint of ${o.kind} ${o.name} exists in ${p.metadata?.namespace} (its pods were not checkpointed, or retention deleted the records)`,
+    );
   for (const c of ours) findings.push({ topic: 'Checkpoint', text: `${c.metadata.name}: ${notUsed(c, p, facts)}` });
   return out(`none of the ${ours.length} checkpoint(s) of ${o.kind} ${o.name} was given to it`);
 }
@@ -190,10 +244,19 @@ function withoutContract(i: WhyInput, ref: string, phase: string): Explanation {
 /** The explanation as text. */
 export function whyText(e: Explanation): string {
   const lines = [`pod ${e.pod}: ${e.verdict}`];
-  if (e.findings.length) lines.push(...fields(e.findings.map((f) => [f.topic, f.text] as const), '  '));
+  if (e.findings.length)
+    lines.push(
+      ...fields(
+        e.findings.map((f) => [f.topic, f.text] as const),
+        '  ',
+      ),
+    );
   if (e.nodes && e.nodes.length > 0) {
     lines.push(
-      ...table(['NODE', 'RESTORE', 'WHY'], e.nodes.map((n) => [n.name, n.canRestore ? 'yes' : 'no', n.why]))
+      ...table(
+        ['NODE', 'RESTORE', 'WHY'],
+        e.nodes.map((n) => [n.name, n.canRestore ? 'yes' : 'no', n.why]),
+      )
         .split('\n')
         .map((l) => `    ${l}`),
     );

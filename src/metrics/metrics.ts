@@ -150,7 +150,7 @@ export class Metrics {
     });
     this.restores = new Counter({
       name: 'hiatus_restores_total',
-      help: 'Restores by result: matched (a new pod claimed a checkpoint), marked (a hand-written restore contract got the marker resource), restored, failed, released (claim given back), claim_error, corrupt_checkpoint, refused (a hand-written restore-from naming another workload\'s checkpoint: the pod was created without restore), image_published (a pod held while its checkpoint was uploaded got its images), started_fresh (such a pod was released without its checkpoint: the upload failed or outlasted --publication-wait).',
+      help: "Restores by result: matched (a new pod claimed a checkpoint), marked (a hand-written restore contract got the marker resource), restored, failed, released (claim given back), claim_error, corrupt_checkpoint, refused (a hand-written restore-from naming another workload's checkpoint: the pod was created without restore), image_published (a pod held while its checkpoint was uploaded got its images), started_fresh (such a pod was released without its checkpoint: the upload failed or outlasted --publication-wait).",
       labelNames: ['result'],
       registers,
     });
@@ -178,10 +178,16 @@ export class Metrics {
       labelNames: ['reason'],
       registers,
     });
-    this.checkpointsByPhase = readGauge('hiatus_checkpoints', 'Checkpoint records in the cluster by phase.', 'phase', opts.checkpointPhases, registers);
+    this.checkpointsByPhase = readGauge(
+      'hiatus_checkpoints',
+      'Checkpoint records in the cluster by phase.',
+      'phase',
+      opts.checkpointPhases,
+      registers,
+    );
     this.checkpointPublications = readGauge(
       'hiatus_checkpoint_publications',
-      'Ready and Restoring Checkpoint records by the node agent\'s publication state: none (not started, or no agent), uploading, published, failed. Unpublished ones restore only on their source node.',
+      "Ready and Restoring Checkpoint records by the node agent's publication state: none (not started, or no agent), uploading, published, failed. Unpublished ones restore only on their source node.",
       'state',
       opts.checkpointPublications,
       registers,
@@ -200,7 +206,13 @@ export class Metrics {
  * A gauge of one label whose values are read at each scrape (label value -> number), the series
  * of values no longer there dropped; without a source it reports nothing.
  */
-function readGauge<L extends string>(name: string, help: string, label: L, source: (() => Record<string, number>) | undefined, registers: Registry[]): Gauge<L> {
+function readGauge<L extends string>(
+  name: string,
+  help: string,
+  label: L,
+  source: (() => Record<string, number>) | undefined,
+  registers: Registry[],
+): Gauge<L> {
   return new Gauge({
     name,
     help,

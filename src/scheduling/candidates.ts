@@ -88,7 +88,8 @@ function moreImportantFirst(a: PlannedVictim, b: PlannedVictim): number {
 export function invalidVictim(pod: PodFacts | undefined, node: string, preemptorPriority: number): string | undefined {
   if (!pod) return 'not a pod in the cluster';
   if (pod.nodeName !== node) return `bound to ${pod.nodeName ?? 'no node'}, not ${node}`;
-  if (pod.priority >= preemptorPriority) return `priority ${pod.priority} is not below the preemptor's ${preemptorPriority}`;
+  if (pod.priority >= preemptorPriority)
+    return `priority ${pod.priority} is not below the preemptor's ${preemptorPriority}`;
   return undefined;
 }
 
@@ -101,16 +102,25 @@ function planVictim(v: ClassifiedVictim, snapshot: PreemptionSnapshot, node: str
   const state = snapshot.checkpointState(v);
   if (state !== 'failed' && state !== 'unavailable') return { ...v, checkpoint: state };
   const what = state === 'failed' ? 'checkpoint failed' : 'checkpoints unavailable';
-  if (v.policy.policy === 'BestEffort') return { ...v, action: 'evict', why: `policy BestEffort, ${what}`, checkpoint: state };
+  if (v.policy.policy === 'BestEffort')
+    return { ...v, action: 'evict', why: `policy BestEffort, ${what}`, checkpoint: state };
   return { ...v, action: 'protect', why: `policy Required, ${what}`, checkpoint: state };
 }
 
 export function planCandidate(input: CandidateInput, snapshot: PreemptionSnapshot): CandidatePlan {
   const nodeFacts = snapshot.node?.(input.node);
-  const at: VictimContext = { node: input.node, ...(nodeFacts ? { nodeFacts } : {}), ...(snapshot.resources ? { resources: snapshot.resources } : {}) };
+  const at: VictimContext = {
+    node: input.node,
+    ...(nodeFacts ? { nodeFacts } : {}),
+    ...(snapshot.resources ? { resources: snapshot.resources } : {}),
+  };
   const victims = [...new Set(input.victims)]
     .map((uid) =>
-      planVictim(classifyVictim(uid, snapshot.victim(uid), at, (n) => snapshot.priorityClass(n), snapshot.defaultPolicy), snapshot, input.node),
+      planVictim(
+        classifyVictim(uid, snapshot.victim(uid), at, (n) => snapshot.priorityClass(n), snapshot.defaultPolicy),
+        snapshot,
+        input.node,
+      ),
     )
     .sort(moreImportantFirst);
   const key: RankKey = {
@@ -126,9 +136,15 @@ export function planCandidate(input: CandidateInput, snapshot: PreemptionSnapsho
   for (const v of victims) {
     // As kube-scheduler sums them: shifted so that negative priorities still add up.
     key.sumPriorities += (v.pod?.priority ?? 0) + MAX_INT32_PLUS_1;
-    if (v.action === 'evict' && v.pod?.startTime !== undefined) key.lostWorkMs += Math.max(0, snapshot.now - v.pod.startTime);
+    if (v.action === 'evict' && v.pod?.startTime !== undefined)
+      key.lostWorkMs += Math.max(0, snapshot.now - v.pod.startTime);
     if (v.action !== 'checkpoint' || !v.pod || v.checkpoint === 'ready') continue;
-    const cost = estimateCheckpoint(v.pod, nodeFacts, snapshot.resources ?? DEFAULT_RESOURCE_POLICY, snapshot.costs ?? DEFAULT_COST_MODEL);
+    const cost = estimateCheckpoint(
+      v.pod,
+      nodeFacts,
+      snapshot.resources ?? DEFAULT_RESOURCE_POLICY,
+      snapshot.costs ?? DEFAULT_COST_MODEL,
+    );
     gpuCheckpointMs += cost.gpuMs;
     if (v.checkpoint === 'none') {
       key.checkpointMs += Math.round(cost.hostMs + cost.gpuMs);
@@ -145,7 +161,15 @@ export function planCandidate(input: CandidateInput, snapshot: PreemptionSnapsho
   };
 }
 
-const KEY_ORDER: (keyof RankKey)[] = ['numPDBViolations', 'highestPriority', 'sumPriorities', 'victims', 'lostWorkMs', 'checkpointMs', 'checkpointBytes'];
+const KEY_ORDER: (keyof RankKey)[] = [
+  'numPDBViolations',
+  'highestPriority',
+  'sumPriorities',
+  'victims',
+  'lostWorkMs',
+  'checkpointMs',
+  'checkpointBytes',
+];
 
 export function compareCandidates(a: CandidatePlan, b: CandidatePlan): number {
   for (const k of KEY_ORDER) {

@@ -8,7 +8,13 @@ import type { RestoreConstraints } from './restoreContract.js';
 import type { CompatibilityRule, RejectReason } from './rule.js';
 import { runtimeRestoreRule, runtimeRule } from './runtime.js';
 
-export const COMPATIBILITY_RULES: readonly CompatibilityRule[] = [architectureRule, cpuFeaturesRule, runtimeRule, runtimeRestoreRule, gpuRule];
+export const COMPATIBILITY_RULES: readonly CompatibilityRule[] = [
+  architectureRule,
+  cpuFeaturesRule,
+  runtimeRule,
+  runtimeRestoreRule,
+  gpuRule,
+];
 
 export type Verdict = { compatible: true } | { compatible: false; reason: RejectReason; message: string };
 
@@ -21,7 +27,9 @@ const COMPATIBLE: Verdict = { compatible: true };
  */
 export function judgeNode(c: RestoreConstraints, node: RestoreCapability | undefined, strict: boolean): Verdict {
   if (!node) {
-    return strict ? { compatible: false, reason: 'facts_unknown', message: 'node unknown to the extender (strict mode)' } : COMPATIBLE;
+    return strict
+      ? { compatible: false, reason: 'facts_unknown', message: 'node unknown to the extender (strict mode)' }
+      : COMPATIBLE;
   }
   const unknown: string[] = [];
   for (const rule of COMPATIBILITY_RULES) {

@@ -46,7 +46,12 @@ export interface CostEstimate {
  * (nvidia.com/gpu.memory) times the GPUs the pod holds: what the process may have allocated at
  * most. A node without that label, or a product without a rate, contributes no GPU time.
  */
-export function estimateCheckpoint(pod: PodFacts, node: NodeFacts | undefined, resources: ResourcePolicy, model: CheckpointCostModel): CostEstimate {
+export function estimateCheckpoint(
+  pod: PodFacts,
+  node: NodeFacts | undefined,
+  resources: ResourcePolicy,
+  model: CheckpointCostModel,
+): CostEstimate {
   const hostMs = (pod.memoryBytes / model.hostBytesPerSecond) * 1000;
   const gpus = cudaDevices(pod, resources);
   if (gpus === 0 || !node?.gpuMemoryBytes) return { hostMs, gpuMs: 0 };
@@ -58,13 +63,20 @@ export function estimateCheckpoint(pod: PodFacts, node: NodeFacts | undefined, r
 /** `PRODUCT=RATE,...` (RATE a byte quantity per second, e.g. 1.46Gi); "*" for products not listed. */
 export function parseGpuRates(value: string, problems: string[]): Map<string, number> {
   const out = new Map<string, number>();
-  for (const item of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const item of value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const [product, raw, ...rest] = item.split('=').map((s) => s.trim());
     const rate = parseQuantity(raw);
     if (!product || !raw || rest.length > 0 || !/^[-A-Za-z0-9_.*]+$/.test(product)) {
-      problems.push(`--gpu-checkpoint-rates: "${item}" must be PRODUCT=RATE, PRODUCT as nvidia.com/gpu.product writes it or *`);
+      problems.push(
+        `--gpu-checkpoint-rates: "${item}" must be PRODUCT=RATE, PRODUCT as nvidia.com/gpu.product writes it or *`,
+      );
     } else if (rate === undefined || !(rate > 0)) {
-      problems.push(`--gpu-checkpoint-rates: "${item}": the rate must be a positive byte quantity per second, e.g. 1.46Gi`);
+      problems.push(
+        `--gpu-checkpoint-rates: "${item}": the rate must be a positive byte quantity per second, e.g. 1.46Gi`,
+      );
     } else if (out.has(product)) {
       problems.push(`--gpu-checkpoint-rates: "${product}" is listed twice`);
     } else {

@@ -12,7 +12,11 @@ export const cpuFeaturesRule: CompatibilityRule = (c, node) => {
     if (!node.cpuFeatures.has(f)) (missing ??= []).push(f);
   }
   if (missing) {
-    return { kind: 'fail', reason: 'cpu_features', message: `node lacks CPU features ${missing.join(',')} used by the checkpoint` };
+    return {
+      kind: 'fail',
+      reason: 'cpu_features',
+      message: `node lacks CPU features ${missing.join(',')} used by the checkpoint`,
+    };
   }
   return PASS;
 };

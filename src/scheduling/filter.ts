@@ -35,7 +35,10 @@ export function planFilter(
   for (const name of names) {
     if (sourceOnly && name !== source) {
       if (plan.feasible.length === 0) {
-        refused.push([name, `not published as an image yet: restorable only on its source node ${source}, which holds the archive`]);
+        refused.push([
+          name,
+          `not published as an image yet: restorable only on its source node ${source}, which holds the archive`,
+        ]);
       }
       plan.rejected.not_published = (plan.rejected.not_published ?? 0) + 1;
       continue;

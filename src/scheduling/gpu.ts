@@ -28,8 +28,10 @@ export const GPU_CHECKPOINT_ARCH = 'amd64';
 export function gpuIncapability(capability: RestoreCapability): string | undefined {
   const gpu: GpuCapability | undefined = capability.gpu;
   if (!gpu?.checkpoint) return `no ${LABEL_GPU_CHECKPOINT}=true label (CRIU with its CUDA plugin)`;
-  if (capability.arch !== GPU_CHECKPOINT_ARCH) return `the CUDA checkpoint API is x86-64 only, the node is ${capability.arch ?? 'of unknown architecture'}`;
-  if (gpu.driverMajor === undefined) return `its NVIDIA driver version is unknown (no ${LABEL_CUDA_DRIVER_MAJOR} label from GPU feature discovery)`;
+  if (capability.arch !== GPU_CHECKPOINT_ARCH)
+    return `the CUDA checkpoint API is x86-64 only, the node is ${capability.arch ?? 'of unknown architecture'}`;
+  if (gpu.driverMajor === undefined)
+    return `its NVIDIA driver version is unknown (no ${LABEL_CUDA_DRIVER_MAJOR} label from GPU feature discovery)`;
   if (gpu.driverMajor < MIN_CHECKPOINT_DRIVER_MAJOR) {
     return `its NVIDIA driver ${gpu.driverMajor} predates the checkpoint API (driver ${MIN_CHECKPOINT_DRIVER_MAJOR})`;
   }
@@ -45,7 +47,9 @@ export function gpuCheckpointBlocker(node: NodeFacts | undefined, nodeName: stri
 }
 
 /** What a GPU checkpoint taken on this node requires of the node that restores it. */
-export function gpuConstraints(capability: RestoreCapability): Pick<RestoreConstraints, 'gpuProduct' | 'gpuDriverMajor'> {
+export function gpuConstraints(
+  capability: RestoreCapability,
+): Pick<RestoreConstraints, 'gpuProduct' | 'gpuDriverMajor'> {
   const gpu = capability.gpu;
   return {
     ...(gpu?.product ? { gpuProduct: gpu.product } : {}),
@@ -62,7 +66,11 @@ export const gpuRule: CompatibilityRule = (c, node) => {
   if (c.gpuProduct === undefined && c.gpuDriverMajor === undefined) return PASS;
   const gpu = node.gpu;
   if (c.gpuProduct !== undefined && gpu?.product !== c.gpuProduct) {
-    return { kind: 'fail', reason: 'gpu_product', message: `node GPU ${gpu?.product ?? 'unknown'} differs from the checkpoint's ${c.gpuProduct}` };
+    return {
+      kind: 'fail',
+      reason: 'gpu_product',
+      message: `node GPU ${gpu?.product ?? 'unknown'} differs from the checkpoint's ${c.gpuProduct}`,
+    };
   }
   if (c.gpuDriverMajor !== undefined && (gpu?.driverMajor === undefined || gpu.driverMajor < c.gpuDriverMajor)) {
     return {

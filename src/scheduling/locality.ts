@@ -18,7 +18,8 @@ export function scoreLocality(
   const scores: HostPriority[] = [];
   for (const name of names) {
     if (name === node) scores.push({ Host: name, Score: MaxExtenderPriority });
-    else if (zoneScore > MinExtenderPriority && zone !== undefined && facts(name)?.zone === zone) scores.push({ Host: name, Score: zoneScore });
+    else if (zoneScore > MinExtenderPriority && zone !== undefined && facts(name)?.zone === zone)
+      scores.push({ Host: name, Score: zoneScore });
   }
   return scores;
 }

@@ -16,7 +16,11 @@ import { gpuCheckpointBlocker } from './gpu.js';
  * cuda: an NVIDIA GPU, checkpointable only on a node that can checkpoint GPU processes.
  */
 export type ResourceCheckpointing = 'checkpointable' | 'not-checkpointable' | 'cuda';
-export const RESOURCE_CHECKPOINTING: readonly ResourceCheckpointing[] = ['checkpointable', 'not-checkpointable', 'cuda'];
+export const RESOURCE_CHECKPOINTING: readonly ResourceCheckpointing[] = [
+  'checkpointable',
+  'not-checkpointable',
+  'cuda',
+];
 
 /** A resource name, or a prefix ending in "*" ("example.com/*", "*"). */
 export interface ResourceRule {
@@ -53,7 +57,10 @@ export interface ResourcePolicy {
 }
 
 /** The configured rules over the built-in ones: a configured pattern replaces the same built-in pattern. */
-export function resourcePolicy(configured: readonly ResourceRule[] = [], builtIn: readonly ResourceRule[] = DEFAULT_RESOURCE_RULES): ResourcePolicy {
+export function resourcePolicy(
+  configured: readonly ResourceRule[] = [],
+  builtIn: readonly ResourceRule[] = DEFAULT_RESOURCE_RULES,
+): ResourcePolicy {
   const byPattern = new Map<string, ResourceCheckpointing>();
   for (const r of [...builtIn, ...configured]) byPattern.set(r.pattern, r.mode);
   const exact = new Map<string, ResourceCheckpointing>();
@@ -84,15 +91,24 @@ const RULE_PATTERN = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[-a-zA-Z0-9_.]*\*?$/;
 export function parseResourceRules(value: string, problems: string[]): ResourceRule[] {
   const out: ResourceRule[] = [];
   const seen = new Set<string>();
-  for (const item of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const item of value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const [pattern, mode, ...rest] = item.split('=').map((s) => s.trim());
     const what = `--resource-checkpointing: "${item}"`;
     if (!pattern || !mode || rest.length > 0) {
       problems.push(`${what} must be NAME=MODE, NAME an extended resource name or a prefix ending in *`);
     } else if (!RESOURCE_CHECKPOINTING.includes(mode as ResourceCheckpointing)) {
       problems.push(`${what}: mode must be one of ${RESOURCE_CHECKPOINTING.join(', ')}`);
-    } else if (!RULE_PATTERN.test(pattern) || (!pattern.endsWith('*') && !pattern.includes('/')) || pattern.includes('kubernetes.io/')) {
-      problems.push(`${what}: "${pattern}" is not an extended resource name (domain/name, outside kubernetes.io) or a prefix ending in *`);
+    } else if (
+      !RULE_PATTERN.test(pattern) ||
+      (!pattern.endsWith('*') && !pattern.includes('/')) ||
+      pattern.includes('kubernetes.io/')
+    ) {
+      problems.push(
+        `${what}: "${pattern}" is not an extended resource name (domain/name, outside kubernetes.io) or a prefix ending in *`,
+      );
     } else if (pattern === RESOURCE_RESTORE) {
       problems.push(`${what}: ${RESOURCE_RESTORE} is hiatus's own marker and never blocks a checkpoint`);
     } else if (seen.has(pattern)) {
@@ -110,7 +126,12 @@ export function parseResourceRules(value: string, problems: string[]): ResourceR
  * not. Our marker (hiatus.dev/checkpoint-restore, on every restore pod) asks for nothing and never
  * blocks, so a restored pod is exactly as checkpointable as it was before.
  */
-export function resourceBlocker(pod: PodFacts, node: NodeFacts | undefined, nodeName: string, policy: ResourcePolicy): string | undefined {
+export function resourceBlocker(
+  pod: PodFacts,
+  node: NodeFacts | undefined,
+  nodeName: string,
+  policy: ResourcePolicy,
+): string | undefined {
   const blocked: string[] = [];
   for (const name of Object.keys(pod.extendedResources)) {
     if (name === RESOURCE_RESTORE) continue;

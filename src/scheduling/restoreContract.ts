@@ -63,7 +63,10 @@ export function parseRestoreConstraints(pod: string, raw: string): RestoreConstr
   const obj = value as Record<string, unknown>;
   const features = obj.cpuFeatures ?? [];
   if (!Array.isArray(features) || features.some((f) => typeof f !== 'string' || f.trim() === '')) {
-    throw new ContractError(pod, `${ANNOTATION_RESTORE_CONSTRAINTS}: "cpuFeatures" must be a list of non-empty strings`);
+    throw new ContractError(
+      pod,
+      `${ANNOTATION_RESTORE_CONSTRAINTS}: "cpuFeatures" must be a list of non-empty strings`,
+    );
   }
   const constraints: RestoreConstraints = {
     node: requireString(pod, obj, 'node'),
@@ -77,7 +80,8 @@ export function parseRestoreConstraints(pod: string, raw: string): RestoreConstr
     }
     if (obj.sourceOnly) constraints.sourceOnly = true;
   }
-  if (obj.gpuProduct !== undefined && obj.gpuProduct !== null) constraints.gpuProduct = requireString(pod, obj, 'gpuProduct');
+  if (obj.gpuProduct !== undefined && obj.gpuProduct !== null)
+    constraints.gpuProduct = requireString(pod, obj, 'gpuProduct');
   if (obj.gpuDriverMajor !== undefined && obj.gpuDriverMajor !== null) {
     const v = obj.gpuDriverMajor;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {

@@ -15,9 +15,7 @@ export type RejectReason =
   | 'facts_unknown';
 
 export type RuleResult =
-  | { kind: 'pass' }
-  | { kind: 'fail'; reason: RejectReason; message: string }
-  | { kind: 'unknown'; message: string };
+  { kind: 'pass' } | { kind: 'fail'; reason: RejectReason; message: string } | { kind: 'unknown'; message: string };
 
 /** One compatibility check between a checkpoint and a node, pure. */
 export type CompatibilityRule = (c: RestoreConstraints, node: RestoreCapability) => RuleResult;

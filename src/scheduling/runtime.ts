@@ -60,9 +60,17 @@ export function runtimeRestoreFix(value: string): string {
  */
 export const runtimeRestoreRule: CompatibilityRule = (_c, node) => {
   const restore = node.runtimeRestore;
-  if (restore === undefined) return { kind: 'unknown', message: 'node runtime restore setting unknown (no hiatus.dev/runtime-restore label: no node agent there)' };
+  if (restore === undefined)
+    return {
+      kind: 'unknown',
+      message: 'node runtime restore setting unknown (no hiatus.dev/runtime-restore label: no node agent there)',
+    };
   if (restore !== 'enabled') {
-    return { kind: 'fail', reason: 'runtime_restore', message: `node runtime does not allow restore: ${runtimeRestoreFix(restore)}` };
+    return {
+      kind: 'fail',
+      reason: 'runtime_restore',
+      message: `node runtime does not allow restore: ${runtimeRestoreFix(restore)}`,
+    };
   }
   return PASS;
 };
@@ -73,7 +81,11 @@ export const runtimeRule: CompatibilityRule = (c, node) => {
   const wanted = parseRuntime(c.runtime)?.family ?? c.runtime.toLowerCase();
   const { family, version } = node.runtime;
   if (family !== wanted) {
-    return { kind: 'fail', reason: 'runtime', message: `node runtime ${family} differs from the checkpoint's ${wanted}` };
+    return {
+      kind: 'fail',
+      reason: 'runtime',
+      message: `node runtime ${family} differs from the checkpoint's ${wanted}`,
+    };
   }
   const support = RESTORE_SUPPORT[family];
   if (!support) return { kind: 'fail', reason: 'runtime', message: `runtime ${family} cannot restore checkpoints` };

@@ -35,7 +35,11 @@ export function resolvePolicy(
     const policy = parsePolicy(raw);
     if (policy) return { policy, source };
     // An unreadable policy must never turn into an eviction without a checkpoint.
-    return { policy: 'Required', source, invalid: `${KEY_CHECKPOINT_POLICY} "${raw}" is not one of ${CHECKPOINT_POLICIES.join(', ')}` };
+    return {
+      policy: 'Required',
+      source,
+      invalid: `${KEY_CHECKPOINT_POLICY} "${raw}" is not one of ${CHECKPOINT_POLICIES.join(', ')}`,
+    };
   }
   return { policy: clusterDefault, source: 'default' };
 }
@@ -86,7 +90,11 @@ export function classifyVictim(
   priorityClass: (name: string) => PriorityClassFacts | undefined,
   clusterDefault: CheckpointPolicy,
 ): ClassifiedVictim {
-  const policy = resolvePolicy(pod, pod?.priorityClassName ? priorityClass(pod.priorityClassName) : undefined, clusterDefault);
+  const policy = resolvePolicy(
+    pod,
+    pod?.priorityClassName ? priorityClass(pod.priorityClassName) : undefined,
+    clusterDefault,
+  );
   const base = { uid, policy, ...(pod ? { pod } : {}) };
   if (pod?.deleting) return { ...base, action: 'evict', why: 'already terminating' };
   if (pod?.phase === 'Pending' && pod.startTime === undefined) {
@@ -95,6 +103,7 @@ export function classifyVictim(
   if (policy.policy === 'Never') return { ...base, action: 'evict', why: `policy Never (${policy.source})` };
   const cannot = uncheckpointable(pod, at);
   if (cannot === undefined) return { ...base, action: 'checkpoint', why: `policy ${policy.policy} (${policy.source})` };
-  if (policy.policy === 'BestEffort') return { ...base, action: 'evict', why: `policy BestEffort, cannot checkpoint: ${cannot}` };
+  if (policy.policy === 'BestEffort')
+    return { ...base, action: 'evict', why: `policy BestEffort, cannot checkpoint: ${cannot}` };
   return { ...base, action: 'protect', why: `policy Required, cannot checkpoint: ${cannot}` };
 }

@@ -45,7 +45,11 @@ async function rig(host = registry.host, extra: Partial<AgentDeps> = {}): Promis
   const dir = path.join(root, `node-${++n}`, 'checkpoints');
   await fsp.mkdir(dir, { recursive: true });
   const store = new MemoryCheckpointStore();
-  const client = new RegistryClient({ host, caFile: registry.caFile, credentials: credentialsFor(registry.dockerConfigJson(), registry.host) });
+  const client = new RegistryClient({
+    host,
+    caFile: registry.caFile,
+    credentials: credentialsFor(registry.dockerConfigJson(), registry.host),
+  });
   const events: string[] = [];
   const metrics = new AgentMetrics({ defaultMetrics: false });
   const clock = { t: Date.now() };
@@ -55,7 +59,13 @@ async function rig(host = registry.host, extra: Partial<AgentDeps> = {}): Promis
     checkpoints: () => store.objects.values(),
     synced: () => true,
     store,
-    publisher: new Publisher({ client, stateDir: path.join(dir, '..', 'state'), chunkBytes: 2 * MiB, attempts: 1, log: silentLogger }),
+    publisher: new Publisher({
+      client,
+      stateDir: path.join(dir, '..', 'state'),
+      chunkBytes: 2 * MiB,
+      attempts: 1,
+      log: silentLogger,
+    }),
     repositoryPrefix: 'hiatus',
     gc: { orphanMaxAgeMs: 3_600_000, diskBudgetBytes: 0 },
     event: async (c, type, reason) => {
@@ -70,10 +80,24 @@ async function rig(host = registry.host, extra: Partial<AgentDeps> = {}): Promis
   return { agent, store, dir, events, metrics, clock, close: () => client.close() };
 }
 
-async function readyCheckpoint(r: Rig, name: string, pagesBytes = 3 * MiB): Promise<{ c: Checkpoint; file: string; sha: string }> {
+async function readyCheckpoint(
+  r: Rig,
+  name: string,
+  pagesBytes = 3 * MiB,
+): Promise<{ c: Checkpoint; file: string; sha: string }> {
   const file = path.join(r.dir, `checkpoint-${name}_ml-main-2026-05-22T14:31:35Z.tar`);
-  await writeCheckpointArchive(file, { namespace: 'ml', pod: name, podUid: `pu-${name}`, container: 'main', containerId: 'e'.repeat(64), checkpointedAt: new Date(), pagesBytes });
-  const sha = createHash('sha256').update(await fsp.readFile(file)).digest('hex');
+  await writeCheckpointArchive(file, {
+    namespace: 'ml',
+    pod: name,
+    podUid: `pu-${name}`,
+    container: 'main',
+    containerId: 'e'.repeat(64),
+    checkpointedAt: new Date(),
+    pagesBytes,
+  });
+  const sha = createHash('sha256')
+    .update(await fsp.readFile(file))
+    .digest('hex');
   const c = await r.store.create({
     apiVersion: 'hiatus.dev/v1alpha1',
     kind: 'Checkpoint',
@@ -84,7 +108,11 @@ async function readyCheckpoint(r: Rig, name: string, pagesBytes = 3 * MiB): Prom
       containers: ['main'],
       restoreConstraints: { node: 'node-a', arch: 'amd64', cpuFeatures: [], runtime: 'cri-o://1.31.2' },
     },
-    status: { phase: 'Ready', completionTime: new Date().toISOString(), containers: [{ name: 'main', archivePath: file }] },
+    status: {
+      phase: 'Ready',
+      completionTime: new Date().toISOString(),
+      containers: [{ name: 'main', archivePath: file }],
+    },
   });
   return { c, file, sha };
 }
@@ -99,7 +127,11 @@ describe('the node agent', () => {
     const c = live(r, 'trainer-a');
     const s = c.status!.containers![0]!;
     expect(s.image).toMatch(new RegExp(`^${registry.host.replace(/\./g, '\\.')}/hiatus/ml@sha256:[0-9a-f]{64}$`));
-    expect(s).toMatchObject({ archiveBytes: (await fsp.stat(file)).size, archiveDigest: `sha256:${sha}`, publication: { state: 'Published', attempts: 1 } });
+    expect(s).toMatchObject({
+      archiveBytes: (await fsp.stat(file)).size,
+      archiveDigest: `sha256:${sha}`,
+      publication: { state: 'Published', attempts: 1 },
+    });
     expect(c.status!.publication!.state).toBe('Published');
     expect(c.status!.phase).toBe('Ready');
     expect(r.events).toEqual(['trainer-a Normal CheckpointPublished']);
@@ -143,8 +175,14 @@ describe('the node agent', () => {
     const cut = await readyCheckpoint(r, 'trainer-d');
     await fsp.truncate(cut.file, 1 * MiB);
     await r.agent.kick();
-    expect(live(r, 'trainer-c').status!.containers![0]!.publication).toMatchObject({ state: 'Failed', reason: 'ArchiveMissing' });
-    expect(live(r, 'trainer-d').status!.containers![0]!.publication).toMatchObject({ state: 'Failed', reason: 'ArchiveTruncated' });
+    expect(live(r, 'trainer-c').status!.containers![0]!.publication).toMatchObject({
+      state: 'Failed',
+      reason: 'ArchiveMissing',
+    });
+    expect(live(r, 'trainer-d').status!.containers![0]!.publication).toMatchObject({
+      state: 'Failed',
+      reason: 'ArchiveTruncated',
+    });
     expect(live(r, 'trainer-d').status!.publication!.state).toBe('Failed');
     expect(live(r, 'trainer-d').status!.containers![0]!.image).toBeUndefined();
     expect(r.events.sort()).toEqual(['trainer-c Warning ArchiveMissing', 'trainer-d Warning ArchiveTruncated']);
@@ -158,7 +196,10 @@ describe('the node agent', () => {
     const published = live(r, 'trainer-e');
     expect(published.status!.publication!.state).toBe('Published');
     // A second checkpoint that cannot be published yet (the agent has no registry now): over budget, it stays.
-    const r2 = await rig(registry.host, { publisher: undefined, gc: { orphanMaxAgeMs: 3_600_000, diskBudgetBytes: 4 * MiB } });
+    const r2 = await rig(registry.host, {
+      publisher: undefined,
+      gc: { orphanMaxAgeMs: 3_600_000, diskBudgetBytes: 4 * MiB },
+    });
     const unpub = await readyCheckpoint(r2, 'trainer-f');
     await r2.agent.kick();
     expect(existsSync(unpub.file)).toBe(true);
@@ -168,14 +209,19 @@ describe('the node agent', () => {
     r.agent.checkpointDeleted(published);
     await r.agent.kick();
     expect(existsSync(pub.file)).toBe(false);
-    expect((await r.metrics.deletions.get()).values).toEqual([expect.objectContaining({ labels: { reason: 'checkpoint_deleted' }, value: 1 })]);
+    expect((await r.metrics.deletions.get()).values).toEqual([
+      expect.objectContaining({ labels: { reason: 'checkpoint_deleted' }, value: 1 }),
+    ]);
     r.close();
     r2.close();
   }, 60_000);
 
   it('labels the node from the runtime setting, and removes the label when it cannot tell', async () => {
     const labels: (string | undefined)[] = [];
-    let verdict: { value: 'enabled' | 'checkpoint_only'; setting: string } | undefined = { value: 'checkpoint_only', setting: 'x' };
+    let verdict: { value: 'enabled' | 'checkpoint_only'; setting: string } | undefined = {
+      value: 'checkpoint_only',
+      setting: 'x',
+    };
     const r = await rig(registry.host, {
       readRuntime: async () => verdict,
       labelNode: async (v) => {

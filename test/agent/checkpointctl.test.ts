@@ -22,7 +22,14 @@ beforeAll(async () => {
   dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'agent-cctl-'));
   sim = new KubeletSimulator({
     archiveDir: dir,
-    pods: [{ namespace: 'ml', name: 'trainer', uid: '6b1f7a52-0d1e-4c55-9a57-2f3d2f1f0c11', containers: [{ name: 'main', pagesBytes: 3 << 20 }] }],
+    pods: [
+      {
+        namespace: 'ml',
+        name: 'trainer',
+        uid: '6b1f7a52-0d1e-4c55-9a57-2f3d2f1f0c11',
+        containers: [{ name: 'main', pagesBytes: 3 << 20 }],
+      },
+    ],
   });
   await sim.start();
 }, 600_000);
@@ -37,7 +44,9 @@ function checkpoint(): Promise<string> {
     const req = https.request(`${sim.url}/checkpoint/ml/trainer/main`, { method: 'POST', ca: sim.caPem }, (res) => {
       let body = '';
       res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => (res.statusCode === 200 ? resolve((JSON.parse(body) as { items: string[] }).items[0]!) : reject(new Error(body))));
+      res.on('end', () =>
+        res.statusCode === 200 ? resolve((JSON.parse(body) as { items: string[] }).items[0]!) : reject(new Error(body)),
+      );
     });
     req.on('error', reject);
     req.end();

@@ -4,7 +4,14 @@ import { describe, expect, it } from '@jest/globals';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { archiveMetadata, checkpointImage, imageAnnotations, repositoryFor, sha256, tagFor } from '../../src/agent/image.js';
+import {
+  archiveMetadata,
+  checkpointImage,
+  imageAnnotations,
+  repositoryFor,
+  sha256,
+  tagFor,
+} from '../../src/agent/image.js';
 import { planGc, publicationWork, summaryState, withPublication, type ArchiveFile } from '../../src/agent/plan.js';
 import { credentialsFor, parseChallenge } from '../../src/agent/registry.js';
 import { crioRestoreVerdict, tomlValues } from '../../src/agent/runtimeConfig.js';
@@ -19,7 +26,12 @@ import { mixedNodes, node, restorePod } from '../helpers/objects.js';
 
 const H = 3_600_000;
 
-function ckpt(name: string, phase: CheckpointPhase, containers: ContainerCheckpointStatus[], node = 'node-a'): Checkpoint {
+function ckpt(
+  name: string,
+  phase: CheckpointPhase,
+  containers: ContainerCheckpointStatus[],
+  node = 'node-a',
+): Checkpoint {
   return {
     apiVersion: 'hiatus.dev/v1alpha1',
     kind: 'Checkpoint',
@@ -34,12 +46,26 @@ function ckpt(name: string, phase: CheckpointPhase, containers: ContainerCheckpo
   };
 }
 
-const file = (p: string, size: number, ageMs: number, now: number): ArchiveFile => ({ path: p, size, mtimeMs: now - ageMs });
+const file = (p: string, size: number, ageMs: number, now: number): ArchiveFile => ({
+  path: p,
+  size,
+  mtimeMs: now - ageMs,
+});
 
 async function sampleArchive(pagesBytes = 8192): Promise<Buffer> {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'agent-unit-'));
   const f = path.join(dir, 'a.tar');
-  await writeCheckpointArchive(f, { namespace: 'ml', pod: 'p', podUid: 'pu', container: 'main', containerId: 'c'.repeat(64), image: 'img:1', imageRef: 'img@sha256:' + '1'.repeat(64), checkpointedAt: new Date(0), pagesBytes });
+  await writeCheckpointArchive(f, {
+    namespace: 'ml',
+    pod: 'p',
+    podUid: 'pu',
+    container: 'main',
+    containerId: 'c'.repeat(64),
+    image: 'img:1',
+    imageRef: 'img@sha256:' + '1'.repeat(64),
+    checkpointedAt: new Date(0),
+    pagesBytes,
+  });
   const b = await fsp.readFile(f);
   await fsp.rm(dir, { recursive: true });
   return b;
@@ -51,7 +77,17 @@ describe('TarScanner', () => {
     const s = new TarScanner(new Set(['config.dump', 'spec.dump']));
     for (let off = 0; off < b.length; off += 777) s.update(b.subarray(off, off + 777));
     const r = s.result();
-    expect(r).toMatchObject({ complete: true, entries: archiveEntries({ namespace: 'ml', pod: 'p', podUid: 'pu', container: 'main', containerId: 'c', checkpointedAt: new Date(0) }).length });
+    expect(r).toMatchObject({
+      complete: true,
+      entries: archiveEntries({
+        namespace: 'ml',
+        pod: 'p',
+        podUid: 'pu',
+        container: 'main',
+        containerId: 'c',
+        checkpointedAt: new Date(0),
+      }).length,
+    });
     expect(JSON.parse(r.files.get('config.dump')!.toString()).rootfsImage).toBe('img:1');
     expect(r.files.has('spec.dump')).toBe(true);
   });
@@ -83,7 +119,15 @@ describe('TarScanner', () => {
     hdrL.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'latin1');
     const pad = (n: number) => Buffer.alloc((512 - (n % 512)) % 512);
     const content = Buffer.from('{}');
-    const tar = Buffer.concat([hdrL, body, pad(body.length), tarHeader('short', content.length, 0), content, pad(content.length), Buffer.alloc(1024)]);
+    const tar = Buffer.concat([
+      hdrL,
+      body,
+      pad(body.length),
+      tarHeader('short', content.length, 0),
+      content,
+      pad(content.length),
+      Buffer.alloc(1024),
+    ]);
     const s = new TarScanner(new Set([long]));
     s.update(tar);
     expect(s.result().files.get(long)?.toString()).toBe('{}');
@@ -98,7 +142,9 @@ describe('the checkpoint image', () => {
     const config = JSON.parse(img.config.bytes.toString());
     expect(index.manifests).toEqual([{ ...img.manifest.descriptor }]);
     expect(index.manifests[0].platform).toEqual({ architecture: 'arm64', os: 'linux' });
-    expect(manifest.layers).toEqual([{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256('archive'), size: 7 }]);
+    expect(manifest.layers).toEqual([
+      { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256('archive'), size: 7 },
+    ]);
     expect(manifest.config.digest).toBe(sha256(img.config.bytes));
     expect(config.rootfs.diff_ids).toEqual([sha256('archive')]);
     expect(img.index.descriptor.digest).toBe(sha256(img.index.bytes));
@@ -108,7 +154,14 @@ describe('the checkpoint image', () => {
     const s = new TarScanner(new Set(['config.dump', 'spec.dump']));
     s.update(await sampleArchive());
     const meta = archiveMetadata(s.result().files);
-    expect(meta).toMatchObject({ engine: 'CRI-O', containerName: 'main', podName: 'p', podNamespace: 'ml', runtime: 'runc', rootfsImage: 'img:1' });
+    expect(meta).toMatchObject({
+      engine: 'CRI-O',
+      containerName: 'main',
+      podName: 'p',
+      podNamespace: 'ml',
+      runtime: 'runc',
+      rootfsImage: 'img:1',
+    });
     const c = ckpt('c1', 'Ready', [{ name: 'main', archivePath: '/x' }]);
     const a = imageAnnotations(c, 'main', meta);
     expect(a['io.kubernetes.cri-o.annotations.checkpoint.name']).toBe('main');
@@ -129,7 +182,12 @@ describe('the checkpoint image', () => {
 
 describe('registry credentials and challenges', () => {
   it('finds the entry for the host in a dockerconfigjson, auth or username/password', () => {
-    const doc = JSON.stringify({ auths: { 'https://reg.example:5000/v2/': { auth: Buffer.from('u:p:x').toString('base64') }, other: { username: 'a', password: 'b' } } });
+    const doc = JSON.stringify({
+      auths: {
+        'https://reg.example:5000/v2/': { auth: Buffer.from('u:p:x').toString('base64') },
+        other: { username: 'a', password: 'b' },
+      },
+    });
     expect(credentialsFor(doc, 'reg.example:5000')).toEqual({ username: 'u', password: 'p:x' });
     expect(credentialsFor(doc, 'other')).toEqual({ username: 'a', password: 'b' });
     expect(credentialsFor(doc, 'nope')).toBeUndefined();
@@ -147,23 +205,43 @@ describe('registry credentials and challenges', () => {
 describe('which archives are published', () => {
   it('Ready and Restoring checkpoints of this node, containers not yet Published or Failed', () => {
     const all = [
-      ckpt('ready', 'Ready', [{ name: 'a', archivePath: '/a' }, { name: 'b', archivePath: '/b', publication: { state: 'Published' }, image: 'r/x@sha256:1' }]),
+      ckpt('ready', 'Ready', [
+        { name: 'a', archivePath: '/a' },
+        { name: 'b', archivePath: '/b', publication: { state: 'Published' }, image: 'r/x@sha256:1' },
+      ]),
       ckpt('restoring', 'Restoring', [{ name: 'a', archivePath: '/c', publication: { state: 'Uploading' } }]),
-      ckpt('failed-pub', 'Ready', [{ name: 'a', archivePath: '/d', publication: { state: 'Failed', reason: 'ArchiveMissing' } }]),
+      ckpt('failed-pub', 'Ready', [
+        { name: 'a', archivePath: '/d', publication: { state: 'Failed', reason: 'ArchiveMissing' } },
+      ]),
       ckpt('pending', 'Pending', [{ name: 'a', archivePath: '/e' }]),
       ckpt('failed', 'Failed', [{ name: 'a', archivePath: '/f' }]),
       ckpt('elsewhere', 'Ready', [{ name: 'a', archivePath: '/g' }], 'node-b'),
     ];
-    expect(publicationWork(all, 'node-a').map((w) => `${w.checkpoint.metadata.name}/${w.container}`)).toEqual(['ready/a', 'restoring/a']);
+    expect(publicationWork(all, 'node-a').map((w) => `${w.checkpoint.metadata.name}/${w.container}`)).toEqual([
+      'ready/a',
+      'restoring/a',
+    ]);
   });
 
   it('records an image only with Published, and summarises the checkpoint', () => {
-    const c = ckpt('c', 'Ready', [{ name: 'a', archivePath: '/a' }, { name: 'b', archivePath: '/b' }]);
+    const c = ckpt('c', 'Ready', [
+      { name: 'a', archivePath: '/a' },
+      { name: 'b', archivePath: '/b' },
+    ]);
     const up = withPublication(c, 'a', { publication: { state: 'Uploading' }, image: 'r/x@sha256:1' }, 'T');
     expect(up.status!.containers![0]!.image).toBeUndefined();
     expect(up.status!.publication).toMatchObject({ state: 'Uploading' });
-    const one = withPublication(up, 'a', { publication: { state: 'Published' }, image: 'r/x@sha256:1', archiveBytes: 5, archiveDigest: 'sha256:2' }, 'T');
-    expect(one.status!.containers![0]).toMatchObject({ image: 'r/x@sha256:1', archiveBytes: 5, archiveDigest: 'sha256:2' });
+    const one = withPublication(
+      up,
+      'a',
+      { publication: { state: 'Published' }, image: 'r/x@sha256:1', archiveBytes: 5, archiveDigest: 'sha256:2' },
+      'T',
+    );
+    expect(one.status!.containers![0]).toMatchObject({
+      image: 'r/x@sha256:1',
+      archiveBytes: 5,
+      archiveDigest: 'sha256:2',
+    });
     expect(one.status!.publication!.state).toBe('Uploading');
     const both = withPublication(one, 'b', { publication: { state: 'Published' }, image: 'r/y@sha256:3' }, 'T');
     expect(both.status!.publication!.state).toBe('Published');
@@ -180,8 +258,19 @@ describe('which archives are deleted', () => {
   const policy = { orphanMaxAgeMs: H, diskBudgetBytes: 0 };
 
   it('deletes those of Failed checkpoints, of deleted records, and old orphans; keeps young orphans', () => {
-    const files = [file('/d/failed.tar', 10, 5 * H, now), file('/d/deleted.tar', 10, 0, now), file('/d/old.tar', 10, 2 * H, now), file('/d/young.tar', 10, H / 2, now)];
-    const plan = planGc(files, [ckpt('f', 'Failed', [{ name: 'a', archivePath: '/d/failed.tar' }])], new Set(['/d/deleted.tar']), now, policy);
+    const files = [
+      file('/d/failed.tar', 10, 5 * H, now),
+      file('/d/deleted.tar', 10, 0, now),
+      file('/d/old.tar', 10, 2 * H, now),
+      file('/d/young.tar', 10, H / 2, now),
+    ];
+    const plan = planGc(
+      files,
+      [ckpt('f', 'Failed', [{ name: 'a', archivePath: '/d/failed.tar' }])],
+      new Set(['/d/deleted.tar']),
+      now,
+      policy,
+    );
     expect(plan.deletions.map((d) => [d.path, d.reason])).toEqual([
       ['/d/failed.tar', 'checkpoint_failed'],
       ['/d/deleted.tar', 'checkpoint_deleted'],
@@ -216,32 +305,45 @@ describe('which archives are deleted', () => {
     ]);
     expect(plan).toMatchObject({ bytesAfter: 300, overBudget: false });
     const tight = planGc(files, cps, new Set(), now, { orphanMaxAgeMs: H, diskBudgetBytes: 100 });
-    expect(tight.deletions.map((d) => d.path)).not.toEqual(expect.arrayContaining(['/d/pending.tar', '/d/ready-unpub.tar', '/d/restoring-unpub.tar']));
+    expect(tight.deletions.map((d) => d.path)).not.toEqual(
+      expect.arrayContaining(['/d/pending.tar', '/d/ready-unpub.tar', '/d/restoring-unpub.tar']),
+    );
     expect(tight).toMatchObject({ bytesAfter: 300, overBudget: true });
   });
 });
 
 describe("CRI-O's restore setting", () => {
   // As CRI-O's /config writes it (BurntSushi toml encoding of tomlConfig): indented keys in nested tables.
-  const conf = (level: string) => `[crio]\n  root = "/var/lib/containers/storage"\n\n  [crio.runtime]\n    enable_criu_support = true\n    default_runtime = "crun"\n\n  [crio.checkpoint_restore]\n    container_level_enabled = "${level}"\n\n  [crio.image]\n    pause_image = "registry.k8s.io/pause:3.10"\n`;
+  const conf = (level: string) =>
+    `[crio]\n  root = "/var/lib/containers/storage"\n\n  [crio.runtime]\n    enable_criu_support = true\n    default_runtime = "crun"\n\n  [crio.checkpoint_restore]\n    container_level_enabled = "${level}"\n\n  [crio.image]\n    pause_image = "registry.k8s.io/pause:3.10"\n`;
 
   it('reads container_level_enabled; only checkpoint_restore restores', () => {
-    expect(crioRestoreVerdict(conf('checkpoint_restore'))).toEqual({ value: 'enabled', setting: '[crio.checkpoint_restore] container_level_enabled = "checkpoint_restore"' });
+    expect(crioRestoreVerdict(conf('checkpoint_restore'))).toEqual({
+      value: 'enabled',
+      setting: '[crio.checkpoint_restore] container_level_enabled = "checkpoint_restore"',
+    });
     expect(crioRestoreVerdict(conf('checkpoint_only'))?.value).toBe('checkpoint_only');
     expect(crioRestoreVerdict(conf('none'))?.value).toBe('none');
     expect(crioRestoreVerdict(conf('bogus'))).toBeUndefined();
   });
 
   it('falls back to enable_criu_support on CRI-O without the table', () => {
-    expect(crioRestoreVerdict('[crio.runtime]\nenable_criu_support = false\n')).toEqual({ value: 'criu_disabled', setting: '[crio.runtime] enable_criu_support = false' });
+    expect(crioRestoreVerdict('[crio.runtime]\nenable_criu_support = false\n')).toEqual({
+      value: 'criu_disabled',
+      setting: '[crio.runtime] enable_criu_support = false',
+    });
     expect(crioRestoreVerdict('[crio.runtime]\nenable_criu_support = true # comment\n')?.value).toBe('enabled');
     expect(crioRestoreVerdict('[crio.api]\nlisten = "/var/run/crio/crio.sock"\n')).toBeUndefined();
     expect(tomlValues('[a . "b"]\nk = \'lit\'\n').get('a.b.k')).toBe('lit');
   });
 
-  it('names the setting to change in filter\'s reason', () => {
-    expect(runtimeRestoreFix('checkpoint_only')).toBe('[crio.checkpoint_restore] container_level_enabled is "checkpoint_only"; set it to "checkpoint_restore"');
-    expect(runtimeRestoreFix('criu_disabled')).toMatch(/^\[crio.runtime\] enable_criu_support is false; set it to true/);
+  it("names the setting to change in filter's reason", () => {
+    expect(runtimeRestoreFix('checkpoint_only')).toBe(
+      '[crio.checkpoint_restore] container_level_enabled is "checkpoint_only"; set it to "checkpoint_restore"',
+    );
+    expect(runtimeRestoreFix('criu_disabled')).toMatch(
+      /^\[crio.runtime\] enable_criu_support is false; set it to true/,
+    );
   });
 });
 
@@ -263,8 +365,11 @@ describe('filter and the runtime-restore label', () => {
     expect(plan.rejected).toEqual({ runtime_restore: 2 });
     const none = planFilter(contract, ['n-off', 'n-legacy'], (n) => nodes.get(n), false);
     expect(none.unresolvable).toEqual({
-      'n-off': 'checkpoint ck: node runtime does not allow restore: [crio.checkpoint_restore] container_level_enabled is "checkpoint_only"; set it to "checkpoint_restore"',
-      'n-legacy': expect.stringMatching(/^checkpoint ck: node runtime does not allow restore: \[crio\.runtime\] enable_criu_support is false/),
+      'n-off':
+        'checkpoint ck: node runtime does not allow restore: [crio.checkpoint_restore] container_level_enabled is "checkpoint_only"; set it to "checkpoint_restore"',
+      'n-legacy': expect.stringMatching(
+        /^checkpoint ck: node runtime does not allow restore: \[crio\.runtime\] enable_criu_support is false/,
+      ),
     });
   });
 
@@ -285,7 +390,11 @@ describe('a checkpoint without a published image', () => {
     expect(plan.feasible).toEqual(['n-holder']);
     expect(plan.rejected).toEqual({ not_published: 2 });
     const none = planFilter(contract, ['n-zone', 'n-far'], (n) => nodes.get(n), false);
-    expect(none.unresolvable['n-zone']).toBe('checkpoint ck-trainer-0: not published as an image yet: restorable only on its source node n-holder, which holds the archive');
-    expect(() => readRestoreContract(restorePod({ node: 'n', arch: 'a', cpuFeatures: [], runtime: 'cri-o', sourceOnly: 'yes' }))).toThrow(/"sourceOnly" must be a boolean/);
+    expect(none.unresolvable['n-zone']).toBe(
+      'checkpoint ck-trainer-0: not published as an image yet: restorable only on its source node n-holder, which holds the archive',
+    );
+    expect(() =>
+      readRestoreContract(restorePod({ node: 'n', arch: 'a', cpuFeatures: [], runtime: 'cri-o', sourceOnly: 'yes' })),
+    ).toThrow(/"sourceOnly" must be a boolean/);
   });
 });

@@ -46,9 +46,20 @@ function checkpoint(name: string): Checkpoint {
     metadata: { name, namespace: 'ml', uid: `uid-${name}` },
     spec: {
       reason: 'Preemption',
-      source: { pod: { namespace: 'ml', name: 'trainer-0', uid: 'pod-uid' }, nodeName: 'node-a', priority: 0, memoryBytes: 0 },
+      source: {
+        pod: { namespace: 'ml', name: 'trainer-0', uid: 'pod-uid' },
+        nodeName: 'node-a',
+        priority: 0,
+        memoryBytes: 0,
+      },
       containers: ['main'],
-      restoreConstraints: { node: 'node-a', arch: 'amd64', cpuFeatures: [], runtime: 'cri-o://1.31.2', kernel: '6.8.0' },
+      restoreConstraints: {
+        node: 'node-a',
+        arch: 'amd64',
+        cpuFeatures: [],
+        runtime: 'cri-o://1.31.2',
+        kernel: '6.8.0',
+      },
     },
     status: { phase: 'Ready', completionTime: '2026-05-22T14:31:35Z' },
   };
@@ -67,7 +78,9 @@ async function archive(pagesBytes: number): Promise<{ file: string; sha: string;
     checkpointedAt: new Date(Date.UTC(2026, 4, 22, 14, 31, seq)),
     pagesBytes,
   });
-  const sha = createHash('sha256').update(await fsp.readFile(file)).digest('hex');
+  const sha = createHash('sha256')
+    .update(await fsp.readFile(file))
+    .digest('hex');
   return { file, sha, size };
 }
 
@@ -83,10 +96,26 @@ function request(c: Checkpoint, file: string): PublishRequest {
   };
 }
 
-function publisher(host = registry.host, opts: Partial<ConstructorParameters<typeof Publisher>[0]> = {}, password = registry.password): Publisher {
-  const client = new RegistryClient({ host, caFile: registry.caFile, credentials: credentialsFor(registry.dockerConfigJson(registry.username, password), registry.host) });
+function publisher(
+  host = registry.host,
+  opts: Partial<ConstructorParameters<typeof Publisher>[0]> = {},
+  password = registry.password,
+): Publisher {
+  const client = new RegistryClient({
+    host,
+    caFile: registry.caFile,
+    credentials: credentialsFor(registry.dockerConfigJson(registry.username, password), registry.host),
+  });
   clients.push(client);
-  return new Publisher({ client, stateDir: path.join(dir, 'state'), chunkBytes: 4 * MiB, backoffBaseMs: 50, backoffMaxMs: 200, log: silentLogger, ...opts });
+  return new Publisher({
+    client,
+    stateDir: path.join(dir, 'state'),
+    chunkBytes: 4 * MiB,
+    backoffBaseMs: 50,
+    backoffMaxMs: 200,
+    log: silentLogger,
+    ...opts,
+  });
 }
 
 async function proxy(): Promise<FaultProxy> {
@@ -111,7 +140,9 @@ describe('publishing a checkpoint archive to a registry', () => {
     expect(index.manifests[0].platform).toEqual({ architecture: 'amd64', os: 'linux' });
     expect(index.annotations['org.criu.checkpoint.container.name']).toBe('main');
     const manifest = JSON.parse(await registry.inspectRaw(`${registry.host}/hiatus/ml@${index.manifests[0].digest}`));
-    expect(manifest.layers).toEqual([{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: `sha256:${a.sha}`, size: a.size }]);
+    expect(manifest.layers).toEqual([
+      { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: `sha256:${a.sha}`, size: a.size },
+    ]);
     expect(manifest.annotations).toMatchObject({
       [ANNOTATION_CRIO_CHECKPOINT_NAME]: 'main',
       'io.kubernetes.cri-o.annotations.checkpoint.rawImageName': 'quay.io/example/trainer:1.0',
@@ -133,7 +164,8 @@ describe('publishing a checkpoint archive to a registry', () => {
     const out = await publisher().publish(request(checkpoint('trainer-0-bbbb'), a.file));
     const layout = path.join(dir, `layout-${seq}`);
     await registry.copyToOciLayout(out.reference, layout);
-    const blob = async (digest: string) => fsp.readFile(path.join(layout, 'blobs', 'sha256', digest.replace('sha256:', '')));
+    const blob = async (digest: string) =>
+      fsp.readFile(path.join(layout, 'blobs', 'sha256', digest.replace('sha256:', '')));
     const index = JSON.parse(await fsp.readFile(path.join(layout, 'index.json'), 'utf8'));
     const manifest = JSON.parse((await blob(index.manifests[0].digest)).toString());
     expect(manifest.annotations[ANNOTATION_CRIO_CHECKPOINT_NAME]).toBe('main');
@@ -146,7 +178,9 @@ describe('publishing a checkpoint archive to a registry', () => {
     const tarFile = path.join(dir, `layer-${seq}.tar`);
     await fsp.writeFile(tarFile, raw);
     const { stdout } = await run('tar', ['-tf', tarFile]);
-    expect(stdout.split('\n')).toEqual(expect.arrayContaining(['config.dump', 'spec.dump', 'checkpoint/pages-1.img', 'rootfs-diff.tar']));
+    expect(stdout.split('\n')).toEqual(
+      expect.arrayContaining(['config.dump', 'spec.dump', 'checkpoint/pages-1.img', 'rootfs-diff.tar']),
+    );
   }, 60_000);
 
   it('publishes the same archive again to the same digest', async () => {
@@ -181,7 +215,9 @@ describe('faults', () => {
     const a = await archive(9 * MiB);
     const px = await proxy();
     px.faults.push({ method: 'PATCH', status: 413, times: 2 });
-    const out = await publisher(px.host, { chunkBytes: 8 * MiB, minChunkBytes: 1 * MiB }).publish(request(checkpoint('trainer-0-ffff'), a.file));
+    const out = await publisher(px.host, { chunkBytes: 8 * MiB, minChunkBytes: 1 * MiB }).publish(
+      request(checkpoint('trainer-0-ffff'), a.file),
+    );
     expect(out.layerDigest).toBe(`sha256:${a.sha}`);
     // After two refusals the chunks are 2 MiB: 9 MiB takes 5 PATCHes.
     expect(px.seen.filter((s) => s.method === 'PATCH' && s.status === 202)).toHaveLength(5);
@@ -220,10 +256,13 @@ describe('faults', () => {
     let patches = 0;
     const origPush = px.seen.push.bind(px.seen);
     px.seen.push = (...items) => {
-      for (const s of items) if (s.method === 'PATCH' && s.status === 202 && ++patches === 1) ctl.abort(new Error('SIGTERM'));
+      for (const s of items)
+        if (s.method === 'PATCH' && s.status === 202 && ++patches === 1) ctl.abort(new Error('SIGTERM'));
       return origPush(...items);
     };
-    await expect(publisher(px.host).publish(request(c, a.file), { drain: ctl.signal })).rejects.toBeInstanceOf(PublishStopped);
+    await expect(publisher(px.host).publish(request(c, a.file), { drain: ctl.signal })).rejects.toBeInstanceOf(
+      PublishStopped,
+    );
     await registry.down();
     await registry.up();
     const out = await publisher(px.host).publish(request(c, a.file));
@@ -247,11 +286,17 @@ describe('faults', () => {
   it('refuses a truncated archive, and a missing one, without a reference', async () => {
     const a = await archive(3 * MiB);
     await fsp.truncate(a.file, 2 * MiB);
-    const e = await publisher().publish(request(checkpoint('trainer-0-jjjj'), a.file)).catch((x: unknown) => x);
+    const e = await publisher()
+      .publish(request(checkpoint('trainer-0-jjjj'), a.file))
+      .catch((x: unknown) => x);
     expect(e).toBeInstanceOf(ArchiveError);
     expect((e as ArchiveError).reason).toBe('ArchiveTruncated');
-    const m = await publisher().publish(request(checkpoint('trainer-0-kkkk'), path.join(dir, 'gone.tar'))).catch((x: unknown) => x);
+    const m = await publisher()
+      .publish(request(checkpoint('trainer-0-kkkk'), path.join(dir, 'gone.tar')))
+      .catch((x: unknown) => x);
     expect((m as ArchiveError).reason).toBe('ArchiveMissing');
-    await expect(registry.inspectRaw(`${registry.host}/hiatus/ml:${tagFor('trainer-0-jjjj', 'main')}`)).rejects.toThrow();
+    await expect(
+      registry.inspectRaw(`${registry.host}/hiatus/ml:${tagFor('trainer-0-jjjj', 'main')}`),
+    ).rejects.toThrow();
   }, 60_000);
 });

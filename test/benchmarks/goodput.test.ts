@@ -24,20 +24,24 @@ describe('the trace', () => {
     expect(t.workloads.every((w) => w.cpu === 2 || w.cpu === 4)).toBe(true);
     expect(t.workloads.filter((w) => w.kind === 'Job').every((w) => (w.workSeconds ?? 0) > 0)).toBe(true);
     // A backlog waits for the room finished Jobs leave.
-    expect(t.workloads.filter((w) => w.backlog).reduce((n, w) => n + w.pods * w.cpu, 0)).toBeGreaterThan(0.1 * s.nodes * s.nodeCpu);
+    expect(t.workloads.filter((w) => w.backlog).reduce((n, w) => n + w.pods * w.cpu, 0)).toBeGreaterThan(
+      0.1 * s.nodes * s.nodeCpu,
+    );
   });
 
   it('brings bursts and a Poisson stream of high-priority pods within the trace, in time order', () => {
     const t = makeTrace(s);
     expect(t.arrivals.filter((a) => a.source === 'burst')).toHaveLength(s.bursts * s.burstSize);
     expect(t.arrivals.filter((a) => a.source === 'poisson').length).toBeGreaterThan(0);
-    expect(t.arrivals.every((a, i) => a.at >= 0 && a.at < s.duration && (i === 0 || a.at >= t.arrivals[i - 1]!.at))).toBe(true);
+    expect(
+      t.arrivals.every((a, i) => a.at >= 0 && a.at < s.duration && (i === 0 || a.at >= t.arrivals[i - 1]!.at)),
+    ).toBe(true);
     expect(t.arrivals.every((a) => a.runs >= 60)).toBe(true);
   });
 
   it('checkpoints 5 GB in about 40 s and restores it in the pull plus about 20 s', () => {
     expect(checkpointSeconds(5 * GB)).toBeCloseTo(37.3, 1);
-    expect(restoreSeconds(5 * GB) - 5 * GB / (256 * 2 ** 20)).toBeCloseTo(18.6, 1);
+    expect(restoreSeconds(5 * GB) - (5 * GB) / (256 * 2 ** 20)).toBeCloseTo(18.6, 1);
   });
 });
 
@@ -103,7 +107,9 @@ describe('the figures', () => {
     const md = table(results).split('\n');
     expect(md[0]).toBe('| | kube-scheduler alone | hiatus Required |');
     expect(md.find((l) => l.startsWith('| work lost'))).toBe('| work lost (pod-hours redone) | 2.0 | 0.1 |');
-    expect(md.find((l) => l.startsWith('| high-priority pods bound'))).toBe('| high-priority pods bound | 2 of 3 | 2 of 3 |');
+    expect(md.find((l) => l.startsWith('| high-priority pods bound'))).toBe(
+      '| high-priority pods bound | 2 of 3 | 2 of 3 |',
+    );
   });
 
   it('plots a useful and a lost line per mode in an SVG of its own', () => {

@@ -18,7 +18,14 @@ import { node } from '../helpers/objects.js';
 const T0 = Date.parse('2026-05-22T14:31:30Z');
 const at = (s: number) => new Date(T0 + s * 1000).toISOString().replace('.000Z', 'Z');
 
-function ckpt(name: string, o: Partial<{ phase: Checkpoint['status'] extends infer S ? S extends { phase: infer P } ? P : never : never; ns: string; reason: 'Preemption' | 'Manual' }> = {}): Checkpoint {
+function ckpt(
+  name: string,
+  o: Partial<{
+    phase: Checkpoint['status'] extends infer S ? (S extends { phase: infer P } ? P : never) : never;
+    ns: string;
+    reason: 'Preemption' | 'Manual';
+  }> = {},
+): Checkpoint {
   const c: Checkpoint = {
     apiVersion: 'hiatus.dev/v1alpha1',
     kind: 'Checkpoint',
@@ -35,7 +42,13 @@ function ckpt(name: string, o: Partial<{ phase: Checkpoint['status'] extends inf
         memoryBytes: 1.5 * 2 ** 30,
       },
       containers: ['main', 'sidecar'],
-      restoreConstraints: { node: 'worker-1', arch: 'amd64', cpuFeatures: ['AVX2'], runtime: 'cri-o://1.31.2', zone: 'zone-a' },
+      restoreConstraints: {
+        node: 'worker-1',
+        arch: 'amd64',
+        cpuFeatures: ['AVX2'],
+        runtime: 'cri-o://1.31.2',
+        zone: 'zone-a',
+      },
     },
     status: {
       phase: o.phase ?? 'Ready',
@@ -43,8 +56,14 @@ function ckpt(name: string, o: Partial<{ phase: Checkpoint['status'] extends inf
       startTime: at(1),
       completionTime: at(3),
       containers: [
-        { name: 'main', archivePath: '/var/lib/kubelet/checkpoints/checkpoint-trainer_ml-main-2026-05-22T14:31:33Z.tar' },
-        { name: 'sidecar', archivePath: '/var/lib/kubelet/checkpoints/checkpoint-trainer_ml-sidecar-2026-05-22T14:31:33Z.tar' },
+        {
+          name: 'main',
+          archivePath: '/var/lib/kubelet/checkpoints/checkpoint-trainer_ml-main-2026-05-22T14:31:33Z.tar',
+        },
+        {
+          name: 'sidecar',
+          archivePath: '/var/lib/kubelet/checkpoints/checkpoint-trainer_ml-sidecar-2026-05-22T14:31:33Z.tar',
+        },
       ],
     },
   };
@@ -55,11 +74,24 @@ describe('arguments', () => {
   it('takes flags before or after the command, attached or separate, as kubectl does', () => {
     expect(parseArgs(['-nml', 'list', '-owide', '--context=prod', '--kubeconfig', '/k'])).toEqual({
       kind: 'run',
-      invocation: { command: 'list', allNamespaces: false, namespace: 'ml', output: 'wide', context: 'prod', kubeconfig: '/k' },
+      invocation: {
+        command: 'list',
+        allNamespaces: false,
+        namespace: 'ml',
+        output: 'wide',
+        context: 'prod',
+        kubeconfig: '/k',
+      },
     });
     expect(parseArgs(['checkpoint', 'trainer-0', '-c', 'main', '--timeout', '90s'])).toEqual({
       kind: 'run',
-      invocation: { command: 'checkpoint', target: 'trainer-0', allNamespaces: false, container: 'main', timeoutMs: 90_000 },
+      invocation: {
+        command: 'checkpoint',
+        target: 'trainer-0',
+        allNamespaces: false,
+        container: 'main',
+        timeoutMs: 90_000,
+      },
     });
     expect(parseArgs(['list', '-A'])).toMatchObject({ invocation: { allNamespaces: true } });
     expect(parseArgs([])).toEqual({ kind: 'help' });
@@ -86,27 +118,55 @@ describe('arguments', () => {
     expect(problem(['list', '-o', 'xml'])).toBe('--output "xml" is not one of json, yaml, wide');
     expect(problem(['why', 'p', '-A'])).toBe('--all-namespaces does not apply to why');
     expect(problem(['list', '--container', 'main'])).toBe('--container does not apply to list');
-    expect(problem(['checkpoint', 'p', '--timeout', 'soon'])).toBe('--timeout "soon" is not a duration such as 30s or 5m');
+    expect(problem(['checkpoint', 'p', '--timeout', 'soon'])).toBe(
+      '--timeout "soon" is not a duration such as 30s or 5m',
+    );
   });
 });
 
 describe('formatting', () => {
   it('ages like kubectl (apimachinery HumanDuration)', () => {
     const cases: [number, string][] = [
-      [-3000, '<invalid>'], [-500, '0s'], [0, '0s'], [119_000, '119s'], [120_000, '2m'], [150_000, '2m30s'],
-      [600_000, '10m'], [3 * 3600_000, '3h'], [3 * 3600_000 + 5 * 60_000, '3h5m'], [8 * 3600_000, '8h'],
-      [48 * 3600_000, '2d'], [50 * 3600_000, '2d2h'], [9 * 86400_000, '9d'], [800 * 86400_000, '2y70d'], [9 * 365 * 86400_000, '9y'],
+      [-3000, '<invalid>'],
+      [-500, '0s'],
+      [0, '0s'],
+      [119_000, '119s'],
+      [120_000, '2m'],
+      [150_000, '2m30s'],
+      [600_000, '10m'],
+      [3 * 3600_000, '3h'],
+      [3 * 3600_000 + 5 * 60_000, '3h5m'],
+      [8 * 3600_000, '8h'],
+      [48 * 3600_000, '2d'],
+      [50 * 3600_000, '2d2h'],
+      [9 * 86400_000, '9d'],
+      [800 * 86400_000, '2y70d'],
+      [9 * 365 * 86400_000, '9y'],
     ];
     for (const [ms, s] of cases) expect([ms, humanDuration(ms)]).toEqual([ms, s]);
   });
 
-  it('aligns columns 3 spaces apart and at least 6 wide, the last one unpadded, as kubectl\'s tabwriter', () => {
-    expect(table(['NAME', 'AGE'], [['a', '5s'], ['longer-name', '10m']])).toBe('NAME          AGE\na             5s\nlonger-name   10m');
+  it("aligns columns 3 spaces apart and at least 6 wide, the last one unpadded, as kubectl's tabwriter", () => {
+    expect(
+      table(
+        ['NAME', 'AGE'],
+        [
+          ['a', '5s'],
+          ['longer-name', '10m'],
+        ],
+      ),
+    ).toBe('NAME          AGE\na             5s\nlonger-name   10m');
     expect(table(['A', 'B'], [['x', 'y']])).toBe('A     B\nx     y');
   });
 
   it('prints sizes as binary quantities', () => {
-    expect([bytes(0), bytes(512), bytes(2048), bytes(1.5 * 2 ** 30), bytes(undefined)]).toEqual(['0', '512', '2Ki', '1.5Gi', '-']);
+    expect([bytes(0), bytes(512), bytes(2048), bytes(1.5 * 2 ** 30), bytes(undefined)]).toEqual([
+      '0',
+      '512',
+      '2Ki',
+      '1.5Gi',
+      '-',
+    ]);
   });
 });
 
@@ -119,21 +179,37 @@ describe('error lines', () => {
       status: 'Failure',
       reason: 'Forbidden',
       code: 403,
-      message: 'checkpoints.hiatus.dev is forbidden: User "system:serviceaccount:ml:viewer" cannot create resource "checkpoints" in API group "hiatus.dev" in the namespace "ml"',
+      message:
+        'checkpoints.hiatus.dev is forbidden: User "system:serviceaccount:ml:viewer" cannot create resource "checkpoints" in API group "hiatus.dev" in the namespace "ml"',
     });
-    expect(describeFailure({ verb: 'create', resource: 'checkpoints.hiatus.dev', namespace: 'ml' }, { code: 403, body }, conn)).toBe(
-      'forbidden: User "system:serviceaccount:ml:viewer" cannot create checkpoints.hiatus.dev in namespace "ml"',
-    );
-    expect(describeFailure({ verb: 'list', resource: 'nodes', clusterScoped: true }, { code: 403, body: '{"message":"denied by policy"}' }, conn)).toBe(
-      'forbidden: user "alice" cannot list nodes: denied by policy',
-    );
-    expect(describeFailure({ verb: 'list', resource: 'checkpoints.hiatus.dev' }, { code: 403, body: '{"message":"checkpoints.hiatus.dev is forbidden: User \\"bob\\" cannot list resource"}' }, conn)).toBe(
-      'forbidden: User "bob" cannot list checkpoints.hiatus.dev in all namespaces',
-    );
+    expect(
+      describeFailure(
+        { verb: 'create', resource: 'checkpoints.hiatus.dev', namespace: 'ml' },
+        { code: 403, body },
+        conn,
+      ),
+    ).toBe('forbidden: User "system:serviceaccount:ml:viewer" cannot create checkpoints.hiatus.dev in namespace "ml"');
+    expect(
+      describeFailure(
+        { verb: 'list', resource: 'nodes', clusterScoped: true },
+        { code: 403, body: '{"message":"denied by policy"}' },
+        conn,
+      ),
+    ).toBe('forbidden: user "alice" cannot list nodes: denied by policy');
+    expect(
+      describeFailure(
+        { verb: 'list', resource: 'checkpoints.hiatus.dev' },
+        { code: 403, body: '{"message":"checkpoints.hiatus.dev is forbidden: User \\"bob\\" cannot list resource"}' },
+        conn,
+      ),
+    ).toBe('forbidden: User "bob" cannot list checkpoints.hiatus.dev in all namespaces');
   });
 
   it('says which kubeconfig pointed at a server that cannot be reached, or refused the credentials', () => {
-    const refused = { message: 'request to https://10.0.0.1:6443/api/v1/pods failed, reason: connect ECONNREFUSED 10.0.0.1:6443', code: 'ECONNREFUSED' };
+    const refused = {
+      message: 'request to https://10.0.0.1:6443/api/v1/pods failed, reason: connect ECONNREFUSED 10.0.0.1:6443',
+      code: 'ECONNREFUSED',
+    };
     expect(describeFailure({ verb: 'get', resource: 'pods', namespace: 'ml', name: 'p' }, refused, conn)).toBe(
       'cannot reach the API server https://10.0.0.1:6443 (context "prod" in /home/a/.kube/config): connect ECONNREFUSED 10.0.0.1:6443',
     );
@@ -143,13 +219,19 @@ describe('error lines', () => {
   });
 
   it('names an unknown object, and a missing CRD', () => {
-    expect(describeFailure({ verb: 'get', resource: 'checkpoints.hiatus.dev', namespace: 'ml', name: 'x' }, { code: 404, body: '{}' }, conn)).toBe(
-      'checkpoint "x" not found in namespace "ml"',
+    expect(
+      describeFailure(
+        { verb: 'get', resource: 'checkpoints.hiatus.dev', namespace: 'ml', name: 'x' },
+        { code: 404, body: '{}' },
+        conn,
+      ),
+    ).toBe('checkpoint "x" not found in namespace "ml"');
+    expect(describeFailure({ verb: 'get', resource: 'pods', namespace: 'ml', name: 'web' }, { code: 404 }, conn)).toBe(
+      'pod "web" not found in namespace "ml"',
     );
-    expect(describeFailure({ verb: 'get', resource: 'pods', namespace: 'ml', name: 'web' }, { code: 404 }, conn)).toBe('pod "web" not found in namespace "ml"');
-    expect(describeFailure({ verb: 'list', resource: 'checkpoints.hiatus.dev', namespace: 'ml' }, { code: 404 }, conn)).toBe(
-      'the API server has no checkpoints.hiatus.dev: is the Checkpoint CRD installed (deploy/crd.yaml)?',
-    );
+    expect(
+      describeFailure({ verb: 'list', resource: 'checkpoints.hiatus.dev', namespace: 'ml' }, { code: 404 }, conn),
+    ).toBe('the API server has no checkpoints.hiatus.dev: is the Checkpoint CRD installed (deploy/crd.yaml)?');
   });
 });
 
@@ -173,25 +255,99 @@ describe('list', () => {
   });
 
   it('adds the namespace with -A, and containers, owner, preemptor and completion with -o wide', () => {
-    const out = listTable([ckpt('x', { ns: 'prod' })], { now: T0 + 10_000, wide: true, allNamespaces: true }).split('\n');
-    expect(out[0]!.split(/\s+/)).toEqual(['NAMESPACE', 'NAME', 'PHASE', 'POD', 'NODE', 'REASON', 'SIZE', 'PUBLISHED', 'RESTORE', 'AGE', 'MEMORY', 'CONTAINERS', 'OWNER', 'PREEMPTOR', 'COMPLETED']);
-    expect(out[1]!.split(/\s+/)).toEqual(['prod', 'x', 'Ready', 'trainer-7d9f-abcde', 'worker-1', 'Preemption', '-', 'no', '-', '10s', '1.5Gi', 'main,sidecar', 'ReplicaSet/trainer-7d9f', 'prod/urgent', '7s']);
+    const out = listTable([ckpt('x', { ns: 'prod' })], { now: T0 + 10_000, wide: true, allNamespaces: true }).split(
+      '\n',
+    );
+    expect(out[0]!.split(/\s+/)).toEqual([
+      'NAMESPACE',
+      'NAME',
+      'PHASE',
+      'POD',
+      'NODE',
+      'REASON',
+      'SIZE',
+      'PUBLISHED',
+      'RESTORE',
+      'AGE',
+      'MEMORY',
+      'CONTAINERS',
+      'OWNER',
+      'PREEMPTOR',
+      'COMPLETED',
+    ]);
+    expect(out[1]!.split(/\s+/)).toEqual([
+      'prod',
+      'x',
+      'Ready',
+      'trainer-7d9f-abcde',
+      'worker-1',
+      'Preemption',
+      '-',
+      'no',
+      '-',
+      '10s',
+      '1.5Gi',
+      'main,sidecar',
+      'ReplicaSet/trainer-7d9f',
+      'prod/urgent',
+      '7s',
+    ]);
   });
 });
 
 describe('describe', () => {
   const events: EventInfo[] = [
-    { type: 'Normal', reason: 'Checkpointed', message: 'checkpoint done-1 of 2 container(s) ready before preemption by prod/urgent', time: at(3), pod: 'trainer-7d9f-abcde', podUID: 'uid-trainer' },
-    { type: 'Normal', reason: 'Checkpointed', message: 'checkpoint manual-1 of 2 container(s) ready (asked for by hand)', time: at(-60), pod: 'trainer-7d9f-abcde', podUID: 'uid-trainer' },
-    { type: 'Normal', reason: 'Preempted', message: 'Preempted by pod uid-urgent on node worker-1', time: at(4), pod: 'trainer-7d9f-abcde', podUID: 'uid-trainer' },
-    { type: 'Normal', reason: 'Scheduled', message: 'Successfully assigned ml/trainer-7d9f-fghij to worker-1', time: at(70), pod: 'trainer-7d9f-fghij' },
-    { type: 'Normal', reason: 'Scheduled', message: 'an older pod of the same name', time: at(2), pod: 'trainer-7d9f-abcde', podUID: 'uid-older' },
+    {
+      type: 'Normal',
+      reason: 'Checkpointed',
+      message: 'checkpoint done-1 of 2 container(s) ready before preemption by prod/urgent',
+      time: at(3),
+      pod: 'trainer-7d9f-abcde',
+      podUID: 'uid-trainer',
+    },
+    {
+      type: 'Normal',
+      reason: 'Checkpointed',
+      message: 'checkpoint manual-1 of 2 container(s) ready (asked for by hand)',
+      time: at(-60),
+      pod: 'trainer-7d9f-abcde',
+      podUID: 'uid-trainer',
+    },
+    {
+      type: 'Normal',
+      reason: 'Preempted',
+      message: 'Preempted by pod uid-urgent on node worker-1',
+      time: at(4),
+      pod: 'trainer-7d9f-abcde',
+      podUID: 'uid-trainer',
+    },
+    {
+      type: 'Normal',
+      reason: 'Scheduled',
+      message: 'Successfully assigned ml/trainer-7d9f-fghij to worker-1',
+      time: at(70),
+      pod: 'trainer-7d9f-fghij',
+    },
+    {
+      type: 'Normal',
+      reason: 'Scheduled',
+      message: 'an older pod of the same name',
+      time: at(2),
+      pod: 'trainer-7d9f-abcde',
+      podUID: 'uid-older',
+    },
   ];
 
-  it('tells the timeline from the record and both pods\' events, oldest first, without hiatus\'s events about this or other checkpoints', () => {
+  it("tells the timeline from the record and both pods' events, oldest first, without hiatus's events about this or other checkpoints", () => {
     const c = ckpt('done-1', { phase: 'Restored' });
     c.status!.containers![0]!.image = 'registry/ml/trainer@sha256:1';
-    c.status!.restore = { claimedAt: at(60), podName: 'trainer-7d9f-fghij', podUID: 'uid-new', nodeName: 'worker-1', restoredAt: at(75) };
+    c.status!.restore = {
+      claimedAt: at(60),
+      podName: 'trainer-7d9f-fghij',
+      podUID: 'uid-new',
+      nodeName: 'worker-1',
+      restoredAt: at(75),
+    };
     expect(timeline(c, events).map((e) => `${e.time ?? '-'} ${e.what}: ${e.detail}`)).toEqual([
       `${at(0)} Requested: by the preemption of pod prod/urgent`,
       `${at(1)} Checkpointing: hiatus-6f7c9-x/1 called the kubelet of node worker-1`,
@@ -204,7 +360,7 @@ describe('describe', () => {
     ]);
   });
 
-  it('says a failed checkpoint failed, with the kubelet\'s message', () => {
+  it("says a failed checkpoint failed, with the kubelet's message", () => {
     const c = ckpt('bad', { phase: 'Failed' });
     delete c.status!.containers;
     c.status!.message = 'kubelet answered 500: CRIU failed';
@@ -212,7 +368,7 @@ describe('describe', () => {
     expect(describeText(c, [], T0 + 60_000)).toContain('Message:      kubelet answered 500: CRIU failed');
   });
 
-  it('prints the record\'s fields, archives and timeline', () => {
+  it("prints the record's fields, archives and timeline", () => {
     expect(describeText(ckpt('done-1'), events.slice(0, 3), T0 + 60_000)).toBe(
       [
         'Name:         done-1',
@@ -250,9 +406,17 @@ describe('why', () => {
     node('arm-1', { arch: 'arm64', features: [], runtime: 'cri-o://1.31.2' }),
     node('old-1', { arch: 'amd64', features: ['AVX2'], runtime: 'containerd://1.7.2' }),
   ];
-  const CONSTRAINTS = JSON.stringify({ node: 'worker-1', arch: 'amd64', cpuFeatures: ['AVX2'], runtime: 'cri-o://1.31.2', zone: 'zone-a' });
+  const CONSTRAINTS = JSON.stringify({
+    node: 'worker-1',
+    arch: 'amd64',
+    cpuFeatures: ['AVX2'],
+    runtime: 'cri-o://1.31.2',
+    zone: 'zone-a',
+  });
 
-  function restorePod(o: { gate?: boolean; nodeName?: string; phase?: string; nominated?: string; marker?: boolean } = {}): Pod {
+  function restorePod(
+    o: { gate?: boolean; nodeName?: string; phase?: string; nominated?: string; marker?: boolean } = {},
+  ): Pod {
     return {
       metadata: {
         name: 'trainer-7d9f-fghij',
@@ -265,7 +429,9 @@ describe('why', () => {
       },
       spec: {
         schedulerName: 'hiatus-scheduler-restore',
-        containers: [{ name: 'main', resources: o.marker === false ? {} : { requests: { 'hiatus.dev/checkpoint-restore': '0' } } }],
+        containers: [
+          { name: 'main', resources: o.marker === false ? {} : { requests: { 'hiatus.dev/checkpoint-restore': '0' } } },
+        ],
         ...(o.gate ? { schedulingGates: [{ name: 'hiatus.dev/restore-placement' }] } : {}),
         ...(o.nodeName ? { nodeName: o.nodeName } : {}),
       },
@@ -279,9 +445,21 @@ describe('why', () => {
     return c;
   };
 
-  it('judges every node with the filter\'s rules for a pending restore pod, and quotes FailedScheduling', () => {
-    const failed: EventInfo = { type: 'Warning', reason: 'FailedScheduling', message: '0/4 nodes are available: 2 Insufficient cpu, 2 node(s) cannot restore the checkpoint.', time: at(80), pod: 'trainer-7d9f-fghij' };
-    const e = explain({ pod: restorePod(), checkpoints: [claimed()], nodes: NODES, events: [failed], now: T0 + 90_000 });
+  it("judges every node with the filter's rules for a pending restore pod, and quotes FailedScheduling", () => {
+    const failed: EventInfo = {
+      type: 'Warning',
+      reason: 'FailedScheduling',
+      message: '0/4 nodes are available: 2 Insufficient cpu, 2 node(s) cannot restore the checkpoint.',
+      time: at(80),
+      pod: 'trainer-7d9f-fghij',
+    };
+    const e = explain({
+      pod: restorePod(),
+      checkpoints: [claimed()],
+      nodes: NODES,
+      events: [failed],
+      now: T0 + 90_000,
+    });
     const lines = whyText(e).split('\n');
     expect(lines.slice(0, 11)).toEqual([
       'pod ml/trainer-7d9f-fghij: Pending: unschedulable, 0/4 nodes are available: 2 Insufficient cpu, 2 node(s) cannot restore the checkpoint.',
@@ -297,31 +475,58 @@ describe('why', () => {
       "    arm-1      no        node architecture arm64 differs from the checkpoint's amd64",
     ]);
     expect(lines[11]).toMatch(/^ {4}old-1 {6}no {8}\S.*containerd/);
-    expect(e.nodes?.map((n) => [n.name, n.canRestore])).toEqual([['worker-1', true], ['worker-2', true], ['arm-1', false], ['old-1', false]]);
+    expect(e.nodes?.map((n) => [n.name, n.canRestore])).toEqual([
+      ['worker-1', true],
+      ['worker-2', true],
+      ['arm-1', false],
+      ['old-1', false],
+    ]);
   });
 
   it('says a gated pod waits for the placement gate, and names the nomination', () => {
-    const e = explain({ pod: restorePod({ gate: true, nominated: 'worker-1' }), checkpoints: [claimed()], nodes: NODES, events: [], now: T0 + 90_000 });
+    const e = explain({
+      pod: restorePod({ gate: true, nominated: 'worker-1' }),
+      checkpoints: [claimed()],
+      nodes: NODES,
+      events: [],
+      now: T0 + 90_000,
+    });
     expect(e.verdict).toBe('Pending: held by the restore-placement gate');
     expect(e.findings).toContainEqual({ topic: 'Nominated', text: "worker-1 (the checkpoint's node)" });
-    expect(e.findings.find((f) => f.topic === 'Gate')?.text).toMatch(/^hiatus.dev\/restore-placement: held until a hiatus replica nominates/);
+    expect(e.findings.find((f) => f.topic === 'Gate')?.text).toMatch(
+      /^hiatus.dev\/restore-placement: held until a hiatus replica nominates/,
+    );
   });
 
   it('says a contract without the marker resource is not enforced', () => {
-    const e = explain({ pod: restorePod({ marker: false }), checkpoints: [claimed()], nodes: NODES, events: [], now: T0 });
-    expect(e.findings.find((f) => f.topic === 'Marker')?.text).toMatch(/^the pod does not request hiatus.dev\/checkpoint-restore: kube-scheduler never calls hiatus's filter/);
+    const e = explain({
+      pod: restorePod({ marker: false }),
+      checkpoints: [claimed()],
+      nodes: NODES,
+      events: [],
+      now: T0,
+    });
+    expect(e.findings.find((f) => f.topic === 'Marker')?.text).toMatch(
+      /^the pod does not request hiatus.dev\/checkpoint-restore: kube-scheduler never calls hiatus's filter/,
+    );
   });
 
   it('says a running restore pod was restored on its node, when its checkpoint says so', () => {
     const c = claimed();
     c.status!.phase = 'Restored';
     c.status!.restore!.nodeName = 'worker-1';
-    const e = explain({ pod: restorePod({ nodeName: 'worker-1', phase: 'Running' }), checkpoints: [c], nodes: NODES, events: [], now: T0 });
+    const e = explain({
+      pod: restorePod({ nodeName: 'worker-1', phase: 'Running' }),
+      checkpoints: [c],
+      nodes: NODES,
+      events: [],
+      now: T0,
+    });
     expect(e.verdict).toBe('restored from checkpoint done-1 on node worker-1');
     expect(e.nodes).toBeUndefined();
   });
 
-  it('explains a pod that started fresh: each of its workload\'s checkpoints and why it did not get it', () => {
+  it("explains a pod that started fresh: each of its workload's checkpoints and why it did not get it", () => {
     const pod: Pod = {
       metadata: {
         name: 'trainer-8e0a-zzzzz',
@@ -342,22 +547,40 @@ describe('why', () => {
     late.status!.completionTime = at(160);
     const other = ckpt('other-workload');
     other.spec.source.owner = { kind: 'ReplicaSet', name: 'x', uid: 'uid-x' };
-    const e = explain({ pod, checkpoints: [old, sameTemplate, late, other], nodes: NODES, events: [], now: T0 + 200_000 });
+    const e = explain({
+      pod,
+      checkpoints: [old, sameTemplate, late, other],
+      nodes: NODES,
+      events: [],
+      now: T0 + 200_000,
+    });
     expect(whyText(e)).toBe(
       [
         'pod ml/trainer-8e0a-zzzzz: started fresh: none of the 3 checkpoint(s) of ReplicaSet trainer-8e0a was given to it',
         '  Workload:    ReplicaSet trainer-8e0a, pod template 8e0a',
         '  Checkpoint:  became-ready: became Ready 60s after this pod was created; the webhook matches at creation',
-        '  Checkpoint:  old-template: of pod template 7d9f, this pod\'s is 8e0a (the workload changed since)',
+        "  Checkpoint:  old-template: of pod template 7d9f, this pod's is 8e0a (the workload changed since)",
         '  Checkpoint:  was-ready: was Ready when this pod was created: the restore webhook did not give it to the pod (is it installed? failurePolicy Ignore admits pods while it is down)',
       ].join('\n'),
     );
   });
 
   it('says a standalone pod without a contract has nothing to restore from, and a workload without checkpoints has none', () => {
-    const bare: Pod = { metadata: { name: 'web', namespace: 'ml', uid: 'u' }, spec: { containers: [{ name: 'c' }] }, status: { phase: 'Running' } };
-    expect(explain({ pod: bare, checkpoints: [], events: [], now: T0 }).verdict).toMatch(/^started fresh: a standalone pod restores only when it names a checkpoint/);
-    const owned: Pod = { ...bare, metadata: { ...bare.metadata, ownerReferences: [{ kind: 'StatefulSet', name: 'db', uid: 'u-db', controller: true }] } };
+    const bare: Pod = {
+      metadata: { name: 'web', namespace: 'ml', uid: 'u' },
+      spec: { containers: [{ name: 'c' }] },
+      status: { phase: 'Running' },
+    };
+    expect(explain({ pod: bare, checkpoints: [], events: [], now: T0 }).verdict).toMatch(
+      /^started fresh: a standalone pod restores only when it names a checkpoint/,
+    );
+    const owned: Pod = {
+      ...bare,
+      metadata: {
+        ...bare.metadata,
+        ownerReferences: [{ kind: 'StatefulSet', name: 'db', uid: 'u-db', controller: true }],
+      },
+    };
     expect(explain({ pod: owned, checkpoints: [ckpt('x')], events: [], now: T0 }).verdict).toBe(
       'started fresh: no checkpoint of StatefulSet db exists in ml (its pods were not checkpointed, or retention deleted the records)',
     );
@@ -366,16 +589,30 @@ describe('why', () => {
   it('names a broken contract', () => {
     const p = restorePod();
     p.metadata!.annotations!['hiatus.dev/restore-constraints'] = '{"node": "n"}';
-    expect(explain({ pod: p, checkpoints: [], events: [], now: T0 }).verdict).toBe('its restore contract is broken: hiatus.dev/restore-constraints: "arch" must be a non-empty string');
+    expect(explain({ pod: p, checkpoints: [], events: [], now: T0 }).verdict).toBe(
+      'its restore contract is broken: hiatus.dev/restore-constraints: "arch" must be a non-empty string',
+    );
   });
 });
 
 describe('restore', () => {
-  const rs: Workload = { kind: 'ReplicaSet', name: 'trainer-7d9f', uid: 'uid-rs', replicas: 1, templateHash: '7d9f', revision: '3' };
+  const rs: Workload = {
+    kind: 'ReplicaSet',
+    name: 'trainer-7d9f',
+    uid: 'uid-rs',
+    replicas: 1,
+    templateHash: '7d9f',
+    revision: '3',
+  };
   const deployment: Workload = { kind: 'Deployment', name: 'trainer', uid: 'uid-d', replicas: 1, revision: '3' };
 
-  it('scales the Deployment of the checkpoint\'s ReplicaSet by one: its new pod gets the checkpoint from the webhook', () => {
-    expect(planRestore({ checkpoint: ckpt('c'), owner: rs, deployment })).toEqual({ kind: 'scale', target: deployment, to: 2, note: 'its new pod restores from the checkpoint' });
+  it("scales the Deployment of the checkpoint's ReplicaSet by one: its new pod gets the checkpoint from the webhook", () => {
+    expect(planRestore({ checkpoint: ckpt('c'), owner: rs, deployment })).toEqual({
+      kind: 'scale',
+      target: deployment,
+      to: 2,
+      note: 'its new pod restores from the checkpoint',
+    });
     expect(planRestore({ checkpoint: ckpt('c'), owner: rs })).toMatchObject({ kind: 'scale', target: rs, to: 2 });
   });
 
@@ -384,19 +621,30 @@ describe('restore', () => {
       kind: 'refuse',
       why: 'Deployment trainer was rolled out since the checkpoint (revision 3 -> 4): its new pods have another template',
     });
-    expect(planRestore({ checkpoint: ckpt('c') })).toEqual({ kind: 'refuse', why: "the checkpointed pod's ReplicaSet trainer-7d9f is gone (restore into a standalone pod with --name)" });
+    expect(planRestore({ checkpoint: ckpt('c') })).toEqual({
+      kind: 'refuse',
+      why: "the checkpointed pod's ReplicaSet trainer-7d9f is gone (restore into a standalone pod with --name)",
+    });
     const claimedC = ckpt('c', { phase: 'Restoring' });
     claimedC.status!.restore = { claimedAt: at(1), podName: 'p-2' };
-    expect(planRestore({ checkpoint: claimedC, owner: rs })).toEqual({ kind: 'refuse', why: 'checkpoint c is Restoring (claimed by p-2): only a Ready checkpoint can be restored' });
+    expect(planRestore({ checkpoint: claimedC, owner: rs })).toEqual({
+      kind: 'refuse',
+      why: 'checkpoint c is Restoring (claimed by p-2): only a Ready checkpoint can be restored',
+    });
   });
 
-  it('scales a StatefulSet up to the checkpoint\'s ordinal, and refuses while that ordinal runs', () => {
+  it("scales a StatefulSet up to the checkpoint's ordinal, and refuses while that ordinal runs", () => {
     const c = ckpt('db');
     c.spec.source.owner = { kind: 'StatefulSet', name: 'db', uid: 'uid-sts' };
     c.spec.source.templateHash = 'db-5c8f';
     c.spec.source.index = 2;
     const sts: Workload = { kind: 'StatefulSet', name: 'db', uid: 'uid-sts', replicas: 1, templateHash: 'db-5c8f' };
-    expect(planRestore({ checkpoint: c, owner: sts })).toEqual({ kind: 'scale', target: sts, to: 3, note: 'pod db-2 restores from the checkpoint; 1 lower ordinal(s) start fresh' });
+    expect(planRestore({ checkpoint: c, owner: sts })).toEqual({
+      kind: 'scale',
+      target: sts,
+      to: 3,
+      note: 'pod db-2 restores from the checkpoint; 1 lower ordinal(s) start fresh',
+    });
     expect(planRestore({ checkpoint: c, owner: { ...sts, replicas: 3 } })).toEqual({
       kind: 'refuse',
       why: 'StatefulSet db runs ordinal 2 already (3 replicas): delete pod db-2 and its replacement restores from the checkpoint',
@@ -410,14 +658,22 @@ describe('restore', () => {
       why: 'checkpoint c is of ReplicaSet trainer-7d9f: a new standalone pod gets it only when an administrator annotated the Checkpoint hiatus.dev/restore-any-pod="true"; without --name its owner is scaled up instead',
     });
     c.metadata.annotations = { 'hiatus.dev/restore-any-pod': 'true' };
-    const template = { metadata: { labels: { app: 'trainer', 'pod-template-hash': '7d9f' } }, spec: { containers: [{ name: 'main', image: 'trainer:1' }] } };
+    const template = {
+      metadata: { labels: { app: 'trainer', 'pod-template-hash': '7d9f' } },
+      spec: { containers: [{ name: 'main', image: 'trainer:1' }] },
+    };
     const plan = planRestore({ checkpoint: c, name: 'forensics', owner: { ...rs, template } });
     expect(plan).toEqual({
       kind: 'create',
       pod: {
         apiVersion: 'v1',
         kind: 'Pod',
-        metadata: { name: 'forensics', namespace: 'ml', labels: { app: 'trainer' }, annotations: { 'hiatus.dev/restore-from': 'c' } },
+        metadata: {
+          name: 'forensics',
+          namespace: 'ml',
+          labels: { app: 'trainer' },
+          annotations: { 'hiatus.dev/restore-from': 'c' },
+        },
         spec: { containers: [{ name: 'main', image: 'trainer:1' }] },
       },
     });
@@ -432,12 +688,22 @@ describe('restore', () => {
           labels: { app: 'x', 'pod-template-hash': '7d9f' },
           annotations: { 'hiatus.dev/restore-from': 'older', 'hiatus.dev/restore-constraints': '{}', keep: 'me' },
         },
-        spec: { nodeName: 'worker-1', hostname: 'trainer-7d9f-abcde', schedulingGates: [{ name: 'hiatus.dev/restore-placement' }], containers: [{ name: 'main' }] },
+        spec: {
+          nodeName: 'worker-1',
+          hostname: 'trainer-7d9f-abcde',
+          schedulingGates: [{ name: 'hiatus.dev/restore-placement' }],
+          containers: [{ name: 'main' }],
+        },
       },
       c,
       'copy',
     );
-    expect(pod.metadata).toEqual({ name: 'copy', namespace: 'ml', labels: { app: 'x' }, annotations: { keep: 'me', 'hiatus.dev/restore-from': 'c' } });
+    expect(pod.metadata).toEqual({
+      name: 'copy',
+      namespace: 'ml',
+      labels: { app: 'x' },
+      annotations: { keep: 'me', 'hiatus.dev/restore-from': 'c' },
+    });
     expect(pod.spec).toEqual({ containers: [{ name: 'main' }] });
   });
 });
@@ -446,7 +712,16 @@ describe('the shell without a cluster', () => {
   const io = () => {
     const out: string[] = [];
     const err: string[] = [];
-    return { out, err, io: { out: (s: string) => void out.push(s), err: (s: string) => void err.push(s), now: Date.now, sleep: async () => {} } };
+    return {
+      out,
+      err,
+      io: {
+        out: (s: string) => void out.push(s),
+        err: (s: string) => void err.push(s),
+        now: Date.now,
+        sleep: async () => {},
+      },
+    };
   };
   const dir = mkdtempSync(path.join(os.tmpdir(), 'hiatus-cli-'));
   const kubeconfig = (name: string, text: string) => {
@@ -468,11 +743,27 @@ describe('the shell without a cluster', () => {
 
   it('names the kubeconfig problem and exits 1', async () => {
     const cases: [string[], NodeJS.ProcessEnv, string][] = [
-      [['list', '--kubeconfig', path.join(dir, 'absent')], {}, `error: kubeconfig ${path.join(dir, 'absent')}: no such file`],
-      [['list'], {}, `error: no kubeconfig: ${path.join(dir, '.kube', 'config')} does not exist and $KUBECONFIG is not set (pass --kubeconfig PATH)`],
-      [['list'], { KUBECONFIG: `${dir}/x:${dir}/y` }, `error: $KUBECONFIG names no file that exists (${dir}/x:${dir}/y)`],
+      [
+        ['list', '--kubeconfig', path.join(dir, 'absent')],
+        {},
+        `error: kubeconfig ${path.join(dir, 'absent')}: no such file`,
+      ],
+      [
+        ['list'],
+        {},
+        `error: no kubeconfig: ${path.join(dir, '.kube', 'config')} does not exist and $KUBECONFIG is not set (pass --kubeconfig PATH)`,
+      ],
+      [
+        ['list'],
+        { KUBECONFIG: `${dir}/x:${dir}/y` },
+        `error: $KUBECONFIG names no file that exists (${dir}/x:${dir}/y)`,
+      ],
       [['list', '--context', 'zz'], { KUBECONFIG: ONE }, `error: context "zz" not found in ${ONE} (contexts: a, b)`],
-      [['list', '--context', 'b'], { KUBECONFIG: ONE }, `error: context "b" in ${ONE} names cluster "gone", which ${ONE} does not define`],
+      [
+        ['list', '--context', 'b'],
+        { KUBECONFIG: ONE },
+        `error: context "b" in ${ONE} names cluster "gone", which ${ONE} does not define`,
+      ],
     ];
     for (const [argv, env, line] of cases) {
       const r = io();
@@ -485,6 +776,8 @@ describe('the shell without a cluster', () => {
   it('names the server it could not reach and the context and file that named it', async () => {
     const r = io();
     expect(await run(['why', 'p', '-n', 'ml'], { KUBECONFIG: ONE }, r.io, dir)).toBe(1);
-    expect(r.err).toEqual([`error: cannot reach the API server https://127.0.0.1:1 (context "a" in ${ONE}): connect ECONNREFUSED 127.0.0.1:1`]);
+    expect(r.err).toEqual([
+      `error: cannot reach the API server https://127.0.0.1:1 (context "a" in ${ONE}): connect ECONNREFUSED 127.0.0.1:1`,
+    ]);
   });
 });

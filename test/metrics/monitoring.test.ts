@@ -26,7 +26,8 @@ async function promtool(args: string[]): Promise<string> {
     return stdout + stderr;
   } catch (e) {
     const err = e as Error & { code?: string; stdout?: string; stderr?: string };
-    if (err.code === 'ENOENT') throw new Error("promtool not found: install Debian's prometheus package (.ci/run does)", { cause: e });
+    if (err.code === 'ENOENT')
+      throw new Error("promtool not found: install Debian's prometheus package (.ci/run does)", { cause: e });
     throw new Error(`promtool ${args.join(' ')} failed:\n${err.stdout ?? ''}${err.stderr ?? ''}`, { cause: e });
   }
 }
@@ -34,7 +35,10 @@ async function promtool(args: string[]): Promise<string> {
 /** The metrics the code exports: name -> label names and help text. */
 function exported(): Map<string, { type: string; labels: Set<string>; help: string }> {
   const out = new Map<string, { type: string; labels: Set<string>; help: string }>();
-  for (const registry of [new Metrics({ defaultMetrics: false }).registry, new AgentMetrics({ defaultMetrics: false }).registry]) {
+  for (const registry of [
+    new Metrics({ defaultMetrics: false }).registry,
+    new AgentMetrics({ defaultMetrics: false }).registry,
+  ]) {
     for (const m of registry.getMetricsAsArray()) {
       const meta = m as unknown as { name: string; help: string; labelNames: string[]; constructor: { name: string } };
       out.set(meta.name, { type: meta.constructor.name, labels: new Set(meta.labelNames), help: meta.help });
@@ -46,7 +50,12 @@ function exported(): Map<string, { type: string; labels: Set<string>; help: stri
 /** Metric names, label names and label values a PromQL expression uses (its selectors and by/without clauses). */
 function references(expr: string): { metric: string; labels: string[]; values: [string, string][] }[] {
   const refs: { metric: string; labels: string[]; values: [string, string][] }[] = [];
-  const grouping = [...expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)].flatMap((m) => m[1]!.split(',').map((s) => s.trim()).filter(Boolean));
+  const grouping = [...expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)].flatMap((m) =>
+    m[1]!
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
   for (const m of expr.matchAll(/\b(hiatus_[a-z0-9_]+)(\{([^}]*)\})?/g)) {
     const values: [string, string][] = [];
     for (const l of (m[3] ?? '').matchAll(/([a-zA-Z_]+)\s*(=~|!~|!=|=)\s*"([^"]*)"/g)) {
@@ -70,7 +79,8 @@ function problems(expr: string, where: string): string[] {
     }
     for (const label of ref.labels) {
       // Prometheus adds instance and job to every target; histograms have le.
-      if (!m.labels.has(label) && !['instance', 'job', 'le'].includes(label)) out.push(`${where}: ${ref.metric} has no label ${label}`);
+      if (!m.labels.has(label) && !['instance', 'job', 'le'].includes(label))
+        out.push(`${where}: ${ref.metric} has no label ${label}`);
     }
     for (const [label, value] of ref.values) {
       if (label !== 'le' && m.labels.has(label) && !new RegExp(`\\b${value}\\b`).test(m.help)) {
@@ -116,17 +126,29 @@ describe('PrometheusRule', () => {
     );
     const cases = fixtures.tests.flatMap((t) => t.alert_rule_test);
     for (const a of alerts) {
-      expect({ alert: a.alert, fires: cases.some((c) => c.alertname === a.alert && c.exp_alerts.length > 0) }).toEqual({ alert: a.alert, fires: true });
-      expect({ alert: a.alert, quiet: cases.some((c) => c.alertname === a.alert && c.exp_alerts.length === 0) }).toEqual({ alert: a.alert, quiet: true });
+      expect({ alert: a.alert, fires: cases.some((c) => c.alertname === a.alert && c.exp_alerts.length > 0) }).toEqual({
+        alert: a.alert,
+        fires: true,
+      });
+      expect({
+        alert: a.alert,
+        quiet: cases.some((c) => c.alertname === a.alert && c.exp_alerts.length === 0),
+      }).toEqual({ alert: a.alert, quiet: true });
     }
   });
 
   it('reads only metrics, labels and label values the code exports', () => {
     expect(alerts.flatMap((a) => problems(a.expr, a.alert!))).toEqual([]);
     // The check itself catches what it is for.
-    expect(problems('rate(hiatus_checkpoints_total{result="not-recorded"}[5m])', 'x')).toEqual(['x: hiatus_checkpoints_total{result="not-recorded"}: not a value its help text names']);
-    expect(problems('sum by (node) (hiatus_checkpoints_in_flight)', 'x')).toEqual(['x: hiatus_checkpoints_in_flight has no label node']);
-    expect(problems('hiatus_checkpoint_size_bytes_bucket', 'x')).toEqual(['x: hiatus_checkpoint_size_bytes_bucket is not exported']);
+    expect(problems('rate(hiatus_checkpoints_total{result="not-recorded"}[5m])', 'x')).toEqual([
+      'x: hiatus_checkpoints_total{result="not-recorded"}: not a value its help text names',
+    ]);
+    expect(problems('sum by (node) (hiatus_checkpoints_in_flight)', 'x')).toEqual([
+      'x: hiatus_checkpoints_in_flight has no label node',
+    ]);
+    expect(problems('hiatus_checkpoint_size_bytes_bucket', 'x')).toEqual([
+      'x: hiatus_checkpoint_size_bytes_bucket is not exported',
+    ]);
   });
 });
 
@@ -144,7 +166,9 @@ describe('Grafana dashboard', () => {
     ]) {
       expect({ metric, shown: text.includes(metric) }).toEqual({ metric, shown: true });
     }
-    expect(queries.find((q) => q.expr.includes('hiatus_extender_request_duration_seconds_bucket'))?.expr).toMatch(/by \(le, verb/);
+    expect(queries.find((q) => q.expr.includes('hiatus_extender_request_duration_seconds_bucket'))?.expr).toMatch(
+      /by \(le, verb/,
+    );
     expect(queries.find((q) => q.expr.includes('hiatus_restores_total'))?.expr).toMatch(/by \(result\)/);
   });
 
@@ -154,41 +178,62 @@ describe('Grafana dashboard', () => {
 
   it('has queries promtool parses', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'hiatus-dashboard-'));
-    const rules = { groups: [{ name: 'dashboard', rules: queries.map((q, i) => ({ record: `dashboard:query_${i}`, expr: grafanaQuery(q.expr) })) }] };
+    const rules = {
+      groups: [
+        {
+          name: 'dashboard',
+          rules: queries.map((q, i) => ({ record: `dashboard:query_${i}`, expr: grafanaQuery(q.expr) })),
+        },
+      ],
+    };
     writeFileSync(path.join(dir, 'queries.yaml'), dumpYaml(rules));
-    expect(await promtool(['check', 'rules', path.join(dir, 'queries.yaml')])).toContain(`SUCCESS: ${queries.length} rules found`);
+    expect(await promtool(['check', 'rules', path.join(dir, 'queries.yaml')])).toContain(
+      `SUCCESS: ${queries.length} rules found`,
+    );
   });
 });
 
 describe('ServiceMonitor and kustomization', () => {
   const docs = loadAllYaml(readFileSync(path.join(MONITORING, 'servicemonitor.yaml'), 'utf8'));
-  const service = loadAllYaml(readFileSync(path.join(ROOT, 'deploy/deployment.yaml'), 'utf8')).find((d) => d.kind === 'Service' && d.metadata.name === 'hiatus');
+  const service = loadAllYaml(readFileSync(path.join(ROOT, 'deploy/deployment.yaml'), 'utf8')).find(
+    (d) => d.kind === 'Service' && d.metadata.name === 'hiatus',
+  );
 
-  it('scrapes the extender Service\'s https port over TLS with a client certificate', () => {
+  it("scrapes the extender Service's https port over TLS with a client certificate", () => {
     const [sm] = docs;
     expect(sm.kind).toBe('ServiceMonitor');
     for (const [k, v] of Object.entries(sm.spec.selector.matchLabels)) expect(service.metadata.labels[k]).toBe(v);
     const [endpoint] = sm.spec.endpoints;
     expect(service.spec.ports.map((p: { name: string }) => p.name)).toContain(endpoint.port);
-    expect(endpoint).toMatchObject({ scheme: 'https', path: '/metrics', tlsConfig: { serverName: `${service.metadata.name}.${service.metadata.namespace}.svc` } });
+    expect(endpoint).toMatchObject({
+      scheme: 'https',
+      path: '/metrics',
+      tlsConfig: { serverName: `${service.metadata.name}.${service.metadata.namespace}.svc` },
+    });
     expect(endpoint.tlsConfig.cert.secret.name).toBe(endpoint.tlsConfig.keySecret.name);
   });
 
-  it('scrapes the node agent\'s pods on their metrics port', () => {
+  it("scrapes the node agent's pods on their metrics port", () => {
     const [pm] = loadAllYaml(readFileSync(path.join(MONITORING, 'podmonitor.yaml'), 'utf8'));
-    const ds = loadAllYaml(readFileSync(path.join(ROOT, 'deploy/agent-daemonset.yaml'), 'utf8')).find((d) => d.kind === 'DaemonSet');
+    const ds = loadAllYaml(readFileSync(path.join(ROOT, 'deploy/agent-daemonset.yaml'), 'utf8')).find(
+      (d) => d.kind === 'DaemonSet',
+    );
     expect(pm.kind).toBe('PodMonitor');
-    for (const [k, v] of Object.entries(pm.spec.selector.matchLabels)) expect(ds.spec.template.metadata.labels[k]).toBe(v);
+    for (const [k, v] of Object.entries(pm.spec.selector.matchLabels))
+      expect(ds.spec.template.metadata.labels[k]).toBe(v);
     expect(pm.spec.namespaceSelector.matchNames).toEqual([ds.metadata.namespace]);
-    const port = ds.spec.template.spec.containers[0].ports.find((p: { name: string }) => p.name === pm.spec.podMetricsEndpoints[0].port);
+    const port = ds.spec.template.spec.containers[0].ports.find(
+      (p: { name: string }) => p.name === pm.spec.podMetricsEndpoints[0].port,
+    );
     expect(port?.containerPort).toBeGreaterThan(0);
     expect(pm.spec.podMetricsEndpoints[0].path).toBe('/metrics');
   });
 
-  it('lists every file of deploy/monitoring/, the dashboard as a ConfigMap for Grafana\'s sidecar', () => {
-    const k = loadYaml<{ resources: string[]; configMapGenerator: { files: string[]; options: { labels: Record<string, string> } }[] }>(
-      readFileSync(path.join(MONITORING, 'kustomization.yaml'), 'utf8'),
-    );
+  it("lists every file of deploy/monitoring/, the dashboard as a ConfigMap for Grafana's sidecar", () => {
+    const k = loadYaml<{
+      resources: string[];
+      configMapGenerator: { files: string[]; options: { labels: Record<string, string> } }[];
+    }>(readFileSync(path.join(MONITORING, 'kustomization.yaml'), 'utf8'));
     expect([...k.resources].sort()).toEqual(['podmonitor.yaml', 'prometheusrule.yaml', 'servicemonitor.yaml']);
     expect(k.configMapGenerator[0]!.files).toEqual(['hiatus-dashboard.json']);
     expect(k.configMapGenerator[0]!.options.labels.grafana_dashboard).toBe('1');
@@ -198,8 +243,16 @@ describe('ServiceMonitor and kustomization', () => {
 describe('checkpoint gauges', () => {
   it('are read from their sources at each scrape, values no longer there dropped', async () => {
     let publications: Record<string, number> = { none: 2, published: 1 };
-    const m = new Metrics({ defaultMetrics: false, checkpointPhases: () => ({ Ready: 3 }), checkpointPublications: () => publications, checkpointArchiveBytes: () => ({ Ready: 1024 }) });
-    const text = async () => (await m.registry.metrics()).split('\n').filter((l) => /^hiatus_checkpoint(s|_publications|_archive_bytes)\{/.test(l));
+    const m = new Metrics({
+      defaultMetrics: false,
+      checkpointPhases: () => ({ Ready: 3 }),
+      checkpointPublications: () => publications,
+      checkpointArchiveBytes: () => ({ Ready: 1024 }),
+    });
+    const text = async () =>
+      (await m.registry.metrics())
+        .split('\n')
+        .filter((l) => /^hiatus_checkpoint(s|_publications|_archive_bytes)\{/.test(l));
     expect(await text()).toEqual([
       'hiatus_checkpoints{phase="Ready"} 3',
       'hiatus_checkpoint_publications{state="none"} 2',
@@ -207,16 +260,25 @@ describe('checkpoint gauges', () => {
       'hiatus_checkpoint_archive_bytes{phase="Ready"} 1024',
     ]);
     publications = { published: 3 };
-    expect((await text()).filter((l) => l.includes('publications'))).toEqual(['hiatus_checkpoint_publications{state="published"} 3']);
+    expect((await text()).filter((l) => l.includes('publications'))).toEqual([
+      'hiatus_checkpoint_publications{state="published"} 3',
+    ]);
   });
 
-
   it('counts usable records by publication state and archive bytes by phase', () => {
-    const rec = (phase: string, containers: { archiveBytes?: number; image?: string }[], publication?: string): Checkpoint =>
+    const rec = (
+      phase: string,
+      containers: { archiveBytes?: number; image?: string }[],
+      publication?: string,
+    ): Checkpoint =>
       ({
         metadata: { name: 'x', namespace: 'ml' },
         spec: {},
-        status: { phase, containers: containers.map((c, i) => ({ name: `c${i}`, archivePath: '/a', ...c })), ...(publication ? { publication: { state: publication } } : {}) },
+        status: {
+          phase,
+          containers: containers.map((c, i) => ({ name: `c${i}`, archivePath: '/a', ...c })),
+          ...(publication ? { publication: { state: publication } } : {}),
+        },
       }) as unknown as Checkpoint;
     const s = summarize([
       rec('Ready', [{ archiveBytes: 100 }, { archiveBytes: 50 }], 'Published'),

@@ -23,7 +23,7 @@ function pod(name: string, nodeName: string, o: Parameters<typeof victim>[2] & {
 }
 
 describe('candidate ranking', () => {
-  it('puts kube-scheduler\'s criteria first: PDB violations, then highest victim priority', () => {
+  it("puts kube-scheduler's criteria first: PDB violations, then highest victim priority", () => {
     const pods = [pod('a', 'n1', { priority: 10 }), pod('b', 'n2', { priority: 50 }), pod('c', 'n3', { priority: 5 })];
     const plan = planPreemption(
       [
@@ -37,7 +37,11 @@ describe('candidate ranking', () => {
   });
 
   it('then prefers fewer victims over more at equal top priority', () => {
-    const pods = [pod('a1', 'n1', { priority: 10 }), pod('a2', 'n1', { priority: 10 }), pod('b', 'n2', { priority: 10 })];
+    const pods = [
+      pod('a1', 'n1', { priority: 10 }),
+      pod('a2', 'n1', { priority: 10 }),
+      pod('b', 'n2', { priority: 10 }),
+    ];
     const plan = planPreemption(
       [
         { node: 'n1', victims: ['uid-a1', 'uid-a2'], numPDBViolations: 0 },
@@ -72,7 +76,11 @@ describe('candidate ranking', () => {
       pod('plain', 'n4', { priority: 10, startedAt: NOW - 3600_000 }),
     ];
     const plan = planPreemption(
-      ['n1', 'n2', 'n3', 'n4'].map((n, i) => ({ node: n, victims: [`uid-${['big', 'small', 'done', 'plain'][i]}`], numPDBViolations: 0 })),
+      ['n1', 'n2', 'n3', 'n4'].map((n, i) => ({
+        node: n,
+        victims: [`uid-${['big', 'small', 'done', 'plain'][i]}`],
+        numPDBViolations: 0,
+      })),
       snapshot(pods, { 'uid-done': 'ready' }),
     );
     expect(plan.ranked.map((c) => c.node)).toEqual(['n3', 'n2', 'n1', 'n4']);
@@ -89,7 +97,10 @@ describe('candidate ranking', () => {
     );
     expect(plan.ranked.map((c) => c.node)).toEqual(['n2']);
     expect(plan.ranked[0]!.victims[0]).toMatchObject({ action: 'evict', why: 'policy BestEffort, checkpoint failed' });
-    expect(plan.infeasible[0]!.victims[0]).toMatchObject({ action: 'protect', why: 'policy Required, checkpoint failed' });
+    expect(plan.infeasible[0]!.victims[0]).toMatchObject({
+      action: 'protect',
+      why: 'policy Required, checkpoint failed',
+    });
   });
 
   it('lets a never-started victim go whatever its policy: it has no state to lose', () => {

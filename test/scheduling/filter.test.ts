@@ -26,17 +26,23 @@ describe('runtime rule', () => {
   });
 
   it('accepts the constraint runtime written with a version', () => {
-    expect(runtimeRule({ ...CONSTRAINTS, runtime: 'cri-o://1.30.0' }, facts({ runtime: 'cri-o://1.31.0' })).kind).toBe('pass');
+    expect(runtimeRule({ ...CONSTRAINTS, runtime: 'cri-o://1.30.0' }, facts({ runtime: 'cri-o://1.31.0' })).kind).toBe(
+      'pass',
+    );
   });
 });
 
 describe('judgeNode', () => {
   const good = { arch: 'amd64', features: ['AVX2', 'SSE4_2'], runtime: 'cri-o://1.31.2', restore: 'enabled' };
   it('reports the first failing rule (architecture before features)', () => {
-    expect(judgeNode(CONSTRAINTS, facts({ ...good, arch: 'arm64', features: [] }), false)).toMatchObject({ reason: 'architecture' });
+    expect(judgeNode(CONSTRAINTS, facts({ ...good, arch: 'arm64', features: [] }), false)).toMatchObject({
+      reason: 'architecture',
+    });
   });
   it('compares CPU flags case-insensitively with node-feature-discovery labels', () => {
-    expect(judgeNode({ ...CONSTRAINTS, cpuFeatures: ['AVX2'] }, facts({ ...good, features: ['avx2'] }), false)).toEqual({ compatible: true });
+    expect(judgeNode({ ...CONSTRAINTS, cpuFeatures: ['AVX2'] }, facts({ ...good, features: ['avx2'] }), false)).toEqual(
+      { compatible: true },
+    );
   });
   it('falls back to status.nodeInfo.architecture without the arch label', () => {
     const n = node('n', { features: good.features, runtime: good.runtime });
@@ -44,7 +50,13 @@ describe('judgeNode', () => {
     expect(judgeNode(CONSTRAINTS, nodeFacts(n).capability, true)).toMatchObject({ reason: 'architecture' });
   });
   it('needs no CPU feature labels when the checkpoint recorded none', () => {
-    expect(judgeNode({ ...CONSTRAINTS, cpuFeatures: [] }, facts({ arch: 'amd64', runtime: good.runtime, restore: 'enabled' }), true)).toEqual({ compatible: true });
+    expect(
+      judgeNode(
+        { ...CONSTRAINTS, cpuFeatures: [] },
+        facts({ arch: 'amd64', runtime: good.runtime, restore: 'enabled' }),
+        true,
+      ),
+    ).toEqual({ compatible: true });
   });
 });
 
@@ -91,7 +103,9 @@ describe('planFilter', () => {
     expect(plan.feasible).toEqual([]);
     expect(plan.rejected).toEqual({ architecture: 2, cpu_features: 1, facts_unknown: 1 });
     expect(Object.keys(plan.unresolvable)).toEqual(['arm-1', 'noavx-1', 'arm-2', 'unknown-1']);
-    expect(plan.unresolvable['arm-2']).toBe(`checkpoint ${contract.checkpoint}: node architecture arm64 differs from the checkpoint's amd64`);
+    expect(plan.unresolvable['arm-2']).toBe(
+      `checkpoint ${contract.checkpoint}: node architecture arm64 differs from the checkpoint's amd64`,
+    );
     expect(plan.unresolvable['noavx-1']).toMatch(/lacks CPU features AVX2/);
     expect(plan.unresolvable['unknown-1']).toMatch(/unknown to the extender/);
   });
@@ -113,10 +127,20 @@ describe('projections', () => {
         namespace: 'ml',
         uid: 'u1',
         labels: { 'controller-revision-hash': 'abc', 'apps.kubernetes.io/pod-index': '0' },
-        annotations: { 'hiatus.dev/checkpoint-policy': 'Required', 'kubectl.kubernetes.io/last-applied-configuration': '{...}' },
+        annotations: {
+          'hiatus.dev/checkpoint-policy': 'Required',
+          'kubectl.kubernetes.io/last-applied-configuration': '{...}',
+        },
         ownerReferences: [{ kind: 'StatefulSet', name: 'train', uid: 'ss1', controller: true }],
       },
-      spec: { nodeName: 'n1', priority: 100, containers: [{ name: 'a', resources: { requests: { memory: '1Gi' } } }, { name: 'b', resources: { limits: { memory: '1Gi' } } }] },
+      spec: {
+        nodeName: 'n1',
+        priority: 100,
+        containers: [
+          { name: 'a', resources: { requests: { memory: '1Gi' } } },
+          { name: 'b', resources: { limits: { memory: '1Gi' } } },
+        ],
+      },
       status: { phase: 'Running', startTime: '2026-11-23T10:00:00Z' },
     });
     expect(p).toEqual({

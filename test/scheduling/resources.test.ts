@@ -36,7 +36,15 @@ function classify(pod: Pod | PodFacts, resources: ResourcePolicy = DEFAULT_RESOU
 
 describe('which extended resources a pod holds', () => {
   it('counts non-zero extended resources only: not native ones, not kubernetes.io ones, not a zero', () => {
-    const f = podFacts(withResources({ cpu: '2', 'hugepages-2Mi': '1Gi', 'example.com/zero': '0', 'example.com/dongle': '1', [MARKER]: '0' }));
+    const f = podFacts(
+      withResources({
+        cpu: '2',
+        'hugepages-2Mi': '1Gi',
+        'example.com/zero': '0',
+        'example.com/dongle': '1',
+        [MARKER]: '0',
+      }),
+    );
     expect(f.extendedResources).toEqual({ 'example.com/dongle': 1 });
     const native = podFacts(withResources({ 'kubernetes.io/batch-size': '3', 'requests.example.com/x': '1' }));
     expect(native.extendedResources).toEqual({});
@@ -45,7 +53,9 @@ describe('which extended resources a pod holds', () => {
   it('sums containers and takes the largest init container when that is more, as kube-scheduler does', () => {
     const pod = withResources({ 'nvidia.com/gpu': '1' }, { containers: ['a', 'b'] });
     pod.spec!.containers![1]!.resources = { limits: { 'nvidia.com/gpu': '2' } };
-    pod.spec!.initContainers = [{ name: 'warm', resources: { limits: { 'nvidia.com/gpu': '4', 'example.com/fpga': '1' } } }];
+    pod.spec!.initContainers = [
+      { name: 'warm', resources: { limits: { 'nvidia.com/gpu': '4', 'example.com/fpga': '1' } } },
+    ];
     expect(podFacts(pod).extendedResources).toEqual({ 'nvidia.com/gpu': 4, 'example.com/fpga': 1 });
     pod.spec!.initContainers[0]!.resources = { limits: { 'nvidia.com/gpu': '2' } };
     expect(podFacts(pod).extendedResources).toEqual({ 'nvidia.com/gpu': 3 });
@@ -61,10 +71,15 @@ describe('which extended resources a pod holds', () => {
 
 describe('victim classification by resource', () => {
   it('checkpoints a restored pod: the marker resource never blocks, whatever its quantity', () => {
-    expect(classify(withResources({ [MARKER]: '0' }))).toMatchObject({ action: 'checkpoint', why: 'policy Required (pod)' });
+    expect(classify(withResources({ [MARKER]: '0' }))).toMatchObject({
+      action: 'checkpoint',
+      why: 'policy Required (pod)',
+    });
     expect(classify(withResources({ [MARKER]: '1' }))).toMatchObject({ action: 'checkpoint' });
     // Even with every unknown resource configured as not checkpointable.
-    expect(classify(withResources({ [MARKER]: '1' }), resourcePolicy([{ pattern: '*', mode: 'not-checkpointable' }]))).toMatchObject({ action: 'checkpoint' });
+    expect(
+      classify(withResources({ [MARKER]: '1' }), resourcePolicy([{ pattern: '*', mode: 'not-checkpointable' }])),
+    ).toMatchObject({ action: 'checkpoint' });
   });
 
   it('checkpoints a pod with a hand-written restore contract and the marker', () => {
@@ -72,7 +87,12 @@ describe('victim classification by resource', () => {
     pod.metadata!.annotations = {
       ...pod.metadata!.annotations,
       'hiatus.dev/restore-from': 'ck-by-hand',
-      'hiatus.dev/restore-constraints': JSON.stringify({ node: 'n1', arch: 'amd64', cpuFeatures: [], runtime: 'cri-o' }),
+      'hiatus.dev/restore-constraints': JSON.stringify({
+        node: 'n1',
+        arch: 'amd64',
+        cpuFeatures: [],
+        runtime: 'cri-o',
+      }),
     };
     delete pod.metadata!.ownerReferences;
     expect(classify(pod)).toMatchObject({ action: 'checkpoint' });
@@ -81,19 +101,29 @@ describe('victim classification by resource', () => {
   it('protects a Required GPU victim on a node without GPU checkpoint capability, evicts a BestEffort one', () => {
     const required = classify(withResources({ 'nvidia.com/gpu': '1' }));
     expect(required).toMatchObject({ action: 'protect' });
-    expect(required.why).toBe('policy Required, cannot checkpoint: victim uses nvidia.com/gpu, and node n1 cannot checkpoint GPU processes: no hiatus.dev/gpu-checkpoint=true label (CRIU with its CUDA plugin)');
-    expect(classify(withResources({ 'nvidia.com/gpu': '1' }, { policy: 'BestEffort' }))).toMatchObject({ action: 'evict' });
+    expect(required.why).toBe(
+      'policy Required, cannot checkpoint: victim uses nvidia.com/gpu, and node n1 cannot checkpoint GPU processes: no hiatus.dev/gpu-checkpoint=true label (CRIU with its CUDA plugin)',
+    );
+    expect(classify(withResources({ 'nvidia.com/gpu': '1' }, { policy: 'BestEffort' }))).toMatchObject({
+      action: 'evict',
+    });
   });
 
   it('treats an unknown extended resource as a device CRIU cannot checkpoint', () => {
     const v = classify(withResources({ 'example.com/fpga': '1', [MARKER]: '0' }));
-    expect(v).toMatchObject({ action: 'protect', why: 'policy Required, cannot checkpoint: victim uses example.com/fpga, a device CRIU cannot checkpoint' });
+    expect(v).toMatchObject({
+      action: 'protect',
+      why: 'policy Required, cannot checkpoint: victim uses example.com/fpga, a device CRIU cannot checkpoint',
+    });
     expect(classify(withResources({ 'example.com/fpga': '1' }, { policy: 'BestEffort' }))).toMatchObject({
       action: 'evict',
       why: 'policy BestEffort, cannot checkpoint: victim uses example.com/fpga, a device CRIU cannot checkpoint',
     });
     // Never is evicted without a look at its resources.
-    expect(classify(withResources({ 'example.com/fpga': '1' }, { policy: 'Never' }))).toMatchObject({ action: 'evict', why: 'policy Never (pod)' });
+    expect(classify(withResources({ 'example.com/fpga': '1' }, { policy: 'Never' }))).toMatchObject({
+      action: 'evict',
+      why: 'policy Never (pod)',
+    });
   });
 
   it('checkpoints a pod whose extended resources are configured as checkpointable', () => {
@@ -108,18 +138,24 @@ describe('victim classification by resource', () => {
   it('protects a victim with dynamic resource claims', () => {
     const pod = withResources({});
     (pod.spec as Record<string, unknown>).resourceClaims = [{ name: 'gpu' }];
-    expect(classify(pod).why).toBe('policy Required, cannot checkpoint: victim uses 1 resource claim(s), devices of unknown kind');
+    expect(classify(pod).why).toBe(
+      'policy Required, cannot checkpoint: victim uses 1 resource claim(s), devices of unknown kind',
+    );
   });
 
   it('names every blocking resource', () => {
     const v = classify(withResources({ 'rdma/hca': '1', 'amd.com/gpu': '1' }));
-    expect(v.why).toBe('policy Required, cannot checkpoint: victim uses rdma/hca, a device CRIU cannot checkpoint; amd.com/gpu, a device CRIU cannot checkpoint');
+    expect(v.why).toBe(
+      'policy Required, cannot checkpoint: victim uses rdma/hca, a device CRIU cannot checkpoint; amd.com/gpu, a device CRIU cannot checkpoint',
+    );
   });
 });
 
 describe('resource rules', () => {
   it('judges by the most specific pattern; a configured pattern replaces the same built-in one', () => {
-    const p = resourcePolicy(parseResourceRules('*=checkpointable, rdma/hca_shared=checkpointable, nvidia.com/mig-1g.10gb=cuda', []));
+    const p = resourcePolicy(
+      parseResourceRules('*=checkpointable, rdma/hca_shared=checkpointable, nvidia.com/mig-1g.10gb=cuda', []),
+    );
     expect(resourceMode('example.com/token', p)).toBe('checkpointable');
     expect(resourceMode('rdma/hca', p)).toBe('not-checkpointable'); // built-in rdma/* is longer than *
     expect(resourceMode('rdma/hca_shared', p)).toBe('checkpointable');
@@ -133,16 +169,26 @@ describe('resource rules', () => {
 
   it('has the documented built-in defaults', () => {
     expect(resourceMode('nvidia.com/gpu', DEFAULT_RESOURCE_POLICY)).toBe('cuda');
-    for (const name of ['nvidia.com/mig-1g.5gb', 'amd.com/gpu', 'gpu.intel.com/i915', 'aws.amazon.com/neuroncore', 'rdma/hca', 'example.com/anything']) {
+    for (const name of [
+      'nvidia.com/mig-1g.5gb',
+      'amd.com/gpu',
+      'gpu.intel.com/i915',
+      'aws.amazon.com/neuroncore',
+      'rdma/hca',
+      'example.com/anything',
+    ]) {
       expect({ name, mode: resourceMode(name, DEFAULT_RESOURCE_POLICY) }).toEqual({ name, mode: 'not-checkpointable' });
     }
   });
 
   it('refuses malformed rules, unknown modes, native names, the marker and duplicates, all at once', () => {
     const problems: string[] = [];
-    expect(parseResourceRules('cpu=checkpointable,example.com/a=maybe,example.com/b,kubernetes.io/x=checkpointable,hiatus.dev/checkpoint-restore=not-checkpointable,example.com/c=cuda,example.com/c=checkpointable', problems)).toEqual([
-      { pattern: 'example.com/c', mode: 'cuda' },
-    ]);
+    expect(
+      parseResourceRules(
+        'cpu=checkpointable,example.com/a=maybe,example.com/b,kubernetes.io/x=checkpointable,hiatus.dev/checkpoint-restore=not-checkpointable,example.com/c=cuda,example.com/c=checkpointable',
+        problems,
+      ),
+    ).toEqual([{ pattern: 'example.com/c', mode: 'cuda' }]);
     expect(problems).toEqual([
       '--resource-checkpointing: "cpu=checkpointable": "cpu" is not an extended resource name (domain/name, outside kubernetes.io) or a prefix ending in *',
       '--resource-checkpointing: "example.com/a=maybe": mode must be one of checkpointable, not-checkpointable, cuda',
@@ -155,10 +201,15 @@ describe('resource rules', () => {
 
   it('is read from --resource-checkpointing or HIATUS_RESOURCE_CHECKPOINTING, flag first', () => {
     expect(loadConfig([], OPEN).resourceRules).toEqual([]);
-    expect(loadConfig([], { ...OPEN, HIATUS_RESOURCE_CHECKPOINTING: 'example.com/*=checkpointable' }).resourceRules).toEqual([{ pattern: 'example.com/*', mode: 'checkpointable' }]);
-    expect(loadConfig(['--resource-checkpointing', 'example.com/x=cuda'], { ...OPEN, HIATUS_RESOURCE_CHECKPOINTING: 'example.com/*=checkpointable' }).resourceRules).toEqual([
-      { pattern: 'example.com/x', mode: 'cuda' },
-    ]);
+    expect(
+      loadConfig([], { ...OPEN, HIATUS_RESOURCE_CHECKPOINTING: 'example.com/*=checkpointable' }).resourceRules,
+    ).toEqual([{ pattern: 'example.com/*', mode: 'checkpointable' }]);
+    expect(
+      loadConfig(['--resource-checkpointing', 'example.com/x=cuda'], {
+        ...OPEN,
+        HIATUS_RESOURCE_CHECKPOINTING: 'example.com/*=checkpointable',
+      }).resourceRules,
+    ).toEqual([{ pattern: 'example.com/x', mode: 'cuda' }]);
     expect(() => loadConfig(['--resource-checkpointing', 'x=1'], OPEN)).toThrow(ConfigError);
   });
 });
