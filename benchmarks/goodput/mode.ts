@@ -184,12 +184,10 @@ async function createWorkload(cp: ControlPlane, ns: string, w: Workload, t: V1Po
   const metadata = { name: w.name, namespace: ns };
   switch (w.kind) {
     case 'Deployment':
-      await cp.kc
-        .makeApiClient(AppsV1Api)
-        .createNamespacedDeployment({
-          namespace: ns,
-          body: { metadata, spec: { replicas: w.pods, selector, template: t } },
-        });
+      await cp.kc.makeApiClient(AppsV1Api).createNamespacedDeployment({
+        namespace: ns,
+        body: { metadata, spec: { replicas: w.pods, selector, template: t } },
+      });
       return;
     case 'StatefulSet':
       await cp.kc.makeApiClient(AppsV1Api).createNamespacedStatefulSet({
