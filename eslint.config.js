@@ -25,10 +25,10 @@ export default defineConfig(
       '@typescript-eslint/no-non-null-assertion': 'off',
       // Counts, ports and durations go into messages as they are; objects and unions are still refused.
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
-      // `(e) => this.onEvent(e)` passes a callback; only a void value used as a value is flagged.
       // `s || fallback` treats an empty string as absent, as Kubernetes does its string fields.
       '@typescript-eslint/prefer-nullish-coalescing': ['error', { ignorePrimitives: { string: true } }],
-      // `return done(x)` also ends a function that returns nothing early.
+      // `(e) => this.onEvent(e)` passes a callback, and `return done(x)` ends a function typed void
+      // early; a void value used as a value is still flagged.
       '@typescript-eslint/no-confusing-void-expression': [
         'error',
         { ignoreArrowShorthand: true, ignoreVoidReturningFunctions: true },
