@@ -35,8 +35,9 @@ export interface MatchOptions {
    * Whether the watch cache holds this pod (by UID) and it is not being deleted. Absent: every
    * pod counts as gone, and claims as held.
    * - A Ready record whose source pod still runs (a checkpoint taken for a preemption that went
-   *   to another candidate, or a Manual one) is not offered: restoring it would run that pod's
-   *   state twice. It is read again live (the cache may not have seen the deletion yet).
+   *   to another candidate, or a Manual one) is not offered to a pod that names no checkpoint:
+   *   restoring it would run that pod's state twice. It is read again live (the cache may not
+   *   have seen the deletion yet). A hand-written restore-from asks for it on purpose.
    * - A record claimed by a pod that went away before it was placed on a node is read again live
    *   too: the lifecycle loop releases such a claim only at its next round, and a StatefulSet
    *   or ReplicaSet makes the pod's replacement at once.
@@ -169,7 +170,8 @@ export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Check
       continue;
     }
     const source = sourceUid(c);
-    if (source && o.podRunning?.(source)) {
+    // A restore-from written by hand asks for that state on purpose (a second copy included).
+    if (explicit === undefined && source && o.podRunning?.(source)) {
       recheck.push(c);
       continue;
     }

@@ -152,7 +152,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
         c.status?.phase === 'Ready' ||
         (abandonedClaim(c, o) && !held(c, (pods ??= claimants()))) ||
         (await claimantGone(c));
-      if (open && !(await sourceStillRuns(c))) claimable.push(c);
+      if (open && (explicit || !(await sourceStillRuns(c)))) claimable.push(c);
     }
     return claimable;
   };

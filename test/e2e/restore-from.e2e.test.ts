@@ -159,9 +159,18 @@ describe('a hand-written restore-from is honoured only for the checkpointed work
     expect((await checkpoint('trainer-ck')).status!.phase).toBe('Ready');
   }));
 
-  it('still gives the checkpoint to the workload\'s own next pod, image and all', step(async () => {
+  it('still gives the checkpoint to the workload\'s own next pod, image and all, once the checkpointed pod is gone', step(async () => {
+    // While the checkpointed pod runs, a second replica starts fresh: restoring would run its state twice.
     await apps.patchNamespacedReplicaSet({ name: 'trainer-abc12', namespace: NAMESPACE, body: [{ op: 'replace', path: '/spec/replicas', value: 2 }] });
-    const next = await waitUntil('the trainer\'s second pod', async () => (await podsOf('trainer')).find((p) => p.metadata!.uid !== victim.metadata!.uid));
+    const twin = await waitUntil('the trainer\'s second pod', async () => (await podsOf('trainer')).find((p) => p.metadata!.uid !== victim.metadata!.uid));
+    expectUnchanged(twin);
+    expect((await checkpoint('trainer-ck')).status!.phase).toBe('Ready');
+    await apps.patchNamespacedReplicaSet({ name: 'trainer-abc12', namespace: NAMESPACE, body: [{ op: 'replace', path: '/spec/replicas', value: 1 }] });
+    await waitUntil('the second replica gone', async () => ((await podsOf('trainer')).length === 1 ? true : undefined));
+    // The checkpointed pod goes (as a preemption evicts it): its ReplicaSet's replacement restores.
+    const seen = new Set((await podsOf('trainer')).map((p) => p.metadata!.uid));
+    await rig.core.deleteNamespacedPod({ name: (await podsOf('trainer'))[0]!.metadata!.name!, namespace: NAMESPACE, gracePeriodSeconds: 0 });
+    const next = await waitUntil('the trainer\'s replacement', async () => (await podsOf('trainer')).find((p) => !seen.has(p.metadata!.uid)));
     expect(next.metadata!.annotations?.[RESTORE_FROM]).toBe('trainer-ck');
     expect(next.metadata!.annotations?.[RESTORE_CONSTRAINTS]).toBeDefined();
     expect(next.spec!.containers[0]!.image).toBe(CHECKPOINT_IMAGE);
@@ -190,7 +199,7 @@ describe('a hand-written restore-from is honoured only for the checkpointed work
     // The real next pod, at once: admitted with the checkpoint once the claim is 3 s old.
     const before = new Set((await podsOf('trainer')).map((p) => p.metadata!.uid));
     const started = Date.now();
-    await apps.patchNamespacedReplicaSet({ name: 'trainer-abc12', namespace: NAMESPACE, body: [{ op: 'replace', path: '/spec/replicas', value: 3 }] });
+    await apps.patchNamespacedReplicaSet({ name: 'trainer-abc12', namespace: NAMESPACE, body: [{ op: 'replace', path: '/spec/replicas', value: 2 }] });
     const next = await waitUntil('the trainer\'s third pod', async () => (await podsOf('trainer')).find((p) => !before.has(p.metadata!.uid)));
     const waited = Date.parse(String(next.metadata!.creationTimestamp)) - started;
     expect(next.metadata!.annotations?.[RESTORE_FROM]).toBe('trainer-ck2');

@@ -38,6 +38,9 @@ describe('findCheckpoints', () => {
     expect(findCheckpoints(replacement(), 'ml', [live, gone], o)).toMatchObject({ kind: 'candidates', checkpoints: [gone] });
     // Only the running pod's: read again live, never claimed from the cache.
     expect(findCheckpoints(replacement(), 'ml', [live], o)).toMatchObject({ kind: 'recheck', checkpoints: [live] });
+    // A restore-from written by hand asks for that pod's state on purpose: offered.
+    const named = replacement({ annotations: { 'hiatus.dev/restore-from': 'ck-live' } });
+    expect(findCheckpoints(named, 'ml', [live], o)).toMatchObject({ kind: 'candidates', checkpoints: [live] });
     // Once the pod is gone (or being deleted: podRunning says no) it is offered.
     running.clear();
     expect(findCheckpoints(replacement(), 'ml', [live], o)).toMatchObject({ kind: 'candidates', checkpoints: [live] });
