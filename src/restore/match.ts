@@ -3,7 +3,7 @@
 // hand in hiatus.dev/restore-from is honoured only for a pod of the same workload, or when an
 // administrator allowed it on the Checkpoint (hiatus.dev/restore-any-pod). Pure.
 import { podFacts, type OwnerFacts, type PodFacts } from '../cluster/facts.js';
-import { ANNOTATION_RESTORE_ANY_POD, ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM, ANNOTATION_RESTORE_OPT } from '../api/keys.js';
+import { ANNOTATION_RESTORE_ANY_POD, ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM, ANNOTATION_RESTORE_OPT, objectKey } from '../api/keys.js';
 import type { Checkpoint } from '../api/checkpoint.js';
 import { laterRecords, newestFirst } from '../checkpoint/chain.js';
 import type { Pod } from '../api/kubernetes.js';
@@ -177,7 +177,7 @@ export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Check
     }
     found.push(c);
   }
-  const usable = found.filter((c) => !superseded.has(`${namespace}/${c.metadata.name}`));
+  const usable = found.filter((c) => !superseded.has(objectKey(namespace, c.metadata.name)));
   if (usable.length === 0) {
     if (recheck.length > 0) return { kind: 'recheck', checkpoints: recheck, corrupt };
     if (contested.length > 0) return { kind: 'contested', checkpoints: contested, corrupt };

@@ -7,7 +7,7 @@
 // problem is logged, counted, and answered with allowed: true. The decisions are admission.ts's;
 // this is the shell that reads the cache and the API server, claims, and waits.
 import { podFacts, type PodFacts } from '../cluster/facts.js';
-import { ANNOTATION_RESTORE_FROM } from '../api/keys.js';
+import { ANNOTATION_RESTORE_FROM, keyOf, objectKey } from '../api/keys.js';
 import type { ClusterView } from '../cluster/view.js';
 import { StoreConflict, type CheckpointStore } from '../checkpoint/store.js';
 import type { Checkpoint } from '../api/checkpoint.js';
@@ -123,7 +123,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
   /** Whether a pod in the cache took up this claim (then it is not abandoned). */
   const held = (c: Checkpoint, pods: Map<string, PodFacts[]>): boolean => {
     const r = c.status?.restore;
-    return !!r && (pods.get(`${c.metadata.namespace}/${c.metadata.name}`) ?? []).some((p) => holdsClaim(p, r));
+    return !!r && (pods.get(keyOf(c)) ?? []).some((p) => holdsClaim(p, r));
   };
   const claimants = () => podsByRestore(deps.view.pods());
 
@@ -179,7 +179,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
 
   const claimFirst = async (r: PodReview, offered: Checkpoint[]): Promise<WebhookAnswer> => {
     for (const c of offered) {
-      const ref = `${r.namespace}/${c.metadata.name}`;
+      const ref = objectKey(r.namespace, c.metadata.name);
       if (r.dryRun) {
         // Side effects only outside dry run: the claim is not written.
         return answer(r, 'patched', `dry run: would restore from ${ref}`, restorePatch(r.pod, c, scheduling, publication));
@@ -190,13 +190,13 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
         await deps.store.replace(claimed);
       } catch (e) {
         if (e instanceof StoreConflict) continue; // another pod claimed it first: try the next one
-        log.warn('restore claim failed: pod created without restore', { pod: `${r.namespace}/${r.podName}`, checkpoint: ref, error: (e as Error).message });
+        log.warn('restore claim failed: pod created without restore', { pod: objectKey(r.namespace, r.podName), checkpoint: ref, error: (e as Error).message });
         metrics.restores.inc({ result: 'claim_error' });
         return notRestored(r, 'error', `claim of ${ref} failed: ${(e as Error).message}`);
       }
       metrics.restores.inc({ result: 'matched' });
       const previous = c.status?.phase === 'Restoring' ? { tookOverClaimOf: c.status.restore?.podName } : {};
-      log.info('pod will restore from checkpoint', { pod: `${r.namespace}/${r.podName}`, checkpoint: ref, ...previous });
+      log.info('pod will restore from checkpoint', { pod: objectKey(r.namespace, r.podName), checkpoint: ref, ...previous });
       return answer(r, 'patched', `restores from ${ref}`, restorePatch(r.pod, c, scheduling, publication));
     }
     return notRestored(r, 'skipped', 'every matching checkpoint was claimed by another pod');
@@ -228,7 +228,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
         if (decision.count) metrics.restores.inc({ result: decision.count });
         if (decision.count === 'refused') {
           log.warn('hand-written restore-from refused: pod created without restore', {
-            pod: `${review.namespace}/${review.podName}`,
+            pod: objectKey(review.namespace, review.podName),
             why: decision.why,
             ...(review.user ? { user: review.user } : {}),
           });
