@@ -209,7 +209,7 @@ function main(argv: string[]): void {
   const custom = kc.makeApiClient(CustomObjectsApi);
   const core = kc.makeApiClient(CoreV1Api);
   const selector = `spec.source.nodeName=${node}`;
-  const checkpoints = new Reflector<Checkpoint>(
+  const checkpoints = new Reflector<Checkpoint, Checkpoint>(
     kc,
     {
       kind: 'Checkpoint',
@@ -225,7 +225,7 @@ function main(argv: string[]): void {
           fieldSelector: selector,
         }) as Promise<ListPage>,
       project: (c: Checkpoint) => c,
-      key: (c) => (c?.metadata?.name ? keyOf(c) : undefined),
+      key: (c) => (c?.metadata?.name ? keyOf(c.metadata) : undefined),
       onChange: (type, key) => {
         if (type === 'delete') {
           const gone = last.get(key);

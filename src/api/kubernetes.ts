@@ -67,6 +67,11 @@ export interface Node {
   } | null;
 }
 
+export interface PriorityClass {
+  metadata?: ObjectMeta | null;
+  value?: number | null;
+}
+
 export interface NodeList {
   metadata?: Record<string, unknown> | null;
   items: Node[] | null;

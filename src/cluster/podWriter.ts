@@ -10,6 +10,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { keyOf, objectKey } from '../api/keys.js';
+import type { Pod } from '../api/kubernetes.js';
 
 export interface PodRef {
   namespace: string;
@@ -70,7 +71,7 @@ export class ApiWriteError extends Error {
   }
 }
 
-const httpStatus = (e: unknown): number | undefined => (e as { code?: number })?.code;
+const httpStatus = (e: unknown): number | undefined => (e as { code?: number } | null | undefined)?.code;
 
 /** The pod no longer exists: nothing left to place. */
 export function isNotFound(e: unknown): boolean {
@@ -103,11 +104,13 @@ const disruptionBody = (pod: PodRef, message: string, now: Date) => ({
   },
 });
 const deleteBody = (pod: PodRef) => ({ apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: pod.uid } });
-function livePod(raw: any): LivePod {
+/** The pod as the API server answered a read (JSON), its fields read defensively. */
+function livePod(body: unknown): LivePod {
+  const raw = body as Pod | null | undefined;
   return {
-    uid: String(raw?.metadata?.uid ?? ''),
-    ...(raw?.spec?.nodeName ? { nodeName: String(raw.spec.nodeName) } : {}),
-    ...(raw?.status?.nominatedNodeName ? { nominatedNodeName: String(raw.status.nominatedNodeName) } : {}),
+    uid: raw?.metadata?.uid ?? '',
+    ...(raw?.spec?.nodeName ? { nodeName: raw.spec.nodeName } : {}),
+    ...(raw?.status?.nominatedNodeName ? { nominatedNodeName: raw.status.nominatedNodeName } : {}),
     deleting: Boolean(raw?.metadata?.deletionTimestamp),
   };
 }

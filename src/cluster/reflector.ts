@@ -8,22 +8,36 @@ export interface ListPage {
   metadata?: { resourceVersion?: string; _continue?: string; continue?: string };
 }
 
-export interface ReflectorOptions<P> {
+/**
+ * An object as the API server sent it, before its key is known: read defensively (a key function
+ * returns undefined for an object it cannot key, and the Reflector skips it).
+ */
+export type Listed<T> = Partial<T> | null | undefined;
+
+/** What a watch event carries besides objects: a Status on ERROR, a bare resourceVersion on BOOKMARK. */
+interface WatchEventObject {
+  code?: number;
+  metadata?: { resourceVersion?: string } | null;
+}
+
+/** T: the object as decoded from the API; P: the projection kept per object. */
+export interface ReflectorOptions<T, P> {
   kind: string;
   /** Watch path, e.g. /api/v1/nodes. */
   path: string;
   /** Extra query parameters for watch (and, through the list function, list). */
   query?: Record<string, string>;
   list: (continueToken: string | undefined) => Promise<ListPage>;
-  project: (obj: any) => P;
-  key: (obj: any) => string | undefined;
+  /** Called only with an object that key() keyed. */
+  project: (obj: T) => P;
+  key: (obj: Listed<T>) => string | undefined;
   onChange?: (type: 'upsert' | 'delete', key: string, value: P | undefined) => void;
 }
 
 const PAGE = 500;
 export const LIST_PAGE_SIZE = PAGE;
 
-export class Reflector<P> {
+export class Reflector<T, P> {
   readonly store = new Map<string, P>();
   private hasSynced = false;
   private stopped = false;
@@ -33,7 +47,7 @@ export class Reflector<P> {
 
   constructor(
     private readonly kc: KubeConfig,
-    private readonly opts: ReflectorOptions<P>,
+    private readonly opts: ReflectorOptions<T, P>,
     private readonly log: Logger,
   ) {}
 
@@ -59,9 +73,9 @@ export class Reflector<P> {
       let resourceVersion = '';
       do {
         const page = await this.opts.list(token);
-        for (const obj of page.items) {
+        for (const obj of page.items as Listed<T>[]) {
           const k = this.opts.key(obj);
-          if (k) fresh.set(k, this.opts.project(obj));
+          if (k) fresh.set(k, this.opts.project(obj as T));
         }
         resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
         token = page.metadata?._continue || page.metadata?.continue || undefined;
@@ -93,33 +107,35 @@ export class Reflector<P> {
     this.abort = await watch.watch(
       this.opts.path,
       { ...this.opts.query, resourceVersion: rv, allowWatchBookmarks: true },
-      (phase, obj) => {
+      (phase, apiObj) => {
+        const event = apiObj as WatchEventObject | null | undefined;
         if (phase === 'ERROR') {
-          if (obj?.code === 410) gone = true;
+          if (event?.code === 410) gone = true;
           return;
         }
-        const newRv = obj?.metadata?.resourceVersion;
+        const newRv = event?.metadata?.resourceVersion;
         if (newRv) rv = newRv;
         if (phase === 'BOOKMARK') return;
+        const obj = apiObj as Listed<T>;
         const k = this.opts.key(obj);
         if (!k) return;
         if (phase === 'DELETED') {
           this.store.delete(k);
           this.opts.onChange?.('delete', k, undefined);
         } else {
-          const v = this.opts.project(obj);
+          const v = this.opts.project(obj as T);
           this.store.set(k, v);
           this.opts.onChange?.('upsert', k, v);
         }
       },
-      (err) => {
+      (err: unknown) => {
         if (this.stopped) return;
-        if (gone || err?.statusCode === 410) {
+        if (gone || (err as { statusCode?: number } | null | undefined)?.statusCode === 410) {
           void this.relist();
         } else if (err) {
           this.retry('watch failed', err, () => this.watch(rv));
         } else {
-          void this.watch(rv).catch((e) => this.retry('watch failed', e, () => this.relist()));
+          void this.watch(rv).catch((e: unknown) => this.retry('watch failed', e, () => this.relist()));
         }
       },
     );
@@ -127,9 +143,9 @@ export class Reflector<P> {
 
   private retry(what: string, err: unknown, again: () => Promise<void>): void {
     if (this.stopped) return;
-    this.log.warn(what, { kind: this.opts.kind, error: String((err as Error)?.message ?? err), retryInMs: this.backoffMs });
+    this.log.warn(what, { kind: this.opts.kind, error: String((err as Error | undefined)?.message ?? err), retryInMs: this.backoffMs });
     this.retryTimer = setTimeout(() => {
-      again().catch((e) => this.retry(what, e, () => this.relist()));
+      again().catch((e: unknown) => this.retry(what, e, () => this.relist()));
     }, this.backoffMs);
     this.backoffMs = Math.min(this.backoffMs * 2, 30_000);
   }

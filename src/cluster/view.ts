@@ -2,6 +2,7 @@
 // Nothing here calls the API server on the request path.
 import { CoreV1Api, CustomObjectsApi, SchedulingV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { CHECKPOINT_GROUP, CHECKPOINT_PLURAL, CHECKPOINT_VERSION, type Checkpoint } from '../api/checkpoint.js';
+import type { Node, Pod, PriorityClass } from '../api/kubernetes.js';
 import type { Logger } from '../log.js';
 import { nodeFacts, podFacts, type NodeFacts, type PodFacts } from './facts.js';
 import { KEY_CHECKPOINT_POLICY, keyOf, objectKey } from '../api/keys.js';
@@ -53,9 +54,9 @@ export const noClusterView: ClusterView = {
   stop: () => {},
 };
 
-export function priorityClassFacts(pc: any): PriorityClassFacts {
-  const meta = pc?.metadata ?? {};
-  const facts: PriorityClassFacts = { name: meta.name ?? '', value: Number(pc?.value ?? 0) };
+export function priorityClassFacts(pc: PriorityClass): PriorityClassFacts {
+  const meta = pc.metadata ?? {};
+  const facts: PriorityClassFacts = { name: meta.name ?? '', value: pc.value ?? 0 };
   const policy = meta.labels?.[KEY_CHECKPOINT_POLICY] ?? meta.annotations?.[KEY_CHECKPOINT_POLICY];
   if (policy) facts.checkpointPolicy = policy;
   return facts;
@@ -68,10 +69,10 @@ const page = (p: Promise<unknown>) => p as Promise<ListPage>;
 
 export class InformerClusterView implements ClusterView {
   readonly mode = 'cluster' as const;
-  private readonly nodes: Reflector<NodeFacts>;
-  private readonly podReflector: Reflector<PodFacts>;
-  private readonly classes: Reflector<PriorityClassFacts>;
-  private readonly checkpointReflector: Reflector<Checkpoint>;
+  private readonly nodes: Reflector<Node, NodeFacts>;
+  private readonly podReflector: Reflector<Pod, PodFacts>;
+  private readonly classes: Reflector<PriorityClass, PriorityClassFacts>;
+  private readonly checkpointReflector: Reflector<Checkpoint, Checkpoint>;
   private readonly podListeners: ((pod: PodFacts) => void)[] = [];
 
   constructor(kc: KubeConfig, log: Logger) {
@@ -132,7 +133,7 @@ export class InformerClusterView implements ClusterView {
             }),
           ),
         project: (o: Checkpoint) => o,
-        key: (o) => (o?.metadata?.name ? keyOf(o) : undefined),
+        key: (o) => (o?.metadata?.name ? keyOf(o.metadata) : undefined),
       },
       log,
     );
