@@ -48,20 +48,22 @@ export type DecodedReview =
       user?: string;
     };
 
-function isObject(v: unknown): v is Record<string, any> {
+function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 export function decodeReview(body: unknown): DecodedReview {
-  if (!isObject(body) || !ADMISSION_VERSIONS.includes(body.apiVersion) || body.kind !== 'AdmissionReview' || !isObject(body.request)) {
+  if (!isObject(body) || typeof body.apiVersion !== 'string' || !ADMISSION_VERSIONS.includes(body.apiVersion) || body.kind !== 'AdmissionReview' || !isObject(body.request)) {
     return { kind: 'invalid', error: 'expected an AdmissionReview (admission.k8s.io/v1) with a request', why: 'not an AdmissionReview' };
   }
   const req = body.request;
   if (typeof req.uid !== 'string' || req.uid === '') return { kind: 'invalid', error: 'AdmissionReview request has no uid', why: 'no uid' };
-  const base = { apiVersion: body.apiVersion as string, uid: req.uid };
+  const base = { apiVersion: body.apiVersion, uid: req.uid };
   const kind = req.kind;
   if (!isObject(kind) || kind.kind !== 'Pod' || (kind.group ?? '') !== '' || req.operation !== 'CREATE') {
-    return { kind: 'allow', ...base, result: 'skipped', why: `not a pod CREATE (${kind?.kind ?? '?'} ${req.operation ?? '?'})` };
+    const what = isObject(kind) && typeof kind.kind === 'string' ? kind.kind : '?';
+    const operation = typeof req.operation === 'string' ? req.operation : '?';
+    return { kind: 'allow', ...base, result: 'skipped', why: `not a pod CREATE (${what} ${operation})` };
   }
   if (!isObject(req.object)) return { kind: 'allow', ...base, result: 'bad_request', why: 'request.object is not a pod' };
   const pod = req.object as Pod;

@@ -36,7 +36,7 @@ export class RestoreController {
   start(): void {
     const every = (ms: number, fn: () => Promise<unknown>) => {
       const t = setInterval(() => {
-        if (this.o.view.synced()) fn().catch((e) => this.o.log.warn('restore reconcile failed', { error: (e as Error).message }));
+        if (this.o.view.synced()) fn().catch((e: unknown) => this.o.log.warn('restore reconcile failed', { error: (e as Error).message }));
       }, ms);
       t.unref();
       this.timers.push(t);

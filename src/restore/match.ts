@@ -62,7 +62,7 @@ export function claimOfGonePod(c: Checkpoint, o: MatchOptions, admitting?: strin
 }
 
 /** The UID of the pod a Checkpoint was taken of. */
-export const sourceUid = (c: Checkpoint): string | undefined => c.spec?.source?.pod?.uid || undefined;
+export const sourceUid = (c: Checkpoint): string | undefined => c.spec.source.pod.uid || undefined;
 
 const unboundClaim = (c: Checkpoint): boolean => c.status?.phase === 'Restoring' && !!c.status.restore && !c.status.restore.podUID;
 
@@ -79,9 +79,9 @@ export function abandonedClaim(c: Checkpoint, o: MatchOptions): boolean {
 
 /** A Checkpoint's restore constraints are usable as the pods' contract. */
 export function constraintsUsable(c: Checkpoint): boolean {
-  const r = c.spec?.restoreConstraints;
+  const r = c.spec.restoreConstraints;
   return (
-    typeof r?.node === 'string' &&
+    typeof r.node === 'string' &&
     r.node !== '' &&
     typeof r.arch === 'string' &&
     r.arch !== '' &&
@@ -105,7 +105,7 @@ const sameOwner = (a: OwnerFacts | undefined, b: OwnerFacts | undefined): boolea
  */
 export function restoreFromRefusal(pod: PodFacts, c: Checkpoint): string | undefined {
   if (c.metadata.annotations?.[ANNOTATION_RESTORE_ANY_POD] === 'true') return undefined;
-  const source = c.spec?.source?.owner;
+  const source = c.spec.source.owner;
   if (sameOwner(pod.owner, source)) return undefined;
   const theirs = source ? `${source.kind} ${source.name}` : 'a standalone pod';
   const ours = pod.owner ? `${pod.owner.kind} ${pod.owner.name}` : 'no controller';
@@ -149,8 +149,8 @@ export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Check
       const refusal = restoreFromRefusal(facts, c);
       if (refusal) return { kind: 'refused', why: refusal, checkpoint: c };
     } else {
-      const src = c.spec?.source;
-      if (src?.owner?.uid !== facts.owner!.uid) continue;
+      const src = c.spec.source;
+      if (src.owner?.uid !== facts.owner!.uid) continue;
       if ((src.templateHash ?? undefined) !== facts.templateHash) continue;
       if ((src.index ?? undefined) !== index) continue;
     }

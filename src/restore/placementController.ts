@@ -61,12 +61,12 @@ export class PlacementController {
   }
 
   /** Places every gated pod in the cache that is due; forgets placements older than the retry delay. */
-  sweep(): Promise<void[]> {
+  async sweep(): Promise<void> {
     const now = this.now();
     for (const [uid, at] of this.placedAt) if (now - at >= this.o.retryAfterMs) this.placedAt.delete(uid);
     const runs: Promise<void>[] = [];
     for (const pod of this.o.view.pods()) if (pod.placementGate !== undefined) runs.push(this.onPod(pod));
-    return Promise.all(runs);
+    await Promise.all(runs);
   }
 
   /** Whether a pod is one to place now: gated, or (when told) ungated and untouched so far. */
@@ -159,7 +159,7 @@ export class PlacementController {
     if (!lifted) return;
     metrics.restores.inc({ result: 'started_fresh' });
     log.warn('restore pod released without its checkpoint: it starts fresh', { pod: who, why });
-    await this.o.event?.(pod.namespace, pod.name, 'Warning', 'RestoreStartedFresh', `${why}; starting without the checkpoint`).catch((e) => {
+    await this.o.event?.(pod.namespace, pod.name, 'Warning', 'RestoreStartedFresh', `${why}; starting without the checkpoint`).catch((e: unknown) => {
       log.debug('event not posted', { pod: who, error: (e as Error).message });
     });
   }

@@ -18,6 +18,9 @@
 // Held records count towards N; the other records of the workload fill what is left of it,
 // newest first. So records made up by a caller, or left by repeated preemptions, go first, and
 // a workload never keeps fewer than the records its live and evicted pods need.
+//
+// Records are read as the API server validated them: deploy/crd.yaml requires spec.source.pod,
+// and the uid of the source pod, of its owner and of the preemptor where those are set.
 import type { PodFacts } from '../cluster/facts.js';
 import { ANNOTATION_RESTORE_FROM, objectKey } from '../api/keys.js';
 import type { Checkpoint } from '../api/checkpoint.js';
@@ -58,10 +61,10 @@ const finished = (c: Checkpoint) => time(c.status?.completionTime ?? c.metadata.
  * only, generation after generation), else the pod itself.
  */
 function workload(c: Checkpoint): string {
-  const src = c.spec?.source;
-  const owner = src?.owner?.uid;
+  const src = c.spec.source;
+  const owner = src.owner?.uid;
   if (owner) return `${c.metadata.namespace}/${owner}${src.index !== undefined ? `#${src.index}` : ''}`;
-  return objectKey(c.metadata.namespace, src?.pod?.uid ?? c.metadata.name);
+  return objectKey(c.metadata.namespace, src.pod.uid);
 }
 
 /** The pods retention asks about, indexed once per run: by UID, and by owner UID. */
@@ -100,18 +103,18 @@ function replacedWithout(c: Checkpoint, pods: PodIndex): boolean {
 function holds(ready: Checkpoint[], pods: PodIndex): Map<Checkpoint, Hold> {
   const newest = new Map<string, Checkpoint>();
   for (const c of ready) {
-    const uid = c.spec?.source?.pod?.uid;
+    const uid = c.spec.source.pod.uid;
     if (!uid) continue;
     const seen = newest.get(uid);
     if (!seen || finished(c) > finished(seen)) newest.set(uid, c);
   }
   const out = new Map<Checkpoint, Hold>();
   for (const c of ready) {
-    const source = pods.byUid.get(c.spec?.source?.pod?.uid ?? '');
-    const preemptor = c.spec?.preemptor ? pods.byUid.get(c.spec.preemptor.uid) : undefined;
+    const source = pods.byUid.get(c.spec.source.pod.uid);
+    const preemptor = c.spec.preemptor ? pods.byUid.get(c.spec.preemptor.uid) : undefined;
     if (source && newest.get(source.uid) === c) out.set(c, 'live_source');
     else if (source && !source.deleting && preemptor && !preemptor.nodeName && !preemptor.deleting) out.set(c, 'preemption');
-    else if (!source && newest.get(c.spec?.source?.pod?.uid ?? '') === c && (!c.spec.source.owner || !replacedWithout(c, pods))) {
+    else if (!source && newest.get(c.spec.source.pod.uid) === c && (!c.spec.source.owner || !replacedWithout(c, pods))) {
       out.set(c, 'awaiting_replacement');
     }
   }
@@ -137,9 +140,9 @@ export function planRetention(all: Iterable<Checkpoint>, pods: Iterable<PodFacts
   const uids = new Set<string>();
   const owners = new Set<string>();
   for (const c of ready) {
-    if (c.spec?.source?.pod?.uid) uids.add(c.spec.source.pod.uid);
-    if (c.spec?.preemptor?.uid) uids.add(c.spec.preemptor.uid);
-    if (c.spec?.source?.owner?.uid) owners.add(c.spec.source.owner.uid);
+    if (c.spec.source.pod.uid) uids.add(c.spec.source.pod.uid);
+    if (c.spec.preemptor?.uid) uids.add(c.spec.preemptor.uid);
+    if (c.spec.source.owner?.uid) owners.add(c.spec.source.owner.uid);
   }
   const held = holds(ready, new PodIndex(pods, uids, owners));
 

@@ -117,7 +117,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
     if (!unplacedClaim(c) || !r?.podUID) return false;
     if (!deps.readPod) return deps.view.pod(r.podUID) === undefined;
     const live = await deps.readPod(c.metadata.namespace, r.podName);
-    return !live || live.uid !== r.podUID;
+    return live?.uid !== r.podUID;
   };
 
   /** Whether a pod in the cache took up this claim (then it is not abandoned). */
