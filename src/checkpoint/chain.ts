@@ -12,7 +12,7 @@ export interface ChainLink {
 
 /** A Checkpoint's generation: records written before chains existed are first generations. */
 export function generationOf(c: Checkpoint): number {
-  const g = c.spec?.generation;
+  const g = c.spec.generation;
   return typeof g === 'number' && Number.isInteger(g) && g >= 1 ? g : 1;
 }
 
@@ -45,7 +45,7 @@ export function chainLink(pod: PodFacts, lookup: (namespace: string, name: strin
 export function laterRecords(all: Iterable<Checkpoint>): Map<string, string> {
   const out = new Map<string, string>();
   for (const c of all) {
-    const from = c.spec?.restoredFrom;
+    const from = c.spec.restoredFrom;
     if (from) out.set(objectKey(c.metadata.namespace, from), c.metadata.name);
   }
   return out;

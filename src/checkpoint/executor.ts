@@ -140,7 +140,7 @@ export class CheckpointExecutor {
     const key = this.byVictim.get(victim.uid);
     if (key && this.inflight.has(key)) return { key, state: 'pending' };
     for (const c of [...(key ? [this.written.get(key)] : []), ...(this.o.cachedAll?.() ?? [])]) {
-      if (!c || c.spec.source.pod.uid !== victim.uid) continue;
+      if (c?.spec.source.pod.uid !== victim.uid) continue;
       const state = this.stateOf(c);
       if (state === 'pending' || state === 'ready') return { key: keyOf(c), state, record: c };
     }
@@ -304,7 +304,7 @@ export class CheckpointExecutor {
   }
 
   private tell(victim: PodFacts, type: 'Normal' | 'Warning', reason: string, message: string): void {
-    this.o.event?.(victim.namespace, victim.name, type, reason, message).catch((e) =>
+    this.o.event?.(victim.namespace, victim.name, type, reason, message).catch((e: unknown) =>
       this.o.log.debug('event not posted', { pod: keyOf(victim), error: (e as Error).message }),
     );
   }

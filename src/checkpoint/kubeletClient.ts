@@ -51,7 +51,7 @@ export function parseCheckpointAnswer(target: string, status: number, body: stri
   } catch {
     throw new KubeletError('bad_response', target, `kubelet answered 200 with a body that is not JSON: ${body.slice(0, 100)}`, status);
   }
-  const items = (parsed as { items?: unknown })?.items;
+  const items = (parsed as { items?: unknown } | null)?.items;
   if (!Array.isArray(items) || items.length === 0 || items.some((i) => typeof i !== 'string' || i === '')) {
     throw new KubeletError('bad_response', target, 'kubelet answered 200 without archive paths in items', status);
   }
@@ -67,8 +67,9 @@ function targetOf(req: CheckpointRequest): string {
   return `${req.namespace}/${req.pod}/${req.container} on ${req.node.name}`;
 }
 
+/** Rejects with a KubeletError only. */
 function post(target: string, url: URL, options: https.RequestOptions, timeoutMs: number): Promise<string[]> {
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve, reject: (e: KubeletError) => void) => {
     const req = https.request(url, { ...options, method: 'POST' }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -80,7 +81,8 @@ function post(target: string, url: URL, options: https.RequestOptions, timeoutMs
         try {
           resolve(parseCheckpointAnswer(target, res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8')));
         } catch (e) {
-          reject(e);
+          // parseCheckpointAnswer throws KubeletError only.
+          reject(e as KubeletError);
         }
       });
       res.on('error', (e) => reject(new KubeletError('unreachable', target, `reading the answer: ${e.message}`)));

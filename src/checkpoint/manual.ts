@@ -26,7 +26,7 @@ export type ManualPlan =
  * spec.containers names the containers to checkpoint; empty, all of them.
  */
 export function isManualRequest(c: Checkpoint): boolean {
-  return c.spec?.reason === 'Manual' && !c.status?.phase;
+  return c.spec.reason === 'Manual' && !c.status?.phase;
 }
 
 /**
@@ -42,9 +42,9 @@ export function planManual(
   resources?: ResourcePolicy,
 ): ManualPlan {
   if (!isManualRequest(c)) return { kind: 'ignore' };
-  const ref = c.spec.source?.pod;
+  const ref = c.spec.source.pod;
   const ns = c.metadata.namespace;
-  if (!ref?.name || !ref.uid) return { kind: 'refuse', why: 'the request names no pod (spec.source.pod name and uid)' };
+  if (!ref.name || !ref.uid) return { kind: 'refuse', why: 'the request names no pod (spec.source.pod name and uid)' };
   if (ref.namespace && ref.namespace !== ns) {
     return { kind: 'refuse', why: `pod ${keyOf(ref)} is not in the record's namespace ${ns}` };
   }
@@ -65,7 +65,7 @@ export function planManual(
   const why = manualRefusal(p, { nodeFacts: n, ...(resources ? { resources } : {}) });
   if (why) return { kind: 'refuse', why };
   // Containers named in the request (kubectl hiatus checkpoint -c): only those; none named: all.
-  const asked = c.spec.containers ?? [];
+  const asked = c.spec.containers;
   const unknown = asked.filter((x) => !p.containers.includes(x));
   if (unknown.length > 0) return { kind: 'refuse', why: `pod ${objectKey(ns, p.name)} has no container ${unknown.join(', ')} (it has ${p.containers.join(', ')})` };
   return { kind: 'take', pod: asked.length > 0 ? { ...p, containers: [...new Set(asked)] } : p, node: n };

@@ -37,7 +37,7 @@ function mapError(what: string, e: unknown): Error {
     if (e.code === 409) return new StoreConflict(what);
     return new StoreUnavailable(what, `API server answered ${e.code}`);
   }
-  return new StoreUnavailable(what, (e as Error)?.message ?? String(e));
+  return new StoreUnavailable(what, (e as Error | undefined)?.message ?? String(e));
 }
 
 export class ApiCheckpointStore implements CheckpointStore {

@@ -21,7 +21,7 @@ export function summarize(all: Iterable<Checkpoint>): CheckpointSummary {
     const containers = c.status?.containers ?? [];
     archiveBytes[phase] = (archiveBytes[phase] ?? 0) + containers.reduce((sum, x) => sum + (x.archiveBytes ?? 0), 0);
     if ((phase === 'Ready' || phase === 'Restoring') && containers.length > 0) {
-      const state = c.status?.publication?.state?.toLowerCase() ?? 'none';
+      const state = c.status?.publication?.state.toLowerCase() ?? 'none';
       publications[state] = (publications[state] ?? 0) + 1;
     }
   }
