@@ -159,7 +159,7 @@ export class PreemptionCompleter {
   private async unnominate(intent: PreemptionIntent, node: string): Promise<void> {
     try {
       const live = await this.o.writer.getPod(intent.preemptor.namespace, intent.preemptor.name);
-      if (!live || live.uid !== intent.preemptor.uid || live.nodeName || live.nominatedNodeName !== node) return;
+      if (live?.uid !== intent.preemptor.uid || live.nodeName || live.nominatedNodeName !== node) return;
       await this.o.writer.nominate(intent.preemptor, '');
     } catch (e) {
       this.o.log.debug('nomination not taken back', { preemptor: keyOf(intent.preemptor), error: (e as Error).message });
@@ -258,12 +258,22 @@ export class PreemptionCompleter {
     // Not yet visible in the API server (or gone): the next step decides again.
     if (!(await Promise.all(required.map((v) => executor.confirmReady(v.pod!, intent.preemptor)))).every(Boolean)) return;
     const live = await writer.getPod(intent.preemptor.namespace, intent.preemptor.name);
-    if (!live || live.uid !== uid) return this.end(uid, 'abandoned', 'preemptor deleted');
-    if (live.nodeName) return this.end(uid, 'abandoned', `preemptor bound to ${live.nodeName}`);
-    if (live.deleting) return this.end(uid, 'abandoned', 'preemptor is being deleted');
+    if (live?.uid !== uid) {
+      this.end(uid, 'abandoned', 'preemptor deleted');
+      return;
+    }
+    if (live.nodeName) {
+      this.end(uid, 'abandoned', `preemptor bound to ${live.nodeName}`);
+      return;
+    }
+    if (live.deleting) {
+      this.end(uid, 'abandoned', 'preemptor is being deleted');
+      return;
+    }
     // A nomination to a node that is none of this preemption's candidates is kube-scheduler's own.
     if (live.nominatedNodeName && !intent.candidates.some((c) => c.node === live.nominatedNodeName)) {
-      return this.end(uid, 'abandoned', `preemptor nominated to ${live.nominatedNodeName} meanwhile`);
+      this.end(uid, 'abandoned', `preemptor nominated to ${live.nominatedNodeName} meanwhile`);
+      return;
     }
     // Nominated first, as kube-scheduler's nominator then keeps lower-priority pods off the space
     // the victims free (backend/queue/nominator.go reads status.nominatedNodeName).
@@ -277,12 +287,12 @@ export class PreemptionCompleter {
         if ((await writer.evict({ namespace: pod.namespace, name: pod.name, uid: pod.uid }, message)) !== 'evicted') return;
         evicted.push(keyOf(pod));
         const how = v.action === 'checkpoint' && v.checkpoint === 'ready' ? 'after its checkpoint' : `without a checkpoint (${v.why})`;
-        this.o.event?.(pod.namespace, pod.name, 'Normal', 'Preempted', `Preempted by pod ${uid} on node ${candidate.node} ${how}`).catch((e) =>
+        this.o.event?.(pod.namespace, pod.name, 'Normal', 'Preempted', `Preempted by pod ${uid} on node ${candidate.node} ${how}`).catch((e: unknown) =>
           log.debug('event not posted', { pod: keyOf(pod), error: (e as Error).message }),
         );
       }),
     );
-    if (evicted.length === 0) return this.end(uid, 'done', `victims on ${candidate.node} were gone already`);
-    this.end(uid, 'evicted', `node ${candidate.node}: ${evicted.length} victim(s) evicted`);
+    if (evicted.length === 0) this.end(uid, 'done', `victims on ${candidate.node} were gone already`);
+    else this.end(uid, 'evicted', `node ${candidate.node}: ${evicted.length} victim(s) evicted`);
   }
 }

@@ -47,7 +47,7 @@ export interface CompletionSnapshot extends PreemptionSnapshot {
 
 /** Whether the preemptor still waits for a node: the same pod, unbound, not being deleted. */
 export function preemptorStillPending(intent: PreemptionIntent, pod: PodFacts | undefined): string | undefined {
-  if (!pod || pod.uid !== intent.preemptor.uid) return 'preemptor deleted';
+  if (pod?.uid !== intent.preemptor.uid) return 'preemptor deleted';
   if (pod.nodeName) return `preemptor bound to ${pod.nodeName}`;
   if (pod.deleting) return 'preemptor is being deleted';
   return undefined;
