@@ -83,9 +83,9 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
   try {
     json = JSON.stringify(body);
   } catch (e) {
-    log.error('could not encode an answer', { status, error: (e as Error)?.message });
+    log.error('could not encode an answer', { status, error: (e as Error | undefined)?.message });
     status = 500;
-    json = JSON.stringify({ Error: `internal error: could not encode the answer (${(e as Error)?.message})` });
+    json = JSON.stringify({ Error: `internal error: could not encode the answer (${(e as Error | undefined)?.message})` });
   }
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(json), ...headers });
   res.end(json);
@@ -128,9 +128,9 @@ export function createWebhookApp(deps: WebhookAppDeps): express.Express {
       answer = await deps.mutatePods(await readJson(req, { maxBodyBytes: deps.maxBodyBytes, memory, reservation }, 'mutate-pods'));
     } catch (e) {
       const status = e instanceof BodyError ? e.status : 500;
-      const message = (e as Error)?.message ?? String(e);
+      const message = (e as Error | undefined)?.message ?? String(e);
       if (e instanceof BodyError) headers = headersFor(e);
-      else log.error('mutate-pods failed', { error: message, stack: (e as Error)?.stack });
+      else log.error('mutate-pods failed', { error: message, stack: (e as Error | undefined)?.stack });
       answer = { status, body: { error: message }, result: status === 500 || status === 503 ? 'error' : 'bad_request', why: message };
     }
     try {
@@ -174,8 +174,8 @@ export function createHandler(deps: AppDeps): RequestListener {
         answer = { status: e.status, body: errorBody(verb, e.message), path: 'fast', result, error: e.message };
         headers = headersFor(e);
       } else {
-        const message = `${verb}: internal error: ${(e as Error)?.message ?? String(e)}`;
-        log.error('verb failed', { verb, error: message, stack: (e as Error)?.stack });
+        const message = `${verb}: internal error: ${(e as Error | undefined)?.message ?? String(e)}`;
+        log.error('verb failed', { verb, error: message, stack: (e as Error | undefined)?.stack });
         answer = { status: 500, body: errorBody(verb, message), path: 'fast', result: 'error', error: message };
       }
     }
@@ -227,7 +227,7 @@ export function createHandler(deps: AppDeps): RequestListener {
     }
     if (!admit(req, res, verbCallers, (message) => errorBody(verb, message))) return;
     serveVerb(verb, req, res).catch((e: unknown) => {
-      log.error('verb failed after answering', { verb, error: (e as Error)?.message, stack: (e as Error)?.stack });
+      log.error('verb failed after answering', { verb, error: (e as Error | undefined)?.message, stack: (e as Error | undefined)?.stack });
       if (!res.headersSent) sendJson(res, 500, errorBody(verb, `${verb}: internal error`), {}, log);
     });
   };

@@ -4,7 +4,7 @@
 // --requestheader-client-ca-file / --requestheader-allowed-names (k8s.io/apiserver
 // pkg/authentication/request/x509/x509.go: Verifier.verifySubject matches the CN), here also
 // matching DNS subjectAltNames.
-import type { TLSSocket } from 'node:tls';
+import type { PeerCertificate as TlsPeerCertificate, TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 
 export interface CallerPolicy {
@@ -76,15 +76,17 @@ export function decideCaller(peer: PeerCertificate | undefined, policy: CallerPo
 export function peerCertificate(socket: Socket): PeerCertificate | undefined {
   const tls = socket as Partial<TLSSocket>;
   if (typeof tls.getPeerCertificate !== 'function') return undefined;
-  const cert = tls.getPeerCertificate();
-  // An empty object when the client sent none.
+  // An empty object when the client sent none, null once the socket is destroyed (Node's tls
+  // docs; @types/node has neither).
+  const cert = tls.getPeerCertificate() as Partial<TlsPeerCertificate> | null;
   if (!cert || Object.keys(cert).length === 0) return { presented: false, verified: false, dnsNames: [] };
   const cn = cert.subject?.CN;
-  const error = tls.authorizationError;
+  // Node sets the verify error's code (a string) here, @types/node says an Error: both are read.
+  const error = tls.authorizationError as Error | string | undefined;
   return {
     presented: true,
     verified: tls.authorized === true,
-    ...(error ? { error: String(error instanceof Error ? error.message : error) } : {}),
+    ...(error ? { error: error instanceof Error ? error.message : error } : {}),
     ...(typeof cn === 'string' ? { commonName: cn } : Array.isArray(cn) ? { commonName: String(cn[0]) } : {}),
     dnsNames: dnsNamesOf(cert.subjectaltname),
   };

@@ -8,11 +8,12 @@ import type { Logger } from '../log.js';
 export function installProcessGuards(log: Logger, proc: NodeJS.Process = process): void {
   proc.on('unhandledRejection', (reason) => {
     log.error('unhandled promise rejection', {
-      error: (reason as Error)?.message ?? String(reason),
-      stack: (reason as Error)?.stack,
+      error: (reason as Error | undefined)?.message ?? String(reason),
+      stack: (reason as Error | undefined)?.stack,
     });
   });
-  proc.on('uncaughtException', (e, origin) => {
-    log.error('uncaught exception', { origin, error: e?.message ?? String(e), stack: e?.stack });
+  // Anything can be thrown, whatever the listener's type says.
+  proc.on('uncaughtException', (e: unknown, origin) => {
+    log.error('uncaught exception', { origin, error: (e as Error | undefined)?.message ?? String(e), stack: (e as Error | undefined)?.stack });
   });
 }
