@@ -158,7 +158,15 @@ const NODE: Shape = {
 /** The first place where v does not have the shape, as "path: problem"; undefined when it has. */
 function shapeProblem(v: unknown, shape: Shape, path: string): string | undefined {
   if (v === undefined || v === null || shape === 'any') return undefined;
-  const show = () => (typeof v === 'string' ? JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v) : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : String(v));
+  // JSON has nothing else: a number or a boolean shows as itself.
+  const show = () =>
+    typeof v === 'string'
+      ? JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)
+      : Array.isArray(v)
+        ? 'a list'
+        : typeof v === 'number' || typeof v === 'boolean'
+          ? String(v)
+          : 'an object';
   switch (shape) {
     case 'string':
       return typeof v === 'string' ? undefined : `${path} must be a string, not ${show()}`;
@@ -203,7 +211,7 @@ function decodePod(verb: string, body: Record<string, unknown>): Pod {
   }
   const problem = shapeProblem(pod, POD, 'Pod');
   if (problem) throw new WireError(verb, problem);
-  return pod as Pod;
+  return pod;
 }
 
 function decodeStringList(verb: string, name: string, v: unknown): string[] | null {
@@ -232,7 +240,7 @@ function decodeNodeList(verb: string, v: unknown): NodeList | null {
   }
   const metadata = v.metadata;
   if (metadata !== undefined && metadata !== null && !isObject(metadata)) throw new WireError(verb, 'Nodes.metadata must be an object');
-  return { metadata: (metadata as Record<string, unknown> | null | undefined) ?? null, items: (items as Node[] | undefined) ?? null };
+  return { metadata: metadata ?? null, items: (items as Node[] | undefined) ?? null };
 }
 
 /** Decodes the body of filter and prioritize (ExtenderArgs). */
@@ -308,7 +316,7 @@ export function decodePreemptionArgs(verb: string, body: unknown): ExtenderPreem
         }
         const problem = shapeProblem(p, POD, `NodeNameToVictims[${JSON.stringify(node)}].Pods[${i}]`);
         if (problem) throw new WireError(verb, problem);
-        if (!unique.has(p.metadata.uid)) unique.set(p.metadata.uid, p as Pod);
+        if (!unique.has(p.metadata.uid)) unique.set(p.metadata.uid, p);
       }
       full[node] = {
         Pods: pods === null || pods === undefined ? null : [...unique.values()],
