@@ -13,7 +13,6 @@ import {
   type V1MutatingWebhookConfiguration,
   type V1ClusterRole,
   type V1ClusterRoleBinding,
-  type V1Container,
   type V1CustomResourceDefinition,
   type V1Deployment,
   type V1JSONSchemaProps,
@@ -78,6 +77,7 @@ const SCHEDULER_FILES = yamlFiles('scheduler-config');
 const deploy = load(DEPLOY_FILES);
 const schedulerConfigs = load(SCHEDULER_FILES);
 
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- T names the type of the kind looked up
 function only<T>(kind: string, name: string, docs: Doc[] = deploy): T {
   const found = docs.filter((d) => d.obj.kind === kind && d.obj.metadata?.name === name);
   expect(found.map((d) => `${d.file}: ${kind}/${name}`)).toHaveLength(1);
@@ -95,7 +95,7 @@ type Complete<T> = T extends readonly (infer U)[]
     ? { [K in keyof T]-?: Complete<T[K]> }
     : T;
 
-type RequiredKeys<T> = { [K in keyof T]-?: {} extends Pick<T, K> ? never : K }[keyof T] & string;
+type RequiredKeys<T> = { [K in keyof T]-?: Pick<T, K> extends Required<Pick<T, K>> ? K : never }[keyof T] & string;
 
 /** Compiles only when `keys` names exactly the required (non-optional) properties of T. */
 const requiredOf =
@@ -301,7 +301,7 @@ describe('deploy/ and scheduler-config/ parse', () => {
 describe('Checkpoint CRD', () => {
   const crd = only<V1CustomResourceDefinition>('CustomResourceDefinition', `${CHECKPOINT_PLURAL}.${CHECKPOINT_GROUP}`);
   const version = crd.spec.versions.find((v) => v.name === CHECKPOINT_VERSION)!;
-  const root = version?.schema?.openAPIV3Schema as V1JSONSchemaProps;
+  const root = version.schema!.openAPIV3Schema!;
 
   it('has the group, version, names and scope the code uses', () => {
     expect(crd.spec.group).toBe(CHECKPOINT_GROUP);
@@ -429,7 +429,7 @@ describe('Deployment, Service, PodDisruptionBudget', () => {
   const pdb = only<V1PodDisruptionBudget>('PodDisruptionBudget', 'hiatus');
   const template = deployment.spec!.template;
   const pod = template.spec!;
-  const container = pod.containers[0] as V1Container;
+  const container = pod.containers[0]!;
   const podLabels = template.metadata!.labels!;
   const port = (p: number | string | undefined) =>
     typeof p === 'string' ? container.ports?.find((c) => c.name === p)?.containerPort : p;
@@ -742,7 +742,7 @@ describe('NetworkPolicy', () => {
   it('lets kube-scheduler and Prometheus reach the extender port and only the control plane reach the webhook', () => {
     const [scheduler, apiserver, prometheus] = rules;
     expect(portsOf(0)).toEqual([8888]);
-    expect(scheduler!._from!.some((f) => f.podSelector?.matchLabels?.['component'] === 'kube-scheduler')).toBe(true);
+    expect(scheduler!._from!.some((f) => f.podSelector?.matchLabels?.component === 'kube-scheduler')).toBe(true);
     expect(portsOf(1)).toEqual([8443]);
     expect(apiserver!._from!.every((f) => f.ipBlock && !f.podSelector && !f.namespaceSelector)).toBe(true);
     expect(portsOf(2)).toEqual([8888]);

@@ -110,7 +110,7 @@ function apiLines(files: string[]): Found[] {
 }
 
 function rolesIn(file: string): V1ClusterRole[] {
-  return (loadAllYaml(readFileSync(join(ROOT, file), 'utf8')) as { kind?: string }[]).filter((d) => d.kind === 'ClusterRole') as V1ClusterRole[];
+  return (loadAllYaml(readFileSync(join(ROOT, file), 'utf8')) as { kind?: string }[]).filter((d) => d.kind === 'ClusterRole');
 }
 
 /** "group/resource:verb" for every permission a role grants. */

@@ -78,7 +78,7 @@ async function hiatus(...args: string[]): Promise<Result> {
     if (typeof err.code !== 'number') throw e;
     raw = { code: err.code, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
   }
-  const transcript = process.env['HIATUS_E2E_TRANSCRIPT'];
+  const transcript = process.env.HIATUS_E2E_TRANSCRIPT;
   if (transcript) appendFileSync(transcript, `$ kubectl hiatus ${args.join(' ')}\n${raw.stderr}${raw.stdout}${raw.code ? `(exit ${raw.code})\n` : ''}\n`);
   return { code: raw.code, stdout: normalize(raw.stdout), stderr: normalize(raw.stderr) };
 }

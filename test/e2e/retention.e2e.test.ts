@@ -118,7 +118,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (failed) process.stderr.write(`e2e failed; logs kept in ${cp.dir}\n${cp.tails()}\n${ext?.proc.tail(80) ?? ''}\n`);
   await ext?.stop();
-  await cp?.stop({ keep: failed || process.env['HIATUS_E2E_KEEP'] === '1' });
+  await cp?.stop({ keep: failed || process.env.HIATUS_E2E_KEEP === '1' });
 });
 
 describe('retention never deletes a live victim\'s record (issue 11)', () => {

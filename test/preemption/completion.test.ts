@@ -153,7 +153,7 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
 
   it('nominates the node at once, and evicts a Required victim only after its Ready record is in the store', async () => {
     const r = await rig([victim('trainer', 'n1', { policy: 'Required' }), victim('web', 'n1', { policy: 'Never' })], 300);
-    completer!.track({ preemptor: PREEMPTOR, priority: 1000, candidates: [{ node: 'n1', victims: ['uid-trainer', 'uid-web'], numPDBViolations: 0 }], index: 0 });
+    await completer!.track({ preemptor: PREEMPTOR, priority: 1000, candidates: [{ node: 'n1', victims: ['uid-trainer', 'uid-web'], numPDBViolations: 0 }], index: 0 });
     await until(() => r.writer.calls.some((c) => c.startsWith('evict')));
     const [ck] = [...r.store.objects.values()];
     expect(ck!.status!.phase).toBe('Ready');
@@ -164,7 +164,7 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
   it('evicts nothing when the API server says the preemptor is already bound', async () => {
     const r = await rig([victim('trainer', 'n1', { policy: 'Required' })], 100);
     r.writer.live = { uid: 'uid-urgent', nodeName: 'n2', deleting: false };
-    completer!.track({ preemptor: PREEMPTOR, priority: 1000, candidates: [{ node: 'n1', victims: ['uid-trainer'], numPDBViolations: 0 }], index: 0 });
+    await completer!.track({ preemptor: PREEMPTOR, priority: 1000, candidates: [{ node: 'n1', victims: ['uid-trainer'], numPDBViolations: 0 }], index: 0 });
     await until(() => !completer!.has('uid-urgent'));
     expect(r.writer.calls).toEqual(['nominate urgent n1', 'get default/urgent']);
   });
@@ -172,7 +172,7 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
   it('takes its early nomination back when it gives up on a preemptor that still waits', async () => {
     const r = await rig([victim('trainer', 'n1', { policy: 'Required' })], 50);
     r.sim.inject({ pod: 'trainer', failure: { kind: 'runtime-error' } });
-    completer!.track({ preemptor: PREEMPTOR, priority: 1000, candidates: [{ node: 'n1', victims: ['uid-trainer'], numPDBViolations: 0 }], index: 0 });
+    await completer!.track({ preemptor: PREEMPTOR, priority: 1000, candidates: [{ node: 'n1', victims: ['uid-trainer'], numPDBViolations: 0 }], index: 0 });
     await until(() => !completer!.has('uid-urgent'));
     await until(() => r.writer.calls.length >= 3);
     expect(r.writer.calls).toEqual(['nominate urgent n1', 'get default/urgent', 'nominate urgent ']);
@@ -184,7 +184,7 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
     const get = r.store.get.bind(r.store);
     let confirmable = false;
     r.store.get = async (ns, name) => (confirmable ? get(ns, name) : undefined);
-    completer!.track({ preemptor: PREEMPTOR, priority: 1000, candidates: [{ node: 'n1', victims: ['uid-trainer'], numPDBViolations: 0 }], index: 0 });
+    await completer!.track({ preemptor: PREEMPTOR, priority: 1000, candidates: [{ node: 'n1', victims: ['uid-trainer'], numPDBViolations: 0 }], index: 0 });
     await until(() => [...r.store.objects.values()].some((c) => c.status?.phase === 'Ready'));
     await new Promise((res) => setTimeout(res, 300));
     expect(r.writer.calls).toEqual(['nominate urgent n1']);

@@ -152,18 +152,18 @@ function admitted(pod: Pod, ops: { op: string; path: string; value?: unknown }[]
 }
 
 /** RFC 6902 add/replace/remove/test, enough for the webhook's and the controller's patches. */
-function applyPatch(doc: any, ops: readonly { op: string; path: string; value?: unknown }[]): any {
+function applyPatch<T extends object>(doc: T, ops: readonly { op: string; path: string; value?: unknown }[]): T {
   for (const o of ops) {
     const keys = o.path.split('/').slice(1).map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~'));
     const last = keys.pop()!;
-    let parent = doc;
-    for (const k of keys) parent = parent[k];
+    let parent = doc as Record<string, unknown>;
+    for (const k of keys) parent = parent[k] as Record<string, unknown>;
     if (o.op === 'test') {
       if (JSON.stringify(parent[last]) !== JSON.stringify(o.value)) throw Object.assign(new Error(`test ${o.path} failed`), { code: 422 });
     } else if (o.op === 'remove') {
       if (!(last in parent)) throw Object.assign(new Error(`remove ${o.path}: no such path`), { code: 422 });
       if (Array.isArray(parent)) parent.splice(Number(last), 1);
-      else delete parent[last];
+      else Reflect.deleteProperty(parent, last);
     } else if (Array.isArray(parent) && last === '-') {
       parent.push(o.value);
     } else {

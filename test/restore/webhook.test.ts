@@ -268,7 +268,7 @@ describe('the restore admission webhook over HTTP', () => {
     ['not an AdmissionReview', { kind: 'Pod' }, /expected an AdmissionReview/],
     ['no request uid', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { kind: { kind: 'Pod' } } }, /no uid/],
   ])('answers a malformed review (%s) with 400, which failurePolicy Ignore turns into an admitted pod', async (_what, body, message) => {
-    const r = await post(url, body as object);
+    const r = await post(url, body);
     expect(r.status).toBe(400);
     expect((r.json as { error: string }).error).toMatch(message);
   });

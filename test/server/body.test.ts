@@ -11,7 +11,7 @@ describe('scanJson', () => {
   it('stops at the first level past the limit', () => {
     expect(scan('[[[1]]]', 3).tooDeep).toBe(false);
     expect(scan('[[[[1]]]]', 3)).toMatchObject({ tooDeep: true, containers: 4 });
-    expect(scan(`${'['.repeat(1_000_000)}`).tooDeep).toBe(true);
+    expect(scan('['.repeat(1_000_000)).tooDeep).toBe(true);
   });
 
   it('skips brackets, commas and escaped quotes inside strings', () => {

@@ -30,7 +30,7 @@ function shipped(): Shipped {
   const args = container.args ?? [];
   const arg = (flag: string) => args.find((a) => a.startsWith(`--${flag}=`));
   const nodeOptions = container.env?.find((e) => e.name === 'NODE_OPTIONS')?.value;
-  const limit = parseQuantity(container.resources?.limits?.['memory']);
+  const limit = parseQuantity(container.resources?.limits?.memory);
   const maxBody = parseQuantity(arg('max-body-bytes')?.split('=')[1]);
   if (!nodeOptions || !limit || !maxBody || !arg('max-request-memory')) {
     throw new Error('deploy/deployment.yaml: NODE_OPTIONS, limits.memory, --max-body-bytes and --max-request-memory expected');

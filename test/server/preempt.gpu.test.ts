@@ -184,7 +184,7 @@ describe('a GPU preemption completed in the background', () => {
       evict: async (p: PodRef) => (calls.push(`evict ${p.name}`), 'evicted'),
     };
     completer = new PreemptionCompleter({ view, executor, writer, metrics, log: silentLogger, defaultPolicy: 'Never', maxWaitMs: 30_000, intervalMs: 50 }).start();
-    completer.track({ preemptor: { namespace: 'default', name: 'urgent', uid: 'uid-urgent' }, priority: 1000, candidates: [{ node: 'g1', victims: ['uid-t'], numPDBViolations: 0 }], index: 0 });
+    await completer.track({ preemptor: { namespace: 'default', name: 'urgent', uid: 'uid-urgent' }, priority: 1000, candidates: [{ node: 'g1', victims: ['uid-t'], numPDBViolations: 0 }], index: 0 });
     const end = Date.now() + 10_000;
     while (!calls.includes('evict t') && Date.now() < end) await new Promise((res) => setTimeout(res, 20));
     expect(calls[0]).toBe('nominate urgent g1');
@@ -257,7 +257,7 @@ describe('kubelet simulator with GPUs', () => {
     const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/checkpoint/ml/t/main', rejectUnauthorized: false }, (resp) => {
         let body = '';
-        resp.on('data', (d) => (body += d));
+        resp.on('data', (d: Buffer) => (body += d.toString()));
         resp.on('end', () => resolve({ status: resp.statusCode ?? 0, body }));
       });
       req.on('error', reject);
