@@ -122,7 +122,7 @@ export class Rig {
    * (HIATUS_E2E_KEEP=1 keeps it anyway).
    */
   async stopAll(failed = this.failed): Promise<void> {
-    const keep = failed || process.env['HIATUS_E2E_KEEP'] === '1';
+    const keep = failed || process.env.HIATUS_E2E_KEEP === '1';
     if (!failed && keep) process.stderr.write(`e2e logs kept in ${this.cp.dir}\n`);
     if (failed) {
       const ext = this.ext ? `\n${this.ext.proc.tail(60)}` : '';
@@ -192,7 +192,7 @@ export class Rig {
         return msgs.find(match);
       }, timeoutMs, 500);
     } catch (e) {
-      throw new Error(`${(e as Error).message}; FailedScheduling messages seen: ${JSON.stringify(seen)}`);
+      throw new Error(`${(e as Error).message}; FailedScheduling messages seen: ${JSON.stringify(seen)}`, { cause: e });
     }
   }
 

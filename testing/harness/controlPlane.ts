@@ -23,7 +23,7 @@ export async function buildKubernetes(logFile: string): Promise<string> {
   } catch (e) {
     const err = e as Error & { stderr?: string };
     writeFileSync(logFile, err.stderr ?? '');
-    throw new Error(`e2e/k8s/build.sh failed: ${err.message}\n${(err.stderr ?? '').split('\n').slice(-30).join('\n')}`);
+    throw new Error(`e2e/k8s/build.sh failed: ${err.message}\n${(err.stderr ?? '').split('\n').slice(-30).join('\n')}`, { cause: e });
   }
   const bin = stdout.trim().split('\n').pop() ?? '';
   if (!bin) throw new Error('e2e/k8s/build.sh printed no bin directory');
@@ -77,7 +77,7 @@ export class ControlPlane {
     for (const user of ['admin', 'scheduler', 'controller-manager']) writeKubeconfig(dir, user, apiserverUrl);
     const cp = new ControlPlane(dir, bin, apiserverUrl, extenderTls);
     try {
-      await cp.startCore(etcdPort!, etcdPeerPort!, apiPort!, kcmPort!);
+      await cp.startCore(etcdPort, etcdPeerPort, apiPort, kcmPort);
     } catch (e) {
       await cp.stop();
       throw e;

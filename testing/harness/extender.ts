@@ -13,8 +13,9 @@ let built: Promise<unknown> | undefined;
 
 /** `npm run build`, once per jest worker. */
 export function buildExtender(): Promise<unknown> {
-  built ??= promisify(execFile)('npm', ['run', 'build', '--silent'], { cwd: repoRoot() }).catch((e: Error & { stdout?: string }) => {
-    throw new Error(`npm run build failed: ${e.message}\n${e.stdout ?? ''}`);
+  built ??= promisify(execFile)('npm', ['run', 'build', '--silent'], { cwd: repoRoot() }).catch((thrown: unknown) => {
+    const e = thrown as Error & { stdout?: string };
+    throw new Error(`npm run build failed: ${e.message}\n${e.stdout ?? ''}`, { cause: e });
   });
   return built;
 }

@@ -42,7 +42,8 @@ export interface ExtenderTls {
 
 /** The client names deploy/deployment.yaml allows on each listener. */
 export function shippedClientNames(): { scheduler: string; apiserver: string } {
-  const docs = loadAll(readFileSync(path.join(repoRoot(), 'deploy/deployment.yaml'), 'utf8')) as { kind?: string }[];
+  // An empty YAML document loads as null.
+  const docs = loadAll(readFileSync(path.join(repoRoot(), 'deploy/deployment.yaml'), 'utf8')) as ({ kind?: string } | null)[];
   const deployment = docs.find((d) => d?.kind === 'Deployment') as V1Deployment | undefined;
   const args = deployment?.spec?.template.spec?.containers[0]?.args ?? [];
   const value = (flag: string) => {

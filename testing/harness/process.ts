@@ -87,15 +87,15 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 /** Polls cond until it returns a truthy value; the error says what was awaited. */
 export async function waitUntil<T>(what: string, cond: () => T | Promise<T>, timeoutMs = 60_000, everyMs = 250): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
-  let last: unknown;
+  let last: Error | undefined;
   for (;;) {
     try {
       const v = await cond();
-      if (v) return v as NonNullable<T>;
+      if (v) return v;
       last = undefined;
     } catch (e) {
       if (e instanceof GiveUp) throw e;
-      last = e;
+      last = e as Error;
     }
     if (Date.now() > deadline) {
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
@@ -164,6 +164,6 @@ export async function waitForHttp(proc: ManagedProcess, url: string, opts: GetOp
       return (await httpGetStatus(url, opts)) === 200;
     }, timeoutMs, 300);
   } catch (e) {
-    throw new Error(`${(e as Error).message}\n${proc.tail()}`);
+    throw new Error(`${(e as Error).message}\n${proc.tail()}`, { cause: e });
   }
 }

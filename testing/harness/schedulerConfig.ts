@@ -73,16 +73,17 @@ function shipped(base: SchedulerConfigBase): Obj {
 }
 
 function extendersOf(doc: Obj, base: SchedulerConfigBase): Obj[] {
-  const extenders = doc['extenders'] as Obj[] | undefined;
+  const extenders = doc.extenders as Obj[] | undefined;
   if (!extenders || extenders.length === 0) throw new Error(`scheduler-config/${base}.yaml: no extenders`);
-  const timeouts = new Set(extenders.map((e) => e['httpTimeout']));
+  const timeouts = new Set(extenders.map((e) => e.httpTimeout));
   if (timeouts.size !== 1) throw new Error(`scheduler-config/${base}.yaml: the extender entries disagree on httpTimeout`);
   return extenders;
 }
 
 /** The httpTimeout the shipped entries share (the extender's preempt budget is derived from it). */
 export function shippedHttpTimeout(base: SchedulerConfigBase): string {
-  return String(shippedExtenders(base)[0]!['httpTimeout'] ?? '5s');
+  // A Go duration ("5s"): YAML reads it as a string.
+  return (shippedExtenders(base)[0]!.httpTimeout as string | undefined) ?? '5s';
 }
 
 /**
@@ -103,15 +104,15 @@ export function schedulerConfig(opts: SchedulerConfigOptions): string {
   const doc = shipped(opts.base);
   const extenders = extendersOf(doc, opts.base);
   // The shipped files have a plain profile and its "-restore" twin (every node scored).
-  const profiles = (doc['profiles'] as Obj[] | undefined) ?? [];
+  const profiles = (doc.profiles as Obj[] | undefined) ?? [];
   const [plain, restore] = profiles;
-  if (profiles.length !== 2 || !plain || !restore || restore['schedulerName'] !== `${String(plain['schedulerName'])}-restore`) {
+  if (profiles.length !== 2 || !plain || restore?.schedulerName !== `${String(plain.schedulerName)}-restore`) {
     throw new Error(`${file}: expected a profile and its -restore twin`);
   }
-  const name = opts.schedulerName ?? String(plain['schedulerName']);
+  const name = opts.schedulerName ?? String(plain.schedulerName);
   const plainProfile: Obj = { ...plain, schedulerName: name };
-  if (opts.percentageOfNodesToScore === null) delete plainProfile['percentageOfNodesToScore'];
-  else if (opts.percentageOfNodesToScore !== undefined) plainProfile['percentageOfNodesToScore'] = opts.percentageOfNodesToScore;
+  if (opts.percentageOfNodesToScore === null) delete plainProfile.percentageOfNodesToScore;
+  else if (opts.percentageOfNodesToScore !== undefined) plainProfile.percentageOfNodesToScore = opts.percentageOfNodesToScore;
   const { extenders: _shipped, ...rest } = doc;
   const config: Obj = {
     ...rest,
@@ -123,11 +124,11 @@ export function schedulerConfig(opts: SchedulerConfigOptions): string {
     // No extender, so no managedResources: keep what ignoredByScheduler did, or no node fits a
     // pod requesting the restore marker (a baseline must schedule the same pods).
     const ignored = extenders
-      .flatMap((e) => (e['managedResources'] as { name: string; ignoredByScheduler?: boolean }[] | undefined) ?? [])
+      .flatMap((e) => (e.managedResources as { name: string; ignoredByScheduler?: boolean }[] | undefined) ?? [])
       .filter((r) => r.ignoredByScheduler)
       .map((r) => r.name);
     if (ignored.length > 0) {
-      config['profiles'] = (config['profiles'] as Obj[]).map((p) => ({
+      config.profiles = (config.profiles as Obj[]).map((p) => ({
         ...p,
         pluginConfig: [{ name: 'NodeResourcesFit', args: { ignoredResources: ignored } }],
       }));
@@ -137,7 +138,7 @@ export function schedulerConfig(opts: SchedulerConfigOptions): string {
     const url = opts.extenderUrl;
     const https = url.startsWith('https:');
     if (https && !opts.extenderClient) throw new Error(`${url}: an https extender needs extenderClient (the CA and kube-scheduler's certificate)`);
-    config['extenders'] = extenders.map(({ tlsConfig, managedResources, ...extender }) => ({
+    config.extenders = extenders.map(({ tlsConfig, managedResources, ...extender }) => ({
       ...extender,
       ...(managedResources !== undefined && !opts.everyPod ? { managedResources } : {}),
       urlPrefix: url,

@@ -29,8 +29,8 @@ export async function generateSelfSignedCert(
     await promisify(execFile)('openssl', args);
   } catch (e) {
     const err = e as NodeJS.ErrnoException & { stderr?: string };
-    if (err.code === 'ENOENT') throw new Error('openssl is not installed: pass tls { cert, key } to the kubelet simulator');
-    throw new Error(`openssl could not make the simulator's certificate: ${err.stderr ?? err.message}`);
+    if (err.code === 'ENOENT') throw new Error('openssl is not installed: pass tls { cert, key } to the kubelet simulator', { cause: e });
+    throw new Error(`openssl could not make the simulator's certificate: ${err.stderr ?? err.message}`, { cause: e });
   }
   await fsp.chmod(keyFile, 0o600);
   const [cert, key] = await Promise.all([fsp.readFile(certFile, 'utf8'), fsp.readFile(keyFile, 'utf8')]);

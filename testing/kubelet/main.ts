@@ -40,13 +40,13 @@ function readJson(flag: string, file: string): unknown {
   try {
     return JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new Error(`--${flag} ${file}: ${(e as Error).message}`);
+    throw new Error(`--${flag} ${file}: ${(e as Error).message}`, { cause: e });
   }
 }
 
 function toSimPod(item: unknown): SimPod {
   const o = item as Partial<SimPod> & Partial<V1Pod>;
-  return o.metadata ? simPodFromV1Pod(o as V1Pod) : (o as SimPod);
+  return o.metadata ? simPodFromV1Pod(o) : (o as SimPod);
 }
 
 interface Parsed {
@@ -97,7 +97,7 @@ function parse(argv: string[]): Parsed {
       try {
         return JSON.parse(j) as Injection;
       } catch (e) {
-        throw new Error(`--inject ${j}: ${(e as Error).message}`);
+        throw new Error(`--inject ${j}: ${(e as Error).message}`, { cause: e });
       }
     }),
     seed: number('seed', values.seed),
