@@ -99,7 +99,13 @@ const disruptionBody = (pod: PodRef, message: string, now: Date) => ({
   metadata: { uid: pod.uid },
   status: {
     conditions: [
-      { type: 'DisruptionTarget', status: 'True', reason: REASON_PREEMPTION_BY_SCHEDULER, message, lastTransitionTime: now.toISOString() },
+      {
+        type: 'DisruptionTarget',
+        status: 'True',
+        reason: REASON_PREEMPTION_BY_SCHEDULER,
+        message,
+        lastTransitionTime: now.toISOString(),
+      },
     ],
   },
 });
@@ -114,14 +120,21 @@ function livePod(body: unknown): LivePod {
     deleting: Boolean(raw?.metadata?.deletionTimestamp),
   };
 }
-const nominateBody = (pod: PodRef, node: string) => ({ metadata: { uid: pod.uid }, status: { nominatedNodeName: node } });
+const nominateBody = (pod: PodRef, node: string) => ({
+  metadata: { uid: pod.uid },
+  status: { nominatedNodeName: node },
+});
 const liftGatePatch = (pod: PodRef, gate: string, index: number, also: readonly PatchOp[] = []) => [
   { op: 'test', path: '/metadata/uid', value: pod.uid },
   { op: 'test', path: `/spec/schedulingGates/${index}/name`, value: gate },
   ...also,
   { op: 'remove', path: `/spec/schedulingGates/${index}` },
 ];
-const podPath = (pod: PodRef) => `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}`;
+const podPath = (pod: PodRef) =>
+  `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}`;
+
+// Both writers keep each API call on one line (long arguments go to locals first):
+// test/deploy/rbac.test.ts derives the RBAC rules from those lines.
 
 /** Patches over a keep-alive pool; credentials are read per call, so rotated tokens and certificates apply. */
 class KeepAlivePodWriter implements PodPlacementWriter, PreemptionWriter {
@@ -132,12 +145,15 @@ class KeepAlivePodWriter implements PodPlacementWriter, PreemptionWriter {
   constructor(private readonly kc: KubeConfig) {}
 
   async nominate(pod: PodRef, node: string): Promise<void> {
-    await this.send('PATCH', `${podPath(pod)}/status`, PatchStrategy.StrategicMergePatch, nominateBody(pod, node), `nominate ${node} for pod ${keyOf(pod)}`);
+    const body = nominateBody(pod, node);
+    const what = `nominate ${node} for pod ${keyOf(pod)}`;
+    await this.send('PATCH', `${podPath(pod)}/status`, PatchStrategy.StrategicMergePatch, body, what);
   }
 
   async getPod(namespace: string, name: string): Promise<LivePod | undefined> {
     try {
-      return livePod(await this.send('GET', podPath({ namespace, name, uid: '' }), undefined, undefined, `read pod ${objectKey(namespace, name)}`));
+      const what = `read pod ${objectKey(namespace, name)}`;
+      return livePod(await this.send('GET', podPath({ namespace, name, uid: '' }), undefined, undefined, what));
     } catch (e) {
       if (isNotFound(e)) return undefined;
       throw e;
@@ -147,7 +163,9 @@ class KeepAlivePodWriter implements PodPlacementWriter, PreemptionWriter {
   async evict(pod: PodRef, message: string): Promise<'evicted' | 'gone'> {
     const who = `pod ${keyOf(pod)}`;
     try {
-      await this.send('PATCH', `${podPath(pod)}/status`, PatchStrategy.StrategicMergePatch, disruptionBody(pod, message, new Date()), `mark ${who} DisruptionTarget`);
+      const marked = disruptionBody(pod, message, new Date());
+      const what = `mark ${who} DisruptionTarget`;
+      await this.send('PATCH', `${podPath(pod)}/status`, PatchStrategy.StrategicMergePatch, marked, what);
       await this.send('DELETE', podPath(pod), 'application/json', deleteBody(pod), `delete ${who}`);
       return 'evicted';
     } catch (e) {
@@ -159,7 +177,8 @@ class KeepAlivePodWriter implements PodPlacementWriter, PreemptionWriter {
 
   async liftGate(pod: PodRef, gate: string, index: number, also: readonly PatchOp[] = []): Promise<boolean> {
     try {
-      await this.send('PATCH', podPath(pod), PatchStrategy.JsonPatch, liftGatePatch(pod, gate, index, also), `lift gate ${gate} of pod ${keyOf(pod)}`);
+      const what = `lift gate ${gate} of pod ${keyOf(pod)}`;
+      await this.send('PATCH', podPath(pod), PatchStrategy.JsonPatch, liftGatePatch(pod, gate, index, also), what);
       return true;
     } catch (e) {
       if (isUnprocessable(e)) return false;
@@ -167,14 +186,22 @@ class KeepAlivePodWriter implements PodPlacementWriter, PreemptionWriter {
     }
   }
 
-  private async send(method: string, path: string, contentType: string | undefined, body: unknown, what: string): Promise<unknown> {
+  private async send(
+    method: string,
+    path: string,
+    contentType: string | undefined,
+    body: unknown,
+    what: string,
+  ): Promise<unknown> {
     const server = this.kc.getCurrentCluster()?.server;
     if (!server) throw new Error(`${what}: the kubeconfig has no current cluster`);
     const url = new URL(path, server);
     const options: https.RequestOptions = {};
     await this.kc.applyToHTTPSOptions(options);
     if (url.protocol === 'https:') {
-      const key = [options.ca, options.cert, options.key, options.rejectUnauthorized, options.servername].map(String).join('\0');
+      const key = [options.ca, options.cert, options.key, options.rejectUnauthorized, options.servername]
+        .map(String)
+        .join('\0');
       if (!this.agent || key !== this.agentKey) {
         this.agent?.destroy();
         this.agent = new https.Agent({
@@ -191,7 +218,10 @@ class KeepAlivePodWriter implements PodPlacementWriter, PreemptionWriter {
     }
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const client = url.protocol === 'https:' ? https : http;
-    const headers: http.OutgoingHttpHeaders = { ...(options.headers as http.OutgoingHttpHeaders | undefined), Accept: 'application/json' };
+    const headers: http.OutgoingHttpHeaders = {
+      ...(options.headers as http.OutgoingHttpHeaders | undefined),
+      Accept: 'application/json',
+    };
     if (payload !== undefined) {
       headers['Content-Type'] = contentType;
       headers['Content-Length'] = Buffer.byteLength(payload);
@@ -199,7 +229,12 @@ class KeepAlivePodWriter implements PodPlacementWriter, PreemptionWriter {
     return new Promise<unknown>((resolve, reject) => {
       const req = client.request(
         url,
-        { method, agent: url.protocol === 'https:' ? this.agent : this.plainAgent, headers, timeout: REQUEST_TIMEOUT_MS },
+        {
+          method,
+          agent: url.protocol === 'https:' ? this.agent : this.plainAgent,
+          headers,
+          timeout: REQUEST_TIMEOUT_MS,
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -237,7 +272,10 @@ class ClientNodePodWriter implements PodPlacementWriter, PreemptionWriter {
   }
 
   async nominate(pod: PodRef, node: string): Promise<void> {
-    await this.core.patchNamespacedPodStatus({ namespace: pod.namespace, name: pod.name, body: nominateBody(pod, node) }, this.strategic);
+    await this.core.patchNamespacedPodStatus(
+      { namespace: pod.namespace, name: pod.name, body: nominateBody(pod, node) },
+      this.strategic,
+    );
   }
 
   async getPod(namespace: string, name: string): Promise<LivePod | undefined> {
@@ -251,7 +289,10 @@ class ClientNodePodWriter implements PodPlacementWriter, PreemptionWriter {
 
   async evict(pod: PodRef, message: string): Promise<'evicted' | 'gone'> {
     try {
-      await this.core.patchNamespacedPodStatus({ namespace: pod.namespace, name: pod.name, body: disruptionBody(pod, message, new Date()) }, this.strategic);
+      await this.core.patchNamespacedPodStatus(
+        { namespace: pod.namespace, name: pod.name, body: disruptionBody(pod, message, new Date()) },
+        this.strategic,
+      );
       await this.core.deleteNamespacedPod({ namespace: pod.namespace, name: pod.name, body: deleteBody(pod) });
       return 'evicted';
     } catch (e) {
@@ -262,7 +303,8 @@ class ClientNodePodWriter implements PodPlacementWriter, PreemptionWriter {
 
   async liftGate(pod: PodRef, gate: string, index: number, also: readonly PatchOp[] = []): Promise<boolean> {
     try {
-      await this.core.patchNamespacedPod({ namespace: pod.namespace, name: pod.name, body: liftGatePatch(pod, gate, index, also) }, this.json);
+      const { namespace, name } = pod;
+      await this.core.patchNamespacedPod({ namespace, name, body: liftGatePatch(pod, gate, index, also) }, this.json);
       return true;
     } catch (e) {
       if (isUnprocessable(e)) return false;
