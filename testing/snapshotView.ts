@@ -65,7 +65,12 @@ export class SnapshotView implements ClusterView {
   }
 
   sizes(): CacheSizes {
-    return { nodes: this.nodes.size, pods: this.podsByUid.size, priorityClasses: this.classes.size, checkpoints: this.checkpointsByKey.size };
+    return {
+      nodes: this.nodes.size,
+      pods: this.podsByUid.size,
+      priorityClasses: this.classes.size,
+      checkpoints: this.checkpointsByKey.size,
+    };
   }
 
   stop(): void {}

@@ -105,7 +105,9 @@ const OBJECT_META: Shape = {
     resourceVersion: 'string',
     labels: 'strings',
     annotations: 'strings',
-    ownerReferences: { list: { object: { apiVersion: 'string', kind: 'string', name: 'string', uid: 'string', controller: 'boolean' } } },
+    ownerReferences: {
+      list: { object: { apiVersion: 'string', kind: 'string', name: 'string', uid: 'string', controller: 'boolean' } },
+    },
     creationTimestamp: 'string',
     deletionTimestamp: 'string',
   },
@@ -178,9 +180,11 @@ function shapeProblem(v: unknown, shape: Shape, path: string): string | undefine
         : `${path} must be an integer from ${INT32_MIN} to ${INT32_MAX}, not ${show()}`;
     case 'strings':
     case 'quantities': {
-      if (!isObject(v)) return `${path} must be an object of ${shape === 'strings' ? 'strings' : 'quantities'}, not ${show()}`;
+      if (!isObject(v))
+        return `${path} must be an object of ${shape === 'strings' ? 'strings' : 'quantities'}, not ${show()}`;
       for (const [k, item] of Object.entries(v)) {
-        const ok = typeof item === 'string' || (shape === 'quantities' && typeof item === 'number' && Number.isFinite(item));
+        const ok =
+          typeof item === 'string' || (shape === 'quantities' && typeof item === 'number' && Number.isFinite(item));
         if (!ok) return `${path}.${k} must be a ${shape === 'strings' ? 'string' : 'quantity (a string or a number)'}`;
       }
       return undefined;
@@ -239,7 +243,8 @@ function decodeNodeList(verb: string, v: unknown): NodeList | null {
     }
   }
   const metadata = v.metadata;
-  if (metadata !== undefined && metadata !== null && !isObject(metadata)) throw new WireError(verb, 'Nodes.metadata must be an object');
+  if (metadata !== undefined && metadata !== null && !isObject(metadata))
+    throw new WireError(verb, 'Nodes.metadata must be an object');
   return { metadata: metadata ?? null, items: (items as Node[] | undefined) ?? null };
 }
 

@@ -26,13 +26,18 @@ function positiveInteger(v: string | undefined): number | undefined {
  * on the pod, else the record's own while retention keeps it, else 2 (a restored pod is at least
  * a second life). `lookup` reads a Checkpoint from the cache.
  */
-export function chainLink(pod: PodFacts, lookup: (namespace: string, name: string) => Checkpoint | undefined): ChainLink {
+export function chainLink(
+  pod: PodFacts,
+  lookup: (namespace: string, name: string) => Checkpoint | undefined,
+): ChainLink {
   const from = pod.annotations[ANNOTATION_RESTORE_FROM];
   if (!from) return { generation: 1 };
-  const previous = positiveInteger(pod.annotations[ANNOTATION_RESTORE_GENERATION]) ?? (() => {
-    const c = lookup(pod.namespace, from);
-    return c ? generationOf(c) : 1;
-  })();
+  const previous =
+    positiveInteger(pod.annotations[ANNOTATION_RESTORE_GENERATION]) ??
+    (() => {
+      const c = lookup(pod.namespace, from);
+      return c ? generationOf(c) : 1;
+    })();
   return { generation: previous + 1, restoredFrom: from };
 }
 

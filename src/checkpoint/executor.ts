@@ -158,26 +158,41 @@ export class CheckpointExecutor {
    */
   async confirmReady(victim: PodFacts, preemptor: PodReference): Promise<boolean> {
     const own = CheckpointExecutor.nameFor({ victim, preemptor });
-    const ownKnown = this.written.has(objectKey(victim.namespace, own)) || this.o.cached(victim.namespace, own) !== undefined;
+    const ownKnown =
+      this.written.has(objectKey(victim.namespace, own)) || this.o.cached(victim.namespace, own) !== undefined;
     const shared = ownKnown ? undefined : this.shared(victim);
     const name = shared?.state === 'ready' ? shared.key.slice(victim.namespace.length + 1) : own;
     let c: Checkpoint | undefined;
     try {
       c = await this.o.store.get(victim.namespace, name);
     } catch (e) {
-      this.o.log.warn('cannot confirm checkpoint', { checkpoint: objectKey(victim.namespace, name), error: (e as Error).message });
+      this.o.log.warn('cannot confirm checkpoint', {
+        checkpoint: objectKey(victim.namespace, name),
+        error: (e as Error).message,
+      });
       return false;
     }
-    return !!c && c.spec.source.pod.uid === victim.uid && this.stateOf(c) === 'ready' && archivesEvery(c, victim.containers);
+    return (
+      !!c && c.spec.source.pod.uid === victim.uid && this.stateOf(c) === 'ready' && archivesEvery(c, victim.containers)
+    );
   }
 
   /** Starts (or joins) the checkpoint of one victim; resolves when it ended or is someone else's. */
   ensure(job: CheckpointJob): Promise<EnsureOutcome> {
     const key = objectKey(job.victim.namespace, CheckpointExecutor.nameFor(job));
     let p = this.inflight.get(key);
-    if (!p && !job.manual && !this.written.has(key) && !this.o.cached(job.victim.namespace, CheckpointExecutor.nameFor(job))) {
+    if (
+      !p &&
+      !job.manual &&
+      !this.written.has(key) &&
+      !this.o.cached(job.victim.namespace, CheckpointExecutor.nameFor(job))
+    ) {
       const shared = this.shared(job.victim);
-      if (shared?.state === 'pending') return this.inflight.get(shared.key) ?? Promise.resolve({ state: 'pending', message: `checkpoint ${shared.key} of this pod is being taken` });
+      if (shared?.state === 'pending')
+        return (
+          this.inflight.get(shared.key) ??
+          Promise.resolve({ state: 'pending', message: `checkpoint ${shared.key} of this pod is being taken` })
+        );
       if (shared?.record) return Promise.resolve({ state: 'ready', checkpoint: shared.record });
     }
     if (!p) {
@@ -195,8 +210,20 @@ export class CheckpointExecutor {
 
   private desired(job: CheckpointJob, existing?: Checkpoint): Checkpoint {
     const { victim, node, preemptor, candidateVictims } = job;
-    const request = { name: CheckpointExecutor.nameFor(job), victim, node, preemptor, candidateVictims, link: chainLink(victim, this.o.cached) };
-    const terms = { identity: this.identity, now: this.now(), claimTtlMs: this.claimTtlMs, resources: this.o.resources ?? DEFAULT_RESOURCE_POLICY };
+    const request = {
+      name: CheckpointExecutor.nameFor(job),
+      victim,
+      node,
+      preemptor,
+      candidateVictims,
+      link: chainLink(victim, this.o.cached),
+    };
+    const terms = {
+      identity: this.identity,
+      now: this.now(),
+      claimTtlMs: this.claimTtlMs,
+      resources: this.o.resources ?? DEFAULT_RESOURCE_POLICY,
+    };
     return claimRecord(request, terms, existing);
   }
 
@@ -214,7 +241,8 @@ export class CheckpointExecutor {
     try {
       return this.remember(await this.o.store.create(fresh));
     } catch (e) {
-      if (!(e instanceof StoreConflict)) return { state: 'failed', message: `cannot record the checkpoint: ${(e as Error).message}` };
+      if (!(e instanceof StoreConflict))
+        return { state: 'failed', message: `cannot record the checkpoint: ${(e as Error).message}` };
     }
     let existing: Checkpoint | undefined;
     try {
@@ -227,11 +255,16 @@ export class CheckpointExecutor {
     const state = this.stateOf(existing);
     if (state === 'ready') return { state: 'ready', checkpoint: existing };
     if (state === 'failed') return { state: 'failed', message: existing.status?.message ?? `checkpoint ${ref} failed` };
-    if (state === 'pending') return { state: 'pending', message: `checkpoint ${ref} is being taken by ${existing.status?.claimedBy ?? 'another replica'}` };
+    if (state === 'pending')
+      return {
+        state: 'pending',
+        message: `checkpoint ${ref} is being taken by ${existing.status?.claimedBy ?? 'another replica'}`,
+      };
     try {
       return this.remember(await this.o.store.replace(this.desired(job, existing)));
     } catch (e) {
-      if (e instanceof StoreConflict) return { state: 'pending', message: `checkpoint ${ref} was claimed by another replica` };
+      if (e instanceof StoreConflict)
+        return { state: 'pending', message: `checkpoint ${ref} was claimed by another replica` };
       return { state: 'failed', message: `cannot record the checkpoint: ${(e as Error).message}` };
     }
   }
@@ -248,7 +281,8 @@ export class CheckpointExecutor {
   private async run(job: CheckpointJob): Promise<EnsureOutcome> {
     const claimed = await this.claim(job);
     if (!('metadata' in claimed)) {
-      if (claimed.state !== 'pending') this.o.metrics.checkpoints.inc({ result: claimed.state === 'ready' ? 'ready' : 'failed' });
+      if (claimed.state !== 'pending')
+        this.o.metrics.checkpoints.inc({ result: claimed.state === 'ready' ? 'ready' : 'failed' });
       return claimed;
     }
     const started = this.now();
@@ -297,16 +331,26 @@ export class CheckpointExecutor {
       return { state: 'failed', message: `checkpoint ${ref} was taken but could not be recorded` };
     }
     const ready = job.preemptor ? `ready before preemption by ${keyOf(job.preemptor)}` : 'ready (asked for by hand)';
-    this.tell(victim, 'Normal', 'Checkpointed', `checkpoint ${record.metadata.name} of ${victim.containers.length} container(s) ${ready}`);
+    this.tell(
+      victim,
+      'Normal',
+      'Checkpointed',
+      `checkpoint ${record.metadata.name} of ${victim.containers.length} container(s) ${ready}`,
+    );
     this.o.metrics.checkpoints.inc({ result: 'ready' });
-    this.o.log.info('checkpoint ready', { checkpoint: ref, pod: keyOf(victim), node: node.name, ms: this.now() - started });
+    this.o.log.info('checkpoint ready', {
+      checkpoint: ref,
+      pod: keyOf(victim),
+      node: node.name,
+      ms: this.now() - started,
+    });
     return { state: 'ready', checkpoint: recorded };
   }
 
   private tell(victim: PodFacts, type: 'Normal' | 'Warning', reason: string, message: string): void {
-    this.o.event?.(victim.namespace, victim.name, type, reason, message).catch((e: unknown) =>
-      this.o.log.debug('event not posted', { pod: keyOf(victim), error: (e as Error).message }),
-    );
+    this.o
+      .event?.(victim.namespace, victim.name, type, reason, message)
+      .catch((e: unknown) => this.o.log.debug('event not posted', { pod: keyOf(victim), error: (e as Error).message }));
   }
 
   /**
@@ -344,17 +388,20 @@ export class CheckpointExecutor {
   private keepClaim(claimed: Checkpoint): { stop: () => Promise<Checkpoint> } {
     let latest = claimed;
     let renewing: Promise<void> = Promise.resolve();
-    const timer = setInterval(() => {
-      renewing = renewing.then(async () => {
-        if (this.stopped) return;
-        try {
-          latest = this.remember(await this.o.store.replace(renewedClaim(latest, this.now(), this.claimTtlMs)));
-        } catch (e) {
-          const ref = keyOf(claimed);
-          this.o.log.warn('claim not renewed', { checkpoint: ref, error: (e as Error).message });
-        }
-      });
-    }, Math.max(1, Math.floor(this.claimTtlMs / 3)));
+    const timer = setInterval(
+      () => {
+        renewing = renewing.then(async () => {
+          if (this.stopped) return;
+          try {
+            latest = this.remember(await this.o.store.replace(renewedClaim(latest, this.now(), this.claimTtlMs)));
+          } catch (e) {
+            const ref = keyOf(claimed);
+            this.o.log.warn('claim not renewed', { checkpoint: ref, error: (e as Error).message });
+          }
+        });
+      },
+      Math.max(1, Math.floor(this.claimTtlMs / 3)),
+    );
     timer.unref();
     return {
       stop: async () => {

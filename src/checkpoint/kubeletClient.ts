@@ -5,7 +5,8 @@ import https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { NodeFacts } from '../cluster/facts.js';
 
-export type KubeletFailure = 'unauthorized' | 'forbidden' | 'not_found' | 'runtime' | 'timeout' | 'bad_response' | 'unreachable';
+export type KubeletFailure =
+  'unauthorized' | 'forbidden' | 'not_found' | 'runtime' | 'timeout' | 'bad_response' | 'unreachable';
 
 export class KubeletError extends Error {
   constructor(
@@ -43,13 +44,23 @@ function classify(status: number): KubeletFailure {
 /** Reads a kubelet answer: 200 with {"items":[paths]} is the only success. */
 export function parseCheckpointAnswer(target: string, status: number, body: string): string[] {
   if (status !== 200) {
-    throw new KubeletError(classify(status), target, `kubelet answered ${status}: ${body.trim().slice(0, 300)}`, status);
+    throw new KubeletError(
+      classify(status),
+      target,
+      `kubelet answered ${status}: ${body.trim().slice(0, 300)}`,
+      status,
+    );
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
   } catch {
-    throw new KubeletError('bad_response', target, `kubelet answered 200 with a body that is not JSON: ${body.slice(0, 100)}`, status);
+    throw new KubeletError(
+      'bad_response',
+      target,
+      `kubelet answered 200 with a body that is not JSON: ${body.slice(0, 100)}`,
+      status,
+    );
   }
   const items = (parsed as { items?: unknown } | null)?.items;
   if (!Array.isArray(items) || items.length === 0 || items.some((i) => typeof i !== 'string' || i === '')) {
@@ -132,7 +143,12 @@ export class DirectKubeletClient implements KubeletClient {
     const host = req.node.address.includes(':') ? `[${req.node.address}]` : req.node.address;
     const url = new URL(`https://${host}:${req.node.kubeletPort ?? this.opts.port}${checkpointPath(req)}`);
     const token = this.opts.token();
-    return post(target, url, { agent: this.agent, headers: token ? { Authorization: `Bearer ${token}` } : {} }, clientTimeoutMs(req, KUBELET_CRI_DEFAULT_SECONDS));
+    return post(
+      target,
+      url,
+      { agent: this.agent, headers: token ? { Authorization: `Bearer ${token}` } : {} },
+      clientTimeoutMs(req, KUBELET_CRI_DEFAULT_SECONDS),
+    );
   }
 }
 
@@ -144,7 +160,9 @@ export class ProxyKubeletClient implements KubeletClient {
     const target = targetOf(req);
     const server = this.kc.getCurrentCluster()?.server;
     if (!server) throw new KubeletError('unreachable', target, 'kubeconfig has no current cluster');
-    const url = new URL(`${server.replace(/\/$/, '')}/api/v1/nodes/${encodeURIComponent(req.node.name)}/proxy${checkpointPath(req)}`);
+    const url = new URL(
+      `${server.replace(/\/$/, '')}/api/v1/nodes/${encodeURIComponent(req.node.name)}/proxy${checkpointPath(req)}`,
+    );
     const options: https.RequestOptions = {};
     await this.kc.applyToHTTPSOptions(options);
     return post(target, url, options, clientTimeoutMs(req, KUBELET_CRI_DEFAULT_SECONDS));

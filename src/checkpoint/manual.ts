@@ -52,7 +52,11 @@ export function planManual(
   if (!p) {
     // The cache holds non-terminal pods only: one that finished or went away never shows up.
     const age = now - Date.parse(c.metadata.creationTimestamp ?? '');
-    if (age > UNKNOWN_POD_GRACE_MS) return { kind: 'refuse', why: `pod ${objectKey(ns, ref.name)} (uid ${ref.uid}) does not exist or is no longer running` };
+    if (age > UNKNOWN_POD_GRACE_MS)
+      return {
+        kind: 'refuse',
+        why: `pod ${objectKey(ns, ref.name)} (uid ${ref.uid}) does not exist or is no longer running`,
+      };
     return { kind: 'wait', why: `pod ${objectKey(ns, ref.name)} (uid ${ref.uid}) is not in the cache yet` };
   }
   if (p.namespace !== ns || p.name !== ref.name) {
@@ -61,13 +65,18 @@ export function planManual(
   const bound = manualRefusal(p);
   if (bound) return { kind: 'refuse', why: bound };
   const n = node(p.nodeName!);
-  if (!n) return { kind: 'refuse', why: `node ${p.nodeName} of pod ${objectKey(ns, p.name)} is unknown to the extender` };
+  if (!n)
+    return { kind: 'refuse', why: `node ${p.nodeName} of pod ${objectKey(ns, p.name)} is unknown to the extender` };
   const why = manualRefusal(p, { nodeFacts: n, ...(resources ? { resources } : {}) });
   if (why) return { kind: 'refuse', why };
   // Containers named in the request (kubectl hiatus checkpoint -c): only those; none named: all.
   const asked = c.spec.containers;
   const unknown = asked.filter((x) => !p.containers.includes(x));
-  if (unknown.length > 0) return { kind: 'refuse', why: `pod ${objectKey(ns, p.name)} has no container ${unknown.join(', ')} (it has ${p.containers.join(', ')})` };
+  if (unknown.length > 0)
+    return {
+      kind: 'refuse',
+      why: `pod ${objectKey(ns, p.name)} has no container ${unknown.join(', ')} (it has ${p.containers.join(', ')})`,
+    };
   return { kind: 'take', pod: asked.length > 0 ? { ...p, containers: [...new Set(asked)] } : p, node: n };
 }
 
@@ -78,7 +87,10 @@ export function planManual(
  * not judged: kubectl hiatus checkpoint asks this before it records anything, and leaves devices
  * to the extender when it cannot read the node.
  */
-export function manualRefusal(p: PodFacts, judge?: { nodeFacts?: NodeFacts; resources?: ResourcePolicy }): string | undefined {
+export function manualRefusal(
+  p: PodFacts,
+  judge?: { nodeFacts?: NodeFacts; resources?: ResourcePolicy },
+): string | undefined {
   const ref = `pod ${keyOf(p)}`;
   if (p.deleting) return `${ref} is terminating`;
   if (p.phase !== 'Running') return `${ref} is ${p.phase ?? 'in an unknown phase'}, not Running`;

@@ -50,7 +50,13 @@ export class ManualCheckpointController {
       const key = keyOf(c);
       live.add(key);
       if (this.handled.get(key) === c.metadata.resourceVersion) continue;
-      const plan = planManual(c, (uid) => this.o.view.pod(uid), (name) => this.o.view.node(name), this.now(), this.o.resources);
+      const plan = planManual(
+        c,
+        (uid) => this.o.view.pod(uid),
+        (name) => this.o.view.node(name),
+        this.now(),
+        this.o.resources,
+      );
       if (plan.kind === 'ignore' || plan.kind === 'wait') continue;
       this.handled.set(key, c.metadata.resourceVersion ?? '');
       acted++;
@@ -59,10 +65,12 @@ export class ManualCheckpointController {
         continue;
       }
       this.o.log.info('manual checkpoint requested', { checkpoint: key, pod: keyOf(plan.pod), node: plan.node.name });
-      void this.o.executor.ensure({ victim: plan.pod, node: plan.node, manual: { name: c.metadata.name } }).then((outcome) => {
-        // Not answered (the claim could not be written): the next sweep tries again.
-        if (outcome.state !== 'ready') this.handled.delete(key);
-      });
+      void this.o.executor
+        .ensure({ victim: plan.pod, node: plan.node, manual: { name: c.metadata.name } })
+        .then((outcome) => {
+          // Not answered (the claim could not be written): the next sweep tries again.
+          if (outcome.state !== 'ready') this.handled.delete(key);
+        });
     }
     for (const key of this.handled.keys()) if (!live.has(key)) this.handled.delete(key);
     return acted;
@@ -71,13 +79,19 @@ export class ManualCheckpointController {
   /** Answers the request Failed with the reason, unless another replica answered it first. */
   private async refuse(c: Checkpoint, why: string): Promise<void> {
     const now = new Date(this.now()).toISOString();
-    const answer: Checkpoint = { ...structuredClone(c), status: { phase: 'Failed', startTime: now, completionTime: now, message: `refused: ${why}` } };
+    const answer: Checkpoint = {
+      ...structuredClone(c),
+      status: { phase: 'Failed', startTime: now, completionTime: now, message: `refused: ${why}` },
+    };
     try {
       await this.o.store.replace(answer);
       this.o.log.warn('manual checkpoint refused', { checkpoint: keyOf(c), why });
     } catch (e) {
       if (!(e instanceof StoreConflict)) {
-        this.o.log.warn('manual checkpoint refusal not recorded', { checkpoint: keyOf(c), error: (e as Error).message });
+        this.o.log.warn('manual checkpoint refusal not recorded', {
+          checkpoint: keyOf(c),
+          error: (e as Error).message,
+        });
         this.handled.delete(keyOf(c));
       }
     }

@@ -8,6 +8,10 @@ const MAX_PREFIX = 40;
  */
 export function checkpointName(podName: string, victimUid: string, preemptorUid: string): string {
   const hash = createHash('sha256').update(`${victimUid}/${preemptorUid}`).digest('hex').slice(0, 12);
-  const prefix = podName.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, MAX_PREFIX).replace(/^-+|-+$/g, '');
+  const prefix = podName
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-')
+    .slice(0, MAX_PREFIX)
+    .replace(/^-+|-+$/g, '');
   return prefix ? `${prefix}-${hash}` : `ckpt-${hash}`;
 }

@@ -48,7 +48,13 @@ export class ApiCheckpointStore implements CheckpointStore {
   }
 
   private params(namespace: string, name?: string) {
-    return { group: CHECKPOINT_GROUP, version: CHECKPOINT_VERSION, namespace, plural: CHECKPOINT_PLURAL, ...(name ? { name } : {}) };
+    return {
+      group: CHECKPOINT_GROUP,
+      version: CHECKPOINT_VERSION,
+      namespace,
+      plural: CHECKPOINT_PLURAL,
+      ...(name ? { name } : {}),
+    };
   }
 
   async get(namespace: string, name: string): Promise<Checkpoint | undefined> {
@@ -62,7 +68,10 @@ export class ApiCheckpointStore implements CheckpointStore {
 
   async create(obj: Checkpoint): Promise<Checkpoint> {
     try {
-      return (await this.api.createNamespacedCustomObject({ ...this.params(obj.metadata.namespace), body: obj })) as Checkpoint;
+      return (await this.api.createNamespacedCustomObject({
+        ...this.params(obj.metadata.namespace),
+        body: obj,
+      })) as Checkpoint;
     } catch (e) {
       throw mapError(keyOf(obj), e);
     }

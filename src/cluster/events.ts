@@ -1,7 +1,13 @@
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 
 /** Posts an Event on a pod, as `kubectl describe pod` shows them. */
-export type PodEventPoster = (namespace: string, pod: string, type: 'Normal' | 'Warning', reason: string, message: string) => Promise<void>;
+export type PodEventPoster = (
+  namespace: string,
+  pod: string,
+  type: 'Normal' | 'Warning',
+  reason: string,
+  message: string,
+) => Promise<void>;
 
 export function podEventPoster(kc: KubeConfig, component: string): PodEventPoster {
   const core = kc.makeApiClient(CoreV1Api);

@@ -135,7 +135,13 @@ export function capabilityOf(
   const key = `${arch ?? ''}\n${sorted?.join(',') ?? '-'}\n${runtime ? `${runtime.family}://${runtime.version}` : ''}\n${runtimeRestore ?? ''}\n${gpuKey}`;
   const known = capabilities.get(key);
   if (known) return known;
-  const capability: { arch?: string; cpuFeatures: ReadonlySet<string> | null; runtime?: RuntimeInfo; runtimeRestore?: string; gpu?: GpuCapability } = {
+  const capability: {
+    arch?: string;
+    cpuFeatures: ReadonlySet<string> | null;
+    runtime?: RuntimeInfo;
+    runtimeRestore?: string;
+    gpu?: GpuCapability;
+  } = {
     cpuFeatures: sorted === null ? null : new Set(sorted),
   };
   if (arch) capability.arch = arch;
@@ -168,7 +174,8 @@ export function nodeFacts(node: Node): NodeFacts {
   const labels = node.metadata?.labels ?? {};
   let features: string[] | null = null;
   for (const [k, v] of Object.entries(labels)) {
-    if (k.startsWith(NFD_CPUID_PREFIX) && v === 'true') (features ??= []).push(k.slice(NFD_CPUID_PREFIX.length).toUpperCase());
+    if (k.startsWith(NFD_CPUID_PREFIX) && v === 'true')
+      (features ??= []).push(k.slice(NFD_CPUID_PREFIX.length).toUpperCase());
   }
   const addresses = node.status?.addresses ?? [];
   const address = (addresses.find((a) => a.type === 'InternalIP') ?? addresses[0])?.address;
@@ -237,7 +244,8 @@ function containerExtended(c: Container, add: (name: string, q: number) => void)
 function extendedResources(spec: Pod['spec']): Readonly<Record<string, number>> {
   let out: Record<string, number> | undefined;
   for (const c of spec?.containers ?? []) containerExtended(c, (n, q) => ((out ??= {})[n] = (out[n] ?? 0) + q));
-  for (const c of spec?.initContainers ?? []) containerExtended(c, (n, q) => ((out ??= {})[n] = Math.max(out[n] ?? 0, q)));
+  for (const c of spec?.initContainers ?? [])
+    containerExtended(c, (n, q) => ((out ??= {})[n] = Math.max(out[n] ?? 0, q)));
   return out ? Object.freeze(out) : NO_RESOURCES;
 }
 

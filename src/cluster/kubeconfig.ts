@@ -10,7 +10,10 @@ const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/tok
  * service account, ~/.kube/config. Returns undefined when there are none, rather than
  * client-node's fallback to http://localhost:8080.
  */
-export function findKubeConfig(explicit: string | undefined, env: NodeJS.ProcessEnv): { kc: KubeConfig; source: string } | undefined {
+export function findKubeConfig(
+  explicit: string | undefined,
+  env: NodeJS.ProcessEnv,
+): { kc: KubeConfig; source: string } | undefined {
   const kc = new KubeConfig();
   if (explicit) {
     kc.loadFromFile(explicit);

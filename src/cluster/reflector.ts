@@ -143,7 +143,11 @@ export class Reflector<T, P> {
 
   private retry(what: string, err: unknown, again: () => Promise<void>): void {
     if (this.stopped) return;
-    this.log.warn(what, { kind: this.opts.kind, error: String((err as Error | undefined)?.message ?? err), retryInMs: this.backoffMs });
+    this.log.warn(what, {
+      kind: this.opts.kind,
+      error: String((err as Error | undefined)?.message ?? err),
+      retryInMs: this.backoffMs,
+    });
     this.retryTimer = setTimeout(() => {
       again().catch((e: unknown) => this.retry(what, e, () => this.relist()));
     }, this.backoffMs);

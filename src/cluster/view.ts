@@ -96,7 +96,8 @@ export class InformerClusterView implements ClusterView {
         kind: 'Pod',
         path: '/api/v1/pods',
         query: { fieldSelector: NON_TERMINAL },
-        list: (t) => page(core.listPodForAllNamespaces({ limit: LIST_PAGE_SIZE, _continue: t, fieldSelector: NON_TERMINAL })),
+        list: (t) =>
+          page(core.listPodForAllNamespaces({ limit: LIST_PAGE_SIZE, _continue: t, fieldSelector: NON_TERMINAL })),
         project: podFacts,
         key: (o) => o?.metadata?.uid,
         onChange: (type, _key, pod) => {

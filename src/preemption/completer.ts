@@ -13,7 +13,12 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { CandidatePlan } from '../scheduling/candidates.js';
 import type { ResourcePolicy } from '../scheduling/resources.js';
 import type { CheckpointPolicy } from '../scheduling/victimPolicy.js';
-import { nextCompletionStep, preemptorStillPending, type CompletionSnapshot, type PreemptionIntent } from './completion.js';
+import {
+  nextCompletionStep,
+  preemptorStillPending,
+  type CompletionSnapshot,
+  type PreemptionIntent,
+} from './completion.js';
 import { keyOf, objectKey } from '../api/keys.js';
 
 export interface CompleterOptions {
@@ -80,7 +85,12 @@ export class PreemptionCompleter {
     const now = this.now();
     if (this.seen.size > 10_000) this.seen.clear();
     for (const c of intent.candidates) for (const v of c.victims) this.seenVictim(intent.preemptor.uid, v);
-    const tracked = { ...intent, expiresAt: now + this.o.maxWaitMs, startedAt: existing?.startedAt ?? now, ...(existing?.nominated ? { nominated: existing.nominated } : {}) };
+    const tracked = {
+      ...intent,
+      expiresAt: now + this.o.maxWaitMs,
+      startedAt: existing?.startedAt ?? now,
+      ...(existing?.nominated ? { nominated: existing.nominated } : {}),
+    };
     this.intents.set(intent.preemptor.uid, tracked);
     this.o.metrics.preemptionsInProgress.set(this.intents.size);
     const node = intent.candidates[intent.index]?.node;
@@ -103,13 +113,23 @@ export class PreemptionCompleter {
       await this.o.writer.nominate(intent.preemptor, node);
     } catch (e) {
       intent.nominated = undefined;
-      this.o.log.debug('early nomination not written', { preemptor: keyOf(intent.preemptor), node, error: (e as Error).message });
+      this.o.log.debug('early nomination not written', {
+        preemptor: keyOf(intent.preemptor),
+        node,
+        error: (e as Error).message,
+      });
     }
   }
 
   private seenVictim(preemptorUid: string, victimUid: string): void {
     const v = this.o.view.pod(victimUid);
-    if (v) this.seen.add(objectKey(v.namespace, CheckpointExecutor.nameFor({ victim: v, preemptor: { namespace: '', name: '', uid: preemptorUid } })));
+    if (v)
+      this.seen.add(
+        objectKey(
+          v.namespace,
+          CheckpointExecutor.nameFor({ victim: v, preemptor: { namespace: '', name: '', uid: preemptorUid } }),
+        ),
+      );
   }
 
   /** kube-scheduler got a node for this preemptor from preempt itself: it evicts. */
@@ -134,18 +154,27 @@ export class PreemptionCompleter {
       const s = c.status;
       if (!s?.startTime || now - Date.parse(s.startTime) > this.o.maxWaitMs) continue;
       const lapsed = s.phase === 'Pending' && (!s.claimExpiresAt || Date.parse(s.claimExpiresAt) <= now);
-      const lingering = s.phase === 'Ready' && s.completionTime !== undefined && now - Date.parse(s.completionTime) >= ADOPT_READY_AFTER_MS;
+      const lingering =
+        s.phase === 'Ready' &&
+        s.completionTime !== undefined &&
+        now - Date.parse(s.completionTime) >= ADOPT_READY_AFTER_MS;
       if (!lapsed && !lingering) continue;
       const pod = this.o.view.pod(preemptor.uid);
       if (!pod || pod.nodeName || pod.deleting) continue;
       const victim = this.o.view.pod(c.spec.source.pod.uid);
       if (!victim || victim.deleting || victim.nodeName !== c.spec.source.nodeName) continue;
       const listed = c.metadata.annotations?.[ANNOTATION_PREEMPTION_VICTIMS]?.split(',').filter(Boolean);
-      this.o.log.info('taking over a preemption another replica left', { preemptor: keyOf(preemptor), checkpoint: ref, phase: s.phase });
+      this.o.log.info('taking over a preemption another replica left', {
+        preemptor: keyOf(preemptor),
+        checkpoint: ref,
+        phase: s.phase,
+      });
       void this.track({
         preemptor,
         priority: pod.priority,
-        candidates: [{ node: c.spec.source.nodeName, victims: listed?.length ? listed : [victim.uid], numPDBViolations: 0 }],
+        candidates: [
+          { node: c.spec.source.nodeName, victims: listed?.length ? listed : [victim.uid], numPDBViolations: 0 },
+        ],
         index: 0,
       });
     }
@@ -162,7 +191,10 @@ export class PreemptionCompleter {
       if (live?.uid !== intent.preemptor.uid || live.nodeName || live.nominatedNodeName !== node) return;
       await this.o.writer.nominate(intent.preemptor, '');
     } catch (e) {
-      this.o.log.debug('nomination not taken back', { preemptor: keyOf(intent.preemptor), error: (e as Error).message });
+      this.o.log.debug('nomination not taken back', {
+        preemptor: keyOf(intent.preemptor),
+        error: (e as Error).message,
+      });
     }
   }
 
@@ -205,13 +237,13 @@ export class PreemptionCompleter {
     const intent = this.intents.get(uid);
     this.forget(uid);
     this.o.metrics.preemptionCompletions.inc({ result });
-    if (intent && result === 'evicted') this.o.metrics.preemptionCompletionDuration.observe((this.now() - intent.startedAt) / 1000);
+    if (intent && result === 'evicted')
+      this.o.metrics.preemptionCompletionDuration.observe((this.now() - intent.startedAt) / 1000);
     const who = intent ? keyOf(intent.preemptor) : uid;
     if (result === 'abandoned') {
       this.o.log.info('preemption abandoned: nothing evicted', { preemptor: who, why });
       if (takeBack && intent?.nominated) void this.unnominate(intent, intent.nominated);
-    }
-    else this.o.log.info('preemption completed', { preemptor: who, result, why });
+    } else this.o.log.info('preemption completed', { preemptor: who, result, why });
   }
 
   private async step(uid: string): Promise<void> {
@@ -240,7 +272,12 @@ export class PreemptionCompleter {
         }
         for (const v of step.work) {
           void this.o.executor
-            .ensure({ victim: v.pod!, node, preemptor: intent.preemptor, candidateVictims: step.candidate.victims.map((c) => c.uid) })
+            .ensure({
+              victim: v.pod!,
+              node,
+              preemptor: intent.preemptor,
+              candidateVictims: step.candidate.victims.map((c) => c.uid),
+            })
             .then(() => this.advance(uid));
         }
         return;
@@ -256,7 +293,8 @@ export class PreemptionCompleter {
     const uid = intent.preemptor.uid;
     const required = candidate.victims.filter((v) => v.action === 'checkpoint' && v.policy.policy === 'Required');
     // Not yet visible in the API server (or gone): the next step decides again.
-    if (!(await Promise.all(required.map((v) => executor.confirmReady(v.pod!, intent.preemptor)))).every(Boolean)) return;
+    if (!(await Promise.all(required.map((v) => executor.confirmReady(v.pod!, intent.preemptor)))).every(Boolean))
+      return;
     const live = await writer.getPod(intent.preemptor.namespace, intent.preemptor.name);
     if (live?.uid !== uid) {
       this.end(uid, 'abandoned', 'preemptor deleted');
@@ -284,12 +322,22 @@ export class PreemptionCompleter {
     await Promise.all(
       candidate.victims.map(async (v) => {
         const pod = v.pod!;
-        if ((await writer.evict({ namespace: pod.namespace, name: pod.name, uid: pod.uid }, message)) !== 'evicted') return;
+        if ((await writer.evict({ namespace: pod.namespace, name: pod.name, uid: pod.uid }, message)) !== 'evicted')
+          return;
         evicted.push(keyOf(pod));
-        const how = v.action === 'checkpoint' && v.checkpoint === 'ready' ? 'after its checkpoint' : `without a checkpoint (${v.why})`;
-        this.o.event?.(pod.namespace, pod.name, 'Normal', 'Preempted', `Preempted by pod ${uid} on node ${candidate.node} ${how}`).catch((e: unknown) =>
-          log.debug('event not posted', { pod: keyOf(pod), error: (e as Error).message }),
-        );
+        const how =
+          v.action === 'checkpoint' && v.checkpoint === 'ready'
+            ? 'after its checkpoint'
+            : `without a checkpoint (${v.why})`;
+        this.o
+          .event?.(
+            pod.namespace,
+            pod.name,
+            'Normal',
+            'Preempted',
+            `Preempted by pod ${uid} on node ${candidate.node} ${how}`,
+          )
+          .catch((e: unknown) => log.debug('event not posted', { pod: keyOf(pod), error: (e as Error).message }));
       }),
     );
     if (evicted.length === 0) this.end(uid, 'done', `victims on ${candidate.node} were gone already`);

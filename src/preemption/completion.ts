@@ -14,7 +14,13 @@
 // kube-scheduler itself offered, and the victims' deletion requeues the preemptor at once.
 import type { PodFacts } from '../cluster/facts.js';
 import type { PodReference } from '../api/checkpoint.js';
-import { planCandidate, type CandidateInput, type CandidatePlan, type PlannedVictim, type PreemptionSnapshot } from '../scheduling/candidates.js';
+import {
+  planCandidate,
+  type CandidateInput,
+  type CandidatePlan,
+  type PlannedVictim,
+  type PreemptionSnapshot,
+} from '../scheduling/candidates.js';
 
 export interface PreemptionIntent {
   preemptor: PodReference;
@@ -69,7 +75,8 @@ export function nextCompletionStep(intent: PreemptionIntent, snap: CompletionSna
     if (!candidate.feasible) continue;
     const work = candidate.victims.filter((v) => v.action === 'checkpoint' && v.checkpoint === 'none');
     if (work.length > 0) return { kind: 'checkpoint', index, candidate, work };
-    if (candidate.victims.some((v) => v.action === 'checkpoint' && v.checkpoint === 'pending')) return { kind: 'wait', index, candidate };
+    if (candidate.victims.some((v) => v.action === 'checkpoint' && v.checkpoint === 'pending'))
+      return { kind: 'wait', index, candidate };
     return { kind: 'release', index, candidate };
   }
   return { kind: 'abandon', why: 'no candidate left whose victims may go' };

@@ -53,11 +53,22 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 export function decodeReview(body: unknown): DecodedReview {
-  if (!isObject(body) || typeof body.apiVersion !== 'string' || !ADMISSION_VERSIONS.includes(body.apiVersion) || body.kind !== 'AdmissionReview' || !isObject(body.request)) {
-    return { kind: 'invalid', error: 'expected an AdmissionReview (admission.k8s.io/v1) with a request', why: 'not an AdmissionReview' };
+  if (
+    !isObject(body) ||
+    typeof body.apiVersion !== 'string' ||
+    !ADMISSION_VERSIONS.includes(body.apiVersion) ||
+    body.kind !== 'AdmissionReview' ||
+    !isObject(body.request)
+  ) {
+    return {
+      kind: 'invalid',
+      error: 'expected an AdmissionReview (admission.k8s.io/v1) with a request',
+      why: 'not an AdmissionReview',
+    };
   }
   const req = body.request;
-  if (typeof req.uid !== 'string' || req.uid === '') return { kind: 'invalid', error: 'AdmissionReview request has no uid', why: 'no uid' };
+  if (typeof req.uid !== 'string' || req.uid === '')
+    return { kind: 'invalid', error: 'AdmissionReview request has no uid', why: 'no uid' };
   const base = { apiVersion: body.apiVersion, uid: req.uid };
   const kind = req.kind;
   if (!isObject(kind) || kind.kind !== 'Pod' || (kind.group ?? '') !== '' || req.operation !== 'CREATE') {
@@ -65,9 +76,11 @@ export function decodeReview(body: unknown): DecodedReview {
     const operation = typeof req.operation === 'string' ? req.operation : '?';
     return { kind: 'allow', ...base, result: 'skipped', why: `not a pod CREATE (${what} ${operation})` };
   }
-  if (!isObject(req.object)) return { kind: 'allow', ...base, result: 'bad_request', why: 'request.object is not a pod' };
+  if (!isObject(req.object))
+    return { kind: 'allow', ...base, result: 'bad_request', why: 'request.object is not a pod' };
   const pod = req.object as Pod;
-  const namespace = typeof req.namespace === 'string' && req.namespace ? req.namespace : (pod.metadata?.namespace ?? 'default');
+  const namespace =
+    typeof req.namespace === 'string' && req.namespace ? req.namespace : (pod.metadata?.namespace ?? 'default');
   const user = isObject(req.userInfo) && typeof req.userInfo.username === 'string' ? req.userInfo.username : undefined;
   return {
     kind: 'pod',
@@ -81,7 +94,12 @@ export function decodeReview(body: unknown): DecodedReview {
 }
 
 /** The AdmissionReview answer: always allowed; a JSONPatch and warnings when there are any. */
-export function reviewResponse(apiVersion: string, uid: string, ops: JsonPatchOp[] = [], warnings: string[] = []): unknown {
+export function reviewResponse(
+  apiVersion: string,
+  uid: string,
+  ops: JsonPatchOp[] = [],
+  warnings: string[] = [],
+): unknown {
   const response: Record<string, unknown> = { uid, allowed: true };
   if (ops.length > 0) {
     response.patchType = 'JSONPatch';
@@ -152,7 +170,9 @@ export function pullSecretPatch(pod: Pod, secret: string | undefined): JsonPatch
   if (!secret) return [];
   const secrets = (pod.spec as { imagePullSecrets?: { name?: string }[] | null } | null | undefined)?.imagePullSecrets;
   if (!secrets) return [{ op: 'add', path: '/spec/imagePullSecrets', value: [{ name: secret }] }];
-  return secrets.some((s) => s.name === secret) ? [] : [{ op: 'add', path: '/spec/imagePullSecrets/-', value: { name: secret } }];
+  return secrets.some((s) => s.name === secret)
+    ? []
+    : [{ op: 'add', path: '/spec/imagePullSecrets/-', value: { name: secret } }];
 }
 
 /**
@@ -163,22 +183,40 @@ export function pullSecretPatch(pod: Pod, secret: string | undefined): JsonPatch
  * held by the restore-placement gate, which the placement controller lifts once the images are
  * there (then they replace the images and sourceOnly goes) or it gives up (then the contract goes).
  */
-export function restorePatch(pod: Pod, c: Checkpoint, o: SchedulingOptions, p: PublicationOptions = NO_PUBLICATION): JsonPatchOp[] {
+export function restorePatch(
+  pod: Pod,
+  c: Checkpoint,
+  o: SchedulingOptions,
+  p: PublicationOptions = NO_PUBLICATION,
+): JsonPatchOp[] {
   const names = (pod.spec?.containers ?? []).map((x) => x.name ?? '');
   const publication = publicationOf(c, names, p);
   const published = publication.kind === 'published';
   const hold = publication.kind === 'pending' && p.waitMs > 0 && !pod.spec?.nodeName;
   const { node, arch, cpuFeatures, runtime, zone, gpuProduct, gpuDriverMajor } = c.spec.restoreConstraints;
   const gpu = { ...(gpuProduct ? { gpuProduct } : {}), ...(gpuDriverMajor !== undefined ? { gpuDriverMajor } : {}) };
-  const constraints = JSON.stringify({ node, arch, cpuFeatures, runtime, ...(zone ? { zone } : {}), ...gpu, ...(published ? {} : { sourceOnly: true }) });
+  const constraints = JSON.stringify({
+    node,
+    arch,
+    cpuFeatures,
+    runtime,
+    ...(zone ? { zone } : {}),
+    ...gpu,
+    ...(published ? {} : { sourceOnly: true }),
+  });
   const ops: JsonPatchOp[] = [];
   const existing = pod.metadata?.annotations;
   // The generation travels with the pod: a checkpoint of it is the next link of the chain (chain.ts).
-  const add = { [ANNOTATION_RESTORE_FROM]: c.metadata.name, [ANNOTATION_RESTORE_CONSTRAINTS]: constraints, [ANNOTATION_RESTORE_GENERATION]: String(generationOf(c)) };
+  const add = {
+    [ANNOTATION_RESTORE_FROM]: c.metadata.name,
+    [ANNOTATION_RESTORE_CONSTRAINTS]: constraints,
+    [ANNOTATION_RESTORE_GENERATION]: String(generationOf(c)),
+  };
   if (!existing) {
     ops.push({ op: 'add', path: '/metadata/annotations', value: add });
   } else {
-    for (const [k, v] of Object.entries(add)) ops.push({ op: 'add', path: `/metadata/annotations/${pointer(k)}`, value: v });
+    for (const [k, v] of Object.entries(add))
+      ops.push({ op: 'add', path: `/metadata/annotations/${pointer(k)}`, value: v });
   }
   if (published) ops.push(...imageOps(names, publication.images, false));
   if (published || hold) ops.push(...pullSecretPatch(pod, p.pullSecret));
@@ -188,7 +226,13 @@ export function restorePatch(pod: Pod, c: Checkpoint, o: SchedulingOptions, p: P
 
 /** Whether a checkpoint can still be restored from, as far as its publication tells: not when its archive is missing or truncated. */
 export function publicationUsable(pod: Pod, c: Checkpoint, p: PublicationOptions): boolean {
-  return publicationOf(c, (pod.spec?.containers ?? []).map((x) => x.name ?? ''), p).kind !== 'failed';
+  return (
+    publicationOf(
+      c,
+      (pod.spec?.containers ?? []).map((x) => x.name ?? ''),
+      p,
+    ).kind !== 'failed'
+  );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -197,7 +241,9 @@ export function publicationUsable(pod: Pod, c: Checkpoint, p: PublicationOptions
 /** The warning for a pod whose hand-written restore-from is not honoured; none for a pod that named nothing. */
 export function notRestoredWarnings(pod: Pod, why: string): string[] {
   const named = pod.metadata?.annotations?.[ANNOTATION_RESTORE_FROM];
-  return named === undefined ? [] : [`${ANNOTATION_RESTORE_FROM}: ${named} not honoured (${why}); the pod is created without restore`];
+  return named === undefined
+    ? []
+    : [`${ANNOTATION_RESTORE_FROM}: ${named} not honoured (${why}); the pod is created without restore`];
 }
 
 export type Decision =
@@ -234,7 +280,14 @@ export function decideAdmission(
       const usable = m.checkpoints.filter((c) => publicationUsable(pod, c, publication));
       if (usable.length > 0) return { kind: 'claim', checkpoints: usable, corrupt: m.corrupt };
       const why = `the archive of checkpoint ${m.checkpoints[0]?.metadata.name ?? '?'} is missing or truncated (the node agent says so on the Checkpoint)`;
-      return { kind: 'answer', ops: [], warnings: notRestoredWarnings(pod, why), result: 'skipped', why, corrupt: m.corrupt };
+      return {
+        kind: 'answer',
+        ops: [],
+        warnings: notRestoredWarnings(pod, why),
+        result: 'skipped',
+        why,
+        corrupt: m.corrupt,
+      };
     }
     case 'recheck':
     case 'contested':
@@ -243,7 +296,10 @@ export function decideAdmission(
       return {
         kind: 'answer',
         ops: [],
-        warnings: notRestoredWarnings(pod, `another workload's checkpoint; an administrator may allow it with the Checkpoint annotation ${ANNOTATION_RESTORE_ANY_POD}: "true"`),
+        warnings: notRestoredWarnings(
+          pod,
+          `another workload's checkpoint; an administrator may allow it with the Checkpoint annotation ${ANNOTATION_RESTORE_ANY_POD}: "true"`,
+        ),
         result: 'skipped',
         why: `restore-from refused: ${m.why}`,
         count: 'refused',
@@ -255,7 +311,15 @@ export function decideAdmission(
       const ops = hasRestoreContract(pod) ? schedulingPatch(pod, scheduling) : [];
       const corrupt = m.corrupt ?? 0;
       if (ops.length === 0) return { kind: 'answer', ops, warnings: [], result: 'skipped', why: m.why, corrupt };
-      return { kind: 'answer', ops, warnings: [], result: 'patched', why: `${m.why}: made schedulable as a restore pod`, count: 'marked', corrupt };
+      return {
+        kind: 'answer',
+        ops,
+        warnings: [],
+        result: 'patched',
+        why: `${m.why}: made schedulable as a restore pod`,
+        count: 'marked',
+        corrupt,
+      };
     }
   }
 }

@@ -36,7 +36,8 @@ export class RestoreController {
   start(): void {
     const every = (ms: number, fn: () => Promise<unknown>) => {
       const t = setInterval(() => {
-        if (this.o.view.synced()) fn().catch((e: unknown) => this.o.log.warn('restore reconcile failed', { error: (e as Error).message }));
+        if (this.o.view.synced())
+          fn().catch((e: unknown) => this.o.log.warn('restore reconcile failed', { error: (e as Error).message }));
       }, ms);
       t.unref();
       this.timers.push(t);
@@ -66,7 +67,12 @@ export class RestoreController {
     const ref = keyOf(c);
     switch (a.kind) {
       case 'bind':
-        status.restore = { ...status.restore!, podName: a.pod.name, podUID: a.pod.uid, ...(a.pod.nodeName ? { nodeName: a.pod.nodeName } : {}) };
+        status.restore = {
+          ...status.restore!,
+          podName: a.pod.name,
+          podUID: a.pod.uid,
+          ...(a.pod.nodeName ? { nodeName: a.pod.nodeName } : {}),
+        };
         await this.write(c);
         return;
       case 'consumed':
@@ -80,7 +86,13 @@ export class RestoreController {
         return;
       case 'restored':
         status.phase = 'Restored';
-        status.restore = { ...status.restore!, podName: a.pod.name, podUID: a.pod.uid, nodeName: a.pod.nodeName!, restoredAt: new Date(this.now()).toISOString() };
+        status.restore = {
+          ...status.restore!,
+          podName: a.pod.name,
+          podUID: a.pod.uid,
+          nodeName: a.pod.nodeName!,
+          restoredAt: new Date(this.now()).toISOString(),
+        };
         if (await this.write(c)) {
           this.o.metrics.restores.inc({ result: 'restored' });
           this.o.log.info('checkpoint restored', { checkpoint: ref, pod: keyOf(a.pod), node: a.pod.nodeName });
@@ -100,7 +112,14 @@ export class RestoreController {
         if (await this.write(c)) {
           this.o.metrics.restores.inc({ result: 'failed' });
           this.o.log.warn('restore failed', { checkpoint: ref, why: a.why });
-          if (a.pod) await this.o.event?.(a.pod.namespace, a.pod.name, 'Warning', 'RestoreFailed', `checkpoint ${c.metadata.name}: ${a.why}`);
+          if (a.pod)
+            await this.o.event?.(
+              a.pod.namespace,
+              a.pod.name,
+              'Warning',
+              'RestoreFailed',
+              `checkpoint ${c.metadata.name}: ${a.why}`,
+            );
         }
         return;
     }
@@ -117,7 +136,12 @@ export class RestoreController {
   }
 
   async reconcileRetention(): Promise<number> {
-    const { deletions, held } = planRetention(this.o.view.checkpoints(), this.o.view.pods(), this.now(), this.o.retention);
+    const { deletions, held } = planRetention(
+      this.o.view.checkpoints(),
+      this.o.view.pods(),
+      this.now(),
+      this.o.retention,
+    );
     for (const h of held) {
       this.o.log.debug('checkpoint record kept over the retention limit', {
         checkpoint: keyOf(h.checkpoint),

@@ -46,7 +46,11 @@ export function holdsClaim(p: PodFacts, r: RestoreStatus): boolean {
   return r.podName.endsWith('*') ? p.name.startsWith(r.podName.slice(0, -1)) : p.name === r.podName;
 }
 
-export function planLifecycle(checkpoints: Iterable<Checkpoint>, restoring: Map<string, PodFacts[]>, t: LifecycleTimes): LifecycleAction[] {
+export function planLifecycle(
+  checkpoints: Iterable<Checkpoint>,
+  restoring: Map<string, PodFacts[]>,
+  t: LifecycleTimes,
+): LifecycleAction[] {
   const actions: LifecycleAction[] = [];
   const all = [...checkpoints];
   const next = laterRecords(all);
@@ -59,7 +63,11 @@ export function planLifecycle(checkpoints: Iterable<Checkpoint>, restoring: Map<
     const later = next.get(keyOf(c));
     if (later && !(pod?.phase === 'Running' && pod.nodeName)) {
       // Preempted again before this loop saw it run (chain.ts): never released, never offered twice.
-      actions.push({ kind: 'consumed', checkpoint: c, why: `pod ${r.podName} ran and was checkpointed again as ${later}` });
+      actions.push({
+        kind: 'consumed',
+        checkpoint: c,
+        why: `pod ${r.podName} ran and was checkpointed again as ${later}`,
+      });
     } else if (pod) {
       if (pod.phase === 'Running' && pod.nodeName) {
         actions.push({ kind: 'restored', checkpoint: c, pod });
@@ -77,9 +85,17 @@ export function planLifecycle(checkpoints: Iterable<Checkpoint>, restoring: Map<
     } else if (r.nodeName) {
       // Placed on a node, then gone (finished, or deleted) before this loop saw it run: the
       // runtime may have restored it, so the checkpoint counts as consumed, never offered twice.
-      actions.push({ kind: 'consumed', checkpoint: c, why: `pod ${r.podName} left node ${r.nodeName} before it was seen running` });
+      actions.push({
+        kind: 'consumed',
+        checkpoint: c,
+        why: `pod ${r.podName} left node ${r.nodeName} before it was seen running`,
+      });
     } else if (r.podUID) {
-      actions.push({ kind: 'release', checkpoint: c, why: `pod ${r.podName} went away before it was placed on a node` });
+      actions.push({
+        kind: 'release',
+        checkpoint: c,
+        why: `pod ${r.podName} went away before it was placed on a node`,
+      });
     } else if (age > t.claimGraceMs) {
       actions.push({ kind: 'release', checkpoint: c, why: `no pod appeared for the claim of ${r.podName}` });
     }

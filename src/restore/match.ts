@@ -3,7 +3,13 @@
 // hand in hiatus.dev/restore-from is honoured only for a pod of the same workload, or when an
 // administrator allowed it on the Checkpoint (hiatus.dev/restore-any-pod). Pure.
 import { podFacts, type OwnerFacts, type PodFacts } from '../cluster/facts.js';
-import { ANNOTATION_RESTORE_ANY_POD, ANNOTATION_RESTORE_CONSTRAINTS, ANNOTATION_RESTORE_FROM, ANNOTATION_RESTORE_OPT, objectKey } from '../api/keys.js';
+import {
+  ANNOTATION_RESTORE_ANY_POD,
+  ANNOTATION_RESTORE_CONSTRAINTS,
+  ANNOTATION_RESTORE_FROM,
+  ANNOTATION_RESTORE_OPT,
+  objectKey,
+} from '../api/keys.js';
 import type { Checkpoint } from '../api/checkpoint.js';
 import { laterRecords, newestFirst } from '../checkpoint/chain.js';
 import type { Pod } from '../api/kubernetes.js';
@@ -64,7 +70,8 @@ export function claimOfGonePod(c: Checkpoint, o: MatchOptions, admitting?: strin
 /** The UID of the pod a Checkpoint was taken of. */
 export const sourceUid = (c: Checkpoint): string | undefined => c.spec.source.pod.uid || undefined;
 
-const unboundClaim = (c: Checkpoint): boolean => c.status?.phase === 'Restoring' && !!c.status.restore && !c.status.restore.podUID;
+const unboundClaim = (c: Checkpoint): boolean =>
+  c.status?.phase === 'Restoring' && !!c.status.restore && !c.status.restore.podUID;
 
 /** When a claim was written, ms since the epoch (0 when unreadable: then it is old). */
 export function claimedAt(c: Checkpoint): number {
@@ -125,7 +132,8 @@ function ordinalFromName(name: string | undefined): number | undefined {
 
 export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Checkpoint>, o: MatchOptions): MatchResult {
   const annotations = pod.metadata?.annotations ?? {};
-  if (annotations[ANNOTATION_RESTORE_OPT] === 'false') return { kind: 'skip', why: `opted out (${ANNOTATION_RESTORE_OPT}: "false")` };
+  if (annotations[ANNOTATION_RESTORE_OPT] === 'false')
+    return { kind: 'skip', why: `opted out (${ANNOTATION_RESTORE_OPT}: "false")` };
   const explicit = annotations[ANNOTATION_RESTORE_FROM];
   if (explicit !== undefined && annotations[ANNOTATION_RESTORE_CONSTRAINTS] !== undefined) {
     return { kind: 'skip', why: 'already carries the restore contract' };
@@ -181,7 +189,10 @@ export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Check
   if (usable.length === 0) {
     if (recheck.length > 0) return { kind: 'recheck', checkpoints: recheck, corrupt };
     if (contested.length > 0) return { kind: 'contested', checkpoints: contested, corrupt };
-    const why = explicit !== undefined ? `checkpoint ${explicit} is not Ready in ${namespace}` : 'no Ready checkpoint of this workload';
+    const why =
+      explicit !== undefined
+        ? `checkpoint ${explicit} is not Ready in ${namespace}`
+        : 'no Ready checkpoint of this workload';
     return { kind: 'skip', why, corrupt };
   }
   usable.sort(newestFirst(completedAt));

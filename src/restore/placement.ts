@@ -17,10 +17,16 @@ export interface PlacementPlan {
 }
 
 /** The plan for one restore pod to place, gated or not. */
-export function planPlacement(pod: PodFacts, node: (name: string) => NodeFacts | undefined, strict: boolean): PlacementPlan {
+export function planPlacement(
+  pod: PodFacts,
+  node: (name: string) => NodeFacts | undefined,
+  strict: boolean,
+): PlacementPlan {
   let contract;
   try {
-    contract = readRestoreContract({ metadata: { name: pod.name, namespace: pod.namespace, annotations: pod.annotations } });
+    contract = readRestoreContract({
+      metadata: { name: pod.name, namespace: pod.namespace, annotations: pod.annotations },
+    });
   } catch (e) {
     if (!(e instanceof ContractError)) throw e;
     return { result: 'not_nominated', why: e.message };
@@ -30,6 +36,7 @@ export function planPlacement(pod: PodFacts, node: (name: string) => NodeFacts |
   const facts = node(target);
   if (!facts) return { result: 'not_nominated', why: `checkpoint node ${target} is not in the cluster` };
   const verdict = judgeNode(contract.constraints, facts.capability, strict);
-  if (!verdict.compatible) return { result: 'not_nominated', why: `checkpoint node ${target} cannot restore it: ${verdict.message}` };
+  if (!verdict.compatible)
+    return { result: 'not_nominated', why: `checkpoint node ${target} cannot restore it: ${verdict.message}` };
   return { nominate: target, result: 'nominated', why: `checkpoint ${contract.checkpoint} is on ${target}` };
 }

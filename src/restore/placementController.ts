@@ -13,7 +13,13 @@
 import type { PodEventPoster } from '../cluster/events.js';
 import { ANNOTATION_RESTORE_FROM, GATE_RESTORE_PLACEMENT, keyOf } from '../api/keys.js';
 import type { PodFacts } from '../cluster/facts.js';
-import { isNotFound, isUnprocessable, type PatchOp, type PodPlacementWriter, type PodRef } from '../cluster/podWriter.js';
+import {
+  isNotFound,
+  isUnprocessable,
+  type PatchOp,
+  type PodPlacementWriter,
+  type PodRef,
+} from '../cluster/podWriter.js';
 import type { ClusterView } from '../cluster/view.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -97,7 +103,12 @@ export class PlacementController {
       const hold =
         pod.placementGate === undefined
           ? ({ kind: 'release' } as const)
-          : planHold(pod, from ? this.o.view.checkpoint(pod.namespace, from) : undefined, this.o.publication ?? NO_PUBLICATION, this.now());
+          : planHold(
+              pod,
+              from ? this.o.view.checkpoint(pod.namespace, from) : undefined,
+              this.o.publication ?? NO_PUBLICATION,
+              this.now(),
+            );
       switch (hold.kind) {
         case 'wait':
           this.o.log.debug('restore pod held for its checkpoint images', { pod: keyOf(pod), why: hold.why });
@@ -134,7 +145,11 @@ export class PlacementController {
         return;
       }
       metrics.placements.inc({ result: 'error' });
-      log.warn('could not set the nominated node of a restore pod; it is scheduled without', { pod: keyOf(pod), node: plan.nominate, error: (e as Error).message });
+      log.warn('could not set the nominated node of a restore pod; it is scheduled without', {
+        pod: keyOf(pod),
+        node: plan.nominate,
+        error: (e as Error).message,
+      });
       return;
     }
     metrics.placements.inc({ result: 'nominated' });
@@ -152,19 +167,30 @@ export class PlacementController {
       this.placedAt.set(pod.uid, this.now());
       if (isNotFound(e)) return;
       metrics.placements.inc({ result: 'error' });
-      log.warn('could not release a restore pod to start fresh; retrying', { pod: who, retryInMs: this.o.retryAfterMs, error: (e as Error).message });
+      log.warn('could not release a restore pod to start fresh; retrying', {
+        pod: who,
+        retryInMs: this.o.retryAfterMs,
+        error: (e as Error).message,
+      });
       return;
     }
     this.placedAt.set(pod.uid, this.now());
     if (!lifted) return;
     metrics.restores.inc({ result: 'started_fresh' });
     log.warn('restore pod released without its checkpoint: it starts fresh', { pod: who, why });
-    await this.o.event?.(pod.namespace, pod.name, 'Warning', 'RestoreStartedFresh', `${why}; starting without the checkpoint`).catch((e: unknown) => {
-      log.debug('event not posted', { pod: who, error: (e as Error).message });
-    });
+    await this.o
+      .event?.(pod.namespace, pod.name, 'Warning', 'RestoreStartedFresh', `${why}; starting without the checkpoint`)
+      .catch((e: unknown) => {
+        log.debug('event not posted', { pod: who, error: (e as Error).message });
+      });
   }
 
-  private async release(pod: PodRef, plan: PlacementPlan, gateIndex: number, images?: { ops: readonly PatchOp[]; why: string }): Promise<void> {
+  private async release(
+    pod: PodRef,
+    plan: PlacementPlan,
+    gateIndex: number,
+    images?: { ops: readonly PatchOp[]; why: string },
+  ): Promise<void> {
     const { metrics, log, writer } = this.o;
     const who = keyOf(pod);
     let nominateError: string | undefined;
@@ -183,7 +209,11 @@ export class PlacementController {
       this.placedAt.set(pod.uid, this.now());
       if (isNotFound(e)) return;
       metrics.placements.inc({ result: 'error' });
-      log.warn('could not lift the restore-placement gate; retrying', { pod: who, retryInMs: this.o.retryAfterMs, error: (e as Error).message });
+      log.warn('could not lift the restore-placement gate; retrying', {
+        pod: who,
+        retryInMs: this.o.retryAfterMs,
+        error: (e as Error).message,
+      });
       return;
     }
     this.placedAt.set(pod.uid, this.now());
@@ -200,10 +230,19 @@ export class PlacementController {
     let result = plan.result;
     if (nominateError !== undefined) {
       metrics.placements.inc({ result: 'error' });
-      log.warn('could not set the nominated node of a restore pod; released it without', { pod: who, node: plan.nominate, error: nominateError });
+      log.warn('could not set the nominated node of a restore pod; released it without', {
+        pod: who,
+        node: plan.nominate,
+        error: nominateError,
+      });
       result = 'not_nominated';
     }
     metrics.placements.inc({ result });
-    log.info('restore pod released to the scheduler', { pod: who, result, ...(result === 'nominated' ? { node: plan.nominate } : {}), why: plan.why });
+    log.info('restore pod released to the scheduler', {
+      pod: who,
+      result,
+      ...(result === 'nominated' ? { node: plan.nominate } : {}),
+      why: plan.why,
+    });
   }
 }

@@ -65,7 +65,10 @@ export function publicationOf(c: Checkpoint, podContainers: readonly string[], o
   const failed = wanted.find((s) => s.publication?.state === 'Failed');
   if (failed) {
     const p = failed.publication!;
-    return { kind: 'failed', why: `the archive of container ${failed.name} cannot be published (${p.reason ?? 'Failed'}: ${p.message ?? 'no message'})` };
+    return {
+      kind: 'failed',
+      why: `the archive of container ${failed.name} cannot be published (${p.reason ?? 'Failed'}: ${p.message ?? 'no message'})`,
+    };
   }
   if (!o.images) return { kind: 'unpublished' };
   const images = new Map<string, string>();
@@ -75,12 +78,23 @@ export function publicationOf(c: Checkpoint, podContainers: readonly string[], o
   }
   if (wanted.length > 0 && images.size === wanted.length) return { kind: 'published', images };
   const waiting = wanted.find((s) => !images.has(s.name));
-  const state = waiting?.publication ? `${waiting.publication.state}${waiting.publication.message ? `: ${waiting.publication.message}` : ''}` : 'not started';
-  return { kind: 'pending', why: waiting ? `container ${waiting.name}'s image is not published (${state})` : 'the checkpoint names none of the pod\'s containers' };
+  const state = waiting?.publication
+    ? `${waiting.publication.state}${waiting.publication.message ? `: ${waiting.publication.message}` : ''}`
+    : 'not started';
+  return {
+    kind: 'pending',
+    why: waiting
+      ? `container ${waiting.name}'s image is not published (${state})`
+      : "the checkpoint names none of the pod's containers",
+  };
 }
 
 /** The patch ops that point the pod's containers at their checkpoint images. */
-export function imageOps(containers: readonly string[], images: ReadonlyMap<string, string>, guard: boolean): JsonPatchOp[] {
+export function imageOps(
+  containers: readonly string[],
+  images: ReadonlyMap<string, string>,
+  guard: boolean,
+): JsonPatchOp[] {
   const ops: JsonPatchOp[] = [];
   containers.forEach((name, i) => {
     const image = images.get(name);
@@ -125,7 +139,8 @@ export function planHold(pod: PodFacts, c: Checkpoint | undefined, o: Publicatio
   });
   if (!c) return fresh(`checkpoint ${from} no longer exists`);
   const claim = c.status?.restore;
-  if (c.status?.phase !== 'Restoring' || !claim || !holdsClaim(pod, claim)) return fresh(`checkpoint ${from} is not claimed for this pod any more`);
+  if (c.status?.phase !== 'Restoring' || !claim || !holdsClaim(pod, claim))
+    return fresh(`checkpoint ${from} is not claimed for this pod any more`);
   const p = publicationOf(c, pod.containers, o);
   switch (p.kind) {
     case 'published': {
@@ -133,7 +148,14 @@ export function planHold(pod: PodFacts, c: Checkpoint | undefined, o: Publicatio
       return {
         kind: 'publish',
         why: `checkpoint ${from}: ${p.images.size} image(s) published`,
-        ops: [...imageOps(pod.containers, p.images, true), { op: 'replace', path: `/metadata/annotations/${pointer(ANNOTATION_RESTORE_CONSTRAINTS)}`, value: JSON.stringify(rest) }],
+        ops: [
+          ...imageOps(pod.containers, p.images, true),
+          {
+            op: 'replace',
+            path: `/metadata/annotations/${pointer(ANNOTATION_RESTORE_CONSTRAINTS)}`,
+            value: JSON.stringify(rest),
+          },
+        ],
       };
     }
     case 'failed':
@@ -142,7 +164,8 @@ export function planHold(pod: PodFacts, c: Checkpoint | undefined, o: Publicatio
       return { kind: 'release' };
     case 'pending': {
       const waited = now - (Date.parse(claim.claimedAt) || now);
-      if (waited >= o.waitMs) return fresh(`checkpoint ${from} was not published within ${Math.round(o.waitMs / 1000)} s: ${p.why}`);
+      if (waited >= o.waitMs)
+        return fresh(`checkpoint ${from} was not published within ${Math.round(o.waitMs / 1000)} s: ${p.why}`);
       return { kind: 'wait', why: p.why };
     }
   }

@@ -113,15 +113,25 @@ function holds(ready: Checkpoint[], pods: PodIndex): Map<Checkpoint, Hold> {
     const source = pods.byUid.get(c.spec.source.pod.uid);
     const preemptor = c.spec.preemptor ? pods.byUid.get(c.spec.preemptor.uid) : undefined;
     if (source && newest.get(source.uid) === c) out.set(c, 'live_source');
-    else if (source && !source.deleting && preemptor && !preemptor.nodeName && !preemptor.deleting) out.set(c, 'preemption');
-    else if (!source && newest.get(c.spec.source.pod.uid) === c && (!c.spec.source.owner || !replacedWithout(c, pods))) {
+    else if (source && !source.deleting && preemptor && !preemptor.nodeName && !preemptor.deleting)
+      out.set(c, 'preemption');
+    else if (
+      !source &&
+      newest.get(c.spec.source.pod.uid) === c &&
+      (!c.spec.source.owner || !replacedWithout(c, pods))
+    ) {
       out.set(c, 'awaiting_replacement');
     }
   }
   return out;
 }
 
-export function planRetention(all: Iterable<Checkpoint>, pods: Iterable<PodFacts>, now: number, policy: RetentionPolicy): RetentionPlan {
+export function planRetention(
+  all: Iterable<Checkpoint>,
+  pods: Iterable<PodFacts>,
+  now: number,
+  policy: RetentionPolicy,
+): RetentionPlan {
   const plan: RetentionPlan = { deletions: [], held: [] };
   const ready: Checkpoint[] = [];
   const counted: Checkpoint[] = [];
@@ -171,7 +181,8 @@ export function planRetention(all: Iterable<Checkpoint>, pods: Iterable<PodFacts
     list.forEach((c, i) => {
       const hold = held.get(c);
       if (hold) {
-        if (i >= policy.maxPerWorkload && !overAge.has(c)) plan.held.push({ checkpoint: c, hold, over: 'max_per_workload' });
+        if (i >= policy.maxPerWorkload && !overAge.has(c))
+          plan.held.push({ checkpoint: c, hold, over: 'max_per_workload' });
       } else if (room > 0) {
         room--;
       } else {

@@ -25,7 +25,15 @@ import {
   type SchedulingOptions,
 } from './admission.js';
 import { holdsClaim, podsByRestore } from './lifecycle.js';
-import { abandonedClaim, claimedAt, constraintsUsable, unplacedClaim, restoreFromRefusal, sourceUid, type MatchOptions } from './match.js';
+import {
+  abandonedClaim,
+  claimedAt,
+  constraintsUsable,
+  unplacedClaim,
+  restoreFromRefusal,
+  sourceUid,
+  type MatchOptions,
+} from './match.js';
 import { NO_PUBLICATION, type PublicationOptions } from './publication.js';
 
 /**
@@ -91,13 +99,21 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
   const now = deps.now ?? Date.now;
   const sleep = deps.sleep ?? defaultSleep;
   const { metrics, log } = deps;
-  const scheduling: SchedulingOptions = { schedulers: deps.restoreSchedulers ?? new Map<string, string>(), placementGate: deps.placementGate ?? false };
+  const scheduling: SchedulingOptions = {
+    schedulers: deps.restoreSchedulers ?? new Map<string, string>(),
+    placementGate: deps.placementGate ?? false,
+  };
   const publication = deps.publication ?? NO_PUBLICATION;
   const podRunning = (uid: string): boolean => {
     const p = deps.view.pod(uid);
     return !!p && !p.deleting;
   };
-  const matchOptions = (): MatchOptions => ({ now: now(), maxAgeMs: deps.maxAgeMs, reclaimAfterMs: deps.reclaimAfterMs, podRunning });
+  const matchOptions = (): MatchOptions => ({
+    now: now(),
+    maxAgeMs: deps.maxAgeMs,
+    reclaimAfterMs: deps.reclaimAfterMs,
+    podRunning,
+  });
   /** Whether the record's source pod still runs, as the API server says (the cache without a reader). */
   const sourceStillRuns = async (c: Checkpoint): Promise<boolean> => {
     const uid = sourceUid(c);
@@ -127,13 +143,20 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
   };
   const claimants = () => podsByRestore(deps.view.pods());
 
-  const answer = (r: PodReview, result: WebhookAnswer['result'], why: string, ops: JsonPatchOp[] = [], warnings: string[] = []): WebhookAnswer => ({
+  const answer = (
+    r: PodReview,
+    result: WebhookAnswer['result'],
+    why: string,
+    ops: JsonPatchOp[] = [],
+    warnings: string[] = [],
+  ): WebhookAnswer => ({
     status: 200,
     body: reviewResponse(r.apiVersion, r.uid, ops, warnings),
     result,
     why,
   });
-  const notRestored = (r: PodReview, result: WebhookAnswer['result'], why: string) => answer(r, result, why, [], notRestoredWarnings(r.pod, why));
+  const notRestored = (r: PodReview, result: WebhookAnswer['result'], why: string) =>
+    answer(r, result, why, [], notRestoredWarnings(r.pod, why));
 
   /**
    * The live records of these checkpoints that can be claimed now: Ready, or claimed by no pod
@@ -143,9 +166,17 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
     const live = await Promise.all(cs.map((c) => deps.store.get(r.namespace, c.metadata.name)));
     const o = matchOptions();
     const explicit = r.pod.metadata?.annotations?.[ANNOTATION_RESTORE_FROM] !== undefined;
-    const facts = explicit ? podFacts({ ...r.pod, metadata: { ...r.pod.metadata, namespace: r.namespace } }) : undefined;
+    const facts = explicit
+      ? podFacts({ ...r.pod, metadata: { ...r.pod.metadata, namespace: r.namespace } })
+      : undefined;
     let pods: Map<string, PodFacts[]> | undefined;
-    const usable = live.filter((c): c is Checkpoint => !!c && constraintsUsable(c) && publicationUsable(r.pod, c, publication) && !(facts && restoreFromRefusal(facts, c)));
+    const usable = live.filter(
+      (c): c is Checkpoint =>
+        !!c &&
+        constraintsUsable(c) &&
+        publicationUsable(r.pod, c, publication) &&
+        !(facts && restoreFromRefusal(facts, c)),
+    );
     const claimable: Checkpoint[] = [];
     for (const c of usable) {
       const open =
@@ -166,7 +197,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
     if (open.length === 0) return { abandoned: [], why: 'every matching checkpoint was claimed by another pod' };
     const due = Math.min(...open.map((c) => claimedAt(c) + deps.reclaimAfterMs + 1));
     if (due - now() > (deps.claimWaitMs ?? 0)) {
-      return { abandoned: [], why: 'the workload\'s checkpoint was claimed moments ago by a pod not seen yet' };
+      return { abandoned: [], why: "the workload's checkpoint was claimed moments ago by a pod not seen yet" };
     }
     while (now() < due) {
       await sleep(Math.min(CLAIM_POLL_MS, due - now()));
@@ -182,21 +213,38 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
       const ref = objectKey(r.namespace, c.metadata.name);
       if (r.dryRun) {
         // Side effects only outside dry run: the claim is not written.
-        return answer(r, 'patched', `dry run: would restore from ${ref}`, restorePatch(r.pod, c, scheduling, publication));
+        return answer(
+          r,
+          'patched',
+          `dry run: would restore from ${ref}`,
+          restorePatch(r.pod, c, scheduling, publication),
+        );
       }
       const claimed: Checkpoint = structuredClone(c);
-      claimed.status = { ...claimed.status!, phase: 'Restoring', restore: { claimedAt: new Date(now()).toISOString(), podName: r.podName } };
+      claimed.status = {
+        ...claimed.status!,
+        phase: 'Restoring',
+        restore: { claimedAt: new Date(now()).toISOString(), podName: r.podName },
+      };
       try {
         await deps.store.replace(claimed);
       } catch (e) {
         if (e instanceof StoreConflict) continue; // another pod claimed it first: try the next one
-        log.warn('restore claim failed: pod created without restore', { pod: objectKey(r.namespace, r.podName), checkpoint: ref, error: (e as Error).message });
+        log.warn('restore claim failed: pod created without restore', {
+          pod: objectKey(r.namespace, r.podName),
+          checkpoint: ref,
+          error: (e as Error).message,
+        });
         metrics.restores.inc({ result: 'claim_error' });
         return notRestored(r, 'error', `claim of ${ref} failed: ${(e as Error).message}`);
       }
       metrics.restores.inc({ result: 'matched' });
       const previous = c.status?.phase === 'Restoring' ? { tookOverClaimOf: c.status.restore?.podName } : {};
-      log.info('pod will restore from checkpoint', { pod: objectKey(r.namespace, r.podName), checkpoint: ref, ...previous });
+      log.info('pod will restore from checkpoint', {
+        pod: objectKey(r.namespace, r.podName),
+        checkpoint: ref,
+        ...previous,
+      });
       return answer(r, 'patched', `restores from ${ref}`, restorePatch(r.pod, c, scheduling, publication));
     }
     return notRestored(r, 'skipped', 'every matching checkpoint was claimed by another pod');
@@ -219,9 +267,23 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
 
   return async (body) => {
     const review = decodeReview(body);
-    if (review.kind === 'invalid') return { status: 400, body: { error: review.error }, result: 'bad_request', why: review.why };
-    if (review.kind === 'allow') return { status: 200, body: reviewResponse(review.apiVersion, review.uid), result: review.result, why: review.why };
-    const decision = decideAdmission(review.pod, review.namespace, deps.view.checkpoints(), matchOptions(), scheduling, publication);
+    if (review.kind === 'invalid')
+      return { status: 400, body: { error: review.error }, result: 'bad_request', why: review.why };
+    if (review.kind === 'allow')
+      return {
+        status: 200,
+        body: reviewResponse(review.apiVersion, review.uid),
+        result: review.result,
+        why: review.why,
+      };
+    const decision = decideAdmission(
+      review.pod,
+      review.namespace,
+      deps.view.checkpoints(),
+      matchOptions(),
+      scheduling,
+      publication,
+    );
     if (decision.corrupt) metrics.restores.inc({ result: 'corrupt_checkpoint' }, decision.corrupt);
     switch (decision.kind) {
       case 'answer':
@@ -237,7 +299,11 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
       case 'claim':
         return claimFirst(review, decision.checkpoints);
       case 'recheck':
-        return claimLive(review, decision.checkpoints, 'the workload\'s checkpoints are not Ready, or the pods they were taken of still run');
+        return claimLive(
+          review,
+          decision.checkpoints,
+          "the workload's checkpoints are not Ready, or the pods they were taken of still run",
+        );
       case 'contested': {
         if (review.dryRun) return notRestored(review, 'skipped', 'every matching checkpoint is claimed');
         const { abandoned, why } = await waitOut(decision.checkpoints);

@@ -50,7 +50,12 @@ const REFUSAL_LOG_EVERY_MS = 10_000;
 function callerGate(listener: 'extender' | 'webhook', metrics: Metrics, log: Logger) {
   let lastLogged = 0;
   let unlogged = 0;
-  return (req: IncomingMessage, res: ServerResponse, policy: CallerPolicy, body: (message: string) => unknown): boolean => {
+  return (
+    req: IncomingMessage,
+    res: ServerResponse,
+    policy: CallerPolicy,
+    body: (message: string) => unknown,
+  ): boolean => {
     const decision = decideCaller(peerCertificate(req.socket), policy);
     if (decision.allowed) return true;
     metrics.callersRefused.inc({ listener, reason: decision.reason });
@@ -78,14 +83,22 @@ function callerGate(listener: 'extender' | 'webhook', metrics: Metrics, log: Log
  * Writes a JSON answer. Bodies are depth-checked on the way in, so encoding cannot recurse out
  * of stack; should it throw anyway, the caller gets a 500 and the process carries on.
  */
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string>, log: Logger): void {
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string>,
+  log: Logger,
+): void {
   let json: string;
   try {
     json = JSON.stringify(body);
   } catch (e) {
     log.error('could not encode an answer', { status, error: (e as Error | undefined)?.message });
     status = 500;
-    json = JSON.stringify({ Error: `internal error: could not encode the answer (${(e as Error | undefined)?.message})` });
+    json = JSON.stringify({
+      Error: `internal error: could not encode the answer (${(e as Error | undefined)?.message})`,
+    });
   }
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(json), ...headers });
   res.end(json);
@@ -125,13 +138,20 @@ export function createWebhookApp(deps: WebhookAppDeps): express.Express {
     let answer: WebhookAnswer;
     let headers: Record<string, string> = {};
     try {
-      answer = await deps.mutatePods(await readJson(req, { maxBodyBytes: deps.maxBodyBytes, memory, reservation }, 'mutate-pods'));
+      answer = await deps.mutatePods(
+        await readJson(req, { maxBodyBytes: deps.maxBodyBytes, memory, reservation }, 'mutate-pods'),
+      );
     } catch (e) {
       const status = e instanceof BodyError ? e.status : 500;
       const message = (e as Error | undefined)?.message ?? String(e);
       if (e instanceof BodyError) headers = headersFor(e);
       else log.error('mutate-pods failed', { error: message, stack: (e as Error | undefined)?.stack });
-      answer = { status, body: { error: message }, result: status === 500 || status === 503 ? 'error' : 'bad_request', why: message };
+      answer = {
+        status,
+        body: { error: message },
+        result: status === 500 || status === 503 ? 'error' : 'bad_request',
+        why: message,
+      };
     }
     try {
       sendJson(res, answer.status, answer.body, headers, log);
@@ -167,7 +187,10 @@ export function createHandler(deps: AppDeps): RequestListener {
     let answer: VerbAnswer;
     let headers: Record<string, string> = {};
     try {
-      answer = await verbs[verb](ctx, await readJson(req, { maxBodyBytes: deps.maxBodyBytes, memory, reservation }, verb));
+      answer = await verbs[verb](
+        ctx,
+        await readJson(req, { maxBodyBytes: deps.maxBodyBytes, memory, reservation }, verb),
+      );
     } catch (e) {
       if (e instanceof BodyError) {
         const result = e.status === 503 ? 'error' : 'bad_request';
@@ -227,7 +250,11 @@ export function createHandler(deps: AppDeps): RequestListener {
     }
     if (!admit(req, res, verbCallers, (message) => errorBody(verb, message))) return;
     serveVerb(verb, req, res).catch((e: unknown) => {
-      log.error('verb failed after answering', { verb, error: (e as Error | undefined)?.message, stack: (e as Error | undefined)?.stack });
+      log.error('verb failed after answering', {
+        verb,
+        error: (e as Error | undefined)?.message,
+        stack: (e as Error | undefined)?.stack,
+      });
       if (!res.headersSent) sendJson(res, 500, errorBody(verb, `${verb}: internal error`), {}, log);
     });
   };

@@ -33,8 +33,7 @@ export interface PeerCertificate {
 export type RefusalReason = 'no_certificate' | 'untrusted_certificate' | 'name_not_allowed';
 
 export type CallerDecision =
-  | { allowed: true; identity?: string }
-  | { allowed: false; status: 401 | 403; reason: RefusalReason; message: string };
+  { allowed: true; identity?: string } | { allowed: false; status: 401 | 403; reason: RefusalReason; message: string };
 
 /** A policy that lets every caller in (an unauthenticated listener). */
 export function openPolicy(expected: string): CallerPolicy {
@@ -106,7 +105,11 @@ function dnsNamesOf(subjectAltName: string | undefined): string[] {
  * refusing the handshake when there is none or it does not verify: the route decides
  * (probes carry none) and can then answer why.
  */
-export function clientCertificateOptions(ca: Buffer | undefined): { requestCert: boolean; rejectUnauthorized: boolean; ca?: Buffer } {
+export function clientCertificateOptions(ca: Buffer | undefined): {
+  requestCert: boolean;
+  rejectUnauthorized: boolean;
+  ca?: Buffer;
+} {
   if (!ca) return { requestCert: false, rejectUnauthorized: false };
   return { requestCert: true, rejectUnauthorized: false, ca };
 }

@@ -166,7 +166,10 @@ export class Reservation {
 function busy(memory: RequestMemory, what: string, wanted: number): BodyError {
   const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
   if (wanted > memory.limit) {
-    return new BodyError(413, `${what}: serving this body would take about ${mib(wanted)}, more than --max-request-memory (${mib(memory.limit)})`);
+    return new BodyError(
+      413,
+      `${what}: serving this body would take about ${mib(wanted)}, more than --max-request-memory (${mib(memory.limit)})`,
+    );
   }
   return new BodyError(
     503,
@@ -183,7 +186,13 @@ function drainCap(limit: number): number {
   return Math.max(4 * limit, 1 << 20);
 }
 
-function readBody(req: IncomingMessage, limit: number, what: string, reservation: Reservation, memory: RequestMemory): Promise<Buffer> {
+function readBody(
+  req: IncomingMessage,
+  limit: number,
+  what: string,
+  reservation: Reservation,
+  memory: RequestMemory,
+): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -230,7 +239,8 @@ function readBody(req: IncomingMessage, limit: number, what: string, reservation
     });
     // A client gone mid-body: settle, so that its reservation is given back.
     req.on('close', () => {
-      if (!ended && !settled) settle(new BodyError(400, `${what}: the client closed the connection before the body ended`));
+      if (!ended && !settled)
+        settle(new BodyError(400, `${what}: the client closed the connection before the body ended`));
     });
   });
 }

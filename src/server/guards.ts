@@ -14,6 +14,10 @@ export function installProcessGuards(log: Logger, proc: NodeJS.Process = process
   });
   // Anything can be thrown, whatever the listener's type says.
   proc.on('uncaughtException', (e: unknown, origin) => {
-    log.error('uncaught exception', { origin, error: (e as Error | undefined)?.message ?? String(e), stack: (e as Error | undefined)?.stack });
+    log.error('uncaught exception', {
+      origin,
+      error: (e as Error | undefined)?.message ?? String(e),
+      stack: (e as Error | undefined)?.stack,
+    });
   });
 }

@@ -15,7 +15,12 @@ import type { CheckpointPolicy } from '../scheduling/victimPolicy.js';
 import type { VerbHandler } from './app.js';
 import type { VerbAnswer } from './verbs.js';
 import { metaVictimsOf } from './verbs.js';
-import { decodePreemptionArgs, WireError, type ExtenderPreemptionArgs, type ExtenderPreemptionResult } from '../api/extender.js';
+import {
+  decodePreemptionArgs,
+  WireError,
+  type ExtenderPreemptionArgs,
+  type ExtenderPreemptionResult,
+} from '../api/extender.js';
 import { keyOf } from '../api/keys.js';
 
 export interface PreemptDeps {
@@ -69,14 +74,24 @@ async function cachedSoon(view: ClusterView, uid: string, ms: number): Promise<P
   return undefined;
 }
 
-const asInput = (c: CandidatePlan): CandidateInput => ({ node: c.node, victims: c.victims.map((v) => v.uid), numPDBViolations: c.numPDBViolations });
+const asInput = (c: CandidatePlan): CandidateInput => ({
+  node: c.node,
+  victims: c.victims.map((v) => v.uid),
+  numPDBViolations: c.numPDBViolations,
+});
 
 export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
   const now = deps.now ?? Date.now;
   const { view, executor, completer, metrics, log } = deps;
 
   // path "fast": answered without any checkpoint work; "restore": checkpoints were involved.
-  const finish = (started: number, outcome: Outcome, result: ExtenderPreemptionResult, path: RequestPath, status = 200): VerbAnswer => {
+  const finish = (
+    started: number,
+    outcome: Outcome,
+    result: ExtenderPreemptionResult,
+    path: RequestPath,
+    status = 200,
+  ): VerbAnswer => {
     metrics.preemptionAttempts.inc({ outcome });
     metrics.preemptionAnswerDuration.observe({ outcome }, (now() - started) / 1000);
     return { status, body: result, path, result: status === 200 ? 'success' : 'bad_request' };
@@ -84,11 +99,16 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
 
   const chosen = (started: number, plan: CandidatePlan, path: RequestPath): VerbAnswer => {
     metrics.preemptionVictims.observe(plan.victims.length);
-    return finish(started, 'node', {
-      NodeNameToMetaVictims: {
-        [plan.node]: { Pods: plan.victims.map((v) => ({ UID: v.uid })), NumPDBViolations: plan.numPDBViolations },
+    return finish(
+      started,
+      'node',
+      {
+        NodeNameToMetaVictims: {
+          [plan.node]: { Pods: plan.victims.map((v) => ({ UID: v.uid })), NumPDBViolations: plan.numPDBViolations },
+        },
       },
-    }, path);
+      path,
+    );
   };
 
   /** Every Required victim's Ready record is in the API server, not only in this replica's memory. */
@@ -118,10 +138,16 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
     const cluster = view.mode === 'cluster';
     let preemptorPriority: number | undefined;
     if (cluster) {
-      const cached = view.pod(preemptor.uid) ?? (await cachedSoon(view, preemptor.uid, Math.min(PREEMPTOR_CACHE_WAIT_MS, deps.budgetMs)));
+      const cached =
+        view.pod(preemptor.uid) ??
+        (await cachedSoon(view, preemptor.uid, Math.min(PREEMPTOR_CACHE_WAIT_MS, deps.budgetMs)));
       const why = preemptorStillPending({ preemptor, priority: 0, candidates: [], index: 0, expiresAt: 0 }, cached);
       if (why || !cached) {
-        log.warn('preempt for a pod that is not a pending pod in the cluster: nothing evicted', { preemptor: who, uid: preemptor.uid, why });
+        log.warn('preempt for a pod that is not a pending pod in the cluster: nothing evicted', {
+          preemptor: who,
+          uid: preemptor.uid,
+          why,
+        });
         return finish(started, 'no_candidate', { NodeNameToMetaVictims: {} }, 'fast');
       }
       preemptorPriority = cached.priority;
@@ -152,16 +178,27 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
       log.info('candidates dropped: a victim may not be evicted', {
         preemptor: who,
         nodes: plan.infeasible.length,
-        example: plan.infeasible[0]!.victims.filter((v) => v.action === 'protect').map((v) => `${v.pod?.name ?? v.uid}: ${v.why}`),
+        example: plan.infeasible[0]!.victims.filter((v) => v.action === 'protect').map(
+          (v) => `${v.pod?.name ?? v.uid}: ${v.why}`,
+        ),
       });
     }
     // A preemption this replica is already completing does not hold the cycle again.
     const waitMs = completer?.has(preemptor.uid) ? 0 : Math.min(deps.waitMs ?? deps.budgetMs, deps.budgetMs);
     const background = async (from: number, node: string, victims: number): Promise<VerbAnswer> => {
       if (completer && preemptorPriority !== undefined) {
-        await completer.track({ preemptor, priority: preemptorPriority, candidates: plan.ranked.slice(from).map(asInput), index: 0 });
+        await completer.track({
+          preemptor,
+          priority: preemptorPriority,
+          candidates: plan.ranked.slice(from).map(asInput),
+          index: 0,
+        });
       }
-      log.info('checkpoints still running: hiatus completes the preemption when they are recorded', { preemptor: who, node, victims });
+      log.info('checkpoints still running: hiatus completes the preemption when they are recorded', {
+        preemptor: who,
+        node,
+        victims,
+      });
       return finish(started, 'pending', { NodeNameToMetaVictims: {} }, 'restore');
     };
     for (const [i, candidate] of plan.ranked.entries()) {
@@ -169,7 +206,11 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
       if (work.length === 0) {
         if (!(await confirmed(candidate, preemptor))) return background(i, candidate.node, 0);
         completer?.forget(preemptor.uid);
-        return chosen(started, candidate, candidate.victims.some((v) => v.action === 'checkpoint') ? 'restore' : 'fast');
+        return chosen(
+          started,
+          candidate,
+          candidate.victims.some((v) => v.action === 'checkpoint') ? 'restore' : 'fast',
+        );
       }
       const node = view.node(candidate.node);
       const outcomes: Promise<EnsureOutcome>[] = work.map((v) =>
@@ -180,7 +221,8 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
       // GPU memory alone known to take longer than the wait (measured rates): do not hold the cycle for it.
       const wait = candidate.gpuCheckpointMs > waitMs ? 0 : waitMs - (now() - started);
       const settled = await withDeadline(Promise.all(outcomes), wait);
-      if (settled === DEADLINE || settled.some((o) => o.state === 'pending')) return background(i, candidate.node, work.length);
+      if (settled === DEADLINE || settled.some((o) => o.state === 'pending'))
+        return background(i, candidate.node, work.length);
       const blocked = work.filter((v, j) => settled[j]!.state === 'failed' && v.policy.policy === 'Required');
       if (blocked.length === 0) {
         if (!(await confirmed(candidate, preemptor))) return background(i, candidate.node, work.length);
@@ -193,6 +235,11 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
         victims: blocked.map((v) => keyOf(v.pod!)),
       });
     }
-    return finish(started, 'no_candidate', { NodeNameToMetaVictims: {} }, plan.infeasible.length > 0 ? 'restore' : 'fast');
+    return finish(
+      started,
+      'no_candidate',
+      { NodeNameToMetaVictims: {} },
+      plan.infeasible.length > 0 ? 'restore' : 'fast',
+    );
   };
 }

@@ -7,7 +7,14 @@ import type { Metrics, RequestPath, RequestResult } from '../metrics/metrics.js'
 import { planFilter } from '../scheduling/filter.js';
 import { scoreLocality } from '../scheduling/locality.js';
 import { ContractError, hasRestoreContract, readRestoreContract } from '../scheduling/restoreContract.js';
-import { decodeExtenderArgs, filterResult, WireError, type ExtenderArgs, type ExtenderPreemptionArgs, type MetaVictims } from '../api/extender.js';
+import {
+  decodeExtenderArgs,
+  filterResult,
+  WireError,
+  type ExtenderArgs,
+  type ExtenderPreemptionArgs,
+  type MetaVictims,
+} from '../api/extender.js';
 import { type Node } from '../api/kubernetes.js';
 
 export interface VerbContext {
@@ -69,7 +76,13 @@ export function filter(ctx: VerbContext, body: unknown): VerbAnswer {
     contract = readRestoreContract(args.Pod)!;
   } catch (e) {
     if (!(e instanceof ContractError)) throw e;
-    return { status: 200, body: filterResult({ Error: e.message }), path: 'restore', result: 'error', error: e.message };
+    return {
+      status: 200,
+      body: filterResult({ Error: e.message }),
+      path: 'restore',
+      result: 'error',
+      error: e.message,
+    };
   }
   const plan = planFilter(contract, nodeNamesOf(args), factsLookup(ctx, args), ctx.strict);
   for (const [reason, n] of Object.entries(plan.rejected)) ctx.metrics.rejectedNodes.inc({ reason }, n);
@@ -79,7 +92,10 @@ export function filter(ctx: VerbContext, body: unknown): VerbAnswer {
   if (fullMode) {
     const keep = new Set(plan.feasible);
     const items: Node[] = (args.Nodes!.items ?? []).filter((n) => keep.has(n.metadata!.name!));
-    answer = filterResult({ Nodes: { metadata: args.Nodes!.metadata ?? {}, items }, FailedAndUnresolvableNodes: unresolvable });
+    answer = filterResult({
+      Nodes: { metadata: args.Nodes!.metadata ?? {}, items },
+      FailedAndUnresolvableNodes: unresolvable,
+    });
   } else {
     answer = filterResult({ NodeNames: plan.feasible, FailedAndUnresolvableNodes: unresolvable });
   }

@@ -56,7 +56,10 @@ export function violations(): string[] {
       }
       const to = layerOf(target);
       if (!to) continue;
-      if (to.layer > from.layer) found.push(`${where} imports ${spec}: ${to.unit} (layer ${to.layer}) is above ${from.unit} (layer ${from.layer})`);
+      if (to.layer > from.layer)
+        found.push(
+          `${where} imports ${spec}: ${to.unit} (layer ${to.layer}) is above ${from.unit} (layer ${from.layer})`,
+        );
       else if (to.layer === from.layer && to.unit !== from.unit && from.layer === LAYERS.length - 1) {
         found.push(`${where} imports ${spec}: ${to.unit} and ${from.unit} are separate programs`);
       }

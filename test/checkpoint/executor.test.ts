@@ -26,7 +26,10 @@ describe('the checkpoint executor', () => {
     const port = await sim.start();
     const v = victim('trainer', 'n1', { policy: 'Required' });
     sim.setPod(simPodFromV1Pod(v as never));
-    const view = new SnapshotView({ nodes: [node('n1', { arch: 'amd64', runtime: 'cri-o://1.31.2', address: '127.0.0.1', port })], pods: [v] });
+    const view = new SnapshotView({
+      nodes: [node('n1', { arch: 'amd64', runtime: 'cri-o://1.31.2', address: '127.0.0.1', port })],
+      pods: [v],
+    });
     const store = new MemoryCheckpointStore();
     view.checkpointsByKey = store.objects;
     const make = (identity: string, claimTtlMs = 600) => {
@@ -37,7 +40,7 @@ describe('the checkpoint executor', () => {
     return { sim, view, store, make, victim: podFacts(v), node: view.node('n1')! };
   }
 
-  it('renews its claim while the kubelet works, so a live replica\'s checkpoint is never taken over', async () => {
+  it("renews its claim while the kubelet works, so a live replica's checkpoint is never taken over", async () => {
     const r = await rig(1_500);
     const a = r.make('replica-a');
     const b = r.make('replica-b');
@@ -56,8 +59,24 @@ describe('the checkpoint executor', () => {
       apiVersion: 'hiatus.dev/v1alpha1',
       kind: 'Checkpoint',
       metadata: { name, namespace: 'ml' },
-      spec: { reason: 'Preemption', preemptor: P1, source: { pod: { namespace: 'ml', name: 'trainer', uid: 'uid-trainer' }, nodeName: 'n1', priority: 100, memoryBytes: 0 }, containers: ['main'], restoreConstraints: { node: 'n1', arch: 'amd64', cpuFeatures: [], runtime: '' } },
-      status: { phase: 'Pending', claimedBy: 'replica-a', claimExpiresAt: new Date(Date.now() + 600).toISOString(), startTime: new Date().toISOString() },
+      spec: {
+        reason: 'Preemption',
+        preemptor: P1,
+        source: {
+          pod: { namespace: 'ml', name: 'trainer', uid: 'uid-trainer' },
+          nodeName: 'n1',
+          priority: 100,
+          memoryBytes: 0,
+        },
+        containers: ['main'],
+        restoreConstraints: { node: 'n1', arch: 'amd64', cpuFeatures: [], runtime: '' },
+      },
+      status: {
+        phase: 'Pending',
+        claimedBy: 'replica-a',
+        claimExpiresAt: new Date(Date.now() + 600).toISOString(),
+        startTime: new Date().toISOString(),
+      },
     } as never);
     const b = r.make('replica-b');
     expect(await b.ensure({ victim: r.victim, node: r.node, preemptor: P1 })).toMatchObject({ state: 'pending' });

@@ -46,7 +46,13 @@ describe('planManual', () => {
       victim('lost-0', 'n-gone'),
     ],
   });
-  const plan = (c: Checkpoint, now = NOW) => planManual(c, (uid) => view.pod(uid), (n) => view.node(n), now);
+  const plan = (c: Checkpoint, now = NOW) =>
+    planManual(
+      c,
+      (uid) => view.pod(uid),
+      (n) => view.node(n),
+      now,
+    );
   const pod = (name: string) => victim(name, 'n1');
 
   it('takes a request for a running pod on a known node, with facts from the cache', () => {
@@ -61,8 +67,14 @@ describe('planManual', () => {
       kind: 'refuse',
       why: expect.stringMatching(/^pod ml\/gpu-0 .*(device|GPU|gpu)/),
     });
-    expect(plan(request(pod('waiting-0')))).toEqual({ kind: 'refuse', why: 'pod ml/waiting-0 is Pending, not Running' });
-    expect(plan(request(pod('lost-0')))).toEqual({ kind: 'refuse', why: 'node n-gone of pod ml/lost-0 is unknown to the extender' });
+    expect(plan(request(pod('waiting-0')))).toEqual({
+      kind: 'refuse',
+      why: 'pod ml/waiting-0 is Pending, not Running',
+    });
+    expect(plan(request(pod('lost-0')))).toEqual({
+      kind: 'refuse',
+      why: 'node n-gone of pod ml/lost-0 is unknown to the extender',
+    });
   });
 
   it('narrows the checkpoint to the containers the request names, and refuses one the pod lacks', () => {
@@ -71,7 +83,12 @@ describe('planManual', () => {
     const ask = (containers: string[]) => {
       const c = request(two);
       c.spec.containers = containers;
-      return planManual(c, (uid) => v.pod(uid), (n) => v.node(n), NOW);
+      return planManual(
+        c,
+        (uid) => v.pod(uid),
+        (n) => v.node(n),
+        NOW,
+      );
     };
     const p = ask(['sidecar']);
     expect(p.kind === 'take' && p.pod.containers).toEqual(['sidecar']);
@@ -80,7 +97,7 @@ describe('planManual', () => {
     expect(ask(['gpu'])).toEqual({ kind: 'refuse', why: 'pod ml/pair-0 has no container gpu (it has main, sidecar)' });
   });
 
-  it('judges devices only with the node\'s facts: kubectl leaves them to the extender when it cannot read the node', () => {
+  it("judges devices only with the node's facts: kubectl leaves them to the extender when it cannot read the node", () => {
     const gpu = view.pod('uid-gpu-0')!;
     expect(manualRefusal(gpu)).toBeUndefined();
     expect(manualRefusal(gpu, { nodeFacts: view.node('n1')! })).toMatch(/^pod ml\/gpu-0 uses nvidia\.com\/gpu, and /);
@@ -129,7 +146,16 @@ describe('ManualCheckpointController', () => {
     const port = await sim.start();
     for (const p of pods) sim.setPod(simPodFromV1Pod(p as never));
     const view = new SnapshotView({
-      nodes: [node('n1', { arch: 'amd64', features: ['AVX2'], runtime: 'cri-o://1.31.2', zone: 'zone-a', address: '127.0.0.1', port })],
+      nodes: [
+        node('n1', {
+          arch: 'amd64',
+          features: ['AVX2'],
+          runtime: 'cri-o://1.31.2',
+          zone: 'zone-a',
+          address: '127.0.0.1',
+          port,
+        }),
+      ],
       pods,
     });
     const store = new MemoryCheckpointStore();
@@ -149,7 +175,14 @@ describe('ManualCheckpointController', () => {
       maxConcurrent: 8,
       maxPerNode: 2,
     });
-    const controller = new ManualCheckpointController({ view, executor, store, log: silentLogger, intervalMs: 1000, now: () => NOW });
+    const controller = new ManualCheckpointController({
+      view,
+      executor,
+      store,
+      log: silentLogger,
+      intervalMs: 1000,
+      now: () => NOW,
+    });
     return { sim, view, store, metrics, events, controller };
   }
 
@@ -174,12 +207,30 @@ describe('ManualCheckpointController', () => {
     expect(c.spec.reason).toBe('Manual');
     expect(c.spec.preemptor).toBeUndefined();
     expect(c.metadata.labels).toEqual({ 'hiatus.dev/source-pod-uid': 'uid-trainer-0', 'hiatus.dev/owner-uid': 'rs-1' });
-    expect(c.spec.source).toMatchObject({ nodeName: 'n1', owner: { kind: 'ReplicaSet', uid: 'rs-1' }, templateHash: 'h1', memoryBytes: 2 * 2 ** 30 });
-    expect(c.spec.restoreConstraints).toEqual({ node: 'n1', arch: 'amd64', cpuFeatures: ['AVX2'], runtime: 'cri-o://1.31.2', zone: 'zone-a' });
+    expect(c.spec.source).toMatchObject({
+      nodeName: 'n1',
+      owner: { kind: 'ReplicaSet', uid: 'rs-1' },
+      templateHash: 'h1',
+      memoryBytes: 2 * 2 ** 30,
+    });
+    expect(c.spec.restoreConstraints).toEqual({
+      node: 'n1',
+      arch: 'amd64',
+      cpuFeatures: ['AVX2'],
+      runtime: 'cri-o://1.31.2',
+      zone: 'zone-a',
+    });
     expect(c.status?.containers?.map((x) => x.name).sort()).toEqual(['main', 'sidecar']);
-    expect(r.sim.calls.map((x) => `${x.pod}/${x.container} ${x.status}`).sort()).toEqual(['trainer-0/main 200', 'trainer-0/sidecar 200']);
-    expect(r.events).toEqual(['ml/trainer-0 Normal Checkpointed: checkpoint trainer-0-manual of 2 container(s) ready (asked for by hand)']);
-    expect(await r.metrics.registry.getSingleMetricAsString('hiatus_checkpoints_total')).toContain('hiatus_checkpoints_total{result="ready"} 1');
+    expect(r.sim.calls.map((x) => `${x.pod}/${x.container} ${x.status}`).sort()).toEqual([
+      'trainer-0/main 200',
+      'trainer-0/sidecar 200',
+    ]);
+    expect(r.events).toEqual([
+      'ml/trainer-0 Normal Checkpointed: checkpoint trainer-0-manual of 2 container(s) ready (asked for by hand)',
+    ]);
+    expect(await r.metrics.registry.getSingleMetricAsString('hiatus_checkpoints_total')).toContain(
+      'hiatus_checkpoints_total{result="ready"} 1',
+    );
   });
 
   it('answers a request for a pod that cannot be checkpointed Failed with the reason, without calling the kubelet', async () => {
@@ -194,7 +245,7 @@ describe('ManualCheckpointController', () => {
     expect(r.controller.sweep()).toBe(0);
   });
 
-  it('records a kubelet failure as a Failed Manual checkpoint with the kubelet\'s answer', async () => {
+  it("records a kubelet failure as a Failed Manual checkpoint with the kubelet's answer", async () => {
     const p = victim('fragile-0', 'n1');
     const r = await rig([p]);
     r.sim.inject({ pod: 'fragile-0', failure: { kind: 'runtime-error' } });
@@ -204,6 +255,8 @@ describe('ManualCheckpointController', () => {
     expect(c.status?.phase).toBe('Failed');
     expect(c.spec.reason).toBe('Manual');
     expect(c.status?.message).toMatch(/kubelet answered 500/);
-    expect(r.events[0]).toMatch(/^ml\/fragile-0 Warning CheckpointFailed: checkpoint fragile-0-manual asked for by hand failed: /);
+    expect(r.events[0]).toMatch(
+      /^ml\/fragile-0 Warning CheckpointFailed: checkpoint fragile-0-manual asked for by hand failed: /,
+    );
   });
 });

@@ -41,7 +41,9 @@ describe('the restore-placement pod writer against an API server', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     kc = new KubeConfig();
     kc.loadFromOptions({
-      clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }], // client-node's condition for a plain-HTTP server
+      clusters: [
+        { name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true },
+      ], // client-node's condition for a plain-HTTP server
       users: [{ name: 'u', token: 'the-token' }],
       contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
       currentContext: 'x',

@@ -102,7 +102,9 @@ const requiredOf =
   <T>() =>
   <const K extends readonly RequiredKeys<T>[]>(
     keys: K,
-    ..._exhaustive: [Exclude<RequiredKeys<T>, K[number]>] extends [never] ? [] : [missing: Exclude<RequiredKeys<T>, K[number]>]
+    ..._exhaustive: [Exclude<RequiredKeys<T>, K[number]>] extends [never]
+      ? []
+      : [missing: Exclude<RequiredKeys<T>, K[number]>]
   ): string[] =>
     [...keys].sort();
 
@@ -116,7 +118,12 @@ const REQUIRED: Record<string, string[]> = {
   'spec.source': requiredOf<Source>()(['pod', 'nodeName', 'priority', 'memoryBytes']),
   'spec.source.pod': requiredOf<Source['pod']>()(['namespace', 'name', 'uid']),
   'spec.source.owner': requiredOf<NonNullable<Source['owner']>>()(['kind', 'name', 'uid']),
-  'spec.restoreConstraints': requiredOf<CheckpointSpec['restoreConstraints']>()(['node', 'arch', 'cpuFeatures', 'runtime']),
+  'spec.restoreConstraints': requiredOf<CheckpointSpec['restoreConstraints']>()([
+    'node',
+    'arch',
+    'cpuFeatures',
+    'runtime',
+  ]),
   status: requiredOf<CheckpointStatus>()(['phase']),
   'status.containers[]': requiredOf<ContainerStatus>()(['name', 'archivePath']),
   'status.containers[].publication': requiredOf<NonNullable<ContainerStatus['publication']>>()(['state']),
@@ -125,7 +132,10 @@ const REQUIRED: Record<string, string[]> = {
 };
 
 // `satisfies Record<Union, 0>` rejects a missing member as well as an extra one.
-const PHASES = Object.keys({ Pending: 0, Ready: 0, Failed: 0, Restoring: 0, Restored: 0 } satisfies Record<CheckpointPhase, 0>);
+const PHASES = Object.keys({ Pending: 0, Ready: 0, Failed: 0, Restoring: 0, Restored: 0 } satisfies Record<
+  CheckpointPhase,
+  0
+>);
 const REASONS = Object.keys({ Preemption: 0, Manual: 0, Periodic: 0 } satisfies Record<CheckpointReason, 0>);
 
 /** A Checkpoint with every optional field set (Complete<> enforces it), so its shape is the whole type. */
@@ -177,10 +187,17 @@ const SAMPLE: Checkpoint = {
       {
         name: 'main',
         archivePath: '/var/lib/kubelet/checkpoints/checkpoint-trainer-0_ml-main-2026-05-22T14:31:35Z.tar',
-        image: 'registry.example:5000/hiatus/ml@sha256:0d7e3f0a8b2c4d6e8f0a1b3c5d7e9f1a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e',
+        image:
+          'registry.example:5000/hiatus/ml@sha256:0d7e3f0a8b2c4d6e8f0a1b3c5d7e9f1a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e',
         archiveBytes: 1_048_576,
         archiveDigest: 'sha256:5a1f0c2e4b6d8f0a1c3e5b7d9f1a2c4e6b8d0f2a4c6e8b0d2f4a6c8e0b2d4f6a',
-        publication: { state: 'Published', reason: 'Verified', message: 'published', attempts: 1, time: '2026-05-22T14:31:40Z' },
+        publication: {
+          state: 'Published',
+          reason: 'Verified',
+          message: 'published',
+          attempts: 1,
+          time: '2026-05-22T14:31:40Z',
+        },
       },
     ],
     publication: { state: 'Published', message: 'every container published', time: '2026-05-22T14:31:40Z' },
@@ -279,7 +296,16 @@ describe('deploy/ and scheduler-config/ parse', () => {
 
   it('puts every namespaced object in hiatus-system, which deploy/ creates', () => {
     only('Namespace', NAMESPACE);
-    const clusterScoped = ['Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'Kustomization'];
+    const clusterScoped = [
+      'Namespace',
+      'CustomResourceDefinition',
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'MutatingWebhookConfiguration',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
+      'Kustomization',
+    ];
     const misplaced = deploy
       .filter((d) => !clusterScoped.includes(d.obj.kind!) && d.obj.metadata?.namespace !== NAMESPACE)
       .map((d) => `${d.file}: ${d.obj.kind}/${d.obj.metadata?.name} in ${d.obj.metadata?.namespace}`);
@@ -376,8 +402,12 @@ describe('Checkpoint CRD', () => {
         continue;
       }
       const s = at(root, c.jsonPath);
-      expect({ column: c.name, type: s?.type }).toEqual({ column: c.name, type: c.type === 'date' ? 'string' : c.type });
-      if (c.type === 'date') expect({ column: c.name, format: s?.format }).toEqual({ column: c.name, format: 'date-time' });
+      expect({ column: c.name, type: s?.type }).toEqual({
+        column: c.name,
+        type: c.type === 'date' ? 'string' : c.type,
+      });
+      if (c.type === 'date')
+        expect({ column: c.name, format: s?.format }).toEqual({ column: c.name, format: 'date-time' });
     }
   });
 });
@@ -388,14 +418,24 @@ describe('RBAC', () => {
   /** "group/resource:verb" for every permission a role grants. */
   const grants = (rules: V1PolicyRule[] = []) =>
     rules
-      .flatMap((r) => (r.apiGroups ?? []).flatMap((g) => (r.resources ?? []).flatMap((res) => r.verbs.map((v) => `${g}/${res}:${v}`))))
+      .flatMap((r) =>
+        (r.apiGroups ?? []).flatMap((g) =>
+          (r.resources ?? []).flatMap((res) => r.verbs.map((v) => `${g}/${res}:${v}`)),
+        ),
+      )
       .sort();
 
   it('uses no wildcards in any rule', () => {
     expect(roles.length).toBeGreaterThanOrEqual(2);
     const wild = roles.flatMap((d) =>
       ((d.obj as V1ClusterRole).rules ?? []).flatMap((r) =>
-        [...(r.apiGroups ?? []), ...(r.resources ?? []), ...r.verbs, ...(r.resourceNames ?? []), ...(r.nonResourceURLs ?? [])]
+        [
+          ...(r.apiGroups ?? []),
+          ...(r.resources ?? []),
+          ...r.verbs,
+          ...(r.resourceNames ?? []),
+          ...(r.nonResourceURLs ?? []),
+        ]
           .filter((s) => s.includes('*'))
           .map((s) => `${d.file}: ${d.obj.metadata?.name}: ${s}`),
       ),
@@ -409,7 +449,9 @@ describe('RBAC', () => {
     const sa = only<V1ServiceAccount>('ServiceAccount', 'hiatus');
     const binding = only<V1ClusterRoleBinding>('ClusterRoleBinding', 'hiatus');
     expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'hiatus' });
-    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: sa.metadata!.name, namespace: sa.metadata!.namespace }]);
+    expect(binding.subjects).toEqual([
+      { kind: 'ServiceAccount', name: sa.metadata!.name, namespace: sa.metadata!.namespace },
+    ]);
     expect(only<V1Deployment>('Deployment', 'hiatus').spec!.template.spec!.serviceAccountName).toBe(sa.metadata!.name);
   });
 
@@ -418,7 +460,9 @@ describe('RBAC', () => {
     expect(grants(proxy.rules)).toEqual(['/nodes/proxy:create']);
     const apiserver = only<V1ClusterRole>('ClusterRole', 'hiatus-apiserver-kubelet-checkpoint');
     expect(grants(apiserver.rules)).toEqual(['/nodes/checkpoint:create']);
-    const holders = roles.filter((d) => grants((d.obj as V1ClusterRole).rules).some((g) => g.startsWith('/nodes/proxy:')));
+    const holders = roles.filter((d) =>
+      grants((d.obj as V1ClusterRole).rules).some((g) => g.startsWith('/nodes/proxy:')),
+    );
     expect(holders.map((d) => d.file)).toEqual(['deploy/rbac-kubelet-proxy.yaml']);
   });
 });
@@ -475,7 +519,7 @@ describe('Deployment, Service, PodDisruptionBudget', () => {
     expect(config.webhookTlsKeyFile).toBe(`${mount!.mountPath}/tls.key`);
   });
 
-  it('serves the verbs to kube-scheduler\'s certificate and the webhook to the API server\'s, from the CA in the same secret', () => {
+  it("serves the verbs to kube-scheduler's certificate and the webhook to the API server's, from the CA in the same secret", () => {
     const mount = container.volumeMounts?.find((m) => m.name === 'tls');
     expect(config.insecureAllowUnauthenticatedCallers).toBe(false);
     expect(config.clientCaFile).toBe(`${mount!.mountPath}/ca.crt`);
@@ -484,7 +528,8 @@ describe('Deployment, Service, PodDisruptionBudget', () => {
     const certs = readFileSync(join(ROOT, 'deploy/certs.sh'), 'utf8');
     expect(config.allowedClientNames).toEqual(['system:kube-scheduler']);
     expect(config.webhookAllowedClientNames).toEqual(['kube-apiserver-webhook-client']);
-    for (const name of [...config.allowedClientNames, ...config.webhookAllowedClientNames]) expect(certs).toContain(`"/CN=${name}"`);
+    for (const name of [...config.allowedClientNames, ...config.webhookAllowedClientNames])
+      expect(certs).toContain(`"/CN=${name}"`);
   });
 
   it('probes /healthz and /readyz over HTTPS on the served port', () => {
@@ -533,7 +578,9 @@ describe('restore MutatingWebhookConfiguration', () => {
   const deployed = loadConfig(container.args ?? [], {});
 
   it('is in deploy/webhook.yaml with one webhook, restore.hiatus.dev', () => {
-    expect(deploy.filter((d) => d.obj.kind === 'MutatingWebhookConfiguration').map((d) => d.file)).toEqual(['deploy/webhook.yaml']);
+    expect(deploy.filter((d) => d.obj.kind === 'MutatingWebhookConfiguration').map((d) => d.file)).toEqual([
+      'deploy/webhook.yaml',
+    ]);
     expect(webhooks.map((w) => w.name)).toEqual(['restore.hiatus.dev']);
   });
 
@@ -552,10 +599,13 @@ describe('restore MutatingWebhookConfiguration', () => {
     expect(CLAIM_WAIT_MS).toBeGreaterThan(RECLAIM_AFTER_MS);
   });
 
-  it('calls the Service\'s webhook port, which reaches the port the Deployment serves the webhook on', () => {
+  it("calls the Service's webhook port, which reaches the port the Deployment serves the webhook on", () => {
     const svc = webhook.clientConfig.service!;
     expect(webhook.clientConfig.url).toBeUndefined();
-    expect({ name: svc.name, namespace: svc.namespace }).toEqual({ name: service.metadata!.name, namespace: service.metadata!.namespace });
+    expect({ name: svc.name, namespace: svc.namespace }).toEqual({
+      name: service.metadata!.name,
+      namespace: service.metadata!.namespace,
+    });
     const servicePort = service.spec!.ports!.find((p) => p.port === svc.port);
     expect(servicePort?.name).toBe('webhook');
     const containerPort = container.ports!.find((p) => p.name === servicePort!.targetPort);
@@ -580,10 +630,12 @@ describe('restore MutatingWebhookConfiguration', () => {
   });
 
   it('sees only pod CREATE in core v1, namespaced', () => {
-    expect(webhook.rules).toEqual([{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }]);
+    expect(webhook.rules).toEqual([
+      { operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' },
+    ]);
   });
 
-  it('leaves out the system namespaces and the extender\'s own', () => {
+  it("leaves out the system namespaces and the extender's own", () => {
     expect(webhook.namespaceSelector?.matchLabels).toBeUndefined();
     const [expr, ...more] = webhook.namespaceSelector?.matchExpressions ?? [];
     expect(more).toEqual([]);
@@ -594,16 +646,25 @@ describe('restore MutatingWebhookConfiguration', () => {
 
   it('skips pods labelled hiatus.dev/restore: "false", the key the extender honours as an annotation', () => {
     expect(webhook.objectSelector?.matchLabels).toBeUndefined();
-    expect(webhook.objectSelector?.matchExpressions).toEqual([{ key: ANNOTATION_RESTORE_OPT, operator: 'NotIn', values: ['false'] }]);
+    expect(webhook.objectSelector?.matchExpressions).toEqual([
+      { key: ANNOTATION_RESTORE_OPT, operator: 'NotIn', values: ['false'] },
+    ]);
   });
 
-  describe('against the extender\'s webhook listener', () => {
+  describe("against the extender's webhook listener", () => {
     let server: http.Server;
     let base: string;
     beforeAll(async () => {
       const metrics = new Metrics({ defaultMetrics: false });
       const app = createWebhookApp({
-        mutatePods: createWebhook({ view: new SnapshotView(), store: new MemoryCheckpointStore(), metrics, log: silentLogger, maxAgeMs: 1000, reclaimAfterMs: 5_000 }),
+        mutatePods: createWebhook({
+          view: new SnapshotView(),
+          store: new MemoryCheckpointStore(),
+          metrics,
+          log: silentLogger,
+          maxAgeMs: 1000,
+          reclaimAfterMs: 5_000,
+        }),
         metrics,
         log: silentLogger,
         maxBodyBytes: 1024 * 1024,
@@ -626,12 +687,21 @@ describe('restore MutatingWebhookConfiguration', () => {
             resource: { group: '', version: 'v1', resource: 'pods' },
             namespace: 'default',
             operation: 'CREATE',
-            object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { containers: [{ name: 'main', image: 'x' }] } },
+            object: {
+              apiVersion: 'v1',
+              kind: 'Pod',
+              metadata: { name: 'p' },
+              spec: { containers: [{ name: 'main', image: 'x' }] },
+            },
             dryRun: false,
           },
         });
         expect(r.status).toBe(200);
-        expect(r.json).toEqual({ apiVersion, kind: 'AdmissionReview', response: { uid: 'deploy-test', allowed: true } });
+        expect(r.json).toEqual({
+          apiVersion,
+          kind: 'AdmissionReview',
+          response: { uid: 'deploy-test', allowed: true },
+        });
       }
     });
   });
@@ -702,15 +772,22 @@ describe('scheduler-config', () => {
   });
 
   const profilesOf = (file: string) =>
-    (schedulerConfigs.find((d) => d.file === file)!.obj as unknown as { profiles: { schedulerName: string; percentageOfNodesToScore?: number }[] }).profiles;
+    (
+      schedulerConfigs.find((d) => d.file === file)!.obj as unknown as {
+        profiles: { schedulerName: string; percentageOfNodesToScore?: number }[];
+      }
+    ).profiles;
 
-  it.each(SCHEDULER_FILES)('%s scores every node for restore pods only: a plain profile and its -restore profile', (file) => {
-    const profiles = profilesOf(file);
-    expect(profiles).toHaveLength(2);
-    const [plain, restore] = profiles as [(typeof profiles)[0], (typeof profiles)[0]];
-    expect(plain.percentageOfNodesToScore).toBeUndefined();
-    expect(restore).toEqual({ schedulerName: `${plain.schedulerName}-restore`, percentageOfNodesToScore: 100 });
-  });
+  it.each(SCHEDULER_FILES)(
+    '%s scores every node for restore pods only: a plain profile and its -restore profile',
+    (file) => {
+      const profiles = profilesOf(file);
+      expect(profiles).toHaveLength(2);
+      const [plain, restore] = profiles as [(typeof profiles)[0], (typeof profiles)[0]];
+      expect(plain.percentageOfNodesToScore).toBeUndefined();
+      expect(restore).toEqual({ schedulerName: `${plain.schedulerName}-restore`, percentageOfNodesToScore: 100 });
+    },
+  );
 
   it('the Deployment moves restore pods only to restore profiles the shipped configurations define', () => {
     const pairs = [...deployedConfig.restoreSchedulers];
@@ -731,9 +808,10 @@ describe('NetworkPolicy', () => {
   const deployment = only<V1Deployment>('Deployment', 'hiatus');
   const container = deployment.spec!.template.spec!.containers[0]!;
   const rules = policy.spec!.ingress ?? [];
-  const portsOf = (i: number) => (rules[i]?.ports ?? []).map((p) => container.ports!.find((c) => c.name === p.port)?.containerPort);
+  const portsOf = (i: number) =>
+    (rules[i]?.ports ?? []).map((p) => container.ports!.find((c) => c.name === p.port)?.containerPort);
 
-  it('selects the extender\'s pods and admits ingress only by its rules', () => {
+  it("selects the extender's pods and admits ingress only by its rules", () => {
     expect(deployment.spec!.template.metadata!.labels).toMatchObject(policy.spec!.podSelector!.matchLabels!);
     expect(policy.spec!.policyTypes).toEqual(['Ingress']);
     expect(rules).toHaveLength(3);

@@ -47,7 +47,9 @@ const crioSockets: http.Server[] = [];
 async function fakeCrio(socket: string, level: 'checkpoint_restore' | 'checkpoint_only'): Promise<void> {
   const server = http.createServer((req, res) => {
     if (req.url !== '/config') return void res.writeHead(404).end();
-    res.end(`[crio]\n  root = "/var/lib/containers/storage"\n[crio.checkpoint_restore]\n  container_level_enabled = "${level}"\n`);
+    res.end(
+      `[crio]\n  root = "/var/lib/containers/storage"\n[crio.checkpoint_restore]\n  container_level_enabled = "${level}"\n`,
+    );
   });
   await new Promise<void>((resolve) => server.listen(socket, resolve));
   crioSockets.push(server);
@@ -67,18 +69,30 @@ async function startAgent(node: string, level: 'checkpoint_restore' | 'checkpoin
     process.execPath,
     [
       path.join(repoRoot(), 'dist/src/agent/main.js'),
-      '--node-name', node,
-      '--kubeconfig', rig.cp.kubeconfig('admin'),
-      '--checkpoint-dir', rig.nodes.sim(node).archiveDir,
-      '--state-dir', path.join(dir, 'state'),
-      '--registry', registry.host,
-      '--registry-ca-file', registry.caFile,
-      '--registry-credentials-file', credentials,
-      '--crio-socket', socket,
-      '--interval', '1s',
-      '--label-interval', '2s',
-      '--metrics-port', String(metricsPort),
-      '--log-level', 'debug',
+      '--node-name',
+      node,
+      '--kubeconfig',
+      rig.cp.kubeconfig('admin'),
+      '--checkpoint-dir',
+      rig.nodes.sim(node).archiveDir,
+      '--state-dir',
+      path.join(dir, 'state'),
+      '--registry',
+      registry.host,
+      '--registry-ca-file',
+      registry.caFile,
+      '--registry-credentials-file',
+      credentials,
+      '--crio-socket',
+      socket,
+      '--interval',
+      '1s',
+      '--label-interval',
+      '2s',
+      '--metrics-port',
+      String(metricsPort),
+      '--log-level',
+      'debug',
     ],
     path.join(rig.cp.logs, `hiatus-agent-${node}.log`),
   );
@@ -101,7 +115,13 @@ async function archivesOn(node: string): Promise<string[]> {
 
 async function checkpoint(name: string): Promise<Checkpoint | undefined> {
   try {
-    return (await rig.custom.getNamespacedCustomObject({ group: 'hiatus.dev', version: 'v1alpha1', namespace: NAMESPACE, plural: 'checkpoints', name })) as Checkpoint;
+    return (await rig.custom.getNamespacedCustomObject({
+      group: 'hiatus.dev',
+      version: 'v1alpha1',
+      namespace: NAMESPACE,
+      plural: 'checkpoints',
+      name,
+    })) as Checkpoint;
   } catch (e) {
     if ((e as { code?: number }).code === 404) return undefined;
     throw e;
@@ -117,19 +137,29 @@ beforeAll(async () => {
   work = await fsp.mkdtemp(path.join(os.tmpdir(), 'hiatus-agent-e2e-'));
   registry = await new TestRegistry().start();
   rig = await startRigWithWebhook(SCHEDULER, WEBHOOK_LABEL, [
-    '--checkpoint-images', `${registry.host}/hiatus`,
-    '--publication-wait', '90s',
-    '--restore-image-pull-secret', PULL_SECRET,
-    '--restore-reconcile-interval', '1s',
-    '--retention-consumed-ttl', '3s',
-    '--retention-interval', '1s',
+    '--checkpoint-images',
+    `${registry.host}/hiatus`,
+    '--publication-wait',
+    '90s',
+    '--restore-image-pull-secret',
+    PULL_SECRET,
+    '--restore-reconcile-interval',
+    '1s',
+    '--retention-consumed-ttl',
+    '3s',
+    '--retention-interval',
+    '1s',
   ]);
   await rig.createPriorityClass('hiatus-required', 100, { 'hiatus.dev/checkpoint-policy': 'Required' });
   await rig.createPriorityClass('hiatus-urgent', 1000);
   // The pull Secret the webhook names (docs/node-agent.md: it must exist in each namespace that restores).
   await rig.core.createNamespacedSecret({
     namespace: NAMESPACE,
-    body: { metadata: { name: PULL_SECRET }, type: 'kubernetes.io/dockerconfigjson', stringData: { '.dockerconfigjson': registry.dockerConfigJson() } },
+    body: {
+      metadata: { name: PULL_SECRET },
+      type: 'kubernetes.io/dockerconfigjson',
+      stringData: { '.dockerconfigjson': registry.dockerConfigJson() },
+    },
   });
 }, BUILD_AND_START_MS);
 
@@ -149,90 +179,180 @@ describe('restore anywhere compatible, from the image the node agent published',
   let ck: Checkpoint;
   let replacement: V1Pod;
 
-  it('runs the Deployment\'s pod on the source node, whose agent labels it restore-enabled', step(async () => {
-    await rig.nodes.add({ name: SOURCE, arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], cpu: '4', labels: inGroup });
-    await startAgent(SOURCE, 'checkpoint_restore');
-    const template = podSpec(WORKLOAD, { schedulerName: SCHEDULER, priorityClassName: 'hiatus-required', cpu: '3', memory: '1Gi', nodeSelector: inGroup });
-    const deployment: V1Deployment = {
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: WORKLOAD, namespace: NAMESPACE },
-      spec: {
-        replicas: 1,
-        selector: { matchLabels: { app: WORKLOAD } },
-        template: { metadata: { labels: { app: WORKLOAD, [WEBHOOK_LABEL]: 'on' } }, spec: template.spec! },
-      },
-    };
-    await rig.cp.kc.makeApiClient(AppsV1Api).createNamespacedDeployment({ namespace: NAMESPACE, body: deployment });
-    victim = await waitUntil('the Deployment\'s pod Running', async () => {
-      const [p, ...more] = await workloadPods();
-      return !more.length && p?.status?.phase === 'Running' ? p : undefined;
-    });
-    expect(victim.spec!.nodeName).toBe(SOURCE);
-    // The other two nodes join now, each with its agent; one runtime forbids restore.
-    await rig.nodes.add({ name: DEST, arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], cpu: '4', labels: inGroup });
-    await rig.nodes.add({ name: FORBIDS, arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], cpu: '16', labels: inGroup });
-    await startAgent(DEST, 'checkpoint_restore');
-    await startAgent(FORBIDS, 'checkpoint_only');
-    const labels = await waitUntil('every node labelled by its agent', async () => {
-      const got = await Promise.all([SOURCE, DEST, FORBIDS].map(async (name) => (await rig.core.readNode({ name })).metadata?.labels?.[RUNTIME_LABEL]));
-      return got.every(Boolean) ? got : undefined;
-    }, 30_000);
-    expect(labels).toEqual(['enabled', 'enabled', 'checkpoint_only']);
-  }));
+  it(
+    "runs the Deployment's pod on the source node, whose agent labels it restore-enabled",
+    step(async () => {
+      await rig.nodes.add({
+        name: SOURCE,
+        arch: 'amd64',
+        zone: 'zone-a',
+        cpuFeatures: ['AVX2'],
+        cpu: '4',
+        labels: inGroup,
+      });
+      await startAgent(SOURCE, 'checkpoint_restore');
+      const template = podSpec(WORKLOAD, {
+        schedulerName: SCHEDULER,
+        priorityClassName: 'hiatus-required',
+        cpu: '3',
+        memory: '1Gi',
+        nodeSelector: inGroup,
+      });
+      const deployment: V1Deployment = {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: WORKLOAD, namespace: NAMESPACE },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: WORKLOAD } },
+          template: { metadata: { labels: { app: WORKLOAD, [WEBHOOK_LABEL]: 'on' } }, spec: template.spec! },
+        },
+      };
+      await rig.cp.kc.makeApiClient(AppsV1Api).createNamespacedDeployment({ namespace: NAMESPACE, body: deployment });
+      victim = await waitUntil("the Deployment's pod Running", async () => {
+        const [p, ...more] = await workloadPods();
+        return !more.length && p?.status?.phase === 'Running' ? p : undefined;
+      });
+      expect(victim.spec!.nodeName).toBe(SOURCE);
+      // The other two nodes join now, each with its agent; one runtime forbids restore.
+      await rig.nodes.add({
+        name: DEST,
+        arch: 'amd64',
+        zone: 'zone-a',
+        cpuFeatures: ['AVX2'],
+        cpu: '4',
+        labels: inGroup,
+      });
+      await rig.nodes.add({
+        name: FORBIDS,
+        arch: 'amd64',
+        zone: 'zone-a',
+        cpuFeatures: ['AVX2'],
+        cpu: '16',
+        labels: inGroup,
+      });
+      await startAgent(DEST, 'checkpoint_restore');
+      await startAgent(FORBIDS, 'checkpoint_only');
+      const labels = await waitUntil(
+        'every node labelled by its agent',
+        async () => {
+          const got = await Promise.all(
+            [SOURCE, DEST, FORBIDS].map(
+              async (name) => (await rig.core.readNode({ name })).metadata?.labels?.[RUNTIME_LABEL],
+            ),
+          );
+          return got.every(Boolean) ? got : undefined;
+        },
+        30_000,
+      );
+      expect(labels).toEqual(['enabled', 'enabled', 'checkpoint_only']);
+    }),
+  );
 
-  it('checkpoints it by preemption, and the source node\'s agent publishes the archive as a checkpoint image', step(async () => {
-    await rig.createPod(podSpec('agent-urgent', { schedulerName: SCHEDULER, priorityClassName: 'hiatus-urgent', cpu: '2', nodeSelector: { 'kubernetes.io/hostname': SOURCE } }));
-    expect(await rig.waitRunning('agent-urgent', 90_000)).toBe(SOURCE);
-    const [found] = await rig.checkpointsOf(victim.metadata!.name!);
-    expect(found?.spec).toMatchObject({ reason: 'Preemption', source: { nodeName: SOURCE }, restoreConstraints: { node: SOURCE } });
-    ck = await waitUntil('the checkpoint image Published', async () => {
-      const c = await checkpoint(found!.metadata.name);
-      return c?.status?.publication?.state === 'Published' ? c : undefined;
-    }, 60_000);
-    const [main] = ck.status!.containers!;
-    expect(main).toMatchObject({ name: 'main', publication: { state: 'Published', reason: 'Verified' } });
-    expect(main!.image).toMatch(new RegExp(`^${registry.host.replace(/\./g, '\\.')}/hiatus/${NAMESPACE}@sha256:[0-9a-f]{64}$`));
-    // The archive is still on the source node, and the registry holds what the record names.
-    expect(await archivesOn(SOURCE)).toEqual([path.basename(main!.archivePath)]);
-    const layer = (await registry.inspect(main!.image!)).Layers;
-    expect(layer).toEqual([main!.archiveDigest]);
-  }));
+  it(
+    "checkpoints it by preemption, and the source node's agent publishes the archive as a checkpoint image",
+    step(async () => {
+      await rig.createPod(
+        podSpec('agent-urgent', {
+          schedulerName: SCHEDULER,
+          priorityClassName: 'hiatus-urgent',
+          cpu: '2',
+          nodeSelector: { 'kubernetes.io/hostname': SOURCE },
+        }),
+      );
+      expect(await rig.waitRunning('agent-urgent', 90_000)).toBe(SOURCE);
+      const [found] = await rig.checkpointsOf(victim.metadata!.name!);
+      expect(found?.spec).toMatchObject({
+        reason: 'Preemption',
+        source: { nodeName: SOURCE },
+        restoreConstraints: { node: SOURCE },
+      });
+      ck = await waitUntil(
+        'the checkpoint image Published',
+        async () => {
+          const c = await checkpoint(found!.metadata.name);
+          return c?.status?.publication?.state === 'Published' ? c : undefined;
+        },
+        60_000,
+      );
+      const [main] = ck.status!.containers!;
+      expect(main).toMatchObject({ name: 'main', publication: { state: 'Published', reason: 'Verified' } });
+      expect(main!.image).toMatch(
+        new RegExp(`^${registry.host.replace(/\./g, '\\.')}/hiatus/${NAMESPACE}@sha256:[0-9a-f]{64}$`),
+      );
+      // The archive is still on the source node, and the registry holds what the record names.
+      expect(await archivesOn(SOURCE)).toEqual([path.basename(main!.archivePath)]);
+      const layer = (await registry.inspect(main!.image!)).Layers;
+      expect(layer).toEqual([main!.archiveDigest]);
+    }),
+  );
 
-  it('gives the ReplicaSet\'s replacement the digest reference and the pull secret, and binds it to another compatible node', step(async () => {
-    replacement = await waitUntil('the replacement Running', async () => {
-      const p = (await workloadPods()).find((x) => x.metadata!.uid !== victim.metadata!.uid);
-      return p?.spec?.nodeName && p.status?.phase === 'Running' ? p : undefined;
-    }, 90_000);
-    const image = ck.status!.containers![0]!.image!;
-    expect(replacement.spec!.containers[0]!.image).toBe(image);
-    expect(replacement.spec!.imagePullSecrets).toEqual([{ name: PULL_SECRET }]);
-    expect(replacement.metadata!.annotations?.['hiatus.dev/restore-from']).toBe(ck.metadata.name);
-    // The contract lost sourceOnly with the gate: any compatible node may restore it.
-    const { node, arch, cpuFeatures, runtime, zone } = ck.spec.restoreConstraints;
-    expect(JSON.parse(replacement.metadata!.annotations?.['hiatus.dev/restore-constraints'] ?? 'null')).toEqual({ node, arch, cpuFeatures, runtime, zone });
-    expect(replacement.spec!.schedulingGates ?? []).toEqual([]);
-    // The source node is full with the preemptor; the emptiest node's runtime forbids restore.
-    expect(replacement.spec!.nodeName).toBe(DEST);
-    expect(await rig.metric('hiatus_restores_total', { result: 'image_published' })).toBe(1);
-    expect(await rig.metric('hiatus_restores_total', { result: 'started_fresh' })).toBe(0);
-    expect(await rig.metric('hiatus_filter_rejected_nodes_total', { reason: 'runtime_restore' })).toBeGreaterThanOrEqual(1);
-    const restored = await waitUntil('Checkpoint Restored', async () => {
-      const c = await checkpoint(ck.metadata.name);
-      return c?.status?.phase === 'Restored' ? c : undefined;
-    }, 30_000);
-    expect(restored.status!.restore).toMatchObject({ podUID: replacement.metadata!.uid, nodeName: DEST });
-  }));
+  it(
+    "gives the ReplicaSet's replacement the digest reference and the pull secret, and binds it to another compatible node",
+    step(async () => {
+      replacement = await waitUntil(
+        'the replacement Running',
+        async () => {
+          const p = (await workloadPods()).find((x) => x.metadata!.uid !== victim.metadata!.uid);
+          return p?.spec?.nodeName && p.status?.phase === 'Running' ? p : undefined;
+        },
+        90_000,
+      );
+      const image = ck.status!.containers![0]!.image!;
+      expect(replacement.spec!.containers[0]!.image).toBe(image);
+      expect(replacement.spec!.imagePullSecrets).toEqual([{ name: PULL_SECRET }]);
+      expect(replacement.metadata!.annotations?.['hiatus.dev/restore-from']).toBe(ck.metadata.name);
+      // The contract lost sourceOnly with the gate: any compatible node may restore it.
+      const { node, arch, cpuFeatures, runtime, zone } = ck.spec.restoreConstraints;
+      expect(JSON.parse(replacement.metadata!.annotations?.['hiatus.dev/restore-constraints'] ?? 'null')).toEqual({
+        node,
+        arch,
+        cpuFeatures,
+        runtime,
+        zone,
+      });
+      expect(replacement.spec!.schedulingGates ?? []).toEqual([]);
+      // The source node is full with the preemptor; the emptiest node's runtime forbids restore.
+      expect(replacement.spec!.nodeName).toBe(DEST);
+      expect(await rig.metric('hiatus_restores_total', { result: 'image_published' })).toBe(1);
+      expect(await rig.metric('hiatus_restores_total', { result: 'started_fresh' })).toBe(0);
+      expect(
+        await rig.metric('hiatus_filter_rejected_nodes_total', { reason: 'runtime_restore' }),
+      ).toBeGreaterThanOrEqual(1);
+      const restored = await waitUntil(
+        'Checkpoint Restored',
+        async () => {
+          const c = await checkpoint(ck.metadata.name);
+          return c?.status?.phase === 'Restored' ? c : undefined;
+        },
+        30_000,
+      );
+      expect(restored.status!.restore).toMatchObject({ podUID: replacement.metadata!.uid, nodeName: DEST });
+    }),
+  );
 
-  it('deletes the archive from the source node once retention deletes the consumed record', step(async () => {
-    await waitUntil('the record deleted by retention', async () => (await checkpoint(ck.metadata.name)) === undefined, 30_000);
-    await waitUntil('the archive deleted from the source node', async () => (await archivesOn(SOURCE)).length === 0, 30_000);
-    expect(await agentMetric(SOURCE, 'hiatus_agent_archive_deletions_total', { reason: 'checkpoint_deleted' })).toBe(1);
-    expect(await agentMetric(SOURCE, 'hiatus_agent_publishes_total', { result: 'published' })).toBe(1);
-    // No agent published or deleted anything else; no pod was ever bound to the forbidding node.
-    expect(await agentMetric(DEST, 'hiatus_agent_publishes_total')).toBe(0);
-    const onForbidding = await rig.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${FORBIDS}` });
-    expect(onForbidding.items).toEqual([]);
-    expect(rig.nodes.errors).toEqual([]);
-  }));
+  it(
+    'deletes the archive from the source node once retention deletes the consumed record',
+    step(async () => {
+      await waitUntil(
+        'the record deleted by retention',
+        async () => (await checkpoint(ck.metadata.name)) === undefined,
+        30_000,
+      );
+      await waitUntil(
+        'the archive deleted from the source node',
+        async () => (await archivesOn(SOURCE)).length === 0,
+        30_000,
+      );
+      expect(await agentMetric(SOURCE, 'hiatus_agent_archive_deletions_total', { reason: 'checkpoint_deleted' })).toBe(
+        1,
+      );
+      expect(await agentMetric(SOURCE, 'hiatus_agent_publishes_total', { result: 'published' })).toBe(1);
+      // No agent published or deleted anything else; no pod was ever bound to the forbidding node.
+      expect(await agentMetric(DEST, 'hiatus_agent_publishes_total')).toBe(0);
+      const onForbidding = await rig.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${FORBIDS}` });
+      expect(onForbidding.items).toEqual([]);
+      expect(rig.nodes.errors).toEqual([]);
+    }),
+  );
 });

@@ -31,8 +31,20 @@ beforeAll(async () => {
   await rig.createPriorityClass('auth-critical', 100_000);
   await rig.createPriorityClass('auth-required', 100, { 'hiatus.dev/checkpoint-policy': 'Required' });
   await rig.createPriorityClass('auth-urgent', 1000);
-  await rig.nodes.add({ name: 'auth-db', arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], labels: { [GROUP]: 'db' } });
-  await rig.nodes.add({ name: 'auth-train', arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], labels: { [GROUP]: 'train' } });
+  await rig.nodes.add({
+    name: 'auth-db',
+    arch: 'amd64',
+    zone: 'zone-a',
+    cpuFeatures: ['AVX2'],
+    labels: { [GROUP]: 'db' },
+  });
+  await rig.nodes.add({
+    name: 'auth-train',
+    arch: 'amd64',
+    zone: 'zone-a',
+    cpuFeatures: ['AVX2'],
+    labels: { [GROUP]: 'train' },
+  });
 }, BUILD_AND_START_MS);
 
 afterAll(async () => {
@@ -44,8 +56,8 @@ function callers(): [string, ClientCert | null, number, string][] {
   const tls = rig.cp.extenderTls;
   return [
     ['without a client certificate', null, 401, 'no_certificate'],
-    ['with another CA\'s certificate named as kube-scheduler', tls.strangerScheduler, 401, 'untrusted_certificate'],
-    ['with the API server\'s certificate', tls.apiserver, 403, 'name_not_allowed'],
+    ["with another CA's certificate named as kube-scheduler", tls.strangerScheduler, 401, 'untrusted_certificate'],
+    ["with the API server's certificate", tls.apiserver, 403, 'name_not_allowed'],
   ];
 }
 
@@ -65,116 +77,178 @@ async function nothingHappenedTo(pod: V1Pod): Promise<void> {
 }
 
 describe('forged calls from callers other than kube-scheduler and the API server', () => {
-  it('runs the tenant\'s database pod', step(async () => {
-    await rig.createPod(podSpec('db', { schedulerName: SCHEDULER, priorityClassName: 'auth-critical', cpu: '3', nodeSelector: { [GROUP]: 'db' } }));
-    expect(await rig.waitRunning('db')).toBe('auth-db');
-    db = (await rig.pod('db'))!;
-  }));
+  it(
+    "runs the tenant's database pod",
+    step(async () => {
+      await rig.createPod(
+        podSpec('db', {
+          schedulerName: SCHEDULER,
+          priorityClassName: 'auth-critical',
+          cpu: '3',
+          nodeSelector: { [GROUP]: 'db' },
+        }),
+      );
+      expect(await rig.waitRunning('db')).toBe('auth-db');
+      db = (await rig.pod('db'))!;
+    }),
+  );
 
-  it('refuses forged preempt calls naming it, before reading them: nothing dumped', step(async () => {
-    // NodeNameToVictims: the name of the real pod, an invented UID, a Required policy written by the caller.
-    const forgedVictim = { ...db, metadata: { ...db.metadata, uid: 'f0f0f0f0-0000-4000-8000-000000000000', annotations: { 'hiatus.dev/checkpoint-policy': 'Required' } } };
-    const preemptor = { metadata: { name: 'nobody', namespace: NAMESPACE, uid: 'f1f1f1f1-0000-4000-8000-000000000000' }, spec: { priority: 0, containers: [{ name: 'c' }] } };
-    const full = { Pod: preemptor, NodeNameToMetaVictims: null, NodeNameToVictims: { 'auth-db': { Pods: [forgedVictim], NumPDBViolations: 0 } } };
-    // NodeNameToMetaVictims: the real UID, for a "preemptor" of priority 0.
-    const meta = { Pod: preemptor, NodeNameToVictims: null, NodeNameToMetaVictims: { 'auth-db': { Pods: [{ UID: db.metadata!.uid }], NumPDBViolations: 0 } } };
-    for (const [who, cert, status, reason] of callers()) {
-      const before = await refused('extender', reason);
-      for (const body of [full, meta]) {
-        const r = await rig.ext!.request('POST', '/preempt', body, cert);
-        expect({ who, status: r.status }).toEqual({ who, status });
-        expect(JSON.parse(r.text)).toEqual({ NodeNameToMetaVictims: null, Error: expect.any(String) });
-      }
-      expect(await refused('extender', reason)).toBe(before + 2);
-    }
-    // 25 at once, as in the issue.
-    const storm = await Promise.all(Array.from({ length: 25 }, () => rig.ext!.request('POST', '/preempt', meta, null)));
-    expect(storm.map((r) => r.status)).toEqual(Array(25).fill(401));
-    expect(await rig.metric('hiatus_preemption_attempts_total')).toBe(0);
-    await nothingHappenedTo(db);
-  }));
-
-  it('still preempts for kube-scheduler, which presents its certificate: a Required victim checkpointed, then evicted', step(async () => {
-    const apps = rig.cp.kc.makeApiClient(AppsV1Api);
-    const template = podSpec('ledger', { schedulerName: SCHEDULER, priorityClassName: 'auth-required', cpu: '3', nodeSelector: { [GROUP]: 'train' } });
-    // No webhook label: the ReplicaSet's replacement is not offered the checkpoint by the API server.
-    await apps.createNamespacedDeployment({
-      namespace: NAMESPACE,
-      body: {
-        metadata: { name: 'ledger', namespace: NAMESPACE },
-        spec: { replicas: 1, selector: { matchLabels: { app: 'ledger' } }, template: { metadata: { labels: { app: 'ledger' } }, spec: template.spec! } },
-      },
-    });
-    const victim = await waitUntil('the ledger pod Running', async () => {
-      const pods = (await rig.core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: 'app=ledger' })).items;
-      return pods.find((p) => p.status?.phase === 'Running');
-    });
-    await rig.createPod(podSpec('urgent', { schedulerName: SCHEDULER, priorityClassName: 'auth-urgent', cpu: '2', nodeSelector: { [GROUP]: 'train' } }));
-    expect(await rig.waitRunning('urgent', 90_000)).toBe('auth-train');
-    const [ck, ...more] = await waitUntil('the ledger pod checkpointed', async () => {
-      const found = await rig.checkpointsOf(victim.metadata!.name!);
-      return found.some((c) => c.status?.phase === 'Ready') ? found : undefined;
-    });
-    expect(more).toEqual([]);
-    expect(ck!.spec.source.pod.uid).toBe(victim.metadata!.uid);
-    expect(await refused('extender', 'no_certificate')).toBe(25 + 1 * 2);
-    await nothingHappenedTo(db);
-  }));
-
-  it('refuses a forged AdmissionReview for a pod that never existed, before reading it: nothing claimed', step(async () => {
-    const [ck] = (await rig.checkpoints()).filter((c) => c.spec.reason === 'Preemption') as [Checkpoint];
-    const owner = ck.spec.source.owner!;
-    const review = JSON.stringify({
-      apiVersion: 'admission.k8s.io/v1',
-      kind: 'AdmissionReview',
-      request: {
-        uid: 'f2f2f2f2-0000-4000-8000-000000000000',
-        kind: { group: '', version: 'v1', kind: 'Pod' },
-        resource: { group: '', version: 'v1', resource: 'pods' },
-        namespace: NAMESPACE,
-        operation: 'CREATE',
-        dryRun: false,
-        object: {
-          apiVersion: 'v1',
-          kind: 'Pod',
-          metadata: {
-            name: 'ghost',
-            namespace: NAMESPACE,
-            uid: 'f3f3f3f3-0000-4000-8000-000000000000',
-            labels: { app: 'ledger', 'pod-template-hash': ck.spec.source.templateHash },
-            ownerReferences: [{ apiVersion: 'apps/v1', kind: owner.kind, name: owner.name, uid: owner.uid, controller: true }],
-          },
-          spec: { schedulerName: SCHEDULER, containers: [{ name: 'main', image: 'hiatus-e2e/app:1' }] },
+  it(
+    'refuses forged preempt calls naming it, before reading them: nothing dumped',
+    step(async () => {
+      // NodeNameToVictims: the name of the real pod, an invented UID, a Required policy written by the caller.
+      const forgedVictim = {
+        ...db,
+        metadata: {
+          ...db.metadata,
+          uid: 'f0f0f0f0-0000-4000-8000-000000000000',
+          annotations: { 'hiatus.dev/checkpoint-policy': 'Required' },
         },
-      },
-    });
-    const tls = rig.cp.extenderTls;
-    const post = (cert: ClientCert | null): Promise<Reply> =>
-      httpRequest(webhookUrl(tls), { method: 'POST', body: review, ca: tls.ca, ...(cert ? { cert: cert.cert, key: cert.key } : {}) });
-    const reviewsBefore = await rig.metric('hiatus_webhook_requests_total');
-    const webhookCallers: [string, ClientCert | null, number, string][] = [
-      ['without a client certificate', null, 401, 'no_certificate'],
-      ['with another CA\'s certificate named as the API server', tls.strangerApiserver, 401, 'untrusted_certificate'],
-      ['with kube-scheduler\'s certificate', tls.scheduler, 403, 'name_not_allowed'],
-    ];
-    for (const [who, cert, status, reason] of webhookCallers) {
-      const before = await refused('webhook', reason);
-      const r = await post(cert);
-      expect({ who, status: r.status }).toEqual({ who, status });
-      expect(await refused('webhook', reason)).toBe(before + 1);
-    }
-    expect(await rig.metric('hiatus_webhook_requests_total')).toBe(reviewsBefore);
-    const after = (await rig.checkpoints()).find((c) => c.metadata.name === ck.metadata.name)!;
-    expect(after.status?.phase).toBe('Ready');
-    expect(after.status?.restore).toBeUndefined();
+      };
+      const preemptor = {
+        metadata: { name: 'nobody', namespace: NAMESPACE, uid: 'f1f1f1f1-0000-4000-8000-000000000000' },
+        spec: { priority: 0, containers: [{ name: 'c' }] },
+      };
+      const full = {
+        Pod: preemptor,
+        NodeNameToMetaVictims: null,
+        NodeNameToVictims: { 'auth-db': { Pods: [forgedVictim], NumPDBViolations: 0 } },
+      };
+      // NodeNameToMetaVictims: the real UID, for a "preemptor" of priority 0.
+      const meta = {
+        Pod: preemptor,
+        NodeNameToVictims: null,
+        NodeNameToMetaVictims: { 'auth-db': { Pods: [{ UID: db.metadata!.uid }], NumPDBViolations: 0 } },
+      };
+      for (const [who, cert, status, reason] of callers()) {
+        const before = await refused('extender', reason);
+        for (const body of [full, meta]) {
+          const r = await rig.ext!.request('POST', '/preempt', body, cert);
+          expect({ who, status: r.status }).toEqual({ who, status });
+          expect(JSON.parse(r.text)).toEqual({ NodeNameToMetaVictims: null, Error: expect.any(String) });
+        }
+        expect(await refused('extender', reason)).toBe(before + 2);
+      }
+      // 25 at once, as in the issue.
+      const storm = await Promise.all(
+        Array.from({ length: 25 }, () => rig.ext!.request('POST', '/preempt', meta, null)),
+      );
+      expect(storm.map((r) => r.status)).toEqual(Array(25).fill(401));
+      expect(await rig.metric('hiatus_preemption_attempts_total')).toBe(0);
+      await nothingHappenedTo(db);
+    }),
+  );
 
-    // The refusals are the certificates' doing: the same review from the API server's
-    // certificate is served, and claims the checkpoint (released later: the pod never appears).
-    const admitted = await post(tls.apiserver);
-    expect(admitted.status).toBe(200);
-    expect((JSON.parse(admitted.text) as { response: { patch?: string } }).response.patch).toBeDefined();
-    const claimed = (await rig.checkpoints()).find((c) => c.metadata.name === ck.metadata.name)!;
-    expect(claimed.status?.phase).toBe('Restoring');
-    await nothingHappenedTo(db);
-  }));
+  it(
+    'still preempts for kube-scheduler, which presents its certificate: a Required victim checkpointed, then evicted',
+    step(async () => {
+      const apps = rig.cp.kc.makeApiClient(AppsV1Api);
+      const template = podSpec('ledger', {
+        schedulerName: SCHEDULER,
+        priorityClassName: 'auth-required',
+        cpu: '3',
+        nodeSelector: { [GROUP]: 'train' },
+      });
+      // No webhook label: the ReplicaSet's replacement is not offered the checkpoint by the API server.
+      await apps.createNamespacedDeployment({
+        namespace: NAMESPACE,
+        body: {
+          metadata: { name: 'ledger', namespace: NAMESPACE },
+          spec: {
+            replicas: 1,
+            selector: { matchLabels: { app: 'ledger' } },
+            template: { metadata: { labels: { app: 'ledger' } }, spec: template.spec! },
+          },
+        },
+      });
+      const victim = await waitUntil('the ledger pod Running', async () => {
+        const pods = (await rig.core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: 'app=ledger' })).items;
+        return pods.find((p) => p.status?.phase === 'Running');
+      });
+      await rig.createPod(
+        podSpec('urgent', {
+          schedulerName: SCHEDULER,
+          priorityClassName: 'auth-urgent',
+          cpu: '2',
+          nodeSelector: { [GROUP]: 'train' },
+        }),
+      );
+      expect(await rig.waitRunning('urgent', 90_000)).toBe('auth-train');
+      const [ck, ...more] = await waitUntil('the ledger pod checkpointed', async () => {
+        const found = await rig.checkpointsOf(victim.metadata!.name!);
+        return found.some((c) => c.status?.phase === 'Ready') ? found : undefined;
+      });
+      expect(more).toEqual([]);
+      expect(ck!.spec.source.pod.uid).toBe(victim.metadata!.uid);
+      expect(await refused('extender', 'no_certificate')).toBe(25 + 1 * 2);
+      await nothingHappenedTo(db);
+    }),
+  );
+
+  it(
+    'refuses a forged AdmissionReview for a pod that never existed, before reading it: nothing claimed',
+    step(async () => {
+      const [ck] = (await rig.checkpoints()).filter((c) => c.spec.reason === 'Preemption') as [Checkpoint];
+      const owner = ck.spec.source.owner!;
+      const review = JSON.stringify({
+        apiVersion: 'admission.k8s.io/v1',
+        kind: 'AdmissionReview',
+        request: {
+          uid: 'f2f2f2f2-0000-4000-8000-000000000000',
+          kind: { group: '', version: 'v1', kind: 'Pod' },
+          resource: { group: '', version: 'v1', resource: 'pods' },
+          namespace: NAMESPACE,
+          operation: 'CREATE',
+          dryRun: false,
+          object: {
+            apiVersion: 'v1',
+            kind: 'Pod',
+            metadata: {
+              name: 'ghost',
+              namespace: NAMESPACE,
+              uid: 'f3f3f3f3-0000-4000-8000-000000000000',
+              labels: { app: 'ledger', 'pod-template-hash': ck.spec.source.templateHash },
+              ownerReferences: [
+                { apiVersion: 'apps/v1', kind: owner.kind, name: owner.name, uid: owner.uid, controller: true },
+              ],
+            },
+            spec: { schedulerName: SCHEDULER, containers: [{ name: 'main', image: 'hiatus-e2e/app:1' }] },
+          },
+        },
+      });
+      const tls = rig.cp.extenderTls;
+      const post = (cert: ClientCert | null): Promise<Reply> =>
+        httpRequest(webhookUrl(tls), {
+          method: 'POST',
+          body: review,
+          ca: tls.ca,
+          ...(cert ? { cert: cert.cert, key: cert.key } : {}),
+        });
+      const reviewsBefore = await rig.metric('hiatus_webhook_requests_total');
+      const webhookCallers: [string, ClientCert | null, number, string][] = [
+        ['without a client certificate', null, 401, 'no_certificate'],
+        ["with another CA's certificate named as the API server", tls.strangerApiserver, 401, 'untrusted_certificate'],
+        ["with kube-scheduler's certificate", tls.scheduler, 403, 'name_not_allowed'],
+      ];
+      for (const [who, cert, status, reason] of webhookCallers) {
+        const before = await refused('webhook', reason);
+        const r = await post(cert);
+        expect({ who, status: r.status }).toEqual({ who, status });
+        expect(await refused('webhook', reason)).toBe(before + 1);
+      }
+      expect(await rig.metric('hiatus_webhook_requests_total')).toBe(reviewsBefore);
+      const after = (await rig.checkpoints()).find((c) => c.metadata.name === ck.metadata.name)!;
+      expect(after.status?.phase).toBe('Ready');
+      expect(after.status?.restore).toBeUndefined();
+
+      // The refusals are the certificates' doing: the same review from the API server's
+      // certificate is served, and claims the checkpoint (released later: the pod never appears).
+      const admitted = await post(tls.apiserver);
+      expect(admitted.status).toBe(200);
+      expect((JSON.parse(admitted.text) as { response: { patch?: string } }).response.patch).toBeDefined();
+      const claimed = (await rig.checkpoints()).find((c) => c.metadata.name === ck.metadata.name)!;
+      expect(claimed.status?.phase).toBe('Restoring');
+      await nothingHappenedTo(db);
+    }),
+  );
 });

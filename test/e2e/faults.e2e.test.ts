@@ -23,49 +23,87 @@ afterAll(async () => {
 
 const group = (g: string) => ({ [GROUP]: g });
 
-async function victimAndPreemptor(g: string, node: string, victim: string, preemptor: string, checkpointMs: number): Promise<void> {
+async function victimAndPreemptor(
+  g: string,
+  node: string,
+  victim: string,
+  preemptor: string,
+  checkpointMs: number,
+): Promise<void> {
   await rig.nodes.add({ name: node, labels: group(g), arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'] });
-  await rig.createPod(podSpec(victim, { schedulerName: SCHEDULER, priorityClassName: 'hiatus-required', cpu: '3', nodeSelector: group(g) }));
+  await rig.createPod(
+    podSpec(victim, {
+      schedulerName: SCHEDULER,
+      priorityClassName: 'hiatus-required',
+      cpu: '3',
+      nodeSelector: group(g),
+    }),
+  );
   expect(await rig.waitRunning(victim)).toBe(node);
   rig.nodes.sim(node).inject({ pod: victim, failure: { kind: 'slow', extraMs: checkpointMs } });
-  await rig.createPod(podSpec(preemptor, { schedulerName: SCHEDULER, priorityClassName: 'hiatus-urgent', cpu: '2', nodeSelector: group(g) }));
-  await waitUntil(`a claimed Checkpoint of ${victim}`, async () => (await rig.checkpointsOf(victim)).find((c) => c.status?.phase === 'Pending'));
+  await rig.createPod(
+    podSpec(preemptor, {
+      schedulerName: SCHEDULER,
+      priorityClassName: 'hiatus-urgent',
+      cpu: '2',
+      nodeSelector: group(g),
+    }),
+  );
+  await waitUntil(`a claimed Checkpoint of ${victim}`, async () =>
+    (await rig.checkpointsOf(victim)).find((c) => c.status?.phase === 'Pending'),
+  );
 }
 
 describe('faults in the middle of a checkpoint', () => {
-  it('an extender killed mid-checkpoint: the restarted one releases the victim within 30 s, with one archive and one record', step(async () => {
-    await victimAndPreemptor('killed', 'killed-1', 'ledger', 'urgent-killed', 4_000);
-    await rig.restartExtender();
-    const restarted = Date.now();
-    await waitUntil('the victim evicted', async () => rig.nodes.deletionSeenAt.get(`${NAMESPACE}/ledger`), 60_000);
-    const releasedAfter = rig.nodes.deletionSeenAt.get(`${NAMESPACE}/ledger`)! - restarted;
-    process.stderr.write(`extender killed mid-checkpoint: victim released ${(releasedAfter / 1000).toFixed(1)} s after the restart\n`);
-    expect(releasedAfter).toBeLessThanOrEqual(30_000);
-    const records = await rig.checkpointsOf('ledger');
-    expect(records.map((c) => c.status?.phase)).toEqual(['Ready']);
-    const archives = rig.nodes.sim('killed-1').calls.filter((c) => c.pod === 'ledger' && c.status === 200);
-    expect(archives).toHaveLength(1);
-    expect(records[0]!.status!.containers!.map((c) => c.archivePath)).toEqual([archives[0]!.archivePath]);
-    expect(Date.parse(records[0]!.status!.completionTime!)).toBeLessThanOrEqual(rig.nodes.deletionSeenAt.get(`${NAMESPACE}/ledger`)!);
-    expect(await rig.waitRunning('urgent-killed', 60_000)).toBe('killed-1');
-  }));
+  it(
+    'an extender killed mid-checkpoint: the restarted one releases the victim within 30 s, with one archive and one record',
+    step(async () => {
+      await victimAndPreemptor('killed', 'killed-1', 'ledger', 'urgent-killed', 4_000);
+      await rig.restartExtender();
+      const restarted = Date.now();
+      await waitUntil('the victim evicted', async () => rig.nodes.deletionSeenAt.get(`${NAMESPACE}/ledger`), 60_000);
+      const releasedAfter = rig.nodes.deletionSeenAt.get(`${NAMESPACE}/ledger`)! - restarted;
+      process.stderr.write(
+        `extender killed mid-checkpoint: victim released ${(releasedAfter / 1000).toFixed(1)} s after the restart\n`,
+      );
+      expect(releasedAfter).toBeLessThanOrEqual(30_000);
+      const records = await rig.checkpointsOf('ledger');
+      expect(records.map((c) => c.status?.phase)).toEqual(['Ready']);
+      const archives = rig.nodes.sim('killed-1').calls.filter((c) => c.pod === 'ledger' && c.status === 200);
+      expect(archives).toHaveLength(1);
+      expect(records[0]!.status!.containers!.map((c) => c.archivePath)).toEqual([archives[0]!.archivePath]);
+      expect(Date.parse(records[0]!.status!.completionTime!)).toBeLessThanOrEqual(
+        rig.nodes.deletionSeenAt.get(`${NAMESPACE}/ledger`)!,
+      );
+      expect(await rig.waitRunning('urgent-killed', 60_000)).toBe('killed-1');
+    }),
+  );
 
-  it('the API server killed mid-checkpoint: the archive ends up recorded, and no second dump', step(async () => {
-    await victimAndPreemptor('apiserver', 'apiserver-1', 'notebook', 'urgent-apiserver', 4_000);
-    // Down across the kubelet's answer: the outcome cannot be written when the archive exists.
-    await rig.cp.bounceApiserver(8_000);
-    const back = Date.now();
-    const ready = await waitUntil('the Checkpoint Ready', async () => (await rig.checkpointsOf('notebook')).find((c) => c.status?.phase === 'Ready'), 60_000);
-    const archives = rig.nodes.sim('apiserver-1').calls.filter((c) => c.pod === 'notebook' && c.status === 200);
-    expect(archives).toHaveLength(1);
-    expect(ready.status!.containers!.map((c) => c.archivePath)).toEqual([archives[0]!.archivePath]);
-    // The kubelet answered while the API server was down: the write was retried, not dropped.
-    expect(Date.parse(ready.status!.completionTime!)).toBeLessThan(back);
-    expect(await rig.checkpointsOf('notebook')).toHaveLength(1);
-    expect(await rig.metric('hiatus_checkpoints_total', { result: 'not_recorded' })).toBe(0);
-    await waitUntil('the victim evicted', async () => rig.nodes.deletionSeenAt.get(`${NAMESPACE}/notebook`), 60_000);
-    expect(Date.parse(ready.status!.completionTime!)).toBeLessThanOrEqual(rig.nodes.deletionSeenAt.get(`${NAMESPACE}/notebook`)!);
-  }));
+  it(
+    'the API server killed mid-checkpoint: the archive ends up recorded, and no second dump',
+    step(async () => {
+      await victimAndPreemptor('apiserver', 'apiserver-1', 'notebook', 'urgent-apiserver', 4_000);
+      // Down across the kubelet's answer: the outcome cannot be written when the archive exists.
+      await rig.cp.bounceApiserver(8_000);
+      const back = Date.now();
+      const ready = await waitUntil(
+        'the Checkpoint Ready',
+        async () => (await rig.checkpointsOf('notebook')).find((c) => c.status?.phase === 'Ready'),
+        60_000,
+      );
+      const archives = rig.nodes.sim('apiserver-1').calls.filter((c) => c.pod === 'notebook' && c.status === 200);
+      expect(archives).toHaveLength(1);
+      expect(ready.status!.containers!.map((c) => c.archivePath)).toEqual([archives[0]!.archivePath]);
+      // The kubelet answered while the API server was down: the write was retried, not dropped.
+      expect(Date.parse(ready.status!.completionTime!)).toBeLessThan(back);
+      expect(await rig.checkpointsOf('notebook')).toHaveLength(1);
+      expect(await rig.metric('hiatus_checkpoints_total', { result: 'not_recorded' })).toBe(0);
+      await waitUntil('the victim evicted', async () => rig.nodes.deletionSeenAt.get(`${NAMESPACE}/notebook`), 60_000);
+      expect(Date.parse(ready.status!.completionTime!)).toBeLessThanOrEqual(
+        rig.nodes.deletionSeenAt.get(`${NAMESPACE}/notebook`)!,
+      );
+    }),
+  );
 });
 
 function step(fn: () => Promise<void>): () => Promise<void> {

@@ -56,83 +56,163 @@ async function runningOn(name: string): Promise<string> {
 }
 
 describe('GPU victims', () => {
-  it('checkpoints a Required GPU victim on a capable node before it is evicted, recording its GPU product and driver', step(async () => {
-    await rig.nodes.add({ name: 'gpu-ok', arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], labels: group('capable'), gpus: H200 });
-    await rig.createPod(trainer('trainer-a', 'capable'));
-    expect(await runningOn('trainer-a')).toBe('gpu-ok');
-    await rig.createPod(urgent('urgent-a', 'capable'));
-    expect(await runningOn('urgent-a')).toBe('gpu-ok');
-    const [ck, ...more] = await rig.checkpointsOf('trainer-a');
-    expect(more).toHaveLength(0);
-    expect(ck!.status?.phase).toBe('Ready');
-    expect(ck!.spec.restoreConstraints).toMatchObject({ node: 'gpu-ok', arch: 'amd64', gpuProduct: 'NVIDIA-H200', gpuDriverMajor: 580 });
-    const deletedAt = rig.nodes.deletionSeenAt.get(`${NAMESPACE}/trainer-a`)!;
-    expect(Date.parse(ck!.status!.completionTime!)).toBeLessThanOrEqual(deletedAt);
-    // The simulated driver copied the GPU's memory first: the call took the model's ~0.57 s on top of the base.
-    const call = rig.nodes.sim('gpu-ok').calls.find((c) => c.pod === 'trainer-a' && c.status === 200)!;
-    expect(call.finishedAt! - call.startedAt).toBeGreaterThanOrEqual(500);
-  }));
+  it(
+    'checkpoints a Required GPU victim on a capable node before it is evicted, recording its GPU product and driver',
+    step(async () => {
+      await rig.nodes.add({
+        name: 'gpu-ok',
+        arch: 'amd64',
+        zone: 'zone-a',
+        cpuFeatures: ['AVX2'],
+        labels: group('capable'),
+        gpus: H200,
+      });
+      await rig.createPod(trainer('trainer-a', 'capable'));
+      expect(await runningOn('trainer-a')).toBe('gpu-ok');
+      await rig.createPod(urgent('urgent-a', 'capable'));
+      expect(await runningOn('urgent-a')).toBe('gpu-ok');
+      const [ck, ...more] = await rig.checkpointsOf('trainer-a');
+      expect(more).toHaveLength(0);
+      expect(ck!.status?.phase).toBe('Ready');
+      expect(ck!.spec.restoreConstraints).toMatchObject({
+        node: 'gpu-ok',
+        arch: 'amd64',
+        gpuProduct: 'NVIDIA-H200',
+        gpuDriverMajor: 580,
+      });
+      const deletedAt = rig.nodes.deletionSeenAt.get(`${NAMESPACE}/trainer-a`)!;
+      expect(Date.parse(ck!.status!.completionTime!)).toBeLessThanOrEqual(deletedAt);
+      // The simulated driver copied the GPU's memory first: the call took the model's ~0.57 s on top of the base.
+      const call = rig.nodes.sim('gpu-ok').calls.find((c) => c.pod === 'trainer-a' && c.status === 200)!;
+      expect(call.finishedAt! - call.startedAt).toBeGreaterThanOrEqual(500);
+    }),
+  );
 
-  it('never preempts a Required GPU victim on a node whose CRIU lacks the CUDA plugin', step(async () => {
-    await rig.nodes.add({ name: 'gpu-noplugin', arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], labels: group('mixed'), gpus: { ...H200, checkpoint: false } });
-    await rig.nodes.add({ name: 'gpu-plugin', arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], labels: group('mixed'), gpus: H200 });
-    // Both nodes busy with a Required GPU victim each.
-    await rig.createPod(trainer('trainer-m1', 'mixed'));
-    await rig.createPod(trainer('trainer-m2', 'mixed'));
-    const placed = new Map([[await runningOn('trainer-m1'), 'trainer-m1'], [await runningOn('trainer-m2'), 'trainer-m2']]);
-    expect([...placed.keys()].sort()).toEqual(['gpu-noplugin', 'gpu-plugin']);
-    await rig.createPod(urgent('urgent-m', 'mixed'));
-    expect(await runningOn('urgent-m')).toBe('gpu-plugin');
-    const kept = placed.get('gpu-noplugin')!;
-    expect((await rig.pod(kept))?.metadata?.deletionTimestamp).toBeUndefined();
-    expect(await rig.checkpointsOf(kept)).toEqual([]);
-    expect(rig.nodes.sim('gpu-noplugin').calls).toEqual([]);
+  it(
+    'never preempts a Required GPU victim on a node whose CRIU lacks the CUDA plugin',
+    step(async () => {
+      await rig.nodes.add({
+        name: 'gpu-noplugin',
+        arch: 'amd64',
+        zone: 'zone-a',
+        cpuFeatures: ['AVX2'],
+        labels: group('mixed'),
+        gpus: { ...H200, checkpoint: false },
+      });
+      await rig.nodes.add({
+        name: 'gpu-plugin',
+        arch: 'amd64',
+        zone: 'zone-a',
+        cpuFeatures: ['AVX2'],
+        labels: group('mixed'),
+        gpus: H200,
+      });
+      // Both nodes busy with a Required GPU victim each.
+      await rig.createPod(trainer('trainer-m1', 'mixed'));
+      await rig.createPod(trainer('trainer-m2', 'mixed'));
+      const placed = new Map([
+        [await runningOn('trainer-m1'), 'trainer-m1'],
+        [await runningOn('trainer-m2'), 'trainer-m2'],
+      ]);
+      expect([...placed.keys()].sort()).toEqual(['gpu-noplugin', 'gpu-plugin']);
+      await rig.createPod(urgent('urgent-m', 'mixed'));
+      expect(await runningOn('urgent-m')).toBe('gpu-plugin');
+      const kept = placed.get('gpu-noplugin')!;
+      expect((await rig.pod(kept))?.metadata?.deletionTimestamp).toBeUndefined();
+      expect(await rig.checkpointsOf(kept)).toEqual([]);
+      expect(rig.nodes.sim('gpu-noplugin').calls).toEqual([]);
 
-    // With only that node left to preempt on, the preemptor waits and nothing is evicted.
-    await rig.createPod(urgent('urgent-m2', 'mixed'));
-    await rig.waitFailedScheduling('urgent-m2', (m) => m.includes('Insufficient nvidia.com/gpu') || m.includes('preemption'));
-    await sleep(3_000);
-    expect((await rig.pod('urgent-m2'))?.spec?.nodeName).toBeUndefined();
-    expect((await rig.pod(kept))?.metadata?.deletionTimestamp).toBeUndefined();
-    expect(rig.nodes.sim('gpu-noplugin').calls).toEqual([]);
-    await rig.core.deleteNamespacedPod({ name: 'urgent-m2', namespace: NAMESPACE });
-  }));
+      // With only that node left to preempt on, the preemptor waits and nothing is evicted.
+      await rig.createPod(urgent('urgent-m2', 'mixed'));
+      await rig.waitFailedScheduling(
+        'urgent-m2',
+        (m) => m.includes('Insufficient nvidia.com/gpu') || m.includes('preemption'),
+      );
+      await sleep(3_000);
+      expect((await rig.pod('urgent-m2'))?.spec?.nodeName).toBeUndefined();
+      expect((await rig.pod(kept))?.metadata?.deletionTimestamp).toBeUndefined();
+      expect(rig.nodes.sim('gpu-noplugin').calls).toEqual([]);
+      await rig.core.deleteNamespacedPod({ name: 'urgent-m2', namespace: NAMESPACE });
+    }),
+  );
 
-  it('never binds a GPU checkpoint\'s restore pod to another GPU product or an older driver, and binds where it can', step(async () => {
-    const add = (name: string, gpus: GpuSpec) => rig.nodes.add({ name, arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], labels: group('restore'), gpus });
-    await add('gpu-a100', { ...H200, product: 'NVIDIA-A100-SXM4-80GB' });
-    await add('gpu-olddriver', { ...H200, driverMajor: 575 });
-    const contract = { node: 'gpu-ok', arch: 'amd64', cpuFeatures: ['AVX2'], runtime: 'cri-o://1.31.2', zone: 'zone-a', gpuProduct: 'NVIDIA-H200', gpuDriverMajor: 580 };
-    await rig.createPod(gpuPod('restore-gpu', 'restore', { asRestorePod: true, annotations: restoreAnnotations('trainer-a-ck', contract) }));
-    const message = await rig.waitFailedScheduling('restore-gpu', (m) => m.includes('NVIDIA-A100') && m.includes('575'));
-    expect(message).toContain("node GPU NVIDIA-A100-SXM4-80GB differs from the checkpoint's NVIDIA-H200");
-    expect(message).toContain("node NVIDIA driver 575 is older than the checkpoint's 580");
-    await sleep(3_000);
-    expect((await rig.pod('restore-gpu'))?.spec?.nodeName).toBeUndefined();
-    // A node with the same product and a newer driver can restore it.
-    await add('gpu-newer', { ...H200, driverMajor: 590 });
-    expect(await runningOn('restore-gpu')).toBe('gpu-newer');
-  }));
+  it(
+    "never binds a GPU checkpoint's restore pod to another GPU product or an older driver, and binds where it can",
+    step(async () => {
+      const add = (name: string, gpus: GpuSpec) =>
+        rig.nodes.add({ name, arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], labels: group('restore'), gpus });
+      await add('gpu-a100', { ...H200, product: 'NVIDIA-A100-SXM4-80GB' });
+      await add('gpu-olddriver', { ...H200, driverMajor: 575 });
+      const contract = {
+        node: 'gpu-ok',
+        arch: 'amd64',
+        cpuFeatures: ['AVX2'],
+        runtime: 'cri-o://1.31.2',
+        zone: 'zone-a',
+        gpuProduct: 'NVIDIA-H200',
+        gpuDriverMajor: 580,
+      };
+      await rig.createPod(
+        gpuPod('restore-gpu', 'restore', {
+          asRestorePod: true,
+          annotations: restoreAnnotations('trainer-a-ck', contract),
+        }),
+      );
+      const message = await rig.waitFailedScheduling(
+        'restore-gpu',
+        (m) => m.includes('NVIDIA-A100') && m.includes('575'),
+      );
+      expect(message).toContain("node GPU NVIDIA-A100-SXM4-80GB differs from the checkpoint's NVIDIA-H200");
+      expect(message).toContain("node NVIDIA driver 575 is older than the checkpoint's 580");
+      await sleep(3_000);
+      expect((await rig.pod('restore-gpu'))?.spec?.nodeName).toBeUndefined();
+      // A node with the same product and a newer driver can restore it.
+      await add('gpu-newer', { ...H200, driverMajor: 590 });
+      expect(await runningOn('restore-gpu')).toBe('gpu-newer');
+    }),
+  );
 
-  it('at equal kube-scheduler criteria, preempts on the node whose GPU victim checkpoints fastest', step(async () => {
-    await rig.nodes.add({ name: 'gpu-fast', arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], labels: group('tie'), gpus: H200 });
-    // 80 GiB: about 56 s by the cost model.
-    await rig.nodes.add({ name: 'gpu-slow', arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], labels: group('tie'), gpus: { ...H200, memoryMiB: 80 * 1024 } });
-    // The fast node's victim starts first: kube-scheduler alone prefers the latest-started victim.
-    const fastVictim = trainer('trainer-fast', 'tie');
-    fastVictim.spec!.nodeSelector = { ...fastVictim.spec!.nodeSelector, 'kubernetes.io/hostname': 'gpu-fast' };
-    await rig.createPod(fastVictim);
-    expect(await runningOn('trainer-fast')).toBe('gpu-fast');
-    await sleep(1_100);
-    const slowVictim = trainer('trainer-slow', 'tie');
-    slowVictim.spec!.nodeSelector = { ...slowVictim.spec!.nodeSelector, 'kubernetes.io/hostname': 'gpu-slow' };
-    await rig.createPod(slowVictim);
-    expect(await runningOn('trainer-slow')).toBe('gpu-slow');
-    await rig.createPod(urgent('urgent-tie', 'tie'));
-    expect(await runningOn('urgent-tie')).toBe('gpu-fast');
-    expect((await rig.pod('trainer-slow'))?.metadata?.deletionTimestamp).toBeUndefined();
-    expect(rig.nodes.sim('gpu-slow').calls).toEqual([]);
-    expect(await waitUntil('trainer-fast checkpointed', async () => (await rig.checkpointsOf('trainer-fast'))[0]?.status?.phase === 'Ready')).toBe(true);
-    expect(rig.nodes.errors).toEqual([]);
-  }));
+  it(
+    'at equal kube-scheduler criteria, preempts on the node whose GPU victim checkpoints fastest',
+    step(async () => {
+      await rig.nodes.add({
+        name: 'gpu-fast',
+        arch: 'amd64',
+        zone: 'zone-a',
+        cpuFeatures: ['AVX2'],
+        labels: group('tie'),
+        gpus: H200,
+      });
+      // 80 GiB: about 56 s by the cost model.
+      await rig.nodes.add({
+        name: 'gpu-slow',
+        arch: 'amd64',
+        zone: 'zone-a',
+        cpuFeatures: ['AVX2'],
+        labels: group('tie'),
+        gpus: { ...H200, memoryMiB: 80 * 1024 },
+      });
+      // The fast node's victim starts first: kube-scheduler alone prefers the latest-started victim.
+      const fastVictim = trainer('trainer-fast', 'tie');
+      fastVictim.spec!.nodeSelector = { ...fastVictim.spec!.nodeSelector, 'kubernetes.io/hostname': 'gpu-fast' };
+      await rig.createPod(fastVictim);
+      expect(await runningOn('trainer-fast')).toBe('gpu-fast');
+      await sleep(1_100);
+      const slowVictim = trainer('trainer-slow', 'tie');
+      slowVictim.spec!.nodeSelector = { ...slowVictim.spec!.nodeSelector, 'kubernetes.io/hostname': 'gpu-slow' };
+      await rig.createPod(slowVictim);
+      expect(await runningOn('trainer-slow')).toBe('gpu-slow');
+      await rig.createPod(urgent('urgent-tie', 'tie'));
+      expect(await runningOn('urgent-tie')).toBe('gpu-fast');
+      expect((await rig.pod('trainer-slow'))?.metadata?.deletionTimestamp).toBeUndefined();
+      expect(rig.nodes.sim('gpu-slow').calls).toEqual([]);
+      expect(
+        await waitUntil(
+          'trainer-fast checkpointed',
+          async () => (await rig.checkpointsOf('trainer-fast'))[0]?.status?.phase === 'Ready',
+        ),
+      ).toBe(true);
+      expect(rig.nodes.errors).toEqual([]);
+    }),
+  );
 });

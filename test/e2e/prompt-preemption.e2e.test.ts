@@ -33,120 +33,162 @@ async function addNode(name: string, g: string): Promise<void> {
 
 /** A Required victim taking 3 of the node's 4 CPUs, Running on it. */
 async function victimOn(name: string, node: string, g: string, memory = '256Mi'): Promise<string> {
-  await rig.createPod(podSpec(name, { schedulerName: SCHEDULER, priorityClassName: 'hiatus-required', cpu: '3', memory, nodeSelector: { ...group(g), 'kubernetes.io/hostname': node } }));
+  await rig.createPod(
+    podSpec(name, {
+      schedulerName: SCHEDULER,
+      priorityClassName: 'hiatus-required',
+      cpu: '3',
+      memory,
+      nodeSelector: { ...group(g), 'kubernetes.io/hostname': node },
+    }),
+  );
   expect(await rig.waitRunning(name)).toBe(node);
   return (await rig.pod(name))!.metadata!.uid!;
 }
 
 async function preemptorIn(name: string, g: string): Promise<number> {
   const created = Date.now();
-  await rig.createPod(podSpec(name, { schedulerName: SCHEDULER, priorityClassName: 'hiatus-urgent', cpu: '2', nodeSelector: group(g) }));
+  await rig.createPod(
+    podSpec(name, { schedulerName: SCHEDULER, priorityClassName: 'hiatus-urgent', cpu: '2', nodeSelector: group(g) }),
+  );
   return created;
 }
 
 async function readyAt(victim: string): Promise<number> {
-  const ck = await waitUntil(`Ready Checkpoint of ${victim}`, async () => (await rig.checkpointsOf(victim)).find((c) => c.status?.phase === 'Ready'), 60_000);
+  const ck = await waitUntil(
+    `Ready Checkpoint of ${victim}`,
+    async () => (await rig.checkpointsOf(victim)).find((c) => c.status?.phase === 'Ready'),
+    60_000,
+  );
   return Date.parse(ck.status!.completionTime!);
 }
 
 describe('checkpoints slower than preempt may wait', () => {
-  it.each([8, 30])('binds the preemptor within its victim\'s %i s checkpoint plus 5 s, deleting the victim only after its Checkpoint is Ready', (seconds) =>
-    step(async () => {
-      const g = `slow-${seconds}`;
-      const node = `slow-${seconds}-1`;
-      await addNode(node, g);
-      const victim = `trainer-${seconds}`;
-      await victimOn(victim, node, g);
-      rig.nodes.sim(node).inject({ pod: victim, failure: { kind: 'slow', extraMs: seconds * 1000 } });
-      const pending = await rig.preemptionAttempts('pending');
+  it.each([8, 30])(
+    "binds the preemptor within its victim's %i s checkpoint plus 5 s, deleting the victim only after its Checkpoint is Ready",
+    (seconds) =>
+      step(async () => {
+        const g = `slow-${seconds}`;
+        const node = `slow-${seconds}-1`;
+        await addNode(node, g);
+        const victim = `trainer-${seconds}`;
+        await victimOn(victim, node, g);
+        rig.nodes.sim(node).inject({ pod: victim, failure: { kind: 'slow', extraMs: seconds * 1000 } });
+        const pending = await rig.preemptionAttempts('pending');
 
-      const created = await preemptorIn(`urgent-${seconds}`, g);
-      expect(await rig.waitRunning(`urgent-${seconds}`, (seconds + 30) * 1000)).toBe(node);
-      const boundAfterMs = Date.now() - created;
-      process.stderr.write(`${seconds} s checkpoint: preemptor Running ${(boundAfterMs / 1000).toFixed(1)} s after creation\n`);
-      expect(boundAfterMs).toBeLessThanOrEqual(seconds * 1000 + SLACK_MS);
+        const created = await preemptorIn(`urgent-${seconds}`, g);
+        expect(await rig.waitRunning(`urgent-${seconds}`, (seconds + 30) * 1000)).toBe(node);
+        const boundAfterMs = Date.now() - created;
+        process.stderr.write(
+          `${seconds} s checkpoint: preemptor Running ${(boundAfterMs / 1000).toFixed(1)} s after creation\n`,
+        );
+        expect(boundAfterMs).toBeLessThanOrEqual(seconds * 1000 + SLACK_MS);
 
-      // preempt answered {} (it did not hold the cycle for the whole checkpoint) and hiatus evicted.
-      expect(await rig.preemptionAttempts('pending')).toBeGreaterThan(pending);
-      expect(await rig.metric('hiatus_preemption_completions_total', { result: 'evicted' })).toBeGreaterThanOrEqual(1);
-      const ready = await readyAt(victim);
-      const deletion = rig.nodes.deletionSeenAt.get(`${NAMESPACE}/${victim}`);
-      expect(deletion).toBeDefined();
-      expect(ready).toBeLessThanOrEqual(deletion!);
-      const preemptor = await rig.pod(`urgent-${seconds}`);
-      expect(preemptor?.spec?.nodeName).toBe(node);
-      const calls = rig.nodes.sim(node).calls.filter((c) => c.pod === victim);
-      expect(calls.map((c) => c.status)).toEqual([200]);
-    })(),
+        // preempt answered {} (it did not hold the cycle for the whole checkpoint) and hiatus evicted.
+        expect(await rig.preemptionAttempts('pending')).toBeGreaterThan(pending);
+        expect(await rig.metric('hiatus_preemption_completions_total', { result: 'evicted' })).toBeGreaterThanOrEqual(
+          1,
+        );
+        const ready = await readyAt(victim);
+        const deletion = rig.nodes.deletionSeenAt.get(`${NAMESPACE}/${victim}`);
+        expect(deletion).toBeDefined();
+        expect(ready).toBeLessThanOrEqual(deletion!);
+        const preemptor = await rig.pod(`urgent-${seconds}`);
+        expect(preemptor?.spec?.nodeName).toBe(node);
+        const calls = rig.nodes.sim(node).calls.filter((c) => c.pod === victim);
+        expect(calls.map((c) => c.status)).toEqual([200]);
+      })(),
   );
 
-  it('moves on to another candidate when a Required checkpoint fails after preempt answered', step(async () => {
-    const g = 'failover';
-    await addNode('failover-a', g);
-    await addNode('failover-b', g);
-    // Less memory to dump ranks failover-a first (kube-scheduler's criteria tie).
-    await victimOn('fragile', 'failover-a', g, '128Mi');
-    await victimOn('sturdy', 'failover-b', g, '1Gi');
-    rig.nodes.sim('failover-a').inject({ pod: 'fragile', failure: { kind: 'runtime-error' }, delayMs: 4_000 });
-    rig.nodes.sim('failover-b').inject({ pod: 'sturdy', failure: { kind: 'slow', extraMs: 2_000 } });
+  it(
+    'moves on to another candidate when a Required checkpoint fails after preempt answered',
+    step(async () => {
+      const g = 'failover';
+      await addNode('failover-a', g);
+      await addNode('failover-b', g);
+      // Less memory to dump ranks failover-a first (kube-scheduler's criteria tie).
+      await victimOn('fragile', 'failover-a', g, '128Mi');
+      await victimOn('sturdy', 'failover-b', g, '1Gi');
+      rig.nodes.sim('failover-a').inject({ pod: 'fragile', failure: { kind: 'runtime-error' }, delayMs: 4_000 });
+      rig.nodes.sim('failover-b').inject({ pod: 'sturdy', failure: { kind: 'slow', extraMs: 2_000 } });
 
-    const created = await preemptorIn('urgent-failover', g);
-    expect(await rig.waitRunning('urgent-failover', 60_000)).toBe('failover-b');
-    const boundAfterMs = Date.now() - created;
-    process.stderr.write(`failed candidate then another: preemptor Running ${(boundAfterMs / 1000).toFixed(1)} s after creation\n`);
-    // 4 s for the failure, about 2 s for the other checkpoint, plus the slack.
-    expect(boundAfterMs).toBeLessThanOrEqual(6_000 + SLACK_MS);
-    const fragile = await rig.pod('fragile');
-    expect(fragile?.metadata?.deletionTimestamp).toBeUndefined();
-    expect(fragile?.status?.phase).toBe('Running');
-    expect(rig.nodes.deletionSeenAt.has(`${NAMESPACE}/fragile`)).toBe(false);
-    expect((await rig.checkpointsOf('fragile')).map((c) => c.status?.phase)).toEqual(['Failed']);
-    const ready = await readyAt('sturdy');
-    expect(ready).toBeLessThanOrEqual(rig.nodes.deletionSeenAt.get(`${NAMESPACE}/sturdy`)!);
-  }));
+      const created = await preemptorIn('urgent-failover', g);
+      expect(await rig.waitRunning('urgent-failover', 60_000)).toBe('failover-b');
+      const boundAfterMs = Date.now() - created;
+      process.stderr.write(
+        `failed candidate then another: preemptor Running ${(boundAfterMs / 1000).toFixed(1)} s after creation\n`,
+      );
+      // 4 s for the failure, about 2 s for the other checkpoint, plus the slack.
+      expect(boundAfterMs).toBeLessThanOrEqual(6_000 + SLACK_MS);
+      const fragile = await rig.pod('fragile');
+      expect(fragile?.metadata?.deletionTimestamp).toBeUndefined();
+      expect(fragile?.status?.phase).toBe('Running');
+      expect(rig.nodes.deletionSeenAt.has(`${NAMESPACE}/fragile`)).toBe(false);
+      expect((await rig.checkpointsOf('fragile')).map((c) => c.status?.phase)).toEqual(['Failed']);
+      const ready = await readyAt('sturdy');
+      expect(ready).toBeLessThanOrEqual(rig.nodes.deletionSeenAt.get(`${NAMESPACE}/sturdy`)!);
+    }),
+  );
 
-  it('evicts nothing when the preemptor is deleted while its victim\'s checkpoint runs', step(async () => {
-    const g = 'withdrawn';
-    await addNode('withdrawn-1', g);
-    await victimOn('notebook', 'withdrawn-1', g);
-    rig.nodes.sim('withdrawn-1').inject({ pod: 'notebook', failure: { kind: 'slow', extraMs: 6_000 } });
-    await preemptorIn('urgent-withdrawn', g);
-    await waitUntil('the checkpoint started', async () => rig.nodes.sim('withdrawn-1').calls.some((c) => c.pod === 'notebook') || (await rig.checkpointsOf('notebook')).length > 0);
-    await rig.core.deleteNamespacedPod({ namespace: NAMESPACE, name: 'urgent-withdrawn', gracePeriodSeconds: 0 });
-    await readyAt('notebook');
-    await sleep(3_000);
-    const victim = await rig.pod('notebook');
-    expect(victim?.metadata?.deletionTimestamp).toBeUndefined();
-    expect(victim?.status?.phase).toBe('Running');
-    expect(rig.nodes.deletionSeenAt.has(`${NAMESPACE}/notebook`)).toBe(false);
-    expect(await rig.metric('hiatus_preemption_completions_total', { result: 'abandoned' })).toBeGreaterThanOrEqual(1);
-  }));
+  it(
+    "evicts nothing when the preemptor is deleted while its victim's checkpoint runs",
+    step(async () => {
+      const g = 'withdrawn';
+      await addNode('withdrawn-1', g);
+      await victimOn('notebook', 'withdrawn-1', g);
+      rig.nodes.sim('withdrawn-1').inject({ pod: 'notebook', failure: { kind: 'slow', extraMs: 6_000 } });
+      await preemptorIn('urgent-withdrawn', g);
+      await waitUntil(
+        'the checkpoint started',
+        async () =>
+          rig.nodes.sim('withdrawn-1').calls.some((c) => c.pod === 'notebook') ||
+          (await rig.checkpointsOf('notebook')).length > 0,
+      );
+      await rig.core.deleteNamespacedPod({ namespace: NAMESPACE, name: 'urgent-withdrawn', gracePeriodSeconds: 0 });
+      await readyAt('notebook');
+      await sleep(3_000);
+      const victim = await rig.pod('notebook');
+      expect(victim?.metadata?.deletionTimestamp).toBeUndefined();
+      expect(victim?.status?.phase).toBe('Running');
+      expect(rig.nodes.deletionSeenAt.has(`${NAMESPACE}/notebook`)).toBe(false);
+      expect(await rig.metric('hiatus_preemption_completions_total', { result: 'abandoned' })).toBeGreaterThanOrEqual(
+        1,
+      );
+    }),
+  );
 
-  it('with a second replica asked for the same preemption, checkpoints once and evicts once', step(async () => {
-    const g = 'replicas';
-    const node = 'replicas-1';
-    await addNode(node, g);
-    const victimUid = await victimOn('ledger', node, g);
-    rig.nodes.sim(node).inject({ pod: 'ledger', failure: { kind: 'slow', extraMs: 6_000 } });
-    const logDir = path.join(rig.cp.logs, 'replica-b');
-    mkdirSync(logDir, { recursive: true });
-    const b = await rig.startExtender({ logDir });
-    try {
-      const created = await preemptorIn('urgent-replicas', g);
-      // kube-scheduler's next attempt reached the other replica (a Service spreads them).
-      await waitUntil('the checkpoint started', async () => (await rig.checkpointsOf('ledger')).length > 0);
-      const preemptor = (await rig.pod('urgent-replicas'))!;
-      const answer = await b.preempt({ Pod: preemptor, NodeNameToVictims: null, NodeNameToMetaVictims: { [node]: { Pods: [{ UID: victimUid }], NumPDBViolations: 0 } } });
-      expect(answer).toEqual({ NodeNameToMetaVictims: {} });
-      expect(await rig.waitRunning('urgent-replicas', 40_000)).toBe(node);
-      expect(Date.now() - created).toBeLessThanOrEqual(6_000 + SLACK_MS);
-      expect(await rig.checkpointsOf('ledger')).toHaveLength(1);
-      expect(rig.nodes.sim(node).calls.filter((c) => c.pod === 'ledger')).toHaveLength(1);
-      expect(rig.nodes.deletionSeenAt.has(`${NAMESPACE}/ledger`)).toBe(true);
-    } finally {
-      await b.stop();
-    }
-  }));
+  it(
+    'with a second replica asked for the same preemption, checkpoints once and evicts once',
+    step(async () => {
+      const g = 'replicas';
+      const node = 'replicas-1';
+      await addNode(node, g);
+      const victimUid = await victimOn('ledger', node, g);
+      rig.nodes.sim(node).inject({ pod: 'ledger', failure: { kind: 'slow', extraMs: 6_000 } });
+      const logDir = path.join(rig.cp.logs, 'replica-b');
+      mkdirSync(logDir, { recursive: true });
+      const b = await rig.startExtender({ logDir });
+      try {
+        const created = await preemptorIn('urgent-replicas', g);
+        // kube-scheduler's next attempt reached the other replica (a Service spreads them).
+        await waitUntil('the checkpoint started', async () => (await rig.checkpointsOf('ledger')).length > 0);
+        const preemptor = (await rig.pod('urgent-replicas'))!;
+        const answer = await b.preempt({
+          Pod: preemptor,
+          NodeNameToVictims: null,
+          NodeNameToMetaVictims: { [node]: { Pods: [{ UID: victimUid }], NumPDBViolations: 0 } },
+        });
+        expect(answer).toEqual({ NodeNameToMetaVictims: {} });
+        expect(await rig.waitRunning('urgent-replicas', 40_000)).toBe(node);
+        expect(Date.now() - created).toBeLessThanOrEqual(6_000 + SLACK_MS);
+        expect(await rig.checkpointsOf('ledger')).toHaveLength(1);
+        expect(rig.nodes.sim(node).calls.filter((c) => c.pod === 'ledger')).toHaveLength(1);
+        expect(rig.nodes.deletionSeenAt.has(`${NAMESPACE}/ledger`)).toBe(true);
+      } finally {
+        await b.stop();
+      }
+    }),
+  );
 });
 
 function step(fn: () => Promise<void>): () => Promise<void> {

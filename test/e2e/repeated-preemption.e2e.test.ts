@@ -54,7 +54,10 @@ const WORKLOADS: Workload[] = [
     create: async (template) => {
       await apps.createNamespacedStatefulSet({
         namespace: NAMESPACE,
-        body: { metadata: { name: 'ledger' }, spec: { replicas: 1, serviceName: 'ledger', selector: { matchLabels: { app: 'ledger' } }, template } },
+        body: {
+          metadata: { name: 'ledger' },
+          spec: { replicas: 1, serviceName: 'ledger', selector: { matchLabels: { app: 'ledger' } }, template },
+        },
       });
     },
   },
@@ -64,13 +67,16 @@ const WORKLOADS: Workload[] = [
     create: async (template) => {
       await apps.createNamespacedDeployment({
         namespace: NAMESPACE,
-        body: { metadata: { name: 'trainer' }, spec: { replicas: 1, selector: { matchLabels: { app: 'trainer' } }, template } },
+        body: {
+          metadata: { name: 'trainer' },
+          spec: { replicas: 1, selector: { matchLabels: { app: 'trainer' } }, template },
+        },
       });
     },
   },
 ];
 
-describe.each(WORKLOADS)('three lives of a $kind\'s pod', (w) => {
+describe.each(WORKLOADS)("three lives of a $kind's pod", (w) => {
   const node = `lives-${w.name}`;
   const group = { [GROUP]: w.name };
   /** The Checkpoint of each round, in order. */
@@ -78,82 +84,127 @@ describe.each(WORKLOADS)('three lives of a $kind\'s pod', (w) => {
   let current: V1Pod;
 
   const livePods = async (): Promise<V1Pod[]> =>
-    (await rig.core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: `app=${w.name}` })).items.filter((p) => !p.metadata?.deletionTimestamp);
+    (await rig.core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: `app=${w.name}` })).items.filter(
+      (p) => !p.metadata?.deletionTimestamp,
+    );
 
   const runningOn = (uid?: string) =>
-    waitUntil(`the ${w.kind}'s pod Running on ${node}`, async () => {
-      const [p, ...more] = await livePods();
-      return !more.length && p?.status?.phase === 'Running' && p.spec?.nodeName === node && p.metadata!.uid !== uid ? p : undefined;
-    }, 90_000);
+    waitUntil(
+      `the ${w.kind}'s pod Running on ${node}`,
+      async () => {
+        const [p, ...more] = await livePods();
+        return !more.length && p?.status?.phase === 'Running' && p.spec?.nodeName === node && p.metadata!.uid !== uid
+          ? p
+          : undefined;
+      },
+      90_000,
+    );
 
   const checkpoint = async (name: string): Promise<Checkpoint> =>
-    (await rig.custom.getNamespacedCustomObject({ group: 'hiatus.dev', version: 'v1alpha1', namespace: NAMESPACE, plural: 'checkpoints', name })) as Checkpoint;
+    (await rig.custom.getNamespacedCustomObject({
+      group: 'hiatus.dev',
+      version: 'v1alpha1',
+      namespace: NAMESPACE,
+      plural: 'checkpoints',
+      name,
+    })) as Checkpoint;
 
   beforeAll(async () => {
     await rig.nodes.add({ name: node, arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], labels: group });
-    const spec = podSpec(w.name, { schedulerName: SCHEDULER, priorityClassName: 'hiatus-required', cpu: '3', memory: '1Gi', nodeSelector: group }).spec!;
+    const spec = podSpec(w.name, {
+      schedulerName: SCHEDULER,
+      priorityClassName: 'hiatus-required',
+      cpu: '3',
+      memory: '1Gi',
+      nodeSelector: group,
+    }).spec!;
     await w.create({ metadata: { labels: { app: w.name, [WEBHOOK_LABEL]: 'on' } }, spec });
     current = await runningOn();
   });
 
-  it.each(ROUNDS)('round %i: preempted, checkpointed (Ready) before it is deleted, restored from the newest record', (round) => step(async () => {
-    const victim = current;
-    const victimName = victim.metadata!.name!;
-    const previous = records[round - 2];
-    if (previous) {
-      // The victim is the last round's replacement: a restore pod, marker resource and all.
-      expect(victim.metadata!.annotations?.[RESTORE_FROM]).toBe(previous.metadata.name);
-      expect(victim.spec!.containers[0]!.resources?.limits?.[MARKER]).toBe('0');
-    }
+  it.each(ROUNDS)(
+    'round %i: preempted, checkpointed (Ready) before it is deleted, restored from the newest record',
+    (round) =>
+      step(async () => {
+        const victim = current;
+        const victimName = victim.metadata!.name!;
+        const previous = records[round - 2];
+        if (previous) {
+          // The victim is the last round's replacement: a restore pod, marker resource and all.
+          expect(victim.metadata!.annotations?.[RESTORE_FROM]).toBe(previous.metadata.name);
+          expect(victim.spec!.containers[0]!.resources?.limits?.[MARKER]).toBe('0');
+        }
 
-    // A StatefulSet's pod has the same name in every life: forget when the last one was deleted.
-    rig.nodes.deletionSeenAt.delete(`${NAMESPACE}/${victimName}`);
-    const preemptor = `${w.name}-urgent-${round}`;
-    await rig.createPod(podSpec(preemptor, { schedulerName: SCHEDULER, priorityClassName: 'hiatus-urgent', cpu: '2', nodeSelector: group }));
-    expect(await rig.waitRunning(preemptor, 90_000)).toBe(node);
+        // A StatefulSet's pod has the same name in every life: forget when the last one was deleted.
+        rig.nodes.deletionSeenAt.delete(`${NAMESPACE}/${victimName}`);
+        const preemptor = `${w.name}-urgent-${round}`;
+        await rig.createPod(
+          podSpec(preemptor, {
+            schedulerName: SCHEDULER,
+            priorityClassName: 'hiatus-urgent',
+            cpu: '2',
+            nodeSelector: group,
+          }),
+        );
+        expect(await rig.waitRunning(preemptor, 90_000)).toBe(node);
 
-    // The victim went only after its record was Ready (a replacement may have claimed it since).
-    const deletedAt = await waitUntil(`victim ${victimName} deleted`, () => rig.nodes.deletionSeenAt.get(`${NAMESPACE}/${victimName}`));
-    const [record, ...more] = (await rig.checkpoints()).filter((c) => c.spec.source.pod.uid === victim.metadata!.uid);
-    expect(more).toHaveLength(0);
-    expect(['Ready', 'Restoring', 'Restored']).toContain(record!.status?.phase);
-    expect(Date.parse(record!.status!.completionTime!)).toBeLessThanOrEqual(deletedAt);
-    expect(record!.spec).toMatchObject({
-      reason: 'Preemption',
-      preemptor: { name: preemptor },
-      generation: round,
-      source: { nodeName: node, owner: { kind: w.kind === 'Deployment' ? 'ReplicaSet' : 'StatefulSet' } },
-      restoreConstraints: { node, arch: 'amd64', cpuFeatures: ['AVX2'], runtime: 'cri-o://1.31.2', zone: 'zone-a' },
-    });
-    expect(record!.spec.restoredFrom).toBe(previous?.metadata.name);
-    records.push(record!);
+        // The victim went only after its record was Ready (a replacement may have claimed it since).
+        const deletedAt = await waitUntil(`victim ${victimName} deleted`, () =>
+          rig.nodes.deletionSeenAt.get(`${NAMESPACE}/${victimName}`),
+        );
+        const [record, ...more] = (await rig.checkpoints()).filter(
+          (c) => c.spec.source.pod.uid === victim.metadata!.uid,
+        );
+        expect(more).toHaveLength(0);
+        expect(['Ready', 'Restoring', 'Restored']).toContain(record!.status?.phase);
+        expect(Date.parse(record!.status!.completionTime!)).toBeLessThanOrEqual(deletedAt);
+        expect(record!.spec).toMatchObject({
+          reason: 'Preemption',
+          preemptor: { name: preemptor },
+          generation: round,
+          source: { nodeName: node, owner: { kind: w.kind === 'Deployment' ? 'ReplicaSet' : 'StatefulSet' } },
+          restoreConstraints: { node, arch: 'amd64', cpuFeatures: ['AVX2'], runtime: 'cri-o://1.31.2', zone: 'zone-a' },
+        });
+        expect(record!.spec.restoredFrom).toBe(previous?.metadata.name);
+        records.push(record!);
 
-    // The replacement is admitted with this record, the newest of the workload.
-    const replacement = await waitUntil(`the ${w.kind}'s replacement (round ${round})`, async () =>
-      (await livePods()).find((p) => p.metadata!.uid !== victim.metadata!.uid));
-    expect(replacement.metadata!.annotations?.[RESTORE_FROM]).toBe(record!.metadata.name);
-    expect(replacement.metadata!.annotations?.[RESTORE_GENERATION]).toBe(String(round));
-    if (w.kind === 'StatefulSet') expect(replacement.metadata!.name).toBe(victimName);
+        // The replacement is admitted with this record, the newest of the workload.
+        const replacement = await waitUntil(`the ${w.kind}'s replacement (round ${round})`, async () =>
+          (await livePods()).find((p) => p.metadata!.uid !== victim.metadata!.uid),
+        );
+        expect(replacement.metadata!.annotations?.[RESTORE_FROM]).toBe(record!.metadata.name);
+        expect(replacement.metadata!.annotations?.[RESTORE_GENERATION]).toBe(String(round));
+        if (w.kind === 'StatefulSet') expect(replacement.metadata!.name).toBe(victimName);
 
-    // Room again: it binds to the checkpoint's node and consumes the record.
-    await rig.core.deleteNamespacedPod({ name: preemptor, namespace: NAMESPACE });
-    current = await runningOn(victim.metadata!.uid);
-    expect(current.metadata!.uid).toBe(replacement.metadata!.uid);
-    await waitUntil(`Checkpoint ${record!.metadata.name} Restored`, async () => (await checkpoint(record!.metadata.name)).status?.phase === 'Restored', 30_000);
-  })());
+        // Room again: it binds to the checkpoint's node and consumes the record.
+        await rig.core.deleteNamespacedPod({ name: preemptor, namespace: NAMESPACE });
+        current = await runningOn(victim.metadata!.uid);
+        expect(current.metadata!.uid).toBe(replacement.metadata!.uid);
+        await waitUntil(
+          `Checkpoint ${record!.metadata.name} Restored`,
+          async () => (await checkpoint(record!.metadata.name)).status?.phase === 'Restored',
+          30_000,
+        );
+      })(),
+  );
 
-  it('leaves a chain of three generations, each consumed, each restored from the one before', step(async () => {
-    const mine = (await rig.checkpoints())
-      .filter((c) => c.spec.source.owner?.uid === records[0]!.spec.source.owner!.uid)
-      .sort((a, b) => (a.spec.generation ?? 1) - (b.spec.generation ?? 1));
-    expect(mine.map((c) => [c.metadata.name, c.spec.generation, c.spec.restoredFrom ?? null, c.status?.phase])).toEqual([
-      [records[0]!.metadata.name, 1, null, 'Restored'],
-      [records[1]!.metadata.name, 2, records[0]!.metadata.name, 'Restored'],
-      [records[2]!.metadata.name, 3, records[1]!.metadata.name, 'Restored'],
-    ]);
-    // The fourth life runs from the third record.
-    expect(current.metadata!.annotations?.[RESTORE_FROM]).toBe(records[2]!.metadata.name);
-    expect(mine.every((c) => c.status?.restore?.nodeName === node)).toBe(true);
-    expect(rig.nodes.errors).toEqual([]);
-  }));
+  it(
+    'leaves a chain of three generations, each consumed, each restored from the one before',
+    step(async () => {
+      const mine = (await rig.checkpoints())
+        .filter((c) => c.spec.source.owner?.uid === records[0]!.spec.source.owner!.uid)
+        .sort((a, b) => (a.spec.generation ?? 1) - (b.spec.generation ?? 1));
+      expect(
+        mine.map((c) => [c.metadata.name, c.spec.generation, c.spec.restoredFrom ?? null, c.status?.phase]),
+      ).toEqual([
+        [records[0]!.metadata.name, 1, null, 'Restored'],
+        [records[1]!.metadata.name, 2, records[0]!.metadata.name, 'Restored'],
+        [records[2]!.metadata.name, 3, records[1]!.metadata.name, 'Restored'],
+      ]);
+      // The fourth life runs from the third record.
+      expect(current.metadata!.annotations?.[RESTORE_FROM]).toBe(records[2]!.metadata.name);
+      expect(mine.every((c) => c.status?.restore?.nodeName === node)).toBe(true);
+      expect(rig.nodes.errors).toEqual([]);
+    }),
+  );
 });

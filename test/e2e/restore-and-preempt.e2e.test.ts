@@ -30,191 +30,260 @@ afterAll(async () => {
   await rig?.stopAll();
 });
 
-describe.each(MODES)('$schedulerName (nodeCacheCapable: $nodeCacheCapable)', ({ schedulerName, nodeCacheCapable, tag }) => {
-  const n = (name: string) => `${tag}-${name}`;
-  const group = (g: string) => ({ [GROUP]: n(g) });
+describe.each(MODES)(
+  '$schedulerName (nodeCacheCapable: $nodeCacheCapable)',
+  ({ schedulerName, nodeCacheCapable, tag }) => {
+    const n = (name: string) => `${tag}-${name}`;
+    const group = (g: string) => ({ [GROUP]: n(g) });
 
-  beforeAll(async () => {
-    const add = (name: string, g: string, spec: { arch: 'amd64' | 'arm64'; zone: string; cpuFeatures: string[] }) =>
-      rig.nodes.add({ name: n(name), labels: group(g), ...spec });
-    await add('arm-1', 'incompatible', { arch: 'arm64', zone: 'zone-a', cpuFeatures: [] });
-    await add('amd-noavx512', 'incompatible', { arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'] });
-    await add('loc-1', 'locality', { arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2', 'AVX512F'] });
-    await add('loc-2', 'locality', { arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2', 'AVX512F'] });
-    await add('loc-3', 'locality', { arch: 'amd64', zone: 'zone-b', cpuFeatures: ['AVX2', 'AVX512F'] });
-    await add('pre-1', 'preempt', { arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'] });
-    if (nodeCacheCapable) await add('fail-1', 'fail', { arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'] });
-  });
-
-  it('never binds a restore pod where its amd64/AVX512F checkpoint cannot be restored, and says why', step(async () => {
-    const name = n('restore-incompatible');
-    await rig.createPod(podSpec(name, {
-      schedulerName,
-      nodeSelector: group('incompatible'),
-      asRestorePod: true,
-      annotations: restoreAnnotations('trainer-0-3f9a1c2b7d4e', {
-        node: 'amd-1', arch: 'amd64', cpuFeatures: ['AVX512F'], runtime: 'cri-o', zone: 'zone-a',
-      }),
-    }));
-    const message = await rig.waitFailedScheduling(name, (m) => m.includes('AVX512F'));
-    expect(message).toContain("node architecture arm64 differs from the checkpoint's amd64");
-    expect(message).toContain('node lacks CPU features AVX512F used by the checkpoint');
-    // Unresolvable: preemption is not even tried on these nodes, and a later attempt binds nothing.
-    await sleep(5_000);
-    const pod = await rig.pod(name);
-    expect(pod?.spec?.nodeName).toBeUndefined();
-    expect(pod?.status?.phase).toBe('Pending');
-  }));
-
-  it('binds a restore pod to the node that holds its checkpoint when several could restore it', step(async () => {
-    const name = n('restore-local');
-    await rig.createPod(podSpec(name, {
-      schedulerName,
-      nodeSelector: group('locality'),
-      asRestorePod: true,
-      annotations: restoreAnnotations('trainer-1-0123456789ab', {
-        node: n('loc-2'), arch: 'amd64', cpuFeatures: ['AVX512F'], runtime: 'cri-o://1.31.2', zone: 'zone-a',
-      }),
-    }));
-    expect(await rig.waitRunning(name)).toBe(n('loc-2'));
-    // A second holder, in the other zone: the choice follows the contract, not a tie-break.
-    const other = n('restore-local-2');
-    await rig.createPod(podSpec(other, {
-      schedulerName,
-      nodeSelector: group('locality'),
-      asRestorePod: true,
-      annotations: restoreAnnotations('trainer-2-0123456789ab', {
-        node: n('loc-3'), arch: 'amd64', cpuFeatures: ['AVX512F'], runtime: 'cri-o://1.31.2', zone: 'zone-b',
-      }),
-    }));
-    expect(await rig.waitRunning(other)).toBe(n('loc-3'));
-  }));
-
-  it('binds a gated restore pod to its nominated checkpoint node through filter alone, without prioritize', step(async () => {
-    const verb = (v: string) => rig.metric('hiatus_extender_requests_total', { verb: v, path: 'restore' });
-    const [filters, prioritizes, nominated] = [await verb('filter'), await verb('prioritize'), await rig.metric('hiatus_restore_placements_total', { result: 'nominated' })];
-    const name = n('restore-nominated');
-    const created = await rig.createPod(podSpec(name, {
-      schedulerName,
-      nodeSelector: group('locality'),
-      asRestorePod: true,
-      placementGate: true,
-      annotations: restoreAnnotations('trainer-3-0123456789ab', {
-        node: n('loc-1'), arch: 'amd64', cpuFeatures: ['AVX512F'], runtime: 'cri-o://1.31.2', zone: 'zone-a',
-      }),
-    }));
-    expect(created.spec!.schedulingGates).toEqual([{ name: 'hiatus.dev/restore-placement' }]);
-    // The placement controller sets status.nominatedNodeName, then lifts the gate; kube-scheduler
-    // tries the nominated node alone first (filters and the extender's filter on one node), and
-    // with one feasible node it neither scores nor calls prioritize.
-    expect(await rig.waitRunning(name)).toBe(n('loc-1'));
-    const pod = await rig.pod(name);
-    expect(pod!.spec!.schedulingGates ?? []).toEqual([]);
-    expect(await rig.metric('hiatus_restore_placements_total', { result: 'nominated' })).toBe(nominated + 1);
-    // (Filter counts are not exact: the Pending pod of the first scenario is retried meanwhile.
-    // Nothing else here reaches prioritize, which the full path calls with three feasible nodes.)
-    expect(await verb('filter')).toBeGreaterThan(filters);
-    expect(await verb('prioritize')).toBe(prioritizes);
-  }));
-
-  it('checkpoints a Required victim through its kubelet and records it before kube-scheduler evicts it', step(async () => {
-    const victimName = n('trainer');
-    const preemptorName = n('urgent');
-    const node = n('pre-1');
-    await rig.createPod(podSpec(victimName, {
-      schedulerName,
-      priorityClassName: 'hiatus-required',
-      cpu: '3',
-      memory: '1Gi',
-      containers: ['main', 'sidecar'],
-      nodeSelector: group('preempt'),
-    }));
-    expect(await rig.waitRunning(victimName)).toBe(node);
-    const victimUid = (await rig.pod(victimName))!.metadata!.uid!;
-
-    await rig.createPod(podSpec(preemptorName, {
-      schedulerName,
-      priorityClassName: 'hiatus-urgent',
-      cpu: '2',
-      nodeSelector: group('preempt'),
-    }));
-    expect(await rig.waitRunning(preemptorName, 90_000)).toBe(node);
-    await waitUntil(`victim ${victimName} gone`, async () => (await rig.pod(victimName)) === undefined);
-
-    const calls = rig.nodes.sim(node).calls.filter((c) => c.pod === victimName);
-    expect(calls.filter((c) => c.status === 200).map((c) => c.container).sort()).toEqual(['main', 'sidecar']);
-    expect(calls.every((c) => c.status === 200)).toBe(true);
-
-    const [ck, ...more] = await rig.checkpointsOf(victimName);
-    expect(more).toHaveLength(0);
-    expect(ck!.apiVersion).toBe('hiatus.dev/v1alpha1');
-    expect(ck!.metadata.namespace).toBe(NAMESPACE);
-    expect(ck!.status?.phase).toBe('Ready');
-    expect(ck!.spec).toMatchObject({
-      reason: 'Preemption',
-      preemptor: { name: preemptorName },
-      source: { pod: { name: victimName, uid: victimUid }, nodeName: node },
-      restoreConstraints: { node, arch: 'amd64', runtime: 'cri-o://1.31.2', zone: 'zone-a' },
+    beforeAll(async () => {
+      const add = (name: string, g: string, spec: { arch: 'amd64' | 'arm64'; zone: string; cpuFeatures: string[] }) =>
+        rig.nodes.add({ name: n(name), labels: group(g), ...spec });
+      await add('arm-1', 'incompatible', { arch: 'arm64', zone: 'zone-a', cpuFeatures: [] });
+      await add('amd-noavx512', 'incompatible', { arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'] });
+      await add('loc-1', 'locality', { arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2', 'AVX512F'] });
+      await add('loc-2', 'locality', { arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2', 'AVX512F'] });
+      await add('loc-3', 'locality', { arch: 'amd64', zone: 'zone-b', cpuFeatures: ['AVX2', 'AVX512F'] });
+      await add('pre-1', 'preempt', { arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'] });
+      if (nodeCacheCapable) await add('fail-1', 'fail', { arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'] });
     });
-    const archives = (ck!.status?.containers ?? []).map((c) => [c.name, c.archivePath]);
-    expect(archives.map(([c]) => c).sort()).toEqual(['main', 'sidecar']);
-    for (const [c, p] of archives) expect(p).toMatch(new RegExp(`/checkpoint-${victimName}_${NAMESPACE}-${c}-\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ\\.tar$`));
-    expect(archives.map(([, p]) => p).sort()).toEqual(calls.map((c) => c.archivePath).sort());
 
-    // The record was complete before the victim was even marked for deletion.
-    const deletionSeen = rig.nodes.deletionSeenAt.get(`${NAMESPACE}/${victimName}`);
-    expect(deletionSeen).toBeDefined();
-    expect(Date.parse(ck!.status!.completionTime!)).toBeLessThanOrEqual(deletionSeen!);
-  }));
+    it(
+      'never binds a restore pod where its amd64/AVX512F checkpoint cannot be restored, and says why',
+      step(async () => {
+        const name = n('restore-incompatible');
+        await rig.createPod(
+          podSpec(name, {
+            schedulerName,
+            nodeSelector: group('incompatible'),
+            asRestorePod: true,
+            annotations: restoreAnnotations('trainer-0-3f9a1c2b7d4e', {
+              node: 'amd-1',
+              arch: 'amd64',
+              cpuFeatures: ['AVX512F'],
+              runtime: 'cri-o',
+              zone: 'zone-a',
+            }),
+          }),
+        );
+        const message = await rig.waitFailedScheduling(name, (m) => m.includes('AVX512F'));
+        expect(message).toContain("node architecture arm64 differs from the checkpoint's amd64");
+        expect(message).toContain('node lacks CPU features AVX512F used by the checkpoint');
+        // Unresolvable: preemption is not even tried on these nodes, and a later attempt binds nothing.
+        await sleep(5_000);
+        const pod = await rig.pod(name);
+        expect(pod?.spec?.nodeName).toBeUndefined();
+        expect(pod?.status?.phase).toBe('Pending');
+      }),
+    );
 
-  if (nodeCacheCapable) {
-    it('keeps a Required victim whose checkpoint fails, and the preemptor Pending', step(async () => {
-      const victimName = n('fragile');
-      const preemptorName = n('urgent-2');
-      const node = n('fail-1');
-      await rig.createPod(podSpec(victimName, {
-        schedulerName,
-        priorityClassName: 'hiatus-required',
-        cpu: '3',
-        nodeSelector: group('fail'),
-      }));
-      expect(await rig.waitRunning(victimName)).toBe(node);
-      rig.nodes.sim(node).inject({ pod: victimName, failure: { kind: 'runtime-error' } });
+    it(
+      'binds a restore pod to the node that holds its checkpoint when several could restore it',
+      step(async () => {
+        const name = n('restore-local');
+        await rig.createPod(
+          podSpec(name, {
+            schedulerName,
+            nodeSelector: group('locality'),
+            asRestorePod: true,
+            annotations: restoreAnnotations('trainer-1-0123456789ab', {
+              node: n('loc-2'),
+              arch: 'amd64',
+              cpuFeatures: ['AVX512F'],
+              runtime: 'cri-o://1.31.2',
+              zone: 'zone-a',
+            }),
+          }),
+        );
+        expect(await rig.waitRunning(name)).toBe(n('loc-2'));
+        // A second holder, in the other zone: the choice follows the contract, not a tie-break.
+        const other = n('restore-local-2');
+        await rig.createPod(
+          podSpec(other, {
+            schedulerName,
+            nodeSelector: group('locality'),
+            asRestorePod: true,
+            annotations: restoreAnnotations('trainer-2-0123456789ab', {
+              node: n('loc-3'),
+              arch: 'amd64',
+              cpuFeatures: ['AVX512F'],
+              runtime: 'cri-o://1.31.2',
+              zone: 'zone-b',
+            }),
+          }),
+        );
+        expect(await rig.waitRunning(other)).toBe(n('loc-3'));
+      }),
+    );
 
-      await rig.createPod(podSpec(preemptorName, {
-        schedulerName,
-        priorityClassName: 'hiatus-urgent',
-        cpu: '2',
-        nodeSelector: group('fail'),
-      }));
-      const failed = await waitUntil(`Failed Checkpoint of ${victimName}`, async () =>
-        (await rig.checkpointsOf(victimName)).find((c) => c.status?.phase === 'Failed'));
-      expect(failed.status?.message).toMatch(/kubelet answered 500/);
-      expect(rig.nodes.sim(node).calls.some((c) => c.pod === victimName && c.status === 500)).toBe(true);
+    it(
+      'binds a gated restore pod to its nominated checkpoint node through filter alone, without prioritize',
+      step(async () => {
+        const verb = (v: string) => rig.metric('hiatus_extender_requests_total', { verb: v, path: 'restore' });
+        const [filters, prioritizes, nominated] = [
+          await verb('filter'),
+          await verb('prioritize'),
+          await rig.metric('hiatus_restore_placements_total', { result: 'nominated' }),
+        ];
+        const name = n('restore-nominated');
+        const created = await rig.createPod(
+          podSpec(name, {
+            schedulerName,
+            nodeSelector: group('locality'),
+            asRestorePod: true,
+            placementGate: true,
+            annotations: restoreAnnotations('trainer-3-0123456789ab', {
+              node: n('loc-1'),
+              arch: 'amd64',
+              cpuFeatures: ['AVX512F'],
+              runtime: 'cri-o://1.31.2',
+              zone: 'zone-a',
+            }),
+          }),
+        );
+        expect(created.spec!.schedulingGates).toEqual([{ name: 'hiatus.dev/restore-placement' }]);
+        // The placement controller sets status.nominatedNodeName, then lifts the gate; kube-scheduler
+        // tries the nominated node alone first (filters and the extender's filter on one node), and
+        // with one feasible node it neither scores nor calls prioritize.
+        expect(await rig.waitRunning(name)).toBe(n('loc-1'));
+        const pod = await rig.pod(name);
+        expect(pod!.spec!.schedulingGates ?? []).toEqual([]);
+        expect(await rig.metric('hiatus_restore_placements_total', { result: 'nominated' })).toBe(nominated + 1);
+        // (Filter counts are not exact: the Pending pod of the first scenario is retried meanwhile.
+        // Nothing else here reaches prioritize, which the full path calls with three feasible nodes.)
+        expect(await verb('filter')).toBeGreaterThan(filters);
+        expect(await verb('prioritize')).toBe(prioritizes);
+      }),
+    );
 
-      // Keep the scheduler retrying for 20 s (a new Node requeues the unschedulable preemptor):
-      // the victim must survive every attempt.
-      const attemptsBefore = await rig.preemptionAttempts('no_candidate');
-      for (let i = 0; i < 5; i++) {
-        await rig.nodes.add({ name: n(`requeue-${i}`), arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], labels: group('requeue') });
-        const until = Date.now() + 4_000;
-        while (Date.now() < until) {
-          const victim = await rig.pod(victimName);
-          expect(victim?.metadata?.deletionTimestamp).toBeUndefined();
-          expect(victim?.status?.phase).toBe('Running');
-          await sleep(500);
-        }
-      }
-      expect((await rig.preemptionAttempts('no_candidate')) - attemptsBefore).toBeGreaterThanOrEqual(3);
-      expect(rig.nodes.deletionSeenAt.has(`${NAMESPACE}/${victimName}`)).toBe(false);
-      const preemptor = await rig.pod(preemptorName);
-      expect(preemptor?.spec?.nodeName).toBeUndefined();
-      expect(preemptor?.status?.phase).toBe('Pending');
-      expect(preemptor?.status?.nominatedNodeName).toBeUndefined();
-      expect((await rig.checkpointsOf(victimName)).every((c) => c.status?.phase !== 'Ready')).toBe(true);
-    }));
-  }
-});
+    it(
+      'checkpoints a Required victim through its kubelet and records it before kube-scheduler evicts it',
+      step(async () => {
+        const victimName = n('trainer');
+        const preemptorName = n('urgent');
+        const node = n('pre-1');
+        await rig.createPod(
+          podSpec(victimName, {
+            schedulerName,
+            priorityClassName: 'hiatus-required',
+            cpu: '3',
+            memory: '1Gi',
+            containers: ['main', 'sidecar'],
+            nodeSelector: group('preempt'),
+          }),
+        );
+        expect(await rig.waitRunning(victimName)).toBe(node);
+        const victimUid = (await rig.pod(victimName))!.metadata!.uid!;
+
+        await rig.createPod(
+          podSpec(preemptorName, {
+            schedulerName,
+            priorityClassName: 'hiatus-urgent',
+            cpu: '2',
+            nodeSelector: group('preempt'),
+          }),
+        );
+        expect(await rig.waitRunning(preemptorName, 90_000)).toBe(node);
+        await waitUntil(`victim ${victimName} gone`, async () => (await rig.pod(victimName)) === undefined);
+
+        const calls = rig.nodes.sim(node).calls.filter((c) => c.pod === victimName);
+        expect(
+          calls
+            .filter((c) => c.status === 200)
+            .map((c) => c.container)
+            .sort(),
+        ).toEqual(['main', 'sidecar']);
+        expect(calls.every((c) => c.status === 200)).toBe(true);
+
+        const [ck, ...more] = await rig.checkpointsOf(victimName);
+        expect(more).toHaveLength(0);
+        expect(ck!.apiVersion).toBe('hiatus.dev/v1alpha1');
+        expect(ck!.metadata.namespace).toBe(NAMESPACE);
+        expect(ck!.status?.phase).toBe('Ready');
+        expect(ck!.spec).toMatchObject({
+          reason: 'Preemption',
+          preemptor: { name: preemptorName },
+          source: { pod: { name: victimName, uid: victimUid }, nodeName: node },
+          restoreConstraints: { node, arch: 'amd64', runtime: 'cri-o://1.31.2', zone: 'zone-a' },
+        });
+        const archives = (ck!.status?.containers ?? []).map((c) => [c.name, c.archivePath]);
+        expect(archives.map(([c]) => c).sort()).toEqual(['main', 'sidecar']);
+        for (const [c, p] of archives)
+          expect(p).toMatch(
+            new RegExp(`/checkpoint-${victimName}_${NAMESPACE}-${c}-\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ\\.tar$`),
+          );
+        expect(archives.map(([, p]) => p).sort()).toEqual(calls.map((c) => c.archivePath).sort());
+
+        // The record was complete before the victim was even marked for deletion.
+        const deletionSeen = rig.nodes.deletionSeenAt.get(`${NAMESPACE}/${victimName}`);
+        expect(deletionSeen).toBeDefined();
+        expect(Date.parse(ck!.status!.completionTime!)).toBeLessThanOrEqual(deletionSeen!);
+      }),
+    );
+
+    if (nodeCacheCapable) {
+      it(
+        'keeps a Required victim whose checkpoint fails, and the preemptor Pending',
+        step(async () => {
+          const victimName = n('fragile');
+          const preemptorName = n('urgent-2');
+          const node = n('fail-1');
+          await rig.createPod(
+            podSpec(victimName, {
+              schedulerName,
+              priorityClassName: 'hiatus-required',
+              cpu: '3',
+              nodeSelector: group('fail'),
+            }),
+          );
+          expect(await rig.waitRunning(victimName)).toBe(node);
+          rig.nodes.sim(node).inject({ pod: victimName, failure: { kind: 'runtime-error' } });
+
+          await rig.createPod(
+            podSpec(preemptorName, {
+              schedulerName,
+              priorityClassName: 'hiatus-urgent',
+              cpu: '2',
+              nodeSelector: group('fail'),
+            }),
+          );
+          const failed = await waitUntil(`Failed Checkpoint of ${victimName}`, async () =>
+            (await rig.checkpointsOf(victimName)).find((c) => c.status?.phase === 'Failed'),
+          );
+          expect(failed.status?.message).toMatch(/kubelet answered 500/);
+          expect(rig.nodes.sim(node).calls.some((c) => c.pod === victimName && c.status === 500)).toBe(true);
+
+          // Keep the scheduler retrying for 20 s (a new Node requeues the unschedulable preemptor):
+          // the victim must survive every attempt.
+          const attemptsBefore = await rig.preemptionAttempts('no_candidate');
+          for (let i = 0; i < 5; i++) {
+            await rig.nodes.add({
+              name: n(`requeue-${i}`),
+              arch: 'amd64',
+              zone: 'zone-a',
+              cpuFeatures: ['AVX2'],
+              labels: group('requeue'),
+            });
+            const until = Date.now() + 4_000;
+            while (Date.now() < until) {
+              const victim = await rig.pod(victimName);
+              expect(victim?.metadata?.deletionTimestamp).toBeUndefined();
+              expect(victim?.status?.phase).toBe('Running');
+              await sleep(500);
+            }
+          }
+          expect((await rig.preemptionAttempts('no_candidate')) - attemptsBefore).toBeGreaterThanOrEqual(3);
+          expect(rig.nodes.deletionSeenAt.has(`${NAMESPACE}/${victimName}`)).toBe(false);
+          const preemptor = await rig.pod(preemptorName);
+          expect(preemptor?.spec?.nodeName).toBeUndefined();
+          expect(preemptor?.status?.phase).toBe('Pending');
+          expect(preemptor?.status?.nominatedNodeName).toBeUndefined();
+          expect((await rig.checkpointsOf(victimName)).every((c) => c.status?.phase !== 'Ready')).toBe(true);
+        }),
+      );
+    }
+  },
+);
 
 function step(fn: () => Promise<void>): () => Promise<void> {
   return async () => rig.step(fn)();

@@ -33,7 +33,8 @@ let apps: AppsV1Api;
 const step = (fn: () => Promise<void>) => async () => rig.step(fn)();
 
 const ckApi = { group: 'hiatus.dev', version: 'v1alpha1', namespace: NAMESPACE, plural: 'checkpoints' };
-const checkpoint = async (name: string) => (await rig.custom.getNamespacedCustomObject({ ...ckApi, name })) as Checkpoint;
+const checkpoint = async (name: string) =>
+  (await rig.custom.getNamespacedCustomObject({ ...ckApi, name })) as Checkpoint;
 
 /** A Ready record of `source` (its controller, if any), as the executor writes one. */
 function readyRecord(name: string, source: V1Pod): Checkpoint {
@@ -49,18 +50,33 @@ function readyRecord(name: string, source: V1Pod): Checkpoint {
         pod: { namespace: NAMESPACE, name: source.metadata!.name!, uid: source.metadata!.uid! },
         nodeName: NODE,
         ...(owner ? { owner: { kind: owner.kind, name: owner.name, uid: owner.uid } } : {}),
-        ...(source.metadata!.labels?.['pod-template-hash'] ? { templateHash: source.metadata!.labels['pod-template-hash'] } : {}),
+        ...(source.metadata!.labels?.['pod-template-hash']
+          ? { templateHash: source.metadata!.labels['pod-template-hash'] }
+          : {}),
         priority: 0,
         memoryBytes: 64 * 2 ** 20,
       },
       containers: ['main'],
-      restoreConstraints: { node: NODE, arch: 'amd64', cpuFeatures: ['AVX2'], runtime: 'cri-o://1.31.2', zone: 'zone-a' },
+      restoreConstraints: {
+        node: NODE,
+        arch: 'amd64',
+        cpuFeatures: ['AVX2'],
+        runtime: 'cri-o://1.31.2',
+        zone: 'zone-a',
+      },
     },
     status: {
       phase: 'Ready',
       startTime: done,
       completionTime: done,
-      containers: [{ name: 'main', archivePath: `/var/lib/kubelet/checkpoints/checkpoint-${name}.tar`, image: CHECKPOINT_IMAGE, publication: { state: 'Published' } }],
+      containers: [
+        {
+          name: 'main',
+          archivePath: `/var/lib/kubelet/checkpoints/checkpoint-${name}.tar`,
+          image: CHECKPOINT_IMAGE,
+          publication: { state: 'Published' },
+        },
+      ],
     },
   };
 }
@@ -73,15 +89,27 @@ async function createWithWarnings(pod: V1Pod): Promise<{ status: number; warning
   return new Promise((resolve, reject) => {
     const req = https.request(
       new URL(`/api/v1/namespaces/${NAMESPACE}/pods`, server),
-      { method: 'POST', ca: tls.ca, cert: tls.cert, key: tls.key, headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } },
+      {
+        method: 'POST',
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+        headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           // RFC 7234 warn-text: 299 - "text" (pkg/endpoints/handlers/responsewriters/warning.go).
           const raw = res.headers.warning;
-          const warnings = (Array.isArray(raw) ? raw : raw ? [raw] : []).map((w) => /^299 - "(.*)"$/.exec(w)?.[1]?.replace(/\\"/g, '"') ?? w);
-          resolve({ status: res.statusCode ?? 0, warnings, pod: JSON.parse(Buffer.concat(chunks).toString('utf8')) as V1Pod });
+          const warnings = (Array.isArray(raw) ? raw : raw ? [raw] : []).map(
+            (w) => /^299 - "(.*)"$/.exec(w)?.[1]?.replace(/\\"/g, '"') ?? w,
+          );
+          resolve({
+            status: res.statusCode ?? 0,
+            warnings,
+            pod: JSON.parse(Buffer.concat(chunks).toString('utf8')) as V1Pod,
+          });
         });
       },
     );
@@ -110,18 +138,32 @@ function replicaSet(name: string, hash: string, annotations: Record<string, stri
   };
 }
 
-const podsOf = async (app: string) => (await rig.core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: `app=${app}` })).items.filter((p) => !p.metadata!.deletionTimestamp);
+const podsOf = async (app: string) =>
+  (await rig.core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: `app=${app}` })).items.filter(
+    (p) => !p.metadata!.deletionTimestamp,
+  );
 
 /** Nothing of the restore contract: no constraints, no marker, its own image and scheduler. */
 function expectUnchanged(pod: V1Pod): void {
   expect(pod.metadata!.annotations?.[RESTORE_CONSTRAINTS]).toBeUndefined();
   expect(pod.spec!.containers.map((c) => c.image)).toEqual(['hiatus-e2e/app:1']);
-  expect(pod.spec!.containers.some((c) => c.resources?.requests?.[MARKER] !== undefined || c.resources?.limits?.[MARKER] !== undefined)).toBe(false);
+  expect(
+    pod.spec!.containers.some(
+      (c) => c.resources?.requests?.[MARKER] !== undefined || c.resources?.limits?.[MARKER] !== undefined,
+    ),
+  ).toBe(false);
   expect(pod.spec!.schedulerName).toBe(SCHEDULER);
 }
 
 beforeAll(async () => {
-  rig = await startRigWithWebhook(SCHEDULER, WEBHOOK_LABEL, ['--restore-reconcile-interval', '1s', '--checkpoint-images', IMAGES, '--publication-wait', '0']);
+  rig = await startRigWithWebhook(SCHEDULER, WEBHOOK_LABEL, [
+    '--restore-reconcile-interval',
+    '1s',
+    '--checkpoint-images',
+    IMAGES,
+    '--publication-wait',
+    '0',
+  ]);
   apps = rig.cp.kc.makeApiClient(AppsV1Api);
   await rig.nodes.add({ name: NODE, arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], labels: inGroup });
 }, BUILD_AND_START_MS);
@@ -133,104 +175,175 @@ afterAll(async () => {
 describe('a hand-written restore-from is honoured only for the checkpointed workload (issue 11)', () => {
   let victim: V1Pod;
 
-  it('has a ReplicaSet\'s pod running and a Ready Checkpoint of it', step(async () => {
-    await apps.createNamespacedReplicaSet({ namespace: NAMESPACE, body: replicaSet('trainer', 'abc12') });
-    victim = await waitUntil('the trainer pod Running', async () => (await podsOf('trainer')).find((p) => p.status?.phase === 'Running'), 90_000);
-    await rig.custom.createNamespacedCustomObject({ ...ckApi, body: readyRecord('trainer-ck', victim) });
-  }));
+  it(
+    "has a ReplicaSet's pod running and a Ready Checkpoint of it",
+    step(async () => {
+      await apps.createNamespacedReplicaSet({ namespace: NAMESPACE, body: replicaSet('trainer', 'abc12') });
+      victim = await waitUntil(
+        'the trainer pod Running',
+        async () => (await podsOf('trainer')).find((p) => p.status?.phase === 'Running'),
+        90_000,
+      );
+      await rig.custom.createNamespacedCustomObject({ ...ckApi, body: readyRecord('trainer-ck', victim) });
+    }),
+  );
 
-  it('creates a standalone pod naming it unchanged, tells its creator why, and claims nothing', step(async () => {
-    const r = await createWithWarnings(naming('thief', 'trainer-ck'));
-    expect(r.status).toBe(201);
-    expect(r.warnings).toEqual([expect.stringMatching(/^hiatus\.dev\/restore-from: trainer-ck not honoured \(another workload's checkpoint; .*hiatus\.dev\/restore-any-pod: "true"\); the pod is created without restore$/)]);
-    expectUnchanged(r.pod);
-    expect((await checkpoint('trainer-ck')).status!.phase).toBe('Ready');
-    expect(await rig.metric('hiatus_restores_total', { result: 'refused' })).toBe(1);
-  }));
+  it(
+    'creates a standalone pod naming it unchanged, tells its creator why, and claims nothing',
+    step(async () => {
+      const r = await createWithWarnings(naming('thief', 'trainer-ck'));
+      expect(r.status).toBe(201);
+      expect(r.warnings).toEqual([
+        expect.stringMatching(
+          /^hiatus\.dev\/restore-from: trainer-ck not honoured \(another workload's checkpoint; .*hiatus\.dev\/restore-any-pod: "true"\); the pod is created without restore$/,
+        ),
+      ]);
+      expectUnchanged(r.pod);
+      expect((await checkpoint('trainer-ck')).status!.phase).toBe('Ready');
+      expect(await rig.metric('hiatus_restores_total', { result: 'refused' })).toBe(1);
+    }),
+  );
 
-  it('creates another ReplicaSet\'s pod naming it unchanged too', step(async () => {
-    await apps.createNamespacedReplicaSet({ namespace: NAMESPACE, body: replicaSet('intruder', 'def34', { [RESTORE_FROM]: 'trainer-ck' }) });
-    const [pod] = await waitUntil('the intruder pod', async () => ((await podsOf('intruder')).length ? podsOf('intruder') : undefined));
-    expect(pod!.metadata!.annotations?.[RESTORE_FROM]).toBe('trainer-ck');
-    expectUnchanged(pod!);
-    expect(await rig.metric('hiatus_restores_total', { result: 'refused' })).toBe(2);
-    // Some seconds of lifecycle rounds later, nothing took the record.
-    await new Promise((r) => setTimeout(r, 3_000));
-    expect((await checkpoint('trainer-ck')).status!.phase).toBe('Ready');
-  }));
+  it(
+    "creates another ReplicaSet's pod naming it unchanged too",
+    step(async () => {
+      await apps.createNamespacedReplicaSet({
+        namespace: NAMESPACE,
+        body: replicaSet('intruder', 'def34', { [RESTORE_FROM]: 'trainer-ck' }),
+      });
+      const [pod] = await waitUntil('the intruder pod', async () =>
+        (await podsOf('intruder')).length ? podsOf('intruder') : undefined,
+      );
+      expect(pod!.metadata!.annotations?.[RESTORE_FROM]).toBe('trainer-ck');
+      expectUnchanged(pod!);
+      expect(await rig.metric('hiatus_restores_total', { result: 'refused' })).toBe(2);
+      // Some seconds of lifecycle rounds later, nothing took the record.
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect((await checkpoint('trainer-ck')).status!.phase).toBe('Ready');
+    }),
+  );
 
-  it('still gives the checkpoint to the workload\'s own next pod, image and all, once the checkpointed pod is gone', step(async () => {
-    // While the checkpointed pod runs, a second replica starts fresh: restoring would run its state twice.
-    await apps.patchNamespacedReplicaSet({ name: 'trainer-abc12', namespace: NAMESPACE, body: [{ op: 'replace', path: '/spec/replicas', value: 2 }] });
-    const twin = await waitUntil('the trainer\'s second pod', async () => (await podsOf('trainer')).find((p) => p.metadata!.uid !== victim.metadata!.uid));
-    expectUnchanged(twin);
-    expect((await checkpoint('trainer-ck')).status!.phase).toBe('Ready');
-    await apps.patchNamespacedReplicaSet({ name: 'trainer-abc12', namespace: NAMESPACE, body: [{ op: 'replace', path: '/spec/replicas', value: 1 }] });
-    await waitUntil('the second replica gone', async () => ((await podsOf('trainer')).length === 1 ? true : undefined));
-    // The checkpointed pod goes (as a preemption evicts it): its ReplicaSet's replacement restores.
-    const seen = new Set((await podsOf('trainer')).map((p) => p.metadata!.uid));
-    await rig.core.deleteNamespacedPod({ name: (await podsOf('trainer'))[0]!.metadata!.name!, namespace: NAMESPACE, gracePeriodSeconds: 0 });
-    const next = await waitUntil('the trainer\'s replacement', async () => (await podsOf('trainer')).find((p) => !seen.has(p.metadata!.uid)));
-    expect(next.metadata!.annotations?.[RESTORE_FROM]).toBe('trainer-ck');
-    expect(next.metadata!.annotations?.[RESTORE_CONSTRAINTS]).toBeDefined();
-    expect(next.spec!.containers[0]!.image).toBe(CHECKPOINT_IMAGE);
-    const claimed = await checkpoint('trainer-ck');
-    // Claimed for this pod; the simulated node may already run it, and the lifecycle loop then
-    // marks the claim Restored (with the pod's own name) before this reads it.
-    expect(['Restoring', 'Restored']).toContain(claimed.status!.phase);
-    expect([`${next.metadata!.generateName}*`, next.metadata!.name]).toContain(claimed.status!.restore!.podName);
-  }));
+  it(
+    "still gives the checkpoint to the workload's own next pod, image and all, once the checkpointed pod is gone",
+    step(async () => {
+      // While the checkpointed pod runs, a second replica starts fresh: restoring would run its state twice.
+      await apps.patchNamespacedReplicaSet({
+        name: 'trainer-abc12',
+        namespace: NAMESPACE,
+        body: [{ op: 'replace', path: '/spec/replicas', value: 2 }],
+      });
+      const twin = await waitUntil("the trainer's second pod", async () =>
+        (await podsOf('trainer')).find((p) => p.metadata!.uid !== victim.metadata!.uid),
+      );
+      expectUnchanged(twin);
+      expect((await checkpoint('trainer-ck')).status!.phase).toBe('Ready');
+      await apps.patchNamespacedReplicaSet({
+        name: 'trainer-abc12',
+        namespace: NAMESPACE,
+        body: [{ op: 'replace', path: '/spec/replicas', value: 1 }],
+      });
+      await waitUntil('the second replica gone', async () =>
+        (await podsOf('trainer')).length === 1 ? true : undefined,
+      );
+      // The checkpointed pod goes (as a preemption evicts it): its ReplicaSet's replacement restores.
+      const seen = new Set((await podsOf('trainer')).map((p) => p.metadata!.uid));
+      await rig.core.deleteNamespacedPod({
+        name: (await podsOf('trainer'))[0]!.metadata!.name!,
+        namespace: NAMESPACE,
+        gracePeriodSeconds: 0,
+      });
+      const next = await waitUntil("the trainer's replacement", async () =>
+        (await podsOf('trainer')).find((p) => !seen.has(p.metadata!.uid)),
+      );
+      expect(next.metadata!.annotations?.[RESTORE_FROM]).toBe('trainer-ck');
+      expect(next.metadata!.annotations?.[RESTORE_CONSTRAINTS]).toBeDefined();
+      expect(next.spec!.containers[0]!.image).toBe(CHECKPOINT_IMAGE);
+      const claimed = await checkpoint('trainer-ck');
+      // Claimed for this pod; the simulated node may already run it, and the lifecycle loop then
+      // marks the claim Restored (with the pod's own name) before this reads it.
+      expect(['Restoring', 'Restored']).toContain(claimed.status!.phase);
+      expect([`${next.metadata!.generateName}*`, next.metadata!.name]).toContain(claimed.status!.restore!.podName);
+    }),
+  );
 
-  it('gives the workload\'s next pod a checkpoint claimed by a pod that never appeared, within seconds', step(async () => {
-    await rig.custom.createNamespacedCustomObject({ ...ckApi, body: readyRecord('trainer-ck2', victim) });
-    await waitUntil('the extender\'s cache has the record', async () => ((await rig.metric('hiatus_checkpoints', { phase: 'Ready' })) === 1 ? true : undefined), 30_000, 250);
-    // A pod of the workload that the API server rejects after the webhook claimed for it:
-    // mutating admission runs before validation, and a negative request is invalid.
-    const ghost = podSpec('ghost', { schedulerName: SCHEDULER, nodeSelector: inGroup, cpu: '-1' });
-    ghost.metadata!.labels = { app: 'ghost', 'pod-template-hash': 'abc12', [WEBHOOK_LABEL]: 'on' };
-    const owner = victim.metadata!.ownerReferences!.find((o) => o.controller)!;
-    ghost.metadata!.ownerReferences = [{ apiVersion: 'apps/v1', kind: owner.kind, name: owner.name, uid: owner.uid, controller: true }];
-    const rejected = await createWithWarnings(ghost);
-    expect(rejected.status).toBe(422);
-    const stolen = await checkpoint('trainer-ck2');
-    expect(stolen.status!.phase).toBe('Restoring');
-    expect(stolen.status!.restore!.podName).toBe('ghost');
+  it(
+    "gives the workload's next pod a checkpoint claimed by a pod that never appeared, within seconds",
+    step(async () => {
+      await rig.custom.createNamespacedCustomObject({ ...ckApi, body: readyRecord('trainer-ck2', victim) });
+      await waitUntil(
+        "the extender's cache has the record",
+        async () => ((await rig.metric('hiatus_checkpoints', { phase: 'Ready' })) === 1 ? true : undefined),
+        30_000,
+        250,
+      );
+      // A pod of the workload that the API server rejects after the webhook claimed for it:
+      // mutating admission runs before validation, and a negative request is invalid.
+      const ghost = podSpec('ghost', { schedulerName: SCHEDULER, nodeSelector: inGroup, cpu: '-1' });
+      ghost.metadata!.labels = { app: 'ghost', 'pod-template-hash': 'abc12', [WEBHOOK_LABEL]: 'on' };
+      const owner = victim.metadata!.ownerReferences!.find((o) => o.controller)!;
+      ghost.metadata!.ownerReferences = [
+        { apiVersion: 'apps/v1', kind: owner.kind, name: owner.name, uid: owner.uid, controller: true },
+      ];
+      const rejected = await createWithWarnings(ghost);
+      expect(rejected.status).toBe(422);
+      const stolen = await checkpoint('trainer-ck2');
+      expect(stolen.status!.phase).toBe('Restoring');
+      expect(stolen.status!.restore!.podName).toBe('ghost');
 
-    // The real next pod, at once: admitted with the checkpoint once the claim is 3 s old.
-    const before = new Set((await podsOf('trainer')).map((p) => p.metadata!.uid));
-    const started = Date.now();
-    await apps.patchNamespacedReplicaSet({ name: 'trainer-abc12', namespace: NAMESPACE, body: [{ op: 'replace', path: '/spec/replicas', value: 2 }] });
-    const next = await waitUntil('the trainer\'s third pod', async () => (await podsOf('trainer')).find((p) => !before.has(p.metadata!.uid)));
-    const waited = Date.parse(String(next.metadata!.creationTimestamp)) - started;
-    expect(next.metadata!.annotations?.[RESTORE_FROM]).toBe('trainer-ck2');
-    expect(waited).toBeLessThan(6_000);
-    const taken = await checkpoint('trainer-ck2');
-    // Claimed for this pod: by its generateName at admission, or by its own name once the
-    // lifecycle loop has nominated it (which can happen before this read).
-    expect(['Restoring', 'Restored']).toContain(taken.status!.phase);
-    expect([`${next.metadata!.generateName}*`, next.metadata!.name]).toContain(taken.status!.restore!.podName);
-    process.stdout.write(`a claim whose pod never appeared delayed the real pod's creation by ${waited} ms\n`);
-  }));
+      // The real next pod, at once: admitted with the checkpoint once the claim is 3 s old.
+      const before = new Set((await podsOf('trainer')).map((p) => p.metadata!.uid));
+      const started = Date.now();
+      await apps.patchNamespacedReplicaSet({
+        name: 'trainer-abc12',
+        namespace: NAMESPACE,
+        body: [{ op: 'replace', path: '/spec/replicas', value: 2 }],
+      });
+      const next = await waitUntil("the trainer's third pod", async () =>
+        (await podsOf('trainer')).find((p) => !before.has(p.metadata!.uid)),
+      );
+      const waited = Date.parse(String(next.metadata!.creationTimestamp)) - started;
+      expect(next.metadata!.annotations?.[RESTORE_FROM]).toBe('trainer-ck2');
+      expect(waited).toBeLessThan(6_000);
+      const taken = await checkpoint('trainer-ck2');
+      // Claimed for this pod: by its generateName at admission, or by its own name once the
+      // lifecycle loop has nominated it (which can happen before this read).
+      expect(['Restoring', 'Restored']).toContain(taken.status!.phase);
+      expect([`${next.metadata!.generateName}*`, next.metadata!.name]).toContain(taken.status!.restore!.podName);
+      process.stdout.write(`a claim whose pod never appeared delayed the real pod's creation by ${waited} ms\n`);
+    }),
+  );
 
-  it('restores a standalone pod only from a Checkpoint an administrator opened with hiatus.dev/restore-any-pod', step(async () => {
-    const bare = await rig.createPod(podSpec('bare-source', { schedulerName: SCHEDULER, nodeSelector: inGroup }));
-    await rig.custom.createNamespacedCustomObject({ ...ckApi, body: readyRecord('bare-ck', bare) });
-    const refused = await createWithWarnings(naming('bare-again', 'bare-ck'));
-    expect(refused.warnings).toHaveLength(1);
-    expectUnchanged(refused.pod);
-    expect((await checkpoint('bare-ck')).status!.phase).toBe('Ready');
+  it(
+    'restores a standalone pod only from a Checkpoint an administrator opened with hiatus.dev/restore-any-pod',
+    step(async () => {
+      const bare = await rig.createPod(podSpec('bare-source', { schedulerName: SCHEDULER, nodeSelector: inGroup }));
+      await rig.custom.createNamespacedCustomObject({ ...ckApi, body: readyRecord('bare-ck', bare) });
+      const refused = await createWithWarnings(naming('bare-again', 'bare-ck'));
+      expect(refused.warnings).toHaveLength(1);
+      expectUnchanged(refused.pod);
+      expect((await checkpoint('bare-ck')).status!.phase).toBe('Ready');
 
-    await rig.custom.patchNamespacedCustomObject({ ...ckApi, name: 'bare-ck', body: [{ op: 'add', path: '/metadata/annotations', value: { 'hiatus.dev/restore-any-pod': 'true' } }] });
-    // The webhook judges from its watch cache: wait until a pod is let in.
-    const allowed = await waitUntil('a standalone pod restoring from the opened Checkpoint', async () => {
-      const name = `bare-restore-${Date.now() % 100_000}`;
-      const r = await createWithWarnings(naming(name, 'bare-ck'));
-      if (r.pod.metadata?.annotations?.[RESTORE_CONSTRAINTS]) return r;
-      await rig.core.deleteNamespacedPod({ name, namespace: NAMESPACE, gracePeriodSeconds: 0 });
-      return undefined;
-    }, 30_000, 1_000);
-    expect(allowed.warnings).toEqual([]);
-    expect(allowed.pod.spec!.containers[0]!.image).toBe(CHECKPOINT_IMAGE);
-    expect((await checkpoint('bare-ck')).status!.restore!.podName).toBe(allowed.pod.metadata!.name);
-  }));
+      await rig.custom.patchNamespacedCustomObject({
+        ...ckApi,
+        name: 'bare-ck',
+        body: [{ op: 'add', path: '/metadata/annotations', value: { 'hiatus.dev/restore-any-pod': 'true' } }],
+      });
+      // The webhook judges from its watch cache: wait until a pod is let in.
+      const allowed = await waitUntil(
+        'a standalone pod restoring from the opened Checkpoint',
+        async () => {
+          const name = `bare-restore-${Date.now() % 100_000}`;
+          const r = await createWithWarnings(naming(name, 'bare-ck'));
+          if (r.pod.metadata?.annotations?.[RESTORE_CONSTRAINTS]) return r;
+          await rig.core.deleteNamespacedPod({ name, namespace: NAMESPACE, gracePeriodSeconds: 0 });
+          return undefined;
+        },
+        30_000,
+        1_000,
+      );
+      expect(allowed.warnings).toEqual([]);
+      expect(allowed.pod.spec!.containers[0]!.image).toBe(CHECKPOINT_IMAGE);
+      expect((await checkpoint('bare-ck')).status!.restore!.podName).toBe(allowed.pod.metadata!.name);
+    }),
+  );
 });

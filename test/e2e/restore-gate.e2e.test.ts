@@ -30,55 +30,82 @@ afterAll(async () => {
 const step = (fn: () => Promise<void>) => async () => rig.step(fn)();
 
 describe('--restore-placement gate', () => {
-  it('gates a restore pod at admission, nominates its checkpoint node, releases it, and it binds there without prioritize', step(async () => {
-    const verb = (v: string) => rig.metric('hiatus_extender_requests_total', { verb: v, path: 'restore' });
-    const prioritizes = await verb('prioritize');
-    const pod = podSpec('gated', {
-      schedulerName: SCHEDULER,
-      nodeSelector: { [GROUP]: 'gate' },
-      annotations: restoreAnnotations('gated-ck', { node: 'gate-2', arch: 'amd64', cpuFeatures: ['AVX2'], runtime: 'cri-o', zone: 'zone-a' }),
-    });
-    pod.metadata!.labels = { [WEBHOOK_LABEL]: 'on' };
-    const created = await rig.createPod(pod);
-    // The webhook's patch, as the API server admitted it: marker, restore profile, gate.
-    expect(created.spec!.schedulingGates).toEqual([{ name: GATE }]);
-    expect(created.spec!.schedulerName).toBe(`${SCHEDULER}-restore`);
-    expect(await rig.waitRunning('gated')).toBe('gate-2');
-    expect((await rig.pod('gated'))!.spec!.schedulingGates ?? []).toEqual([]);
-    expect(await rig.metric('hiatus_restore_placements_total', { result: 'nominated' })).toBe(1);
-    expect(await verb('prioritize')).toBe(prioritizes);
-  }));
+  it(
+    'gates a restore pod at admission, nominates its checkpoint node, releases it, and it binds there without prioritize',
+    step(async () => {
+      const verb = (v: string) => rig.metric('hiatus_extender_requests_total', { verb: v, path: 'restore' });
+      const prioritizes = await verb('prioritize');
+      const pod = podSpec('gated', {
+        schedulerName: SCHEDULER,
+        nodeSelector: { [GROUP]: 'gate' },
+        annotations: restoreAnnotations('gated-ck', {
+          node: 'gate-2',
+          arch: 'amd64',
+          cpuFeatures: ['AVX2'],
+          runtime: 'cri-o',
+          zone: 'zone-a',
+        }),
+      });
+      pod.metadata!.labels = { [WEBHOOK_LABEL]: 'on' };
+      const created = await rig.createPod(pod);
+      // The webhook's patch, as the API server admitted it: marker, restore profile, gate.
+      expect(created.spec!.schedulingGates).toEqual([{ name: GATE }]);
+      expect(created.spec!.schedulerName).toBe(`${SCHEDULER}-restore`);
+      expect(await rig.waitRunning('gated')).toBe('gate-2');
+      expect((await rig.pod('gated'))!.spec!.schedulingGates ?? []).toEqual([]);
+      expect(await rig.metric('hiatus_restore_placements_total', { result: 'nominated' })).toBe(1);
+      expect(await verb('prioritize')).toBe(prioritizes);
+    }),
+  );
 
-  it('releases a gated pod whose checkpoint node is gone without a nomination, and it binds where filter allows', step(async () => {
-    const pod = podSpec('gated-orphan', {
-      schedulerName: SCHEDULER,
-      nodeSelector: { [GROUP]: 'gate' },
-      annotations: restoreAnnotations('orphan-ck', { node: 'gone-node', arch: 'amd64', cpuFeatures: ['AVX2'], runtime: 'cri-o' }),
-    });
-    pod.metadata!.labels = { [WEBHOOK_LABEL]: 'on' };
-    expect((await rig.createPod(pod)).spec!.schedulingGates).toEqual([{ name: GATE }]);
-    expect(['gate-1', 'gate-2']).toContain(await rig.waitRunning('gated-orphan'));
-    expect(await rig.metric('hiatus_restore_placements_total', { result: 'not_nominated' })).toBe(1);
-  }));
+  it(
+    'releases a gated pod whose checkpoint node is gone without a nomination, and it binds where filter allows',
+    step(async () => {
+      const pod = podSpec('gated-orphan', {
+        schedulerName: SCHEDULER,
+        nodeSelector: { [GROUP]: 'gate' },
+        annotations: restoreAnnotations('orphan-ck', {
+          node: 'gone-node',
+          arch: 'amd64',
+          cpuFeatures: ['AVX2'],
+          runtime: 'cri-o',
+        }),
+      });
+      pod.metadata!.labels = { [WEBHOOK_LABEL]: 'on' };
+      expect((await rig.createPod(pod)).spec!.schedulingGates).toEqual([{ name: GATE }]);
+      expect(['gate-1', 'gate-2']).toContain(await rig.waitRunning('gated-orphan'));
+      expect(await rig.metric('hiatus_restore_placements_total', { result: 'not_nominated' })).toBe(1);
+    }),
+  );
 
-  it('leaves a gated pod Pending while no replica runs, and releases it once one is back', step(async () => {
-    await rig.ext!.stop();
-    // The webhook is down with the extender (failurePolicy: Ignore admits pods unchanged), so
-    // this pod is gated by hand, as one admitted just before the outage would be.
-    await rig.createPod(podSpec('gated-during-outage', {
-      schedulerName: SCHEDULER,
-      nodeSelector: { [GROUP]: 'gate' },
-      asRestorePod: true,
-      placementGate: true,
-      annotations: restoreAnnotations('outage-ck', { node: 'gate-1', arch: 'amd64', cpuFeatures: ['AVX2'], runtime: 'cri-o' }),
-    }));
-    await sleep(3_000);
-    const waiting = await rig.pod('gated-during-outage');
-    expect(waiting!.spec!.nodeName).toBeUndefined();
-    expect(waiting!.spec!.schedulingGates).toEqual([{ name: GATE }]);
-    // Same port: the scheduler configuration's urlPrefix points there. Any mode lifts gates.
-    rig.ext = await rig.startExtender({ port: rig.ext!.port });
-    expect(await rig.waitRunning('gated-during-outage', 60_000)).toBe('gate-1');
-    expect(await rig.metric('hiatus_restore_placements_total', { result: 'nominated' })).toBe(1);
-  }));
+  it(
+    'leaves a gated pod Pending while no replica runs, and releases it once one is back',
+    step(async () => {
+      await rig.ext!.stop();
+      // The webhook is down with the extender (failurePolicy: Ignore admits pods unchanged), so
+      // this pod is gated by hand, as one admitted just before the outage would be.
+      await rig.createPod(
+        podSpec('gated-during-outage', {
+          schedulerName: SCHEDULER,
+          nodeSelector: { [GROUP]: 'gate' },
+          asRestorePod: true,
+          placementGate: true,
+          annotations: restoreAnnotations('outage-ck', {
+            node: 'gate-1',
+            arch: 'amd64',
+            cpuFeatures: ['AVX2'],
+            runtime: 'cri-o',
+          }),
+        }),
+      );
+      await sleep(3_000);
+      const waiting = await rig.pod('gated-during-outage');
+      expect(waiting!.spec!.nodeName).toBeUndefined();
+      expect(waiting!.spec!.schedulingGates).toEqual([{ name: GATE }]);
+      // Same port: the scheduler configuration's urlPrefix points there. Any mode lifts gates.
+      rig.ext = await rig.startExtender({ port: rig.ext!.port });
+      expect(await rig.waitRunning('gated-during-outage', 60_000)).toBe('gate-1');
+      expect(await rig.metric('hiatus_restore_placements_total', { result: 'nominated' })).toBe(1);
+    }),
+  );
 });

@@ -10,7 +10,15 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubernetesObjectApi, loadAllYaml, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
+import {
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubernetesObjectApi,
+  loadAllYaml,
+  type KubernetesObject,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { ControlPlane } from '../../testing/harness/controlPlane.js';
 import { Extender } from '../../testing/harness/extender.js';
@@ -43,7 +51,13 @@ async function shippedServiceAccountKubeconfig(): Promise<string> {
   for (const d of docs) await objects.create(d);
   const sa = docs.find((d) => d.kind === 'ServiceAccount')!.metadata!;
   const token = await waitUntil('a token for the ServiceAccount', () =>
-    core.createNamespacedServiceAccountToken({ name: sa.name!, namespace: sa.namespace!, body: { spec: { audiences: [], expirationSeconds: 3600 } } }).then((t) => t.status?.token),
+    core
+      .createNamespacedServiceAccountToken({
+        name: sa.name!,
+        namespace: sa.namespace!,
+        body: { spec: { audiences: [], expirationSeconds: 3600 } },
+      })
+      .then((t) => t.status?.token),
   );
   const admin = JSON.parse(readFileSync(cp.kubeconfig('admin'), 'utf8')) as { clusters: unknown[] };
   const file = path.join(mkdtempSync(path.join(cp.dir, 'sa-')), 'hiatus.kubeconfig');
@@ -59,7 +73,12 @@ async function shippedServiceAccountKubeconfig(): Promise<string> {
   return file;
 }
 
-function record(name: string, victim: V1Pod, preemptor: { name: string; uid: string }, completedMinutesAgo: number): Checkpoint {
+function record(
+  name: string,
+  victim: V1Pod,
+  preemptor: { name: string; uid: string },
+  completedMinutesAgo: number,
+): Checkpoint {
   const owner = victim.metadata!.ownerReferences!.find((o) => o.controller)!;
   const done = new Date(Date.now() - completedMinutesAgo * 60_000).toISOString();
   return {
@@ -90,7 +109,12 @@ function record(name: string, victim: V1Pod, preemptor: { name: string; uid: str
 }
 
 async function checkpointNames(): Promise<string[]> {
-  const list = (await custom.listNamespacedCustomObject({ group: 'hiatus.dev', version: 'v1alpha1', namespace: NAMESPACE, plural: 'checkpoints' })) as { items: Checkpoint[] };
+  const list = (await custom.listNamespacedCustomObject({
+    group: 'hiatus.dev',
+    version: 'v1alpha1',
+    namespace: NAMESPACE,
+    plural: 'checkpoints',
+  })) as { items: Checkpoint[] };
   return list.items.map((c) => c.metadata.name).sort();
 }
 
@@ -105,7 +129,14 @@ beforeAll(async () => {
       kubeconfig,
       logDir: cp.logs,
       schedulerHttpTimeout: '5s',
-      extraArgs: ['--retention-interval', '1s', '--retention-max-per-workload', String(MAX_PER_WORKLOAD), '--restore-reconcile-interval', '1s'],
+      extraArgs: [
+        '--retention-interval',
+        '1s',
+        '--retention-max-per-workload',
+        String(MAX_PER_WORKLOAD),
+        '--restore-reconcile-interval',
+        '1s',
+      ],
     });
   } catch (e) {
     process.stderr.write(`e2e setup failed; logs in ${cp.dir}\n${cp.tails()}\n`);
@@ -121,55 +152,100 @@ afterAll(async () => {
   await cp?.stop({ keep: failed || process.env.HIATUS_E2E_KEEP === '1' });
 });
 
-describe('retention never deletes a live victim\'s record (issue 11)', () => {
+describe("retention never deletes a live victim's record (issue 11)", () => {
   let victim: V1Pod;
   let preemptor: V1Pod;
 
-  it('has a victim of a ReplicaSet and a pending preemptor', step(async () => {
-    const apps = cp.kc.makeApiClient(AppsV1Api);
-    // No scheduler runs here: both pods stay Pending, which is all retention looks at (they exist).
-    await apps.createNamespacedReplicaSet({
-      namespace: NAMESPACE,
-      body: {
-        metadata: { name: 'trainer-5c8f7', labels: { app: 'trainer' } },
-        spec: {
-          replicas: 1,
-          selector: { matchLabels: { app: 'trainer', 'pod-template-hash': '5c8f7' } },
-          template: { metadata: { labels: { app: 'trainer', 'pod-template-hash': '5c8f7' } }, spec: { containers: [{ name: 'main', image: 'hiatus-e2e/app:1' }] } },
+  it(
+    'has a victim of a ReplicaSet and a pending preemptor',
+    step(async () => {
+      const apps = cp.kc.makeApiClient(AppsV1Api);
+      // No scheduler runs here: both pods stay Pending, which is all retention looks at (they exist).
+      await apps.createNamespacedReplicaSet({
+        namespace: NAMESPACE,
+        body: {
+          metadata: { name: 'trainer-5c8f7', labels: { app: 'trainer' } },
+          spec: {
+            replicas: 1,
+            selector: { matchLabels: { app: 'trainer', 'pod-template-hash': '5c8f7' } },
+            template: {
+              metadata: { labels: { app: 'trainer', 'pod-template-hash': '5c8f7' } },
+              spec: { containers: [{ name: 'main', image: 'hiatus-e2e/app:1' }] },
+            },
+          },
         },
-      },
-    });
-    victim = await waitUntil('the ReplicaSet\'s pod', async () => (await core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: 'app=trainer' })).items[0]);
-    preemptor = await core.createNamespacedPod({ namespace: NAMESPACE, body: { metadata: { name: 'urgent' }, spec: { containers: [{ name: 'main', image: 'hiatus-e2e/app:1' }] } } });
-  }));
+      });
+      victim = await waitUntil(
+        "the ReplicaSet's pod",
+        async () => (await core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: 'app=trainer' })).items[0],
+      );
+      preemptor = await core.createNamespacedPod({
+        namespace: NAMESPACE,
+        body: { metadata: { name: 'urgent' }, spec: { containers: [{ name: 'main', image: 'hiatus-e2e/app:1' }] } },
+      });
+    }),
+  );
 
-  it('keeps the victim\'s only record of its preemption while made-up records push its workload past the limit', step(async () => {
-    // The real record is the oldest of the workload's; four records of made-up preemptions of the
-    // same victim are newer (what forged preempt calls left in the issue).
-    const real = record('trainer-real', victim, { name: 'urgent', uid: preemptor.metadata!.uid! }, 10);
-    const forged = [1, 2, 3, 4].map((i) => record(`trainer-forged-${i}`, victim, { name: `made-up-${i}`, uid: `00000000-0000-0000-0000-00000000000${i}` }, i));
-    for (const c of [real, ...forged]) await custom.createNamespacedCustomObject({ group: 'hiatus.dev', version: 'v1alpha1', namespace: NAMESPACE, plural: 'checkpoints', body: c });
+  it(
+    "keeps the victim's only record of its preemption while made-up records push its workload past the limit",
+    step(async () => {
+      // The real record is the oldest of the workload's; four records of made-up preemptions of the
+      // same victim are newer (what forged preempt calls left in the issue).
+      const real = record('trainer-real', victim, { name: 'urgent', uid: preemptor.metadata!.uid! }, 10);
+      const forged = [1, 2, 3, 4].map((i) =>
+        record(
+          `trainer-forged-${i}`,
+          victim,
+          { name: `made-up-${i}`, uid: `00000000-0000-0000-0000-00000000000${i}` },
+          i,
+        ),
+      );
+      for (const c of [real, ...forged])
+        await custom.createNamespacedCustomObject({
+          group: 'hiatus.dev',
+          version: 'v1alpha1',
+          namespace: NAMESPACE,
+          plural: 'checkpoints',
+          body: c,
+        });
 
-    // Held: the real record (its preemptor is pending) and the victim's newest (it exists). They
-    // fill the limit of 2, so the three other made-up records go.
-    await waitUntil('retention deleted the records over the limit', async () => (await checkpointNames()).length === MAX_PER_WORKLOAD ? true : undefined, 60_000, 500);
-    expect(await checkpointNames()).toEqual(['trainer-forged-1', 'trainer-real']);
-    // And it stays that way over further rounds (the interval is 1 s).
-    await new Promise((r) => setTimeout(r, 4_000));
-    expect(await checkpointNames()).toEqual(['trainer-forged-1', 'trainer-real']);
-  }));
+      // Held: the real record (its preemptor is pending) and the victim's newest (it exists). They
+      // fill the limit of 2, so the three other made-up records go.
+      await waitUntil(
+        'retention deleted the records over the limit',
+        async () => ((await checkpointNames()).length === MAX_PER_WORKLOAD ? true : undefined),
+        60_000,
+        500,
+      );
+      expect(await checkpointNames()).toEqual(['trainer-forged-1', 'trainer-real']);
+      // And it stays that way over further rounds (the interval is 1 s).
+      await new Promise((r) => setTimeout(r, 4_000));
+      expect(await checkpointNames()).toEqual(['trainer-forged-1', 'trainer-real']);
+    }),
+  );
 
-  it('keeps the victim\'s newest record once the preemption is over, for as long as the victim exists', step(async () => {
-    await core.deleteNamespacedPod({ namespace: NAMESPACE, name: 'urgent', gracePeriodSeconds: 0 });
-    await waitUntil('the preemptor gone', async () => (await core.listNamespacedPod({ namespace: NAMESPACE, fieldSelector: 'metadata.name=urgent' })).items.length === 0 ? true : undefined);
-    // Two records, two places: nothing is over the limit, so nothing goes.
-    await new Promise((r) => setTimeout(r, 4_000));
-    expect(await checkpointNames()).toEqual(['trainer-forged-1', 'trainer-real']);
-  }));
+  it(
+    "keeps the victim's newest record once the preemption is over, for as long as the victim exists",
+    step(async () => {
+      await core.deleteNamespacedPod({ namespace: NAMESPACE, name: 'urgent', gracePeriodSeconds: 0 });
+      await waitUntil('the preemptor gone', async () =>
+        (await core.listNamespacedPod({ namespace: NAMESPACE, fieldSelector: 'metadata.name=urgent' })).items.length ===
+        0
+          ? true
+          : undefined,
+      );
+      // Two records, two places: nothing is over the limit, so nothing goes.
+      await new Promise((r) => setTimeout(r, 4_000));
+      expect(await checkpointNames()).toEqual(['trainer-forged-1', 'trainer-real']);
+    }),
+  );
 
-  it('ran as the shipped ServiceAccount without a request refused', step(async () => {
-    const log = readFileSync(path.join(cp.logs, 'hiatus-extender.log'), 'utf8');
-    expect(log).toMatch(/checkpoint record deleted/);
-    expect(log.split('\n').filter((l) => /forbidden/i.test(l))).toEqual([]);
-  }));
+  it(
+    'ran as the shipped ServiceAccount without a request refused',
+    step(async () => {
+      const log = readFileSync(path.join(cp.logs, 'hiatus-extender.log'), 'utf8');
+      expect(log).toMatch(/checkpoint record deleted/);
+      expect(log.split('\n').filter((l) => /forbidden/i.test(l))).toEqual([]);
+    }),
+  );
 });

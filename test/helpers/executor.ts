@@ -9,7 +9,11 @@ import { Metrics } from '../../src/metrics/metrics.js';
  * One extender replica's executor over a shared API server (store) and the simulated kubelets
  * (reached at each Node's published address and port), with the defaults the tests share.
  */
-export function testExecutor(view: SnapshotView, store: MemoryCheckpointStore, o: Partial<ExecutorOptions> = {}): CheckpointExecutor {
+export function testExecutor(
+  view: SnapshotView,
+  store: MemoryCheckpointStore,
+  o: Partial<ExecutorOptions> = {},
+): CheckpointExecutor {
   return new CheckpointExecutor({
     kubelet: new DirectKubeletClient({ port: 10250, insecureSkipVerify: true, token: () => undefined }),
     store,

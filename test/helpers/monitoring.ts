@@ -19,15 +19,20 @@ export interface RuleGroup {
 }
 
 export function ruleGroups(): { kind: string; groups: RuleGroup[] } {
-  const r = loadYaml<{ kind: string; spec: { groups: RuleGroup[] } }>(readFileSync(path.join(MONITORING, 'prometheusrule.yaml'), 'utf8'));
+  const r = loadYaml<{ kind: string; spec: { groups: RuleGroup[] } }>(
+    readFileSync(path.join(MONITORING, 'prometheusrule.yaml'), 'utf8'),
+  );
   return { kind: r.kind, groups: r.spec.groups };
 }
 
 /** Every query of every dashboard panel, with its panel's title. */
 export function dashboardQueries(): { panel: string; expr: string }[] {
-  const d = JSON.parse(readFileSync(path.join(MONITORING, 'hiatus-dashboard.json'), 'utf8')) as { panels: { title: string; targets?: { expr: string }[] }[] };
+  const d = JSON.parse(readFileSync(path.join(MONITORING, 'hiatus-dashboard.json'), 'utf8')) as {
+    panels: { title: string; targets?: { expr: string }[] }[];
+  };
   return d.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })));
 }
 
 /** A dashboard query as Grafana sends it: its interval variables filled in. */
-export const grafanaQuery = (expr: string) => expr.replaceAll('$__rate_interval', '2m').replaceAll('$__interval', '30s');
+export const grafanaQuery = (expr: string) =>
+  expr.replaceAll('$__rate_interval', '2m').replaceAll('$__interval', '30s');

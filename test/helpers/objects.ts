@@ -2,7 +2,16 @@ import type { Node, Pod } from '../../src/api/kubernetes.js';
 
 export function node(
   name: string,
-  o: { arch?: string; zone?: string; features?: string[]; runtime?: string; restore?: string; rv?: string; address?: string; port?: number } = {},
+  o: {
+    arch?: string;
+    zone?: string;
+    features?: string[];
+    runtime?: string;
+    restore?: string;
+    rv?: string;
+    address?: string;
+    port?: number;
+  } = {},
 ): Node {
   const labels: Record<string, string> = { 'kubernetes.io/hostname': name };
   if (o.arch) labels['kubernetes.io/arch'] = o.arch;
@@ -16,7 +25,13 @@ export function node(
   return n;
 }
 
-export const CONSTRAINTS = { node: 'n-holder', arch: 'amd64', cpuFeatures: ['AVX2', 'SSE4_2'], runtime: 'cri-o', zone: 'zone-a' };
+export const CONSTRAINTS = {
+  node: 'n-holder',
+  arch: 'amd64',
+  cpuFeatures: ['AVX2', 'SSE4_2'],
+  runtime: 'cri-o',
+  zone: 'zone-a',
+};
 
 export function restorePod(constraints: unknown = CONSTRAINTS, name = 'trainer-0'): Pod {
   return {
@@ -35,12 +50,21 @@ export function restorePod(constraints: unknown = CONSTRAINTS, name = 'trainer-0
 }
 
 export function plainPod(name = 'web-1'): Pod {
-  return { metadata: { name, namespace: 'default', uid: `uid-${name}` }, spec: { containers: [{ name: 'web' }] }, status: {} };
+  return {
+    metadata: { name, namespace: 'default', uid: `uid-${name}` },
+    spec: { containers: [{ name: 'web' }] },
+    status: {},
+  };
 }
 
 /** A cluster with one node per rejection reason plus compatible ones. */
 export function mixedNodes(): Node[] {
-  const good = { arch: 'amd64', features: ['AVX2', 'SSE4_2', 'AVX512F'], runtime: 'cri-o://1.31.2', restore: 'enabled' };
+  const good = {
+    arch: 'amd64',
+    features: ['AVX2', 'SSE4_2', 'AVX512F'],
+    runtime: 'cri-o://1.31.2',
+    restore: 'enabled',
+  };
   return [
     node('n-holder', { ...good, zone: 'zone-a' }),
     node('n-zone', { ...good, zone: 'zone-a' }),
@@ -57,7 +81,16 @@ export function mixedNodes(): Node[] {
 export function victim(
   name: string,
   nodeName: string,
-  o: { priority?: number; priorityClassName?: string; policy?: string; memory?: string; startedMinutesAgo?: number; containers?: string[]; phase?: string; gpu?: boolean } = {},
+  o: {
+    priority?: number;
+    priorityClassName?: string;
+    policy?: string;
+    memory?: string;
+    startedMinutesAgo?: number;
+    containers?: string[];
+    phase?: string;
+    gpu?: boolean;
+  } = {},
 ): Pod {
   const annotations: Record<string, string> = {};
   if (o.policy) annotations['hiatus.dev/checkpoint-policy'] = o.policy;

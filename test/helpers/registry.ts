@@ -54,7 +54,9 @@ export class TestRegistry {
 
   /** The .dockerconfigjson of a kubernetes.io/dockerconfigjson Secret for this registry. */
   dockerConfigJson(username = this.username, password = this.password): string {
-    return JSON.stringify({ auths: { [this.host]: { auth: Buffer.from(`${username}:${password}`).toString('base64') } } });
+    return JSON.stringify({
+      auths: { [this.host]: { auth: Buffer.from(`${username}:${password}`).toString('base64') } },
+    });
   }
 
   async start(): Promise<this> {
@@ -103,7 +105,8 @@ export class TestRegistry {
     await log.close();
     const deadline = Date.now() + 15_000;
     for (;;) {
-      if (this.child.exitCode !== null) throw new Error(`docker-registry exited: see ${path.join(this.dir, 'registry.log')}`);
+      if (this.child.exitCode !== null)
+        throw new Error(`docker-registry exited: see ${path.join(this.dir, 'registry.log')}`);
       const status = await this.ping().catch(() => 0);
       if (status === 401) return;
       if (Date.now() > deadline) throw new Error(`docker-registry did not answer on ${this.host}`);
@@ -129,10 +132,13 @@ export class TestRegistry {
 
   private ping(): Promise<number> {
     return new Promise((resolve, reject) => {
-      const req = https.get({ host: '127.0.0.1', port: this.port, path: '/v2/', ca: this.caPem, agent: false }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = https.get(
+        { host: '127.0.0.1', port: this.port, path: '/v2/', ca: this.caPem, agent: false },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
     });
   }
@@ -158,7 +164,16 @@ export class TestRegistry {
   /** `skopeo copy` of a reference into an OCI layout directory. */
   async copyToOciLayout(reference: string, dir: string): Promise<void> {
     await this.certDir();
-    await run('skopeo', ['copy', '--quiet', '--src-creds', `${this.username}:${this.password}`, '--src-cert-dir', path.dirname(this.caFile), `docker://${reference}`, `oci:${dir}:checkpoint`]);
+    await run('skopeo', [
+      'copy',
+      '--quiet',
+      '--src-creds',
+      `${this.username}:${this.password}`,
+      '--src-cert-dir',
+      path.dirname(this.caFile),
+      `docker://${reference}`,
+      `oci:${dir}:checkpoint`,
+    ]);
   }
 
   /** skopeo wants the CA as ca.crt in a directory. */
@@ -230,7 +245,8 @@ export class FaultProxy {
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const fault = this.pick(req);
-    const record = (status: number) => this.seen.push({ method: req.method ?? '', path: (req.url ?? '').replace(/\?.*$/, ''), status });
+    const record = (status: number) =>
+      this.seen.push({ method: req.method ?? '', path: (req.url ?? '').replace(/\?.*$/, ''), status });
     if (fault?.drop) {
       record(0);
       req.socket.destroy();
@@ -246,7 +262,15 @@ export class FaultProxy {
       return;
     }
     const up = https.request(
-      { host: '127.0.0.1', port: this.registry.port, method: req.method, path: req.url, headers: { ...req.headers, host: this.host }, ca: this.registry.caPem, agent: this.agent },
+      {
+        host: '127.0.0.1',
+        port: this.registry.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: this.host },
+        ca: this.registry.caPem,
+        agent: this.agent,
+      },
       (r) => {
         record(r.statusCode ?? 0);
         res.writeHead(r.statusCode ?? 502, r.headers);

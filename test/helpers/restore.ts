@@ -7,7 +7,18 @@ import type { Pod } from '../../src/api/kubernetes.js';
 export const NOW = Date.parse('2026-11-23T12:00:00Z');
 export const iso = (ms: number) => new Date(ms).toISOString();
 
-export function checkpoint(name: string, o: { owner?: string; hash?: string; index?: number; phase?: CheckpointPhase; completedMinutesAgo?: number; image?: string; arch?: string } = {}): Checkpoint {
+export function checkpoint(
+  name: string,
+  o: {
+    owner?: string;
+    hash?: string;
+    index?: number;
+    phase?: CheckpointPhase;
+    completedMinutesAgo?: number;
+    image?: string;
+    arch?: string;
+  } = {},
+): Checkpoint {
   return {
     apiVersion: 'hiatus.dev/v1alpha1',
     kind: 'Checkpoint',
@@ -24,7 +35,14 @@ export function checkpoint(name: string, o: { owner?: string; hash?: string; ind
         memoryBytes: 2 ** 30,
       },
       containers: ['main', 'sidecar'],
-      restoreConstraints: { node: 'worker-7', arch: o.arch ?? 'amd64', cpuFeatures: ['AVX2'], runtime: 'cri-o://1.31.2', zone: 'zone-a', kernel: '6.8.0' },
+      restoreConstraints: {
+        node: 'worker-7',
+        arch: o.arch ?? 'amd64',
+        cpuFeatures: ['AVX2'],
+        runtime: 'cri-o://1.31.2',
+        zone: 'zone-a',
+        kernel: '6.8.0',
+      },
     },
     status: {
       phase: o.phase ?? 'Ready',
@@ -38,7 +56,15 @@ export function checkpoint(name: string, o: { owner?: string; hash?: string; ind
   };
 }
 
-export function replacement(o: { owner?: { kind: string; uid: string; name?: string }; hash?: string; annotations?: Record<string, string>; name?: string; labels?: Record<string, string> } = {}): Pod {
+export function replacement(
+  o: {
+    owner?: { kind: string; uid: string; name?: string };
+    hash?: string;
+    annotations?: Record<string, string>;
+    name?: string;
+    labels?: Record<string, string>;
+  } = {},
+): Pod {
   const owner = o.owner ?? { kind: 'ReplicaSet', uid: 'rs-1', name: 'trainer-5c8f7' };
   return {
     metadata: {
@@ -46,14 +72,25 @@ export function replacement(o: { owner?: { kind: string; uid: string; name?: str
       namespace: 'ml',
       labels: { 'pod-template-hash': o.hash ?? '5c8f7', ...o.labels },
       ...(o.annotations ? { annotations: o.annotations } : {}),
-      ownerReferences: [{ apiVersion: 'apps/v1', kind: owner.kind, name: owner.name ?? 'trainer', uid: owner.uid, controller: true }],
+      ownerReferences: [
+        { apiVersion: 'apps/v1', kind: owner.kind, name: owner.name ?? 'trainer', uid: owner.uid, controller: true },
+      ],
     },
-    spec: { schedulerName: 'default-scheduler', containers: [{ name: 'main', image: 'trainer:1' }, { name: 'sidecar', image: 'metrics:1' }] },
+    spec: {
+      schedulerName: 'default-scheduler',
+      containers: [
+        { name: 'main', image: 'trainer:1' },
+        { name: 'sidecar', image: 'metrics:1' },
+      ],
+    },
     status: {},
   };
 }
 
-export function review(pod: unknown, o: { uid?: string; operation?: string; kind?: object; dryRun?: boolean; apiVersion?: string } = {}) {
+export function review(
+  pod: unknown,
+  o: { uid?: string; operation?: string; kind?: object; dryRun?: boolean; apiVersion?: string } = {},
+) {
   return {
     apiVersion: o.apiVersion ?? 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
@@ -75,11 +112,17 @@ export function review(pod: unknown, o: { uid?: string; operation?: string; kind
 }
 
 /** The contract of a checkpoint without published images: restorable on its source node only. */
-export const CONTRACT = '{"node":"worker-7","arch":"amd64","cpuFeatures":["AVX2"],"runtime":"cri-o://1.31.2","zone":"zone-a","sourceOnly":true}';
+export const CONTRACT =
+  '{"node":"worker-7","arch":"amd64","cpuFeatures":["AVX2"],"runtime":"cri-o://1.31.2","zone":"zone-a","sourceOnly":true}';
 /** The contract once every container's checkpoint image is published: any compatible node. */
-export const CONTRACT_PUBLISHED = '{"node":"worker-7","arch":"amd64","cpuFeatures":["AVX2"],"runtime":"cri-o://1.31.2","zone":"zone-a"}';
+export const CONTRACT_PUBLISHED =
+  '{"node":"worker-7","arch":"amd64","cpuFeatures":["AVX2"],"runtime":"cri-o://1.31.2","zone":"zone-a"}';
 /** The marker resource on a first container that had no resources (managedResources, docs/restore-contract.md). */
-export const MARKER = { op: 'add', path: '/spec/containers/0/resources', value: { requests: { 'hiatus.dev/checkpoint-restore': '0' }, limits: { 'hiatus.dev/checkpoint-restore': '0' } } };
+export const MARKER = {
+  op: 'add',
+  path: '/spec/containers/0/resources',
+  value: { requests: { 'hiatus.dev/checkpoint-restore': '0' }, limits: { 'hiatus.dev/checkpoint-restore': '0' } },
+};
 /** The move to the restore profile (--restore-scheduler-names default-scheduler=default-scheduler-restore). */
 export const PROFILE = { op: 'add', path: '/spec/schedulerName', value: 'default-scheduler-restore' };
 

@@ -18,7 +18,11 @@ export async function startServer(
   opts: { strict?: boolean; zoneScore?: number; maxBodyBytes?: number; preempt?: VerbHandler } = {},
 ): Promise<TestServer> {
   const nodeFacts = new NodeFactsCache(100);
-  const metrics = new Metrics({ defaultMetrics: false, cacheSizes: () => ({ ...view.sizes() }), synced: () => view.synced() });
+  const metrics = new Metrics({
+    defaultMetrics: false,
+    cacheSizes: () => ({ ...view.sizes() }),
+    synced: () => view.synced(),
+  });
   const handler = createHandler({
     ctx: { view, nodeFacts, metrics, strict: opts.strict ?? false, zoneScore: opts.zoneScore ?? 5 },
     view,
@@ -26,7 +30,8 @@ export async function startServer(
     log: silentLogger,
     maxBodyBytes: opts.maxBodyBytes ?? 1024 * 1024,
     // Without an executor and with policy Never, preempt returns the best candidate unchanged.
-    preempt: opts.preempt ?? createPreemptVerb({ view, metrics, log: silentLogger, budgetMs: 1000, defaultPolicy: 'Never' }),
+    preempt:
+      opts.preempt ?? createPreemptVerb({ view, metrics, log: silentLogger, budgetMs: 1000, defaultPolicy: 'Never' }),
   });
   const server = http.createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -32,7 +32,11 @@ const intent = (candidates: Record<string, string[]>, index = 0): PreemptionInte
   expiresAt: NOW + 60_000,
 });
 
-function snapshot(pods: Pod[], states: Record<string, CheckpointState> = {}, preemptor: PodFacts | null = pendingPreemptor()): CompletionSnapshot {
+function snapshot(
+  pods: Pod[],
+  states: Record<string, CheckpointState> = {},
+  preemptor: PodFacts | null = pendingPreemptor(),
+): CompletionSnapshot {
   const byUid = new Map(pods.map((p) => [p.metadata!.uid!, podFacts(p)]));
   return {
     preemptor: preemptor ?? undefined,
@@ -80,23 +84,34 @@ describe('the next step of a preemption hiatus completes (pure)', () => {
 
   it('abandons, evicting nothing, when the preemptor is gone, bound or being deleted', () => {
     expect(nextCompletionStep(two, snapshot([a, b], {}, null))).toEqual({ kind: 'abandon', why: 'preemptor deleted' });
-    expect(nextCompletionStep(two, snapshot([a, b], {}, pendingPreemptor({ nodeName: 'n9' })))).toEqual({ kind: 'abandon', why: 'preemptor bound to n9' });
-    expect(nextCompletionStep(two, snapshot([a, b], {}, pendingPreemptor({ deleting: true })))).toEqual({ kind: 'abandon', why: 'preemptor is being deleted' });
+    expect(nextCompletionStep(two, snapshot([a, b], {}, pendingPreemptor({ nodeName: 'n9' })))).toEqual({
+      kind: 'abandon',
+      why: 'preemptor bound to n9',
+    });
+    expect(nextCompletionStep(two, snapshot([a, b], {}, pendingPreemptor({ deleting: true })))).toEqual({
+      kind: 'abandon',
+      why: 'preemptor is being deleted',
+    });
   });
 
   it('abandons when the intent expired, and when no candidate is left', () => {
     expect(nextCompletionStep({ ...two, expiresAt: NOW - 1 }, snapshot([a, b])).kind).toBe('abandon');
-    expect(nextCompletionStep(two, snapshot([a, b], { 'uid-a': 'failed', 'uid-b': 'failed' }))).toEqual({ kind: 'abandon', why: 'no candidate left whose victims may go' });
+    expect(nextCompletionStep(two, snapshot([a, b], { 'uid-a': 'failed', 'uid-b': 'failed' }))).toEqual({
+      kind: 'abandon',
+      why: 'no candidate left whose victims may go',
+    });
   });
 
-  it('is done when the current candidate\'s victims are gone already', () => {
+  it("is done when the current candidate's victims are gone already", () => {
     expect(nextCompletionStep(two, snapshot([b])).kind).toBe('done');
   });
 
   it('never releases a victim that is not of lower priority or sits on another node', () => {
     const high = victim('high', 'n1', { priority: 1000, policy: 'Never' });
     const moved = victim('moved', 'n3', { policy: 'Never' });
-    expect(nextCompletionStep(intent({ n1: ['uid-high'], n2: ['uid-moved'] }), snapshot([high, moved])).kind).toBe('abandon');
+    expect(nextCompletionStep(intent({ n1: ['uid-high'], n2: ['uid-moved'] }), snapshot([high, moved])).kind).toBe(
+      'abandon',
+    );
   });
 });
 
@@ -133,13 +148,25 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
     for (const p of pods) sim.setPod(simPodFromV1Pod(p as never));
     const urgent = plainPod('urgent');
     urgent.spec!.priority = 1000;
-    const view = new SnapshotView({ nodes: ['n1', 'n2'].map((n) => node(n, { arch: 'amd64', runtime: 'cri-o://1.31.2', address: '127.0.0.1', port })), pods: [...pods, urgent] });
+    const view = new SnapshotView({
+      nodes: ['n1', 'n2'].map((n) => node(n, { arch: 'amd64', runtime: 'cri-o://1.31.2', address: '127.0.0.1', port })),
+      pods: [...pods, urgent],
+    });
     const store = new MemoryCheckpointStore();
     view.checkpointsByKey = store.objects;
     const metrics = new Metrics({ defaultMetrics: false });
     const executor = testExecutor(view, store, { metrics });
     const writer = new FakeWriter();
-    completer = new PreemptionCompleter({ view, executor, writer, metrics, log: silentLogger, defaultPolicy: 'Never', maxWaitMs: 30_000, intervalMs: 50 }).start();
+    completer = new PreemptionCompleter({
+      view,
+      executor,
+      writer,
+      metrics,
+      log: silentLogger,
+      defaultPolicy: 'Never',
+      maxWaitMs: 30_000,
+      intervalMs: 50,
+    }).start();
     return { view, store, writer, metrics, sim };
   }
 
@@ -152,19 +179,37 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
   };
 
   it('nominates the node at once, and evicts a Required victim only after its Ready record is in the store', async () => {
-    const r = await rig([victim('trainer', 'n1', { policy: 'Required' }), victim('web', 'n1', { policy: 'Never' })], 300);
-    await completer!.track({ preemptor: PREEMPTOR, priority: 1000, candidates: [{ node: 'n1', victims: ['uid-trainer', 'uid-web'], numPDBViolations: 0 }], index: 0 });
+    const r = await rig(
+      [victim('trainer', 'n1', { policy: 'Required' }), victim('web', 'n1', { policy: 'Never' })],
+      300,
+    );
+    await completer!.track({
+      preemptor: PREEMPTOR,
+      priority: 1000,
+      candidates: [{ node: 'n1', victims: ['uid-trainer', 'uid-web'], numPDBViolations: 0 }],
+      index: 0,
+    });
     await until(() => r.writer.calls.some((c) => c.startsWith('evict')));
     const [ck] = [...r.store.objects.values()];
     expect(ck!.status!.phase).toBe('Ready');
-    expect(r.writer.calls).toEqual(['nominate urgent n1', 'get default/urgent', 'evict ml/trainer uid-trainer', 'evict ml/web uid-web']);
+    expect(r.writer.calls).toEqual([
+      'nominate urgent n1',
+      'get default/urgent',
+      'evict ml/trainer uid-trainer',
+      'evict ml/web uid-web',
+    ]);
     expect(completer!.has('uid-urgent')).toBe(false);
   });
 
   it('evicts nothing when the API server says the preemptor is already bound', async () => {
     const r = await rig([victim('trainer', 'n1', { policy: 'Required' })], 100);
     r.writer.live = { uid: 'uid-urgent', nodeName: 'n2', deleting: false };
-    await completer!.track({ preemptor: PREEMPTOR, priority: 1000, candidates: [{ node: 'n1', victims: ['uid-trainer'], numPDBViolations: 0 }], index: 0 });
+    await completer!.track({
+      preemptor: PREEMPTOR,
+      priority: 1000,
+      candidates: [{ node: 'n1', victims: ['uid-trainer'], numPDBViolations: 0 }],
+      index: 0,
+    });
     await until(() => !completer!.has('uid-urgent'));
     expect(r.writer.calls).toEqual(['nominate urgent n1', 'get default/urgent']);
   });
@@ -172,7 +217,12 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
   it('takes its early nomination back when it gives up on a preemptor that still waits', async () => {
     const r = await rig([victim('trainer', 'n1', { policy: 'Required' })], 50);
     r.sim.inject({ pod: 'trainer', failure: { kind: 'runtime-error' } });
-    await completer!.track({ preemptor: PREEMPTOR, priority: 1000, candidates: [{ node: 'n1', victims: ['uid-trainer'], numPDBViolations: 0 }], index: 0 });
+    await completer!.track({
+      preemptor: PREEMPTOR,
+      priority: 1000,
+      candidates: [{ node: 'n1', victims: ['uid-trainer'], numPDBViolations: 0 }],
+      index: 0,
+    });
     await until(() => !completer!.has('uid-urgent'));
     await until(() => r.writer.calls.length >= 3);
     expect(r.writer.calls).toEqual(['nominate urgent n1', 'get default/urgent', 'nominate urgent ']);
@@ -184,7 +234,12 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
     const get = r.store.get.bind(r.store);
     let confirmable = false;
     r.store.get = async (ns, name) => (confirmable ? get(ns, name) : undefined);
-    await completer!.track({ preemptor: PREEMPTOR, priority: 1000, candidates: [{ node: 'n1', victims: ['uid-trainer'], numPDBViolations: 0 }], index: 0 });
+    await completer!.track({
+      preemptor: PREEMPTOR,
+      priority: 1000,
+      candidates: [{ node: 'n1', victims: ['uid-trainer'], numPDBViolations: 0 }],
+      index: 0,
+    });
     await until(() => [...r.store.objects.values()].some((c) => c.status?.phase === 'Ready'));
     await new Promise((res) => setTimeout(res, 300));
     expect(r.writer.calls).toEqual(['nominate urgent n1']);

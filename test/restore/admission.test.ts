@@ -15,7 +15,10 @@ import { NOW, checkpoint, decodePatch, iso, replacement, review } from '../helpe
 
 const MATCH = { now: NOW, maxAgeMs: 24 * 3600_000, reclaimAfterMs: 3_000 };
 const SCHEDULING = { schedulers: new Map<string, string>(), placementGate: false };
-const named = (from: string, pod: Pod = replacement()): Pod => ({ ...pod, metadata: { ...pod.metadata, annotations: { 'hiatus.dev/restore-from': from } } });
+const named = (from: string, pod: Pod = replacement()): Pod => ({
+  ...pod,
+  metadata: { ...pod.metadata, annotations: { 'hiatus.dev/restore-from': from } },
+});
 
 describe('decodeReview', () => {
   it('reads a pod CREATE: namespace from the request, name or generateName, dry run, user', () => {
@@ -44,7 +47,11 @@ describe('decodeReview', () => {
 
 describe('reviewResponse', () => {
   it('is always allowed, carries a JSONPatch and warnings only when there are some', () => {
-    expect(reviewResponse('admission.k8s.io/v1', 'u')).toEqual({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'u', allowed: true } });
+    expect(reviewResponse('admission.k8s.io/v1', 'u')).toEqual({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      response: { uid: 'u', allowed: true },
+    });
     const body = reviewResponse('admission.k8s.io/v1', 'u', [{ op: 'add', path: '/x', value: 1 }], ['careful']);
     expect(decodePatch(body)).toEqual([{ op: 'add', path: '/x', value: 1 }]);
     expect((body as { response: { warnings: string[] } }).response.warnings).toEqual(['careful']);
@@ -55,8 +62,15 @@ describe('restoreFromRefusal', () => {
   const ck = checkpoint('ck-a');
   it('lets a pod of the same controller (kind, name and UID) through, and no other', () => {
     expect(restoreFromRefusal(podFacts(replacement()), ck)).toBeUndefined();
-    expect(restoreFromRefusal(podFacts(replacement({ owner: { kind: 'ReplicaSet', uid: 'rs-1', name: 'other' } })), ck)).toMatch(/is of ReplicaSet trainer-5c8f7, the pod has ReplicaSet other/);
-    expect(restoreFromRefusal(podFacts(replacement({ owner: { kind: 'StatefulSet', uid: 'rs-1', name: 'trainer-5c8f7' } })), ck)).toBeDefined();
+    expect(
+      restoreFromRefusal(podFacts(replacement({ owner: { kind: 'ReplicaSet', uid: 'rs-1', name: 'other' } })), ck),
+    ).toMatch(/is of ReplicaSet trainer-5c8f7, the pod has ReplicaSet other/);
+    expect(
+      restoreFromRefusal(
+        podFacts(replacement({ owner: { kind: 'StatefulSet', uid: 'rs-1', name: 'trainer-5c8f7' } })),
+        ck,
+      ),
+    ).toBeDefined();
     expect(restoreFromRefusal(podFacts({ metadata: { name: 'bare' } }), ck)).toMatch(/the pod has no controller/);
   });
 
@@ -73,24 +87,41 @@ describe('restoreFromRefusal', () => {
 });
 
 describe('decideAdmission', () => {
-  it('claims the workload\'s newest Ready checkpoints, newest first', () => {
-    const d = decideAdmission(replacement(), 'ml', [checkpoint('ck-old', { completedMinutesAgo: 30 }), checkpoint('ck-new', { completedMinutesAgo: 1 })], MATCH, SCHEDULING);
+  it("claims the workload's newest Ready checkpoints, newest first", () => {
+    const d = decideAdmission(
+      replacement(),
+      'ml',
+      [checkpoint('ck-old', { completedMinutesAgo: 30 }), checkpoint('ck-new', { completedMinutesAgo: 1 })],
+      MATCH,
+      SCHEDULING,
+    );
     expect(d.kind === 'claim' && d.checkpoints.map((c) => c.metadata.name)).toEqual(['ck-new', 'ck-old']);
   });
 
-  it('refuses another workload\'s checkpoint named by hand whatever its phase, with a warning and nothing to patch', () => {
+  it("refuses another workload's checkpoint named by hand whatever its phase, with a warning and nothing to patch", () => {
     for (const phase of ['Ready', 'Pending', 'Restoring', 'Failed'] as const) {
       const intruder = named('ck-a', replacement({ owner: { kind: 'ReplicaSet', uid: 'rs-9', name: 'intruder' } }));
       const d = decideAdmission(intruder, 'ml', [checkpoint('ck-a', { phase })], MATCH, SCHEDULING);
       expect(d).toMatchObject({ kind: 'answer', ops: [], result: 'skipped', count: 'refused' });
-      expect(d.kind === 'answer' && d.warnings).toEqual([expect.stringMatching(/^hiatus.dev\/restore-from: ck-a not honoured \(another workload's checkpoint/)]);
+      expect(d.kind === 'answer' && d.warnings).toEqual([
+        expect.stringMatching(/^hiatus.dev\/restore-from: ck-a not honoured \(another workload's checkpoint/),
+      ]);
     }
   });
 
   it('never looks into another namespace for a name given by hand: no contract, no image, no claim', () => {
-    const d = decideAdmission(named('ck-a'), 'other-team', [checkpoint('ck-a', { image: 'registry.local/ck-a' })], MATCH, SCHEDULING);
+    const d = decideAdmission(
+      named('ck-a'),
+      'other-team',
+      [checkpoint('ck-a', { image: 'registry.local/ck-a' })],
+      MATCH,
+      SCHEDULING,
+    );
     // Only the marker (the filter then answers that restore-from lacks its constraints).
-    expect(d).toMatchObject({ kind: 'answer', why: 'checkpoint ck-a is not Ready in other-team: made schedulable as a restore pod' });
+    expect(d).toMatchObject({
+      kind: 'answer',
+      why: 'checkpoint ck-a is not Ready in other-team: made schedulable as a restore pod',
+    });
     expect(d.kind === 'answer' && d.ops.map((o) => o.path)).toEqual(['/spec/containers/0/resources']);
   });
 
@@ -101,8 +132,14 @@ describe('decideAdmission', () => {
     old.status!.restore = { claimedAt: iso(NOW - 4_000), podName: 'trainer-5c8f7-*' };
     const bound = checkpoint('ck-bound', { phase: 'Restoring' });
     bound.status!.restore = { claimedAt: iso(NOW - 1_000), podName: 'trainer-5c8f7-abcde', podUID: 'uid-x' };
-    expect(decideAdmission(replacement(), 'ml', [young, bound], MATCH, SCHEDULING)).toMatchObject({ kind: 'contested', checkpoints: [young] });
-    expect(decideAdmission(replacement(), 'ml', [young, old], MATCH, SCHEDULING)).toMatchObject({ kind: 'recheck', checkpoints: [old] });
+    expect(decideAdmission(replacement(), 'ml', [young, bound], MATCH, SCHEDULING)).toMatchObject({
+      kind: 'contested',
+      checkpoints: [young],
+    });
+    expect(decideAdmission(replacement(), 'ml', [young, old], MATCH, SCHEDULING)).toMatchObject({
+      kind: 'recheck',
+      checkpoints: [old],
+    });
   });
 });
 
@@ -137,9 +174,11 @@ describe('a claim whose pod never appears (the webhook shell)', () => {
     return store.create(c);
   };
   const restoresFrom = (body: unknown) =>
-    (body as { response: { patch?: string } }).response.patch ? (decodePatch(body) as { value: Record<string, string> }[])[0]!.value['hiatus.dev/restore-from'] : undefined;
+    (body as { response: { patch?: string } }).response.patch
+      ? (decodePatch(body) as { value: Record<string, string> }[])[0]!.value['hiatus.dev/restore-from']
+      : undefined;
 
-  it('gives the real replacement its checkpoint once the claim is old enough, waiting at most the claim\'s remaining time', async () => {
+  it("gives the real replacement its checkpoint once the claim is old enough, waiting at most the claim's remaining time", async () => {
     const r = rig({ claimWaitMs: 3_500 });
     await forged(r.store, 500);
     const a = await r.webhook(review(replacement()));
@@ -154,7 +193,15 @@ describe('a claim whose pod never appears (the webhook shell)', () => {
       claimWaitMs: 3_500,
       during: (t, view) => {
         if (t - NOW >= 300) {
-          view.addPod({ metadata: { name: 'trainer-5c8f7-q7x2z', namespace: 'ml', uid: 'uid-q7x2z', annotations: { 'hiatus.dev/restore-from': 'ck-a' } }, spec: { containers: [{ name: 'main' }] } });
+          view.addPod({
+            metadata: {
+              name: 'trainer-5c8f7-q7x2z',
+              namespace: 'ml',
+              uid: 'uid-q7x2z',
+              annotations: { 'hiatus.dev/restore-from': 'ck-a' },
+            },
+            spec: { containers: [{ name: 'main' }] },
+          });
         }
       },
     });
@@ -170,7 +217,10 @@ describe('a claim whose pod never appears (the webhook shell)', () => {
     const r = rig({ claimWaitMs: 1_000 });
     await forged(r.store, 0);
     // A pod of another name that carries the annotation by hand does not hold the claim, but the claim is young.
-    r.view.addPod({ metadata: { name: 'intruder', namespace: 'ml', uid: 'uid-i', annotations: { 'hiatus.dev/restore-from': 'ck-a' } }, spec: { containers: [{ name: 'main' }] } });
+    r.view.addPod({
+      metadata: { name: 'intruder', namespace: 'ml', uid: 'uid-i', annotations: { 'hiatus.dev/restore-from': 'ck-a' } },
+      spec: { containers: [{ name: 'main' }] },
+    });
     const a = await r.webhook(review(replacement()));
     expect(restoresFrom(a.body)).toBeUndefined();
     expect(r.slept).toEqual([]);
@@ -180,7 +230,10 @@ describe('a claim whose pod never appears (the webhook shell)', () => {
   it('takes over an abandoned claim at once even while a pod that does not hold it carries its name', async () => {
     const r = rig({ claimWaitMs: 0 });
     await forged(r.store, 10_000);
-    r.view.addPod({ metadata: { name: 'intruder', namespace: 'ml', uid: 'uid-i', annotations: { 'hiatus.dev/restore-from': 'ck-a' } }, spec: { containers: [{ name: 'main' }] } });
+    r.view.addPod({
+      metadata: { name: 'intruder', namespace: 'ml', uid: 'uid-i', annotations: { 'hiatus.dev/restore-from': 'ck-a' } },
+      spec: { containers: [{ name: 'main' }] },
+    });
     expect(restoresFrom((await r.webhook(review(replacement()))).body)).toBe('ck-a');
     expect(r.slept).toEqual([]);
   });

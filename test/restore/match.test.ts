@@ -12,10 +12,11 @@ import { SnapshotView } from '../../testing/snapshotView.js';
 import { NOW, checkpoint, decodePatch, iso, replacement, review } from '../helpers/restore.js';
 
 const MATCH = { now: NOW, maxAgeMs: 24 * 3600_000, reclaimAfterMs: 3_000 };
-const names = (r: ReturnType<typeof findCheckpoints>) => ('checkpoints' in r ? r.checkpoints.map((c) => c.metadata.name) : r.kind);
+const names = (r: ReturnType<typeof findCheckpoints>) =>
+  'checkpoints' in r ? r.checkpoints.map((c) => c.metadata.name) : r.kind;
 
 describe('findCheckpoints', () => {
-  it('offers the workload\'s Ready records newest first, and skips other templates, owners, ordinals and stale records', () => {
+  it("offers the workload's Ready records newest first, and skips other templates, owners, ordinals and stale records", () => {
     const all = [
       checkpoint('ck-old', { completedMinutesAgo: 30 }),
       checkpoint('ck-new', { completedMinutesAgo: 1 }),
@@ -35,7 +36,10 @@ describe('findCheckpoints', () => {
     const running = new Set([sourceUid(live)!]);
     const o = { ...MATCH, podRunning: (uid: string) => running.has(uid) };
     // The other replica's record (its pod gone) is offered, the running pod's is not.
-    expect(findCheckpoints(replacement(), 'ml', [live, gone], o)).toMatchObject({ kind: 'candidates', checkpoints: [gone] });
+    expect(findCheckpoints(replacement(), 'ml', [live, gone], o)).toMatchObject({
+      kind: 'candidates',
+      checkpoints: [gone],
+    });
     // Only the running pod's: read again live, never claimed from the cache.
     expect(findCheckpoints(replacement(), 'ml', [live], o)).toMatchObject({ kind: 'recheck', checkpoints: [live] });
     // A restore-from written by hand asks for that pod's state on purpose: offered.
@@ -52,10 +56,13 @@ describe('findCheckpoints', () => {
     const old = checkpoint('ck-abandoned', { phase: 'Restoring' });
     old.status!.restore = { claimedAt: iso(NOW - 10_000), podName: 'trainer-5c8f7-*' };
     expect(findCheckpoints(replacement(), 'ml', [young], MATCH).kind).toBe('contested');
-    expect(findCheckpoints(replacement(), 'ml', [young, old], MATCH)).toMatchObject({ kind: 'recheck', checkpoints: [old] });
+    expect(findCheckpoints(replacement(), 'ml', [young, old], MATCH)).toMatchObject({
+      kind: 'recheck',
+      checkpoints: [old],
+    });
   });
 
-  it('reads live a claim bound to a pod that went away unplaced, or whose pod had the admitted pod\'s name; never a placed one', () => {
+  it("reads live a claim bound to a pod that went away unplaced, or whose pod had the admitted pod's name; never a placed one", () => {
     const claim = (o: { nodeName?: string } = {}): Checkpoint => {
       const c = checkpoint('ck-claimed', { phase: 'Restoring' });
       c.status!.restore = { claimedAt: iso(NOW - 60_000), podName: 'trainer-5c8f7-abcde', podUID: 'uid-abcde', ...o };
@@ -66,7 +73,9 @@ describe('findCheckpoints', () => {
     // Its pod runs (the cache says): the claim is that pod's.
     expect(findCheckpoints(replacement(), 'ml', [claim()], o).kind).toBe('skip');
     // A pod of the same name is being admitted: the old one is gone, or this create fails.
-    expect(findCheckpoints(replacement({ name: 'trainer-5c8f7-abcde' }), 'ml', [claim()], o)).toMatchObject({ kind: 'recheck' });
+    expect(findCheckpoints(replacement({ name: 'trainer-5c8f7-abcde' }), 'ml', [claim()], o)).toMatchObject({
+      kind: 'recheck',
+    });
     running.clear();
     expect(findCheckpoints(replacement(), 'ml', [claim()], o)).toMatchObject({ kind: 'recheck' });
     // Placed on a node: the runtime may have restored it (lifecycle.ts consumes it), never offered again.
@@ -109,10 +118,15 @@ describe('the webhook and a record whose source pod the cache shows running', ()
     return { store, view, webhook, reads };
   }
   const restoresFrom = (body: unknown) =>
-    (body as { response: { patch?: string } }).response.patch ? (decodePatch(body) as { value: Record<string, string> }[])[0]!.value['hiatus.dev/restore-from'] : undefined;
+    (body as { response: { patch?: string } }).response.patch
+      ? (decodePatch(body) as { value: Record<string, string> }[])[0]!.value['hiatus.dev/restore-from']
+      : undefined;
   async function withRunningSource(r: ReturnType<typeof rig>): Promise<Checkpoint> {
     const c = await r.store.create(checkpoint('ck-a'));
-    r.view.addPod({ metadata: { name: c.spec.source.pod.name, namespace: 'ml', uid: c.spec.source.pod.uid }, spec: { containers: [{ name: 'main' }] } });
+    r.view.addPod({
+      metadata: { name: c.spec.source.pod.name, namespace: 'ml', uid: c.spec.source.pod.uid },
+      spec: { containers: [{ name: 'main' }] },
+    });
     return c;
   }
 

@@ -29,10 +29,16 @@ describe('the restore-placement gate the webhook adds', () => {
       { op: 'add', path: '/spec/schedulingGates', value: [{ name: GATE_RESTORE_PLACEMENT }] },
     ]);
     p.spec!.schedulingGates = [{ name: 'example.com/quota' }];
-    expect(gatePatch(p)).toEqual([{ op: 'add', path: '/spec/schedulingGates/-', value: { name: GATE_RESTORE_PLACEMENT } }]);
+    expect(gatePatch(p)).toEqual([
+      { op: 'add', path: '/spec/schedulingGates/-', value: { name: GATE_RESTORE_PLACEMENT } },
+    ]);
   });
   it('is not added when placement is off, when the pod has it, or when the pod names its node (the API server refuses gates there)', () => {
-    expect(schedulingPatch(restorePod(), { schedulers, placementGate: false }).some((op) => op.path.includes('schedulingGates'))).toBe(false);
+    expect(
+      schedulingPatch(restorePod(), { schedulers, placementGate: false }).some((op) =>
+        op.path.includes('schedulingGates'),
+      ),
+    ).toBe(false);
     expect(gatePatch(gated())).toEqual([]);
     const pinned = restorePod();
     pinned.spec!.nodeName = 'n-holder';
@@ -44,15 +50,29 @@ describe('planPlacement', () => {
   const view = new SnapshotView({
     nodes: [node('n-holder', GOOD), node('n-arm', { ...GOOD, arch: 'arm64' }), node('n-bare', { zone: 'zone-a' })],
   });
-  const plan = (constraints: unknown, strict = false) => planPlacement(podFacts(gated(constraints)), (n) => view.node(n), strict);
+  const plan = (constraints: unknown, strict = false) =>
+    planPlacement(podFacts(gated(constraints)), (n) => view.node(n), strict);
 
   it('nominates the checkpoint node when it can restore the checkpoint', () => {
-    expect(plan(CONSTRAINTS)).toEqual({ nominate: 'n-holder', result: 'nominated', why: 'checkpoint ck-trainer-0 is on n-holder' });
+    expect(plan(CONSTRAINTS)).toEqual({
+      nominate: 'n-holder',
+      result: 'nominated',
+      why: 'checkpoint ck-trainer-0 is on n-holder',
+    });
   });
   it('nominates nothing when that node is gone, cannot restore it, or (strict) publishes nothing about itself', () => {
-    expect(plan({ ...CONSTRAINTS, node: 'n-gone' })).toMatchObject({ result: 'not_nominated', why: 'checkpoint node n-gone is not in the cluster' });
-    expect(plan({ ...CONSTRAINTS, node: 'n-arm' })).toMatchObject({ result: 'not_nominated', why: expect.stringMatching(/n-arm cannot restore it: node architecture arm64/) });
-    expect(plan({ ...CONSTRAINTS, node: 'n-bare' }, true)).toMatchObject({ result: 'not_nominated', why: expect.stringMatching(/strict mode/) });
+    expect(plan({ ...CONSTRAINTS, node: 'n-gone' })).toMatchObject({
+      result: 'not_nominated',
+      why: 'checkpoint node n-gone is not in the cluster',
+    });
+    expect(plan({ ...CONSTRAINTS, node: 'n-arm' })).toMatchObject({
+      result: 'not_nominated',
+      why: expect.stringMatching(/n-arm cannot restore it: node architecture arm64/),
+    });
+    expect(plan({ ...CONSTRAINTS, node: 'n-bare' }, true)).toMatchObject({
+      result: 'not_nominated',
+      why: expect.stringMatching(/strict mode/),
+    });
     expect(plan({ ...CONSTRAINTS, node: 'n-bare' }, false)).toMatchObject({ nominate: 'n-bare' });
     expect(plan('{not json')).toMatchObject({ result: 'not_nominated', why: expect.stringMatching(/not valid JSON/) });
   });
@@ -88,8 +108,19 @@ describe('PlacementController', () => {
     const writer = new FakeWriter();
     const metrics = new Metrics({ defaultMetrics: false });
     let now = 1_000_000;
-    const c = new PlacementController({ view, writer, metrics, log: silentLogger, strict: false, nominateUngated, retryAfterMs: 10_000, sweepIntervalMs: 60_000, now: () => now });
-    const counted = async () => Object.fromEntries((await metrics.placements.get()).values.map((v) => [v.labels.result, v.value]));
+    const c = new PlacementController({
+      view,
+      writer,
+      metrics,
+      log: silentLogger,
+      strict: false,
+      nominateUngated,
+      retryAfterMs: 10_000,
+      sweepIntervalMs: 60_000,
+      now: () => now,
+    });
+    const counted = async () =>
+      Object.fromEntries((await metrics.placements.get()).values.map((v) => [v.labels.result, v.value]));
     return { view, writer, c, counted, advance: (ms: number) => (now += ms) };
   }
   const settle = () => new Promise((r) => setTimeout(r, 5));

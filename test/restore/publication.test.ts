@@ -19,13 +19,27 @@ import { offeredImage, planHold, publicationOf, type PublicationOptions } from '
 import { createWebhook } from '../../src/restore/webhook.js';
 import type { Pod } from '../../src/api/kubernetes.js';
 import { node } from '../helpers/objects.js';
-import { CONTRACT, CONTRACT_PUBLISHED, MARKER, NOW, PROFILE, checkpoint, decodePatch, iso, replacement, review } from '../helpers/restore.js';
+import {
+  CONTRACT,
+  CONTRACT_PUBLISHED,
+  MARKER,
+  NOW,
+  PROFILE,
+  checkpoint,
+  decodePatch,
+  iso,
+  replacement,
+  review,
+} from '../helpers/restore.js';
 
 const REGISTRY = 'registry.example.com:5000/hiatus';
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
 const MAIN_IMAGE = `${REGISTRY}/ml@${digest('a')}`;
 const SIDECAR_IMAGE = `${REGISTRY}/ml@${digest('b')}`;
-const SCHEDULING: SchedulingOptions = { schedulers: new Map([['default-scheduler', 'default-scheduler-restore']]), placementGate: false };
+const SCHEDULING: SchedulingOptions = {
+  schedulers: new Map([['default-scheduler', 'default-scheduler-restore']]),
+  placementGate: false,
+};
 const PUBLISHING: PublicationOptions = { images: REGISTRY, waitMs: 180_000, pullSecret: 'hiatus-restore-pull' };
 const MATCH = { now: NOW, maxAgeMs: 24 * 3600_000, reclaimAfterMs: 3_000 };
 const PULL_SECRET = { op: 'add', path: '/spec/imagePullSecrets', value: [{ name: 'hiatus-restore-pull' }] };
@@ -34,7 +48,11 @@ const GATE = { op: 'add', path: '/spec/schedulingGates', value: [{ name: GATE_RE
 type Pub = Partial<ContainerPublication> & { image?: string };
 
 /** A Ready checkpoint (containers main and sidecar) with these publications recorded by the agent. */
-function published(name: string, pubs: { main?: Pub; sidecar?: Pub }, o: Parameters<typeof checkpoint>[1] = {}): Checkpoint {
+function published(
+  name: string,
+  pubs: { main?: Pub; sidecar?: Pub },
+  o: Parameters<typeof checkpoint>[1] = {},
+): Checkpoint {
   const c = checkpoint(name, o);
   for (const s of c.status!.containers!) {
     const p = pubs[s.name as 'main' | 'sidecar'];
@@ -49,18 +67,23 @@ const both = { main: { image: MAIN_IMAGE }, sidecar: { image: SIDECAR_IMAGE } };
 
 describe('which checkpoint images are offered', () => {
   const c = published('ck-a', both);
-  const s = (image: string, state: ContainerPublication['state'] = 'Published') => ({ name: 'main', archivePath: '/x.tar', image, publication: { state } });
+  const s = (image: string, state: ContainerPublication['state'] = 'Published') => ({
+    name: 'main',
+    archivePath: '/x.tar',
+    image,
+    publication: { state },
+  });
 
-  it('offers a Published, digest-pinned image of the namespace\'s repository under --checkpoint-images', () => {
+  it("offers a Published, digest-pinned image of the namespace's repository under --checkpoint-images", () => {
     expect(offeredImage(c, s(MAIN_IMAGE), PUBLISHING)).toBe(MAIN_IMAGE);
     expect(offeredImage(c, s(MAIN_IMAGE), { ...PUBLISHING, images: `${REGISTRY}/` })).toBe(MAIN_IMAGE);
   });
 
   it.each([
     ['a tag instead of a digest', `${REGISTRY}/ml:ck-a.main`],
-    ['another namespace\'s repository', `${REGISTRY}/other@${digest('a')}`],
+    ["another namespace's repository", `${REGISTRY}/other@${digest('a')}`],
     ['another registry', `evil.example.com/hiatus/ml@${digest('a')}`],
-    ['a repository below the namespace\'s', `${REGISTRY}/ml/x@${digest('a')}`],
+    ["a repository below the namespace's", `${REGISTRY}/ml/x@${digest('a')}`],
     ['a short digest', `${REGISTRY}/ml@sha256:abc`],
   ])('never offers %s', (_what, image) => {
     expect(offeredImage(c, s(image), PUBLISHING)).toBeUndefined();
@@ -74,16 +97,39 @@ describe('which checkpoint images are offered', () => {
 
   it('says pending until every container of the pod has its image, failed as soon as one archive cannot be published', () => {
     const names = ['main', 'sidecar'];
-    expect(publicationOf(published('ck', both), names, PUBLISHING)).toEqual({ kind: 'published', images: new Map([['main', MAIN_IMAGE], ['sidecar', SIDECAR_IMAGE]]) });
-    // A container the pod no longer has does not count.
-    expect(publicationOf(published('ck', { main: { image: MAIN_IMAGE } }), ['main'], PUBLISHING)).toMatchObject({ kind: 'published' });
-    expect(publicationOf(published('ck', { main: { image: MAIN_IMAGE }, sidecar: { state: 'Uploading', message: 'registry down' } }), names, PUBLISHING)).toEqual({
-      kind: 'pending',
-      why: 'container sidecar\'s image is not published (Uploading: registry down)',
+    expect(publicationOf(published('ck', both), names, PUBLISHING)).toEqual({
+      kind: 'published',
+      images: new Map([
+        ['main', MAIN_IMAGE],
+        ['sidecar', SIDECAR_IMAGE],
+      ]),
     });
-    expect(publicationOf(checkpoint('ck'), names, PUBLISHING)).toEqual({ kind: 'pending', why: 'container main\'s image is not published (not started)' });
-    const failed = published('ck', { main: { image: MAIN_IMAGE }, sidecar: { state: 'Failed', reason: 'ArchiveTruncated', message: 'ends inside an entry' } });
-    expect(publicationOf(failed, names, PUBLISHING)).toEqual({ kind: 'failed', why: 'the archive of container sidecar cannot be published (ArchiveTruncated: ends inside an entry)' });
+    // A container the pod no longer has does not count.
+    expect(publicationOf(published('ck', { main: { image: MAIN_IMAGE } }), ['main'], PUBLISHING)).toMatchObject({
+      kind: 'published',
+    });
+    expect(
+      publicationOf(
+        published('ck', { main: { image: MAIN_IMAGE }, sidecar: { state: 'Uploading', message: 'registry down' } }),
+        names,
+        PUBLISHING,
+      ),
+    ).toEqual({
+      kind: 'pending',
+      why: "container sidecar's image is not published (Uploading: registry down)",
+    });
+    expect(publicationOf(checkpoint('ck'), names, PUBLISHING)).toEqual({
+      kind: 'pending',
+      why: "container main's image is not published (not started)",
+    });
+    const failed = published('ck', {
+      main: { image: MAIN_IMAGE },
+      sidecar: { state: 'Failed', reason: 'ArchiveTruncated', message: 'ends inside an entry' },
+    });
+    expect(publicationOf(failed, names, PUBLISHING)).toEqual({
+      kind: 'failed',
+      why: 'the archive of container sidecar cannot be published (ArchiveTruncated: ends inside an entry)',
+    });
     // Without --checkpoint-images a missing archive still restores nowhere.
     expect(publicationOf(failed, names, { waitMs: 0 }).kind).toBe('failed');
     expect(publicationOf(published('ck', both), names, { waitMs: 0 })).toEqual({ kind: 'unpublished' });
@@ -91,7 +137,15 @@ describe('which checkpoint images are offered', () => {
 });
 
 describe('what the webhook gives a restore pod', () => {
-  const withAnnotations = () => ({ op: 'add', path: '/metadata/annotations', value: { 'hiatus.dev/restore-from': 'ck-a', 'hiatus.dev/restore-constraints': CONTRACT_PUBLISHED, 'hiatus.dev/restore-generation': '1' } });
+  const withAnnotations = () => ({
+    op: 'add',
+    path: '/metadata/annotations',
+    value: {
+      'hiatus.dev/restore-from': 'ck-a',
+      'hiatus.dev/restore-constraints': CONTRACT_PUBLISHED,
+      'hiatus.dev/restore-generation': '1',
+    },
+  });
 
   it('every image published: the digest references, the pull secret, any compatible node (no sourceOnly), no hold', () => {
     expect(restorePatch(replacement(), published('ck-a', both), SCHEDULING, PUBLISHING)).toEqual([
@@ -114,33 +168,72 @@ describe('what the webhook gives a restore pod', () => {
       GATE,
     ]);
     // With gate placement as well, one gate.
-    expect(restorePatch(replacement(), c, { ...SCHEDULING, placementGate: true }, PUBLISHING).filter((op) => op.path.includes('schedulingGates'))).toEqual([GATE]);
+    expect(
+      restorePatch(replacement(), c, { ...SCHEDULING, placementGate: true }, PUBLISHING).filter((op) =>
+        op.path.includes('schedulingGates'),
+      ),
+    ).toEqual([GATE]);
   });
 
   it('not held with --publication-wait 0, nor without --checkpoint-images: sourceOnly, nothing to pull', () => {
     const c = published('ck-a', { main: { image: MAIN_IMAGE }, sidecar: { state: 'Uploading' } });
-    const sourceOnly = [{ ...withAnnotations(), value: { ...withAnnotations().value, 'hiatus.dev/restore-constraints': CONTRACT } }, MARKER, PROFILE];
+    const sourceOnly = [
+      { ...withAnnotations(), value: { ...withAnnotations().value, 'hiatus.dev/restore-constraints': CONTRACT } },
+      MARKER,
+      PROFILE,
+    ];
     expect(restorePatch(replacement(), c, SCHEDULING, { ...PUBLISHING, waitMs: 0 })).toEqual(sourceOnly);
-    expect(restorePatch(replacement(), published('ck-a', both), SCHEDULING, { waitMs: 180_000, pullSecret: 'hiatus-restore-pull' })).toEqual(sourceOnly);
+    expect(
+      restorePatch(replacement(), published('ck-a', both), SCHEDULING, {
+        waitMs: 180_000,
+        pullSecret: 'hiatus-restore-pull',
+      }),
+    ).toEqual(sourceOnly);
   });
 
-  it('appends the pull secret to the pod\'s own, once', () => {
+  it("appends the pull secret to the pod's own, once", () => {
     const pod = replacement();
     (pod.spec as { imagePullSecrets?: { name: string }[] }).imagePullSecrets = [{ name: 'team-registry' }];
-    expect(restorePatch(pod, published('ck-a', both), SCHEDULING, PUBLISHING)).toContainEqual({ op: 'add', path: '/spec/imagePullSecrets/-', value: { name: 'hiatus-restore-pull' } });
+    expect(restorePatch(pod, published('ck-a', both), SCHEDULING, PUBLISHING)).toContainEqual({
+      op: 'add',
+      path: '/spec/imagePullSecrets/-',
+      value: { name: 'hiatus-restore-pull' },
+    });
     (pod.spec as { imagePullSecrets?: { name: string }[] }).imagePullSecrets = [{ name: 'hiatus-restore-pull' }];
-    expect(restorePatch(pod, published('ck-a', both), SCHEDULING, PUBLISHING).some((op) => op.path.includes('imagePullSecrets'))).toBe(false);
+    expect(
+      restorePatch(pod, published('ck-a', both), SCHEDULING, PUBLISHING).some((op) =>
+        op.path.includes('imagePullSecrets'),
+      ),
+    ).toBe(false);
   });
 
   it('does not offer a checkpoint whose archive is missing or truncated; warns a pod that named it', () => {
     const missing = published('ck-a', { main: { state: 'Failed', reason: 'ArchiveMissing', message: 'no such file' } });
     const d = decideAdmission(replacement(), 'ml', [missing], MATCH, SCHEDULING, PUBLISHING);
-    expect(d).toMatchObject({ kind: 'answer', ops: [], warnings: [], result: 'skipped', why: expect.stringMatching(/archive of checkpoint ck-a is missing or truncated/) });
-    const named = decideAdmission(replacement({ annotations: { 'hiatus.dev/restore-from': 'ck-a' } }), 'ml', [missing], MATCH, SCHEDULING, PUBLISHING);
-    expect(named.kind === 'answer' && named.warnings).toEqual([expect.stringMatching(/^hiatus.dev\/restore-from: ck-a not honoured \(the archive of checkpoint ck-a is missing/)]);
+    expect(d).toMatchObject({
+      kind: 'answer',
+      ops: [],
+      warnings: [],
+      result: 'skipped',
+      why: expect.stringMatching(/archive of checkpoint ck-a is missing or truncated/),
+    });
+    const named = decideAdmission(
+      replacement({ annotations: { 'hiatus.dev/restore-from': 'ck-a' } }),
+      'ml',
+      [missing],
+      MATCH,
+      SCHEDULING,
+      PUBLISHING,
+    );
+    expect(named.kind === 'answer' && named.warnings).toEqual([
+      expect.stringMatching(/^hiatus.dev\/restore-from: ck-a not honoured \(the archive of checkpoint ck-a is missing/),
+    ]);
     // An older checkpoint whose archive is fine is offered instead.
     const older = published('ck-old', both, { completedMinutesAgo: 30 });
-    expect(decideAdmission(replacement(), 'ml', [missing, older], MATCH, SCHEDULING, PUBLISHING)).toMatchObject({ kind: 'claim', checkpoints: [older] });
+    expect(decideAdmission(replacement(), 'ml', [missing, older], MATCH, SCHEDULING, PUBLISHING)).toMatchObject({
+      kind: 'claim',
+      checkpoints: [older],
+    });
   });
 });
 
@@ -154,12 +247,16 @@ function admitted(pod: Pod, ops: { op: string; path: string; value?: unknown }[]
 /** RFC 6902 add/replace/remove/test, enough for the webhook's and the controller's patches. */
 function applyPatch<T extends object>(doc: T, ops: readonly { op: string; path: string; value?: unknown }[]): T {
   for (const o of ops) {
-    const keys = o.path.split('/').slice(1).map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~'));
+    const keys = o.path
+      .split('/')
+      .slice(1)
+      .map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~'));
     const last = keys.pop()!;
     let parent = doc as Record<string, unknown>;
     for (const k of keys) parent = parent[k] as Record<string, unknown>;
     if (o.op === 'test') {
-      if (JSON.stringify(parent[last]) !== JSON.stringify(o.value)) throw Object.assign(new Error(`test ${o.path} failed`), { code: 422 });
+      if (JSON.stringify(parent[last]) !== JSON.stringify(o.value))
+        throw Object.assign(new Error(`test ${o.path} failed`), { code: 422 });
     } else if (o.op === 'remove') {
       if (!(last in parent)) throw Object.assign(new Error(`remove ${o.path}: no such path`), { code: 422 });
       if (Array.isArray(parent)) parent.splice(Number(last), 1);
@@ -205,7 +302,9 @@ class PatchingWriter implements PodPlacementWriter {
 
 describe('a restore pod held while its checkpoint is uploaded', () => {
   function setup(c: Checkpoint) {
-    const view = new SnapshotView({ nodes: [node('worker-7', { arch: 'amd64', zone: 'zone-a', features: ['AVX2'], runtime: 'cri-o://1.31.2' })] });
+    const view = new SnapshotView({
+      nodes: [node('worker-7', { arch: 'amd64', zone: 'zone-a', features: ['AVX2'], runtime: 'cri-o://1.31.2' })],
+    });
     const store = new MemoryCheckpointStore();
     view.checkpointsByKey = store.objects;
     const metrics = new Metrics({ defaultMetrics: false });
@@ -228,7 +327,17 @@ describe('a restore pod held while its checkpoint is uploaded', () => {
       },
       now: () => clock.t,
     });
-    const webhook = createWebhook({ view, store, metrics, log: silentLogger, maxAgeMs: 24 * 3600_000, reclaimAfterMs: 3_000, restoreSchedulers: SCHEDULING.schedulers, publication: PUBLISHING, now: () => clock.t });
+    const webhook = createWebhook({
+      view,
+      store,
+      metrics,
+      log: silentLogger,
+      maxAgeMs: 24 * 3600_000,
+      reclaimAfterMs: 3_000,
+      restoreSchedulers: SCHEDULING.schedulers,
+      publication: PUBLISHING,
+      now: () => clock.t,
+    });
     const admit = async () => {
       await store.create(c);
       const pod = replacement();
@@ -238,7 +347,8 @@ describe('a restore pod held while its checkpoint is uploaded', () => {
       view.addPod(created);
       return created;
     };
-    const counted = async () => Object.fromEntries((await metrics.restores.get()).values.map((v) => [v.labels.result, v.value]));
+    const counted = async () =>
+      Object.fromEntries((await metrics.restores.get()).values.map((v) => [v.labels.result, v.value]));
     /** What the node agent does once the upload is verified. */
     const agentRecords = async (pubs: { main?: Pub; sidecar?: Pub }) => {
       const live = structuredClone(store.objects.get('ml/ck-a')!);
@@ -253,10 +363,15 @@ describe('a restore pod held while its checkpoint is uploaded', () => {
   it('stays gated while uploading, then gets the digest references and loses sourceOnly with the gate, in one patch', async () => {
     const r = setup(published('ck-a', { main: { state: 'Uploading' }, sidecar: { state: 'Uploading' } }));
     await r.admit();
-    expect(r.store.objects.get('ml/ck-a')!.status).toMatchObject({ phase: 'Restoring', restore: { claimedAt: iso(NOW), podName: 'trainer-5c8f7-*' } });
+    expect(r.store.objects.get('ml/ck-a')!.status).toMatchObject({
+      phase: 'Restoring',
+      restore: { claimedAt: iso(NOW), podName: 'trainer-5c8f7-*' },
+    });
     expect(r.pod().spec!.schedulingGates).toEqual([{ name: GATE_RESTORE_PLACEMENT }]);
     expect(r.pod().metadata!.annotations!['hiatus.dev/restore-constraints']).toBe(CONTRACT);
-    expect((r.pod().spec as { imagePullSecrets?: unknown }).imagePullSecrets).toEqual([{ name: 'hiatus-restore-pull' }]);
+    expect((r.pod().spec as { imagePullSecrets?: unknown }).imagePullSecrets).toEqual([
+      { name: 'hiatus-restore-pull' },
+    ]);
 
     r.clock.t += 30_000;
     await r.controller.sweep();
@@ -295,7 +410,7 @@ describe('a restore pod held while its checkpoint is uploaded', () => {
     expect(r.pod().metadata!.annotations).toEqual({});
     expect(r.pod().spec!.containers!.map((x) => x.image)).toEqual(['trainer:1', 'metrics:1']);
     expect(r.events).toEqual([
-      'trainer-5c8f7-x1 Warning RestoreStartedFresh: checkpoint ck-a was not published within 180 s: container main\'s image is not published (Uploading: registry answered 503); starting without the checkpoint',
+      "trainer-5c8f7-x1 Warning RestoreStartedFresh: checkpoint ck-a was not published within 180 s: container main's image is not published (Uploading: registry answered 503); starting without the checkpoint",
     ]);
     expect(await r.counted()).toMatchObject({ started_fresh: 1 });
   });
@@ -303,16 +418,27 @@ describe('a restore pod held while its checkpoint is uploaded', () => {
   it('starts fresh at once when the agent finds the archive truncated', async () => {
     const r = setup(published('ck-a', { main: { state: 'Uploading' }, sidecar: { state: 'Uploading' } }));
     await r.admit();
-    await r.agentRecords({ main: { state: 'Failed', reason: 'ArchiveTruncated', message: 'ends inside an entry' }, sidecar: { state: 'Uploading' } });
+    await r.agentRecords({
+      main: { state: 'Failed', reason: 'ArchiveTruncated', message: 'ends inside an entry' },
+      sidecar: { state: 'Uploading' },
+    });
     await r.controller.sweep();
     expect(r.pod().metadata!.annotations).toEqual({});
     expect(r.pod().spec!.schedulingGates).toEqual([]);
-    expect(r.events).toEqual([expect.stringMatching(/RestoreStartedFresh: checkpoint ck-a: the archive of container main cannot be published \(ArchiveTruncated/)]);
+    expect(r.events).toEqual([
+      expect.stringMatching(
+        /RestoreStartedFresh: checkpoint ck-a: the archive of container main cannot be published \(ArchiveTruncated/,
+      ),
+    ]);
   });
 
   it('is released as any gated restore pod when it is not held for images (a contract without sourceOnly)', () => {
-    const pod = podFacts(admitted(replacement(), restorePatch(replacement(), published('ck-a', both), SCHEDULING, PUBLISHING)));
-    expect(planHold({ ...pod, placementGate: 0 }, published('ck-a', both), PUBLISHING, NOW)).toEqual({ kind: 'release' });
+    const pod = podFacts(
+      admitted(replacement(), restorePatch(replacement(), published('ck-a', both), SCHEDULING, PUBLISHING)),
+    );
+    expect(planHold({ ...pod, placementGate: 0 }, published('ck-a', both), PUBLISHING, NOW)).toEqual({
+      kind: 'release',
+    });
   });
 
   it('starts fresh when its claim was taken over by another pod', () => {
@@ -320,8 +446,14 @@ describe('a restore pod held while its checkpoint is uploaded', () => {
     const pod = podFacts(admitted(replacement(), restorePatch(replacement(), c, SCHEDULING, PUBLISHING)));
     c.status!.phase = 'Restoring';
     c.status!.restore = { claimedAt: iso(NOW), podName: 'someone-else' };
-    expect(planHold(pod, c, PUBLISHING, NOW)).toMatchObject({ kind: 'fresh', why: 'checkpoint ck-a is not claimed for this pod any more' });
-    expect(planHold(pod, undefined, PUBLISHING, NOW)).toMatchObject({ kind: 'fresh', why: 'checkpoint ck-a no longer exists' });
+    expect(planHold(pod, c, PUBLISHING, NOW)).toMatchObject({
+      kind: 'fresh',
+      why: 'checkpoint ck-a is not claimed for this pod any more',
+    });
+    expect(planHold(pod, undefined, PUBLISHING, NOW)).toMatchObject({
+      kind: 'fresh',
+      why: 'checkpoint ck-a no longer exists',
+    });
   });
 });
 
@@ -334,11 +466,41 @@ describe('the publication flags', () => {
     expect(c.restoreImagePullSecret).toBeUndefined();
   });
   it('take a registry prefix, a wait and a Secret name, and refuse what cannot be one', () => {
-    const c = loadConfig([...base, '--checkpoint-images', 'registry.example.com:5000/hiatus/', '--publication-wait', '0', '--restore-image-pull-secret', 'hiatus-restore-pull'], {});
-    expect([c.checkpointImages, c.publicationWaitMs, c.restoreImagePullSecret]).toEqual(['registry.example.com:5000/hiatus', 0, 'hiatus-restore-pull']);
-    expect(() => loadConfig([...base, '--checkpoint-images', 'https://registry/x', '--restore-image-pull-secret', 'Bad_Name', '--publication-wait', 'soon'], {})).toThrow(
+    const c = loadConfig(
+      [
+        ...base,
+        '--checkpoint-images',
+        'registry.example.com:5000/hiatus/',
+        '--publication-wait',
+        '0',
+        '--restore-image-pull-secret',
+        'hiatus-restore-pull',
+      ],
+      {},
+    );
+    expect([c.checkpointImages, c.publicationWaitMs, c.restoreImagePullSecret]).toEqual([
+      'registry.example.com:5000/hiatus',
+      0,
+      'hiatus-restore-pull',
+    ]);
+    expect(() =>
+      loadConfig(
+        [
+          ...base,
+          '--checkpoint-images',
+          'https://registry/x',
+          '--restore-image-pull-secret',
+          'Bad_Name',
+          '--publication-wait',
+          'soon',
+        ],
+        {},
+      ),
+    ).toThrow(
       /--checkpoint-images: "https:\/\/registry\/x" must be HOST\[:PORT\]\/PREFIX[\s\S]*--publication-wait: "soon"[\s\S]*--restore-image-pull-secret: "Bad_Name" is not a Secret name/,
     );
-    expect(() => loadConfig([...base, '--checkpoint-images', 'r.example/hiatus', '--publication-wait', '10m'], {})).toThrow(/--publication-wait must be shorter than --restore-timeout/);
+    expect(() =>
+      loadConfig([...base, '--checkpoint-images', 'r.example/hiatus', '--publication-wait', '10m'], {}),
+    ).toThrow(/--publication-wait must be shorter than --restore-timeout/);
   });
 });

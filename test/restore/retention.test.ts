@@ -67,13 +67,22 @@ function pod(uid: string, o: PodOptions = {}): PodFacts {
       name: uid,
       namespace: 'ml',
       uid,
-      ...(o.owner ? { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'trainer-5c8f7', uid: o.owner, controller: true }] } : {}),
+      ...(o.owner
+        ? {
+            ownerReferences: [
+              { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'trainer-5c8f7', uid: o.owner, controller: true },
+            ],
+          }
+        : {}),
       ...(o.index !== undefined ? { labels: { 'apps.kubernetes.io/pod-index': String(o.index) } } : {}),
       ...(o.restoreFrom ? { annotations: { 'hiatus.dev/restore-from': o.restoreFrom } } : {}),
       ...(o.deleting ? { deletionTimestamp: iso(NOW - 1000) } : {}),
     },
     spec: { ...(o.node ? { nodeName: o.node } : {}), containers: [{ name: 'main' }] },
-    status: o.startedMinutesAgo !== undefined ? { phase: 'Running', startTime: iso(NOW - o.startedMinutesAgo * 60_000) } : { phase: 'Pending' },
+    status:
+      o.startedMinutesAgo !== undefined
+        ? { phase: 'Running', startTime: iso(NOW - o.startedMinutesAgo * 60_000) }
+        : { phase: 'Pending' },
   });
 }
 
@@ -86,7 +95,11 @@ const heldOf = (plan: RetentionPlan) => plan.held.map((h) => [h.checkpoint.metad
 describe('retention', () => {
   it('keeps N per workload and deletes old, consumed ones, never Pending or Restoring', () => {
     const restored = record('ck-restored', { phase: 'Restored' });
-    restored.status!.restore = { claimedAt: iso(NOW - 3 * 3600_000), podName: 'p', restoredAt: iso(NOW - 2 * 3600_000) };
+    restored.status!.restore = {
+      claimedAt: iso(NOW - 3 * 3600_000),
+      podName: 'p',
+      restoredAt: iso(NOW - 2 * 3600_000),
+    };
     const plan = planRetention(
       [
         record('ck-1', { completedMinutesAgo: 2 }),
@@ -111,7 +124,7 @@ describe('retention', () => {
     expect(plan.held).toEqual([]);
   });
 
-  it('never deletes a live victim\'s only Ready record, however many records of its workload others add (issue 11)', () => {
+  it("never deletes a live victim's only Ready record, however many records of its workload others add (issue 11)", () => {
     // The race from the issue: the victim is still there (its checkpoint outlasted the budget),
     // and records of made-up victims of the same workload, newer than its own, push the workload
     // past --retention-max-per-workload.
@@ -122,7 +135,12 @@ describe('retention', () => {
       const plan = planRetention([mine, ...extra], [victim, freshReplica], NOW, { ...POLICY, maxPerWorkload: max });
       expect(deleted(plan).map(([n]) => n)).not.toContain('ck-victim');
       // The limit still holds for the others: the victim's record takes one of the N places.
-      expect(deleted(plan)).toEqual(extra.slice(max - 1).map((c) => [c.metadata.name, 'max_per_workload']).sort());
+      expect(deleted(plan)).toEqual(
+        extra
+          .slice(max - 1)
+          .map((c) => [c.metadata.name, 'max_per_workload'])
+          .sort(),
+      );
       expect(heldOf(plan)).toEqual([['ck-victim', 'live_source', 'max_per_workload']]);
     }
   });
@@ -133,7 +151,9 @@ describe('retention', () => {
     const victim = pod('victim', { owner: 'rs-1', node: 'worker-7', startedMinutesAgo: 120 });
     const preemptor = pod('preemptor');
     const real = record('ck-real', { source: 'victim', preemptor: 'preemptor', completedMinutesAgo: 10 });
-    const forged = [1, 2, 3, 4].map((i) => record(`ck-forged-${i}`, { source: 'victim', preemptor: `made-up-${i}`, completedMinutesAgo: i }));
+    const forged = [1, 2, 3, 4].map((i) =>
+      record(`ck-forged-${i}`, { source: 'victim', preemptor: `made-up-${i}`, completedMinutesAgo: i }),
+    );
     const plan = planRetention([real, ...forged], [victim, preemptor], NOW, { ...POLICY, maxPerWorkload: 1 });
     expect(deleted(plan)).toEqual([
       ['ck-forged-2', 'max_per_workload'],
@@ -144,13 +164,20 @@ describe('retention', () => {
 
     // Once the preemptor is bound (the preemption is over), only the pod's newest stays held.
     const bound = pod('preemptor', { node: 'worker-7', startedMinutesAgo: 0 });
-    expect(deleted(planRetention([real, ...forged], [victim, bound], NOW, { ...POLICY, maxPerWorkload: 1 })).map(([n]) => n)).toContain('ck-real');
+    expect(
+      deleted(planRetention([real, ...forged], [victim, bound], NOW, { ...POLICY, maxPerWorkload: 1 })).map(([n]) => n),
+    ).toContain('ck-real');
   });
 
-  it('holds a live pod\'s newest record past the maximum age, and deletes it by age once the pod is gone', () => {
+  it("holds a live pod's newest record past the maximum age, and deletes it by age once the pod is gone", () => {
     const old = record('ck-old', { source: 'long-lived', completedMinutesAgo: 30 * 60 });
     const older = record('ck-older', { source: 'long-lived', completedMinutesAgo: 40 * 60 });
-    const alive = planRetention([old, older], [pod('long-lived', { owner: 'rs-1', node: 'worker-7', startedMinutesAgo: 50 * 60 })], NOW, POLICY);
+    const alive = planRetention(
+      [old, older],
+      [pod('long-lived', { owner: 'rs-1', node: 'worker-7', startedMinutesAgo: 50 * 60 })],
+      NOW,
+      POLICY,
+    );
     expect(deleted(alive)).toEqual([['ck-older', 'max_age']]);
     expect(heldOf(alive)).toEqual([['ck-old', 'live_source', 'max_age']]);
     expect(deleted(planRetention([old, older], [], NOW, POLICY))).toEqual([
@@ -159,7 +186,7 @@ describe('retention', () => {
     ]);
   });
 
-  it('holds a terminating victim\'s newest record: the eviction is under way, its replacement not yet made', () => {
+  it("holds a terminating victim's newest record: the eviction is under way, its replacement not yet made", () => {
     const evicting = pod('evicting', { owner: 'rs-1', node: 'worker-7', startedMinutesAgo: 60, deleting: true });
     const mine = record('ck-evicting', { source: 'evicting', completedMinutesAgo: 10 });
     const extra = [1, 2, 3].map((i) => record(`ck-extra-${i}`, { completedMinutesAgo: i }));
@@ -167,7 +194,7 @@ describe('retention', () => {
     expect(deleted(plan).map(([n]) => n)).toEqual(['ck-extra-1', 'ck-extra-2', 'ck-extra-3']);
   });
 
-  it('holds an evicted pod\'s newest record until a replacement started without restoring it', () => {
+  it("holds an evicted pod's newest record until a replacement started without restoring it", () => {
     const records = [1, 2, 3, 4, 5].map((i) => record(`ck-${i}`, { completedMinutesAgo: 10 + i }));
     const limit = { ...POLICY, maxPerWorkload: 2 };
     // No pod of the workload started since: every evicted pod may still get its replacement.
@@ -195,9 +222,12 @@ describe('retention', () => {
     ]);
   });
 
-  it('waits for the replacement of the same ordinal or completion index, and counts each ordinal\'s chain apart', () => {
+  it("waits for the replacement of the same ordinal or completion index, and counts each ordinal's chain apart", () => {
     // Two evicted pods of ordinal 0 (one after the other), neither replaced yet: both held.
-    const ordinal0 = [record('ck-ord-0', { index: 0, completedMinutesAgo: 10 }), record('ck-ord-0-old', { index: 0, completedMinutesAgo: 30 })];
+    const ordinal0 = [
+      record('ck-ord-0', { index: 0, completedMinutesAgo: 10 }),
+      record('ck-ord-0-old', { index: 0, completedMinutesAgo: 30 }),
+    ];
     const more = [1, 2].map((i) => record(`ck-ord-1-${i}`, { index: 1, completedMinutesAgo: i }));
     const ordinal1Fresh = pod('sts-1', { owner: 'rs-1', index: 1, startedMinutesAgo: 0.5 });
     const plan = planRetention([...ordinal0, ...more], [ordinal1Fresh], NOW, { ...POLICY, maxPerWorkload: 1 });
@@ -206,8 +236,10 @@ describe('retention', () => {
     expect(heldOf(plan)).toEqual([['ck-ord-0-old', 'awaiting_replacement', 'max_per_workload']]);
   });
 
-  it('holds a standalone pod\'s newest record until the maximum age, and only that one', () => {
-    const records = [1, 2, 3].map((i) => record(`ck-bare-${i}`, { owner: null, source: 'bare-gone', completedMinutesAgo: i }));
+  it("holds a standalone pod's newest record until the maximum age, and only that one", () => {
+    const records = [1, 2, 3].map((i) =>
+      record(`ck-bare-${i}`, { owner: null, source: 'bare-gone', completedMinutesAgo: i }),
+    );
     expect(deleted(planRetention(records, [], NOW, { ...POLICY, maxPerWorkload: 1 }))).toEqual([
       ['ck-bare-2', 'max_per_workload'],
       ['ck-bare-3', 'max_per_workload'],
@@ -218,28 +250,55 @@ describe('retention', () => {
     const victim = pod('victim', { owner: 'rs-1', node: 'worker-7', startedMinutesAgo: 120 });
     const failed = record('ck-failed', { source: 'victim', phase: 'Failed', completedMinutesAgo: 10 });
     const extra = [1, 2].map((i) => record(`ck-extra-${i}`, { completedMinutesAgo: i }));
-    expect(deleted(planRetention([failed, ...extra], [victim, freshReplica], NOW, { ...POLICY, maxPerWorkload: 2 }))).toEqual([['ck-failed', 'max_per_workload']]);
+    expect(
+      deleted(planRetention([failed, ...extra], [victim, freshReplica], NOW, { ...POLICY, maxPerWorkload: 2 })),
+    ).toEqual([['ck-failed', 'max_per_workload']]);
   });
 });
 
 describe('the retention loop against the store', () => {
-  it('deletes what the plan says, keeps the live victim\'s record, and skips a record changed since it was judged', async () => {
+  it("deletes what the plan says, keeps the live victim's record, and skips a record changed since it was judged", async () => {
     const store = new MemoryCheckpointStore();
     const cache = new Map<string, Checkpoint>();
     const view = new SnapshotView({
       pods: [
-        { metadata: { name: 'victim', namespace: 'ml', uid: 'victim', ownerReferences: [{ kind: 'ReplicaSet', name: 'trainer-5c8f7', uid: 'rs-1', controller: true }] }, spec: { nodeName: 'worker-7', containers: [{ name: 'main' }] }, status: { phase: 'Running', startTime: iso(NOW - 7200_000) } },
-        { metadata: { name: 'fresh', namespace: 'ml', uid: 'fresh', ownerReferences: [{ kind: 'ReplicaSet', name: 'trainer-5c8f7', uid: 'rs-1', controller: true }] }, spec: { nodeName: 'worker-2', containers: [{ name: 'main' }] }, status: { phase: 'Running', startTime: iso(NOW - 30_000) } },
+        {
+          metadata: {
+            name: 'victim',
+            namespace: 'ml',
+            uid: 'victim',
+            ownerReferences: [{ kind: 'ReplicaSet', name: 'trainer-5c8f7', uid: 'rs-1', controller: true }],
+          },
+          spec: { nodeName: 'worker-7', containers: [{ name: 'main' }] },
+          status: { phase: 'Running', startTime: iso(NOW - 7200_000) },
+        },
+        {
+          metadata: {
+            name: 'fresh',
+            namespace: 'ml',
+            uid: 'fresh',
+            ownerReferences: [{ kind: 'ReplicaSet', name: 'trainer-5c8f7', uid: 'rs-1', controller: true }],
+          },
+          spec: { nodeName: 'worker-2', containers: [{ name: 'main' }] },
+          status: { phase: 'Running', startTime: iso(NOW - 30_000) },
+        },
       ],
     });
     view.checkpointsByKey = cache;
-    for (const c of [record('ck-victim', { source: 'victim', completedMinutesAgo: 10 }), ...[1, 2, 3].map((i) => record(`ck-extra-${i}`, { completedMinutesAgo: i }))]) {
+    for (const c of [
+      record('ck-victim', { source: 'victim', completedMinutesAgo: 10 }),
+      ...[1, 2, 3].map((i) => record(`ck-extra-${i}`, { completedMinutesAgo: i })),
+    ]) {
       const stored = await store.create(c);
       cache.set(`ml/${c.metadata.name}`, stored);
     }
     // ck-extra-3 was claimed after the cache saw it: the record in the store is newer than the one judged.
     const claimed = structuredClone(store.objects.get('ml/ck-extra-3')!);
-    claimed.status = { ...claimed.status!, phase: 'Restoring', restore: { claimedAt: iso(NOW), podName: 'trainer-5c8f7-*' } };
+    claimed.status = {
+      ...claimed.status!,
+      phase: 'Restoring',
+      restore: { claimedAt: iso(NOW), podName: 'trainer-5c8f7-*' },
+    };
     await store.replace(claimed);
     const metrics = new Metrics({ defaultMetrics: false });
     const controller = new RestoreController({

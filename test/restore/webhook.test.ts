@@ -12,7 +12,17 @@ import { planLifecycle, podsByRestore } from '../../src/restore/lifecycle.js';
 import { createWebhook } from '../../src/restore/webhook.js';
 import { createWebhookApp } from '../../src/server/app.js';
 import { post } from '../helpers/server.js';
-import { CONTRACT, MARKER, NOW, PROFILE, checkpoint, decodePatch, iso, replacement, review } from '../helpers/restore.js';
+import {
+  CONTRACT,
+  MARKER,
+  NOW,
+  PROFILE,
+  checkpoint,
+  decodePatch,
+  iso,
+  replacement,
+  review,
+} from '../helpers/restore.js';
 
 describe('the restore admission webhook over HTTP', () => {
   let view: SnapshotView;
@@ -27,7 +37,16 @@ describe('the restore admission webhook over HTTP', () => {
     view.checkpointsByKey = store.objects;
     metrics = new Metrics({ defaultMetrics: false });
     const app = createWebhookApp({
-      mutatePods: createWebhook({ view, store, metrics, log: silentLogger, maxAgeMs: 24 * 3600_000, reclaimAfterMs: 5_000, now: () => NOW, restoreSchedulers: new Map([['default-scheduler', 'default-scheduler-restore']]) }),
+      mutatePods: createWebhook({
+        view,
+        store,
+        metrics,
+        log: silentLogger,
+        maxAgeMs: 24 * 3600_000,
+        reclaimAfterMs: 5_000,
+        now: () => NOW,
+        restoreSchedulers: new Map([['default-scheduler', 'default-scheduler-restore']]),
+      }),
       metrics,
       log: silentLogger,
       maxBodyBytes: 1024 * 1024,
@@ -46,17 +65,31 @@ describe('the restore admission webhook over HTTP', () => {
     for (const c of cs) await store.create(c);
   };
 
-  it('adds the restore contract to a ReplicaSet\'s replacement pod and claims the checkpoint', async () => {
+  it("adds the restore contract to a ReplicaSet's replacement pod and claims the checkpoint", async () => {
     await put(checkpoint('ck-a'));
     const r = await post(url, review(replacement()));
     expect(r.status).toBe(200);
-    expect((r.json as { response: object }).response).toMatchObject({ uid: '705ab4f5-6393-11e8-b7cc-42010a800002', allowed: true });
+    expect((r.json as { response: object }).response).toMatchObject({
+      uid: '705ab4f5-6393-11e8-b7cc-42010a800002',
+      allowed: true,
+    });
     expect(decodePatch(r.json)).toEqual([
-      { op: 'add', path: '/metadata/annotations', value: { 'hiatus.dev/restore-from': 'ck-a', 'hiatus.dev/restore-constraints': CONTRACT, 'hiatus.dev/restore-generation': '1' } },
+      {
+        op: 'add',
+        path: '/metadata/annotations',
+        value: {
+          'hiatus.dev/restore-from': 'ck-a',
+          'hiatus.dev/restore-constraints': CONTRACT,
+          'hiatus.dev/restore-generation': '1',
+        },
+      },
       MARKER,
       PROFILE,
     ]);
-    expect(store.objects.get('ml/ck-a')!.status).toMatchObject({ phase: 'Restoring', restore: { claimedAt: iso(NOW), podName: 'trainer-5c8f7-*' } });
+    expect(store.objects.get('ml/ck-a')!.status).toMatchObject({
+      phase: 'Restoring',
+      restore: { claimedAt: iso(NOW), podName: 'trainer-5c8f7-*' },
+    });
   });
 
   it('escapes annotation keys into existing annotations, and gives no image the node agent did not publish', async () => {
@@ -74,8 +107,13 @@ describe('the restore admission webhook over HTTP', () => {
 
   it('gives the newest checkpoint of the workload, and each of two concurrent pods its own', async () => {
     await put(checkpoint('ck-old', { completedMinutesAgo: 30 }), checkpoint('ck-new', { completedMinutesAgo: 1 }));
-    const [a, b] = await Promise.all([post(url, review(replacement(), { uid: 'a' })), post(url, review(replacement(), { uid: 'b' }))]);
-    const froms = [a, b].map((r) => (decodePatch(r.json) as { value: Record<string, string> }[])[0]!.value['hiatus.dev/restore-from']).sort();
+    const [a, b] = await Promise.all([
+      post(url, review(replacement(), { uid: 'a' })),
+      post(url, review(replacement(), { uid: 'b' })),
+    ]);
+    const froms = [a, b]
+      .map((r) => (decodePatch(r.json) as { value: Record<string, string> }[])[0]!.value['hiatus.dev/restore-from'])
+      .sort();
     expect(froms).toEqual(['ck-new', 'ck-old']);
     expect([...store.objects.values()].map((c) => c.status!.phase)).toEqual(['Restoring', 'Restoring']);
   });
@@ -85,7 +123,9 @@ describe('the restore admission webhook over HTTP', () => {
     const answers = await Promise.all([1, 2, 3].map((i) => post(url, review(replacement(), { uid: `u${i}` }))));
     const patched = answers.filter((r) => (r.json as { response: { patch?: string } }).response.patch);
     expect(patched).toHaveLength(1);
-    expect(answers.every((r) => r.status === 200 && (r.json as { response: { allowed: boolean } }).response.allowed)).toBe(true);
+    expect(
+      answers.every((r) => r.status === 200 && (r.json as { response: { allowed: boolean } }).response.allowed),
+    ).toBe(true);
   });
 
   it.each([
@@ -97,57 +137,93 @@ describe('the restore admission webhook over HTTP', () => {
     await put(checkpoint('ck-a'));
     const r = await post(url, review(pod));
     expect(r.status).toBe(200);
-    expect((r.json as { response: object }).response).toEqual({ uid: '705ab4f5-6393-11e8-b7cc-42010a800002', allowed: true });
+    expect((r.json as { response: object }).response).toEqual({
+      uid: '705ab4f5-6393-11e8-b7cc-42010a800002',
+      allowed: true,
+    });
     expect(store.objects.get('ml/ck-a')!.status!.phase).toBe('Ready');
   });
 
   const warningsOf = (r: { json: unknown }) => (r.json as { response: { warnings?: string[] } }).response.warnings;
 
   it.each([
-    ['a pod of another workload', replacement({ owner: { kind: 'ReplicaSet', uid: 'rs-other', name: 'intruder-7d9f' }, annotations: { 'hiatus.dev/restore-from': 'ck-a' } })],
-    ['a standalone pod', { metadata: { name: 'bare', namespace: 'ml', annotations: { 'hiatus.dev/restore-from': 'ck-a' } }, spec: { containers: [{ name: 'main', image: 'x:1' }] } }],
-    ['a pod whose owner has the same UID but another name', replacement({ owner: { kind: 'ReplicaSet', uid: 'rs-1', name: 'not-trainer' }, annotations: { 'hiatus.dev/restore-from': 'ck-a' } })],
-  ])('refuses a hand-written restore-from naming another workload\'s checkpoint for %s: unchanged, unclaimed, warned', async (_what, pod) => {
-    await put(checkpoint('ck-a', { image: 'registry.local/checkpoints/trainer:ck-a' }));
-    const before = (await metrics.restores.get()).values.find((v) => v.labels.result === 'refused')?.value ?? 0;
-    const r = await post(url, review(pod));
-    expect(r.status).toBe(200);
-    const response = (r.json as { response: Record<string, unknown> }).response;
-    expect(response.patch).toBeUndefined();
-    expect(response.allowed).toBe(true);
-    expect(warningsOf(r)).toEqual([
-      'hiatus.dev/restore-from: ck-a not honoured (another workload\'s checkpoint; an administrator may allow it with the Checkpoint annotation hiatus.dev/restore-any-pod: "true"); the pod is created without restore',
-    ]);
-    expect(store.objects.get('ml/ck-a')!.status!.phase).toBe('Ready');
-    const after = (await metrics.restores.get()).values.find((v) => v.labels.result === 'refused')?.value ?? 0;
-    expect(after).toBe(before + 1);
-  });
+    [
+      'a pod of another workload',
+      replacement({
+        owner: { kind: 'ReplicaSet', uid: 'rs-other', name: 'intruder-7d9f' },
+        annotations: { 'hiatus.dev/restore-from': 'ck-a' },
+      }),
+    ],
+    [
+      'a standalone pod',
+      {
+        metadata: { name: 'bare', namespace: 'ml', annotations: { 'hiatus.dev/restore-from': 'ck-a' } },
+        spec: { containers: [{ name: 'main', image: 'x:1' }] },
+      },
+    ],
+    [
+      'a pod whose owner has the same UID but another name',
+      replacement({
+        owner: { kind: 'ReplicaSet', uid: 'rs-1', name: 'not-trainer' },
+        annotations: { 'hiatus.dev/restore-from': 'ck-a' },
+      }),
+    ],
+  ])(
+    "refuses a hand-written restore-from naming another workload's checkpoint for %s: unchanged, unclaimed, warned",
+    async (_what, pod) => {
+      await put(checkpoint('ck-a', { image: 'registry.local/checkpoints/trainer:ck-a' }));
+      const before = (await metrics.restores.get()).values.find((v) => v.labels.result === 'refused')?.value ?? 0;
+      const r = await post(url, review(pod));
+      expect(r.status).toBe(200);
+      const response = (r.json as { response: Record<string, unknown> }).response;
+      expect(response.patch).toBeUndefined();
+      expect(response.allowed).toBe(true);
+      expect(warningsOf(r)).toEqual([
+        'hiatus.dev/restore-from: ck-a not honoured (another workload\'s checkpoint; an administrator may allow it with the Checkpoint annotation hiatus.dev/restore-any-pod: "true"); the pod is created without restore',
+      ]);
+      expect(store.objects.get('ml/ck-a')!.status!.phase).toBe('Ready');
+      const after = (await metrics.restores.get()).values.find((v) => v.labels.result === 'refused')?.value ?? 0;
+      expect(after).toBe(before + 1);
+    },
+  );
 
   it('honours a hand-written restore-from for a pod of the checkpointed workload, and for any pod once the Checkpoint allows it', async () => {
     await put(checkpoint('ck-a'), checkpoint('ck-b'));
     // Same controller (kind, name, UID), another pod template: the name decides, not the match.
     const sibling = replacement({ hash: 'other', annotations: { 'hiatus.dev/restore-from': 'ck-a' } });
     const r = await post(url, review(sibling));
-    expect(decodePatch(r.json)).toContainEqual({ op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-constraints', value: CONTRACT });
+    expect(decodePatch(r.json)).toContainEqual({
+      op: 'add',
+      path: '/metadata/annotations/hiatus.dev~1restore-constraints',
+      value: CONTRACT,
+    });
     expect(warningsOf(r)).toBeUndefined();
     expect(store.objects.get('ml/ck-a')!.status!.phase).toBe('Restoring');
 
     const allowed = store.objects.get('ml/ck-b')!;
     allowed.metadata.annotations = { 'hiatus.dev/restore-any-pod': 'true' };
-    const bare = { metadata: { name: 'bare', namespace: 'ml', annotations: { 'hiatus.dev/restore-from': 'ck-b' } }, spec: { containers: [{ name: 'main', image: 'x:1' }] } };
+    const bare = {
+      metadata: { name: 'bare', namespace: 'ml', annotations: { 'hiatus.dev/restore-from': 'ck-b' } },
+      spec: { containers: [{ name: 'main', image: 'x:1' }] },
+    };
     const b = await post(url, review(bare));
-    expect((decodePatch(b.json) as { path: string }[]).map((o) => o.path)).toContain('/metadata/annotations/hiatus.dev~1restore-constraints');
+    expect((decodePatch(b.json) as { path: string }[]).map((o) => o.path)).toContain(
+      '/metadata/annotations/hiatus.dev~1restore-constraints',
+    );
     expect(store.objects.get('ml/ck-b')!.status!.restore!.podName).toBe('bare');
   });
 
   it('warns a pod whose hand-written restore-from it cannot honour because the checkpoint is claimed', async () => {
     await put(checkpoint('ck-a'));
     const named = () => replacement({ annotations: { 'hiatus.dev/restore-from': 'ck-a' } });
-    const [first, second] = [await post(url, review(named(), { uid: 'a' })), await post(url, review(named(), { uid: 'b' }))];
+    const [first, second] = [
+      await post(url, review(named(), { uid: 'a' })),
+      await post(url, review(named(), { uid: 'b' })),
+    ];
     expect(warningsOf(first)).toBeUndefined();
     expect((second.json as { response: Record<string, unknown> }).response.patch).toBeUndefined();
     expect(warningsOf(second)).toEqual([
-      'hiatus.dev/restore-from: ck-a not honoured (the workload\'s checkpoint was claimed moments ago by a pod not seen yet); the pod is created without restore',
+      "hiatus.dev/restore-from: ck-a not honoured (the workload's checkpoint was claimed moments ago by a pod not seen yet); the pod is created without restore",
     ]);
   });
 
@@ -159,17 +235,29 @@ describe('the restore admission webhook over HTTP', () => {
       checkpoint('ck-corrupt', { arch: '' }),
     );
     const r = await post(url, review(replacement()));
-    expect((r.json as { response: object }).response).toEqual({ uid: '705ab4f5-6393-11e8-b7cc-42010a800002', allowed: true });
+    expect((r.json as { response: object }).response).toEqual({
+      uid: '705ab4f5-6393-11e8-b7cc-42010a800002',
+      allowed: true,
+    });
     const corrupt = (await metrics.restores.get()).values.find((v) => v.labels.result === 'corrupt_checkpoint');
     expect(corrupt?.value).toBeGreaterThanOrEqual(1);
   });
 
   it('matches a StatefulSet pod by ordinal and an indexed Job pod by completion index', async () => {
-    await put(checkpoint('ck-0', { owner: 'sts-1', hash: 'rev1', index: 0 }), checkpoint('ck-1', { owner: 'sts-1', hash: 'rev1', index: 1 }));
-    const sts = replacement({ owner: { kind: 'StatefulSet', uid: 'sts-1' }, name: 'trainer-1', labels: { 'controller-revision-hash': 'rev1' } });
+    await put(
+      checkpoint('ck-0', { owner: 'sts-1', hash: 'rev1', index: 0 }),
+      checkpoint('ck-1', { owner: 'sts-1', hash: 'rev1', index: 1 }),
+    );
+    const sts = replacement({
+      owner: { kind: 'StatefulSet', uid: 'sts-1' },
+      name: 'trainer-1',
+      labels: { 'controller-revision-hash': 'rev1' },
+    });
     delete sts.metadata!.labels!['pod-template-hash'];
     const r = await post(url, review(sts));
-    expect((decodePatch(r.json) as { value: Record<string, string> }[])[0]!.value['hiatus.dev/restore-from']).toBe('ck-1');
+    expect((decodePatch(r.json) as { value: Record<string, string> }[])[0]!.value['hiatus.dev/restore-from']).toBe(
+      'ck-1',
+    );
 
     await put(checkpoint('ck-job-2', { owner: 'job-1', hash: 'jh', index: 2 }));
     const job = replacement({ owner: { kind: 'Job', uid: 'job-1' }, hash: 'jh' });
@@ -186,7 +274,9 @@ describe('the restore admission webhook over HTTP', () => {
 
   it('adds only the marker resource to a pod whose contract was written by hand, merging into its resources', async () => {
     await put(checkpoint('ck-a'));
-    const handWritten = replacement({ annotations: { 'hiatus.dev/restore-from': 'x', 'hiatus.dev/restore-constraints': '{}' } });
+    const handWritten = replacement({
+      annotations: { 'hiatus.dev/restore-from': 'x', 'hiatus.dev/restore-constraints': '{}' },
+    });
     handWritten.spec!.containers![0]!.resources = { requests: { cpu: '2' } };
     const r = await post(url, review(handWritten));
     expect(decodePatch(r.json)).toEqual([
@@ -200,11 +290,16 @@ describe('the restore admission webhook over HTTP', () => {
   });
 
   it('leaves a hand-written contract unchanged when a container already requests the marker and its profile is not listed', async () => {
-    const handWritten = replacement({ annotations: { 'hiatus.dev/restore-from': 'x', 'hiatus.dev/restore-constraints': '{}' } });
+    const handWritten = replacement({
+      annotations: { 'hiatus.dev/restore-from': 'x', 'hiatus.dev/restore-constraints': '{}' },
+    });
     handWritten.spec!.containers![1]!.resources = { limits: { 'hiatus.dev/checkpoint-restore': '0' } };
     handWritten.spec!.schedulerName = 'hiatus-scheduler-restore';
     const r = await post(url, review(handWritten));
-    expect((r.json as { response: object }).response).toEqual({ uid: '705ab4f5-6393-11e8-b7cc-42010a800002', allowed: true });
+    expect((r.json as { response: object }).response).toEqual({
+      uid: '705ab4f5-6393-11e8-b7cc-42010a800002',
+      allowed: true,
+    });
   });
 
   it('moves only the profiles it is told about: a pod of another scheduler keeps its schedulerName', async () => {
@@ -215,7 +310,7 @@ describe('the restore admission webhook over HTTP', () => {
     expect(ops.map((o) => o.path)).toEqual(['/metadata/annotations', '/spec/containers/0/resources']);
   });
 
-  it('reads the record live when its cache still shows the workload\'s checkpoint Pending', async () => {
+  it("reads the record live when its cache still shows the workload's checkpoint Pending", async () => {
     await put(checkpoint('ck-a'));
     const lagging = structuredClone(store.objects.get('ml/ck-a')!);
     lagging.status = { phase: 'Pending', startTime: lagging.status!.startTime! };
@@ -223,7 +318,9 @@ describe('the restore admission webhook over HTTP', () => {
     view.checkpointsByKey = new Map([['ml/ck-a', lagging]]);
     try {
       const r = await post(url, review(replacement()));
-      expect((decodePatch(r.json) as { value: Record<string, string> }[])[0]!.value['hiatus.dev/restore-from']).toBe('ck-a');
+      expect((decodePatch(r.json) as { value: Record<string, string> }[])[0]!.value['hiatus.dev/restore-from']).toBe(
+        'ck-a',
+      );
       expect(store.objects.get('ml/ck-a')!.status!.phase).toBe('Restoring');
     } finally {
       view.checkpointsByKey = cache;
@@ -237,7 +334,9 @@ describe('the restore admission webhook over HTTP', () => {
     fresh.status!.restore = { claimedAt: iso(NOW - 1_000), podName: 'trainer-5c8f7-*' };
     await put(abandoned, fresh);
     const r = await post(url, review(replacement()));
-    expect((decodePatch(r.json) as { value: Record<string, string> }[])[0]!.value['hiatus.dev/restore-from']).toBe('ck-a');
+    expect((decodePatch(r.json) as { value: Record<string, string> }[])[0]!.value['hiatus.dev/restore-from']).toBe(
+      'ck-a',
+    );
     expect(store.objects.get('ml/ck-a')!.status!.restore!.claimedAt).toBe(iso(NOW));
     expect(store.objects.get('ml/ck-b')!.status!.restore!.claimedAt).toBe(iso(NOW - 1_000));
   });
@@ -253,32 +352,59 @@ describe('the restore admission webhook over HTTP', () => {
     await put(checkpoint('ck-a'));
     store.unavailable = true;
     const r = await post(url, review(replacement()));
-    expect((r.json as { response: object }).response).toEqual({ uid: '705ab4f5-6393-11e8-b7cc-42010a800002', allowed: true });
+    expect((r.json as { response: object }).response).toEqual({
+      uid: '705ab4f5-6393-11e8-b7cc-42010a800002',
+      allowed: true,
+    });
   });
 
-  it('allows other kinds and operations without a patch, answering in the request\'s version', async () => {
+  it("allows other kinds and operations without a patch, answering in the request's version", async () => {
     const upd = await post(url, review(replacement(), { operation: 'UPDATE' }));
-    expect((upd.json as { response: object }).response).toEqual({ uid: '705ab4f5-6393-11e8-b7cc-42010a800002', allowed: true });
-    const dep = await post(url, review({}, { kind: { group: 'apps', version: 'v1', kind: 'Deployment' }, apiVersion: 'admission.k8s.io/v1beta1' }));
-    expect(dep.json).toEqual({ apiVersion: 'admission.k8s.io/v1beta1', kind: 'AdmissionReview', response: { uid: '705ab4f5-6393-11e8-b7cc-42010a800002', allowed: true } });
+    expect((upd.json as { response: object }).response).toEqual({
+      uid: '705ab4f5-6393-11e8-b7cc-42010a800002',
+      allowed: true,
+    });
+    const dep = await post(
+      url,
+      review(
+        {},
+        { kind: { group: 'apps', version: 'v1', kind: 'Deployment' }, apiVersion: 'admission.k8s.io/v1beta1' },
+      ),
+    );
+    expect(dep.json).toEqual({
+      apiVersion: 'admission.k8s.io/v1beta1',
+      kind: 'AdmissionReview',
+      response: { uid: '705ab4f5-6393-11e8-b7cc-42010a800002', allowed: true },
+    });
   });
 
   it.each([
     ['not JSON', 'nope', /body is not JSON/],
     ['not an AdmissionReview', { kind: 'Pod' }, /expected an AdmissionReview/],
-    ['no request uid', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { kind: { kind: 'Pod' } } }, /no uid/],
-  ])('answers a malformed review (%s) with 400, which failurePolicy Ignore turns into an admitted pod', async (_what, body, message) => {
-    const r = await post(url, body);
-    expect(r.status).toBe(400);
-    expect((r.json as { error: string }).error).toMatch(message);
-  });
+    [
+      'no request uid',
+      { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { kind: { kind: 'Pod' } } },
+      /no uid/,
+    ],
+  ])(
+    'answers a malformed review (%s) with 400, which failurePolicy Ignore turns into an admitted pod',
+    async (_what, body, message) => {
+      const r = await post(url, body);
+      expect(r.status).toBe(400);
+      expect((r.json as { error: string }).error).toMatch(message);
+    },
+  );
 });
 
 describe('restore lifecycle', () => {
   const claimed = (name: string, minutesAgo: number, podUID?: string): Checkpoint => {
     const c = checkpoint(name, { phase: 'Restoring' });
     // Claimed for the pod named like it (ck-run: p-run), as the webhook writes a named pod's claim.
-    c.status!.restore = { claimedAt: iso(NOW - minutesAgo * 60_000), podName: name.replace(/^ck-/, 'p-'), ...(podUID ? { podUID } : {}) };
+    c.status!.restore = {
+      claimedAt: iso(NOW - minutesAgo * 60_000),
+      podName: name.replace(/^ck-/, 'p-'),
+      ...(podUID ? { podUID } : {}),
+    };
     return c;
   };
   const pod = (name: string, from: string, o: { phase?: string; node?: string } = {}) =>
@@ -332,9 +458,9 @@ describe('restore lifecycle', () => {
       podsByRestore([pod('intruder', 'ck-gen'), pod('trainer-5c8f7-x2k9d', 'ck-gen'), pod('p-named-not', 'ck-named')]),
       times,
     );
-    expect(actions.map((a) => [a.kind, a.checkpoint.metadata.name, a.kind === 'bind' ? a.pod.name : undefined])).toEqual([
-      ['bind', 'ck-gen', 'trainer-5c8f7-x2k9d'],
-    ]);
+    expect(
+      actions.map((a) => [a.kind, a.checkpoint.metadata.name, a.kind === 'bind' ? a.pod.name : undefined]),
+    ).toEqual([['bind', 'ck-gen', 'trainer-5c8f7-x2k9d']]);
   });
 
   it('says where a restore that timed out stands: on a node, or never bound', () => {
@@ -354,8 +480,26 @@ describe('restore lifecycle', () => {
     const store = new MemoryCheckpointStore();
     const view = new SnapshotView({
       pods: [
-        { metadata: { name: 'p-run', namespace: 'ml', uid: 'uid-p-run', annotations: { 'hiatus.dev/restore-from': 'ck-run' } }, spec: { nodeName: 'worker-7', containers: [{ name: 'main' }] }, status: { phase: 'Running' } },
-        { metadata: { name: 'p-slow', namespace: 'ml', uid: 'uid-p-slow', annotations: { 'hiatus.dev/restore-from': 'ck-slow' } }, spec: { containers: [{ name: 'main' }] }, status: { phase: 'Pending' } },
+        {
+          metadata: {
+            name: 'p-run',
+            namespace: 'ml',
+            uid: 'uid-p-run',
+            annotations: { 'hiatus.dev/restore-from': 'ck-run' },
+          },
+          spec: { nodeName: 'worker-7', containers: [{ name: 'main' }] },
+          status: { phase: 'Running' },
+        },
+        {
+          metadata: {
+            name: 'p-slow',
+            namespace: 'ml',
+            uid: 'uid-p-slow',
+            annotations: { 'hiatus.dev/restore-from': 'ck-slow' },
+          },
+          spec: { containers: [{ name: 'main' }] },
+          status: { phase: 'Pending' },
+        },
       ],
     });
     view.checkpointsByKey = store.objects;
@@ -378,11 +522,17 @@ describe('restore lifecycle', () => {
       now: () => NOW,
     });
     expect(await controller.reconcileLifecycle()).toBe(2);
-    expect(store.objects.get('ml/ck-run')!.status).toMatchObject({ phase: 'Restored', restore: { podUID: 'uid-p-run', nodeName: 'worker-7', restoredAt: iso(NOW) } });
+    expect(store.objects.get('ml/ck-run')!.status).toMatchObject({
+      phase: 'Restored',
+      restore: { podUID: 'uid-p-run', nodeName: 'worker-7', restoredAt: iso(NOW) },
+    });
     const why =
       'pod ml/p-slow did not start within 600 s and was never bound to a node: see its FailedScheduling events; ' +
       'without any, no kube-scheduler serves its schedulerName (the profiles of --restore-scheduler-names must exist)';
-    expect(store.objects.get('ml/ck-slow')!.status).toMatchObject({ phase: 'Failed', message: `restore failed: ${why}` });
+    expect(store.objects.get('ml/ck-slow')!.status).toMatchObject({
+      phase: 'Failed',
+      message: `restore failed: ${why}`,
+    });
     expect(events).toEqual([`ml/p-slow Warning RestoreFailed: checkpoint ck-slow: ${why}`]);
   });
 });

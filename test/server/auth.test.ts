@@ -54,10 +54,15 @@ const verbCalls: string[] = [];
 const reviews: unknown[] = [];
 
 const deployment = () => {
-  const docs = (readFileSync(path.join(ROOT, 'deploy/deployment.yaml'), 'utf8').split(/^---$/m)).map((d) => load(d) as { kind?: string; spec?: { template: { spec: { containers: { args: string[] }[] } } } });
+  const docs = readFileSync(path.join(ROOT, 'deploy/deployment.yaml'), 'utf8')
+    .split(/^---$/m)
+    .map((d) => load(d) as { kind?: string; spec?: { template: { spec: { containers: { args: string[] }[] } } } });
   return docs.find((d) => d?.kind === 'Deployment')!.spec!.template.spec.containers[0]!.args;
 };
-const argValue = (flag: string) => deployment().find((a) => a.startsWith(`--${flag}=`))!.split('=')[1]!;
+const argValue = (flag: string) =>
+  deployment()
+    .find((a) => a.startsWith(`--${flag}=`))!
+    .split('=')[1]!;
 
 beforeAll(async () => {
   tmp = mkdtempSync(path.join(os.tmpdir(), 'hiatus-auth-'));
@@ -65,9 +70,23 @@ beforeAll(async () => {
   metrics = new Metrics({ defaultMetrics: false });
   const view = new SnapshotView();
   // The names the shipped Deployment allows.
-  const verbs: CallerPolicy = { expected: 'kube-scheduler', caFlag: '--client-ca-file', required: true, allowedNames: [argValue('allowed-client-names')] };
-  const hooks: CallerPolicy = { expected: 'the API server', caFlag: '--webhook-client-ca-file', required: true, allowedNames: [argValue('webhook-allowed-client-names')] };
-  const serving = { cert: pki.read('tls.crt'), key: pki.read('tls.key'), ...clientCertificateOptions(pki.read('ca.crt')) };
+  const verbs: CallerPolicy = {
+    expected: 'kube-scheduler',
+    caFlag: '--client-ca-file',
+    required: true,
+    allowedNames: [argValue('allowed-client-names')],
+  };
+  const hooks: CallerPolicy = {
+    expected: 'the API server',
+    caFlag: '--webhook-client-ca-file',
+    required: true,
+    allowedNames: [argValue('webhook-allowed-client-names')],
+  };
+  const serving = {
+    cert: pki.read('tls.crt'),
+    key: pki.read('tls.key'),
+    ...clientCertificateOptions(pki.read('ca.crt')),
+  };
   extender = https.createServer(
     serving,
     createHandler({
@@ -89,7 +108,12 @@ beforeAll(async () => {
     createWebhookApp({
       mutatePods: async (body): Promise<WebhookAnswer> => {
         reviews.push(body);
-        return { status: 200, body: { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'u', allowed: true } }, result: 'skipped', why: 'test' };
+        return {
+          status: 200,
+          body: { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'u', allowed: true } },
+          result: 'skipped',
+          why: 'test',
+        };
       },
       metrics,
       log: silentLogger,
@@ -121,33 +145,84 @@ const preemptBody = JSON.stringify({
 });
 
 async function refusals(reason: string, listener = 'extender'): Promise<number> {
-  return (await metrics.callersRefused.get()).values.find((v) => v.labels.reason === reason && v.labels.listener === listener)?.value ?? 0;
+  return (
+    (await metrics.callersRefused.get()).values.find(
+      (v) => v.labels.reason === reason && v.labels.listener === listener,
+    )?.value ?? 0
+  );
 }
 
 type From = 'pki' | 'stranger' | null;
 
 describe('the extender listener', () => {
   it.each<[string, From, string | undefined, number, string, RegExp]>([
-    ['no client certificate', null, undefined, 401, 'no_certificate', /a client certificate is required: only kube-scheduler, with a certificate signed by the CA of --client-ca-file/],
-    ['the same name signed by another CA', 'stranger', 'scheduler-client', 401, 'untrusted_certificate', /client certificate not accepted/],
-    ['the API server\'s certificate', 'pki', 'apiserver-webhook-client', 403, 'name_not_allowed', /"kube-apiserver-webhook-client" is not one of the names allowed to call this \(system:kube-scheduler\)/],
-    ['Prometheus\' certificate', 'pki', 'prometheus-client', 403, 'name_not_allowed', /"hiatus-metrics-reader" is not one of the names/],
-    ['the serving certificate (not for client authentication)', 'pki', 'tls', 401, 'untrusted_certificate', /client certificate not accepted/],
+    [
+      'no client certificate',
+      null,
+      undefined,
+      401,
+      'no_certificate',
+      /a client certificate is required: only kube-scheduler, with a certificate signed by the CA of --client-ca-file/,
+    ],
+    [
+      'the same name signed by another CA',
+      'stranger',
+      'scheduler-client',
+      401,
+      'untrusted_certificate',
+      /client certificate not accepted/,
+    ],
+    [
+      "the API server's certificate",
+      'pki',
+      'apiserver-webhook-client',
+      403,
+      'name_not_allowed',
+      /"kube-apiserver-webhook-client" is not one of the names allowed to call this \(system:kube-scheduler\)/,
+    ],
+    [
+      "Prometheus' certificate",
+      'pki',
+      'prometheus-client',
+      403,
+      'name_not_allowed',
+      /"hiatus-metrics-reader" is not one of the names/,
+    ],
+    [
+      'the serving certificate (not for client authentication)',
+      'pki',
+      'tls',
+      401,
+      'untrusted_certificate',
+      /client certificate not accepted/,
+    ],
   ])('refuses a forged preempt with %s before reading it', async (_what, from, name, status, reason, message) => {
     const before = await refusals(reason);
-    const r = await httpRequest(`${extenderUrl}/preempt`, { method: 'POST', body: preemptBody, ...as(from === 'stranger' ? stranger : from === 'pki' ? pki : null, name) });
+    const r = await httpRequest(`${extenderUrl}/preempt`, {
+      method: 'POST',
+      body: preemptBody,
+      ...as(from === 'stranger' ? stranger : from === 'pki' ? pki : null, name),
+    });
     expect(r.status).toBe(status);
     expect(JSON.parse(r.text)).toEqual({ NodeNameToMetaVictims: null, Error: expect.stringMatching(message) });
     expect(await refusals(reason)).toBe(before + 1);
     expect(verbCalls).toEqual([]);
   });
 
-  it('serves kube-scheduler\'s certificate on every verb', async () => {
+  it("serves kube-scheduler's certificate on every verb", async () => {
     const scheduler = as(pki, 'scheduler-client');
-    const filter = await httpRequest(`${extenderUrl}/filter`, { method: 'POST', body: JSON.stringify({ Pod: plainPod(), Nodes: null, NodeNames: ['a'] }), ...scheduler });
+    const filter = await httpRequest(`${extenderUrl}/filter`, {
+      method: 'POST',
+      body: JSON.stringify({ Pod: plainPod(), Nodes: null, NodeNames: ['a'] }),
+      ...scheduler,
+    });
     expect(filter.status).toBe(200);
     expect(JSON.parse(filter.text)).toMatchObject({ NodeNames: ['a'] });
-    const prioritize = await httpRequest(`${extenderUrl}/prioritize`, { method: 'POST', body: JSON.stringify({ Pod: plainPod(), Nodes: null, NodeNames: ['a'] }), ...scheduler });
+    const prioritize = await httpRequest(`${extenderUrl}/prioritize`, {
+      method: 'POST',
+      body: JSON.stringify({ Pod: plainPod(), Nodes: null, NodeNames: ['a'] }),
+      ...scheduler,
+    });
     expect(prioritize).toEqual({ status: 200, text: '[]' });
     const preempt = await httpRequest(`${extenderUrl}/preempt`, { method: 'POST', body: preemptBody, ...scheduler });
     expect(preempt.status).toBe(200);
@@ -159,12 +234,22 @@ describe('the extender listener', () => {
     const body = JSON.stringify({ Pod: plainPod(), Nodes: null, NodeNames: ['a'] });
     const filter = await httpRequest(`${extenderUrl}/filter`, { method: 'POST', body, ...as(null) });
     expect(filter.status).toBe(401);
-    expect(Object.keys(JSON.parse(filter.text) as object)).toEqual(['Nodes', 'NodeNames', 'FailedNodes', 'FailedAndUnresolvableNodes', 'Error']);
-    const prioritize = await httpRequest(`${extenderUrl}/prioritize`, { method: 'POST', body, ...as(stranger, 'scheduler-client') });
+    expect(Object.keys(JSON.parse(filter.text) as object)).toEqual([
+      'Nodes',
+      'NodeNames',
+      'FailedNodes',
+      'FailedAndUnresolvableNodes',
+      'Error',
+    ]);
+    const prioritize = await httpRequest(`${extenderUrl}/prioritize`, {
+      method: 'POST',
+      body,
+      ...as(stranger, 'scheduler-client'),
+    });
     expect(prioritize.status).toBe(401);
   });
 
-  it('lets Prometheus\' certificate (any the CA signed) read /metrics, and nobody without one', async () => {
+  it("lets Prometheus' certificate (any the CA signed) read /metrics, and nobody without one", async () => {
     const scraped = await httpRequest(`${extenderUrl}/metrics`, as(pki, 'prometheus-client'));
     expect(scraped.status).toBe(200);
     expect(scraped.text).toContain('hiatus_callers_refused_total{listener="extender",reason="no_certificate"}');
@@ -173,28 +258,45 @@ describe('the extender listener', () => {
   });
 
   it('answers the probes without a certificate', async () => {
-    for (const probe of ['/healthz', '/readyz']) expect((await httpRequest(`${extenderUrl}${probe}`, as(null))).status).toBe(200);
+    for (const probe of ['/healthz', '/readyz'])
+      expect((await httpRequest(`${extenderUrl}${probe}`, as(null))).status).toBe(200);
   });
 });
 
 describe('the webhook listener', () => {
-  const review = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u', operation: 'CREATE', namespace: 'default', object: plainPod() } });
+  const review = JSON.stringify({
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: { uid: 'u', operation: 'CREATE', namespace: 'default', object: plainPod() },
+  });
 
   it.each<[string, From, string | undefined, number, string]>([
     ['no client certificate', null, undefined, 401, 'no_certificate'],
     ['the same name signed by another CA', 'stranger', 'apiserver-webhook-client', 401, 'untrusted_certificate'],
-    ['kube-scheduler\'s certificate', 'pki', 'scheduler-client', 403, 'name_not_allowed'],
+    ["kube-scheduler's certificate", 'pki', 'scheduler-client', 403, 'name_not_allowed'],
   ])('refuses an AdmissionReview with %s before reading it', async (_what, from, name, status, reason) => {
     const before = await refusals(reason, 'webhook');
-    const r: Reply = await httpRequest(`${webhookUrl}/mutate-pods`, { method: 'POST', body: review, ...as(from === 'stranger' ? stranger : from === 'pki' ? pki : null, name) });
+    const r: Reply = await httpRequest(`${webhookUrl}/mutate-pods`, {
+      method: 'POST',
+      body: review,
+      ...as(from === 'stranger' ? stranger : from === 'pki' ? pki : null, name),
+    });
     expect(r.status).toBe(status);
-    expect((JSON.parse(r.text) as { error: string }).error).toMatch(status === 401 ? /CA of --webhook-client-ca-file|not accepted/ : /not one of the names allowed to call this \(kube-apiserver-webhook-client\)/);
+    expect((JSON.parse(r.text) as { error: string }).error).toMatch(
+      status === 401
+        ? /CA of --webhook-client-ca-file|not accepted/
+        : /not one of the names allowed to call this \(kube-apiserver-webhook-client\)/,
+    );
     expect(await refusals(reason, 'webhook')).toBe(before + 1);
     expect(reviews).toEqual([]);
   });
 
-  it('serves the API server\'s certificate, and the probe without one', async () => {
-    const r = await httpRequest(`${webhookUrl}/mutate-pods`, { method: 'POST', body: review, ...as(pki, 'apiserver-webhook-client') });
+  it("serves the API server's certificate, and the probe without one", async () => {
+    const r = await httpRequest(`${webhookUrl}/mutate-pods`, {
+      method: 'POST',
+      body: review,
+      ...as(pki, 'apiserver-webhook-client'),
+    });
     expect(r.status).toBe(200);
     expect(reviews).toHaveLength(1);
     expect((await httpRequest(`${webhookUrl}/healthz`, as(null))).status).toBe(200);
@@ -212,18 +314,28 @@ describe('deploy/certs.sh', () => {
     expect(config.plugins).toEqual([
       {
         name: 'MutatingAdmissionWebhook',
-        configuration: { apiVersion: 'apiserver.config.k8s.io/v1', kind: 'WebhookAdmissionConfiguration', kubeConfigFile: '/etc/kubernetes/hiatus/webhook-client.kubeconfig' },
+        configuration: {
+          apiVersion: 'apiserver.config.k8s.io/v1',
+          kind: 'WebhookAdmissionConfiguration',
+          kubeConfigFile: '/etc/kubernetes/hiatus/webhook-client.kubeconfig',
+        },
       },
     ]);
     const kubeconfig = load(readFileSync(pki.file('webhook-client.kubeconfig'), 'utf8')) as {
       users: { name: string; user: Record<string, string> }[];
     };
     // deploy/webhook.yaml's Service and port, as the API server resolves them.
-    const hook = load(readFileSync(path.join(ROOT, 'deploy/webhook.yaml'), 'utf8')) as { webhooks: { clientConfig: { service: { name: string; namespace: string; port: number } } }[] };
+    const hook = load(readFileSync(path.join(ROOT, 'deploy/webhook.yaml'), 'utf8')) as {
+      webhooks: { clientConfig: { service: { name: string; namespace: string; port: number } } }[];
+    };
     const svc = hook.webhooks[0]!.clientConfig.service;
     expect(kubeconfig.users.map((u) => u.name)).toEqual([`${svc.name}.${svc.namespace}.svc:${svc.port}`]);
-    expect(Buffer.from(kubeconfig.users[0]!.user['client-certificate-data']!, 'base64')).toEqual(pki.read('apiserver-webhook-client.crt'));
-    expect(Buffer.from(kubeconfig.users[0]!.user['client-key-data']!, 'base64')).toEqual(pki.read('apiserver-webhook-client.key'));
+    expect(Buffer.from(kubeconfig.users[0]!.user['client-certificate-data']!, 'base64')).toEqual(
+      pki.read('apiserver-webhook-client.crt'),
+    );
+    expect(Buffer.from(kubeconfig.users[0]!.user['client-key-data']!, 'base64')).toEqual(
+      pki.read('apiserver-webhook-client.key'),
+    );
   });
 
   it('keeps an existing CA when run again, so that issued certificates stay valid', async () => {

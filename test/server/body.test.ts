@@ -5,7 +5,13 @@ const scan = (text: string, maxDepth = MAX_JSON_DEPTH) => scanJson(Buffer.from(t
 
 describe('scanJson', () => {
   it('counts objects, arrays, strings, values and properties', () => {
-    expect(scan('{"a":[1,2,{"b":"c"}],"d":[]}')).toEqual({ tooDeep: false, containers: 4, strings: 4, commas: 3, colons: 3 });
+    expect(scan('{"a":[1,2,{"b":"c"}],"d":[]}')).toEqual({
+      tooDeep: false,
+      containers: 4,
+      strings: 4,
+      commas: 3,
+      colons: 3,
+    });
   });
 
   it('stops at the first level past the limit', () => {
@@ -15,7 +21,13 @@ describe('scanJson', () => {
   });
 
   it('skips brackets, commas and escaped quotes inside strings', () => {
-    expect(scan('["[[{,:", "a\\\\", "b\\"]]]]\\"", "\\\\\\"{"]', 1)).toEqual({ tooDeep: false, containers: 1, strings: 4, commas: 3, colons: 0 });
+    expect(scan('["[[{,:", "a\\\\", "b\\"]]]]\\"", "\\\\\\"{"]', 1)).toEqual({
+      tooDeep: false,
+      containers: 1,
+      strings: 4,
+      commas: 3,
+      colons: 0,
+    });
   });
 
   it('leaves an unterminated string to JSON.parse', () => {
@@ -27,8 +39,12 @@ describe('requestCost', () => {
   it('charges more for many small items than for the same bytes of text, and more for two-byte text', () => {
     const text = Buffer.from(JSON.stringify(['x'.repeat(3000)]));
     const items = Buffer.from(JSON.stringify(Array(1000).fill({})));
-    expect(requestCost(items.length, true, scanJson(items, 10))).toBeGreaterThan(requestCost(text.length, true, scanJson(text, 10)) * 5);
-    expect(requestCost(text.length, false, scanJson(text, 10))).toBeGreaterThan(requestCost(text.length, true, scanJson(text, 10)));
+    expect(requestCost(items.length, true, scanJson(items, 10))).toBeGreaterThan(
+      requestCost(text.length, true, scanJson(text, 10)) * 5,
+    );
+    expect(requestCost(text.length, false, scanJson(text, 10))).toBeGreaterThan(
+      requestCost(text.length, true, scanJson(text, 10)),
+    );
   });
 });
 

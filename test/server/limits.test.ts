@@ -33,9 +33,16 @@ function shipped(): Shipped {
   const limit = parseQuantity(container.resources?.limits?.memory);
   const maxBody = parseQuantity(arg('max-body-bytes')?.split('=')[1]);
   if (!nodeOptions || !limit || !maxBody || !arg('max-request-memory')) {
-    throw new Error('deploy/deployment.yaml: NODE_OPTIONS, limits.memory, --max-body-bytes and --max-request-memory expected');
+    throw new Error(
+      'deploy/deployment.yaml: NODE_OPTIONS, limits.memory, --max-body-bytes and --max-request-memory expected',
+    );
   }
-  return { nodeOptions, args: [arg('max-body-bytes')!, arg('max-request-memory')!], maxBodyBytes: maxBody, limitBytes: limit };
+  return {
+    nodeOptions,
+    args: [arg('max-body-bytes')!, arg('max-request-memory')!],
+    maxBodyBytes: maxBody,
+    limitBytes: limit,
+  };
 }
 
 interface Answer {
@@ -47,14 +54,19 @@ interface Answer {
 function post(port: number, verb: string, body: Buffer, opts: { chunked?: boolean } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
     let answered = false;
-    const headers = opts.chunked ? { 'Content-Type': 'application/json' } : { 'Content-Type': 'application/json', 'Content-Length': body.length };
-    const req = http.request({ host: '127.0.0.1', port, path: `/${verb}`, method: 'POST', headers, agent: false }, (res) => {
-      answered = true;
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-    });
+    const headers = opts.chunked
+      ? { 'Content-Type': 'application/json' }
+      : { 'Content-Type': 'application/json', 'Content-Length': body.length };
+    const req = http.request(
+      { host: '127.0.0.1', port, path: `/${verb}`, method: 'POST', headers, agent: false },
+      (res) => {
+        answered = true;
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      },
+    );
     req.on('error', (e) => {
       if (!answered) reject(e);
     });
@@ -109,7 +121,18 @@ beforeAll(async () => {
   port = await freePort();
   child = spawn(
     process.execPath,
-    [path.join(ROOT, 'dist/src/main.js'), '--no-cluster', '--insecure-allow-unauthenticated-callers', '--bind-address', '127.0.0.1', '--port', String(port), '--log-level', 'warn', ...settings.args],
+    [
+      path.join(ROOT, 'dist/src/main.js'),
+      '--no-cluster',
+      '--insecure-allow-unauthenticated-callers',
+      '--bind-address',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--log-level',
+      'warn',
+      ...settings.args,
+    ],
     { env: { ...process.env, NODE_OPTIONS: settings.nodeOptions }, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   child.stderr!.on('data', (c: Buffer) => {
@@ -118,12 +141,20 @@ beforeAll(async () => {
   child.once('exit', (code, signal) => {
     exited = `exit code ${code}, signal ${signal}`;
   });
-  await waitUntil('the extender serving', () => new Promise<boolean>((resolve) => {
-    http.get(`http://127.0.0.1:${port}/healthz`, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    }).on('error', () => resolve(false));
-  }), 30_000, 100);
+  await waitUntil(
+    'the extender serving',
+    () =>
+      new Promise<boolean>((resolve) => {
+        http
+          .get(`http://127.0.0.1:${port}/healthz`, (res) => {
+            res.resume();
+            resolve(res.statusCode === 200);
+          })
+          .on('error', () => resolve(false));
+      }),
+    30_000,
+    100,
+  );
 }, 180_000);
 
 afterAll(() => {
@@ -138,18 +169,53 @@ async function alive(): Promise<void> {
 
 describe(`the built server with the shipped memory settings (${settings.nodeOptions}, ${settings.args.join(' ')})`, () => {
   it.each([
-    ['filter', 'Nodes.metadata nested 5,000 levels', () => Buffer.from(`{"Pod":{},"NodeNames":null,"Nodes":{"items":[],"metadata":${nested(5000)}}}`), 400, /nested deeper than 100/],
-    ['preempt', 'a string priority', () => Buffer.from(JSON.stringify({ Pod: { spec: { priority: 'abc' } }, NodeNameToVictims: null, NodeNameToMetaVictims: { n: { Pods: [{ UID: 'u' }] } } })), 400, /priority must be an integer/],
-    ['filter', 'containers: 5', () => Buffer.from(JSON.stringify({ Pod: { spec: { containers: 5 } }, Nodes: null, NodeNames: ['a'] })), 400, /containers must be a list/],
+    [
+      'filter',
+      'Nodes.metadata nested 5,000 levels',
+      () => Buffer.from(`{"Pod":{},"NodeNames":null,"Nodes":{"items":[],"metadata":${nested(5000)}}}`),
+      400,
+      /nested deeper than 100/,
+    ],
+    [
+      'preempt',
+      'a string priority',
+      () =>
+        Buffer.from(
+          JSON.stringify({
+            Pod: { spec: { priority: 'abc' } },
+            NodeNameToVictims: null,
+            NodeNameToMetaVictims: { n: { Pods: [{ UID: 'u' }] } },
+          }),
+        ),
+      400,
+      /priority must be an integer/,
+    ],
+    [
+      'filter',
+      'containers: 5',
+      () => Buffer.from(JSON.stringify({ Pod: { spec: { containers: 5 } }, Nodes: null, NodeNames: ['a'] })),
+      400,
+      /containers must be a list/,
+    ],
     ['filter', '36 MiB of node names (2.5 M)', () => namesBody(36 * 2 ** 20), 413, /exceeds the limit/],
-    ['filter', '36 MiB of node names without a Content-Length', () => namesBody(36 * 2 ** 20), 413, /exceeds the limit/],
+    [
+      'filter',
+      '36 MiB of node names without a Content-Length',
+      () => namesBody(36 * 2 ** 20),
+      413,
+      /exceeds the limit/,
+    ],
     ['filter', 'half a body', () => Buffer.from('{"Pod":{},"NodeNames":["a"'), 400, /body is not JSON/],
-  ])('answers %s with %s, and keeps serving', async (verb, what, body, status, message) => {
-    const r = await post(port, verb, body(), { chunked: what.includes('without a Content-Length') });
-    expect(r.status).toBe(status);
-    expect((JSON.parse(r.text) as { Error: string }).Error).toMatch(message);
-    await alive();
-  }, 90_000);
+  ])(
+    'answers %s with %s, and keeps serving',
+    async (verb, what, body, status, message) => {
+      const r = await post(port, verb, body(), { chunked: what.includes('without a Content-Length') });
+      expect(r.status).toBe(status);
+      expect((JSON.parse(r.text) as { Error: string }).Error).toMatch(message);
+      await alive();
+    },
+    90_000,
+  );
 
   it('answers 10 concurrent maximum-size bodies of node names, resident memory under the limit', async () => {
     const body = namesBody(settings.maxBodyBytes);
@@ -164,7 +230,9 @@ describe(`the built server with the shipped memory settings (${settings.nodeOpti
     await alive();
     const { peak } = memoryOf(child.pid!);
     expect(peak).toBeLessThan(settings.limitBytes);
-    process.stdout.write(`limits.http: 10 x ${settings.maxBodyBytes} B of names: ${statuses.join(' ')}; peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB of ${(settings.limitBytes / 2 ** 20).toFixed(0)} MiB\n`);
+    process.stdout.write(
+      `limits.http: 10 x ${settings.maxBodyBytes} B of names: ${statuses.join(' ')}; peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB of ${(settings.limitBytes / 2 ** 20).toFixed(0)} MiB\n`,
+    );
   }, 120_000);
 
   it('answers 10 concurrent maximum-size bodies of the costliest shape, resident memory under the limit', async () => {
@@ -182,6 +250,8 @@ describe(`the built server with the shipped memory settings (${settings.nodeOpti
     await alive();
     const { peak } = memoryOf(child.pid!);
     expect(peak).toBeLessThan(settings.limitBytes);
-    process.stdout.write(`limits.http: 10 x ${settings.maxBodyBytes} B of {}: ${answers.map((a) => a.status).join(' ')}; 10 x ${settings.maxBodyBytes / 8} B: ${served.map((a) => a.status).join(' ')}; peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB\n`);
+    process.stdout.write(
+      `limits.http: 10 x ${settings.maxBodyBytes} B of {}: ${answers.map((a) => a.status).join(' ')}; 10 x ${settings.maxBodyBytes / 8} B: ${served.map((a) => a.status).join(' ')}; peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB\n`,
+    );
   }, 120_000);
 });

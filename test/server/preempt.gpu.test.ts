@@ -31,7 +31,14 @@ interface GpuNodeSpec {
 
 /** A Node as GPU feature discovery labels it (and hiatus.dev/gpu-checkpoint), kubelet on port. */
 function gpuNode(s: GpuNodeSpec, port?: number): Node {
-  const n = node(s.name, { arch: 'amd64', features: ['AVX2'], runtime: 'cri-o://1.31.2', zone: 'zone-a', address: '127.0.0.1', ...(port ? { port } : {}) });
+  const n = node(s.name, {
+    arch: 'amd64',
+    features: ['AVX2'],
+    runtime: 'cri-o://1.31.2',
+    zone: 'zone-a',
+    address: '127.0.0.1',
+    ...(port ? { port } : {}),
+  });
   const labels = n.metadata!.labels!;
   if (s.product) labels['nvidia.com/gpu.product'] = s.product;
   if (s.memoryMiB) labels['nvidia.com/gpu.memory'] = String(s.memoryMiB);
@@ -45,7 +52,10 @@ const H200: Omit<GpuNodeSpec, 'name'> = { product: 'NVIDIA-H200', memoryMiB: 256
 
 function gpuVictim(name: string, nodeName: string, gpus = 1): Pod {
   const pod = victim(name, nodeName, { priorityClassName: 'train-required', memory: '1Gi' });
-  pod.spec!.containers![0]!.resources = { requests: { memory: '1Gi', 'nvidia.com/gpu': String(gpus) }, limits: { memory: '1Gi', 'nvidia.com/gpu': String(gpus) } };
+  pod.spec!.containers![0]!.resources = {
+    requests: { memory: '1Gi', 'nvidia.com/gpu': String(gpus) },
+    limits: { memory: '1Gi', 'nvidia.com/gpu': String(gpus) },
+  };
   return pod;
 }
 
@@ -60,7 +70,9 @@ function metaArgs(candidates: Record<string, string[]>) {
   return {
     Pod: preemptor(),
     NodeNameToVictims: null,
-    NodeNameToMetaVictims: Object.fromEntries(Object.entries(candidates).map(([n, uids]) => [n, { Pods: uids.map((UID) => ({ UID })), NumPDBViolations: 0 }])),
+    NodeNameToMetaVictims: Object.fromEntries(
+      Object.entries(candidates).map(([n, uids]) => [n, { Pods: uids.map((UID) => ({ UID })), NumPDBViolations: 0 }]),
+    ),
   };
 }
 
@@ -75,7 +87,9 @@ async function rig(nodes: GpuNodeSpec[], pods: Pod[], scale = 1): Promise<Rig> {
   const sims: KubeletSimulator[] = [];
   const nodeObjects: Node[] = [];
   for (const spec of nodes) {
-    const gpus: SimGpus | undefined = spec.product ? { product: spec.product, memoryBytes: (spec.memoryMiB ?? 0) * MiB, checkpoint: !!spec.checkpoint } : undefined;
+    const gpus: SimGpus | undefined = spec.product
+      ? { product: spec.product, memoryBytes: (spec.memoryMiB ?? 0) * MiB, checkpoint: !!spec.checkpoint }
+      : undefined;
     const sim = new KubeletSimulator({ latency: { baseMs: 0, msPerGiB: 0, scale }, ...(gpus ? { gpus } : {}) });
     const port = await sim.start();
     for (const p of pods.filter((x) => x.spec?.nodeName === spec.name)) sim.setPod(simPodFromV1Pod(p as never));
@@ -91,7 +105,15 @@ async function rig(nodes: GpuNodeSpec[], pods: Pod[], scale = 1): Promise<Rig> {
   view.checkpointsByKey = store.objects;
   const metrics = new Metrics({ defaultMetrics: false });
   const executor = testExecutor(view, store, { metrics });
-  const preempt = createPreemptVerb({ view, executor, metrics, log: silentLogger, budgetMs: 4000, waitMs: WAIT_MS, defaultPolicy: 'Never' });
+  const preempt = createPreemptVerb({
+    view,
+    executor,
+    metrics,
+    log: silentLogger,
+    budgetMs: 4000,
+    waitMs: WAIT_MS,
+    defaultPolicy: 'Never',
+  });
   return { sims, store, server: await startServer(view, { preempt }) };
 }
 
@@ -116,11 +138,17 @@ describe('preempt with GPU victims', () => {
     );
     const res = await post(`${r.server.url}/preempt`, metaArgs({ 'g-noplugin': ['uid-a'], 'g-capable': ['uid-b'] }));
     expect(res.status).toBe(200);
-    expect(res.text).toBe(JSON.stringify({ NodeNameToMetaVictims: { 'g-capable': { Pods: [{ UID: 'uid-b' }], NumPDBViolations: 0 } } }));
+    expect(res.text).toBe(
+      JSON.stringify({ NodeNameToMetaVictims: { 'g-capable': { Pods: [{ UID: 'uid-b' }], NumPDBViolations: 0 } } }),
+    );
     const [ck, ...more] = records(r);
     expect(more).toHaveLength(0);
     expect(ck!.status!.phase).toBe('Ready');
-    expect(ck!.spec.restoreConstraints).toMatchObject({ node: 'g-capable', gpuProduct: 'NVIDIA-H200', gpuDriverMajor: 580 });
+    expect(ck!.spec.restoreConstraints).toMatchObject({
+      node: 'g-capable',
+      gpuProduct: 'NVIDIA-H200',
+      gpuDriverMajor: 580,
+    });
     expect(r.sims[0]!.calls).toHaveLength(0);
 
     // Only the incapable candidate: nothing is evicted, no kubelet is called.
@@ -139,7 +167,9 @@ describe('preempt with GPU victims', () => {
       0.1,
     );
     const res = await post(`${r.server.url}/preempt`, metaArgs({ 'g-big': ['uid-big'], 'g-small': ['uid-small'] }));
-    expect(res.json).toEqual({ NodeNameToMetaVictims: { 'g-small': { Pods: [{ UID: 'uid-small' }], NumPDBViolations: 0 } } });
+    expect(res.json).toEqual({
+      NodeNameToMetaVictims: { 'g-small': { Pods: [{ UID: 'uid-small' }], NumPDBViolations: 0 } },
+    });
     expect(r.sims[0]!.calls).toHaveLength(0);
   });
 
@@ -152,7 +182,8 @@ describe('preempt with GPU victims', () => {
     expect(Date.now() - t0).toBeLessThan(WAIT_MS / 2);
     expect(first.json).toEqual({ NodeNameToMetaVictims: {} });
     const end = Date.now() + 5000;
-    while (records(r)[0]?.status?.phase !== 'Ready' && Date.now() < end) await new Promise((res) => setTimeout(res, 20));
+    while (records(r)[0]?.status?.phase !== 'Ready' && Date.now() < end)
+      await new Promise((res) => setTimeout(res, 20));
     const retry = await post(`${r.server.url}/preempt`, args);
     expect(retry.json).toEqual({ NodeNameToMetaVictims: { g1: { Pods: [{ UID: 'uid-t' }], NumPDBViolations: 0 } } });
     expect(r.sims[0]!.calls.filter((c) => c.status === 200)).toHaveLength(1);
@@ -167,12 +198,19 @@ describe('a GPU preemption completed in the background', () => {
     await sim?.stop();
   });
 
-  it('evicts the GPU victim once its checkpoint is recorded: the completer judges it by its node\'s GPU capability too', async () => {
-    sim = new KubeletSimulator({ latency: { scale: 0.05 }, gpus: { product: 'NVIDIA-H200', memoryBytes: 4096 * MiB, checkpoint: true } });
+  it("evicts the GPU victim once its checkpoint is recorded: the completer judges it by its node's GPU capability too", async () => {
+    sim = new KubeletSimulator({
+      latency: { scale: 0.05 },
+      gpus: { product: 'NVIDIA-H200', memoryBytes: 4096 * MiB, checkpoint: true },
+    });
     const port = await sim.start();
     const pod = gpuVictim('t', 'g1');
     sim.setPod(simPodFromV1Pod(pod as never));
-    const view = new SnapshotView({ nodes: [gpuNode({ name: 'g1', ...H200, memoryMiB: 4096 }, port)], pods: [pod, preemptor()], priorityClasses: [{ name: 'train-required', value: 100, checkpointPolicy: 'Required' }] });
+    const view = new SnapshotView({
+      nodes: [gpuNode({ name: 'g1', ...H200, memoryMiB: 4096 }, port)],
+      pods: [pod, preemptor()],
+      priorityClasses: [{ name: 'train-required', value: 100, checkpointPolicy: 'Required' }],
+    });
     const store = new MemoryCheckpointStore();
     view.checkpointsByKey = store.objects;
     const metrics = new Metrics({ defaultMetrics: false });
@@ -183,17 +221,34 @@ describe('a GPU preemption completed in the background', () => {
       nominate: async (p: PodRef, n: string) => void calls.push(`nominate ${p.name} ${n}`),
       evict: async (p: PodRef) => (calls.push(`evict ${p.name}`), 'evicted'),
     };
-    completer = new PreemptionCompleter({ view, executor, writer, metrics, log: silentLogger, defaultPolicy: 'Never', maxWaitMs: 30_000, intervalMs: 50 }).start();
-    await completer.track({ preemptor: { namespace: 'default', name: 'urgent', uid: 'uid-urgent' }, priority: 1000, candidates: [{ node: 'g1', victims: ['uid-t'], numPDBViolations: 0 }], index: 0 });
+    completer = new PreemptionCompleter({
+      view,
+      executor,
+      writer,
+      metrics,
+      log: silentLogger,
+      defaultPolicy: 'Never',
+      maxWaitMs: 30_000,
+      intervalMs: 50,
+    }).start();
+    await completer.track({
+      preemptor: { namespace: 'default', name: 'urgent', uid: 'uid-urgent' },
+      priority: 1000,
+      candidates: [{ node: 'g1', victims: ['uid-t'], numPDBViolations: 0 }],
+      index: 0,
+    });
     const end = Date.now() + 10_000;
     while (!calls.includes('evict t') && Date.now() < end) await new Promise((res) => setTimeout(res, 20));
     expect(calls[0]).toBe('nominate urgent g1');
     expect(calls.filter((c) => c.startsWith('evict'))).toEqual(['evict t']);
-    expect([...store.objects.values()][0]!.spec.restoreConstraints).toMatchObject({ gpuProduct: 'NVIDIA-H200', gpuDriverMajor: 580 });
+    expect([...store.objects.values()][0]!.spec.restoreConstraints).toMatchObject({
+      gpuProduct: 'NVIDIA-H200',
+      gpuDriverMajor: 580,
+    });
   });
 });
 
-describe('filter for a GPU checkpoint\'s restore pod', () => {
+describe("filter for a GPU checkpoint's restore pod", () => {
   let server: TestServer | undefined;
   afterEach(async () => {
     await server?.close();
@@ -210,20 +265,47 @@ describe('filter for a GPU checkpoint\'s restore pod', () => {
       gpuNode({ name: 'cpu-only' }),
     ];
     server = await startServer(new SnapshotView({ nodes }));
-    const constraints = { node: 'h200-580', arch: 'amd64', cpuFeatures: ['AVX2'], runtime: 'cri-o://1.31.2', zone: 'zone-a', gpuProduct: 'NVIDIA-H200', gpuDriverMajor: 580 };
+    const constraints = {
+      node: 'h200-580',
+      arch: 'amd64',
+      cpuFeatures: ['AVX2'],
+      runtime: 'cri-o://1.31.2',
+      zone: 'zone-a',
+      gpuProduct: 'NVIDIA-H200',
+      gpuDriverMajor: 580,
+    };
     const pod: Pod = {
       metadata: {
         name: 'trainer-0',
         namespace: 'ml',
         uid: 'uid-restore',
-        annotations: { 'hiatus.dev/restore-from': 'ck-gpu', 'hiatus.dev/restore-constraints': JSON.stringify(constraints) },
+        annotations: {
+          'hiatus.dev/restore-from': 'ck-gpu',
+          'hiatus.dev/restore-constraints': JSON.stringify(constraints),
+        },
       },
-      spec: { containers: [{ name: 'main', resources: { requests: { 'nvidia.com/gpu': '1', 'hiatus.dev/checkpoint-restore': '0' }, limits: { 'nvidia.com/gpu': '1', 'hiatus.dev/checkpoint-restore': '0' } } }] },
+      spec: {
+        containers: [
+          {
+            name: 'main',
+            resources: {
+              requests: { 'nvidia.com/gpu': '1', 'hiatus.dev/checkpoint-restore': '0' },
+              limits: { 'nvidia.com/gpu': '1', 'hiatus.dev/checkpoint-restore': '0' },
+            },
+          },
+        ],
+      },
       status: {},
     };
     const names = nodes.map((n) => n.metadata!.name!);
     const some = await post(`${server.url}/filter`, { Pod: pod, Nodes: null, NodeNames: names });
-    expect(some.json).toEqual({ Nodes: null, NodeNames: ['h200-580', 'h200-590'], FailedNodes: null, FailedAndUnresolvableNodes: null, Error: '' });
+    expect(some.json).toEqual({
+      Nodes: null,
+      NodeNames: ['h200-580', 'h200-590'],
+      FailedNodes: null,
+      FailedAndUnresolvableNodes: null,
+      Error: '',
+    });
     const none = await post(`${server.url}/filter`, { Pod: pod, Nodes: null, NodeNames: names.slice(2) });
     expect(none.json).toEqual({
       Nodes: null,
@@ -232,13 +314,18 @@ describe('filter for a GPU checkpoint\'s restore pod', () => {
       FailedAndUnresolvableNodes: {
         'h200-575': "checkpoint ck-gpu: node NVIDIA driver 575 is older than the checkpoint's 580",
         a100: "checkpoint ck-gpu: node GPU NVIDIA-A100-SXM4-80GB differs from the checkpoint's NVIDIA-H200",
-        'h200-noplugin': 'checkpoint ck-gpu: node cannot restore GPU processes: no hiatus.dev/gpu-checkpoint=true label (CRIU with its CUDA plugin)',
+        'h200-noplugin':
+          'checkpoint ck-gpu: node cannot restore GPU processes: no hiatus.dev/gpu-checkpoint=true label (CRIU with its CUDA plugin)',
         'cpu-only': "checkpoint ck-gpu: node GPU unknown differs from the checkpoint's NVIDIA-H200",
       },
       Error: '',
     });
     const rejected = (await server.metrics.rejectedNodes.get()).values;
-    expect(Object.fromEntries(rejected.map((v) => [v.labels.reason, v.value]))).toMatchObject({ gpu_driver: 2, gpu_product: 4, gpu_checkpoint: 2 });
+    expect(Object.fromEntries(rejected.map((v) => [v.labels.reason, v.value]))).toMatchObject({
+      gpu_driver: 2,
+      gpu_product: 4,
+      gpu_checkpoint: 2,
+    });
   });
 });
 
@@ -255,18 +342,21 @@ describe('kubelet simulator with GPUs', () => {
     sim.setPod(simPodFromV1Pod(gpuVictim('t', 'g1', 2) as never));
     const t0 = Date.now();
     const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/checkpoint/ml/t/main', rejectUnauthorized: false }, (resp) => {
-        let body = '';
-        resp.on('data', (d: Buffer) => (body += d.toString()));
-        resp.on('end', () => resolve({ status: resp.statusCode ?? 0, body }));
-      });
+      const req = request(
+        { host: '127.0.0.1', port, method: 'POST', path: '/checkpoint/ml/t/main', rejectUnauthorized: false },
+        (resp) => {
+          let body = '';
+          resp.on('data', (d: Buffer) => (body += d.toString()));
+          resp.on('end', () => resolve({ status: resp.statusCode ?? 0, body }));
+        },
+      );
       req.on('error', reject);
       req.end();
     });
     return { ...r, ms: Date.now() - t0 };
   }
 
-  it('takes the cost model\'s time for GPU memory where CRIU has its CUDA plugin, and fails as CRIU does where it has not', async () => {
+  it("takes the cost model's time for GPU memory where CRIU has its CUDA plugin, and fails as CRIU does where it has not", async () => {
     // Two 4 GiB GPUs at 1.46 GiB/s after 0.4 s: 5.9 s, scaled by 0.1.
     const ok = await call({ product: 'NVIDIA-H200', memoryBytes: 4 * 1024 * MiB, checkpoint: true });
     expect(ok.status).toBe(200);
@@ -274,6 +364,8 @@ describe('kubelet simulator with GPUs', () => {
     expect(ok.ms).toBeLessThan(2000);
     const no = await call({ product: 'NVIDIA-H200', memoryBytes: 4 * 1024 * MiB, checkpoint: false });
     expect(no.status).toBe(500);
-    expect(no.body).toMatch(/^checkpointing of ml\/t\/main failed \(rpc error: code = Unknown desc = failed to checkpoint container [0-9a-f]+: criu failed: type DUMP errno 0\)$/);
+    expect(no.body).toMatch(
+      /^checkpointing of ml\/t\/main failed \(rpc error: code = Unknown desc = failed to checkpoint container [0-9a-f]+: criu failed: type DUMP errno 0\)$/,
+    );
   });
 });

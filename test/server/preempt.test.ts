@@ -38,21 +38,43 @@ function metaArgs(pod: Pod, candidates: Record<string, string[]>, pdb: Record<st
     Pod: pod,
     NodeNameToVictims: null,
     NodeNameToMetaVictims: Object.fromEntries(
-      Object.entries(candidates).map(([n, uids]) => [n, { Pods: uids.map((UID) => ({ UID })), NumPDBViolations: pdb[n] ?? 0 }]),
+      Object.entries(candidates).map(([n, uids]) => [
+        n,
+        { Pods: uids.map((UID) => ({ UID })), NumPDBViolations: pdb[n] ?? 0 },
+      ]),
     ),
   };
 }
 
 /** One extender replica's executor over a shared API server (store) and kubelets. */
-function executorFor(view: SnapshotView, store: MemoryCheckpointStore, metrics: Metrics, identity?: string, events?: string[]): CheckpointExecutor {
+function executorFor(
+  view: SnapshotView,
+  store: MemoryCheckpointStore,
+  metrics: Metrics,
+  identity?: string,
+  events?: string[],
+): CheckpointExecutor {
   return testExecutor(view, store, {
     metrics,
-    ...(events ? { event: async (ns: string, pod: string, type: string, reason: string, message: string) => void events.push(`${ns}/${pod} ${type} ${reason}: ${message}`) } : {}),
+    ...(events
+      ? {
+          event: async (ns: string, pod: string, type: string, reason: string, message: string) =>
+            void events.push(`${ns}/${pod} ${type} ${reason}: ${message}`),
+        }
+      : {}),
     ...(identity ? { identity } : {}),
   });
 }
 
-async function rig(pods: Pod[], opts: { defaultPolicy?: CheckpointPolicy; latency?: { baseMs?: number; msPerGiB?: number }; budgetMs?: number; preemptorPriority?: number | null } = {}): Promise<Rig> {
+async function rig(
+  pods: Pod[],
+  opts: {
+    defaultPolicy?: CheckpointPolicy;
+    latency?: { baseMs?: number; msPerGiB?: number };
+    budgetMs?: number;
+    preemptorPriority?: number | null;
+  } = {},
+): Promise<Rig> {
   const sim = new KubeletSimulator({ latency: { baseMs: 0, msPerGiB: 0, ...opts.latency } });
   const port = await sim.start();
   for (const p of pods) sim.setPod(simPodFromV1Pod(p as never));
@@ -114,19 +136,34 @@ describe('preempt with Required victims', () => {
     const res = await post(`${r.server.url}/preempt`, metaArgs(preemptor(), { n1: ['uid-trainer-0'] }));
     const answeredAt = Date.now();
     expect(res.status).toBe(200);
-    expect(res.json).toEqual({ NodeNameToMetaVictims: { n1: { Pods: [{ UID: 'uid-trainer-0' }], NumPDBViolations: 0 } } });
+    expect(res.json).toEqual({
+      NodeNameToMetaVictims: { n1: { Pods: [{ UID: 'uid-trainer-0' }], NumPDBViolations: 0 } },
+    });
     const calls = r.sim.calls.filter((c) => c.status === 200);
     expect(calls.map((c) => c.container).sort()).toEqual(['main', 'sidecar']);
     for (const c of calls) expect(c.finishedAt!).toBeLessThanOrEqual(answeredAt);
     const [ck] = checkpoints(r);
     expect(ck!.status!.phase).toBe('Ready');
     expect(ck!.status!.containers!.map((c) => c.archivePath).sort()).toEqual(calls.map((c) => c.archivePath).sort());
-    expect(ck!.status!.containers![0]!.archivePath).toMatch(/checkpoint-trainer-0_ml-(main|sidecar)-\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\.tar$/);
+    expect(ck!.status!.containers![0]!.archivePath).toMatch(
+      /checkpoint-trainer-0_ml-(main|sidecar)-\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\.tar$/,
+    );
     expect(ck!.spec).toMatchObject({
       reason: 'Preemption',
       preemptor: { namespace: 'default', name: 'urgent', uid: 'uid-urgent' },
-      source: { pod: { name: 'trainer-0', uid: 'uid-trainer-0' }, nodeName: 'n1', owner: { kind: 'ReplicaSet', uid: 'rs-1' }, templateHash: 'h1' },
-      restoreConstraints: { node: 'n1', arch: 'amd64', cpuFeatures: ['AVX2'], runtime: 'cri-o://1.31.2', zone: 'zone-a' },
+      source: {
+        pod: { name: 'trainer-0', uid: 'uid-trainer-0' },
+        nodeName: 'n1',
+        owner: { kind: 'ReplicaSet', uid: 'rs-1' },
+        templateHash: 'h1',
+      },
+      restoreConstraints: {
+        node: 'n1',
+        arch: 'amd64',
+        cpuFeatures: ['AVX2'],
+        runtime: 'cri-o://1.31.2',
+        zone: 'zone-a',
+      },
     });
     expect(Date.parse(ck!.status!.completionTime!)).toBeLessThanOrEqual(answeredAt);
     await until(() => r!.events.length > 0);
@@ -141,13 +178,20 @@ describe('preempt with Required victims', () => {
     r = await rig([a, b]);
     r.sim.inject({ pod: 'trainer-a', failure: { kind: 'runtime-error', message: 'criu dump failed' } });
     // n1 ranks first (lower victim priority) but its Required victim cannot be checkpointed.
-    const res = await post(`${r.server.url}/preempt`, metaArgs(preemptor(), { n1: ['uid-trainer-a'], n2: ['uid-web-b'] }));
+    const res = await post(
+      `${r.server.url}/preempt`,
+      metaArgs(preemptor(), { n1: ['uid-trainer-a'], n2: ['uid-web-b'] }),
+    );
     expect(res.json).toEqual({ NodeNameToMetaVictims: { n2: { Pods: [{ UID: 'uid-web-b' }], NumPDBViolations: 0 } } });
     const [ck] = checkpoints(r);
     expect(ck!.status).toMatchObject({ phase: 'Failed' });
-    expect(ck!.status!.message).toMatch(/kubelet answered 500: checkpointing of ml\/trainer-a\/main failed \(criu dump failed\)/);
+    expect(ck!.status!.message).toMatch(
+      /kubelet answered 500: checkpointing of ml\/trainer-a\/main failed \(criu dump failed\)/,
+    );
     await until(() => r!.events.length > 0);
-    expect(r.events[0]).toMatch(/^ml\/trainer-a Warning CheckpointFailed: checkpoint trainer-a-[0-9a-f]{12} for preemption by default\/urgent failed: /);
+    expect(r.events[0]).toMatch(
+      /^ml\/trainer-a Warning CheckpointFailed: checkpoint trainer-a-[0-9a-f]{12} for preemption by default\/urgent failed: /,
+    );
     // The failure is remembered: the next attempt drops n1 without calling the kubelet again.
     const callsBefore = r.sim.calls.length;
     const again = await post(`${r.server.url}/preempt`, metaArgs(preemptor(), { n1: ['uid-trainer-a'] }));
@@ -186,7 +230,9 @@ describe('preempt with Required victims', () => {
     const t1 = Date.now();
     const retry = await post(`${r.server.url}/preempt`, args);
     expect(Date.now() - t1).toBeLessThan(200);
-    expect(retry.json).toEqual({ NodeNameToMetaVictims: { n1: { Pods: [{ UID: 'uid-trainer-0' }], NumPDBViolations: 0 } } });
+    expect(retry.json).toEqual({
+      NodeNameToMetaVictims: { n1: { Pods: [{ UID: 'uid-trainer-0' }], NumPDBViolations: 0 } },
+    });
     expect(r.sim.calls.filter((c) => c.status === 200)).toHaveLength(1);
   });
 
@@ -222,7 +268,9 @@ describe('preempt with BestEffort and Never victims', () => {
     r = await rig([victim('batch-0', 'n1', { priorityClassName: 'batch-besteffort' })]);
     r.sim.inject({ pod: 'batch-0', failure: { kind: 'runtime-error' } });
     const res = await post(`${r.server.url}/preempt`, metaArgs(preemptor(), { n1: ['uid-batch-0'] }));
-    expect(res.json).toEqual({ NodeNameToMetaVictims: { n1: { Pods: [{ UID: 'uid-batch-0' }], NumPDBViolations: 0 } } });
+    expect(res.json).toEqual({
+      NodeNameToMetaVictims: { n1: { Pods: [{ UID: 'uid-batch-0' }], NumPDBViolations: 0 } },
+    });
     expect(checkpoints(r)[0]!.status!.phase).toBe('Failed');
   });
 
@@ -259,7 +307,9 @@ describe('preempt with BestEffort and Never victims', () => {
       NodeNameToVictims: { n1: { Pods: [forged], NumPDBViolations: 0 } },
       NodeNameToMetaVictims: null,
     });
-    expect(res.json).toEqual({ NodeNameToMetaVictims: { n1: { Pods: [{ UID: 'uid-trainer-0' }], NumPDBViolations: 0 } } });
+    expect(res.json).toEqual({
+      NodeNameToMetaVictims: { n1: { Pods: [{ UID: 'uid-trainer-0' }], NumPDBViolations: 0 } },
+    });
     expect(checkpoints(r)[0]!.status!.phase).toBe('Ready');
   });
 
@@ -292,7 +342,9 @@ describe('preempt with BestEffort and Never victims', () => {
     const high = victim('high', 'n1', { priority: 90, policy: 'Never' });
     r = await rig([low, high]);
     const res = await post(`${r.server.url}/preempt`, metaArgs(preemptor(), { n1: ['uid-low', 'uid-high'] }));
-    expect(res.json).toEqual({ NodeNameToMetaVictims: { n1: { Pods: [{ UID: 'uid-high' }, { UID: 'uid-low' }], NumPDBViolations: 0 } } });
+    expect(res.json).toEqual({
+      NodeNameToMetaVictims: { n1: { Pods: [{ UID: 'uid-high' }, { UID: 'uid-low' }], NumPDBViolations: 0 } },
+    });
   });
 });
 
@@ -300,12 +352,21 @@ describe('two replicas answering the same attempt', () => {
   let a: Rig;
   let b: TestServer;
   beforeAll(async () => {
-    a = await rig([victim('trainer-0', 'n1', { priorityClassName: 'train-required', memory: '1Gi' })], { latency: { msPerGiB: 300 } });
+    a = await rig([victim('trainer-0', 'n1', { priorityClassName: 'train-required', memory: '1Gi' })], {
+      latency: { msPerGiB: 300 },
+    });
     // Replica B: its own executor and verb, the same API server (store) and kubelet.
     const metrics = new Metrics({ defaultMetrics: false });
     const executor = executorFor(a.view, a.store, metrics, 'replica-b');
     b = await startServer(a.view, {
-      preempt: createPreemptVerb({ view: a.view, executor, metrics, log: silentLogger, budgetMs: BUDGET_MS, defaultPolicy: 'Never' }),
+      preempt: createPreemptVerb({
+        view: a.view,
+        executor,
+        metrics,
+        log: silentLogger,
+        budgetMs: BUDGET_MS,
+        defaultPolicy: 'Never',
+      }),
     });
   });
   afterAll(async () => {
@@ -329,7 +390,9 @@ describe('two replicas answering the same attempt', () => {
     ]);
     // The retry, on either replica, finds the record Ready and does not checkpoint again.
     const retry = await post(`${b.url}/preempt`, args);
-    expect(retry.json).toEqual({ NodeNameToMetaVictims: { n1: { Pods: [{ UID: 'uid-trainer-0' }], NumPDBViolations: 0 } } });
+    expect(retry.json).toEqual({
+      NodeNameToMetaVictims: { n1: { Pods: [{ UID: 'uid-trainer-0' }], NumPDBViolations: 0 } },
+    });
     expect(a.sim.calls).toHaveLength(1);
   });
 });

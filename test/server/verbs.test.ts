@@ -13,9 +13,9 @@ const UPSTREAM_PREEMPTION_ARGS =
 const ALL_NAMES = mixedNodes().map((n) => n.metadata!.name!);
 
 const UNRESOLVABLE = {
-  'n-arm': 'checkpoint ck-trainer-0: node architecture arm64 differs from the checkpoint\'s amd64',
+  'n-arm': "checkpoint ck-trainer-0: node architecture arm64 differs from the checkpoint's amd64",
   'n-noavx': 'checkpoint ck-trainer-0: node lacks CPU features AVX2 used by the checkpoint',
-  'n-containerd': 'checkpoint ck-trainer-0: node runtime containerd differs from the checkpoint\'s cri-o',
+  'n-containerd': "checkpoint ck-trainer-0: node runtime containerd differs from the checkpoint's cri-o",
   'n-oldcrio':
     'checkpoint ck-trainer-0: node runtime cri-o 1.24.6 is older than 1.25.0, the first that restores checkpoints',
 };
@@ -37,14 +37,30 @@ describe('filter over HTTP, nodeCacheCapable: true (NodeNames)', () => {
     const r = await post(`${server.url}/filter`, { Pod: plainPod(), Nodes: null, NodeNames: ALL_NAMES });
     expect(r.status).toBe(200);
     expect(r.text).toBe(
-      JSON.stringify({ Nodes: null, NodeNames: ALL_NAMES, FailedNodes: null, FailedAndUnresolvableNodes: null, Error: '' }),
+      JSON.stringify({
+        Nodes: null,
+        NodeNames: ALL_NAMES,
+        FailedNodes: null,
+        FailedAndUnresolvableNodes: null,
+        Error: '',
+      }),
     );
   });
 
   it('reports each incompatible node as unresolvable with the reason when no node is left', async () => {
-    const r = await post(`${server.url}/filter`, { Pod: restorePod(), Nodes: null, NodeNames: Object.keys(UNRESOLVABLE) });
+    const r = await post(`${server.url}/filter`, {
+      Pod: restorePod(),
+      Nodes: null,
+      NodeNames: Object.keys(UNRESOLVABLE),
+    });
     expect(r.status).toBe(200);
-    expect(r.json).toEqual({ Nodes: null, NodeNames: [], FailedNodes: null, FailedAndUnresolvableNodes: UNRESOLVABLE, Error: '' });
+    expect(r.json).toEqual({
+      Nodes: null,
+      NodeNames: [],
+      FailedNodes: null,
+      FailedAndUnresolvableNodes: UNRESOLVABLE,
+      Error: '',
+    });
   });
 
   it('leaves the reasons out while a node is feasible (kube-scheduler takes absent nodes as unresolvable), and counts them', async () => {
@@ -64,7 +80,11 @@ describe('filter over HTTP, nodeCacheCapable: true (NodeNames)', () => {
 
   it('in strict mode also rejects nodes whose facts are unknown, and nodes it has never seen', async () => {
     const feasible = ['n-holder', 'n-zone', 'n-far'];
-    const some = await post(`${strict.url}/filter`, { Pod: restorePod(), Nodes: null, NodeNames: [...ALL_NAMES, 'n-ghost'] });
+    const some = await post(`${strict.url}/filter`, {
+      Pod: restorePod(),
+      Nodes: null,
+      NodeNames: [...ALL_NAMES, 'n-ghost'],
+    });
     expect(some.json).toMatchObject({ NodeNames: feasible, FailedAndUnresolvableNodes: null });
     const rest = [...ALL_NAMES, 'n-ghost'].filter((n) => !feasible.includes(n));
     const r = await post(`${strict.url}/filter`, { Pod: restorePod(), Nodes: null, NodeNames: rest });
@@ -102,7 +122,11 @@ describe('filter over HTTP, nodeCacheCapable: true (NodeNames)', () => {
   });
 
   it('answers a broken restore annotation with an Error that names the pod and the problem', async () => {
-    const r = await post(`${server.url}/filter`, { Pod: restorePod('{"node":"n1"'), Nodes: null, NodeNames: ALL_NAMES });
+    const r = await post(`${server.url}/filter`, {
+      Pod: restorePod('{"node":"n1"'),
+      Nodes: null,
+      NodeNames: ALL_NAMES,
+    });
     expect(r.status).toBe(200);
     const body = r.json as { Error: string; NodeNames: unknown };
     expect(body.Error).toMatch(/^pod ml\/trainer-0: hiatus.dev\/restore-constraints is not valid JSON/);
@@ -110,12 +134,22 @@ describe('filter over HTTP, nodeCacheCapable: true (NodeNames)', () => {
   });
 
   it.each([
-    [{ ...CONSTRAINTS, arch: '' }, 'pod ml/trainer-0: hiatus.dev/restore-constraints: "arch" must be a non-empty string'],
-    [{ ...CONSTRAINTS, cpuFeatures: 'AVX2' }, 'pod ml/trainer-0: hiatus.dev/restore-constraints: "cpuFeatures" must be a list of non-empty strings'],
+    [
+      { ...CONSTRAINTS, arch: '' },
+      'pod ml/trainer-0: hiatus.dev/restore-constraints: "arch" must be a non-empty string',
+    ],
+    [
+      { ...CONSTRAINTS, cpuFeatures: 'AVX2' },
+      'pod ml/trainer-0: hiatus.dev/restore-constraints: "cpuFeatures" must be a list of non-empty strings',
+    ],
     [[1, 2], 'pod ml/trainer-0: hiatus.dev/restore-constraints must be a JSON object'],
     [{ ...CONSTRAINTS, zone: 3 }, 'pod ml/trainer-0: hiatus.dev/restore-constraints: "zone" must be a string'],
   ])('names the broken constraint field (%j)', async (constraints, message) => {
-    const r = await post(`${server.url}/filter`, { Pod: restorePod(constraints), Nodes: null, NodeNames: ['n-holder'] });
+    const r = await post(`${server.url}/filter`, {
+      Pod: restorePod(constraints),
+      Nodes: null,
+      NodeNames: ['n-holder'],
+    });
     expect((r.json as { Error: string }).Error).toBe(message);
   });
 
@@ -136,26 +170,41 @@ describe('filter over HTTP, nodeCacheCapable: false (full Nodes)', () => {
   });
   afterAll(() => server.close());
 
-  it('decodes upstream\'s ExtenderArgs encoding and answers with NodeNames, the list it was given', async () => {
+  it("decodes upstream's ExtenderArgs encoding and answers with NodeNames, the list it was given", async () => {
     const r = await post(`${server.url}/filter`, UPSTREAM_EXTENDER_ARGS);
     expect(r.status).toBe(200);
-    expect(r.text).toBe('{"Nodes":null,"NodeNames":["node1"],"FailedNodes":null,"FailedAndUnresolvableNodes":null,"Error":""}');
+    expect(r.text).toBe(
+      '{"Nodes":null,"NodeNames":["node1"],"FailedNodes":null,"FailedAndUnresolvableNodes":null,"Error":""}',
+    );
   });
 
-  it('decodes keys case-insensitively, as Go\'s decoder does', async () => {
-    const r = await post(`${server.url}/filter`, UPSTREAM_EXTENDER_ARGS.replace('"NodeNames"', '"nodenames"').replace('"Pod"', '"pod"'));
+  it("decodes keys case-insensitively, as Go's decoder does", async () => {
+    const r = await post(
+      `${server.url}/filter`,
+      UPSTREAM_EXTENDER_ARGS.replace('"NodeNames"', '"nodenames"').replace('"Pod"', '"pod"'),
+    );
     expect(r.json).toMatchObject({ NodeNames: ['node1'] });
   });
 
   it('echoes the full NodeList for a pod without the restore contract', async () => {
     const nodes = { metadata: {}, items: mixedNodes() };
     const r = await post(`${server.url}/filter`, { Pod: plainPod(), Nodes: nodes, NodeNames: null });
-    expect(r.json).toEqual({ Nodes: nodes, NodeNames: null, FailedNodes: null, FailedAndUnresolvableNodes: null, Error: '' });
+    expect(r.json).toEqual({
+      Nodes: nodes,
+      NodeNames: null,
+      FailedNodes: null,
+      FailedAndUnresolvableNodes: null,
+      Error: '',
+    });
   });
 
   it('judges from the Node objects in the request alone when there is no cluster', async () => {
     const items = mixedNodes();
-    const r = await post(`${server.url}/filter`, { Pod: restorePod(), Nodes: { metadata: {}, items }, NodeNames: null });
+    const r = await post(`${server.url}/filter`, {
+      Pod: restorePod(),
+      Nodes: { metadata: {}, items },
+      NodeNames: null,
+    });
     const keep = ['n-holder', 'n-zone', 'n-far', 'n-nolabels'];
     expect(r.json).toEqual({
       Nodes: { metadata: {}, items: items.filter((n) => keep.includes(n.metadata!.name!)) },
@@ -165,8 +214,18 @@ describe('filter over HTTP, nodeCacheCapable: false (full Nodes)', () => {
       Error: '',
     });
     const incompatible = items.filter((n) => !keep.includes(n.metadata!.name!));
-    const none = await post(`${server.url}/filter`, { Pod: restorePod(), Nodes: { metadata: {}, items: incompatible }, NodeNames: null });
-    expect(none.json).toEqual({ Nodes: { metadata: {}, items: [] }, NodeNames: null, FailedNodes: null, FailedAndUnresolvableNodes: UNRESOLVABLE, Error: '' });
+    const none = await post(`${server.url}/filter`, {
+      Pod: restorePod(),
+      Nodes: { metadata: {}, items: incompatible },
+      NodeNames: null,
+    });
+    expect(none.json).toEqual({
+      Nodes: { metadata: {}, items: [] },
+      NodeNames: null,
+      FailedNodes: null,
+      FailedAndUnresolvableNodes: UNRESOLVABLE,
+      Error: '',
+    });
   });
 });
 
@@ -189,13 +248,21 @@ describe('prioritize over HTTP', () => {
   });
 
   it('scores the holder 10 and its zone the configured score, as integers, leaving the zeros out', async () => {
-    const r = await post(`${server.url}/prioritize`, { Pod: restorePod(), Nodes: null, NodeNames: ['n-far', 'n-zone', 'n-holder', 'n-ghost'] });
+    const r = await post(`${server.url}/prioritize`, {
+      Pod: restorePod(),
+      Nodes: null,
+      NodeNames: ['n-far', 'n-zone', 'n-holder', 'n-ghost'],
+    });
     expect(r.text).toBe('[{"Host":"n-zone","Score":4},{"Host":"n-holder","Score":10}]');
   });
 
-  it('reads zones from the request\'s Node objects without a cluster', async () => {
+  it("reads zones from the request's Node objects without a cluster", async () => {
     const items = [node('a', { zone: 'zone-a' }), node('b', { zone: 'zone-b' }), node('n-holder', { zone: 'zone-b' })];
-    const r = await post(`${bare.url}/prioritize`, { Pod: restorePod(), Nodes: { metadata: {}, items }, NodeNames: null });
+    const r = await post(`${bare.url}/prioritize`, {
+      Pod: restorePod(),
+      Nodes: { metadata: {}, items },
+      NodeNames: null,
+    });
     expect(r.json).toEqual([
       { Host: 'a', Score: 6 },
       { Host: 'n-holder', Score: 10 },
@@ -205,7 +272,9 @@ describe('prioritize over HTTP', () => {
   it('answers a broken restore annotation with a non-200 status and the reason', async () => {
     const r = await post(`${server.url}/prioritize`, { Pod: restorePod('nope'), Nodes: null, NodeNames: ['a'] });
     expect(r.status).toBe(422);
-    expect((r.json as { Error: string }).Error).toMatch(/^pod ml\/trainer-0: hiatus.dev\/restore-constraints is not valid JSON/);
+    expect((r.json as { Error: string }).Error).toMatch(
+      /^pod ml\/trainer-0: hiatus.dev\/restore-constraints is not valid JSON/,
+    );
   });
 });
 
@@ -232,13 +301,21 @@ describe('preempt without a cluster, default policy Never', () => {
     const r = await post(`${server.url}/preempt`, {
       Pod: plainPod(),
       NodeNameToVictims: null,
-      NodeNameToMetaVictims: { a: { Pods: [], NumPDBViolations: 0 }, b: null, c: { Pods: [{ UID: 'u' }], NumPDBViolations: 0 } },
+      NodeNameToMetaVictims: {
+        a: { Pods: [], NumPDBViolations: 0 },
+        b: null,
+        c: { Pods: [{ UID: 'u' }], NumPDBViolations: 0 },
+      },
     });
     expect(r.json).toEqual({ NodeNameToMetaVictims: { c: { Pods: [{ UID: 'u' }], NumPDBViolations: 0 } } });
   });
 
   it('answers null maps with no candidate', async () => {
-    const r = await post(`${server.url}/preempt`, { Pod: plainPod(), NodeNameToVictims: null, NodeNameToMetaVictims: null });
+    const r = await post(`${server.url}/preempt`, {
+      Pod: plainPod(),
+      NodeNameToVictims: null,
+      NodeNameToMetaVictims: null,
+    });
     expect(r.json).toEqual({ NodeNameToMetaVictims: {} });
   });
 });

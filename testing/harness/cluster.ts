@@ -66,7 +66,11 @@ export class Rig {
       await nodes.start();
       // As deploy/deployment.yaml: the webhook moves restore pods to their profile's -restore twin.
       const profiles = opts.schedulers.map((sc) => `${sc.schedulerName}=${restoreProfile(sc.schedulerName)}`).join(',');
-      const extraArgs = ['--restore-scheduler-names', profiles, ...(opts.extenderArgs ? await opts.extenderArgs(cp) : [])];
+      const extraArgs = [
+        '--restore-scheduler-names',
+        profiles,
+        ...(opts.extenderArgs ? await opts.extenderArgs(cp) : []),
+      ];
       rig.extArgs = extraArgs;
       rig.ext = await rig.startExtender({ extraArgs });
       for (const s of opts.schedulers) {
@@ -126,7 +130,9 @@ export class Rig {
     if (!failed && keep) process.stderr.write(`e2e logs kept in ${this.cp.dir}\n`);
     if (failed) {
       const ext = this.ext ? `\n${this.ext.proc.tail(60)}` : '';
-      process.stderr.write(`e2e failed; logs kept in ${this.cp.dir}\n${this.cp.tails()}${ext}\nlifecycle errors: ${this.nodes.errors.join('\n') || 'none'}\n`);
+      process.stderr.write(
+        `e2e failed; logs kept in ${this.cp.dir}\n${this.cp.tails()}${ext}\nlifecycle errors: ${this.nodes.errors.join('\n') || 'none'}\n`,
+      );
     }
     await this.ext?.stop();
     await this.nodes.stop();
@@ -152,7 +158,9 @@ export class Rig {
   }
 
   async createPriorityClass(name: string, value: number, labels: Record<string, string> = {}): Promise<void> {
-    await this.scheduling.createPriorityClass({ body: { metadata: { name, labels }, value, preemptionPolicy: 'PreemptLowerPriority' } });
+    await this.scheduling.createPriorityClass({
+      body: { metadata: { name, labels }, value, preemptionPolicy: 'PreemptLowerPriority' },
+    });
   }
 
   async createPod(pod: V1Pod): Promise<V1Pod> {
@@ -170,27 +178,45 @@ export class Rig {
 
   /** Waits until the pod is bound and Running; returns its node. */
   async waitRunning(name: string, timeoutMs = 60_000): Promise<string> {
-    const pod = await waitUntil(`pod ${name} Running`, async () => {
-      const p = await this.pod(name);
-      return p?.spec?.nodeName && p.status?.phase === 'Running' ? p : undefined;
-    }, timeoutMs);
+    const pod = await waitUntil(
+      `pod ${name} Running`,
+      async () => {
+        const p = await this.pod(name);
+        return p?.spec?.nodeName && p.status?.phase === 'Running' ? p : undefined;
+      },
+      timeoutMs,
+    );
     return pod.spec!.nodeName!;
   }
 
   async events(podName: string, namespace = NAMESPACE): Promise<CoreV1Event[]> {
-    const list = await this.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=Pod,involvedObject.name=${podName}` });
+    const list = await this.core.listNamespacedEvent({
+      namespace,
+      fieldSelector: `involvedObject.kind=Pod,involvedObject.name=${podName}`,
+    });
     return list.items;
   }
 
   /** Waits for a FailedScheduling event of the pod whose message matches. */
-  async waitFailedScheduling(podName: string, match: (message: string) => boolean, timeoutMs = 60_000): Promise<string> {
+  async waitFailedScheduling(
+    podName: string,
+    match: (message: string) => boolean,
+    timeoutMs = 60_000,
+  ): Promise<string> {
     let seen: string[] = [];
     try {
-      return await waitUntil(`FailedScheduling event of ${podName}`, async () => {
-        const msgs = (await this.events(podName)).filter((e) => e.reason === 'FailedScheduling').map((e) => e.message ?? '');
-        seen = msgs;
-        return msgs.find(match);
-      }, timeoutMs, 500);
+      return await waitUntil(
+        `FailedScheduling event of ${podName}`,
+        async () => {
+          const msgs = (await this.events(podName))
+            .filter((e) => e.reason === 'FailedScheduling')
+            .map((e) => e.message ?? '');
+          seen = msgs;
+          return msgs.find(match);
+        },
+        timeoutMs,
+        500,
+      );
     } catch (e) {
       throw new Error(`${(e as Error).message}; FailedScheduling messages seen: ${JSON.stringify(seen)}`, { cause: e });
     }
@@ -212,7 +238,12 @@ export class Rig {
   }
 
   async checkpoints(namespace = NAMESPACE): Promise<Checkpoint[]> {
-    const list = (await this.custom.listNamespacedCustomObject({ group: 'hiatus.dev', version: 'v1alpha1', namespace, plural: 'checkpoints' })) as {
+    const list = (await this.custom.listNamespacedCustomObject({
+      group: 'hiatus.dev',
+      version: 'v1alpha1',
+      namespace,
+      plural: 'checkpoints',
+    })) as {
       items: Checkpoint[];
     };
     return list.items;

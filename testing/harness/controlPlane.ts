@@ -23,7 +23,10 @@ export async function buildKubernetes(logFile: string): Promise<string> {
   } catch (e) {
     const err = e as Error & { stderr?: string };
     writeFileSync(logFile, err.stderr ?? '');
-    throw new Error(`e2e/k8s/build.sh failed: ${err.message}\n${(err.stderr ?? '').split('\n').slice(-30).join('\n')}`, { cause: e });
+    throw new Error(
+      `e2e/k8s/build.sh failed: ${err.message}\n${(err.stderr ?? '').split('\n').slice(-30).join('\n')}`,
+      { cause: e },
+    );
   }
   const bin = stdout.trim().split('\n').pop() ?? '';
   if (!bin) throw new Error('e2e/k8s/build.sh printed no bin directory');
@@ -72,7 +75,12 @@ export class ControlPlane {
     // was free is free only until someone else binds it, outgoing connections included.
     await makePki(path.join(dir, 'pki'));
     const extenderTls = await makeExtenderTls(dir);
-    const [etcdPort, etcdPeerPort, apiPort, kcmPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [etcdPort, etcdPeerPort, apiPort, kcmPort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
     const apiserverUrl = `https://127.0.0.1:${apiPort}`;
     for (const user of ['admin', 'scheduler', 'controller-manager']) writeKubeconfig(dir, user, apiserverUrl);
     const cp = new ControlPlane(dir, bin, apiserverUrl, extenderTls);
@@ -166,7 +174,9 @@ export class ControlPlane {
     await waitForHttp(kcm, `https://127.0.0.1:${kcmPort}/healthz`, { insecure: true });
     // The ServiceAccount admission plugin rejects pods until the namespace's "default" exists.
     const core = this.kc.makeApiClient(CoreV1Api);
-    await waitUntil('the default ServiceAccount', () => core.readNamespacedServiceAccount({ name: 'default', namespace: 'default' }));
+    await waitUntil('the default ServiceAccount', () =>
+      core.readNamespacedServiceAccount({ name: 'default', namespace: 'default' }),
+    );
   }
 
   /** The admin identity's client certificate and the cluster CA, for raw HTTPS clients. */
@@ -200,7 +210,14 @@ export class ControlPlane {
     const extenderClient = spec.extenderUrl?.startsWith('https:')
       ? { caFile: tls.caFile, certFile: tls.scheduler.certFile, keyFile: tls.scheduler.keyFile }
       : undefined;
-    writeFileSync(file, schedulerConfig({ ...spec, kubeconfig: this.kubeconfig('scheduler'), ...(extenderClient ? { extenderClient } : {}) }));
+    writeFileSync(
+      file,
+      schedulerConfig({
+        ...spec,
+        kubeconfig: this.kubeconfig('scheduler'),
+        ...(extenderClient ? { extenderClient } : {}),
+      }),
+    );
     const port = await freePort();
     const kc = this.kubeconfig('scheduler');
     const proc = this.spawn(`kube-scheduler-${spec.schedulerName}`, 'kube-scheduler', [
@@ -259,9 +276,24 @@ async function sign(pki: string, name: string, subject: string, ext: string): Pr
   await openssl(['req', '-new', '-key', `${pki}/${name}.key`, '-subj', subject, '-out', `${pki}/${name}.csr`]);
   writeFileSync(`${pki}/${name}.ext`, `${ext}\n`);
   await openssl([
-    'x509', '-req', '-in', `${pki}/${name}.csr`, '-CA', `${pki}/ca.crt`, '-CAkey', `${pki}/ca.key`,
-    '-CAcreateserial', '-CAserial', `${pki}/ca.srl`, '-days', '3650', '-sha256',
-    '-extfile', `${pki}/${name}.ext`, '-out', `${pki}/${name}.crt`,
+    'x509',
+    '-req',
+    '-in',
+    `${pki}/${name}.csr`,
+    '-CA',
+    `${pki}/ca.crt`,
+    '-CAkey',
+    `${pki}/ca.key`,
+    '-CAcreateserial',
+    '-CAserial',
+    `${pki}/ca.srl`,
+    '-days',
+    '3650',
+    '-sha256',
+    '-extfile',
+    `${pki}/${name}.ext`,
+    '-out',
+    `${pki}/${name}.crt`,
   ]);
   rmSync(`${pki}/${name}.csr`);
   rmSync(`${pki}/${name}.ext`);
@@ -270,15 +302,31 @@ async function sign(pki: string, name: string, subject: string, ext: string): Pr
 async function makePki(pki: string): Promise<void> {
   await newKey(`${pki}/ca.key`);
   await openssl([
-    'req', '-x509', '-new', '-key', `${pki}/ca.key`, '-sha256', '-days', '3650', '-subj', '/CN=hiatus-e2e-ca',
-    '-addext', 'basicConstraints=critical,CA:TRUE',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
-    '-out', `${pki}/ca.crt`,
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    `${pki}/ca.key`,
+    '-sha256',
+    '-days',
+    '3650',
+    '-subj',
+    '/CN=hiatus-e2e-ca',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
+    '-out',
+    `${pki}/ca.crt`,
   ]);
   const client = 'keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth';
-  await sign(pki, 'apiserver', '/CN=kube-apiserver',
+  await sign(
+    pki,
+    'apiserver',
+    '/CN=kube-apiserver',
     'keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,' +
-      'DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local');
+      'DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local',
+  );
   // Identities the RBAC bootstrap policy knows: system:masters is cluster-admin.
   await sign(pki, 'admin', '/O=system:masters/CN=hiatus-admin', client);
   await sign(pki, 'scheduler', '/CN=system:kube-scheduler', client);
@@ -287,7 +335,9 @@ async function makePki(pki: string): Promise<void> {
   await newKey(`${pki}/sa.key`);
   await openssl(['pkey', '-in', `${pki}/sa.key`, '-pubout', '-out', `${pki}/sa.pub`]);
   const token = (await run('openssl', ['rand', '-hex', '24'])).stdout.trim();
-  writeFileSync(`${pki}/tokens.csv`, `${token},hiatus-admin-token,hiatus-admin-token,"system:masters"\n`, { mode: 0o600 });
+  writeFileSync(`${pki}/tokens.csv`, `${token},hiatus-admin-token,hiatus-admin-token,"system:masters"\n`, {
+    mode: 0o600,
+  });
 }
 
 function writeKubeconfig(dir: string, user: string, server: string): void {
@@ -296,7 +346,9 @@ function writeKubeconfig(dir: string, user: string, server: string): void {
     apiVersion: 'v1',
     kind: 'Config',
     clusters: [{ name: 'hiatus', cluster: { server, 'certificate-authority-data': b64('ca.crt') } }],
-    users: [{ name: user, user: { 'client-certificate-data': b64(`${user}.crt`), 'client-key-data': b64(`${user}.key`) } }],
+    users: [
+      { name: user, user: { 'client-certificate-data': b64(`${user}.crt`), 'client-key-data': b64(`${user}.key`) } },
+    ],
     contexts: [{ name: 'hiatus', context: { cluster: 'hiatus', user } }],
     'current-context': 'hiatus',
   };

@@ -48,18 +48,28 @@ export class Extender {
   static async start(opts: ExtenderOptions, port?: number): Promise<Extender> {
     if (opts.build ?? true) await buildExtender();
     const p = port ?? (await freePort());
-    const proc = ManagedProcess.start('hiatus-extender', process.execPath, [
-      ...(opts.nodeArgs ?? []),
-      path.join(repoRoot(), 'dist/src/main.js'),
-      '--kubeconfig', opts.kubeconfig,
-      '--bind-address', '127.0.0.1',
-      '--port', String(p),
-      '--kubelet-insecure-tls',
-      '--scheduler-http-timeout', opts.schedulerHttpTimeout,
-      '--log-level', 'debug',
-      ...(opts.tls ? extenderTlsArgs(opts.tls) : ['--insecure-allow-unauthenticated-callers']),
-      ...(opts.extraArgs ?? []),
-    ], path.join(opts.logDir, 'hiatus-extender.log'));
+    const proc = ManagedProcess.start(
+      'hiatus-extender',
+      process.execPath,
+      [
+        ...(opts.nodeArgs ?? []),
+        path.join(repoRoot(), 'dist/src/main.js'),
+        '--kubeconfig',
+        opts.kubeconfig,
+        '--bind-address',
+        '127.0.0.1',
+        '--port',
+        String(p),
+        '--kubelet-insecure-tls',
+        '--scheduler-http-timeout',
+        opts.schedulerHttpTimeout,
+        '--log-level',
+        'debug',
+        ...(opts.tls ? extenderTlsArgs(opts.tls) : ['--insecure-allow-unauthenticated-callers']),
+        ...(opts.extraArgs ?? []),
+      ],
+      path.join(opts.logDir, 'hiatus-extender.log'),
+    );
     const ext = new Extender(proc, p, opts.tls);
     try {
       await waitForHttp(proc, `${ext.url}/readyz`, opts.tls ? { ca: opts.tls.ca } : {}, 60_000);
@@ -74,7 +84,12 @@ export class Extender {
    * One request to the extender, presenting `as` (default: kube-scheduler's certificate; null:
    * none). Over plain HTTP no certificate is presented.
    */
-  request(method: string, urlPath: string, body?: unknown, as: ClientCert | null = this.tls?.scheduler ?? null): Promise<Reply> {
+  request(
+    method: string,
+    urlPath: string,
+    body?: unknown,
+    as: ClientCert | null = this.tls?.scheduler ?? null,
+  ): Promise<Reply> {
     return httpRequest(`${this.url}${urlPath}`, {
       method,
       ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),

@@ -43,12 +43,17 @@ export interface ExtenderTls {
 /** The client names deploy/deployment.yaml allows on each listener. */
 export function shippedClientNames(): { scheduler: string; apiserver: string } {
   // An empty YAML document loads as null.
-  const docs = loadAll(readFileSync(path.join(repoRoot(), 'deploy/deployment.yaml'), 'utf8')) as ({ kind?: string } | null)[];
+  const docs = loadAll(readFileSync(path.join(repoRoot(), 'deploy/deployment.yaml'), 'utf8')) as ({
+    kind?: string;
+  } | null)[];
   const deployment = docs.find((d) => d?.kind === 'Deployment') as V1Deployment | undefined;
   const args = deployment?.spec?.template.spec?.containers[0]?.args ?? [];
   const value = (flag: string) => {
     const arg = args.find((a) => a.startsWith(`--${flag}=`));
-    const first = arg?.slice(flag.length + 3).split(',')[0]?.trim();
+    const first = arg
+      ?.slice(flag.length + 3)
+      .split(',')[0]
+      ?.trim();
     if (!first) throw new Error(`deploy/deployment.yaml: no --${flag}`);
     return first;
   };
@@ -63,27 +68,67 @@ async function makeCa(dir: string, name: string, cn: string): Promise<void> {
   const f = (n: string) => path.join(dir, n);
   await openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', f(`${name}.key`)]);
   await openssl([
-    'req', '-x509', '-new', '-key', f(`${name}.key`), '-sha256', '-days', '1', '-subj', `/CN=${cn}`,
-    '-addext', 'basicConstraints=critical,CA:TRUE',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-    '-out', f(`${name}.crt`),
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    f(`${name}.key`),
+    '-sha256',
+    '-days',
+    '1',
+    '-subj',
+    `/CN=${cn}`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+    '-out',
+    f(`${name}.crt`),
   ]);
 }
 
-async function issue(dir: string, ca: string, name: string, cn: string, ext: string): Promise<{ certFile: string; keyFile: string }> {
+async function issue(
+  dir: string,
+  ca: string,
+  name: string,
+  cn: string,
+  ext: string,
+): Promise<{ certFile: string; keyFile: string }> {
   const f = (n: string) => path.join(dir, n);
   await openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', f(`${name}.key`)]);
   await openssl(['req', '-new', '-key', f(`${name}.key`), '-subj', `/CN=${cn}`, '-out', f(`${name}.csr`)]);
   writeFileSync(f(`${name}.ext`), `${ext}\n`);
   await openssl([
-    'x509', '-req', '-in', f(`${name}.csr`), '-CA', f(`${ca}.crt`), '-CAkey', f(`${ca}.key`), '-CAcreateserial',
-    '-CAserial', f(`${ca}.srl`), '-days', '1', '-sha256', '-extfile', f(`${name}.ext`), '-out', f(`${name}.crt`),
+    'x509',
+    '-req',
+    '-in',
+    f(`${name}.csr`),
+    '-CA',
+    f(`${ca}.crt`),
+    '-CAkey',
+    f(`${ca}.key`),
+    '-CAcreateserial',
+    '-CAserial',
+    f(`${ca}.srl`),
+    '-days',
+    '1',
+    '-sha256',
+    '-extfile',
+    f(`${name}.ext`),
+    '-out',
+    f(`${name}.crt`),
   ]);
   return { certFile: f(`${name}.crt`), keyFile: f(`${name}.key`) };
 }
 
 async function client(dir: string, ca: string, file: string, cn: string): Promise<ClientCert> {
-  const { certFile, keyFile } = await issue(dir, ca, file, cn, 'keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth');
+  const { certFile, keyFile } = await issue(
+    dir,
+    ca,
+    file,
+    cn,
+    'keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth',
+  );
   return { name: cn, certFile, keyFile, cert: readFileSync(certFile), key: readFileSync(keyFile) };
 }
 
@@ -94,7 +139,13 @@ export async function makeExtenderTls(dir: string): Promise<ExtenderTls> {
   const names = shippedClientNames();
   await makeCa(pki, 'ca', 'hiatus-e2e-ca');
   await makeCa(pki, 'stranger-ca', 'hiatus-e2e-stranger-ca');
-  const serving = await issue(pki, 'ca', 'tls', '127.0.0.1', 'keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1');
+  const serving = await issue(
+    pki,
+    'ca',
+    'tls',
+    '127.0.0.1',
+    'keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1',
+  );
   return {
     caFile: path.join(pki, 'ca.crt'),
     ca: readFileSync(path.join(pki, 'ca.crt')),
@@ -111,21 +162,30 @@ export async function makeExtenderTls(dir: string): Promise<ExtenderTls> {
 /** The extender flags that serve the verbs over TLS to kube-scheduler's certificate only, as deployed. */
 export function extenderTlsArgs(tls: ExtenderTls): string[] {
   return [
-    '--tls-cert-file', tls.certFile,
-    '--tls-key-file', tls.keyFile,
-    '--client-ca-file', tls.caFile,
-    '--allowed-client-names', tls.scheduler.name,
+    '--tls-cert-file',
+    tls.certFile,
+    '--tls-key-file',
+    tls.keyFile,
+    '--client-ca-file',
+    tls.caFile,
+    '--allowed-client-names',
+    tls.scheduler.name,
   ];
 }
 
 /** The extender flags that serve the restore webhook to the API server's certificate only, as deployed. */
 export function webhookArgs(tls: ExtenderTls): string[] {
   return [
-    '--webhook-port', String(tls.webhookPort),
-    '--webhook-tls-cert-file', tls.certFile,
-    '--webhook-tls-key-file', tls.keyFile,
-    '--webhook-client-ca-file', tls.caFile,
-    '--webhook-allowed-client-names', tls.apiserver.name,
+    '--webhook-port',
+    String(tls.webhookPort),
+    '--webhook-tls-cert-file',
+    tls.certFile,
+    '--webhook-tls-key-file',
+    tls.keyFile,
+    '--webhook-client-ca-file',
+    tls.caFile,
+    '--webhook-allowed-client-names',
+    tls.apiserver.name,
   ];
 }
 
@@ -142,7 +202,12 @@ export function writeAdmissionConfig(dir: string, tls: ExtenderTls): string {
     JSON.stringify({
       apiVersion: 'v1',
       kind: 'Config',
-      users: [{ name: `127.0.0.1:${tls.webhookPort}`, user: { 'client-certificate': tls.apiserver.certFile, 'client-key': tls.apiserver.keyFile } }],
+      users: [
+        {
+          name: `127.0.0.1:${tls.webhookPort}`,
+          user: { 'client-certificate': tls.apiserver.certFile, 'client-key': tls.apiserver.keyFile },
+        },
+      ],
     }),
     { mode: 0o600 },
   );
@@ -155,7 +220,11 @@ export function writeAdmissionConfig(dir: string, tls: ExtenderTls): string {
       plugins: [
         {
           name: 'MutatingAdmissionWebhook',
-          configuration: { apiVersion: 'apiserver.config.k8s.io/v1', kind: 'WebhookAdmissionConfiguration', kubeConfigFile: kubeconfig },
+          configuration: {
+            apiVersion: 'apiserver.config.k8s.io/v1',
+            kind: 'WebhookAdmissionConfiguration',
+            kubeConfigFile: kubeconfig,
+          },
         },
       ],
     }),

@@ -3,7 +3,12 @@
 // start Running, and pods being deleted from one are finalized (no kubelet would do it).
 import { createHash } from 'node:crypto';
 import { CoreV1Api, makeInformer, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
-import { KubeletSimulator, simPodFromV1Pod, type KubeletSimulatorOptions, type LatencyOptions } from '../kubelet/kubelet.js';
+import {
+  KubeletSimulator,
+  simPodFromV1Pod,
+  type KubeletSimulatorOptions,
+  type LatencyOptions,
+} from '../kubelet/kubelet.js';
 
 const HEARTBEAT_MS = 10_000;
 
@@ -95,11 +100,22 @@ export class SimulatedNodes {
   }
 
   /** Registers a Node whose kubelet endpoint is a new simulator (failures, seed, progress ledger and a shared certificate as given). */
-  async add(spec: NodeSpec, simulator: Pick<KubeletSimulatorOptions, 'injections' | 'seed' | 'progress' | 'tls'> = {}): Promise<KubeletSimulator> {
+  async add(
+    spec: NodeSpec,
+    simulator: Pick<KubeletSimulatorOptions, 'injections' | 'seed' | 'progress' | 'tls'> = {},
+  ): Promise<KubeletSimulator> {
     const sim = new KubeletSimulator({
       ...simulator,
       latency: this.latency,
-      ...(spec.gpus ? { gpus: { product: spec.gpus.product, memoryBytes: spec.gpus.memoryMiB * 2 ** 20, checkpoint: spec.gpus.checkpoint } } : {}),
+      ...(spec.gpus
+        ? {
+            gpus: {
+              product: spec.gpus.product,
+              memoryBytes: spec.gpus.memoryMiB * 2 ** 20,
+              checkpoint: spec.gpus.checkpoint,
+            },
+          }
+        : {}),
       podLookup: async (namespace, name) => {
         try {
           return simPodFromV1Pod(await this.core.readNamespacedPod({ namespace, name }));
@@ -115,7 +131,10 @@ export class SimulatedNodes {
     const node = nodeObject(spec, port);
     await this.core.createNode({ body: node });
     // Create may drop status depending on the strategy; write it through the subresource too.
-    await this.core.patchNodeStatus({ name: spec.name, body: [{ op: 'replace', path: '/status', value: node.status }] });
+    await this.core.patchNodeStatus({
+      name: spec.name,
+      body: [{ op: 'replace', path: '/status', value: node.status }],
+    });
     return sim;
   }
 
@@ -139,7 +158,11 @@ export class SimulatedNodes {
     if (pod.metadata?.deletionTimestamp) {
       if (!this.deletionSeenAt.has(k)) this.deletionSeenAt.set(k, Date.now());
       void this.once(`delete ${k}`, () =>
-        this.core.deleteNamespacedPod({ namespace: pod.metadata!.namespace!, name: pod.metadata!.name!, gracePeriodSeconds: 0 }),
+        this.core.deleteNamespacedPod({
+          namespace: pod.metadata!.namespace!,
+          name: pod.metadata!.name!,
+          gracePeriodSeconds: 0,
+        }),
       );
       return;
     }
@@ -168,7 +191,14 @@ export class SimulatedNodes {
 }
 
 function readyCondition(now: Date) {
-  return { type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'simulated by the hiatus e2e harness', lastHeartbeatTime: now, lastTransitionTime: now };
+  return {
+    type: 'Ready',
+    status: 'True',
+    reason: 'KubeletReady',
+    message: 'simulated by the hiatus e2e harness',
+    lastHeartbeatTime: now,
+    lastTransitionTime: now,
+  };
 }
 
 /** What GPU feature discovery writes for these GPUs (NVIDIA/k8s-device-plugin internal/lm), and our CUDA-plugin label. */
@@ -194,7 +224,11 @@ export function nodeObject(spec: NodeSpec, kubeletPort: number): V1Node {
     ...(spec.gpus ? gpuLabels(spec.gpus) : {}),
     ...spec.labels,
   };
-  const resources: Record<string, string> = { cpu: spec.cpu ?? '4', memory: spec.memory ?? '16Gi', pods: spec.pods ?? '110' };
+  const resources: Record<string, string> = {
+    cpu: spec.cpu ?? '4',
+    memory: spec.memory ?? '16Gi',
+    pods: spec.pods ?? '110',
+  };
   if (spec.gpus) resources['nvidia.com/gpu'] = String(spec.gpus.count);
   return {
     apiVersion: 'v1',

@@ -85,7 +85,12 @@ export class GiveUp extends Error {}
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Polls cond until it returns a truthy value; the error says what was awaited. */
-export async function waitUntil<T>(what: string, cond: () => T | Promise<T>, timeoutMs = 60_000, everyMs = 250): Promise<NonNullable<T>> {
+export async function waitUntil<T>(
+  what: string,
+  cond: () => T | Promise<T>,
+  timeoutMs = 60_000,
+  everyMs = 250,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: Error | undefined;
   for (;;) {
@@ -121,7 +126,11 @@ export function httpGetStatus(url: string, opts: GetOptions = {}): Promise<numbe
       resolve(res.statusCode ?? 0);
     };
     const req = url.startsWith('https:')
-      ? https.get(url, { ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: !opts.insecure, timeout: 5000 }, onRes)
+      ? https.get(
+          url,
+          { ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: !opts.insecure, timeout: 5000 },
+          onRes,
+        )
       : http.get(url, { timeout: 5000 }, onRes);
     req.once('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
     req.once('error', reject);
@@ -139,7 +148,10 @@ export interface Reply {
  */
 export function httpRequest(url: string, opts: GetOptions & { method?: string; body?: string } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const headers = opts.body === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(opts.body) };
+    const headers =
+      opts.body === undefined
+        ? {}
+        : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(opts.body) };
     const onRes = (res: http.IncomingMessage) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
@@ -148,7 +160,18 @@ export function httpRequest(url: string, opts: GetOptions & { method?: string; b
     };
     const common = { method: opts.method ?? 'GET', headers, timeout: 10_000, agent: false as const };
     const req = url.startsWith('https:')
-      ? https.request(url, { ...common, ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: !opts.insecure, ...(opts.servername ? { servername: opts.servername } : {}) }, onRes)
+      ? https.request(
+          url,
+          {
+            ...common,
+            ca: opts.ca,
+            cert: opts.cert,
+            key: opts.key,
+            rejectUnauthorized: !opts.insecure,
+            ...(opts.servername ? { servername: opts.servername } : {}),
+          },
+          onRes,
+        )
       : http.request(url, common, onRes);
     req.once('timeout', () => req.destroy(new Error(`${common.method} ${url} timed out`)));
     req.once('error', reject);
@@ -157,12 +180,22 @@ export function httpRequest(url: string, opts: GetOptions & { method?: string; b
 }
 
 /** Waits for GET url to answer 200 while proc lives; on failure the error carries the log tail. */
-export async function waitForHttp(proc: ManagedProcess, url: string, opts: GetOptions = {}, timeoutMs = 120_000): Promise<void> {
+export async function waitForHttp(
+  proc: ManagedProcess,
+  url: string,
+  opts: GetOptions = {},
+  timeoutMs = 120_000,
+): Promise<void> {
   try {
-    await waitUntil(`${proc.name} at ${url}`, async () => {
-      if (!proc.alive) throw new GiveUp(`${proc.name} exited (code ${proc.exitCode}, signal ${proc.signal})`);
-      return (await httpGetStatus(url, opts)) === 200;
-    }, timeoutMs, 300);
+    await waitUntil(
+      `${proc.name} at ${url}`,
+      async () => {
+        if (!proc.alive) throw new GiveUp(`${proc.name} exited (code ${proc.exitCode}, signal ${proc.signal})`);
+        return (await httpGetStatus(url, opts)) === 200;
+      },
+      timeoutMs,
+      300,
+    );
   } catch (e) {
     throw new Error(`${(e as Error).message}\n${proc.tail()}`, { cause: e });
   }

@@ -76,7 +76,8 @@ function extendersOf(doc: Obj, base: SchedulerConfigBase): Obj[] {
   const extenders = doc.extenders as Obj[] | undefined;
   if (!extenders || extenders.length === 0) throw new Error(`scheduler-config/${base}.yaml: no extenders`);
   const timeouts = new Set(extenders.map((e) => e.httpTimeout));
-  if (timeouts.size !== 1) throw new Error(`scheduler-config/${base}.yaml: the extender entries disagree on httpTimeout`);
+  if (timeouts.size !== 1)
+    throw new Error(`scheduler-config/${base}.yaml: the extender entries disagree on httpTimeout`);
   return extenders;
 }
 
@@ -91,7 +92,11 @@ export function shippedHttpTimeout(base: SchedulerConfigBase): string {
  * extender refuses callers without one). serverName goes: the loopback URL names the address
  * the serving certificate is for.
  */
-function clientTlsConfig(file: string, shipped: Obj | undefined, files: { caFile: string; certFile: string; keyFile: string }): Obj {
+function clientTlsConfig(
+  file: string,
+  shipped: Obj | undefined,
+  files: { caFile: string; certFile: string; keyFile: string },
+): Obj {
   const missing = ['caFile', 'certFile', 'keyFile'].filter((k) => !shipped?.[k]);
   if (missing.length > 0) throw new Error(`${file}: the extender's tlsConfig has no ${missing.join(', ')}`);
   const { serverName: _name, ...rest } = shipped!;
@@ -112,7 +117,8 @@ export function schedulerConfig(opts: SchedulerConfigOptions): string {
   const name = opts.schedulerName ?? String(plain.schedulerName);
   const plainProfile: Obj = { ...plain, schedulerName: name };
   if (opts.percentageOfNodesToScore === null) delete plainProfile.percentageOfNodesToScore;
-  else if (opts.percentageOfNodesToScore !== undefined) plainProfile.percentageOfNodesToScore = opts.percentageOfNodesToScore;
+  else if (opts.percentageOfNodesToScore !== undefined)
+    plainProfile.percentageOfNodesToScore = opts.percentageOfNodesToScore;
   const { extenders: _shipped, ...rest } = doc;
   const config: Obj = {
     ...rest,
@@ -137,7 +143,8 @@ export function schedulerConfig(opts: SchedulerConfigOptions): string {
   if (opts.extenderUrl !== null) {
     const url = opts.extenderUrl;
     const https = url.startsWith('https:');
-    if (https && !opts.extenderClient) throw new Error(`${url}: an https extender needs extenderClient (the CA and kube-scheduler's certificate)`);
+    if (https && !opts.extenderClient)
+      throw new Error(`${url}: an https extender needs extenderClient (the CA and kube-scheduler's certificate)`);
     config.extenders = extenders.map(({ tlsConfig, managedResources, ...extender }) => ({
       ...extender,
       ...(managedResources !== undefined && !opts.everyPod ? { managedResources } : {}),

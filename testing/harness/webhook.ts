@@ -25,7 +25,10 @@ export function webhookUrl(tls: ExtenderTls): string {
 
 /** Waits until the extender's webhook listener answers its /healthz over verified TLS. */
 export async function waitWebhookServing(tls: ExtenderTls): Promise<void> {
-  await waitUntil(`webhook at 127.0.0.1:${tls.webhookPort}`, async () => (await httpGetStatus(`https://127.0.0.1:${tls.webhookPort}/healthz`, { ca: tls.ca })) === 200);
+  await waitUntil(
+    `webhook at 127.0.0.1:${tls.webhookPort}`,
+    async () => (await httpGetStatus(`https://127.0.0.1:${tls.webhookPort}/healthz`, { ca: tls.ca })) === 200,
+  );
 }
 
 /**
@@ -33,8 +36,14 @@ export async function waitWebhookServing(tls: ExtenderTls): Promise<void> {
  * url with caBundle instead of the in-cluster Service, and that the objectSelector also requires
  * `extraSelector` (so that only a scenario's own pods go through the webhook).
  */
-export function restoreWebhookConfiguration(url: string, ca: Buffer, extraSelector: V1LabelSelectorRequirement[]): V1MutatingWebhookConfiguration {
-  const shipped = load(readFileSync(path.join(repoRoot(), 'deploy/webhook.yaml'), 'utf8')) as V1MutatingWebhookConfiguration;
+export function restoreWebhookConfiguration(
+  url: string,
+  ca: Buffer,
+  extraSelector: V1LabelSelectorRequirement[],
+): V1MutatingWebhookConfiguration {
+  const shipped = load(
+    readFileSync(path.join(repoRoot(), 'deploy/webhook.yaml'), 'utf8'),
+  ) as V1MutatingWebhookConfiguration;
   if (shipped.webhooks?.length !== 1) throw new Error('deploy/webhook.yaml: expected exactly one webhook');
   return {
     ...shipped,
@@ -58,10 +67,15 @@ export async function registerWebhook(kc: KubeConfig, body: V1MutatingWebhookCon
 export async function waitWebhookCalled(kc: KubeConfig, probe: V1Pod, calls: () => Promise<number>): Promise<void> {
   const core = kc.makeApiClient(CoreV1Api);
   const before = await calls();
-  await waitUntil('the API server calling the restore webhook', async () => {
-    await core.createNamespacedPod({ namespace: probe.metadata!.namespace!, body: probe, dryRun: 'All' });
-    return (await calls()) > before;
-  }, 60_000, 500);
+  await waitUntil(
+    'the API server calling the restore webhook',
+    async () => {
+      await core.createNamespacedPod({ namespace: probe.metadata!.namespace!, body: probe, dryRun: 'All' });
+      return (await calls()) > before;
+    },
+    60_000,
+    500,
+  );
 }
 
 /**
@@ -75,7 +89,10 @@ export async function startRigWithWebhook(schedulerName: string, label: string, 
   });
   const tls = rig.cp.extenderTls;
   await waitWebhookServing(tls);
-  await registerWebhook(rig.cp.kc, restoreWebhookConfiguration(webhookUrl(tls), tls.ca, [{ key: label, operator: 'In', values: ['on'] }]));
+  await registerWebhook(
+    rig.cp.kc,
+    restoreWebhookConfiguration(webhookUrl(tls), tls.ca, [{ key: label, operator: 'In', values: ['on'] }]),
+  );
   const probe = podSpec('webhook-probe', { schedulerName });
   probe.metadata!.labels = { [label]: 'on' };
   await waitWebhookCalled(rig.cp.kc, probe, async () => rig.metric('hiatus_webhook_requests_total'));

@@ -109,7 +109,12 @@ export function archiveEntries(info: ArchiveInfo): Entry[] {
   };
   const spec = {
     ociVersion: '1.2.0',
-    process: { user: { uid: 0, gid: 0 }, args: ['/app'], env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], cwd: '/' },
+    process: {
+      user: { uid: 0, gid: 0 },
+      args: ['/app'],
+      env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+      cwd: '/',
+    },
     root: { path: `/var/lib/containers/storage/overlay/${info.containerId}/merged` },
     hostname: info.pod,
     annotations: {
@@ -123,7 +128,10 @@ export function archiveEntries(info: ArchiveInfo): Entry[] {
       'io.kubernetes.cri-o.ImageName': info.image ?? '',
       'io.kubernetes.cri-o.IP.0': '10.85.0.12',
       'io.kubernetes.cri-o.Labels': JSON.stringify(labels),
-      'io.kubernetes.cri-o.Annotations': JSON.stringify({ 'io.kubernetes.container.hash': '1f2e3d4c', 'io.kubernetes.pod.uid': info.podUid }),
+      'io.kubernetes.cri-o.Annotations': JSON.stringify({
+        'io.kubernetes.container.hash': '1f2e3d4c',
+        'io.kubernetes.pod.uid': info.podUid,
+      }),
       'io.kubernetes.cri-o.Volumes': '[]',
       ...labels,
     },
@@ -134,13 +142,22 @@ export function archiveEntries(info: ArchiveInfo): Entry[] {
   return [
     { name: 'config.dump', body: Buffer.from(JSON.stringify(config, null, 2)) },
     { name: 'spec.dump', body: Buffer.from(JSON.stringify(spec, null, 2)) },
-    { name: 'dump.log', body: Buffer.from(`(00.000000) Version: 4.1 (gitid 0)\n(00.010000) Dumping finished successfully\n`) },
+    {
+      name: 'dump.log',
+      body: Buffer.from(`(00.000000) Version: 4.1 (gitid 0)\n(00.010000) Dumping finished successfully\n`),
+    },
     { name: 'stats-dump', body: Buffer.from([0x54, 0x56, 0x43, 0x19, 0x57, 0x64, 0x83, 0x37, 0, 0, 0, 0]) },
     { name: 'checkpoint/' },
     ...images.map((n): Entry => ({ name: `checkpoint/${n}`, body: criuImage(n) })),
-    { name: 'checkpoint/pages-1.img', size: pagesBytes, body: pagesWriter(`${info.containerId}/${info.checkpointedAt.toISOString()}`, pagesBytes) },
+    {
+      name: 'checkpoint/pages-1.img',
+      size: pagesBytes,
+      body: pagesWriter(`${info.containerId}/${info.checkpointedAt.toISOString()}`, pagesBytes),
+    },
     { name: 'rootfs-diff.tar', body: Buffer.alloc(1024) },
-    ...(info.progress !== undefined ? [{ name: PROGRESS_ENTRY, body: Buffer.from(JSON.stringify({ units: info.progress })) }] : []),
+    ...(info.progress !== undefined
+      ? [{ name: PROGRESS_ENTRY, body: Buffer.from(JSON.stringify({ units: info.progress })) }]
+      : []),
   ];
 }
 

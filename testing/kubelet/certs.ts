@@ -21,15 +21,30 @@ export async function generateSelfSignedCert(
   const certFile = path.join(dir, 'cert.pem');
   const keyFile = path.join(dir, 'key.pem');
   const args = [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', keyFile, '-out', certFile, '-days', '7', '-subj', '/CN=hiatus-kubelet-simulator',
-    '-addext', `subjectAltName=${[...names].join(',')}`,
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+    '-days',
+    '7',
+    '-subj',
+    '/CN=hiatus-kubelet-simulator',
+    '-addext',
+    `subjectAltName=${[...names].join(',')}`,
   ];
   try {
     await promisify(execFile)('openssl', args);
   } catch (e) {
     const err = e as NodeJS.ErrnoException & { stderr?: string };
-    if (err.code === 'ENOENT') throw new Error('openssl is not installed: pass tls { cert, key } to the kubelet simulator', { cause: e });
+    if (err.code === 'ENOENT')
+      throw new Error('openssl is not installed: pass tls { cert, key } to the kubelet simulator', { cause: e });
     throw new Error(`openssl could not make the simulator's certificate: ${err.stderr ?? err.message}`, { cause: e });
   }
   await fsp.chmod(keyFile, 0o600);

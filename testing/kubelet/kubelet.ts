@@ -38,8 +38,28 @@ import { DEFAULT_COST_MODEL, gpuRate } from '../../src/scheduling/cost.js';
 import { silentLogger, type Logger } from '../../src/log.js';
 import { writeCheckpointArchive } from './archive.js';
 import { generateSelfSignedCert } from './certs.js';
-import { type Outcome, reply, restfulError, redirect, cleanPath, unescapePath, goQueryValues, goParseInt64, criDeadlineMs, acceptsJson, rfc3339 } from './goHttp.js';
-import type { SimContainer, SimPod, TokenIdentity, Failure, Injection, KubeletSimulatorOptions, CheckpointCall } from './types.js';
+import {
+  type Outcome,
+  reply,
+  restfulError,
+  redirect,
+  cleanPath,
+  unescapePath,
+  goQueryValues,
+  goParseInt64,
+  criDeadlineMs,
+  acceptsJson,
+  rfc3339,
+} from './goHttp.js';
+import type {
+  SimContainer,
+  SimPod,
+  TokenIdentity,
+  Failure,
+  Injection,
+  KubeletSimulatorOptions,
+  CheckpointCall,
+} from './types.js';
 import { progressKey } from './progress.js';
 
 const GiB = 2 ** 30;
@@ -50,7 +70,10 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const TEXT_PLAIN = 'text/plain; charset=utf-8';
 const CHECKPOINT_ROOT = '/checkpoint';
 
-interface SimulatorEvents { 'call-start': [CheckpointCall]; 'call-end': [CheckpointCall] }
+interface SimulatorEvents {
+  'call-start': [CheckpointCall];
+  'call-end': [CheckpointCall];
+}
 
 interface InjectionRule extends Injection {
   remaining: number;
@@ -172,7 +195,9 @@ export class KubeletSimulator extends EventEmitter<SimulatorEvents> {
       });
     } catch (e) {
       await this.removeOwnedDirs();
-      throw new Error(`kubelet simulator cannot listen on ${host}:${listen.port ?? 0}: ${(e as Error).message}`, { cause: e });
+      throw new Error(`kubelet simulator cannot listen on ${host}:${listen.port ?? 0}: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
     this.server = server;
     this.address = server.address() as AddressInfo;
@@ -334,7 +359,8 @@ export class KubeletSimulator extends EventEmitter<SimulatorEvents> {
   ): Promise<Outcome> {
     const { namespace, name } = pod;
     const container = spec.name;
-    const failed = (why: string) => restfulError(500, `checkpointing of ${namespace}/${name}/${container} failed (${why})`);
+    const failed = (why: string) =>
+      restfulError(500, `checkpointing of ${namespace}/${name}/${container} failed (${why})`);
     const at = this.now();
     const location = path.join(this.archiveDir, `checkpoint-${name}_${namespace}-${container}-${rfc3339(at)}.tar`);
     if (!spec.running) return failed(`container ${container} not found`);
@@ -514,7 +540,13 @@ function findContainer(pod: SimPod, name: string): ResolvedContainer | undefined
   return undefined;
 }
 
-const HTTP_VERBS: Record<string, string> = { POST: 'create', GET: 'get', PUT: 'update', PATCH: 'patch', DELETE: 'delete' };
+const HTTP_VERBS: Record<string, string> = {
+  POST: 'create',
+  GET: 'get',
+  PUT: 'update',
+  PATCH: 'patch',
+  DELETE: 'delete',
+};
 
 function podKey(namespace: string, name: string): string {
   return `${namespace}/${name}`;

@@ -32,7 +32,8 @@ const USAGE = `usage: kubelet-simulator [options]
 function number(flag: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new Error(`--${flag} needs a non-negative number, got ${JSON.stringify(v)}`);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0)
+    throw new Error(`--${flag} needs a non-negative number, got ${JSON.stringify(v)}`);
   return n;
 }
 
@@ -81,7 +82,8 @@ function parse(argv: string[]): Parsed {
   });
   const logLevel = (values['log-level'] ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw new Error(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
-  if (!values['tls-cert-file'] !== !values['tls-key-file']) throw new Error('--tls-cert-file and --tls-key-file go together');
+  if (!values['tls-cert-file'] !== !values['tls-key-file'])
+    throw new Error('--tls-cert-file and --tls-key-file go together');
   const pods = values.pods ? readJson('pods', values.pods) : [];
   if (!Array.isArray(pods)) throw new Error('--pods must hold a JSON array');
   const options: KubeletSimulatorOptions = {
@@ -105,7 +107,10 @@ function parse(argv: string[]): Parsed {
   if (values['archive-dir']) options.archiveDir = values['archive-dir'];
   if (values.tokens) options.tokens = readJson('tokens', values.tokens) as Record<string, TokenIdentity>;
   if (values['tls-cert-file'] && values['tls-key-file']) {
-    options.tls = { cert: readFileSync(values['tls-cert-file'], 'utf8'), key: readFileSync(values['tls-key-file'], 'utf8') };
+    options.tls = {
+      cert: readFileSync(values['tls-cert-file'], 'utf8'),
+      key: readFileSync(values['tls-key-file'], 'utf8'),
+    };
   }
   return {
     options,

@@ -146,7 +146,11 @@ export interface PodContainers {
  * published for it (CRI-O restores a container whose image is a checkpoint image, cri-o
  * server/container_create.go checkIfCheckpointOCIImage; any other image starts fresh).
  */
-export function restoreSource(pod: PodContainers, container: string, c: Checkpoint | undefined): RestoreSource | undefined {
+export function restoreSource(
+  pod: PodContainers,
+  container: string,
+  c: Checkpoint | undefined,
+): RestoreSource | undefined {
   if (!c || pod.annotations?.[ANNOTATION_RESTORE_FROM] !== c.metadata.name) return undefined;
   const recorded = c.status?.containers?.find((s) => s.name === container);
   const image = pod.containers.find((x) => x.name === container)?.image;

@@ -70,12 +70,23 @@ function call(
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
     const req = https.request(
-      { host: opts.host ?? '127.0.0.1', port: sim.port, path: target, method: opts.method ?? 'POST', headers: opts.headers, ca: sim.caPem, servername: opts.servername, agent: false },
+      {
+        host: opts.host ?? '127.0.0.1',
+        port: sim.port,
+        path: target,
+        method: opts.method ?? 'POST',
+        headers: opts.headers,
+        ca: sim.caPem,
+        servername: opts.servername,
+        agent: false,
+      },
       (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => (body += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, ms: performance.now() - t0 }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, ms: performance.now() - t0 }),
+        );
       },
     );
     req.on('error', reject);
@@ -88,7 +99,7 @@ function call(
 async function untar(file: string): Promise<Map<string, Buffer>> {
   const buf = await fsp.readFile(file);
   const entries = new Map<string, Buffer>();
-  for (let off = 0; off + 512 <= buf.length; ) {
+  for (let off = 0; off + 512 <= buf.length;) {
     const header = buf.subarray(off, off + 512);
     if (header.every((b) => b === 0)) break;
     const name = header.subarray(0, 100).toString('utf8').replace(/\0.*$/s, '');
@@ -118,8 +129,18 @@ describe('a successful checkpoint', () => {
     const entries = await untar(archive);
     // CRI-O's layout (cri-o internal/lib/checkpoint.go exportCheckpoint); see src/simulator/archive.ts.
     expect([...entries.keys()]).toEqual([
-      'config.dump', 'spec.dump', 'dump.log', 'stats-dump', 'checkpoint/', 'checkpoint/inventory.img', 'checkpoint/pstree.img',
-      'checkpoint/core-1.img', 'checkpoint/mm-1.img', 'checkpoint/pagemap-1.img', 'checkpoint/cpuinfo.img', 'checkpoint/pages-1.img',
+      'config.dump',
+      'spec.dump',
+      'dump.log',
+      'stats-dump',
+      'checkpoint/',
+      'checkpoint/inventory.img',
+      'checkpoint/pstree.img',
+      'checkpoint/core-1.img',
+      'checkpoint/mm-1.img',
+      'checkpoint/pagemap-1.img',
+      'checkpoint/cpuinfo.img',
+      'checkpoint/pages-1.img',
       'rootfs-diff.tar',
     ]);
     const spec = JSON.parse(entries.get('spec.dump')!.toString()) as { annotations: Record<string, string> };
@@ -140,12 +161,17 @@ describe('a successful checkpoint', () => {
 
   it('accepts regular, running init (sidecar) and ephemeral containers, and a trailing slash', async () => {
     const sim = await simulator();
-    for (const target of ['/checkpoint/ml/trainer/tiny', '/checkpoint/ml/trainer/proxy', '/checkpoint/ml/trainer/debugger', '/checkpoint/ml/trainer/main/']) {
+    for (const target of [
+      '/checkpoint/ml/trainer/tiny',
+      '/checkpoint/ml/trainer/proxy',
+      '/checkpoint/ml/trainer/debugger',
+      '/checkpoint/ml/trainer/main/',
+    ]) {
       expect((await call(sim, target)).status).toBe(200);
     }
   });
 
-  it('fails a container that is in the spec but not running with the kubelet\'s 500', async () => {
+  it("fails a container that is in the spec but not running with the kubelet's 500", async () => {
     const sim = await simulator();
     const r = await call(sim, '/checkpoint/ml/trainer/setup');
     expect(r.status).toBe(500);
@@ -211,7 +237,7 @@ describe('a successful checkpoint', () => {
   });
 });
 
-describe('routing, as Go\'s ServeMux and go-restful answer', () => {
+describe("routing, as Go's ServeMux and go-restful answer", () => {
   it('answers other methods on the route with 405 and Allow: POST', async () => {
     const sim = await simulator();
     const r = await call(sim, '/checkpoint/ml/trainer/main', { method: 'GET' });
@@ -220,7 +246,7 @@ describe('routing, as Go\'s ServeMux and go-restful answer', () => {
   });
 
   it.each(['/checkpoint/ml/trainer', '/checkpoint/ml/trainer/main/extra', '/checkpoint/'])(
-    'answers go-restful\'s 404 for %s under the route',
+    "answers go-restful's 404 for %s under the route",
     async (target) => {
       const sim = await simulator();
       const r = await call(sim, target);
@@ -228,7 +254,7 @@ describe('routing, as Go\'s ServeMux and go-restful answer', () => {
     },
   );
 
-  it('answers Go\'s own 404 page for paths outside /checkpoint/', async () => {
+  it("answers Go's own 404 page for paths outside /checkpoint/", async () => {
     const sim = await simulator();
     const r = await call(sim, '/pods');
     expect([r.status, r.body, r.headers['x-content-type-options']]).toEqual([404, '404 page not found\n', 'nosniff']);
@@ -245,7 +271,9 @@ describe('routing, as Go\'s ServeMux and go-restful answer', () => {
     const sim = await simulator();
     const r = await call(sim, '/checkpoint/ml/trainer/main', { headers: { Accept: 'text/plain' } });
     expect([r.status, r.body]).toEqual([406, '406: Not Acceptable\n\nAvailable representations: application/json']);
-    expect((await call(sim, '/checkpoint/ml/trainer/main', { headers: { Accept: 'application/json; q=1' } })).status).toBe(200);
+    expect(
+      (await call(sim, '/checkpoint/ml/trainer/main', { headers: { Accept: 'application/json; q=1' } })).status,
+    ).toBe(200);
   });
 
   it('answers 400 for a malformed escape in the path', async () => {
@@ -254,7 +282,7 @@ describe('routing, as Go\'s ServeMux and go-restful answer', () => {
     expect([r.status, r.body]).toEqual([400, '400 Bad Request']);
   });
 
-  it('with the ContainerCheckpoint gate off has no route: Go\'s 404 without asking for credentials', async () => {
+  it("with the ContainerCheckpoint gate off has no route: Go's 404 without asking for credentials", async () => {
     const sim = await simulator({ featureGate: false, tokens: { t: { user: 'u', allowed: true } } });
     const r = await call(sim, '/checkpoint/ml/trainer/main');
     expect([r.status, r.body]).toEqual([404, '404 page not found\n']);
@@ -262,11 +290,15 @@ describe('routing, as Go\'s ServeMux and go-restful answer', () => {
   });
 });
 
-describe('the handler\'s 404s', () => {
+describe("the handler's 404s", () => {
   it('says "pod does not exist" for a pod this kubelet does not run', async () => {
     const sim = await simulator();
     const r = await call(sim, '/checkpoint/ml/other/main');
-    expect([r.status, r.body, r.headers['content-type']]).toEqual([404, 'pod does not exist', 'text/plain; charset=utf-8']);
+    expect([r.status, r.body, r.headers['content-type']]).toEqual([
+      404,
+      'pod does not exist',
+      'text/plain; charset=utf-8',
+    ]);
   });
 
   it('says "container <name> does not exist" for a name in none of the container lists', async () => {
@@ -299,7 +331,7 @@ describe('the handler\'s 404s', () => {
     expect((await call(sim, '/checkpoint/ml/trainer/nope?timeout=x')).body).toBe('container nope does not exist');
   });
 
-  it('fails a negative timeout with the CRI client\'s error', async () => {
+  it("fails a negative timeout with the CRI client's error", async () => {
     const sim = await simulator();
     const r = await call(sim, '/checkpoint/ml/trainer/main?timeout=-1');
     expect([r.status, r.body]).toEqual([
@@ -355,7 +387,12 @@ describe('pods', () => {
     const withStatus = simPodFromV1Pod({
       metadata: { name: 'q' },
       spec: { containers: [{ name: 'a' }, { name: 'b' }] },
-      status: { containerStatuses: [{ name: 'a', state: { running: {} } } as never, { name: 'b', state: { waiting: {} } } as never] },
+      status: {
+        containerStatuses: [
+          { name: 'a', state: { running: {} } } as never,
+          { name: 'b', state: { waiting: {} } } as never,
+        ],
+      },
     });
     expect(withStatus.containers.map((c) => c.running)).toEqual([true, false]);
   });
@@ -371,7 +408,11 @@ describe('authentication and authorization', () => {
     ['another scheme', 'Basic Z29vZA=='],
   ])('answers 401 Unauthorized for %s', async (_what, authorization) => {
     const sim = await simulator({ tokens });
-    const r = await call(sim, '/checkpoint/ml/trainer/main', authorization ? { headers: { Authorization: authorization } } : {});
+    const r = await call(
+      sim,
+      '/checkpoint/ml/trainer/main',
+      authorization ? { headers: { Authorization: authorization } } : {},
+    );
     expect([r.status, r.body]).toEqual([401, 'Unauthorized']);
   });
 
@@ -383,7 +424,10 @@ describe('authentication and authorization', () => {
   it('answers 403 with the 1.32+ message for a known token that is not allowed', async () => {
     const sim = await simulator({ tokens });
     const r = await call(sim, '/checkpoint/ml/trainer/main', { headers: { Authorization: 'Bearer weak' } });
-    expect([r.status, r.body]).toEqual([403, 'Forbidden (user=bob, verb=create, resource=nodes, subresource(s)=[checkpoint])\n']);
+    expect([r.status, r.body]).toEqual([
+      403,
+      'Forbidden (user=bob, verb=create, resource=nodes, subresource(s)=[checkpoint])\n',
+    ]);
   });
 
   it('answers 403 with the pre-1.32 message when asked to', async () => {
@@ -402,8 +446,13 @@ describe('authentication and authorization', () => {
   it('with anonymous auth forbids system:anonymous but still rejects a bad token', async () => {
     const sim = await simulator({ tokens, anonymousAuth: true });
     const anon = await call(sim, '/checkpoint/ml/trainer/main');
-    expect([anon.status, anon.body]).toEqual([403, 'Forbidden (user=system:anonymous, verb=create, resource=nodes, subresource(s)=[checkpoint])\n']);
-    expect((await call(sim, '/checkpoint/ml/trainer/main', { headers: { Authorization: 'Bearer nope' } })).status).toBe(401);
+    expect([anon.status, anon.body]).toEqual([
+      403,
+      'Forbidden (user=system:anonymous, verb=create, resource=nodes, subresource(s)=[checkpoint])\n',
+    ]);
+    expect((await call(sim, '/checkpoint/ml/trainer/main', { headers: { Authorization: 'Bearer nope' } })).status).toBe(
+      401,
+    );
   });
 });
 
@@ -439,7 +488,7 @@ describe('latency and the CRI deadline', () => {
     expect(r.ms).toBeGreaterThanOrEqual(290);
   });
 
-  it('fails at once when timeout*1s overflows Go\'s Duration into the past', async () => {
+  it("fails at once when timeout*1s overflows Go's Duration into the past", async () => {
     const sim = await simulator({ latency: { msPerGiB: 2000 } });
     const r = await call(sim, '/checkpoint/ml/trainer/main?timeout=9223372037');
     expect(r.body).toContain('DeadlineExceeded');
@@ -457,7 +506,10 @@ describe('failure injection', () => {
     );
     expect((await call(sim, '/checkpoint/ml/trainer/tiny')).status).toBe(200);
     sim.clearInjections();
-    const remove = sim.inject({ pod: 'trainer', failure: { kind: 'runtime-error', message: 'checkpoint/restore support not available' } });
+    const remove = sim.inject({
+      pod: 'trainer',
+      failure: { kind: 'runtime-error', message: 'checkpoint/restore support not available' },
+    });
     expect((await call(sim, '/checkpoint/ml/trainer/tiny')).body).toBe(
       'checkpointing of ml/trainer/tiny failed (checkpoint/restore support not available)',
     );
@@ -517,7 +569,10 @@ describe('failure injection', () => {
   });
 
   it('slows a container down, still bounded by the deadline', async () => {
-    const sim = await simulator({ runtimeRequestTimeoutMs: 100, injections: [{ failure: { kind: 'slow', extraMs: 2000 } }] });
+    const sim = await simulator({
+      runtimeRequestTimeoutMs: 100,
+      injections: [{ failure: { kind: 'slow', extraMs: 2000 } }],
+    });
     const r = await call(sim, '/checkpoint/ml/trainer/tiny');
     expect(r.body).toContain('DeadlineExceeded');
     expect(r.ms).toBeLessThan(1000);
@@ -554,7 +609,11 @@ describe('failure injection', () => {
 
 describe('concurrency and several nodes', () => {
   it('checkpoints different containers in parallel', async () => {
-    const pods: SimPod[] = Array.from({ length: 8 }, (_, i) => ({ namespace: 'batch', name: `job-${i}`, containers: [{ name: 'c' }] }));
+    const pods: SimPod[] = Array.from({ length: 8 }, (_, i) => ({
+      namespace: 'batch',
+      name: `job-${i}`,
+      containers: [{ name: 'c' }],
+    }));
     const sim = await simulator({ pods, latency: { baseMs: 200 } });
     const t0 = performance.now();
     const replies = await Promise.all(pods.map((p) => call(sim, `/checkpoint/batch/${p.name}/c`)));
@@ -564,19 +623,28 @@ describe('concurrency and several nodes', () => {
   });
 
   it.each([
-    ['cri-o', /^checkpointing of ml\/trainer\/main failed \(rpc error: code = Unknown desc = container [0-9a-f]{64} is not running\)$/],
-    ['containerd', /^checkpointing of ml\/trainer\/main failed \(rpc error: code = Unknown desc = cannot pause a paused container\)$/],
-  ] as [('cri-o' | 'containerd'), RegExp][])('refuses a second checkpoint of a container while the first runs (%s)', async (runtime, message) => {
-    const sim = await simulator({ runtime, latency: { baseMs: 400 } });
-    const [a, b] = await Promise.all([
-      call(sim, '/checkpoint/ml/trainer/main'),
-      new Promise((r) => setTimeout(r, 30)).then(() => call(sim, '/checkpoint/ml/trainer/main')),
-    ]);
-    expect(a.status).toBe(200);
-    expect(b.status).toBe(500);
-    expect(b.body).toMatch(message);
-    expect(b.ms).toBeLessThan(300);
-  });
+    [
+      'cri-o',
+      /^checkpointing of ml\/trainer\/main failed \(rpc error: code = Unknown desc = container [0-9a-f]{64} is not running\)$/,
+    ],
+    [
+      'containerd',
+      /^checkpointing of ml\/trainer\/main failed \(rpc error: code = Unknown desc = cannot pause a paused container\)$/,
+    ],
+  ] as ['cri-o' | 'containerd', RegExp][])(
+    'refuses a second checkpoint of a container while the first runs (%s)',
+    async (runtime, message) => {
+      const sim = await simulator({ runtime, latency: { baseMs: 400 } });
+      const [a, b] = await Promise.all([
+        call(sim, '/checkpoint/ml/trainer/main'),
+        new Promise((r) => setTimeout(r, 30)).then(() => call(sim, '/checkpoint/ml/trainer/main')),
+      ]);
+      expect(a.status).toBe(200);
+      expect(b.status).toBe(500);
+      expect(b.body).toMatch(message);
+      expect(b.ms).toBeLessThan(300);
+    },
+  );
 
   it('reports a port already in use and can then start elsewhere', async () => {
     const taken = await simulator();
@@ -588,7 +656,10 @@ describe('concurrency and several nodes', () => {
 
   it('runs one simulator per node on its own loopback address, verifiable with its CA', async () => {
     const n1 = await simulator({}, '127.0.0.1');
-    const n2 = await simulator({ pods: [{ namespace: 'ml', name: 'other', containers: [{ name: 'c' }] }] }, '127.0.0.2');
+    const n2 = await simulator(
+      { pods: [{ namespace: 'ml', name: 'other', containers: [{ name: 'c' }] }] },
+      '127.0.0.2',
+    );
     expect(n2.url).toBe(`https://127.0.0.2:${n2.port}`);
     expect((await call(n2, '/checkpoint/ml/other/c', { host: '127.0.0.2' })).status).toBe(200);
     expect((await call(n2, '/checkpoint/ml/trainer/main', { host: '127.0.0.2' })).body).toBe('pod does not exist');

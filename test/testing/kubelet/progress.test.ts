@@ -75,7 +75,14 @@ describe('ProgressLedger', () => {
 
 describe('the archive', () => {
   it('holds the counter a checkpoint recorded, and nothing when none was given', async () => {
-    const info = { namespace: 'ml', pod: 'p', podUid: 'u', container: 'main', containerId: 'c', checkpointedAt: new Date(0) };
+    const info = {
+      namespace: 'ml',
+      pod: 'p',
+      podUid: 'u',
+      container: 'main',
+      containerId: 'c',
+      checkpointedAt: new Date(0),
+    };
     const withProgress = path.join(dir, 'with.tar');
     const without = path.join(dir, 'without.tar');
     await writeCheckpointArchive(withProgress, { ...info, progress: 1234.5 });
@@ -137,10 +144,16 @@ describe('restoreSource', () => {
       containers: ['main'],
       restoreConstraints: { node: 'node-3', arch: 'amd64', cpuFeatures: [], runtime: 'cri-o://1.31.2' },
     },
-    status: { phase: 'Restoring', containers: [{ name: 'main', archivePath: '/ck/main.tar', ...(image ? { image } : {}) }] },
+    status: {
+      phase: 'Restoring',
+      containers: [{ name: 'main', archivePath: '/ck/main.tar', ...(image ? { image } : {}) }],
+    },
   });
   const image = 'registry.example/hiatus/ml@sha256:' + 'a'.repeat(64);
-  const pod = (annotations: Record<string, string>, img: string) => ({ annotations, containers: [{ name: 'main', image: img }] });
+  const pod = (annotations: Record<string, string>, img: string) => ({
+    annotations,
+    containers: [{ name: 'main', image: img }],
+  });
 
   it('restores a container whose pod names the checkpoint and runs its published image', () => {
     expect(restoreSource(pod({ 'hiatus.dev/restore-from': 'ck-1' }, image), 'main', checkpoint(image))).toEqual({
@@ -152,7 +165,9 @@ describe('restoreSource', () => {
 
   it('starts fresh without the contract, with its own image, or when the checkpoint has no image', () => {
     expect(restoreSource(pod({}, image), 'main', checkpoint(image))).toBeUndefined();
-    expect(restoreSource(pod({ 'hiatus.dev/restore-from': 'ck-1' }, 'app:1'), 'main', checkpoint(image))).toBeUndefined();
+    expect(
+      restoreSource(pod({ 'hiatus.dev/restore-from': 'ck-1' }, 'app:1'), 'main', checkpoint(image)),
+    ).toBeUndefined();
     expect(restoreSource(pod({ 'hiatus.dev/restore-from': 'ck-1' }, image), 'main', checkpoint())).toBeUndefined();
     expect(restoreSource(pod({ 'hiatus.dev/restore-from': 'ck-2' }, image), 'main', checkpoint(image))).toBeUndefined();
     expect(restoreSource(pod({ 'hiatus.dev/restore-from': 'ck-1' }, image), 'main', undefined)).toBeUndefined();
