@@ -254,29 +254,31 @@ function callerPolicies(
     config.webhookClientCaFile,
     config.webhookAllowedClientNames,
   );
-  if (!verbs.required) {
-    log.warn(
-      'UNAUTHENTICATED: anyone who reaches the extender port may call filter, prioritize and preempt (and so have any pod checkpointed); --insecure-allow-unauthenticated-callers',
-      { port: config.port },
-    );
-  } else {
-    log.info('extender callers need a client certificate', {
-      ca: config.clientCaFile,
-      allowedNames: config.allowedClientNames,
-    });
-  }
-  if (config.webhookTlsCertFile) {
-    if (!webhook.required) {
+  const announce = (p: CallerPolicy, port: number, listener: string, open: string, ca?: string) => {
+    if (!p.required) {
       log.warn(
-        'UNAUTHENTICATED: anyone who reaches the webhook port may post admission reviews (and claim checkpoints); --insecure-allow-unauthenticated-callers',
-        { port: config.webhookPort },
+        `UNAUTHENTICATED: anyone who reaches the ${listener} port may ${open}; --insecure-allow-unauthenticated-callers`,
+        { port },
       );
     } else {
-      log.info('webhook callers need a client certificate', {
-        ca: config.webhookClientCaFile,
-        allowedNames: config.webhookAllowedClientNames,
-      });
+      log.info(`${listener} callers need a client certificate`, { ca, allowedNames: p.allowedNames });
     }
+  };
+  announce(
+    verbs,
+    config.port,
+    'extender',
+    'call filter, prioritize and preempt (and so have any pod checkpointed)',
+    config.clientCaFile,
+  );
+  if (config.webhookTlsCertFile) {
+    announce(
+      webhook,
+      config.webhookPort,
+      'webhook',
+      'post admission reviews (and claim checkpoints)',
+      config.webhookClientCaFile,
+    );
   }
   return { verbs, metrics, webhook };
 }

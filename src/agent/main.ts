@@ -6,18 +6,12 @@ import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { ApiCheckpointStore } from '../checkpoint/store.js';
-import {
-  CHECKPOINT_API_VERSION,
-  CHECKPOINT_GROUP,
-  CHECKPOINT_KIND,
-  CHECKPOINT_PLURAL,
-  CHECKPOINT_VERSION,
-  type Checkpoint,
-} from '../api/checkpoint.js';
+import { CHECKPOINT_API_VERSION, CHECKPOINT_KIND, type Checkpoint } from '../api/checkpoint.js';
 import { findKubeConfig } from '../cluster/kubeconfig.js';
-import { keyOf, LABEL_RUNTIME_RESTORE } from '../api/keys.js';
+import { LABEL_RUNTIME_RESTORE } from '../api/keys.js';
 import { parseQuantity } from '../cluster/quantity.js';
-import { LIST_PAGE_SIZE, Reflector, type ListPage } from '../cluster/reflector.js';
+import { Reflector } from '../cluster/reflector.js';
+import { checkpointListing } from '../cluster/view.js';
 import { parseDuration } from '../config/config.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../log.js';
 import { NodeAgent, type AgentEvent } from './agent.js';
@@ -212,20 +206,7 @@ function main(argv: string[]): void {
   const checkpoints = new Reflector<Checkpoint, Checkpoint>(
     kc,
     {
-      kind: 'Checkpoint',
-      path: `/apis/${CHECKPOINT_GROUP}/${CHECKPOINT_VERSION}/${CHECKPOINT_PLURAL}`,
-      query: { fieldSelector: selector },
-      list: (t) =>
-        custom.listCustomObjectForAllNamespaces({
-          group: CHECKPOINT_GROUP,
-          version: CHECKPOINT_VERSION,
-          plural: CHECKPOINT_PLURAL,
-          limit: LIST_PAGE_SIZE,
-          _continue: t,
-          fieldSelector: selector,
-        }) as Promise<ListPage>,
-      project: (c: Checkpoint) => c,
-      key: (c) => (c?.metadata?.name ? keyOf(c.metadata) : undefined),
+      ...checkpointListing(custom, selector),
       onChange: (type, key) => {
         if (type === 'delete') {
           const gone = last.get(key);

@@ -6,7 +6,7 @@ import type { Node, Pod, PriorityClass } from '../api/kubernetes.js';
 import type { Logger } from '../log.js';
 import { nodeFacts, podFacts, type NodeFacts, type PodFacts } from './facts.js';
 import { KEY_CHECKPOINT_POLICY, keyOf, objectKey } from '../api/keys.js';
-import { LIST_PAGE_SIZE, Reflector, type ListPage } from './reflector.js';
+import { LIST_PAGE_SIZE, Reflector, type ListPage, type ReflectorOptions } from './reflector.js';
 
 export interface PriorityClassFacts {
   name: string;
@@ -67,6 +67,35 @@ const NON_TERMINAL = 'status.phase!=Succeeded,status.phase!=Failed';
 
 const page = (p: Promise<unknown>) => p as Promise<ListPage>;
 
+/**
+ * How a Reflector lists and watches Checkpoints, whole: every namespace, or only those the field
+ * selector picks (the node agent's spec.source.nodeName=<node>).
+ */
+export function checkpointListing(
+  custom: CustomObjectsApi,
+  fieldSelector?: string,
+): Omit<ReflectorOptions<Checkpoint, Checkpoint>, 'onChange'> {
+  const selected = fieldSelector ? { fieldSelector } : {};
+  return {
+    kind: 'Checkpoint',
+    path: `/apis/${CHECKPOINT_GROUP}/${CHECKPOINT_VERSION}/${CHECKPOINT_PLURAL}`,
+    ...(fieldSelector ? { query: { fieldSelector } } : {}),
+    list: (t) =>
+      page(
+        custom.listCustomObjectForAllNamespaces({
+          group: CHECKPOINT_GROUP,
+          version: CHECKPOINT_VERSION,
+          plural: CHECKPOINT_PLURAL,
+          limit: LIST_PAGE_SIZE,
+          _continue: t,
+          ...selected,
+        }),
+      ),
+    project: (o: Checkpoint) => o,
+    key: (o) => (o?.metadata?.name ? keyOf(o.metadata) : undefined),
+  };
+}
+
 export class InformerClusterView implements ClusterView {
   readonly mode = 'cluster' as const;
   private readonly nodes: Reflector<Node, NodeFacts>;
@@ -118,26 +147,7 @@ export class InformerClusterView implements ClusterView {
       log,
     );
     // Checkpoints are small records: kept whole.
-    this.checkpointReflector = new Reflector(
-      kc,
-      {
-        kind: 'Checkpoint',
-        path: `/apis/${CHECKPOINT_GROUP}/${CHECKPOINT_VERSION}/${CHECKPOINT_PLURAL}`,
-        list: (t) =>
-          page(
-            custom.listCustomObjectForAllNamespaces({
-              group: CHECKPOINT_GROUP,
-              version: CHECKPOINT_VERSION,
-              plural: CHECKPOINT_PLURAL,
-              limit: LIST_PAGE_SIZE,
-              _continue: t,
-            }),
-          ),
-        project: (o: Checkpoint) => o,
-        key: (o) => (o?.metadata?.name ? keyOf(o.metadata) : undefined),
-      },
-      log,
-    );
+    this.checkpointReflector = new Reflector(kc, checkpointListing(custom), log);
   }
 
   start(): this {

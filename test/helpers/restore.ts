@@ -3,6 +3,11 @@
 import { expect } from '@jest/globals';
 import type { Checkpoint, CheckpointPhase } from '../../src/api/checkpoint.js';
 import type { Pod } from '../../src/api/kubernetes.js';
+import { silentLogger } from '../../src/log.js';
+import { Metrics } from '../../src/metrics/metrics.js';
+import { createWebhook, type WebhookDeps } from '../../src/restore/webhook.js';
+import { MemoryCheckpointStore } from '../../testing/memoryStore.js';
+import { SnapshotView } from '../../testing/snapshotView.js';
 
 export const NOW = Date.parse('2026-11-23T12:00:00Z');
 export const iso = (ms: number) => new Date(ms).toISOString();
@@ -131,3 +136,27 @@ export function decodePatch(body: unknown): unknown {
   expect(r.patchType).toBe('JSONPatch');
   return JSON.parse(Buffer.from(r.patch!, 'base64').toString('utf8'));
 }
+
+/** The restore webhook over an in-memory store and a snapshot cache that shows the store's records. */
+export function webhookOnMemory(deps: Partial<WebhookDeps> = {}) {
+  const store = new MemoryCheckpointStore();
+  const view = new SnapshotView();
+  view.checkpointsByKey = store.objects;
+  const webhook = createWebhook({
+    view,
+    store,
+    metrics: new Metrics({ defaultMetrics: false }),
+    log: silentLogger,
+    maxAgeMs: 24 * 3600_000,
+    reclaimAfterMs: 3_000,
+    now: () => NOW,
+    ...deps,
+  });
+  return { store, view, webhook };
+}
+
+/** The Checkpoint an admission answer's patch restores from, if it patches one in. */
+export const restoresFrom = (body: unknown): string | undefined =>
+  (body as { response: { patch?: string } }).response.patch
+    ? (decodePatch(body) as { value: Record<string, string> }[])[0]!.value['hiatus.dev/restore-from']
+    : undefined;

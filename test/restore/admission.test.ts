@@ -5,13 +5,19 @@ import { podFacts } from '../../src/cluster/facts.js';
 import { SnapshotView } from '../../testing/snapshotView.js';
 import { MemoryCheckpointStore } from '../../testing/memoryStore.js';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
-import { silentLogger } from '../../src/log.js';
-import { Metrics } from '../../src/metrics/metrics.js';
 import { decideAdmission, decodeReview, reviewResponse } from '../../src/restore/admission.js';
 import { restoreFromRefusal } from '../../src/restore/match.js';
-import { createWebhook } from '../../src/restore/webhook.js';
 import type { Pod } from '../../src/api/kubernetes.js';
-import { NOW, checkpoint, decodePatch, iso, replacement, review } from '../helpers/restore.js';
+import {
+  NOW,
+  checkpoint,
+  decodePatch,
+  iso,
+  replacement,
+  review,
+  restoresFrom,
+  webhookOnMemory,
+} from '../helpers/restore.js';
 
 const MATCH = { now: NOW, maxAgeMs: 24 * 3600_000, reclaimAfterMs: 3_000 };
 const SCHEDULING = { schedulers: new Map<string, string>(), placementGate: false };
@@ -148,16 +154,7 @@ describe('a claim whose pod never appears (the webhook shell)', () => {
   function rig(o: { claimWaitMs: number; during?: (t: number, view: SnapshotView) => void }) {
     let t = NOW;
     const slept: number[] = [];
-    const store = new MemoryCheckpointStore();
-    const view = new SnapshotView();
-    view.checkpointsByKey = store.objects;
-    const webhook = createWebhook({
-      view,
-      store,
-      metrics: new Metrics({ defaultMetrics: false }),
-      log: silentLogger,
-      maxAgeMs: 24 * 3600_000,
-      reclaimAfterMs: 3_000,
+    const { store, view, webhook } = webhookOnMemory({
       claimWaitMs: o.claimWaitMs,
       now: () => t,
       sleep: async (ms) => {
@@ -173,11 +170,6 @@ describe('a claim whose pod never appears (the webhook shell)', () => {
     c.status!.restore = { claimedAt: iso(NOW - agoMs), podName: 'trainer-5c8f7-*' };
     return store.create(c);
   };
-  const restoresFrom = (body: unknown) =>
-    (body as { response: { patch?: string } }).response.patch
-      ? (decodePatch(body) as { value: Record<string, string> }[])[0]!.value['hiatus.dev/restore-from']
-      : undefined;
-
   it("gives the real replacement its checkpoint once the claim is old enough, waiting at most the claim's remaining time", async () => {
     const r = rig({ claimWaitMs: 3_500 });
     await forged(r.store, 500);

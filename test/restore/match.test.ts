@@ -3,13 +3,8 @@
 // never offered, since restoring it would run that pod's state twice.
 import { describe, expect, it } from '@jest/globals';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
-import { silentLogger } from '../../src/log.js';
-import { Metrics } from '../../src/metrics/metrics.js';
 import { findCheckpoints, sourceUid } from '../../src/restore/match.js';
-import { createWebhook } from '../../src/restore/webhook.js';
-import { MemoryCheckpointStore } from '../../testing/memoryStore.js';
-import { SnapshotView } from '../../testing/snapshotView.js';
-import { NOW, checkpoint, decodePatch, iso, replacement, review } from '../helpers/restore.js';
+import { NOW, checkpoint, iso, replacement, review, restoresFrom, webhookOnMemory } from '../helpers/restore.js';
 
 const MATCH = { now: NOW, maxAgeMs: 24 * 3600_000, reclaimAfterMs: 3_000 };
 const names = (r: ReturnType<typeof findCheckpoints>) =>
@@ -94,33 +89,13 @@ describe('findCheckpoints', () => {
 
 describe('the webhook and a record whose source pod the cache shows running', () => {
   function rig(live: { uid: string; deleting: boolean } | undefined | 'no-reader') {
-    const store = new MemoryCheckpointStore();
-    const view = new SnapshotView();
-    view.checkpointsByKey = store.objects;
     const reads: string[] = [];
-    const webhook = createWebhook({
-      view,
-      store,
-      metrics: new Metrics({ defaultMetrics: false }),
-      log: silentLogger,
-      maxAgeMs: 24 * 3600_000,
-      reclaimAfterMs: 3_000,
-      now: () => NOW,
-      ...(live === 'no-reader'
-        ? {}
-        : {
-            readPod: async (namespace: string, name: string) => {
-              reads.push(`${namespace}/${name}`);
-              return live;
-            },
-          }),
-    });
-    return { store, view, webhook, reads };
+    const readPod = async (namespace: string, name: string) => {
+      reads.push(`${namespace}/${name}`);
+      return live === 'no-reader' ? undefined : live;
+    };
+    return { ...webhookOnMemory(live === 'no-reader' ? {} : { readPod }), reads };
   }
-  const restoresFrom = (body: unknown) =>
-    (body as { response: { patch?: string } }).response.patch
-      ? (decodePatch(body) as { value: Record<string, string> }[])[0]!.value['hiatus.dev/restore-from']
-      : undefined;
   async function withRunningSource(r: ReturnType<typeof rig>): Promise<Checkpoint> {
     const c = await r.store.create(checkpoint('ck-a'));
     r.view.addPod({
