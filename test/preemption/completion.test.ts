@@ -3,14 +3,13 @@ import { MemoryCheckpointStore } from '../../testing/memoryStore.js';
 import { podFacts, type PodFacts } from '../../src/cluster/facts.js';
 import type { LivePod, PodRef, PreemptionWriter } from '../../src/cluster/podWriter.js';
 import { SnapshotView } from '../../testing/snapshotView.js';
-import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics/metrics.js';
-import { PreemptionCompleter } from '../../src/preemption/completer.js';
+import type { PreemptionCompleter } from '../../src/preemption/completer.js';
 import { nextCompletionStep, type CompletionSnapshot, type PreemptionIntent } from '../../src/preemption/completion.js';
 import type { CheckpointState } from '../../src/scheduling/candidates.js';
 import type { Pod } from '../../src/api/kubernetes.js';
 import { KubeletSimulator, simPodFromV1Pod } from '../../testing/kubelet/kubelet.js';
-import { testExecutor } from '../helpers/executor.js';
+import { testCompleter, testExecutor } from '../helpers/executor.js';
 import { node, plainPod, victim } from '../helpers/objects.js';
 
 const NOW = Date.parse('2026-11-27T12:00:00Z');
@@ -157,16 +156,7 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
     const metrics = new Metrics({ defaultMetrics: false });
     const executor = testExecutor(view, store, { metrics });
     const writer = new FakeWriter();
-    completer = new PreemptionCompleter({
-      view,
-      executor,
-      writer,
-      metrics,
-      log: silentLogger,
-      defaultPolicy: 'Never',
-      maxWaitMs: 30_000,
-      intervalMs: 50,
-    }).start();
+    completer = testCompleter(view, executor, writer, metrics);
     return { view, store, writer, metrics, sim };
   }
 

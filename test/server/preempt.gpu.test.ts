@@ -10,11 +10,11 @@ import { SnapshotView } from '../../testing/snapshotView.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import type { LivePod, PodRef, PreemptionWriter } from '../../src/cluster/podWriter.js';
-import { PreemptionCompleter } from '../../src/preemption/completer.js';
+import type { PreemptionCompleter } from '../../src/preemption/completer.js';
 import { createPreemptVerb } from '../../src/server/preempt.js';
 import type { Node, Pod } from '../../src/api/kubernetes.js';
 import { KubeletSimulator, simPodFromV1Pod, type SimGpus } from '../../testing/kubelet/kubelet.js';
-import { testExecutor } from '../helpers/executor.js';
+import { testCompleter, testExecutor } from '../helpers/executor.js';
 import { node, plainPod, victim } from '../helpers/objects.js';
 import { post, startServer, type TestServer } from '../helpers/server.js';
 
@@ -221,16 +221,7 @@ describe('a GPU preemption completed in the background', () => {
       nominate: async (p: PodRef, n: string) => void calls.push(`nominate ${p.name} ${n}`),
       evict: async (p: PodRef) => (calls.push(`evict ${p.name}`), 'evicted'),
     };
-    completer = new PreemptionCompleter({
-      view,
-      executor,
-      writer,
-      metrics,
-      log: silentLogger,
-      defaultPolicy: 'Never',
-      maxWaitMs: 30_000,
-      intervalMs: 50,
-    }).start();
+    completer = testCompleter(view, executor, writer, metrics);
     await completer.track({
       preemptor: { namespace: 'default', name: 'urgent', uid: 'uid-urgent' },
       priority: 1000,
