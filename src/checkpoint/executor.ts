@@ -11,7 +11,15 @@ import { KubeletError, type KubeletClient } from './kubeletClient.js';
 import { chainLink } from './chain.js';
 import { DEFAULT_RESOURCE_POLICY, type ResourcePolicy } from '../scheduling/resources.js';
 import { checkpointName } from './names.js';
-import { archivesEvery, claimRecord, heldBy, outcomeRecord, recordState, renewedClaim } from './record.js';
+import {
+  archivesEvery,
+  claimRecord,
+  freshToShare,
+  heldBy,
+  outcomeRecord,
+  recordState,
+  renewedClaim,
+} from './record.js';
 import { Semaphore } from './semaphore.js';
 import { StoreConflict, type CheckpointStore } from './store.js';
 import type { Checkpoint, ContainerCheckpointStatus, PodReference } from '../api/checkpoint.js';
@@ -135,14 +143,15 @@ export class CheckpointExecutor {
     return shared ? shared.state : 'none';
   }
 
-  /** Another preemption's in-flight, claimed or fresh Ready checkpoint of this victim. */
+  /** Another preemption's in-flight or claimed checkpoint of this victim, or a Ready one fresh enough to share (record.ts). */
   private shared(victim: PodFacts): { key: string; state: 'pending' | 'ready'; record?: Checkpoint } | undefined {
     const key = this.byVictim.get(victim.uid);
     if (key && this.inflight.has(key)) return { key, state: 'pending' };
     for (const c of [...(key ? [this.written.get(key)] : []), ...(this.o.cachedAll?.() ?? [])]) {
       if (c?.spec.source.pod.uid !== victim.uid) continue;
       const state = this.stateOf(c);
-      if (state === 'pending' || state === 'ready') return { key: keyOf(c), state, record: c };
+      if (state === 'pending') return { key: keyOf(c), state, record: c };
+      if (state === 'ready' && freshToShare(c, this.now(), this.o)) return { key: keyOf(c), state, record: c };
     }
     return undefined;
   }

@@ -172,6 +172,28 @@ export function recordState(c: Checkpoint, now: number, ages: RecordAges): Check
   }
 }
 
+/**
+ * The longest a victim may have run on since another preemption's Ready checkpoint of it for that
+ * checkpoint to serve this preemption too (its work since is lost on restore): the time the
+ * checkpoint itself took (a retake would cost the preemptor about as much as it saves the
+ * victim), and at least this much, so that preemptions waiting on one dump at once all use it.
+ */
+export const SHARED_READY_MIN_MS = 5_000;
+
+/**
+ * Whether another preemption's Ready record of a victim is fresh enough to evict it with, rather
+ * than taking a new checkpoint: within maxAgeMs, and no older than the checkpoint took (at least
+ * SHARED_READY_MIN_MS). A record left by a preemption that went elsewhere, while its victim ran
+ * on, is otherwise what a later preemption restores from, losing everything since.
+ */
+export function freshToShare(c: Checkpoint, now: number, ages: RecordAges): boolean {
+  if (recordState(c, now, ages) !== 'ready') return false;
+  const completed = Date.parse(c.status?.completionTime ?? '');
+  const started = Date.parse(c.status?.startTime ?? '');
+  const took = Number.isFinite(started) && completed >= started ? completed - started : 0;
+  return now - completed <= Math.max(SHARED_READY_MIN_MS, took);
+}
+
 /** Whether the record holds an archive for every one of these containers. */
 export function archivesEvery(c: Checkpoint, containers: readonly string[]): boolean {
   const archived = new Set((c.status?.containers ?? []).filter((x) => x.archivePath).map((x) => x.name));

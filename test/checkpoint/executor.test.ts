@@ -1,6 +1,7 @@
 // The checkpoint executor's "nothing lost" rules (issue 11): claims that lapse promptly when their
 // replica dies and never while it lives, outcomes written once the API server is back (no second
-// dump), archive names that cannot collide.
+// dump), archive names that cannot collide, and which checkpoint of a victim a second preemption
+// may share.
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { CheckpointExecutor } from '../../src/checkpoint/executor.js';
 import { MemoryCheckpointStore } from '../../testing/memoryStore.js';
@@ -117,6 +118,24 @@ describe('the checkpoint executor', () => {
     expect(r.sim.calls).toHaveLength(1);
     expect(a.state(r.victim, P2)).toBe('ready');
     expect(await a.confirmReady(r.victim, P2)).toBe(true);
+  });
+
+  it("takes a new checkpoint rather than evict with another preemption's record the victim has run on past", async () => {
+    const r = await rig(200);
+    let now = Date.now();
+    const e = testExecutor(r.view, r.store, { maxPerNode: 8, identity: 'replica-a', now: () => now });
+    executors.push(e);
+    expect((await e.ensure({ victim: r.victim, node: r.node, preemptor: P1 })).state).toBe('ready');
+    expect(r.sim.calls).toHaveLength(1);
+    // Moments later, a second preemptor of the same victim uses that checkpoint.
+    now += 2_000;
+    expect(e.state(r.victim, P2)).toBe('ready');
+    // A minute later (the first preemption went elsewhere, the victim ran on): not any more.
+    now += 60_000;
+    expect(e.state(r.victim, P2)).toBe('none');
+    expect((await e.ensure({ victim: r.victim, node: r.node, preemptor: P2 })).state).toBe('ready');
+    expect(r.sim.calls).toHaveLength(2);
+    expect(await e.confirmReady(r.victim, P2)).toBe(true);
   });
 
   it('never lets two checkpoints of one container share an archive name', async () => {

@@ -5,6 +5,7 @@ import {
   ANNOTATION_PREEMPTION_VICTIMS,
   archivesEvery,
   claimRecord,
+  freshToShare,
   heldBy,
   outcomeRecord,
   recordState,
@@ -218,5 +219,26 @@ describe('the state a record says its checkpoint is in', () => {
     const { status: _, ...noStatus } = claim;
     expect(recordState(noStatus as Checkpoint, T0, AGES)).toBe('none');
     expect(recordState({ ...ready, status: { ...ready.status!, phase: 'Restored' } }, T0, AGES)).toBe('none');
+  });
+});
+
+describe("whether another preemption's Ready record may evict the victim", () => {
+  const AGES = { maxAgeMs: 600_000, retryFailedAfterMs: 300_000 };
+  const done = (tookMs: number): Checkpoint => {
+    const r = outcomeRecord(claimRecord(request(), TERMS), { containers: [] }, T0);
+    return { ...r, status: { ...r.status!, startTime: iso(T0 - tookMs), completionTime: iso(T0) } };
+  };
+
+  it('shares a record for as long as the checkpoint took, and at least 5 s', () => {
+    expect(freshToShare(done(1_000), T0 + 5_000, AGES)).toBe(true);
+    expect(freshToShare(done(1_000), T0 + 5_001, AGES)).toBe(false);
+    expect(freshToShare(done(40_000), T0 + 40_000, AGES)).toBe(true);
+    expect(freshToShare(done(40_000), T0 + 40_001, AGES)).toBe(false);
+  });
+
+  it('never shares what recordState would not call ready', () => {
+    expect(freshToShare(done(900_000), T0 + 600_001, AGES)).toBe(false);
+    const failed = outcomeRecord(claimRecord(request(), TERMS), { failure: 'x' }, T0);
+    expect(freshToShare(failed, T0, AGES)).toBe(false);
   });
 });
