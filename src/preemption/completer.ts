@@ -75,6 +75,12 @@ export class PreemptionCompleter {
     return this.intents.has(preemptorUid);
   }
 
+  /** The node of the candidate this replica is completing a preemption on, if any. */
+  committedNode(preemptorUid: string): string | undefined {
+    const intent = this.intents.get(preemptorUid);
+    return intent?.candidates[intent.index]?.node;
+  }
+
   /**
    * Takes over a preemption preempt answers `{}` to; a newer call replaces the candidates.
    * Resolves once the node is nominated (or that failed), so that preempt answers after it: the

@@ -185,3 +185,16 @@ export function planPreemption(inputs: readonly CandidateInput[], snapshot: Pree
     infeasible: plans.filter((p) => !p.feasible),
   };
 }
+
+/**
+ * The ranking with the candidate on `node` first, when it is still among them. kube-scheduler
+ * commits to the candidate it picks (its executor evicts at once) and never weighs the choice
+ * again; hiatus, whose checkpoints for that candidate are running or done, keeps to it too while
+ * kube-scheduler still offers it, rather than starting over on a candidate its next call's
+ * random sample happens to rank higher (the dumps already taken would be wasted, and their
+ * victims would run on past their checkpoints).
+ */
+export function keepCommitted(ranked: readonly CandidatePlan[], node: string | undefined): CandidatePlan[] {
+  const i = node === undefined ? -1 : ranked.findIndex((c) => c.node === node);
+  return i <= 0 ? [...ranked] : [ranked[i]!, ...ranked.slice(0, i), ...ranked.slice(i + 1)];
+}

@@ -8,7 +8,7 @@ import type { Logger } from '../log.js';
 import type { Metrics, RequestPath } from '../metrics/metrics.js';
 import { preemptorStillPending } from '../preemption/completion.js';
 import type { PreemptionCompleter } from '../preemption/completer.js';
-import { planPreemption, type CandidateInput, type CandidatePlan } from '../scheduling/candidates.js';
+import { keepCommitted, planPreemption, type CandidateInput, type CandidatePlan } from '../scheduling/candidates.js';
 import type { CheckpointCostModel } from '../scheduling/cost.js';
 import type { ResourcePolicy } from '../scheduling/resources.js';
 import type { CheckpointPolicy } from '../scheduling/victimPolicy.js';
@@ -183,6 +183,8 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
         ),
       });
     }
+    // A preemption this replica is already completing keeps its candidate while it is offered.
+    const ranked = keepCommitted(plan.ranked, completer?.committedNode(preemptor.uid));
     // A preemption this replica is already completing does not hold the cycle again.
     const waitMs = completer?.has(preemptor.uid) ? 0 : Math.min(deps.waitMs ?? deps.budgetMs, deps.budgetMs);
     const background = async (from: number, node: string, victims: number): Promise<VerbAnswer> => {
@@ -190,7 +192,7 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
         await completer.track({
           preemptor,
           priority: preemptorPriority,
-          candidates: plan.ranked.slice(from).map(asInput),
+          candidates: ranked.slice(from).map(asInput),
           index: 0,
         });
       }
@@ -201,7 +203,7 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
       });
       return finish(started, 'pending', { NodeNameToMetaVictims: {} }, 'restore');
     };
-    for (const [i, candidate] of plan.ranked.entries()) {
+    for (const [i, candidate] of ranked.entries()) {
       const work = candidate.victims.filter((v) => v.action === 'checkpoint' && v.checkpoint !== 'ready');
       if (work.length === 0) {
         if (!(await confirmed(candidate, preemptor))) return background(i, candidate.node, 0);

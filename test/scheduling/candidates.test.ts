@@ -1,6 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
 import { podFacts, type PodFacts } from '../../src/cluster/facts.js';
-import { planPreemption, type CheckpointState, type PreemptionSnapshot } from '../../src/scheduling/candidates.js';
+import {
+  keepCommitted,
+  planPreemption,
+  type CheckpointState,
+  type PreemptionSnapshot,
+} from '../../src/scheduling/candidates.js';
 import { victim } from '../helpers/objects.js';
 
 const NOW = Date.parse('2026-11-23T12:00:00Z');
@@ -108,5 +113,27 @@ describe('candidate ranking', () => {
     delete p.startTime;
     const plan = planPreemption([{ node: 'n1', victims: ['uid-fresh'], numPDBViolations: 0 }], snapshot([p]));
     expect(plan.ranked[0]!.victims[0]).toMatchObject({ action: 'evict', why: 'never started: no state to lose' });
+  });
+});
+
+describe('keepCommitted', () => {
+  const pods = [pod('a1', 'n1', { priority: 10 }), pod('a2', 'n1', { priority: 10 }), pod('b', 'n2', { priority: 10 })];
+  const ranked = planPreemption(
+    [
+      { node: 'n1', victims: ['uid-a1', 'uid-a2'], numPDBViolations: 0 },
+      { node: 'n2', victims: ['uid-b'], numPDBViolations: 0 },
+    ],
+    snapshot(pods),
+  ).ranked;
+
+  it('puts the candidate a preemption is being completed on first while it is offered, the rest in rank order', () => {
+    expect(ranked.map((c) => c.node)).toEqual(['n2', 'n1']);
+    expect(keepCommitted(ranked, 'n1').map((c) => c.node)).toEqual(['n1', 'n2']);
+  });
+
+  it('keeps the ranking when nothing is committed, or the committed node is no longer offered', () => {
+    expect(keepCommitted(ranked, undefined).map((c) => c.node)).toEqual(['n2', 'n1']);
+    expect(keepCommitted(ranked, 'n9').map((c) => c.node)).toEqual(['n2', 'n1']);
+    expect(keepCommitted(ranked, 'n2').map((c) => c.node)).toEqual(['n2', 'n1']);
   });
 });
