@@ -125,7 +125,11 @@ export function timeline(c: Checkpoint, events: readonly EventInfo[]): TimelineE
   const s = c.status;
   const src = c.spec.source;
   const r = s?.restore;
-  const entries: TimelineEntry[] = [{ time: c.metadata.creationTimestamp, what: 'Requested', detail: requested(c) }];
+  // creationTimestamp has whole seconds (metav1.Time): a claim written in the same second may
+  // carry a startTime (milliseconds, the claimer's clock) before it. The request came first.
+  const created = c.metadata.creationTimestamp;
+  const requestedAt = s?.startTime && created && Date.parse(s.startTime) < Date.parse(created) ? s.startTime : created;
+  const entries: TimelineEntry[] = [{ time: requestedAt, what: 'Requested', detail: requested(c) }];
   if (s?.startTime && s.claimedBy) {
     entries.push({
       time: s.startTime,

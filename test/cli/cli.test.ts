@@ -360,6 +360,16 @@ describe('describe', () => {
     ]);
   });
 
+  it('puts the request first when the API server rounded its creation up past the claim', () => {
+    const c = ckpt('same-second');
+    c.metadata.creationTimestamp = '2026-11-23T12:00:06Z';
+    c.status!.startTime = '2026-11-23T12:00:05.990Z';
+    c.status!.completionTime = '2026-11-23T12:00:08Z';
+    const t = timeline(c, []);
+    expect(t.map((e) => e.what).slice(0, 2)).toEqual(['Requested', 'Checkpointing']);
+    expect(t[0]!.time).toBe('2026-11-23T12:00:05.990Z');
+  });
+
   it("says a failed checkpoint failed, with the kubelet's message", () => {
     const c = ckpt('bad', { phase: 'Failed' });
     delete c.status!.containers;
