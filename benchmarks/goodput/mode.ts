@@ -33,6 +33,7 @@ import {
 } from '../../testing/harness/webhook.js';
 import { inParallel, type Api } from '../scheduler/api.js';
 import { SimulatedPublisher } from './publisher.js';
+import { coveredMs } from './report.js';
 import type { ModeName, Settings } from './settings.js';
 import { checkpointSeconds, type Arrival, type OrdinaryBatch, type Workload } from './trace.js';
 import { ANNOTATION_WORK, ROLE, World, type Account } from './world.js';
@@ -63,6 +64,13 @@ export interface UrgentOutcome {
   checkpointMs?: number;
   /** Creation to the deletion of the last of its checkpointed victims, real ms. */
   evictedMs?: number;
+  /**
+   * How long, between its creation and its binding, a checkpoint taken for it ran, real ms: the
+   * union over its Checkpoint records of any phase (a failed one that sent hiatus to another
+   * candidate, one still running when it was bound elsewhere). A record shared from another
+   * preemptor's preemption is not counted, so the figure beyond it errs high.
+   */
+  checkpointRunMs?: number;
   /** Creation to the start of its victims' first checkpoint, real ms. */
   checkpointStartMs?: number;
 }
@@ -495,6 +503,14 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
         made !== undefined && mine.length > 0
           ? Math.min(...mine.map((c) => Date.parse(c.status!.startTime!))) - made
           : undefined;
+      const ran = [...world.checkpoints.values()].flatMap((c): [number, number][] => {
+        const start = Date.parse(c.status?.startTime ?? '');
+        if (c.spec.preemptor?.name !== a.name || !Number.isFinite(start) || bound === undefined) return [];
+        const done = Date.parse(c.status?.completionTime ?? '');
+        return [[start, Number.isFinite(done) ? done : bound]];
+      });
+      const checkpointRunMs =
+        made !== undefined && bound !== undefined && ran.length > 0 ? coveredMs(ran, made, bound) : undefined;
       const deletions = mine
         .map((c) => world.deletedAt.get(c.spec.source.pod.uid))
         .filter((x): x is number => x !== undefined);
@@ -505,6 +521,7 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
         ...(made !== undefined && bound !== undefined ? { bindMs: bound - made } : {}),
         ...(checkpointMs !== undefined ? { checkpointMs } : {}),
         ...(evictedMs !== undefined ? { evictedMs } : {}),
+        ...(checkpointRunMs !== undefined ? { checkpointRunMs } : {}),
         ...(checkpointStartMs !== undefined ? { checkpointStartMs } : {}),
       };
     });

@@ -16,6 +16,26 @@ export function quantile(values: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
+/**
+ * How long, within [from, to], at least one of the intervals ran: the union of their lengths.
+ * A preemptor's checkpoints may overlap (victims dumped in parallel) or follow one another (a
+ * Required checkpoint failed and another candidate's victims were dumped next).
+ */
+export function coveredMs(intervals: readonly (readonly [number, number])[], from: number, to: number): number {
+  const clipped = intervals
+    .map(([a, b]) => [Math.max(a, from), Math.min(b, to)] as const)
+    .filter(([a, b]) => b > a)
+    .sort((x, y) => x[0] - y[0]);
+  let total = 0;
+  let end = -Infinity;
+  for (const [a, b] of clipped) {
+    if (b <= end) continue;
+    total += b - Math.max(a, end);
+    end = b;
+  }
+  return total;
+}
+
 /** Ordinary pods over all batches: pods bound per second of batch time. */
 export const ordinaryRate = (r: ModeResult) =>
   r.ordinary.reduce((n, b) => n + b.pods, 0) / r.ordinary.reduce((n, b) => n + b.seconds, 0);
@@ -41,6 +61,9 @@ export interface Figures {
   /** Binding time beyond the preemptor's victims' longest checkpoint, p99 (only those with one). */
   beyondCheckpointP99Ms: number;
   withCheckpoint: number;
+  /** Binding time beyond the time checkpoints taken for it ran (failed, unfinished included), p99. */
+  beyondRunP99Ms: number;
+  withRun: number;
   /** Binding time after its last checkpointed victim's deletion, p50 and p99. */
   afterEvictionP50Ms: number;
   afterEvictionP99Ms: number;
@@ -61,6 +84,7 @@ export function figures(results: ModeResult[]): Figures[] {
   return results.map((r) => {
     const binds = r.urgent.filter((u) => u.bindMs !== undefined).map((u) => u.bindMs!);
     const waited = r.urgent.filter((u) => u.bindMs !== undefined && u.checkpointMs !== undefined);
+    const ran = r.urgent.filter((u) => u.bindMs !== undefined && u.checkpointRunMs !== undefined);
     const starts = waited.filter((u) => u.checkpointStartMs !== undefined).map((u) => u.checkpointStartMs!);
     const evicted = r.urgent
       .filter((u) => u.bindMs !== undefined && u.evictedMs !== undefined)
@@ -81,6 +105,11 @@ export function figures(results: ModeResult[]): Figures[] {
         0.99,
       ),
       withCheckpoint: waited.length,
+      beyondRunP99Ms: quantile(
+        ran.map((u) => u.bindMs! - u.checkpointRunMs!),
+        0.99,
+      ),
+      withRun: ran.length,
       afterEvictionP50Ms: quantile(evicted, 0.5),
       afterEvictionP99Ms: quantile(evicted, 0.99),
       checkpointStartP50Ms: quantile(starts, 0.5),
@@ -120,6 +149,10 @@ export function table(results: ModeResult[]): string {
     [
       "bind beyond its victims' checkpoint, p99",
       (f) => (f.withCheckpoint > 0 ? `${seconds(f.beyondCheckpointP99Ms)} (${f.withCheckpoint} pods)` : '-'),
+    ],
+    [
+      'bind beyond the time checkpoints taken for it ran (failed, unfinished included), p99',
+      (f) => (f.withRun > 0 ? `${seconds(f.beyondRunP99Ms)} (${f.withRun} pods)` : '-'),
     ],
     [
       'bind after its last checkpointed victim went, p50 / p99',

@@ -1,7 +1,7 @@
 // bench:goodput's pure parts: the seeded trace and its calibration, the table and the plot.
 import { describe, expect, it } from '@jest/globals';
 import type { ModeResult } from '../../benchmarks/goodput/mode.js';
-import { figures, plot, quantile, table } from '../../benchmarks/goodput/report.js';
+import { coveredMs, figures, plot, quantile, table } from '../../benchmarks/goodput/report.js';
 import { parseSettings } from '../../benchmarks/goodput/settings.js';
 import { checkpointSeconds, makeTrace, restoreSeconds } from '../../benchmarks/goodput/trace.js';
 
@@ -56,7 +56,15 @@ function result(mode: ModeResult['mode'], lost: number, ordinarySeconds: number[
     ],
     account: { accrued: 72_000 + lost, retained: 72_000, lost },
     urgent: [
-      { name: 'u0', source: 'burst', bindMs: 9_000, checkpointMs: 8_000, evictedMs: 8_500, checkpointStartMs: 300 },
+      {
+        name: 'u0',
+        source: 'burst',
+        bindMs: 9_000,
+        checkpointMs: 8_000,
+        evictedMs: 8_500,
+        checkpointStartMs: 300,
+        checkpointRunMs: 8_600,
+      },
       { name: 'u1', source: 'poisson', bindMs: 1_000 },
       { name: 'u2', source: 'poisson' },
     ],
@@ -94,7 +102,28 @@ describe('the figures', () => {
     expect(req!.checkpointStartP99Ms).toBe(300);
     expect(req!.bound).toBe(2);
     expect(req!.beyondCheckpointP99Ms).toBe(1_000);
+    expect(req!.beyondRunP99Ms).toBe(400);
+    expect(req!.withRun).toBe(1);
     expect(req!.afterEvictionP99Ms).toBe(500);
+  });
+
+  it('counts the time a preemptor waited on checkpoints once, however they overlap, within its wait', () => {
+    // Two victims dumped in parallel, then a failed candidate's successor, one still running at binding.
+    expect(
+      coveredMs(
+        [
+          [100, 300],
+          [150, 250],
+          [400, 600],
+          [550, 2_000],
+        ],
+        0,
+        1_000,
+      ),
+    ).toBe(200 + 600);
+    expect(coveredMs([[0, 500]], 200, 1_000)).toBe(300);
+    expect(coveredMs([[1_200, 1_500]], 0, 1_000)).toBe(0);
+    expect(coveredMs([], 0, 1_000)).toBe(0);
   });
 
   it('takes nearest-rank quantiles', () => {
