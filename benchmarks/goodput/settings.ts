@@ -28,7 +28,7 @@ export const USAGE = `usage: npm run bench:goodput -- [options]
   --arrivals 1             high-priority Poisson arrivals per trace minute
   --bursts 3 --burst-size 5  bursts of high-priority arrivals, spread over the trace
   --ordinary-every 150     a batch of ordinary pods every this many trace seconds
-  --ordinary-pods 30       pods per batch
+  --ordinary-pods 100      pods per batch
   --failure-rate 0.1       chance that a checkpoint fails
   --modes default,required,besteffort
   --preempt-wait 1s        the extender's --preempt-wait (default: as shipped)
@@ -78,7 +78,7 @@ export function parseSettings(argv: string[]): Settings {
       bursts: num(values.bursts, 'bursts', 3, whole),
       burstSize: num(values['burst-size'], 'burst-size', 5, whole),
       ordinaryEvery: num(values['ordinary-every'], 'ordinary-every', 150, positive),
-      ordinaryPods: num(values['ordinary-pods'], 'ordinary-pods', 30, whole),
+      ordinaryPods: num(values['ordinary-pods'], 'ordinary-pods', 100, whole),
     },
     speed: num(values.speed, 'speed', 10, positive),
     failureRate: num(values['failure-rate'], 'failure-rate', 0.1, (n) => n >= 0 && n <= 1),
