@@ -1,6 +1,7 @@
 // One e2e rig: control plane, Checkpoint CRD, the extender, simulated nodes and kube-scheduler
 // instances pointed at the extender; and the API reads the scenarios assert on.
 import {
+  AppsV1Api,
   CoreV1Api,
   CustomObjectsApi,
   SchedulingV1Api,
@@ -17,6 +18,7 @@ import { waitUntil } from './process.js';
 import { shippedHttpTimeout, type ExtenderOverrides, type SchedulerConfigBase } from './schedulerConfig.js';
 
 export const NAMESPACE = 'default';
+const CHECKPOINTS = { group: 'hiatus.dev', version: 'v1alpha1', plural: 'checkpoints' };
 
 export interface SchedulerWanted extends ExtenderOverrides {
   schedulerName: string;
@@ -30,10 +32,13 @@ export interface RigOptions {
    * written to its directory first), e.g. the restore webhook's TLS flags.
    */
   extenderArgs?: (cp: ControlPlane) => Promise<string[]>;
+  /** Creates createPreemptionClasses' two classes once everything runs. */
+  preemptionClasses?: boolean;
 }
 
 export class Rig {
   readonly core: CoreV1Api;
+  readonly apps: AppsV1Api;
   readonly custom: CustomObjectsApi;
   readonly scheduling: SchedulingV1Api;
   failed = false;
@@ -47,6 +52,7 @@ export class Rig {
     readonly httpTimeout: string,
   ) {
     this.core = cp.kc.makeApiClient(CoreV1Api);
+    this.apps = cp.kc.makeApiClient(AppsV1Api);
     this.custom = cp.kc.makeApiClient(CustomObjectsApi);
     this.scheduling = cp.kc.makeApiClient(SchedulingV1Api);
   }
@@ -76,6 +82,7 @@ export class Rig {
       for (const s of opts.schedulers) {
         await cp.startScheduler({ ...s, base, httpTimeout, extenderUrl: rig.ext.url });
       }
+      if (opts.preemptionClasses) await rig.createPreemptionClasses();
       return rig;
     } catch (e) {
       process.stderr.write(`e2e rig failed to start; logs in ${cp.dir}\n${cp.tails()}\n`);
@@ -168,12 +175,21 @@ export class Rig {
   }
 
   async pod(name: string, namespace = NAMESPACE): Promise<V1Pod | undefined> {
-    try {
-      return await this.core.readNamespacedPod({ name, namespace });
-    } catch (e) {
-      if ((e as { code?: number }).code === 404) return undefined;
-      throw e;
-    }
+    return orAbsent(this.core.readNamespacedPod({ name, namespace }));
+  }
+
+  /** The pods of workload `app` (labelled app=<app>) that are not being deleted. */
+  async livePods(app: string, namespace = NAMESPACE): Promise<V1Pod[]> {
+    const list = await this.core.listNamespacedPod({ namespace, labelSelector: `app=${app}` });
+    return list.items.filter((p) => !p.metadata?.deletionTimestamp);
+  }
+
+  /** Waits until workload `app` has one live pod and it is Running; returns that pod. */
+  async waitSolePod(app: string, what: string): Promise<V1Pod> {
+    return waitUntil(what, async () => {
+      const [p, ...more] = await this.livePods(app);
+      return !more.length && p?.status?.phase === 'Running' ? p : undefined;
+    });
   }
 
   /** Waits until the pod is bound and Running; returns its node. */
@@ -229,28 +245,58 @@ export class Rig {
 
   /** The sum of one metric's samples on the extender's /metrics whose labels include these. */
   async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-    const text = await this.ext!.metrics();
-    const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-    return text
-      .split('\n')
-      .filter((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && wanted.every((w) => l.includes(w)))
-      .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+    return sumOfSamples(await this.ext!.metrics(), name, labels);
   }
 
   async checkpoints(namespace = NAMESPACE): Promise<Checkpoint[]> {
-    const list = (await this.custom.listNamespacedCustomObject({
-      group: 'hiatus.dev',
-      version: 'v1alpha1',
-      namespace,
-      plural: 'checkpoints',
-    })) as {
+    const list = (await this.custom.listNamespacedCustomObject({ ...CHECKPOINTS, namespace })) as {
       items: Checkpoint[];
     };
     return list.items;
   }
 
+  async checkpoint(name: string, namespace = NAMESPACE): Promise<Checkpoint | undefined> {
+    return orAbsent(this.custom.getNamespacedCustomObject({ ...CHECKPOINTS, namespace, name }) as Promise<Checkpoint>);
+  }
+
+  /** Waits until Checkpoint `name` exists and `ok` holds of it; returns it. */
+  async waitCheckpoint(
+    name: string,
+    what: string,
+    ok: (c: Checkpoint) => boolean,
+    timeoutMs?: number,
+  ): Promise<Checkpoint> {
+    return waitUntil(
+      what,
+      async () => {
+        const c = await this.checkpoint(name);
+        return c && ok(c) ? c : undefined;
+      },
+      timeoutMs,
+    );
+  }
+
   async checkpointsOf(podName: string, namespace = NAMESPACE): Promise<Checkpoint[]> {
     return (await this.checkpoints(namespace)).filter((c) => c.spec.source.pod.name === podName);
+  }
+}
+
+/** The sum of one metric's samples in a Prometheus text exposition whose labels include these. */
+export function sumOfSamples(text: string, name: string, labels: Record<string, string> = {}): number {
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  return text
+    .split('\n')
+    .filter((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && wanted.every((w) => l.includes(w)))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
+/** What `read` reads, or undefined where the API server answers 404. */
+async function orAbsent<T>(read: Promise<T>): Promise<T | undefined> {
+  try {
+    return await read;
+  } catch (e) {
+    if ((e as { code?: number }).code === 404) return undefined;
+    throw e;
   }
 }
 
@@ -261,6 +307,7 @@ export interface PodOptions {
   memory?: string;
   containers?: string[];
   nodeSelector?: Record<string, string>;
+  labels?: Record<string, string>;
   annotations?: Record<string, string>;
   /**
    * What the restore webhook does to a restore pod, done by hand (docs/restore-contract.md, "The
@@ -289,7 +336,12 @@ export function podSpec(name: string, o: PodOptions): V1Pod {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name, namespace: NAMESPACE, ...(o.annotations ? { annotations: o.annotations } : {}) },
+    metadata: {
+      name,
+      namespace: NAMESPACE,
+      ...(o.labels ? { labels: o.labels } : {}),
+      ...(o.annotations ? { annotations: o.annotations } : {}),
+    },
     spec: {
       schedulerName: o.asRestorePod ? restoreProfile(o.schedulerName) : o.schedulerName,
       containers,

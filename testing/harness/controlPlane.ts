@@ -82,7 +82,7 @@ export class ControlPlane {
       await freePort(),
     ];
     const apiserverUrl = `https://127.0.0.1:${apiPort}`;
-    for (const user of ['admin', 'scheduler', 'controller-manager']) writeKubeconfig(dir, user, apiserverUrl);
+    for (const user of ['admin', 'scheduler', 'controller-manager']) writeComponentKubeconfig(dir, user, apiserverUrl);
     const cp = new ControlPlane(dir, bin, apiserverUrl, extenderTls);
     try {
       await cp.startCore(etcdPort, etcdPeerPort, apiPort, kcmPort);
@@ -340,17 +340,40 @@ async function makePki(pki: string): Promise<void> {
   });
 }
 
-function writeKubeconfig(dir: string, user: string, server: string): void {
+function writeComponentKubeconfig(dir: string, user: string, server: string): void {
   const b64 = (f: string) => readFileSync(path.join(dir, 'pki', f)).toString('base64');
+  writeKubeconfig(path.join(dir, 'kubeconfigs', `${user}.kubeconfig`), {
+    context: 'hiatus',
+    cluster: { name: 'hiatus', cluster: { server, 'certificate-authority-data': b64('ca.crt') } },
+    user: {
+      name: user,
+      user: { 'client-certificate-data': b64(`${user}.crt`), 'client-key-data': b64(`${user}.key`) },
+    },
+  });
+}
+
+/** A kubeconfig's cluster or user entry: its name and the fields kubectl reads. */
+export interface KubeconfigEntry {
+  name: string;
+  [field: string]: unknown;
+}
+
+/**
+ * Writes a kubeconfig (JSON, readable by its owner only) of one cluster and one user, and one
+ * context of that name joining them, in `namespace` if given.
+ */
+export function writeKubeconfig(
+  file: string,
+  o: { context: string; cluster: KubeconfigEntry; user: KubeconfigEntry; namespace?: string },
+): void {
+  const context = { cluster: o.cluster.name, user: o.user.name, ...(o.namespace ? { namespace: o.namespace } : {}) };
   const config = {
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: [{ name: 'hiatus', cluster: { server, 'certificate-authority-data': b64('ca.crt') } }],
-    users: [
-      { name: user, user: { 'client-certificate-data': b64(`${user}.crt`), 'client-key-data': b64(`${user}.key`) } },
-    ],
-    contexts: [{ name: 'hiatus', context: { cluster: 'hiatus', user } }],
-    'current-context': 'hiatus',
+    clusters: [o.cluster],
+    users: [o.user],
+    contexts: [{ name: o.context, context }],
+    'current-context': o.context,
   };
-  writeFileSync(path.join(dir, 'kubeconfigs', `${user}.kubeconfig`), JSON.stringify(config, null, 2), { mode: 0o600 });
+  writeFileSync(file, JSON.stringify(config, null, 2), { mode: 0o600 });
 }
