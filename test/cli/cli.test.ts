@@ -13,6 +13,7 @@ import { planRestore, standalonePod, type Workload } from '../../src/cli/restore
 import { run } from '../../src/cli/run.js';
 import { explain, whyText } from '../../src/cli/why.js';
 import type { Pod } from '../../src/api/kubernetes.js';
+import { WIDE_LIST_COLUMNS } from '../helpers/cli.js';
 import { node } from '../helpers/objects.js';
 
 const T0 = Date.parse('2026-05-22T14:31:30Z');
@@ -258,23 +259,7 @@ describe('list', () => {
     const out = listTable([ckpt('x', { ns: 'prod' })], { now: T0 + 10_000, wide: true, allNamespaces: true }).split(
       '\n',
     );
-    expect(out[0]!.split(/\s+/)).toEqual([
-      'NAMESPACE',
-      'NAME',
-      'PHASE',
-      'POD',
-      'NODE',
-      'REASON',
-      'SIZE',
-      'PUBLISHED',
-      'RESTORE',
-      'AGE',
-      'MEMORY',
-      'CONTAINERS',
-      'OWNER',
-      'PREEMPTOR',
-      'COMPLETED',
-    ]);
+    expect(out[0]!.split(/\s+/)).toEqual(['NAMESPACE', ...WIDE_LIST_COLUMNS]);
     expect(out[1]!.split(/\s+/)).toEqual([
       'prod',
       'x',
