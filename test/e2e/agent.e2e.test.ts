@@ -8,23 +8,20 @@
 // CRI-O configuration). Once retention deletes the consumed record, the source node's agent
 // deletes the archive. Real etcd, kube-apiserver, kube-controller-manager and kube-scheduler; the
 // built extender and the built agent (one process per simulated node, dist/src/agent/main.js).
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, describe, expect, it } from '@jest/globals';
 import { promises as fsp } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { AppsV1Api, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { TestRegistry } from '../helpers/registry.js';
-import { NAMESPACE, Rig, podSpec } from '../../testing/harness/cluster.js';
+import { NAMESPACE, Rig, sumOfSamples } from '../../testing/harness/cluster.js';
+import { CONTRACT, rigPerFile, webhookRig } from '../../testing/harness/e2e.js';
+import * as make from '../../testing/harness/make.js';
 import { ManagedProcess, freePort, httpRequest, waitUntil } from '../../testing/harness/process.js';
 import { repoRoot } from '../../testing/harness/schedulerConfig.js';
-import { startRigWithWebhook } from '../../testing/harness/webhook.js';
 
-const BUILD_AND_START_MS = 45 * 60_000;
-const SCHEDULER = 'hiatus-scheduler';
-const GROUP = 'e2e.hiatus.dev/group';
-const WEBHOOK_LABEL = 'e2e.hiatus.dev/restore-webhook';
 const WORKLOAD = 'agent-trainer';
 const SOURCE = 'agent-src';
 const DEST = 'agent-dest';
@@ -32,7 +29,7 @@ const DEST = 'agent-dest';
 const FORBIDS = 'agent-forbid';
 const PULL_SECRET = 'hiatus-restore-pull';
 const RUNTIME_LABEL = 'hiatus.dev/runtime-restore';
-const inGroup = { [GROUP]: 'agent' };
+const NODE_GROUP = 'agent';
 
 let rig: Rig;
 let registry: TestRegistry;
@@ -102,77 +99,58 @@ async function startAgent(node: string, level: 'checkpoint_restore' | 'checkpoin
 /** A sample of an agent's /metrics (sum over the samples whose labels include these). */
 async function agentMetric(node: string, name: string, labels: Record<string, string> = {}): Promise<number> {
   const r = await httpRequest(`http://127.0.0.1:${agents.get(node)!.metricsPort}/metrics`);
-  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-  return r.text
-    .split('\n')
-    .filter((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && wanted.every((w) => l.includes(w)))
-    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+  return sumOfSamples(r.text, name, labels);
 }
 
 async function archivesOn(node: string): Promise<string[]> {
   return (await fsp.readdir(rig.nodes.sim(node).archiveDir)).filter((f) => /^checkpoint-.+\.tar$/.test(f));
 }
 
-async function checkpoint(name: string): Promise<Checkpoint | undefined> {
-  try {
-    return (await rig.custom.getNamespacedCustomObject({
-      group: 'hiatus.dev',
-      version: 'v1alpha1',
-      namespace: NAMESPACE,
-      plural: 'checkpoints',
-      name,
-    })) as Checkpoint;
-  } catch (e) {
-    if ((e as { code?: number }).code === 404) return undefined;
-    throw e;
-  }
-}
-
-async function workloadPods(): Promise<V1Pod[]> {
-  const list = await rig.core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: `app=${WORKLOAD}` });
-  return list.items.filter((p) => !p.metadata?.deletionTimestamp);
-}
-
-beforeAll(async () => {
-  work = await fsp.mkdtemp(path.join(os.tmpdir(), 'hiatus-agent-e2e-'));
-  registry = await new TestRegistry().start();
-  rig = await startRigWithWebhook(SCHEDULER, WEBHOOK_LABEL, [
-    '--checkpoint-images',
-    `${registry.host}/hiatus`,
-    '--publication-wait',
-    '90s',
-    '--restore-image-pull-secret',
-    PULL_SECRET,
-    '--restore-reconcile-interval',
-    '1s',
-    '--retention-consumed-ttl',
-    '3s',
-    '--retention-interval',
-    '1s',
-  ]);
-  await rig.createPriorityClass('hiatus-required', 100, { 'hiatus.dev/checkpoint-policy': 'Required' });
-  await rig.createPriorityClass('hiatus-urgent', 1000);
-  // The pull Secret the webhook names (docs/node-agent.md: it must exist in each namespace that restores).
-  await rig.core.createNamespacedSecret({
-    namespace: NAMESPACE,
-    body: {
-      metadata: { name: PULL_SECRET },
-      type: 'kubernetes.io/dockerconfigjson',
-      stringData: { '.dockerconfigjson': registry.dockerConfigJson() },
-    },
-  });
-}, BUILD_AND_START_MS);
-
+// Hooks run in order: the agents stop before the rig, the registry after it.
 afterAll(async () => {
   await Promise.all([...agents.values()].map((a) => a.proc.stop()));
   if (rig?.failed) for (const a of agents.values()) process.stderr.write(`${a.proc.tail(60)}\n`);
   for (const s of crioSockets) s.close();
-  await rig?.stopAll();
+});
+
+const step = rigPerFile(
+  async () => {
+    work = await fsp.mkdtemp(path.join(os.tmpdir(), 'hiatus-agent-e2e-'));
+    registry = await new TestRegistry().start();
+    return webhookRig([
+      '--checkpoint-images',
+      `${registry.host}/hiatus`,
+      '--publication-wait',
+      '90s',
+      '--restore-image-pull-secret',
+      PULL_SECRET,
+      '--restore-reconcile-interval',
+      '1s',
+      '--retention-consumed-ttl',
+      '3s',
+      '--retention-interval',
+      '1s',
+    ]);
+  },
+  async (started) => {
+    rig = started;
+    await rig.createPreemptionClasses();
+    // The pull Secret the webhook names (docs/node-agent.md: it must exist in each namespace that restores).
+    await rig.core.createNamespacedSecret({
+      namespace: NAMESPACE,
+      body: {
+        metadata: { name: PULL_SECRET },
+        type: 'kubernetes.io/dockerconfigjson',
+        stringData: { '.dockerconfigjson': registry.dockerConfigJson() },
+      },
+    });
+  },
+);
+
+afterAll(async () => {
   await registry?.stop();
   if (work) await fsp.rm(work, { recursive: true, force: true });
 });
-
-const step = (fn: () => Promise<void>) => async () => rig.step(fn)();
 
 describe('restore anywhere compatible, from the image the node agent published', () => {
   let victim: V1Pod;
@@ -182,55 +160,15 @@ describe('restore anywhere compatible, from the image the node agent published',
   it(
     "runs the Deployment's pod on the source node, whose agent labels it restore-enabled",
     step(async () => {
-      await rig.nodes.add({
-        name: SOURCE,
-        arch: 'amd64',
-        zone: 'zone-a',
-        cpuFeatures: ['AVX2'],
-        cpu: '4',
-        labels: inGroup,
-      });
+      await rig.nodes.add(make.node(SOURCE, NODE_GROUP, { cpu: '4' }));
       await startAgent(SOURCE, 'checkpoint_restore');
-      const template = podSpec(WORKLOAD, {
-        schedulerName: SCHEDULER,
-        priorityClassName: 'hiatus-required',
-        cpu: '3',
-        memory: '1Gi',
-        nodeSelector: inGroup,
-      });
-      const deployment: V1Deployment = {
-        apiVersion: 'apps/v1',
-        kind: 'Deployment',
-        metadata: { name: WORKLOAD, namespace: NAMESPACE },
-        spec: {
-          replicas: 1,
-          selector: { matchLabels: { app: WORKLOAD } },
-          template: { metadata: { labels: { app: WORKLOAD, [WEBHOOK_LABEL]: 'on' } }, spec: template.spec! },
-        },
-      };
-      await rig.cp.kc.makeApiClient(AppsV1Api).createNamespacedDeployment({ namespace: NAMESPACE, body: deployment });
-      victim = await waitUntil("the Deployment's pod Running", async () => {
-        const [p, ...more] = await workloadPods();
-        return !more.length && p?.status?.phase === 'Running' ? p : undefined;
-      });
+      const body = make.deployment(WORKLOAD, make.requiredTemplate(WORKLOAD, NODE_GROUP));
+      await rig.apps.createNamespacedDeployment({ namespace: NAMESPACE, body });
+      victim = await rig.waitSolePod(WORKLOAD, "the Deployment's pod Running");
       expect(victim.spec!.nodeName).toBe(SOURCE);
       // The other two nodes join now, each with its agent; one runtime forbids restore.
-      await rig.nodes.add({
-        name: DEST,
-        arch: 'amd64',
-        zone: 'zone-a',
-        cpuFeatures: ['AVX2'],
-        cpu: '4',
-        labels: inGroup,
-      });
-      await rig.nodes.add({
-        name: FORBIDS,
-        arch: 'amd64',
-        zone: 'zone-a',
-        cpuFeatures: ['AVX2'],
-        cpu: '16',
-        labels: inGroup,
-      });
+      await rig.nodes.add(make.node(DEST, NODE_GROUP, { cpu: '4' }));
+      await rig.nodes.add(make.node(FORBIDS, NODE_GROUP, { cpu: '16' }));
       await startAgent(DEST, 'checkpoint_restore');
       await startAgent(FORBIDS, 'checkpoint_only');
       const labels = await waitUntil(
@@ -253,10 +191,7 @@ describe('restore anywhere compatible, from the image the node agent published',
     "checkpoints it by preemption, and the source node's agent publishes the archive as a checkpoint image",
     step(async () => {
       await rig.createPod(
-        podSpec('agent-urgent', {
-          schedulerName: SCHEDULER,
-          priorityClassName: 'hiatus-urgent',
-          cpu: '2',
+        make.preemptor('agent-urgent', {
           nodeSelector: { 'kubernetes.io/hostname': SOURCE },
         }),
       );
@@ -267,12 +202,10 @@ describe('restore anywhere compatible, from the image the node agent published',
         source: { nodeName: SOURCE },
         restoreConstraints: { node: SOURCE },
       });
-      ck = await waitUntil(
+      ck = await rig.waitCheckpoint(
+        found!.metadata.name,
         'the checkpoint image Published',
-        async () => {
-          const c = await checkpoint(found!.metadata.name);
-          return c?.status?.publication?.state === 'Published' ? c : undefined;
-        },
+        (c) => c.status?.publication?.state === 'Published',
         60_000,
       );
       const [main] = ck.status!.containers!;
@@ -293,7 +226,7 @@ describe('restore anywhere compatible, from the image the node agent published',
       replacement = await waitUntil(
         'the replacement Running',
         async () => {
-          const p = (await workloadPods()).find((x) => x.metadata!.uid !== victim.metadata!.uid);
+          const p = (await rig.livePods(WORKLOAD)).find((x) => x.metadata!.uid !== victim.metadata!.uid);
           return p?.spec?.nodeName && p.status?.phase === 'Running' ? p : undefined;
         },
         90_000,
@@ -301,10 +234,10 @@ describe('restore anywhere compatible, from the image the node agent published',
       const image = ck.status!.containers![0]!.image!;
       expect(replacement.spec!.containers[0]!.image).toBe(image);
       expect(replacement.spec!.imagePullSecrets).toEqual([{ name: PULL_SECRET }]);
-      expect(replacement.metadata!.annotations?.['hiatus.dev/restore-from']).toBe(ck.metadata.name);
+      expect(replacement.metadata!.annotations?.[CONTRACT.from]).toBe(ck.metadata.name);
       // The contract lost sourceOnly with the gate: any compatible node may restore it.
       const { node, arch, cpuFeatures, runtime, zone } = ck.spec.restoreConstraints;
-      expect(JSON.parse(replacement.metadata!.annotations?.['hiatus.dev/restore-constraints'] ?? 'null')).toEqual({
+      expect(JSON.parse(replacement.metadata!.annotations?.[CONTRACT.constraints] ?? 'null')).toEqual({
         node,
         arch,
         cpuFeatures,
@@ -319,12 +252,10 @@ describe('restore anywhere compatible, from the image the node agent published',
       expect(
         await rig.metric('hiatus_filter_rejected_nodes_total', { reason: 'runtime_restore' }),
       ).toBeGreaterThanOrEqual(1);
-      const restored = await waitUntil(
+      const restored = await rig.waitCheckpoint(
+        ck.metadata.name,
         'Checkpoint Restored',
-        async () => {
-          const c = await checkpoint(ck.metadata.name);
-          return c?.status?.phase === 'Restored' ? c : undefined;
-        },
+        (c) => c.status?.phase === 'Restored',
         30_000,
       );
       expect(restored.status!.restore).toMatchObject({ podUID: replacement.metadata!.uid, nodeName: DEST });
@@ -336,7 +267,7 @@ describe('restore anywhere compatible, from the image the node agent published',
     step(async () => {
       await waitUntil(
         'the record deleted by retention',
-        async () => (await checkpoint(ck.metadata.name)) === undefined,
+        async () => (await rig.checkpoint(ck.metadata.name)) === undefined,
         30_000,
       );
       await waitUntil(

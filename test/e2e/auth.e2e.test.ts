@@ -7,49 +7,33 @@
 // presenting its certificate from scheduler-config/'s tlsConfig, still preempts through the
 // extender, and the API server, presenting its certificate from its admission configuration,
 // still reaches the webhook.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { AppsV1Api, type V1Pod } from '@kubernetes/client-node';
+import { describe, expect, it } from '@jest/globals';
+import type { V1Pod } from '@kubernetes/client-node';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { NAMESPACE, Rig, podSpec } from '../../testing/harness/cluster.js';
+import { SCHEDULER, inGroup, rigPerFile } from '../../testing/harness/e2e.js';
 import type { ClientCert } from '../../testing/harness/extenderTls.js';
+import * as make from '../../testing/harness/make.js';
 import { httpRequest, waitUntil, type Reply } from '../../testing/harness/process.js';
 import { startRigWithWebhook, webhookUrl } from '../../testing/harness/webhook.js';
 
-const BUILD_AND_START_MS = 45 * 60_000;
-const SCHEDULER = 'hiatus-scheduler';
-const GROUP = 'e2e.hiatus.dev/group';
 const WEBHOOK_LABEL = 'e2e.hiatus.dev/auth-webhook';
 
 let rig: Rig;
 let db: V1Pod;
 
-const step = (fn: () => Promise<void>) => async () => rig.step(fn)();
-
-beforeAll(async () => {
-  rig = await startRigWithWebhook(SCHEDULER, WEBHOOK_LABEL, ['--restore-reconcile-interval', '1s']);
-  // The real tenant pod of the issue: high priority, no checkpoint policy (Never by default).
-  await rig.createPriorityClass('auth-critical', 100_000);
-  await rig.createPriorityClass('auth-required', 100, { 'hiatus.dev/checkpoint-policy': 'Required' });
-  await rig.createPriorityClass('auth-urgent', 1000);
-  await rig.nodes.add({
-    name: 'auth-db',
-    arch: 'amd64',
-    zone: 'zone-a',
-    cpuFeatures: ['AVX2'],
-    labels: { [GROUP]: 'db' },
-  });
-  await rig.nodes.add({
-    name: 'auth-train',
-    arch: 'amd64',
-    zone: 'zone-a',
-    cpuFeatures: ['AVX2'],
-    labels: { [GROUP]: 'train' },
-  });
-}, BUILD_AND_START_MS);
-
-afterAll(async () => {
-  await rig?.stopAll();
-});
+const step = rigPerFile(
+  () => startRigWithWebhook(SCHEDULER, WEBHOOK_LABEL, ['--restore-reconcile-interval', '1s']),
+  async (started) => {
+    rig = started;
+    // The real tenant pod of the issue: high priority, no checkpoint policy (Never by default).
+    await rig.createPriorityClass('auth-critical', 100_000);
+    await rig.createPriorityClass('auth-required', 100, { 'hiatus.dev/checkpoint-policy': 'Required' });
+    await rig.createPriorityClass('auth-urgent', 1000);
+    await rig.nodes.add(make.node('auth-db', 'db'));
+    await rig.nodes.add(make.node('auth-train', 'train'));
+  },
+);
 
 /** Who calls: nobody's certificate, another CA's with an allowed name, or a certificate of the wrong role. */
 function callers(): [string, ClientCert | null, number, string][] {
@@ -85,7 +69,7 @@ describe('forged calls from callers other than kube-scheduler and the API server
           schedulerName: SCHEDULER,
           priorityClassName: 'auth-critical',
           cpu: '3',
-          nodeSelector: { [GROUP]: 'db' },
+          nodeSelector: inGroup('db'),
         }),
       );
       expect(await rig.waitRunning('db')).toBe('auth-db');
@@ -142,25 +126,15 @@ describe('forged calls from callers other than kube-scheduler and the API server
   it(
     'still preempts for kube-scheduler, which presents its certificate: a Required victim checkpointed, then evicted',
     step(async () => {
-      const apps = rig.cp.kc.makeApiClient(AppsV1Api);
-      const template = podSpec('ledger', {
+      const pod = podSpec('ledger', {
         schedulerName: SCHEDULER,
         priorityClassName: 'auth-required',
         cpu: '3',
-        nodeSelector: { [GROUP]: 'train' },
+        nodeSelector: inGroup('train'),
       });
       // No webhook label: the ReplicaSet's replacement is not offered the checkpoint by the API server.
-      await apps.createNamespacedDeployment({
-        namespace: NAMESPACE,
-        body: {
-          metadata: { name: 'ledger', namespace: NAMESPACE },
-          spec: {
-            replicas: 1,
-            selector: { matchLabels: { app: 'ledger' } },
-            template: { metadata: { labels: { app: 'ledger' } }, spec: template.spec! },
-          },
-        },
-      });
+      const body = make.deployment('ledger', make.template('ledger', pod, false));
+      await rig.apps.createNamespacedDeployment({ namespace: NAMESPACE, body });
       const victim = await waitUntil('the ledger pod Running', async () => {
         const pods = (await rig.core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: 'app=ledger' })).items;
         return pods.find((p) => p.status?.phase === 'Running');
@@ -170,7 +144,7 @@ describe('forged calls from callers other than kube-scheduler and the API server
           schedulerName: SCHEDULER,
           priorityClassName: 'auth-urgent',
           cpu: '2',
-          nodeSelector: { [GROUP]: 'train' },
+          nodeSelector: inGroup('train'),
         }),
       );
       expect(await rig.waitRunning('urgent', 90_000)).toBe('auth-train');

@@ -2,42 +2,36 @@
 // `ignorable: false` and for `ignorable: true` (docs/scheduler-configuration.md), with the shipped split of
 // the extender into a filter/prioritize entry for restore pods and a preempt entry for all. Two kube-scheduler instances
 // share one cluster and one extender, each with its own profile name and its own nodes.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { NAMESPACE, Rig, podSpec, restoreAnnotations } from '../../testing/harness/cluster.js';
+import { SCHEDULER as STRICT, inGroup, rigPerFile } from '../../testing/harness/e2e.js';
+import * as make from '../../testing/harness/make.js';
 import { sleep, waitUntil } from '../../testing/harness/process.js';
 
-const BUILD_AND_START_MS = 45 * 60_000;
-const GROUP = 'e2e.hiatus.dev/group';
-const STRICT = 'hiatus-scheduler';
 const IGNORABLE = 'hiatus-scheduler-ignorable';
-const inGroup = (g: string) => ({ [GROUP]: g });
 
 let rig: Rig;
-
-beforeAll(async () => {
-  rig = await Rig.start({
-    schedulers: [
-      { schedulerName: STRICT, ignorable: false },
-      { schedulerName: IGNORABLE, ignorable: true },
-    ],
-  });
-  await rig.createPriorityClass('hiatus-required', 100, { 'hiatus.dev/checkpoint-policy': 'Required' });
-  await rig.createPriorityClass('hiatus-urgent', 1000);
-  for (const [name, group] of [
-    ['strict-1', 'strict'],
-    ['strict-pre-1', 'strict-preempt'],
-    ['ignorable-1', 'ignorable'],
-    ['ignorable-pre-1', 'ignorable-preempt'],
-  ] as const) {
-    await rig.nodes.add({ name, arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], labels: inGroup(group) });
-  }
-}, BUILD_AND_START_MS);
-
-afterAll(async () => {
-  await rig?.stopAll();
-});
-
-const step = (fn: () => Promise<void>) => async () => rig.step(fn)();
+const step = rigPerFile(
+  () =>
+    Rig.start({
+      schedulers: [
+        { schedulerName: STRICT, ignorable: false },
+        { schedulerName: IGNORABLE, ignorable: true },
+      ],
+      preemptionClasses: true,
+    }),
+  async (started) => {
+    rig = started;
+    for (const [name, group] of [
+      ['strict-1', 'strict'],
+      ['strict-pre-1', 'strict-preempt'],
+      ['ignorable-1', 'ignorable'],
+      ['ignorable-pre-1', 'ignorable-preempt'],
+    ] as const) {
+      await rig.nodes.add(make.node(name, group));
+    }
+  },
+);
 
 /** A pod restoring a checkpoint taken on `node` (contract and marker resource, docs/restore-contract.md). */
 const restorePod = (name: string, schedulerName: string, group: string, node: string) =>
@@ -45,22 +39,26 @@ const restorePod = (name: string, schedulerName: string, group: string, node: st
     schedulerName,
     nodeSelector: inGroup(group),
     asRestorePod: true,
-    annotations: restoreAnnotations(`${name}-ck`, {
-      node,
-      arch: 'amd64',
-      cpuFeatures: ['AVX2'],
-      runtime: 'cri-o://1.31.2',
-      zone: 'zone-a',
-    }),
+    annotations: restoreAnnotations(`${name}-ck`, make.constraints(node)),
   });
 
 /** A Required victim filling most of a node, placed while its checkpoint could still be taken. */
 const victim = (name: string, schedulerName: string, group: string) =>
-  podSpec(name, { schedulerName, priorityClassName: 'hiatus-required', cpu: '3', nodeSelector: inGroup(group) });
+  make.victim(name, { schedulerName, nodeSelector: inGroup(group) });
 
 /** A high-priority pod that only fits where the victim is. */
 const preemptor = (name: string, schedulerName: string, group: string) =>
-  podSpec(name, { schedulerName, priorityClassName: 'hiatus-urgent', cpu: '2', nodeSelector: inGroup(group) });
+  make.preemptor(name, { schedulerName, nodeSelector: inGroup(group) });
+
+/**
+ * Waits for the pod's FailedScheduling event naming the extender's `verb` (refused: it is down),
+ * then 5 s more, in which a later attempt could have bound it.
+ */
+async function failsAtExtender(pod: string, verb: 'filter' | 'preempt'): Promise<void> {
+  const message = await rig.waitFailedScheduling(pod, (m) => m.includes(`/${verb}`));
+  expect(message).toMatch(/connection refused/);
+  await sleep(5_000);
+}
 
 describe('with the extender down', () => {
   it(
@@ -98,9 +96,7 @@ describe('with the extender down', () => {
     'ignorable: false leaves a restore pod Pending, failing each attempt with the extender error',
     step(async () => {
       await rig.createPod(restorePod('strict-restore', STRICT, 'strict', 'strict-1'));
-      const message = await rig.waitFailedScheduling('strict-restore', (m) => m.includes('/filter'));
-      expect(message).toMatch(/connection refused/);
-      await sleep(5_000);
+      await failsAtExtender('strict-restore', 'filter');
       const pod = await rig.pod('strict-restore');
       expect(pod?.spec?.nodeName).toBeUndefined();
       expect(pod?.status?.phase).toBe('Pending');
@@ -111,9 +107,7 @@ describe('with the extender down', () => {
     'ignorable: false evicts no victim: the preemptor stays Pending, the Required victim keeps running',
     step(async () => {
       await rig.createPod(preemptor('strict-urgent', STRICT, 'strict-preempt'));
-      const message = await rig.waitFailedScheduling('strict-urgent', (m) => m.includes('/preempt'));
-      expect(message).toMatch(/connection refused/);
-      await sleep(5_000);
+      await failsAtExtender('strict-urgent', 'preempt');
       const victimPod = await rig.pod('strict-trainer');
       expect(victimPod?.metadata?.deletionTimestamp).toBeUndefined();
       expect(victimPod?.status?.phase).toBe('Running');

@@ -2,26 +2,19 @@
 // from the API server. An extender killed in the middle of a checkpoint gives its victim up
 // promptly and the restarted one finishes the preemption with one archive and one record; the
 // API server killed in the middle of a checkpoint leaves no archive unrecorded and no second dump.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { NAMESPACE, Rig, podSpec } from '../../testing/harness/cluster.js';
+import { describe, expect, it } from '@jest/globals';
+import { NAMESPACE, Rig } from '../../testing/harness/cluster.js';
+import { SCHEDULER, inGroup, rigPerFile } from '../../testing/harness/e2e.js';
+import * as make from '../../testing/harness/make.js';
 import { waitUntil } from '../../testing/harness/process.js';
 
-const BUILD_AND_START_MS = 45 * 60_000;
-const GROUP = 'e2e.hiatus.dev/group';
-const SCHEDULER = 'hiatus-scheduler';
-
 let rig: Rig;
-
-beforeAll(async () => {
-  rig = await Rig.start({ schedulers: [{ schedulerName: SCHEDULER, nodeCacheCapable: true }] });
-  await rig.createPreemptionClasses();
-}, BUILD_AND_START_MS);
-
-afterAll(async () => {
-  await rig?.stopAll();
-});
-
-const group = (g: string) => ({ [GROUP]: g });
+const step = rigPerFile(
+  () => Rig.start({ schedulers: [{ schedulerName: SCHEDULER, nodeCacheCapable: true }], preemptionClasses: true }),
+  (started) => {
+    rig = started;
+  },
+);
 
 async function victimAndPreemptor(
   g: string,
@@ -30,25 +23,11 @@ async function victimAndPreemptor(
   preemptor: string,
   checkpointMs: number,
 ): Promise<void> {
-  await rig.nodes.add({ name: node, labels: group(g), arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'] });
-  await rig.createPod(
-    podSpec(victim, {
-      schedulerName: SCHEDULER,
-      priorityClassName: 'hiatus-required',
-      cpu: '3',
-      nodeSelector: group(g),
-    }),
-  );
+  await rig.nodes.add(make.node(node, g));
+  await rig.createPod(make.victim(victim, { nodeSelector: inGroup(g) }));
   expect(await rig.waitRunning(victim)).toBe(node);
   rig.nodes.sim(node).inject({ pod: victim, failure: { kind: 'slow', extraMs: checkpointMs } });
-  await rig.createPod(
-    podSpec(preemptor, {
-      schedulerName: SCHEDULER,
-      priorityClassName: 'hiatus-urgent',
-      cpu: '2',
-      nodeSelector: group(g),
-    }),
-  );
+  await rig.createPod(make.preemptor(preemptor, { nodeSelector: inGroup(g) }));
   await waitUntil(`a claimed Checkpoint of ${victim}`, async () =>
     (await rig.checkpointsOf(victim)).find((c) => c.status?.phase === 'Pending'),
   );
@@ -105,7 +84,3 @@ describe('faults in the middle of a checkpoint', () => {
     }),
   );
 });
-
-function step(fn: () => Promise<void>): () => Promise<void> {
-  return async () => rig.step(fn)();
-}

@@ -11,36 +11,28 @@
 //   a second wins over the one that would take a minute (kube-scheduler alone would pick the
 //   latter: its victim started later, its last tie-breaker in pickOneNodeForPreemption,
 //   k8s.io/kubernetes pkg/scheduler/framework/preemption/preemption.go).
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import type { V1Pod } from '@kubernetes/client-node';
 import { NAMESPACE, Rig, podSpec, restoreAnnotations, type PodOptions } from '../../testing/harness/cluster.js';
+import { SCHEDULER, inGroup, rigPerFile } from '../../testing/harness/e2e.js';
+import * as make from '../../testing/harness/make.js';
 import type { GpuSpec } from '../../testing/harness/nodes.js';
 import { sleep, waitUntil } from '../../testing/harness/process.js';
 
-const BUILD_AND_START_MS = 45 * 60_000;
-const SCHEDULER = 'hiatus-scheduler';
-const GROUP = 'e2e.hiatus.dev/group';
 /** 256 MiB per GPU: about 0.6 s to checkpoint by the cost model, under --preempt-wait. */
 const H200: GpuSpec = { count: 1, product: 'NVIDIA-H200', memoryMiB: 256, driverMajor: 580, checkpoint: true };
 
 let rig: Rig;
-
-beforeAll(async () => {
-  rig = await Rig.start({ schedulers: [{ schedulerName: SCHEDULER }] });
-  await rig.createPriorityClass('hiatus-required', 100, { 'hiatus.dev/checkpoint-policy': 'Required' });
-  await rig.createPriorityClass('hiatus-urgent', 1000);
-}, BUILD_AND_START_MS);
-
-afterAll(async () => {
-  await rig?.stopAll();
-});
-
-const step = (fn: () => Promise<void>) => async () => rig.step(fn)();
-const group = (g: string) => ({ [GROUP]: g });
+const step = rigPerFile(
+  () => Rig.start({ schedulers: [{ schedulerName: SCHEDULER }], preemptionClasses: true }),
+  (started) => {
+    rig = started;
+  },
+);
 
 /** A pod of the group holding `gpus` NVIDIA GPUs. */
 function gpuPod(name: string, g: string, o: Partial<PodOptions> & { gpus?: number } = {}): V1Pod {
-  const pod = podSpec(name, { schedulerName: SCHEDULER, cpu: '1', nodeSelector: group(g), ...o });
+  const pod = podSpec(name, { schedulerName: SCHEDULER, cpu: '1', nodeSelector: inGroup(g), ...o });
   const r = pod.spec!.containers[0]!.resources!;
   const gpus = String(o.gpus ?? 1);
   r.requests = { ...r.requests, 'nvidia.com/gpu': gpus };
@@ -59,14 +51,7 @@ describe('GPU victims', () => {
   it(
     'checkpoints a Required GPU victim on a capable node before it is evicted, recording its GPU product and driver',
     step(async () => {
-      await rig.nodes.add({
-        name: 'gpu-ok',
-        arch: 'amd64',
-        zone: 'zone-a',
-        cpuFeatures: ['AVX2'],
-        labels: group('capable'),
-        gpus: H200,
-      });
+      await rig.nodes.add(make.node('gpu-ok', 'capable', { gpus: H200 }));
       await rig.createPod(trainer('trainer-a', 'capable'));
       expect(await runningOn('trainer-a')).toBe('gpu-ok');
       await rig.createPod(urgent('urgent-a', 'capable'));
@@ -91,22 +76,8 @@ describe('GPU victims', () => {
   it(
     'never preempts a Required GPU victim on a node whose CRIU lacks the CUDA plugin',
     step(async () => {
-      await rig.nodes.add({
-        name: 'gpu-noplugin',
-        arch: 'amd64',
-        zone: 'zone-a',
-        cpuFeatures: ['AVX2'],
-        labels: group('mixed'),
-        gpus: { ...H200, checkpoint: false },
-      });
-      await rig.nodes.add({
-        name: 'gpu-plugin',
-        arch: 'amd64',
-        zone: 'zone-a',
-        cpuFeatures: ['AVX2'],
-        labels: group('mixed'),
-        gpus: H200,
-      });
+      await rig.nodes.add(make.node('gpu-noplugin', 'mixed', { gpus: { ...H200, checkpoint: false } }));
+      await rig.nodes.add(make.node('gpu-plugin', 'mixed', { gpus: H200 }));
       // Both nodes busy with a Required GPU victim each.
       await rig.createPod(trainer('trainer-m1', 'mixed'));
       await rig.createPod(trainer('trainer-m2', 'mixed'));
@@ -139,19 +110,10 @@ describe('GPU victims', () => {
   it(
     "never binds a GPU checkpoint's restore pod to another GPU product or an older driver, and binds where it can",
     step(async () => {
-      const add = (name: string, gpus: GpuSpec) =>
-        rig.nodes.add({ name, arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], labels: group('restore'), gpus });
+      const add = (name: string, gpus: GpuSpec) => rig.nodes.add(make.node(name, 'restore', { gpus }));
       await add('gpu-a100', { ...H200, product: 'NVIDIA-A100-SXM4-80GB' });
       await add('gpu-olddriver', { ...H200, driverMajor: 575 });
-      const contract = {
-        node: 'gpu-ok',
-        arch: 'amd64',
-        cpuFeatures: ['AVX2'],
-        runtime: 'cri-o://1.31.2',
-        zone: 'zone-a',
-        gpuProduct: 'NVIDIA-H200',
-        gpuDriverMajor: 580,
-      };
+      const contract = make.constraints('gpu-ok', { gpuProduct: 'NVIDIA-H200', gpuDriverMajor: 580 });
       await rig.createPod(
         gpuPod('restore-gpu', 'restore', {
           asRestorePod: true,
@@ -175,23 +137,9 @@ describe('GPU victims', () => {
   it(
     'at equal kube-scheduler criteria, preempts on the node whose GPU victim checkpoints fastest',
     step(async () => {
-      await rig.nodes.add({
-        name: 'gpu-fast',
-        arch: 'amd64',
-        zone: 'zone-a',
-        cpuFeatures: ['AVX2'],
-        labels: group('tie'),
-        gpus: H200,
-      });
+      await rig.nodes.add(make.node('gpu-fast', 'tie', { gpus: H200 }));
       // 80 GiB: about 56 s by the cost model.
-      await rig.nodes.add({
-        name: 'gpu-slow',
-        arch: 'amd64',
-        zone: 'zone-a',
-        cpuFeatures: ['AVX2'],
-        labels: group('tie'),
-        gpus: { ...H200, memoryMiB: 80 * 1024 },
-      });
+      await rig.nodes.add(make.node('gpu-slow', 'tie', { gpus: { ...H200, memoryMiB: 80 * 1024 } }));
       // The fast node's victim starts first: kube-scheduler alone prefers the latest-started victim.
       const fastVictim = trainer('trainer-fast', 'tie');
       fastVictim.spec!.nodeSelector = { ...fastVictim.spec!.nodeSelector, 'kubernetes.io/hostname': 'gpu-fast' };

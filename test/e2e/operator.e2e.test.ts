@@ -3,27 +3,24 @@
 // the real API server, its exact output asserted; and a real Prometheus (Debian's) scraping the
 // extender with deploy/monitoring's rules loaded while a checkpointing preemption happens, its
 // HTTP API answering every dashboard query with data.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { AppsV1Api, RbacAuthorizationV1Api, dumpYaml, loadYaml, type V1StatefulSet } from '@kubernetes/client-node';
+import { RbacAuthorizationV1Api, dumpYaml, loadYaml } from '@kubernetes/client-node';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
+import { WIDE_LIST_COLUMNS } from '../helpers/cli.js';
 import { dashboardQueries, grafanaQuery, ruleGroups } from '../helpers/monitoring.js';
-import { NAMESPACE, Rig, podSpec } from '../../testing/harness/cluster.js';
-import { buildKubernetes } from '../../testing/harness/controlPlane.js';
+import { NAMESPACE, Rig, podSpec, restoreAnnotations } from '../../testing/harness/cluster.js';
+import { buildKubernetes, writeKubeconfig } from '../../testing/harness/controlPlane.js';
+import { CONTRACT, SCHEDULER, WEBHOOK_LABEL, inGroup, rigPerFile, webhookRig } from '../../testing/harness/e2e.js';
+import * as make from '../../testing/harness/make.js';
 import { ManagedProcess, freePort, sleep, waitForHttp, waitUntil } from '../../testing/harness/process.js';
 import { repoRoot } from '../../testing/harness/schedulerConfig.js';
-import { startRigWithWebhook } from '../../testing/harness/webhook.js';
 
 const run = promisify(execFile);
-const BUILD_AND_START_MS = 45 * 60_000;
-const SCHEDULER = 'hiatus-scheduler';
-const GROUP = 'e2e.hiatus.dev/group';
-const WEBHOOK_LABEL = 'e2e.hiatus.dev/restore-webhook';
-const inGroup = (g: string) => ({ [GROUP]: g });
 /** How `why` judges the four nodes for a checkpoint taken on ops-a (amd64, AVX2, cri-o). */
 const NODE_VERDICTS = [
   '    NODE      RESTORE   WHY',
@@ -34,7 +31,6 @@ const NODE_VERDICTS = [
 ];
 
 let rig: Rig;
-let apps: AppsV1Api;
 let kubectl: string;
 let env: NodeJS.ProcessEnv;
 let work: string;
@@ -92,32 +88,9 @@ async function hiatus(...args: string[]): Promise<Result> {
 
 const lines = (...l: string[]) => `${l.join('\n')}\n`;
 
-async function checkpointsOfPod(pod: string): Promise<Checkpoint[]> {
-  return (await rig.checkpoints()).filter((c) => c.spec.source.pod.name === pod);
-}
-
-function statefulSet(
-  name: string,
-  o: { group: string; priorityClassName: string; cpu: string; replicas?: number },
-): V1StatefulSet {
-  const pod = podSpec(name, {
-    schedulerName: SCHEDULER,
-    priorityClassName: o.priorityClassName,
-    cpu: o.cpu,
-    memory: '1Gi',
-    nodeSelector: inGroup(o.group),
-  });
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'StatefulSet',
-    metadata: { name, namespace: NAMESPACE },
-    spec: {
-      replicas: o.replicas ?? 1,
-      serviceName: name,
-      selector: { matchLabels: { app: name } },
-      template: { metadata: { labels: { app: name, [WEBHOOK_LABEL]: 'on' } }, spec: pod.spec! },
-    },
-  };
+/** `kubectl hiatus list` prints exactly these rows, and nothing on stderr. */
+async function expectListed(...rows: string[]): Promise<void> {
+  expect(await hiatus('list')).toEqual({ code: 0, stdout: lines(...rows), stderr: '' });
 }
 
 /**
@@ -127,12 +100,7 @@ function statefulSet(
  * a later cluster event). The scenarios here are about what operators see, not that race.
  */
 async function createPreemptor(name: string, group: string): Promise<void> {
-  const pod = podSpec(name, {
-    schedulerName: SCHEDULER,
-    priorityClassName: 'hiatus-urgent',
-    cpu: '2',
-    nodeSelector: inGroup(group),
-  });
+  const pod = make.preemptor(name, { nodeSelector: inGroup(group) });
   pod.spec!.schedulingGates = [{ name: 'e2e.hiatus.dev/hold' }];
   await rig.createPod(pod);
   await sleep(1000);
@@ -144,7 +112,7 @@ async function createPreemptor(name: string, group: string): Promise<void> {
 }
 
 async function scaleStatefulSet(name: string, replicas: number): Promise<void> {
-  await apps.patchNamespacedStatefulSet({
+  await rig.apps.patchNamespacedStatefulSet({
     name,
     namespace: NAMESPACE,
     body: [{ op: 'replace', path: '/spec/replicas', value: replicas }],
@@ -203,46 +171,41 @@ async function startPrometheus(): Promise<void> {
   await waitForHttp(prometheus, `${promUrl}/-/ready`, {}, 60_000);
 }
 
-beforeAll(async () => {
-  rig = await startRigWithWebhook(SCHEDULER, WEBHOOK_LABEL, ['--restore-reconcile-interval', '1s']);
-  apps = rig.cp.kc.makeApiClient(AppsV1Api);
-  work = mkdtempSync(path.join(os.tmpdir(), 'hiatus-operator-'));
-  // kubectl from the same pinned module as the control plane (e2e/k8s/build.sh).
-  kubectl = path.join(await buildKubernetes(path.join(rig.cp.logs, 'build.log')), 'kubectl');
-  if (!existsSync(kubectl)) throw new Error(`${kubectl} missing: e2e/k8s/build.sh builds it`);
-  // The plugin installed the way docs/kubectl-plugin.md says: npm install -g, here into a private prefix.
-  const prefix = path.join(work, 'npm-global');
-  await run('npm', ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', repoRoot()], { timeout: 120_000 });
-  env = {
-    PATH: [path.join(prefix, 'bin'), path.dirname(process.execPath), '/usr/bin', '/bin'].join(':'),
-    HOME: work,
-    KUBECONFIG: rig.cp.kubeconfig('admin'),
-  };
-  await startPrometheus();
-  await rig.createPriorityClass('hiatus-required', 100, { 'hiatus.dev/checkpoint-policy': 'Required' });
-  await rig.createPriorityClass('hiatus-urgent', 1000);
-  for (const [name, group, arch] of [
-    ['ops-a', 'train', 'amd64'],
-    ['ops-arm', 'arm', 'arm64'],
-    ['ops-b', 'notebook', 'amd64'],
-    ['ops-c', 'batch', 'amd64'],
-  ] as const) {
-    await rig.nodes.add({
-      name,
-      arch,
-      zone: 'zone-a',
-      cpuFeatures: arch === 'amd64' ? ['AVX2'] : [],
-      labels: inGroup(group),
-    });
-  }
-}, BUILD_AND_START_MS);
-
+// Hooks run in order: Prometheus stops before the rig.
 afterAll(async () => {
   await prometheus?.stop();
-  await rig?.stopAll();
 });
 
-const step = (fn: () => Promise<void>) => async () => rig.step(fn)();
+const step = rigPerFile(
+  () => webhookRig(['--restore-reconcile-interval', '1s']),
+  async (started) => {
+    rig = started;
+    work = mkdtempSync(path.join(os.tmpdir(), 'hiatus-operator-'));
+    // kubectl from the same pinned module as the control plane (e2e/k8s/build.sh).
+    kubectl = path.join(await buildKubernetes(path.join(rig.cp.logs, 'build.log')), 'kubectl');
+    if (!existsSync(kubectl)) throw new Error(`${kubectl} missing: e2e/k8s/build.sh builds it`);
+    // The plugin installed the way docs/kubectl-plugin.md says: npm install -g, here into a private prefix.
+    const prefix = path.join(work, 'npm-global');
+    await run('npm', ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', repoRoot()], {
+      timeout: 120_000,
+    });
+    env = {
+      PATH: [path.join(prefix, 'bin'), path.dirname(process.execPath), '/usr/bin', '/bin'].join(':'),
+      HOME: work,
+      KUBECONFIG: rig.cp.kubeconfig('admin'),
+    };
+    await startPrometheus();
+    await rig.createPreemptionClasses();
+    for (const [name, group, arch] of [
+      ['ops-a', 'train', 'amd64'],
+      ['ops-arm', 'arm', 'arm64'],
+      ['ops-b', 'notebook', 'amd64'],
+      ['ops-c', 'batch', 'amd64'],
+    ] as const) {
+      await rig.nodes.add(make.node(name, group, { arch, cpuFeatures: arch === 'amd64' ? ['AVX2'] : [] }));
+    }
+  },
+);
 
 describe('kubectl hiatus through kubectl', () => {
   it(
@@ -263,20 +226,20 @@ describe('kubectl hiatus through kubectl', () => {
   it(
     'checkpoints a running StatefulSet pod on demand, with progress, and records a Manual checkpoint',
     step(async () => {
-      await apps.createNamespacedStatefulSet({
+      await rig.apps.createNamespacedStatefulSet({
         namespace: NAMESPACE,
-        body: statefulSet('trainer', { group: 'train', priorityClassName: 'hiatus-required', cpu: '3' }),
+        body: make.statefulSet('trainer', make.requiredTemplate('trainer', 'train')),
       });
-      await apps.createNamespacedStatefulSet({
+      await rig.apps.createNamespacedStatefulSet({
         namespace: NAMESPACE,
-        body: statefulSet('notebook', { group: 'notebook', priorityClassName: 'hiatus-required', cpu: '1' }),
+        body: make.statefulSet('notebook', make.requiredTemplate('notebook', 'notebook', { cpu: '1' })),
       });
       expect(await rig.waitRunning('trainer-0', 90_000)).toBe('ops-a');
       expect(await rig.waitRunning('notebook-0', 90_000)).toBe('ops-b');
       // Slow enough that the plugin sees the claim while the kubelet works.
       rig.nodes.sim('ops-b').inject({ pod: 'notebook-0', failure: { kind: 'slow', extraMs: 1500 }, times: 1 });
       const r = await hiatus('checkpoint', 'notebook-0');
-      const [ck, ...more] = await checkpointsOfPod('notebook-0');
+      const [ck, ...more] = await rig.checkpointsOf('notebook-0');
       expect(more).toEqual([]);
       expect(r).toEqual({
         code: 0,
@@ -304,15 +267,11 @@ describe('kubectl hiatus through kubectl', () => {
   it(
     'lists checkpoints and describes one, timeline included',
     step(async () => {
-      expect(await hiatus('list')).toEqual({
-        code: 0,
-        stdout: lines(
-          'NAME                      PHASE   POD          NODE    REASON   SIZE   PUBLISHED   RESTORE   AGE',
-          'notebook-0-manual-XXXXX   Ready   notebook-0   ops-b   Manual   -      no          -         <age>',
-        ),
-        stderr: '',
-      });
-      const [ck] = await checkpointsOfPod('notebook-0');
+      await expectListed(
+        'NAME                      PHASE   POD          NODE    REASON   SIZE   PUBLISHED   RESTORE   AGE',
+        'notebook-0-manual-XXXXX   Ready   notebook-0   ops-b   Manual   -      no          -         <age>',
+      );
+      const [ck] = await rig.checkpointsOf('notebook-0');
       const name = ck!.metadata.name;
       const d = await hiatus('describe', name);
       expect(d).toEqual({
@@ -406,19 +365,11 @@ describe('kubectl hiatus through kubectl', () => {
     step(async () => {
       const file = path.join(work, 'unreachable.kubeconfig');
       const port = await freePort();
-      writeFileSync(
-        file,
-        dumpYaml({
-          apiVersion: 'v1',
-          kind: 'Config',
-          clusters: [
-            { name: 'gone', cluster: { server: `https://127.0.0.1:${port}`, 'insecure-skip-tls-verify': true } },
-          ],
-          users: [{ name: 'u', user: { token: 't' } }],
-          contexts: [{ name: 'gone', context: { cluster: 'gone', user: 'u' } }],
-          'current-context': 'gone',
-        }),
-      );
+      writeKubeconfig(file, {
+        context: 'gone',
+        cluster: { name: 'gone', cluster: { server: `https://127.0.0.1:${port}`, 'insecure-skip-tls-verify': true } },
+        user: { name: 'u', user: { token: 't' } },
+      });
       expect(await hiatus('list', '--kubeconfig', file)).toEqual({
         code: 1,
         stdout: '',
@@ -463,25 +414,18 @@ describe('kubectl hiatus through kubectl', () => {
         body: { spec: { audiences: [], expirationSeconds: 3600 } },
       });
       const file = path.join(work, 'viewer.kubeconfig');
-      writeFileSync(
-        file,
-        dumpYaml({
-          apiVersion: 'v1',
-          kind: 'Config',
-          clusters: [
-            {
-              name: 'hiatus',
-              cluster: {
-                server: rig.cp.apiserverUrl,
-                'certificate-authority-data': rig.cp.adminTls().ca.toString('base64'),
-              },
-            },
-          ],
-          users: [{ name: 'viewer', user: { token: token.status!.token } }],
-          contexts: [{ name: 'viewer', context: { cluster: 'hiatus', user: 'viewer', namespace: NAMESPACE } }],
-          'current-context': 'viewer',
-        }),
-      );
+      writeKubeconfig(file, {
+        context: 'viewer',
+        cluster: {
+          name: 'hiatus',
+          cluster: {
+            server: rig.cp.apiserverUrl,
+            'certificate-authority-data': rig.cp.adminTls().ca.toString('base64'),
+          },
+        },
+        user: { name: 'viewer', user: { token: token.status!.token } },
+        namespace: NAMESPACE,
+      });
       const viewer = 'User "system:serviceaccount:default:viewer"';
       expect((await hiatus('list', '--kubeconfig', file)).code).toBe(0);
       expect(await hiatus('checkpoint', 'trainer-0', '--kubeconfig', file)).toEqual({
@@ -506,7 +450,7 @@ describe('kubectl hiatus through kubectl', () => {
   it(
     'restores a checkpoint by scaling its StatefulSet back up, the webhook giving the new pod the checkpoint',
     step(async () => {
-      const [ck] = await checkpointsOfPod('notebook-0');
+      const [ck] = await rig.checkpointsOf('notebook-0');
       expect(await hiatus('restore', ck!.metadata.name)).toEqual({
         code: 1,
         stdout: '',
@@ -568,12 +512,12 @@ describe('kubectl hiatus through kubectl', () => {
         'the replacement trainer-0',
         async () => {
           const p = await rig.pod('trainer-0');
-          return p && p.metadata!.uid !== old && p.metadata!.annotations?.['hiatus.dev/restore-from'] ? p : undefined;
+          return p && p.metadata!.uid !== old && p.metadata!.annotations?.[CONTRACT.from] ? p : undefined;
         },
         60_000,
       );
-      const ck = (await checkpointsOfPod('trainer-0')).find((c) => c.spec.reason === 'Preemption')!;
-      expect(replacement.metadata!.annotations!['hiatus.dev/restore-from']).toBe(ck.metadata.name);
+      const ck = (await rig.checkpointsOf('trainer-0')).find((c) => c.spec.reason === 'Preemption')!;
+      expect(replacement.metadata!.annotations![CONTRACT.from]).toBe(ck.metadata.name);
       await rig.waitFailedScheduling('trainer-0', (m) => m.includes('Insufficient cpu'));
       const w = await hiatus('why', 'trainer-0');
       const out = w.stdout.split('\n');
@@ -629,19 +573,16 @@ describe('kubectl hiatus through kubectl', () => {
     "explains a restore pod no node can restore, with the filter's reason per node",
     step(async () => {
       const stray = podSpec('stray', {
+        labels: { [WEBHOOK_LABEL]: 'on' },
         schedulerName: SCHEDULER,
         nodeSelector: inGroup('arm'),
-        annotations: {
-          'hiatus.dev/restore-from': 'somewhere-ck',
-          'hiatus.dev/restore-constraints': JSON.stringify({
-            node: 'ops-a',
-            arch: 'amd64',
-            cpuFeatures: ['AVX2'],
-            runtime: 'cri-o',
-          }),
-        },
+        annotations: restoreAnnotations('somewhere-ck', {
+          node: 'ops-a',
+          arch: 'amd64',
+          cpuFeatures: ['AVX2'],
+          runtime: 'cri-o',
+        }),
       });
-      stray.metadata!.labels = { [WEBHOOK_LABEL]: 'on' };
       await rig.createPod(stray);
       await rig.waitFailedScheduling('stray', (m) => m.includes('architecture'));
       const w = await hiatus('why', 'stray');
@@ -664,7 +605,7 @@ describe('kubectl hiatus through kubectl', () => {
       expect(await rig.waitRunning('fragile')).toBe('ops-c');
       rig.nodes.sim('ops-c').inject({ pod: 'fragile', failure: { kind: 'runtime-error' } });
       const f = await hiatus('checkpoint', 'fragile');
-      const [failed] = await checkpointsOfPod('fragile');
+      const [failed] = await rig.checkpointsOf('fragile');
       expect(f.code).toBe(1);
       expect(f.stdout).toBe('');
       expect(f.stderr.split('\n').filter((l) => l.startsWith('error:'))).toEqual([
@@ -672,18 +613,11 @@ describe('kubectl hiatus through kubectl', () => {
       ]);
       expect(failed!.status!.message).toMatch(/kubelet answered 500/);
 
-      await rig.createPod(
-        podSpec('batch-0', {
-          schedulerName: SCHEDULER,
-          priorityClassName: 'hiatus-required',
-          cpu: '3',
-          nodeSelector: inGroup('batch'),
-        }),
-      );
+      await rig.createPod(make.victim('batch-0', { nodeSelector: inGroup('batch') }));
       expect(await rig.waitRunning('batch-0')).toBe('ops-c');
       await createPreemptor('urgent-2', 'batch');
       expect(await rig.waitRunning('urgent-2', 90_000)).toBe('ops-c');
-      const [batch] = await checkpointsOfPod('batch-0');
+      const [batch] = await rig.checkpointsOf('batch-0');
       expect(batch!.status?.phase).toBe('Ready');
     }),
   );
@@ -691,34 +625,15 @@ describe('kubectl hiatus through kubectl', () => {
   it(
     'lists every checkpoint of the scenario, and more with -o wide',
     step(async () => {
-      expect(await hiatus('list')).toEqual({
-        code: 0,
-        stdout: lines(
-          'NAME                      PHASE      POD          NODE    REASON       SIZE   PUBLISHED   RESTORE               AGE',
-          'batch-0-XXXXXXXXXXXX      Ready      batch-0      ops-c   Preemption   -      no          -                     <age>',
-          'fragile-manual-XXXXX      Failed     fragile      ops-c   Manual       -      -           -                     <age>',
-          'notebook-0-manual-XXXXX   Restored   notebook-0   ops-b   Manual       -      no          notebook-0 on ops-b   <age>',
-          'trainer-0-XXXXXXXXXXXX    Restored   trainer-0    ops-a   Preemption   -      no          trainer-0 on ops-a    <age>',
-        ),
-        stderr: '',
-      });
+      await expectListed(
+        'NAME                      PHASE      POD          NODE    REASON       SIZE   PUBLISHED   RESTORE               AGE',
+        'batch-0-XXXXXXXXXXXX      Ready      batch-0      ops-c   Preemption   -      no          -                     <age>',
+        'fragile-manual-XXXXX      Failed     fragile      ops-c   Manual       -      -           -                     <age>',
+        'notebook-0-manual-XXXXX   Restored   notebook-0   ops-b   Manual       -      no          notebook-0 on ops-b   <age>',
+        'trainer-0-XXXXXXXXXXXX    Restored   trainer-0    ops-a   Preemption   -      no          trainer-0 on ops-a    <age>',
+      );
       const wide = await hiatus('list', '-o', 'wide');
-      expect(wide.stdout.split('\n')[0]!.split(/\s+/)).toEqual([
-        'NAME',
-        'PHASE',
-        'POD',
-        'NODE',
-        'REASON',
-        'SIZE',
-        'PUBLISHED',
-        'RESTORE',
-        'AGE',
-        'MEMORY',
-        'CONTAINERS',
-        'OWNER',
-        'PREEMPTOR',
-        'COMPLETED',
-      ]);
+      expect(wide.stdout.split('\n')[0]!.split(/\s+/)).toEqual(WIDE_LIST_COLUMNS);
       expect(wide.stdout).toContain('default/urgent-2');
       const yaml = await hiatus('list', '-A', '-o', 'yaml');
       const parsed = loadYaml<{ kind: string; items: Checkpoint[] }>(yaml.stdout);

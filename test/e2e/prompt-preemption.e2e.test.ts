@@ -2,44 +2,35 @@
 // wait no longer leave the preemptor to kube-scheduler's 5-minute flush. hiatus answers `{}`,
 // and once the victims' Checkpoints are Ready it evicts them itself; their deletion requeues the
 // preemptor (NodeResourcesFit's AssignedPod/Delete hint), which binds.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { NAMESPACE, Rig, podSpec } from '../../testing/harness/cluster.js';
+import { NAMESPACE, Rig } from '../../testing/harness/cluster.js';
+import { SCHEDULER, inGroup, rigPerFile } from '../../testing/harness/e2e.js';
+import * as make from '../../testing/harness/make.js';
 import { sleep, waitUntil } from '../../testing/harness/process.js';
 
-const BUILD_AND_START_MS = 45 * 60_000;
-const GROUP = 'e2e.hiatus.dev/group';
-const SCHEDULER = 'hiatus-scheduler';
 /** What the issue allows on top of the checkpoint itself. */
 const SLACK_MS = 5_000;
 
 let rig: Rig;
-
-beforeAll(async () => {
-  rig = await Rig.start({ schedulers: [{ schedulerName: SCHEDULER, nodeCacheCapable: true }] });
-  await rig.createPreemptionClasses();
-}, BUILD_AND_START_MS);
-
-afterAll(async () => {
-  await rig?.stopAll();
-});
-
-const group = (g: string) => ({ [GROUP]: g });
+const step = rigPerFile(
+  () => Rig.start({ schedulers: [{ schedulerName: SCHEDULER, nodeCacheCapable: true }], preemptionClasses: true }),
+  (started) => {
+    rig = started;
+  },
+);
 
 async function addNode(name: string, g: string): Promise<void> {
-  await rig.nodes.add({ name, labels: group(g), arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'] });
+  await rig.nodes.add(make.node(name, g));
 }
 
 /** A Required victim taking 3 of the node's 4 CPUs, Running on it. */
 async function victimOn(name: string, node: string, g: string, memory = '256Mi'): Promise<string> {
   await rig.createPod(
-    podSpec(name, {
-      schedulerName: SCHEDULER,
-      priorityClassName: 'hiatus-required',
-      cpu: '3',
+    make.victim(name, {
       memory,
-      nodeSelector: { ...group(g), 'kubernetes.io/hostname': node },
+      nodeSelector: { ...inGroup(g), 'kubernetes.io/hostname': node },
     }),
   );
   expect(await rig.waitRunning(name)).toBe(node);
@@ -48,9 +39,7 @@ async function victimOn(name: string, node: string, g: string, memory = '256Mi')
 
 async function preemptorIn(name: string, g: string): Promise<number> {
   const created = Date.now();
-  await rig.createPod(
-    podSpec(name, { schedulerName: SCHEDULER, priorityClassName: 'hiatus-urgent', cpu: '2', nodeSelector: group(g) }),
-  );
+  await rig.createPod(make.preemptor(name, { nodeSelector: inGroup(g) }));
   return created;
 }
 
@@ -190,7 +179,3 @@ describe('checkpoints slower than preempt may wait', () => {
     }),
   );
 });
-
-function step(fn: () => Promise<void>): () => Promise<void> {
-  return async () => rig.step(fn)();
-}

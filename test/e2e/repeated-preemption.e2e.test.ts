@@ -8,37 +8,24 @@
 // Real etcd, kube-apiserver, kube-controller-manager (StatefulSet, Deployment and ReplicaSet
 // controllers) and kube-scheduler; the built extender with the restore webhook; simulated kubelets
 // (100 ms per checkpoint).
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { AppsV1Api, type V1Pod, type V1PodTemplateSpec } from '@kubernetes/client-node';
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import type { V1Pod, V1PodTemplateSpec } from '@kubernetes/client-node';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
-import { NAMESPACE, Rig, podSpec } from '../../testing/harness/cluster.js';
+import { NAMESPACE, Rig } from '../../testing/harness/cluster.js';
+import { CONTRACT, inGroup, rigPerFile, webhookRig } from '../../testing/harness/e2e.js';
+import * as make from '../../testing/harness/make.js';
 import { waitUntil } from '../../testing/harness/process.js';
-import { startRigWithWebhook } from '../../testing/harness/webhook.js';
 
-const BUILD_AND_START_MS = 45 * 60_000;
-const SCHEDULER = 'hiatus-scheduler';
-const GROUP = 'e2e.hiatus.dev/group';
-const WEBHOOK_LABEL = 'e2e.hiatus.dev/restore-webhook';
-const RESTORE_FROM = 'hiatus.dev/restore-from';
-const RESTORE_GENERATION = 'hiatus.dev/restore-generation';
-const MARKER = 'hiatus.dev/checkpoint-restore';
 const ROUNDS = [1, 2, 3];
 
 let rig: Rig;
-let apps: AppsV1Api;
-
-beforeAll(async () => {
-  rig = await startRigWithWebhook(SCHEDULER, WEBHOOK_LABEL, ['--restore-reconcile-interval', '1s']);
-  apps = rig.cp.kc.makeApiClient(AppsV1Api);
-  await rig.createPriorityClass('hiatus-required', 100, { 'hiatus.dev/checkpoint-policy': 'Required' });
-  await rig.createPriorityClass('hiatus-urgent', 1000);
-}, BUILD_AND_START_MS);
-
-afterAll(async () => {
-  await rig?.stopAll();
-});
-
-const step = (fn: () => Promise<void>) => async () => rig.step(fn)();
+const step = rigPerFile(
+  () => webhookRig(['--restore-reconcile-interval', '1s']),
+  async (started) => {
+    rig = started;
+    await rig.createPreemptionClasses();
+  },
+);
 
 interface Workload {
   kind: 'StatefulSet' | 'Deployment';
@@ -52,47 +39,30 @@ const WORKLOADS: Workload[] = [
     kind: 'StatefulSet',
     name: 'ledger',
     create: async (template) => {
-      await apps.createNamespacedStatefulSet({
-        namespace: NAMESPACE,
-        body: {
-          metadata: { name: 'ledger' },
-          spec: { replicas: 1, serviceName: 'ledger', selector: { matchLabels: { app: 'ledger' } }, template },
-        },
-      });
+      await rig.apps.createNamespacedStatefulSet({ namespace: NAMESPACE, body: make.statefulSet('ledger', template) });
     },
   },
   {
     kind: 'Deployment',
     name: 'trainer',
     create: async (template) => {
-      await apps.createNamespacedDeployment({
-        namespace: NAMESPACE,
-        body: {
-          metadata: { name: 'trainer' },
-          spec: { replicas: 1, selector: { matchLabels: { app: 'trainer' } }, template },
-        },
-      });
+      await rig.apps.createNamespacedDeployment({ namespace: NAMESPACE, body: make.deployment('trainer', template) });
     },
   },
 ];
 
 describe.each(WORKLOADS)("three lives of a $kind's pod", (w) => {
   const node = `lives-${w.name}`;
-  const group = { [GROUP]: w.name };
+  const group = inGroup(w.name);
   /** The Checkpoint of each round, in order. */
   const records: Checkpoint[] = [];
   let current: V1Pod;
-
-  const livePods = async (): Promise<V1Pod[]> =>
-    (await rig.core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: `app=${w.name}` })).items.filter(
-      (p) => !p.metadata?.deletionTimestamp,
-    );
 
   const runningOn = (uid?: string) =>
     waitUntil(
       `the ${w.kind}'s pod Running on ${node}`,
       async () => {
-        const [p, ...more] = await livePods();
+        const [p, ...more] = await rig.livePods(w.name);
         return !more.length && p?.status?.phase === 'Running' && p.spec?.nodeName === node && p.metadata!.uid !== uid
           ? p
           : undefined;
@@ -100,25 +70,9 @@ describe.each(WORKLOADS)("three lives of a $kind's pod", (w) => {
       90_000,
     );
 
-  const checkpoint = async (name: string): Promise<Checkpoint> =>
-    (await rig.custom.getNamespacedCustomObject({
-      group: 'hiatus.dev',
-      version: 'v1alpha1',
-      namespace: NAMESPACE,
-      plural: 'checkpoints',
-      name,
-    })) as Checkpoint;
-
   beforeAll(async () => {
-    await rig.nodes.add({ name: node, arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], labels: group });
-    const spec = podSpec(w.name, {
-      schedulerName: SCHEDULER,
-      priorityClassName: 'hiatus-required',
-      cpu: '3',
-      memory: '1Gi',
-      nodeSelector: group,
-    }).spec!;
-    await w.create({ metadata: { labels: { app: w.name, [WEBHOOK_LABEL]: 'on' } }, spec });
+    await rig.nodes.add(make.node(node, w.name));
+    await w.create(make.requiredTemplate(w.name, w.name));
     current = await runningOn();
   });
 
@@ -131,21 +85,14 @@ describe.each(WORKLOADS)("three lives of a $kind's pod", (w) => {
         const previous = records[round - 2];
         if (previous) {
           // The victim is the last round's replacement: a restore pod, marker resource and all.
-          expect(victim.metadata!.annotations?.[RESTORE_FROM]).toBe(previous.metadata.name);
-          expect(victim.spec!.containers[0]!.resources?.limits?.[MARKER]).toBe('0');
+          expect(victim.metadata!.annotations?.[CONTRACT.from]).toBe(previous.metadata.name);
+          expect(victim.spec!.containers[0]!.resources?.limits?.[CONTRACT.marker]).toBe('0');
         }
 
         // A StatefulSet's pod has the same name in every life: forget when the last one was deleted.
         rig.nodes.deletionSeenAt.delete(`${NAMESPACE}/${victimName}`);
         const preemptor = `${w.name}-urgent-${round}`;
-        await rig.createPod(
-          podSpec(preemptor, {
-            schedulerName: SCHEDULER,
-            priorityClassName: 'hiatus-urgent',
-            cpu: '2',
-            nodeSelector: group,
-          }),
-        );
+        await rig.createPod(make.preemptor(preemptor, { nodeSelector: group }));
         expect(await rig.waitRunning(preemptor, 90_000)).toBe(node);
 
         // The victim went only after its record was Ready (a replacement may have claimed it since).
@@ -163,26 +110,27 @@ describe.each(WORKLOADS)("three lives of a $kind's pod", (w) => {
           preemptor: { name: preemptor },
           generation: round,
           source: { nodeName: node, owner: { kind: w.kind === 'Deployment' ? 'ReplicaSet' : 'StatefulSet' } },
-          restoreConstraints: { node, arch: 'amd64', cpuFeatures: ['AVX2'], runtime: 'cri-o://1.31.2', zone: 'zone-a' },
+          restoreConstraints: make.constraints(node),
         });
         expect(record!.spec.restoredFrom).toBe(previous?.metadata.name);
         records.push(record!);
 
         // The replacement is admitted with this record, the newest of the workload.
         const replacement = await waitUntil(`the ${w.kind}'s replacement (round ${round})`, async () =>
-          (await livePods()).find((p) => p.metadata!.uid !== victim.metadata!.uid),
+          (await rig.livePods(w.name)).find((p) => p.metadata!.uid !== victim.metadata!.uid),
         );
-        expect(replacement.metadata!.annotations?.[RESTORE_FROM]).toBe(record!.metadata.name);
-        expect(replacement.metadata!.annotations?.[RESTORE_GENERATION]).toBe(String(round));
+        expect(replacement.metadata!.annotations?.[CONTRACT.from]).toBe(record!.metadata.name);
+        expect(replacement.metadata!.annotations?.[CONTRACT.generation]).toBe(String(round));
         if (w.kind === 'StatefulSet') expect(replacement.metadata!.name).toBe(victimName);
 
         // Room again: it binds to the checkpoint's node and consumes the record.
         await rig.core.deleteNamespacedPod({ name: preemptor, namespace: NAMESPACE });
         current = await runningOn(victim.metadata!.uid);
         expect(current.metadata!.uid).toBe(replacement.metadata!.uid);
-        await waitUntil(
+        await rig.waitCheckpoint(
+          record!.metadata.name,
           `Checkpoint ${record!.metadata.name} Restored`,
-          async () => (await checkpoint(record!.metadata.name)).status?.phase === 'Restored',
+          (c) => c.status?.phase === 'Restored',
           30_000,
         );
       })(),
@@ -202,7 +150,7 @@ describe.each(WORKLOADS)("three lives of a $kind's pod", (w) => {
         [records[2]!.metadata.name, 3, records[1]!.metadata.name, 'Restored'],
       ]);
       // The fourth life runs from the third record.
-      expect(current.metadata!.annotations?.[RESTORE_FROM]).toBe(records[2]!.metadata.name);
+      expect(current.metadata!.annotations?.[CONTRACT.from]).toBe(records[2]!.metadata.name);
       expect(mine.every((c) => c.status?.restore?.nodeName === node)).toBe(true);
       expect(rig.nodes.errors).toEqual([]);
     }),

@@ -2,43 +2,56 @@
 // kube-scheduler (second-scheduler profile: pods opt in with spec.schedulerName), the built
 // extender as a process, and one kubelet simulator per Node. Scenarios 1–3 run once per
 // nodeCacheCapable mode, each mode through its own kube-scheduler instance and its own nodes.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { NAMESPACE, Rig, podSpec, restoreAnnotations } from '../../testing/harness/cluster.js';
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import { NAMESPACE, Rig, podSpec, restoreAnnotations, type PodOptions } from '../../testing/harness/cluster.js';
+import { inGroup, rigPerFile } from '../../testing/harness/e2e.js';
+import * as make from '../../testing/harness/make.js';
 import { sleep, waitUntil } from '../../testing/harness/process.js';
 
-const BUILD_AND_START_MS = 45 * 60_000;
-const GROUP = 'e2e.hiatus.dev/group';
 const MODES = [
   { schedulerName: 'hiatus-scheduler', nodeCacheCapable: true, tag: 'c' },
   { schedulerName: 'hiatus-scheduler-nocache', nodeCacheCapable: false, tag: 'n' },
 ];
 
 let rig: Rig;
-
-beforeAll(async () => {
-  rig = await Rig.start({
-    schedulers: MODES.map(({ schedulerName, nodeCacheCapable }) => ({ schedulerName, nodeCacheCapable })),
-    // Locality through filter and prioritize over every node (no nomination of ungated pods);
-    // restore.e2e runs the default, and gated pods below are nominated and released in any mode.
-    extenderArgs: async () => ['--restore-placement', 'score'],
-  });
-  await rig.createPriorityClass('hiatus-required', 100, { 'hiatus.dev/checkpoint-policy': 'Required' });
-  await rig.createPriorityClass('hiatus-urgent', 1000);
-}, BUILD_AND_START_MS);
-
-afterAll(async () => {
-  await rig?.stopAll();
-});
+const step = rigPerFile(
+  () =>
+    Rig.start({
+      schedulers: MODES.map(({ schedulerName, nodeCacheCapable }) => ({ schedulerName, nodeCacheCapable })),
+      // Locality through filter and prioritize over every node (no nomination of ungated pods);
+      // restore.e2e runs the default, and gated pods below are nominated and released in any mode.
+      extenderArgs: async () => ['--restore-placement', 'score'],
+      preemptionClasses: true,
+    }),
+  (started) => {
+    rig = started;
+  },
+);
 
 describe.each(MODES)(
   '$schedulerName (nodeCacheCapable: $nodeCacheCapable)',
   ({ schedulerName, nodeCacheCapable, tag }) => {
     const n = (name: string) => `${tag}-${name}`;
-    const group = (g: string) => ({ [GROUP]: n(g) });
+    const group = (g: string) => inGroup(n(g));
+    /** A restore pod of the group, restoring `checkpoint`, taken under `constraints`. */
+    const restorePod = (
+      name: string,
+      g: string,
+      checkpoint: string,
+      constraints: object,
+      o: Partial<PodOptions> = {},
+    ) =>
+      podSpec(name, {
+        schedulerName,
+        nodeSelector: group(g),
+        asRestorePod: true,
+        annotations: restoreAnnotations(checkpoint, constraints),
+        ...o,
+      });
 
     beforeAll(async () => {
       const add = (name: string, g: string, spec: { arch: 'amd64' | 'arm64'; zone: string; cpuFeatures: string[] }) =>
-        rig.nodes.add({ name: n(name), labels: group(g), ...spec });
+        rig.nodes.add(make.node(n(name), n(g), spec));
       await add('arm-1', 'incompatible', { arch: 'arm64', zone: 'zone-a', cpuFeatures: [] });
       await add('amd-noavx512', 'incompatible', { arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'] });
       await add('loc-1', 'locality', { arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2', 'AVX512F'] });
@@ -53,17 +66,12 @@ describe.each(MODES)(
       step(async () => {
         const name = n('restore-incompatible');
         await rig.createPod(
-          podSpec(name, {
-            schedulerName,
-            nodeSelector: group('incompatible'),
-            asRestorePod: true,
-            annotations: restoreAnnotations('trainer-0-3f9a1c2b7d4e', {
-              node: 'amd-1',
-              arch: 'amd64',
-              cpuFeatures: ['AVX512F'],
-              runtime: 'cri-o',
-              zone: 'zone-a',
-            }),
+          restorePod(name, 'incompatible', 'trainer-0-3f9a1c2b7d4e', {
+            node: 'amd-1',
+            arch: 'amd64',
+            cpuFeatures: ['AVX512F'],
+            runtime: 'cri-o',
+            zone: 'zone-a',
           }),
         );
         const message = await rig.waitFailedScheduling(name, (m) => m.includes('AVX512F'));
@@ -82,35 +90,23 @@ describe.each(MODES)(
       step(async () => {
         const name = n('restore-local');
         await rig.createPod(
-          podSpec(name, {
-            schedulerName,
-            nodeSelector: group('locality'),
-            asRestorePod: true,
-            annotations: restoreAnnotations('trainer-1-0123456789ab', {
-              node: n('loc-2'),
-              arch: 'amd64',
-              cpuFeatures: ['AVX512F'],
-              runtime: 'cri-o://1.31.2',
-              zone: 'zone-a',
-            }),
-          }),
+          restorePod(
+            name,
+            'locality',
+            'trainer-1-0123456789ab',
+            make.constraints(n('loc-2'), { cpuFeatures: ['AVX512F'] }),
+          ),
         );
         expect(await rig.waitRunning(name)).toBe(n('loc-2'));
         // A second holder, in the other zone: the choice follows the contract, not a tie-break.
         const other = n('restore-local-2');
         await rig.createPod(
-          podSpec(other, {
-            schedulerName,
-            nodeSelector: group('locality'),
-            asRestorePod: true,
-            annotations: restoreAnnotations('trainer-2-0123456789ab', {
-              node: n('loc-3'),
-              arch: 'amd64',
-              cpuFeatures: ['AVX512F'],
-              runtime: 'cri-o://1.31.2',
-              zone: 'zone-b',
-            }),
-          }),
+          restorePod(
+            other,
+            'locality',
+            'trainer-2-0123456789ab',
+            make.constraints(n('loc-3'), { cpuFeatures: ['AVX512F'], zone: 'zone-b' }),
+          ),
         );
         expect(await rig.waitRunning(other)).toBe(n('loc-3'));
       }),
@@ -127,19 +123,13 @@ describe.each(MODES)(
         ];
         const name = n('restore-nominated');
         const created = await rig.createPod(
-          podSpec(name, {
-            schedulerName,
-            nodeSelector: group('locality'),
-            asRestorePod: true,
-            placementGate: true,
-            annotations: restoreAnnotations('trainer-3-0123456789ab', {
-              node: n('loc-1'),
-              arch: 'amd64',
-              cpuFeatures: ['AVX512F'],
-              runtime: 'cri-o://1.31.2',
-              zone: 'zone-a',
-            }),
-          }),
+          restorePod(
+            name,
+            'locality',
+            'trainer-3-0123456789ab',
+            make.constraints(n('loc-1'), { cpuFeatures: ['AVX512F'] }),
+            { placementGate: true },
+          ),
         );
         expect(created.spec!.schedulingGates).toEqual([{ name: 'hiatus.dev/restore-placement' }]);
         // The placement controller sets status.nominatedNodeName, then lifts the gate; kube-scheduler
@@ -163,10 +153,8 @@ describe.each(MODES)(
         const preemptorName = n('urgent');
         const node = n('pre-1');
         await rig.createPod(
-          podSpec(victimName, {
+          make.victim(victimName, {
             schedulerName,
-            priorityClassName: 'hiatus-required',
-            cpu: '3',
             memory: '1Gi',
             containers: ['main', 'sidecar'],
             nodeSelector: group('preempt'),
@@ -175,14 +163,7 @@ describe.each(MODES)(
         expect(await rig.waitRunning(victimName)).toBe(node);
         const victimUid = (await rig.pod(victimName))!.metadata!.uid!;
 
-        await rig.createPod(
-          podSpec(preemptorName, {
-            schedulerName,
-            priorityClassName: 'hiatus-urgent',
-            cpu: '2',
-            nodeSelector: group('preempt'),
-          }),
-        );
+        await rig.createPod(make.preemptor(preemptorName, { schedulerName, nodeSelector: group('preempt') }));
         expect(await rig.waitRunning(preemptorName, 90_000)).toBe(node);
         await waitUntil(`victim ${victimName} gone`, async () => (await rig.pod(victimName)) === undefined);
 
@@ -228,25 +209,11 @@ describe.each(MODES)(
           const victimName = n('fragile');
           const preemptorName = n('urgent-2');
           const node = n('fail-1');
-          await rig.createPod(
-            podSpec(victimName, {
-              schedulerName,
-              priorityClassName: 'hiatus-required',
-              cpu: '3',
-              nodeSelector: group('fail'),
-            }),
-          );
+          await rig.createPod(make.victim(victimName, { schedulerName, nodeSelector: group('fail') }));
           expect(await rig.waitRunning(victimName)).toBe(node);
           rig.nodes.sim(node).inject({ pod: victimName, failure: { kind: 'runtime-error' } });
 
-          await rig.createPod(
-            podSpec(preemptorName, {
-              schedulerName,
-              priorityClassName: 'hiatus-urgent',
-              cpu: '2',
-              nodeSelector: group('fail'),
-            }),
-          );
+          await rig.createPod(make.preemptor(preemptorName, { schedulerName, nodeSelector: group('fail') }));
           const failed = await waitUntil(`Failed Checkpoint of ${victimName}`, async () =>
             (await rig.checkpointsOf(victimName)).find((c) => c.status?.phase === 'Failed'),
           );
@@ -257,13 +224,7 @@ describe.each(MODES)(
           // the victim must survive every attempt.
           const attemptsBefore = await rig.preemptionAttempts('no_candidate');
           for (let i = 0; i < 5; i++) {
-            await rig.nodes.add({
-              name: n(`requeue-${i}`),
-              arch: 'amd64',
-              zone: 'zone-a',
-              cpuFeatures: ['AVX2'],
-              labels: group('requeue'),
-            });
+            await rig.nodes.add(make.node(n(`requeue-${i}`), n('requeue')));
             const until = Date.now() + 4_000;
             while (Date.now() < until) {
               const victim = await rig.pod(victimName);
@@ -284,7 +245,3 @@ describe.each(MODES)(
     }
   },
 );
-
-function step(fn: () => Promise<void>): () => Promise<void> {
-  return async () => rig.step(fn)();
-}

@@ -7,79 +7,41 @@
 // Real etcd, kube-apiserver, kube-controller-manager and kube-scheduler; the built extender
 // serving the webhook over TLS; simulated kubelets. The Checkpoints are written by hand (as an
 // administrator could): how they come to be is restore.e2e's subject, not this one's.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import https from 'node:https';
-import { AppsV1Api, type V1Pod, type V1ReplicaSet } from '@kubernetes/client-node';
-import type { Checkpoint } from '../../src/api/checkpoint.js';
+import type { V1Pod, V1ReplicaSet } from '@kubernetes/client-node';
 import { NAMESPACE, Rig, podSpec } from '../../testing/harness/cluster.js';
+import { CONTRACT, SCHEDULER, WEBHOOK_LABEL, inGroup, rigPerFile, webhookRig } from '../../testing/harness/e2e.js';
+import * as make from '../../testing/harness/make.js';
 import { waitUntil } from '../../testing/harness/process.js';
-import { startRigWithWebhook } from '../../testing/harness/webhook.js';
 
-const BUILD_AND_START_MS = 45 * 60_000;
-const SCHEDULER = 'hiatus-scheduler';
-const GROUP = 'e2e.hiatus.dev/group';
 const NODE = 'restore-from-a';
-const WEBHOOK_LABEL = 'e2e.hiatus.dev/restore-webhook';
-const RESTORE_FROM = 'hiatus.dev/restore-from';
-const RESTORE_CONSTRAINTS = 'hiatus.dev/restore-constraints';
-const MARKER = 'hiatus.dev/checkpoint-restore';
+const NODE_GROUP = 'restore-from';
 /** Where node agents would publish (--checkpoint-images), and an image one published for these records. */
 const IMAGES = 'registry.e2e/checkpoints';
 const CHECKPOINT_IMAGE = `${IMAGES}/default@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef`;
-const inGroup = { [GROUP]: 'restore-from' };
 
 let rig: Rig;
-let apps: AppsV1Api;
-const step = (fn: () => Promise<void>) => async () => rig.step(fn)();
+const step = rigPerFile(
+  () => webhookRig(['--restore-reconcile-interval', '1s', '--checkpoint-images', IMAGES, '--publication-wait', '0']),
+  async (started) => {
+    rig = started;
+    await rig.nodes.add(make.node(NODE, NODE_GROUP));
+  },
+);
 
 const ckApi = { group: 'hiatus.dev', version: 'v1alpha1', namespace: NAMESPACE, plural: 'checkpoints' };
-const checkpoint = async (name: string) =>
-  (await rig.custom.getNamespacedCustomObject({ ...ckApi, name })) as Checkpoint;
 
-/** A Ready record of `source` (its controller, if any), as the executor writes one. */
-function readyRecord(name: string, source: V1Pod): Checkpoint {
-  const owner = source.metadata!.ownerReferences?.find((o) => o.controller);
-  const done = new Date(Date.now() - 60_000).toISOString();
-  return {
-    apiVersion: 'hiatus.dev/v1alpha1',
-    kind: 'Checkpoint',
-    metadata: { name, namespace: NAMESPACE },
-    spec: {
-      reason: 'Manual',
-      source: {
-        pod: { namespace: NAMESPACE, name: source.metadata!.name!, uid: source.metadata!.uid! },
-        nodeName: NODE,
-        ...(owner ? { owner: { kind: owner.kind, name: owner.name, uid: owner.uid } } : {}),
-        ...(source.metadata!.labels?.['pod-template-hash']
-          ? { templateHash: source.metadata!.labels['pod-template-hash'] }
-          : {}),
-        priority: 0,
-        memoryBytes: 64 * 2 ** 20,
-      },
-      containers: ['main'],
-      restoreConstraints: {
-        node: NODE,
-        arch: 'amd64',
-        cpuFeatures: ['AVX2'],
-        runtime: 'cri-o://1.31.2',
-        zone: 'zone-a',
-      },
-    },
-    status: {
-      phase: 'Ready',
-      startTime: done,
-      completionTime: done,
-      containers: [
-        {
-          name: 'main',
-          archivePath: `/var/lib/kubelet/checkpoints/checkpoint-${name}.tar`,
-          image: CHECKPOINT_IMAGE,
-          publication: { state: 'Published' },
-        },
-      ],
-    },
-  };
-}
+/** A Ready record of `source` (its controller, if any) on NODE, its image published. */
+const record = (name: string, source: V1Pod) =>
+  make.record(name, source, {
+    reason: 'Manual',
+    priority: 0,
+    memoryBytes: 64 * 2 ** 20,
+    restoreConstraints: make.constraints(NODE),
+    agoMs: 60_000,
+    image: CHECKPOINT_IMAGE,
+  });
 
 /** Creates a pod as a user would (the admin's certificate), returning the API server's warnings too. */
 async function createWithWarnings(pod: V1Pod): Promise<{ status: number; warnings: string[]; pod: V1Pod }> {
@@ -120,14 +82,17 @@ async function createWithWarnings(pod: V1Pod): Promise<{ status: number; warning
 
 /** A pod that goes through the webhook and names `from` by hand. */
 function naming(name: string, from: string): V1Pod {
-  const pod = podSpec(name, { schedulerName: SCHEDULER, nodeSelector: inGroup, annotations: { [RESTORE_FROM]: from } });
-  pod.metadata!.labels = { [WEBHOOK_LABEL]: 'on' };
-  return pod;
+  return podSpec(name, {
+    labels: { [WEBHOOK_LABEL]: 'on' },
+    schedulerName: SCHEDULER,
+    nodeSelector: inGroup(NODE_GROUP),
+    annotations: { [CONTRACT.from]: from },
+  });
 }
 
 function replicaSet(name: string, hash: string, annotations: Record<string, string> = {}): V1ReplicaSet {
   const labels = { app: name, 'pod-template-hash': hash };
-  const template = podSpec(name, { schedulerName: SCHEDULER, nodeSelector: inGroup, annotations });
+  const template = podSpec(name, { schedulerName: SCHEDULER, nodeSelector: inGroup(NODE_GROUP), annotations });
   return {
     metadata: { name: `${name}-${hash}` },
     spec: {
@@ -138,39 +103,18 @@ function replicaSet(name: string, hash: string, annotations: Record<string, stri
   };
 }
 
-const podsOf = async (app: string) =>
-  (await rig.core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: `app=${app}` })).items.filter(
-    (p) => !p.metadata!.deletionTimestamp,
-  );
-
 /** Nothing of the restore contract: no constraints, no marker, its own image and scheduler. */
 function expectUnchanged(pod: V1Pod): void {
-  expect(pod.metadata!.annotations?.[RESTORE_CONSTRAINTS]).toBeUndefined();
+  expect(pod.metadata!.annotations?.[CONTRACT.constraints]).toBeUndefined();
   expect(pod.spec!.containers.map((c) => c.image)).toEqual(['hiatus-e2e/app:1']);
   expect(
     pod.spec!.containers.some(
-      (c) => c.resources?.requests?.[MARKER] !== undefined || c.resources?.limits?.[MARKER] !== undefined,
+      (c) =>
+        c.resources?.requests?.[CONTRACT.marker] !== undefined || c.resources?.limits?.[CONTRACT.marker] !== undefined,
     ),
   ).toBe(false);
   expect(pod.spec!.schedulerName).toBe(SCHEDULER);
 }
-
-beforeAll(async () => {
-  rig = await startRigWithWebhook(SCHEDULER, WEBHOOK_LABEL, [
-    '--restore-reconcile-interval',
-    '1s',
-    '--checkpoint-images',
-    IMAGES,
-    '--publication-wait',
-    '0',
-  ]);
-  apps = rig.cp.kc.makeApiClient(AppsV1Api);
-  await rig.nodes.add({ name: NODE, arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], labels: inGroup });
-}, BUILD_AND_START_MS);
-
-afterAll(async () => {
-  await rig?.stopAll();
-});
 
 describe('a hand-written restore-from is honoured only for the checkpointed workload (issue 11)', () => {
   let victim: V1Pod;
@@ -178,13 +122,13 @@ describe('a hand-written restore-from is honoured only for the checkpointed work
   it(
     "has a ReplicaSet's pod running and a Ready Checkpoint of it",
     step(async () => {
-      await apps.createNamespacedReplicaSet({ namespace: NAMESPACE, body: replicaSet('trainer', 'abc12') });
+      await rig.apps.createNamespacedReplicaSet({ namespace: NAMESPACE, body: replicaSet('trainer', 'abc12') });
       victim = await waitUntil(
         'the trainer pod Running',
-        async () => (await podsOf('trainer')).find((p) => p.status?.phase === 'Running'),
+        async () => (await rig.livePods('trainer')).find((p) => p.status?.phase === 'Running'),
         90_000,
       );
-      await rig.custom.createNamespacedCustomObject({ ...ckApi, body: readyRecord('trainer-ck', victim) });
+      await rig.custom.createNamespacedCustomObject({ ...ckApi, body: record('trainer-ck', victim) });
     }),
   );
 
@@ -199,7 +143,7 @@ describe('a hand-written restore-from is honoured only for the checkpointed work
         ),
       ]);
       expectUnchanged(r.pod);
-      expect((await checkpoint('trainer-ck')).status!.phase).toBe('Ready');
+      expect((await rig.checkpoint('trainer-ck'))!.status!.phase).toBe('Ready');
       expect(await rig.metric('hiatus_restores_total', { result: 'refused' })).toBe(1);
     }),
   );
@@ -207,19 +151,19 @@ describe('a hand-written restore-from is honoured only for the checkpointed work
   it(
     "creates another ReplicaSet's pod naming it unchanged too",
     step(async () => {
-      await apps.createNamespacedReplicaSet({
+      await rig.apps.createNamespacedReplicaSet({
         namespace: NAMESPACE,
-        body: replicaSet('intruder', 'def34', { [RESTORE_FROM]: 'trainer-ck' }),
+        body: replicaSet('intruder', 'def34', { [CONTRACT.from]: 'trainer-ck' }),
       });
       const [pod] = await waitUntil('the intruder pod', async () =>
-        (await podsOf('intruder')).length ? podsOf('intruder') : undefined,
+        (await rig.livePods('intruder')).length ? rig.livePods('intruder') : undefined,
       );
-      expect(pod!.metadata!.annotations?.[RESTORE_FROM]).toBe('trainer-ck');
+      expect(pod!.metadata!.annotations?.[CONTRACT.from]).toBe('trainer-ck');
       expectUnchanged(pod!);
       expect(await rig.metric('hiatus_restores_total', { result: 'refused' })).toBe(2);
       // Some seconds of lifecycle rounds later, nothing took the record.
       await new Promise((r) => setTimeout(r, 3_000));
-      expect((await checkpoint('trainer-ck')).status!.phase).toBe('Ready');
+      expect((await rig.checkpoint('trainer-ck'))!.status!.phase).toBe('Ready');
     }),
   );
 
@@ -227,38 +171,38 @@ describe('a hand-written restore-from is honoured only for the checkpointed work
     "still gives the checkpoint to the workload's own next pod, image and all, once the checkpointed pod is gone",
     step(async () => {
       // While the checkpointed pod runs, a second replica starts fresh: restoring would run its state twice.
-      await apps.patchNamespacedReplicaSet({
+      await rig.apps.patchNamespacedReplicaSet({
         name: 'trainer-abc12',
         namespace: NAMESPACE,
         body: [{ op: 'replace', path: '/spec/replicas', value: 2 }],
       });
       const twin = await waitUntil("the trainer's second pod", async () =>
-        (await podsOf('trainer')).find((p) => p.metadata!.uid !== victim.metadata!.uid),
+        (await rig.livePods('trainer')).find((p) => p.metadata!.uid !== victim.metadata!.uid),
       );
       expectUnchanged(twin);
-      expect((await checkpoint('trainer-ck')).status!.phase).toBe('Ready');
-      await apps.patchNamespacedReplicaSet({
+      expect((await rig.checkpoint('trainer-ck'))!.status!.phase).toBe('Ready');
+      await rig.apps.patchNamespacedReplicaSet({
         name: 'trainer-abc12',
         namespace: NAMESPACE,
         body: [{ op: 'replace', path: '/spec/replicas', value: 1 }],
       });
       await waitUntil('the second replica gone', async () =>
-        (await podsOf('trainer')).length === 1 ? true : undefined,
+        (await rig.livePods('trainer')).length === 1 ? true : undefined,
       );
       // The checkpointed pod goes (as a preemption evicts it): its ReplicaSet's replacement restores.
-      const seen = new Set((await podsOf('trainer')).map((p) => p.metadata!.uid));
+      const seen = new Set((await rig.livePods('trainer')).map((p) => p.metadata!.uid));
       await rig.core.deleteNamespacedPod({
-        name: (await podsOf('trainer'))[0]!.metadata!.name!,
+        name: (await rig.livePods('trainer'))[0]!.metadata!.name!,
         namespace: NAMESPACE,
         gracePeriodSeconds: 0,
       });
       const next = await waitUntil("the trainer's replacement", async () =>
-        (await podsOf('trainer')).find((p) => !seen.has(p.metadata!.uid)),
+        (await rig.livePods('trainer')).find((p) => !seen.has(p.metadata!.uid)),
       );
-      expect(next.metadata!.annotations?.[RESTORE_FROM]).toBe('trainer-ck');
-      expect(next.metadata!.annotations?.[RESTORE_CONSTRAINTS]).toBeDefined();
+      expect(next.metadata!.annotations?.[CONTRACT.from]).toBe('trainer-ck');
+      expect(next.metadata!.annotations?.[CONTRACT.constraints]).toBeDefined();
       expect(next.spec!.containers[0]!.image).toBe(CHECKPOINT_IMAGE);
-      const claimed = await checkpoint('trainer-ck');
+      const claimed = (await rig.checkpoint('trainer-ck'))!;
       // Claimed for this pod; the simulated node may already run it, and the lifecycle loop then
       // marks the claim Restored (with the pod's own name) before this reads it.
       expect(['Restoring', 'Restored']).toContain(claimed.status!.phase);
@@ -269,7 +213,7 @@ describe('a hand-written restore-from is honoured only for the checkpointed work
   it(
     "gives the workload's next pod a checkpoint claimed by a pod that never appeared, within seconds",
     step(async () => {
-      await rig.custom.createNamespacedCustomObject({ ...ckApi, body: readyRecord('trainer-ck2', victim) });
+      await rig.custom.createNamespacedCustomObject({ ...ckApi, body: record('trainer-ck2', victim) });
       await waitUntil(
         "the extender's cache has the record",
         async () => ((await rig.metric('hiatus_checkpoints', { phase: 'Ready' })) === 1 ? true : undefined),
@@ -278,7 +222,7 @@ describe('a hand-written restore-from is honoured only for the checkpointed work
       );
       // A pod of the workload that the API server rejects after the webhook claimed for it:
       // mutating admission runs before validation, and a negative request is invalid.
-      const ghost = podSpec('ghost', { schedulerName: SCHEDULER, nodeSelector: inGroup, cpu: '-1' });
+      const ghost = podSpec('ghost', { schedulerName: SCHEDULER, nodeSelector: inGroup(NODE_GROUP), cpu: '-1' });
       ghost.metadata!.labels = { app: 'ghost', 'pod-template-hash': 'abc12', [WEBHOOK_LABEL]: 'on' };
       const owner = victim.metadata!.ownerReferences!.find((o) => o.controller)!;
       ghost.metadata!.ownerReferences = [
@@ -286,25 +230,25 @@ describe('a hand-written restore-from is honoured only for the checkpointed work
       ];
       const rejected = await createWithWarnings(ghost);
       expect(rejected.status).toBe(422);
-      const stolen = await checkpoint('trainer-ck2');
+      const stolen = (await rig.checkpoint('trainer-ck2'))!;
       expect(stolen.status!.phase).toBe('Restoring');
       expect(stolen.status!.restore!.podName).toBe('ghost');
 
       // The real next pod, at once: admitted with the checkpoint once the claim is 3 s old.
-      const before = new Set((await podsOf('trainer')).map((p) => p.metadata!.uid));
+      const before = new Set((await rig.livePods('trainer')).map((p) => p.metadata!.uid));
       const started = Date.now();
-      await apps.patchNamespacedReplicaSet({
+      await rig.apps.patchNamespacedReplicaSet({
         name: 'trainer-abc12',
         namespace: NAMESPACE,
         body: [{ op: 'replace', path: '/spec/replicas', value: 2 }],
       });
       const next = await waitUntil("the trainer's third pod", async () =>
-        (await podsOf('trainer')).find((p) => !before.has(p.metadata!.uid)),
+        (await rig.livePods('trainer')).find((p) => !before.has(p.metadata!.uid)),
       );
       const waited = Date.parse(String(next.metadata!.creationTimestamp)) - started;
-      expect(next.metadata!.annotations?.[RESTORE_FROM]).toBe('trainer-ck2');
+      expect(next.metadata!.annotations?.[CONTRACT.from]).toBe('trainer-ck2');
       expect(waited).toBeLessThan(6_000);
-      const taken = await checkpoint('trainer-ck2');
+      const taken = (await rig.checkpoint('trainer-ck2'))!;
       // Claimed for this pod: by its generateName at admission, or by its own name once the
       // lifecycle loop has nominated it (which can happen before this read).
       expect(['Restoring', 'Restored']).toContain(taken.status!.phase);
@@ -316,12 +260,14 @@ describe('a hand-written restore-from is honoured only for the checkpointed work
   it(
     'restores a standalone pod only from a Checkpoint an administrator opened with hiatus.dev/restore-any-pod',
     step(async () => {
-      const bare = await rig.createPod(podSpec('bare-source', { schedulerName: SCHEDULER, nodeSelector: inGroup }));
-      await rig.custom.createNamespacedCustomObject({ ...ckApi, body: readyRecord('bare-ck', bare) });
+      const bare = await rig.createPod(
+        podSpec('bare-source', { schedulerName: SCHEDULER, nodeSelector: inGroup(NODE_GROUP) }),
+      );
+      await rig.custom.createNamespacedCustomObject({ ...ckApi, body: record('bare-ck', bare) });
       const refused = await createWithWarnings(naming('bare-again', 'bare-ck'));
       expect(refused.warnings).toHaveLength(1);
       expectUnchanged(refused.pod);
-      expect((await checkpoint('bare-ck')).status!.phase).toBe('Ready');
+      expect((await rig.checkpoint('bare-ck'))!.status!.phase).toBe('Ready');
 
       await rig.custom.patchNamespacedCustomObject({
         ...ckApi,
@@ -334,7 +280,7 @@ describe('a hand-written restore-from is honoured only for the checkpointed work
         async () => {
           const name = `bare-restore-${Date.now() % 100_000}`;
           const r = await createWithWarnings(naming(name, 'bare-ck'));
-          if (r.pod.metadata?.annotations?.[RESTORE_CONSTRAINTS]) return r;
+          if (r.pod.metadata?.annotations?.[CONTRACT.constraints]) return r;
           await rig.core.deleteNamespacedPod({ name, namespace: NAMESPACE, gracePeriodSeconds: 0 });
           return undefined;
         },
@@ -343,7 +289,7 @@ describe('a hand-written restore-from is honoured only for the checkpointed work
       );
       expect(allowed.warnings).toEqual([]);
       expect(allowed.pod.spec!.containers[0]!.image).toBe(CHECKPOINT_IMAGE);
-      expect((await checkpoint('bare-ck')).status!.restore!.podName).toBe(allowed.pod.metadata!.name);
+      expect((await rig.checkpoint('bare-ck'))!.status!.restore!.podName).toBe(allowed.pod.metadata!.name);
     }),
   );
 });

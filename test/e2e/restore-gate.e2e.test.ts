@@ -3,31 +3,35 @@
 // admits it), kube-scheduler leaves the pod alone while gated, the extender nominates the
 // checkpoint's node and lifts the gate, and the pod binds there without a prioritize call,
 // although another node could restore it too.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { Rig, podSpec, restoreAnnotations } from '../../testing/harness/cluster.js';
+import { describe, expect, it } from '@jest/globals';
+import { Rig, podSpec, restoreAnnotations, type PodOptions } from '../../testing/harness/cluster.js';
+import { SCHEDULER, WEBHOOK_LABEL, inGroup, rigPerFile, webhookRig } from '../../testing/harness/e2e.js';
+import * as make from '../../testing/harness/make.js';
 import { sleep } from '../../testing/harness/process.js';
-import { startRigWithWebhook } from '../../testing/harness/webhook.js';
 
-const BUILD_AND_START_MS = 45 * 60_000;
-const SCHEDULER = 'hiatus-scheduler';
-const GROUP = 'e2e.hiatus.dev/group';
-const WEBHOOK_LABEL = 'e2e.hiatus.dev/restore-webhook';
 const GATE = 'hiatus.dev/restore-placement';
 
 let rig: Rig;
+const step = rigPerFile(
+  () => webhookRig(['--restore-placement', 'gate']),
+  async (started) => {
+    rig = started;
+    for (const name of ['gate-1', 'gate-2']) await rig.nodes.add(make.node(name, 'gate'));
+  },
+);
 
-beforeAll(async () => {
-  rig = await startRigWithWebhook(SCHEDULER, WEBHOOK_LABEL, ['--restore-placement', 'gate']);
-  for (const name of ['gate-1', 'gate-2']) {
-    await rig.nodes.add({ name, arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2'], labels: { [GROUP]: 'gate' } });
-  }
-}, BUILD_AND_START_MS);
+/** A pod of the gate nodes restoring `checkpoint`, taken on cri-o `node` (in `zone`, if given). */
+function restorePod(name: string, checkpoint: string, node: string, zone?: string, o: Partial<PodOptions> = {}) {
+  const constraints = { node, arch: 'amd64', cpuFeatures: ['AVX2'], runtime: 'cri-o', ...(zone ? { zone } : {}) };
+  return podSpec(name, {
+    schedulerName: SCHEDULER,
+    nodeSelector: inGroup('gate'),
+    annotations: restoreAnnotations(checkpoint, constraints),
+    ...o,
+  });
+}
 
-afterAll(async () => {
-  await rig?.stopAll();
-});
-
-const step = (fn: () => Promise<void>) => async () => rig.step(fn)();
+const throughWebhook = { labels: { [WEBHOOK_LABEL]: 'on' } };
 
 describe('--restore-placement gate', () => {
   it(
@@ -35,19 +39,7 @@ describe('--restore-placement gate', () => {
     step(async () => {
       const verb = (v: string) => rig.metric('hiatus_extender_requests_total', { verb: v, path: 'restore' });
       const prioritizes = await verb('prioritize');
-      const pod = podSpec('gated', {
-        schedulerName: SCHEDULER,
-        nodeSelector: { [GROUP]: 'gate' },
-        annotations: restoreAnnotations('gated-ck', {
-          node: 'gate-2',
-          arch: 'amd64',
-          cpuFeatures: ['AVX2'],
-          runtime: 'cri-o',
-          zone: 'zone-a',
-        }),
-      });
-      pod.metadata!.labels = { [WEBHOOK_LABEL]: 'on' };
-      const created = await rig.createPod(pod);
+      const created = await rig.createPod(restorePod('gated', 'gated-ck', 'gate-2', 'zone-a', throughWebhook));
       // The webhook's patch, as the API server admitted it: marker, restore profile, gate.
       expect(created.spec!.schedulingGates).toEqual([{ name: GATE }]);
       expect(created.spec!.schedulerName).toBe(`${SCHEDULER}-restore`);
@@ -61,17 +53,7 @@ describe('--restore-placement gate', () => {
   it(
     'releases a gated pod whose checkpoint node is gone without a nomination, and it binds where filter allows',
     step(async () => {
-      const pod = podSpec('gated-orphan', {
-        schedulerName: SCHEDULER,
-        nodeSelector: { [GROUP]: 'gate' },
-        annotations: restoreAnnotations('orphan-ck', {
-          node: 'gone-node',
-          arch: 'amd64',
-          cpuFeatures: ['AVX2'],
-          runtime: 'cri-o',
-        }),
-      });
-      pod.metadata!.labels = { [WEBHOOK_LABEL]: 'on' };
+      const pod = restorePod('gated-orphan', 'orphan-ck', 'gone-node', undefined, throughWebhook);
       expect((await rig.createPod(pod)).spec!.schedulingGates).toEqual([{ name: GATE }]);
       expect(['gate-1', 'gate-2']).toContain(await rig.waitRunning('gated-orphan'));
       expect(await rig.metric('hiatus_restore_placements_total', { result: 'not_nominated' })).toBe(1);
@@ -85,17 +67,9 @@ describe('--restore-placement gate', () => {
       // The webhook is down with the extender (failurePolicy: Ignore admits pods unchanged), so
       // this pod is gated by hand, as one admitted just before the outage would be.
       await rig.createPod(
-        podSpec('gated-during-outage', {
-          schedulerName: SCHEDULER,
-          nodeSelector: { [GROUP]: 'gate' },
+        restorePod('gated-during-outage', 'outage-ck', 'gate-1', undefined, {
           asRestorePod: true,
           placementGate: true,
-          annotations: restoreAnnotations('outage-ck', {
-            node: 'gate-1',
-            arch: 'amd64',
-            cpuFeatures: ['AVX2'],
-            runtime: 'cri-o',
-          }),
         }),
       );
       await sleep(3_000);

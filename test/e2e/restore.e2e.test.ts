@@ -5,80 +5,55 @@
 // the replacement binds to the node that holds the checkpoint and the Checkpoint is Restored.
 // Real etcd, kube-apiserver, kube-controller-manager (Deployment and ReplicaSet controllers) and
 // kube-scheduler; the built extender serving the webhook over TLS; simulated kubelets.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { AppsV1Api, Watch, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
+import { afterAll, describe, expect, it } from '@jest/globals';
+import { Watch, type V1Pod } from '@kubernetes/client-node';
 import type { Checkpoint, CheckpointPhase } from '../../src/api/checkpoint.js';
 import { NAMESPACE, Rig, podSpec, restoreAnnotations } from '../../testing/harness/cluster.js';
+import { CONTRACT, SCHEDULER, WEBHOOK_LABEL, inGroup, rigPerFile, webhookRig } from '../../testing/harness/e2e.js';
+import * as make from '../../testing/harness/make.js';
 import { waitUntil } from '../../testing/harness/process.js';
-import { startRigWithWebhook } from '../../testing/harness/webhook.js';
 
-const BUILD_AND_START_MS = 45 * 60_000;
-const SCHEDULER = 'hiatus-scheduler';
-const GROUP = 'e2e.hiatus.dev/group';
 const NODE = 'restore-a';
 const WORKLOAD = 'trainer';
-/** Only pods with this label go through the webhook (added to the shipped objectSelector). */
-const WEBHOOK_LABEL = 'e2e.hiatus.dev/restore-webhook';
-const RESTORE_FROM = 'hiatus.dev/restore-from';
-const RESTORE_CONSTRAINTS = 'hiatus.dev/restore-constraints';
-const MARKER = 'hiatus.dev/checkpoint-restore';
-const inGroup = { [GROUP]: 'restore' };
+const NODE_GROUP = 'restore';
 
 let rig: Rig;
-let apps: AppsV1Api;
 /** Every phase each Checkpoint went through, in order, from a watch started before anything happened. */
 const phases = new Map<string, CheckpointPhase[]>();
 let stopWatch: AbortController | undefined;
 
-async function workloadPods(): Promise<V1Pod[]> {
-  const list = await rig.core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: `app=${WORKLOAD}` });
-  return list.items.filter((p) => !p.metadata?.deletionTimestamp);
-}
-
-async function checkpoint(name: string): Promise<Checkpoint> {
-  return (await rig.custom.getNamespacedCustomObject({
-    group: 'hiatus.dev',
-    version: 'v1alpha1',
-    namespace: NAMESPACE,
-    plural: 'checkpoints',
-    name,
-  })) as Checkpoint;
-}
-
 async function scale(replicas: number): Promise<void> {
-  await apps.patchNamespacedDeployment({
+  await rig.apps.patchNamespacedDeployment({
     name: WORKLOAD,
     namespace: NAMESPACE,
     body: [{ op: 'replace', path: '/spec/replicas', value: replicas }],
   });
 }
 
-beforeAll(async () => {
-  rig = await startRigWithWebhook(SCHEDULER, WEBHOOK_LABEL, ['--restore-reconcile-interval', '1s']);
-  apps = rig.cp.kc.makeApiClient(AppsV1Api);
-
-  await rig.createPriorityClass('hiatus-required', 100, { 'hiatus.dev/checkpoint-policy': 'Required' });
-  await rig.createPriorityClass('hiatus-urgent', 1000);
-  await rig.nodes.add({ name: NODE, arch: 'amd64', zone: 'zone-a', cpuFeatures: ['AVX2', 'AVX512F'], labels: inGroup });
-  stopWatch = await new Watch(rig.cp.kc).watch(
-    `/apis/hiatus.dev/v1alpha1/namespaces/${NAMESPACE}/checkpoints`,
-    {},
-    (_type, obj: Checkpoint) => {
-      const seen = phases.get(obj.metadata.name) ?? [];
-      const phase = obj.status?.phase;
-      if (phase && seen[seen.length - 1] !== phase) seen.push(phase);
-      phases.set(obj.metadata.name, seen);
-    },
-    () => undefined,
-  );
-}, BUILD_AND_START_MS);
-
-afterAll(async () => {
+// Before the rig stops (hooks run in order).
+afterAll(() => {
   stopWatch?.abort();
-  await rig?.stopAll();
 });
 
-const step = (fn: () => Promise<void>) => async () => rig.step(fn)();
+const step = rigPerFile(
+  () => webhookRig(['--restore-reconcile-interval', '1s']),
+  async (started) => {
+    rig = started;
+    await rig.createPreemptionClasses();
+    await rig.nodes.add(make.node(NODE, NODE_GROUP, { cpuFeatures: ['AVX2', 'AVX512F'] }));
+    stopWatch = await new Watch(rig.cp.kc).watch(
+      `/apis/hiatus.dev/v1alpha1/namespaces/${NAMESPACE}/checkpoints`,
+      {},
+      (_type, obj: Checkpoint) => {
+        const seen = phases.get(obj.metadata.name) ?? [];
+        const phase = obj.status?.phase;
+        if (phase && seen[seen.length - 1] !== phase) seen.push(phase);
+        phases.set(obj.metadata.name, seen);
+      },
+      () => undefined,
+    );
+  },
+);
 
 describe('restore later, through the admission webhook', () => {
   let victim: V1Pod;
@@ -89,48 +64,22 @@ describe('restore later, through the admission webhook', () => {
   it(
     "runs the Deployment's pod on the only node of its group",
     step(async () => {
-      const template = podSpec(WORKLOAD, {
-        schedulerName: SCHEDULER,
-        priorityClassName: 'hiatus-required',
-        cpu: '3',
-        memory: '1Gi',
-        nodeSelector: inGroup,
-      });
-      const deployment: V1Deployment = {
-        apiVersion: 'apps/v1',
-        kind: 'Deployment',
-        metadata: { name: WORKLOAD, namespace: NAMESPACE },
-        spec: {
-          replicas: 1,
-          selector: { matchLabels: { app: WORKLOAD } },
-          template: { metadata: { labels: { app: WORKLOAD, [WEBHOOK_LABEL]: 'on' } }, spec: template.spec! },
-        },
-      };
-      await apps.createNamespacedDeployment({ namespace: NAMESPACE, body: deployment });
-      victim = await waitUntil("the Deployment's pod Running", async () => {
-        const [p, ...more] = await workloadPods();
-        return !more.length && p?.status?.phase === 'Running' ? p : undefined;
-      });
+      const body = make.deployment(WORKLOAD, make.requiredTemplate(WORKLOAD, NODE_GROUP));
+      await rig.apps.createNamespacedDeployment({ namespace: NAMESPACE, body });
+      victim = await rig.waitSolePod(WORKLOAD, "the Deployment's pod Running");
       expect(victim.spec!.nodeName).toBe(NODE);
       const owner = victim.metadata!.ownerReferences!.find((o) => o.controller)!;
       expect(owner.kind).toBe('ReplicaSet');
       replicaSetUid = owner.uid;
       // Through the webhook, but nothing to restore yet.
-      expect(victim.metadata!.annotations?.[RESTORE_FROM]).toBeUndefined();
+      expect(victim.metadata!.annotations?.[CONTRACT.from]).toBeUndefined();
     }),
   );
 
   it(
     'checkpoints it (Ready) before the preemptor evicts it',
     step(async () => {
-      await rig.createPod(
-        podSpec('urgent', {
-          schedulerName: SCHEDULER,
-          priorityClassName: 'hiatus-urgent',
-          cpu: '2',
-          nodeSelector: inGroup,
-        }),
-      );
+      await rig.createPod(make.preemptor('urgent', { nodeSelector: inGroup(NODE_GROUP) }));
       expect(await rig.waitRunning('urgent', 90_000)).toBe(NODE);
       const victimName = victim.metadata!.name!;
       await waitUntil(`victim ${victimName} gone`, async () => (await rig.pod(victimName)) === undefined);
@@ -158,15 +107,15 @@ describe('restore later, through the admission webhook', () => {
     "admits the ReplicaSet's replacement with that checkpoint's restore contract, and claims it",
     step(async () => {
       replacement = await waitUntil('the replacement pod', async () =>
-        (await workloadPods()).find((p) => p.metadata!.uid !== victim.metadata!.uid),
+        (await rig.livePods(WORKLOAD)).find((p) => p.metadata!.uid !== victim.metadata!.uid),
       );
       expect(replacement.metadata!.ownerReferences!.find((o) => o.controller)!.uid).toBe(replicaSetUid);
       // The template carries no annotation: these were added by the API server's call to the webhook.
       const annotations = replacement.metadata!.annotations ?? {};
-      expect(annotations[RESTORE_FROM]).toBe(ck.metadata.name);
+      expect(annotations[CONTRACT.from]).toBe(ck.metadata.name);
       const { node, arch, cpuFeatures, runtime, zone } = ck.spec.restoreConstraints;
       // No node agent publishes here (no --checkpoint-images): restorable on the checkpoint's node only.
-      expect(JSON.parse(annotations[RESTORE_CONSTRAINTS] ?? 'null')).toEqual({
+      expect(JSON.parse(annotations[CONTRACT.constraints] ?? 'null')).toEqual({
         node,
         arch,
         cpuFeatures,
@@ -177,8 +126,8 @@ describe('restore later, through the admission webhook', () => {
       expect(cpuFeatures).toEqual(expect.arrayContaining(['AVX2', 'AVX512F']));
       // The marker resource the shipped configuration's filter/prioritize entry manages.
       expect(replacement.spec!.containers[0]!.resources).toMatchObject({
-        requests: { [MARKER]: '0' },
-        limits: { [MARKER]: '0' },
+        requests: { [CONTRACT.marker]: '0' },
+        limits: { [CONTRACT.marker]: '0' },
       });
       // Moved to the restore profile, which scores every node (--restore-scheduler-names).
       expect(replacement.spec!.schedulerName).toBe(`${SCHEDULER}-restore`);
@@ -186,12 +135,10 @@ describe('restore later, through the admission webhook', () => {
       expect(await rig.metric('hiatus_restores_total', { result: 'matched' })).toBe(1);
 
       // Restoring, then bound to the pod by its UID once the extender has seen it.
-      const claimed = await waitUntil(
+      const claimed = await rig.waitCheckpoint(
+        ck.metadata.name,
         'the claim bound to the replacement',
-        async () => {
-          const c = await checkpoint(ck.metadata.name);
-          return c.status?.phase === 'Restoring' && c.status.restore?.podUID ? c : undefined;
-        },
+        (c) => c.status?.phase === 'Restoring' && !!c.status.restore?.podUID,
         30_000,
       );
       expect(claimed.status!.restore).toMatchObject({
@@ -216,17 +163,17 @@ describe('restore later, through the admission webhook', () => {
     step(async () => {
       await scale(2);
       const second = await waitUntil('a second new pod', async () =>
-        (await workloadPods()).find((p) => p.metadata!.uid !== replacement.metadata!.uid),
+        (await rig.livePods(WORKLOAD)).find((p) => p.metadata!.uid !== replacement.metadata!.uid),
       );
       expect(second.metadata!.ownerReferences!.find((o) => o.controller)!.uid).toBe(replicaSetUid);
-      expect(second.metadata!.annotations?.[RESTORE_FROM]).toBeUndefined();
-      expect(second.metadata!.annotations?.[RESTORE_CONSTRAINTS]).toBeUndefined();
-      expect(second.spec!.containers.some((c) => c.resources?.limits?.[MARKER] !== undefined)).toBe(false);
+      expect(second.metadata!.annotations?.[CONTRACT.from]).toBeUndefined();
+      expect(second.metadata!.annotations?.[CONTRACT.constraints]).toBeUndefined();
+      expect(second.spec!.containers.some((c) => c.resources?.limits?.[CONTRACT.marker] !== undefined)).toBe(false);
       expect(second.spec!.schedulerName).toBe(SCHEDULER);
       expect(await rig.metric('hiatus_webhook_requests_total', { result: 'patched' })).toBe(1);
-      const c = await checkpoint(ck.metadata.name);
-      expect(c.status?.phase).toBe('Restoring');
-      expect(c.status?.restore?.podUID).toBe(replacement.metadata!.uid);
+      const c = await rig.checkpoint(ck.metadata.name);
+      expect(c?.status?.phase).toBe('Restoring');
+      expect(c?.status?.restore?.podUID).toBe(replacement.metadata!.uid);
 
       // Back to one replica; the second pod is the one to go (lowest deletion cost).
       await rig.core.patchNamespacedPod({
@@ -242,7 +189,7 @@ describe('restore later, through the admission webhook', () => {
       });
       await scale(1);
       await waitUntil('the second pod gone', async () => (await rig.pod(second.metadata!.name!)) === undefined);
-      expect((await workloadPods()).map((p) => p.metadata!.uid)).toEqual([replacement.metadata!.uid]);
+      expect((await rig.livePods(WORKLOAD)).map((p) => p.metadata!.uid)).toEqual([replacement.metadata!.uid]);
     }),
   );
 
@@ -251,12 +198,10 @@ describe('restore later, through the admission webhook', () => {
     step(async () => {
       await rig.core.deleteNamespacedPod({ name: 'urgent', namespace: NAMESPACE });
       expect(await rig.waitRunning(replacement.metadata!.name!, 90_000)).toBe(NODE);
-      const restored = await waitUntil(
+      const restored = await rig.waitCheckpoint(
+        ck.metadata.name,
         'Checkpoint Restored',
-        async () => {
-          const c = await checkpoint(ck.metadata.name);
-          return c.status?.phase === 'Restored' ? c : undefined;
-        },
+        (c) => c.status?.phase === 'Restored',
         30_000,
       );
       expect(restored.status!.restore).toMatchObject({
@@ -277,8 +222,9 @@ describe('restore later, through the admission webhook', () => {
     'adds the marker resource and the restore profile to a pod whose restore contract was written by hand',
     step(async () => {
       const handWritten = podSpec('hand-written', {
+        labels: { [WEBHOOK_LABEL]: 'on' },
         schedulerName: SCHEDULER,
-        nodeSelector: { [GROUP]: 'none' },
+        nodeSelector: inGroup('none'),
         annotations: restoreAnnotations('somewhere-ck', {
           node: NODE,
           arch: 'amd64',
@@ -286,13 +232,12 @@ describe('restore later, through the admission webhook', () => {
           runtime: 'cri-o',
         }),
       });
-      handWritten.metadata!.labels = { [WEBHOOK_LABEL]: 'on' };
       const created = await rig.createPod(handWritten);
       expect(created.spec!.containers[0]!.resources).toMatchObject({
-        requests: { [MARKER]: '0', cpu: '100m' },
-        limits: { [MARKER]: '0' },
+        requests: { [CONTRACT.marker]: '0', cpu: '100m' },
+        limits: { [CONTRACT.marker]: '0' },
       });
-      expect(created.metadata!.annotations?.[RESTORE_FROM]).toBe('somewhere-ck');
+      expect(created.metadata!.annotations?.[CONTRACT.from]).toBe('somewhere-ck');
       expect(created.spec!.schedulerName).toBe(`${SCHEDULER}-restore`);
       expect(created.spec!.schedulingGates ?? []).toEqual([]);
       expect(await rig.metric('hiatus_restores_total', { result: 'marked' })).toBe(1);

@@ -8,7 +8,7 @@
 // Real etcd, kube-apiserver, kube-controller-manager (the ReplicaSet makes the victim); the built
 // extender; no kube-scheduler or kubelet is needed, since nothing here schedules or checkpoints.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   AppsV1Api,
@@ -20,12 +20,13 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
-import { ControlPlane } from '../../testing/harness/controlPlane.js';
+import { ControlPlane, writeKubeconfig, type KubeconfigEntry } from '../../testing/harness/controlPlane.js';
+import { BUILD_AND_START_MS } from '../../testing/harness/e2e.js';
 import { Extender } from '../../testing/harness/extender.js';
+import * as make from '../../testing/harness/make.js';
 import { waitUntil } from '../../testing/harness/process.js';
 import { repoRoot } from '../../testing/harness/schedulerConfig.js';
 
-const BUILD_AND_START_MS = 45 * 60_000;
 const NAMESPACE = 'default';
 const MAX_PER_WORKLOAD = 2;
 
@@ -59,54 +60,27 @@ async function shippedServiceAccountKubeconfig(): Promise<string> {
       })
       .then((t) => t.status?.token),
   );
-  const admin = JSON.parse(readFileSync(cp.kubeconfig('admin'), 'utf8')) as { clusters: unknown[] };
+  const admin = JSON.parse(readFileSync(cp.kubeconfig('admin'), 'utf8')) as { clusters: [KubeconfigEntry] };
   const file = path.join(mkdtempSync(path.join(cp.dir, 'sa-')), 'hiatus.kubeconfig');
-  const config = {
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: admin.clusters,
-    users: [{ name: 'hiatus', user: { token } }],
-    contexts: [{ name: 'hiatus', context: { cluster: 'hiatus', user: 'hiatus' } }],
-    'current-context': 'hiatus',
-  };
-  writeFileSync(file, JSON.stringify(config), { mode: 0o600 });
+  writeKubeconfig(file, { context: 'hiatus', cluster: admin.clusters[0], user: { name: 'hiatus', user: { token } } });
   return file;
 }
 
-function record(
+/** A Ready record of `victim`'s preemption by `preemptor`, completed that many minutes ago. */
+const record = (
   name: string,
   victim: V1Pod,
   preemptor: { name: string; uid: string },
   completedMinutesAgo: number,
-): Checkpoint {
-  const owner = victim.metadata!.ownerReferences!.find((o) => o.controller)!;
-  const done = new Date(Date.now() - completedMinutesAgo * 60_000).toISOString();
-  return {
-    apiVersion: 'hiatus.dev/v1alpha1',
-    kind: 'Checkpoint',
-    metadata: { name, namespace: NAMESPACE },
-    spec: {
-      reason: 'Preemption',
-      preemptor: { namespace: NAMESPACE, ...preemptor },
-      source: {
-        pod: { namespace: NAMESPACE, name: victim.metadata!.name!, uid: victim.metadata!.uid! },
-        nodeName: 'worker-1',
-        owner: { kind: owner.kind, name: owner.name, uid: owner.uid },
-        templateHash: victim.metadata!.labels!['pod-template-hash']!,
-        priority: 100,
-        memoryBytes: 2 ** 30,
-      },
-      containers: ['main'],
-      restoreConstraints: { node: 'worker-1', arch: 'amd64', cpuFeatures: [], runtime: 'cri-o://1.31.2' },
-    },
-    status: {
-      phase: 'Ready',
-      startTime: done,
-      completionTime: done,
-      containers: [{ name: 'main', archivePath: `/var/lib/kubelet/checkpoints/checkpoint-${name}.tar` }],
-    },
-  };
-}
+): Checkpoint =>
+  make.record(name, victim, {
+    reason: 'Preemption',
+    preemptor,
+    priority: 100,
+    memoryBytes: 2 ** 30,
+    restoreConstraints: { node: 'worker-1', arch: 'amd64', cpuFeatures: [], runtime: 'cri-o://1.31.2' },
+    agoMs: completedMinutesAgo * 60_000,
+  });
 
 async function checkpointNames(): Promise<string[]> {
   const list = (await custom.listNamespacedCustomObject({
