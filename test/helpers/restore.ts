@@ -122,6 +122,24 @@ export const CONTRACT =
 /** The contract once every container's checkpoint image is published: any compatible node. */
 export const CONTRACT_PUBLISHED =
   '{"node":"worker-7","arch":"amd64","cpuFeatures":["AVX2"],"runtime":"cri-o://1.31.2","zone":"zone-a"}';
+/** The webhook's patch of a pod without annotations of its own: the contract's annotations in one op. */
+export const contractOp = (from: string, constraints = CONTRACT, generation = '1') => ({
+  op: 'add',
+  path: '/metadata/annotations',
+  value: {
+    'hiatus.dev/restore-from': from,
+    'hiatus.dev/restore-constraints': constraints,
+    'hiatus.dev/restore-generation': generation,
+  },
+});
+
+/** The same into a pod's own annotations: one op per key (JSON Pointer escapes the key's /). */
+export const contractOpsByKey = (from: string, constraints = CONTRACT, generation = '1') => [
+  { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-from', value: from },
+  { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-constraints', value: constraints },
+  { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-generation', value: generation },
+];
+
 /** The marker resource on a first container that had no resources (managedResources, docs/restore-contract.md). */
 export const MARKER = {
   op: 'add',

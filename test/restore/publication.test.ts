@@ -26,6 +26,7 @@ import {
   NOW,
   PROFILE,
   checkpoint,
+  contractOp,
   decodePatch,
   iso,
   replacement,
@@ -137,19 +138,9 @@ describe('which checkpoint images are offered', () => {
 });
 
 describe('what the webhook gives a restore pod', () => {
-  const withAnnotations = () => ({
-    op: 'add',
-    path: '/metadata/annotations',
-    value: {
-      'hiatus.dev/restore-from': 'ck-a',
-      'hiatus.dev/restore-constraints': CONTRACT_PUBLISHED,
-      'hiatus.dev/restore-generation': '1',
-    },
-  });
-
   it('every image published: the digest references, the pull secret, any compatible node (no sourceOnly), no hold', () => {
     expect(restorePatch(replacement(), published('ck-a', both), SCHEDULING, PUBLISHING)).toEqual([
-      withAnnotations(),
+      contractOp('ck-a', CONTRACT_PUBLISHED),
       { op: 'replace', path: '/spec/containers/0/image', value: MAIN_IMAGE },
       { op: 'replace', path: '/spec/containers/1/image', value: SIDECAR_IMAGE },
       PULL_SECRET,
@@ -161,7 +152,7 @@ describe('what the webhook gives a restore pod', () => {
   it('one image still uploading: no image, sourceOnly, the pull secret, held by the restore-placement gate', () => {
     const c = published('ck-a', { main: { image: MAIN_IMAGE }, sidecar: { state: 'Uploading' } });
     expect(restorePatch(replacement(), c, SCHEDULING, PUBLISHING)).toEqual([
-      { ...withAnnotations(), value: { ...withAnnotations().value, 'hiatus.dev/restore-constraints': CONTRACT } },
+      contractOp('ck-a'),
       PULL_SECRET,
       MARKER,
       PROFILE,
@@ -177,11 +168,7 @@ describe('what the webhook gives a restore pod', () => {
 
   it('not held with --publication-wait 0, nor without --checkpoint-images: sourceOnly, nothing to pull', () => {
     const c = published('ck-a', { main: { image: MAIN_IMAGE }, sidecar: { state: 'Uploading' } });
-    const sourceOnly = [
-      { ...withAnnotations(), value: { ...withAnnotations().value, 'hiatus.dev/restore-constraints': CONTRACT } },
-      MARKER,
-      PROFILE,
-    ];
+    const sourceOnly = [contractOp('ck-a'), MARKER, PROFILE];
     expect(restorePatch(replacement(), c, SCHEDULING, { ...PUBLISHING, waitMs: 0 })).toEqual(sourceOnly);
     expect(
       restorePatch(replacement(), published('ck-a', both), SCHEDULING, {

@@ -18,6 +18,8 @@ import {
   NOW,
   PROFILE,
   checkpoint,
+  contractOp,
+  contractOpsByKey,
   decodePatch,
   iso,
   replacement,
@@ -73,19 +75,7 @@ describe('the restore admission webhook over HTTP', () => {
       uid: '705ab4f5-6393-11e8-b7cc-42010a800002',
       allowed: true,
     });
-    expect(decodePatch(r.json)).toEqual([
-      {
-        op: 'add',
-        path: '/metadata/annotations',
-        value: {
-          'hiatus.dev/restore-from': 'ck-a',
-          'hiatus.dev/restore-constraints': CONTRACT,
-          'hiatus.dev/restore-generation': '1',
-        },
-      },
-      MARKER,
-      PROFILE,
-    ]);
+    expect(decodePatch(r.json)).toEqual([contractOp('ck-a'), MARKER, PROFILE]);
     expect(store.objects.get('ml/ck-a')!.status).toMatchObject({
       phase: 'Restoring',
       restore: { claimedAt: iso(NOW), podName: 'trainer-5c8f7-*' },
@@ -96,13 +86,7 @@ describe('the restore admission webhook over HTTP', () => {
     // An image on the record without a Published publication (and no --checkpoint-images): never given.
     await put(checkpoint('ck-a', { image: 'registry.local/checkpoints/trainer-0:ck-a' }));
     const r = await post(url, review(replacement({ annotations: { team: 'ml' } })));
-    expect(decodePatch(r.json)).toEqual([
-      { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-from', value: 'ck-a' },
-      { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-constraints', value: CONTRACT },
-      { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-generation', value: '1' },
-      MARKER,
-      PROFILE,
-    ]);
+    expect(decodePatch(r.json)).toEqual([...contractOpsByKey('ck-a'), MARKER, PROFILE]);
   });
 
   it('gives the newest checkpoint of the workload, and each of two concurrent pods its own', async () => {
@@ -263,13 +247,7 @@ describe('the restore admission webhook over HTTP', () => {
     const job = replacement({ owner: { kind: 'Job', uid: 'job-1' }, hash: 'jh' });
     job.metadata!.annotations = { 'batch.kubernetes.io/job-completion-index': '2' };
     const j = await post(url, review(job));
-    expect(decodePatch(j.json)).toEqual([
-      { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-from', value: 'ck-job-2' },
-      { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-constraints', value: CONTRACT },
-      { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-generation', value: '1' },
-      MARKER,
-      PROFILE,
-    ]);
+    expect(decodePatch(j.json)).toEqual([...contractOpsByKey('ck-job-2'), MARKER, PROFILE]);
   });
 
   it('adds only the marker resource to a pod whose contract was written by hand, merging into its resources', async () => {
