@@ -160,6 +160,15 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
     return { view, store, writer, metrics, sim };
   }
 
+  /** The completer tracks the preemptor's preemption of these victims on n1, as the preempt verb hands it over. */
+  const trackOnN1 = (...victims: string[]) =>
+    completer!.track({
+      preemptor: PREEMPTOR,
+      priority: 1000,
+      candidates: [{ node: 'n1', victims, numPDBViolations: 0 }],
+      index: 0,
+    });
+
   const until = async (cond: () => boolean, ms = 5000) => {
     const end = Date.now() + ms;
     while (!cond()) {
@@ -173,12 +182,7 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
       [victim('trainer', 'n1', { policy: 'Required' }), victim('web', 'n1', { policy: 'Never' })],
       300,
     );
-    await completer!.track({
-      preemptor: PREEMPTOR,
-      priority: 1000,
-      candidates: [{ node: 'n1', victims: ['uid-trainer', 'uid-web'], numPDBViolations: 0 }],
-      index: 0,
-    });
+    await trackOnN1('uid-trainer', 'uid-web');
     await until(() => r.writer.calls.some((c) => c.startsWith('evict')));
     const [ck] = [...r.store.objects.values()];
     expect(ck!.status!.phase).toBe('Ready');
@@ -194,12 +198,7 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
   it('evicts nothing when the API server says the preemptor is already bound', async () => {
     const r = await rig([victim('trainer', 'n1', { policy: 'Required' })], 100);
     r.writer.live = { uid: 'uid-urgent', nodeName: 'n2', deleting: false };
-    await completer!.track({
-      preemptor: PREEMPTOR,
-      priority: 1000,
-      candidates: [{ node: 'n1', victims: ['uid-trainer'], numPDBViolations: 0 }],
-      index: 0,
-    });
+    await trackOnN1('uid-trainer');
     await until(() => !completer!.has('uid-urgent'));
     expect(r.writer.calls).toEqual(['nominate urgent n1', 'get default/urgent']);
   });
@@ -207,12 +206,7 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
   it('takes its early nomination back when it gives up on a preemptor that still waits', async () => {
     const r = await rig([victim('trainer', 'n1', { policy: 'Required' })], 50);
     r.sim.inject({ pod: 'trainer', failure: { kind: 'runtime-error' } });
-    await completer!.track({
-      preemptor: PREEMPTOR,
-      priority: 1000,
-      candidates: [{ node: 'n1', victims: ['uid-trainer'], numPDBViolations: 0 }],
-      index: 0,
-    });
+    await trackOnN1('uid-trainer');
     await until(() => !completer!.has('uid-urgent'));
     await until(() => r.writer.calls.length >= 3);
     expect(r.writer.calls).toEqual(['nominate urgent n1', 'get default/urgent', 'nominate urgent ']);
@@ -224,12 +218,7 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
     const get = r.store.get.bind(r.store);
     let confirmable = false;
     r.store.get = async (ns, name) => (confirmable ? get(ns, name) : undefined);
-    await completer!.track({
-      preemptor: PREEMPTOR,
-      priority: 1000,
-      candidates: [{ node: 'n1', victims: ['uid-trainer'], numPDBViolations: 0 }],
-      index: 0,
-    });
+    await trackOnN1('uid-trainer');
     await until(() => [...r.store.objects.values()].some((c) => c.status?.phase === 'Ready'));
     await new Promise((res) => setTimeout(res, 300));
     expect(r.writer.calls).toEqual(['nominate urgent n1']);
