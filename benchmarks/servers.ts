@@ -2,8 +2,8 @@
 // load generator never shares an event loop with them and /proc reads only their cost.
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../testing/harness/process.js';
 
 const EXTENDER_MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
 const BARE_SERVER = fileURLToPath(new URL('./bareServer.js', import.meta.url));
@@ -39,19 +39,6 @@ process.on('exit', () => {
 });
 process.once('SIGINT', () => process.exit(130));
 process.once('SIGTERM', () => process.exit(143));
-
-/** A port the kernel just handed out on 127.0.0.1; free unless someone takes it in between. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.unref();
-    probe.on('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 function getStatus(url: string): Promise<number> {
   return new Promise((resolve) => {

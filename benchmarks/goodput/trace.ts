@@ -7,6 +7,8 @@
 // time: every simulated duration (work, checkpoints, publication, restores, the arrivals' lives)
 // is divided by `speed`; the control plane and hiatus run at their own pace.
 
+import { mulberry32 } from '../../testing/random.js';
+
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
 
@@ -91,18 +93,6 @@ export interface Trace {
   batches: OrdinaryBatch[];
 }
 
-/** mulberry32: small, seeded, the same generator as the kubelet simulator's injections. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 const between = (r: () => number, lo: number, hi: number) => lo + r() * (hi - lo);
 
@@ -180,6 +170,6 @@ function batches(s: TraceSettings): OrdinaryBatch[] {
 }
 
 export function makeTrace(s: TraceSettings): Trace {
-  const r = rng(s.seed);
+  const r = mulberry32(s.seed);
   return { settings: s, workloads: workloads(s, r), arrivals: arrivals(s, r), batches: batches(s) };
 }

@@ -36,6 +36,7 @@ import type { V1Container, V1EphemeralContainer, V1Pod } from '@kubernetes/clien
 import { parseQuantity } from '../../src/cluster/quantity.js';
 import { DEFAULT_COST_MODEL, gpuRate } from '../../src/scheduling/cost.js';
 import { silentLogger, type Logger } from '../../src/log.js';
+import { mulberry32 } from '../random.js';
 import { writeCheckpointArchive } from './archive.js';
 import { generateSelfSignedCert } from './certs.js';
 import {
@@ -583,15 +584,4 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener('abort', aborted, { once: true });
   });
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
 }
