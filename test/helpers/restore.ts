@@ -92,6 +92,23 @@ export function replacement(
   };
 }
 
+/**
+ * A pod of the cache whose hiatus.dev/restore-from names `checkpoint`: one the webhook admitted, or
+ * one that carries the name by hand.
+ */
+export function podNaming(
+  checkpoint: string,
+  name: string,
+  uid: string,
+  o: { nodeName?: string; phase?: string } = {},
+): Pod {
+  return {
+    metadata: { name, namespace: 'ml', uid, annotations: { 'hiatus.dev/restore-from': checkpoint } },
+    spec: { ...(o.nodeName ? { nodeName: o.nodeName } : {}), containers: [{ name: 'main' }] },
+    ...(o.phase ? { status: { phase: o.phase } } : {}),
+  };
+}
+
 export function review(
   pod: unknown,
   o: { uid?: string; operation?: string; kind?: object; dryRun?: boolean; apiVersion?: string } = {},

@@ -13,6 +13,7 @@ import {
   checkpoint,
   decodePatch,
   iso,
+  podNaming,
   replacement,
   review,
   restoresFrom,
@@ -185,15 +186,7 @@ describe('a claim whose pod never appears (the webhook shell)', () => {
       claimWaitMs: 3_500,
       during: (t, view) => {
         if (t - NOW >= 300) {
-          view.addPod({
-            metadata: {
-              name: 'trainer-5c8f7-q7x2z',
-              namespace: 'ml',
-              uid: 'uid-q7x2z',
-              annotations: { 'hiatus.dev/restore-from': 'ck-a' },
-            },
-            spec: { containers: [{ name: 'main' }] },
-          });
+          view.addPod(podNaming('ck-a', 'trainer-5c8f7-q7x2z', 'uid-q7x2z'));
         }
       },
     });
@@ -209,10 +202,7 @@ describe('a claim whose pod never appears (the webhook shell)', () => {
     const r = rig({ claimWaitMs: 1_000 });
     await forged(r.store, 0);
     // A pod of another name that carries the annotation by hand does not hold the claim, but the claim is young.
-    r.view.addPod({
-      metadata: { name: 'intruder', namespace: 'ml', uid: 'uid-i', annotations: { 'hiatus.dev/restore-from': 'ck-a' } },
-      spec: { containers: [{ name: 'main' }] },
-    });
+    r.view.addPod(podNaming('ck-a', 'intruder', 'uid-i'));
     const a = await r.webhook(review(replacement()));
     expect(restoresFrom(a.body)).toBeUndefined();
     expect(r.slept).toEqual([]);
@@ -222,10 +212,7 @@ describe('a claim whose pod never appears (the webhook shell)', () => {
   it('takes over an abandoned claim at once even while a pod that does not hold it carries its name', async () => {
     const r = rig({ claimWaitMs: 0 });
     await forged(r.store, 10_000);
-    r.view.addPod({
-      metadata: { name: 'intruder', namespace: 'ml', uid: 'uid-i', annotations: { 'hiatus.dev/restore-from': 'ck-a' } },
-      spec: { containers: [{ name: 'main' }] },
-    });
+    r.view.addPod(podNaming('ck-a', 'intruder', 'uid-i'));
     expect(restoresFrom((await r.webhook(review(replacement()))).body)).toBe('ck-a');
     expect(r.slept).toEqual([]);
   });

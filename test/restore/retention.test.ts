@@ -6,6 +6,7 @@ import { podFacts, type PodFacts } from '../../src/cluster/facts.js';
 import { SnapshotView } from '../../testing/snapshotView.js';
 import { MemoryCheckpointStore } from '../../testing/memoryStore.js';
 import type { Checkpoint, CheckpointPhase } from '../../src/api/checkpoint.js';
+import type { Pod } from '../../src/api/kubernetes.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { RestoreController } from '../../src/restore/controller.js';
@@ -61,8 +62,9 @@ interface PodOptions {
   restoreFrom?: string;
 }
 
-function pod(uid: string, o: PodOptions = {}): PodFacts {
-  return podFacts({
+/** A pod of namespace ml named as its UID, as the API server has it. */
+function apiPod(uid: string, o: PodOptions = {}): Pod {
+  return {
     metadata: {
       name: uid,
       namespace: 'ml',
@@ -83,8 +85,10 @@ function pod(uid: string, o: PodOptions = {}): PodFacts {
       o.startedMinutesAgo !== undefined
         ? { phase: 'Running', startTime: iso(NOW - o.startedMinutesAgo * 60_000) }
         : { phase: 'Pending' },
-  });
+  };
 }
+
+const pod = (uid: string, o: PodOptions = {}): PodFacts => podFacts(apiPod(uid, o));
 
 /** A replica of rs-1 that started half a minute ago from scratch: every evicted pod of rs-1 was replaced. */
 const freshReplica = pod('fresh-replica', { owner: 'rs-1', node: 'worker-2', startedMinutesAgo: 0.5 });
@@ -262,26 +266,8 @@ describe('the retention loop against the store', () => {
     const cache = new Map<string, Checkpoint>();
     const view = new SnapshotView({
       pods: [
-        {
-          metadata: {
-            name: 'victim',
-            namespace: 'ml',
-            uid: 'victim',
-            ownerReferences: [{ kind: 'ReplicaSet', name: 'trainer-5c8f7', uid: 'rs-1', controller: true }],
-          },
-          spec: { nodeName: 'worker-7', containers: [{ name: 'main' }] },
-          status: { phase: 'Running', startTime: iso(NOW - 7200_000) },
-        },
-        {
-          metadata: {
-            name: 'fresh',
-            namespace: 'ml',
-            uid: 'fresh',
-            ownerReferences: [{ kind: 'ReplicaSet', name: 'trainer-5c8f7', uid: 'rs-1', controller: true }],
-          },
-          spec: { nodeName: 'worker-2', containers: [{ name: 'main' }] },
-          status: { phase: 'Running', startTime: iso(NOW - 30_000) },
-        },
+        apiPod('victim', { owner: 'rs-1', node: 'worker-7', startedMinutesAgo: 120 }),
+        apiPod('fresh', { owner: 'rs-1', node: 'worker-2', startedMinutesAgo: 0.5 }),
       ],
     });
     view.checkpointsByKey = cache;

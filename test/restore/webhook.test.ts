@@ -22,6 +22,7 @@ import {
   contractOpsByKey,
   decodePatch,
   iso,
+  podNaming,
   replacement,
   review,
 } from '../helpers/restore.js';
@@ -458,26 +459,8 @@ describe('restore lifecycle', () => {
     const store = new MemoryCheckpointStore();
     const view = new SnapshotView({
       pods: [
-        {
-          metadata: {
-            name: 'p-run',
-            namespace: 'ml',
-            uid: 'uid-p-run',
-            annotations: { 'hiatus.dev/restore-from': 'ck-run' },
-          },
-          spec: { nodeName: 'worker-7', containers: [{ name: 'main' }] },
-          status: { phase: 'Running' },
-        },
-        {
-          metadata: {
-            name: 'p-slow',
-            namespace: 'ml',
-            uid: 'uid-p-slow',
-            annotations: { 'hiatus.dev/restore-from': 'ck-slow' },
-          },
-          spec: { containers: [{ name: 'main' }] },
-          status: { phase: 'Pending' },
-        },
+        podNaming('ck-run', 'p-run', 'uid-p-run', { nodeName: 'worker-7', phase: 'Running' }),
+        podNaming('ck-slow', 'p-slow', 'uid-p-slow', { phase: 'Pending' }),
       ],
     });
     view.checkpointsByKey = store.objects;
