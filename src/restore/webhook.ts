@@ -114,14 +114,22 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
     reclaimAfterMs: deps.reclaimAfterMs,
     podRunning,
   });
+  /**
+   * The pod of that name and UID as the API server has it now, or as the cache has it without a
+   * reader; undefined when it is gone (or the name is another pod's).
+   */
+  const livePod = async (namespace: string, name: string, uid: string): Promise<{ deleting: boolean } | undefined> => {
+    if (!deps.readPod) return deps.view.pod(uid);
+    const live = await deps.readPod(namespace, name);
+    return live?.uid === uid ? live : undefined;
+  };
   /** Whether the record's source pod still runs, as the API server says (the cache without a reader). */
   const sourceStillRuns = async (c: Checkpoint): Promise<boolean> => {
     const uid = sourceUid(c);
     if (!uid || !podRunning(uid)) return false;
     const ref = c.spec.source.pod;
-    if (!deps.readPod) return true;
-    const live = await deps.readPod(ref.namespace || c.metadata.namespace, ref.name);
-    return !!live && live.uid === uid && !live.deleting;
+    const live = await livePod(ref.namespace || c.metadata.namespace, ref.name, uid);
+    return !!live && !live.deleting;
   };
   /**
    * Whether a claim's pod, never placed on a node, is gone from the API server (not merely being
@@ -131,9 +139,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
   const claimantGone = async (c: Checkpoint): Promise<boolean> => {
     const r = c.status?.restore;
     if (!unplacedClaim(c) || !r?.podUID) return false;
-    if (!deps.readPod) return deps.view.pod(r.podUID) === undefined;
-    const live = await deps.readPod(c.metadata.namespace, r.podName);
-    return live?.uid !== r.podUID;
+    return (await livePod(c.metadata.namespace, r.podName, r.podUID)) === undefined;
   };
 
   /** Whether a pod in the cache took up this claim (then it is not abandoned). */
