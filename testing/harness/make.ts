@@ -1,7 +1,7 @@
 // The objects the e2e scenarios create, as most of them want them: nodes of a scenario's group,
 // preemption victims and preemptors, workloads, hand-written Checkpoints. Imported as a whole
 // (`import * as make`: make.node, make.victim), as kube-scheduler's tests use the wrappers of
-// pkg/scheduler/testing.
+// pkg/scheduler/testing. Under jest only: its names come from e2e.ts, which registers jest's hooks.
 import type { V1Deployment, V1Pod, V1PodTemplateSpec, V1StatefulSet } from '@kubernetes/client-node';
 import type { Checkpoint, CheckpointReason, CheckpointSpec } from '../../src/api/checkpoint.js';
 import { NAMESPACE, podSpec, type PodOptions } from './cluster.js';
