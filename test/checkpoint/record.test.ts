@@ -1,18 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
 import type { NodeFacts, PodFacts } from '../../src/cluster/facts.js';
-import {
-  ANNOTATION_PREEMPTION_VICTIMS,
-  archivesEvery,
-  claimRecord,
-  freshToShare,
-  heldBy,
-  outcomeRecord,
-  recordState,
-  renewedClaim,
-  type ClaimRequest,
-  type ClaimTerms,
-} from '../../src/checkpoint/record.js';
+import * as record from '../../src/checkpoint/record.js';
 import { DEFAULT_RESOURCE_POLICY } from '../../src/scheduling/resources.js';
 
 const T0 = Date.parse('2026-05-01T10:00:00Z');
@@ -46,8 +35,13 @@ const NODE: NodeFacts = {
   },
 };
 const PREEMPTOR = { namespace: 'ml', name: 'urgent', uid: 'uid-urgent' };
-const TERMS: ClaimTerms = { identity: 'replica-a', now: T0, claimTtlMs: 15_000, resources: DEFAULT_RESOURCE_POLICY };
-const request = (o: Partial<ClaimRequest> = {}): ClaimRequest => ({
+const TERMS: record.ClaimTerms = {
+  identity: 'replica-a',
+  now: T0,
+  claimTtlMs: 15_000,
+  resources: DEFAULT_RESOURCE_POLICY,
+};
+const request = (o: Partial<record.ClaimRequest> = {}): record.ClaimRequest => ({
   name: 'trainer-0-0123456789ab',
   victim: VICTIM,
   node: NODE,
@@ -58,7 +52,7 @@ const request = (o: Partial<ClaimRequest> = {}): ClaimRequest => ({
 
 describe('the claim record', () => {
   it("records a preemption's checkpoint as Pending, held by this replica for the claim TTL", () => {
-    const c = claimRecord(request({ candidateVictims: ['uid-a', 'uid-trainer-0', 'uid-a'] }), TERMS);
+    const c = record.claimRecord(request({ candidateVictims: ['uid-a', 'uid-trainer-0', 'uid-a'] }), TERMS);
     expect(c).toEqual({
       apiVersion: 'hiatus.dev/v1alpha1',
       kind: 'Checkpoint',
@@ -70,7 +64,7 @@ describe('the claim record', () => {
           'hiatus.dev/preemptor-uid': 'uid-urgent',
           'hiatus.dev/owner-uid': 'uid-sts',
         },
-        annotations: { [ANNOTATION_PREEMPTION_VICTIMS]: 'uid-a,uid-trainer-0' },
+        annotations: { [record.ANNOTATION_PREEMPTION_VICTIMS]: 'uid-a,uid-trainer-0' },
       },
       spec: {
         reason: 'Preemption',
@@ -99,7 +93,7 @@ describe('the claim record', () => {
   });
 
   it('records a Manual checkpoint without a preemptor, and the chain link it is given', () => {
-    const c = claimRecord(
+    const c = record.claimRecord(
       request({ preemptor: undefined, link: { generation: 3, restoredFrom: 'trainer-0-old' } }),
       TERMS,
     );
@@ -112,16 +106,16 @@ describe('the claim record', () => {
 
   it("binds a GPU pod's checkpoint to the node's GPU product and driver, and only a GPU pod's", () => {
     const gpuPod = { ...VICTIM, extendedResources: { 'nvidia.com/gpu': 1 } };
-    expect(claimRecord(request({ victim: gpuPod }), TERMS).spec.restoreConstraints).toMatchObject({
+    expect(record.claimRecord(request({ victim: gpuPod }), TERMS).spec.restoreConstraints).toMatchObject({
       gpuProduct: 'NVIDIA-H200',
       gpuDriverMajor: 580,
     });
-    expect(claimRecord(request(), TERMS).spec.restoreConstraints).not.toHaveProperty('gpuProduct');
+    expect(record.claimRecord(request(), TERMS).spec.restoreConstraints).not.toHaveProperty('gpuProduct');
   });
 
   it('leaves out what the node does not say (unknown arch, runtime, zone, kernel)', () => {
     const bare: NodeFacts = { name: 'n2', resourceVersion: '1', capability: { cpuFeatures: null } };
-    expect(claimRecord(request({ node: bare }), TERMS).spec.restoreConstraints).toEqual({
+    expect(record.claimRecord(request({ node: bare }), TERMS).spec.restoreConstraints).toEqual({
       node: 'n2',
       arch: '',
       cpuFeatures: [],
@@ -130,31 +124,31 @@ describe('the claim record', () => {
   });
 
   it("taking over an existing record, carries its resourceVersion so that only one replica's write succeeds", () => {
-    const existing = claimRecord(request(), TERMS);
+    const existing = record.claimRecord(request(), TERMS);
     existing.metadata.resourceVersion = '42';
-    expect(claimRecord(request(), { ...TERMS, identity: 'replica-b' }, existing).metadata).toMatchObject({
+    expect(record.claimRecord(request(), { ...TERMS, identity: 'replica-b' }, existing).metadata).toMatchObject({
       resourceVersion: '42',
     });
-    expect(claimRecord(request(), TERMS).metadata).not.toHaveProperty('resourceVersion');
+    expect(record.claimRecord(request(), TERMS).metadata).not.toHaveProperty('resourceVersion');
   });
 
   it('renews the claim only: a later expiry on a copy', () => {
-    const claim = claimRecord(request(), TERMS);
-    const renewed = renewedClaim(claim, T0 + 5_000, 15_000);
+    const claim = record.claimRecord(request(), TERMS);
+    const renewed = record.renewedClaim(claim, T0 + 5_000, 15_000);
     expect(renewed.status).toEqual({ ...claim.status, claimExpiresAt: iso(T0 + 20_000) });
     expect(claim.status!.claimExpiresAt).toBe(iso(T0 + 15_000));
   });
 });
 
 describe('the outcome record', () => {
-  const claim = claimRecord(request(), TERMS);
+  const claim = record.claimRecord(request(), TERMS);
   const archives = [
     { name: 'main', archivePath: '/var/lib/kubelet/checkpoints/a.tar' },
     { name: 'sidecar', archivePath: '/var/lib/kubelet/checkpoints/b.tar' },
   ];
 
   it('is Ready with the archives, completed, no longer claimed until any time', () => {
-    const c = outcomeRecord(claim, { containers: archives }, T0 + 8_000);
+    const c = record.outcomeRecord(claim, { containers: archives }, T0 + 8_000);
     expect(c.status).toEqual({
       phase: 'Ready',
       claimedBy: 'replica-a',
@@ -166,7 +160,7 @@ describe('the outcome record', () => {
   });
 
   it("is Failed with the kubelet's message", () => {
-    const c = outcomeRecord(claim, { failure: 'kubelet n1: 500 CRIU dump failed' }, T0 + 2_000);
+    const c = record.outcomeRecord(claim, { failure: 'kubelet n1: 500 CRIU dump failed' }, T0 + 2_000);
     expect(c.status).toEqual({
       phase: 'Failed',
       claimedBy: 'replica-a',
@@ -177,68 +171,70 @@ describe('the outcome record', () => {
   });
 
   it('holds an archive for every container only when each has a path', () => {
-    expect(archivesEvery(outcomeRecord(claim, { containers: archives }, T0), VICTIM.containers)).toBe(true);
+    expect(record.archivesEvery(record.outcomeRecord(claim, { containers: archives }, T0), VICTIM.containers)).toBe(
+      true,
+    );
     expect(
-      archivesEvery(
-        outcomeRecord(claim, { containers: [archives[0]!, { name: 'sidecar', archivePath: '' }] }, T0),
+      record.archivesEvery(
+        record.outcomeRecord(claim, { containers: [archives[0]!, { name: 'sidecar', archivePath: '' }] }, T0),
         VICTIM.containers,
       ),
     ).toBe(false);
-    expect(archivesEvery(claim, VICTIM.containers)).toBe(false);
+    expect(record.archivesEvery(claim, VICTIM.containers)).toBe(false);
   });
 
   it("is written over a record only while that record is still this replica's unfinished claim", () => {
-    expect(heldBy(claim, 'replica-a')).toBe(true);
-    expect(heldBy(claim, 'replica-b')).toBe(false);
-    expect(heldBy(outcomeRecord(claim, { containers: archives }, T0), 'replica-a')).toBe(false);
+    expect(record.heldBy(claim, 'replica-a')).toBe(true);
+    expect(record.heldBy(claim, 'replica-b')).toBe(false);
+    expect(record.heldBy(record.outcomeRecord(claim, { containers: archives }, T0), 'replica-a')).toBe(false);
   });
 });
 
 describe('the state a record says its checkpoint is in', () => {
   const AGES = { maxAgeMs: 600_000, retryFailedAfterMs: 300_000 };
-  const claim = claimRecord(request(), TERMS);
-  const ready = outcomeRecord(claim, { containers: [] }, T0);
-  const failed = outcomeRecord(claim, { failure: 'x' }, T0);
+  const claim = record.claimRecord(request(), TERMS);
+  const ready = record.outcomeRecord(claim, { containers: [] }, T0);
+  const failed = record.outcomeRecord(claim, { failure: 'x' }, T0);
 
   it('ready while fresh, none once older than the maximum age', () => {
-    expect(recordState(ready, T0 + 600_000, AGES)).toBe('ready');
-    expect(recordState(ready, T0 + 600_001, AGES)).toBe('none');
+    expect(record.recordState(ready, T0 + 600_000, AGES)).toBe('ready');
+    expect(record.recordState(ready, T0 + 600_001, AGES)).toBe('none');
   });
 
   it('pending while the claim holds, none once it expired', () => {
-    expect(recordState(claim, T0 + 14_999, AGES)).toBe('pending');
-    expect(recordState(claim, T0 + 15_000, AGES)).toBe('none');
+    expect(record.recordState(claim, T0 + 14_999, AGES)).toBe('pending');
+    expect(record.recordState(claim, T0 + 15_000, AGES)).toBe('none');
   });
 
   it('failed until it may be retried', () => {
-    expect(recordState(failed, T0 + 299_999, AGES)).toBe('failed');
-    expect(recordState(failed, T0 + 300_000, AGES)).toBe('none');
+    expect(record.recordState(failed, T0 + 299_999, AGES)).toBe('failed');
+    expect(record.recordState(failed, T0 + 300_000, AGES)).toBe('none');
   });
 
   it('none for a record without a status or in a restore phase', () => {
     const { status: _, ...noStatus } = claim;
-    expect(recordState(noStatus as Checkpoint, T0, AGES)).toBe('none');
-    expect(recordState({ ...ready, status: { ...ready.status!, phase: 'Restored' } }, T0, AGES)).toBe('none');
+    expect(record.recordState(noStatus as Checkpoint, T0, AGES)).toBe('none');
+    expect(record.recordState({ ...ready, status: { ...ready.status!, phase: 'Restored' } }, T0, AGES)).toBe('none');
   });
 });
 
 describe("whether another preemption's Ready record may evict the victim", () => {
   const AGES = { maxAgeMs: 600_000, retryFailedAfterMs: 300_000 };
   const done = (tookMs: number): Checkpoint => {
-    const r = outcomeRecord(claimRecord(request(), TERMS), { containers: [] }, T0);
+    const r = record.outcomeRecord(record.claimRecord(request(), TERMS), { containers: [] }, T0);
     return { ...r, status: { ...r.status!, startTime: iso(T0 - tookMs), completionTime: iso(T0) } };
   };
 
   it('shares a record for as long as the checkpoint took, and at least 5 s', () => {
-    expect(freshToShare(done(1_000), T0 + 5_000, AGES)).toBe(true);
-    expect(freshToShare(done(1_000), T0 + 5_001, AGES)).toBe(false);
-    expect(freshToShare(done(40_000), T0 + 40_000, AGES)).toBe(true);
-    expect(freshToShare(done(40_000), T0 + 40_001, AGES)).toBe(false);
+    expect(record.freshToShare(done(1_000), T0 + 5_000, AGES)).toBe(true);
+    expect(record.freshToShare(done(1_000), T0 + 5_001, AGES)).toBe(false);
+    expect(record.freshToShare(done(40_000), T0 + 40_000, AGES)).toBe(true);
+    expect(record.freshToShare(done(40_000), T0 + 40_001, AGES)).toBe(false);
   });
 
   it('never shares what recordState would not call ready', () => {
-    expect(freshToShare(done(900_000), T0 + 600_001, AGES)).toBe(false);
-    const failed = outcomeRecord(claimRecord(request(), TERMS), { failure: 'x' }, T0);
-    expect(freshToShare(failed, T0, AGES)).toBe(false);
+    expect(record.freshToShare(done(900_000), T0 + 600_001, AGES)).toBe(false);
+    const failed = record.outcomeRecord(record.claimRecord(request(), TERMS), { failure: 'x' }, T0);
+    expect(record.freshToShare(failed, T0, AGES)).toBe(false);
   });
 });

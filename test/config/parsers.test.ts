@@ -1,36 +1,22 @@
 import { describe, expect, it } from '@jest/globals';
-import {
-  bool,
-  bytes,
-  collecting,
-  duration,
-  durationOrZero,
-  int,
-  map,
-  oneOf,
-  parseDuration,
-  path,
-  text,
-  type Parsed,
-  type Parser,
-} from '../../src/config/parsers.js';
+import * as parsers from '../../src/config/parsers.js';
 
-const parse = <T>(parser: Parser<T>, raw: string): Parsed<T> => parser.parse(raw, 'opt');
-const accepts = <T>(parser: Parser<T>, raw: string, value: T) =>
+const parse = <T>(parser: parsers.Parser<T>, raw: string): parsers.Parsed<T> => parser.parse(raw, 'opt');
+const accepts = <T>(parser: parsers.Parser<T>, raw: string, value: T) =>
   expect(parse(parser, raw)).toEqual({ ok: true, value });
-const rejects = <T>(parser: Parser<T>, raw: string, problem: string) =>
+const rejects = <T>(parser: parsers.Parser<T>, raw: string, problem: string) =>
   expect(parse(parser, raw)).toEqual({ ok: false, problems: [problem] });
 
 describe('option parsers', () => {
   it('bool: a switch reads the usual words for on and off, empty as off', () => {
-    expect(bool.kind).toBe('switch');
-    for (const on of ['1', 'true', 'YES', 'On']) accepts(bool, on, true);
-    for (const off of ['0', 'false', 'No', 'off', '']) accepts(bool, off, false);
-    rejects(bool, 'maybe', '--opt: "maybe" is not a boolean');
+    expect(parsers.bool.kind).toBe('switch');
+    for (const on of ['1', 'true', 'YES', 'On']) accepts(parsers.bool, on, true);
+    for (const off of ['0', 'false', 'No', 'off', '']) accepts(parsers.bool, off, false);
+    rejects(parsers.bool, 'maybe', '--opt: "maybe" is not a boolean');
   });
 
   it('int: a whole number inside its range, ends included', () => {
-    const port = int(1, 65535);
+    const port = parsers.int(1, 65535);
     expect(port.kind).toBe('value');
     accepts(port, '1', 1);
     accepts(port, '65535', 65535);
@@ -40,28 +26,28 @@ describe('option parsers', () => {
   });
 
   it('oneOf: exactly one of its words, case included', () => {
-    const access = oneOf(['direct', 'proxy'] as const);
+    const access = parsers.oneOf(['direct', 'proxy'] as const);
     accepts(access, 'proxy', 'proxy');
     rejects(access, 'Proxy', '--opt: "Proxy" must be one of direct, proxy');
     rejects(access, '', '--opt: "" must be one of direct, proxy');
   });
 
   it('parseDuration: one number and one unit, in milliseconds', () => {
-    expect(parseDuration('500ms')).toBe(500);
-    expect(parseDuration('1.5s')).toBe(1500);
-    expect(parseDuration(' 10m ')).toBe(600_000);
-    expect(parseDuration('2h')).toBe(7_200_000);
-    for (const bad of ['5', '1m30s', '-1s', '5d', 's', '']) expect(parseDuration(bad)).toBeUndefined();
+    expect(parsers.parseDuration('500ms')).toBe(500);
+    expect(parsers.parseDuration('1.5s')).toBe(1500);
+    expect(parsers.parseDuration(' 10m ')).toBe(600_000);
+    expect(parsers.parseDuration('2h')).toBe(7_200_000);
+    for (const bad of ['5', '1m30s', '-1s', '5d', 's', '']) expect(parsers.parseDuration(bad)).toBeUndefined();
   });
 
   it('duration: above zero only', () => {
-    accepts(duration, '5s', 5000);
+    accepts(parsers.duration, '5s', 5000);
     for (const bad of ['0s', '0', '5', 'soon'])
-      rejects(duration, bad, `--opt: "${bad}" must be a positive duration such as 5s, 500ms or 10m`);
+      rejects(parsers.duration, bad, `--opt: "${bad}" must be a positive duration such as 5s, 500ms or 10m`);
   });
 
   it('durationOrZero: zero, with or without a unit, means none', () => {
-    const wait = durationOrZero('1s or 500ms');
+    const wait = parsers.durationOrZero('1s or 500ms');
     accepts(wait, '0', 0);
     accepts(wait, '0s', 0);
     accepts(wait, '250ms', 250);
@@ -70,32 +56,32 @@ describe('option parsers', () => {
   });
 
   it('bytes: a whole byte quantity, at least the minimum when there is one', () => {
-    const body = bytes('16Mi', 1024);
+    const body = parsers.bytes('16Mi', 1024);
     accepts(body, '16Mi', 16 * 2 ** 20);
     accepts(body, '1Ki', 1024);
     rejects(body, '1023', '--opt: "1023" must be a byte size of at least 1024 (e.g. 16Mi)');
     rejects(body, '1.5', '--opt: "1.5" must be a byte size of at least 1024 (e.g. 16Mi)');
-    const memory = bytes('192Mi');
+    const memory = parsers.bytes('192Mi');
     accepts(memory, '0', 0);
     accepts(memory, '1G', 1e9);
     rejects(memory, 'lots', '--opt: "lots" must be a byte size (e.g. 192Mi)');
   });
 
   it('text and path: text as given; an empty path is no path', () => {
-    accepts(text, ' 0.0.0.0 ', ' 0.0.0.0 ');
-    accepts(path, '/etc/hiatus/tls.crt', '/etc/hiatus/tls.crt');
-    accepts(path, '', undefined);
+    accepts(parsers.text, ' 0.0.0.0 ', ' 0.0.0.0 ');
+    accepts(parsers.path, '/etc/hiatus/tls.crt', '/etc/hiatus/tls.crt');
+    accepts(parsers.path, '', undefined);
   });
 
   it('map: turns a parsed value and passes problems through', () => {
-    const seconds = map(duration, (ms) => Math.ceil(ms / 1000));
+    const seconds = parsers.map(parsers.duration, (ms) => Math.ceil(ms / 1000));
     accepts(seconds, '1500ms', 2);
     rejects(seconds, 'x', '--opt: "x" must be a positive duration such as 5s, 500ms or 10m');
-    expect(map(bool, (b) => !b).kind).toBe('switch');
+    expect(parsers.map(parsers.bool, (b) => !b).kind).toBe('switch');
   });
 
   it('collecting: a parser that pushes its problems fails with all of them', () => {
-    const words = collecting((raw, problems) => {
+    const words = parsers.collecting((raw, problems) => {
       const out = raw.split(',');
       for (const w of out) if (!/^[a-z]+$/.test(w)) problems.push(`--words: "${w}" is not a word`);
       return out;
