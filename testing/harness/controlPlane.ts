@@ -227,6 +227,8 @@ export class ControlPlane {
       '--bind-address=127.0.0.1',
       `--secure-port=${port}`,
       '--leader-elect=false',
+      // Diagnosis: HIATUS_SCHEDULER_V=5 logs the scheduling queue's moves and the events behind them.
+      ...(process.env.HIATUS_SCHEDULER_V ? [`--v=${process.env.HIATUS_SCHEDULER_V}`] : []),
     ]);
     await waitForHttp(proc, `https://127.0.0.1:${port}/readyz`, { insecure: true });
     const instance = { schedulerName: spec.schedulerName, proc, port };
