@@ -484,11 +484,11 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
     const urgent = ctx.trace.arrivals.map((a): UrgentOutcome => {
       const made = created.get(a.name);
       const bound = world.bound.get(a.name);
+      const taken = [...world.checkpoints.values()].filter((c) => c.spec.preemptor?.name === a.name);
       // Only the checkpoints it waited for: recorded Ready before it was bound (a preemptor bound
       // elsewhere meanwhile, or one whose victims went for a later preemptor, waited for none).
-      const mine = [...world.checkpoints.values()].filter(
+      const mine = taken.filter(
         (c) =>
-          c.spec.preemptor?.name === a.name &&
           c.status?.startTime &&
           c.status.completionTime &&
           c.status.phase !== 'Failed' &&
@@ -503,9 +503,9 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
         made !== undefined && mine.length > 0
           ? Math.min(...mine.map((c) => Date.parse(c.status!.startTime!))) - made
           : undefined;
-      const ran = [...world.checkpoints.values()].flatMap((c): [number, number][] => {
+      const ran = taken.flatMap((c): [number, number][] => {
         const start = Date.parse(c.status?.startTime ?? '');
-        if (c.spec.preemptor?.name !== a.name || !Number.isFinite(start) || bound === undefined) return [];
+        if (!Number.isFinite(start) || bound === undefined) return [];
         const done = Date.parse(c.status?.completionTime ?? '');
         return [[start, Number.isFinite(done) ? done : bound]];
       });
