@@ -13,16 +13,29 @@ process.once('exit', () => {
   for (const p of running) p.child.kill('SIGKILL');
 });
 
-/** A port that was free on 127.0.0.1 a moment ago (the kernel's pick for port 0). */
+/** Ports freePort handed out in this process: a later call never gives one again. */
+const handedOut = new Set<number>();
+
+/**
+ * A port that was free on 127.0.0.1 a moment ago (the kernel's pick for port 0), and one this
+ * process was not given before: the kernel may pick a port again once its probe closed, and two
+ * components told the same port collide (seen: the extender's webhook and verbs on one port).
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
+  for (let attempt = 0; ; attempt++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = net.createServer();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const { port } = srv.address() as net.AddressInfo;
+        srv.close(() => resolve(port));
+      });
     });
-  });
+    if (!handedOut.has(port) || attempt >= 100) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 export class ManagedProcess {
