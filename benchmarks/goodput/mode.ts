@@ -15,6 +15,7 @@ import {
 } from '@kubernetes/client-node';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { ApiCheckpointStore } from '../../src/checkpoint/store.js';
 import { ProgressLedger } from '../../testing/kubelet/progress.js';
 import { podSpec } from '../../testing/harness/cluster.js';
@@ -65,14 +66,31 @@ export interface UrgentOutcome {
   /** Creation to the deletion of the last of its checkpointed victims, real ms. */
   evictedMs?: number;
   /**
-   * How long, between its creation and its binding, a checkpoint taken for it ran, real ms: the
-   * union over its Checkpoint records of any phase (a failed one that sent hiatus to another
-   * candidate, one still running when it was bound elsewhere). A record shared from another
-   * preemptor's preemption is not counted, so the figure beyond it errs high.
+   * How long, between its creation and its binding, a checkpoint taken for it or of a victim
+   * evicted for it ran, real ms: the union over those Checkpoint records of any phase (a failed
+   * one that sent hiatus to another candidate, one still running when it was bound elsewhere, one
+   * another preemption started and this one shared: its victim went only once it was Ready).
    */
   checkpointRunMs?: number;
+  /** How many records checkpointRunMs counts that another preemptor's preemption took (shared). */
+  sharedRecords?: number;
+  /** Victims hiatus evicted for it (from their DisruptionTarget condition). */
+  victimsEvicted?: number;
   /** Creation to the start of its victims' first checkpoint, real ms. */
   checkpointStartMs?: number;
+}
+
+export interface CheckpointTimes {
+  name: string;
+  pod: string;
+  node: string;
+  preemptor?: string;
+  phase: string;
+  startMs?: number;
+  doneMs?: number;
+  /** When its pod's deletion was seen, and the preemptor its DisruptionTarget condition names. */
+  podGoneMs?: number;
+  evictedFor?: string;
 }
 
 export interface ModeResult {
@@ -108,6 +126,11 @@ export interface ModeResult {
   /** Real seconds the trace took. */
   wallSeconds: number;
   placements: World['placements'];
+  /**
+   * Every Checkpoint record at the end, ms since the trace's start: what each preemptor waited
+   * for can be read back from these (goodput.json).
+   */
+  checkpoints: CheckpointTimes[];
   freshPods: World['freshPods'];
   errors: string[];
 }
@@ -503,7 +526,19 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
         made !== undefined && mine.length > 0
           ? Math.min(...mine.map((c) => Date.parse(c.status!.startTime!))) - made
           : undefined;
-      const ran = taken.flatMap((c): [number, number][] => {
+      // Its victims' records taken under another preemptor's name: started before the victim went.
+      const victims = [...world.evictedFor].filter(([, p]) => p === a.name).map(([uid]) => uid);
+      const shared = [...world.checkpoints.values()].filter((c) => {
+        const gone = world.deletedAt.get(c.spec.source.pod.uid);
+        const start = Date.parse(c.status?.startTime ?? '');
+        return (
+          c.spec.preemptor?.name !== a.name &&
+          victims.includes(c.spec.source.pod.uid) &&
+          gone !== undefined &&
+          start < gone
+        );
+      });
+      const ran = [...taken, ...shared].flatMap((c): [number, number][] => {
         const start = Date.parse(c.status?.startTime ?? '');
         if (!Number.isFinite(start) || bound === undefined) return [];
         const done = Date.parse(c.status?.completionTime ?? '');
@@ -523,6 +558,8 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
         ...(evictedMs !== undefined ? { evictedMs } : {}),
         ...(checkpointRunMs !== undefined ? { checkpointRunMs } : {}),
         ...(checkpointStartMs !== undefined ? { checkpointStartMs } : {}),
+        ...(shared.length > 0 ? { sharedRecords: shared.length } : {}),
+        ...(victims.length > 0 ? { victimsEvicted: victims.length } : {}),
       };
     });
     return {
@@ -550,6 +587,7 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
       cpu,
       wallSeconds: (end - t0) / 1000,
       placements: world.placements.map((p) => ({ ...p, atMs: p.atMs - t0 })),
+      checkpoints: [...world.checkpoints.values()].map((c) => checkpointTimes(c, world, t0)),
       freshPods: world.freshPods,
       errors: [...errors, ...world.errors, ...(publisher?.errors ?? []), ...nodes.errors].slice(0, 20),
     };
@@ -561,6 +599,29 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
     publisher?.stop();
     await teardown(ctx, ns, schedulerName, nodeNames, nodes, world, ext);
   }
+}
+
+function checkpointTimes(c: Checkpoint, world: World, t0: number): CheckpointTimes {
+  const at = (iso: string | undefined) => {
+    const ms = Date.parse(iso ?? '');
+    return Number.isFinite(ms) ? ms - t0 : undefined;
+  };
+  const uid = c.spec.source.pod.uid;
+  const gone = world.deletedAt.get(uid);
+  const startMs = at(c.status?.startTime);
+  const doneMs = at(c.status?.completionTime);
+  const evictedFor = world.evictedFor.get(uid);
+  return {
+    name: c.metadata.name,
+    pod: c.spec.source.pod.name,
+    node: c.spec.source.nodeName,
+    ...(c.spec.preemptor ? { preemptor: c.spec.preemptor.name } : {}),
+    phase: c.status?.phase ?? 'none',
+    ...(startMs !== undefined ? { startMs } : {}),
+    ...(doneMs !== undefined ? { doneMs } : {}),
+    ...(gone !== undefined ? { podGoneMs: gone - t0 } : {}),
+    ...(evictedFor ? { evictedFor } : {}),
+  };
 }
 
 /** Removes the mode: its scheduler first (nothing is placed any more), then its pods, nodes and extender. */

@@ -61,7 +61,10 @@ export interface Figures {
   /** Binding time beyond the preemptor's victims' longest checkpoint, p99 (only those with one). */
   beyondCheckpointP99Ms: number;
   withCheckpoint: number;
-  /** Binding time beyond the time checkpoints taken for it ran (failed, unfinished included), p99. */
+  /**
+   * Binding time beyond the time checkpoints taken for it or of the victims evicted for it ran
+   * (failed, unfinished and shared ones included), p99.
+   */
   beyondRunP99Ms: number;
   withRun: number;
   /** Binding time after its last checkpointed victim's deletion, p50 and p99. */
@@ -151,7 +154,7 @@ export function table(results: ModeResult[]): string {
       (f) => (f.withCheckpoint > 0 ? `${seconds(f.beyondCheckpointP99Ms)} (${f.withCheckpoint} pods)` : '-'),
     ],
     [
-      'bind beyond the time checkpoints taken for it ran (failed, unfinished included), p99',
+      "bind beyond the time its victims' checkpoints ran (failed, unfinished, shared included), p99",
       (f) => (f.withRun > 0 ? `${seconds(f.beyondRunP99Ms)} (${f.withRun} pods)` : '-'),
     ],
     [

@@ -48,6 +48,14 @@ interface Ended extends Life {
 type Informer<T extends KubernetesObject> = ReturnType<typeof makeInformer<T>>;
 type CheckpointObject = Checkpoint & KubernetesObject;
 
+const EVICTED_FOR = /higher priority pod [^/\s]+\/(\S+)$/;
+
+/** The name of the preemptor a pod's DisruptionTarget condition names, if any. */
+export function evictedFor(pod: V1Pod): string | undefined {
+  const c = pod.status?.conditions?.find((x) => x.type === 'DisruptionTarget' && x.status === 'True');
+  return c?.message ? EVICTED_FOR.exec(c.message)?.[1] : undefined;
+}
+
 export class World {
   /** High-priority and ordinary pods by name (unique in a mode): when first seen bound (ms). */
   readonly bound = new Map<string, number>();
@@ -60,6 +68,13 @@ export class World {
   readonly placements: { pod: string; role: Role; node: string; atMs: number }[] = [];
   /** When each work pod's deletion was first seen, by UID (ms). */
   readonly deletedAt = new Map<string, number>();
+  /**
+   * Work pods hiatus evicted, by UID: the preemptor its DisruptionTarget condition names
+   * ("hiatus: preempting to accommodate a higher priority pod <namespace>/<name>", podWriter.ts).
+   * kube-scheduler's own message names no pod (framework/preemption/executor.go), so pods it
+   * evicted are not here.
+   */
+  readonly evictedFor = new Map<string, string>();
   /** Replacements that started from zero after the trace began, and why. */
   readonly freshPods: { pod: string; why: string }[] = [];
   /**
@@ -211,6 +226,8 @@ export class World {
       if (this.gone.has(uid)) return;
       this.gone.add(uid);
       this.deletedAt.set(uid, Date.now());
+      const preemptor = evictedFor(pod);
+      if (preemptor) this.evictedFor.set(uid, preemptor);
       this.jobPods.delete(key);
       const life = this.ledger.stop(key, Date.now());
       if (life) this.ended.push({ ...life, completed: false });

@@ -4,6 +4,7 @@ import type { ModeResult } from '../../benchmarks/goodput/mode.js';
 import { coveredMs, figures, plot, quantile, table } from '../../benchmarks/goodput/report.js';
 import { parseSettings } from '../../benchmarks/goodput/settings.js';
 import { checkpointSeconds, makeTrace, restoreSeconds } from '../../benchmarks/goodput/trace.js';
+import { evictedFor } from '../../benchmarks/goodput/world.js';
 
 const GB = 1e9;
 
@@ -84,6 +85,7 @@ function result(mode: ModeResult['mode'], lost: number, ordinarySeconds: number[
     cpu: { scheduler: 30, extender: 10 },
     wallSeconds: 360,
     placements: [],
+    checkpoints: [],
     freshPods: [],
     errors: [],
   };
@@ -147,5 +149,23 @@ describe('the figures', () => {
     expect(svg.match(/<polyline /g)).toHaveLength(4);
     expect(svg).toContain('a &lt;caption&gt;');
     expect(svg).toContain('hiatus Required 0.10');
+  });
+});
+
+describe('which preemptor a victim went for', () => {
+  const marked = (message: string, status = 'True') => ({
+    status: { conditions: [{ type: 'DisruptionTarget', status, reason: 'PreemptionByScheduler', message }] },
+  });
+
+  it("reads the preemptor from hiatus's DisruptionTarget message", () => {
+    expect(
+      evictedFor(marked('hiatus: preempting to accommodate a higher priority pod goodput-required/urgent-006')),
+    ).toBe('urgent-006');
+  });
+
+  it("names none for kube-scheduler's own message, a condition not true, or no condition", () => {
+    expect(evictedFor(marked('goodput-alone: preempting to accommodate a higher priority pod'))).toBeUndefined();
+    expect(evictedFor(marked('hiatus: preempting to accommodate a higher priority pod ns/u', 'False'))).toBeUndefined();
+    expect(evictedFor({ status: {} })).toBeUndefined();
   });
 });
