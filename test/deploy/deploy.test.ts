@@ -771,6 +771,19 @@ describe('scheduler-config', () => {
     expect(preempt.managedResources ?? []).toEqual([]);
   });
 
+  it.each(SCHEDULER_FILES)(
+    "%s bounds a preemptor's back-off after its victims go: podMaxBackoffSeconds 2, at least the initial 1",
+    (file) => {
+      const doc = schedulerConfigs.find((d) => d.file === file)!.obj as {
+        podInitialBackoffSeconds?: number;
+        podMaxBackoffSeconds?: number;
+      };
+      // kube-scheduler refuses max < initial (default 1): apis/config/validation/validation.go.
+      expect(doc.podMaxBackoffSeconds).toBe(2);
+      expect(doc.podMaxBackoffSeconds!).toBeGreaterThanOrEqual(doc.podInitialBackoffSeconds ?? 1);
+    },
+  );
+
   const profilesOf = (file: string) =>
     (
       schedulerConfigs.find((d) => d.file === file)!.obj as unknown as {
