@@ -131,6 +131,9 @@ export interface ModeResult {
    * for can be read back from these (goodput.json).
    */
   checkpoints: CheckpointTimes[];
+  /** Work pods' deletions and restores, ms since the trace's start (World.deletions, World.restored). */
+  deletions: World['deletions'];
+  restored: World['restored'];
   freshPods: World['freshPods'];
   errors: string[];
 }
@@ -588,6 +591,8 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
       wallSeconds: (end - t0) / 1000,
       placements: world.placements.map((p) => ({ ...p, atMs: p.atMs - t0 })),
       checkpoints: [...world.checkpoints.values()].map((c) => checkpointTimes(c, world, t0)),
+      deletions: world.deletions.map((d) => ({ ...d, atMs: d.atMs - t0 })),
+      restored: world.restored.map((r) => ({ ...r, atMs: r.atMs - t0 })),
       freshPods: world.freshPods,
       errors: [...errors, ...world.errors, ...(publisher?.errors ?? []), ...nodes.errors].slice(0, 20),
     };

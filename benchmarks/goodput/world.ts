@@ -66,6 +66,20 @@ export class World {
   lostAfterCheckpoint = 0;
   /** Every binding seen, in order: which pod went where, when (ms). */
   readonly placements: { pod: string; role: Role; node: string; atMs: number }[] = [];
+  /**
+   * Every work pod's deletion (ms), with its phase, its DisruptionTarget condition's message and
+   * its counter then; and every restore: where a lost unit of work went can be read from these.
+   */
+  readonly deletions: {
+    pod: string;
+    uid: string;
+    atMs: number;
+    phase: string;
+    disruption?: string;
+    base?: number;
+    units?: number;
+  }[] = [];
+  readonly restored: { pod: string; uid: string; checkpoint: string; base: number; atMs: number }[] = [];
   /** When each work pod's deletion was first seen, by UID (ms). */
   readonly deletedAt = new Map<string, number>();
   /**
@@ -231,6 +245,15 @@ export class World {
       this.jobPods.delete(key);
       const life = this.ledger.stop(key, Date.now());
       if (life) this.ended.push({ ...life, completed: false });
+      const disruption = pod.status?.conditions?.find((c) => c.type === 'DisruptionTarget')?.message;
+      this.deletions.push({
+        pod: name,
+        uid,
+        atMs: Date.now(),
+        phase: pod.status?.phase ?? '',
+        ...(disruption ? { disruption } : {}),
+        ...(life ? { base: life.base, units: life.units } : {}),
+      });
       if (pod.status?.phase !== 'Succeeded') {
         this.evictions += 1;
         const owner = pod.metadata?.ownerReferences?.[0]?.uid ?? uid;
@@ -279,6 +302,7 @@ export class World {
         ...(target !== undefined ? { target } : {}),
       });
       this.consumed.add(source.checkpoint);
+      this.restored.push({ pod: pod.metadata!.name!, uid, checkpoint: source.checkpoint, base, atMs: at });
       const sourceLife = this.ended.find((l) => l.key === progressKey(checkpoint!.spec.source.pod.uid, CONTAINER));
       if (sourceLife) this.lostAfterCheckpoint += Math.max(0, sourceLife.units - base);
       if (!this.gone.has(checkpoint!.spec.source.pod.uid)) {

@@ -86,6 +86,8 @@ function result(mode: ModeResult['mode'], lost: number, ordinarySeconds: number[
     wallSeconds: 360,
     placements: [],
     checkpoints: [],
+    deletions: [],
+    restored: [],
     freshPods: [],
     errors: [],
   };
