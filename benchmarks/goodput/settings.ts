@@ -27,7 +27,7 @@ export const USAGE = `usage: npm run bench:goodput -- [options]
   --nodes 24               simulated nodes (8 CPUs each)
   --arrivals 1             high-priority Poisson arrivals per trace minute
   --bursts 3 --burst-size 5  bursts of high-priority arrivals, spread over the trace
-  --ordinary-every 150     a batch of ordinary pods every this many trace seconds
+  --ordinary-every 75      a batch of ordinary pods every this many trace seconds
   --ordinary-pods 100      pods per batch
   --failure-rate 0.1       chance that a checkpoint fails
   --modes default,required,besteffort
@@ -77,7 +77,7 @@ export function parseSettings(argv: string[]): Settings {
       arrivalsPerMinute: num(values.arrivals, 'arrivals', 1, (n) => n >= 0),
       bursts: num(values.bursts, 'bursts', 3, whole),
       burstSize: num(values['burst-size'], 'burst-size', 5, whole),
-      ordinaryEvery: num(values['ordinary-every'], 'ordinary-every', 150, positive),
+      ordinaryEvery: num(values['ordinary-every'], 'ordinary-every', 75, positive),
       ordinaryPods: num(values['ordinary-pods'], 'ordinary-pods', 100, whole),
     },
     speed: num(values.speed, 'speed', 10, positive),
