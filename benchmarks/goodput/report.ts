@@ -193,6 +193,10 @@ export function table(results: ModeResult[]): string {
       (_, r) => (r.mode === 'default' ? '-' : `${f1(r.preemptHeldSeconds)} s of ${f1(r.wallSeconds)} s`),
     ],
     [
+      "the benchmark process's event-loop delay, mean / p99",
+      (_, r) => `${f1(r.loopDelayMs.mean)} ms / ${f1(r.loopDelayMs.p99)} ms`,
+    ],
+    [
       'CPU seconds: kube-scheduler / extender',
       (_, r) => `${f1(r.cpu.scheduler)} / ${r.mode === 'default' ? '-' : f1(r.cpu.extender)}`,
     ],

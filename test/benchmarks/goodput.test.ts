@@ -86,6 +86,7 @@ function result(mode: ModeResult['mode'], lost: number, ordinarySeconds: number[
     wallSeconds: 360,
     placements: [],
     checkpoints: [],
+    loopDelayMs: { mean: 11, p99: 30 },
     deletions: [],
     restored: [],
     freshPods: [],
