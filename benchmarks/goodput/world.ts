@@ -48,6 +48,55 @@ interface Ended extends Life {
 type Informer<T extends KubernetesObject> = ReturnType<typeof makeInformer<T>>;
 type CheckpointObject = Checkpoint & KubernetesObject;
 
+export interface CheckpointHoldings {
+  /** Work units in each record's archive, by record name. */
+  banked: ReadonlyMap<string, number>;
+  checkpoints: ReadonlyMap<string, Checkpoint>;
+  /** Records a pod was restored from (or whose restore contract a fresh start carried). */
+  consumed: ReadonlySet<string>;
+  /** Records deleted from the cluster. */
+  deleted: ReadonlySet<string>;
+  /** UIDs of work pods whose deletion was seen. */
+  gone: ReadonlySet<string>;
+  restored: readonly { uid: string; checkpoint: string }[];
+}
+
+/**
+ * Work units held in checkpoints that a replacement may still restore:
+ * - per deleted source pod, its newest record, unless one of its records was restored (its work
+ *   then lives on in the restored pod's counter);
+ * - a restored record whose restoring pods are all gone, with no checkpoint of their own, while
+ *   the record is still Ready or Restoring: the next replacement takes its claim over and
+ *   restores it again (the restore webhook, `tookOverClaimOf`), so its work is not lost. Seen:
+ *   a restore pod preempted 60 ms after its binding, still Pending to hiatus, so no checkpoint
+ *   was needed.
+ */
+export function heldInCheckpoints(h: CheckpointHoldings): number {
+  let held = 0;
+  const newest = new Map<string, { at: number; units: number } | null>();
+  for (const [name, units] of h.banked) {
+    const c = h.checkpoints.get(name);
+    const uid = c?.spec.source.pod.uid;
+    if (!c || !uid || !h.gone.has(uid) || newest.get(uid) === null) continue;
+    if (h.consumed.has(name)) {
+      newest.set(uid, null);
+      continue;
+    }
+    if (h.deleted.has(name)) continue;
+    const at = Date.parse(c.status?.completionTime ?? '') || 0;
+    if (!newest.has(uid) || newest.get(uid)!.at < at) newest.set(uid, { at, units });
+  }
+  for (const v of newest.values()) held += v?.units ?? 0;
+  for (const name of h.consumed) {
+    const phase = h.checkpoints.get(name)?.status?.phase;
+    if (h.deleted.has(name) || (phase !== 'Ready' && phase !== 'Restoring')) continue;
+    const restorers = h.restored.filter((r) => r.checkpoint === name);
+    if (restorers.length === 0 || !restorers.every((r) => h.gone.has(r.uid) && !newest.has(r.uid))) continue;
+    held += h.banked.get(name) ?? 0;
+  }
+  return held;
+}
+
 const EVICTED_FOR = /higher priority pod [^/\s]+\/(\S+)$/;
 
 /** The name of the preemptor a pod's DisruptionTarget condition names, if any. */
@@ -171,21 +220,14 @@ export class World {
     const accrued = done(this.ended) + done(live);
     let retained =
       live.reduce((s, l) => s + l.units, 0) + this.ended.filter((l) => l.completed).reduce((s, l) => s + l.units, 0);
-    // One checkpoint per source pod holds its work: the newest, unless one of them was restored.
-    const newest = new Map<string, { at: number; units: number } | null>();
-    for (const [name, units] of this.banked) {
-      const c = this.checkpoints.get(name);
-      const uid = c?.spec.source.pod.uid;
-      if (!c || !uid || !this.gone.has(uid) || newest.get(uid) === null) continue;
-      if (this.consumed.has(name)) {
-        newest.set(uid, null);
-        continue;
-      }
-      if (this.deletedCheckpoints.has(name)) continue;
-      const at = Date.parse(c.status?.completionTime ?? '') || 0;
-      if (!newest.has(uid) || newest.get(uid)!.at < at) newest.set(uid, { at, units });
-    }
-    for (const v of newest.values()) retained += v?.units ?? 0;
+    retained += heldInCheckpoints({
+      banked: this.banked,
+      checkpoints: this.checkpoints,
+      consumed: this.consumed,
+      deleted: this.deletedCheckpoints,
+      gone: this.gone,
+      restored: this.restored,
+    });
     retained -= this.duplicated;
     return { accrued, retained, lost: accrued - retained };
   }

@@ -4,7 +4,8 @@ import type { ModeResult } from '../../benchmarks/goodput/mode.js';
 import { coveredMs, figures, plot, quantile, table } from '../../benchmarks/goodput/report.js';
 import { parseSettings } from '../../benchmarks/goodput/settings.js';
 import { checkpointSeconds, makeTrace, restoreSeconds } from '../../benchmarks/goodput/trace.js';
-import { evictedFor } from '../../benchmarks/goodput/world.js';
+import { evictedFor, heldInCheckpoints } from '../../benchmarks/goodput/world.js';
+import type { Checkpoint } from '../../src/api/checkpoint.js';
 
 const GB = 1e9;
 
@@ -170,5 +171,64 @@ describe('which preemptor a victim went for', () => {
     expect(evictedFor(marked('goodput-alone: preempting to accommodate a higher priority pod'))).toBeUndefined();
     expect(evictedFor(marked('hiatus: preempting to accommodate a higher priority pod ns/u', 'False'))).toBeUndefined();
     expect(evictedFor({ status: {} })).toBeUndefined();
+  });
+});
+
+describe('work held in checkpoints', () => {
+  const record = (name: string, uid: string, phase: string, completionTime = '2026-01-01T00:00:10Z') =>
+    [
+      name,
+      {
+        metadata: { name },
+        spec: { source: { pod: { uid } } },
+        status: { phase, completionTime },
+      } as unknown as Checkpoint,
+    ] as const;
+  const base = {
+    banked: new Map([
+      ['a1', 100],
+      ['a2', 150],
+    ]),
+    checkpoints: new Map([
+      record('a1', 'A', 'Ready', '2026-01-01T00:00:10Z'),
+      record('a2', 'A', 'Ready', '2026-01-01T00:00:20Z'),
+    ]),
+    consumed: new Set<string>(),
+    deleted: new Set<string>(),
+    gone: new Set(['A']),
+    restored: [] as { uid: string; checkpoint: string }[],
+  };
+
+  it("counts a deleted pod's newest record, none of a pod that still runs", () => {
+    expect(heldInCheckpoints(base)).toBe(150);
+    expect(heldInCheckpoints({ ...base, gone: new Set<string>() })).toBe(0);
+    expect(heldInCheckpoints({ ...base, deleted: new Set(['a2']) })).toBe(100);
+  });
+
+  it('counts none once a record was restored and its restoring pod runs', () => {
+    expect(heldInCheckpoints({ ...base, consumed: new Set(['a2']), restored: [{ uid: 'B', checkpoint: 'a2' }] })).toBe(
+      0,
+    );
+  });
+
+  it('counts a restored record again when its restoring pod went without a checkpoint and the record can be restored again', () => {
+    const restoredThenGone = {
+      ...base,
+      consumed: new Set(['a2']),
+      gone: new Set(['A', 'B']),
+      restored: [{ uid: 'B', checkpoint: 'a2' }],
+    };
+    expect(heldInCheckpoints(restoredThenGone)).toBe(150);
+    // Marked Restored: no replacement restores it again.
+    const done = new Map(base.checkpoints);
+    done.set(...record('a2', 'A', 'Restored'));
+    expect(heldInCheckpoints({ ...restoredThenGone, checkpoints: done })).toBe(0);
+    // The restoring pod's own checkpoint holds its work (the restored units included) instead.
+    const own = {
+      ...restoredThenGone,
+      banked: new Map([...base.banked, ['b1', 180]]),
+      checkpoints: new Map([...base.checkpoints, record('b1', 'B', 'Ready')]),
+    };
+    expect(heldInCheckpoints(own)).toBe(180);
   });
 });
