@@ -99,10 +99,11 @@ export function heldInCheckpoints(h: CheckpointHoldings): number {
 
 const EVICTED_FOR = /higher priority pod [^/\s]+\/(\S+)$/;
 
+const disruptionTarget = (pod: V1Pod) => pod.status?.conditions?.find((x) => x.type === 'DisruptionTarget');
+
 /** The name of the preemptor a pod's DisruptionTarget condition names, if any. */
-export function evictedFor(pod: V1Pod): string | undefined {
-  const c = pod.status?.conditions?.find((x) => x.type === 'DisruptionTarget' && x.status === 'True');
-  return c?.message ? EVICTED_FOR.exec(c.message)?.[1] : undefined;
+export function evictedFor(pod: V1Pod, c = disruptionTarget(pod)): string | undefined {
+  return c?.status === 'True' && c.message ? EVICTED_FOR.exec(c.message)?.[1] : undefined;
 }
 
 export class World {
@@ -281,17 +282,19 @@ export class World {
     if (deleted || pod.metadata?.deletionTimestamp) {
       if (this.gone.has(uid)) return;
       this.gone.add(uid);
-      this.deletedAt.set(uid, Date.now());
-      const preemptor = evictedFor(pod);
+      const now = Date.now();
+      this.deletedAt.set(uid, now);
+      const condition = disruptionTarget(pod);
+      const preemptor = evictedFor(pod, condition);
       if (preemptor) this.evictedFor.set(uid, preemptor);
       this.jobPods.delete(key);
-      const life = this.ledger.stop(key, Date.now());
+      const life = this.ledger.stop(key, now);
       if (life) this.ended.push({ ...life, completed: false });
-      const disruption = pod.status?.conditions?.find((c) => c.type === 'DisruptionTarget')?.message;
+      const disruption = condition?.message;
       this.deletions.push({
         pod: name,
         uid,
-        atMs: Date.now(),
+        atMs: now,
         phase: pod.status?.phase ?? '',
         ...(disruption ? { disruption } : {}),
         ...(life ? { base: life.base, units: life.units } : {}),
@@ -299,7 +302,7 @@ export class World {
       if (pod.status?.phase !== 'Succeeded') {
         this.evictions += 1;
         const owner = pod.metadata?.ownerReferences?.[0]?.uid ?? uid;
-        this.owed.set(owner, [...(this.owed.get(owner) ?? []), Date.now()]);
+        this.owed.set(owner, [...(this.owed.get(owner) ?? []), now]);
       }
       return;
     }
