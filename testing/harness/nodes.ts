@@ -80,6 +80,10 @@ export class SimulatedNodes {
     const informer = makeInformer<V1Pod>(this.kc, '/api/v1/pods', () => this.core.listPodForAllNamespaces());
     informer.on('add', (p) => this.onPod(p));
     informer.on('update', (p) => this.onPod(p));
+    informer.on('delete', (p) => {
+      const sim = p.spec?.nodeName ? this.sims.get(p.spec.nodeName) : undefined;
+      sim?.removePod(p.metadata!.namespace!, p.metadata!.name!, p.metadata!.uid);
+    });
     informer.on('error', (err) => {
       if (this.stopped) return;
       this.errors.push(`pod informer: ${String(err)}`);
@@ -154,6 +158,9 @@ export class SimulatedNodes {
   private onPod(pod: V1Pod): void {
     const node = pod.spec?.nodeName;
     if (!node || !this.specs.has(node) || this.stopped) return;
+    // The node's own pod manager, as a kubelet has: its checkpoint handler answers from it while
+    // the API server is down (podLookup reads the API server only for a pod not seen yet).
+    this.sims.get(node)?.setPod(simPodFromV1Pod(pod));
     const k = key(pod);
     if (pod.metadata?.deletionTimestamp) {
       if (!this.deletionSeenAt.has(k)) this.deletionSeenAt.set(k, Date.now());

@@ -124,8 +124,11 @@ export class KubeletSimulator extends EventEmitter<SimulatorEvents> {
     this.pods.set(podKey(pod.namespace, pod.name), pod);
   }
 
-  removePod(namespace: string, name: string): boolean {
-    return this.pods.delete(podKey(namespace, name));
+  /** With a uid, only that pod: a newer one of the same name (a StatefulSet's) stays. */
+  removePod(namespace: string, name: string, uid?: string): boolean {
+    const k = podKey(namespace, name);
+    if (uid !== undefined && this.pods.get(k)?.uid !== uid) return false;
+    return this.pods.delete(k);
   }
 
   /** Adds a failure rule; returns a function that removes it. */
