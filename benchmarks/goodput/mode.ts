@@ -94,6 +94,18 @@ export interface CheckpointTimes {
   evictedFor?: string;
 }
 
+/** What kube-scheduler's own metrics moved by over an interval. */
+export interface SchedulerFigures {
+  /** Its API clients' requests by method (rest_client_requests_total). */
+  requests: Record<string, number>;
+  /** Time its requests waited in the client's rate limiter (qps/burst), summed, s. */
+  limiterWaitSeconds: number;
+  /** Scheduling attempts by result (scheduler_schedule_attempts_total). */
+  attempts: Record<string, number>;
+  /** Time in scheduling attempts by result, summed, s (scheduler_scheduling_attempt_duration_seconds). */
+  attemptSeconds: Record<string, number>;
+}
+
 export interface ModeResult {
   mode: ModeName;
   /** Trace seconds the trace ran. */
@@ -110,8 +122,13 @@ export interface ModeResult {
   freshStarts: World['freshStarts'];
   evictions: number;
   jobPodsFinished: number;
-  /** Ordinary pods per batch and the batch's time from its first create to its last binding, s. */
-  ordinary: { pods: number; seconds: number }[];
+  /**
+   * Ordinary pods per batch and the batch's time from its first create to its last binding, s;
+   * and what kube-scheduler's metrics moved by over the batch (undefined: not read).
+   */
+  ordinary: ({ pods: number; seconds: number; cpu?: Record<string, number> } & Partial<SchedulerFigures>)[];
+  /** kube-scheduler's metrics over the trace (undefined: not read). */
+  scheduler?: SchedulerFigures;
   /** Work lost by evicted pods while they ran on after their checkpoint (part of account.lost). */
   lostAfterCheckpoint: number;
   /** For each recorded checkpoint whose pod was then deleted: completion to deletion, real ms. */
@@ -164,8 +181,54 @@ function cpuSeconds(pid: number | undefined): number {
   }
 }
 
+/** The machine's idle CPU seconds (all cores), from /proc/stat. */
+function idleSeconds(): number {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+    return (Number(f[4]) + Number(f[5])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 const policyOf = (mode: ModeName) =>
   mode === 'required' ? 'Required' : mode === 'besteffort' ? 'BestEffort' : undefined;
+
+function readSchedulerFigures(
+  cp: ControlPlane,
+  schedulerName: string,
+  errors: string[],
+): Promise<SchedulerFigures | undefined> {
+  return cp
+    .schedulerMetrics(schedulerName)
+    .then(schedulerFigures)
+    .catch((e: unknown) => {
+      errors.push(`kube-scheduler metrics: ${(e as Error).message}`);
+      return undefined;
+    });
+}
+
+function schedulerFigures(text: string): SchedulerFigures {
+  const total = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+  return {
+    requests: metricByLabel(text, 'rest_client_requests_total', 'method'),
+    limiterWaitSeconds: total(metricByLabel(text, 'rest_client_rate_limiter_duration_seconds_sum', 'verb')),
+    attempts: metricByLabel(text, 'scheduler_schedule_attempts_total', 'result'),
+    attemptSeconds: metricByLabel(text, 'scheduler_scheduling_attempt_duration_seconds_sum', 'result'),
+  };
+}
+
+/** b - a, figure by figure. */
+export function schedulerDelta(a: SchedulerFigures, b: SchedulerFigures): SchedulerFigures {
+  const sub = (x: Record<string, number>, y: Record<string, number>) =>
+    Object.fromEntries(Object.entries(y).map(([k, v]) => [k, Math.round((v - (x[k] ?? 0)) * 1000) / 1000]));
+  return {
+    requests: sub(a.requests, b.requests),
+    limiterWaitSeconds: Math.round((b.limiterWaitSeconds - a.limiterWaitSeconds) * 1000) / 1000,
+    attempts: sub(a.attempts, b.attempts),
+    attemptSeconds: sub(a.attemptSeconds, b.attemptSeconds),
+  };
+}
 
 function metricByLabel(text: string, name: string, label: string): Record<string, number> {
   const out: Record<string, number> = {};
@@ -391,11 +454,16 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
       `${mode}: ${s.trace.nodes} nodes, ${total} low-priority pods running and a backlog; trace of ${s.trace.duration / 60} trace minutes starts`,
     );
 
+    const errors: string[] = [];
+    const sched0 = await readSchedulerFigures(cp, schedulerName, errors);
     const t0 = Date.now();
     const a0 = world.account(t0);
     const schedulerPid = cp.schedulers.get(schedulerName)?.proc.child.pid;
     const extenderPid = ext?.proc.child.pid;
+    const apiserverPid = cp.process('kube-apiserver').child.pid;
+    const etcdPid = cp.process('etcd').child.pid;
     const cpu0 = { scheduler: cpuSeconds(schedulerPid), extender: cpuSeconds(extenderPid) };
+
     // This process creates the ordinary pods and sees them bound while it also plays the nodes'
     // kubelets and agents: a busy event loop here delays both, and lowers the measured rate.
     const loop = monitorEventLoopDelay({ resolution: 10 });
@@ -424,7 +492,6 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
     // High-priority arrivals: created on time, deleted once they have run their time.
     const created = new Map<string, number>();
     const finishing = new Set<string>();
-    const errors: string[] = [];
     for (const a of ctx.trace.arrivals) {
       at(wall(a.at), () => {
         created.set(a.name, Date.now());
@@ -463,6 +530,16 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
         if (wait > 0) await sleep(wait);
         if (Date.now() - t0 >= wall(s.trace.duration)) break;
         const names = Array.from({ length: batch.pods }, (_, i) => `ordinary-${b}-${i}`);
+        const before = await readSchedulerFigures(cp, schedulerName, errors);
+        const cpuNow = () => ({
+          'kube-scheduler': cpuSeconds(schedulerPid),
+          extender: cpuSeconds(extenderPid),
+          'kube-apiserver': cpuSeconds(apiserverPid),
+          etcd: cpuSeconds(etcdPid),
+          bench: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6,
+          idle: idleSeconds(),
+        });
+        const c0 = cpuNow();
         const start = Date.now();
         await inParallel(names, 10, async (name) => {
           await api.request(
@@ -474,8 +551,18 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
         const deadline = start + BATCH_TIMEOUT_MS;
         while (Date.now() < deadline && !names.every((n) => world.bound.has(n))) await sleep(50);
         const times = names.map((n) => world.bound.get(n)).filter((x): x is number => x !== undefined);
+        const c1 = cpuNow();
+        const after = await readSchedulerFigures(cp, schedulerName, errors);
         if (times.length > 0)
-          ordinary.push({ pods: times.length, seconds: (Math.max(...times, start + 1) - start) / 1000 });
+          ordinary.push({
+            pods: times.length,
+            seconds: (Math.max(...times, start + 1) - start) / 1000,
+            // CPU seconds over the batch (to its last binding seen, and then some).
+            cpu: Object.fromEntries(
+              Object.entries(c1).map(([k, v]) => [k, Math.round((v - c0[k as keyof typeof c0]) * 100) / 100]),
+            ),
+            ...(before && after ? schedulerDelta(before, after) : {}),
+          });
         await inParallel(names, 10, async (name) => {
           await api
             .request('DELETE', `/api/v1/namespaces/${ns}/pods/${name}`, { gracePeriodSeconds: 0 })
@@ -492,6 +579,7 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
     }
     await batches;
     const end = Date.now();
+    const sched1 = await readSchedulerFigures(cp, schedulerName, errors);
     const a1 = world.account(end);
     const cpu = {
       scheduler: cpuSeconds(schedulerPid) - cpu0.scheduler,
@@ -592,6 +680,7 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
       readyToDeletionMs,
       jobPodsFinished: world.lives().filter((l) => l.completed).length,
       ordinary,
+      ...(sched0 && sched1 ? { scheduler: schedulerDelta(sched0, sched1) } : {}),
       attempts,
       completions,
       published: publisher?.published ?? 0,

@@ -8,6 +8,7 @@ import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { CliError, type Connection } from './errors.js';
+import { PooledKubeConfig } from '../cluster/pooledKubeConfig.js';
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
@@ -27,7 +28,7 @@ function loadFile(kc: KubeConfig, file: string): void {
 }
 
 function load(explicit: string | undefined, env: NodeJS.ProcessEnv, home: string): { kc: KubeConfig; source: string } {
-  const kc = new KubeConfig();
+  const kc = new PooledKubeConfig();
   if (explicit) {
     loadFile(kc, explicit);
     return { kc, source: explicit };

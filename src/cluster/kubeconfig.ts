@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { PooledKubeConfig } from './pooledKubeConfig.js';
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
@@ -14,7 +15,7 @@ export function findKubeConfig(
   explicit: string | undefined,
   env: NodeJS.ProcessEnv,
 ): { kc: KubeConfig; source: string } | undefined {
-  const kc = new KubeConfig();
+  const kc = new PooledKubeConfig();
   if (explicit) {
     kc.loadFromFile(explicit);
     return { kc, source: explicit };

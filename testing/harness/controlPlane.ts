@@ -8,8 +8,9 @@ import { promisify } from 'node:util';
 import { ApiextensionsV1Api, CoreV1Api, KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { load } from 'js-yaml';
 import { makeExtenderTls, writeAdmissionConfig, type ExtenderTls } from './extenderTls.js';
-import { ManagedProcess, freePort, waitForHttp, waitUntil } from './process.js';
+import { ManagedProcess, freePort, httpRequest, waitForHttp, waitUntil } from './process.js';
 import { repoRoot, schedulerConfig, type SchedulerConfigOptions } from './schedulerConfig.js';
+import { PooledKubeConfig } from '../../src/cluster/pooledKubeConfig.js';
 
 const run = promisify(execFile);
 const BUILD_TIMEOUT_MS = 40 * 60_000;
@@ -53,7 +54,7 @@ export class ControlPlane {
     /** The extender's CA and certificates; the API server presents extenderTls.apiserver to the webhook. */
     readonly extenderTls: ExtenderTls,
   ) {
-    this.kc = new KubeConfig();
+    this.kc = new PooledKubeConfig();
     this.kc.loadFromFile(this.kubeconfig('admin'));
   }
 
@@ -227,6 +228,9 @@ export class ControlPlane {
       '--bind-address=127.0.0.1',
       `--secure-port=${port}`,
       '--leader-elect=false',
+      // Its /metrics without credentials, on loopback (benchmarks read its client's rate limiter
+      // and scheduling attempts from it).
+      '--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics',
       // Diagnosis: HIATUS_SCHEDULER_V=5 logs the scheduling queue's moves and the events behind them.
       ...(process.env.HIATUS_SCHEDULER_V ? [`--v=${process.env.HIATUS_SCHEDULER_V}`] : []),
     ]);
@@ -234,6 +238,15 @@ export class ControlPlane {
     const instance = { schedulerName: spec.schedulerName, proc, port };
     this.schedulers.set(spec.schedulerName, instance);
     return instance;
+  }
+
+  /** One kube-scheduler instance's /metrics (Prometheus text). */
+  async schedulerMetrics(schedulerName: string): Promise<string> {
+    const s = this.schedulers.get(schedulerName);
+    if (!s) throw new Error(`no scheduler ${schedulerName}`);
+    const r = await httpRequest(`https://127.0.0.1:${s.port}/metrics`, { insecure: true });
+    if (r.status !== 200) throw new Error(`kube-scheduler ${schedulerName} /metrics: HTTP ${r.status}`);
+    return r.text;
   }
 
   /** Stops one kube-scheduler instance; the others and the control plane keep running. */
