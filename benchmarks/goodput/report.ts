@@ -37,6 +37,14 @@ export function coveredMs(intervals: readonly (readonly [number, number])[], fro
 }
 
 /** Ordinary pods over all batches: pods bound per second of batch time. */
+/** CPU seconds per ordinary batch, mean over the batches that have them, by process (and idle). */
+export function batchCpu(r: ModeResult): Record<string, number> {
+  const withCpu = r.ordinary.filter((b) => b.cpu !== undefined);
+  const sum: Record<string, number> = {};
+  for (const b of withCpu) for (const [k, v] of Object.entries(b.cpu!)) sum[k] = (sum[k] ?? 0) + v;
+  return Object.fromEntries(Object.entries(sum).map(([k, v]) => [k, v / withCpu.length]));
+}
+
 export const ordinaryRate = (r: ModeResult) =>
   r.ordinary.reduce((n, b) => n + b.pods, 0) / r.ordinary.reduce((n, b) => n + b.seconds, 0);
 const hours = (units: number) => units / 3600;
@@ -195,6 +203,20 @@ export function table(results: ModeResult[]): string {
     [
       "the benchmark process's event-loop delay, mean / p99",
       (_, r) => `${f1(r.loopDelayMs.mean)} ms / ${f1(r.loopDelayMs.p99)} ms`,
+    ],
+    [
+      'per ordinary batch, CPU s: kube-apiserver / etcd / kube-scheduler / extender / this process; machine idle',
+      (_, r) => {
+        const c = batchCpu(r);
+        if (Object.keys(c).length === 0) return '-';
+        const v = (k: string) => (c[k] === undefined ? '-' : f2(c[k]));
+        return `${v('kube-apiserver')} / ${v('etcd')} / ${v('kube-scheduler')} / ${r.mode === 'default' ? '-' : v('extender')} / ${v('bench')}; ${v('idle')}`;
+      },
+    ],
+    [
+      "kube-scheduler: attempts unschedulable; its client's rate-limiter wait",
+      (_, r) =>
+        r.scheduler ? `${r.scheduler.attempts.unschedulable ?? 0}; ${f2(r.scheduler.limiterWaitSeconds)} s` : '-',
     ],
     [
       'CPU seconds: kube-scheduler / extender',

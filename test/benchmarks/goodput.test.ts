@@ -1,7 +1,7 @@
 // bench:goodput's pure parts: the seeded trace and its calibration, the table and the plot.
 import { describe, expect, it } from '@jest/globals';
 import type { ModeResult } from '../../benchmarks/goodput/mode.js';
-import { coveredMs, figures, plot, quantile, table } from '../../benchmarks/goodput/report.js';
+import { batchCpu, coveredMs, figures, plot, quantile, table } from '../../benchmarks/goodput/report.js';
 import { parseSettings } from '../../benchmarks/goodput/settings.js';
 import { checkpointSeconds, makeTrace, restoreSeconds } from '../../benchmarks/goodput/trace.js';
 import { evictedFor, heldInCheckpoints } from '../../benchmarks/goodput/world.js';
@@ -130,6 +130,20 @@ describe('the figures', () => {
     expect(coveredMs([[0, 500]], 200, 1_000)).toBe(300);
     expect(coveredMs([[1_200, 1_500]], 0, 1_000)).toBe(0);
     expect(coveredMs([], 0, 1_000)).toBe(0);
+  });
+
+  it("averages each process's CPU over the ordinary batches that measured it", () => {
+    const r = result('required', 360, [1, 2, 3]);
+    expect(batchCpu(r)).toEqual({});
+    r.ordinary[0]!.cpu = { 'kube-apiserver': 0.8, bench: 0.2, idle: 0 };
+    r.ordinary[2]!.cpu = { 'kube-apiserver': 1.0, bench: 0.4, idle: 0.1 };
+    const c = batchCpu(r);
+    expect(c['kube-apiserver']).toBeCloseTo(0.9);
+    expect(c.bench).toBeCloseTo(0.3);
+    expect(c.idle).toBeCloseTo(0.05);
+    expect(table([result('default', 7200, [1]), r])).toMatch(
+      /per ordinary batch, CPU s: .* \| - \| 0\.90 \/ - \/ - \/ - \/ 0\.30; 0\.05 \|/,
+    );
   });
 
   it('takes nearest-rank quantiles', () => {
