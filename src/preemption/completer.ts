@@ -14,6 +14,7 @@ import type { CandidatePlan } from '../scheduling/candidates.js';
 import type { ResourcePolicy } from '../scheduling/resources.js';
 import type { CheckpointPolicy } from '../scheduling/victimPolicy.js';
 import {
+  contendedNodes,
   nextCompletionStep,
   preemptorStillPending,
   type CompletionSnapshot,
@@ -79,6 +80,11 @@ export class PreemptionCompleter {
   committedNode(preemptorUid: string): string | undefined {
     const intent = this.intents.get(preemptorUid);
     return intent?.candidates[intent.index]?.node;
+  }
+
+  /** The nodes other preemptions this replica completes are committed to, for a preemptor of this priority. */
+  contendedNodes(preemptorUid: string, priority: number): Set<string> {
+    return contendedNodes(this.intents.values(), preemptorUid, priority);
   }
 
   /**

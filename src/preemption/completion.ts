@@ -81,3 +81,26 @@ export function nextCompletionStep(intent: PreemptionIntent, snap: CompletionSna
   }
   return { kind: 'abandon', why: 'no candidate left whose victims may go' };
 }
+
+/**
+ * The nodes other preemptions in progress are committed to, which a preemptor of this priority
+ * would contend for: those of preemptors of at least its priority. kube-scheduler counts a
+ * nominated pod of at least a pod's priority on its node (RunFilterPluginsWithNominatedPods in
+ * framework/runtime/framework.go, addGENominatedPods), so two preemptors nominated to one node
+ * each need the other's room: each one's next candidate there grows by the other's victims, and
+ * each waits for the slowest dump of both sets. A lower-priority preemption in progress is not
+ * counted by kube-scheduler for this one, and yields to it.
+ */
+export function contendedNodes(
+  inProgress: Iterable<Pick<PreemptionIntent, 'preemptor' | 'priority' | 'candidates' | 'index'>>,
+  preemptorUid: string,
+  priority: number,
+): Set<string> {
+  const nodes = new Set<string>();
+  for (const intent of inProgress) {
+    if (intent.preemptor.uid === preemptorUid || intent.priority < priority) continue;
+    const node = intent.candidates[intent.index]?.node;
+    if (node !== undefined) nodes.add(node);
+  }
+  return nodes;
+}

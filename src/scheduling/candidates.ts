@@ -187,6 +187,18 @@ export function planPreemption(inputs: readonly CandidateInput[], snapshot: Pree
 }
 
 /**
+ * The ranking with the candidates on contended nodes (another preemption in progress is committed
+ * there, see contendedNodes in preemption/completion.ts) after the others, each part in rank
+ * order. A contended candidate ranks well precisely because the other preemption's checkpoints
+ * are running or done there (shared, so cheap), yet taking it makes both preemptors wait for
+ * both victim sets; it stays a fallback when no other candidate is offered.
+ */
+export function avoidContended(ranked: readonly CandidatePlan[], contended: ReadonlySet<string>): CandidatePlan[] {
+  if (contended.size === 0) return [...ranked];
+  return [...ranked.filter((c) => !contended.has(c.node)), ...ranked.filter((c) => contended.has(c.node))];
+}
+
+/**
  * The ranking with the candidate on `node` first, when it is still among them. kube-scheduler
  * commits to the candidate it picks (its executor evicts at once) and never weighs the choice
  * again; hiatus, whose checkpoints for that candidate are running or done, keeps to it too while

@@ -8,7 +8,13 @@ import type { Logger } from '../log.js';
 import type { Metrics, RequestPath } from '../metrics/metrics.js';
 import { preemptorStillPending } from '../preemption/completion.js';
 import type { PreemptionCompleter } from '../preemption/completer.js';
-import { keepCommitted, planPreemption, type CandidateInput, type CandidatePlan } from '../scheduling/candidates.js';
+import {
+  avoidContended,
+  keepCommitted,
+  planPreemption,
+  type CandidateInput,
+  type CandidatePlan,
+} from '../scheduling/candidates.js';
 import type { CheckpointCostModel } from '../scheduling/cost.js';
 import type { ResourcePolicy } from '../scheduling/resources.js';
 import type { CheckpointPolicy } from '../scheduling/victimPolicy.js';
@@ -183,8 +189,13 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
         ),
       });
     }
-    // A preemption this replica is already completing keeps its candidate while it is offered.
-    const ranked = keepCommitted(plan.ranked, completer?.committedNode(preemptor.uid));
+    // Nodes another preemption in progress is committed to come last; a preemption this replica
+    // is already completing keeps its candidate while it is offered.
+    const contended =
+      completer && preemptorPriority !== undefined
+        ? completer.contendedNodes(preemptor.uid, preemptorPriority)
+        : new Set<string>();
+    const ranked = keepCommitted(avoidContended(plan.ranked, contended), completer?.committedNode(preemptor.uid));
     // A preemption this replica is already completing does not hold the cycle again.
     const waitMs = completer?.has(preemptor.uid) ? 0 : Math.min(deps.waitMs ?? deps.budgetMs, deps.budgetMs);
     const background = async (from: number, node: string, victims: number): Promise<VerbAnswer> => {

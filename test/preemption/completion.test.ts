@@ -5,7 +5,12 @@ import type { LivePod, PodRef, PreemptionWriter } from '../../src/cluster/podWri
 import { SnapshotView } from '../../testing/snapshotView.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import type { PreemptionCompleter } from '../../src/preemption/completer.js';
-import { nextCompletionStep, type CompletionSnapshot, type PreemptionIntent } from '../../src/preemption/completion.js';
+import {
+  contendedNodes,
+  nextCompletionStep,
+  type CompletionSnapshot,
+  type PreemptionIntent,
+} from '../../src/preemption/completion.js';
 import type { CheckpointState } from '../../src/scheduling/candidates.js';
 import type { Pod } from '../../src/api/kubernetes.js';
 import { KubeletSimulator, simPodFromV1Pod } from '../../testing/kubelet/kubelet.js';
@@ -224,5 +229,27 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
     expect(r.writer.calls).toEqual(['nominate urgent n1']);
     confirmable = true;
     await until(() => r.writer.calls.some((c) => c.startsWith('evict')));
+  });
+});
+
+describe('contendedNodes', () => {
+  const other = (uid: string, priority: number, nodes: string[], index = 0) => ({
+    preemptor: { namespace: 'default', name: uid, uid },
+    priority,
+    candidates: nodes.map((n) => ({ node: n, victims: [`v-${n}`], numPDBViolations: 0 })),
+    index,
+  });
+
+  it("names the node each other preemption of at least this priority works on, never this preemptor's own", () => {
+    const inProgress = [
+      other('uid-urgent', 1000, ['n0']),
+      other('same', 1000, ['n1', 'n2']),
+      other('higher', 2000, ['n3', 'n4'], 1),
+      other('lower', 999, ['n5']),
+      other('spent', 1000, ['n6'], 1),
+    ];
+    expect([...contendedNodes(inProgress, 'uid-urgent', 1000)].sort()).toEqual(['n1', 'n4']);
+    expect([...contendedNodes(inProgress, 'uid-urgent', 500)].sort()).toEqual(['n1', 'n4', 'n5']);
+    expect(contendedNodes([], 'uid-urgent', 1000).size).toBe(0);
   });
 });

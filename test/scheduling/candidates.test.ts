@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { podFacts, type PodFacts } from '../../src/cluster/facts.js';
 import {
+  avoidContended,
   keepCommitted,
   planPreemption,
   type CheckpointState,
@@ -135,5 +136,39 @@ describe('keepCommitted', () => {
     expect(keepCommitted(ranked, undefined).map((c) => c.node)).toEqual(['n2', 'n1']);
     expect(keepCommitted(ranked, 'n9').map((c) => c.node)).toEqual(['n2', 'n1']);
     expect(keepCommitted(ranked, 'n2').map((c) => c.node)).toEqual(['n2', 'n1']);
+  });
+});
+
+describe('avoidContended', () => {
+  const pods = [
+    pod('a1', 'n1', { priority: 10 }),
+    pod('b', 'n2', { priority: 10 }),
+    pod('c1', 'n3', { priority: 10 }),
+    pod('c2', 'n3', { priority: 10 }),
+  ];
+  const ranked = planPreemption(
+    [
+      { node: 'n1', victims: ['uid-a1'], numPDBViolations: 0 },
+      { node: 'n2', victims: ['uid-b'], numPDBViolations: 0 },
+      { node: 'n3', victims: ['uid-c1', 'uid-c2'], numPDBViolations: 0 },
+    ],
+    snapshot(pods),
+  ).ranked;
+  const nodes = (r: readonly { node: string }[]) => r.map((c) => c.node);
+
+  it('puts the nodes another preemption is committed to after the others, each part in rank order', () => {
+    expect(nodes(ranked)).toEqual(['n1', 'n2', 'n3']);
+    expect(nodes(avoidContended(ranked, new Set(['n1'])))).toEqual(['n2', 'n3', 'n1']);
+    expect(nodes(avoidContended(ranked, new Set(['n2', 'n1'])))).toEqual(['n3', 'n1', 'n2']);
+  });
+
+  it('keeps a contended candidate as the fallback, and the ranking when nothing is contended', () => {
+    expect(nodes(avoidContended(ranked, new Set(['n1', 'n2', 'n3'])))).toEqual(['n1', 'n2', 'n3']);
+    expect(nodes(avoidContended(ranked, new Set()))).toEqual(['n1', 'n2', 'n3']);
+    expect(nodes(avoidContended(ranked, new Set(['n9'])))).toEqual(['n1', 'n2', 'n3']);
+  });
+
+  it("still lets the preemptor's own committed candidate come first (keepCommitted after it)", () => {
+    expect(nodes(keepCommitted(avoidContended(ranked, new Set(['n1'])), 'n1'))).toEqual(['n1', 'n2', 'n3']);
   });
 });
