@@ -199,6 +199,9 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
     // A preemption this replica is already completing does not hold the cycle again.
     const waitMs = completer?.has(preemptor.uid) ? 0 : Math.min(deps.waitMs ?? deps.budgetMs, deps.budgetMs);
     const background = async (from: number, node: string, victims: number): Promise<VerbAnswer> => {
+      // kube-scheduler retries a waiting preemptor on every assigned pod's deletion in the cluster
+      // (tens of calls a second while a batch of pods goes): logged at info once per node.
+      const before = completer?.committedNode(preemptor.uid);
       if (completer && preemptorPriority !== undefined) {
         await completer.track({
           preemptor,
@@ -207,11 +210,9 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
           index: 0,
         });
       }
-      log.info('checkpoints still running: hiatus completes the preemption when they are recorded', {
-        preemptor: who,
-        node,
-        victims,
-      });
+      const msg = 'checkpoints still running: hiatus completes the preemption when they are recorded';
+      if (before === node) log.debug(msg, { preemptor: who, node, victims });
+      else log.info(msg, { preemptor: who, node, victims });
       return finish(started, 'pending', { NodeNameToMetaVictims: {} }, 'restore');
     };
     for (const [i, candidate] of ranked.entries()) {
