@@ -49,6 +49,11 @@ export type CompletionStep =
 export interface CompletionSnapshot extends PreemptionSnapshot {
   /** The preemptor as cached: undefined when it is gone. */
   preemptor: PodFacts | undefined;
+  /**
+   * Nodes other preemptions in progress are committed to (contendedNodes): when this one moves
+   * on from its candidate, it takes the next candidate elsewhere first, as preempt ranks them.
+   */
+  contended?: ReadonlySet<string>;
 }
 
 /** Whether the preemptor still waits for a node: the same pod, unbound, not being deleted. */
@@ -59,11 +64,26 @@ export function preemptorStillPending(intent: PreemptionIntent, pod: PodFacts | 
   return undefined;
 }
 
+/**
+ * The candidates to consider, by index: the one being worked on, then the later ones on nodes no
+ * other preemption in progress is committed to, then the later contended ones (the candidate
+ * list is from the preempt call that started the intent; another preemption may have committed
+ * to one of its nodes since, and moving there would make both wait for both victim sets).
+ */
+export function candidateOrder(intent: PreemptionIntent, contended: ReadonlySet<string> | undefined): number[] {
+  const later: number[] = [];
+  for (let i = intent.index + 1; i < intent.candidates.length; i++) later.push(i);
+  const busy = (i: number) => contended?.has(intent.candidates[i]!.node) ?? false;
+  return [intent.index, ...later.filter((i) => !busy(i)), ...later.filter(busy)].filter(
+    (i) => i < intent.candidates.length,
+  );
+}
+
 export function nextCompletionStep(intent: PreemptionIntent, snap: CompletionSnapshot): CompletionStep {
   const gone = preemptorStillPending(intent, snap.preemptor);
   if (gone) return { kind: 'abandon', why: gone };
   if (snap.now > intent.expiresAt) return { kind: 'abandon', why: 'checkpoints did not complete in time' };
-  for (let index = intent.index; index < intent.candidates.length; index++) {
+  for (const index of candidateOrder(intent, snap.contended)) {
     const input = intent.candidates[index]!;
     // A victim no longer cached was deleted (by kube-scheduler, by a replica, or by its owner).
     const present = input.victims.filter((uid) => snap.victim(uid) !== undefined);

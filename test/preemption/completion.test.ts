@@ -6,6 +6,7 @@ import { SnapshotView } from '../../testing/snapshotView.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import type { PreemptionCompleter } from '../../src/preemption/completer.js';
 import {
+  candidateOrder,
   contendedNodes,
   nextCompletionStep,
   type CompletionSnapshot,
@@ -78,6 +79,29 @@ describe('the next step of a preemption hiatus completes (pure)', () => {
     const step = nextCompletionStep(two, snapshot([a, b], { 'uid-a': 'failed' }));
     expect(step.kind).toBe('checkpoint');
     expect(step.kind === 'checkpoint' && [step.index, step.candidate.node]).toEqual([1, 'n2']);
+  });
+
+  it('moves on to a candidate no other preemption in progress is committed to first, a contended one last', () => {
+    const c = victim('c', 'n3', { policy: 'Required' });
+    const three = intent({ n1: ['uid-a'], n2: ['uid-b'], n3: ['uid-c'] });
+    const failed = { 'uid-a': 'failed' } as const;
+    const moved = (contended: string[]) => {
+      const step = nextCompletionStep(three, { ...snapshot([a, b, c], failed), contended: new Set(contended) });
+      return step.kind === 'checkpoint' ? step.candidate.node : step.kind;
+    };
+    expect(moved([])).toBe('n2');
+    expect(moved(['n2'])).toBe('n3');
+    expect(moved(['n2', 'n3'])).toBe('n2');
+    // The candidate being worked on stays, contended or not.
+    const step = nextCompletionStep(three, { ...snapshot([a, b, c]), contended: new Set(['n1']) });
+    expect(step.kind === 'checkpoint' && step.candidate.node).toBe('n1');
+  });
+
+  it('orders the candidates: the current one, the later uncontended, the later contended; none past the end', () => {
+    const four = intent({ n1: [], n2: [], n3: [], n4: [] }, 1);
+    expect(candidateOrder(four, new Set(['n3']))).toEqual([1, 3, 2]);
+    expect(candidateOrder(four, undefined)).toEqual([1, 2, 3]);
+    expect(candidateOrder({ ...four, index: 4 }, new Set())).toEqual([]);
   });
 
   it('lets a BestEffort victim go when its checkpoint failed', () => {
