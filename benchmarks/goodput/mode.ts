@@ -463,6 +463,18 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
     const apiserverPid = cp.process('kube-apiserver').child.pid;
     const etcdPid = cp.process('etcd').child.pid;
     const cpu0 = { scheduler: cpuSeconds(schedulerPid), extender: cpuSeconds(extenderPid) };
+    // Each process's CPU seconds and the machine's idle ones, read around every ordinary batch.
+    const cpuNow = () => {
+      const own = process.cpuUsage();
+      return {
+        'kube-scheduler': cpuSeconds(schedulerPid),
+        extender: cpuSeconds(extenderPid),
+        'kube-apiserver': cpuSeconds(apiserverPid),
+        etcd: cpuSeconds(etcdPid),
+        bench: (own.user + own.system) / 1e6,
+        idle: idleSeconds(),
+      };
+    };
 
     // This process creates the ordinary pods and sees them bound while it also plays the nodes'
     // kubelets and agents: a busy event loop here delays both, and lowers the measured rate.
@@ -531,14 +543,6 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
         if (Date.now() - t0 >= wall(s.trace.duration)) break;
         const names = Array.from({ length: batch.pods }, (_, i) => `ordinary-${b}-${i}`);
         const before = await readSchedulerFigures(cp, schedulerName, errors);
-        const cpuNow = () => ({
-          'kube-scheduler': cpuSeconds(schedulerPid),
-          extender: cpuSeconds(extenderPid),
-          'kube-apiserver': cpuSeconds(apiserverPid),
-          etcd: cpuSeconds(etcdPid),
-          bench: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6,
-          idle: idleSeconds(),
-        });
         const c0 = cpuNow();
         const start = Date.now();
         await inParallel(names, 10, async (name) => {

@@ -36,7 +36,6 @@ export function coveredMs(intervals: readonly (readonly [number, number])[], fro
   return total;
 }
 
-/** Ordinary pods over all batches: pods bound per second of batch time. */
 /** CPU seconds per ordinary batch, mean over the batches that have them, by process (and idle). */
 export function batchCpu(r: ModeResult): Record<string, number> {
   const withCpu = r.ordinary.filter((b) => b.cpu !== undefined);
@@ -45,6 +44,7 @@ export function batchCpu(r: ModeResult): Record<string, number> {
   return Object.fromEntries(Object.entries(sum).map(([k, v]) => [k, v / withCpu.length]));
 }
 
+/** Ordinary pods over all batches: pods bound per second of batch time. */
 export const ordinaryRate = (r: ModeResult) =>
   r.ordinary.reduce((n, b) => n + b.pods, 0) / r.ordinary.reduce((n, b) => n + b.seconds, 0);
 const hours = (units: number) => units / 3600;

@@ -220,7 +220,7 @@ export class PreemptionCompleter {
       defaultPolicy: this.o.defaultPolicy,
       now: this.now(),
       preemptorPriority: intent.priority,
-      contended: contendedNodes(this.intents.values(), intent.preemptor.uid, intent.priority),
+      contended: this.contendedNodes(intent.preemptor.uid, intent.priority),
       // A GPU victim is judged by its node's GPU capability, as preempt judged it.
       node: (name) => view.node(name),
       ...(this.o.resources ? { resources: this.o.resources } : {}),

@@ -71,12 +71,11 @@ export function preemptorStillPending(intent: PreemptionIntent, pod: PodFacts | 
  * to one of its nodes since, and moving there would make both wait for both victim sets).
  */
 export function candidateOrder(intent: PreemptionIntent, contended: ReadonlySet<string> | undefined): number[] {
+  if (intent.index >= intent.candidates.length) return [];
   const later: number[] = [];
   for (let i = intent.index + 1; i < intent.candidates.length; i++) later.push(i);
   const busy = (i: number) => contended?.has(intent.candidates[i]!.node) ?? false;
-  return [intent.index, ...later.filter((i) => !busy(i)), ...later.filter(busy)].filter(
-    (i) => i < intent.candidates.length,
-  );
+  return [intent.index, ...later.filter((i) => !busy(i)), ...later.filter(busy)];
 }
 
 export function nextCompletionStep(intent: PreemptionIntent, snap: CompletionSnapshot): CompletionStep {
