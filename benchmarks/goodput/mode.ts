@@ -37,6 +37,15 @@ import { inParallel, type Api } from '../scheduler/api.js';
 import { SimulatedPublisher } from './publisher.js';
 import { coveredMs } from './report.js';
 import type { ModeName, Settings } from './settings.js';
+import {
+  apiserverDelta,
+  apiserverFigures,
+  metricByLabel,
+  schedulerDelta,
+  schedulerFigures,
+  type ApiserverFigures,
+  type SchedulerFigures,
+} from './metrics.js';
 import { checkpointSeconds, type Arrival, type OrdinaryBatch, type Workload } from './trace.js';
 import { ANNOTATION_WORK, ROLE, World, type Account } from './world.js';
 
@@ -94,17 +103,6 @@ export interface CheckpointTimes {
   evictedFor?: string;
 }
 
-/** What kube-scheduler's own metrics moved by over an interval. */
-export interface SchedulerFigures {
-  /** Its API clients' requests by method (rest_client_requests_total). */
-  requests: Record<string, number>;
-  /** Time its requests waited in the client's rate limiter (qps/burst), summed, s. */
-  limiterWaitSeconds: number;
-  /** Scheduling attempts by result (scheduler_schedule_attempts_total). */
-  attempts: Record<string, number>;
-  /** Time in scheduling attempts by result, summed, s (scheduler_scheduling_attempt_duration_seconds). */
-  attemptSeconds: Record<string, number>;
-}
 
 export interface ModeResult {
   mode: ModeName;
@@ -126,7 +124,12 @@ export interface ModeResult {
    * Ordinary pods per batch and the batch's time from its first create to its last binding, s;
    * and what kube-scheduler's metrics moved by over the batch (undefined: not read).
    */
-  ordinary: ({ pods: number; seconds: number; cpu?: Record<string, number> } & Partial<SchedulerFigures>)[];
+  ordinary: ({
+    pods: number;
+    seconds: number;
+    cpu?: Record<string, number>;
+    apiserver?: ApiserverFigures;
+  } & Partial<SchedulerFigures>)[];
   /** kube-scheduler's metrics over the trace (undefined: not read). */
   scheduler?: SchedulerFigures;
   /** Work lost by evicted pods while they ran on after their checkpoint (part of account.lost). */
@@ -166,8 +169,6 @@ export interface ModeContext {
   /** The kubelet simulators' shared serving certificate. */
   simTls: { cert: string; key: string };
   progress: (line: string) => void;
-  /** Whether the restore webhook's configuration is registered (once, for both hiatus modes). */
-  webhookRegistered: boolean;
 }
 
 /** CPU seconds a process has used (utime + stime, /proc/<pid>/stat), 0 when it cannot be read. */
@@ -208,36 +209,14 @@ function readSchedulerFigures(
     });
 }
 
-function schedulerFigures(text: string): SchedulerFigures {
-  const total = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
-  return {
-    requests: metricByLabel(text, 'rest_client_requests_total', 'method'),
-    limiterWaitSeconds: total(metricByLabel(text, 'rest_client_rate_limiter_duration_seconds_sum', 'verb')),
-    attempts: metricByLabel(text, 'scheduler_schedule_attempts_total', 'result'),
-    attemptSeconds: metricByLabel(text, 'scheduler_scheduling_attempt_duration_seconds_sum', 'result'),
-  };
-}
-
-/** b - a, figure by figure. */
-export function schedulerDelta(a: SchedulerFigures, b: SchedulerFigures): SchedulerFigures {
-  const sub = (x: Record<string, number>, y: Record<string, number>) =>
-    Object.fromEntries(Object.entries(y).map(([k, v]) => [k, Math.round((v - (x[k] ?? 0)) * 1000) / 1000]));
-  return {
-    requests: sub(a.requests, b.requests),
-    limiterWaitSeconds: Math.round((b.limiterWaitSeconds - a.limiterWaitSeconds) * 1000) / 1000,
-    attempts: sub(a.attempts, b.attempts),
-    attemptSeconds: sub(a.attemptSeconds, b.attemptSeconds),
-  };
-}
-
-function metricByLabel(text: string, name: string, label: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`)) continue;
-    const m = new RegExp(`${label}="([^"]*)"`).exec(line);
-    if (m) out[m[1]!] = (out[m[1]!] ?? 0) + Number(line.split(' ').pop());
-  }
-  return out;
+function readApiserverFigures(api: Api, errors: string[]): Promise<ApiserverFigures | undefined> {
+  return api
+    .text('/metrics')
+    .then(apiserverFigures)
+    .catch((e: unknown) => {
+      errors.push(`kube-apiserver metrics: ${(e as Error).message}`);
+      return undefined;
+    });
 }
 
 async function ensurePriorityClasses(cp: ControlPlane, mode: ModeName): Promise<string> {
@@ -385,6 +364,7 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
         schedulerHttpTimeout: shippedHttpTimeout('second-scheduler'),
         tls,
         build: false,
+        ...(s.profile ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${path.resolve(s.profile, mode)}`] } : {}),
         extraArgs: [
           ...webhookArgs(tls),
           '--restore-scheduler-names',
@@ -406,15 +386,10 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
         ],
       });
       await waitWebhookServing(tls);
-      if (!ctx.webhookRegistered) {
-        await registerWebhook(
-          cp.kc,
-          restoreWebhookConfiguration(webhookUrl(tls), tls.ca, [
-            { key: WEBHOOK_LABEL, operator: 'In', values: ['on'] },
-          ]),
-        );
-        ctx.webhookRegistered = true;
-      }
+      await registerWebhook(
+        cp.kc,
+        restoreWebhookConfiguration(webhookUrl(tls), tls.ca, [{ key: WEBHOOK_LABEL, operator: 'In', values: ['on'] }]),
+      );
       const probe = simplePod('webhook-probe', ns, { schedulerName, role: 'ordinary', cpu: '1m', memory: '1Mi' });
       probe.metadata!.labels = { [WEBHOOK_LABEL]: 'on' };
       const e = ext;
@@ -543,6 +518,7 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
         if (Date.now() - t0 >= wall(s.trace.duration)) break;
         const names = Array.from({ length: batch.pods }, (_, i) => `ordinary-${b}-${i}`);
         const before = await readSchedulerFigures(cp, schedulerName, errors);
+        const apiBefore = s.apiserverMetrics ? await readApiserverFigures(api, errors) : undefined;
         const c0 = cpuNow();
         const start = Date.now();
         await inParallel(names, 10, async (name) => {
@@ -557,6 +533,7 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
         const times = names.map((n) => world.bound.get(n)).filter((x): x is number => x !== undefined);
         const c1 = cpuNow();
         const after = await readSchedulerFigures(cp, schedulerName, errors);
+        const apiAfter = s.apiserverMetrics ? await readApiserverFigures(api, errors) : undefined;
         if (times.length > 0)
           ordinary.push({
             pods: times.length,
@@ -566,6 +543,7 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
               Object.entries(c1).map(([k, v]) => [k, Math.round((v - c0[k as keyof typeof c0]) * 100) / 100]),
             ),
             ...(before && after ? schedulerDelta(before, after) : {}),
+            ...(apiBefore && apiAfter ? { apiserver: apiserverDelta(apiBefore, apiAfter) } : {}),
           });
         await inParallel(names, 10, async (name) => {
           await api

@@ -64,32 +64,29 @@ async function main(): Promise<void> {
   const loadBefore = load();
   progress(header);
   progress(`load average ${loadBefore} (${os.cpus().length} CPUs)`);
-  const cp = await ControlPlane.start();
-  const api = new Api(cp.apiserverUrl, cp.adminTls());
   const tlsDir = mkdtempSync(path.join(os.tmpdir(), 'goodput-sim-tls-'));
+  const simTls = await generateSelfSignedCert([], tlsDir);
   const results: ModeResult[] = [];
   let failed = false;
   try {
-    await cp.applyCrd();
-    // Established is not served yet: the first lists answer 429 while its storage initializes.
-    await waitUntil('Checkpoints listed', () =>
-      api.request('GET', '/apis/hiatus.dev/v1alpha1/checkpoints').then(
-        () => true,
-        () => false,
-      ),
-    );
-    const ctx: ModeContext = {
-      cp,
-      api,
-      s,
-      trace,
-      simTls: await generateSelfSignedCert([], tlsDir),
-      progress,
-      webhookRegistered: false,
-    };
+    // Each mode on a control plane of its own, started fresh: on a shared one, a later mode's
+    // kube-apiserver carried the earlier modes' heap, and each of its garbage collections cost
+    // it about twice the CPU (docs/performance.md), so the modes did not start equal.
     for (const mode of s.modes) {
-      progress(`mode ${mode}: starting`);
+      progress(`mode ${mode}: starting a control plane`);
+      const cp = await ControlPlane.start();
+      const api = new Api(cp.apiserverUrl, cp.adminTls());
+      let modeFailed = false;
       try {
+        await cp.applyCrd();
+        // Established is not served yet: the first lists answer 429 while its storage initializes.
+        await waitUntil('Checkpoints listed', () =>
+          api.request('GET', '/apis/hiatus.dev/v1alpha1/checkpoints').then(
+            () => true,
+            () => false,
+          ),
+        );
+        const ctx: ModeContext = { cp, api, s, trace, simTls, progress };
         const r = await runMode(ctx, mode);
         results.push(r);
         progress(
@@ -97,15 +94,16 @@ async function main(): Promise<void> {
         );
         for (const e of r.errors) progress(`  ${mode}: ${e}`);
       } catch (e) {
-        failed = true;
+        failed = modeFailed = true;
         progress(`mode ${mode} failed: ${(e as Error).stack ?? String(e)}\n${cp.tails(20)}`);
+      } finally {
+        api.close();
+        await cp.stop({ keep: s.keep || modeFailed });
+        if (s.keep || modeFailed) progress(`mode ${mode}: control plane logs kept in ${cp.dir}`);
       }
     }
   } finally {
-    api.close();
     rmSync(tlsDir, { recursive: true, force: true });
-    await cp.stop({ keep: s.keep || failed });
-    if (s.keep || failed) progress(`control plane logs kept in ${cp.dir}`);
   }
   if (results.length === 0) process.exit(1);
   const loadAfter = load();

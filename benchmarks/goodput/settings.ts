@@ -17,6 +17,14 @@ export interface Settings {
   /** Where the table, the figures (JSON) and the plot go. */
   out: string;
   keep: boolean;
+  /** Write the extender's CPU profile (node --cpu-prof) per mode under this folder. */
+  profile?: string;
+  /**
+   * Read kube-apiserver's /metrics around every ordinary batch (requests, watch events, garbage
+   * collection). A diagnosis, off by default: each read costs kube-apiserver tens of ms of CPU
+   * and allocates enough to bring its next garbage collection forward, into the batch.
+   */
+  apiserverMetrics: boolean;
 }
 
 export const USAGE = `usage: npm run bench:goodput -- [options]
@@ -33,7 +41,10 @@ export const USAGE = `usage: npm run bench:goodput -- [options]
   --modes default,required,besteffort
   --preempt-wait 1s        the extender's --preempt-wait (default: as shipped)
   --out benchmarks/goodput/out
-  --keep                   keep the control plane's directory (logs)`;
+  --keep                   keep the control plane's directory (logs)
+  --profile DIR            write the extender's CPU profile (node --cpu-prof) under DIR/<mode>
+  --apiserver-metrics      read kube-apiserver's /metrics around every ordinary batch (a diagnosis:
+                           the reads themselves cost kube-apiserver CPU)`;
 
 function num(v: string | undefined, name: string, fallback: number, ok: (n: number) => boolean): number {
   if (v === undefined) return fallback;
@@ -60,6 +71,8 @@ export function parseSettings(argv: string[]): Settings {
       'preempt-wait': { type: 'string' },
       out: { type: 'string' },
       keep: { type: 'boolean' },
+      profile: { type: 'string' },
+      'apiserver-metrics': { type: 'boolean' },
     },
   });
   const positive = (n: number) => n > 0;
@@ -86,5 +99,7 @@ export function parseSettings(argv: string[]): Settings {
     ...(values['preempt-wait'] !== undefined ? { preemptWait: values['preempt-wait'] } : {}),
     out: values.out ?? 'benchmarks/goodput/out',
     keep: values.keep ?? false,
+    ...(values.profile !== undefined ? { profile: values.profile } : {}),
+    apiserverMetrics: values['apiserver-metrics'] ?? false,
   };
 }

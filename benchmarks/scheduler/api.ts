@@ -75,6 +75,24 @@ export class Api {
     });
   }
 
+  /** GET path as text (e.g. /metrics, which is not JSON). */
+  text(path: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const req = https.request(`${this.server}${path}`, { method: 'GET', agent: this.agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          if ((res.statusCode ?? 0) >= 300) reject(new ApiError('GET', path, res.statusCode ?? 0, text));
+          else resolve(text);
+        });
+        res.on('error', reject);
+      });
+      req.on('error', (e) => reject(new Error(`GET ${path}: ${e.message}`)));
+      req.end();
+    });
+  }
+
   /** Opens a watch; resolves once the API server has accepted it, so no later event is missed. */
   watch(path: string, onEvent: (e: WatchEvent) => void, onEnd: (err?: Error) => void): Promise<WatchHandle> {
     const sep = path.includes('?') ? '&' : '?';
