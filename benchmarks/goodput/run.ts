@@ -50,7 +50,7 @@ function describe(s: Settings, trace: ReturnType<typeof makeTrace>): string {
   return (
     `seed ${s.trace.seed}: ${s.trace.nodes} nodes of ${s.trace.nodeCpu} CPUs; ${kinds.join(', ')}; ` +
     `${trace.arrivals.length} high-priority arrivals (${bursts} in ${s.trace.bursts} bursts, the rest Poisson at ${s.trace.arrivalsPerMinute}/min); ` +
-    `${trace.batches.length} batches of ${s.trace.ordinaryPods} ordinary pods; ${s.trace.duration / 60} trace minutes at ${s.speed}x; ` +
+    `${trace.batches.length} batches of ${s.trace.ordinaryPods} ordinary pods (after ${s.warmupBatches} unmeasured); ${s.trace.duration / 60} trace minutes at ${s.speed}x; ` +
     `checkpoint failure rate ${s.failureRate}${s.preemptWait !== undefined ? `; extender --preempt-wait ${s.preemptWait}` : ''}`
   );
 }

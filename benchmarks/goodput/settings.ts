@@ -12,6 +12,8 @@ export interface Settings {
   /** Chance that a checkpoint fails (CRIU error from the kubelet), per call, seeded per node. */
   failureRate: number;
   modes: ModeName[];
+  /** Batches of ordinary pods run back to back, unmeasured, on each fresh control plane before the trace. */
+  warmupBatches: number;
   /** The extender's --preempt-wait (a Go duration); undefined: as shipped. */
   preemptWait?: string;
   /** Where the table, the figures (JSON) and the plot go. */
@@ -37,6 +39,8 @@ export const USAGE = `usage: npm run bench:goodput -- [options]
   --bursts 3 --burst-size 5  bursts of high-priority arrivals, spread over the trace
   --ordinary-every 75      a batch of ordinary pods every this many trace seconds
   --ordinary-pods 100      pods per batch
+  --warmup-batches 10      batches of ordinary pods run back to back, unmeasured, on each mode's
+                           fresh control plane before its workloads and trace start
   --failure-rate 0.1       chance that a checkpoint fails
   --modes default,required,besteffort
   --preempt-wait 1s        the extender's --preempt-wait (default: as shipped)
@@ -66,6 +70,7 @@ export function parseSettings(argv: string[]): Settings {
       'burst-size': { type: 'string' },
       'ordinary-every': { type: 'string' },
       'ordinary-pods': { type: 'string' },
+      'warmup-batches': { type: 'string' },
       'failure-rate': { type: 'string' },
       modes: { type: 'string' },
       'preempt-wait': { type: 'string' },
@@ -93,6 +98,7 @@ export function parseSettings(argv: string[]): Settings {
       ordinaryEvery: num(values['ordinary-every'], 'ordinary-every', 75, positive),
       ordinaryPods: num(values['ordinary-pods'], 'ordinary-pods', 100, whole),
     },
+    warmupBatches: num(values['warmup-batches'], 'warmup-batches', 10, whole),
     speed: num(values.speed, 'speed', 10, positive),
     failureRate: num(values['failure-rate'], 'failure-rate', 0.1, (n) => n >= 0 && n <= 1),
     modes,

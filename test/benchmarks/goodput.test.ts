@@ -246,3 +246,17 @@ describe('work held in checkpoints', () => {
     expect(heldInCheckpoints(own)).toBe(180);
   });
 });
+
+describe('the settings', () => {
+  it('warm up every mode with 10 unmeasured batches unless told otherwise', () => {
+    expect(parseSettings([]).warmupBatches).toBe(10);
+    expect(parseSettings(['--warmup-batches', '0']).warmupBatches).toBe(0);
+    expect(() => parseSettings(['--warmup-batches', '-1'])).toThrow(/--warmup-batches/);
+    expect(() => parseSettings(['--warmup-batches', '2.5'])).toThrow(/--warmup-batches/);
+  });
+
+  it("read kube-apiserver's metrics per batch only when asked (the reads perturb the batches)", () => {
+    expect(parseSettings([]).apiserverMetrics).toBe(false);
+    expect(parseSettings(['--apiserver-metrics']).apiserverMetrics).toBe(true);
+  });
+});
