@@ -105,7 +105,6 @@ export interface CheckpointTimes {
   evictedFor?: string;
 }
 
-
 export interface ModeResult {
   mode: ModeName;
   /** Trace seconds the trace ran. */
