@@ -123,7 +123,8 @@ export interface ModeResult {
   jobPodsFinished: number;
   /**
    * Ordinary pods per batch and the batch's time from its first create to its last binding, s;
-   * and what kube-scheduler's metrics moved by over the batch (undefined: not read).
+   * and what kube-scheduler's metrics moved by over the batch (undefined: not read), and
+   * kube-apiserver's with --apiserver-metrics.
    */
   ordinary: ({
     pods: number;
@@ -433,7 +434,7 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
 
     // Warm-up, unmeasured: the control plane is seconds old, and kube-scheduler alone's first
     // batches ran slower than its later ones (docs/performance.md). Every mode gets the same
-    // batches, back to back, before anything else runs on its control plane.
+    // batches, back to back, before its workloads and its trace.
     for (let w = 0; w < s.warmupBatches; w++) {
       const names = Array.from({ length: s.trace.ordinaryPods }, (_, i) => `${WARMUP_PREFIX}${w}-${i}`);
       await createOrdinary(names);

@@ -46,8 +46,24 @@ export class Api {
     this.agent.destroy();
   }
 
-  request<T>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
+  async request<T>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
+    const text = await this.send(method, path, body === undefined ? undefined : JSON.stringify(body), contentType);
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  /** GET path as text (e.g. /metrics, which is not JSON). */
+  text(path: string): Promise<string> {
+    return this.send('GET', path, undefined, 'application/json', '*/*');
+  }
+
+  /** One request; resolves with the body, rejects with an ApiError on a status of 300 or more. */
+  private send(
+    method: string,
+    path: string,
+    payload: string | undefined,
+    contentType: string,
+    accept = 'application/json',
+  ): Promise<string> {
     return new Promise((resolve, reject) => {
       const req = https.request(
         `${this.server}${path}`,
@@ -55,7 +71,7 @@ export class Api {
           method,
           agent: this.agent,
           headers: {
-            Accept: 'application/json',
+            Accept: accept,
             ...(payload ? { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(payload) } : {}),
           },
         },
@@ -65,31 +81,13 @@ export class Api {
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');
             if ((res.statusCode ?? 0) >= 300) reject(new ApiError(method, path, res.statusCode ?? 0, text));
-            else resolve((text ? JSON.parse(text) : undefined) as T);
+            else resolve(text);
           });
           res.on('error', reject);
         },
       );
       req.on('error', (e) => reject(new Error(`${method} ${path}: ${e.message}`)));
       req.end(payload);
-    });
-  }
-
-  /** GET path as text (e.g. /metrics, which is not JSON). */
-  text(path: string): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const req = https.request(`${this.server}${path}`, { method: 'GET', agent: this.agent }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          if ((res.statusCode ?? 0) >= 300) reject(new ApiError('GET', path, res.statusCode ?? 0, text));
-          else resolve(text);
-        });
-        res.on('error', reject);
-      });
-      req.on('error', (e) => reject(new Error(`GET ${path}: ${e.message}`)));
-      req.end();
     });
   }
 
