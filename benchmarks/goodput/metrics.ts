@@ -37,13 +37,20 @@ export function schedulerFigures(text: string): SchedulerFigures {
   };
 }
 
+/** To the thousandth, as the figures are written. */
+const round = (v: number) => Math.round(v * 1000) / 1000;
+
+/** y - x for every key of y (a key missing from x counts as 0). */
+function subtract(x: Record<string, number>, y: Record<string, number>): [string, number][] {
+  return Object.entries(y).map(([k, v]) => [k, round(v - (x[k] ?? 0))]);
+}
+
 /** b - a, figure by figure. */
 export function schedulerDelta(a: SchedulerFigures, b: SchedulerFigures): SchedulerFigures {
-  const sub = (x: Record<string, number>, y: Record<string, number>) =>
-    Object.fromEntries(Object.entries(y).map(([k, v]) => [k, Math.round((v - (x[k] ?? 0)) * 1000) / 1000]));
+  const sub = (x: Record<string, number>, y: Record<string, number>) => Object.fromEntries(subtract(x, y));
   return {
     requests: sub(a.requests, b.requests),
-    limiterWaitSeconds: Math.round((b.limiterWaitSeconds - a.limiterWaitSeconds) * 1000) / 1000,
+    limiterWaitSeconds: round(b.limiterWaitSeconds - a.limiterWaitSeconds),
     attempts: sub(a.attempts, b.attempts),
     attemptSeconds: sub(a.attemptSeconds, b.attemptSeconds),
   };
@@ -74,6 +81,9 @@ export function metricBy(
   return out;
 }
 
+/** The value of a metric with one sample and no labels (0 when absent). */
+const scalar = (text: string, name: string) => metricBy(text, name, () => '')[''] ?? 0;
+
 export function apiserverFigures(text: string): ApiserverFigures {
   const requests = metricBy(text, 'apiserver_request_total', (l) =>
     l.verb === 'WATCH' || l.verb === undefined
@@ -83,25 +93,21 @@ export function apiserverFigures(text: string): ApiserverFigures {
   return {
     requests,
     watchEvents: metricBy(text, 'apiserver_watch_events_total', (l) => l.resource ?? ''),
-    gcSeconds: metricBy(text, 'go_gc_duration_seconds_sum', () => '')[''] ?? 0,
-    gcCpuSeconds: metricBy(text, 'go_cpu_classes_gc_total_cpu_seconds_total', () => '')[''] ?? 0,
-    gcCycles: metricBy(text, 'go_gc_duration_seconds_count', () => '')[''] ?? 0,
+    gcSeconds: scalar(text, 'go_gc_duration_seconds_sum'),
+    gcCpuSeconds: scalar(text, 'go_cpu_classes_gc_total_cpu_seconds_total'),
+    gcCycles: scalar(text, 'go_gc_duration_seconds_count'),
   };
 }
 
 /** b - a, figure by figure; figures that did not move are left out. */
 export function apiserverDelta(a: ApiserverFigures, b: ApiserverFigures): ApiserverFigures {
   const sub = (x: Record<string, number>, y: Record<string, number>) =>
-    Object.fromEntries(
-      Object.entries(y)
-        .map(([k, v]) => [k, Math.round((v - (x[k] ?? 0)) * 1000) / 1000] as const)
-        .filter(([, v]) => v !== 0),
-    );
+    Object.fromEntries(subtract(x, y).filter(([, v]) => v !== 0));
   return {
     requests: sub(a.requests, b.requests),
     watchEvents: sub(a.watchEvents, b.watchEvents),
-    gcSeconds: Math.round((b.gcSeconds - a.gcSeconds) * 1000) / 1000,
-    gcCpuSeconds: Math.round((b.gcCpuSeconds - a.gcCpuSeconds) * 1000) / 1000,
+    gcSeconds: round(b.gcSeconds - a.gcSeconds),
+    gcCpuSeconds: round(b.gcCpuSeconds - a.gcCpuSeconds),
     gcCycles: b.gcCycles - a.gcCycles,
   };
 }

@@ -59,7 +59,6 @@ const START_TIMEOUT_MS = 240_000;
 const BATCH_TIMEOUT_MS = 30_000;
 /** Names of the warm-up's ordinary pods start with this. */
 const WARMUP_PREFIX = 'warmup-';
-const TEARDOWN_TIMEOUT_MS = 90_000;
 
 export interface Sample {
   /** Trace seconds since the start. */
@@ -197,26 +196,17 @@ function idleSeconds(): number {
 const policyOf = (mode: ModeName) =>
   mode === 'required' ? 'Required' : mode === 'besteffort' ? 'BestEffort' : undefined;
 
-function readSchedulerFigures(
-  cp: ControlPlane,
-  schedulerName: string,
+/** One component's /metrics read into figures; undefined (and an error recorded) when it cannot be read. */
+function readFigures<F>(
+  what: string,
+  text: () => Promise<string>,
+  figures: (text: string) => F,
   errors: string[],
-): Promise<SchedulerFigures | undefined> {
-  return cp
-    .schedulerMetrics(schedulerName)
-    .then(schedulerFigures)
+): Promise<F | undefined> {
+  return text()
+    .then(figures)
     .catch((e: unknown) => {
-      errors.push(`kube-scheduler metrics: ${(e as Error).message}`);
-      return undefined;
-    });
-}
-
-function readApiserverFigures(api: Api, errors: string[]): Promise<ApiserverFigures | undefined> {
-  return api
-    .text('/metrics')
-    .then(apiserverFigures)
-    .catch((e: unknown) => {
-      errors.push(`kube-apiserver metrics: ${(e as Error).message}`);
+      errors.push(`${what} metrics: ${(e as Error).message}`);
       return undefined;
     });
 }
@@ -461,7 +451,10 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
     );
 
     const errors: string[] = [];
-    const sched0 = await readSchedulerFigures(cp, schedulerName, errors);
+    const readScheduler = () =>
+      readFigures('kube-scheduler', () => cp.schedulerMetrics(schedulerName), schedulerFigures, errors);
+    const readApiserver = () => readFigures('kube-apiserver', () => api.text('/metrics'), apiserverFigures, errors);
+    const sched0 = await readScheduler();
     const t0 = Date.now();
     const a0 = world.account(t0);
     const schedulerPid = cp.schedulers.get(schedulerName)?.proc.child.pid;
@@ -548,16 +541,16 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
         if (wait > 0) await sleep(wait);
         if (Date.now() - t0 >= wall(s.trace.duration)) break;
         const names = Array.from({ length: batch.pods }, (_, i) => `ordinary-${b}-${i}`);
-        const before = await readSchedulerFigures(cp, schedulerName, errors);
-        const apiBefore = s.apiserverMetrics ? await readApiserverFigures(api, errors) : undefined;
+        const before = await readScheduler();
+        const apiBefore = s.apiserverMetrics ? await readApiserver() : undefined;
         const c0 = cpuNow();
         const start = Date.now();
         await createOrdinary(names);
         await boundBy(names, start + BATCH_TIMEOUT_MS);
         const times = names.map((n) => world.bound.get(n)).filter((x): x is number => x !== undefined);
         const c1 = cpuNow();
-        const after = await readSchedulerFigures(cp, schedulerName, errors);
-        const apiAfter = s.apiserverMetrics ? await readApiserverFigures(api, errors) : undefined;
+        const after = await readScheduler();
+        const apiAfter = s.apiserverMetrics ? await readApiserver() : undefined;
         if (times.length > 0)
           ordinary.push({
             pods: times.length,
@@ -581,7 +574,7 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
     }
     await batches;
     const end = Date.now();
-    const sched1 = await readSchedulerFigures(cp, schedulerName, errors);
+    const sched1 = await readScheduler();
     const a1 = world.account(end);
     const cpu = {
       scheduler: cpuSeconds(schedulerPid) - cpu0.scheduler,
@@ -705,7 +698,7 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
       clearInterval(t);
     }
     publisher?.stop();
-    await teardown(ctx, ns, schedulerName, nodeNames, nodes, world, ext);
+    await teardown(ctx, schedulerName, nodes, world, ext);
   }
 }
 
@@ -732,38 +725,20 @@ function checkpointTimes(c: Checkpoint, world: World, t0: number): CheckpointTim
   };
 }
 
-/** Removes the mode: its scheduler first (nothing is placed any more), then its pods, nodes and extender. */
+/**
+ * Stops the mode's processes: its scheduler first (nothing is placed any more), then the
+ * simulated world, the extender and the nodes. The namespace and Node objects are left: the
+ * control plane is the mode's own and run.ts stops it next (with --keep, they stay in its etcd).
+ */
 async function teardown(
   ctx: ModeContext,
-  ns: string,
   schedulerName: string,
-  nodeNames: string[],
   nodes: SimulatedNodes,
   world: World,
   ext: Extender | undefined,
 ): Promise<void> {
-  const { cp } = ctx;
-  const core = cp.kc.makeApiClient(CoreV1Api);
-  await cp.stopScheduler(schedulerName).catch(() => undefined);
-  await core.deleteNamespace({ name: ns }).catch(() => undefined);
-  // The simulated nodes finalize the pods' deletions meanwhile.
-  await waitUntil(
-    `namespace ${ns} gone`,
-    async () => {
-      try {
-        await core.readNamespace({ name: ns });
-        return false;
-      } catch (e) {
-        return (e as { code?: number }).code === 404;
-      }
-    },
-    TEARDOWN_TIMEOUT_MS,
-    1000,
-  ).catch(() => ctx.progress(`${ns}: namespace still terminating; going on`));
+  await ctx.cp.stopScheduler(schedulerName).catch(() => undefined);
   await world.stop();
   await ext?.stop();
   await nodes.stop();
-  await inParallel(nodeNames, 8, async (name) => {
-    await core.deleteNode({ name }).catch(() => undefined);
-  });
 }
