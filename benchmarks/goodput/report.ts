@@ -1,5 +1,6 @@
 // bench:goodput's figures: the table (Markdown, as docs/performance.md shows it) and the plot (SVG, drawn
 // by hand: cumulative useful and lost work over trace time, one line per mode). Pure.
+import { mulberry32 } from '../../testing/random.js';
 import type { ModeResult, Sample } from './mode.js';
 import type { ModeName } from './settings.js';
 
@@ -44,9 +45,50 @@ export function batchCpu(r: ModeResult): Record<string, number> {
   return Object.fromEntries(Object.entries(sum).map(([k, v]) => [k, v / withCpu.length]));
 }
 
+/** A batch as the rate reads it: pods bound, and the seconds from its first create to its last binding. */
+export interface Batch {
+  pods: number;
+  seconds: number;
+}
+
+/** Pods bound per second of batch time, over all the batches. */
+export const batchRate = (batches: readonly Batch[]) =>
+  batches.reduce((n, b) => n + b.pods, 0) / batches.reduce((n, b) => n + b.seconds, 0);
+
 /** Ordinary pods over all batches: pods bound per second of batch time. */
-export const ordinaryRate = (r: ModeResult) =>
-  r.ordinary.reduce((n, b) => n + b.pods, 0) / r.ordinary.reduce((n, b) => n + b.seconds, 0);
+export const ordinaryRate = (r: ModeResult) => batchRate(r.ordinary);
+
+/**
+ * How far the ratio of two modes' ordinary rates could move with other batches: a percentile
+ * bootstrap, each mode's batches drawn again with replacement (`resamples` times, from a fixed
+ * seed, so one run's figures always give the same interval). A batch's rate swings with what the
+ * trace does beside it and with kube-apiserver's garbage collections (docs/performance.md), so
+ * one run's ratio is a sample: this says how wide. It treats batches as independent draws, which
+ * they roughly are (they are 40 trace seconds apart and each is deleted before the next).
+ * [NaN, NaN] when either side has no batch.
+ */
+export function ratioInterval(
+  mode: readonly Batch[],
+  base: readonly Batch[],
+  o: { level?: number; resamples?: number; seed?: number } = {},
+): [number, number] {
+  if (mode.length === 0 || base.length === 0) return [Number.NaN, Number.NaN];
+  const level = o.level ?? 0.95;
+  const next = mulberry32(o.seed ?? 15);
+  const draw = (from: readonly Batch[]) => {
+    let pods = 0;
+    let seconds = 0;
+    for (let left = from.length; left > 0; left--) {
+      const b = from[Math.floor(next() * from.length)]!;
+      pods += b.pods;
+      seconds += b.seconds;
+    }
+    return pods / seconds;
+  };
+  const ratios = Array.from({ length: o.resamples ?? 4000 }, () => draw(mode) / draw(base));
+  const tail = (1 - level) / 2;
+  return [quantile(ratios, tail), quantile(ratios, 1 - tail)];
+}
 const hours = (units: number) => units / 3600;
 const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
 const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
@@ -85,6 +127,8 @@ export interface Figures {
   ordinaryRange: [number, number];
   ordinaryPodsPerSecond: number;
   ordinaryVsDefault: number;
+  /** The ratio's 95% bootstrap interval (ratioInterval). */
+  ordinaryVsDefaultInterval: [number, number];
 }
 
 export function figures(results: ModeResult[]): Figures[] {
@@ -131,6 +175,7 @@ export function figures(results: ModeResult[]): Figures[] {
       ],
       ordinaryPodsPerSecond: ordinaryRate(r),
       ordinaryVsDefault: ordinaryRate(r) / ordinaryBase,
+      ordinaryVsDefaultInterval: base ? ratioInterval(r.ordinary, base.ordinary) : [Number.NaN, Number.NaN],
     };
   });
 }
@@ -195,7 +240,13 @@ export function table(results: ModeResult[]): string {
       'ordinary pods/s (all batches; slowest-fastest batch)',
       (f) => `${f1(f.ordinaryPodsPerSecond)} (${f1(f.ordinaryRange[0])}-${f1(f.ordinaryRange[1])})`,
     ],
-    ['ordinary pods/s, ratio to kube-scheduler alone', (f) => (f.mode === 'default' ? '1' : f2(f.ordinaryVsDefault))],
+    [
+      'ordinary pods/s, ratio to kube-scheduler alone (95% interval over batches)',
+      (f) =>
+        f.mode === 'default'
+          ? '1'
+          : `${f2(f.ordinaryVsDefault)} (${f2(f.ordinaryVsDefaultInterval[0])}-${f2(f.ordinaryVsDefaultInterval[1])})`,
+    ],
     [
       "kube-scheduler's cycle held in preempt calls",
       (_, r) => (r.mode === 'default' ? '-' : `${f1(r.preemptHeldSeconds)} s of ${f1(r.wallSeconds)} s`),

@@ -37,7 +37,7 @@ export const USAGE = `usage: npm run bench:goodput -- [options]
   --nodes 24               simulated nodes (8 CPUs each)
   --arrivals 1             high-priority Poisson arrivals per trace minute
   --bursts 3 --burst-size 5  bursts of high-priority arrivals, spread over the trace
-  --ordinary-every 75      a batch of ordinary pods every this many trace seconds
+  --ordinary-every 40      a batch of ordinary pods every this many trace seconds
   --ordinary-pods 100      pods per batch
   --warmup-batches 10      batches of ordinary pods run back to back, unmeasured, on each mode's
                            fresh control plane before its workloads and trace start
@@ -95,7 +95,7 @@ export function parseSettings(argv: string[]): Settings {
       arrivalsPerMinute: num(values.arrivals, 'arrivals', 1, (n) => n >= 0),
       bursts: num(values.bursts, 'bursts', 3, whole),
       burstSize: num(values['burst-size'], 'burst-size', 5, whole),
-      ordinaryEvery: num(values['ordinary-every'], 'ordinary-every', 75, positive),
+      ordinaryEvery: num(values['ordinary-every'], 'ordinary-every', 40, positive),
       ordinaryPods: num(values['ordinary-pods'], 'ordinary-pods', 100, whole),
     },
     warmupBatches: num(values['warmup-batches'], 'warmup-batches', 10, whole),

@@ -1,11 +1,22 @@
 // bench:goodput's pure parts: the seeded trace and its calibration, the table and the plot.
 import { describe, expect, it } from '@jest/globals';
 import type { ModeResult } from '../../benchmarks/goodput/mode.js';
-import { batchCpu, coveredMs, figures, plot, quantile, table } from '../../benchmarks/goodput/report.js';
+import {
+  batchCpu,
+  batchRate,
+  coveredMs,
+  figures,
+  plot,
+  quantile,
+  ratioInterval,
+  table,
+  type Batch,
+} from '../../benchmarks/goodput/report.js';
 import { parseSettings } from '../../benchmarks/goodput/settings.js';
 import { checkpointSeconds, makeTrace, restoreSeconds } from '../../benchmarks/goodput/trace.js';
 import { evictedFor, heldInCheckpoints } from '../../benchmarks/goodput/world.js';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
+import { mulberry32 } from '../../testing/random.js';
 
 const GB = 1e9;
 
@@ -144,6 +155,32 @@ describe('the figures', () => {
     expect(table([result('default', 7200, [1]), r])).toMatch(
       /per ordinary batch, CPU s: .* \| - \| 0\.90 \/ - \/ - \/ - \/ 0\.30; 0\.05 \|/,
     );
+  });
+
+  it("bounds the throughput ratio by resampling each mode's batches", () => {
+    // Batches of 100 pods whose rate is 125 pods/s give or take 20%, as the runs had them.
+    const batches = (n: number, seed: number, mean: number): Batch[] => {
+      const next = mulberry32(seed);
+      return Array.from({ length: n }, () => ({ pods: 100, seconds: 100 / (mean * (0.8 + 0.4 * next())) }));
+    };
+    const base = batches(30, 1, 125);
+    const mode = batches(30, 2, 115);
+    const [lo, hi] = ratioInterval(mode, base);
+    const ratio = batchRate(mode) / batchRate(base);
+    expect(lo).toBeLessThan(ratio);
+    expect(hi).toBeGreaterThan(ratio);
+    expect(hi - lo).toBeGreaterThan(0.05);
+    expect(hi - lo).toBeLessThan(0.2);
+    // The same figures give the same interval; four times the batches, about half its width.
+    expect(ratioInterval(mode, base)).toEqual([lo, hi]);
+    const [lo4, hi4] = ratioInterval(batches(120, 2, 115), batches(120, 1, 125));
+    expect((hi4 - lo4) / (hi - lo)).toBeGreaterThan(0.35);
+    expect((hi4 - lo4) / (hi - lo)).toBeLessThan(0.65);
+    expect(lo4).toBeGreaterThan(0.85);
+    expect(hi4).toBeLessThan(1);
+    // Batches that all run at one rate leave nothing to resample.
+    expect(ratioInterval([{ pods: 100, seconds: 1 }], [{ pods: 100, seconds: 0.5 }])).toEqual([0.5, 0.5]);
+    expect(ratioInterval([], base)).toEqual([Number.NaN, Number.NaN]);
   });
 
   it('takes nearest-rank quantiles', () => {
