@@ -6,6 +6,7 @@ import {
   batchRate,
   coveredMs,
   figures,
+  labels,
   plot,
   quantile,
   ratioInterval,
@@ -183,6 +184,36 @@ describe('the figures', () => {
     expect(ratioInterval([], base)).toEqual([Number.NaN, Number.NaN]);
   });
 
+  it('measures against kube-scheduler alone played first and last: both plays on the yardstick', () => {
+    // Alone's first play at 30 pods/s, its last at 10 (each batch 30 pods): 120 pods in 8 s, 15 pods/s.
+    const played = [result('default', 7200, [1, 1]), result('required', 360, [2, 2]), result('default', 3600, [3, 3])];
+    const [first, req, last] = figures(played);
+    expect(req!.ordinaryVsDefault).toBeCloseTo(1);
+    expect(first!.ordinaryVsDefault).toBeCloseTo(2);
+    expect(last!.ordinaryVsDefault).toBeCloseTo(2 / 3);
+    // Lost work against the mean of the plays, 5400 pod-seconds.
+    expect(req!.lostVsDefault).toBeCloseTo(360 / 5400);
+    expect(req!.ordinaryVsDefaultInterval[0]).toBeLessThan(1);
+    expect(req!.ordinaryVsDefaultInterval[1]).toBeGreaterThan(1);
+    expect(labels(played)).toEqual([
+      'kube-scheduler alone (1 of 2)',
+      'hiatus Required',
+      'kube-scheduler alone (2 of 2)',
+    ]);
+    const md = table(played).split('\n');
+    expect(md[0]).toBe('| | kube-scheduler alone (1 of 2) | hiatus Required | kube-scheduler alone (2 of 2) |');
+    // Played twice, its own ratios show the drift; played once, it is the yardstick, 1.
+    expect(md.find((l) => l.startsWith('| ordinary pods/s, ratio'))).toMatch(
+      /\| 2\.00 \(.*\) \| 1\.00 \(.*\) \| 0\.67 \(/,
+    );
+    expect(
+      table(results)
+        .split('\n')
+        .find((l) => l.startsWith('| ordinary pods/s, ratio')),
+    ).toMatch(/\| 1 \| 0\.90 \(/);
+    expect(plot(played, '')).toContain('kube-scheduler alone (2 of 2)');
+  });
+
   it('takes nearest-rank quantiles', () => {
     expect(quantile([5, 1, 3, 2, 4], 0.5)).toBe(3);
     expect(quantile([5, 1, 3, 2, 4], 0.99)).toBe(5);
@@ -285,6 +316,12 @@ describe('work held in checkpoints', () => {
 });
 
 describe('the settings', () => {
+  it('play kube-scheduler alone first and last unless told otherwise', () => {
+    expect(parseSettings([]).modes).toEqual(['default', 'required', 'besteffort', 'default']);
+    expect(parseSettings(['--modes', 'default,required']).modes).toEqual(['default', 'required']);
+    expect(() => parseSettings(['--modes', 'default,fast'])).toThrow(/--modes: unknown fast/);
+  });
+
   it('warm up every mode with 10 unmeasured batches unless told otherwise', () => {
     expect(parseSettings([]).warmupBatches).toBe(10);
     expect(parseSettings(['--warmup-batches', '0']).warmupBatches).toBe(0);
