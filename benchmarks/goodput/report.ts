@@ -208,8 +208,8 @@ export function figures(results: ModeResult[]): Figures[] {
 export function table(results: ModeResult[]): string {
   const figs = figures(results);
   // With kube-scheduler alone played more than once, its own ratios show how far the machine drifted.
-  const yardstick = (f: Figures, value: string) =>
-    f.mode === 'default' && results.filter((r) => r.mode === 'default').length < 2 ? '1' : value;
+  const alonePlays = results.filter((r) => r.mode === 'default').length;
+  const yardstick = (f: Figures, value: string) => (f.mode === 'default' && alonePlays < 2 ? '1' : value);
   const rows: [string, (f: Figures, r: ModeResult) => string][] = [
     ['work lost (pod-hours redone)', (f) => f1(f.lostHours)],
     ['of which run on after the checkpoint', (_, r) => (r.mode === 'default' ? '-' : f2(hours(r.lostAfterCheckpoint)))],
