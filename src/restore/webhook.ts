@@ -51,6 +51,20 @@ export const RECLAIM_AFTER_MS = 3_000;
  */
 export const CLAIM_WAIT_MS = 3_500;
 const CLAIM_POLL_MS = 100;
+/** Claim writes on one record before another writer's updates count as contention (claimOne). */
+const CLAIM_ATTEMPTS = 5;
+
+/** Whether two versions of a record hold the same claim state: the same phase and restore. */
+function sameClaim(a: Checkpoint, b: Checkpoint): boolean {
+  const [x, y] = [a.status?.restore, b.status?.restore];
+  return (
+    a.status?.phase === b.status?.phase &&
+    x?.claimedAt === y?.claimedAt &&
+    x?.podName === y?.podName &&
+    x?.podUID === y?.podUID &&
+    x?.nodeName === y?.nodeName
+  );
+}
 
 export interface WebhookDeps {
   view: ClusterView;
@@ -214,6 +228,49 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
     return { abandoned: open, why: '' };
   };
 
+  /**
+   * Writes this pod's claim on c (optimistic on its resourceVersion). A conflict is not always
+   * another pod's claim: the node agent records its upload on the same object (agent.ts, record),
+   * and the lifecycle loop and the CLI write it too. So on a conflict the live record is read: when
+   * its claim is as it was and it is still usable, the claim is written again on it. Returns the
+   * record claimed (the live one: its publication may have moved on), or undefined when another
+   * pod claimed it, it went away or stopped being usable. Throws when the API server fails.
+   */
+  const claimOne = async (r: PodReview, c: Checkpoint): Promise<Checkpoint | undefined> => {
+    let cur = c;
+    for (let attempt = 1; ; attempt++) {
+      const claimed: Checkpoint = structuredClone(cur);
+      claimed.status = {
+        ...claimed.status!,
+        phase: 'Restoring',
+        restore: { claimedAt: new Date(now()).toISOString(), podName: r.podName },
+      };
+      try {
+        await deps.store.replace(claimed);
+        return cur;
+      } catch (e) {
+        if (!(e instanceof StoreConflict)) throw e;
+      }
+      if (attempt >= CLAIM_ATTEMPTS) return undefined;
+      const live = await deps.store.get(r.namespace, c.metadata.name);
+      if (
+        !live ||
+        live.metadata.uid !== c.metadata.uid ||
+        !sameClaim(live, c) ||
+        !constraintsUsable(live) ||
+        !publicationUsable(r.pod, live, publication)
+      ) {
+        return undefined;
+      }
+      log.debug('checkpoint updated by another writer since it was read: claiming it again', {
+        pod: objectKey(r.namespace, r.podName),
+        checkpoint: objectKey(r.namespace, c.metadata.name),
+        attempt,
+      });
+      cur = live;
+    }
+  };
+
   const claimFirst = async (r: PodReview, offered: Checkpoint[]): Promise<WebhookAnswer> => {
     for (const c of offered) {
       const ref = objectKey(r.namespace, c.metadata.name);
@@ -226,16 +283,10 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
           restorePatch(r.pod, c, scheduling, publication),
         );
       }
-      const claimed: Checkpoint = structuredClone(c);
-      claimed.status = {
-        ...claimed.status!,
-        phase: 'Restoring',
-        restore: { claimedAt: new Date(now()).toISOString(), podName: r.podName },
-      };
+      let claimedFrom: Checkpoint | undefined;
       try {
-        await deps.store.replace(claimed);
+        claimedFrom = await claimOne(r, c);
       } catch (e) {
-        if (e instanceof StoreConflict) continue; // another pod claimed it first: try the next one
         log.warn('restore claim failed: pod created without restore', {
           pod: objectKey(r.namespace, r.podName),
           checkpoint: ref,
@@ -244,6 +295,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
         metrics.restores.inc({ result: 'claim_error' });
         return notRestored(r, 'error', `claim of ${ref} failed: ${(e as Error).message}`);
       }
+      if (!claimedFrom) continue; // another pod claimed it first: try the next one
       metrics.restores.inc({ result: 'matched' });
       const previous = c.status?.phase === 'Restoring' ? { tookOverClaimOf: c.status.restore?.podName } : {};
       log.info('pod will restore from checkpoint', {
@@ -251,7 +303,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
         checkpoint: ref,
         ...previous,
       });
-      return answer(r, 'patched', `restores from ${ref}`, restorePatch(r.pod, c, scheduling, publication));
+      return answer(r, 'patched', `restores from ${ref}`, restorePatch(r.pod, claimedFrom, scheduling, publication));
     }
     return notRestored(r, 'skipped', 'every matching checkpoint was claimed by another pod');
   };

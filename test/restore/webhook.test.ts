@@ -320,6 +320,36 @@ describe('the restore admission webhook over HTTP', () => {
     expect(store.objects.get('ml/ck-b')!.status!.restore!.claimedAt).toBe(iso(NOW - 1_000));
   });
 
+  it("claims a record another writer updated since the cache saw it (the node agent's upload), but never another pod's claim", async () => {
+    await put(checkpoint('ck-a'), checkpoint('ck-b', { completedMinutesAgo: 30 }));
+    const cache = view.checkpointsByKey;
+    view.checkpointsByKey = new Map([...store.objects].map(([k, c]) => [k, structuredClone(c)]));
+    try {
+      // After the cache's copy: the agent records its upload on ck-a (not a claim) ...
+      const a = (await store.get('ml', 'ck-a'))!;
+      a.status!.message = 'uploading';
+      await store.replace(a);
+      const first = await post(url, review(replacement(), { uid: 'first' }));
+      expect(
+        (decodePatch(first.json) as { value: Record<string, string> }[])[0]!.value['hiatus.dev/restore-from'],
+      ).toBe('ck-a');
+      expect(store.objects.get('ml/ck-a')!.status).toMatchObject({
+        phase: 'Restoring',
+        message: 'uploading',
+        restore: { claimedAt: iso(NOW), podName: 'trainer-5c8f7-*' },
+      });
+      // ... and another pod claims ck-b: the next pod gets neither, as the cache still shows both Ready.
+      const b = (await store.get('ml', 'ck-b'))!;
+      b.status = { ...b.status!, phase: 'Restoring', restore: { claimedAt: iso(NOW), podName: 'other-*' } };
+      await store.replace(b);
+      const second = await post(url, review(replacement(), { uid: 'second' }));
+      expect((second.json as { response: { patch?: string } }).response.patch).toBeUndefined();
+      expect(store.objects.get('ml/ck-b')!.status!.restore!.podName).toBe('other-*');
+    } finally {
+      view.checkpointsByKey = cache;
+    }
+  });
+
   it('answers a dry run with the patch but claims nothing', async () => {
     await put(checkpoint('ck-a'));
     const r = await post(url, review(replacement(), { dryRun: true }));
