@@ -1,7 +1,7 @@
 // kubectl hiatus: the pure parts (arguments, formatting, error lines, list/describe/why/restore
 // decisions) and the shell's handling of kubeconfig problems, which need no cluster.
-import { describe, expect, it } from '@jest/globals';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from '@jest/globals';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
@@ -719,6 +719,7 @@ describe('the shell without a cluster', () => {
     };
   };
   const dir = mkdtempSync(path.join(os.tmpdir(), 'hiatus-cli-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const kubeconfig = (name: string, text: string) => {
     const f = path.join(dir, name);
     writeFileSync(f, text);

@@ -5,7 +5,7 @@
 // HTTP API answering every dashboard query with data.
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -174,6 +174,7 @@ async function startPrometheus(): Promise<void> {
 // Hooks run in order: Prometheus stops before the rig.
 afterAll(async () => {
   await prometheus?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
 });
 
 const step = rigPerFile(

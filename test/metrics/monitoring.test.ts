@@ -2,9 +2,9 @@
 // the alert rules and runs their series fixtures (test/monitoring/alerts.test.yaml), parses every
 // dashboard query, and every metric, label and label value a query names must be one the
 // extender or the node agent exports.
-import { describe, expect, it } from '@jest/globals';
+import { afterAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -91,10 +91,21 @@ function problems(expr: string, where: string): string[] {
   return out;
 }
 
+/** A scratch directory, removed when the file's tests end. */
+const scratch: string[] = [];
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  scratch.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
+});
+
 describe('PrometheusRule', () => {
   it('holds alert groups that promtool accepts', async () => {
     expect(kind).toBe('PrometheusRule');
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'hiatus-rules-'));
+    const dir = tempDir('hiatus-rules-');
     writeFileSync(path.join(dir, 'rules.yaml'), dumpYaml({ groups }));
     const out = await promtool(['check', 'rules', path.join(dir, 'rules.yaml')]);
     expect(out).toContain(`SUCCESS: ${groups.reduce((n, g) => n + g.rules.length, 0)} rules found`);
@@ -117,7 +128,7 @@ describe('PrometheusRule', () => {
   });
 
   it('fires every alert on its series fixtures and stays quiet on the near misses (promtool test rules)', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'hiatus-rules-'));
+    const dir = tempDir('hiatus-rules-');
     writeFileSync(path.join(dir, 'rules.yaml'), dumpYaml({ groups }));
     copyFileSync(path.join(ROOT, 'test/monitoring/alerts.test.yaml'), path.join(dir, 'alerts.test.yaml'));
     expect(await promtool(['test', 'rules', path.join(dir, 'alerts.test.yaml')])).toContain('SUCCESS');
@@ -177,7 +188,7 @@ describe('Grafana dashboard', () => {
   });
 
   it('has queries promtool parses', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'hiatus-dashboard-'));
+    const dir = tempDir('hiatus-dashboard-');
     const rules = {
       groups: [
         {
