@@ -82,6 +82,21 @@ export class PreemptionCompleter {
     return intent?.candidates[intent.index]?.node;
   }
 
+  /**
+   * The candidate this replica's preemption for this preemptor waits on, when it is judged now
+   * (nextCompletionStep, no side effects) to wait for checkpoints still running on its current
+   * candidate; undefined otherwise. Like track, it extends the intent's expiry: the preemptor is
+   * still being retried.
+   */
+  waitingOn(preemptorUid: string): { node: string; victims: readonly string[] } | undefined {
+    const intent = this.intents.get(preemptorUid);
+    if (!intent) return undefined;
+    const step = nextCompletionStep(intent, this.snapshot(intent));
+    if (step.kind !== 'wait' || step.index !== intent.index) return undefined;
+    intent.expiresAt = this.now() + this.o.maxWaitMs;
+    return { node: step.candidate.node, victims: intent.candidates[intent.index]!.victims };
+  }
+
   /** The nodes other preemptions this replica completes are committed to, for a preemptor of this priority. */
   contendedNodes(preemptorUid: string, priority: number): Set<string> {
     return contendedNodes(this.intents.values(), preemptorUid, priority);

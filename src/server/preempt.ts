@@ -163,6 +163,28 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
       victims: v.Pods!.map((m) => m.UID),
       numPDBViolations: v.NumPDBViolations,
     }));
+    // kube-scheduler retries a waiting preemptor on every assigned pod's deletion in the cluster
+    // (NodeResourcesFit's queueing hint for AssignedPod/Delete), and its scheduling loop waits for
+    // each answer. While this replica's preemption for it waits on checkpoints still running on
+    // its committed candidate, and the request still offers that node with the same victims,
+    // planning every candidate again would reach the same `{}`: answer it at once. Anything else
+    // (other victims there, the node no longer offered, a checkpoint done or failed) takes the
+    // full path below.
+    const waiting = cluster ? completer?.waitingOn(preemptor.uid) : undefined;
+    if (waiting) {
+      const offered = inputs.find((c) => c.node === waiting.node);
+      const same =
+        offered?.victims.length === waiting.victims.length &&
+        offered.victims.every((uid) => waiting.victims.includes(uid));
+      if (same) {
+        log.debug('checkpoints still running: hiatus completes the preemption when they are recorded', {
+          preemptor: who,
+          node: waiting.node,
+          victims: waiting.victims.length,
+        });
+        return finish(started, 'pending', { NodeNameToMetaVictims: {} }, 'restore');
+      }
+    }
     const fromRequest = new Map<string, PodFacts>();
     if (!cluster) {
       for (const v of Object.values(args.NodeNameToVictims ?? {})) {

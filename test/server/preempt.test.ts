@@ -9,7 +9,9 @@ import { createPreemptVerb } from '../../src/server/preempt.js';
 import type { Pod } from '../../src/api/kubernetes.js';
 import { simPodFromV1Pod, KubeletSimulator } from '../../testing/kubelet/kubelet.js';
 import type { CheckpointPolicy } from '../../src/scheduling/victimPolicy.js';
-import { testExecutor } from '../helpers/executor.js';
+import { testCompleter, testExecutor } from '../helpers/executor.js';
+import type { PreemptionCompleter } from '../../src/preemption/completer.js';
+import type { PreemptionWriter } from '../../src/cluster/podWriter.js';
 import { node, plainPod, victim } from '../helpers/objects.js';
 import { post, startServer, type TestServer } from '../helpers/server.js';
 
@@ -394,5 +396,84 @@ describe('two replicas answering the same attempt', () => {
       NodeNameToMetaVictims: { n1: { Pods: [{ UID: 'uid-trainer-0' }], NumPDBViolations: 0 } },
     });
     expect(a.sim.calls).toHaveLength(1);
+  });
+});
+
+describe('preempt while its preemption waits on checkpoints', () => {
+  let r: Rig | undefined;
+  let completer: PreemptionCompleter | undefined;
+  afterEach(async () => {
+    completer?.stop();
+    await teardown(r);
+    r = undefined;
+  });
+
+  const writer: PreemptionWriter = {
+    getPod: async () => ({ uid: 'uid-urgent', deleting: false }),
+    nominate: async () => undefined,
+    evict: async () => 'evicted',
+  };
+
+  /** A rig whose preempt hands `{}` answers to a completer, and counts the victims it looks up. */
+  async function waitingRig(pods: Pod[]) {
+    const base = await rig(pods, { latency: { baseMs: 3_000 }, budgetMs: 100 });
+    completer = testCompleter(base.view, base.executor, writer, base.metrics, { intervalMs: 5_000 });
+    const looked = new Map<string, number>();
+    const pod = base.view.pod.bind(base.view);
+    base.view.pod = (uid: string) => {
+      looked.set(uid, (looked.get(uid) ?? 0) + 1);
+      return pod(uid);
+    };
+    await base.server.close();
+    const server = await startServer(base.view, {
+      preempt: createPreemptVerb({
+        view: base.view,
+        executor: base.executor,
+        completer,
+        metrics: base.metrics,
+        log: silentLogger,
+        budgetMs: 100,
+        defaultPolicy: 'Never',
+      }),
+    });
+    r = { ...base, server };
+    return { rig: r, looked };
+  }
+
+  it("answers kube-scheduler's retries `{}` at once, without planning the other candidates again", async () => {
+    const { rig: w, looked } = await waitingRig([
+      victim('trainer-0', 'n1', { priorityClassName: 'train-required' }),
+      victim('web-0', 'n2', { priorityClassName: 'web-never' }),
+    ]);
+    // The first call offers n1 only: its victim's checkpoint outlasts the budget.
+    const first = await post(`${w.server.url}/preempt`, metaArgs(preemptor(), { n1: ['uid-trainer-0'] }));
+    expect(first.json).toEqual({ NodeNameToMetaVictims: {} });
+    expect(completer!.waitingOn('uid-urgent')).toEqual({ node: 'n1', victims: ['uid-trainer-0'] });
+    looked.clear();
+    // The retry offers n2 too, whose Never victim would go at once: the committed n1 still waits.
+    const retry = await post(
+      `${w.server.url}/preempt`,
+      metaArgs(preemptor(), { n1: ['uid-trainer-0'], n2: ['uid-web-0'] }),
+    );
+    expect(retry.json).toEqual({ NodeNameToMetaVictims: {} });
+    expect(looked.get('uid-web-0')).toBeUndefined();
+    expect(w.sim.calls).toHaveLength(1);
+  });
+
+  it('plans again when kube-scheduler offers the committed node with other victims', async () => {
+    const { rig: w } = await waitingRig([
+      victim('trainer-0', 'n1', { priorityClassName: 'train-required' }),
+      victim('trainer-1', 'n1', { priorityClassName: 'train-required' }),
+    ]);
+    await post(`${w.server.url}/preempt`, metaArgs(preemptor(), { n1: ['uid-trainer-0'] }));
+    expect(w.sim.calls.map((c) => c.path)).toEqual([expect.stringContaining('trainer-0')]);
+    const retry = await post(
+      `${w.server.url}/preempt`,
+      metaArgs(preemptor(), { n1: ['uid-trainer-0', 'uid-trainer-1'] }),
+    );
+    expect(retry.json).toEqual({ NodeNameToMetaVictims: {} });
+    // The full path planned the new victim and started its checkpoint.
+    await until(() => w.sim.calls.length === 2);
+    expect(w.sim.calls[1]!.path).toContain('trainer-1');
   });
 });
