@@ -153,7 +153,7 @@ export interface Figures {
 /**
  * kube-scheduler alone is the yardstick; played more than once (first and last, the default),
  * its lost work is the mean of its plays and its ordinary rate that of all their batches, so
- * that a drift of the machine's pace during the run weighs on both sides of a ratio.
+ * that the machine's pace in any one play weighs less on a ratio.
  */
 export function figures(results: ModeResult[]): Figures[] {
   const bases = results.filter((r) => r.mode === 'default');
@@ -207,7 +207,7 @@ export function figures(results: ModeResult[]): Figures[] {
 /** The table of docs/performance.md: one column per mode. */
 export function table(results: ModeResult[]): string {
   const figs = figures(results);
-  // With kube-scheduler alone played more than once, its own ratios show how far the machine drifted.
+  // With kube-scheduler alone played more than once, its own ratios show how far its plays differ.
   const alonePlays = results.filter((r) => r.mode === 'default').length;
   const yardstick = (f: Figures, value: string) => (f.mode === 'default' && alonePlays < 2 ? '1' : value);
   const rows: [string, (f: Figures, r: ModeResult) => string][] = [

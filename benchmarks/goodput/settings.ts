@@ -5,10 +5,10 @@ import type { TraceSettings } from './trace.js';
 export type ModeName = 'default' | 'required' | 'besteffort';
 export const MODE_NAMES: readonly ModeName[] = ['default', 'required', 'besteffort'];
 /**
- * The modes in turn. kube-scheduler alone is played first and last: in one run played that way,
- * its last play scheduled ordinary pods at 108.9 pods/s and its first at 134.4 (its CPU per batch
- * 21% higher), so the machine's pace drifts within a run by more than hiatus costs, and a
- * yardstick played only first put that drift on the hiatus modes.
+ * The modes in turn. kube-scheduler alone is played first and last: one play's pace varies with
+ * this shared machine by about ±10% whatever the mode (three plays of it in one run: 133.2, 151.2
+ * and 123.8 pods/s), more than hiatus costs, and a yardstick played only once put its play's luck
+ * on every ratio of the run.
  */
 export const DEFAULT_MODES: readonly ModeName[] = ['default', 'required', 'besteffort', 'default'];
 
@@ -51,7 +51,7 @@ export const USAGE = `usage: npm run bench:goodput -- [options]
   --failure-rate 0.1       chance that a checkpoint fails
   --modes default,required,besteffort,default
                            kube-scheduler alone first and last: its ratios' yardstick is both
-                           plays, so a drift of the machine's pace weighs on both sides
+                           plays, so the machine's pace in one play weighs less
   --preempt-wait 1s        the extender's --preempt-wait (default: as shipped)
   --out benchmarks/goodput/out
   --keep                   keep the control plane's directory (logs)
