@@ -169,6 +169,7 @@ export function figures(results: ModeResult[]): Figures[] {
       .filter((u) => u.bindMs !== undefined && u.evictedMs !== undefined)
       .map((u) => u.bindMs! - u.evictedMs!);
     const traceHours = r.traceSeconds / 3600;
+    const rate = ordinaryRate(r);
     return {
       mode: r.mode,
       lostHours: hours(r.account.lost),
@@ -197,8 +198,8 @@ export function figures(results: ModeResult[]): Figures[] {
         Math.min(...r.ordinary.map((b) => b.pods / b.seconds)),
         Math.max(...r.ordinary.map((b) => b.pods / b.seconds)),
       ],
-      ordinaryPodsPerSecond: ordinaryRate(r),
-      ordinaryVsDefault: ordinaryRate(r) / ordinaryBase,
+      ordinaryPodsPerSecond: rate,
+      ordinaryVsDefault: rate / ordinaryBase,
       ordinaryVsDefaultInterval: ratioInterval(r.ordinary, baseBatches),
     };
   });

@@ -202,7 +202,7 @@ describe('the figures', () => {
     ]);
     const md = table(played).split('\n');
     expect(md[0]).toBe('| | kube-scheduler alone (1 of 2) | hiatus Required | kube-scheduler alone (2 of 2) |');
-    // Played twice, its own ratios show the drift; played once, it is the yardstick, 1.
+    // Played twice, its own ratios show how far its plays differ; played once, it is the yardstick, 1.
     expect(md.find((l) => l.startsWith('| ordinary pods/s, ratio'))).toMatch(
       /\| 2\.00 \(.*\) \| 1\.00 \(.*\) \| 0\.67 \(/,
     );
