@@ -34,6 +34,7 @@ import {
   webhookUrl,
 } from '../../testing/harness/webhook.js';
 import { inParallel, type Api } from '../scheduler/api.js';
+import type { Pace, PaceGauge } from './pace.js';
 import { SimulatedPublisher } from './publisher.js';
 import { coveredMs } from './report.js';
 import type { ModeName, Settings } from './settings.js';
@@ -143,6 +144,8 @@ export interface ModeResult {
   published: number;
   /** Real seconds kube-scheduler's cycle spent waiting for preempt answers (the extender's histogram sum). */
   preemptHeldSeconds: number;
+  /** The machine's pace over the trace (pace.ts): the gauge's CPU ms per unit, median; undefined: not measured. */
+  pace?: Pace;
   /** CPU seconds during the trace: kube-scheduler, and the extender (none for kube-scheduler alone). */
   cpu: { scheduler: number; extender: number };
   /** This process's event-loop delay during the trace, ms (it creates the ordinary pods and plays the nodes). */
@@ -170,6 +173,8 @@ export interface ModeContext {
   /** The kubelet simulators' shared serving certificate. */
   simTls: { cert: string; key: string };
   progress: (line: string) => void;
+  /** The machine's pace beside the plays (pace.ts); undefined: not measured. */
+  gauge?: PaceGauge;
 }
 
 /** CPU seconds a process has used (utime + stime, /proc/<pid>/stat), 0 when it cannot be read. */
@@ -657,8 +662,10 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
         ...(victims.length > 0 ? { victimsEvicted: victims.length } : {}),
       };
     });
+    const pace = ctx.gauge?.over(t0, end);
     return {
       mode,
+      ...(pace ? { pace } : {}),
       traceSeconds: ((end - t0) * speed) / 1000,
       samples,
       account: { accrued: a1.accrued - a0.accrued, retained: a1.retained - a0.retained, lost: a1.lost - a0.lost },

@@ -277,6 +277,10 @@ export function table(results: ModeResult[]): string {
         ),
     ],
     [
+      "the machine's pace: a fixed unit's CPU ms beside the play, median (samples); higher is slower",
+      (_, r) => (r.pace ? `${f2(r.pace.msPerUnit)} (${r.pace.samples})` : '-'),
+    ],
+    [
       "kube-scheduler's cycle held in preempt calls",
       (_, r) => (r.mode === 'default' ? '-' : `${f1(r.preemptHeldSeconds)} s of ${f1(r.wallSeconds)} s`),
     ],

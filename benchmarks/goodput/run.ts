@@ -13,6 +13,7 @@ import { waitUntil } from '../../testing/harness/process.js';
 import { repoRoot } from '../../testing/harness/schedulerConfig.js';
 import { Api } from '../scheduler/api.js';
 import { runMode, type ModeContext, type ModeResult } from './mode.js';
+import { PaceGauge } from './pace.js';
 import { plot, table } from './report.js';
 import { parseSettings, USAGE, type Settings } from './settings.js';
 import { makeTrace } from './trace.js';
@@ -68,6 +69,8 @@ async function main(): Promise<void> {
   const simTls = await generateSelfSignedCert([], tlsDir);
   const results: ModeResult[] = [];
   let failed = false;
+  // The machine's pace beside every play: what a slow spell of this machine did to a play's rate.
+  const gauge = PaceGauge.start();
   try {
     // Each mode on a control plane of its own, started fresh: on a shared one, a later mode's
     // kube-apiserver carried the earlier modes' heap, and each of its garbage collections cost
@@ -86,13 +89,14 @@ async function main(): Promise<void> {
             () => false,
           ),
         );
-        const ctx: ModeContext = { cp, api, s, trace, simTls, progress };
+        const ctx: ModeContext = { cp, api, s, trace, simTls, progress, gauge };
         const r = await runMode(ctx, mode);
         results.push(r);
         progress(
           `mode ${mode}: lost ${(r.account.lost / 3600).toFixed(2)} pod-hours, kept ${(r.account.retained / 3600).toFixed(2)}, ${r.evictions} evictions, load ${load()}`,
         );
         for (const e of r.errors) progress(`  ${mode}: ${e}`);
+        if (!r.pace) progress(`  ${mode}: the pace gauge gave no sample during the play; no ratio at matched pace`);
       } catch (e) {
         failed = modeFailed = true;
         progress(`mode ${mode} failed: ${(e as Error).stack ?? String(e)}\n${cp.tails(20)}`);
@@ -103,6 +107,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    gauge.stop();
     rmSync(tlsDir, { recursive: true, force: true });
   }
   if (results.length === 0) process.exit(1);
