@@ -25,6 +25,32 @@ export interface Pace {
   samples: number;
 }
 
+/** A pod as the API serves it, small: the unit's material. */
+const POD = {
+  metadata: {
+    name: 'x',
+    namespace: 'goodput',
+    uid: '5c0f8a3e-0000-4000-8000-000000000000',
+    labels: { app: 'gauge', tier: 'ordinary' },
+    annotations: { note: 'f'.repeat(50) },
+  },
+  spec: {
+    containers: [{ name: 'c', image: 'registry.local/gauge:1', resources: { requests: { cpu: '1', memory: '1Gi' } } }],
+    nodeName: 'node-00',
+  },
+  status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
+};
+
+/** The gauge's fixed unit of work: 2,000 pods copied through JSON, about 9 ms of CPU on this machine. */
+export function unit(): number {
+  let n = 0;
+  for (let i = 0; i < 2000; i++) {
+    const copy = JSON.parse(JSON.stringify({ ...POD, metadata: { ...POD.metadata, name: `p${i}` } })) as typeof POD;
+    n += copy.metadata.name.length;
+  }
+  return n;
+}
+
 /** The first samples are the gauge's own warm-up (its code not yet optimised): not counted. */
 export const GAUGE_WARMUP_SAMPLES = 5;
 
