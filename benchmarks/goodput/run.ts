@@ -96,7 +96,7 @@ async function main(): Promise<void> {
           `mode ${mode}: lost ${(r.account.lost / 3600).toFixed(2)} pod-hours, kept ${(r.account.retained / 3600).toFixed(2)}, ${r.evictions} evictions, load ${load()}`,
         );
         for (const e of r.errors) progress(`  ${mode}: ${e}`);
-        if (!r.pace) progress(`  ${mode}: the pace gauge gave no sample during the play; no ratio at matched pace`);
+        if (!r.pace) progress(`  ${mode}: the pace gauge gave no sample during the play (its pace shows -)`);
       } catch (e) {
         failed = modeFailed = true;
         progress(`mode ${mode} failed: ${(e as Error).stack ?? String(e)}\n${cp.tails(20)}`);
