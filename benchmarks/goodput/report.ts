@@ -313,6 +313,70 @@ export function table(results: ModeResult[]): string {
   return [head, rule, ...body].join('\n');
 }
 
+/** Issue 15's goals, as the report judges them (docs/performance.md#against-issue-15s-goals). */
+export const GOALS = { lostVsDefault: 0.05, beyondCheckpointsMs: 5_000, ordinaryVsDefault: 0.9 } as const;
+
+/** The mean of one process's CPU per batch over several plays (NaN: none measured it). */
+function meanCpu(plays: readonly ModeResult[], key: string): number {
+  const values = plays.map((p) => batchCpu(p)[key]).filter((v): v is number => v !== undefined);
+  return values.length > 0 ? values.reduce((a, b) => a + b, 0) / values.length : Number.NaN;
+}
+
+const CPU_PARTS: [string, string][] = [
+  ['kube-apiserver', 'kube-apiserver'],
+  ['etcd', 'etcd'],
+  ['kube-scheduler', 'kube-scheduler'],
+  ['bench', 'this process'],
+];
+
+/**
+ * Under the table: each goal a hiatus mode missed in this run, with the measurements beside it
+ * that say where the time or the work went, or that every goal was met. Pure.
+ */
+export function goalNotes(results: ModeResult[]): string {
+  const figs = figures(results);
+  const names = labels(results);
+  const bases = results.filter((r) => r.mode === 'default');
+  const notes: string[] = [];
+  figs.forEach((f, i) => {
+    const r = results[i]!;
+    if (r.mode === 'default' || bases.length === 0) return;
+    const name = names[i]!;
+    if (r.mode === 'required' && f.lostVsDefault > GOALS.lostVsDefault)
+      notes.push(
+        `${name} lost ${f2(f.lostVsDefault)} of kube-scheduler alone's work (goal at most ${GOALS.lostVsDefault}): ` +
+          `${f2(hours(r.lostAfterCheckpoint))} of its ${f2(f.lostHours)} pod-hours ran on after their checkpoint, ` +
+          `checkpoint recorded to deletion p99 ${seconds(quantile(r.readyToDeletionMs, 0.99))}.`,
+      );
+    if (f.withRun > 0 && f.beyondRunP99Ms > GOALS.beyondCheckpointsMs)
+      notes.push(
+        `${name}'s preemptors were bound ${seconds(f.beyondRunP99Ms)} beyond the time their victims' checkpoints ran (p99; goal at most ${seconds(GOALS.beyondCheckpointsMs)}); ` +
+          `time to bind p99 ${seconds(f.bindP99Ms)}, kube-scheduler's cycle held ${f1(r.preemptHeldSeconds)} s in preempt calls.`,
+      );
+    if (f.ordinaryVsDefault < GOALS.ordinaryVsDefault) {
+      const parts = CPU_PARTS.map(
+        ([key, label]) => `${label} ${f2(meanCpu([r], key))} against ${f2(meanCpu(bases, key))}`,
+      );
+      // The processes kube-scheduler alone has too, then the extender's own.
+      const shared = (plays: ModeResult[]) => CPU_PARTS.reduce((n, [key]) => n + meanCpu(plays, key), 0);
+      const extender = meanCpu([r], 'extender');
+      const own = shared([r]) + (Number.isFinite(extender) ? extender : 0);
+      const pace =
+        r.pace && bases.every((b) => b.pace)
+          ? ` The machine's pace gauge read ${f2(r.pace.msPerUnit)} ms against ${bases.map((b) => f2(b.pace!.msPerUnit)).join(' and ')} (higher is slower).`
+          : '';
+      notes.push(
+        `${name}'s ordinary pods ran at ${f2(f.ordinaryVsDefault)} of kube-scheduler alone's rate (goal at least ${GOALS.ordinaryVsDefault}): ` +
+          `its batches took ${f2(own)} CPU s against ${f2(shared(bases))} alone (${parts.join(', ')}, the extender ${f2(extender)}).${pace}`,
+      );
+    }
+  });
+  if (bases.length === 0 || results.every((r) => r.mode === 'default')) return '';
+  return notes.length > 0
+    ? `Goals missed in this run:\n${notes.map((n) => `- ${n}`).join('\n')}`
+    : 'Every goal met in this run: lost work, binding beyond the checkpoints, ordinary throughput.';
+}
+
 // ------------------------------------------------------------------------------------ the plot
 
 const W = 760;

@@ -14,7 +14,7 @@ import { repoRoot } from '../../testing/harness/schedulerConfig.js';
 import { Api } from '../scheduler/api.js';
 import { runMode, type ModeContext, type ModeResult } from './mode.js';
 import { PaceGauge } from './pace.js';
-import { plot, table } from './report.js';
+import { goalNotes, plot, table } from './report.js';
 import { parseSettings, USAGE, type Settings } from './settings.js';
 import { makeTrace } from './trace.js';
 
@@ -113,7 +113,8 @@ async function main(): Promise<void> {
   if (results.length === 0) process.exit(1);
   const loadAfter = load();
   const caption = `${header}. Load average ${loadBefore} before, ${loadAfter} after.`;
-  const md = `${table(results)}\n\n${caption}\n`;
+  const notes = goalNotes(results);
+  const md = `${table(results)}\n\n${notes ? `${notes}\n\n` : ''}${caption}\n`;
   print(`\n${md}`);
   writeFileSync(path.join(out, 'goodput.md'), md);
   writeFileSync(

@@ -11,6 +11,7 @@ import {
   batchRate,
   coveredMs,
   figures,
+  goalNotes,
   labels,
   plot,
   quantile,
@@ -410,4 +411,40 @@ describe('the gauge process', () => {
     child.stdin.end();
     expect(await exited).toBe(0);
   }, 15_000);
+});
+
+describe('the notes on the goals under the table', () => {
+  it('says every goal was met when it was', () => {
+    expect(goalNotes([result('default', 7200, [1, 1]), result('required', 100, [1, 1])])).toBe(
+      'Every goal met in this run: lost work, binding beyond the checkpoints, ordinary throughput.',
+    );
+    // Only kube-scheduler alone played: nothing to judge.
+    expect(goalNotes([result('default', 7200, [1, 1])])).toBe('');
+  });
+
+  it('gives each missed goal with the measurements beside it', () => {
+    const alone = result('default', 7200, [1, 1]);
+    alone.ordinary.forEach((b) => (b.cpu = { 'kube-apiserver': 0.8, etcd: 0.1, 'kube-scheduler': 0.2, bench: 0.2 }));
+    alone.pace = { msPerUnit: 9, samples: 60 };
+    const required = result('required', 720, [2, 2]);
+    required.ordinary.forEach(
+      (b) => (b.cpu = { 'kube-apiserver': 1.0, etcd: 0.1, 'kube-scheduler': 0.3, extender: 0.1, bench: 0.2 }),
+    );
+    required.pace = { msPerUnit: 10.5, samples: 60 };
+    required.urgent[0]!.bindMs = 20_000;
+    // BestEffort's lost work has no goal; its binding and throughput do.
+    const bestEffort = result('besteffort', 7200, [1, 1]);
+    const notes = goalNotes([alone, required, bestEffort]).split('\n');
+    expect(notes[0]).toBe('Goals missed in this run:');
+    expect(notes).toHaveLength(4);
+    expect(notes[1]).toBe(
+      "- hiatus Required lost 0.10 of kube-scheduler alone's work (goal at most 0.05): 0.05 of its 0.20 pod-hours ran on after their checkpoint, checkpoint recorded to deletion p99 0.5 s.",
+    );
+    expect(notes[2]).toMatch(
+      /^- hiatus Required's preemptors were bound 11\.4 s beyond the time their victims' checkpoints ran \(p99; goal at most 5\.0 s\)/,
+    );
+    expect(notes[3]).toBe(
+      "- hiatus Required's ordinary pods ran at 0.50 of kube-scheduler alone's rate (goal at least 0.9): its batches took 1.70 CPU s against 1.30 alone (kube-apiserver 1.00 against 0.80, etcd 0.10 against 0.10, kube-scheduler 0.30 against 0.20, this process 0.20 against 0.20, the extender 0.10). The machine's pace gauge read 10.50 ms against 9.00 (higher is slower).",
+    );
+  });
 });
