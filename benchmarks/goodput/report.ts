@@ -334,13 +334,16 @@ const CPU_PARTS: [string, string][] = [
  * that say where the time or the work went, or that every goal was met. Pure.
  */
 export function goalNotes(results: ModeResult[]): string {
+  const bases = results.filter((r) => r.mode === 'default');
+  // Nothing to judge without kube-scheduler alone, or without a hiatus mode.
+  if (bases.length === 0 || bases.length === results.length) return '';
   const figs = figures(results);
   const names = labels(results);
-  const bases = results.filter((r) => r.mode === 'default');
+  const aloneCpu = CPU_PARTS.map(([key]) => meanCpu(bases, key));
   const notes: string[] = [];
   figs.forEach((f, i) => {
     const r = results[i]!;
-    if (r.mode === 'default' || bases.length === 0) return;
+    if (r.mode === 'default') return;
     const name = names[i]!;
     if (r.mode === 'required' && f.lostVsDefault > GOALS.lostVsDefault)
       notes.push(
@@ -354,24 +357,22 @@ export function goalNotes(results: ModeResult[]): string {
           `time to bind p99 ${seconds(f.bindP99Ms)}, kube-scheduler's cycle held ${f1(r.preemptHeldSeconds)} s in preempt calls.`,
       );
     if (f.ordinaryVsDefault < GOALS.ordinaryVsDefault) {
-      const parts = CPU_PARTS.map(
-        ([key, label]) => `${label} ${f2(meanCpu([r], key))} against ${f2(meanCpu(bases, key))}`,
-      );
       // The processes kube-scheduler alone has too, then the extender's own.
-      const shared = (plays: ModeResult[]) => CPU_PARTS.reduce((n, [key]) => n + meanCpu(plays, key), 0);
+      const ownCpu = CPU_PARTS.map(([key]) => meanCpu([r], key));
+      const parts = CPU_PARTS.map(([, label], k) => `${label} ${f2(ownCpu[k]!)} against ${f2(aloneCpu[k]!)}`);
+      const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
       const extender = meanCpu([r], 'extender');
-      const own = shared([r]) + (Number.isFinite(extender) ? extender : 0);
+      const own = sum(ownCpu) + (Number.isFinite(extender) ? extender : 0);
       const pace =
         r.pace && bases.every((b) => b.pace)
           ? ` The machine's pace gauge read ${f2(r.pace.msPerUnit)} ms against ${bases.map((b) => f2(b.pace!.msPerUnit)).join(' and ')} (higher is slower).`
           : '';
       notes.push(
         `${name}'s ordinary pods ran at ${f2(f.ordinaryVsDefault)} of kube-scheduler alone's rate (goal at least ${GOALS.ordinaryVsDefault}): ` +
-          `its batches took ${f2(own)} CPU s against ${f2(shared(bases))} alone (${parts.join(', ')}, the extender ${f2(extender)}).${pace}`,
+          `its batches took ${f2(own)} CPU s against ${f2(sum(aloneCpu))} alone (${parts.join(', ')}, the extender ${f2(extender)}).${pace}`,
       );
     }
   });
-  if (bases.length === 0 || results.every((r) => r.mode === 'default')) return '';
   return notes.length > 0
     ? `Goals missed in this run:\n${notes.map((n) => `- ${n}`).join('\n')}`
     : 'Every goal met in this run: lost work, binding beyond the checkpoints, ordinary throughput.';
