@@ -8,15 +8,32 @@
 // CRI-O configuration). Once retention deletes the consumed record, the source node's agent
 // deletes the archive. Real etcd, kube-apiserver, kube-controller-manager and kube-scheduler; the
 // built extender and the built agent (one process per simulated node, dist/src/agent/main.js).
+// Each agent runs as the DaemonSet runs it: deploy/agent-daemonset.yaml's ServiceAccount, RBAC and
+// ValidatingAdmissionPolicies applied as shipped, with a token bound to a pod on its node (the API
+// server puts the node's name in it); the last step tries what a compromised agent would, and the
+// real API server refuses it.
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { promises as fsp } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import type { V1Pod } from '@kubernetes/client-node';
+import { readFileSync } from 'node:fs';
+import {
+  ApiException,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  loadAllYaml,
+  setHeaderOptions,
+  type KubernetesObject,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { TestRegistry } from '../helpers/registry.js';
 import { NAMESPACE, Rig, sumOfSamples } from '../../testing/harness/cluster.js';
+import { writeKubeconfig, type KubeconfigEntry } from '../../testing/harness/controlPlane.js';
 import { CONTRACT, rigPerFile, webhookRig } from '../../testing/harness/e2e.js';
 import * as make from '../../testing/harness/make.js';
 import { ManagedProcess, freePort, httpRequest, waitUntil } from '../../testing/harness/process.js';
@@ -34,7 +51,9 @@ const NODE_GROUP = 'agent';
 let rig: Rig;
 let registry: TestRegistry;
 let work: string;
-const agents = new Map<string, { proc: ManagedProcess; metricsPort: number }>();
+const agents = new Map<string, { proc: ManagedProcess; metricsPort: number; token: string }>();
+const AGENT_NAMESPACE = 'hiatus-system';
+const AGENT_ACCOUNT = 'hiatus-agent';
 const crioSockets: http.Server[] = [];
 
 /**
@@ -52,10 +71,62 @@ async function fakeCrio(socket: string, level: 'checkpoint_restore' | 'checkpoin
   crioSockets.push(server);
 }
 
+/** deploy/agent-daemonset.yaml as shipped, but for the DaemonSet: the agents run as processes here. */
+async function applyAgentPolicy(): Promise<void> {
+  await rig.core.createNamespace({ body: { metadata: { name: AGENT_NAMESPACE } } });
+  const objects = KubernetesObjectApi.makeApiClient(rig.cp.kc);
+  const docs = loadAllYaml(
+    readFileSync(path.join(repoRoot(), 'deploy/agent-daemonset.yaml'), 'utf8'),
+  ) as KubernetesObject[];
+  for (const d of docs.filter((x) => x.kind !== 'DaemonSet')) await objects.create(d);
+}
+
+/**
+ * A token of the agent's ServiceAccount bound to a pod of the DaemonSet's on `node` (the API
+ * server writes the pod's node into it: authentication.kubernetes.io/node-name), or, without a
+ * node, a token bound to nothing.
+ */
+async function agentToken(node?: string): Promise<string> {
+  let boundObjectRef: { kind: string; apiVersion: string; name: string; uid: string } | undefined;
+  if (node) {
+    const pod = await rig.core.createNamespacedPod({
+      namespace: AGENT_NAMESPACE,
+      body: {
+        metadata: { name: `hiatus-agent-${node}`, labels: { 'app.kubernetes.io/name': 'hiatus-agent' } },
+        spec: {
+          serviceAccountName: AGENT_ACCOUNT,
+          nodeName: node,
+          priorityClassName: 'system-node-critical',
+          containers: [{ name: 'agent', image: 'hiatus-agent:test' }],
+        },
+      },
+    });
+    boundObjectRef = { kind: 'Pod', apiVersion: 'v1', name: pod.metadata!.name!, uid: pod.metadata!.uid! };
+  }
+  return waitUntil('a token for the agent', () =>
+    rig.core
+      .createNamespacedServiceAccountToken({
+        name: AGENT_ACCOUNT,
+        namespace: AGENT_NAMESPACE,
+        body: { spec: { audiences: [], expirationSeconds: 3600, ...(boundObjectRef ? { boundObjectRef } : {}) } },
+      })
+      .then((t) => t.status?.token),
+  );
+}
+
+/** A kubeconfig file with the admin's cluster and this token. */
+function tokenKubeconfig(file: string, token: string): string {
+  const admin = JSON.parse(readFileSync(rig.cp.kubeconfig('admin'), 'utf8')) as { clusters: [KubeconfigEntry] };
+  writeKubeconfig(file, { context: 'agent', cluster: admin.clusters[0], user: { name: 'agent', user: { token } } });
+  return file;
+}
+
 /** One node agent as the DaemonSet runs it, pointed at the node's simulated kubelet checkpoint directory. */
 async function startAgent(node: string, level: 'checkpoint_restore' | 'checkpoint_only'): Promise<void> {
   const dir = path.join(work, node);
   await fsp.mkdir(dir, { recursive: true });
+  const token = await agentToken(node);
+  const kubeconfig = tokenKubeconfig(path.join(dir, 'agent.kubeconfig'), token);
   const socket = path.join(dir, 'crio.sock');
   await fakeCrio(socket, level);
   const credentials = path.join(dir, '.dockerconfigjson');
@@ -69,7 +140,7 @@ async function startAgent(node: string, level: 'checkpoint_restore' | 'checkpoin
       '--node-name',
       node,
       '--kubeconfig',
-      rig.cp.kubeconfig('admin'),
+      kubeconfig,
       '--checkpoint-dir',
       rig.nodes.sim(node).archiveDir,
       '--state-dir',
@@ -93,7 +164,7 @@ async function startAgent(node: string, level: 'checkpoint_restore' | 'checkpoin
     ],
     path.join(rig.cp.logs, `hiatus-agent-${node}.log`),
   );
-  agents.set(node, { proc, metricsPort });
+  agents.set(node, { proc, metricsPort, token });
 }
 
 /** A sample of an agent's /metrics (sum over the samples whose labels include these). */
@@ -135,6 +206,7 @@ const step = rigPerFile(
   async (started) => {
     rig = started;
     await rig.createPreemptionClasses();
+    await applyAgentPolicy();
     // The pull Secret the webhook names (docs/node-agent.md: it must exist in each namespace that restores).
     await rig.core.createNamespacedSecret({
       namespace: NAMESPACE,
@@ -293,9 +365,153 @@ describe('restore anywhere compatible, from the image the node agent published',
       expect(await agentMetric(SOURCE, 'hiatus_agent_publishes_total', { result: 'published' })).toBe(1);
       // No agent published or deleted anything else; no pod was ever bound to the forbidding node.
       expect(await agentMetric(DEST, 'hiatus_agent_publishes_total')).toBe(0);
-      const onForbidding = await rig.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${FORBIDS}` });
+      // (Its agent's own pod, in hiatus-system, is bound there by hand for its token.)
+      const onForbidding = await rig.core.listNamespacedPod({
+        namespace: NAMESPACE,
+        fieldSelector: `spec.nodeName=${FORBIDS}`,
+      });
       expect(onForbidding.items).toEqual([]);
       expect(rig.nodes.errors).toEqual([]);
+      // Under the shipped RBAC and policies, no write of any agent was refused.
+      for (const node of [SOURCE, DEST, FORBIDS])
+        expect(await agentMetric(node, 'hiatus_agent_errors_total', { kind: 'api' })).toBe(0);
+    }),
+  );
+
+  it(
+    "refuses an agent's writes beyond its own node's label and publications (what a compromised node could try)",
+    step(async () => {
+      // Stopped, so that no agent writes the records below meanwhile; their tokens stay valid.
+      await Promise.all([...agents.values()].map((a) => a.proc.stop()));
+      const source = asAgent(agents.get(SOURCE)!.token);
+      const unbound = asAgent(await agentToken());
+      const label = (value: string) => ({ metadata: { labels: { [RUNTIME_LABEL]: value } } });
+      // Its own node's label: allowed (the agents wrote it above, this is the same write).
+      await source.patchNode(SOURCE, label('enabled'));
+      expect(await refusal(source.patchNode(DEST, label('enabled')))).toMatch(/may label only the node it runs on/);
+      expect(await refusal(unbound.patchNode(SOURCE, label('enabled')))).toMatch(/may label only the node it runs on/);
+      for (const body of [
+        { metadata: { labels: { 'node-role.kubernetes.io/control-plane': '' } } },
+        { metadata: { annotations: { 'example.com/anything': 'x' } } },
+        { spec: { unschedulable: true } },
+      ]) {
+        expect(await refusal(source.patchNode(SOURCE, body))).toMatch(
+          /may change only the hiatus.dev\/runtime-restore label/,
+        );
+      }
+      expect(await refusal(source.patchNodeStatus(SOURCE, { status: { capacity: { cpu: '64' } } }))).toMatch(
+        /forbidden/,
+      );
+
+      // Two made-up Ready records, one of each node, written by the administrator.
+      const madeUp = (name: string, node: string) =>
+        make.record(
+          name,
+          {
+            metadata: {
+              name: `${name}-pod`,
+              uid: `00000000-0000-4000-8000-${node === SOURCE ? '000000000001' : '000000000002'}`,
+            },
+          },
+          {
+            reason: 'Preemption',
+            priority: 100,
+            memoryBytes: 2 ** 30,
+            restoreConstraints: { node, arch: 'amd64', cpuFeatures: [], runtime: 'cri-o://1.31.2' },
+            agoMs: 0,
+          },
+        );
+      for (const [name, node] of [
+        ['agent-own', SOURCE],
+        ['agent-other', DEST],
+      ] as const) {
+        await rig.custom.createNamespacedCustomObject({ ...CHECKPOINTS, body: madeUp(name, node) });
+      }
+      const image = `${registry.host}/hiatus/${NAMESPACE}@sha256:${'a'.repeat(64)}`;
+      const published = (c: Checkpoint) => {
+        c.status!.containers![0] = {
+          ...c.status!.containers![0]!,
+          image,
+          publication: { state: 'Published', reason: 'Verified' },
+        };
+        c.status!.publication = { state: 'Published', message: '1 container image(s) published' };
+      };
+      // Another node's record: not even its publication (a published reference is what a restore runs).
+      expect(await refusal(source.updateCheckpoint('agent-other', published))).toMatch(
+        /may update only the checkpoints of the node it runs on/,
+      );
+      const edits: [string, (c: Checkpoint) => void, RegExp][] = [
+        ['spec', (c) => void (c.spec.restoreConstraints.node = DEST), /may not change a checkpoint's spec or metadata/],
+        [
+          'annotation',
+          (c) => void (c.metadata.annotations = { 'hiatus.dev/restore-any-pod': 'true' }),
+          /may not change a checkpoint's spec or metadata/,
+        ],
+        ['phase', (c) => void (c.status!.phase = 'Failed'), /may change only a checkpoint's publication status/],
+        [
+          'restore claim',
+          (c) => void (c.status!.restore = { claimedAt: new Date().toISOString(), podName: 'anyone' }),
+          /may change only a checkpoint's publication status/,
+        ],
+        [
+          'archive path',
+          (c) => void (c.status!.containers![0]!.archivePath = '/etc/shadow'),
+          /may not add, remove or move a checkpoint's archives/,
+        ],
+      ];
+      for (const [what, edit, why] of edits) {
+        expect([what, await refusal(source.updateCheckpoint('agent-own', edit))]).toEqual([
+          what,
+          expect.stringMatching(why),
+        ]);
+      }
+      // Its own node's record, publication only: allowed, as the agents' own writes above were.
+      await source.updateCheckpoint('agent-own', published);
+      expect((await rig.checkpoint('agent-own'))?.status?.containers?.[0]?.image).toBe(image);
+      expect(await refusal(source.deleteCheckpoint('agent-own'))).toMatch(/forbidden/);
+      for (const name of ['agent-own', 'agent-other'])
+        await rig.custom.deleteNamespacedCustomObject({ ...CHECKPOINTS, name });
     }),
   );
 });
+
+const CHECKPOINTS = { group: 'hiatus.dev', version: 'v1alpha1', namespace: NAMESPACE, plural: 'checkpoints' };
+
+/** The message of the API server's refusal of this request; fails when the request succeeds. */
+async function refusal(request: Promise<unknown>): Promise<string> {
+  try {
+    await request;
+  } catch (e) {
+    if (!(e instanceof ApiException)) throw e;
+    const body = typeof e.body === 'string' ? e.body : JSON.stringify(e.body);
+    return `${e.code} ${body}`;
+  }
+  throw new Error('the API server allowed the request');
+}
+
+/** The agent's API calls with this token: merge patches of a Node, and read-modify-write of a Checkpoint. */
+function asAgent(token: string) {
+  const kc = new KubeConfig();
+  kc.loadFromFile(tokenKubeconfig(path.join(work, `token-${Math.random().toString(36).slice(2)}.kubeconfig`), token));
+  const core = kc.makeApiClient(CoreV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+  return {
+    patchNode: (name: string, body: object) => core.patchNode({ name, body }, merge),
+    patchNodeStatus: (name: string, body: object) => core.patchNodeStatus({ name, body }, merge),
+    async updateCheckpoint(name: string, edit: (c: Checkpoint) => void): Promise<unknown> {
+      // Read as the administrator, edited and written as the agent; read again if the extender
+      // wrote the record in between (409: the write never reached admission).
+      for (let attempt = 1; ; attempt++) {
+        const c = (await rig.custom.getNamespacedCustomObject({ ...CHECKPOINTS, name })) as Checkpoint;
+        edit(c);
+        try {
+          return await custom.replaceNamespacedCustomObject({ ...CHECKPOINTS, name, body: c });
+        } catch (e) {
+          if (!(e instanceof ApiException && e.code === 409) || attempt >= 5) throw e;
+        }
+      }
+    },
+    deleteCheckpoint: (name: string) => custom.deleteNamespacedCustomObject({ ...CHECKPOINTS, name }),
+  };
+}
