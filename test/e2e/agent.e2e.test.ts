@@ -17,23 +17,19 @@ import { promises as fsp } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { readFileSync } from 'node:fs';
 import {
   ApiException,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
-  KubernetesObjectApi,
   PatchStrategy,
-  loadAllYaml,
   setHeaderOptions,
-  type KubernetesObject,
   type V1Pod,
 } from '@kubernetes/client-node';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { TestRegistry } from '../helpers/registry.js';
 import { NAMESPACE, Rig, sumOfSamples } from '../../testing/harness/cluster.js';
-import { writeKubeconfig, type KubeconfigEntry } from '../../testing/harness/controlPlane.js';
+import { applyShipped, refusal, serviceAccountToken, tokenKubeconfig } from '../../testing/harness/serviceAccount.js';
 import { CONTRACT, rigPerFile, webhookRig } from '../../testing/harness/e2e.js';
 import * as make from '../../testing/harness/make.js';
 import { ManagedProcess, freePort, httpRequest, waitUntil } from '../../testing/harness/process.js';
@@ -71,54 +67,26 @@ async function fakeCrio(socket: string, level: 'checkpoint_restore' | 'checkpoin
   crioSockets.push(server);
 }
 
-/** deploy/agent-daemonset.yaml as shipped, but for the DaemonSet: the agents run as processes here. */
-async function applyAgentPolicy(): Promise<void> {
-  await rig.core.createNamespace({ body: { metadata: { name: AGENT_NAMESPACE } } });
-  const objects = KubernetesObjectApi.makeApiClient(rig.cp.kc);
-  const docs = loadAllYaml(
-    readFileSync(path.join(repoRoot(), 'deploy/agent-daemonset.yaml'), 'utf8'),
-  ) as KubernetesObject[];
-  for (const d of docs.filter((x) => x.kind !== 'DaemonSet')) await objects.create(d);
-}
-
 /**
- * A token of the agent's ServiceAccount bound to a pod of the DaemonSet's on `node` (the API
- * server writes the pod's node into it: authentication.kubernetes.io/node-name), or, without a
- * node, a token bound to nothing.
+ * A token of the agent's ServiceAccount bound to a pod of the DaemonSet's on `node` (kube-apiserver
+ * writes the pod's node into it), or, without a node, a token bound to nothing.
  */
 async function agentToken(node?: string): Promise<string> {
-  let boundObjectRef: { kind: string; apiVersion: string; name: string; uid: string } | undefined;
-  if (node) {
-    const pod = await rig.core.createNamespacedPod({
-      namespace: AGENT_NAMESPACE,
-      body: {
-        metadata: { name: `hiatus-agent-${node}`, labels: { 'app.kubernetes.io/name': 'hiatus-agent' } },
-        spec: {
-          serviceAccountName: AGENT_ACCOUNT,
-          nodeName: node,
-          priorityClassName: 'system-node-critical',
-          containers: [{ name: 'agent', image: 'hiatus-agent:test' }],
-        },
+  const account = { namespace: AGENT_NAMESPACE, name: AGENT_ACCOUNT };
+  if (!node) return serviceAccountToken(rig.core, account);
+  const pod = await rig.core.createNamespacedPod({
+    namespace: AGENT_NAMESPACE,
+    body: {
+      metadata: { name: `hiatus-agent-${node}`, labels: { 'app.kubernetes.io/name': 'hiatus-agent' } },
+      spec: {
+        serviceAccountName: AGENT_ACCOUNT,
+        nodeName: node,
+        priorityClassName: 'system-node-critical',
+        containers: [{ name: 'agent', image: 'hiatus-agent:test' }],
       },
-    });
-    boundObjectRef = { kind: 'Pod', apiVersion: 'v1', name: pod.metadata!.name!, uid: pod.metadata!.uid! };
-  }
-  return waitUntil('a token for the agent', () =>
-    rig.core
-      .createNamespacedServiceAccountToken({
-        name: AGENT_ACCOUNT,
-        namespace: AGENT_NAMESPACE,
-        body: { spec: { audiences: [], expirationSeconds: 3600, ...(boundObjectRef ? { boundObjectRef } : {}) } },
-      })
-      .then((t) => t.status?.token),
-  );
-}
-
-/** A kubeconfig file with the admin's cluster and this token. */
-function tokenKubeconfig(file: string, token: string): string {
-  const admin = JSON.parse(readFileSync(rig.cp.kubeconfig('admin'), 'utf8')) as { clusters: [KubeconfigEntry] };
-  writeKubeconfig(file, { context: 'agent', cluster: admin.clusters[0], user: { name: 'agent', user: { token } } });
-  return file;
+    },
+  });
+  return serviceAccountToken(rig.core, account, { name: pod.metadata!.name!, uid: pod.metadata!.uid! });
 }
 
 /** One node agent as the DaemonSet runs it, pointed at the node's simulated kubelet checkpoint directory. */
@@ -126,7 +94,7 @@ async function startAgent(node: string, level: 'checkpoint_restore' | 'checkpoin
   const dir = path.join(work, node);
   await fsp.mkdir(dir, { recursive: true });
   const token = await agentToken(node);
-  const kubeconfig = tokenKubeconfig(path.join(dir, 'agent.kubeconfig'), token);
+  const kubeconfig = tokenKubeconfig(rig.cp, path.join(dir, 'agent.kubeconfig'), token);
   const socket = path.join(dir, 'crio.sock');
   await fakeCrio(socket, level);
   const credentials = path.join(dir, '.dockerconfigjson');
@@ -206,7 +174,9 @@ const step = rigPerFile(
   async (started) => {
     rig = started;
     await rig.createPreemptionClasses();
-    await applyAgentPolicy();
+    // deploy/agent-daemonset.yaml as shipped, but for the DaemonSet: the agents run as processes here.
+    await rig.core.createNamespace({ body: { metadata: { name: AGENT_NAMESPACE } } });
+    await applyShipped(rig.cp.kc, 'agent-daemonset.yaml', ['DaemonSet']);
     // The pull Secret the webhook names (docs/node-agent.md: it must exist in each namespace that restores).
     await rig.core.createNamespacedSecret({
       namespace: NAMESPACE,
@@ -477,22 +447,12 @@ describe('restore anywhere compatible, from the image the node agent published',
 
 const CHECKPOINTS = { group: 'hiatus.dev', version: 'v1alpha1', namespace: NAMESPACE, plural: 'checkpoints' };
 
-/** The message of the API server's refusal of this request; fails when the request succeeds. */
-async function refusal(request: Promise<unknown>): Promise<string> {
-  try {
-    await request;
-  } catch (e) {
-    if (!(e instanceof ApiException)) throw e;
-    const body = typeof e.body === 'string' ? e.body : JSON.stringify(e.body);
-    return `${e.code} ${body}`;
-  }
-  throw new Error('the API server allowed the request');
-}
-
 /** The agent's API calls with this token: merge patches of a Node, and read-modify-write of a Checkpoint. */
 function asAgent(token: string) {
   const kc = new KubeConfig();
-  kc.loadFromFile(tokenKubeconfig(path.join(work, `token-${Math.random().toString(36).slice(2)}.kubeconfig`), token));
+  kc.loadFromFile(
+    tokenKubeconfig(rig.cp, path.join(work, `token-${Math.random().toString(36).slice(2)}.kubeconfig`), token),
+  );
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);

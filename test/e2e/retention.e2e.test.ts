@@ -10,22 +10,14 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import {
-  AppsV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  KubernetesObjectApi,
-  loadAllYaml,
-  type KubernetesObject,
-  type V1Pod,
-} from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
-import { ControlPlane, writeKubeconfig, type KubeconfigEntry } from '../../testing/harness/controlPlane.js';
-import { BUILD_AND_START_MS } from '../../testing/harness/e2e.js';
+import { ControlPlane } from '../../testing/harness/controlPlane.js';
+import { BUILD_AND_START_MS, failureTracking } from '../../testing/harness/e2e.js';
 import { Extender } from '../../testing/harness/extender.js';
 import * as make from '../../testing/harness/make.js';
 import { waitUntil } from '../../testing/harness/process.js';
-import { repoRoot } from '../../testing/harness/schedulerConfig.js';
+import { applyShipped, serviceAccountToken, tokenKubeconfig } from '../../testing/harness/serviceAccount.js';
 
 const NAMESPACE = 'default';
 const MAX_PER_WORKLOAD = 2;
@@ -34,36 +26,15 @@ let cp: ControlPlane;
 let ext: Extender | undefined;
 let core: CoreV1Api;
 let custom: CustomObjectsApi;
-let failed = false;
-const step = (fn: () => Promise<void>) => async () => {
-  try {
-    await fn();
-  } catch (e) {
-    failed = true;
-    throw e;
-  }
-};
+const { step, failed } = failureTracking();
 
 /** deploy/rbac.yaml applied as is, and a kubeconfig with a token of its ServiceAccount. */
 async function shippedServiceAccountKubeconfig(): Promise<string> {
   await core.createNamespace({ body: { metadata: { name: 'hiatus-system' } } });
-  const objects = KubernetesObjectApi.makeApiClient(cp.kc);
-  const docs = loadAllYaml(readFileSync(path.join(repoRoot(), 'deploy/rbac.yaml'), 'utf8')) as KubernetesObject[];
-  for (const d of docs) await objects.create(d);
+  const docs = await applyShipped(cp.kc, 'rbac.yaml');
   const sa = docs.find((d) => d.kind === 'ServiceAccount')!.metadata!;
-  const token = await waitUntil('a token for the ServiceAccount', () =>
-    core
-      .createNamespacedServiceAccountToken({
-        name: sa.name!,
-        namespace: sa.namespace!,
-        body: { spec: { audiences: [], expirationSeconds: 3600 } },
-      })
-      .then((t) => t.status?.token),
-  );
-  const admin = JSON.parse(readFileSync(cp.kubeconfig('admin'), 'utf8')) as { clusters: [KubeconfigEntry] };
-  const file = path.join(mkdtempSync(path.join(cp.dir, 'sa-')), 'hiatus.kubeconfig');
-  writeKubeconfig(file, { context: 'hiatus', cluster: admin.clusters[0], user: { name: 'hiatus', user: { token } } });
-  return file;
+  const token = await serviceAccountToken(core, { namespace: sa.namespace!, name: sa.name! });
+  return tokenKubeconfig(cp, path.join(mkdtempSync(path.join(cp.dir, 'sa-')), 'hiatus.kubeconfig'), token);
 }
 
 /** A Ready record of `victim`'s preemption by `preemptor`, completed that many minutes ago. */
@@ -121,9 +92,10 @@ beforeAll(async () => {
 }, BUILD_AND_START_MS);
 
 afterAll(async () => {
-  if (failed) process.stderr.write(`e2e failed; logs kept in ${cp.dir}\n${cp.tails()}\n${ext?.proc.tail(80) ?? ''}\n`);
+  if (failed())
+    process.stderr.write(`e2e failed; logs kept in ${cp.dir}\n${cp.tails()}\n${ext?.proc.tail(80) ?? ''}\n`);
   await ext?.stop();
-  await cp?.stop({ keep: failed || process.env.HIATUS_E2E_KEEP === '1' });
+  await cp?.stop({ keep: failed() || process.env.HIATUS_E2E_KEEP === '1' });
 });
 
 describe("retention never deletes a live victim's record (issue 11)", () => {

@@ -33,6 +33,20 @@ export const webhookRig = (extraArgs: string[]) => startRigWithWebhook(SCHEDULER
 /** Wraps a test body so that its failure marks the rig failed. */
 export type Step = (fn: () => Promise<void>) => () => Promise<void>;
 
+/** For a scenario file without a rig: a Step that records a failure, and whether one happened (to keep the logs). */
+export function failureTracking(): { step: Step; failed: () => boolean } {
+  let failed = false;
+  const step: Step = (fn) => async () => {
+    try {
+      await fn();
+    } catch (e) {
+      failed = true;
+      throw e;
+    }
+  };
+  return { step, failed: () => failed };
+}
+
 /**
  * One rig for the scenario file: `start` starts it before the file's tests, then `setUp` gets it
  * (to keep it, and to create what the scenarios share); it stops after the tests, keeping and

@@ -1,0 +1,167 @@
+// deploy/rbac-placement-gate.yaml on the real kube-apiserver. Its `patch pods` would let the
+// extender's ServiceAccount rewrite any pod in the cluster (an image, a label, a gate); the
+// ValidatingAdmissionPolicy shipped beside it narrows that to what the placement controller
+// writes: lifting hiatus's own scheduling gate of a restore pod that gate holds, with the
+// checkpoint's images and the hiatus.dev/ restore annotations. The allowed write is made by the
+// extender's own writer (src/cluster/podWriter.ts liftGate, src/restore/publication.ts imageOps)
+// with a token of the shipped ServiceAccount; then what a compromised extender could try is
+// refused. Real etcd, kube-apiserver and kube-controller-manager; nothing here is scheduled, so no
+// kubelet or extender process is needed.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdtempSync } from 'node:fs';
+import path from 'node:path';
+import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import { GATE_RESTORE_PLACEMENT } from '../../src/api/keys.js';
+import { podPlacementWriter, type PodPlacementWriter } from '../../src/cluster/podWriter.js';
+import { pointer } from '../../src/restore/jsonPatch.js';
+import { imageOps } from '../../src/restore/publication.js';
+import { ControlPlane } from '../../testing/harness/controlPlane.js';
+import { BUILD_AND_START_MS, failureTracking } from '../../testing/harness/e2e.js';
+import { waitUntil } from '../../testing/harness/process.js';
+import { applyShipped, refusal, serviceAccountToken, tokenKubeconfig } from '../../testing/harness/serviceAccount.js';
+
+const NAMESPACE = 'default';
+const OTHER_GATE = 'example.com/quota';
+const IMAGE = `registry.example:5000/hiatus/${NAMESPACE}@sha256:${'b'.repeat(64)}`;
+const CONSTRAINTS = 'hiatus.dev/restore-constraints';
+
+let cp: ControlPlane;
+let core: CoreV1Api;
+/** The extender's ServiceAccount's view: its pod writer, and raw patches as a compromised extender would send. */
+let hiatus: { writer: PodPlacementWriter; core: CoreV1Api };
+const { step, failed } = failureTracking();
+
+const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const json = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
+/** Merges containers by name (a merge patch would replace the list, which pod validation refuses first). */
+const strategic = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
+const evilImage = { spec: { containers: [{ name: 'main', image: 'evil:1' }] } };
+
+function pod(name: string, gates: string[]): V1Pod {
+  return {
+    metadata: {
+      name,
+      labels: { app: 'trainer' },
+      annotations: { [CONSTRAINTS]: JSON.stringify({ node: 'worker-1', sourceOnly: true }), team: 'ml' },
+    },
+    spec: {
+      schedulingGates: gates.map((name) => ({ name })),
+      containers: [{ name: 'main', image: 'trainer:1.0' }],
+    },
+  };
+}
+
+const ref = (p: V1Pod) => ({ namespace: NAMESPACE, name: p.metadata!.name!, uid: p.metadata!.uid! });
+const create = (p: V1Pod) => core.createNamespacedPod({ namespace: NAMESPACE, body: p });
+const read = (name: string) => core.readNamespacedPod({ namespace: NAMESPACE, name });
+const patchAsHiatus = (name: string, body: object, as = merge) =>
+  hiatus.core.patchNamespacedPod({ namespace: NAMESPACE, name, body }, as);
+
+beforeAll(async () => {
+  cp = await ControlPlane.start();
+  try {
+    core = cp.kc.makeApiClient(CoreV1Api);
+    await core.createNamespace({ body: { metadata: { name: 'hiatus-system' } } });
+    await applyShipped(cp.kc, 'rbac.yaml');
+    await applyShipped(cp.kc, 'rbac-placement-gate.yaml');
+    const token = await serviceAccountToken(core, { namespace: 'hiatus-system', name: 'hiatus' });
+    const kc = new KubeConfig();
+    kc.loadFromFile(tokenKubeconfig(cp, path.join(mkdtempSync(path.join(cp.dir, 'sa-')), 'hiatus.kubeconfig'), token));
+    hiatus = { writer: podPlacementWriter(kc), core: kc.makeApiClient(CoreV1Api) };
+    // A policy is enforced once kube-apiserver has loaded it, a moment after its creation.
+    const probe = await create(pod('policy-probe', []));
+    await waitUntil('the placement-gate policy enforced', () =>
+      refusal(patchAsHiatus(probe.metadata!.name!, { metadata: { labels: { probe: String(Date.now()) } } })).then(
+        (why) => /its hiatus.dev\/restore-placement scheduling gate holds/.test(why),
+        () => false,
+      ),
+    );
+  } catch (e) {
+    process.stderr.write(`e2e setup failed; logs in ${cp.dir}\n${cp.tails()}\n`);
+    await cp.stop({ keep: true });
+    throw e;
+  }
+}, BUILD_AND_START_MS);
+
+afterAll(async () => {
+  if (failed()) process.stderr.write(`logs kept in ${cp.dir}\n${cp.tails(20)}\n`);
+  await cp?.stop({ keep: failed() });
+});
+
+describe("the placement gate's policy: patch pods only for hiatus's own held restore pods", () => {
+  it(
+    "lets the extender's writer lift its gate of a held pod, with the checkpoint's image and constraints",
+    step(async () => {
+      const held = await create(pod('held', [GATE_RESTORE_PLACEMENT]));
+      const ops = [
+        ...imageOps(['main'], new Map([['main', IMAGE]]), true),
+        { op: 'replace' as const, path: `/metadata/annotations/${pointer(CONSTRAINTS)}`, value: '{"node":"worker-1"}' },
+      ];
+      expect(await hiatus.writer.liftGate(ref(held), GATE_RESTORE_PLACEMENT, 0, ops)).toBe(true);
+      const lifted = await read('held');
+      expect(lifted.spec!.schedulingGates ?? []).toEqual([]);
+      expect(lifted.spec!.containers[0]!.image).toBe(IMAGE);
+      expect(lifted.metadata!.annotations).toMatchObject({ [CONSTRAINTS]: '{"node":"worker-1"}', team: 'ml' });
+      // Lifted, it is no longer hiatus's to change.
+      expect(await refusal(patchAsHiatus('held', evilImage, strategic))).toMatch(
+        /its hiatus.dev\/restore-placement scheduling gate holds/,
+      );
+    }),
+  );
+
+  it(
+    'lifts its own gate and keeps another controller’s, on a pod held by both',
+    step(async () => {
+      const both = await create(pod('both', [GATE_RESTORE_PLACEMENT, OTHER_GATE]));
+      // Another controller's gate: refused, whatever else the patch does.
+      expect(await refusal(patchAsHiatus('both', [{ op: 'remove', path: '/spec/schedulingGates/1' }], json))).toMatch(
+        /may lift only its own scheduling gate/,
+      );
+      expect(await hiatus.writer.liftGate(ref(both), GATE_RESTORE_PLACEMENT, 0)).toBe(true);
+      expect((await read('both')).spec!.schedulingGates).toEqual([{ name: OTHER_GATE }]);
+    }),
+  );
+
+  it(
+    'refuses what a compromised extender could try on any other pod or field',
+    step(async () => {
+      // A pod no gate of hiatus's holds (here not running, which changes nothing for the policy).
+      await create(pod('bystander', []));
+      expect(await refusal(patchAsHiatus('bystander', evilImage, strategic))).toMatch(
+        /its hiatus.dev\/restore-placement scheduling gate holds/,
+      );
+      // A pod another controller holds: not hiatus's either.
+      await create(pod('quota-held', [OTHER_GATE]));
+      expect(
+        await refusal(patchAsHiatus('quota-held', [{ op: 'remove', path: '/spec/schedulingGates/0' }], json)),
+      ).toMatch(/its hiatus.dev\/restore-placement scheduling gate holds/);
+      // Its own held pod: no label, no annotation outside hiatus.dev/, no scheduling directive
+      // (kube-apiserver itself lets a gated pod's node selector and affinity change).
+      await create(pod('held-again', [GATE_RESTORE_PLACEMENT]));
+      const tries: [string, object, RegExp][] = [
+        ['label', { metadata: { labels: { app: 'other' } } }, /no label and no annotation outside hiatus.dev\//],
+        [
+          'annotation',
+          { metadata: { annotations: { team: 'other' } } },
+          /no label and no annotation outside hiatus.dev\//,
+        ],
+        [
+          'node selector',
+          { spec: { nodeSelector: { 'kubernetes.io/hostname': 'worker-9' } } },
+          /container images and its own gate and annotations only/,
+        ],
+      ];
+      for (const [what, body, why] of tries) {
+        expect([what, await refusal(patchAsHiatus('held-again', body))]).toEqual([what, expect.stringMatching(why)]);
+      }
+      // Nothing above changed the pods.
+      const bystander = await read('bystander');
+      const quotaHeld = await read('quota-held');
+      const heldAgain = await read('held-again');
+      expect(bystander.spec!.containers[0]!.image).toBe('trainer:1.0');
+      expect(quotaHeld.spec!.schedulingGates).toEqual([{ name: OTHER_GATE }]);
+      expect(heldAgain.metadata!.labels).toEqual({ app: 'trainer' });
+      expect(heldAgain.spec!.nodeSelector).toBeUndefined();
+    }),
+  );
+});
