@@ -1,18 +1,22 @@
-// deploy/rbac-placement-gate.yaml on the real kube-apiserver. Its `patch pods` would let the
-// extender's ServiceAccount rewrite any pod in the cluster (an image, a label, a gate); the
-// ValidatingAdmissionPolicy shipped beside it narrows that to what the placement controller
-// writes: lifting hiatus's own scheduling gate of a restore pod that gate holds, with the
-// checkpoint's images and the hiatus.dev/ restore annotations. The allowed write is made by the
-// extender's own writer (src/cluster/podWriter.ts liftGate, src/restore/publication.ts imageOps)
-// with a token of the shipped ServiceAccount; then what a compromised extender could try is
-// refused. Real etcd, kube-apiserver and kube-controller-manager; nothing here is scheduled, so no
-// kubelet or extender process is needed.
+// The admission policies shipped with the extender's RBAC, on the real kube-apiserver. RBAC can
+// grant a verb on a resource but not "only these fields of these pods", so each broad verb comes
+// with a ValidatingAdmissionPolicy that narrows it to what the extender writes:
+// - deploy/rbac.yaml's `patch pods/status` (it could rewrite any pod's IPs, phase, Ready condition,
+//   labels): only status.nominatedNodeName and the DisruptionTarget condition;
+// - deploy/rbac-placement-gate.yaml's `patch pods` (it could rewrite any pod's image, labels or
+//   gates): only lifting hiatus's own scheduling gate of a restore pod that gate holds, with the
+//   checkpoint's images and the hiatus.dev/ restore annotations.
+// The allowed writes are made by the extender's own writer (src/cluster/podWriter.ts: nominate,
+// evict, liftGate with src/restore/publication.ts imageOps) with a token of the shipped
+// ServiceAccount; then what a compromised extender could try is refused. Real etcd,
+// kube-apiserver and kube-controller-manager; nothing here is scheduled, so no kubelet or
+// extender process is needed.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtempSync } from 'node:fs';
 import path from 'node:path';
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { GATE_RESTORE_PLACEMENT } from '../../src/api/keys.js';
-import { podPlacementWriter, type PodPlacementWriter } from '../../src/cluster/podWriter.js';
+import { podPlacementWriter, type PodPlacementWriter, type PreemptionWriter } from '../../src/cluster/podWriter.js';
 import { pointer } from '../../src/restore/jsonPatch.js';
 import { imageOps } from '../../src/restore/publication.js';
 import { ControlPlane } from '../../testing/harness/controlPlane.js';
@@ -28,7 +32,7 @@ const CONSTRAINTS = 'hiatus.dev/restore-constraints';
 let cp: ControlPlane;
 let core: CoreV1Api;
 /** The extender's ServiceAccount's view: its pod writer, and raw patches as a compromised extender would send. */
-let hiatus: { writer: PodPlacementWriter; core: CoreV1Api };
+let hiatus: { writer: PodPlacementWriter & PreemptionWriter; core: CoreV1Api };
 const { step, failed } = failureTracking();
 
 const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -56,6 +60,8 @@ const create = (p: V1Pod) => core.createNamespacedPod({ namespace: NAMESPACE, bo
 const read = (name: string) => core.readNamespacedPod({ namespace: NAMESPACE, name });
 const patchAsHiatus = (name: string, body: object, as = merge) =>
   hiatus.core.patchNamespacedPod({ namespace: NAMESPACE, name, body }, as);
+const patchStatusAsHiatus = (name: string, body: object) =>
+  hiatus.core.patchNamespacedPodStatus({ namespace: NAMESPACE, name, body }, strategic);
 
 beforeAll(async () => {
   cp = await ControlPlane.start();
@@ -69,13 +75,16 @@ beforeAll(async () => {
     kc.loadFromFile(tokenKubeconfig(cp, path.join(mkdtempSync(path.join(cp.dir, 'sa-')), 'hiatus.kubeconfig'), token));
     hiatus = { writer: podPlacementWriter(kc), core: kc.makeApiClient(CoreV1Api) };
     // A policy is enforced once kube-apiserver has loaded it, a moment after its creation.
-    const probe = await create(pod('policy-probe', []));
-    await waitUntil('the placement-gate policy enforced', () =>
-      refusal(patchAsHiatus(probe.metadata!.name!, { metadata: { labels: { probe: String(Date.now()) } } })).then(
-        (why) => /its hiatus.dev\/restore-placement scheduling gate holds/.test(why),
-        () => false,
-      ),
-    );
+    await create(pod('policy-probe', []));
+    const label = () => ({ metadata: { labels: { probe: String(Date.now()) } } });
+    await waitUntil('both policies enforced', async () => {
+      const [gate = '', status = ''] = await Promise.all(
+        [patchAsHiatus('policy-probe', label()), patchStatusAsHiatus('policy-probe', label())].map((r) =>
+          refusal(r).catch(() => ''),
+        ),
+      );
+      return gate.includes('scheduling gate holds') && status.includes("no pod's labels");
+    });
   } catch (e) {
     process.stderr.write(`e2e setup failed; logs in ${cp.dir}\n${cp.tails()}\n`);
     await cp.stop({ keep: true });
@@ -86,6 +95,55 @@ beforeAll(async () => {
 afterAll(async () => {
   if (failed()) process.stderr.write(`logs kept in ${cp.dir}\n${cp.tails(20)}\n`);
   await cp?.stop({ keep: failed() });
+});
+
+describe("rbac.yaml's policy: pods/status only for a nomination and the DisruptionTarget condition", () => {
+  it(
+    "lets the extender's writer nominate a node and mark a victim before deleting it",
+    step(async () => {
+      const preemptor = await create(pod('preemptor', []));
+      await hiatus.writer.nominate(ref(preemptor), 'worker-1');
+      expect((await read('preemptor')).status!.nominatedNodeName).toBe('worker-1');
+      const victim = await create(pod('victim', []));
+      // evict marks the DisruptionTarget condition (pods/status), then deletes with a UID precondition.
+      expect(await hiatus.writer.evict(ref(victim), 'preempted by default/preemptor')).toBe('evicted');
+      await waitUntil('the victim gone', () =>
+        read('victim').then(
+          () => false,
+          () => true,
+        ),
+      );
+    }),
+  );
+
+  it(
+    'refuses any other change a compromised extender could make through pods/status',
+    step(async () => {
+      await create(pod('serving', []));
+      const tries: [string, object, RegExp][] = [
+        [
+          'pod IP',
+          { status: { podIP: '10.0.0.66', podIPs: [{ ip: '10.0.0.66' }] } },
+          /nominatedNodeName and DisruptionTarget condition/,
+        ],
+        ['phase', { status: { phase: 'Running' } }, /nominatedNodeName and DisruptionTarget condition/],
+        [
+          'Ready condition',
+          { status: { conditions: [{ type: 'Ready', status: 'True' }] } },
+          /no pod condition but DisruptionTarget/,
+        ],
+        ['label', { metadata: { labels: { app: 'frontend' } } }, /no pod's labels, annotations or finalizers/],
+        ['annotation', { metadata: { annotations: { team: 'other' } } }, /no pod's labels, annotations or finalizers/],
+      ];
+      for (const [what, body, why] of tries) {
+        expect([what, await refusal(patchStatusAsHiatus('serving', body))]).toEqual([what, expect.stringMatching(why)]);
+      }
+      const serving = await read('serving');
+      expect(serving.status?.podIP).toBeUndefined();
+      expect(serving.status?.conditions?.find((c) => c.type === 'Ready')).toBeUndefined();
+      expect(serving.metadata!.labels).toEqual({ app: 'trainer' });
+    }),
+  );
 });
 
 describe("the placement gate's policy: patch pods only for hiatus's own held restore pods", () => {
