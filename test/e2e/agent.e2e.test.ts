@@ -29,7 +29,7 @@ import {
 import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { TestRegistry } from '../helpers/registry.js';
 import { NAMESPACE, Rig, sumOfSamples } from '../../testing/harness/cluster.js';
-import { applyShipped, refusal, serviceAccountToken, tokenKubeconfig } from '../../testing/harness/serviceAccount.js';
+import * as shipped from '../../testing/harness/serviceAccount.js';
 import { CONTRACT, rigPerFile, webhookRig } from '../../testing/harness/e2e.js';
 import * as make from '../../testing/harness/make.js';
 import { ManagedProcess, freePort, httpRequest, waitUntil } from '../../testing/harness/process.js';
@@ -73,7 +73,7 @@ async function fakeCrio(socket: string, level: 'checkpoint_restore' | 'checkpoin
  */
 async function agentToken(node?: string): Promise<string> {
   const account = { namespace: AGENT_NAMESPACE, name: AGENT_ACCOUNT };
-  if (!node) return serviceAccountToken(rig.core, account);
+  if (!node) return shipped.serviceAccountToken(rig.core, account);
   const pod = await rig.core.createNamespacedPod({
     namespace: AGENT_NAMESPACE,
     body: {
@@ -86,7 +86,7 @@ async function agentToken(node?: string): Promise<string> {
       },
     },
   });
-  return serviceAccountToken(rig.core, account, { name: pod.metadata!.name!, uid: pod.metadata!.uid! });
+  return shipped.serviceAccountToken(rig.core, account, { name: pod.metadata!.name!, uid: pod.metadata!.uid! });
 }
 
 /** One node agent as the DaemonSet runs it, pointed at the node's simulated kubelet checkpoint directory. */
@@ -94,7 +94,7 @@ async function startAgent(node: string, level: 'checkpoint_restore' | 'checkpoin
   const dir = path.join(work, node);
   await fsp.mkdir(dir, { recursive: true });
   const token = await agentToken(node);
-  const kubeconfig = tokenKubeconfig(rig.cp, path.join(dir, 'agent.kubeconfig'), token);
+  const kubeconfig = shipped.tokenKubeconfig(rig.cp, path.join(dir, 'agent.kubeconfig'), token);
   const socket = path.join(dir, 'crio.sock');
   await fakeCrio(socket, level);
   const credentials = path.join(dir, '.dockerconfigjson');
@@ -176,7 +176,7 @@ const step = rigPerFile(
     await rig.createPreemptionClasses();
     // deploy/agent-daemonset.yaml as shipped, but for the DaemonSet: the agents run as processes here.
     await rig.core.createNamespace({ body: { metadata: { name: AGENT_NAMESPACE } } });
-    await applyShipped(rig.cp.kc, 'agent-daemonset.yaml', ['DaemonSet']);
+    await shipped.applyShipped(rig.cp.kc, 'agent-daemonset.yaml', ['DaemonSet']);
     // The pull Secret the webhook names (docs/node-agent.md: it must exist in each namespace that restores).
     await rig.core.createNamespacedSecret({
       namespace: NAMESPACE,
@@ -358,18 +358,22 @@ describe('restore anywhere compatible, from the image the node agent published',
       const label = (value: string) => ({ metadata: { labels: { [RUNTIME_LABEL]: value } } });
       // Its own node's label: allowed (the agents wrote it above, this is the same write).
       await source.patchNode(SOURCE, label('enabled'));
-      expect(await refusal(source.patchNode(DEST, label('enabled')))).toMatch(/may label only the node it runs on/);
-      expect(await refusal(unbound.patchNode(SOURCE, label('enabled')))).toMatch(/may label only the node it runs on/);
+      expect(await shipped.policyRefusal(source.patchNode(DEST, label('enabled')))).toMatch(
+        /may label only the node it runs on/,
+      );
+      expect(await shipped.policyRefusal(unbound.patchNode(SOURCE, label('enabled')))).toMatch(
+        /may label only the node it runs on/,
+      );
       for (const body of [
         { metadata: { labels: { 'node-role.kubernetes.io/control-plane': '' } } },
         { metadata: { annotations: { 'example.com/anything': 'x' } } },
         { spec: { unschedulable: true } },
       ]) {
-        expect(await refusal(source.patchNode(SOURCE, body))).toMatch(
+        expect(await shipped.policyRefusal(source.patchNode(SOURCE, body))).toMatch(
           /may change only the hiatus.dev\/runtime-restore label/,
         );
       }
-      expect(await refusal(source.patchNodeStatus(SOURCE, { status: { capacity: { cpu: '64' } } }))).toMatch(
+      expect(await shipped.refusal(source.patchNodeStatus(SOURCE, { status: { capacity: { cpu: '64' } } }))).toMatch(
         /forbidden/,
       );
 
@@ -407,7 +411,7 @@ describe('restore anywhere compatible, from the image the node agent published',
         c.status!.publication = { state: 'Published', message: '1 container image(s) published' };
       };
       // Another node's record: not even its publication (a published reference is what a restore runs).
-      expect(await refusal(source.updateCheckpoint('agent-other', published))).toMatch(
+      expect(await shipped.policyRefusal(source.updateCheckpoint('agent-other', published))).toMatch(
         /may update only the checkpoints of the node it runs on/,
       );
       const edits: [string, (c: Checkpoint) => void, RegExp][] = [
@@ -430,7 +434,7 @@ describe('restore anywhere compatible, from the image the node agent published',
         ],
       ];
       for (const [what, edit, why] of edits) {
-        expect([what, await refusal(source.updateCheckpoint('agent-own', edit))]).toEqual([
+        expect([what, await shipped.policyRefusal(source.updateCheckpoint('agent-own', edit))]).toEqual([
           what,
           expect.stringMatching(why),
         ]);
@@ -438,7 +442,7 @@ describe('restore anywhere compatible, from the image the node agent published',
       // Its own node's record, publication only: allowed, as the agents' own writes above were.
       await source.updateCheckpoint('agent-own', published);
       expect((await rig.checkpoint('agent-own'))?.status?.containers?.[0]?.image).toBe(image);
-      expect(await refusal(source.deleteCheckpoint('agent-own'))).toMatch(/forbidden/);
+      expect(await shipped.refusal(source.deleteCheckpoint('agent-own'))).toMatch(/forbidden/);
       for (const name of ['agent-own', 'agent-other'])
         await rig.custom.deleteNamespacedCustomObject({ ...CHECKPOINTS, name });
     }),
@@ -451,7 +455,7 @@ const CHECKPOINTS = { group: 'hiatus.dev', version: 'v1alpha1', namespace: NAMES
 function asAgent(token: string) {
   const kc = new KubeConfig();
   kc.loadFromFile(
-    tokenKubeconfig(rig.cp, path.join(work, `token-${Math.random().toString(36).slice(2)}.kubeconfig`), token),
+    shipped.tokenKubeconfig(rig.cp, path.join(work, `token-${Math.random().toString(36).slice(2)}.kubeconfig`), token),
   );
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);

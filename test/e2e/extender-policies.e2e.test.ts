@@ -22,7 +22,13 @@ import { imageOps } from '../../src/restore/publication.js';
 import { ControlPlane } from '../../testing/harness/controlPlane.js';
 import { BUILD_AND_START_MS, failureTracking } from '../../testing/harness/e2e.js';
 import { waitUntil } from '../../testing/harness/process.js';
-import { applyShipped, refusal, serviceAccountToken, tokenKubeconfig } from '../../testing/harness/serviceAccount.js';
+import {
+  applyShipped,
+  policyRefusal,
+  refusal,
+  serviceAccountToken,
+  tokenKubeconfig,
+} from '../../testing/harness/serviceAccount.js';
 
 const NAMESPACE = 'default';
 const OTHER_GATE = 'example.com/quota';
@@ -136,7 +142,10 @@ describe("rbac.yaml's policy: pods/status only for a nomination and the Disrupti
         ['annotation', { metadata: { annotations: { team: 'other' } } }, /no pod's labels, annotations or finalizers/],
       ];
       for (const [what, body, why] of tries) {
-        expect([what, await refusal(patchStatusAsHiatus('serving', body))]).toEqual([what, expect.stringMatching(why)]);
+        expect([what, await policyRefusal(patchStatusAsHiatus('serving', body))]).toEqual([
+          what,
+          expect.stringMatching(why),
+        ]);
       }
       const serving = await read('serving');
       expect(serving.status?.podIP).toBeUndefined();
@@ -161,7 +170,7 @@ describe("the placement gate's policy: patch pods only for hiatus's own held res
       expect(lifted.spec!.containers[0]!.image).toBe(IMAGE);
       expect(lifted.metadata!.annotations).toMatchObject({ [CONSTRAINTS]: '{"node":"worker-1"}', team: 'ml' });
       // Lifted, it is no longer hiatus's to change.
-      expect(await refusal(patchAsHiatus('held', evilImage, strategic))).toMatch(
+      expect(await policyRefusal(patchAsHiatus('held', evilImage, strategic))).toMatch(
         /its hiatus.dev\/restore-placement scheduling gate holds/,
       );
     }),
@@ -172,9 +181,9 @@ describe("the placement gate's policy: patch pods only for hiatus's own held res
     step(async () => {
       const both = await create(pod('both', [GATE_RESTORE_PLACEMENT, OTHER_GATE]));
       // Another controller's gate: refused, whatever else the patch does.
-      expect(await refusal(patchAsHiatus('both', [{ op: 'remove', path: '/spec/schedulingGates/1' }], json))).toMatch(
-        /may lift only its own scheduling gate/,
-      );
+      expect(
+        await policyRefusal(patchAsHiatus('both', [{ op: 'remove', path: '/spec/schedulingGates/1' }], json)),
+      ).toMatch(/may lift only its own scheduling gate/);
       expect(await hiatus.writer.liftGate(ref(both), GATE_RESTORE_PLACEMENT, 0)).toBe(true);
       expect((await read('both')).spec!.schedulingGates).toEqual([{ name: OTHER_GATE }]);
     }),
@@ -185,13 +194,13 @@ describe("the placement gate's policy: patch pods only for hiatus's own held res
     step(async () => {
       // A pod no gate of hiatus's holds (here not running, which changes nothing for the policy).
       await create(pod('bystander', []));
-      expect(await refusal(patchAsHiatus('bystander', evilImage, strategic))).toMatch(
+      expect(await policyRefusal(patchAsHiatus('bystander', evilImage, strategic))).toMatch(
         /its hiatus.dev\/restore-placement scheduling gate holds/,
       );
       // A pod another controller holds: not hiatus's either.
       await create(pod('quota-held', [OTHER_GATE]));
       expect(
-        await refusal(patchAsHiatus('quota-held', [{ op: 'remove', path: '/spec/schedulingGates/0' }], json)),
+        await policyRefusal(patchAsHiatus('quota-held', [{ op: 'remove', path: '/spec/schedulingGates/0' }], json)),
       ).toMatch(/its hiatus.dev\/restore-placement scheduling gate holds/);
       // Its own held pod: no label, no annotation outside hiatus.dev/, no scheduling directive
       // (kube-apiserver itself lets a gated pod's node selector and affinity change).
@@ -210,7 +219,10 @@ describe("the placement gate's policy: patch pods only for hiatus's own held res
         ],
       ];
       for (const [what, body, why] of tries) {
-        expect([what, await refusal(patchAsHiatus('held-again', body))]).toEqual([what, expect.stringMatching(why)]);
+        expect([what, await policyRefusal(patchAsHiatus('held-again', body))]).toEqual([
+          what,
+          expect.stringMatching(why),
+        ]);
       }
       // Nothing above changed the pods.
       const bystander = await read('bystander');

@@ -66,3 +66,16 @@ export async function refusal(request: Promise<unknown>): Promise<string> {
   }
   throw new Error('the API server allowed the request');
 }
+
+/**
+ * The message of a ValidatingAdmissionPolicy's refusal of this request (the shipped policies
+ * answer 403 Forbidden, so that a client reads a refusal, not a changed object); throws when the
+ * request was allowed or refused otherwise.
+ */
+export async function policyRefusal(request: Promise<unknown>): Promise<string> {
+  const why = await refusal(request);
+  if (!why.startsWith('403 ') || !why.includes('ValidatingAdmissionPolicy')) {
+    throw new Error(`not refused by a ValidatingAdmissionPolicy with 403: ${why.slice(0, 300)}`);
+  }
+  return why;
+}
