@@ -19,6 +19,7 @@ import { CONTRACT, SCHEDULER, WEBHOOK_LABEL, inGroup, rigPerFile, webhookRig } f
 import * as make from '../../testing/harness/make.js';
 import { ManagedProcess, freePort, sleep, waitForHttp, waitUntil } from '../../testing/harness/process.js';
 import { repoRoot } from '../../testing/harness/schedulerConfig.js';
+import { serviceAccountToken, tokenKubeconfig } from '../../testing/harness/serviceAccount.js';
 
 const run = promisify(execFile);
 /** How `why` judges the four nodes for a checkpoint taken on ops-a (amd64, AVX2, cri-o). */
@@ -409,24 +410,8 @@ describe('kubectl hiatus through kubectl', () => {
           subjects: [{ kind: 'ServiceAccount', name: 'viewer', namespace: NAMESPACE }],
         },
       });
-      const token = await rig.core.createNamespacedServiceAccountToken({
-        name: 'viewer',
-        namespace: NAMESPACE,
-        body: { spec: { audiences: [], expirationSeconds: 3600 } },
-      });
-      const file = path.join(work, 'viewer.kubeconfig');
-      writeKubeconfig(file, {
-        context: 'viewer',
-        cluster: {
-          name: 'hiatus',
-          cluster: {
-            server: rig.cp.apiserverUrl,
-            'certificate-authority-data': rig.cp.adminTls().ca.toString('base64'),
-          },
-        },
-        user: { name: 'viewer', user: { token: token.status!.token } },
-        namespace: NAMESPACE,
-      });
+      const token = await serviceAccountToken(rig.core, { namespace: NAMESPACE, name: 'viewer' });
+      const file = tokenKubeconfig(rig.cp, path.join(work, 'viewer.kubeconfig'), token, NAMESPACE);
       const viewer = 'User "system:serviceaccount:default:viewer"';
       expect((await hiatus('list', '--kubeconfig', file)).code).toBe(0);
       expect(await hiatus('checkpoint', 'trainer-0', '--kubeconfig', file)).toEqual({

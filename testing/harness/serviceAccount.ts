@@ -48,10 +48,18 @@ export function serviceAccountToken(
   );
 }
 
-/** Writes a kubeconfig with the control plane's cluster and this token to `file`; returns `file`. */
-export function tokenKubeconfig(cp: ControlPlane, file: string, token: string): string {
+/**
+ * Writes a kubeconfig with the control plane's cluster and this token to `file` (its context in
+ * `namespace` if given); returns `file`.
+ */
+export function tokenKubeconfig(cp: ControlPlane, file: string, token: string, namespace?: string): string {
   const admin = JSON.parse(readFileSync(cp.kubeconfig('admin'), 'utf8')) as { clusters: [KubeconfigEntry] };
-  writeKubeconfig(file, { context: 'token', cluster: admin.clusters[0], user: { name: 'token', user: { token } } });
+  writeKubeconfig(file, {
+    context: 'token',
+    cluster: admin.clusters[0],
+    user: { name: 'token', user: { token } },
+    ...(namespace ? { namespace } : {}),
+  });
   return file;
 }
 
