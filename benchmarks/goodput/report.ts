@@ -316,9 +316,9 @@ export function table(results: ModeResult[]): string {
 /** Issue 15's goals, as the report judges them (docs/performance.md#against-issue-15s-goals). */
 export const GOALS = { lostVsDefault: 0.05, beyondCheckpointsMs: 5_000, ordinaryVsDefault: 0.9 } as const;
 
-/** The mean of one process's CPU per batch over several plays (NaN: none measured it). */
-function meanCpu(plays: readonly ModeResult[], key: string): number {
-  const values = plays.map((p) => batchCpu(p)[key]).filter((v): v is number => v !== undefined);
+/** The mean of one process's CPU per batch over several plays' batchCpu (NaN: none measured it). */
+function meanCpu(plays: readonly Record<string, number>[], key: string): number {
+  const values = plays.map((p) => p[key]).filter((v): v is number => v !== undefined);
   return values.length > 0 ? values.reduce((a, b) => a + b, 0) / values.length : Number.NaN;
 }
 
@@ -339,7 +339,8 @@ export function goalNotes(results: ModeResult[]): string {
   if (bases.length === 0 || bases.length === results.length) return '';
   const figs = figures(results);
   const names = labels(results);
-  const aloneCpu = CPU_PARTS.map(([key]) => meanCpu(bases, key));
+  const basesCpu = bases.map(batchCpu);
+  const aloneCpu = CPU_PARTS.map(([key]) => meanCpu(basesCpu, key));
   const notes: string[] = [];
   figs.forEach((f, i) => {
     const r = results[i]!;
@@ -358,10 +359,11 @@ export function goalNotes(results: ModeResult[]): string {
       );
     if (f.ordinaryVsDefault < GOALS.ordinaryVsDefault) {
       // The processes kube-scheduler alone has too, then the extender's own.
-      const ownCpu = CPU_PARTS.map(([key]) => meanCpu([r], key));
+      const cpu = [batchCpu(r)];
+      const ownCpu = CPU_PARTS.map(([key]) => meanCpu(cpu, key));
       const parts = CPU_PARTS.map(([, label], k) => `${label} ${f2(ownCpu[k]!)} against ${f2(aloneCpu[k]!)}`);
       const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
-      const extender = meanCpu([r], 'extender');
+      const extender = meanCpu(cpu, 'extender');
       const own = sum(ownCpu) + (Number.isFinite(extender) ? extender : 0);
       const pace =
         r.pace && bases.every((b) => b.pace)
