@@ -16,6 +16,7 @@ import {
   type V1CustomResourceDefinition,
   type V1Deployment,
   type V1JSONSchemaProps,
+  type V1Namespace,
   type V1NetworkPolicy,
   type V1PodDisruptionBudget,
   type V1PolicyRule,
@@ -47,6 +48,7 @@ import { post } from '../helpers/server.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const NAMESPACE = 'hiatus-system';
+const AGENT_NAMESPACE = 'hiatus-agent';
 
 // ---------------------------------------------------------------------------------------
 // Loading
@@ -294,8 +296,9 @@ describe('deploy/ and scheduler-config/ parse', () => {
     }
   });
 
-  it('puts every namespaced object in hiatus-system, which deploy/ creates', () => {
+  it("puts every namespaced object in hiatus-system, the node agent's in hiatus-agent, which deploy/ creates", () => {
     only('Namespace', NAMESPACE);
+    only('Namespace', AGENT_NAMESPACE);
     const clusterScoped = [
       'Namespace',
       'CustomResourceDefinition',
@@ -306,10 +309,20 @@ describe('deploy/ and scheduler-config/ parse', () => {
       'ValidatingAdmissionPolicyBinding',
       'Kustomization',
     ];
+    const home = (file: string) => (file === 'deploy/agent-daemonset.yaml' ? AGENT_NAMESPACE : NAMESPACE);
     const misplaced = deploy
-      .filter((d) => !clusterScoped.includes(d.obj.kind!) && d.obj.metadata?.namespace !== NAMESPACE)
+      .filter((d) => !clusterScoped.includes(d.obj.kind!) && d.obj.metadata?.namespace !== home(d.file))
       .map((d) => `${d.file}: ${d.obj.kind}/${d.obj.metadata?.name} in ${d.obj.metadata?.namespace}`);
     expect(misplaced).toEqual([]);
+  });
+
+  it("enforces the restricted Pod Security Standard on the extender's namespace, privileged only on the agent's", () => {
+    const enforce = (name: string) =>
+      only<V1Namespace>('Namespace', name).metadata!.labels!['pod-security.kubernetes.io/enforce'];
+    expect(enforce(NAMESPACE)).toBe('restricted');
+    // The agent's hostPath volumes and root user: refused by restricted and baseline alike
+    // (test/e2e/pod-security.e2e.test.ts creates both workloads' pods on kube-apiserver).
+    expect(enforce(AGENT_NAMESPACE)).toBe('privileged');
   });
 
   it('kustomization.yaml lists every manifest except the opt-in RBAC (nodes/proxy, the placement gate), the CRD first', () => {

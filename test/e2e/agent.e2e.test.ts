@@ -48,7 +48,7 @@ let rig: Rig;
 let registry: TestRegistry;
 let work: string;
 const agents = new Map<string, { proc: ManagedProcess; metricsPort: number; token: string }>();
-const AGENT_NAMESPACE = 'hiatus-system';
+const AGENT_NAMESPACE = 'hiatus-agent';
 const AGENT_ACCOUNT = 'hiatus-agent';
 const crioSockets: http.Server[] = [];
 
@@ -174,8 +174,8 @@ const step = rigPerFile(
   async (started) => {
     rig = started;
     await rig.createPreemptionClasses();
-    // deploy/agent-daemonset.yaml as shipped, but for the DaemonSet: the agents run as processes here.
-    await rig.core.createNamespace({ body: { metadata: { name: AGENT_NAMESPACE } } });
+    // deploy/agent-daemonset.yaml as shipped (its namespace included), but for the DaemonSet: the
+    // agents run as processes here (test/e2e/pod-security.e2e.test.ts admits its pod).
     await shipped.applyShipped(rig.cp.kc, 'agent-daemonset.yaml', ['DaemonSet']);
     // The pull Secret the webhook names (docs/node-agent.md: it must exist in each namespace that restores).
     await rig.core.createNamespacedSecret({
@@ -335,7 +335,7 @@ describe('restore anywhere compatible, from the image the node agent published',
       expect(await agentMetric(SOURCE, 'hiatus_agent_publishes_total', { result: 'published' })).toBe(1);
       // No agent published or deleted anything else; no pod was ever bound to the forbidding node.
       expect(await agentMetric(DEST, 'hiatus_agent_publishes_total')).toBe(0);
-      // (Its agent's own pod, in hiatus-system, is bound there by hand for its token.)
+      // (Its agent's own pod, in hiatus-agent, is bound there by hand for its token.)
       const onForbidding = await rig.core.listNamespacedPod({
         namespace: NAMESPACE,
         fieldSelector: `spec.nodeName=${FORBIDS}`,

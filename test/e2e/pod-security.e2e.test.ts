@@ -1,0 +1,117 @@
+// Pod Security admission on the real kube-apiserver: every workload `kubectl apply -k deploy/`
+// creates must be admitted in the namespace it is shipped in. A Deployment or DaemonSet whose pods
+// break its namespace's enforced standard is created without complaint (kube-apiserver only
+// warns about a template); the controller's pod creates are what it refuses, so the workload just
+// runs no pod. Here each workload's pod template is created as a pod, dry run, in its namespace,
+// after the kustomization's Namespaces and ServiceAccounts, as the ReplicaSet or DaemonSet
+// controller would create it. Nothing is scheduled, so no kubelet or extender process is needed.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import {
+  CoreV1Api,
+  KubernetesObjectApi,
+  loadAllYaml,
+  type KubernetesObject,
+  type V1DaemonSet,
+  type V1Deployment,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import { ControlPlane } from '../../testing/harness/controlPlane.js';
+import { BUILD_AND_START_MS, failureTracking } from '../../testing/harness/e2e.js';
+import { sleep } from '../../testing/harness/process.js';
+import { refusal } from '../../testing/harness/serviceAccount.js';
+import { repoRoot } from '../../testing/harness/schedulerConfig.js';
+
+let cp: ControlPlane;
+let core: CoreV1Api;
+const { step, failed } = failureTracking();
+
+/** Every document of the files deploy/kustomization.yaml lists, as `kubectl apply -k deploy/` reads them. */
+function kustomization(): KubernetesObject[] {
+  const dir = path.join(repoRoot(), 'deploy');
+  const k = loadAllYaml(readFileSync(path.join(dir, 'kustomization.yaml'), 'utf8'))[0] as { resources: string[] };
+  return k.resources.flatMap((f) => loadAllYaml(readFileSync(path.join(dir, f), 'utf8')) as KubernetesObject[]);
+}
+
+const shipped = kustomization();
+const workloads = shipped.filter((o): o is V1Deployment | V1DaemonSet => ['Deployment', 'DaemonSet'].includes(o.kind!));
+
+/** The pod a workload's controller creates from its template, in `namespace`. */
+function podOf(w: V1Deployment | V1DaemonSet, namespace = w.metadata!.namespace!): V1Pod {
+  return {
+    metadata: { generateName: `${w.metadata!.name}-`, namespace, labels: w.spec!.template.metadata?.labels ?? {} },
+    spec: w.spec!.template.spec!,
+  };
+}
+
+/**
+ * Creates the pod, dry run. The ServiceAccount admission plugin reads accounts from a cache that
+ * may not have the account created a moment ago: only that refusal is tried again; any other
+ * refusal is the API server's answer, thrown as it came.
+ */
+async function admit(pod: V1Pod): Promise<V1Pod> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await core.createNamespacedPod({ namespace: pod.metadata!.namespace!, body: pod, dryRun: 'All' });
+    } catch (e) {
+      const body = (e as { body?: unknown }).body;
+      const missingAccount = /serviceaccount/i.test(typeof body === 'string' ? body : JSON.stringify(body ?? ''));
+      if (!missingAccount || attempt === 40) throw e;
+      await sleep(250);
+    }
+  }
+}
+
+beforeAll(async () => {
+  cp = await ControlPlane.start();
+  try {
+    core = cp.kc.makeApiClient(CoreV1Api);
+    const objects = KubernetesObjectApi.makeApiClient(cp.kc);
+    for (const o of shipped.filter((o) => o.kind === 'Namespace')) await objects.create(o);
+    for (const o of shipped.filter((o) => o.kind === 'ServiceAccount')) await objects.create(o);
+  } catch (e) {
+    process.stderr.write(`e2e setup failed; logs in ${cp.dir}\n${cp.tails()}\n`);
+    await cp.stop({ keep: true });
+    throw e;
+  }
+}, BUILD_AND_START_MS);
+
+afterAll(async () => {
+  if (failed()) process.stderr.write(`logs kept in ${cp.dir}\n${cp.tails(20)}\n`);
+  await cp?.stop({ keep: failed() });
+});
+
+describe('Pod Security: every shipped workload runs in the namespace it is shipped in', () => {
+  it('ships the extender and the node agent', () => {
+    expect(workloads.map((w) => `${w.kind}/${w.metadata!.namespace}/${w.metadata!.name}`).sort()).toEqual([
+      'DaemonSet/hiatus-agent/hiatus-agent',
+      'Deployment/hiatus-system/hiatus',
+    ]);
+  });
+
+  it.each(workloads.map((w) => [`${w.kind} ${w.metadata!.name}`, w] as const))(
+    "admits the %s's pods in its namespace",
+    async (_name, w) => {
+      await step(async () => {
+        const created = await admit(podOf(w));
+        expect(created.metadata!.namespace).toBe(w.metadata!.namespace);
+      })();
+    },
+  );
+
+  it(
+    "refuses the node agent's pods in the extender's namespace, which enforces the restricted standard",
+    step(async () => {
+      const agent = workloads.find((w) => w.kind === 'DaemonSet')!;
+      // Its account there too, so that what refuses it is Pod Security, not the missing account.
+      const account = agent.spec!.template.spec!.serviceAccountName!;
+      await core.createNamespacedServiceAccount({ namespace: 'hiatus-system', body: { metadata: { name: account } } });
+      const why = await refusal(admit(podOf(agent, 'hiatus-system')));
+      expect(why.slice(0, 4)).toBe('403 ');
+      const message = (JSON.parse(why.slice(4)) as { message: string }).message;
+      expect(message).toContain('violates PodSecurity "restricted:latest"');
+      expect(message).toContain('restricted volume type "hostPath"');
+    }),
+  );
+});
