@@ -1,7 +1,9 @@
-// Which Checkpoint a new pod restores from: same namespace and owner, same pod template, same
-// StatefulSet ordinal or Job completion index, Ready and not yet claimed. A Checkpoint named by
-// hand in hiatus.dev/restore-from is honoured only for a pod of the same workload, or when an
-// administrator allowed it on the Checkpoint (hiatus.dev/restore-any-pod). Pure.
+// Which Checkpoint a new pod restores from: same namespace, the same member of the same
+// controller's workload (identity.ts: a ReplicaSet replica of the same template, the same
+// StatefulSet ordinal or Job completion index, else the same pod name), every checkpointed
+// container present in the pod, Ready and not yet claimed. A Checkpoint named by hand in
+// hiatus.dev/restore-from is honoured only for a pod of the same workload, or when an administrator allowed it on the Checkpoint
+// (hiatus.dev/restore-any-pod). Pure.
 import { podFacts, type OwnerFacts, type PodFacts } from '../cluster/facts.js';
 import {
   ANNOTATION_RESTORE_ANY_POD,
@@ -13,6 +15,7 @@ import {
 import type { Checkpoint } from '../api/checkpoint.js';
 import { laterRecords, newestFirst } from '../checkpoint/chain.js';
 import type { Pod } from '../api/kubernetes.js';
+import { completedAt, memberOf, recordMember } from './identity.js';
 
 export type MatchResult =
   /** Newest first: the webhook claims the first it can. */
@@ -119,15 +122,10 @@ export function restoreFromRefusal(pod: PodFacts, c: Checkpoint): string | undef
   return `checkpoint ${c.metadata.name} is of ${theirs}, the pod has ${ours}, and the Checkpoint is not annotated ${ANNOTATION_RESTORE_ANY_POD}: "true"`;
 }
 
-function completedAt(c: Checkpoint): number {
-  const t = Date.parse(c.status?.completionTime ?? c.metadata.creationTimestamp ?? '');
-  return Number.isFinite(t) ? t : 0;
-}
-
-/** The StatefulSet ordinal when the pod-index label is not set yet: the name's numeric suffix. */
-function ordinalFromName(name: string | undefined): number | undefined {
-  const m = name ? /-(\d+)$/.exec(name) : null;
-  return m ? Number(m[1]) : undefined;
+/** Whether the pod may take the checkpoint automatically: the same member, of the same template. */
+function automaticMatch(pod: PodFacts, c: Checkpoint): boolean {
+  const ours = memberOf(pod);
+  return !!ours && recordMember(c)?.key === ours.key && (c.spec.source.templateHash ?? undefined) === pod.templateHash;
 }
 
 export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Checkpoint>, o: MatchOptions): MatchResult {
@@ -139,10 +137,14 @@ export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Check
     return { kind: 'skip', why: 'already carries the restore contract' };
   }
   const facts = podFacts({ ...pod, metadata: { ...pod.metadata, namespace } });
-  if (explicit === undefined && !facts.owner) return { kind: 'skip', why: 'no owner' };
-  let index = facts.index;
-  if (index === undefined && facts.owner?.kind === 'StatefulSet') index = ordinalFromName(pod.metadata?.name);
+  if (explicit === undefined && !memberOf(facts)) {
+    const why = facts.owner
+      ? `no automatic match for a pod of ${facts.owner.kind} ${facts.owner.name} without a name (identity.ts)`
+      : 'no controller';
+    return { kind: 'skip', why };
+  }
   let corrupt = 0;
+  let missing: string | undefined;
   const found: Checkpoint[] = [];
   const recheck: Checkpoint[] = [];
   const contested: Checkpoint[] = [];
@@ -156,11 +158,15 @@ export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Check
       // Refused whatever its phase: the pod is not told more about another workload's record.
       const refusal = restoreFromRefusal(facts, c);
       if (refusal) return { kind: 'refused', why: refusal, checkpoint: c };
-    } else {
-      const src = c.spec.source;
-      if (src.owner?.uid !== facts.owner!.uid) continue;
-      if ((src.templateHash ?? undefined) !== facts.templateHash) continue;
-      if ((src.index ?? undefined) !== index) continue;
+    } else if (!automaticMatch(facts, c)) {
+      continue;
+    }
+    // Checkpoint images replace the pod's by container name (publication.ts, imageOps): a
+    // container the pod lacks would be left behind, the pod restored in part.
+    const absent = c.spec.containers.find((n) => !facts.containers.includes(n));
+    if (absent !== undefined) {
+      missing = `checkpoint ${c.metadata.name} has container ${absent}, the pod has none of that name`;
+      continue;
     }
     const phase = c.status?.phase;
     if (phase === 'Pending' || abandonedClaim(c, o) || claimOfGonePod(c, o, pod.metadata?.name)) {
@@ -190,9 +196,10 @@ export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Check
     if (recheck.length > 0) return { kind: 'recheck', checkpoints: recheck, corrupt };
     if (contested.length > 0) return { kind: 'contested', checkpoints: contested, corrupt };
     const why =
-      explicit !== undefined
+      missing ??
+      (explicit !== undefined
         ? `checkpoint ${explicit} is not Ready in ${namespace}`
-        : 'no Ready checkpoint of this workload';
+        : 'no Ready checkpoint of this workload');
     return { kind: 'skip', why, corrupt };
   }
   usable.sort(newestFirst(completedAt));

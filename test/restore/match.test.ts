@@ -3,6 +3,7 @@
 // never offered, since restoring it would run that pod's state twice.
 import { describe, expect, it } from '@jest/globals';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
+import type { Pod } from '../../src/api/kubernetes.js';
 import { findCheckpoints, sourceUid } from '../../src/restore/match.js';
 import { NOW, checkpoint, iso, replacement, review, restoresFrom, webhookOnMemory } from '../helpers/restore.js';
 
@@ -17,7 +18,7 @@ describe('findCheckpoints', () => {
       checkpoint('ck-new', { completedMinutesAgo: 1 }),
       checkpoint('ck-other-rs', { owner: 'rs-2' }),
       checkpoint('ck-other-template', { hash: 'aaaaa' }),
-      checkpoint('ck-ordinal', { index: 3 }),
+      checkpoint('ck-ordinal', { kind: 'StatefulSet', index: 3 }),
       checkpoint('ck-stale', { completedMinutesAgo: 25 * 60 }),
       checkpoint('ck-failed', { phase: 'Failed' }),
     ];
@@ -84,6 +85,107 @@ describe('findCheckpoints', () => {
     const second = checkpoint('ck-2', { completedMinutesAgo: 1, phase: 'Failed' });
     second.spec.restoredFrom = 'ck-1';
     expect(names(findCheckpoints(replacement(), 'ml', [first, second], MATCH))).toBe('skip');
+  });
+});
+
+/** A record of `pod` (name, owner kind), taken by the checkpoint fixture of a ReplicaSet's pod. */
+function recordOf(
+  name: string,
+  pod: string,
+  owner: { kind: string; name: string; uid: string },
+  o: { hash?: string; index?: number } = {},
+): Checkpoint {
+  const c = checkpoint(name);
+  c.spec.source.pod.name = pod;
+  c.spec.source.owner = owner;
+  delete c.spec.source.templateHash;
+  if (o.hash) c.spec.source.templateHash = o.hash;
+  if (o.index !== undefined) c.spec.source.index = o.index;
+  return c;
+}
+
+/** A pod being admitted: its name (empty with generateName), controller and labels. */
+function admitted(
+  name: string,
+  owner: { kind: string; name: string; uid: string },
+  labels: Record<string, string> = {},
+  containers = ['main', 'sidecar'],
+): Pod {
+  return {
+    metadata: {
+      ...(name ? { name } : { generateName: `${owner.name}-` }),
+      namespace: 'ml',
+      labels,
+      ownerReferences: [{ apiVersion: 'v1', ...owner, controller: true }],
+    },
+    spec: { containers: containers.map((n) => ({ name: n, image: `${n}:1` })) },
+  };
+}
+
+describe('findCheckpoints: which pod is the same member of its workload', () => {
+  const cnpg = { kind: 'Cluster', name: 'pg', uid: 'cnpg-1' };
+  const ds = { kind: 'DaemonSet', name: 'agent', uid: 'ds-1' };
+  const sts = { kind: 'StatefulSet', name: 'db', uid: 'sts-1' };
+  const job = { kind: 'Job', name: 'sweep', uid: 'job-1' };
+
+  it("gives an operator's pod only the checkpoint of the pod of its own name: pg-2 never takes pg-1's", () => {
+    const primary = recordOf('ck-pg-1', 'pg-1', cnpg);
+    expect(findCheckpoints(admitted('pg-2', cnpg), 'ml', [primary], MATCH)).toMatchObject({ kind: 'skip' });
+    expect(findCheckpoints(admitted('pg-1', cnpg), 'ml', [primary], MATCH)).toMatchObject({
+      kind: 'candidates',
+      checkpoints: [primary],
+    });
+    // Created with generateName: no name at admission, so no member.
+    expect(findCheckpoints(admitted('', cnpg), 'ml', [primary], MATCH)).toMatchObject({ kind: 'skip' });
+  });
+
+  it("never gives a DaemonSet's pod another node's pod's checkpoint, though they share the revision hash", () => {
+    const a = recordOf('ck-agent-a', 'agent-x7k2p', ds, { hash: '6d4f9' });
+    const labels = { 'controller-revision-hash': '6d4f9' };
+    expect(findCheckpoints(admitted('agent-q9z3m', ds, labels), 'ml', [a], MATCH).kind).toBe('skip');
+    expect(findCheckpoints(admitted('', ds, labels), 'ml', [a], MATCH).kind).toBe('skip');
+  });
+
+  it('counts only the controller reference as the owner', () => {
+    const pod = admitted('pg-1', cnpg);
+    pod.metadata!.ownerReferences = [{ apiVersion: 'v1', ...cnpg, controller: false }];
+    expect(findCheckpoints(pod, 'ml', [recordOf('ck-pg-1', 'pg-1', cnpg)], MATCH)).toMatchObject({ kind: 'skip' });
+  });
+
+  it("matches a StatefulSet's pod by ordinal (label, else its name) and revision, and an Indexed Job's by completion index", () => {
+    const db0 = recordOf('ck-db-0', 'db-0', sts, { hash: 'db-7f', index: 0 });
+    const rev = { 'controller-revision-hash': 'db-7f' };
+    expect(names(findCheckpoints(admitted('db-0', sts, rev), 'ml', [db0], MATCH))).toEqual(['ck-db-0']);
+    expect(findCheckpoints(admitted('db-1', sts, rev), 'ml', [db0], MATCH).kind).toBe('skip');
+    const i3 = recordOf('ck-i3', 'sweep-3-abcde', job, { index: 3 });
+    const index = (i: number) => ({ 'batch.kubernetes.io/job-completion-index': String(i) });
+    const jobPod = (i: number) => {
+      const p = admitted('', job);
+      p.metadata!.annotations = index(i);
+      return p;
+    };
+    expect(names(findCheckpoints(jobPod(3), 'ml', [i3], MATCH))).toEqual(['ck-i3']);
+    expect(findCheckpoints(jobPod(4), 'ml', [i3], MATCH).kind).toBe('skip');
+    // A NonIndexed Job's pods are interchangeable.
+    expect(names(findCheckpoints(admitted('', job), 'ml', [recordOf('ck-j', 'sweep-x1', job)], MATCH))).toEqual([
+      'ck-j',
+    ]);
+  });
+
+  it('skips a checkpoint of a container the pod does not have (images are swapped by container name)', () => {
+    const c = checkpoint('ck-a');
+    const pod = replacement();
+    pod.spec!.containers = [
+      { name: 'main', image: 'trainer:1' },
+      { name: 'exporter', image: 'exp:1' },
+    ];
+    expect(findCheckpoints(pod, 'ml', [c], MATCH)).toMatchObject({
+      kind: 'skip',
+      why: expect.stringMatching(/sidecar/),
+    });
+    // Named by hand: the same.
+    pod.metadata!.annotations = { 'hiatus.dev/restore-from': 'ck-a' };
+    expect(findCheckpoints(pod, 'ml', [c], MATCH).kind).toBe('skip');
   });
 });
 

@@ -189,7 +189,12 @@ describe('the restore admission webhook over HTTP', () => {
     allowed.metadata.annotations = { 'hiatus.dev/restore-any-pod': 'true' };
     const bare = {
       metadata: { name: 'bare', namespace: 'ml', annotations: { 'hiatus.dev/restore-from': 'ck-b' } },
-      spec: { containers: [{ name: 'main', image: 'x:1' }] },
+      spec: {
+        containers: [
+          { name: 'main', image: 'x:1' },
+          { name: 'sidecar', image: 'y:1' },
+        ],
+      },
     };
     const b = await post(url, review(bare));
     expect((decodePatch(b.json) as { path: string }[]).map((o) => o.path)).toContain(
@@ -230,8 +235,8 @@ describe('the restore admission webhook over HTTP', () => {
 
   it('matches a StatefulSet pod by ordinal and an indexed Job pod by completion index', async () => {
     await put(
-      checkpoint('ck-0', { owner: 'sts-1', hash: 'rev1', index: 0 }),
-      checkpoint('ck-1', { owner: 'sts-1', hash: 'rev1', index: 1 }),
+      checkpoint('ck-0', { owner: 'sts-1', kind: 'StatefulSet', hash: 'rev1', index: 0 }),
+      checkpoint('ck-1', { owner: 'sts-1', kind: 'StatefulSet', hash: 'rev1', index: 1 }),
     );
     const sts = replacement({
       owner: { kind: 'StatefulSet', uid: 'sts-1' },
@@ -244,7 +249,7 @@ describe('the restore admission webhook over HTTP', () => {
       'ck-1',
     );
 
-    await put(checkpoint('ck-job-2', { owner: 'job-1', hash: 'jh', index: 2 }));
+    await put(checkpoint('ck-job-2', { owner: 'job-1', kind: 'Job', hash: 'jh', index: 2 }));
     const job = replacement({ owner: { kind: 'Job', uid: 'job-1' }, hash: 'jh' });
     job.metadata!.annotations = { 'batch.kubernetes.io/job-completion-index': '2' };
     const j = await post(url, review(job));
