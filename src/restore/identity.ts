@@ -1,5 +1,6 @@
 // Which pods are the same member of a workload, as the pod's controller defines it: what the
-// webhook matches a replacement to a checkpoint by (match.ts). Pure.
+// webhook matches a replacement to a checkpoint by (match.ts), and what tells the webhook, the
+// lifecycle loop and retention that a member started afresh without its checkpoint. Pure.
 //
 // A checkpoint holds one pod's memory, so it goes automatically only to a pod its controller
 // made to take that pod's place, and only the controller ownerReference names a controller
@@ -19,7 +20,8 @@
 //   pg-1 as pg-1); a pod created with generateName has no name at admission (the API server
 //   generates it after mutating admission), so it is no member of anything.
 import type { Checkpoint } from '../api/checkpoint.js';
-import type { OwnerFacts } from '../cluster/facts.js';
+import { ANNOTATION_RESTORE_FROM } from '../api/keys.js';
+import type { OwnerFacts, PodFacts } from '../cluster/facts.js';
 
 /** What identifies a pod, or the pod a checkpoint was taken of, within its workload. */
 export interface MemberFacts {
@@ -32,6 +34,11 @@ export interface MemberFacts {
 export interface Member {
   /** Pods with the same key may take each other's checkpoints (and template hash: match.ts). */
   key: string;
+  /**
+   * The key names one pod identity (an ordinal, a completion index, a name), not interchangeable
+   * replicas: a pod of it that started without restoring supersedes its older checkpoints.
+   */
+  bound: boolean;
 }
 
 /** The StatefulSet ordinal when the pod-index label is not set (before 1.28): the name's numeric suffix. */
@@ -46,17 +53,17 @@ export function memberOf(m: MemberFacts): Member | undefined {
   if (!owner) return undefined;
   switch (owner.kind) {
     case 'ReplicaSet':
-      if (m.templateHash) return { key: owner.uid };
+      if (m.templateHash) return { key: owner.uid, bound: false };
       break;
     case 'StatefulSet': {
       const index = m.index ?? ordinalFromName(m.name);
-      if (index !== undefined) return { key: `${owner.uid}#${index}` };
+      if (index !== undefined) return { key: `${owner.uid}#${index}`, bound: true };
       break;
     }
     case 'Job':
-      return { key: m.index !== undefined ? `${owner.uid}#${m.index}` : owner.uid };
+      return m.index !== undefined ? { key: `${owner.uid}#${m.index}`, bound: true } : { key: owner.uid, bound: false };
   }
-  return m.name ? { key: `${owner.uid}/${m.name}` } : undefined;
+  return m.name ? { key: `${owner.uid}/${m.name}`, bound: true } : undefined;
 }
 
 /** The member the pod a checkpoint was taken of was. */
@@ -74,4 +81,27 @@ export function recordMember(c: Checkpoint): Member | undefined {
 export function completedAt(c: Checkpoint): number {
   const t = Date.parse(c.status?.completionTime ?? c.metadata.creationTimestamp ?? '');
   return Number.isFinite(t) ? t : 0;
+}
+
+/**
+ * A pod of the record's member, other than the one it was taken of, that started after the
+ * record completed and restores nothing: it runs on, writing what the member owns (a
+ * StatefulSet ordinal's volumes) without the record's memory. `pods` are candidates, e.g. the
+ * pods of the record's owner.
+ */
+export function startedFreshSince(c: Checkpoint, pods: Iterable<PodFacts>): PodFacts | undefined {
+  const member = recordMember(c);
+  if (!member) return undefined;
+  const done = completedAt(c);
+  for (const p of pods) {
+    if (
+      p.uid !== c.spec.source.pod.uid &&
+      p.startTime !== undefined &&
+      p.startTime > done &&
+      p.annotations[ANNOTATION_RESTORE_FROM] === undefined &&
+      memberOf(p)?.key === member.key
+    )
+      return p;
+  }
+  return undefined;
 }

@@ -1,16 +1,19 @@
 // The life of a claimed checkpoint: Restoring until its pod runs on a node (Restored), back to
-// Ready when the pod goes away before it started, Failed when it did not start in time. Pure.
+// Ready when the pod goes away before it started, Failed when it did not start in time; and of a
+// Ready one whose member started without it (superseded). Pure.
 import type { PodFacts } from '../cluster/facts.js';
 import { ANNOTATION_RESTORE_FROM, keyOf, objectKey } from '../api/keys.js';
 import type { Checkpoint, RestoreStatus } from '../api/checkpoint.js';
 import { laterRecords } from '../checkpoint/chain.js';
+import { recordMember, startedFreshSince } from './identity.js';
 
 export type LifecycleAction =
   | { kind: 'bind'; checkpoint: Checkpoint; pod: PodFacts }
   | { kind: 'restored'; checkpoint: Checkpoint; pod: PodFacts }
   | { kind: 'release'; checkpoint: Checkpoint; why: string }
   | { kind: 'consumed'; checkpoint: Checkpoint; why: string }
-  | { kind: 'fail'; checkpoint: Checkpoint; pod?: PodFacts; why: string };
+  | { kind: 'fail'; checkpoint: Checkpoint; pod?: PodFacts; why: string }
+  | { kind: 'superseded'; checkpoint: Checkpoint; pod: PodFacts };
 
 export interface LifecycleTimes {
   now: number;
@@ -99,6 +102,32 @@ export function planLifecycle(
     } else if (age > t.claimGraceMs) {
       actions.push({ kind: 'release', checkpoint: c, why: `no pod appeared for the claim of ${r.podName}` });
     }
+  }
+  return actions;
+}
+
+/**
+ * Ready records of a member bound to one pod identity (a StatefulSet ordinal, a Job completion
+ * index, a pod name: identity.ts) whose member started without them since, not yet recorded as
+ * superseded. The webhook sees such a pod in its cache only while it exists; a StatefulSet makes
+ * the ordinal's next pod once it is gone, which would then restore the old memory against what
+ * the fresh pod wrote to the ordinal's volumes. Recorded, the record stays unoffered.
+ */
+export function planSupersession(checkpoints: Iterable<Checkpoint>, pods: Iterable<PodFacts>): LifecycleAction[] {
+  const open = [...checkpoints].filter(
+    (c) => c.status?.phase === 'Ready' && !c.status.supersededBy && c.spec.source.owner && recordMember(c)?.bound,
+  );
+  if (open.length === 0) return [];
+  const owners = new Set(open.map((c) => c.spec.source.owner!.uid));
+  const byOwner = new Map<string, PodFacts[]>();
+  for (const p of pods) {
+    const owner = p.owner?.uid;
+    if (owner && owners.has(owner)) byOwner.set(owner, [...(byOwner.get(owner) ?? []), p]);
+  }
+  const actions: LifecycleAction[] = [];
+  for (const c of open) {
+    const pod = startedFreshSince(c, byOwner.get(c.spec.source.owner!.uid) ?? []);
+    if (pod) actions.push({ kind: 'superseded', checkpoint: c, pod });
   }
   return actions;
 }

@@ -1,8 +1,9 @@
 // Which Checkpoint a new pod restores from: same namespace, the same member of the same
 // controller's workload (identity.ts: a ReplicaSet replica of the same template, the same
 // StatefulSet ordinal or Job completion index, else the same pod name), every checkpointed
-// container present in the pod, Ready and not yet claimed. A Checkpoint named by hand in
-// hiatus.dev/restore-from is honoured only for a pod of the same workload, or when an administrator allowed it on the Checkpoint
+// container present in the pod, Ready, not yet claimed, and not superseded by a pod of that member
+// that started without it. A Checkpoint named by hand in hiatus.dev/restore-from is honoured
+// only for a pod of the same workload, or when an administrator allowed it on the Checkpoint
 // (hiatus.dev/restore-any-pod). Pure.
 import { podFacts, type OwnerFacts, type PodFacts } from '../cluster/facts.js';
 import {
@@ -15,7 +16,7 @@ import {
 import type { Checkpoint } from '../api/checkpoint.js';
 import { laterRecords, newestFirst } from '../checkpoint/chain.js';
 import type { Pod } from '../api/kubernetes.js';
-import { completedAt, memberOf, recordMember } from './identity.js';
+import { completedAt, memberOf, recordMember, startedFreshSince } from './identity.js';
 
 export type MatchResult =
   /** Newest first: the webhook claims the first it can. */
@@ -52,6 +53,12 @@ export interface MatchOptions {
    *   or ReplicaSet makes the pod's replacement at once.
    */
   podRunning?: (uid: string) => boolean;
+  /**
+   * The cached pods of a controller (by its UID), to tell that a pod of a checkpoint's member
+   * started without it since (identity.ts, startedFreshSince) before the lifecycle loop records
+   * it on the Checkpoint. Absent: only what is recorded counts.
+   */
+  ownerPods?: (ownerUid: string) => Iterable<PodFacts>;
 }
 
 /** A claim bound to a pod (its UID) that was never placed on a node. */
@@ -128,6 +135,21 @@ function automaticMatch(pod: PodFacts, c: Checkpoint): boolean {
   return !!ours && recordMember(c)?.key === ours.key && (c.spec.source.templateHash ?? undefined) === pod.templateHash;
 }
 
+/**
+ * The pod of the record's member that started without it since it completed, as recorded on it
+ * or in the cache: restoring it would pair its memory with whatever that pod wrote since (a
+ * StatefulSet ordinal's volumes). Interchangeable replicas (a ReplicaSet's, a NonIndexed Job's)
+ * own nothing of their own that a sibling writes, and a fresh sibling cannot be told from a
+ * scale-up, so they supersede nothing.
+ */
+export function supersededBy(c: Checkpoint, o: Pick<MatchOptions, 'ownerPods'>): string | undefined {
+  const recorded = c.status?.supersededBy;
+  if (recorded) return recorded.podName;
+  const owner = c.spec.source.owner?.uid;
+  if (!owner || !o.ownerPods || !recordMember(c)?.bound) return undefined;
+  return startedFreshSince(c, o.ownerPods(owner))?.name;
+}
+
 export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Checkpoint>, o: MatchOptions): MatchResult {
   const annotations = pod.metadata?.annotations ?? {};
   if (annotations[ANNOTATION_RESTORE_OPT] === 'false')
@@ -145,12 +167,13 @@ export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Check
   }
   let corrupt = 0;
   let missing: string | undefined;
+  let superseded: string | undefined;
   const found: Checkpoint[] = [];
   const recheck: Checkpoint[] = [];
   const contested: Checkpoint[] = [];
   const list = [...all];
   // Records a later record names as restoredFrom: their pods ran, they are consumed.
-  const superseded = laterRecords(list);
+  const consumed = laterRecords(list);
   for (const c of list) {
     if (c.metadata.namespace !== namespace) continue;
     if (explicit !== undefined) {
@@ -183,23 +206,32 @@ export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Check
       corrupt++;
       continue;
     }
-    const source = sourceUid(c);
-    // A restore-from written by hand asks for that state on purpose (a second copy included).
-    if (explicit === undefined && source && o.podRunning?.(source)) {
-      recheck.push(c);
-      continue;
+    // A restore-from written by hand asks for that state on purpose (a second copy, an older one).
+    if (explicit === undefined) {
+      const fresh = supersededBy(c, o);
+      if (fresh) {
+        superseded = fresh;
+        continue;
+      }
+      const source = sourceUid(c);
+      if (source && o.podRunning?.(source)) {
+        recheck.push(c);
+        continue;
+      }
     }
     found.push(c);
   }
-  const usable = found.filter((c) => !superseded.has(objectKey(namespace, c.metadata.name)));
+  const usable = found.filter((c) => !consumed.has(objectKey(namespace, c.metadata.name)));
   if (usable.length === 0) {
     if (recheck.length > 0) return { kind: 'recheck', checkpoints: recheck, corrupt };
     if (contested.length > 0) return { kind: 'contested', checkpoints: contested, corrupt };
     const why =
       missing ??
-      (explicit !== undefined
-        ? `checkpoint ${explicit} is not Ready in ${namespace}`
-        : 'no Ready checkpoint of this workload');
+      (superseded
+        ? `the workload's checkpoint is superseded: pod ${superseded} of the same member started without it`
+        : explicit !== undefined
+          ? `checkpoint ${explicit} is not Ready in ${namespace}`
+          : 'no Ready checkpoint of this workload');
     return { kind: 'skip', why, corrupt };
   }
   usable.sort(newestFirst(completedAt));

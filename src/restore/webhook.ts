@@ -32,6 +32,7 @@ import {
   unplacedClaim,
   restoreFromRefusal,
   sourceUid,
+  supersededBy,
   type MatchOptions,
 } from './match.js';
 import { NO_PUBLICATION, type PublicationOptions } from './publication.js';
@@ -122,11 +123,15 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
     const p = deps.view.pod(uid);
     return !!p && !p.deleting;
   };
+  function* ownerPods(ownerUid: string): Iterable<PodFacts> {
+    for (const p of deps.view.pods()) if (p.owner?.uid === ownerUid) yield p;
+  }
   const matchOptions = (): MatchOptions => ({
     now: now(),
     maxAgeMs: deps.maxAgeMs,
     reclaimAfterMs: deps.reclaimAfterMs,
     podRunning,
+    ownerPods,
   });
   /**
    * The pod of that name and UID as the API server has it now, or as the cache has it without a
@@ -195,7 +200,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
         !!c &&
         constraintsUsable(c) &&
         publicationUsable(r.pod, c, publication) &&
-        !(facts && restoreFromRefusal(facts, c)),
+        (facts ? !restoreFromRefusal(facts, c) : !supersededBy(c, o)),
     );
     const claimable: Checkpoint[] = [];
     for (const c of usable) {

@@ -4,7 +4,14 @@
 import { describe, expect, it } from '@jest/globals';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
 import type { Pod } from '../../src/api/kubernetes.js';
+import { podFacts } from '../../src/cluster/facts.js';
+import { silentLogger } from '../../src/log.js';
+import { Metrics } from '../../src/metrics/metrics.js';
+import { RestoreController } from '../../src/restore/controller.js';
+import { planSupersession } from '../../src/restore/lifecycle.js';
 import { findCheckpoints, sourceUid } from '../../src/restore/match.js';
+import { MemoryCheckpointStore } from '../../testing/memoryStore.js';
+import { SnapshotView } from '../../testing/snapshotView.js';
 import { NOW, checkpoint, iso, replacement, review, restoresFrom, webhookOnMemory } from '../helpers/restore.js';
 
 const MATCH = { now: NOW, maxAgeMs: 24 * 3600_000, reclaimAfterMs: 3_000 };
@@ -186,6 +193,81 @@ describe('findCheckpoints: which pod is the same member of its workload', () => 
     // Named by hand: the same.
     pod.metadata!.annotations = { 'hiatus.dev/restore-from': 'ck-a' };
     expect(findCheckpoints(pod, 'ml', [c], MATCH).kind).toBe('skip');
+  });
+});
+
+describe('a record superseded by a pod of its member that started without it', () => {
+  const sts = { kind: 'StatefulSet', name: 'db', uid: 'sts-1' };
+  const rev = { 'controller-revision-hash': 'db-7f' };
+  const db0 = () => recordOf('ck-db-0', 'db-0', sts, { hash: 'db-7f', index: 0 });
+  /** db-0 as the StatefulSet made it again while the webhook was down: started fresh, after the record. */
+  const freshDb0 = (o: { restoreFrom?: string; startedMinutesAgo?: number } = {}): Pod => {
+    const p = admitted('db-0', sts, rev);
+    p.metadata!.uid = 'fresh-db-0';
+    if (o.restoreFrom) p.metadata!.annotations = { 'hiatus.dev/restore-from': o.restoreFrom };
+    p.status = { phase: 'Running', startTime: iso(NOW - (o.startedMinutesAgo ?? 1) * 60_000) };
+    return p;
+  };
+  const withPods = (...pods: Pod[]) => ({ ...MATCH, ownerPods: () => pods.map((p) => podFacts(p)) });
+
+  it('gives the next db-0 nothing once a db-0 started after the record without restoring it', () => {
+    expect(findCheckpoints(admitted('db-0', sts, rev), 'ml', [db0()], withPods(freshDb0()))).toMatchObject({
+      kind: 'skip',
+      why: expect.stringMatching(/superseded: pod db-0/),
+    });
+    // One that restored it, or started before the record completed (5 minutes ago), supersedes nothing.
+    for (const p of [freshDb0({ restoreFrom: 'ck-older' }), freshDb0({ startedMinutesAgo: 10 })])
+      expect(names(findCheckpoints(admitted('db-0', sts, rev), 'ml', [db0()], withPods(p)))).toEqual(['ck-db-0']);
+    // Named by hand: asked for on purpose.
+    const named = admitted('db-0', sts, rev);
+    named.metadata!.annotations = { 'hiatus.dev/restore-from': 'ck-db-0' };
+    expect(names(findCheckpoints(named, 'ml', [db0()], withPods(freshDb0())))).toEqual(['ck-db-0']);
+  });
+
+  it("is what the webhook reads from its cache's pods", async () => {
+    const r = webhookOnMemory();
+    await r.store.create(db0());
+    r.view.addPod(freshDb0());
+    const a = await r.webhook(review(admitted('db-0', sts, rev)));
+    expect(restoresFrom(a.body)).toBeUndefined();
+    expect(r.store.objects.get('ml/ck-db-0')!.status!.phase).toBe('Ready');
+  });
+
+  it('keeps it unoffered once the fresh pod is gone, because the lifecycle loop recorded it', async () => {
+    const view = new SnapshotView();
+    const store = new MemoryCheckpointStore();
+    view.checkpointsByKey = store.objects;
+    await store.create(db0());
+    view.addPod(freshDb0());
+    const controller = new RestoreController({
+      view,
+      store,
+      metrics: new Metrics({ defaultMetrics: false }),
+      log: silentLogger,
+      restoreTimeoutMs: 600_000,
+      claimGraceMs: 30_000,
+      retention: { maxPerWorkload: 3, maxAgeMs: 86_400_000, consumedTtlMs: 3_600_000 },
+      lifecycleIntervalMs: 1000,
+      retentionIntervalMs: 1000,
+      now: () => NOW,
+    });
+    await controller.reconcileLifecycle();
+    const recorded = store.objects.get('ml/ck-db-0')!;
+    expect(recorded.status).toMatchObject({ phase: 'Ready', supersededBy: { podName: 'db-0', podUID: 'fresh-db-0' } });
+    // The fresh db-0 deleted, the StatefulSet makes the next: no pod in the cache says anything.
+    expect(findCheckpoints(admitted('db-0', sts, rev), 'ml', [recorded], withPods())).toMatchObject({
+      kind: 'skip',
+      why: expect.stringMatching(/superseded/),
+    });
+  });
+
+  it('is not superseded by a fresh replica of a ReplicaSet: replicas own nothing, and a scale-up looks the same', () => {
+    const sibling = replacement({ name: 'trainer-5c8f7-zzzzz' });
+    sibling.metadata!.uid = 'sibling';
+    sibling.status = { phase: 'Running', startTime: iso(NOW - 60_000) };
+    const c = checkpoint('ck-a');
+    expect(names(findCheckpoints(replacement(), 'ml', [c], withPods(sibling)))).toEqual(['ck-a']);
+    expect(planSupersession([c], [podFacts(sibling)])).toEqual([]);
   });
 });
 
