@@ -23,12 +23,15 @@ export interface LifecycleTimes {
   claimGraceMs: number;
 }
 
-/** Pods carrying hiatus.dev/restore-from, by namespace/checkpoint name. */
+/**
+ * Pods carrying hiatus.dev/restore-from, by namespace/checkpoint name; terminating ones too: a pod
+ * that ran on a node and is going before this loop saw it run consumed its checkpoint.
+ */
 export function podsByRestore(pods: Iterable<PodFacts>): Map<string, PodFacts[]> {
   const out = new Map<string, PodFacts[]>();
   for (const p of pods) {
     const from = p.annotations[ANNOTATION_RESTORE_FROM];
-    if (!from || p.deleting) continue;
+    if (!from) continue;
     const key = objectKey(p.namespace, from);
     const list = out.get(key);
     if (list) list.push(p);
@@ -74,6 +77,13 @@ export function planLifecycle(
     } else if (pod) {
       if (pod.phase === 'Running' && pod.nodeName) {
         actions.push({ kind: 'restored', checkpoint: c, pod });
+      } else if (pod.deleting && pod.nodeName) {
+        // Bound to a node, then deleted: the runtime may have restored it (as when it is gone below).
+        actions.push({
+          kind: 'consumed',
+          checkpoint: c,
+          why: `pod ${pod.name} was deleted on node ${pod.nodeName} before it was seen running`,
+        });
       } else if (age > t.restoreTimeoutMs) {
         const late = `pod ${keyOf(pod)} did not start within ${Math.round(t.restoreTimeoutMs / 1000)} s`;
         // Never bound: either no node can restore it (FailedScheduling says so), or no

@@ -429,6 +429,31 @@ describe('restore lifecycle', () => {
     });
   const times = { now: NOW, restoreTimeoutMs: 10 * 60_000, claimGraceMs: 30_000 };
 
+  it('never gives back the claim of a pod that was on a node and is terminating: restored or consumed, not Ready again', () => {
+    const terminating = (name: string, phase: string) =>
+      podFacts({
+        metadata: {
+          name,
+          namespace: 'ml',
+          uid: `uid-${name}`,
+          deletionTimestamp: iso(NOW - 1_000),
+          annotations: { 'hiatus.dev/restore-from': name.replace(/^p-/, 'ck-') },
+        },
+        spec: { nodeName: 'worker-7', containers: [{ name: 'main' }] },
+        status: { phase },
+      });
+    // Bound (UID) before this round, never seen on its node: the claim has no nodeName.
+    const kinds = planLifecycle(
+      [claimed('ck-ran', 2, 'uid-p-ran'), claimed('ck-starting', 2, 'uid-p-starting')],
+      podsByRestore([terminating('p-ran', 'Running'), terminating('p-starting', 'Pending')]),
+      times,
+    ).map((a) => [a.checkpoint.metadata.name, a.kind]);
+    expect(kinds).toEqual([
+      ['ck-ran', 'restored'],
+      ['ck-starting', 'consumed'],
+    ]);
+  });
+
   it('binds the claim to its pod, marks it Restored once the pod runs, releases or fails it otherwise', () => {
     // Placed on a node, then gone before the loop saw it run (e.g. it finished): consumed.
     const left = claimed('ck-left', 2, 'uid-p-left');
