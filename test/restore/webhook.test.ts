@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { podFacts } from '../../src/cluster/facts.js';
 import { SnapshotView } from '../../testing/snapshotView.js';
 import { MemoryCheckpointStore } from '../../testing/memoryStore.js';
+import { StoreUnavailable } from '../../src/checkpoint/store.js';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics/metrics.js';
@@ -24,7 +25,9 @@ import {
   iso,
   podNaming,
   replacement,
+  restoresFrom,
   review,
+  webhookOnMemory,
 } from '../helpers/restore.js';
 
 describe('the restore admission webhook over HTTP', () => {
@@ -370,6 +373,22 @@ describe('the restore admission webhook over HTTP', () => {
       uid: '705ab4f5-6393-11e8-b7cc-42010a800002',
       allowed: true,
     });
+  });
+
+  it('claims the next checkpoint when the newest was deleted between the read and the claim (PUT 404)', async () => {
+    const r = webhookOnMemory();
+    await r.store.create(checkpoint('ck-new', { completedMinutesAgo: 1 }));
+    await r.store.create(checkpoint('ck-old', { completedMinutesAgo: 10 }));
+    const replace = r.store.replace.bind(r.store);
+    r.store.replace = async (c: Checkpoint) => {
+      if (c.metadata.name !== 'ck-new') return replace(c);
+      // Retention deleted it meanwhile: the API server answers the PUT 404 (store.ts, mapError).
+      r.store.objects.delete('ml/ck-new');
+      throw new StoreUnavailable('ml/ck-new', 'API server answered 404');
+    };
+    const a = await r.webhook(review(replacement()));
+    expect(restoresFrom(a.body)).toBe('ck-old');
+    expect(r.store.objects.get('ml/ck-old')!.status!.phase).toBe('Restoring');
   });
 
   it("allows other kinds and operations without a patch, answering in the request's version", async () => {
