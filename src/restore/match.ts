@@ -155,10 +155,15 @@ export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Check
   if (annotations[ANNOTATION_RESTORE_OPT] === 'false')
     return { kind: 'skip', why: `opted out (${ANNOTATION_RESTORE_OPT}: "false")` };
   const explicit = annotations[ANNOTATION_RESTORE_FROM];
+  const facts = podFacts({ ...pod, metadata: { ...pod.metadata, namespace } });
   if (explicit !== undefined && annotations[ANNOTATION_RESTORE_CONSTRAINTS] !== undefined) {
+    // A contract written by hand still names a checkpoint: another workload's gets the pod
+    // nothing from hiatus (no marker, profile or gate), as a restore-from alone would.
+    const named = [...all].find((c) => c.metadata.namespace === namespace && c.metadata.name === explicit);
+    const refusal = named && restoreFromRefusal(facts, named);
+    if (refusal) return { kind: 'refused', why: refusal, checkpoint: named };
     return { kind: 'skip', why: 'already carries the restore contract' };
   }
-  const facts = podFacts({ ...pod, metadata: { ...pod.metadata, namespace } });
   if (explicit === undefined && !memberOf(facts)) {
     const why = facts.owner
       ? `no automatic match for a pod of ${facts.owner.kind} ${facts.owner.name} without a name (identity.ts)`

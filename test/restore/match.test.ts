@@ -9,10 +9,20 @@ import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { RestoreController } from '../../src/restore/controller.js';
 import { planSupersession } from '../../src/restore/lifecycle.js';
+import { decideAdmission } from '../../src/restore/admission.js';
 import { findCheckpoints, sourceUid } from '../../src/restore/match.js';
 import { MemoryCheckpointStore } from '../../testing/memoryStore.js';
 import { SnapshotView } from '../../testing/snapshotView.js';
-import { NOW, checkpoint, iso, replacement, review, restoresFrom, webhookOnMemory } from '../helpers/restore.js';
+import {
+  CONTRACT,
+  NOW,
+  checkpoint,
+  iso,
+  replacement,
+  review,
+  restoresFrom,
+  webhookOnMemory,
+} from '../helpers/restore.js';
 
 const MATCH = { now: NOW, maxAgeMs: 24 * 3600_000, reclaimAfterMs: 3_000 };
 const names = (r: ReturnType<typeof findCheckpoints>) =>
@@ -193,6 +203,33 @@ describe('findCheckpoints: which pod is the same member of its workload', () => 
     // Named by hand: the same.
     pod.metadata!.annotations = { 'hiatus.dev/restore-from': 'ck-a' };
     expect(findCheckpoints(pod, 'ml', [c], MATCH).kind).toBe('skip');
+  });
+});
+
+describe("a hand-written contract naming another workload's checkpoint", () => {
+  it('is refused before the contract is honoured: no marker, no profile, no gate', () => {
+    const evil: Pod = {
+      metadata: {
+        name: 'trainer-5c8f7-evil',
+        namespace: 'ml',
+        annotations: { 'hiatus.dev/restore-from': 'ck-a', 'hiatus.dev/restore-constraints': CONTRACT },
+      },
+      spec: { schedulerName: 'default-scheduler', containers: [{ name: 'main' }, { name: 'sidecar' }] },
+    };
+    const scheduling = {
+      schedulers: new Map([['default-scheduler', 'default-scheduler-restore']]),
+      placementGate: true,
+    };
+    expect(findCheckpoints(evil, 'ml', [checkpoint('ck-a')], MATCH)).toMatchObject({ kind: 'refused' });
+    expect(decideAdmission(evil, 'ml', [checkpoint('ck-a')], MATCH, scheduling)).toMatchObject({
+      kind: 'answer',
+      ops: [],
+      count: 'refused',
+    });
+    // Of its own workload, or naming a record the cache does not have: marked as before.
+    const own = replacement({ annotations: evil.metadata!.annotations! });
+    expect(decideAdmission(own, 'ml', [checkpoint('ck-a')], MATCH, scheduling)).toMatchObject({ count: 'marked' });
+    expect(decideAdmission(evil, 'ml', [], MATCH, scheduling)).toMatchObject({ count: 'marked' });
   });
 });
 
