@@ -116,6 +116,18 @@ export interface CheckpointStatus {
   restore?: RestoreStatus;
   /** Set by the node agent once it has started publishing the archives as images. */
   publication?: CheckpointPublication;
+  /**
+   * A Ready record's member started without it since (src/restore/identity.ts): that pod. Never
+   * offered automatically again; recorded so that it stays so once the pod is gone.
+   */
+  supersededBy?: SupersedingPod;
+}
+
+/** The pod that superseded a checkpoint: it started after it, restoring nothing. */
+export interface SupersedingPod {
+  podName: string;
+  podUID: string;
+  startTime: string;
 }
 
 export interface Checkpoint {

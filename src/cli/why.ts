@@ -11,6 +11,7 @@ import { podRef, type Container, type Node, type Pod } from '../api/kubernetes.j
 import type { EventInfo } from './checkpoints.js';
 import { published, restoreState } from './checkpoints.js';
 import { age, fields, humanDuration, table } from './format.js';
+import { memberOf, recordMember } from '../restore/identity.js';
 
 /** The webhook's default --retention-max-age: older Ready checkpoints are not offered. */
 const DEFAULT_MAX_AGE_MS = 24 * 3600_000;
@@ -188,8 +189,8 @@ function notUsed(c: Checkpoint, pod: Pod, facts: PodFacts): string {
   if ((src.templateHash ?? undefined) !== facts.templateHash) {
     return `of pod template ${src.templateHash ?? 'none'}, this pod's is ${facts.templateHash ?? 'none'} (the workload changed since)`;
   }
-  if ((src.index ?? undefined) !== facts.index)
-    return `of ordinal/index ${src.index ?? 'none'}, this pod's is ${facts.index ?? 'none'}`;
+  if (recordMember(c)?.key !== memberOf(facts)?.key)
+    return `of pod ${src.pod.name}${src.index !== undefined ? ` (ordinal/index ${src.index})` : ''}, which this pod does not replace (docs/restore.md, Which pod takes which checkpoint)`;
   const created = createdAt(pod);
   const done = completedAt(c);
   switch (c.status?.phase) {

@@ -98,6 +98,7 @@ export interface PodFacts {
   resourceClaims?: number;
   /** Only annotations under our own prefix. */
   annotations: Record<string, string>;
+  /** The controller ownerReference (controller: true): absent when the pod has none. */
   owner?: OwnerFacts;
   templateHash?: string;
   /** StatefulSet ordinal or indexed-Job completion index. */
@@ -264,7 +265,9 @@ export function podFacts(pod: Pod): PodFacts {
     if (mem !== undefined) memoryBytes += mem;
   }
   const claims = (pod.spec as { resourceClaims?: unknown[] | null } | null | undefined)?.resourceClaims?.length ?? 0;
-  const controller = (meta.ownerReferences ?? []).find((o) => o.controller) ?? meta.ownerReferences?.[0];
+  // Only the controller reference says which workload made the pod (apimachinery's
+  // metav1.GetControllerOf); other owners only hold it for garbage collection.
+  const controller = (meta.ownerReferences ?? []).find((o) => o.controller);
   const facts: PodFacts = {
     uid: meta.uid ?? '',
     name: meta.name ?? '',

@@ -7,7 +7,7 @@ import { StoreConflict, type CheckpointStore } from '../checkpoint/store.js';
 import type { Checkpoint } from '../api/checkpoint.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { planLifecycle, podsByRestore, type LifecycleAction } from './lifecycle.js';
+import { planLifecycle, planSupersession, podsByRestore, type LifecycleAction } from './lifecycle.js';
 import { planRetention, type RetentionPolicy } from './retention.js';
 import { keyOf, objectKey } from '../api/keys.js';
 
@@ -106,6 +106,20 @@ export class RestoreController {
           this.o.log.info('restore claim released', { checkpoint: ref, why: a.why });
         }
         return;
+      case 'superseded':
+        status.supersededBy = {
+          podName: a.pod.name,
+          podUID: a.pod.uid,
+          startTime: new Date(a.pod.startTime!).toISOString(),
+        };
+        if (await this.write(c)) {
+          this.o.metrics.restores.inc({ result: 'superseded' });
+          this.o.log.info('checkpoint superseded: its member started without it', {
+            checkpoint: ref,
+            pod: keyOf(a.pod),
+          });
+        }
+        return;
       case 'fail':
         status.phase = 'Failed';
         status.message = `restore failed: ${a.why}`;
@@ -126,11 +140,14 @@ export class RestoreController {
   }
 
   async reconcileLifecycle(): Promise<number> {
-    const actions = planLifecycle(this.o.view.checkpoints(), podsByRestore(this.o.view.pods()), {
-      now: this.now(),
-      restoreTimeoutMs: this.o.restoreTimeoutMs,
-      claimGraceMs: this.o.claimGraceMs,
-    });
+    const actions = [
+      ...planLifecycle(this.o.view.checkpoints(), podsByRestore(this.o.view.pods()), {
+        now: this.now(),
+        restoreTimeoutMs: this.o.restoreTimeoutMs,
+        claimGraceMs: this.o.claimGraceMs,
+      }),
+      ...planSupersession(this.o.view.checkpoints(), this.o.view.pods()),
+    ];
     for (const a of actions) await this.apply(a);
     return actions.length;
   }

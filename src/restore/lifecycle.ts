@@ -1,16 +1,19 @@
 // The life of a claimed checkpoint: Restoring until its pod runs on a node (Restored), back to
-// Ready when the pod goes away before it started, Failed when it did not start in time. Pure.
+// Ready when the pod goes away before it started, Failed when it did not start in time; and of a
+// Ready one whose member started without it (superseded). Pure.
 import type { PodFacts } from '../cluster/facts.js';
 import { ANNOTATION_RESTORE_FROM, keyOf, objectKey } from '../api/keys.js';
 import type { Checkpoint, RestoreStatus } from '../api/checkpoint.js';
 import { laterRecords } from '../checkpoint/chain.js';
+import { recordMember, startedFreshSince } from './identity.js';
 
 export type LifecycleAction =
   | { kind: 'bind'; checkpoint: Checkpoint; pod: PodFacts }
   | { kind: 'restored'; checkpoint: Checkpoint; pod: PodFacts }
   | { kind: 'release'; checkpoint: Checkpoint; why: string }
   | { kind: 'consumed'; checkpoint: Checkpoint; why: string }
-  | { kind: 'fail'; checkpoint: Checkpoint; pod?: PodFacts; why: string };
+  | { kind: 'fail'; checkpoint: Checkpoint; pod?: PodFacts; why: string }
+  | { kind: 'superseded'; checkpoint: Checkpoint; pod: PodFacts };
 
 export interface LifecycleTimes {
   now: number;
@@ -20,12 +23,15 @@ export interface LifecycleTimes {
   claimGraceMs: number;
 }
 
-/** Pods carrying hiatus.dev/restore-from, by namespace/checkpoint name. */
+/**
+ * Pods carrying hiatus.dev/restore-from, by namespace/checkpoint name; terminating ones too: a pod
+ * that ran on a node and is going before this loop saw it run consumed its checkpoint.
+ */
 export function podsByRestore(pods: Iterable<PodFacts>): Map<string, PodFacts[]> {
   const out = new Map<string, PodFacts[]>();
   for (const p of pods) {
     const from = p.annotations[ANNOTATION_RESTORE_FROM];
-    if (!from || p.deleting) continue;
+    if (!from) continue;
     const key = objectKey(p.namespace, from);
     const list = out.get(key);
     if (list) list.push(p);
@@ -71,6 +77,13 @@ export function planLifecycle(
     } else if (pod) {
       if (pod.phase === 'Running' && pod.nodeName) {
         actions.push({ kind: 'restored', checkpoint: c, pod });
+      } else if (pod.deleting && pod.nodeName) {
+        // Bound to a node, then deleted: the runtime may have restored it (as when it is gone below).
+        actions.push({
+          kind: 'consumed',
+          checkpoint: c,
+          why: `pod ${pod.name} was deleted on node ${pod.nodeName} before it was seen running`,
+        });
       } else if (age > t.restoreTimeoutMs) {
         const late = `pod ${keyOf(pod)} did not start within ${Math.round(t.restoreTimeoutMs / 1000)} s`;
         // Never bound: either no node can restore it (FailedScheduling says so), or no
@@ -99,6 +112,32 @@ export function planLifecycle(
     } else if (age > t.claimGraceMs) {
       actions.push({ kind: 'release', checkpoint: c, why: `no pod appeared for the claim of ${r.podName}` });
     }
+  }
+  return actions;
+}
+
+/**
+ * Ready records of a member bound to one pod identity (a StatefulSet ordinal, a Job completion
+ * index, a pod name: identity.ts) whose member started without them since, not yet recorded as
+ * superseded. The webhook sees such a pod in its cache only while it exists; a StatefulSet makes
+ * the ordinal's next pod once it is gone, which would then restore the old memory against what
+ * the fresh pod wrote to the ordinal's volumes. Recorded, the record stays unoffered.
+ */
+export function planSupersession(checkpoints: Iterable<Checkpoint>, pods: Iterable<PodFacts>): LifecycleAction[] {
+  const open = [...checkpoints].filter(
+    (c) => c.status?.phase === 'Ready' && !c.status.supersededBy && c.spec.source.owner && recordMember(c)?.bound,
+  );
+  if (open.length === 0) return [];
+  const owners = new Set(open.map((c) => c.spec.source.owner!.uid));
+  const byOwner = new Map<string, PodFacts[]>();
+  for (const p of pods) {
+    const owner = p.owner?.uid;
+    if (owner && owners.has(owner)) byOwner.set(owner, [...(byOwner.get(owner) ?? []), p]);
+  }
+  const actions: LifecycleAction[] = [];
+  for (const c of open) {
+    const pod = startedFreshSince(c, byOwner.get(c.spec.source.owner!.uid) ?? []);
+    if (pod) actions.push({ kind: 'superseded', checkpoint: c, pod });
   }
   return actions;
 }

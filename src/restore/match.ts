@@ -1,7 +1,10 @@
-// Which Checkpoint a new pod restores from: same namespace and owner, same pod template, same
-// StatefulSet ordinal or Job completion index, Ready and not yet claimed. A Checkpoint named by
-// hand in hiatus.dev/restore-from is honoured only for a pod of the same workload, or when an
-// administrator allowed it on the Checkpoint (hiatus.dev/restore-any-pod). Pure.
+// Which Checkpoint a new pod restores from: same namespace, the same member of the same
+// controller's workload (identity.ts: a ReplicaSet replica of the same template, the same
+// StatefulSet ordinal or Job completion index, else the same pod name), every checkpointed
+// container present in the pod, Ready, not yet claimed, and not superseded by a pod of that member
+// that started without it. A Checkpoint named by hand in hiatus.dev/restore-from is honoured
+// only for a pod of the same workload, or when an administrator allowed it on the Checkpoint
+// (hiatus.dev/restore-any-pod). Pure.
 import { podFacts, type OwnerFacts, type PodFacts } from '../cluster/facts.js';
 import {
   ANNOTATION_RESTORE_ANY_POD,
@@ -13,6 +16,7 @@ import {
 import type { Checkpoint } from '../api/checkpoint.js';
 import { laterRecords, newestFirst } from '../checkpoint/chain.js';
 import type { Pod } from '../api/kubernetes.js';
+import { completedAt, memberOf, recordMember, startedFreshSince } from './identity.js';
 
 export type MatchResult =
   /** Newest first: the webhook claims the first it can. */
@@ -49,6 +53,12 @@ export interface MatchOptions {
    *   or ReplicaSet makes the pod's replacement at once.
    */
   podRunning?: (uid: string) => boolean;
+  /**
+   * The cached pods of a controller (by its UID), to tell that a pod of a checkpoint's member
+   * started without it since (identity.ts, startedFreshSince) before the lifecycle loop records
+   * it on the Checkpoint. Absent: only what is recorded counts.
+   */
+  ownerPods?: (ownerUid: string) => Iterable<PodFacts>;
 }
 
 /** A claim bound to a pod (its UID) that was never placed on a node. */
@@ -119,15 +129,25 @@ export function restoreFromRefusal(pod: PodFacts, c: Checkpoint): string | undef
   return `checkpoint ${c.metadata.name} is of ${theirs}, the pod has ${ours}, and the Checkpoint is not annotated ${ANNOTATION_RESTORE_ANY_POD}: "true"`;
 }
 
-function completedAt(c: Checkpoint): number {
-  const t = Date.parse(c.status?.completionTime ?? c.metadata.creationTimestamp ?? '');
-  return Number.isFinite(t) ? t : 0;
+/** Whether the pod may take the checkpoint automatically: the same member, of the same template. */
+function automaticMatch(pod: PodFacts, c: Checkpoint): boolean {
+  const ours = memberOf(pod);
+  return !!ours && recordMember(c)?.key === ours.key && (c.spec.source.templateHash ?? undefined) === pod.templateHash;
 }
 
-/** The StatefulSet ordinal when the pod-index label is not set yet: the name's numeric suffix. */
-function ordinalFromName(name: string | undefined): number | undefined {
-  const m = name ? /-(\d+)$/.exec(name) : null;
-  return m ? Number(m[1]) : undefined;
+/**
+ * The pod of the record's member that started without it since it completed, as recorded on it
+ * or in the cache: restoring it would pair its memory with whatever that pod wrote since (a
+ * StatefulSet ordinal's volumes). Interchangeable replicas (a ReplicaSet's, a NonIndexed Job's)
+ * own nothing of their own that a sibling writes, and a fresh sibling cannot be told from a
+ * scale-up, so they supersede nothing.
+ */
+export function supersededBy(c: Checkpoint, o: Pick<MatchOptions, 'ownerPods'>): string | undefined {
+  const recorded = c.status?.supersededBy;
+  if (recorded) return recorded.podName;
+  const owner = c.spec.source.owner?.uid;
+  if (!owner || !o.ownerPods || !recordMember(c)?.bound) return undefined;
+  return startedFreshSince(c, o.ownerPods(owner))?.name;
 }
 
 export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Checkpoint>, o: MatchOptions): MatchResult {
@@ -135,20 +155,30 @@ export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Check
   if (annotations[ANNOTATION_RESTORE_OPT] === 'false')
     return { kind: 'skip', why: `opted out (${ANNOTATION_RESTORE_OPT}: "false")` };
   const explicit = annotations[ANNOTATION_RESTORE_FROM];
+  const facts = podFacts({ ...pod, metadata: { ...pod.metadata, namespace } });
   if (explicit !== undefined && annotations[ANNOTATION_RESTORE_CONSTRAINTS] !== undefined) {
+    // A contract written by hand still names a checkpoint: another workload's gets the pod
+    // nothing from hiatus (no marker, profile or gate), as a restore-from alone would.
+    const named = [...all].find((c) => c.metadata.namespace === namespace && c.metadata.name === explicit);
+    const refusal = named && restoreFromRefusal(facts, named);
+    if (refusal) return { kind: 'refused', why: refusal, checkpoint: named };
     return { kind: 'skip', why: 'already carries the restore contract' };
   }
-  const facts = podFacts({ ...pod, metadata: { ...pod.metadata, namespace } });
-  if (explicit === undefined && !facts.owner) return { kind: 'skip', why: 'no owner' };
-  let index = facts.index;
-  if (index === undefined && facts.owner?.kind === 'StatefulSet') index = ordinalFromName(pod.metadata?.name);
+  if (explicit === undefined && !memberOf(facts)) {
+    const why = facts.owner
+      ? `no automatic match for a pod of ${facts.owner.kind} ${facts.owner.name} without a name (identity.ts)`
+      : 'no controller';
+    return { kind: 'skip', why };
+  }
   let corrupt = 0;
+  let missing: string | undefined;
+  let superseded: string | undefined;
   const found: Checkpoint[] = [];
   const recheck: Checkpoint[] = [];
   const contested: Checkpoint[] = [];
   const list = [...all];
   // Records a later record names as restoredFrom: their pods ran, they are consumed.
-  const superseded = laterRecords(list);
+  const consumed = laterRecords(list);
   for (const c of list) {
     if (c.metadata.namespace !== namespace) continue;
     if (explicit !== undefined) {
@@ -156,11 +186,15 @@ export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Check
       // Refused whatever its phase: the pod is not told more about another workload's record.
       const refusal = restoreFromRefusal(facts, c);
       if (refusal) return { kind: 'refused', why: refusal, checkpoint: c };
-    } else {
-      const src = c.spec.source;
-      if (src.owner?.uid !== facts.owner!.uid) continue;
-      if ((src.templateHash ?? undefined) !== facts.templateHash) continue;
-      if ((src.index ?? undefined) !== index) continue;
+    } else if (!automaticMatch(facts, c)) {
+      continue;
+    }
+    // Checkpoint images replace the pod's by container name (publication.ts, imageOps): a
+    // container the pod lacks would be left behind, the pod restored in part.
+    const absent = c.spec.containers.find((n) => !facts.containers.includes(n));
+    if (absent !== undefined) {
+      missing = `checkpoint ${c.metadata.name} has container ${absent}, the pod has none of that name`;
+      continue;
     }
     const phase = c.status?.phase;
     if (phase === 'Pending' || abandonedClaim(c, o) || claimOfGonePod(c, o, pod.metadata?.name)) {
@@ -177,22 +211,32 @@ export function findCheckpoints(pod: Pod, namespace: string, all: Iterable<Check
       corrupt++;
       continue;
     }
-    const source = sourceUid(c);
-    // A restore-from written by hand asks for that state on purpose (a second copy included).
-    if (explicit === undefined && source && o.podRunning?.(source)) {
-      recheck.push(c);
-      continue;
+    // A restore-from written by hand asks for that state on purpose (a second copy, an older one).
+    if (explicit === undefined) {
+      const fresh = supersededBy(c, o);
+      if (fresh) {
+        superseded = fresh;
+        continue;
+      }
+      const source = sourceUid(c);
+      if (source && o.podRunning?.(source)) {
+        recheck.push(c);
+        continue;
+      }
     }
     found.push(c);
   }
-  const usable = found.filter((c) => !superseded.has(objectKey(namespace, c.metadata.name)));
+  const usable = found.filter((c) => !consumed.has(objectKey(namespace, c.metadata.name)));
   if (usable.length === 0) {
     if (recheck.length > 0) return { kind: 'recheck', checkpoints: recheck, corrupt };
     if (contested.length > 0) return { kind: 'contested', checkpoints: contested, corrupt };
     const why =
-      explicit !== undefined
-        ? `checkpoint ${explicit} is not Ready in ${namespace}`
-        : 'no Ready checkpoint of this workload';
+      missing ??
+      (superseded
+        ? `the workload's checkpoint is superseded: pod ${superseded} of the same member started without it`
+        : explicit !== undefined
+          ? `checkpoint ${explicit} is not Ready in ${namespace}`
+          : 'no Ready checkpoint of this workload');
     return { kind: 'skip', why, corrupt };
   }
   usable.sort(newestFirst(completedAt));

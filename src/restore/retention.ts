@@ -11,10 +11,12 @@
 //   of one victim; any of them may be the one that evicts it). From everything.
 // - the newest Ready record of each source pod that is gone, until a replacement ran without
 //   it: from the count only (the webhook offers nothing older than the maximum age anyway). A
-//   replacement is a pod of the same owner (and ordinal or completion index) that started
-//   after the record completed and restores nothing; until one did, the record may still be
-//   claimed (a StatefulSet creates its pod once the old one is gone, a Job after a back-off).
-//   A standalone pod has no replacement to wait for: its newest record is held until the age.
+//   replacement is a pod of the same member (identity.ts: a replica of the same ReplicaSet,
+//   ordinal, completion index or pod name) that started after the record completed and restores
+//   nothing, seen in the cache or recorded on the record as superseding it; until one did, the
+//   record may still be claimed (a StatefulSet creates its pod once the old one is gone, a Job
+//   after a back-off). A standalone pod has no replacement to wait for: its newest record is
+//   held until the age.
 // Held records count towards N; the other records of the workload fill what is left of it,
 // newest first. So records made up by a caller, or left by repeated preemptions, go first, and
 // a workload never keeps fewer than the records its live and evicted pods need.
@@ -22,8 +24,9 @@
 // Records are read as the API server validated them: deploy/crd.yaml requires spec.source.pod,
 // and the uid of the source pod, of its owner and of the preemptor where those are set.
 import type { PodFacts } from '../cluster/facts.js';
-import { ANNOTATION_RESTORE_FROM, objectKey } from '../api/keys.js';
+import { objectKey } from '../api/keys.js';
 import type { Checkpoint } from '../api/checkpoint.js';
+import { completedAt, startedFreshSince } from './identity.js';
 
 export interface RetentionPolicy {
   maxPerWorkload: number;
@@ -52,8 +55,6 @@ function time(v: string | undefined): number {
   const t = Date.parse(v ?? '');
   return Number.isFinite(t) ? t : 0;
 }
-
-const finished = (c: Checkpoint) => time(c.status?.completionTime ?? c.metadata.creationTimestamp);
 
 /**
  * The chain a checkpoint belongs to, what --retention-max-per-workload counts: its owner and
@@ -85,18 +86,9 @@ class PodIndex {
   }
 }
 
-/** A pod of the record's workload (and index) started after it completed and restores nothing. */
+/** A pod of the record's member started after it completed and restores nothing (identity.ts). */
 function replacedWithout(c: Checkpoint, pods: PodIndex): boolean {
-  const src = c.spec.source;
-  const done = finished(c);
-  return (pods.byOwner.get(src.owner!.uid) ?? []).some(
-    (p) =>
-      p.uid !== src.pod.uid &&
-      p.index === src.index &&
-      p.startTime !== undefined &&
-      p.startTime > done &&
-      p.annotations[ANNOTATION_RESTORE_FROM] === undefined,
-  );
+  return !!c.status?.supersededBy || !!startedFreshSince(c, pods.byOwner.get(c.spec.source.owner!.uid) ?? []);
 }
 
 /** The hold on each Ready record that has one. */
@@ -106,7 +98,7 @@ function holds(ready: Checkpoint[], pods: PodIndex): Map<Checkpoint, Hold> {
     const uid = c.spec.source.pod.uid;
     if (!uid) continue;
     const seen = newest.get(uid);
-    if (!seen || finished(c) > finished(seen)) newest.set(uid, c);
+    if (!seen || completedAt(c) > completedAt(seen)) newest.set(uid, c);
   }
   const out = new Map<Checkpoint, Hold>();
   for (const c of ready) {
@@ -160,7 +152,7 @@ export function planRetention(
   const overAge = new Set<Checkpoint>();
   for (const c of counted) {
     const hold = held.get(c);
-    if (now - finished(c) > policy.maxAgeMs) {
+    if (now - completedAt(c) > policy.maxAgeMs) {
       if (hold === 'live_source' || hold === 'preemption') {
         plan.held.push({ checkpoint: c, hold, over: 'max_age' });
         overAge.add(c);
@@ -176,7 +168,7 @@ export function planRetention(
   }
   for (const list of byWorkload.values()) {
     if (list.length <= policy.maxPerWorkload) continue;
-    list.sort((a, b) => finished(b) - finished(a));
+    list.sort((a, b) => completedAt(b) - completedAt(a));
     let room = policy.maxPerWorkload - list.filter((c) => held.has(c)).length;
     list.forEach((c, i) => {
       const hold = held.get(c);

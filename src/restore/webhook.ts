@@ -32,6 +32,7 @@ import {
   unplacedClaim,
   restoreFromRefusal,
   sourceUid,
+  supersededBy,
   type MatchOptions,
 } from './match.js';
 import { NO_PUBLICATION, type PublicationOptions } from './publication.js';
@@ -122,11 +123,15 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
     const p = deps.view.pod(uid);
     return !!p && !p.deleting;
   };
+  function* ownerPods(ownerUid: string): Iterable<PodFacts> {
+    for (const p of deps.view.pods()) if (p.owner?.uid === ownerUid) yield p;
+  }
   const matchOptions = (): MatchOptions => ({
     now: now(),
     maxAgeMs: deps.maxAgeMs,
     reclaimAfterMs: deps.reclaimAfterMs,
     podRunning,
+    ownerPods,
   });
   /**
    * The pod of that name and UID as the API server has it now, or as the cache has it without a
@@ -195,7 +200,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
         !!c &&
         constraintsUsable(c) &&
         publicationUsable(r.pod, c, publication) &&
-        !(facts && restoreFromRefusal(facts, c)),
+        (facts ? !restoreFromRefusal(facts, c) : !supersededBy(c, o)),
     );
     const claimable: Checkpoint[] = [];
     for (const c of usable) {
@@ -234,7 +239,8 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
    * and the lifecycle loop and the CLI write it too. So on a conflict the live record is read: when
    * its claim is as it was and it is still usable, the claim is written again on it. Returns the
    * record claimed (the live one: its publication may have moved on), or undefined when another
-   * pod claimed it, it went away or stopped being usable. Throws when the API server fails.
+   * pod claimed it, it went away (whatever error the write answered) or stopped being usable.
+   * Throws when the API server fails.
    */
   const claimOne = async (r: PodReview, c: Checkpoint): Promise<Checkpoint | undefined> => {
     let cur = c;
@@ -245,21 +251,21 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
         phase: 'Restoring',
         restore: { claimedAt: new Date(now()).toISOString(), podName: r.podName },
       };
+      let failure: unknown;
       try {
         await deps.store.replace(claimed);
         return cur;
       } catch (e) {
-        if (!(e instanceof StoreConflict)) throw e;
+        failure = e;
       }
-      if (attempt >= CLAIM_ATTEMPTS) return undefined;
       const live = await deps.store.get(r.namespace, c.metadata.name);
-      if (
-        !live ||
-        live.metadata.uid !== c.metadata.uid ||
-        !sameClaim(live, c) ||
-        !constraintsUsable(live) ||
-        !publicationUsable(r.pod, live, publication)
-      ) {
+      // Deleted since it was read (retention): the PUT answers 404, which the store reports as
+      // unavailable (store.ts, mapError); judged by the record, not the error's class, so it
+      // holds whatever class a 404 gets. The next candidate may still be claimed.
+      if (!live || live.metadata.uid !== c.metadata.uid) return undefined;
+      if (!(failure instanceof StoreConflict)) throw failure;
+      if (attempt >= CLAIM_ATTEMPTS) return undefined;
+      if (!sameClaim(live, c) || !constraintsUsable(live) || !publicationUsable(r.pod, live, publication)) {
         return undefined;
       }
       log.debug('checkpoint updated by another writer since it was read: claiming it again', {

@@ -35,6 +35,7 @@ import {
   type CheckpointSpec,
   type CheckpointStatus,
   type RestoreStatus,
+  type SupersedingPod,
 } from '../../src/api/checkpoint.js';
 import { SnapshotView } from '../../testing/snapshotView.js';
 import { ANNOTATION_RESTORE_OPT, RESOURCE_RESTORE } from '../../src/api/keys.js';
@@ -131,6 +132,7 @@ const REQUIRED: Record<string, string[]> = {
   'status.containers[].publication': requiredOf<NonNullable<ContainerStatus['publication']>>()(['state']),
   'status.publication': requiredOf<NonNullable<CheckpointStatus['publication']>>()(['state']),
   'status.restore': requiredOf<RestoreStatus>()(['claimedAt', 'podName']),
+  'status.supersededBy': requiredOf<SupersedingPod>()(['podName', 'podUID', 'startTime']),
 };
 
 // `satisfies Record<Union, 0>` rejects a missing member as well as an extra one.
@@ -204,6 +206,7 @@ const SAMPLE: Checkpoint = {
     ],
     publication: { state: 'Published', message: 'every container published', time: '2026-05-22T14:31:40Z' },
     message: 'checkpointed 1 container',
+    supersededBy: { podName: 'trainer-0', podUID: 'fresh-pod-uid', startTime: '2026-05-22T14:35:00Z' },
     restore: {
       claimedAt: '2026-05-22T14:40:00Z',
       podName: 'trainer-0',

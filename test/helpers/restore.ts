@@ -16,6 +16,8 @@ export function checkpoint(
   name: string,
   o: {
     owner?: string;
+    /** The owner's kind: ReplicaSet unless given. */
+    kind?: string;
     hash?: string;
     index?: number;
     phase?: CheckpointPhase;
@@ -33,7 +35,7 @@ export function checkpoint(
       source: {
         pod: { namespace: 'ml', name: `src-${name}`, uid: `src-uid-${name}` },
         nodeName: 'worker-7',
-        owner: { kind: 'ReplicaSet', name: 'trainer-5c8f7', uid: o.owner ?? 'rs-1' },
+        owner: { kind: o.kind ?? 'ReplicaSet', name: 'trainer-5c8f7', uid: o.owner ?? 'rs-1' },
         templateHash: o.hash ?? '5c8f7',
         ...(o.index !== undefined ? { index: o.index } : {}),
         priority: 100,

@@ -20,6 +20,7 @@ interface RecordOptions {
   /** The checkpointed pod's UID (default: one of its own, a pod long gone). */
   source?: string;
   owner?: string | null;
+  /** A StatefulSet's ordinal; without one the owner is a ReplicaSet. */
   index?: number;
   preemptor?: string;
   phase?: CheckpointPhase;
@@ -39,7 +40,9 @@ function record(name: string, o: RecordOptions = {}): Checkpoint {
       source: {
         pod: { namespace: 'ml', name: `pod-of-${name}`, uid: o.source ?? `gone-${name}` },
         nodeName: 'worker-7',
-        ...(owner ? { owner: { kind: 'ReplicaSet', name: 'trainer-5c8f7', uid: owner } } : {}),
+        ...(owner
+          ? { owner: { kind: o.index !== undefined ? 'StatefulSet' : 'ReplicaSet', name: 'trainer-5c8f7', uid: owner } }
+          : {}),
         templateHash: '5c8f7',
         ...(o.index !== undefined ? { index: o.index } : {}),
         priority: 100,
@@ -72,11 +75,20 @@ function apiPod(uid: string, o: PodOptions = {}): Pod {
       ...(o.owner
         ? {
             ownerReferences: [
-              { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'trainer-5c8f7', uid: o.owner, controller: true },
+              {
+                apiVersion: 'apps/v1',
+                kind: o.index !== undefined ? 'StatefulSet' : 'ReplicaSet',
+                name: 'trainer-5c8f7',
+                uid: o.owner,
+                controller: true,
+              },
             ],
           }
         : {}),
-      ...(o.index !== undefined ? { labels: { 'apps.kubernetes.io/pod-index': String(o.index) } } : {}),
+      labels:
+        o.index !== undefined
+          ? { 'apps.kubernetes.io/pod-index': String(o.index), 'controller-revision-hash': '5c8f7' }
+          : { 'pod-template-hash': '5c8f7' },
       ...(o.restoreFrom ? { annotations: { 'hiatus.dev/restore-from': o.restoreFrom } } : {}),
       ...(o.deleting ? { deletionTimestamp: iso(NOW - 1000) } : {}),
     },

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { podFacts } from '../../src/cluster/facts.js';
 import { SnapshotView } from '../../testing/snapshotView.js';
 import { MemoryCheckpointStore } from '../../testing/memoryStore.js';
+import { StoreUnavailable } from '../../src/checkpoint/store.js';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics/metrics.js';
@@ -24,7 +25,9 @@ import {
   iso,
   podNaming,
   replacement,
+  restoresFrom,
   review,
+  webhookOnMemory,
 } from '../helpers/restore.js';
 
 describe('the restore admission webhook over HTTP', () => {
@@ -189,7 +192,12 @@ describe('the restore admission webhook over HTTP', () => {
     allowed.metadata.annotations = { 'hiatus.dev/restore-any-pod': 'true' };
     const bare = {
       metadata: { name: 'bare', namespace: 'ml', annotations: { 'hiatus.dev/restore-from': 'ck-b' } },
-      spec: { containers: [{ name: 'main', image: 'x:1' }] },
+      spec: {
+        containers: [
+          { name: 'main', image: 'x:1' },
+          { name: 'sidecar', image: 'y:1' },
+        ],
+      },
     };
     const b = await post(url, review(bare));
     expect((decodePatch(b.json) as { path: string }[]).map((o) => o.path)).toContain(
@@ -230,8 +238,8 @@ describe('the restore admission webhook over HTTP', () => {
 
   it('matches a StatefulSet pod by ordinal and an indexed Job pod by completion index', async () => {
     await put(
-      checkpoint('ck-0', { owner: 'sts-1', hash: 'rev1', index: 0 }),
-      checkpoint('ck-1', { owner: 'sts-1', hash: 'rev1', index: 1 }),
+      checkpoint('ck-0', { owner: 'sts-1', kind: 'StatefulSet', hash: 'rev1', index: 0 }),
+      checkpoint('ck-1', { owner: 'sts-1', kind: 'StatefulSet', hash: 'rev1', index: 1 }),
     );
     const sts = replacement({
       owner: { kind: 'StatefulSet', uid: 'sts-1' },
@@ -244,7 +252,7 @@ describe('the restore admission webhook over HTTP', () => {
       'ck-1',
     );
 
-    await put(checkpoint('ck-job-2', { owner: 'job-1', hash: 'jh', index: 2 }));
+    await put(checkpoint('ck-job-2', { owner: 'job-1', kind: 'Job', hash: 'jh', index: 2 }));
     const job = replacement({ owner: { kind: 'Job', uid: 'job-1' }, hash: 'jh' });
     job.metadata!.annotations = { 'batch.kubernetes.io/job-completion-index': '2' };
     const j = await post(url, review(job));
@@ -367,6 +375,22 @@ describe('the restore admission webhook over HTTP', () => {
     });
   });
 
+  it('claims the next checkpoint when the newest was deleted between the read and the claim (PUT 404)', async () => {
+    const r = webhookOnMemory();
+    await r.store.create(checkpoint('ck-new', { completedMinutesAgo: 1 }));
+    await r.store.create(checkpoint('ck-old', { completedMinutesAgo: 10 }));
+    const replace = r.store.replace.bind(r.store);
+    r.store.replace = async (c: Checkpoint) => {
+      if (c.metadata.name !== 'ck-new') return replace(c);
+      // Retention deleted it meanwhile: the API server answers the PUT 404 (store.ts, mapError).
+      r.store.objects.delete('ml/ck-new');
+      throw new StoreUnavailable('ml/ck-new', 'API server answered 404');
+    };
+    const a = await r.webhook(review(replacement()));
+    expect(restoresFrom(a.body)).toBe('ck-old');
+    expect(r.store.objects.get('ml/ck-old')!.status!.phase).toBe('Restoring');
+  });
+
   it("allows other kinds and operations without a patch, answering in the request's version", async () => {
     const upd = await post(url, review(replacement(), { operation: 'UPDATE' }));
     expect((upd.json as { response: object }).response).toEqual({
@@ -423,6 +447,31 @@ describe('restore lifecycle', () => {
       status: { phase: o.phase ?? 'Pending' },
     });
   const times = { now: NOW, restoreTimeoutMs: 10 * 60_000, claimGraceMs: 30_000 };
+
+  it('never gives back the claim of a pod that was on a node and is terminating: restored or consumed, not Ready again', () => {
+    const terminating = (name: string, phase: string) =>
+      podFacts({
+        metadata: {
+          name,
+          namespace: 'ml',
+          uid: `uid-${name}`,
+          deletionTimestamp: iso(NOW - 1_000),
+          annotations: { 'hiatus.dev/restore-from': name.replace(/^p-/, 'ck-') },
+        },
+        spec: { nodeName: 'worker-7', containers: [{ name: 'main' }] },
+        status: { phase },
+      });
+    // Bound (UID) before this round, never seen on its node: the claim has no nodeName.
+    const kinds = planLifecycle(
+      [claimed('ck-ran', 2, 'uid-p-ran'), claimed('ck-starting', 2, 'uid-p-starting')],
+      podsByRestore([terminating('p-ran', 'Running'), terminating('p-starting', 'Pending')]),
+      times,
+    ).map((a) => [a.checkpoint.metadata.name, a.kind]);
+    expect(kinds).toEqual([
+      ['ck-ran', 'restored'],
+      ['ck-starting', 'consumed'],
+    ]);
+  });
 
   it('binds the claim to its pod, marks it Restored once the pod runs, releases or fails it otherwise', () => {
     // Placed on a node, then gone before the loop saw it run (e.g. it finished): consumed.
