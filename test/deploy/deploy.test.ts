@@ -651,13 +651,20 @@ describe('restore MutatingWebhookConfiguration', () => {
     ]);
   });
 
-  it("leaves out the system namespaces and the extender's own", () => {
+  it("leaves out the system namespaces, the extender's own and the node agent's", () => {
     expect(webhook.namespaceSelector?.matchLabels).toBeUndefined();
     const [expr, ...more] = webhook.namespaceSelector?.matchExpressions ?? [];
     expect(more).toEqual([]);
     expect(expr).toMatchObject({ key: 'kubernetes.io/metadata.name', operator: 'NotIn' });
-    expect([...expr!.values!].sort()).toEqual(['hiatus-system', 'kube-node-lease', 'kube-public', 'kube-system']);
+    expect([...expr!.values!].sort()).toEqual([
+      'hiatus-agent',
+      'hiatus-system',
+      'kube-node-lease',
+      'kube-public',
+      'kube-system',
+    ]);
     expect(expr!.values).toContain(deployment.metadata!.namespace);
+    expect(expr!.values).toContain(only<V1Namespace>('Namespace', AGENT_NAMESPACE).metadata!.name);
   });
 
   it('skips pods labelled hiatus.dev/restore: "false", the key the extender honours as an annotation', () => {

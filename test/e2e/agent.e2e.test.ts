@@ -428,6 +428,13 @@ describe('restore anywhere compatible, from the image the node agent published',
           /may change only a checkpoint's publication status/,
         ],
         [
+          // What keeps a checkpoint from being offered again (src/restore/identity.ts).
+          'superseded',
+          (c) =>
+            void (c.status!.supersededBy = { podName: 'anyone', podUID: 'u', startTime: new Date().toISOString() }),
+          /may change only a checkpoint's publication status/,
+        ],
+        [
           'archive path',
           (c) => void (c.status!.containers![0]!.archivePath = '/etc/shadow'),
           /may not add, remove or move a checkpoint's archives/,
