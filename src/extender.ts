@@ -76,7 +76,7 @@ export function setupExtender(config: Config, deps: ExtenderDeps): Extender {
   const memory = new RequestMemory(config.maxRequestMemoryBytes);
   const { view, informers, kc } = connect(config, log, deps.env);
   const nodeFacts = new NodeFactsCache(NODE_FACTS_LRU_SIZE);
-  const metrics = viewMetrics(view, nodeFacts);
+  const metrics = viewMetrics(view, nodeFacts, Boolean(config.checkpointImages));
   const resources = resourcePolicy(config.resourceRules);
   const cluster = kc ? clusterParts(config, kc, view, metrics, log, resources) : undefined;
   const executor = cluster?.executor;
@@ -179,7 +179,7 @@ function connect(
   return { view: informers, informers, kc: found.kc };
 }
 
-function viewMetrics(view: ClusterView, nodeFacts: NodeFactsCache): Metrics {
+function viewMetrics(view: ClusterView, nodeFacts: NodeFactsCache, publishing: boolean): Metrics {
   return new Metrics({
     cacheSizes: () => ({ ...view.sizes(), node_facts_lru: nodeFacts.size }),
     synced: () => view.synced(),
@@ -188,8 +188,8 @@ function viewMetrics(view: ClusterView, nodeFacts: NodeFactsCache): Metrics {
       for (const c of view.checkpoints()) n[c.status?.phase ?? 'Unknown'] = (n[c.status?.phase ?? 'Unknown'] ?? 0) + 1;
       return n;
     },
-    checkpointPublications: () => summarize(view.checkpoints()).publications,
-    checkpointArchiveBytes: () => summarize(view.checkpoints()).archiveBytes,
+    checkpointPublications: () => summarize(view.checkpoints(), publishing).publications,
+    checkpointArchiveBytes: () => summarize(view.checkpoints(), publishing).archiveBytes,
   });
 }
 

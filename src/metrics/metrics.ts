@@ -8,6 +8,16 @@ export type RequestPath = 'fast' | 'restore';
 /** success, error (the answer carries an Error or a non-200 status for a valid request), bad_request (undecodable). */
 export type RequestResult = 'success' | 'error' | 'bad_request';
 
+/**
+ * Seconds. Doubling from 1 ms, then edges at the budget: kube-scheduler's httpTimeout (5 s as
+ * shipped) and HiatusPreemptAnswerNearTimeout's 4 s. histogram_quantile interpolates inside a
+ * bucket, so with doubling edges (2.048, 4.096) answers of 2-3 s (--preempt-wait 2s) read as a p99
+ * near 4.1 s and fired that alert.
+ */
+export const PREEMPT_ANSWER_BUCKETS = [
+  0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1, 2, 3, 4, 4.5, 5, 8,
+];
+
 export class Metrics {
   readonly registry = new Registry();
   readonly requestDuration: Histogram<'verb' | 'path' | 'result'>;
@@ -105,7 +115,7 @@ export class Metrics {
       name: 'hiatus_preemption_answer_duration_seconds',
       help: 'Time from a preempt call to its answer, checkpoints included, by outcome.',
       labelNames: ['outcome'],
-      buckets: exponentialBuckets(0.001, 2, 14),
+      buckets: PREEMPT_ANSWER_BUCKETS,
       registers,
     });
     this.preemptionCompletions = new Counter({
@@ -187,7 +197,7 @@ export class Metrics {
     );
     this.checkpointPublications = readGauge(
       'hiatus_checkpoint_publications',
-      "Ready and Restoring Checkpoint records by the node agent's publication state: none (not started, or no agent), uploading, published, failed. Unpublished ones restore only on their source node.",
+      "Ready and Restoring Checkpoint records by the node agent's publication state: none (not started, or no agent), uploading, published, failed; disabled instead of none without --checkpoint-images. Unpublished ones restore only on their source node.",
       'state',
       opts.checkpointPublications,
       registers,

@@ -12,7 +12,7 @@ import { dumpYaml, loadAllYaml, loadYaml } from '@kubernetes/client-node';
 import { AgentMetrics } from '../../src/agent/metrics.js';
 import { summarize } from '../../src/checkpoint/summary.js';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
-import { Metrics } from '../../src/metrics/metrics.js';
+import { Metrics, PREEMPT_ANSWER_BUCKETS } from '../../src/metrics/metrics.js';
 import { dashboardQueries, grafanaQuery, MONITORING, ROOT, ruleGroups } from '../helpers/monitoring.js';
 
 const run = promisify(execFile);
@@ -118,12 +118,14 @@ describe('PrometheusRule', () => {
       'HiatusCallersRefused',
       'HiatusCheckpointsFailing',
       'HiatusCheckpointsNotRecorded',
+      'HiatusExtenderDown',
       'HiatusPreemptAnswerNearTimeout',
       'HiatusPreemptionsAbandoned',
       'HiatusPublicationBacklog',
       'HiatusPublicationFailing',
       'HiatusRestoresFailing',
       'HiatusRestoresStartingFresh',
+      'HiatusVerbErrors',
     ]);
   });
 
@@ -146,6 +148,14 @@ describe('PrometheusRule', () => {
         quiet: cases.some((c) => c.alertname === a.alert && c.exp_alerts.length === 0),
       }).toEqual({ alert: a.alert, quiet: true });
     }
+  });
+
+  it("gives the preempt answer histogram edges at HiatusPreemptAnswerNearTimeout's threshold and the 5 s timeout", () => {
+    const rule = alerts.find((a) => a.alert === 'HiatusPreemptAnswerNearTimeout')!;
+    const threshold = Number(/>\s*([\d.]+)\s*$/.exec(rule.expr.trim())![1]);
+    expect(threshold).toBe(4);
+    // Interpolating inside a wider bucket puts answers far below the threshold above it.
+    expect(PREEMPT_ANSWER_BUCKETS).toEqual(expect.arrayContaining([2, 3, threshold, 4.5, 5]));
   });
 
   it('reads only metrics, labels and label values the code exports', () => {
@@ -291,17 +301,20 @@ describe('checkpoint gauges', () => {
           ...(publication ? { publication: { state: publication } } : {}),
         },
       }) as unknown as Checkpoint;
-    const s = summarize([
+    const records = [
       rec('Ready', [{ archiveBytes: 100 }, { archiveBytes: 50 }], 'Published'),
       rec('Ready', [{}]),
       rec('Restoring', [{ archiveBytes: 10 }], 'Uploading'),
       rec('Restored', [{ archiveBytes: 7 }], 'Published'),
       rec('Failed', []),
       { metadata: { name: 'request', namespace: 'ml' }, spec: { reason: 'Manual' } } as unknown as Checkpoint,
-    ]);
-    expect(s).toEqual({
+    ];
+    expect(summarize(records, true)).toEqual({
       publications: { none: 1, uploading: 1, published: 1, failed: 0 },
       archiveBytes: { Ready: 150, Restoring: 10, Restored: 7, Failed: 0 },
     });
+    // Without --checkpoint-images nothing waits for an image: no record is counted as a backlog
+    // (HiatusPublicationBacklog counts none and uploading).
+    expect(summarize(records, false).publications).toEqual({ disabled: 1, uploading: 1, published: 1, failed: 0 });
   });
 });
