@@ -21,7 +21,7 @@ import {
   renewedClaim,
 } from './record.js';
 import { Semaphore } from './semaphore.js';
-import { StoreConflict, type CheckpointStore } from './store.js';
+import { StoreConflict, StoreNotFound, type CheckpointStore } from './store.js';
 import type { Checkpoint, ContainerCheckpointStatus, PodReference } from '../api/checkpoint.js';
 import { keyOf, objectKey } from '../api/keys.js';
 
@@ -274,6 +274,7 @@ export class CheckpointExecutor {
     } catch (e) {
       if (e instanceof StoreConflict)
         return { state: 'pending', message: `checkpoint ${ref} was claimed by another replica` };
+      if (e instanceof StoreNotFound) return { state: 'pending', message: `checkpoint ${ref} changed hands; retry` };
       return { state: 'failed', message: `cannot record the checkpoint: ${(e as Error).message}` };
     }
   }
@@ -406,6 +407,8 @@ export class CheckpointExecutor {
           } catch (e) {
             const ref = keyOf(claimed);
             this.o.log.warn('claim not renewed', { checkpoint: ref, error: (e as Error).message });
+            // Deleted under this replica: nothing left to renew (record() settles the outcome).
+            if (e instanceof StoreNotFound) clearInterval(timer);
           }
         });
       },
@@ -425,7 +428,10 @@ export class CheckpointExecutor {
    * Writes the outcome while the record is still this replica's claim, retrying until the API
    * server takes it: an archive the kubelet wrote is never left unreferenced because the API
    * server was away for a while (the claim stays this replica's meanwhile, so no second dump).
-   * undefined when the record is gone or another replica took it over.
+   * undefined when another replica took the record over, or when it was deleted meanwhile
+   * (kubectl delete, its namespace going): it is not written again, as someone removed it on
+   * purpose and a Required victim goes only on a record the API server holds; the checkpoint
+   * counts as not recorded and the node agent collects its archive, which no record names.
    */
   private async record(obj: Checkpoint): Promise<Checkpoint | undefined> {
     const ref = keyOf(obj);
@@ -435,6 +441,10 @@ export class CheckpointExecutor {
         return this.remember(await this.o.store.replace(current));
       } catch (e) {
         this.o.log.warn('recording checkpoint failed', { checkpoint: ref, attempt, error: (e as Error).message });
+        if (e instanceof StoreNotFound) {
+          this.deleted(ref);
+          return undefined;
+        }
         if (e instanceof StoreConflict) {
           let latest: Checkpoint | undefined;
           try {
@@ -443,7 +453,11 @@ export class CheckpointExecutor {
             await this.pause(attempt);
             continue;
           }
-          if (!latest || !heldBy(latest, this.identity)) return undefined;
+          if (!latest) {
+            this.deleted(ref);
+            return undefined;
+          }
+          if (!heldBy(latest, this.identity)) return undefined;
           current = { ...obj, metadata: { ...obj.metadata, resourceVersion: latest.metadata.resourceVersion! } };
         } else {
           await this.pause(attempt);
@@ -451,6 +465,12 @@ export class CheckpointExecutor {
       }
     }
     return undefined;
+  }
+
+  /** Forgets this replica's write of a record deleted under it, whose claim would otherwise still read as pending. */
+  private deleted(ref: string): void {
+    this.written.delete(ref);
+    this.o.log.warn('checkpoint record deleted while its checkpoint was taken: not recorded', { checkpoint: ref });
   }
 
   private pause(attempt: number): Promise<void> {

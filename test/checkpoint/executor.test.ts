@@ -107,6 +107,22 @@ describe('the checkpoint executor', () => {
     expect(r.sim.calls).toHaveLength(1);
   });
 
+  it('settles as not recorded, and no longer pending, when its record is deleted while the kubelet works', async () => {
+    const r = await rig(600);
+    const a = r.make('replica-a');
+    const running = a.ensure({ victim: r.victim, node: r.node, preemptor: P1 });
+    await new Promise((res) => setTimeout(res, 100));
+    // kubectl delete, or the namespace going, while the kubelet dumps the container.
+    const name = CheckpointExecutor.nameFor({ victim: r.victim, preemptor: P1 });
+    expect(await r.store.delete(r.victim.namespace, name)).toBe(true);
+    const outcome = await Promise.race([running, new Promise((res) => setTimeout(() => res('unsettled'), 3_000))]);
+    expect(outcome).toMatchObject({ state: 'failed' });
+    expect(a.state(r.victim, P1)).toBe('none');
+    // Not written again: a Required victim goes only on a record the API server holds.
+    expect(r.store.objects.size).toBe(0);
+    expect(r.sim.calls).toHaveLength(1);
+  });
+
   it('takes one checkpoint of a victim that two preemptions need', async () => {
     const r = await rig(200);
     const a = r.make('replica-a');
