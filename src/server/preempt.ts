@@ -147,7 +147,7 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
       const cached =
         view.pod(preemptor.uid) ??
         (await cachedSoon(view, preemptor.uid, Math.min(PREEMPTOR_CACHE_WAIT_MS, deps.budgetMs)));
-      const why = preemptorStillPending({ preemptor, priority: 0, candidates: [], index: 0, expiresAt: 0 }, cached);
+      const why = preemptorStillPending({ preemptor }, cached);
       if (why || !cached) {
         log.warn('preempt for a pod that is not a pending pod in the cluster: nothing evicted', {
           preemptor: who,
