@@ -402,10 +402,15 @@ export class CheckpointExecutor {
       () => {
         renewing = renewing.then(async () => {
           if (this.stopped) return;
+          const ref = keyOf(claimed);
           try {
-            latest = this.remember(await this.o.store.replace(renewedClaim(latest, this.now(), this.claimTtlMs)));
+            const renewed = await this.renew(latest);
+            if (renewed) latest = renewed;
+            else {
+              clearInterval(timer);
+              this.o.log.warn('claim lost: no longer renewed', { checkpoint: ref });
+            }
           } catch (e) {
-            const ref = keyOf(claimed);
             this.o.log.warn('claim not renewed', { checkpoint: ref, error: (e as Error).message });
             // Deleted under this replica: nothing left to renew (record() settles the outcome).
             if (e instanceof StoreNotFound) clearInterval(timer);
@@ -422,6 +427,24 @@ export class CheckpointExecutor {
         return latest;
       },
     };
+  }
+
+  /**
+   * One renewal: the latest version written, extended. Over someone else's write since (kubectl
+   * label or annotate bumps the resourceVersion), the record is read again and that version
+   * extended, keeping the change, while the claim is still this replica's; otherwise every later
+   * renewal would conflict too, the claim would lapse and another replica would dump the victim
+   * again. undefined when it is no longer this replica's (deleted, or taken over).
+   */
+  private async renew(latest: Checkpoint): Promise<Checkpoint | undefined> {
+    try {
+      return this.remember(await this.o.store.replace(renewedClaim(latest, this.now(), this.claimTtlMs)));
+    } catch (e) {
+      if (!(e instanceof StoreConflict)) throw e;
+    }
+    const changed = await this.o.store.get(latest.metadata.namespace, latest.metadata.name);
+    if (!changed || !heldBy(changed, this.identity)) return undefined;
+    return this.remember(await this.o.store.replace(renewedClaim(changed, this.now(), this.claimTtlMs)));
   }
 
   /**

@@ -123,6 +123,27 @@ describe('the checkpoint executor', () => {
     expect(r.sim.calls).toHaveLength(1);
   });
 
+  it("keeps renewing its claim over someone else's write to the record, so the victim is not dumped twice", async () => {
+    const r = await rig(1_500);
+    const a = r.make('replica-a');
+    const b = r.make('replica-b');
+    const running = a.ensure({ victim: r.victim, node: r.node, preemptor: P1 });
+    await new Promise((res) => setTimeout(res, 250));
+    // kubectl label on the Pending record: its resourceVersion moves past the one replica-a holds.
+    const key = `${r.victim.namespace}/${CheckpointExecutor.nameFor({ victim: r.victim, preemptor: P1 })}`;
+    const labelled = structuredClone(r.store.objects.get(key)!);
+    labelled.metadata.labels = { ...labelled.metadata.labels, team: 'vision' };
+    await r.store.replace(labelled);
+    const expiry = () => Date.parse(r.store.objects.get(key)!.status!.claimExpiresAt!);
+    const before = expiry();
+    await new Promise((res) => setTimeout(res, 800)); // longer than the 600 ms TTL
+    expect(expiry()).toBeGreaterThan(before);
+    expect(await b.ensure({ victim: r.victim, node: r.node, preemptor: P1 })).toMatchObject({ state: 'pending' });
+    expect((await running).state).toBe('ready');
+    expect(r.sim.calls).toHaveLength(1);
+    expect(r.store.objects.get(key)!.metadata.labels).toMatchObject({ team: 'vision' });
+  });
+
   it('takes one checkpoint of a victim that two preemptions need', async () => {
     const r = await rig(200);
     const a = r.make('replica-a');
