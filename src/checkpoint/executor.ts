@@ -17,6 +17,7 @@ import {
   freshToShare,
   heldBy,
   outcomeRecord,
+  ownRecordState,
   recordState,
   renewedClaim,
 } from './record.js';
@@ -78,6 +79,11 @@ export interface CheckpointJob {
    * hiatus.dev/preemption-victims): what lets any replica finish the preemption from the record.
    */
   candidateVictims?: string[];
+  /**
+   * When the preemption asking for it started (ms since the epoch): its own Ready record from
+   * before counts only as fresh as a shared one would (ownRecordState). Absent for a Manual one.
+   */
+  since?: number;
 }
 
 const DEFAULT_CLAIM_TTL_MS = 15_000;
@@ -128,16 +134,17 @@ export class CheckpointExecutor {
   }
 
   /**
-   * What is known of this victim's checkpoint for this preemptor, without I/O. A checkpoint of
+   * What is known of this victim's checkpoint for this preemptor's preemption that started at
+   * `since`, without I/O. A checkpoint of
    * the same victim that another preemption started (several preemptors may need one node, as
    * kube-scheduler's nominator allows) serves this one too: one dump per victim, not per preemptor.
    */
-  state(victim: PodFacts, preemptor: PodReference): CheckpointState {
+  state(victim: PodFacts, preemptor: PodReference, since: number): CheckpointState {
     const name = CheckpointExecutor.nameFor({ victim, preemptor });
     const key = objectKey(victim.namespace, name);
     if (this.inflight.has(key)) return 'pending';
     const c = this.written.get(key) ?? this.o.cached(victim.namespace, name);
-    const own = c ? this.stateOf(c) : 'none';
+    const own = c ? ownRecordState(c, this.now(), this.o, since) : 'none';
     if (own !== 'none') return own;
     const shared = this.shared(victim);
     return shared ? shared.state : 'none';
@@ -162,10 +169,11 @@ export class CheckpointExecutor {
 
   /**
    * Whether the API server itself holds a Ready record of this victim's checkpoint for this
-   * preemptor, with an archive for every container: what "nothing lost" is judged by before a
+   * preemptor's preemption that started at `since` (ownRecordState), with an archive for every
+   * container: what "nothing lost" is judged by before a
    * Required victim is released (never this replica's memory or a possibly stale watch cache).
    */
-  async confirmReady(victim: PodFacts, preemptor: PodReference): Promise<boolean> {
+  async confirmReady(victim: PodFacts, preemptor: PodReference, since: number): Promise<boolean> {
     const own = CheckpointExecutor.nameFor({ victim, preemptor });
     const ownKnown =
       this.written.has(objectKey(victim.namespace, own)) || this.o.cached(victim.namespace, own) !== undefined;
@@ -181,9 +189,8 @@ export class CheckpointExecutor {
       });
       return false;
     }
-    return (
-      !!c && c.spec.source.pod.uid === victim.uid && this.stateOf(c) === 'ready' && archivesEvery(c, victim.containers)
-    );
+    const state = !c ? 'none' : name === own ? ownRecordState(c, this.now(), this.o, since) : this.stateOf(c);
+    return !!c && c.spec.source.pod.uid === victim.uid && state === 'ready' && archivesEvery(c, victim.containers);
   }
 
   /** Starts (or joins) the checkpoint of one victim; resolves when it ended or is someone else's. */
@@ -261,7 +268,8 @@ export class CheckpointExecutor {
     }
     if (!existing) return { state: 'pending', message: `checkpoint ${ref} changed hands; retry` };
     this.remember(existing);
-    const state = this.stateOf(existing);
+    const state =
+      job.since === undefined ? this.stateOf(existing) : ownRecordState(existing, this.now(), this.o, job.since);
     if (state === 'ready') return { state: 'ready', checkpoint: existing };
     if (state === 'failed') return { state: 'failed', message: existing.status?.message ?? `checkpoint ${ref} failed` };
     if (state === 'pending')

@@ -83,6 +83,11 @@ export class PreemptionCompleter {
     return this.intents.has(preemptorUid);
   }
 
+  /** When the preemption this replica completes for this preemptor began, if it completes one. */
+  startedAt(preemptorUid: string): number | undefined {
+    return this.intents.get(preemptorUid)?.startedAt;
+  }
+
   /** The node of the candidate this replica is completing a preemption on, if any. */
   committedNode(preemptorUid: string): string | undefined {
     const intent = this.intents.get(preemptorUid);
@@ -111,10 +116,12 @@ export class PreemptionCompleter {
 
   /**
    * Takes over a preemption preempt answers `{}` to; a newer call replaces the candidates.
+   * startedAt: when the preemption began (the preempt call; for a takeover, its record's claim),
+   * by which the preemptor's own Ready records are judged (executor.state).
    * Resolves once the node is nominated (or that failed), so that preempt answers after it: the
    * next preemptor's scheduling cycle then sees the nomination.
    */
-  async track(intent: Omit<PreemptionIntent, 'expiresAt'>): Promise<void> {
+  async track(intent: Omit<PreemptionIntent, 'expiresAt'> & { startedAt?: number }): Promise<void> {
     const existing = this.intents.get(intent.preemptor.uid);
     const now = this.now();
     if (this.seen.size > 10_000) this.seen.clear();
@@ -122,7 +129,7 @@ export class PreemptionCompleter {
     const tracked = {
       ...intent,
       expiresAt: now + this.o.maxWaitMs,
-      startedAt: existing?.startedAt ?? now,
+      startedAt: existing?.startedAt ?? intent.startedAt ?? now,
       ...(existing?.nominated ? { nominated: existing.nominated } : {}),
     };
     this.intents.set(intent.preemptor.uid, tracked);
@@ -203,6 +210,7 @@ export class PreemptionCompleter {
       this.adopting.add(ref);
       void this.adopt(c, {
         preemptor,
+        startedAt: Date.parse(s.startTime),
         priority: pod.priority,
         candidates: [{ node, victims: listed?.length ? listed : [victim.uid], numPDBViolations: 0 }],
         index: 0,
@@ -215,7 +223,10 @@ export class PreemptionCompleter {
    * nominated nowhere or to the record's node: a nomination elsewhere is a later preemption of
    * the same pod (kube-scheduler's, or another replica's), which this one must not undo.
    */
-  private async adopt(c: Checkpoint, intent: Omit<PreemptionIntent, 'expiresAt'>): Promise<void> {
+  private async adopt(
+    c: Checkpoint,
+    intent: Omit<PreemptionIntent, 'expiresAt'> & { startedAt: number },
+  ): Promise<void> {
     const node = intent.candidates[0]!.node;
     let why: string | undefined;
     try {
@@ -257,13 +268,13 @@ export class PreemptionCompleter {
     }
   }
 
-  private snapshot(intent: PreemptionIntent): CompletionSnapshot {
+  private snapshot(intent: Tracked): CompletionSnapshot {
     const { view, executor } = this.o;
     return {
       preemptor: view.pod(intent.preemptor.uid),
       victim: (uid) => view.pod(uid),
       priorityClass: (name) => view.priorityClass(name),
-      checkpointState: (v) => (v.pod ? executor.state(v.pod, intent.preemptor) : 'unavailable'),
+      checkpointState: (v) => (v.pod ? executor.state(v.pod, intent.preemptor, intent.startedAt) : 'unavailable'),
       defaultPolicy: this.o.defaultPolicy,
       now: this.now(),
       preemptorPriority: intent.priority,
@@ -337,6 +348,7 @@ export class PreemptionCompleter {
               node,
               preemptor: intent.preemptor,
               candidateVictims: step.candidate.victims.map((c) => c.uid),
+              since: intent.startedAt,
             })
             .then(() => this.advance(uid));
         }
@@ -356,7 +368,11 @@ export class PreemptionCompleter {
     const current = () => this.intents.get(uid) === intent;
     const required = candidate.victims.filter((v) => v.action === 'checkpoint' && v.policy.policy === 'Required');
     // Not yet visible in the API server (or gone): the next step decides again.
-    if (!(await Promise.all(required.map((v) => executor.confirmReady(v.pod!, intent.preemptor)))).every(Boolean))
+    if (
+      !(
+        await Promise.all(required.map((v) => executor.confirmReady(v.pod!, intent.preemptor, intent.startedAt)))
+      ).every(Boolean)
+    )
       return;
     if (!current()) return;
     const live = await writer.getPod(intent.preemptor.namespace, intent.preemptor.name);

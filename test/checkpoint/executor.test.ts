@@ -38,7 +38,8 @@ describe('the checkpoint executor', () => {
       executors.push(e);
       return e;
     };
-    return { sim, view, store, make, victim: podFacts(v), node: view.node('n1')! };
+    // When the tests' preemptions began: before every record they make.
+    return { sim, view, store, make, victim: podFacts(v), node: view.node('n1')!, since: Date.now() };
   }
 
   it("renews its claim while the kubelet works, so a live replica's checkpoint is never taken over", async () => {
@@ -97,7 +98,7 @@ describe('the checkpoint executor', () => {
     await new Promise((res) => setTimeout(res, 800));
     // The kubelet answered; the record could not be written: still this replica's, still pending.
     expect(r.sim.calls.filter((c) => c.status === 200)).toHaveLength(1);
-    expect(a.state(r.victim, P1)).toBe('pending');
+    expect(a.state(r.victim, P1, r.since)).toBe('pending');
     r.store.unavailable = false;
     const outcome = await running;
     expect(outcome.state).toBe('ready');
@@ -117,7 +118,7 @@ describe('the checkpoint executor', () => {
     expect(await r.store.delete(r.victim.namespace, name)).toBe(true);
     const outcome = await Promise.race([running, new Promise((res) => setTimeout(() => res('unsettled'), 3_000))]);
     expect(outcome).toMatchObject({ state: 'failed' });
-    expect(a.state(r.victim, P1)).toBe('none');
+    expect(a.state(r.victim, P1, r.since)).toBe('none');
     // Not written again: a Required victim goes only on a record the API server holds.
     expect(r.store.objects.size).toBe(0);
     expect(r.sim.calls).toHaveLength(1);
@@ -153,8 +154,8 @@ describe('the checkpoint executor', () => {
     ]);
     expect([one.state, two.state]).toEqual(['ready', 'ready']);
     expect(r.sim.calls).toHaveLength(1);
-    expect(a.state(r.victim, P2)).toBe('ready');
-    expect(await a.confirmReady(r.victim, P2)).toBe(true);
+    expect(a.state(r.victim, P2, r.since)).toBe('ready');
+    expect(await a.confirmReady(r.victim, P2, r.since)).toBe(true);
   });
 
   it("takes a new checkpoint rather than evict with another preemption's record the victim has run on past", async () => {
@@ -166,13 +167,35 @@ describe('the checkpoint executor', () => {
     expect(r.sim.calls).toHaveLength(1);
     // Moments later, a second preemptor of the same victim uses that checkpoint.
     now += 2_000;
-    expect(e.state(r.victim, P2)).toBe('ready');
+    expect(e.state(r.victim, P2, r.since)).toBe('ready');
     // A minute later (the first preemption went elsewhere, the victim ran on): not any more.
     now += 60_000;
-    expect(e.state(r.victim, P2)).toBe('none');
+    expect(e.state(r.victim, P2, r.since)).toBe('none');
     expect((await e.ensure({ victim: r.victim, node: r.node, preemptor: P2 })).state).toBe('ready');
     expect(r.sim.calls).toHaveLength(2);
-    expect(await e.confirmReady(r.victim, P2)).toBe(true);
+    expect(await e.confirmReady(r.victim, P2, r.since)).toBe(true);
+  });
+
+  it('takes a new checkpoint when a preemption retried later finds its own Ready record from an abandoned attempt', async () => {
+    const r = await rig(200);
+    let now = Date.now();
+    const e = testExecutor(r.view, r.store, { maxPerNode: 8, identity: 'replica-a', now: () => now });
+    executors.push(e);
+    const first = now;
+    expect((await e.ensure({ victim: r.victim, node: r.node, preemptor: P1, since: first })).state).toBe('ready');
+    // Within that attempt the record stands.
+    now += 30_000;
+    expect(e.state(r.victim, P1, first)).toBe('ready');
+    // The attempt went nowhere; three minutes on (well within --checkpoint-max-age) the same pod
+    // preempts again, the victim having run on meanwhile: its record no longer stands for it.
+    now += 180_000;
+    const retry = now;
+    expect(e.state(r.victim, P1, retry)).toBe('none');
+    expect(await e.confirmReady(r.victim, P1, retry)).toBe(false);
+    expect((await e.ensure({ victim: r.victim, node: r.node, preemptor: P1, since: retry })).state).toBe('ready');
+    expect(r.sim.calls).toHaveLength(2);
+    expect(e.state(r.victim, P1, retry)).toBe('ready');
+    expect(await e.confirmReady(r.victim, P1, retry)).toBe(true);
   });
 
   it('never lets two checkpoints of one container share an archive name', async () => {
