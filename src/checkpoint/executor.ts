@@ -313,9 +313,10 @@ export class CheckpointExecutor {
       // Containers of one pod run together so that their freezes are as close as they can be.
       containers = await Promise.all(
         victim.containers.map((name) =>
-          this.containerTurn(`${node.name}/${victim.namespace}/${victim.name}/${name}`, () =>
+          this.containerTurn(`${node.name}/${victim.namespace}/${victim.name}/${name}`, (calling) =>
             perNode.run(() =>
               this.all.run(async () => {
+                calling();
                 const paths = await this.o.kubelet.checkpoint({
                   node,
                   namespace: victim.namespace,
@@ -373,13 +374,17 @@ export class CheckpointExecutor {
 
   /**
    * Runs one kubelet call for a container after the previous one for it ended and at least
-   * SAME_CONTAINER_SPACING_MS after it started, so that no two archives share a name.
+   * SAME_CONTAINER_SPACING_MS after it started, so that no two archives share a name. work calls
+   * calling() just before the kubelet call: what the kubelet names the archive by is when the call
+   * reaches it, not when it was queued (a call may wait for the node's and the replica's
+   * concurrency limits first).
    */
-  private async containerTurn<T>(key: string, work: () => Promise<T>): Promise<T> {
+  private async containerTurn<T>(key: string, work: (calling: () => void) => Promise<T>): Promise<T> {
     const previous = this.containerTurns.get(key);
     let release!: () => void;
     const done = new Promise<void>((r) => (release = r));
-    const turn = { startedAt: Infinity, done };
+    // -Infinity until the kubelet is called: a turn that never called it needs no spacing after it.
+    const turn = { startedAt: -Infinity, done };
     this.containerTurns.set(key, turn);
     try {
       if (previous) {
@@ -387,8 +392,9 @@ export class CheckpointExecutor {
         const wait = previous.startedAt + SAME_CONTAINER_SPACING_MS - this.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       }
-      turn.startedAt = this.now();
-      return await work();
+      return await work(() => {
+        turn.startedAt = this.now();
+      });
     } finally {
       release();
       // Forgotten once no later call queued behind it and the spacing has passed.

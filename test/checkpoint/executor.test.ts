@@ -10,6 +10,7 @@ import { SnapshotView } from '../../testing/snapshotView.js';
 import { KubeletSimulator, simPodFromV1Pod } from '../../testing/kubelet/kubelet.js';
 import { testExecutor } from '../helpers/executor.js';
 import { node, victim } from '../helpers/objects.js';
+import type { Pod } from '../../src/api/kubernetes.js';
 
 const P1 = { namespace: 'default', name: 'urgent-1', uid: 'uid-urgent-1' };
 const P2 = { namespace: 'default', name: 'urgent-2', uid: 'uid-urgent-2' };
@@ -22,14 +23,14 @@ describe('the checkpoint executor', () => {
     await sim?.stop();
   });
 
-  async function rig(latencyMs: number) {
+  async function rig(latencyMs: number, others: Pod[] = []) {
     sim = new KubeletSimulator({ latency: { baseMs: latencyMs, msPerGiB: 0 } });
     const port = await sim.start();
     const v = victim('trainer', 'n1', { policy: 'Required' });
-    sim.setPod(simPodFromV1Pod(v as never));
+    for (const p of [v, ...others]) sim.setPod(simPodFromV1Pod(p as never));
     const view = new SnapshotView({
       nodes: [node('n1', { arch: 'amd64', runtime: 'cri-o://1.31.2', address: '127.0.0.1', port })],
-      pods: [v],
+      pods: [v, ...others],
     });
     const store = new MemoryCheckpointStore();
     view.checkpointsByKey = store.objects;
@@ -210,5 +211,25 @@ describe('the checkpoint executor', () => {
     const paths = r.sim.calls.map((c) => c.archivePath);
     expect(paths).toHaveLength(2);
     expect(new Set(paths).size).toBe(2);
+  });
+
+  it('spaces two calls for one container from when the first reached the kubelet, not from when it was queued', async () => {
+    const other = victim('other', 'n1', { policy: 'Required' });
+    const r = await rig(10, [other]);
+    r.sim.inject({ pod: 'other', failure: { kind: 'slow', extraMs: 1_500 } });
+    // One kubelet call at a time on the node: the trainer's first call waits behind the other pod's.
+    const e = testExecutor(r.view, r.store, { maxPerNode: 1, identity: 'replica-a' });
+    executors.push(e);
+    const slow = e.ensure({ victim: podFacts(other), node: r.node, preemptor: P1 });
+    await new Promise((res) => setTimeout(res, 50));
+    const [one, two] = await Promise.all([
+      e.ensure({ victim: r.victim, node: r.node, preemptor: P1 }),
+      e.ensure({ victim: r.victim, node: r.node, manual: { name: 'trainer-by-hand' } }),
+    ]);
+    expect([one.state, two.state, (await slow).state]).toEqual(['ready', 'ready', 'ready']);
+    const trainer = r.sim.calls.filter((c) => c.pod === 'trainer');
+    expect(trainer).toHaveLength(2);
+    expect(trainer[1]!.startedAt - trainer[0]!.startedAt).toBeGreaterThanOrEqual(1_000);
+    expect(new Set(trainer.map((c) => c.archivePath)).size).toBe(2);
   });
 });
