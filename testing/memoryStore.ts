@@ -1,7 +1,8 @@
 // The Checkpoint store as a map: the API server's create/replace/delete semantics (409 on a
-// stale resourceVersion or a taken name), for unit tests and benchmarks.
+// stale resourceVersion or a taken name, 404 on an update of a missing object), for unit tests
+// and benchmarks.
 import type { Checkpoint } from '../src/api/checkpoint.js';
-import { StoreConflict, StoreUnavailable, type CheckpointStore } from '../src/checkpoint/store.js';
+import { StoreConflict, StoreNotFound, StoreUnavailable, type CheckpointStore } from '../src/checkpoint/store.js';
 
 /** An in-memory store with the API server's create/replace semantics, for tests and benchmarks. */
 export class MemoryCheckpointStore implements CheckpointStore {
@@ -42,7 +43,8 @@ export class MemoryCheckpointStore implements CheckpointStore {
     const k = this.key(obj.metadata.namespace, obj.metadata.name);
     this.check(k);
     const current = this.objects.get(k);
-    if (!current || current.metadata.resourceVersion !== obj.metadata.resourceVersion) throw new StoreConflict(k);
+    if (!current) throw new StoreNotFound(k);
+    if (current.metadata.resourceVersion !== obj.metadata.resourceVersion) throw new StoreConflict(k);
     const stored: Checkpoint = structuredClone(obj);
     stored.metadata.resourceVersion = String(++this.rv);
     this.objects.set(k, stored);

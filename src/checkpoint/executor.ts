@@ -17,11 +17,12 @@ import {
   freshToShare,
   heldBy,
   outcomeRecord,
+  ownRecordState,
   recordState,
   renewedClaim,
 } from './record.js';
 import { Semaphore } from './semaphore.js';
-import { StoreConflict, type CheckpointStore } from './store.js';
+import { StoreConflict, StoreNotFound, type CheckpointStore } from './store.js';
 import type { Checkpoint, ContainerCheckpointStatus, PodReference } from '../api/checkpoint.js';
 import { keyOf, objectKey } from '../api/keys.js';
 
@@ -78,6 +79,11 @@ export interface CheckpointJob {
    * hiatus.dev/preemption-victims): what lets any replica finish the preemption from the record.
    */
   candidateVictims?: string[];
+  /**
+   * When the preemption asking for it started (ms since the epoch): its own Ready record from
+   * before counts only as fresh as a shared one would (ownRecordState). Absent for a Manual one.
+   */
+  since?: number;
 }
 
 const DEFAULT_CLAIM_TTL_MS = 15_000;
@@ -128,16 +134,17 @@ export class CheckpointExecutor {
   }
 
   /**
-   * What is known of this victim's checkpoint for this preemptor, without I/O. A checkpoint of
+   * What is known of this victim's checkpoint for this preemptor's preemption that started at
+   * `since`, without I/O. A checkpoint of
    * the same victim that another preemption started (several preemptors may need one node, as
    * kube-scheduler's nominator allows) serves this one too: one dump per victim, not per preemptor.
    */
-  state(victim: PodFacts, preemptor: PodReference): CheckpointState {
+  state(victim: PodFacts, preemptor: PodReference, since: number): CheckpointState {
     const name = CheckpointExecutor.nameFor({ victim, preemptor });
     const key = objectKey(victim.namespace, name);
     if (this.inflight.has(key)) return 'pending';
     const c = this.written.get(key) ?? this.o.cached(victim.namespace, name);
-    const own = c ? this.stateOf(c) : 'none';
+    const own = c ? ownRecordState(c, this.now(), this.o, since) : 'none';
     if (own !== 'none') return own;
     const shared = this.shared(victim);
     return shared ? shared.state : 'none';
@@ -162,10 +169,11 @@ export class CheckpointExecutor {
 
   /**
    * Whether the API server itself holds a Ready record of this victim's checkpoint for this
-   * preemptor, with an archive for every container: what "nothing lost" is judged by before a
+   * preemptor's preemption that started at `since` (ownRecordState), with an archive for every
+   * container: what "nothing lost" is judged by before a
    * Required victim is released (never this replica's memory or a possibly stale watch cache).
    */
-  async confirmReady(victim: PodFacts, preemptor: PodReference): Promise<boolean> {
+  async confirmReady(victim: PodFacts, preemptor: PodReference, since: number): Promise<boolean> {
     const own = CheckpointExecutor.nameFor({ victim, preemptor });
     const ownKnown =
       this.written.has(objectKey(victim.namespace, own)) || this.o.cached(victim.namespace, own) !== undefined;
@@ -181,9 +189,8 @@ export class CheckpointExecutor {
       });
       return false;
     }
-    return (
-      !!c && c.spec.source.pod.uid === victim.uid && this.stateOf(c) === 'ready' && archivesEvery(c, victim.containers)
-    );
+    const state = !c ? 'none' : name === own ? ownRecordState(c, this.now(), this.o, since) : this.stateOf(c);
+    return !!c && c.spec.source.pod.uid === victim.uid && state === 'ready' && archivesEvery(c, victim.containers);
   }
 
   /** Starts (or joins) the checkpoint of one victim; resolves when it ended or is someone else's. */
@@ -261,7 +268,8 @@ export class CheckpointExecutor {
     }
     if (!existing) return { state: 'pending', message: `checkpoint ${ref} changed hands; retry` };
     this.remember(existing);
-    const state = this.stateOf(existing);
+    const state =
+      job.since === undefined ? this.stateOf(existing) : ownRecordState(existing, this.now(), this.o, job.since);
     if (state === 'ready') return { state: 'ready', checkpoint: existing };
     if (state === 'failed') return { state: 'failed', message: existing.status?.message ?? `checkpoint ${ref} failed` };
     if (state === 'pending')
@@ -274,6 +282,7 @@ export class CheckpointExecutor {
     } catch (e) {
       if (e instanceof StoreConflict)
         return { state: 'pending', message: `checkpoint ${ref} was claimed by another replica` };
+      if (e instanceof StoreNotFound) return { state: 'pending', message: `checkpoint ${ref} changed hands; retry` };
       return { state: 'failed', message: `cannot record the checkpoint: ${(e as Error).message}` };
     }
   }
@@ -304,9 +313,10 @@ export class CheckpointExecutor {
       // Containers of one pod run together so that their freezes are as close as they can be.
       containers = await Promise.all(
         victim.containers.map((name) =>
-          this.containerTurn(`${node.name}/${victim.namespace}/${victim.name}/${name}`, () =>
+          this.containerTurn(`${node.name}/${victim.namespace}/${victim.name}/${name}`, (calling) =>
             perNode.run(() =>
               this.all.run(async () => {
+                calling();
                 const paths = await this.o.kubelet.checkpoint({
                   node,
                   namespace: victim.namespace,
@@ -364,13 +374,17 @@ export class CheckpointExecutor {
 
   /**
    * Runs one kubelet call for a container after the previous one for it ended and at least
-   * SAME_CONTAINER_SPACING_MS after it started, so that no two archives share a name.
+   * SAME_CONTAINER_SPACING_MS after it started, so that no two archives share a name. work calls
+   * calling() just before the kubelet call: what the kubelet names the archive by is when the call
+   * reaches it, not when it was queued (a call may wait for the node's and the replica's
+   * concurrency limits first).
    */
-  private async containerTurn<T>(key: string, work: () => Promise<T>): Promise<T> {
+  private async containerTurn<T>(key: string, work: (calling: () => void) => Promise<T>): Promise<T> {
     const previous = this.containerTurns.get(key);
     let release!: () => void;
     const done = new Promise<void>((r) => (release = r));
-    const turn = { startedAt: Infinity, done };
+    // -Infinity until the kubelet is called: a turn that never called it needs no spacing after it.
+    const turn = { startedAt: -Infinity, done };
     this.containerTurns.set(key, turn);
     try {
       if (previous) {
@@ -378,8 +392,9 @@ export class CheckpointExecutor {
         const wait = previous.startedAt + SAME_CONTAINER_SPACING_MS - this.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       }
-      turn.startedAt = this.now();
-      return await work();
+      return await work(() => {
+        turn.startedAt = this.now();
+      });
     } finally {
       release();
       // Forgotten once no later call queued behind it and the spacing has passed.
@@ -401,11 +416,18 @@ export class CheckpointExecutor {
       () => {
         renewing = renewing.then(async () => {
           if (this.stopped) return;
+          const ref = keyOf(claimed);
           try {
-            latest = this.remember(await this.o.store.replace(renewedClaim(latest, this.now(), this.claimTtlMs)));
+            const renewed = await this.renew(latest);
+            if (renewed) latest = renewed;
+            else {
+              clearInterval(timer);
+              this.o.log.warn('claim lost: no longer renewed', { checkpoint: ref });
+            }
           } catch (e) {
-            const ref = keyOf(claimed);
             this.o.log.warn('claim not renewed', { checkpoint: ref, error: (e as Error).message });
+            // Deleted under this replica: nothing left to renew (record() settles the outcome).
+            if (e instanceof StoreNotFound) clearInterval(timer);
           }
         });
       },
@@ -422,10 +444,31 @@ export class CheckpointExecutor {
   }
 
   /**
+   * One renewal: the latest version written, extended. Over someone else's write since (kubectl
+   * label or annotate bumps the resourceVersion), the record is read again and that version
+   * extended, keeping the change, while the claim is still this replica's; otherwise every later
+   * renewal would conflict too, the claim would lapse and another replica would dump the victim
+   * again. undefined when it is no longer this replica's (deleted, or taken over).
+   */
+  private async renew(latest: Checkpoint): Promise<Checkpoint | undefined> {
+    try {
+      return this.remember(await this.o.store.replace(renewedClaim(latest, this.now(), this.claimTtlMs)));
+    } catch (e) {
+      if (!(e instanceof StoreConflict)) throw e;
+    }
+    const changed = await this.o.store.get(latest.metadata.namespace, latest.metadata.name);
+    if (!changed || !heldBy(changed, this.identity)) return undefined;
+    return this.remember(await this.o.store.replace(renewedClaim(changed, this.now(), this.claimTtlMs)));
+  }
+
+  /**
    * Writes the outcome while the record is still this replica's claim, retrying until the API
    * server takes it: an archive the kubelet wrote is never left unreferenced because the API
    * server was away for a while (the claim stays this replica's meanwhile, so no second dump).
-   * undefined when the record is gone or another replica took it over.
+   * undefined when another replica took the record over, or when it was deleted meanwhile
+   * (kubectl delete, its namespace going): it is not written again, as someone removed it on
+   * purpose and a Required victim goes only on a record the API server holds; the checkpoint
+   * counts as not recorded and the node agent collects its archive, which no record names.
    */
   private async record(obj: Checkpoint): Promise<Checkpoint | undefined> {
     const ref = keyOf(obj);
@@ -435,6 +478,10 @@ export class CheckpointExecutor {
         return this.remember(await this.o.store.replace(current));
       } catch (e) {
         this.o.log.warn('recording checkpoint failed', { checkpoint: ref, attempt, error: (e as Error).message });
+        if (e instanceof StoreNotFound) {
+          this.deleted(ref);
+          return undefined;
+        }
         if (e instanceof StoreConflict) {
           let latest: Checkpoint | undefined;
           try {
@@ -443,7 +490,11 @@ export class CheckpointExecutor {
             await this.pause(attempt);
             continue;
           }
-          if (!latest || !heldBy(latest, this.identity)) return undefined;
+          if (!latest) {
+            this.deleted(ref);
+            return undefined;
+          }
+          if (!heldBy(latest, this.identity)) return undefined;
           current = { ...obj, metadata: { ...obj.metadata, resourceVersion: latest.metadata.resourceVersion! } };
         } else {
           await this.pause(attempt);
@@ -451,6 +502,12 @@ export class CheckpointExecutor {
       }
     }
     return undefined;
+  }
+
+  /** Forgets this replica's write of a record deleted under it, whose claim would otherwise still read as pending. */
+  private deleted(ref: string): void {
+    this.written.delete(ref);
+    this.o.log.warn('checkpoint record deleted while its checkpoint was taken: not recorded', { checkpoint: ref });
   }
 
   private pause(attempt: number): Promise<void> {

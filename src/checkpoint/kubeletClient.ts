@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { NodeFacts } from '../cluster/facts.js';
+import { isKubeletArchivePath } from './names.js';
 
 export type KubeletFailure =
   'unauthorized' | 'forbidden' | 'not_found' | 'runtime' | 'timeout' | 'bad_response' | 'unreachable';
@@ -41,8 +42,14 @@ function classify(status: number): KubeletFailure {
   return 'runtime';
 }
 
-/** Reads a kubelet answer: 200 with {"items":[paths]} is the only success. */
-export function parseCheckpointAnswer(target: string, status: number, body: string): string[] {
+/**
+ * Reads a kubelet answer: 200 with {"items":[paths]}, each the kubelet's archive name for this
+ * container (isKubeletArchivePath), is the only success. The paths are recorded and later read
+ * and deleted by the node agent as root, so a path the kubelet would not have written is a bad
+ * answer (a failed checkpoint), never recorded.
+ */
+export function parseCheckpointAnswer(req: CheckpointRequest, status: number, body: string): string[] {
+  const target = targetOf(req);
   if (status !== 200) {
     throw new KubeletError(
       classify(status),
@@ -66,6 +73,15 @@ export function parseCheckpointAnswer(target: string, status: number, body: stri
   if (!Array.isArray(items) || items.length === 0 || items.some((i) => typeof i !== 'string' || i === '')) {
     throw new KubeletError('bad_response', target, 'kubelet answered 200 without archive paths in items', status);
   }
+  const foreign = (items as string[]).find((path) => !isKubeletArchivePath(path, req));
+  if (foreign !== undefined) {
+    throw new KubeletError(
+      'bad_response',
+      target,
+      `kubelet answered 200 with a path that is not its archive of this container: ${foreign.slice(0, 200)}`,
+      status,
+    );
+  }
   return items as string[];
 }
 
@@ -79,7 +95,13 @@ function targetOf(req: CheckpointRequest): string {
 }
 
 /** Rejects with a KubeletError only. */
-function post(target: string, url: URL, options: https.RequestOptions, timeoutMs: number): Promise<string[]> {
+function post(
+  checkpoint: CheckpointRequest,
+  url: URL,
+  options: https.RequestOptions,
+  timeoutMs: number,
+): Promise<string[]> {
+  const target = targetOf(checkpoint);
   return new Promise((resolve, reject: (e: KubeletError) => void) => {
     const req = https.request(url, { ...options, method: 'POST' }, (res) => {
       const chunks: Buffer[] = [];
@@ -90,7 +112,7 @@ function post(target: string, url: URL, options: https.RequestOptions, timeoutMs
       });
       res.on('end', () => {
         try {
-          resolve(parseCheckpointAnswer(target, res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8')));
+          resolve(parseCheckpointAnswer(checkpoint, res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8')));
         } catch (e) {
           // parseCheckpointAnswer throws KubeletError only.
           reject(e as KubeletError);
@@ -144,7 +166,7 @@ export class DirectKubeletClient implements KubeletClient {
     const url = new URL(`https://${host}:${req.node.kubeletPort ?? this.opts.port}${checkpointPath(req)}`);
     const token = this.opts.token();
     return post(
-      target,
+      req,
       url,
       { agent: this.agent, headers: token ? { Authorization: `Bearer ${token}` } : {} },
       clientTimeoutMs(req, KUBELET_CRI_DEFAULT_SECONDS),
@@ -165,6 +187,6 @@ export class ProxyKubeletClient implements KubeletClient {
     );
     const options: https.RequestOptions = {};
     await this.kc.applyToHTTPSOptions(options);
-    return post(target, url, options, clientTimeoutMs(req, KUBELET_CRI_DEFAULT_SECONDS));
+    return post(req, url, options, clientTimeoutMs(req, KUBELET_CRI_DEFAULT_SECONDS));
   }
 }

@@ -194,6 +194,19 @@ export function freshToShare(c: Checkpoint, now: number, ages: RecordAges): bool
   return now - completed <= Math.max(SHARED_READY_MIN_MS, took);
 }
 
+/**
+ * What a preemption's own record (its name is per victim and preemptor) says for the preemption
+ * in progress, which started at `since`: as recordState, except that a Ready record completed
+ * before then counts only if fresh enough to share (freshToShare). It was left by an earlier
+ * attempt of the same preemptor that went nowhere while the victim ran on; evicting on it
+ * restores the victim to that point and loses the work since, so a new checkpoint is taken.
+ */
+export function ownRecordState(c: Checkpoint, now: number, ages: RecordAges, since: number): CheckpointState {
+  const state = recordState(c, now, ages);
+  if (state !== 'ready' || Date.parse(c.status?.completionTime ?? '') >= since) return state;
+  return freshToShare(c, now, ages) ? 'ready' : 'none';
+}
+
 /** Whether the record holds an archive for every one of these containers. */
 export function archivesEvery(c: Checkpoint, containers: readonly string[]): boolean {
   const archived = new Set((c.status?.containers ?? []).filter((x) => x.archivePath).map((x) => x.name));

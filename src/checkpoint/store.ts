@@ -11,6 +11,18 @@ export class StoreConflict extends Error {
   }
 }
 
+/**
+ * The object is not there (404): deleted under the caller (kubectl delete, its namespace going).
+ * An update never creates a Checkpoint: the API server answers 404 to a PUT of a missing custom
+ * resource (apiextensions-apiserver customresource strategy: AllowCreateOnUpdate is false).
+ */
+export class StoreNotFound extends Error {
+  constructor(what: string) {
+    super(`checkpoint ${what}: not found`);
+    this.name = 'StoreNotFound';
+  }
+}
+
 /** The store could not be reached or refused the write for another reason. */
 export class StoreUnavailable extends Error {
   constructor(what: string, cause: string) {
@@ -23,7 +35,7 @@ export interface CheckpointStore {
   get(namespace: string, name: string): Promise<Checkpoint | undefined>;
   /** Creation is the lock: StoreConflict when the name exists. */
   create(obj: Checkpoint): Promise<Checkpoint>;
-  /** Optimistic update on metadata.resourceVersion: StoreConflict when it changed. */
+  /** Optimistic update on metadata.resourceVersion: StoreConflict when it changed, StoreNotFound when it is gone. */
   replace(obj: Checkpoint): Promise<Checkpoint>;
   /**
    * Deletes if still at this uid (and, when given, this resourceVersion: unchanged since it was
@@ -35,6 +47,7 @@ export interface CheckpointStore {
 function mapError(what: string, e: unknown): Error {
   if (e instanceof ApiException) {
     if (e.code === 409) return new StoreConflict(what);
+    if (e.code === 404) return new StoreNotFound(what);
     return new StoreUnavailable(what, `API server answered ${e.code}`);
   }
   return new StoreUnavailable(what, (e as Error | undefined)?.message ?? String(e));

@@ -16,10 +16,12 @@ import type { CheckpointPolicy } from '../scheduling/victimPolicy.js';
 import {
   contendedNodes,
   nextCompletionStep,
+  preemptorBlocks,
   preemptorStillPending,
   type CompletionSnapshot,
   type PreemptionIntent,
 } from './completion.js';
+import type { Checkpoint } from '../api/checkpoint.js';
 import { keyOf, objectKey } from '../api/keys.js';
 
 export interface CompleterOptions {
@@ -43,14 +45,19 @@ const ADOPT_EVERY_TICKS = 8;
 /** A Ready record whose victims are still there this long after is an orphan's (its replica left). */
 const ADOPT_READY_AFTER_MS = 3_000;
 
+/** A preemption this replica completes: when it started, and the node it nominated (if it did). */
+type Tracked = PreemptionIntent & { startedAt: number; nominated?: string };
+
 export class PreemptionCompleter {
-  private readonly intents = new Map<string, PreemptionIntent & { startedAt: number; nominated?: string }>();
+  private readonly intents = new Map<string, Tracked>();
   private readonly busy = new Set<string>();
   private readonly again = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
   /** Records this replica already acted on (tracked or adopted): not adopted again. */
   private readonly seen = new Set<string>();
+  /** Records whose preemptor is being read live before they are adopted. */
+  private readonly adopting = new Set<string>();
 
   constructor(private readonly o: CompleterOptions) {
     this.now = o.now ?? Date.now;
@@ -74,6 +81,11 @@ export class PreemptionCompleter {
   /** Whether this replica is completing a preemption for this preemptor. */
   has(preemptorUid: string): boolean {
     return this.intents.has(preemptorUid);
+  }
+
+  /** When the preemption this replica completes for this preemptor began, if it completes one. */
+  startedAt(preemptorUid: string): number | undefined {
+    return this.intents.get(preemptorUid)?.startedAt;
   }
 
   /** The node of the candidate this replica is completing a preemption on, if any. */
@@ -104,10 +116,12 @@ export class PreemptionCompleter {
 
   /**
    * Takes over a preemption preempt answers `{}` to; a newer call replaces the candidates.
+   * startedAt: when the preemption began (the preempt call; for a takeover, its record's claim),
+   * by which the preemptor's own Ready records are judged (executor.state).
    * Resolves once the node is nominated (or that failed), so that preempt answers after it: the
    * next preemptor's scheduling cycle then sees the nomination.
    */
-  async track(intent: Omit<PreemptionIntent, 'expiresAt'>): Promise<void> {
+  async track(intent: Omit<PreemptionIntent, 'expiresAt'> & { startedAt?: number }): Promise<void> {
     const existing = this.intents.get(intent.preemptor.uid);
     const now = this.now();
     if (this.seen.size > 10_000) this.seen.clear();
@@ -115,7 +129,7 @@ export class PreemptionCompleter {
     const tracked = {
       ...intent,
       expiresAt: now + this.o.maxWaitMs,
-      startedAt: existing?.startedAt ?? now,
+      startedAt: existing?.startedAt ?? intent.startedAt ?? now,
       ...(existing?.nominated ? { nominated: existing.nominated } : {}),
     };
     this.intents.set(intent.preemptor.uid, tracked);
@@ -133,13 +147,14 @@ export class PreemptionCompleter {
    * `{}` answer kube-scheduler leaves nominatedNodeName as it is (preemption.go Preempt: a nil
    * PostFilterResult keeps it). Best effort: the release nominates again.
    */
-  private async nominate(intent: PreemptionIntent & { nominated?: string }, node: string): Promise<void> {
+  private async nominate(intent: Tracked, node: string): Promise<void> {
     if (intent.nominated === node) return;
+    const before = intent.nominated;
     intent.nominated = node;
     try {
       await this.o.writer.nominate(intent.preemptor, node);
     } catch (e) {
-      intent.nominated = undefined;
+      intent.nominated = before;
       this.o.log.debug('early nomination not written', {
         preemptor: keyOf(intent.preemptor),
         node,
@@ -177,7 +192,7 @@ export class PreemptionCompleter {
       const preemptor = c.spec.preemptor;
       if (c.spec.reason !== 'Preemption' || !preemptor || this.intents.has(preemptor.uid)) continue;
       const ref = keyOf(c);
-      if (this.seen.has(ref)) continue;
+      if (this.seen.has(ref) || this.adopting.has(ref)) continue;
       const s = c.status;
       if (!s?.startTime || now - Date.parse(s.startTime) > this.o.maxWaitMs) continue;
       const lapsed = s.phase === 'Pending' && (!s.claimExpiresAt || Date.parse(s.claimExpiresAt) <= now);
@@ -186,25 +201,53 @@ export class PreemptionCompleter {
         s.completionTime !== undefined &&
         now - Date.parse(s.completionTime) >= ADOPT_READY_AFTER_MS;
       if (!lapsed && !lingering) continue;
+      const node = c.spec.source.nodeName;
       const pod = this.o.view.pod(preemptor.uid);
-      if (!pod || pod.nodeName || pod.deleting) continue;
+      if (!pod || preemptorBlocks({ preemptor }, pod, node)) continue;
       const victim = this.o.view.pod(c.spec.source.pod.uid);
-      if (!victim || victim.deleting || victim.nodeName !== c.spec.source.nodeName) continue;
+      if (!victim || victim.deleting || victim.nodeName !== node) continue;
       const listed = c.metadata.annotations?.[ANNOTATION_PREEMPTION_VICTIMS]?.split(',').filter(Boolean);
-      this.o.log.info('taking over a preemption another replica left', {
-        preemptor: keyOf(preemptor),
-        checkpoint: ref,
-        phase: s.phase,
-      });
-      void this.track({
+      this.adopting.add(ref);
+      void this.adopt(c, {
         preemptor,
+        startedAt: Date.parse(s.startTime),
         priority: pod.priority,
-        candidates: [
-          { node: c.spec.source.nodeName, victims: listed?.length ? listed : [victim.uid], numPDBViolations: 0 },
-        ],
+        candidates: [{ node, victims: listed?.length ? listed : [victim.uid], numPDBViolations: 0 }],
         index: 0,
-      });
+      }).finally(() => this.adopting.delete(ref));
     }
+  }
+
+  /**
+   * Takes the orphan's preemption over only while the preemptor, read live, is still pending and
+   * nominated nowhere or to the record's node: a nomination elsewhere is a later preemption of
+   * the same pod (kube-scheduler's, or another replica's), which this one must not undo.
+   */
+  private async adopt(
+    c: Checkpoint,
+    intent: Omit<PreemptionIntent, 'expiresAt'> & { startedAt: number },
+  ): Promise<void> {
+    const node = intent.candidates[0]!.node;
+    let why: string | undefined;
+    try {
+      why = preemptorBlocks(
+        intent,
+        await this.o.writer.getPod(intent.preemptor.namespace, intent.preemptor.name),
+        node,
+      );
+    } catch (e) {
+      why = `preemptor not read: ${(e as Error).message}`;
+    }
+    if (why || this.intents.has(intent.preemptor.uid)) {
+      this.o.log.debug('preemption another replica left not taken over', { checkpoint: keyOf(c), why });
+      return;
+    }
+    this.o.log.info('taking over a preemption another replica left', {
+      preemptor: keyOf(intent.preemptor),
+      checkpoint: keyOf(c),
+      phase: c.status?.phase,
+    });
+    await this.track(intent);
   }
 
   /**
@@ -225,13 +268,13 @@ export class PreemptionCompleter {
     }
   }
 
-  private snapshot(intent: PreemptionIntent): CompletionSnapshot {
+  private snapshot(intent: Tracked): CompletionSnapshot {
     const { view, executor } = this.o;
     return {
       preemptor: view.pod(intent.preemptor.uid),
       victim: (uid) => view.pod(uid),
       priorityClass: (name) => view.priorityClass(name),
-      checkpointState: (v) => (v.pod ? executor.state(v.pod, intent.preemptor) : 'unavailable'),
+      checkpointState: (v) => (v.pod ? executor.state(v.pod, intent.preemptor, intent.startedAt) : 'unavailable'),
       defaultPolicy: this.o.defaultPolicy,
       now: this.now(),
       preemptorPriority: intent.priority,
@@ -305,6 +348,7 @@ export class PreemptionCompleter {
               node,
               preemptor: intent.preemptor,
               candidateVictims: step.candidate.victims.map((c) => c.uid),
+              since: intent.startedAt,
             })
             .then(() => this.advance(uid));
         }
@@ -316,34 +360,35 @@ export class PreemptionCompleter {
     }
   }
 
-  private async release(intent: PreemptionIntent, candidate: CandidatePlan): Promise<void> {
+  private async release(intent: Tracked, candidate: CandidatePlan): Promise<void> {
     const { writer, executor, log } = this.o;
     const uid = intent.preemptor.uid;
+    // Each await below lets a preempt call through: one that answered a node (forget) or handed
+    // over new candidates (track) replaced this intent, and what it decided stands.
+    const current = () => this.intents.get(uid) === intent;
     const required = candidate.victims.filter((v) => v.action === 'checkpoint' && v.policy.policy === 'Required');
     // Not yet visible in the API server (or gone): the next step decides again.
-    if (!(await Promise.all(required.map((v) => executor.confirmReady(v.pod!, intent.preemptor)))).every(Boolean))
+    if (
+      !(
+        await Promise.all(required.map((v) => executor.confirmReady(v.pod!, intent.preemptor, intent.startedAt)))
+      ).every(Boolean)
+    )
       return;
+    if (!current()) return;
     const live = await writer.getPod(intent.preemptor.namespace, intent.preemptor.name);
-    if (live?.uid !== uid) {
-      this.end(uid, 'abandoned', 'preemptor deleted');
-      return;
-    }
-    if (live.nodeName) {
-      this.end(uid, 'abandoned', `preemptor bound to ${live.nodeName}`);
-      return;
-    }
-    if (live.deleting) {
-      this.end(uid, 'abandoned', 'preemptor is being deleted');
-      return;
-    }
-    // A nomination to a node that is none of this preemption's candidates is kube-scheduler's own.
-    if (live.nominatedNodeName && !intent.candidates.some((c) => c.node === live.nominatedNodeName)) {
-      this.end(uid, 'abandoned', `preemptor nominated to ${live.nominatedNodeName} meanwhile`);
+    if (!current()) return;
+    const blocked = preemptorBlocks(intent, live, intent.nominated);
+    if (blocked) {
+      this.end(uid, 'abandoned', blocked);
       return;
     }
     // Nominated first, as kube-scheduler's nominator then keeps lower-priority pods off the space
     // the victims free (backend/queue/nominator.go reads status.nominatedNodeName).
-    if (live.nominatedNodeName !== candidate.node) await writer.nominate(intent.preemptor, candidate.node);
+    if (live?.nominatedNodeName !== candidate.node) {
+      await writer.nominate(intent.preemptor, candidate.node);
+      intent.nominated = candidate.node;
+      if (!current()) return;
+    }
     const by = keyOf(intent.preemptor);
     const message = `hiatus: preempting to accommodate a higher priority pod ${by}`;
     const evicted: string[] = [];

@@ -13,6 +13,7 @@
 // (framework/preemption/executor.go: DisruptionTarget condition, delete) for the candidate
 // kube-scheduler itself offered, and the victims' deletion requeues the preemptor at once.
 import type { PodFacts } from '../cluster/facts.js';
+import type { LivePod } from '../cluster/podWriter.js';
 import type { PodReference } from '../api/checkpoint.js';
 import {
   planCandidate,
@@ -57,10 +58,33 @@ export interface CompletionSnapshot extends PreemptionSnapshot {
 }
 
 /** Whether the preemptor still waits for a node: the same pod, unbound, not being deleted. */
-export function preemptorStillPending(intent: PreemptionIntent, pod: PodFacts | undefined): string | undefined {
+export function preemptorStillPending(
+  intent: Pick<PreemptionIntent, 'preemptor'>,
+  pod: Pick<PodFacts, 'uid' | 'nodeName' | 'deleting'> | undefined,
+): string | undefined {
   if (pod?.uid !== intent.preemptor.uid) return 'preemptor deleted';
   if (pod.nodeName) return `preemptor bound to ${pod.nodeName}`;
   if (pod.deleting) return 'preemptor is being deleted';
+  return undefined;
+}
+
+/**
+ * Why hiatus may not evict for this preemption, judged from the preemptor as the API server has
+ * it now (undefined: it may). `ours` is the node this preemption nominated, or for one taken over
+ * from its record, the record's node. Any other nomination was made since for another preemption
+ * of the same pod: kube-scheduler's after a preempt answer naming a node (another replica behind
+ * the Service may have given it), whose victims it evicts itself; evicting this candidate's too
+ * would free two nodes for one pod.
+ */
+export function preemptorBlocks(
+  intent: Pick<PreemptionIntent, 'preemptor'>,
+  live: LivePod | undefined,
+  ours: string | undefined,
+): string | undefined {
+  const gone = preemptorStillPending(intent, live);
+  if (gone) return gone;
+  const nominated = live?.nominatedNodeName;
+  if (nominated && nominated !== ours) return `preemptor nominated to ${nominated} meanwhile`;
   return undefined;
 }
 

@@ -118,11 +118,11 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
   };
 
   /** Every Required victim's Ready record is in the API server, not only in this replica's memory. */
-  const confirmed = async (plan: CandidatePlan, preemptor: PodReference): Promise<boolean> => {
+  const confirmed = async (plan: CandidatePlan, preemptor: PodReference, since: number): Promise<boolean> => {
     const required = plan.victims.filter((v) => v.action === 'checkpoint' && v.policy.policy === 'Required');
     if (required.length === 0) return true;
     if (!executor) return false;
-    return (await Promise.all(required.map((v) => executor.confirmReady(v.pod!, preemptor)))).every(Boolean);
+    return (await Promise.all(required.map((v) => executor.confirmReady(v.pod!, preemptor, since)))).every(Boolean);
   };
 
   return async (_ctx, body) => {
@@ -147,7 +147,7 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
       const cached =
         view.pod(preemptor.uid) ??
         (await cachedSoon(view, preemptor.uid, Math.min(PREEMPTOR_CACHE_WAIT_MS, deps.budgetMs)));
-      const why = preemptorStillPending({ preemptor, priority: 0, candidates: [], index: 0, expiresAt: 0 }, cached);
+      const why = preemptorStillPending({ preemptor }, cached);
       if (why || !cached) {
         log.warn('preempt for a pod that is not a pending pod in the cluster: nothing evicted', {
           preemptor: who,
@@ -185,6 +185,9 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
         return finish(started, 'pending', { NodeNameToMetaVictims: {} }, 'restore');
       }
     }
+    // The preemption this call belongs to began with it, or earlier when this replica completes
+    // one for the pod: the pod's own Ready records from before are judged by it (ownRecordState).
+    const since = completer?.startedAt(preemptor.uid) ?? started;
     const fromRequest = new Map<string, PodFacts>();
     if (!cluster) {
       for (const v of Object.values(args.NodeNameToVictims ?? {})) {
@@ -194,7 +197,7 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
     const plan = planPreemption(inputs, {
       victim: (uid) => (cluster ? view.pod(uid) : fromRequest.get(uid)),
       priorityClass: (name) => view.priorityClass(name),
-      checkpointState: (v) => (executor && v.pod ? executor.state(v.pod, preemptor) : 'unavailable'),
+      checkpointState: (v) => (executor && v.pod ? executor.state(v.pod, preemptor, since) : 'unavailable'),
       defaultPolicy: deps.defaultPolicy,
       now: now(),
       ...(preemptorPriority !== undefined ? { preemptorPriority } : {}),
@@ -227,6 +230,7 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
       if (completer && preemptorPriority !== undefined) {
         await completer.track({
           preemptor,
+          startedAt: since,
           priority: preemptorPriority,
           candidates: ranked.slice(from).map(asInput),
           index: 0,
@@ -240,7 +244,7 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
     for (const [i, candidate] of ranked.entries()) {
       const work = candidate.victims.filter((v) => v.action === 'checkpoint' && v.checkpoint !== 'ready');
       if (work.length === 0) {
-        if (!(await confirmed(candidate, preemptor))) return background(i, candidate.node, 0);
+        if (!(await confirmed(candidate, preemptor, since))) return background(i, candidate.node, 0);
         completer?.forget(preemptor.uid);
         return chosen(
           started,
@@ -251,7 +255,13 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
       const node = view.node(candidate.node);
       const outcomes: Promise<EnsureOutcome>[] = work.map((v) =>
         node && executor
-          ? executor.ensure({ victim: v.pod!, node, preemptor, candidateVictims: candidate.victims.map((c) => c.uid) })
+          ? executor.ensure({
+              victim: v.pod!,
+              node,
+              preemptor,
+              candidateVictims: candidate.victims.map((c) => c.uid),
+              since,
+            })
           : Promise.resolve({ state: 'failed', message: `node ${candidate.node} unknown to the extender` }),
       );
       // GPU memory alone known to take longer than the wait (measured rates): do not hold the cycle for it.
@@ -261,7 +271,7 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
         return background(i, candidate.node, work.length);
       const blocked = work.filter((v, j) => settled[j]!.state === 'failed' && v.policy.policy === 'Required');
       if (blocked.length === 0) {
-        if (!(await confirmed(candidate, preemptor))) return background(i, candidate.node, work.length);
+        if (!(await confirmed(candidate, preemptor, since))) return background(i, candidate.node, work.length);
         completer?.forget(preemptor.uid);
         return chosen(started, candidate, 'restore');
       }

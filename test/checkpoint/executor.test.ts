@@ -10,6 +10,7 @@ import { SnapshotView } from '../../testing/snapshotView.js';
 import { KubeletSimulator, simPodFromV1Pod } from '../../testing/kubelet/kubelet.js';
 import { testExecutor } from '../helpers/executor.js';
 import { node, victim } from '../helpers/objects.js';
+import type { Pod } from '../../src/api/kubernetes.js';
 
 const P1 = { namespace: 'default', name: 'urgent-1', uid: 'uid-urgent-1' };
 const P2 = { namespace: 'default', name: 'urgent-2', uid: 'uid-urgent-2' };
@@ -22,14 +23,14 @@ describe('the checkpoint executor', () => {
     await sim?.stop();
   });
 
-  async function rig(latencyMs: number) {
+  async function rig(latencyMs: number, others: Pod[] = []) {
     sim = new KubeletSimulator({ latency: { baseMs: latencyMs, msPerGiB: 0 } });
     const port = await sim.start();
     const v = victim('trainer', 'n1', { policy: 'Required' });
-    sim.setPod(simPodFromV1Pod(v as never));
+    for (const p of [v, ...others]) sim.setPod(simPodFromV1Pod(p as never));
     const view = new SnapshotView({
       nodes: [node('n1', { arch: 'amd64', runtime: 'cri-o://1.31.2', address: '127.0.0.1', port })],
-      pods: [v],
+      pods: [v, ...others],
     });
     const store = new MemoryCheckpointStore();
     view.checkpointsByKey = store.objects;
@@ -38,7 +39,8 @@ describe('the checkpoint executor', () => {
       executors.push(e);
       return e;
     };
-    return { sim, view, store, make, victim: podFacts(v), node: view.node('n1')! };
+    // When the tests' preemptions began: before every record they make.
+    return { sim, view, store, make, victim: podFacts(v), node: view.node('n1')!, since: Date.now() };
   }
 
   it("renews its claim while the kubelet works, so a live replica's checkpoint is never taken over", async () => {
@@ -97,7 +99,7 @@ describe('the checkpoint executor', () => {
     await new Promise((res) => setTimeout(res, 800));
     // The kubelet answered; the record could not be written: still this replica's, still pending.
     expect(r.sim.calls.filter((c) => c.status === 200)).toHaveLength(1);
-    expect(a.state(r.victim, P1)).toBe('pending');
+    expect(a.state(r.victim, P1, r.since)).toBe('pending');
     r.store.unavailable = false;
     const outcome = await running;
     expect(outcome.state).toBe('ready');
@@ -105,6 +107,43 @@ describe('the checkpoint executor', () => {
     expect(ck!.status!.phase).toBe('Ready');
     expect(ck!.status!.containers!.map((c) => c.archivePath)).toEqual([r.sim.calls[0]!.archivePath]);
     expect(r.sim.calls).toHaveLength(1);
+  });
+
+  it('settles as not recorded, and no longer pending, when its record is deleted while the kubelet works', async () => {
+    const r = await rig(600);
+    const a = r.make('replica-a');
+    const running = a.ensure({ victim: r.victim, node: r.node, preemptor: P1 });
+    await new Promise((res) => setTimeout(res, 100));
+    // kubectl delete, or the namespace going, while the kubelet dumps the container.
+    const name = CheckpointExecutor.nameFor({ victim: r.victim, preemptor: P1 });
+    expect(await r.store.delete(r.victim.namespace, name)).toBe(true);
+    const outcome = await Promise.race([running, new Promise((res) => setTimeout(() => res('unsettled'), 3_000))]);
+    expect(outcome).toMatchObject({ state: 'failed' });
+    expect(a.state(r.victim, P1, r.since)).toBe('none');
+    // Not written again: a Required victim goes only on a record the API server holds.
+    expect(r.store.objects.size).toBe(0);
+    expect(r.sim.calls).toHaveLength(1);
+  });
+
+  it("keeps renewing its claim over someone else's write to the record, so the victim is not dumped twice", async () => {
+    const r = await rig(1_500);
+    const a = r.make('replica-a');
+    const b = r.make('replica-b');
+    const running = a.ensure({ victim: r.victim, node: r.node, preemptor: P1 });
+    await new Promise((res) => setTimeout(res, 250));
+    // kubectl label on the Pending record: its resourceVersion moves past the one replica-a holds.
+    const key = `${r.victim.namespace}/${CheckpointExecutor.nameFor({ victim: r.victim, preemptor: P1 })}`;
+    const labelled = structuredClone(r.store.objects.get(key)!);
+    labelled.metadata.labels = { ...labelled.metadata.labels, team: 'vision' };
+    await r.store.replace(labelled);
+    const expiry = () => Date.parse(r.store.objects.get(key)!.status!.claimExpiresAt!);
+    const before = expiry();
+    await new Promise((res) => setTimeout(res, 800)); // longer than the 600 ms TTL
+    expect(expiry()).toBeGreaterThan(before);
+    expect(await b.ensure({ victim: r.victim, node: r.node, preemptor: P1 })).toMatchObject({ state: 'pending' });
+    expect((await running).state).toBe('ready');
+    expect(r.sim.calls).toHaveLength(1);
+    expect(r.store.objects.get(key)!.metadata.labels).toMatchObject({ team: 'vision' });
   });
 
   it('takes one checkpoint of a victim that two preemptions need', async () => {
@@ -116,8 +155,8 @@ describe('the checkpoint executor', () => {
     ]);
     expect([one.state, two.state]).toEqual(['ready', 'ready']);
     expect(r.sim.calls).toHaveLength(1);
-    expect(a.state(r.victim, P2)).toBe('ready');
-    expect(await a.confirmReady(r.victim, P2)).toBe(true);
+    expect(a.state(r.victim, P2, r.since)).toBe('ready');
+    expect(await a.confirmReady(r.victim, P2, r.since)).toBe(true);
   });
 
   it("takes a new checkpoint rather than evict with another preemption's record the victim has run on past", async () => {
@@ -129,13 +168,35 @@ describe('the checkpoint executor', () => {
     expect(r.sim.calls).toHaveLength(1);
     // Moments later, a second preemptor of the same victim uses that checkpoint.
     now += 2_000;
-    expect(e.state(r.victim, P2)).toBe('ready');
+    expect(e.state(r.victim, P2, r.since)).toBe('ready');
     // A minute later (the first preemption went elsewhere, the victim ran on): not any more.
     now += 60_000;
-    expect(e.state(r.victim, P2)).toBe('none');
+    expect(e.state(r.victim, P2, r.since)).toBe('none');
     expect((await e.ensure({ victim: r.victim, node: r.node, preemptor: P2 })).state).toBe('ready');
     expect(r.sim.calls).toHaveLength(2);
-    expect(await e.confirmReady(r.victim, P2)).toBe(true);
+    expect(await e.confirmReady(r.victim, P2, r.since)).toBe(true);
+  });
+
+  it('takes a new checkpoint when a preemption retried later finds its own Ready record from an abandoned attempt', async () => {
+    const r = await rig(200);
+    let now = Date.now();
+    const e = testExecutor(r.view, r.store, { maxPerNode: 8, identity: 'replica-a', now: () => now });
+    executors.push(e);
+    const first = now;
+    expect((await e.ensure({ victim: r.victim, node: r.node, preemptor: P1, since: first })).state).toBe('ready');
+    // Within that attempt the record stands.
+    now += 30_000;
+    expect(e.state(r.victim, P1, first)).toBe('ready');
+    // The attempt went nowhere; three minutes on (well within --checkpoint-max-age) the same pod
+    // preempts again, the victim having run on meanwhile: its record no longer stands for it.
+    now += 180_000;
+    const retry = now;
+    expect(e.state(r.victim, P1, retry)).toBe('none');
+    expect(await e.confirmReady(r.victim, P1, retry)).toBe(false);
+    expect((await e.ensure({ victim: r.victim, node: r.node, preemptor: P1, since: retry })).state).toBe('ready');
+    expect(r.sim.calls).toHaveLength(2);
+    expect(e.state(r.victim, P1, retry)).toBe('ready');
+    expect(await e.confirmReady(r.victim, P1, retry)).toBe(true);
   });
 
   it('never lets two checkpoints of one container share an archive name', async () => {
@@ -150,5 +211,25 @@ describe('the checkpoint executor', () => {
     const paths = r.sim.calls.map((c) => c.archivePath);
     expect(paths).toHaveLength(2);
     expect(new Set(paths).size).toBe(2);
+  });
+
+  it('spaces two calls for one container from when the first reached the kubelet, not from when it was queued', async () => {
+    const other = victim('other', 'n1', { policy: 'Required' });
+    const r = await rig(10, [other]);
+    r.sim.inject({ pod: 'other', failure: { kind: 'slow', extraMs: 1_500 } });
+    // One kubelet call at a time on the node: the trainer's first call waits behind the other pod's.
+    const e = testExecutor(r.view, r.store, { maxPerNode: 1, identity: 'replica-a' });
+    executors.push(e);
+    const slow = e.ensure({ victim: podFacts(other), node: r.node, preemptor: P1 });
+    await new Promise((res) => setTimeout(res, 50));
+    const [one, two] = await Promise.all([
+      e.ensure({ victim: r.victim, node: r.node, preemptor: P1 }),
+      e.ensure({ victim: r.victim, node: r.node, manual: { name: 'trainer-by-hand' } }),
+    ]);
+    expect([one.state, two.state, (await slow).state]).toEqual(['ready', 'ready', 'ready']);
+    const trainer = r.sim.calls.filter((c) => c.pod === 'trainer');
+    expect(trainer).toHaveLength(2);
+    expect(trainer[1]!.startedAt - trainer[0]!.startedAt).toBeGreaterThanOrEqual(1_000);
+    expect(new Set(trainer.map((c) => c.archivePath)).size).toBe(2);
   });
 });

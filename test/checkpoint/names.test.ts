@@ -1,9 +1,10 @@
 // Checkpoint names (src/checkpoint/names.ts): one name per victim and preemptor's attempt, the
 // same on every extender replica (creating the Checkpoint is the lock), readable from the pod's
 // name and always a valid Kubernetes object name whatever the pod was called.
+// And the kubelet's archive names, the only archive paths a record takes.
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
-import { checkpointName } from '../../src/checkpoint/names.js';
+import { checkpointName, isKubeletArchivePath } from '../../src/checkpoint/names.js';
 
 const VICTIM = '6f1c2a9e-1b7d-4c55-9a3e-2f0d7c8b1e44';
 const PREEMPTOR = 'c0a8f3d2-7e61-4b0a-8d2c-5e9f1a3b7c60';
@@ -54,6 +55,42 @@ describe('checkpointName', () => {
       const name = checkpointName(pod, VICTIM, PREEMPTOR);
       expect(name).toMatch(DNS1123_LABEL);
       expect(name.length).toBeLessThanOrEqual(63);
+    }
+  });
+});
+
+describe('isKubeletArchivePath', () => {
+  const trainer = { namespace: 'ml', pod: 'trainer-0', container: 'main' };
+
+  it("accepts the kubelet's archive name for the container, in UTC or the node's offset, under any root dir", () => {
+    expect(
+      isKubeletArchivePath(
+        '/var/lib/kubelet/checkpoints/checkpoint-trainer-0_ml-main-2026-11-28T16:49:43Z.tar',
+        trainer,
+      ),
+    ).toBe(true);
+    expect(
+      isKubeletArchivePath(
+        '/data/kubelet/checkpoints/checkpoint-trainer-0_ml-main-2026-11-28T17:49:43+01:00.tar',
+        trainer,
+      ),
+    ).toBe(true);
+  });
+
+  it('refuses any other file, a relative or unclean path, and the archive of another pod or container', () => {
+    for (const path of [
+      '/etc/passwd',
+      'checkpoints/checkpoint-trainer-0_ml-main-2026-11-28T16:49:43Z.tar',
+      '/var/lib/kubelet/checkpoints/../../../etc/checkpoint-trainer-0_ml-main-2026-11-28T16:49:43Z.tar',
+      '/var/lib/kubelet/./checkpoints/checkpoint-trainer-0_ml-main-2026-11-28T16:49:43Z.tar',
+      '/var/lib/kubelet//checkpoints/checkpoint-trainer-0_ml-main-2026-11-28T16:49:43Z.tar',
+      '/var/lib/kubelet/checkpoints/checkpoint-trainer-1_ml-main-2026-11-28T16:49:43Z.tar',
+      '/var/lib/kubelet/checkpoints/checkpoint-trainer-0_ml-sidecar-2026-11-28T16:49:43Z.tar',
+      '/var/lib/kubelet/checkpoints/checkpoint-trainer-0_ml-main-2026-11-28T16:49:43.123Z.tar',
+      '/var/lib/kubelet/checkpoints/checkpoint-trainer-0_ml-main-2026-11-28T16:49:43Z.tar.gz',
+      '/var/lib/kubelet/checkpoints/checkpoint-trainer-0_ml-main-x.tar',
+    ]) {
+      expect([path, isKubeletArchivePath(path, trainer)]).toEqual([path, false]);
     }
   });
 });

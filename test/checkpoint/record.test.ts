@@ -237,4 +237,14 @@ describe("whether another preemption's Ready record may evict the victim", () =>
     const failed = record.outcomeRecord(record.claimRecord(request(), TERMS), { failure: 'x' }, T0);
     expect(record.freshToShare(failed, T0, AGES)).toBe(false);
   });
+
+  it("counts a preemption's own Ready record only when taken since it began, or fresh enough to share", () => {
+    // Completed after the preemption began: it stands for the whole maximum age.
+    expect(record.ownRecordState(done(1_000), T0 + 600_000, AGES, T0 - 1)).toBe('ready');
+    // Left by an earlier attempt: only as long as another preemption's record would be shared.
+    expect(record.ownRecordState(done(1_000), T0 + 5_000, AGES, T0 + 4_000)).toBe('ready');
+    expect(record.ownRecordState(done(1_000), T0 + 180_000, AGES, T0 + 170_000)).toBe('none');
+    const failed = record.outcomeRecord(record.claimRecord(request(), TERMS), { failure: 'x' }, T0);
+    expect(record.ownRecordState(failed, T0 + 1_000, AGES, T0 + 500)).toBe('failed');
+  });
 });

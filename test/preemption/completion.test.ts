@@ -15,6 +15,8 @@ import {
 import type { CheckpointState } from '../../src/scheduling/candidates.js';
 import type { Pod } from '../../src/api/kubernetes.js';
 import { KubeletSimulator, simPodFromV1Pod } from '../../testing/kubelet/kubelet.js';
+import { CheckpointExecutor } from '../../src/checkpoint/executor.js';
+import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { testCompleter, testExecutor } from '../helpers/executor.js';
 import { node, plainPod, victim } from '../helpers/objects.js';
 
@@ -177,7 +179,9 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
     const urgent = plainPod('urgent');
     urgent.spec!.priority = 1000;
     const view = new SnapshotView({
-      nodes: ['n1', 'n2'].map((n) => node(n, { arch: 'amd64', runtime: 'cri-o://1.31.2', address: '127.0.0.1', port })),
+      nodes: ['n1', 'n2', 'n3'].map((n) =>
+        node(n, { arch: 'amd64', runtime: 'cri-o://1.31.2', address: '127.0.0.1', port }),
+      ),
       pods: [...pods, urgent],
     });
     const store = new MemoryCheckpointStore();
@@ -186,7 +190,7 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
     const executor = testExecutor(view, store, { metrics });
     const writer = new FakeWriter();
     completer = testCompleter(view, executor, writer, metrics);
-    return { view, store, writer, metrics, sim };
+    return { view, store, writer, metrics, sim, executor };
   }
 
   /** The completer tracks the preemptor's preemption of these victims on n1, as the preempt verb hands it over. */
@@ -253,6 +257,138 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
     expect(r.writer.calls).toEqual(['nominate urgent n1']);
     confirmable = true;
     await until(() => r.writer.calls.some((c) => c.startsWith('evict')));
+  });
+});
+
+describe('the completer racing kube-scheduler and another replica', () => {
+  let sim: KubeletSimulator | undefined;
+  const completers: PreemptionCompleter[] = [];
+  afterEach(async () => {
+    for (const c of completers.splice(0)) c.stop();
+    await sim?.stop();
+  });
+
+  const until = async (cond: () => boolean, ms = 5000) => {
+    const end = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > end) throw new Error('condition not met in time');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+
+  /** Two replicas over one API server (store, pods) and one watch cache. */
+  async function rig(pods: Pod[]) {
+    sim = new KubeletSimulator({ latency: { baseMs: 50, msPerGiB: 0 } });
+    const port = await sim.start();
+    for (const p of pods) sim.setPod(simPodFromV1Pod(p as never));
+    const urgent = plainPod('urgent');
+    urgent.spec!.priority = 1000;
+    const view = new SnapshotView({
+      nodes: ['n1', 'n3'].map((n) => node(n, { arch: 'amd64', runtime: 'cri-o://1.31.2', address: '127.0.0.1', port })),
+      pods: [...pods, urgent],
+    });
+    const store = new MemoryCheckpointStore();
+    view.checkpointsByKey = store.objects;
+    const writer = new FakeWriter();
+    const replica = (identity: string) => {
+      const metrics = new Metrics({ defaultMetrics: false });
+      const executor = testExecutor(view, store, { metrics, identity });
+      const c = testCompleter(view, executor, writer, metrics);
+      completers.push(c);
+      return c;
+    };
+    return { view, store, writer, replica };
+  }
+
+  /** A Ready record of this victim for the preemptor, completed secondsAgo, as a replica that then died left it. */
+  function readyRecord(v: Pod, secondsAgo: number): Checkpoint {
+    const facts = podFacts(v);
+    const completed = Date.now() - secondsAgo * 1000;
+    return {
+      apiVersion: 'hiatus.dev/v1alpha1',
+      kind: 'Checkpoint',
+      metadata: {
+        name: CheckpointExecutor.nameFor({ victim: facts, preemptor: PREEMPTOR }),
+        namespace: facts.namespace,
+        annotations: { 'hiatus.dev/preemption-victims': facts.uid },
+      },
+      spec: {
+        reason: 'Preemption',
+        preemptor: PREEMPTOR,
+        source: {
+          pod: { namespace: facts.namespace, name: facts.name, uid: facts.uid },
+          nodeName: facts.nodeName!,
+          priority: facts.priority,
+          memoryBytes: 0,
+        },
+        containers: ['main'],
+        restoreConstraints: { node: facts.nodeName!, arch: 'amd64', cpuFeatures: [], runtime: '' },
+      },
+      status: {
+        phase: 'Ready',
+        claimedBy: 'replica-gone',
+        startTime: new Date(completed - 2_000).toISOString(),
+        completionTime: new Date(completed).toISOString(),
+        containers: [{ name: 'main', archivePath: `/var/lib/kubelet/checkpoints/checkpoint-${facts.name}.tar` }],
+      },
+    };
+  }
+
+  it("does not take over a left preemption on N1 once the preemptor was nominated to N3 and N3's victims evicted", async () => {
+    const old = victim('old', 'n1', { policy: 'Required' });
+    const web = victim('web', 'n3', { policy: 'Never' });
+    const r = await rig([old, web]);
+    // Replica A completes the preemption on n3: it nominates n3 and evicts n3's victim.
+    const a = r.replica('replica-a');
+    await a.track({
+      preemptor: PREEMPTOR,
+      priority: 1000,
+      candidates: [{ node: 'n3', victims: ['uid-web'], numPDBViolations: 0 }],
+      index: 0,
+    });
+    await until(() => r.writer.calls.includes('evict ml/web uid-web'));
+    // A Ready record on n1 that an earlier, abandoned attempt for the same pod left behind.
+    await r.store.create(readyRecord(old, 4));
+    const b = r.replica('replica-b');
+    await new Promise((res) => setTimeout(res, 600)); // several adoption rounds
+    expect(b.has('uid-urgent')).toBe(false);
+    expect(r.writer.calls.filter((c) => c.includes('n1') || c.includes('old'))).toEqual([]);
+    expect(r.writer.nominated).toBe('n3');
+  });
+
+  it('still takes over a left preemption while the preemptor is nominated to its node or nowhere', async () => {
+    const old = victim('old', 'n1', { policy: 'Required' });
+    const r = await rig([old]);
+    await r.store.create(readyRecord(old, 4));
+    r.replica('replica-b');
+    await until(() => r.writer.calls.includes('evict ml/old uid-old'));
+  });
+
+  it('evicts nothing on N1 when a preempt call answered another node while its release read the preemptor', async () => {
+    const trainer = victim('trainer', 'n1', { policy: 'Never' });
+    const r = await rig([trainer]);
+    const get = r.writer.getPod.bind(r.writer);
+    let reading!: () => void;
+    const read = new Promise<void>((res) => (reading = res));
+    let answer!: () => void;
+    r.writer.getPod = async (ns, name) => {
+      reading();
+      await new Promise<void>((res) => (answer = res));
+      return get(ns, name);
+    };
+    const a = r.replica('replica-a');
+    await a.track({
+      preemptor: PREEMPTOR,
+      priority: 1000,
+      candidates: [{ node: 'n1', victims: ['uid-trainer'], numPDBViolations: 0 }],
+      index: 0,
+    });
+    await read;
+    // preempt answered n3 for the same pod (it forgets the intent); kube-scheduler has not nominated yet.
+    a.forget('uid-urgent');
+    answer();
+    await new Promise((res) => setTimeout(res, 200));
+    expect(r.writer.calls.some((c) => c.startsWith('evict'))).toBe(false);
   });
 });
 

@@ -207,6 +207,7 @@ describe('preempt with Required victims', () => {
     ['reset', { kind: 'reset' } as const],
     ['forbidden', { kind: 'forbidden' } as const],
     ['pod-not-found', { kind: 'pod-not-found' } as const],
+    ['a path that is not its archive (/etc/passwd)', { kind: 'garbage', body: '{"items":["/etc/passwd"]}' } as const],
   ])('does not return a Required victim when the kubelet answers %s', async (_name, failure) => {
     r = await rig([victim('trainer-0', 'n1', { priorityClassName: 'train-required' })]);
     r.sim.inject({ pod: 'trainer-0', failure });
