@@ -171,17 +171,19 @@ export function planGc(
   }
   let bytes = remaining.reduce((n, r) => n + r.file.size, 0);
   if (policy.diskBudgetBytes > 0 && bytes > policy.diskBudgetBytes) {
+    // An archive no record names is here only while younger than orphanMaxAgeMs: it may be a
+    // checkpoint still being written (a Pending record gets its path when the kubelet call
+    // returns, and a multi-container pod waits for every container), so it gets the orphan's grace.
     const candidates = remaining
-      .filter((r) => !r.owner || !isProtected(r.owner))
+      .filter((r): r is { file: ArchiveFile; owner: Owner } => !!r.owner && !isProtected(r.owner))
       .sort((a, b) => a.file.mtimeMs - b.file.mtimeMs);
     for (const r of candidates) {
       if (bytes <= policy.diskBudgetBytes) break;
-      const key = r.owner ? keyOf(r.owner.checkpoint) : undefined;
       deletions.push({
         path: r.file.path,
         size: r.file.size,
         reason: 'disk_budget',
-        ...(key ? { checkpoint: key } : {}),
+        checkpoint: keyOf(r.owner.checkpoint),
       });
       bytes -= r.file.size;
     }

@@ -310,6 +310,22 @@ describe('which archives are deleted', () => {
     );
     expect(tight).toMatchObject({ bytesAfter: 300, overBudget: true });
   });
+
+  it('never deletes a young archive no record names for the budget: it may be a checkpoint being written', () => {
+    const GiB = 2 ** 30;
+    const unpublished = { state: 'Uploading' as const };
+    const files = [
+      file('/d/ready-1.tar', 9 * GiB, 3 * H, now),
+      file('/d/ready-2.tar', 9 * GiB, 2 * H, now),
+      file('/d/being-written.tar', 4 * GiB, 60_000, now),
+    ];
+    const cps = [
+      ckpt('r1', 'Ready', [{ name: 'a', archivePath: '/d/ready-1.tar', publication: unpublished }]),
+      ckpt('r2', 'Ready', [{ name: 'a', archivePath: '/d/ready-2.tar', publication: unpublished }]),
+    ];
+    const plan = planGc(files, cps, new Set(), now, { orphanMaxAgeMs: H, diskBudgetBytes: 20 * GiB });
+    expect(plan).toEqual({ deletions: [], bytesAfter: 22 * GiB, overBudget: true });
+  });
 });
 
 describe("CRI-O's restore setting", () => {
