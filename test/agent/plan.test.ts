@@ -72,6 +72,28 @@ async function sampleArchive(pagesBytes = 8192): Promise<Buffer> {
 }
 
 describe('TarScanner', () => {
+  /** The header with another type flag and its checksum made good again. */
+  function retype(header: Buffer, type: string): Buffer {
+    header.write(type, 156, 'latin1');
+    header.fill(0x20, 148, 156);
+    let sum = 0;
+    for (const x of header) sum += x;
+    header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'latin1');
+    return header;
+  }
+  const pad = (n: number) => Buffer.alloc((512 - (n % 512)) % 512);
+  /** A PAX record as Go's writer formats it: the length counts the whole record, itself included. */
+  function paxRecord(key: string, value: string): string {
+    const rest = ` ${key}=${value}\n`;
+    let n = rest.length + 1;
+    while (String(n).length + rest.length !== n) n++;
+    return `${n}${rest}`;
+  }
+  const paxHeader = (records: string) => {
+    const body = Buffer.from(records);
+    return Buffer.concat([retype(tarHeader('PaxHeaders.0/x', body.length, 0), 'x'), body, pad(body.length)]);
+  };
+
   it('accepts a whole archive fed in odd pieces and keeps config.dump and spec.dump', async () => {
     const b = await sampleArchive(100_000);
     const s = new TarScanner(new Set(['config.dump', 'spec.dump']));
@@ -111,13 +133,7 @@ describe('TarScanner', () => {
   it('reads GNU long names', () => {
     const long = `checkpoint/${'x'.repeat(120)}.img`;
     const body = Buffer.from(`${long}\0`);
-    const hdrL = tarHeader('././@LongLink', body.length, 0);
-    hdrL.write('L', 156, 'latin1');
-    hdrL.fill(0x20, 148, 156);
-    let sum = 0;
-    for (const x of hdrL) sum += x;
-    hdrL.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'latin1');
-    const pad = (n: number) => Buffer.alloc((512 - (n % 512)) % 512);
+    const hdrL = retype(tarHeader('././@LongLink', body.length, 0), 'L');
     const content = Buffer.from('{}');
     const tar = Buffer.concat([
       hdrL,
@@ -131,6 +147,60 @@ describe('TarScanner', () => {
     const s = new TarScanner(new Set([long]));
     s.update(tar);
     expect(s.result().files.get(long)?.toString()).toBe('{}');
+  });
+
+  it('takes an entry’s size from its PAX record, as Go writes an entry of 8 GiB or more', () => {
+    const big = 9 * 2 ** 30; // a multiple of 512: no padding
+    const spec = Buffer.from(JSON.stringify({ annotations: { a: 'b' } }));
+    const s = new TarScanner(new Set(['spec.dump', 'checkpoint/pages-1.img']));
+    // Go's writer: the PAX header, then a ustar header whose size field says 0 (writer.go templateV7Plus).
+    s.update(paxHeader(paxRecord('size', String(big)) + paxRecord('path', 'checkpoint/pages-1.img')));
+    s.update(tarHeader('pages-1.img', 0, 0));
+    const chunk = Buffer.alloc(8 << 20, 0xab);
+    for (let left = big; left > 0; left -= chunk.length) s.update(chunk.subarray(0, Math.min(left, chunk.length)));
+    // A small file whose size only the PAX record gives, kept whole.
+    s.update(paxHeader(paxRecord('size', String(spec.length))));
+    s.update(Buffer.concat([tarHeader('spec.dump', 0, 0), spec, pad(spec.length), Buffer.alloc(1024)]));
+    const r = s.result();
+    expect(r).toMatchObject({ complete: true, entries: 2 });
+    expect(r.files.get('spec.dump')?.toString()).toBe(spec.toString());
+    expect(r.files.has('checkpoint/pages-1.img')).toBe(false);
+  });
+
+  it('reads GNU base-256 sizes and refuses a negative one', () => {
+    const body = Buffer.alloc(1000, 0xab);
+    const header = (first: number, size: number) => {
+      const h = tarHeader('pages-1.img', 0, 0);
+      h.fill(0, 124, 136);
+      h[124] = first;
+      h.writeUIntBE(size, 130, 6);
+      return retype(h, '0');
+    };
+    const scan = (h: Buffer) => {
+      const s = new TarScanner(new Set());
+      s.update(Buffer.concat([h, body, pad(body.length), Buffer.alloc(1024)]));
+      return s.result();
+    };
+    expect(scan(header(0x80, body.length))).toMatchObject({ complete: true, entries: 1 });
+    expect(scan(header(0xff, body.length))).toMatchObject({ complete: false, problem: 'unreadable size in entry 1' });
+  });
+
+  it('refuses a PAX header over 1 MiB and a malformed PAX record, as Go’s reader does', () => {
+    const scan = (records: string) => {
+      const s = new TarScanner(new Set());
+      s.update(Buffer.concat([paxHeader(records), tarHeader('a', 0, 0), Buffer.alloc(1024)]));
+      return s.result();
+    };
+    const huge = paxRecord('comment', 'x'.repeat(1 << 20));
+    expect(scan(huge)).toMatchObject({
+      complete: false,
+      problem: `a PAX header of ${huge.length} bytes at entry 1: over the 1 MiB limit of Go's archive/tar (maxSpecialFileSize)`,
+    });
+    expect(scan('12 path=a\n')).toMatchObject({
+      complete: false,
+      problem: 'a malformed PAX record at byte 0 at entry 1',
+    });
+    expect(scan(paxRecord('path', 'a'))).toMatchObject({ complete: true, entries: 1 });
   });
 });
 
