@@ -10,6 +10,7 @@ import { imageAnnotations, repositoryFor, tagFor } from './image.js';
 import type { AgentMetrics } from './metrics.js';
 import {
   ARCHIVE_NAME,
+  archiveOf,
   planGc,
   publicationWork,
   samePublication,
@@ -19,7 +20,7 @@ import {
   type PublicationUpdate,
   type PublishWork,
 } from './plan.js';
-import { ArchiveError, backoffMs, PublishStopped, type Publisher } from './publisher.js';
+import { ArchiveError, backoffMs, PublishStopped, type ArchiveProblem, type Publisher } from './publisher.js';
 import { RegistryError } from './registry.js';
 import type { RestoreVerdict } from './runtimeConfig.js';
 import { keyOf } from '../api/keys.js';
@@ -51,7 +52,8 @@ export interface AgentDeps {
   now?: () => number;
 }
 
-const ARCHIVE_REASON: Record<string, string> = {
+const ARCHIVE_REASON: Record<ArchiveProblem, string> = {
+  ArchivePathRefused: 'archive_path_refused',
   ArchiveMissing: 'archive_missing',
   ArchiveTruncated: 'archive_truncated',
   ArchiveChanged: 'archive_changed',
@@ -74,7 +76,10 @@ export class NodeAgent {
   /** Tell the agent a Checkpoint was deleted (from the watch): its archives may go at once. */
   checkpointDeleted(c: Checkpoint): void {
     if (c.spec.source.nodeName !== this.deps.node) return;
-    for (const s of c.status?.containers ?? []) if (s.archivePath) this.deletedRecords.add(s.archivePath);
+    for (const s of c.status?.containers ?? []) {
+      const archive = s.archivePath ? archiveOf(c, s.name, s.archivePath, this.deps.checkpointDir) : undefined;
+      if (archive && 'path' in archive) this.deletedRecords.add(archive.path);
+    }
   }
 
   /** Runs one pass (publish, collect); a call during a pass schedules one more after it. */
@@ -106,7 +111,7 @@ export class NodeAgent {
   async pass(): Promise<void> {
     if (!this.deps.synced()) return;
     if (this.deps.publisher) {
-      for (const work of publicationWork(this.deps.checkpoints(), this.deps.node)) {
+      for (const work of publicationWork(this.deps.checkpoints(), this.deps.node, this.deps.checkpointDir)) {
         if (this.drain.signal.aborted) return;
         await this.publishOne(work);
       }
@@ -123,6 +128,10 @@ export class NodeAgent {
     const key = this.key(w);
     const retry = this.retries.get(key);
     if (retry && retry.nextAt > this.now()) return;
+    if (w.refused) {
+      await this.failed(w, 'ArchivePathRefused', w.refused);
+      return;
+    }
     const c = w.checkpoint;
     const ref = keyOf(c);
     const current = c.status?.containers?.find((s) => s.name === w.container);
@@ -182,30 +191,14 @@ export class NodeAgent {
       }
       if (e instanceof ArchiveError && e.reason !== 'ArchiveChanged') {
         this.retries.delete(key);
-        metrics.errors.inc({ kind: ARCHIVE_REASON[e.reason]! });
-        metrics.publishes.inc({ result: 'failed' });
-        log.warn('checkpoint archive cannot be published', {
-          checkpoint: ref,
-          container: w.container,
-          error: e.message,
-        });
-        const written = await this.record(c, w.container, {
-          publication: { state: 'Failed', reason: e.reason, message: e.message },
-        });
-        if (written)
-          await this.emit(
-            written,
-            'Warning',
-            e.reason,
-            `container ${w.container}: ${e.message}; the checkpoint cannot be restored from an image`,
-          );
+        await this.failed(w, e.reason, e.message);
         return;
       }
       const attempts = (retry?.attempts ?? 0) + 1;
       const wait = backoffMs(attempts, this.deps.retryBaseMs ?? 10_000, this.deps.retryMaxMs ?? 300_000);
       this.retries.set(key, { attempts, nextAt: this.now() + wait });
       const kind =
-        e instanceof RegistryError ? e.kind : e instanceof ArchiveError ? ARCHIVE_REASON[e.reason]! : 'bad_response';
+        e instanceof RegistryError ? e.kind : e instanceof ArchiveError ? ARCHIVE_REASON[e.reason] : 'bad_response';
       metrics.errors.inc({ kind });
       metrics.publishes.inc({ result: 'retry' });
       const message = `${(e as Error).message}; retrying in ${Math.round(wait / 1000)}s (attempt ${attempts})`;
@@ -221,6 +214,28 @@ export class NodeAgent {
       if (written && attempts === 1)
         await this.emit(written, 'Warning', 'CheckpointPublishRetrying', `container ${w.container}: ${message}`);
     }
+  }
+
+  /** Records that this archive can never be published: Failed with the reason, a metric, a log line and an event. */
+  private async failed(w: PublishWork, reason: ArchiveProblem, message: string): Promise<void> {
+    const { log, metrics } = this.deps;
+    metrics.errors.inc({ kind: ARCHIVE_REASON[reason] });
+    metrics.publishes.inc({ result: 'failed' });
+    log.warn('checkpoint archive cannot be published', {
+      checkpoint: keyOf(w.checkpoint),
+      container: w.container,
+      error: message,
+    });
+    const written = await this.record(w.checkpoint, w.container, {
+      publication: { state: 'Failed', reason, message },
+    });
+    if (written)
+      await this.emit(
+        written,
+        'Warning',
+        reason,
+        `container ${w.container}: ${message}; the checkpoint cannot be restored from an image`,
+      );
   }
 
   /** Writes one container's publication on the live Checkpoint (optimistic, re-read on conflict); the written object, or undefined. */
@@ -272,7 +287,7 @@ export class NodeAgent {
     const { metrics, log } = this.deps;
     const files = await this.archives();
     const checkpoints = [...this.deps.checkpoints()];
-    const plan = planGc(files, checkpoints, this.deletedRecords, this.now(), this.deps.gc);
+    const plan = planGc(files, checkpoints, this.deps.checkpointDir, this.deletedRecords, this.now(), this.deps.gc);
     const byKey = new Map(checkpoints.map((c) => [keyOf(c), c]));
     for (const d of plan.deletions) {
       try {

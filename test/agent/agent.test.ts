@@ -117,7 +117,7 @@ async function readyCheckpoint(
   return { c, file, sha };
 }
 
-const live = (r: Rig, name: string) => r.store.objects.get(`ml/${name}`)!;
+const live = (r: Rig, name: string, namespace = 'ml') => r.store.objects.get(`${namespace}/${name}`)!;
 
 describe('the node agent', () => {
   it('publishes a Ready checkpoint and records the digest-pinned reference, sizes and state', async () => {
@@ -214,6 +214,63 @@ describe('the node agent', () => {
     ]);
     r.close();
     r2.close();
+  }, 60_000);
+
+  it("neither publishes nor deletes an archive the record's own pod and container did not write", async () => {
+    const r = await rig();
+    // trainer-g's archive in ml, its record not written yet; a record of namespace other names it.
+    const theirs = path.join(r.dir, 'checkpoint-trainer-g_ml-main-2026-05-22T14:31:35Z.tar');
+    const outside = path.join(r.dir, '..', 'checkpoint-thief_other-main-2026-05-22T14:31:35Z.tar');
+    for (const file of [theirs, outside])
+      await writeCheckpointArchive(file, {
+        namespace: 'ml',
+        pod: 'trainer-g',
+        podUid: 'pu-g',
+        container: 'main',
+        containerId: 'e'.repeat(64),
+        checkpointedAt: new Date(),
+        pagesBytes: MiB,
+      });
+    const forged = (name: string, archivePath: string): Checkpoint => ({
+      apiVersion: 'hiatus.dev/v1alpha1',
+      kind: 'Checkpoint',
+      metadata: { name, namespace: 'other' },
+      spec: {
+        reason: 'Preemption',
+        source: {
+          pod: { namespace: 'other', name: 'thief', uid: 'pu-t' },
+          nodeName: 'node-a',
+          priority: 0,
+          memoryBytes: 0,
+        },
+        containers: ['main'],
+        restoreConstraints: { node: 'node-a', arch: 'amd64', cpuFeatures: [], runtime: 'cri-o://1.31.2' },
+      },
+      status: { phase: 'Ready', completionTime: new Date().toISOString(), containers: [{ name: 'main', archivePath }] },
+    });
+    const thief = await r.store.create(forged('thief', theirs));
+    await r.store.create(forged('thief-outside', outside));
+    await r.agent.kick();
+    for (const name of ['thief', 'thief-outside']) {
+      const s = live(r, name, 'other').status!.containers![0]!;
+      expect(s.image).toBeUndefined();
+      expect(s.publication).toMatchObject({ state: 'Failed', reason: 'ArchivePathRefused' });
+    }
+    expect(live(r, 'thief', 'other').status!.containers![0]!.publication!.message).toMatch(
+      /checkpoint-trainer-g_ml-main-.*\.tar is not the kubelet's name for container main of this pod/,
+    );
+    expect(r.events.sort()).toEqual(['thief Warning ArchivePathRefused', 'thief-outside Warning ArchivePathRefused']);
+    // Failed, then deleted: trainer-g's archive is not its to take along.
+    const failed = live(r, 'thief', 'other');
+    await r.store.replace({ ...failed, status: { ...failed.status!, phase: 'Failed' } });
+    await r.agent.kick();
+    await r.store.delete('other', 'thief');
+    r.agent.checkpointDeleted(thief);
+    await r.agent.kick();
+    expect(existsSync(theirs)).toBe(true);
+    expect((await r.metrics.deletions.get()).values).toEqual([]);
+    expect((await r.metrics.publishedBytes.get()).values[0]?.value ?? 0).toBe(0);
+    r.close();
   }, 60_000);
 
   it('labels the node from the runtime setting, and removes the label when it cannot tell', async () => {
