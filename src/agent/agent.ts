@@ -22,7 +22,7 @@ import {
 } from './plan.js';
 import { ArchiveError, backoffMs, PublishStopped, type ArchiveProblem, type Publisher } from './publisher.js';
 import { RegistryError } from './registry.js';
-import type { RestoreVerdict } from './runtimeConfig.js';
+import type { RestoreVerdict, RuntimeReading } from './runtimeConfig.js';
 import { keyOf } from '../api/keys.js';
 
 /** An Event on the Checkpoint (and on the pod restoring from it, when there is one). */
@@ -39,8 +39,8 @@ export interface AgentDeps {
   publisher?: Publisher;
   repositoryPrefix: string;
   gc: GcPolicy;
-  /** Reads the runtime's restore setting; undefined when it cannot tell. */
-  readRuntime?: () => Promise<RestoreVerdict | undefined>;
+  /** Reads the runtime's restore setting; throws when it cannot be asked. */
+  readRuntime?: () => Promise<RuntimeReading>;
   /** Sets (or, with undefined, removes) the Node's runtime-restore label. */
   labelNode?: (value: string | undefined) => Promise<void>;
   event?: AgentEvent;
@@ -66,7 +66,10 @@ export class NodeAgent {
   private readonly drain = new AbortController();
   private running: Promise<void> | undefined;
   private again = false;
-  private lastLabel: string | null = null;
+  /** The label this agent last wrote (null: removed); undefined until its first reading decided one. */
+  private lastLabel: string | null | undefined;
+  /** Whether CRI-O has answered since the agent started. */
+  private sawCrio = false;
   private readonly now: () => number;
 
   constructor(private readonly deps: AgentDeps) {
@@ -325,17 +328,30 @@ export class NodeAgent {
     }
   }
 
-  /** Reads the runtime's restore setting and labels the Node when it changed. */
+  /**
+   * Reads the runtime's restore setting and labels the Node when it changed. A reading that fails
+   * keeps the label: CRI-O restarting (its socket gone a moment, /config timing out) must not make
+   * the node look able to restore to filter. Only a node where CRI-O never answered since the agent
+   * started has no CRI-O (the agent itself runs on the node's runtime), and loses the label.
+   */
   async labelRuntime(): Promise<RestoreVerdict | undefined> {
     const { readRuntime, labelNode, metrics, log } = this.deps;
     if (!readRuntime || !labelNode) return undefined;
-    let verdict: RestoreVerdict | undefined;
+    let reading: RuntimeReading;
     try {
-      verdict = await readRuntime();
+      reading = await readRuntime();
     } catch (e) {
       metrics.errors.inc({ kind: 'runtime_config' });
-      log.warn('cannot read the runtime configuration', { error: (e as Error).message });
+      log.warn('cannot read the runtime configuration: the node keeps its label', { error: (e as Error).message });
+      return undefined;
     }
+    if (reading.runtime === 'absent' && this.sawCrio) {
+      metrics.errors.inc({ kind: 'runtime_config' });
+      log.warn("CRI-O's socket is gone (restarting?): the node keeps its label");
+      return undefined;
+    }
+    if (reading.runtime === 'crio') this.sawCrio = true;
+    const verdict = reading.runtime === 'crio' ? reading.verdict : undefined;
     const value = verdict?.value;
     metrics.runtimeRestore.reset();
     metrics.runtimeRestore.set({ value: value ?? 'unknown' }, 1);
@@ -344,7 +360,7 @@ export class NodeAgent {
       await labelNode(value);
       this.lastLabel = value ?? null;
       log.info('node labelled with its runtime restore setting', {
-        value: value ?? '(removed: unknown)',
+        value: value ?? (reading.runtime === 'absent' ? '(removed: no CRI-O)' : '(removed: no restore setting)'),
         setting: verdict?.setting,
       });
     } catch (e) {

@@ -18,7 +18,7 @@ import { NodeAgent, type AgentEvent } from './agent.js';
 import { AgentMetrics } from './metrics.js';
 import { Publisher } from './publisher.js';
 import { credentialsFor, RegistryClient } from './registry.js';
-import { crioRestoreVerdict, fetchCrioConfig } from './runtimeConfig.js';
+import { readCrio } from './runtimeConfig.js';
 
 const OPTIONS = {
   'node-name': { env: 'NODE_NAME', def: '', help: 'this node (the DaemonSet passes spec.nodeName); required' },
@@ -249,8 +249,7 @@ function main(argv: string[]): void {
     ...(publisher ? { publisher } : {}),
     repositoryPrefix: o['repository-prefix'],
     gc: { orphanMaxAgeMs: durations['orphan-max-age']!, diskBudgetBytes: budget! },
-    readRuntime: async () =>
-      existsSync(o['crio-socket']) ? crioRestoreVerdict(await fetchCrioConfig(o['crio-socket'])) : undefined,
+    readRuntime: () => readCrio(o['crio-socket']),
     labelNode: async (value) => {
       await core.patchNode(
         { name: node, body: { metadata: { labels: { [LABEL_RUNTIME_RESTORE]: value ?? null } } } },

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { NodeAgent, type AgentDeps } from '../../src/agent/agent.js';
 import { AgentMetrics } from '../../src/agent/metrics.js';
 import { Publisher } from '../../src/agent/publisher.js';
+import type { RuntimeReading } from '../../src/agent/runtimeConfig.js';
 import { credentialsFor, RegistryClient } from '../../src/agent/registry.js';
 import { MemoryCheckpointStore } from '../../testing/memoryStore.js';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
@@ -273,25 +274,57 @@ describe('the node agent', () => {
     r.close();
   }, 60_000);
 
-  it('labels the node from the runtime setting, and removes the label when it cannot tell', async () => {
+  it('labels the node from the runtime setting, and removes the label when CRI-O names none', async () => {
     const labels: (string | undefined)[] = [];
-    let verdict: { value: 'enabled' | 'checkpoint_only'; setting: string } | undefined = {
-      value: 'checkpoint_only',
-      setting: 'x',
-    };
+    let reading: RuntimeReading = { runtime: 'crio', verdict: { value: 'checkpoint_only', setting: 'x' } };
     const r = await rig(registry.host, {
-      readRuntime: async () => verdict,
+      readRuntime: async () => reading,
       labelNode: async (v) => {
         labels.push(v);
       },
     });
     await r.agent.labelRuntime();
     await r.agent.labelRuntime();
-    verdict = { value: 'enabled', setting: 'y' };
+    reading = { runtime: 'crio', verdict: { value: 'enabled', setting: 'y' } };
     await r.agent.labelRuntime();
-    verdict = undefined;
+    reading = { runtime: 'crio', verdict: undefined };
     await r.agent.labelRuntime();
     expect(labels).toEqual(['checkpoint_only', 'enabled', undefined]);
     r.close();
+  });
+
+  it('keeps the label while CRI-O cannot be read (restarting), and removes it on a node without CRI-O', async () => {
+    const labels: (string | undefined)[] = [];
+    let reading: () => Promise<RuntimeReading> = async () => ({
+      runtime: 'crio',
+      verdict: { value: 'checkpoint_only', setting: 'x' },
+    });
+    const r = await rig(registry.host, {
+      readRuntime: () => reading(),
+      labelNode: async (v) => {
+        labels.push(v);
+      },
+    });
+    await r.agent.labelRuntime();
+    reading = () => Promise.reject(new Error('CRI-O /var/run/crio/crio.sock /config: no answer in 5000 ms'));
+    await r.agent.labelRuntime();
+    reading = async () => ({ runtime: 'absent' });
+    await r.agent.labelRuntime();
+    expect(labels).toEqual(['checkpoint_only']);
+    expect((await r.metrics.errors.get()).values).toEqual([
+      expect.objectContaining({ labels: { kind: 'runtime_config' }, value: 2 }),
+    ]);
+    // An agent that never reached CRI-O runs on a node without it: a label left there goes.
+    const none = await rig(registry.host, {
+      readRuntime: async () => ({ runtime: 'absent' }),
+      labelNode: async (v) => {
+        labels.push(v);
+      },
+    });
+    await none.agent.labelRuntime();
+    await none.agent.labelRuntime();
+    expect(labels).toEqual(['checkpoint_only', undefined]);
+    r.close();
+    none.close();
   });
 });
