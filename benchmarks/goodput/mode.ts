@@ -396,7 +396,12 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
           0,
         ),
       );
-      publisher = new SimulatedPublisher(new ApiCheckpointStore(cp.kc), IMAGES, speed);
+      publisher = new SimulatedPublisher(
+        new ApiCheckpointStore(cp.kc),
+        IMAGES,
+        speed,
+        (node) => nodes.sims.get(node)!.archiveDir,
+      );
       const p = publisher;
       world.checkpointListeners.push((c) => p.seen(c));
     }

@@ -27,17 +27,25 @@ export class SimulatedPublisher {
   private readonly freeAt = new Map<string, number>();
   private readonly timers = new Set<NodeJS.Timeout>();
 
-  /** @param images the extender's --checkpoint-images (HOST[:PORT]/PREFIX). */
+  /**
+   * @param images the extender's --checkpoint-images (HOST[:PORT]/PREFIX).
+   * @param archiveDir each node's checkpoint directory, where an agent accepts archives from.
+   */
   constructor(
     private readonly store: CheckpointStore,
     private readonly images: string,
     private readonly speed: number,
+    private readonly archiveDir: (node: string) => string,
   ) {}
 
   /** A Checkpoint as the watch shows it: queue its archives that still need an image. */
   seen(c: Checkpoint): void {
     const node = c.spec.source.nodeName;
-    for (const w of publicationWork([c], node)) {
+    for (const w of publicationWork([c], node, this.archiveDir(node))) {
+      if (w.refused) {
+        this.errors.push(`${c.metadata.namespace}/${c.metadata.name}/${w.container}: ${w.refused}`);
+        continue;
+      }
       const key = `${c.metadata.namespace}/${c.metadata.name}/${w.container}`;
       if (this.queued.has(key)) continue;
       this.queued.add(key);

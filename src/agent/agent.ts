@@ -10,6 +10,7 @@ import { imageAnnotations, repositoryFor, tagFor } from './image.js';
 import type { AgentMetrics } from './metrics.js';
 import {
   ARCHIVE_NAME,
+  archiveOf,
   planGc,
   publicationWork,
   samePublication,
@@ -19,9 +20,9 @@ import {
   type PublicationUpdate,
   type PublishWork,
 } from './plan.js';
-import { ArchiveError, backoffMs, PublishStopped, type Publisher } from './publisher.js';
+import { ArchiveError, backoffMs, PublishStopped, type ArchiveProblem, type Publisher } from './publisher.js';
 import { RegistryError } from './registry.js';
-import type { RestoreVerdict } from './runtimeConfig.js';
+import type { RestoreVerdict, RuntimeReading } from './runtimeConfig.js';
 import { keyOf } from '../api/keys.js';
 
 /** An Event on the Checkpoint (and on the pod restoring from it, when there is one). */
@@ -38,8 +39,8 @@ export interface AgentDeps {
   publisher?: Publisher;
   repositoryPrefix: string;
   gc: GcPolicy;
-  /** Reads the runtime's restore setting; undefined when it cannot tell. */
-  readRuntime?: () => Promise<RestoreVerdict | undefined>;
+  /** Reads the runtime's restore setting; throws when it cannot be asked. */
+  readRuntime?: () => Promise<RuntimeReading>;
   /** Sets (or, with undefined, removes) the Node's runtime-restore label. */
   labelNode?: (value: string | undefined) => Promise<void>;
   event?: AgentEvent;
@@ -51,7 +52,8 @@ export interface AgentDeps {
   now?: () => number;
 }
 
-const ARCHIVE_REASON: Record<string, string> = {
+const ARCHIVE_REASON: Record<ArchiveProblem, string> = {
+  ArchivePathRefused: 'archive_path_refused',
   ArchiveMissing: 'archive_missing',
   ArchiveTruncated: 'archive_truncated',
   ArchiveChanged: 'archive_changed',
@@ -64,7 +66,10 @@ export class NodeAgent {
   private readonly drain = new AbortController();
   private running: Promise<void> | undefined;
   private again = false;
-  private lastLabel: string | null = null;
+  /** The label this agent last wrote (null: removed); undefined until its first reading decided one. */
+  private lastLabel: string | null | undefined;
+  /** Whether CRI-O has answered since the agent started. */
+  private sawCrio = false;
   private readonly now: () => number;
 
   constructor(private readonly deps: AgentDeps) {
@@ -74,7 +79,10 @@ export class NodeAgent {
   /** Tell the agent a Checkpoint was deleted (from the watch): its archives may go at once. */
   checkpointDeleted(c: Checkpoint): void {
     if (c.spec.source.nodeName !== this.deps.node) return;
-    for (const s of c.status?.containers ?? []) if (s.archivePath) this.deletedRecords.add(s.archivePath);
+    for (const s of c.status?.containers ?? []) {
+      const archive = s.archivePath ? archiveOf(c, s.name, s.archivePath, this.deps.checkpointDir) : undefined;
+      if (archive && 'path' in archive) this.deletedRecords.add(archive.path);
+    }
   }
 
   /** Runs one pass (publish, collect); a call during a pass schedules one more after it. */
@@ -106,7 +114,7 @@ export class NodeAgent {
   async pass(): Promise<void> {
     if (!this.deps.synced()) return;
     if (this.deps.publisher) {
-      for (const work of publicationWork(this.deps.checkpoints(), this.deps.node)) {
+      for (const work of publicationWork(this.deps.checkpoints(), this.deps.node, this.deps.checkpointDir)) {
         if (this.drain.signal.aborted) return;
         await this.publishOne(work);
       }
@@ -123,6 +131,10 @@ export class NodeAgent {
     const key = this.key(w);
     const retry = this.retries.get(key);
     if (retry && retry.nextAt > this.now()) return;
+    if (w.refused) {
+      await this.failed(w, 'ArchivePathRefused', w.refused);
+      return;
+    }
     const c = w.checkpoint;
     const ref = keyOf(c);
     const current = c.status?.containers?.find((s) => s.name === w.container);
@@ -182,30 +194,14 @@ export class NodeAgent {
       }
       if (e instanceof ArchiveError && e.reason !== 'ArchiveChanged') {
         this.retries.delete(key);
-        metrics.errors.inc({ kind: ARCHIVE_REASON[e.reason]! });
-        metrics.publishes.inc({ result: 'failed' });
-        log.warn('checkpoint archive cannot be published', {
-          checkpoint: ref,
-          container: w.container,
-          error: e.message,
-        });
-        const written = await this.record(c, w.container, {
-          publication: { state: 'Failed', reason: e.reason, message: e.message },
-        });
-        if (written)
-          await this.emit(
-            written,
-            'Warning',
-            e.reason,
-            `container ${w.container}: ${e.message}; the checkpoint cannot be restored from an image`,
-          );
+        await this.failed(w, e.reason, e.message);
         return;
       }
       const attempts = (retry?.attempts ?? 0) + 1;
       const wait = backoffMs(attempts, this.deps.retryBaseMs ?? 10_000, this.deps.retryMaxMs ?? 300_000);
       this.retries.set(key, { attempts, nextAt: this.now() + wait });
       const kind =
-        e instanceof RegistryError ? e.kind : e instanceof ArchiveError ? ARCHIVE_REASON[e.reason]! : 'bad_response';
+        e instanceof RegistryError ? e.kind : e instanceof ArchiveError ? ARCHIVE_REASON[e.reason] : 'bad_response';
       metrics.errors.inc({ kind });
       metrics.publishes.inc({ result: 'retry' });
       const message = `${(e as Error).message}; retrying in ${Math.round(wait / 1000)}s (attempt ${attempts})`;
@@ -221,6 +217,28 @@ export class NodeAgent {
       if (written && attempts === 1)
         await this.emit(written, 'Warning', 'CheckpointPublishRetrying', `container ${w.container}: ${message}`);
     }
+  }
+
+  /** Records that this archive can never be published: Failed with the reason, a metric, a log line and an event. */
+  private async failed(w: PublishWork, reason: ArchiveProblem, message: string): Promise<void> {
+    const { log, metrics } = this.deps;
+    metrics.errors.inc({ kind: ARCHIVE_REASON[reason] });
+    metrics.publishes.inc({ result: 'failed' });
+    log.warn('checkpoint archive cannot be published', {
+      checkpoint: keyOf(w.checkpoint),
+      container: w.container,
+      error: message,
+    });
+    const written = await this.record(w.checkpoint, w.container, {
+      publication: { state: 'Failed', reason, message },
+    });
+    if (written)
+      await this.emit(
+        written,
+        'Warning',
+        reason,
+        `container ${w.container}: ${message}; the checkpoint cannot be restored from an image`,
+      );
   }
 
   /** Writes one container's publication on the live Checkpoint (optimistic, re-read on conflict); the written object, or undefined. */
@@ -272,7 +290,7 @@ export class NodeAgent {
     const { metrics, log } = this.deps;
     const files = await this.archives();
     const checkpoints = [...this.deps.checkpoints()];
-    const plan = planGc(files, checkpoints, this.deletedRecords, this.now(), this.deps.gc);
+    const plan = planGc(files, checkpoints, this.deps.checkpointDir, this.deletedRecords, this.now(), this.deps.gc);
     const byKey = new Map(checkpoints.map((c) => [keyOf(c), c]));
     for (const d of plan.deletions) {
       try {
@@ -310,17 +328,30 @@ export class NodeAgent {
     }
   }
 
-  /** Reads the runtime's restore setting and labels the Node when it changed. */
+  /**
+   * Reads the runtime's restore setting and labels the Node when it changed. A reading that fails
+   * keeps the label: CRI-O restarting (its socket gone a moment, /config timing out) must not make
+   * the node look able to restore to filter. Only a node where CRI-O never answered since the agent
+   * started has no CRI-O (the agent itself runs on the node's runtime), and loses the label.
+   */
   async labelRuntime(): Promise<RestoreVerdict | undefined> {
     const { readRuntime, labelNode, metrics, log } = this.deps;
     if (!readRuntime || !labelNode) return undefined;
-    let verdict: RestoreVerdict | undefined;
+    let reading: RuntimeReading;
     try {
-      verdict = await readRuntime();
+      reading = await readRuntime();
     } catch (e) {
       metrics.errors.inc({ kind: 'runtime_config' });
-      log.warn('cannot read the runtime configuration', { error: (e as Error).message });
+      log.warn('cannot read the runtime configuration: the node keeps its label', { error: (e as Error).message });
+      return undefined;
     }
+    if (reading.runtime === 'absent' && this.sawCrio) {
+      metrics.errors.inc({ kind: 'runtime_config' });
+      log.warn("CRI-O's socket is gone (restarting?): the node keeps its label");
+      return undefined;
+    }
+    if (reading.runtime === 'crio') this.sawCrio = true;
+    const verdict = reading.runtime === 'crio' ? reading.verdict : undefined;
     const value = verdict?.value;
     metrics.runtimeRestore.reset();
     metrics.runtimeRestore.set({ value: value ?? 'unknown' }, 1);
@@ -329,7 +360,7 @@ export class NodeAgent {
       await labelNode(value);
       this.lastLabel = value ?? null;
       log.info('node labelled with its runtime restore setting', {
-        value: value ?? '(removed: unknown)',
+        value: value ?? (reading.runtime === 'absent' ? '(removed: no CRI-O)' : '(removed: no restore setting)'),
         setting: verdict?.setting,
       });
     } catch (e) {

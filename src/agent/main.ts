@@ -1,7 +1,6 @@
 // The node agent's entry point (node dist/src/agent/main.js; deploy/agent-daemonset.yaml): one per
 // node, it watches that node's Checkpoints, publishes their archives, collects archives, labels the
 // Node. Options are flags or HIATUS_AGENT_* environment variables (flags win).
-import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
@@ -17,8 +16,8 @@ import { createLogger, LOG_LEVELS, type LogLevel } from '../log.js';
 import { NodeAgent, type AgentEvent } from './agent.js';
 import { AgentMetrics } from './metrics.js';
 import { Publisher } from './publisher.js';
-import { credentialsFor, RegistryClient } from './registry.js';
-import { crioRestoreVerdict, fetchCrioConfig } from './runtimeConfig.js';
+import { credentialsFromFile, RegistryClient } from './registry.js';
+import { readCrio } from './runtimeConfig.js';
 
 const OPTIONS = {
   'node-name': { env: 'NODE_NAME', def: '', help: 'this node (the DaemonSet passes spec.nodeName); required' },
@@ -231,7 +230,7 @@ function main(argv: string[]): void {
       host: o.registry,
       ...(o['registry-ca-file'] ? { caFile: o['registry-ca-file'] } : {}),
       // Read per call: a Secret volume is updated in place when the Secret is rotated.
-      credentials: () => (existsSync(file) ? credentialsFor(readFileSync(file, 'utf8'), o.registry) : undefined),
+      credentials: () => credentialsFromFile(file, o.registry),
     });
     publisher = new Publisher({ client, stateDir: o['state-dir'], chunkBytes: chunk!, log });
   } else {
@@ -249,8 +248,7 @@ function main(argv: string[]): void {
     ...(publisher ? { publisher } : {}),
     repositoryPrefix: o['repository-prefix'],
     gc: { orphanMaxAgeMs: durations['orphan-max-age']!, diskBudgetBytes: budget! },
-    readRuntime: async () =>
-      existsSync(o['crio-socket']) ? crioRestoreVerdict(await fetchCrioConfig(o['crio-socket'])) : undefined,
+    readRuntime: () => readCrio(o['crio-socket']),
     labelNode: async (value) => {
       await core.patchNode(
         { name: node, body: { metadata: { labels: { [LABEL_RUNTIME_RESTORE]: value ?? null } } } },

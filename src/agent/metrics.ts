@@ -35,7 +35,7 @@ export class AgentMetrics {
     });
     this.errors = new Counter({
       name: 'hiatus_agent_errors_total',
-      help: 'Errors by kind: registry error kinds (unauthorized, denied, too_large, server, unreachable, upload_lost, digest_mismatch, bad_response), archive problems (archive_missing, archive_truncated, archive_changed), api (Kubernetes API writes), runtime_config.',
+      help: 'Errors by kind: registry error kinds (unauthorized, denied, too_large, server, unreachable, upload_lost, digest_mismatch, bad_response), archive problems (archive_path_refused, archive_missing, archive_truncated, archive_changed), api (Kubernetes API writes), runtime_config.',
       labelNames: ['kind'],
       registers,
     });

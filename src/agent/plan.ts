@@ -1,5 +1,6 @@
 // The node agent's decisions, pure: which archives to publish, how a publication outcome changes
 // a Checkpoint's status, and which archives to delete from the node's disk.
+import path from 'node:path';
 import type {
   Checkpoint,
   ContainerCheckpointStatus,
@@ -7,25 +8,61 @@ import type {
   PublicationState,
 } from '../api/checkpoint.js';
 import { keyOf } from '../api/keys.js';
+import { isKubeletArchivePath } from '../checkpoint/names.js';
 
 export interface PublishWork {
   checkpoint: Checkpoint;
   container: string;
   archivePath: string;
+  /** Why the record's archive path is refused (see archiveOf): the archive is not read, the publication fails. */
+  refused?: string;
+}
+
+/**
+ * The archive a record's container may own: its path, normalized, when it lies directly in the
+ * checkpoint directory and bears the kubelet's name for that record's pod and container
+ * (isKubeletArchivePath: checkpoint-<pod>_<namespace>-<container>-<RFC3339>.tar, which the
+ * extender also requires of the kubelet's answer); else why not. The CRD has no status
+ * subresource, so whoever may write a Checkpoint may write its archive paths: without this, a
+ * record could have another namespace's archive published into its repository or deleted, or
+ * any file on the node streamed to the registry.
+ */
+export function archiveOf(
+  c: Checkpoint,
+  container: string,
+  archivePath: string,
+  checkpointDir: string,
+): { path: string } | { refused: string } {
+  const dir = path.posix.normalize(checkpointDir).replace(/(.)\/+$/, '$1');
+  const file = path.posix.normalize(archivePath);
+  if (!path.posix.isAbsolute(file) || path.posix.dirname(file) !== dir)
+    return { refused: `archive path ${archivePath} is not in the checkpoint directory ${dir} (--checkpoint-dir)` };
+  const pod = c.spec.source.pod.name;
+  const namespace = c.metadata.namespace;
+  if (!isKubeletArchivePath(file, { namespace, pod, container }))
+    return {
+      refused: `archive ${path.posix.basename(file)} is not the kubelet's name for container ${container} of this pod (checkpoint-${pod}_${namespace}-${container}-<RFC3339 time>.tar)`,
+    };
+  return { path: file };
 }
 
 /** Phases whose archives are worth an image: a restore may still come (Ready) or is coming (Restoring). */
 const PUBLISHABLE = new Set(['Ready', 'Restoring']);
 
 /** Archives of this node's checkpoints that have no image yet and can still get one, oldest checkpoint first. */
-export function publicationWork(checkpoints: Iterable<Checkpoint>, node: string): PublishWork[] {
+export function publicationWork(checkpoints: Iterable<Checkpoint>, node: string, checkpointDir: string): PublishWork[] {
   const out: PublishWork[] = [];
   for (const c of checkpoints) {
     if (c.spec.source.nodeName !== node || !PUBLISHABLE.has(c.status?.phase ?? '')) continue;
     for (const s of c.status?.containers ?? []) {
       const state = s.publication?.state;
       if (state === 'Published' || state === 'Failed' || !s.archivePath) continue;
-      out.push({ checkpoint: c, container: s.name, archivePath: s.archivePath });
+      const archive = archiveOf(c, s.name, s.archivePath, checkpointDir);
+      out.push(
+        'path' in archive
+          ? { checkpoint: c, container: s.name, archivePath: archive.path }
+          : { checkpoint: c, container: s.name, archivePath: s.archivePath, refused: archive.refused },
+      );
     }
   }
   const done = (c: Checkpoint) => Date.parse(c.status?.completionTime ?? c.metadata.creationTimestamp ?? '') || 0;
@@ -139,6 +176,19 @@ function isProtected(o: Owner): boolean {
   return (phase === 'Ready' || phase === 'Restoring') && o.container.publication?.state !== 'Published';
 }
 
+/** This node's archive paths, each with the records that may own it (archiveOf). */
+function archiveOwners(checkpoints: Iterable<Checkpoint>, checkpointDir: string): Map<string, Owner[]> {
+  const owners = new Map<string, Owner[]>();
+  for (const c of checkpoints)
+    for (const s of c.status?.containers ?? []) {
+      if (!s.archivePath) continue;
+      const archive = archiveOf(c, s.name, s.archivePath, checkpointDir);
+      if ('path' in archive)
+        owners.set(archive.path, [...(owners.get(archive.path) ?? []), { checkpoint: c, container: s }]);
+    }
+  return owners;
+}
+
 /**
  * @param deleted archive paths whose Checkpoint the agent saw deleted (retention); without that
  * record (after a restart) such an archive is an orphan and waits for orphanMaxAgeMs.
@@ -146,42 +196,48 @@ function isProtected(o: Owner): boolean {
 export function planGc(
   archives: readonly ArchiveFile[],
   checkpoints: Iterable<Checkpoint>,
+  checkpointDir: string,
   deleted: ReadonlySet<string>,
   now: number,
   policy: GcPolicy,
 ): GcPlan {
-  const owners = new Map<string, Owner>();
-  for (const c of checkpoints)
-    for (const s of c.status?.containers ?? [])
-      if (s.archivePath) owners.set(s.archivePath, { checkpoint: c, container: s });
+  const owners = archiveOwners(checkpoints, checkpointDir);
   const deletions: GcDeletion[] = [];
-  const remaining: { file: ArchiveFile; owner?: Owner }[] = [];
+  const remaining: { file: ArchiveFile; owners: Owner[] }[] = [];
   for (const file of archives) {
-    const owner = owners.get(file.path);
-    const key = owner ? keyOf(owner.checkpoint) : undefined;
-    if (owner?.checkpoint.status?.phase === 'Failed') {
-      deletions.push({ path: file.path, size: file.size, reason: 'checkpoint_failed', checkpoint: key! });
-    } else if (!owner && deleted.has(file.path)) {
+    const named = owners.get(file.path) ?? [];
+    // Several records may name one archive: it goes with its records only when every one failed.
+    if (named.length > 0 && named.every((o) => o.checkpoint.status?.phase === 'Failed')) {
+      deletions.push({
+        path: file.path,
+        size: file.size,
+        reason: 'checkpoint_failed',
+        checkpoint: keyOf(named[0]!.checkpoint),
+      });
+    } else if (named.length === 0 && deleted.has(file.path)) {
       deletions.push({ path: file.path, size: file.size, reason: 'checkpoint_deleted' });
-    } else if (!owner && now - file.mtimeMs > policy.orphanMaxAgeMs) {
+    } else if (named.length === 0 && now - file.mtimeMs > policy.orphanMaxAgeMs) {
       deletions.push({ path: file.path, size: file.size, reason: 'orphan' });
     } else {
-      remaining.push(owner ? { file, owner } : { file });
+      remaining.push({ file, owners: named });
     }
   }
   let bytes = remaining.reduce((n, r) => n + r.file.size, 0);
   if (policy.diskBudgetBytes > 0 && bytes > policy.diskBudgetBytes) {
+    // An archive no record names is here only while younger than orphanMaxAgeMs: it may be a
+    // checkpoint still being written (a Pending record gets its path when the kubelet call
+    // returns, and a multi-container pod waits for every container), so it gets the orphan's grace.
+    // Any record that protects an archive protects it.
     const candidates = remaining
-      .filter((r) => !r.owner || !isProtected(r.owner))
+      .filter((r) => r.owners.length > 0 && !r.owners.some(isProtected))
       .sort((a, b) => a.file.mtimeMs - b.file.mtimeMs);
     for (const r of candidates) {
       if (bytes <= policy.diskBudgetBytes) break;
-      const key = r.owner ? keyOf(r.owner.checkpoint) : undefined;
       deletions.push({
         path: r.file.path,
         size: r.file.size,
         reason: 'disk_budget',
-        ...(key ? { checkpoint: key } : {}),
+        checkpoint: keyOf(r.owners[0]!.checkpoint),
       });
       bytes -= r.file.size;
     }

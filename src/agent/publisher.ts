@@ -22,7 +22,8 @@ import {
 import { pushScope, RegistryClient, RegistryError, type Response } from './registry.js';
 import { TarScanner } from './tarScan.js';
 
-export type ArchiveProblem = 'ArchiveMissing' | 'ArchiveTruncated' | 'ArchiveChanged';
+/** ArchivePathRefused: the record names a file the kubelet did not write for it (plan.ts archiveOf); never read. */
+export type ArchiveProblem = 'ArchivePathRefused' | 'ArchiveMissing' | 'ArchiveTruncated' | 'ArchiveChanged';
 
 /** The archive itself cannot be published as it is; retrying the upload will not help. */
 export class ArchiveError extends Error {

@@ -10,7 +10,7 @@
 // BLOB_UPLOAD_INVALID, so an interrupted chunk means a new upload; PUT ?digest= verifies the
 // digest of what was received (DIGEST_INVALID otherwise) before linking the blob.
 import { Buffer } from 'node:buffer';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
@@ -54,9 +54,14 @@ export interface Credentials {
  * credential keyring matches them: an entry keyed by the host, with or without a scheme or path.
  */
 export function credentialsFor(dockerConfigJson: string, host: string): Credentials | undefined {
-  const doc = JSON.parse(dockerConfigJson) as {
-    auths?: Record<string, { auth?: string; username?: string; password?: string }>;
-  };
+  let doc: { auths?: Record<string, { auth?: string; username?: string; password?: string }> };
+  try {
+    doc = JSON.parse(dockerConfigJson) as typeof doc;
+  } catch {
+    // JSON.parse's message quotes the text around the error, which may be the password, and
+    // this message reaches the Checkpoint's status and events.
+    throw new Error('not a valid .dockerconfigjson document (JSON)');
+  }
   for (const [key, entry] of Object.entries(doc.auths ?? {})) {
     const keyHost = key.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '');
     if (keyHost !== host) continue;
@@ -69,6 +74,17 @@ export function credentialsFor(dockerConfigJson: string, host: string): Credenti
     }
   }
   return undefined;
+}
+
+/** The credentials for `host` in a mounted .dockerconfigjson file; undefined without the file. */
+export function credentialsFromFile(file: string, host: string): Credentials | undefined {
+  if (!existsSync(file)) return undefined;
+  const text = readFileSync(file, 'utf8');
+  try {
+    return credentialsFor(text, host);
+  } catch {
+    throw new Error(`registry credentials file ${file}: not a valid .dockerconfigjson document`);
+  }
 }
 
 export interface RegistryClientOptions {
@@ -93,6 +109,23 @@ interface Challenge {
 }
 
 const MAX_BODY = 4 << 20;
+
+/** Reads a response's body, up to MAX_BODY: what is beyond is dropped (the status and headers are what matter). */
+function collect(
+  res: http.IncomingMessage,
+  what: string,
+  resolve: (r: Response) => void,
+  reject: (e: Error) => void,
+): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  res.on('data', (d: Buffer) => {
+    size += d.length;
+    if (size <= MAX_BODY) chunks.push(d);
+  });
+  res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+  res.on('error', (e) => reject(new RegistryError('unreachable', what, e.message)));
+}
 
 export function parseChallenge(header: string | undefined): Challenge | undefined {
   if (!header) return undefined;
@@ -136,6 +169,16 @@ export class RegistryClient {
     return path.startsWith('https://') || path.startsWith('http://') ? path : `https://${this.host}${path}`;
   }
 
+  /**
+   * Whether a call goes to the configured registry. Upload URLs come from the registry's Location
+   * headers and the saved resume state, and may name another host: credentials go to the
+   * registry only (and to the token realm its own challenge names).
+   */
+  private toRegistry(path: string): boolean {
+    const u = new URL(this.url(path));
+    return u.protocol === 'https:' && u.host === new URL(`https://${this.host}`).host;
+  }
+
   private credentials(): Credentials | undefined {
     const c = this.opts.credentials;
     return typeof c === 'function' ? c() : c;
@@ -154,7 +197,7 @@ export class RegistryClient {
     signal?: AbortSignal,
   ): Promise<Response> {
     const first = await this.send(method, path, scope, headers, body, signal);
-    if (first.status !== 401 || (body && !Buffer.isBuffer(body))) return first;
+    if (first.status !== 401 || (body && !Buffer.isBuffer(body)) || !this.toRegistry(path)) return first;
     if (!(await this.authenticate(parseChallenge(first.headers['www-authenticate']), scope, signal))) return first;
     return this.send(method, path, scope, headers, body, signal);
   }
@@ -167,7 +210,7 @@ export class RegistryClient {
     body: Buffer | Readable | undefined,
     signal?: AbortSignal,
   ): Promise<Response> {
-    const auth = this.authorization.get(scope);
+    const auth = this.toRegistry(path) ? this.authorization.get(scope) : undefined;
     const h: Record<string, string> = {
       'User-Agent': 'hiatus-agent',
       ...headers,
@@ -181,18 +224,7 @@ export class RegistryClient {
       const req = https.request(
         this.url(path),
         { method, headers: h, agent: this.agent, ...(signal ? { signal } : {}) },
-        (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (d: Buffer) => {
-            size += d.length;
-            if (size <= MAX_BODY) chunks.push(d);
-          });
-          res.on('end', () =>
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
-          );
-          res.on('error', (e) => reject(new RegistryError('unreachable', what, e.message)));
-        },
+        (res) => collect(res, what, resolve, reject),
       );
       req.setTimeout(this.timeoutMs, () => req.destroy(new Error(`no progress for ${this.timeoutMs} ms`)));
       req.on('error', (e: NodeJS.ErrnoException) => {
@@ -224,6 +256,7 @@ export class RegistryClient {
     const u = new URL(realm);
     if (challenge.params.service) u.searchParams.set('service', challenge.params.service);
     u.searchParams.set('scope', challenge.params.scope ?? scope);
+    const what = `GET ${u.origin}${u.pathname}`;
     const res = await new Promise<Response>((resolve, reject) => {
       const req = https.request(
         u,
@@ -233,18 +266,20 @@ export class RegistryClient {
           headers: basic ? { Authorization: basic } : {},
           ...(signal ? { signal } : {}),
         },
-        (r) => {
-          const chunks: Buffer[] = [];
-          r.on('data', (d: Buffer) => chunks.push(d));
-          r.on('end', () => resolve({ status: r.statusCode ?? 0, headers: r.headers, body: Buffer.concat(chunks) }));
-        },
+        (r) => collect(r, what, resolve, reject),
       );
       req.setTimeout(this.timeoutMs, () => req.destroy(new Error('token request timed out')));
-      req.on('error', (e) => reject(new RegistryError('unreachable', `GET ${u.origin}${u.pathname}`, e.message)));
+      req.on('error', (e) => reject(new RegistryError('unreachable', what, e.message)));
       req.end();
     });
     if (res.status !== 200) return false;
-    const token = JSON.parse(res.body.toString('utf8')) as { token?: string; access_token?: string };
+    let token: { token?: string; access_token?: string };
+    try {
+      token = JSON.parse(res.body.toString('utf8')) as typeof token;
+    } catch {
+      // Not JSON.parse's message: it would quote the body, the token.
+      throw new RegistryError('bad_response', what, 'the token response is not JSON');
+    }
     const t = token.token ?? token.access_token;
     if (!t) return false;
     this.authorization.set(scope, `Bearer ${t}`);

@@ -5,6 +5,7 @@
 // "checkpoint_restore" (pkg/config/config.go CheckpointRestoreConfig; only checkpoint_restore
 // restores, RestoreContainerEnabled), or, before that table existed, [crio.runtime]
 // enable_criu_support = true | false. The verdict becomes a Node label that filter reads.
+import { existsSync } from 'node:fs';
 import http from 'node:http';
 
 export { LABEL_RUNTIME_RESTORE } from '../api/keys.js';
@@ -60,6 +61,18 @@ export function crioRestoreVerdict(toml: string): RestoreVerdict | undefined {
     return criu ? { value: 'enabled', setting } : { value: 'criu_disabled', setting };
   }
   return undefined;
+}
+
+/**
+ * What the agent found on its node: CRI-O answering (its verdict; undefined when its configuration
+ * names neither setting), or no CRI-O socket. Failing to ask (a timeout, an error answer) throws.
+ */
+export type RuntimeReading = { runtime: 'crio'; verdict: RestoreVerdict | undefined } | { runtime: 'absent' };
+
+/** Reads CRI-O's restore setting from its socket. */
+export async function readCrio(socketPath: string): Promise<RuntimeReading> {
+  if (!existsSync(socketPath)) return { runtime: 'absent' };
+  return { runtime: 'crio', verdict: crioRestoreVerdict(await fetchCrioConfig(socketPath)) };
 }
 
 /** GET /config over CRI-O's socket (default /var/run/crio/crio.sock), as crio status config does. */

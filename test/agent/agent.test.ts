@@ -10,6 +10,7 @@ import path from 'node:path';
 import { NodeAgent, type AgentDeps } from '../../src/agent/agent.js';
 import { AgentMetrics } from '../../src/agent/metrics.js';
 import { Publisher } from '../../src/agent/publisher.js';
+import type { RuntimeReading } from '../../src/agent/runtimeConfig.js';
 import { credentialsFor, RegistryClient } from '../../src/agent/registry.js';
 import { MemoryCheckpointStore } from '../../testing/memoryStore.js';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
@@ -117,7 +118,7 @@ async function readyCheckpoint(
   return { c, file, sha };
 }
 
-const live = (r: Rig, name: string) => r.store.objects.get(`ml/${name}`)!;
+const live = (r: Rig, name: string, namespace = 'ml') => r.store.objects.get(`${namespace}/${name}`)!;
 
 describe('the node agent', () => {
   it('publishes a Ready checkpoint and records the digest-pinned reference, sizes and state', async () => {
@@ -216,25 +217,114 @@ describe('the node agent', () => {
     r2.close();
   }, 60_000);
 
-  it('labels the node from the runtime setting, and removes the label when it cannot tell', async () => {
+  it("neither publishes nor deletes an archive the record's own pod and container did not write", async () => {
+    const r = await rig();
+    // trainer-g's archive in ml, its record not written yet; a record of namespace other names it.
+    const theirs = path.join(r.dir, 'checkpoint-trainer-g_ml-main-2026-05-22T14:31:35Z.tar');
+    const outside = path.join(r.dir, '..', 'checkpoint-thief_other-main-2026-05-22T14:31:35Z.tar');
+    for (const file of [theirs, outside])
+      await writeCheckpointArchive(file, {
+        namespace: 'ml',
+        pod: 'trainer-g',
+        podUid: 'pu-g',
+        container: 'main',
+        containerId: 'e'.repeat(64),
+        checkpointedAt: new Date(),
+        pagesBytes: MiB,
+      });
+    const forged = (name: string, archivePath: string): Checkpoint => ({
+      apiVersion: 'hiatus.dev/v1alpha1',
+      kind: 'Checkpoint',
+      metadata: { name, namespace: 'other' },
+      spec: {
+        reason: 'Preemption',
+        source: {
+          pod: { namespace: 'other', name: 'thief', uid: 'pu-t' },
+          nodeName: 'node-a',
+          priority: 0,
+          memoryBytes: 0,
+        },
+        containers: ['main'],
+        restoreConstraints: { node: 'node-a', arch: 'amd64', cpuFeatures: [], runtime: 'cri-o://1.31.2' },
+      },
+      status: { phase: 'Ready', completionTime: new Date().toISOString(), containers: [{ name: 'main', archivePath }] },
+    });
+    const thief = await r.store.create(forged('thief', theirs));
+    await r.store.create(forged('thief-outside', outside));
+    await r.agent.kick();
+    for (const name of ['thief', 'thief-outside']) {
+      const s = live(r, name, 'other').status!.containers![0]!;
+      expect(s.image).toBeUndefined();
+      expect(s.publication).toMatchObject({ state: 'Failed', reason: 'ArchivePathRefused' });
+    }
+    expect(live(r, 'thief', 'other').status!.containers![0]!.publication!.message).toMatch(
+      /checkpoint-trainer-g_ml-main-.*\.tar is not the kubelet's name for container main of this pod/,
+    );
+    expect(r.events.sort()).toEqual(['thief Warning ArchivePathRefused', 'thief-outside Warning ArchivePathRefused']);
+    // Failed, then deleted: trainer-g's archive is not its to take along.
+    const failed = live(r, 'thief', 'other');
+    await r.store.replace({ ...failed, status: { ...failed.status!, phase: 'Failed' } });
+    await r.agent.kick();
+    await r.store.delete('other', 'thief');
+    r.agent.checkpointDeleted(thief);
+    await r.agent.kick();
+    expect(existsSync(theirs)).toBe(true);
+    expect((await r.metrics.deletions.get()).values).toEqual([]);
+    expect((await r.metrics.publishedBytes.get()).values[0]?.value ?? 0).toBe(0);
+    r.close();
+  }, 60_000);
+
+  it('labels the node from the runtime setting, and removes the label when CRI-O names none', async () => {
     const labels: (string | undefined)[] = [];
-    let verdict: { value: 'enabled' | 'checkpoint_only'; setting: string } | undefined = {
-      value: 'checkpoint_only',
-      setting: 'x',
-    };
+    let reading: RuntimeReading = { runtime: 'crio', verdict: { value: 'checkpoint_only', setting: 'x' } };
     const r = await rig(registry.host, {
-      readRuntime: async () => verdict,
+      readRuntime: async () => reading,
       labelNode: async (v) => {
         labels.push(v);
       },
     });
     await r.agent.labelRuntime();
     await r.agent.labelRuntime();
-    verdict = { value: 'enabled', setting: 'y' };
+    reading = { runtime: 'crio', verdict: { value: 'enabled', setting: 'y' } };
     await r.agent.labelRuntime();
-    verdict = undefined;
+    reading = { runtime: 'crio', verdict: undefined };
     await r.agent.labelRuntime();
     expect(labels).toEqual(['checkpoint_only', 'enabled', undefined]);
     r.close();
+  });
+
+  it('keeps the label while CRI-O cannot be read (restarting), and removes it on a node without CRI-O', async () => {
+    const labels: (string | undefined)[] = [];
+    let reading: () => Promise<RuntimeReading> = async () => ({
+      runtime: 'crio',
+      verdict: { value: 'checkpoint_only', setting: 'x' },
+    });
+    const r = await rig(registry.host, {
+      readRuntime: () => reading(),
+      labelNode: async (v) => {
+        labels.push(v);
+      },
+    });
+    await r.agent.labelRuntime();
+    reading = () => Promise.reject(new Error('CRI-O /var/run/crio/crio.sock /config: no answer in 5000 ms'));
+    await r.agent.labelRuntime();
+    reading = async () => ({ runtime: 'absent' });
+    await r.agent.labelRuntime();
+    expect(labels).toEqual(['checkpoint_only']);
+    expect((await r.metrics.errors.get()).values).toEqual([
+      expect.objectContaining({ labels: { kind: 'runtime_config' }, value: 2 }),
+    ]);
+    // An agent that never reached CRI-O runs on a node without it: a label left there goes.
+    const none = await rig(registry.host, {
+      readRuntime: async () => ({ runtime: 'absent' }),
+      labelNode: async (v) => {
+        labels.push(v);
+      },
+    });
+    await none.agent.labelRuntime();
+    await none.agent.labelRuntime();
+    expect(labels).toEqual(['checkpoint_only', undefined]);
+    r.close();
+    none.close();
   });
 });

@@ -46,6 +46,18 @@ function ckpt(
   };
 }
 
+const DIR = '/d';
+/** A time for each tag, in RFC3339 as the kubelet names archives, one second apart in order of first use. */
+const stamps = new Map<string, string>();
+function stamp(tag: string): string {
+  if (/^\d{4}-\d{2}-\d{2}T/.test(tag)) return tag;
+  if (!stamps.has(tag))
+    stamps.set(tag, new Date(Date.UTC(2026, 4, 22, 14, 0, stamps.size)).toISOString().replace('.000Z', 'Z'));
+  return stamps.get(tag)!;
+}
+/** An archive the kubelet writes for ckpt()'s pod p in ml: checkpoint-<pod>_<namespace>-<container>-<RFC3339>.tar. */
+const at = (tag: string, container = 'a', pod = 'p_ml') => `${DIR}/checkpoint-${pod}-${container}-${stamp(tag)}.tar`;
+
 const file = (p: string, size: number, ageMs: number, now: number): ArchiveFile => ({
   path: p,
   size,
@@ -72,6 +84,28 @@ async function sampleArchive(pagesBytes = 8192): Promise<Buffer> {
 }
 
 describe('TarScanner', () => {
+  /** The header with another type flag and its checksum made good again. */
+  function retype(header: Buffer, type: string): Buffer {
+    header.write(type, 156, 'latin1');
+    header.fill(0x20, 148, 156);
+    let sum = 0;
+    for (const x of header) sum += x;
+    header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'latin1');
+    return header;
+  }
+  const pad = (n: number) => Buffer.alloc((512 - (n % 512)) % 512);
+  /** A PAX record as Go's writer formats it: the length counts the whole record, itself included. */
+  function paxRecord(key: string, value: string): string {
+    const rest = ` ${key}=${value}\n`;
+    let n = rest.length + 1;
+    while (String(n).length + rest.length !== n) n++;
+    return `${n}${rest}`;
+  }
+  const paxHeader = (records: string) => {
+    const body = Buffer.from(records);
+    return Buffer.concat([retype(tarHeader('PaxHeaders.0/x', body.length, 0), 'x'), body, pad(body.length)]);
+  };
+
   it('accepts a whole archive fed in odd pieces and keeps config.dump and spec.dump', async () => {
     const b = await sampleArchive(100_000);
     const s = new TarScanner(new Set(['config.dump', 'spec.dump']));
@@ -111,13 +145,7 @@ describe('TarScanner', () => {
   it('reads GNU long names', () => {
     const long = `checkpoint/${'x'.repeat(120)}.img`;
     const body = Buffer.from(`${long}\0`);
-    const hdrL = tarHeader('././@LongLink', body.length, 0);
-    hdrL.write('L', 156, 'latin1');
-    hdrL.fill(0x20, 148, 156);
-    let sum = 0;
-    for (const x of hdrL) sum += x;
-    hdrL.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'latin1');
-    const pad = (n: number) => Buffer.alloc((512 - (n % 512)) % 512);
+    const hdrL = retype(tarHeader('././@LongLink', body.length, 0), 'L');
     const content = Buffer.from('{}');
     const tar = Buffer.concat([
       hdrL,
@@ -131,6 +159,60 @@ describe('TarScanner', () => {
     const s = new TarScanner(new Set([long]));
     s.update(tar);
     expect(s.result().files.get(long)?.toString()).toBe('{}');
+  });
+
+  it('takes an entry’s size from its PAX record, as Go writes an entry of 8 GiB or more', () => {
+    const big = 9 * 2 ** 30; // a multiple of 512: no padding
+    const spec = Buffer.from(JSON.stringify({ annotations: { a: 'b' } }));
+    const s = new TarScanner(new Set(['spec.dump', 'checkpoint/pages-1.img']));
+    // Go's writer: the PAX header, then a ustar header whose size field says 0 (writer.go templateV7Plus).
+    s.update(paxHeader(paxRecord('size', String(big)) + paxRecord('path', 'checkpoint/pages-1.img')));
+    s.update(tarHeader('pages-1.img', 0, 0));
+    const chunk = Buffer.alloc(8 << 20, 0xab);
+    for (let left = big; left > 0; left -= chunk.length) s.update(chunk.subarray(0, Math.min(left, chunk.length)));
+    // A small file whose size only the PAX record gives, kept whole.
+    s.update(paxHeader(paxRecord('size', String(spec.length))));
+    s.update(Buffer.concat([tarHeader('spec.dump', 0, 0), spec, pad(spec.length), Buffer.alloc(1024)]));
+    const r = s.result();
+    expect(r).toMatchObject({ complete: true, entries: 2 });
+    expect(r.files.get('spec.dump')?.toString()).toBe(spec.toString());
+    expect(r.files.has('checkpoint/pages-1.img')).toBe(false);
+  });
+
+  it('reads GNU base-256 sizes and refuses a negative one', () => {
+    const body = Buffer.alloc(1000, 0xab);
+    const header = (first: number, size: number) => {
+      const h = tarHeader('pages-1.img', 0, 0);
+      h.fill(0, 124, 136);
+      h[124] = first;
+      h.writeUIntBE(size, 130, 6);
+      return retype(h, '0');
+    };
+    const scan = (h: Buffer) => {
+      const s = new TarScanner(new Set());
+      s.update(Buffer.concat([h, body, pad(body.length), Buffer.alloc(1024)]));
+      return s.result();
+    };
+    expect(scan(header(0x80, body.length))).toMatchObject({ complete: true, entries: 1 });
+    expect(scan(header(0xff, body.length))).toMatchObject({ complete: false, problem: 'unreadable size in entry 1' });
+  });
+
+  it('refuses a PAX header over 1 MiB and a malformed PAX record, as Go’s reader does', () => {
+    const scan = (records: string) => {
+      const s = new TarScanner(new Set());
+      s.update(Buffer.concat([paxHeader(records), tarHeader('a', 0, 0), Buffer.alloc(1024)]));
+      return s.result();
+    };
+    const huge = paxRecord('comment', 'x'.repeat(1 << 20));
+    expect(scan(huge)).toMatchObject({
+      complete: false,
+      problem: `a PAX header of ${huge.length} bytes at entry 1: over the 1 MiB limit of Go's archive/tar (maxSpecialFileSize)`,
+    });
+    expect(scan('12 path=a\n')).toMatchObject({
+      complete: false,
+      problem: 'a malformed PAX record at byte 0 at entry 1',
+    });
+    expect(scan(paxRecord('path', 'a'))).toMatchObject({ complete: true, entries: 1 });
   });
 });
 
@@ -206,27 +288,52 @@ describe('which archives are published', () => {
   it('Ready and Restoring checkpoints of this node, containers not yet Published or Failed', () => {
     const all = [
       ckpt('ready', 'Ready', [
-        { name: 'a', archivePath: '/a' },
-        { name: 'b', archivePath: '/b', publication: { state: 'Published' }, image: 'r/x@sha256:1' },
+        { name: 'a', archivePath: at('a') },
+        { name: 'b', archivePath: at('b'), publication: { state: 'Published' }, image: 'r/x@sha256:1' },
       ]),
-      ckpt('restoring', 'Restoring', [{ name: 'a', archivePath: '/c', publication: { state: 'Uploading' } }]),
+      ckpt('restoring', 'Restoring', [{ name: 'a', archivePath: at('c'), publication: { state: 'Uploading' } }]),
       ckpt('failed-pub', 'Ready', [
-        { name: 'a', archivePath: '/d', publication: { state: 'Failed', reason: 'ArchiveMissing' } },
+        { name: 'a', archivePath: at('d'), publication: { state: 'Failed', reason: 'ArchiveMissing' } },
       ]),
-      ckpt('pending', 'Pending', [{ name: 'a', archivePath: '/e' }]),
-      ckpt('failed', 'Failed', [{ name: 'a', archivePath: '/f' }]),
-      ckpt('elsewhere', 'Ready', [{ name: 'a', archivePath: '/g' }], 'node-b'),
+      ckpt('pending', 'Pending', [{ name: 'a', archivePath: at('e') }]),
+      ckpt('failed', 'Failed', [{ name: 'a', archivePath: at('f') }]),
+      ckpt('elsewhere', 'Ready', [{ name: 'a', archivePath: at('g') }], 'node-b'),
     ];
-    expect(publicationWork(all, 'node-a').map((w) => `${w.checkpoint.metadata.name}/${w.container}`)).toEqual([
+    expect(publicationWork(all, 'node-a', DIR).map((w) => `${w.checkpoint.metadata.name}/${w.container}`)).toEqual([
       'ready/a',
       'restoring/a',
     ]);
   });
 
+  it("refuses an archive path outside the checkpoint directory or not the kubelet's name for the record's pod and container", () => {
+    const refused = (archivePath: string, container = 'a') =>
+      publicationWork([ckpt('c', 'Ready', [{ name: container, archivePath }])], 'node-a', DIR)[0]!.refused;
+    expect(refused(at('2026-05-22T14:31:35Z'))).toBeUndefined();
+    expect(refused('/d/../d/./' + at('t').slice(3))).toBeUndefined();
+    // Another namespace's archive (pod p in ns other), another container's, another pod's.
+    expect(refused(at('t', 'a', 'p_other'))).toMatch(/is not the kubelet's name for container a of this pod/);
+    expect(refused(at('t', 'b'))).toMatch(/not the kubelet's name/);
+    // Container a-b's archive begins as container a's would: the time after the name tells them apart.
+    expect(refused(at('t', 'a-b'))).toMatch(/not the kubelet's name for container a of this pod/);
+    expect(refused(at('t', 'a', 'q_ml'))).toMatch(/not the kubelet's name/);
+    // Outside the directory: a mounted secret, a subdirectory, a relative path, a way up.
+    expect(refused('/etc/hiatus/registry/.dockerconfigjson')).toMatch(/not in the checkpoint directory \/d/);
+    expect(refused(`${DIR}/sub/checkpoint-p_ml-a-t.tar`)).toMatch(/not in the checkpoint directory/);
+    expect(refused('d/checkpoint-p_ml-a-t.tar')).toMatch(/not in the checkpoint directory/);
+    expect(refused(`${DIR}/../etc/checkpoint-p_ml-a-t.tar`)).toMatch(/not in the checkpoint directory/);
+    expect(refused(`${DIR}/checkpoint-p_ml-a-t.tar.gz`)).toMatch(/not the kubelet's name/);
+    const w = publicationWork(
+      [ckpt('c', 'Ready', [{ name: 'a', archivePath: '/d/./' + at('t').slice(3) }])],
+      'node-a',
+      `${DIR}/`,
+    );
+    expect(w[0]).toMatchObject({ archivePath: at('t') });
+  });
+
   it('records an image only with Published, and summarises the checkpoint', () => {
     const c = ckpt('c', 'Ready', [
-      { name: 'a', archivePath: '/a' },
-      { name: 'b', archivePath: '/b' },
+      { name: 'a', archivePath: at('a') },
+      { name: 'b', archivePath: at('b') },
     ]);
     const up = withPublication(c, 'a', { publication: { state: 'Uploading' }, image: 'r/x@sha256:1' }, 'T');
     expect(up.status!.containers![0]!.image).toBeUndefined();
@@ -249,7 +356,7 @@ describe('which archives are published', () => {
     expect(failed.status!.containers![1]!.image).toBeUndefined();
     expect(failed.status!.publication).toMatchObject({ state: 'Failed', message: 'b: gone' });
     expect(c.status!.containers![0]!.publication).toBeUndefined();
-    expect(summaryState([{ name: 'a', archivePath: '/a' }])).toBeUndefined();
+    expect(summaryState([{ name: 'a', archivePath: at('a') }])).toBeUndefined();
   });
 });
 
@@ -259,22 +366,23 @@ describe('which archives are deleted', () => {
 
   it('deletes those of Failed checkpoints, of deleted records, and old orphans; keeps young orphans', () => {
     const files = [
-      file('/d/failed.tar', 10, 5 * H, now),
-      file('/d/deleted.tar', 10, 0, now),
-      file('/d/old.tar', 10, 2 * H, now),
-      file('/d/young.tar', 10, H / 2, now),
+      file(at('failed'), 10, 5 * H, now),
+      file(at('deleted'), 10, 0, now),
+      file(at('old'), 10, 2 * H, now),
+      file(at('young'), 10, H / 2, now),
     ];
     const plan = planGc(
       files,
-      [ckpt('f', 'Failed', [{ name: 'a', archivePath: '/d/failed.tar' }])],
-      new Set(['/d/deleted.tar']),
+      [ckpt('f', 'Failed', [{ name: 'a', archivePath: at('failed') }])],
+      DIR,
+      new Set([at('deleted')]),
       now,
       policy,
     );
     expect(plan.deletions.map((d) => [d.path, d.reason])).toEqual([
-      ['/d/failed.tar', 'checkpoint_failed'],
-      ['/d/deleted.tar', 'checkpoint_deleted'],
-      ['/d/old.tar', 'orphan'],
+      [at('failed'), 'checkpoint_failed'],
+      [at('deleted'), 'checkpoint_deleted'],
+      [at('old'), 'orphan'],
     ]);
     expect(plan.bytesAfter).toBe(10);
   });
@@ -282,33 +390,71 @@ describe('which archives are deleted', () => {
   it('beyond the disk budget deletes the oldest deletable, never Pending or unpublished Ready/Restoring ones', () => {
     const published = { state: 'Published' as const };
     const files = [
-      file('/d/pending.tar', 100, 9 * H, now),
-      file('/d/ready-unpub.tar', 100, 8 * H, now),
-      file('/d/restoring-unpub.tar', 100, 7 * H, now),
-      file('/d/ready-pub.tar', 100, 6 * H, now),
-      file('/d/restored.tar', 100, 5 * H, now),
-      file('/d/ready-pub-new.tar', 100, 4 * H, now),
+      file(at('pending'), 100, 9 * H, now),
+      file(at('ready-unpub'), 100, 8 * H, now),
+      file(at('restoring-unpub'), 100, 7 * H, now),
+      file(at('ready-pub'), 100, 6 * H, now),
+      file(at('restored'), 100, 5 * H, now),
+      file(at('ready-pub-new'), 100, 4 * H, now),
     ];
     const cps = [
-      ckpt('p', 'Pending', [{ name: 'a', archivePath: '/d/pending.tar' }]),
-      ckpt('r', 'Ready', [{ name: 'a', archivePath: '/d/ready-unpub.tar', publication: { state: 'Uploading' } }]),
-      ckpt('s', 'Restoring', [{ name: 'a', archivePath: '/d/restoring-unpub.tar' }]),
-      ckpt('q', 'Ready', [{ name: 'a', archivePath: '/d/ready-pub.tar', publication: published }]),
-      ckpt('t', 'Restored', [{ name: 'a', archivePath: '/d/restored.tar' }]),
-      ckpt('u', 'Ready', [{ name: 'a', archivePath: '/d/ready-pub-new.tar', publication: published }]),
+      ckpt('p', 'Pending', [{ name: 'a', archivePath: at('pending') }]),
+      ckpt('r', 'Ready', [{ name: 'a', archivePath: at('ready-unpub'), publication: { state: 'Uploading' } }]),
+      ckpt('s', 'Restoring', [{ name: 'a', archivePath: at('restoring-unpub') }]),
+      ckpt('q', 'Ready', [{ name: 'a', archivePath: at('ready-pub'), publication: published }]),
+      ckpt('t', 'Restored', [{ name: 'a', archivePath: at('restored') }]),
+      ckpt('u', 'Ready', [{ name: 'a', archivePath: at('ready-pub-new'), publication: published }]),
     ];
-    const plan = planGc(files, cps, new Set(), now, { orphanMaxAgeMs: H, diskBudgetBytes: 350 });
+    const plan = planGc(files, cps, DIR, new Set(), now, { orphanMaxAgeMs: H, diskBudgetBytes: 350 });
     expect(plan.deletions.map((d) => [d.path, d.reason, d.checkpoint])).toEqual([
-      ['/d/ready-pub.tar', 'disk_budget', 'ml/q'],
-      ['/d/restored.tar', 'disk_budget', 'ml/t'],
-      ['/d/ready-pub-new.tar', 'disk_budget', 'ml/u'],
+      [at('ready-pub'), 'disk_budget', 'ml/q'],
+      [at('restored'), 'disk_budget', 'ml/t'],
+      [at('ready-pub-new'), 'disk_budget', 'ml/u'],
     ]);
     expect(plan).toMatchObject({ bytesAfter: 300, overBudget: false });
-    const tight = planGc(files, cps, new Set(), now, { orphanMaxAgeMs: H, diskBudgetBytes: 100 });
+    const tight = planGc(files, cps, DIR, new Set(), now, { orphanMaxAgeMs: H, diskBudgetBytes: 100 });
     expect(tight.deletions.map((d) => d.path)).not.toEqual(
-      expect.arrayContaining(['/d/pending.tar', '/d/ready-unpub.tar', '/d/restoring-unpub.tar']),
+      expect.arrayContaining([at('pending'), at('ready-unpub'), at('restoring-unpub')]),
     );
     expect(tight).toMatchObject({ bytesAfter: 300, overBudget: true });
+  });
+
+  it('keeps an archive while any record naming it needs it, and ignores records naming archives not theirs', () => {
+    const files = [file(at('shared'), 10, 5 * H, now), file(at('t', 'a', 'q_other'), 10, H / 2, now)];
+    const cps = [
+      ckpt('ready', 'Ready', [{ name: 'a', archivePath: at('shared') }]),
+      ckpt('failed', 'Failed', [{ name: 'a', archivePath: at('shared') }]),
+      // Failed records of ml/p naming another namespace's archive, and a file outside the directory.
+      ckpt('forged', 'Failed', [
+        { name: 'a', archivePath: at('t', 'a', 'q_other') },
+        { name: 'b', archivePath: '/etc/hiatus/registry/.dockerconfigjson' },
+      ]),
+    ];
+    const plan = planGc(files, cps, DIR, new Set(), now, policy);
+    expect(plan.deletions).toEqual([]);
+    // Over the budget, the Ready record (no image yet) protects the archive the Failed one names.
+    expect(planGc(files, cps, DIR, new Set(), now, { orphanMaxAgeMs: H, diskBudgetBytes: 1 }).deletions).toEqual([]);
+    // Once every record naming it failed, it goes.
+    const allFailed = [ckpt('ready', 'Failed', [{ name: 'a', archivePath: at('shared') }]), cps[1]!];
+    expect(planGc(files, allFailed, DIR, new Set(), now, policy).deletions).toEqual([
+      { path: at('shared'), size: 10, reason: 'checkpoint_failed', checkpoint: 'ml/ready' },
+    ]);
+  });
+
+  it('never deletes a young archive no record names for the budget: it may be a checkpoint being written', () => {
+    const GiB = 2 ** 30;
+    const unpublished = { state: 'Uploading' as const };
+    const files = [
+      file(at('ready-1'), 9 * GiB, 3 * H, now),
+      file(at('ready-2'), 9 * GiB, 2 * H, now),
+      file(at('being-written'), 4 * GiB, 60_000, now),
+    ];
+    const cps = [
+      ckpt('r1', 'Ready', [{ name: 'a', archivePath: at('ready-1'), publication: unpublished }]),
+      ckpt('r2', 'Ready', [{ name: 'a', archivePath: at('ready-2'), publication: unpublished }]),
+    ];
+    const plan = planGc(files, cps, DIR, new Set(), now, { orphanMaxAgeMs: H, diskBudgetBytes: 20 * GiB });
+    expect(plan).toEqual({ deletions: [], bytesAfter: 22 * GiB, overBudget: true });
   });
 });
 

@@ -4,7 +4,11 @@
 // less.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { promises as fsp } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
@@ -12,10 +16,11 @@ import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { ANNOTATION_CRIO_CHECKPOINT_NAME, imageAnnotations, repositoryFor, tagFor } from '../../src/agent/image.js';
 import { ArchiveError, Publisher, PublishStopped, type PublishRequest } from '../../src/agent/publisher.js';
-import { credentialsFor, RegistryClient, RegistryError } from '../../src/agent/registry.js';
+import { credentialsFor, credentialsFromFile, RegistryClient, RegistryError } from '../../src/agent/registry.js';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { silentLogger } from '../../src/log.js';
 import { writeCheckpointArchive } from '../../testing/kubelet/archive.js';
+import { generateSelfSignedCert } from '../../testing/kubelet/certs.js';
 import { FaultProxy, TestRegistry } from '../helpers/registry.js';
 
 const run = promisify(execFile);
@@ -299,4 +304,101 @@ describe('faults', () => {
       registry.inspectRaw(`${registry.host}/hiatus/ml:${tagFor('trainer-0-jjjj', 'main')}`),
     ).rejects.toThrow();
   }, 60_000);
+});
+
+describe('registry credentials', () => {
+  let tls: { cert: string; key: string; certFile: string };
+  beforeAll(async () => {
+    tls = await generateSelfSignedCert(['127.0.0.1'], await fsp.mkdtemp(path.join(dir, 'tls-')));
+  });
+  /** An HTTPS server on loopback (another port: another host) answering with `answer`, recording what it was sent. */
+  async function server(answer: (req: http.IncomingMessage, res: http.ServerResponse) => void) {
+    const seen: { method: string; path: string; authorization?: string }[] = [];
+    const s = https.createServer({ cert: tls.cert, key: tls.key }, (req, res) => {
+      seen.push({
+        method: req.method!,
+        path: req.url!,
+        ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+      });
+      req.resume();
+      req.on('end', () => answer(req, res));
+    });
+    s.listen(0, '127.0.0.1');
+    await once(s, 'listening');
+    const host = `127.0.0.1:${(s.address() as AddressInfo).port}`;
+    return { host, seen, close: () => new Promise((r) => s.close(r)) };
+  }
+  const basic = `Basic ${Buffer.from('hiatus:s3cret-push').toString('base64')}`;
+
+  it('go to the registry host only: not to an upload Location on another host, nor for its challenge', async () => {
+    const elsewhere = await server((_req, res) => {
+      res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="elsewhere"' }).end();
+    });
+    const reg = await server((req, res) => {
+      if (req.headers.authorization !== basic) res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="r"' }).end();
+      else res.writeHead(202, { Location: `https://${elsewhere.host}/v2/ml/blobs/uploads/u1` }).end();
+    });
+    const client = new RegistryClient({
+      host: reg.host,
+      caFile: tls.certFile,
+      credentials: { username: 'hiatus', password: 's3cret-push' },
+    });
+    clients.push(client);
+    const scope = 'repository:hiatus/ml:pull,push';
+    const start = await client.request('POST', '/v2/hiatus/ml/blobs/uploads/', scope);
+    expect(start.status).toBe(202);
+    expect(reg.seen.map((s) => s.authorization)).toEqual([undefined, basic]);
+    const patch = await client.request('PATCH', start.headers.location!, scope, {}, Buffer.from('x'));
+    expect(patch.status).toBe(401);
+    expect(elsewhere.seen).toEqual([{ method: 'PATCH', path: '/v2/ml/blobs/uploads/u1' }]);
+    await Promise.all([reg.close(), elsewhere.close()]);
+  });
+
+  it("a Bearer token comes from the realm the registry's own challenge names", async () => {
+    const realm = await server((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ token: 'tok' }));
+    });
+    const reg = await server((req, res) => {
+      if (req.headers.authorization === 'Bearer tok') res.writeHead(200).end();
+      else
+        res
+          .writeHead(401, {
+            'WWW-Authenticate': `Bearer realm="https://${realm.host}/token",service="reg",scope="repository:hiatus/ml:pull,push"`,
+          })
+          .end();
+    });
+    const client = new RegistryClient({
+      host: reg.host,
+      caFile: tls.certFile,
+      credentials: { username: 'hiatus', password: 's3cret-push' },
+    });
+    clients.push(client);
+    const res = await client.request('HEAD', '/v2/hiatus/ml/blobs/sha256:0', 'repository:hiatus/ml:pull,push');
+    expect(res.status).toBe(200);
+    expect(realm.seen).toEqual([
+      {
+        method: 'GET',
+        path: `/token?service=reg&scope=${encodeURIComponent('repository:hiatus/ml:pull,push')}`,
+        authorization: basic,
+      },
+    ]);
+    expect(reg.seen.map((s) => s.authorization)).toEqual([undefined, 'Bearer tok']);
+    await Promise.all([reg.close(), realm.close()]);
+  });
+
+  it('a malformed credentials file is named, never quoted', async () => {
+    const file = path.join(dir, 'bad.dockerconfigjson');
+    await fsp.writeFile(file, '{"auths": {"reg": {"username": "hiatus", "password": "hunter2-secret" ');
+    expect(() => credentialsFromFile(file, 'reg')).toThrow(
+      `registry credentials file ${file}: not a valid .dockerconfigjson document`,
+    );
+    let message = '';
+    try {
+      credentialsFor('{"auths": {"reg": {"password": "hunter2-secret" x', 'reg');
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toBe('not a valid .dockerconfigjson document (JSON)');
+    expect(credentialsFromFile(path.join(dir, 'absent'), 'reg')).toBeUndefined();
+  });
 });

@@ -114,7 +114,14 @@ export function record(name: string, source: V1Pod, o: RecordOptions): Checkpoin
       phase: 'Ready',
       startTime: done,
       completionTime: done,
-      containers: [{ name: 'main', archivePath: `/var/lib/kubelet/checkpoints/checkpoint-${name}.tar`, ...published }],
+      containers: [
+        {
+          name: 'main',
+          // The kubelet's name (pkg/kubelet/kubelet.go CheckpointContainer): the node agent accepts no other.
+          archivePath: `/var/lib/kubelet/checkpoints/checkpoint-${source.metadata!.name!}_${NAMESPACE}-main-${done.replace(/\.\d+Z$/, 'Z')}.tar`,
+          ...published,
+        },
+      ],
     },
   };
 }
