@@ -17,11 +17,18 @@ export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, io: I
     await runCommand(inv, new Cluster(connect(inv, env, home)), io);
     return 0;
   } catch (e) {
-    if (e instanceof CliError || e instanceof UsageError) {
-      io.err(`error: ${e.message}`);
-      return 1;
-    }
-    io.err(`error: ${(e as Error | undefined)?.stack ?? String(e)}`);
+    io.err(failureLine(e, env.HIATUS_DEBUG === '1'));
     return 1;
   }
+}
+
+/**
+ * The one line a failure prints. An unexpected error is a bug in the plugin: its message, and its
+ * stack only when asked for (HIATUS_DEBUG=1), so that a script reading stderr still gets one line.
+ */
+export function failureLine(e: unknown, debug: boolean): string {
+  if (e instanceof CliError || e instanceof UsageError) return `error: ${e.message}`;
+  const err = e instanceof Error ? e : undefined;
+  if (debug && err?.stack) return `error: ${err.stack}`;
+  return `error: internal error: ${err?.message ?? String(e)} (HIATUS_DEBUG=1 prints where)`;
 }

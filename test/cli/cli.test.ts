@@ -10,7 +10,7 @@ import { describeText, listTable, timeline, type EventInfo } from '../../src/cli
 import { describeFailure } from '../../src/cli/errors.js';
 import { bytes, humanDuration, table } from '../../src/cli/format.js';
 import { planRestore, standalonePod, type Workload } from '../../src/cli/restore.js';
-import { run } from '../../src/cli/run.js';
+import { failureLine, run } from '../../src/cli/run.js';
 import { explain, whyText } from '../../src/cli/why.js';
 import type { Pod } from '../../src/api/kubernetes.js';
 import { WIDE_LIST_COLUMNS } from '../helpers/cli.js';
@@ -775,5 +775,19 @@ describe('the shell without a cluster', () => {
     expect(r.err).toEqual([
       `error: cannot reach the API server https://127.0.0.1:1 (context "a" in ${ONE}): connect ECONNREFUSED 127.0.0.1:1`,
     ]);
+  });
+});
+
+describe('failures the plugin did not expect', () => {
+  it('prints one line with the message, the stack only with HIATUS_DEBUG=1', () => {
+    const bug = new TypeError("Cannot read properties of undefined (reading 'items')");
+    expect(failureLine(bug, false)).toBe(
+      "error: internal error: Cannot read properties of undefined (reading 'items') (HIATUS_DEBUG=1 prints where)",
+    );
+    expect(failureLine(bug, false).split('\n')).toHaveLength(1);
+    expect(failureLine(bug, true)).toBe(`error: ${bug.stack}`);
+    expect(failureLine('thrown string', false)).toBe(
+      'error: internal error: thrown string (HIATUS_DEBUG=1 prints where)',
+    );
   });
 });
