@@ -11,7 +11,7 @@
 // ServiceAccount; then what a compromised extender could try is refused. Real etcd,
 // kube-apiserver and kube-controller-manager; nothing here is scheduled, so no kubelet or
 // extender process is needed.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { mkdtempSync } from 'node:fs';
 import path from 'node:path';
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
@@ -19,8 +19,7 @@ import { GATE_RESTORE_PLACEMENT } from '../../src/api/keys.js';
 import { podPlacementWriter, type PodPlacementWriter, type PreemptionWriter } from '../../src/cluster/podWriter.js';
 import { pointer } from '../../src/restore/jsonPatch.js';
 import { imageOps } from '../../src/restore/publication.js';
-import { ControlPlane } from '../../testing/harness/controlPlane.js';
-import { BUILD_AND_START_MS, failureTracking } from '../../testing/harness/e2e.js';
+import { controlPlanePerFile } from '../../testing/harness/e2e.js';
 import { waitUntil } from '../../testing/harness/process.js';
 import {
   applyShipped,
@@ -35,11 +34,9 @@ const OTHER_GATE = 'example.com/quota';
 const IMAGE = `registry.example:5000/hiatus/${NAMESPACE}@sha256:${'b'.repeat(64)}`;
 const CONSTRAINTS = 'hiatus.dev/restore-constraints';
 
-let cp: ControlPlane;
 let core: CoreV1Api;
 /** The extender's ServiceAccount's view: its pod writer, and raw patches as a compromised extender would send. */
 let hiatus: { writer: PodPlacementWriter & PreemptionWriter; core: CoreV1Api };
-const { step, failed } = failureTracking();
 
 const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const json = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
@@ -69,38 +66,26 @@ const patchAsHiatus = (name: string, body: object, as = merge) =>
 const patchStatusAsHiatus = (name: string, body: object) =>
   hiatus.core.patchNamespacedPodStatus({ namespace: NAMESPACE, name, body }, strategic);
 
-beforeAll(async () => {
-  cp = await ControlPlane.start();
-  try {
-    core = cp.kc.makeApiClient(CoreV1Api);
-    await core.createNamespace({ body: { metadata: { name: 'hiatus-system' } } });
-    await applyShipped(cp.kc, 'rbac.yaml');
-    await applyShipped(cp.kc, 'rbac-placement-gate.yaml');
-    const token = await serviceAccountToken(core, { namespace: 'hiatus-system', name: 'hiatus' });
-    const kc = new KubeConfig();
-    kc.loadFromFile(tokenKubeconfig(cp, path.join(mkdtempSync(path.join(cp.dir, 'sa-')), 'hiatus.kubeconfig'), token));
-    hiatus = { writer: podPlacementWriter(kc), core: kc.makeApiClient(CoreV1Api) };
-    // A policy is enforced once kube-apiserver has loaded it, a moment after its creation.
-    await create(pod('policy-probe', []));
-    const label = () => ({ metadata: { labels: { probe: String(Date.now()) } } });
-    await waitUntil('both policies enforced', async () => {
-      const [gate = '', status = ''] = await Promise.all(
-        [patchAsHiatus('policy-probe', label()), patchStatusAsHiatus('policy-probe', label())].map((r) =>
-          refusal(r).catch(() => ''),
-        ),
-      );
-      return gate.includes('scheduling gate holds') && status.includes("no pod's labels");
-    });
-  } catch (e) {
-    process.stderr.write(`e2e setup failed; logs in ${cp.dir}\n${cp.tails()}\n`);
-    await cp.stop({ keep: true });
-    throw e;
-  }
-}, BUILD_AND_START_MS);
-
-afterAll(async () => {
-  if (failed()) process.stderr.write(`logs kept in ${cp.dir}\n${cp.tails(20)}\n`);
-  await cp?.stop({ keep: failed() });
+const { step } = controlPlanePerFile(async (cp) => {
+  core = cp.kc.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: 'hiatus-system' } } });
+  await applyShipped(cp.kc, 'rbac.yaml');
+  await applyShipped(cp.kc, 'rbac-placement-gate.yaml');
+  const token = await serviceAccountToken(core, { namespace: 'hiatus-system', name: 'hiatus' });
+  const kc = new KubeConfig();
+  kc.loadFromFile(tokenKubeconfig(cp, path.join(mkdtempSync(path.join(cp.dir, 'sa-')), 'hiatus.kubeconfig'), token));
+  hiatus = { writer: podPlacementWriter(kc), core: kc.makeApiClient(CoreV1Api) };
+  // A policy is enforced once kube-apiserver has loaded it, a moment after its creation.
+  await create(pod('policy-probe', []));
+  const label = () => ({ metadata: { labels: { probe: String(Date.now()) } } });
+  await waitUntil('both policies enforced', async () => {
+    const [gate = '', status = ''] = await Promise.all(
+      [patchAsHiatus('policy-probe', label()), patchStatusAsHiatus('policy-probe', label())].map((r) =>
+        refusal(r).catch(() => ''),
+      ),
+    );
+    return gate.includes('scheduling gate holds') && status.includes("no pod's labels");
+  });
 });
 
 describe("rbac.yaml's policy: pods/status only for a nomination and the DisruptionTarget condition", () => {

@@ -5,7 +5,7 @@
 // runs no pod. Here each workload's pod template is created as a pod, dry run, in its namespace,
 // after the kustomization's Namespaces and ServiceAccounts, as the ReplicaSet or DaemonSet
 // controller would create it. Nothing is scheduled, so no kubelet or extender process is needed.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
@@ -17,15 +17,12 @@ import {
   type V1Deployment,
   type V1Pod,
 } from '@kubernetes/client-node';
-import { ControlPlane } from '../../testing/harness/controlPlane.js';
-import { BUILD_AND_START_MS, failureTracking } from '../../testing/harness/e2e.js';
+import { controlPlanePerFile } from '../../testing/harness/e2e.js';
 import { sleep } from '../../testing/harness/process.js';
 import { refusal } from '../../testing/harness/serviceAccount.js';
 import { repoRoot } from '../../testing/harness/schedulerConfig.js';
 
-let cp: ControlPlane;
 let core: CoreV1Api;
-const { step, failed } = failureTracking();
 
 /** Every document of the files deploy/kustomization.yaml lists, as `kubectl apply -k deploy/` reads them. */
 function kustomization(): KubernetesObject[] {
@@ -63,23 +60,11 @@ async function admit(pod: V1Pod): Promise<V1Pod> {
   }
 }
 
-beforeAll(async () => {
-  cp = await ControlPlane.start();
-  try {
-    core = cp.kc.makeApiClient(CoreV1Api);
-    const objects = KubernetesObjectApi.makeApiClient(cp.kc);
-    for (const o of shipped.filter((o) => o.kind === 'Namespace')) await objects.create(o);
-    for (const o of shipped.filter((o) => o.kind === 'ServiceAccount')) await objects.create(o);
-  } catch (e) {
-    process.stderr.write(`e2e setup failed; logs in ${cp.dir}\n${cp.tails()}\n`);
-    await cp.stop({ keep: true });
-    throw e;
-  }
-}, BUILD_AND_START_MS);
-
-afterAll(async () => {
-  if (failed()) process.stderr.write(`logs kept in ${cp.dir}\n${cp.tails(20)}\n`);
-  await cp?.stop({ keep: failed() });
+const { step } = controlPlanePerFile(async (plane) => {
+  core = plane.kc.makeApiClient(CoreV1Api);
+  const objects = KubernetesObjectApi.makeApiClient(plane.kc);
+  for (const o of shipped.filter((o) => o.kind === 'Namespace')) await objects.create(o);
+  for (const o of shipped.filter((o) => o.kind === 'ServiceAccount')) await objects.create(o);
 });
 
 describe('Pod Security: every shipped workload runs in the namespace it is shipped in', () => {

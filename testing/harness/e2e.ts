@@ -3,6 +3,7 @@
 // the demo and the benchmarks use the rest of the harness outside jest.
 import { afterAll, beforeAll } from '@jest/globals';
 import type { Rig } from './cluster.js';
+import { ControlPlane } from './controlPlane.js';
 import { startRigWithWebhook } from './webhook.js';
 
 /** A scenario file's setup, which builds the control plane first when its cache is cold (CONTRIBUTING.md). */
@@ -45,6 +46,35 @@ export function failureTracking(): { step: Step; failed: () => boolean } {
     }
   };
   return { step, failed: () => failed };
+}
+
+/**
+ * For a scenario file with a bare control plane of its own (no scheduler, extender or nodes): starts
+ * it before the file's tests and hands it to `setUp`; stops it after them, keeping its directory
+ * and printing its logs' tails when the setup or a step failed. `cp()` is the control plane.
+ */
+export function controlPlanePerFile(setUp: (cp: ControlPlane) => Promise<void>): {
+  step: Step;
+  cp: () => ControlPlane;
+} {
+  const { step, failed } = failureTracking();
+  let cp: ControlPlane | undefined;
+  beforeAll(async () => {
+    const started = await ControlPlane.start();
+    try {
+      await setUp(started);
+    } catch (e) {
+      process.stderr.write(`e2e setup failed; logs in ${started.dir}\n${started.tails()}\n`);
+      await started.stop({ keep: true });
+      throw e;
+    }
+    cp = started;
+  }, BUILD_AND_START_MS);
+  afterAll(async () => {
+    if (cp && failed()) process.stderr.write(`logs kept in ${cp.dir}\n${cp.tails(20)}\n`);
+    await cp?.stop({ keep: failed() });
+  });
+  return { step, cp: () => cp! };
 }
 
 /**
