@@ -3,7 +3,6 @@
 // cmd/kube-scheduler/app/server.go splits Setup() from Run(). The entry point is main.ts.
 import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
-import https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { CheckpointExecutor } from './checkpoint/executor.js';
 import { DirectKubeletClient, ProxyKubeletClient, type KubeletClient } from './checkpoint/kubeletClient.js';
@@ -26,9 +25,10 @@ import { CLAIM_WAIT_MS, RECLAIM_AFTER_MS, createWebhook } from './restore/webhoo
 import { MEASURED_GPU_BASE_MS } from './scheduling/cost.js';
 import { resourcePolicy, type ResourcePolicy } from './scheduling/resources.js';
 import { createHandler, createWebhookApp } from './server/app.js';
-import { clientCertificateOptions, openPolicy, type CallerPolicy } from './server/auth.js';
+import { openPolicy, type CallerPolicy } from './server/auth.js';
 import { RequestMemory } from './server/body.js';
 import { createPreemptVerb } from './server/preempt.js';
+import { ServingTls, type TlsListener } from './server/servingTls.js';
 
 const NODE_FACTS_LRU_SIZE = 10_000;
 // A restore pod still gated this long after its gate was lifted (a failed or lost write) is placed again.
@@ -37,6 +37,12 @@ const PLACEMENT_RETRY_AFTER_MS = 10_000;
 // How often a preemption being completed looks again at its checkpoints (another replica's show
 // only in the watch cache); this replica's own wake it at once.
 const COMPLETION_INTERVAL_MS = 250;
+
+// How often each TLS listener reads its certificate, key and client CA again. The kubelet updates a
+// mounted Secret within its sync period (1 min by default) plus its Secret cache's propagation
+// delay (kubernetes.io/docs/concepts/configuration/secret, "Mounted Secrets are updated
+// automatically"); a few seconds more hardly add to that.
+const TLS_RELOAD_INTERVAL_MS = 5_000;
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 // How soon a Manual checkpoint request is taken up: someone is watching its progress.
@@ -123,9 +129,14 @@ export function setupExtender(config: Config, deps: ExtenderDeps): Extender {
     verbCallers: callers.verbs,
     metricsCallers: callers.metrics,
   });
-  const server = verbServer(config, handler);
+  const verbTls =
+    config.tlsCertFile && config.tlsKeyFile
+      ? servingTls('extender', config.tlsCertFile, config.tlsKeyFile, config.clientCaFile, handler, metrics, log)
+      : undefined;
+  const server = verbServer(handler, verbTls);
   const parts: Part[] = [
     { start: () => informers?.start(), stop: () => view.stop() },
+    ...(verbTls ? [verbTls] : []),
     ...(completer ? [{ start: () => completer.start(), stop: () => completer.stop() }] : []),
     ...(executor ? [{ start: () => undefined, stop: () => executor.stop() }] : []),
     ...(cluster ? restoreParts(config, cluster, view, metrics, log, resources, memory, callers.webhook) : []),
@@ -136,7 +147,7 @@ export function setupExtender(config: Config, deps: ExtenderDeps): Extender {
       server.listen(config.port, config.bindAddress, () => {
         const addr = server.address();
         log.info('serving', {
-          scheme: config.tlsCertFile ? 'https' : 'http',
+          scheme: verbTls ? 'https' : 'http',
           clientAuth: callers.verbs.required,
           maxBodyBytes: config.maxBodyBytes,
           maxRequestMemoryBytes: config.maxRequestMemoryBytes,
@@ -283,19 +294,29 @@ function callerPolicies(
   return { verbs, metrics, webhook };
 }
 
+/** An HTTPS server whose certificate, key and client CA are read now and again when they change. */
+function servingTls(
+  listener: TlsListener,
+  cert: string,
+  key: string,
+  ca: string | undefined,
+  handler: http.RequestListener,
+  metrics: Metrics,
+  log: Logger,
+): ServingTls {
+  return new ServingTls({
+    listener,
+    files: { cert, key, ...(ca ? { ca } : {}) },
+    handler,
+    log,
+    expiry: metrics.tlsCertificateExpiry,
+    intervalMs: TLS_RELOAD_INTERVAL_MS,
+  });
+}
+
 /** The filter/prioritize/preempt listener: HTTPS when given a certificate. */
-function verbServer(config: Config, handler: http.RequestListener): http.Server {
-  const server =
-    config.tlsCertFile && config.tlsKeyFile
-      ? https.createServer(
-          {
-            cert: readFileSync(config.tlsCertFile),
-            key: readFileSync(config.tlsKeyFile),
-            ...clientCertificateOptions(config.clientCaFile ? readFileSync(config.clientCaFile) : undefined),
-          },
-          handler,
-        )
-      : http.createServer(handler);
+function verbServer(handler: http.RequestListener, tls: ServingTls | undefined): http.Server {
+  const server = tls?.server ?? http.createServer(handler);
   // kube-scheduler keeps connections alive (Go's idle timeout is 90 s); closing them sooner
   // races with a request already on the wire and shows up as a failed scheduling attempt.
   server.keepAliveTimeout = 120_000;
@@ -380,22 +401,29 @@ function restoreParts(
     memory,
     callers: webhookCallers,
   });
-  const webhook = https.createServer(
-    {
-      cert: readFileSync(config.webhookTlsCertFile),
-      key: readFileSync(config.webhookTlsKeyFile),
-      ...clientCertificateOptions(config.webhookClientCaFile ? readFileSync(config.webhookClientCaFile) : undefined),
-    },
+  const tls = servingTls(
+    'webhook',
+    config.webhookTlsCertFile,
+    config.webhookTlsKeyFile,
+    config.webhookClientCaFile,
     webhookApp,
+    metrics,
+    log,
   );
+  const webhook = tls.server;
   webhook.keepAliveTimeout = 120_000;
   const address = `${config.bindAddress}:${config.webhookPort}`;
   parts.push({
-    start: () =>
+    start: () => {
+      tls.start();
       webhook.listen(config.webhookPort, config.bindAddress, () =>
         log.info('serving the restore admission webhook', { address, path: '/mutate-pods' }),
-      ),
-    stop: () => webhook.close(),
+      );
+    },
+    stop: () => {
+      tls.stop();
+      webhook.close();
+    },
   });
   return parts;
 }

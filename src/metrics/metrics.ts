@@ -43,6 +43,7 @@ export class Metrics {
   readonly checkpointsByPhase: Gauge<'phase'>;
   readonly checkpointPublications: Gauge<'state'>;
   readonly checkpointArchiveBytes: Gauge<'phase'>;
+  readonly tlsCertificateExpiry: Gauge<'listener'>;
 
   constructor(
     opts: {
@@ -186,6 +187,12 @@ export class Metrics {
       name: 'hiatus_retention_deletions_total',
       help: 'Checkpoint records deleted by retention, by reason: max_per_workload, max_age, consumed.',
       labelNames: ['reason'],
+      registers,
+    });
+    this.tlsCertificateExpiry = new Gauge({
+      name: 'hiatus_tls_certificate_expiry_timestamp_seconds',
+      help: "Unix time (seconds) at which the certificate each listener serves expires (its notAfter), by listener (extender, webhook); set when the certificate is loaded and when changed files are reloaded. kube-scheduler's and the API server's calls fail past it.",
+      labelNames: ['listener'],
       registers,
     });
     this.checkpointsByPhase = readGauge(

@@ -116,6 +116,8 @@ describe('PrometheusRule', () => {
       'HiatusArchiveDiskBudgetReached',
       'HiatusCachesNotSynced',
       'HiatusCallersRefused',
+      'HiatusCertificateExpiringSoon',
+      'HiatusCertificateExpiringSoon',
       'HiatusCheckpointsFailing',
       'HiatusCheckpointsNotRecorded',
       'HiatusExtenderDown',

@@ -4,14 +4,12 @@
 // the very same names: its certificates must be refused. A refused request never reaches the
 // verb or the webhook.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { load } from 'js-yaml';
 import { NodeFactsCache } from '../../src/cluster/nodeFactsCache.js';
 import { SnapshotView } from '../../testing/snapshotView.js';
@@ -22,20 +20,9 @@ import { createHandler, createWebhookApp } from '../../src/server/app.js';
 import { clientCertificateOptions, type CallerPolicy } from '../../src/server/auth.js';
 import { httpRequest, type Reply } from '../../testing/harness/process.js';
 import { plainPod } from '../helpers/objects.js';
+import { certsSh, type Pki } from '../helpers/pki.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const run = promisify(execFile);
-
-interface Pki {
-  dir: string;
-  file: (name: string) => string;
-  read: (name: string) => Buffer;
-}
-
-async function certs(dir: string): Promise<Pki> {
-  await run('bash', [path.join(ROOT, 'deploy/certs.sh'), dir]);
-  return { dir, file: (n) => path.join(dir, n), read: (n) => readFileSync(path.join(dir, n)) };
-}
 
 async function listen(server: https.Server): Promise<string> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -66,7 +53,7 @@ const argValue = (flag: string) =>
 
 beforeAll(async () => {
   tmp = mkdtempSync(path.join(os.tmpdir(), 'hiatus-auth-'));
-  [pki, stranger] = await Promise.all([certs(path.join(tmp, 'pki')), certs(path.join(tmp, 'stranger'))]);
+  [pki, stranger] = await Promise.all([certsSh(path.join(tmp, 'pki')), certsSh(path.join(tmp, 'stranger'))]);
   metrics = new Metrics({ defaultMetrics: false });
   const view = new SnapshotView();
   // The names the shipped Deployment allows.
@@ -340,7 +327,7 @@ describe('deploy/certs.sh', () => {
 
   it('keeps an existing CA when run again, so that issued certificates stay valid', async () => {
     const ca = pki.read('ca.crt');
-    await run('bash', [path.join(ROOT, 'deploy/certs.sh'), pki.dir]);
+    await certsSh(pki.dir);
     expect(pki.read('ca.crt')).toEqual(ca);
   });
 });
