@@ -160,7 +160,7 @@ export class Metrics {
     });
     this.restores = new Counter({
       name: 'hiatus_restores_total',
-      help: "Restores by result: matched (a new pod claimed a checkpoint), marked (a hand-written restore contract got the marker resource), restored, failed, released (claim given back), claim_error, corrupt_checkpoint, refused (a hand-written restore-from naming another workload's checkpoint: the pod was created without restore), image_published (a pod held while its checkpoint was uploaded got its images), started_fresh (such a pod was released without its checkpoint: the upload failed or outlasted --publication-wait), superseded (a pod of a checkpoint's StatefulSet ordinal, Job completion index or pod name started without it: no longer offered).",
+      help: "Restores by result: matched (a new pod claimed a checkpoint), marked (a hand-written restore contract got the marker resource), restored, failed, released (claim given back), claim_error, corrupt_checkpoint (a pod restored from none of its workload's checkpoints, one or more of which had unusable constraints), refused (a hand-written restore-from naming another workload's checkpoint: the pod was created without restore), image_published (a pod held while its checkpoint was uploaded got its images), started_fresh (such a pod was released without its checkpoint: the upload failed or outlasted --publication-wait), superseded (a pod of a checkpoint's StatefulSet ordinal, Job completion index or pod name started without it: no longer offered).",
       labelNames: ['result'],
       registers,
     });

@@ -21,6 +21,7 @@ import {
   restorePatch,
   reviewResponse,
   type DecodedReview,
+  type Decision,
   type JsonPatchOp,
   type SchedulingOptions,
 } from './admission.js';
@@ -104,6 +105,8 @@ export interface WebhookAnswer {
   body: unknown;
   result: 'patched' | 'skipped' | 'error' | 'bad_request';
   why: string;
+  /** The Checkpoint the pod restores from (or would, on a dry run); absent when it restores nothing. */
+  restoresFrom?: string;
 }
 
 type PodReview = Extract<DecodedReview, { kind: 'pod' }>;
@@ -282,12 +285,15 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
       const ref = objectKey(r.namespace, c.metadata.name);
       if (r.dryRun) {
         // Side effects only outside dry run: the claim is not written.
-        return answer(
-          r,
-          'patched',
-          `dry run: would restore from ${ref}`,
-          restorePatch(r.pod, c, scheduling, publication),
-        );
+        return {
+          ...answer(
+            r,
+            'patched',
+            `dry run: would restore from ${ref}`,
+            restorePatch(r.pod, c, scheduling, publication),
+          ),
+          restoresFrom: c.metadata.name,
+        };
       }
       let claimedFrom: Checkpoint | undefined;
       try {
@@ -309,7 +315,10 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
         checkpoint: ref,
         ...previous,
       });
-      return answer(r, 'patched', `restores from ${ref}`, restorePatch(r.pod, claimedFrom, scheduling, publication));
+      return {
+        ...answer(r, 'patched', `restores from ${ref}`, restorePatch(r.pod, claimedFrom, scheduling, publication)),
+        restoresFrom: c.metadata.name,
+      };
     }
     return notRestored(r, 'skipped', 'every matching checkpoint was claimed by another pod');
   };
@@ -329,26 +338,8 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
     return offered.length === 0 ? notRestored(r, 'skipped', none) : claimFirst(r, offered);
   };
 
-  return async (body) => {
-    const review = decodeReview(body);
-    if (review.kind === 'invalid')
-      return { status: 400, body: { error: review.error }, result: 'bad_request', why: review.why };
-    if (review.kind === 'allow')
-      return {
-        status: 200,
-        body: reviewResponse(review.apiVersion, review.uid),
-        result: review.result,
-        why: review.why,
-      };
-    const decision = decideAdmission(
-      review.pod,
-      review.namespace,
-      deps.view.checkpoints(),
-      matchOptions(),
-      scheduling,
-      publication,
-    );
-    if (decision.corrupt) metrics.restores.inc({ result: 'corrupt_checkpoint' }, decision.corrupt);
+  /** Answers a review as decided: at once, or after claiming, reading live or waiting out young claims. */
+  const respond = async (review: PodReview, decision: Decision): Promise<WebhookAnswer> => {
     switch (decision.kind) {
       case 'answer':
         if (decision.count) metrics.restores.inc({ result: decision.count });
@@ -375,5 +366,32 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
         return claimLive(review, abandoned, 'every matching checkpoint was claimed by another pod');
       }
     }
+  };
+
+  return async (body) => {
+    const review = decodeReview(body);
+    if (review.kind === 'invalid')
+      return { status: 400, body: { error: review.error }, result: 'bad_request', why: review.why };
+    if (review.kind === 'allow')
+      return {
+        status: 200,
+        body: reviewResponse(review.apiVersion, review.uid),
+        result: review.result,
+        why: review.why,
+      };
+    const decision = decideAdmission(
+      review.pod,
+      review.namespace,
+      deps.view.checkpoints(),
+      matchOptions(),
+      scheduling,
+      publication,
+    );
+    const reply = await respond(review, decision);
+    // A corrupt record costs a restore only when the pod restores from no other record, and one
+    // pod at most: the HiatusRestoresStartingFresh alert reads this count as pods started without
+    // their checkpoint.
+    if (decision.corrupt && reply.restoresFrom === undefined) metrics.restores.inc({ result: 'corrupt_checkpoint' });
+    return reply;
   };
 }
