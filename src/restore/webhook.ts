@@ -39,17 +39,21 @@ import {
 import { NO_PUBLICATION, type PublicationOptions } from './publication.js';
 
 /**
- * A claim no pod took up is offered to the workload's next pod after this. By then a pod created
- * with the claim is in every replica's cache (admission to the watch event takes well under a
- * second unless a later webhook is slow); a claim without one was rejected after admission (a
- * later webhook, quota, validation), or the review never came from a real pod creation.
+ * A claim no pod took up is offered to the workload's next pod after this, and no sooner: the
+ * pod it was written for has the checkpoint's images from its admission, so while the API server
+ * may still create it, a second pod given the claim would restore the same memory. A create is
+ * over by then: its handler bounds it to 34 s (k8s.io/apiserver pkg/endpoints/handlers/rest.go,
+ * requestTimeoutUpperBound; create.go) within kube-apiserver's --request-timeout (60 s by default,
+ * pkg/server/config.go RequestTimeout), and 5 s more let its watch event reach every replica's
+ * cache. A claim without a pod by then was rejected after admission (a later webhook, quota,
+ * validation), the API server gave up on it, or the review never came from a real pod creation;
+ * the pods of the workload admitted until then start without the checkpoint.
  */
-export const RECLAIM_AFTER_MS = 3_000;
+export const RECLAIM_AFTER_MS = 65_000;
 /**
- * How long a pod whose workload's only checkpoints are under such young claims waits for them to
- * be taken up or abandoned, so that a claim whose pod never appears costs the real replacement
- * this delay, not its restore. Under deploy/webhook.yaml's timeoutSeconds (5) with room for the
- * live read and the claim (test/deploy.test.ts checks).
+ * How long a pod whose workload's only checkpoints are under claims about to be abandoned waits for
+ * them to be taken up or abandoned. Under deploy/webhook.yaml's timeoutSeconds (5) with room for
+ * the live read and the claim (test/deploy.test.ts checks).
  */
 export const CLAIM_WAIT_MS = 3_500;
 const CLAIM_POLL_MS = 100;
