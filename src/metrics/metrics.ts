@@ -166,7 +166,7 @@ export class Metrics {
     });
     this.placements = new Counter({
       name: 'hiatus_restore_placements_total',
-      help: 'Restore pods placed before kube-scheduler tried them (ungated) or released from the hiatus.dev/restore-placement gate, by result: nominated (nominatedNodeName set to the checkpoint node; used unless kube-scheduler had started on the pod), not_nominated (that node is gone or cannot restore it: the pod searches every node), late (kube-scheduler bound the pod first), error (an API write failed; a gated pod is then released not_nominated, a failed release is retried).',
+      help: 'Restore pods placed before kube-scheduler tried them (ungated) or released from the hiatus.dev/restore-placement gate, by result: nominated (nominatedNodeName set to the checkpoint node; used unless kube-scheduler had started on the pod), not_nominated (that node is gone or cannot restore it: the pod searches every node), late (kube-scheduler bound the pod first), error (an API write failed; a gated pod is then released not_nominated, a failed release is retried), forbidden (the API server refused to lift a gate, 403: the extender may not patch pods; the pod stays gated, retried), not_gated (the webhook left a restore pod ungated because the extender may not patch pods: deploy/rbac-placement-gate.yaml not applied).',
       labelNames: ['result'],
       registers,
     });

@@ -14,12 +14,14 @@ import type { Checkpoint } from '../api/checkpoint.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import {
+  admissionOptions,
   decideAdmission,
   decodeReview,
   notRestoredWarnings,
   publicationUsable,
   restorePatch,
   reviewResponse,
+  wouldGate,
   type DecodedReview,
   type Decision,
   type JsonPatchOp,
@@ -96,6 +98,11 @@ export interface WebhookDeps {
   /** Which checkpoint images are offered, and whether a pod is held while they are uploaded (publication.ts). */
   publication?: PublicationOptions;
   /**
+   * Whether a replica may lift the restore-placement gate (patch on pods, as last reviewed:
+   * src/cluster/access.ts). When not, no pod is gated, for placement or for its images. Absent: it may.
+   */
+  gatesLiftable?: () => boolean;
+  /**
    * Reads a pod from the API server (undefined: not found), to tell whether the source pod of a
    * record the cache shows running is really still there. Absent: the cache is believed.
    */
@@ -114,6 +121,13 @@ export interface WebhookAnswer {
 }
 
 type PodReview = Extract<DecodedReview, { kind: 'pod' }>;
+
+/** The options one review is answered with: the configured ones, less the gates when they cannot be lifted. */
+interface ReviewOptions {
+  scheduling: SchedulingOptions;
+  publication: PublicationOptions;
+  gatesLiftable: boolean;
+}
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -284,7 +298,13 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
     }
   };
 
-  const claimFirst = async (r: PodReview, offered: Checkpoint[]): Promise<WebhookAnswer> => {
+  /** Counts a restore pod left ungated for want of the permission to lift gates (the access check logs it). */
+  const countUngated = (r: PodReview, c: Checkpoint | undefined, o: ReviewOptions): void => {
+    if (!o.gatesLiftable && wouldGate(r.pod, c, scheduling, publication))
+      metrics.placements.inc({ result: 'not_gated' });
+  };
+
+  const claimFirst = async (r: PodReview, offered: Checkpoint[], o: ReviewOptions): Promise<WebhookAnswer> => {
     for (const c of offered) {
       const ref = objectKey(r.namespace, c.metadata.name);
       if (r.dryRun) {
@@ -294,7 +314,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
             r,
             'patched',
             `dry run: would restore from ${ref}`,
-            restorePatch(r.pod, c, scheduling, publication),
+            restorePatch(r.pod, c, o.scheduling, o.publication),
           ),
           restoresFrom: c.metadata.name,
         };
@@ -313,6 +333,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
       }
       if (!claimedFrom) continue; // another pod claimed it first: try the next one
       metrics.restores.inc({ result: 'matched' });
+      countUngated(r, claimedFrom, o);
       const previous = c.status?.phase === 'Restoring' ? { tookOverClaimOf: c.status.restore?.podName } : {};
       log.info('pod will restore from checkpoint', {
         pod: objectKey(r.namespace, r.podName),
@@ -320,7 +341,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
         ...previous,
       });
       return {
-        ...answer(r, 'patched', `restores from ${ref}`, restorePatch(r.pod, claimedFrom, scheduling, publication)),
+        ...answer(r, 'patched', `restores from ${ref}`, restorePatch(r.pod, claimedFrom, o.scheduling, o.publication)),
         restoresFrom: c.metadata.name,
       };
     }
@@ -328,7 +349,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
   };
 
   /** Claims the live records of cs that can be claimed; an API failure leaves the pod unchanged. */
-  const claimLive = async (r: PodReview, cs: Checkpoint[], none: string): Promise<WebhookAnswer> => {
+  const claimLive = async (r: PodReview, cs: Checkpoint[], none: string, o: ReviewOptions): Promise<WebhookAnswer> => {
     let offered: Checkpoint[];
     try {
       // The only API reads on this path, and only for a workload with a checkpoint under way or
@@ -339,14 +360,15 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
       metrics.restores.inc({ result: 'claim_error' });
       return notRestored(r, 'error', `reading checkpoints of ${r.namespace}: ${(e as Error).message}`);
     }
-    return offered.length === 0 ? notRestored(r, 'skipped', none) : claimFirst(r, offered);
+    return offered.length === 0 ? notRestored(r, 'skipped', none) : claimFirst(r, offered, o);
   };
 
   /** Answers a review as decided: at once, or after claiming, reading live or waiting out young claims. */
-  const respond = async (review: PodReview, decision: Decision): Promise<WebhookAnswer> => {
+  const respond = async (review: PodReview, decision: Decision, o: ReviewOptions): Promise<WebhookAnswer> => {
     switch (decision.kind) {
       case 'answer':
         if (decision.count) metrics.restores.inc({ result: decision.count });
+        if (decision.count === 'marked') countUngated(review, undefined, o);
         if (decision.count === 'refused') {
           log.warn('hand-written restore-from refused: pod created without restore', {
             pod: objectKey(review.namespace, review.podName),
@@ -356,18 +378,19 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
         }
         return answer(review, decision.result, decision.why, decision.ops, decision.warnings);
       case 'claim':
-        return claimFirst(review, decision.checkpoints);
+        return claimFirst(review, decision.checkpoints, o);
       case 'recheck':
         return claimLive(
           review,
           decision.checkpoints,
           "the workload's checkpoints are not Ready, or the pods they were taken of still run",
+          o,
         );
       case 'contested': {
         if (review.dryRun) return notRestored(review, 'skipped', 'every matching checkpoint is claimed');
         const { abandoned, why } = await waitOut(decision.checkpoints);
         if (abandoned.length === 0) return notRestored(review, 'skipped', why);
-        return claimLive(review, abandoned, 'every matching checkpoint was claimed by another pod');
+        return claimLive(review, abandoned, 'every matching checkpoint was claimed by another pod', o);
       }
     }
   };
@@ -383,15 +406,17 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
         result: review.result,
         why: review.why,
       };
+    const gatesLiftable = deps.gatesLiftable?.() ?? true;
+    const o = { ...admissionOptions(gatesLiftable, scheduling, publication), gatesLiftable };
     const decision = decideAdmission(
       review.pod,
       review.namespace,
       deps.view.checkpoints(),
       matchOptions(),
-      scheduling,
-      publication,
+      o.scheduling,
+      o.publication,
     );
-    const reply = await respond(review, decision);
+    const reply = await respond(review, decision, o);
     // A corrupt record costs a restore only when the pod restores from no other record, and one
     // pod at most: the HiatusRestoresStartingFresh alert reads this count as pods started without
     // their checkpoint.
