@@ -6,6 +6,7 @@ import http from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { CheckpointExecutor } from './checkpoint/executor.js';
 import { DirectKubeletClient, ProxyKubeletClient, type KubeletClient } from './checkpoint/kubeletClient.js';
+import { AccessCheck, selfAccessReviewer } from './cluster/access.js';
 import { ManualCheckpointController } from './checkpoint/manualController.js';
 import { ApiCheckpointStore } from './checkpoint/store.js';
 import { summarize } from './checkpoint/summary.js';
@@ -33,6 +34,9 @@ import { ServingTls, type TlsListener } from './server/servingTls.js';
 const NODE_FACTS_LRU_SIZE = 10_000;
 // A restore pod still gated this long after its gate was lifted (a failed or lost write) is placed again.
 const PLACEMENT_RETRY_AFTER_MS = 10_000;
+// How often the extender asks whether it may still lift gates (patch pods): an operator who applies
+// deploy/rbac-placement-gate.yaml sees restore pods gated again within this.
+const GATE_ACCESS_INTERVAL_MS = 120_000;
 
 // How often a preemption being completed looks again at its checkpoints (another replica's show
 // only in the watch cache); this replica's own wake it at once.
@@ -358,6 +362,19 @@ function restoreParts(
       consumedTtlMs: config.retentionConsumedTtlMs,
     },
   });
+  // Gates only a replica may lift, with patch on pods, which deploy/rbac-placement-gate.yaml grants
+  // and `kubectl apply -k deploy/` leaves out: without it the webhook gates nothing.
+  const gates =
+    config.restorePlacement === 'gate' || (config.checkpointImages && config.publicationWaitMs > 0)
+      ? new AccessCheck({
+          review: selfAccessReviewer(kc),
+          attributes: { verb: 'patch', resource: 'pods', group: '' },
+          intervalMs: GATE_ACCESS_INTERVAL_MS,
+          log,
+          without:
+            'restore pods are not gated (with --checkpoint-images, a pod whose images are not yet published restores on its checkpoint node only; --restore-placement gate places as nominate): apply deploy/rbac-placement-gate.yaml',
+        })
+      : undefined;
   // Runs whatever --restore-placement says: it lifts gates that another replica, or this one
   // before a configuration change, put on pods; with score it nominates nothing ungated.
   const placement = new PlacementController({
@@ -371,10 +388,11 @@ function restoreParts(
     sweepIntervalMs: config.restoreReconcileIntervalMs,
     publication,
     event,
+    ...(gates ? { onForbidden: () => void gates.refresh() } : {}),
   });
   // Checkpoints asked for by hand (kubectl hiatus checkpoint): records with reason Manual.
   const manual = new ManualCheckpointController({ view, executor, store, log, resources, intervalMs: MANUAL_SWEEP_MS });
-  const parts: Part[] = [restores, placement, manual];
+  const parts: Part[] = [...(gates ? [gates] : []), restores, placement, manual];
   if (!(config.webhookTlsCertFile && config.webhookTlsKeyFile)) {
     log.info('restore admission webhook off: no --webhook-tls-cert-file/--webhook-tls-key-file');
     return parts;
@@ -393,6 +411,7 @@ function restoreParts(
       restoreSchedulers: config.restoreSchedulers,
       placementGate: config.restorePlacement === 'gate',
       publication,
+      gatesLiftable: () => gates?.allowed() ?? true,
       readPod: (namespace, name) => pods.getPod(namespace, name),
     }),
     metrics,

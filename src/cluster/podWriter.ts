@@ -86,6 +86,11 @@ export function isUnprocessable(e: unknown): boolean {
   return httpStatus(e) === 422;
 }
 
+/** The API server's authorizer or a ValidatingAdmissionPolicy refused the write (403). */
+export function isForbidden(e: unknown): boolean {
+  return httpStatus(e) === 403;
+}
+
 /** A precondition on the UID failed (409): the name now belongs to another pod. */
 export function isConflict(e: unknown): boolean {
   return httpStatus(e) === 409;

@@ -2,6 +2,7 @@
 // option table (options.ts), then the options that constrain each other validated together.
 import { parseArgs } from 'node:util';
 import type { LogLevel } from '../log.js';
+import { RECLAIM_AFTER_MS } from '../restore/webhook.js';
 import { minimumRequestMemory } from '../server/body.js';
 import type { ResourceRule } from '../scheduling/resources.js';
 import type { CheckpointPolicy } from '../scheduling/victimPolicy.js';
@@ -178,6 +179,11 @@ function crossFieldProblems(c: Partial<Config>, raw: RawValues): string[] {
   ) {
     problems.push(
       '--publication-wait must be shorter than --restore-timeout: a held pod would fail its restore before it is released',
+    );
+  }
+  if (c.restoreClaimGraceMs !== undefined && c.restoreClaimGraceMs < RECLAIM_AFTER_MS) {
+    problems.push(
+      `--restore-claim-grace must be at least ${RECLAIM_AFTER_MS / 1000}s: a pod admitted with the claim may still be created until then, and a claim released sooner could restore a second pod from the same checkpoint`,
     );
   }
   for (const prefix of ['', 'webhook-'] as const) {

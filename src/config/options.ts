@@ -337,9 +337,9 @@ export const OPTIONS: OptionTable = {
   restoreClaimGraceMs: {
     flag: 'restore-claim-grace',
     env: 'HIATUS_RESTORE_CLAIM_GRACE',
-    default: '30s',
+    default: '90s',
     parser: duration,
-    help: 'a claim whose pod never appears is released after this',
+    help: 'a claim whose pod never appears is released after this (at least 65s: until then its pod may still be created)',
   },
   restoreReconcileIntervalMs: {
     flag: 'restore-reconcile-interval',

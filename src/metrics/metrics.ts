@@ -161,13 +161,13 @@ export class Metrics {
     });
     this.restores = new Counter({
       name: 'hiatus_restores_total',
-      help: "Restores by result: matched (a new pod claimed a checkpoint), marked (a hand-written restore contract got the marker resource), restored, failed, released (claim given back), claim_error, corrupt_checkpoint, refused (a hand-written restore-from naming another workload's checkpoint: the pod was created without restore), image_published (a pod held while its checkpoint was uploaded got its images), started_fresh (such a pod was released without its checkpoint: the upload failed or outlasted --publication-wait), superseded (a pod of a checkpoint's StatefulSet ordinal, Job completion index or pod name started without it: no longer offered).",
+      help: "Restores by result: matched (a new pod claimed a checkpoint), marked (a hand-written restore contract got the marker resource), restored, failed, released (claim given back), claim_error, corrupt_checkpoint (a pod restored from none of its workload's checkpoints, one or more of which had unusable constraints), refused (a hand-written restore-from naming another workload's checkpoint: the pod was created without restore), image_published (a pod held while its checkpoint was uploaded got its images), started_fresh (such a pod was released without its checkpoint: the upload failed or outlasted --publication-wait), superseded (a pod of a checkpoint's StatefulSet ordinal, Job completion index or pod name started without it: no longer offered).",
       labelNames: ['result'],
       registers,
     });
     this.placements = new Counter({
       name: 'hiatus_restore_placements_total',
-      help: 'Restore pods placed before kube-scheduler tried them (ungated) or released from the hiatus.dev/restore-placement gate, by result: nominated (nominatedNodeName set to the checkpoint node; used unless kube-scheduler had started on the pod), not_nominated (that node is gone or cannot restore it: the pod searches every node), late (kube-scheduler bound the pod first), error (an API write failed; a gated pod is then released not_nominated, a failed release is retried).',
+      help: 'Restore pods placed before kube-scheduler tried them (ungated) or released from the hiatus.dev/restore-placement gate, by result: nominated (nominatedNodeName set to the checkpoint node; used unless kube-scheduler had started on the pod), not_nominated (that node is gone or cannot restore it: the pod searches every node), late (kube-scheduler bound the pod first), error (an API write failed; a gated pod is then released not_nominated, a failed release is retried), forbidden (the API server refused to lift a gate, 403: the extender may not patch pods; the pod stays gated, retried), not_gated (the webhook left a restore pod ungated because the extender may not patch pods: deploy/rbac-placement-gate.yaml not applied).',
       labelNames: ['result'],
       registers,
     });

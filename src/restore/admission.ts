@@ -192,7 +192,7 @@ export function restorePatch(
   const names = (pod.spec?.containers ?? []).map((x) => x.name ?? '');
   const publication = publicationOf(c, names, p);
   const published = publication.kind === 'published';
-  const hold = publication.kind === 'pending' && p.waitMs > 0 && !pod.spec?.nodeName;
+  const hold = heldForImages(pod, c, p);
   const { node, arch, cpuFeatures, runtime, zone, gpuProduct, gpuDriverMajor } = c.spec.restoreConstraints;
   const gpu = { ...(gpuProduct ? { gpuProduct } : {}), ...(gpuDriverMajor !== undefined ? { gpuDriverMajor } : {}) };
   const constraints = JSON.stringify({
@@ -222,6 +222,33 @@ export function restorePatch(
   if (published || hold) ops.push(...pullSecretPatch(pod, p.pullSecret));
   ops.push(...schedulingPatch(pod, hold ? { ...o, placementGate: true } : o));
   return ops;
+}
+
+/** Whether restorePatch holds the pod with the gate while its checkpoint's images are uploaded. */
+function heldForImages(pod: Pod, c: Checkpoint, p: PublicationOptions): boolean {
+  const names = (pod.spec?.containers ?? []).map((x) => x.name ?? '');
+  return publicationOf(c, names, p).kind === 'pending' && p.waitMs > 0 && !pod.spec?.nodeName;
+}
+
+/**
+ * The options of an admission when no replica may lift a gate (the extender may not patch pods:
+ * deploy/rbac-placement-gate.yaml is opt-in): no gate of either kind, as with --restore-placement
+ * nominate and --publication-wait 0, so a pod whose images are not published yet restores on its
+ * checkpoint's node only. A gate nobody may lift would hold the pod Pending for good.
+ */
+export function admissionOptions(
+  gatesLiftable: boolean,
+  o: SchedulingOptions,
+  p: PublicationOptions,
+): { scheduling: SchedulingOptions; publication: PublicationOptions } {
+  if (gatesLiftable) return { scheduling: o, publication: p };
+  return { scheduling: { ...o, placementGate: false }, publication: { ...p, waitMs: 0 } };
+}
+
+/** Whether these options would gate the pod, restoring from c (or marked for a contract of its own). */
+export function wouldGate(pod: Pod, c: Checkpoint | undefined, o: SchedulingOptions, p: PublicationOptions): boolean {
+  if (pod.spec?.nodeName) return false;
+  return o.placementGate || (!!c && heldForImages(pod, c, p));
 }
 
 /** Whether a checkpoint can still be restored from, as far as its publication tells: not when its archive is missing or truncated. */

@@ -14,6 +14,7 @@ import type { PodEventPoster } from '../cluster/events.js';
 import { ANNOTATION_RESTORE_FROM, GATE_RESTORE_PLACEMENT, keyOf } from '../api/keys.js';
 import type { PodFacts } from '../cluster/facts.js';
 import {
+  isForbidden,
   isNotFound,
   isUnprocessable,
   type PatchOp,
@@ -42,6 +43,8 @@ export interface PlacementControllerOptions {
   /** Holding restore pods for their checkpoint images (--checkpoint-images, --publication-wait). */
   publication?: PublicationOptions;
   event?: PodEventPoster;
+  /** A gate's removal was refused 403: the permission to lift gates may be gone (extender.ts asks again). */
+  onForbidden?: () => void;
   now?: () => number;
 }
 
@@ -164,14 +167,7 @@ export class PlacementController {
     try {
       lifted = await writer.liftGate(pod, GATE_RESTORE_PLACEMENT, gateIndex, ops);
     } catch (e) {
-      this.placedAt.set(pod.uid, this.now());
-      if (isNotFound(e)) return;
-      metrics.placements.inc({ result: 'error' });
-      log.warn('could not release a restore pod to start fresh; retrying', {
-        pod: who,
-        retryInMs: this.o.retryAfterMs,
-        error: (e as Error).message,
-      });
+      this.liftFailed(pod, e, 'could not release a restore pod to start fresh; retrying');
       return;
     }
     this.placedAt.set(pod.uid, this.now());
@@ -183,6 +179,29 @@ export class PlacementController {
       .catch((e: unknown) => {
         log.debug('event not posted', { pod: who, error: (e as Error).message });
       });
+  }
+
+  /**
+   * A gate's removal failed: retried after retryAfterMs. Refused outright (403: no `patch` on pods
+   * without deploy/rbac-placement-gate.yaml, or its policy) it is counted and said apart from
+   * other failures: the pod stays gated until the permission is there.
+   */
+  private liftFailed(pod: PodRef, e: unknown, retrying: string): void {
+    const { metrics, log } = this.o;
+    this.placedAt.set(pod.uid, this.now());
+    if (isNotFound(e)) return;
+    const error = (e as Error).message;
+    if (isForbidden(e)) {
+      metrics.placements.inc({ result: 'forbidden' });
+      log.error(
+        'may not lift the restore-placement gate: the pod stays gated until this ServiceAccount may patch pods (deploy/rbac-placement-gate.yaml); retrying',
+        { pod: keyOf(pod), retryInMs: this.o.retryAfterMs, error },
+      );
+      this.o.onForbidden?.();
+      return;
+    }
+    metrics.placements.inc({ result: 'error' });
+    log.warn(retrying, { pod: keyOf(pod), retryInMs: this.o.retryAfterMs, error });
   }
 
   private async release(
@@ -206,14 +225,7 @@ export class PlacementController {
     try {
       lifted = await writer.liftGate(pod, GATE_RESTORE_PLACEMENT, gateIndex, images?.ops);
     } catch (e) {
-      this.placedAt.set(pod.uid, this.now());
-      if (isNotFound(e)) return;
-      metrics.placements.inc({ result: 'error' });
-      log.warn('could not lift the restore-placement gate; retrying', {
-        pod: who,
-        retryInMs: this.o.retryAfterMs,
-        error: (e as Error).message,
-      });
+      this.liftFailed(pod, e, 'could not lift the restore-placement gate; retrying');
       return;
     }
     this.placedAt.set(pod.uid, this.now());

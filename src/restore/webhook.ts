@@ -14,13 +14,16 @@ import type { Checkpoint } from '../api/checkpoint.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import {
+  admissionOptions,
   decideAdmission,
   decodeReview,
   notRestoredWarnings,
   publicationUsable,
   restorePatch,
   reviewResponse,
+  wouldGate,
   type DecodedReview,
+  type Decision,
   type JsonPatchOp,
   type SchedulingOptions,
 } from './admission.js';
@@ -38,17 +41,21 @@ import {
 import { NO_PUBLICATION, type PublicationOptions } from './publication.js';
 
 /**
- * A claim no pod took up is offered to the workload's next pod after this. By then a pod created
- * with the claim is in every replica's cache (admission to the watch event takes well under a
- * second unless a later webhook is slow); a claim without one was rejected after admission (a
- * later webhook, quota, validation), or the review never came from a real pod creation.
+ * A claim no pod took up is offered to the workload's next pod after this, and no sooner: the
+ * pod it was written for has the checkpoint's images from its admission, so while the API server
+ * may still create it, a second pod given the claim would restore the same memory. A create is
+ * over by then: its handler bounds it to 34 s (k8s.io/apiserver pkg/endpoints/handlers/rest.go,
+ * requestTimeoutUpperBound; create.go) within kube-apiserver's --request-timeout (60 s by default,
+ * pkg/server/config.go RequestTimeout), and 5 s more let its watch event reach every replica's
+ * cache. A claim without a pod by then was rejected after admission (a later webhook, quota,
+ * validation), the API server gave up on it, or the review never came from a real pod creation;
+ * the pods of the workload admitted until then start without the checkpoint.
  */
-export const RECLAIM_AFTER_MS = 3_000;
+export const RECLAIM_AFTER_MS = 65_000;
 /**
- * How long a pod whose workload's only checkpoints are under such young claims waits for them to
- * be taken up or abandoned, so that a claim whose pod never appears costs the real replacement
- * this delay, not its restore. Under deploy/webhook.yaml's timeoutSeconds (5) with room for the
- * live read and the claim (test/deploy.test.ts checks).
+ * How long a pod whose workload's only checkpoints are under claims about to be abandoned waits for
+ * them to be taken up or abandoned. Under deploy/webhook.yaml's timeoutSeconds (5) with room for
+ * the live read and the claim (test/deploy.test.ts checks).
  */
 export const CLAIM_WAIT_MS = 3_500;
 const CLAIM_POLL_MS = 100;
@@ -91,6 +98,11 @@ export interface WebhookDeps {
   /** Which checkpoint images are offered, and whether a pod is held while they are uploaded (publication.ts). */
   publication?: PublicationOptions;
   /**
+   * Whether a replica may lift the restore-placement gate (patch on pods, as last reviewed:
+   * src/cluster/access.ts). When not, no pod is gated, for placement or for its images. Absent: it may.
+   */
+  gatesLiftable?: () => boolean;
+  /**
    * Reads a pod from the API server (undefined: not found), to tell whether the source pod of a
    * record the cache shows running is really still there. Absent: the cache is believed.
    */
@@ -104,9 +116,18 @@ export interface WebhookAnswer {
   body: unknown;
   result: 'patched' | 'skipped' | 'error' | 'bad_request';
   why: string;
+  /** The Checkpoint the pod restores from (or would, on a dry run); absent when it restores nothing. */
+  restoresFrom?: string;
 }
 
 type PodReview = Extract<DecodedReview, { kind: 'pod' }>;
+
+/** The options one review is answered with: the configured ones, less the gates when they cannot be lifted. */
+interface ReviewOptions {
+  scheduling: SchedulingOptions;
+  publication: PublicationOptions;
+  gatesLiftable: boolean;
+}
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -277,17 +298,26 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
     }
   };
 
-  const claimFirst = async (r: PodReview, offered: Checkpoint[]): Promise<WebhookAnswer> => {
+  /** Counts a restore pod left ungated for want of the permission to lift gates (the access check logs it). */
+  const countUngated = (r: PodReview, c: Checkpoint | undefined, o: ReviewOptions): void => {
+    if (!o.gatesLiftable && wouldGate(r.pod, c, scheduling, publication))
+      metrics.placements.inc({ result: 'not_gated' });
+  };
+
+  const claimFirst = async (r: PodReview, offered: Checkpoint[], o: ReviewOptions): Promise<WebhookAnswer> => {
     for (const c of offered) {
       const ref = objectKey(r.namespace, c.metadata.name);
       if (r.dryRun) {
         // Side effects only outside dry run: the claim is not written.
-        return answer(
-          r,
-          'patched',
-          `dry run: would restore from ${ref}`,
-          restorePatch(r.pod, c, scheduling, publication),
-        );
+        return {
+          ...answer(
+            r,
+            'patched',
+            `dry run: would restore from ${ref}`,
+            restorePatch(r.pod, c, o.scheduling, o.publication),
+          ),
+          restoresFrom: c.metadata.name,
+        };
       }
       let claimedFrom: Checkpoint | undefined;
       try {
@@ -303,19 +333,23 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
       }
       if (!claimedFrom) continue; // another pod claimed it first: try the next one
       metrics.restores.inc({ result: 'matched' });
+      countUngated(r, claimedFrom, o);
       const previous = c.status?.phase === 'Restoring' ? { tookOverClaimOf: c.status.restore?.podName } : {};
       log.info('pod will restore from checkpoint', {
         pod: objectKey(r.namespace, r.podName),
         checkpoint: ref,
         ...previous,
       });
-      return answer(r, 'patched', `restores from ${ref}`, restorePatch(r.pod, claimedFrom, scheduling, publication));
+      return {
+        ...answer(r, 'patched', `restores from ${ref}`, restorePatch(r.pod, claimedFrom, o.scheduling, o.publication)),
+        restoresFrom: c.metadata.name,
+      };
     }
     return notRestored(r, 'skipped', 'every matching checkpoint was claimed by another pod');
   };
 
   /** Claims the live records of cs that can be claimed; an API failure leaves the pod unchanged. */
-  const claimLive = async (r: PodReview, cs: Checkpoint[], none: string): Promise<WebhookAnswer> => {
+  const claimLive = async (r: PodReview, cs: Checkpoint[], none: string, o: ReviewOptions): Promise<WebhookAnswer> => {
     let offered: Checkpoint[];
     try {
       // The only API reads on this path, and only for a workload with a checkpoint under way or
@@ -326,7 +360,39 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
       metrics.restores.inc({ result: 'claim_error' });
       return notRestored(r, 'error', `reading checkpoints of ${r.namespace}: ${(e as Error).message}`);
     }
-    return offered.length === 0 ? notRestored(r, 'skipped', none) : claimFirst(r, offered);
+    return offered.length === 0 ? notRestored(r, 'skipped', none) : claimFirst(r, offered, o);
+  };
+
+  /** Answers a review as decided: at once, or after claiming, reading live or waiting out young claims. */
+  const respond = async (review: PodReview, decision: Decision, o: ReviewOptions): Promise<WebhookAnswer> => {
+    switch (decision.kind) {
+      case 'answer':
+        if (decision.count) metrics.restores.inc({ result: decision.count });
+        if (decision.count === 'marked') countUngated(review, undefined, o);
+        if (decision.count === 'refused') {
+          log.warn('hand-written restore-from refused: pod created without restore', {
+            pod: objectKey(review.namespace, review.podName),
+            why: decision.why,
+            ...(review.user ? { user: review.user } : {}),
+          });
+        }
+        return answer(review, decision.result, decision.why, decision.ops, decision.warnings);
+      case 'claim':
+        return claimFirst(review, decision.checkpoints, o);
+      case 'recheck':
+        return claimLive(
+          review,
+          decision.checkpoints,
+          "the workload's checkpoints are not Ready, or the pods they were taken of still run",
+          o,
+        );
+      case 'contested': {
+        if (review.dryRun) return notRestored(review, 'skipped', 'every matching checkpoint is claimed');
+        const { abandoned, why } = await waitOut(decision.checkpoints);
+        if (abandoned.length === 0) return notRestored(review, 'skipped', why);
+        return claimLive(review, abandoned, 'every matching checkpoint was claimed by another pod', o);
+      }
+    }
   };
 
   return async (body) => {
@@ -340,40 +406,21 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
         result: review.result,
         why: review.why,
       };
+    const gatesLiftable = deps.gatesLiftable?.() ?? true;
+    const o = { ...admissionOptions(gatesLiftable, scheduling, publication), gatesLiftable };
     const decision = decideAdmission(
       review.pod,
       review.namespace,
       deps.view.checkpoints(),
       matchOptions(),
-      scheduling,
-      publication,
+      o.scheduling,
+      o.publication,
     );
-    if (decision.corrupt) metrics.restores.inc({ result: 'corrupt_checkpoint' }, decision.corrupt);
-    switch (decision.kind) {
-      case 'answer':
-        if (decision.count) metrics.restores.inc({ result: decision.count });
-        if (decision.count === 'refused') {
-          log.warn('hand-written restore-from refused: pod created without restore', {
-            pod: objectKey(review.namespace, review.podName),
-            why: decision.why,
-            ...(review.user ? { user: review.user } : {}),
-          });
-        }
-        return answer(review, decision.result, decision.why, decision.ops, decision.warnings);
-      case 'claim':
-        return claimFirst(review, decision.checkpoints);
-      case 'recheck':
-        return claimLive(
-          review,
-          decision.checkpoints,
-          "the workload's checkpoints are not Ready, or the pods they were taken of still run",
-        );
-      case 'contested': {
-        if (review.dryRun) return notRestored(review, 'skipped', 'every matching checkpoint is claimed');
-        const { abandoned, why } = await waitOut(decision.checkpoints);
-        if (abandoned.length === 0) return notRestored(review, 'skipped', why);
-        return claimLive(review, abandoned, 'every matching checkpoint was claimed by another pod');
-      }
-    }
+    const reply = await respond(review, decision, o);
+    // A corrupt record costs a restore only when the pod restores from no other record, and one
+    // pod at most: the HiatusRestoresStartingFresh alert reads this count as pods started without
+    // their checkpoint.
+    if (decision.corrupt && reply.restoresFrom === undefined) metrics.restores.inc({ result: 'corrupt_checkpoint' });
+    return reply;
   };
 }

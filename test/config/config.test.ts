@@ -40,7 +40,7 @@ describe('configuration', () => {
       maxCheckpointsPerNode: 2,
       webhookPort: 8443,
       restoreTimeoutMs: 600_000,
-      restoreClaimGraceMs: 30_000,
+      restoreClaimGraceMs: 90_000,
       restoreReconcileIntervalMs: 5_000,
       restoreSchedulers: new Map(),
       restorePlacement: 'nominate',
@@ -137,6 +137,13 @@ describe('configuration', () => {
     expect(() => loadConfig(['--default-checkpoint-policy', 'Always'], {})).toThrow(
       'must be one of Required, BestEffort, Never',
     );
+  });
+
+  it('refuses a claim grace shorter than a create may still take: the claim would go to a second pod', () => {
+    expect(() => loadConfig([...OPEN, '--restore-claim-grace', '30s'], {})).toThrow(
+      '--restore-claim-grace must be at least 65s',
+    );
+    expect(loadConfig([...OPEN, '--restore-claim-grace', '65s'], {}).restoreClaimGraceMs).toBe(65_000);
   });
 
   it('caps --preempt-wait at the time preempt may take to answer', () => {

@@ -12,12 +12,20 @@ import { loadAllYaml, type V1ClusterRole, type V1ClusterRoleBinding } from '@kub
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Which ClusterRole (and file) a permission belongs in. */
-type Role = 'hiatus' | 'hiatus-placement-gate' | 'hiatus-kubelet-proxy';
-const ROLE_FILES: Record<Role, string> = {
+type FileRole = 'hiatus' | 'hiatus-placement-gate' | 'hiatus-kubelet-proxy';
+const ROLE_FILES: Record<FileRole, string> = {
   hiatus: 'deploy/rbac.yaml',
   'hiatus-placement-gate': 'deploy/rbac-placement-gate.yaml',
   'hiatus-kubelet-proxy': 'deploy/rbac-kubelet-proxy.yaml',
 };
+/**
+ * Granted to every authenticated user by kube-apiserver's bootstrap policy, so by no file of ours:
+ * the ClusterRole system:basic-user (create on selfsubjectaccessreviews and selfsubjectrulesreviews)
+ * is bound to the group system:authenticated (plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go).
+ */
+const BASIC_USER = 'system:basic-user';
+type Role = FileRole | typeof BASIC_USER;
+const BASIC_USER_GRANTS = ['authorization.k8s.io/selfsubjectaccessreviews:create'];
 
 interface Call {
   /** Where the call is made. */
@@ -115,6 +123,13 @@ const CALLS: Call[] = [
     grant: '/pods:patch',
     role: 'hiatus-placement-gate',
   },
+  // Whether the extender may lift scheduling gates, asked of the authorizer.
+  {
+    file: 'src/cluster/access.ts',
+    line: /authz\.createSelfSubjectAccessReview\(/,
+    grant: 'authorization.k8s.io/selfsubjectaccessreviews:create',
+    role: BASIC_USER,
+  },
   // The kubelet checkpoint API: directly (the kubelet asks the API server), or through the node proxy.
   {
     file: 'src/checkpoint/kubeletClient.ts',
@@ -148,7 +163,7 @@ const API_LINE = [
   /\bfetch\(/,
 ];
 /** How code gets at the API: client classes, the watch (reflector.ts only), raw HTTP (podWriter.ts, kubeletClient.ts only). */
-const CLIENT_CLASSES = new Set(['CoreV1Api', 'SchedulingV1Api', 'CustomObjectsApi']);
+const CLIENT_CLASSES = new Set(['CoreV1Api', 'SchedulingV1Api', 'CustomObjectsApi', 'AuthorizationV1Api']);
 const MECHANISMS: { line: RegExp; files: string[] }[] = [
   { line: /new Watch\(/, files: ['src/cluster/reflector.ts'] },
   { line: /\b(?:https?|client)\.request\(/, files: ['src/checkpoint/kubeletClient.ts', 'src/cluster/podWriter.ts'] },
@@ -212,6 +227,7 @@ function needed(): Record<Role, string[]> {
     hiatus: new Set(),
     'hiatus-placement-gate': new Set(),
     'hiatus-kubelet-proxy': new Set(),
+    [BASIC_USER]: new Set(),
   };
   for (const c of CALLS) if (FOUND.some((f) => f.file === c.file && c.line.test(f.text))) out[c.role].add(c.grant);
   return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, [...v].sort()])) as Record<Role, string[]>;
@@ -256,7 +272,11 @@ describe('RBAC derived from the code', () => {
     }
   });
 
-  it.each(Object.entries(ROLE_FILES) as [Role, string][])(
+  it('asks nothing of the bootstrap policy but what it grants every authenticated user', () => {
+    expect(needed()[BASIC_USER]).toEqual(BASIC_USER_GRANTS);
+  });
+
+  it.each(Object.entries(ROLE_FILES) as [FileRole, string][])(
     'ClusterRole %s (%s) grants exactly what its calls need',
     (role, file) => {
       const found = rolesIn(file).filter((r) => r.metadata?.name === role);
@@ -312,9 +332,11 @@ describe('RBAC derived from the code', () => {
       const res = /`([^`]+)`/.exec(resource!)![1]!;
       // "checkpoints.hiatus.dev" -> group hiatus.dev, resource checkpoints; "pods/status" -> core.
       const [name, ...group] = res.split('.');
-      const role = (Object.entries(ROLE_FILES) as [Role, string][]).find(
-        ([, f]) => f === `deploy/${/`([^`]+)`/.exec(file!)![1]}`,
-      )?.[0];
+      const named = /`([^`]+)`/.exec(file!)![1]!;
+      const role =
+        named === BASIC_USER
+          ? BASIC_USER
+          : (Object.entries(ROLE_FILES) as [FileRole, string][]).find(([, f]) => f === `deploy/${named}`)?.[0];
       expect({ row, role, why: (why ?? '').length > 10 }).toEqual({ row, role: expect.any(String), why: true });
       for (const v of [...verbs!.matchAll(/`([^`]+)`/g)].map((m) => m[1]))
         listed.add(`${role} ${group.join('.')}/${name}:${v}`);

@@ -179,17 +179,18 @@ export function webhookOnMemory(deps: Partial<WebhookDeps> = {}) {
   const store = new MemoryCheckpointStore();
   const view = new SnapshotView();
   view.checkpointsByKey = store.objects;
+  const metrics = deps.metrics ?? new Metrics({ defaultMetrics: false });
   const webhook = createWebhook({
     view,
     store,
-    metrics: new Metrics({ defaultMetrics: false }),
+    metrics,
     log: silentLogger,
     maxAgeMs: 24 * 3600_000,
     reclaimAfterMs: 3_000,
     now: () => NOW,
     ...deps,
   });
-  return { store, view, webhook };
+  return { store, view, webhook, metrics };
 }
 
 /** The Checkpoint an admission answer's patch restores from, if it patches one in. */

@@ -7,6 +7,7 @@ import { MemoryCheckpointStore } from '../../testing/memoryStore.js';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { decideAdmission, decodeReview, reviewResponse } from '../../src/restore/admission.js';
 import { restoreFromRefusal } from '../../src/restore/match.js';
+import { CLAIM_WAIT_MS, RECLAIM_AFTER_MS } from '../../src/restore/webhook.js';
 import type { Pod } from '../../src/api/kubernetes.js';
 import {
   NOW,
@@ -207,6 +208,41 @@ describe('a claim whose pod never appears (the webhook shell)', () => {
     expect(restoresFrom(a.body)).toBeUndefined();
     expect(r.slept).toEqual([]);
     expect(r.store.objects.get('ml/ck-a')!.status!.restore!.claimedAt).toBe(iso(NOW));
+  });
+
+  it("gives a claim's checkpoint images to one pod only, however late the claimed pod shows in the cache", async () => {
+    // Pods A and B of one ReplicaSet, one checkpoint: A is claimed at t0 and shows in the cache
+    // only at t0+4 s (a slow later webhook, etcd, the watch); B is admitted at t0+0.5 s.
+    const image = (c: string) => `registry.example.com/hiatus/ml@sha256:${c.repeat(64)}`;
+    const ck = checkpoint('ck-a');
+    for (const [i, s] of ck.status!.containers!.entries()) {
+      s.image = image(['a', 'b'][i]!);
+      s.publication = { state: 'Published' };
+    }
+    let t = NOW;
+    const { store, view, webhook } = webhookOnMemory({
+      reclaimAfterMs: RECLAIM_AFTER_MS,
+      claimWaitMs: CLAIM_WAIT_MS,
+      publication: { images: 'registry.example.com/hiatus', waitMs: 0 },
+      now: () => t,
+      sleep: async (ms) => {
+        t += ms;
+        if (t - NOW >= 4_000 && !view.pod('uid-a')) view.addPod(podNaming('ck-a', 'trainer-5c8f7-aaaaa', 'uid-a'));
+      },
+    });
+    await store.create(ck);
+    const a = await webhook(review(replacement()));
+    t = NOW + 500;
+    const b = await webhook(review(replacement()));
+    const images = (body: unknown) =>
+      ((body as { response: { patch?: string } }).response.patch
+        ? (decodePatch(body) as { path: string }[])
+        : []
+      ).filter((op) => op.path.endsWith('/image')).length;
+    expect([images(a.body), images(b.body)]).toEqual([2, 0]);
+    expect(restoresFrom(b.body)).toBeUndefined();
+    // B is not held for A's claim: it answers at once.
+    expect(t - NOW).toBe(500);
   });
 
   it('takes over an abandoned claim at once even while a pod that does not hold it carries its name', async () => {

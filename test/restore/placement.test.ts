@@ -108,7 +108,9 @@ describe('PlacementController', () => {
     const writer = new FakeWriter();
     const metrics = new Metrics({ defaultMetrics: false });
     let now = 1_000_000;
+    const forbidden: string[] = [];
     const c = new PlacementController({
+      onForbidden: () => void forbidden.push('asked again'),
       view,
       writer,
       metrics,
@@ -121,7 +123,7 @@ describe('PlacementController', () => {
     });
     const counted = async () =>
       Object.fromEntries((await metrics.placements.get()).values.map((v) => [v.labels.result, v.value]));
-    return { view, writer, c, counted, advance: (ms: number) => (now += ms) };
+    return { view, writer, c, counted, forbidden, advance: (ms: number) => (now += ms) };
   }
   const settle = () => new Promise((r) => setTimeout(r, 5));
   const POD = 'ml/trainer-0/uid-trainer-0';
@@ -168,6 +170,15 @@ describe('PlacementController', () => {
     await gone.c.onPod(podFacts(gated()));
     expect(gone.writer.calls.map((x) => x[0])).toEqual(['nominate']);
     expect(await gone.counted()).toEqual({});
+  });
+
+  it('counts a release the API server refused (403: no patch on pods) apart from other failures, and has the permission asked again', async () => {
+    const { writer, c, counted, forbidden } = setup();
+    writer.fail.liftGate = 403;
+    await c.onPod(podFacts(gated()));
+    expect(writer.calls.map((x) => x[0])).toEqual(['nominate', 'liftGate']);
+    expect(await counted()).toEqual({ forbidden: 1 });
+    expect(forbidden).toEqual(['asked again']);
   });
 
   it('counts nothing when another replica released the pod first, even if its own nomination failed meanwhile', async () => {

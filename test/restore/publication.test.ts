@@ -13,7 +13,12 @@ import type { Checkpoint, ContainerPublication } from '../../src/api/checkpoint.
 import { loadConfig } from '../../src/config/config.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics/metrics.js';
-import { decideAdmission, restorePatch, type SchedulingOptions } from '../../src/restore/admission.js';
+import {
+  admissionOptions,
+  decideAdmission,
+  restorePatch,
+  type SchedulingOptions,
+} from '../../src/restore/admission.js';
 import { PlacementController } from '../../src/restore/placementController.js';
 import { offeredImage, planHold, publicationOf, type PublicationOptions } from '../../src/restore/publication.js';
 import { createWebhook } from '../../src/restore/webhook.js';
@@ -31,6 +36,7 @@ import {
   iso,
   replacement,
   review,
+  webhookOnMemory,
 } from '../helpers/restore.js';
 
 const REGISTRY = 'registry.example.com:5000/hiatus';
@@ -176,6 +182,47 @@ describe('what the webhook gives a restore pod', () => {
         pullSecret: 'hiatus-restore-pull',
       }),
     ).toEqual(sourceOnly);
+  });
+
+  it('gates nothing when no replica may lift a gate (no patch on pods): sourceOnly, nothing to pull, as with --publication-wait 0', () => {
+    const c = published('ck-a', { main: { image: MAIN_IMAGE }, sidecar: { state: 'Uploading' } });
+    const gating = { ...SCHEDULING, placementGate: true };
+    const may = admissionOptions(true, gating, PUBLISHING);
+    expect(restorePatch(replacement(), c, may.scheduling, may.publication)).toContainEqual(GATE);
+    const mayNot = admissionOptions(false, gating, PUBLISHING);
+    expect(restorePatch(replacement(), c, mayNot.scheduling, mayNot.publication)).toEqual([
+      contractOp('ck-a'),
+      MARKER,
+      PROFILE,
+    ]);
+    // Published images need no gate: given as ever.
+    expect(restorePatch(replacement(), published('ck-a', both), mayNot.scheduling, mayNot.publication)).toContainEqual({
+      op: 'replace',
+      path: '/spec/containers/0/image',
+      value: MAIN_IMAGE,
+    });
+  });
+
+  it('leaves a restore pod ungated while the extender may not patch pods, and counts it', async () => {
+    let liftable = false;
+    const { store, webhook, metrics } = webhookOnMemory({
+      placementGate: true,
+      publication: PUBLISHING,
+      gatesLiftable: () => liftable,
+    });
+    const gates = async () => {
+      const ops = decodePatch((await webhook(review(replacement()))).body) as { path: string }[];
+      return ops.filter((op) => op.path.includes('schedulingGates')).length;
+    };
+    await store.create(published('ck-a', { main: { image: MAIN_IMAGE }, sidecar: { state: 'Uploading' } }));
+    expect(await gates()).toBe(0);
+    const notGated = async () =>
+      (await metrics.placements.get()).values.find((v) => v.labels.result === 'not_gated')?.value;
+    expect(await notGated()).toBe(1);
+    liftable = true;
+    await store.create(published('ck-b', { main: { image: MAIN_IMAGE }, sidecar: { state: 'Uploading' } }));
+    expect(await gates()).toBe(1);
+    expect(await notGated()).toBe(1);
   });
 
   it("appends the pull secret to the pod's own, once", () => {

@@ -236,6 +236,23 @@ describe('the restore admission webhook over HTTP', () => {
     expect(corrupt?.value).toBeGreaterThanOrEqual(1);
   });
 
+  it('counts corrupt records only for a pod that restores from none of its checkpoints, once per pod', async () => {
+    const corrupted = () => [checkpoint('ck-corrupt', { arch: '' }), checkpoint('ck-corrupt-2', { arch: '' })];
+    const counted = async (m: Metrics) =>
+      (await m.restores.get()).values.find((v) => v.labels.result === 'corrupt_checkpoint')?.value ?? 0;
+
+    const restoring = webhookOnMemory();
+    for (const c of [...corrupted(), checkpoint('ck-good', { completedMinutesAgo: 10 })])
+      await restoring.store.create(c);
+    expect(restoresFrom((await restoring.webhook(review(replacement()))).body)).toBe('ck-good');
+    expect(await counted(restoring.metrics)).toBe(0);
+
+    const fresh = webhookOnMemory();
+    for (const c of corrupted()) await fresh.store.create(c);
+    expect(restoresFrom((await fresh.webhook(review(replacement()))).body)).toBeUndefined();
+    expect(await counted(fresh.metrics)).toBe(1);
+  });
+
   it('matches a StatefulSet pod by ordinal and an indexed Job pod by completion index', async () => {
     await put(
       checkpoint('ck-0', { owner: 'sts-1', kind: 'StatefulSet', hash: 'rev1', index: 0 }),
