@@ -478,3 +478,81 @@ describe('preempt while its preemption waits on checkpoints', () => {
     expect(w.sim.calls[1]!.path).toContain('trainer-1');
   });
 });
+
+describe('preempt against an API server too slow to answer', () => {
+  let r: Rig | undefined;
+  let completer: PreemptionCompleter | undefined;
+  afterEach(async () => {
+    completer?.stop();
+    await teardown(r);
+    r = undefined;
+  });
+
+  const never = <T>() => new Promise<T>(() => undefined);
+  // Nomination and Ready reads that never come back (podWriter gives up after 10 s, the store's
+  // reads have no deadline; kube-scheduler's httpTimeout is 5 s).
+  const stuckWriter: PreemptionWriter = {
+    getPod: async () => ({ uid: 'uid-urgent', deleting: false }),
+    nominate: never,
+    evict: async () => 'evicted',
+  };
+
+  async function slowRig(pods: Pod[], o: { kubeletMs: number; waitMs: number; stuckReads: boolean }) {
+    const base = await rig(pods, { latency: { baseMs: o.kubeletMs } });
+    if (o.stuckReads) base.store.get = never;
+    completer = testCompleter(base.view, base.executor, stuckWriter, base.metrics, { intervalMs: 5_000 });
+    await base.server.close();
+    const server = await startServer(base.view, {
+      preempt: createPreemptVerb({
+        view: base.view,
+        executor: base.executor,
+        completer,
+        metrics: base.metrics,
+        log: silentLogger,
+        budgetMs: BUDGET_MS,
+        waitMs: o.waitMs,
+        defaultPolicy: 'Never',
+      }),
+    });
+    r = { ...base, server };
+    return r;
+  }
+
+  /** The answer, or 'held' when preempt held the call past twice its budget. */
+  async function answerOf(w: Rig) {
+    const started = Date.now();
+    const res = await Promise.race([
+      post(`${w.server.url}/preempt`, metaArgs(preemptor(), { n1: ['uid-trainer-0'] })),
+      new Promise<'held'>((res) => setTimeout(() => res('held'), 2 * BUDGET_MS).unref()),
+    ]);
+    return { res, ms: Date.now() - started };
+  }
+
+  it('answers `{}` within the budget when the nomination never lands', async () => {
+    const w = await slowRig([victim('trainer-0', 'n1', { priorityClassName: 'train-required' })], {
+      kubeletMs: 3_000,
+      waitMs: 0,
+      stuckReads: false,
+    });
+    const { res, ms } = await answerOf(w);
+    expect(res).not.toBe('held');
+    expect(ms).toBeLessThan(BUDGET_MS + 200);
+    expect(res !== 'held' && res.json).toEqual({ NodeNameToMetaVictims: {} });
+    // The preemption goes on: hiatus completes it once the record is confirmed.
+    expect(completer!.has('uid-urgent')).toBe(true);
+  });
+
+  it('never offers a Required victim whose Ready record could not be read back in time', async () => {
+    const w = await slowRig([victim('trainer-0', 'n1', { priorityClassName: 'train-required' })], {
+      kubeletMs: 0,
+      waitMs: BUDGET_MS,
+      stuckReads: true,
+    });
+    const { res, ms } = await answerOf(w);
+    expect(res).not.toBe('held');
+    expect(ms).toBeLessThan(BUDGET_MS + 200);
+    // The checkpoint was taken and recorded, but its Ready record was never confirmed.
+    expect(checkpoints(w).map((c) => c.status?.phase)).toEqual(['Ready']);
+    expect(res !== 'held' && res.json).toEqual({ NodeNameToMetaVictims: {} });
+  });
+});
