@@ -298,11 +298,10 @@ export class CheckpointExecutor {
 
   private async run(job: CheckpointJob): Promise<EnsureOutcome> {
     const claimed = await this.claim(job);
-    if (!('metadata' in claimed)) {
-      if (claimed.state !== 'pending')
-        this.o.metrics.checkpoints.inc({ result: claimed.state === 'ready' ? 'ready' : 'failed' });
-      return claimed;
-    }
+    // Not counted: this replica called no kubelet. It found the record of the replica that did,
+    // which counted it (counting it again on each retry of the preemption would count one failure
+    // many times; HiatusCheckpointsFailing reads this counter), or it could not claim the name.
+    if (!('metadata' in claimed)) return claimed;
     const started = this.now();
     const { victim, node } = job;
     let containers: ContainerCheckpointStatus[] | undefined;
