@@ -20,6 +20,7 @@ import {
   ownRecordState,
   recordState,
   renewedClaim,
+  sidecarsNotCheckpointed,
 } from './record.js';
 import { Semaphore } from './semaphore.js';
 import { StoreConflict, StoreNotFound, type CheckpointStore } from './store.js';
@@ -333,7 +334,8 @@ export class CheckpointExecutor {
       failure = (e as Error).message;
       if (e instanceof KubeletError) this.o.metrics.kubeletErrors.inc({ kind: e.kind });
     }
-    const record = outcomeRecord(await heartbeat.stop(), { containers, failure }, this.now());
+    const note = sidecarsNotCheckpointed(victim);
+    const record = outcomeRecord(await heartbeat.stop(), { containers, failure, note }, this.now());
     const recorded = await this.record(record);
     this.o.metrics.checkpointDuration.observe((this.now() - started) / 1000);
     const ref = keyOf(record);
@@ -353,7 +355,7 @@ export class CheckpointExecutor {
       victim,
       'Normal',
       'Checkpointed',
-      `checkpoint ${record.metadata.name} of ${victim.containers.length} container(s) ${ready}`,
+      `checkpoint ${record.metadata.name} of ${victim.containers.length} container(s) ${ready}${note ? `; ${note}` : ''}`,
     );
     this.o.metrics.checkpoints.inc({ result: 'ready' });
     this.o.log.info('checkpoint ready', {

@@ -174,6 +174,26 @@ describe('preempt with Required victims', () => {
     ]);
   });
 
+  it('checkpoints the containers restore can restore, and says on the record and event that native sidecars are not', async () => {
+    const v = victim('trainer-0', 'n1', { priorityClassName: 'train-required' });
+    // A native sidecar (Istio's proxy in native-sidecar mode) and an ordinary init container.
+    v.spec!.initContainers = [{ name: 'istio-proxy', restartPolicy: 'Always' }, { name: 'fetch-data' }];
+    r = await rig([v]);
+    const res = await post(`${r.server.url}/preempt`, metaArgs(preemptor(), { n1: ['uid-trainer-0'] }));
+    expect(res.json).toEqual({
+      NodeNameToMetaVictims: { n1: { Pods: [{ UID: 'uid-trainer-0' }], NumPDBViolations: 0 } },
+    });
+    expect(r.sim.calls.map((c) => c.container)).toEqual(['main']);
+    const [ck] = checkpoints(r);
+    const note = 'native sidecar(s) istio-proxy not checkpointed: they start from their images on restore';
+    expect(ck!.spec.containers).toEqual(['main']);
+    expect(ck!.status).toMatchObject({ phase: 'Ready', message: note });
+    await until(() => r!.events.length > 0);
+    expect(r.events).toEqual([
+      `ml/trainer-0 Normal Checkpointed: checkpoint ${ck!.metadata.name} of 1 container(s) ready before preemption by default/urgent; ${note}`,
+    ]);
+  });
+
   it('never returns a victim whose checkpoint failed, and takes another candidate instead', async () => {
     const a = victim('trainer-a', 'n1', { priorityClassName: 'train-required', priority: 10 });
     const b = victim('web-b', 'n2', { priorityClassName: 'web-never', priority: 50 });
