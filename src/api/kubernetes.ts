@@ -33,6 +33,8 @@ export interface Container {
   name?: string;
   image?: string;
   resources?: ResourceRequirements | null;
+  /** Only on init containers: "Always" makes one a native sidecar (KEP-753, on by default since 1.29). */
+  restartPolicy?: string | null;
 }
 
 export interface Pod {

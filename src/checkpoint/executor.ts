@@ -20,6 +20,7 @@ import {
   ownRecordState,
   recordState,
   renewedClaim,
+  sidecarsNotCheckpointed,
 } from './record.js';
 import { Semaphore } from './semaphore.js';
 import { StoreConflict, StoreNotFound, type CheckpointStore } from './store.js';
@@ -298,11 +299,10 @@ export class CheckpointExecutor {
 
   private async run(job: CheckpointJob): Promise<EnsureOutcome> {
     const claimed = await this.claim(job);
-    if (!('metadata' in claimed)) {
-      if (claimed.state !== 'pending')
-        this.o.metrics.checkpoints.inc({ result: claimed.state === 'ready' ? 'ready' : 'failed' });
-      return claimed;
-    }
+    // Not counted: this replica called no kubelet. It found the record of the replica that did,
+    // which counted it (counting it again on each retry of the preemption would count one failure
+    // many times; HiatusCheckpointsFailing reads this counter), or it could not claim the name.
+    if (!('metadata' in claimed)) return claimed;
     const started = this.now();
     const { victim, node } = job;
     let containers: ContainerCheckpointStatus[] | undefined;
@@ -334,7 +334,8 @@ export class CheckpointExecutor {
       failure = (e as Error).message;
       if (e instanceof KubeletError) this.o.metrics.kubeletErrors.inc({ kind: e.kind });
     }
-    const record = outcomeRecord(await heartbeat.stop(), { containers, failure }, this.now());
+    const note = sidecarsNotCheckpointed(victim);
+    const record = outcomeRecord(await heartbeat.stop(), { containers, failure, note }, this.now());
     const recorded = await this.record(record);
     this.o.metrics.checkpointDuration.observe((this.now() - started) / 1000);
     const ref = keyOf(record);
@@ -354,7 +355,7 @@ export class CheckpointExecutor {
       victim,
       'Normal',
       'Checkpointed',
-      `checkpoint ${record.metadata.name} of ${victim.containers.length} container(s) ${ready}`,
+      `checkpoint ${record.metadata.name} of ${victim.containers.length} container(s) ${ready}${note ? `; ${note}` : ''}`,
     );
     this.o.metrics.checkpoints.inc({ result: 'ready' });
     this.o.log.info('checkpoint ready', {

@@ -126,12 +126,24 @@ export function renewedClaim(latest: Checkpoint, now: number, claimTtlMs: number
 export interface TakeOutcome {
   containers?: ContainerCheckpointStatus[];
   failure?: string;
+  /** What a Ready record does not hold (sidecarsNotCheckpointed), as its message. */
+  note?: string;
 }
 
 /**
- * The claim turned into its outcome (a copy): Ready, or Failed with the failure as its message,
- * completed now, the claim's expiry dropped (nobody holds a finished record), claimedBy and
- * startTime kept.
+ * What a checkpoint of this pod leaves out, said on its Ready record and its Checkpointed event:
+ * native sidecars are not checkpointed (PodFacts.sidecars) and start from their own images on
+ * restore. Undefined when the pod has none.
+ */
+export function sidecarsNotCheckpointed(victim: PodFacts): string | undefined {
+  if (!victim.sidecars?.length) return undefined;
+  return `native sidecar(s) ${victim.sidecars.join(', ')} not checkpointed: they start from their images on restore`;
+}
+
+/**
+ * The claim turned into its outcome (a copy): Ready (the note, if any, as its message), or Failed
+ * with the failure as its message, completed now, the claim's expiry dropped (nobody holds a
+ * finished record), claimedBy and startTime kept.
  */
 export function outcomeRecord(claim: Checkpoint, outcome: TakeOutcome, now: number): Checkpoint {
   const record = structuredClone(claim);
@@ -143,6 +155,7 @@ export function outcomeRecord(claim: Checkpoint, outcome: TakeOutcome, now: numb
   delete record.status.claimExpiresAt;
   if (outcome.containers) record.status.containers = outcome.containers;
   if (outcome.failure) record.status.message = outcome.failure;
+  else if (outcome.note) record.status.message = outcome.note;
   return record;
 }
 

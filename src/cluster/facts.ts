@@ -85,7 +85,14 @@ export interface PodFacts {
   /** Milliseconds since the epoch; undefined when the pod has not started. */
   startTime?: number;
   deleting: boolean;
+  /** spec.containers: what a checkpoint covers and a restore swaps images of. */
   containers: string[];
+  /**
+   * Native sidecars (init containers with restartPolicy Always): not checkpointed, since restore
+   * swaps images of spec.containers only (src/restore/publication.ts imageOps), so a sidecar's
+   * checkpoint could never be restored. Absent when none.
+   */
+  sidecars?: string[];
   /** Sum of container memory requests (limits where no request), bytes. */
   memoryBytes: number;
   /**
@@ -281,6 +288,8 @@ export function podFacts(pod: Pod): PodFacts {
     scheduleAttempted: (pod.status?.conditions ?? []).some((c) => c.type === 'PodScheduled'),
   };
   if (claims > 0) facts.resourceClaims = claims;
+  const sidecars = (pod.spec?.initContainers ?? []).filter((c) => c.restartPolicy === 'Always' && c.name);
+  if (sidecars.length > 0) facts.sidecars = sidecars.map((c) => c.name!);
   if (pod.status?.nominatedNodeName) facts.nominatedNodeName = pod.status.nominatedNodeName;
   const gate = (pod.spec?.schedulingGates ?? []).findIndex((g) => g.name === GATE_RESTORE_PLACEMENT);
   if (gate >= 0) facts.placementGate = gate;

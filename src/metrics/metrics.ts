@@ -138,7 +138,7 @@ export class Metrics {
     });
     this.checkpoints = new Counter({
       name: 'hiatus_checkpoints_total',
-      help: 'Pod checkpoints by result: ready, failed, not_recorded (taken but the record could not be written).',
+      help: 'Pod checkpoints this replica took (called the kubelet for), by result: ready, failed, not_recorded (taken but the record could not be written).',
       labelNames: ['result'],
       registers,
     });

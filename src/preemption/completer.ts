@@ -119,7 +119,8 @@ export class PreemptionCompleter {
    * startedAt: when the preemption began (the preempt call; for a takeover, its record's claim),
    * by which the preemptor's own Ready records are judged (executor.state).
    * Resolves once the node is nominated (or that failed), so that preempt answers after it: the
-   * next preemptor's scheduling cycle then sees the nomination.
+   * next preemptor's scheduling cycle then sees the nomination. preempt waits for that only within
+   * its budget (a slow API server must not hold kube-scheduler's cycle); the write goes on after.
    */
   async track(intent: Omit<PreemptionIntent, 'expiresAt'> & { startedAt?: number }): Promise<void> {
     const existing = this.intents.get(intent.preemptor.uid);

@@ -53,8 +53,15 @@ type Outcome = 'node' | 'pending' | 'no_candidate' | 'bad_request';
 
 const DEADLINE = Symbol('deadline');
 
+/**
+ * p, or DEADLINE once ms passed; p runs on either way. A rejection of p after the deadline is
+ * nobody's to handle (Promise.race observes it; with no time left, the catch below does).
+ */
 function withDeadline<T>(p: Promise<T>, ms: number): Promise<T | typeof DEADLINE> {
-  if (ms <= 0) return Promise.resolve(DEADLINE);
+  if (ms <= 0) {
+    p.catch(() => undefined);
+    return Promise.resolve(DEADLINE);
+  }
   let timer: NodeJS.Timeout;
   const deadline = new Promise<typeof DEADLINE>((r) => {
     timer = setTimeout(() => r(DEADLINE), ms);
@@ -117,12 +124,31 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
     );
   };
 
-  /** Every Required victim's Ready record is in the API server, not only in this replica's memory. */
-  const confirmed = async (plan: CandidatePlan, preemptor: PodReference, since: number): Promise<boolean> => {
+  /**
+   * Every Required victim's Ready record is in the API server, not only in this replica's memory,
+   * read within what is left of the budget: the reads have no deadline of their own, and a slow
+   * API server must not hold kube-scheduler's cycle past its httpTimeout (preempt is not
+   * ignorable: an error fails the attempt). A record not confirmed in time is not confirmed.
+   */
+  const confirmed = async (
+    plan: CandidatePlan,
+    preemptor: PodReference,
+    since: number,
+    started: number,
+  ): Promise<boolean> => {
     const required = plan.victims.filter((v) => v.action === 'checkpoint' && v.policy.policy === 'Required');
     if (required.length === 0) return true;
     if (!executor) return false;
-    return (await Promise.all(required.map((v) => executor.confirmReady(v.pod!, preemptor, since)))).every(Boolean);
+    const reads = Promise.all(required.map((v) => executor.confirmReady(v.pod!, preemptor, since)));
+    const read = await withDeadline(reads, deps.budgetMs - (now() - started));
+    if (read === DEADLINE) {
+      log.warn('Ready records not confirmed within the budget: answering {}', {
+        preemptor: keyOf(preemptor),
+        node: plan.node,
+      });
+      return false;
+    }
+    return read.every(Boolean);
   };
 
   return async (_ctx, body) => {
@@ -228,13 +254,23 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
       // (tens of calls a second while a batch of pods goes): logged at info once per node.
       const before = completer?.committedNode(preemptor.uid);
       if (completer && preemptorPriority !== undefined) {
-        await completer.track({
+        // track resolves once the early nomination is written (so that the next preemptor's cycle
+        // sees it), but that write may take podWriter's 10 s request timeout: wait for it only
+        // within the budget, and let it land in the background after the answer.
+        const tracking = completer.track({
           preemptor,
           startedAt: since,
           priority: preemptorPriority,
           candidates: ranked.slice(from).map(asInput),
           index: 0,
         });
+        const left = deps.budgetMs - (now() - started);
+        // With no time left (a --preempt-wait of the whole budget) there was nothing to wait for.
+        if ((await withDeadline(tracking, left)) === DEADLINE && left > 0)
+          log.warn('nomination not written within the budget: answering {}, it is written in the background', {
+            preemptor: who,
+            node,
+          });
       }
       const msg = 'checkpoints still running: hiatus completes the preemption when they are recorded';
       if (before === node) log.debug(msg, { preemptor: who, node, victims });
@@ -244,7 +280,7 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
     for (const [i, candidate] of ranked.entries()) {
       const work = candidate.victims.filter((v) => v.action === 'checkpoint' && v.checkpoint !== 'ready');
       if (work.length === 0) {
-        if (!(await confirmed(candidate, preemptor, since))) return background(i, candidate.node, 0);
+        if (!(await confirmed(candidate, preemptor, since, started))) return background(i, candidate.node, 0);
         completer?.forget(preemptor.uid);
         return chosen(
           started,
@@ -271,7 +307,7 @@ export function createPreemptVerb(deps: PreemptDeps): VerbHandler {
         return background(i, candidate.node, work.length);
       const blocked = work.filter((v, j) => settled[j]!.state === 'failed' && v.policy.policy === 'Required');
       if (blocked.length === 0) {
-        if (!(await confirmed(candidate, preemptor, since))) return background(i, candidate.node, work.length);
+        if (!(await confirmed(candidate, preemptor, since, started))) return background(i, candidate.node, work.length);
         completer?.forget(preemptor.uid);
         return chosen(started, candidate, 'restore');
       }

@@ -11,6 +11,7 @@ import { KubeletSimulator, simPodFromV1Pod } from '../../testing/kubelet/kubelet
 import { testExecutor } from '../helpers/executor.js';
 import { node, victim } from '../helpers/objects.js';
 import type { Pod } from '../../src/api/kubernetes.js';
+import { Metrics } from '../../src/metrics/metrics.js';
 
 const P1 = { namespace: 'default', name: 'urgent-1', uid: 'uid-urgent-1' };
 const P2 = { namespace: 'default', name: 'urgent-2', uid: 'uid-urgent-2' };
@@ -144,6 +145,35 @@ describe('the checkpoint executor', () => {
     expect((await running).state).toBe('ready');
     expect(r.sim.calls).toHaveLength(1);
     expect(r.store.objects.get(key)!.metadata.labels).toMatchObject({ team: 'vision' });
+  });
+
+  it('counts a checkpoint once, in the replica that called the kubelet, not in one that read its record', async () => {
+    const r = await rig(0);
+    const counted = (m: Metrics) =>
+      m.registry
+        .getSingleMetricAsString('hiatus_checkpoints_total')
+        .then((text) =>
+          Object.fromEntries([...text.matchAll(/result="(\w+)"} (\d+)/g)].map(([, k, v]) => [k, Number(v)])),
+        );
+    const replica = (identity: string) => {
+      const metrics = new Metrics({ defaultMetrics: false });
+      const e = testExecutor(r.view, r.store, { maxPerNode: 8, identity, metrics });
+      executors.push(e);
+      return { e, metrics };
+    };
+    const a = replica('replica-a');
+    const b = replica('replica-b');
+    r.sim.inject({ pod: 'trainer', times: 1, failure: { kind: 'runtime-error', message: 'criu dump failed' } });
+    expect(await a.e.ensure({ victim: r.victim, node: r.node, preemptor: P1 })).toMatchObject({ state: 'failed' });
+    // Each of kube-scheduler's retries reaches the other replica, which finds the Failed record.
+    for (let i = 0; i < 3; i++)
+      expect(await b.e.ensure({ victim: r.victim, node: r.node, preemptor: P1 })).toMatchObject({ state: 'failed' });
+    // A Ready record written by replica-a, found by replica-b.
+    expect(await a.e.ensure({ victim: r.victim, node: r.node, preemptor: P2 })).toMatchObject({ state: 'ready' });
+    expect(await b.e.ensure({ victim: r.victim, node: r.node, preemptor: P2 })).toMatchObject({ state: 'ready' });
+    expect(r.sim.calls).toHaveLength(2);
+    expect(await counted(a.metrics)).toEqual({ failed: 1, ready: 1 });
+    expect(await counted(b.metrics)).toEqual({});
   });
 
   it('takes one checkpoint of a victim that two preemptions need', async () => {

@@ -170,6 +170,19 @@ describe('the outcome record', () => {
     });
   });
 
+  it('names the native sidecars it leaves out as a Ready message; a failure is the message of a Failed one', () => {
+    const meshed = { ...VICTIM, sidecars: ['istio-proxy', 'log-shipper'] };
+    const note = record.sidecarsNotCheckpointed(meshed);
+    expect(note).toBe(
+      'native sidecar(s) istio-proxy, log-shipper not checkpointed: they start from their images on restore',
+    );
+    expect(record.sidecarsNotCheckpointed(VICTIM)).toBeUndefined();
+    expect(record.outcomeRecord(claim, { containers: archives, note }, T0).status!.message).toBe(note);
+    expect(record.outcomeRecord(claim, { failure: 'kubelet n1: 500', note }, T0).status!.message).toBe(
+      'kubelet n1: 500',
+    );
+  });
+
   it('holds an archive for every container only when each has a path', () => {
     expect(record.archivesEvery(record.outcomeRecord(claim, { containers: archives }, T0), VICTIM.containers)).toBe(
       true,

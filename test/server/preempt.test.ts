@@ -174,6 +174,26 @@ describe('preempt with Required victims', () => {
     ]);
   });
 
+  it('checkpoints the containers restore can restore, and says on the record and event that native sidecars are not', async () => {
+    const v = victim('trainer-0', 'n1', { priorityClassName: 'train-required' });
+    // A native sidecar (Istio's proxy in native-sidecar mode) and an ordinary init container.
+    v.spec!.initContainers = [{ name: 'istio-proxy', restartPolicy: 'Always' }, { name: 'fetch-data' }];
+    r = await rig([v]);
+    const res = await post(`${r.server.url}/preempt`, metaArgs(preemptor(), { n1: ['uid-trainer-0'] }));
+    expect(res.json).toEqual({
+      NodeNameToMetaVictims: { n1: { Pods: [{ UID: 'uid-trainer-0' }], NumPDBViolations: 0 } },
+    });
+    expect(r.sim.calls.map((c) => c.container)).toEqual(['main']);
+    const [ck] = checkpoints(r);
+    const note = 'native sidecar(s) istio-proxy not checkpointed: they start from their images on restore';
+    expect(ck!.spec.containers).toEqual(['main']);
+    expect(ck!.status).toMatchObject({ phase: 'Ready', message: note });
+    await until(() => r!.events.length > 0);
+    expect(r.events).toEqual([
+      `ml/trainer-0 Normal Checkpointed: checkpoint ${ck!.metadata.name} of 1 container(s) ready before preemption by default/urgent; ${note}`,
+    ]);
+  });
+
   it('never returns a victim whose checkpoint failed, and takes another candidate instead', async () => {
     const a = victim('trainer-a', 'n1', { priorityClassName: 'train-required', priority: 10 });
     const b = victim('web-b', 'n2', { priorityClassName: 'web-never', priority: 50 });
@@ -476,5 +496,83 @@ describe('preempt while its preemption waits on checkpoints', () => {
     // The full path planned the new victim and started its checkpoint.
     await until(() => w.sim.calls.length === 2);
     expect(w.sim.calls[1]!.path).toContain('trainer-1');
+  });
+});
+
+describe('preempt against an API server too slow to answer', () => {
+  let r: Rig | undefined;
+  let completer: PreemptionCompleter | undefined;
+  afterEach(async () => {
+    completer?.stop();
+    await teardown(r);
+    r = undefined;
+  });
+
+  const never = <T>() => new Promise<T>(() => undefined);
+  // Nomination and Ready reads that never come back (podWriter gives up after 10 s, the store's
+  // reads have no deadline; kube-scheduler's httpTimeout is 5 s).
+  const stuckWriter: PreemptionWriter = {
+    getPod: async () => ({ uid: 'uid-urgent', deleting: false }),
+    nominate: never,
+    evict: async () => 'evicted',
+  };
+
+  async function slowRig(pods: Pod[], o: { kubeletMs: number; waitMs: number; stuckReads: boolean }) {
+    const base = await rig(pods, { latency: { baseMs: o.kubeletMs } });
+    if (o.stuckReads) base.store.get = never;
+    completer = testCompleter(base.view, base.executor, stuckWriter, base.metrics, { intervalMs: 5_000 });
+    await base.server.close();
+    const server = await startServer(base.view, {
+      preempt: createPreemptVerb({
+        view: base.view,
+        executor: base.executor,
+        completer,
+        metrics: base.metrics,
+        log: silentLogger,
+        budgetMs: BUDGET_MS,
+        waitMs: o.waitMs,
+        defaultPolicy: 'Never',
+      }),
+    });
+    r = { ...base, server };
+    return r;
+  }
+
+  /** The answer, or 'held' when preempt held the call past twice its budget. */
+  async function answerOf(w: Rig) {
+    const started = Date.now();
+    const res = await Promise.race([
+      post(`${w.server.url}/preempt`, metaArgs(preemptor(), { n1: ['uid-trainer-0'] })),
+      new Promise<'held'>((res) => setTimeout(() => res('held'), 2 * BUDGET_MS).unref()),
+    ]);
+    return { res, ms: Date.now() - started };
+  }
+
+  it('answers `{}` within the budget when the nomination never lands', async () => {
+    const w = await slowRig([victim('trainer-0', 'n1', { priorityClassName: 'train-required' })], {
+      kubeletMs: 3_000,
+      waitMs: 0,
+      stuckReads: false,
+    });
+    const { res, ms } = await answerOf(w);
+    expect(res).not.toBe('held');
+    expect(ms).toBeLessThan(BUDGET_MS + 200);
+    expect(res !== 'held' && res.json).toEqual({ NodeNameToMetaVictims: {} });
+    // The preemption goes on: hiatus completes it once the record is confirmed.
+    expect(completer!.has('uid-urgent')).toBe(true);
+  });
+
+  it('never offers a Required victim whose Ready record could not be read back in time', async () => {
+    const w = await slowRig([victim('trainer-0', 'n1', { priorityClassName: 'train-required' })], {
+      kubeletMs: 0,
+      waitMs: BUDGET_MS,
+      stuckReads: true,
+    });
+    const { res, ms } = await answerOf(w);
+    expect(res).not.toBe('held');
+    expect(ms).toBeLessThan(BUDGET_MS + 200);
+    // The checkpoint was taken and recorded, but its Ready record was never confirmed.
+    expect(checkpoints(w).map((c) => c.status?.phase)).toEqual(['Ready']);
+    expect(res !== 'held' && res.json).toEqual({ NodeNameToMetaVictims: {} });
   });
 });
