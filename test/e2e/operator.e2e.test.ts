@@ -238,6 +238,9 @@ describe('kubectl hiatus through kubectl', () => {
       });
       expect(await rig.waitRunning('trainer-0', 90_000)).toBe('ops-a');
       expect(await rig.waitRunning('notebook-0', 90_000)).toBe('ops-b');
+      // The timeline below orders by whole seconds (the Scheduled event's and the record's times):
+      // a request in the second the pod was scheduled in could be listed before it.
+      await sleep(1050 - (Date.now() % 1000));
       // Slow enough that the plugin sees the claim while the kubelet works.
       rig.nodes.sim('ops-b').inject({ pod: 'notebook-0', failure: { kind: 'slow', extraMs: 1500 }, times: 1 });
       const r = await hiatus('checkpoint', 'notebook-0');
