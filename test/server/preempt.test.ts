@@ -107,6 +107,28 @@ async function rig(
   return { sim, view, store, server, executor, metrics, events };
 }
 
+/** The rig with its preempt verb served again, this time with a completer (background preemption). */
+async function withCompleter(
+  base: Rig,
+  completer: PreemptionCompleter,
+  o: { budgetMs: number; waitMs?: number },
+): Promise<Rig> {
+  await base.server.close();
+  const server = await startServer(base.view, {
+    preempt: createPreemptVerb({
+      view: base.view,
+      executor: base.executor,
+      completer,
+      metrics: base.metrics,
+      log: silentLogger,
+      budgetMs: o.budgetMs,
+      ...(o.waitMs !== undefined ? { waitMs: o.waitMs } : {}),
+      defaultPolicy: 'Never',
+    }),
+  });
+  return { ...base, server };
+}
+
 async function teardown(r: Rig | undefined) {
   if (!r) return;
   await r.server.close();
@@ -445,19 +467,7 @@ describe('preempt while its preemption waits on checkpoints', () => {
       looked.set(uid, (looked.get(uid) ?? 0) + 1);
       return pod(uid);
     };
-    await base.server.close();
-    const server = await startServer(base.view, {
-      preempt: createPreemptVerb({
-        view: base.view,
-        executor: base.executor,
-        completer,
-        metrics: base.metrics,
-        log: silentLogger,
-        budgetMs: 100,
-        defaultPolicy: 'Never',
-      }),
-    });
-    r = { ...base, server };
+    r = await withCompleter(base, completer, { budgetMs: 100 });
     return { rig: r, looked };
   }
 
@@ -521,20 +531,7 @@ describe('preempt against an API server too slow to answer', () => {
     const base = await rig(pods, { latency: { baseMs: o.kubeletMs } });
     if (o.stuckReads) base.store.get = never;
     completer = testCompleter(base.view, base.executor, stuckWriter, base.metrics, { intervalMs: 5_000 });
-    await base.server.close();
-    const server = await startServer(base.view, {
-      preempt: createPreemptVerb({
-        view: base.view,
-        executor: base.executor,
-        completer,
-        metrics: base.metrics,
-        log: silentLogger,
-        budgetMs: BUDGET_MS,
-        waitMs: o.waitMs,
-        defaultPolicy: 'Never',
-      }),
-    });
-    r = { ...base, server };
+    r = await withCompleter(base, completer, { budgetMs: BUDGET_MS, waitMs: o.waitMs });
     return r;
   }
 
