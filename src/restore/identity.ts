@@ -105,3 +105,16 @@ export function startedFreshSince(c: Checkpoint, pods: Iterable<PodFacts>): PodF
   }
   return undefined;
 }
+
+/** The pods of these owners (by owner UID), in one pass: what startedFreshSince is asked about. */
+export function podsByOwner(pods: Iterable<PodFacts>, owners: ReadonlySet<string>): Map<string, PodFacts[]> {
+  const byOwner = new Map<string, PodFacts[]>();
+  for (const p of pods) {
+    const owner = p.owner?.uid;
+    if (!owner || !owners.has(owner)) continue;
+    const list = byOwner.get(owner);
+    if (list) list.push(p);
+    else byOwner.set(owner, [p]);
+  }
+  return byOwner;
+}

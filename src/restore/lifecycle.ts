@@ -5,7 +5,7 @@ import type { PodFacts } from '../cluster/facts.js';
 import { ANNOTATION_RESTORE_FROM, keyOf, objectKey } from '../api/keys.js';
 import type { Checkpoint, RestoreStatus } from '../api/checkpoint.js';
 import { laterRecords } from '../checkpoint/chain.js';
-import { recordMember, startedFreshSince } from './identity.js';
+import { podsByOwner, recordMember, startedFreshSince } from './identity.js';
 
 export type LifecycleAction =
   | { kind: 'bind'; checkpoint: Checkpoint; pod: PodFacts }
@@ -128,12 +128,7 @@ export function planSupersession(checkpoints: Iterable<Checkpoint>, pods: Iterab
     (c) => c.status?.phase === 'Ready' && !c.status.supersededBy && c.spec.source.owner && recordMember(c)?.bound,
   );
   if (open.length === 0) return [];
-  const owners = new Set(open.map((c) => c.spec.source.owner!.uid));
-  const byOwner = new Map<string, PodFacts[]>();
-  for (const p of pods) {
-    const owner = p.owner?.uid;
-    if (owner && owners.has(owner)) byOwner.set(owner, [...(byOwner.get(owner) ?? []), p]);
-  }
+  const byOwner = podsByOwner(pods, new Set(open.map((c) => c.spec.source.owner!.uid)));
   const actions: LifecycleAction[] = [];
   for (const c of open) {
     const pod = startedFreshSince(c, byOwner.get(c.spec.source.owner!.uid) ?? []);

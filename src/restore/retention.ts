@@ -26,7 +26,7 @@
 import type { PodFacts } from '../cluster/facts.js';
 import { objectKey } from '../api/keys.js';
 import type { Checkpoint } from '../api/checkpoint.js';
-import { completedAt, startedFreshSince } from './identity.js';
+import { completedAt, podsByOwner, startedFreshSince } from './identity.js';
 
 export interface RetentionPolicy {
   maxPerWorkload: number;
@@ -71,18 +71,12 @@ function workload(c: Checkpoint): string {
 /** The pods retention asks about, indexed once per run: by UID, and by owner UID. */
 class PodIndex {
   readonly byUid = new Map<string, PodFacts>();
-  readonly byOwner = new Map<string, PodFacts[]>();
+  readonly byOwner: Map<string, PodFacts[]>;
 
   constructor(pods: Iterable<PodFacts>, uids: Set<string>, owners: Set<string>) {
-    for (const p of pods) {
-      if (uids.has(p.uid)) this.byUid.set(p.uid, p);
-      const owner = p.owner?.uid;
-      if (owner && owners.has(owner)) {
-        const list = this.byOwner.get(owner);
-        if (list) list.push(p);
-        else this.byOwner.set(owner, [p]);
-      }
-    }
+    const all = [...pods];
+    for (const p of all) if (uids.has(p.uid)) this.byUid.set(p.uid, p);
+    this.byOwner = podsByOwner(all, owners);
   }
 }
 
