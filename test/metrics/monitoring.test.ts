@@ -125,6 +125,8 @@ describe('PrometheusRule', () => {
       'HiatusPreemptionsAbandoned',
       'HiatusPublicationBacklog',
       'HiatusPublicationFailing',
+      'HiatusRestorePodsHeldByGate',
+      'HiatusRestorePodsNotGated',
       'HiatusRestoresFailing',
       'HiatusRestoresStartingFresh',
       'HiatusVerbErrors',
