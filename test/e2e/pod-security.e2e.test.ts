@@ -16,9 +16,10 @@ import {
   type V1DaemonSet,
   type V1Deployment,
   type V1Pod,
+  type V1ResourceQuota,
 } from '@kubernetes/client-node';
 import { controlPlanePerFile } from '../../testing/harness/e2e.js';
-import { sleep } from '../../testing/harness/process.js';
+import { sleep, waitUntil } from '../../testing/harness/process.js';
 import { refusal } from '../../testing/harness/serviceAccount.js';
 import { repoRoot } from '../../testing/harness/schedulerConfig.js';
 
@@ -60,12 +61,32 @@ async function admit(pod: V1Pod): Promise<V1Pod> {
   }
 }
 
-const { step } = controlPlanePerFile(async (plane) => {
-  core = plane.kc.makeApiClient(CoreV1Api);
-  const objects = KubernetesObjectApi.makeApiClient(plane.kc);
-  for (const o of shipped.filter((o) => o.kind === 'Namespace')) await objects.create(o);
-  for (const o of shipped.filter((o) => o.kind === 'ServiceAccount')) await objects.create(o);
-});
+const quotas = shipped.filter((o): o is V1ResourceQuota => o.kind === 'ResourceQuota');
+
+// kube-apiserver here limits the system-*-critical priority classes as GKE does
+// (LIMITED_CRITICAL_PRIORITY_CLASSES): a pod of such a class is admitted only in a namespace with a
+// ResourceQuota covering its class, which the kustomization ships beside each namespace.
+const { step } = controlPlanePerFile(
+  async (plane) => {
+    core = plane.kc.makeApiClient(CoreV1Api);
+    const objects = KubernetesObjectApi.makeApiClient(plane.kc);
+    for (const o of shipped.filter((o) => o.kind === 'Namespace')) await objects.create(o);
+    for (const o of shipped.filter((o) => o.kind === 'ServiceAccount')) await objects.create(o);
+    for (const q of quotas) await objects.create(q);
+    // ResourceQuota admission refuses pods a quota covers until kube-controller-manager's quota
+    // controller has written the quota's status ("status unknown for quota").
+    for (const q of quotas) {
+      await waitUntil(`ResourceQuota ${q.metadata!.namespace}/${q.metadata!.name} counted`, async () => {
+        const live = await core.readNamespacedResourceQuota({
+          namespace: q.metadata!.namespace!,
+          name: q.metadata!.name!,
+        });
+        return live.status?.hard?.pods !== undefined;
+      });
+    }
+  },
+  { limitCriticalPriorityClasses: true },
+);
 
 describe('Pod Security: every shipped workload runs in the namespace it is shipped in', () => {
   it('ships the extender and the node agent', () => {
@@ -83,6 +104,33 @@ describe('Pod Security: every shipped workload runs in the namespace it is shipp
         expect(created.metadata!.namespace).toBe(w.metadata!.namespace);
       })();
     },
+  );
+
+  it('ships a quota covering the priority class of each workload, in its namespace', () => {
+    for (const w of workloads) {
+      const priorityClass = w.spec!.template.spec!.priorityClassName;
+      const covering = quotas.filter(
+        (q) =>
+          q.metadata!.namespace === w.metadata!.namespace &&
+          q.spec!.scopeSelector!.matchExpressions!.some(
+            (e) => e.scopeName === 'PriorityClass' && e.operator === 'In' && e.values!.includes(priorityClass!),
+          ),
+      );
+      expect([w.metadata!.name, covering.length]).toEqual([w.metadata!.name, 1]);
+    }
+  });
+
+  it(
+    'refuses a critical pod in a namespace without a covering quota, as GKE does (so the admissions above needed the shipped quotas)',
+    step(async () => {
+      const extender = workloads.find((w) => w.kind === 'Deployment')!;
+      await core.createNamespace({ body: { metadata: { name: 'no-quota' } } });
+      const account = extender.spec!.template.spec!.serviceAccountName!;
+      await core.createNamespacedServiceAccount({ namespace: 'no-quota', body: { metadata: { name: account } } });
+      const why = await refusal(admit(podOf(extender, 'no-quota')));
+      // Upstream answers it as a plain error (controller.go returns fmt.Errorf, not a Forbidden).
+      expect(why).toContain('insufficient quota to match these scopes');
+    }),
   );
 
   it(

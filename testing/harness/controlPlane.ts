@@ -7,7 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { ApiextensionsV1Api, CoreV1Api, KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { load } from 'js-yaml';
-import { makeExtenderTls, writeAdmissionConfig, type ExtenderTls } from './extenderTls.js';
+import { makeExtenderTls, writeAdmissionConfig, type AdmissionOptions, type ExtenderTls } from './extenderTls.js';
 import { ManagedProcess, freePort, httpRequest, waitForHttp, waitUntil } from './process.js';
 import { repoRoot, schedulerConfig, type SchedulerConfigOptions } from './schedulerConfig.js';
 import { PooledKubeConfig } from '../../src/cluster/pooledKubeConfig.js';
@@ -53,6 +53,7 @@ export class ControlPlane {
     readonly apiserverUrl: string,
     /** The extender's CA and certificates; the API server presents extenderTls.apiserver to the webhook. */
     readonly extenderTls: ExtenderTls,
+    private readonly admission: AdmissionOptions = {},
   ) {
     this.kc = new PooledKubeConfig();
     this.kc.loadFromFile(this.kubeconfig('admin'));
@@ -67,7 +68,7 @@ export class ControlPlane {
   }
 
   /** Builds (or reuses) the binaries, then starts etcd, kube-apiserver and kube-controller-manager. */
-  static async start(): Promise<ControlPlane> {
+  static async start(admission: AdmissionOptions = {}): Promise<ControlPlane> {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'hiatus-e2e-'));
     for (const d of ['pki', 'kubeconfigs', 'logs', 'etcd-data']) mkdirSync(path.join(dir, d), { recursive: true });
     chmodSync(path.join(dir, 'etcd-data'), 0o700);
@@ -84,7 +85,7 @@ export class ControlPlane {
     ];
     const apiserverUrl = `https://127.0.0.1:${apiPort}`;
     for (const user of ['admin', 'scheduler', 'controller-manager']) writeComponentKubeconfig(dir, user, apiserverUrl);
-    const cp = new ControlPlane(dir, bin, apiserverUrl, extenderTls);
+    const cp = new ControlPlane(dir, bin, apiserverUrl, extenderTls, admission);
     try {
       await cp.startCore(etcdPort, etcdPeerPort, apiPort, kcmPort);
     } catch (e) {
@@ -150,7 +151,7 @@ export class ControlPlane {
       '--service-cluster-ip-range=10.0.0.0/24',
       '--disable-admission-plugins=TaintNodesByCondition',
       '--endpoint-reconciler-type=none',
-      `--admission-control-config-file=${writeAdmissionConfig(this.dir, this.extenderTls)}`,
+      `--admission-control-config-file=${writeAdmissionConfig(this.dir, this.extenderTls, this.admission)}`,
     ]);
     await waitForHttp(apiserver, `${this.apiserverUrl}/readyz`, this.adminTls());
 

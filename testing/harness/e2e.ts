@@ -4,6 +4,7 @@
 import { afterAll, beforeAll } from '@jest/globals';
 import type { Rig } from './cluster.js';
 import { ControlPlane } from './controlPlane.js';
+import type { AdmissionOptions } from './extenderTls.js';
 import { startRigWithWebhook } from './webhook.js';
 
 /** A scenario file's setup, which builds the control plane first when its cache is cold (CONTRIBUTING.md). */
@@ -53,14 +54,17 @@ export function failureTracking(): { step: Step; failed: () => boolean } {
  * it before the file's tests and hands it to `setUp`; stops it after them, keeping its directory
  * and printing its logs' tails when the setup or a step failed. `cp()` is the control plane.
  */
-export function controlPlanePerFile(setUp: (cp: ControlPlane) => Promise<void>): {
+export function controlPlanePerFile(
+  setUp: (cp: ControlPlane) => Promise<void>,
+  admission: AdmissionOptions = {},
+): {
   step: Step;
   cp: () => ControlPlane;
 } {
   const { step, failed } = failureTracking();
   let cp: ControlPlane | undefined;
   beforeAll(async () => {
-    const started = await ControlPlane.start();
+    const started = await ControlPlane.start(admission);
     try {
       await setUp(started);
     } catch (e) {

@@ -195,7 +195,36 @@ export function webhookArgs(tls: ExtenderTls): string[] {
  * pkg/util/webhook/authentication.go, defaultAuthenticationInfoResolver.clientConfig: exact
  * match first). deploy/certs.sh writes the same two files for hiatus.hiatus-system.svc:8443.
  */
-export function writeAdmissionConfig(dir: string, tls: ExtenderTls): string {
+/**
+ * The ResourceQuota admission configuration of a cluster that limits the consumption of the
+ * system-*-critical priority classes, as GKE does: a pod of such a class is admitted only in a
+ * namespace with a ResourceQuota whose scope covers that class (upstream
+ * staging/src/k8s.io/apiserver/pkg/admission/plugin/resourcequota/controller.go, limitedResources:
+ * "insufficient quota to match these scopes"; Kubernetes' "Limit Priority Class consumption by
+ * default").
+ */
+export const LIMITED_CRITICAL_PRIORITY_CLASSES = {
+  name: 'ResourceQuota',
+  configuration: {
+    apiVersion: 'apiserver.config.k8s.io/v1',
+    kind: 'ResourceQuotaConfiguration',
+    limitedResources: [
+      {
+        resource: 'pods',
+        matchScopes: [
+          { scopeName: 'PriorityClass', operator: 'In', values: ['system-node-critical', 'system-cluster-critical'] },
+        ],
+      },
+    ],
+  },
+};
+
+export interface AdmissionOptions {
+  /** Limit the system-*-critical priority classes to namespaces with a covering quota, as GKE does. */
+  limitCriticalPriorityClasses?: boolean;
+}
+
+export function writeAdmissionConfig(dir: string, tls: ExtenderTls, o: AdmissionOptions = {}): string {
   const kubeconfig = path.join(dir, 'webhook-client.kubeconfig');
   writeFileSync(
     kubeconfig,
@@ -226,6 +255,7 @@ export function writeAdmissionConfig(dir: string, tls: ExtenderTls): string {
             kubeConfigFile: kubeconfig,
           },
         },
+        ...(o.limitCriticalPriorityClasses ? [LIMITED_CRITICAL_PRIORITY_CLASSES] : []),
       ],
     }),
   );
