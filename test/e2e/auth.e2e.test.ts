@@ -8,11 +8,14 @@
 // extender, and the API server, presenting its certificate from its admission configuration,
 // still reaches the webhook.
 import { describe, expect, it } from '@jest/globals';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:tls';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { NAMESPACE, Rig, podSpec } from '../../testing/harness/cluster.js';
 import { SCHEDULER, inGroup, rigPerFile } from '../../testing/harness/e2e.js';
-import type { ClientCert } from '../../testing/harness/extenderTls.js';
+import { renewServingCert, type ClientCert, type ExtenderTls } from '../../testing/harness/extenderTls.js';
 import * as make from '../../testing/harness/make.js';
 import { httpRequest, waitUntil, type Reply } from '../../testing/harness/process.js';
 import { startRigWithWebhook, webhookUrl } from '../../testing/harness/webhook.js';
@@ -223,6 +226,68 @@ describe('forged calls from callers other than kube-scheduler and the API server
       const claimed = (await rig.checkpoints()).find((c) => c.metadata.name === ck.metadata.name)!;
       expect(claimed.status?.phase).toBe('Restoring');
       await nothingHappenedTo(db);
+    }),
+  );
+});
+
+/** The certificate a listener on 127.0.0.1:port presents to a new connection. */
+function presented(port: number, tls: ExtenderTls, as: ClientCert): Promise<X509Certificate> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, ca: tls.ca, cert: as.cert, key: as.key }, () => {
+      const raw = socket.getPeerCertificate().raw;
+      socket.end();
+      resolve(new X509Certificate(raw));
+    });
+    socket.on('error', reject);
+  });
+}
+
+describe('a renewed serving certificate, as cert-manager renews the hiatus-tls Secret', () => {
+  it(
+    'is served by both listeners within seconds, without a restart, and kube-scheduler and the API server go on calling',
+    step(async () => {
+      const tls = rig.cp.extenderTls;
+      const pid = rig.ext!.proc.child.pid;
+      const before = new X509Certificate(readFileSync(tls.certFile));
+      expect((await presented(rig.ext!.port, tls, tls.scheduler)).fingerprint256).toBe(before.fingerprint256);
+      const expiryBefore = await rig.metric('hiatus_tls_certificate_expiry_timestamp_seconds', {
+        listener: 'extender',
+      });
+      expect(expiryBefore).toBe(Math.floor(Date.parse(before.validTo) / 1000));
+
+      const renewed = new X509Certificate(await renewServingCert(tls, 30));
+      expect(renewed.fingerprint256).not.toBe(before.fingerprint256);
+      await waitUntil(
+        'both listeners serving the renewed certificate',
+        async () =>
+          (await presented(rig.ext!.port, tls, tls.scheduler)).fingerprint256 === renewed.fingerprint256 &&
+          (await presented(tls.webhookPort, tls, tls.apiserver)).fingerprint256 === renewed.fingerprint256,
+        30_000,
+      );
+      for (const listener of ['extender', 'webhook']) {
+        expect(await rig.metric('hiatus_tls_certificate_expiry_timestamp_seconds', { listener })).toBe(
+          Math.floor(Date.parse(renewed.validTo) / 1000),
+        );
+      }
+      // The same process: no restart.
+      expect(rig.ext!.proc.child.exitCode).toBeNull();
+      expect(rig.ext!.proc.child.pid).toBe(pid);
+
+      // kube-scheduler filters a restore pod through the extender (the marker resource it manages)
+      // and the API server sends it the pod's admission review: both still reach it.
+      const filtered = await rig.metric('hiatus_extender_requests_total', { verb: 'filter' });
+      const reviewed = await rig.metric('hiatus_webhook_requests_total');
+      await rig.createPod(
+        podSpec('after-renewal', {
+          schedulerName: SCHEDULER,
+          asRestorePod: true,
+          cpu: '10m',
+          labels: { [WEBHOOK_LABEL]: 'on' },
+        }),
+      );
+      expect(await rig.waitRunning('after-renewal')).toBeDefined();
+      expect(await rig.metric('hiatus_extender_requests_total', { verb: 'filter' })).toBeGreaterThan(filtered);
+      expect(await rig.metric('hiatus_webhook_requests_total')).toBeGreaterThan(reviewed);
     }),
   );
 });

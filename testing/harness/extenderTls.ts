@@ -5,7 +5,7 @@
 // --allowed-client-names and --webhook-allowed-client-names expect. A second CA signs
 // certificates with the same names, which the extender must refuse.
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { V1Deployment } from '@kubernetes/client-node';
@@ -157,6 +157,46 @@ export async function makeExtenderTls(dir: string): Promise<ExtenderTls> {
     strangerScheduler: await client(pki, 'stranger-ca', 'stranger-scheduler-client', names.scheduler),
     strangerApiserver: await client(pki, 'stranger-ca', 'stranger-apiserver-client', names.apiserver),
   };
+}
+
+/**
+ * Renews the serving certificate in place, as a renewed hiatus-tls Secret reaches the pods: a new
+ * key and a certificate from the same CA, valid `days`, moved over the files the extender serves
+ * (key first: the extender refuses the mismatched pair between the two renames and serves on with
+ * what it had). Returns the new certificate, PEM.
+ */
+export async function renewServingCert(tls: ExtenderTls, days: number): Promise<Buffer> {
+  const pki = path.dirname(tls.certFile);
+  const f = (n: string) => path.join(pki, n);
+  await openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', f('renewed.key')]);
+  await openssl(['req', '-new', '-key', f('renewed.key'), '-subj', '/CN=127.0.0.1', '-out', f('renewed.csr')]);
+  writeFileSync(
+    f('renewed.ext'),
+    'keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n',
+  );
+  await openssl([
+    'x509',
+    '-req',
+    '-in',
+    f('renewed.csr'),
+    '-CA',
+    f('ca.crt'),
+    '-CAkey',
+    f('ca.key'),
+    '-CAserial',
+    f('ca.srl'),
+    '-days',
+    String(days),
+    '-sha256',
+    '-extfile',
+    f('renewed.ext'),
+    '-out',
+    f('renewed.crt'),
+  ]);
+  const cert = readFileSync(f('renewed.crt'));
+  renameSync(f('renewed.key'), tls.keyFile);
+  renameSync(f('renewed.crt'), tls.certFile);
+  return cert;
 }
 
 /** The extender flags that serve the verbs over TLS to kube-scheduler's certificate only, as deployed. */
