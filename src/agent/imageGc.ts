@@ -48,7 +48,7 @@ const TAG = /^[\w][\w.-]{0,127}$/;
 function validEntry(v: unknown): PublishedImage | undefined {
   if (!v || typeof v !== 'object') return undefined;
   const e = v as Record<string, unknown>;
-  const strings = ['key', 'repository', 'tag', 'checkpoint', 'uid', 'container'] as const;
+  const strings = ['key', 'registry', 'repository', 'tag', 'checkpoint', 'uid', 'container'] as const;
   if (!strings.every((k) => typeof e[k] === 'string' && e[k] !== '')) return undefined;
   if (!REPOSITORY.test(e.repository as string) || !TAG.test(e.tag as string)) return undefined;
   if (e.digest !== undefined && !(typeof e.digest === 'string' && DIGEST.test(e.digest))) return undefined;
@@ -109,10 +109,10 @@ export class ImageCollector {
   }
 
   /** Before an upload starts: the image may exist from now on, whatever happens to the agent. */
-  async uploading(e: Omit<PublishedImage, 'digest' | 'goneSince'>): Promise<void> {
+  async uploading(e: Omit<PublishedImage, 'registry' | 'digest' | 'goneSince'>): Promise<void> {
     const entries = await this.ledger();
     if (entries.has(e.key)) return;
-    entries.set(e.key, { ...e });
+    entries.set(e.key, { ...e, registry: this.o.client.host });
     await this.save();
   }
 
@@ -134,7 +134,9 @@ export class ImageCollector {
   async collect(checkpoints: Iterable<Checkpoint>): Promise<void> {
     const entries = await this.ledger();
     const now = this.now();
-    const plan = planImageGc([...entries.values()], checkpoints, now, {
+    // Images in a registry the agent no longer publishes to stay listed: that one is not asked.
+    const here = [...entries.values()].filter((e) => e.registry === this.o.client.host);
+    const plan = planImageGc(here, checkpoints, now, {
       graceMs: this.o.graceMs,
       maxPerRound: this.maxPerRound,
     });

@@ -20,6 +20,8 @@ import type { Checkpoint } from '../api/checkpoint.js';
 export interface PublishedImage {
   /** The agent's publication key: Checkpoint UID and container. */
   key: string;
+  /** host[:port] of the registry it went to. */
+  registry: string;
   repository: string;
   tag: string;
   /** The Checkpoint (namespace/name) and UID it was published for; the image carries the UID. */

@@ -214,6 +214,34 @@ describe('deleting checkpoint images from the registry', () => {
     nd.client.close();
   }, 60_000);
 
+  it('leaves the images it published to another registry listed, for when it publishes there again', async () => {
+    const nd = await node();
+    const first = agentOn(nd);
+    await readyCheckpoint(nd, 'trainer-h');
+    await first.agent.kick();
+    const h = await published(nd, 'trainer-h');
+    await nd.store.delete('ml', 'trainer-h');
+    // Restarted with another registry: it does not ask that one about trainer-h's image.
+    const elsewhere = await node(noDelete);
+    const movedMetrics = new AgentMetrics({ defaultMetrics: false });
+    const moved = new ImageCollector({
+      client: elsewhere.client,
+      stateDir: nd.stateDir,
+      metrics: movedMetrics,
+      log: recordingLogger(),
+      graceMs: 0,
+    });
+    await moved.collect([]);
+    expect(await values(movedMetrics.imageDeletions)).toEqual([]);
+    // Back on the first registry: deleted.
+    const back = agentOn(nd);
+    await back.agent.kick();
+    expect(await manifestStatus(nd, h.index)).toBe(404);
+    expect(await values(back.metrics.imageDeletions)).toEqual([{ labels: { result: 'deleted' }, value: 1 }]);
+    nd.client.close();
+    elsewhere.client.close();
+  }, 60_000);
+
   it('a registry that refuses deletion (405 UNSUPPORTED) is one warning and a metric per period, and the image is tried again after it', async () => {
     const nd = await node(noDelete);
     const log = recordingLogger();

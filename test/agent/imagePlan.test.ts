@@ -25,6 +25,7 @@ function record(name: string, phase: CheckpointPhase = 'Ready', image?: string):
 function entry(name: string, extra: Partial<PublishedImage> = {}): PublishedImage {
   return {
     key: `uid-${name}.main`,
+    registry: 'registry.test',
     repository: 'hiatus/ml',
     tag: `${name}.main`,
     checkpoint: `ml/${name}`,

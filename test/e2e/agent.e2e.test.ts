@@ -7,8 +7,9 @@
 // to another node, never to the one whose runtime forbids restore (labelled by its agent from its
 // CRI-O configuration). Retention keeps the consumed record while the replacement runs its image;
 // once the replacement is gone it deletes the record, and the source node's agent the archive and
-// the image in the registry. Real etcd, kube-apiserver, kube-controller-manager and kube-scheduler; the
-// built extender and the built agent (one process per simulated node, dist/src/agent/main.js).
+// the image in the registry. Real etcd, kube-apiserver, kube-controller-manager and
+// kube-scheduler; the built extender and the built agent (one process per simulated node,
+// dist/src/agent/main.js).
 // Each agent runs as the DaemonSet runs it: deploy/agent-daemonset.yaml's ServiceAccount, RBAC and
 // ValidatingAdmissionPolicies applied as shipped, with a token bound to a pod on its node (the API
 // server puts the node's name in it); the last step tries what a compromised agent would, and the
