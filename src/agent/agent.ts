@@ -7,6 +7,7 @@ import { StoreConflict, type CheckpointStore } from '../checkpoint/store.js';
 import type { Checkpoint } from '../api/checkpoint.js';
 import type { Logger } from '../log.js';
 import { imageAnnotations, repositoryFor, tagFor } from './image.js';
+import type { ImageCollector } from './imageGc.js';
 import type { AgentMetrics } from './metrics.js';
 import {
   ARCHIVE_NAME,
@@ -37,6 +38,8 @@ export interface AgentDeps {
   store: CheckpointStore;
   /** Absent: nothing is published (no registry configured); archives are still collected. */
   publisher?: Publisher;
+  /** Deletes the images of records that are gone from the registry (with the publisher). */
+  images?: ImageCollector;
   repositoryPrefix: string;
   gc: GcPolicy;
   /** Reads the runtime's restore setting; throws when it cannot be asked. */
@@ -120,6 +123,15 @@ export class NodeAgent {
       }
     }
     if (!this.drain.signal.aborted) await this.collect();
+    if (!this.drain.signal.aborted) await this.collectImages();
+  }
+
+  /** Image deletion never fails the pass: what it could not do waits for the next round. */
+  private async collectImages(): Promise<void> {
+    await this.deps.images?.collect(this.deps.checkpoints()).catch((e: unknown) => {
+      this.deps.metrics.imageDeleteFailures.inc({ reason: 'error' });
+      this.deps.log.warn('registry image collection failed', { error: (e as Error).message });
+    });
   }
 
   private key(w: PublishWork): string {
@@ -144,13 +156,24 @@ export class NodeAgent {
       });
     }
     const started = this.now();
+    const repository = repositoryFor(this.deps.repositoryPrefix, c.metadata.namespace);
+    const tag = tagFor(c.metadata.name, w.container);
     try {
+      if (c.metadata.uid)
+        await this.deps.images?.uploading({
+          key,
+          repository,
+          tag,
+          checkpoint: ref,
+          uid: c.metadata.uid,
+          container: w.container,
+        });
       const out = await this.deps.publisher!.publish(
         {
           key,
           archivePath: w.archivePath,
-          repository: repositoryFor(this.deps.repositoryPrefix, c.metadata.namespace),
-          tag: tagFor(c.metadata.name, w.container),
+          repository,
+          tag,
           arch: c.spec.restoreConstraints.arch,
           ...(c.status?.completionTime ? { created: c.status.completionTime } : {}),
           annotations: (meta) => imageAnnotations(c, w.container, meta),
@@ -158,6 +181,7 @@ export class NodeAgent {
         { drain: this.drain.signal },
       );
       this.retries.delete(key);
+      await this.deps.images?.published(key, out.digest);
       metrics.publishDuration.observe({ result: 'published' }, (this.now() - started) / 1000);
       metrics.publishedBytes.inc(out.sentBytes);
       metrics.publishes.inc({ result: 'published' });

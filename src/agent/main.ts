@@ -14,6 +14,7 @@ import { checkpointListing } from '../cluster/view.js';
 import { parseDuration } from '../config/config.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../log.js';
 import { NodeAgent, type AgentEvent } from './agent.js';
+import { ImageCollector } from './imageGc.js';
 import { AgentMetrics } from './metrics.js';
 import { Publisher } from './publisher.js';
 import { credentialsFromFile, RegistryClient } from './registry.js';
@@ -62,6 +63,11 @@ const OPTIONS = {
     env: 'HIATUS_AGENT_ORPHAN_MAX_AGE',
     def: '1h',
     help: 'an archive no Checkpoint names is deleted once this old',
+  },
+  'image-gc-grace': {
+    env: 'HIATUS_AGENT_IMAGE_GC_GRACE',
+    def: '10m',
+    help: 'how long a published image stays in the registry after its Checkpoint is gone (then the agent deletes it)',
   },
   'disk-budget': {
     env: 'HIATUS_AGENT_DISK_BUDGET',
@@ -179,7 +185,7 @@ function main(argv: string[]): void {
   if (!LOG_LEVELS.includes(o['log-level'] as LogLevel))
     problems.push(`--log-level: "${o['log-level']}" is not one of ${LOG_LEVELS.join(', ')}`);
   const durations = Object.fromEntries(
-    (['orphan-max-age', 'interval', 'label-interval'] as const).map((k) => [
+    (['orphan-max-age', 'interval', 'label-interval', 'image-gc-grace'] as const).map((k) => [
       k,
       parseDuration(o[k]) ?? (problems.push(`--${k}: "${o[k]}" is not a duration`), 0),
     ]),
@@ -224,6 +230,7 @@ function main(argv: string[]): void {
   const last = new Map<string, Checkpoint>();
 
   let publisher: Publisher | undefined;
+  let images: ImageCollector | undefined;
   if (o.registry) {
     const file = o['registry-credentials-file'];
     const client = new RegistryClient({
@@ -233,6 +240,13 @@ function main(argv: string[]): void {
       credentials: () => credentialsFromFile(file, o.registry),
     });
     publisher = new Publisher({ client, stateDir: o['state-dir'], chunkBytes: chunk!, log });
+    images = new ImageCollector({
+      client,
+      stateDir: o['state-dir'],
+      metrics,
+      log,
+      graceMs: durations['image-gc-grace']!,
+    });
   } else {
     log.warn(
       'no --registry: checkpoints are not published (restorable only on their node); archives are still collected',
@@ -246,6 +260,7 @@ function main(argv: string[]): void {
     synced: () => checkpoints.synced,
     store: new ApiCheckpointStore(kc),
     ...(publisher ? { publisher } : {}),
+    ...(images ? { images } : {}),
     repositoryPrefix: o['repository-prefix'],
     gc: { orphanMaxAgeMs: durations['orphan-max-age']!, diskBudgetBytes: budget! },
     readRuntime: () => readCrio(o['crio-socket']),

@@ -11,6 +11,9 @@ export class AgentMetrics {
   readonly archiveBytes: Gauge;
   readonly deletions: Counter<'reason'>;
   readonly runtimeRestore: Gauge<'value'>;
+  readonly imageDeletions: Counter<'result'>;
+  readonly imageDeleteFailures: Counter<'reason'>;
+  readonly imagesAwaitingDeletion: Gauge;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -59,6 +62,23 @@ export class AgentMetrics {
       name: 'hiatus_agent_runtime_restore',
       help: '1 for the node runtime restore setting the agent read (value: enabled, checkpoint_only, none, criu_disabled, unknown).',
       labelNames: ['value'],
+      registers,
+    });
+    this.imageDeletions = new Counter({
+      name: 'hiatus_agent_image_deletions_total',
+      help: "Checkpoint images this agent published whose record is gone, removed from its ledger by result (deleted, already_gone, not_ours: the tag names another record's image, left alone).",
+      labelNames: ['result'],
+      registers,
+    });
+    this.imageDeleteFailures = new Counter({
+      name: 'hiatus_agent_image_deletion_failures_total',
+      help: 'Failed deletions of checkpoint images from the registry by reason: unsupported (deletion disabled in the registry), unauthorized, denied, server, unreachable, digest_mismatch, bad_response, error.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.imagesAwaitingDeletion = new Gauge({
+      name: 'hiatus_agent_images_awaiting_deletion',
+      help: 'Checkpoint images this agent published whose record is gone and that are not deleted yet (within the grace period, or failing).',
       registers,
     });
   }

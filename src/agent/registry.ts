@@ -1,6 +1,7 @@
 // A client for the OCI distribution API (registry /v2/), as much of it as publishing a checkpoint
-// image needs: chunked blob uploads (POST, PATCH with Content-Range, PUT ?digest=), upload status
-// (GET on the upload URL), blob and manifest HEAD, manifest PUT; Basic and Bearer token
+// image and deleting it again need: chunked blob uploads (POST, PATCH with Content-Range, PUT
+// ?digest=), upload status (GET on the upload URL), blob and manifest HEAD, manifest PUT and
+// DELETE; Basic and Bearer token
 // authentication from a kubernetes.io/dockerconfigjson credential; a custom CA.
 //
 // Behaviour of Docker Distribution 2.8 that this depends on (distribution release/2.8,
@@ -25,6 +26,7 @@ export type RegistryErrorKind =
   | 'unreachable' // connection refused, reset, timed out
   | 'upload_lost' // the upload session is gone or invalid (404 BLOB_UPLOAD_UNKNOWN, 400 BLOB_UPLOAD_INVALID, 416)
   | 'digest_mismatch' // 400 DIGEST_INVALID: what arrived is not what we hashed
+  | 'unsupported' // 405 UNSUPPORTED: e.g. a DELETE while the registry's storage.delete.enabled is false
   | 'bad_response'; // anything else unexpected
 
 export class RegistryError extends Error {
@@ -40,7 +42,7 @@ export class RegistryError extends Error {
 
   /** Worth retrying as is after a backoff (credentials may be rotated too, so 401/403 are retried slowly). */
   get transient(): boolean {
-    return this.kind !== 'digest_mismatch' && this.kind !== 'bad_response';
+    return this.kind !== 'digest_mismatch' && this.kind !== 'bad_response' && this.kind !== 'unsupported';
   }
 }
 
@@ -286,6 +288,29 @@ export class RegistryClient {
     return true;
   }
 
+  /**
+   * Deletes a manifest by digest: 'deleted' (202), or 'absent' (404 MANIFEST_UNKNOWN: already
+   * gone). Distribution answers 405 UNSUPPORTED while storage.delete.enabled is false, and untags
+   * every tag that points at the digest it deletes (registry/handlers/manifests.go,
+   * DeleteManifest). Blobs are left to the registry's garbage collection: one blob may belong to
+   * several manifests of the repository, and a blob DELETE removes its link whatever refers to it.
+   */
+  async deleteManifest(repository: string, digest: string, signal?: AbortSignal): Promise<'deleted' | 'absent'> {
+    if (!DIGEST.test(digest)) throw new RegistryError('bad_response', 'delete manifest', `not a digest: ${digest}`);
+    const what = `delete manifest ${repository}@${digest}`;
+    const res = await this.request(
+      'DELETE',
+      `/v2/${repository}/manifests/${digest}`,
+      deleteScope(repository),
+      {},
+      undefined,
+      signal,
+    );
+    if (res.status === 202) return 'deleted';
+    if (res.status === 404) return 'absent';
+    throw RegistryClient.fail(what, res);
+  }
+
   /** Maps a non-expected answer to a typed error. */
   static fail(what: string, res: Response): RegistryError {
     const code = errorCode(res.body);
@@ -298,6 +323,7 @@ export class RegistryClient {
       return new RegistryError('upload_lost', what, detail, res.status);
     }
     if (code === 'DIGEST_INVALID') return new RegistryError('digest_mismatch', what, detail, res.status);
+    if (res.status === 405 || code === 'UNSUPPORTED') return new RegistryError('unsupported', what, detail, res.status);
     if (res.status >= 500 || res.status === 429) return new RegistryError('server', what, detail, res.status);
     return new RegistryError('bad_response', what, detail, res.status);
   }
@@ -305,3 +331,8 @@ export class RegistryClient {
 
 /** The `repository:NAME:pull,push` scope a Bearer token must carry for a push. */
 export const pushScope = (repository: string) => `repository:${repository}:pull,push`;
+
+/** A DELETE needs the `delete` action (distribution registry/handlers/app.go, appendAccessRecords). */
+export const deleteScope = (repository: string) => `repository:${repository}:delete`;
+
+export const DIGEST = /^sha256:[0-9a-f]{64}$/;

@@ -17,6 +17,11 @@
 //   record may still be claimed (a StatefulSet creates its pod once the old one is gone, a Job
 //   after a back-off). A standalone pod has no replacement to wait for: its newest record is
 //   held until the age.
+// - a Restored or Failed record whose restore pod (the pod its claim names, lifecycle.ts holdsClaim)
+//   still exists: from everything. That pod's containers run the checkpoint images, which the
+//   kubelet pulls again on a restart with imagePullPolicy Always (the webhook replaces the image,
+//   not the policy the pod was created with), and the node agent deletes a record's images once
+//   the record is gone (agent/imagePlan.ts): the record must outlive the pod.
 // Held records count towards N; the other records of the workload fill what is left of it,
 // newest first. So records made up by a caller, or left by repeated preemptions, go first, and
 // a workload never keeps fewer than the records its live and evicted pods need.
@@ -24,9 +29,10 @@
 // Records are read as the API server validated them: deploy/crd.yaml requires spec.source.pod,
 // and the uid of the source pod, of its owner and of the preemptor where those are set.
 import type { PodFacts } from '../cluster/facts.js';
-import { objectKey } from '../api/keys.js';
+import { keyOf, objectKey } from '../api/keys.js';
 import type { Checkpoint } from '../api/checkpoint.js';
 import { completedAt, podsByOwner, startedFreshSince } from './identity.js';
+import { holdsClaim, podsByRestore } from './lifecycle.js';
 
 export interface RetentionPolicy {
   maxPerWorkload: number;
@@ -38,7 +44,7 @@ export interface RetentionPolicy {
 export type RetentionReason = 'max_per_workload' | 'max_age' | 'consumed';
 
 /** Why a record that the count or the age would delete is kept. */
-export type Hold = 'live_source' | 'preemption' | 'awaiting_replacement';
+export type Hold = 'live_source' | 'preemption' | 'awaiting_replacement' | 'restore_pod';
 
 export interface Deletion {
   checkpoint: Checkpoint;
@@ -112,23 +118,34 @@ function holds(ready: Checkpoint[], pods: PodIndex): Map<Checkpoint, Hold> {
   return out;
 }
 
+/** Whether the pod a record's claim names still exists (terminating included). */
+function restorePodExists(c: Checkpoint, restoring: Map<string, PodFacts[]>): boolean {
+  const r = c.status?.restore;
+  return !!r && (restoring.get(keyOf(c)) ?? []).some((p) => holdsClaim(p, r));
+}
+
 export function planRetention(
   all: Iterable<Checkpoint>,
-  pods: Iterable<PodFacts>,
+  allPods: Iterable<PodFacts>,
   now: number,
   policy: RetentionPolicy,
 ): RetentionPlan {
+  const pods = [...allPods];
+  const restoring = podsByRestore(pods);
   const plan: RetentionPlan = { deletions: [], held: [] };
   const ready: Checkpoint[] = [];
   const counted: Checkpoint[] = [];
+  const restorePods = new Set<Checkpoint>();
   for (const c of all) {
     const phase = c.status?.phase;
     if (phase === 'Restored') {
       if (now - time(c.status?.restore?.restoredAt ?? c.status?.completionTime) > policy.consumedTtlMs) {
-        plan.deletions.push({ checkpoint: c, reason: 'consumed' });
+        if (restorePodExists(c, restoring)) plan.held.push({ checkpoint: c, hold: 'restore_pod', over: 'consumed' });
+        else plan.deletions.push({ checkpoint: c, reason: 'consumed' });
       }
       continue;
     }
+    if (phase === 'Failed' && restorePodExists(c, restoring)) restorePods.add(c);
     if (phase !== 'Ready' && phase !== 'Failed') continue;
     counted.push(c);
     if (phase === 'Ready') ready.push(c);
@@ -141,13 +158,14 @@ export function planRetention(
     if (c.spec.source.owner?.uid) owners.add(c.spec.source.owner.uid);
   }
   const held = holds(ready, new PodIndex(pods, uids, owners));
+  for (const c of restorePods) held.set(c, 'restore_pod');
 
   const byWorkload = new Map<string, Checkpoint[]>();
   const overAge = new Set<Checkpoint>();
   for (const c of counted) {
     const hold = held.get(c);
     if (now - completedAt(c) > policy.maxAgeMs) {
-      if (hold === 'live_source' || hold === 'preemption') {
+      if (hold === 'live_source' || hold === 'preemption' || hold === 'restore_pod') {
         plan.held.push({ checkpoint: c, hold, over: 'max_age' });
         overAge.add(c);
       } else {

@@ -5,9 +5,11 @@
 // once the image is Published the placement controller gives the replacement the digest reference
 // and lifts the gate, and with the source node full (the preemptor holds it) the replacement binds
 // to another node, never to the one whose runtime forbids restore (labelled by its agent from its
-// CRI-O configuration). Once retention deletes the consumed record, the source node's agent
-// deletes the archive. Real etcd, kube-apiserver, kube-controller-manager and kube-scheduler; the
-// built extender and the built agent (one process per simulated node, dist/src/agent/main.js).
+// CRI-O configuration). Retention keeps the consumed record while the replacement runs its image;
+// once the replacement is gone it deletes the record, and the source node's agent the archive and
+// the image in the registry. Real etcd, kube-apiserver, kube-controller-manager and
+// kube-scheduler; the built extender and the built agent (one process per simulated node,
+// dist/src/agent/main.js).
 // Each agent runs as the DaemonSet runs it: deploy/agent-daemonset.yaml's ServiceAccount, RBAC and
 // ValidatingAdmissionPolicies applied as shipped, with a token bound to a pod on its node (the API
 // server puts the node's name in it); the last step tries what a compromised agent would, and the
@@ -27,6 +29,8 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
+import { MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST } from '../../src/agent/image.js';
+import { credentialsFor, RegistryClient } from '../../src/agent/registry.js';
 import { TestRegistry } from '../helpers/registry.js';
 import { NAMESPACE, Rig, sumOfSamples } from '../../testing/harness/cluster.js';
 import * as shipped from '../../testing/harness/serviceAccount.js';
@@ -123,6 +127,8 @@ async function startAgent(node: string, level: 'checkpoint_restore' | 'checkpoin
       socket,
       '--interval',
       '1s',
+      '--image-gc-grace',
+      '0s',
       '--label-interval',
       '2s',
       '--metrics-port',
@@ -133,6 +139,23 @@ async function startAgent(node: string, level: 'checkpoint_restore' | 'checkpoin
     path.join(rig.cp.logs, `hiatus-agent-${node}.log`),
   );
   agents.set(node, { proc, metricsPort, token });
+}
+
+/** The status of an authenticated GET on the registry (manifests as a runtime asks for them). */
+async function registryStatus(pathname: string): Promise<number> {
+  const client = new RegistryClient({
+    host: registry.host,
+    caFile: registry.caFile,
+    credentials: credentialsFor(registry.dockerConfigJson(), registry.host),
+  });
+  try {
+    const res = await client.request('GET', pathname, 'test', {
+      Accept: `${MEDIA_TYPE_INDEX}, ${MEDIA_TYPE_MANIFEST}`,
+    });
+    return res.status;
+  } finally {
+    client.close();
+  }
 }
 
 /** A sample of an agent's /metrics (sum over the samples whose labels include these). */
@@ -317,8 +340,19 @@ describe('restore anywhere compatible, from the image the node agent published',
   );
 
   it(
-    'deletes the archive from the source node once retention deletes the consumed record',
+    'keeps the consumed record while the replacement runs its image; once it is gone, deletes the record, the archive and the image',
     step(async () => {
+      // Past --retention-consumed-ttl (3 s) several retention rounds over: held for the replacement.
+      await new Promise((r) => setTimeout(r, 6_000));
+      expect((await rig.checkpoint(ck.metadata.name))?.status?.phase).toBe('Restored');
+      expect(
+        await registryStatus(`/v2/hiatus/${NAMESPACE}/manifests/${ck.status!.containers![0]!.image!.split('@')[1]}`),
+      ).toBe(200);
+      await rig.apps.patchNamespacedDeployment({
+        name: WORKLOAD,
+        namespace: NAMESPACE,
+        body: [{ op: 'replace', path: '/spec/replicas', value: 0 }],
+      });
       await waitUntil(
         'the record deleted by retention',
         async () => (await rig.checkpoint(ck.metadata.name)) === undefined,
@@ -332,6 +366,17 @@ describe('restore anywhere compatible, from the image the node agent published',
       expect(await agentMetric(SOURCE, 'hiatus_agent_archive_deletions_total', { reason: 'checkpoint_deleted' })).toBe(
         1,
       );
+      // The image the replacement was given (it runs: the node has it), and the tag, are gone.
+      const image = ck.status!.containers![0]!.image!;
+      const digest = image.slice(image.lastIndexOf('@') + 1);
+      await waitUntil(
+        'the image deleted from the registry',
+        async () => (await registryStatus(`/v2/hiatus/${NAMESPACE}/manifests/${digest}`)) === 404,
+        30_000,
+      );
+      expect(await registryStatus(`/v2/hiatus/${NAMESPACE}/manifests/${ck.metadata.name}.main`)).toBe(404);
+      expect(await agentMetric(SOURCE, 'hiatus_agent_image_deletions_total', { result: 'deleted' })).toBe(1);
+      expect(await agentMetric(SOURCE, 'hiatus_agent_image_deletion_failures_total')).toBe(0);
       expect(await agentMetric(SOURCE, 'hiatus_agent_publishes_total', { result: 'published' })).toBe(1);
       // No agent published or deleted anything else; no pod was ever bound to the forbidding node.
       expect(await agentMetric(DEST, 'hiatus_agent_publishes_total')).toBe(0);

@@ -21,11 +21,14 @@ const run = promisify(execFile);
 export interface RegistryOptions {
   username?: string;
   password?: string;
+  /** storage.delete.enabled (default true); false: every DELETE is 405 UNSUPPORTED. */
+  deleteEnabled?: boolean;
 }
 
 export class TestRegistry {
   readonly username: string;
   readonly password: string;
+  readonly deleteEnabled: boolean;
   dir = '';
   port = 0;
   caFile = '';
@@ -36,6 +39,7 @@ export class TestRegistry {
   constructor(opts: RegistryOptions = {}) {
     this.username = opts.username ?? 'hiatus';
     this.password = opts.password ?? 's3cret-push';
+    this.deleteEnabled = opts.deleteEnabled ?? true;
   }
 
   get host(): string {
@@ -70,7 +74,7 @@ export class TestRegistry {
         '  filesystem:',
         `    rootdirectory: ${path.join(this.dir, 'data')}`,
         '  delete:',
-        '    enabled: true',
+        `    enabled: ${this.deleteEnabled}`,
         'http:',
         `  addr: 127.0.0.1:${this.port}`,
         '  secret: hiatus-test-upload-state-secret',

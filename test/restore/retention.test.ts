@@ -140,6 +140,46 @@ describe('retention', () => {
     expect(plan.held).toEqual([]);
   });
 
+  it('keeps a consumed or Failed record while the pod its claim names exists: the node agent deletes its images once it is gone', () => {
+    const claimed = (name: string, phase: CheckpointPhase, podUID: string, completedMinutesAgo = 5) => {
+      const c = record(name, { phase, completedMinutesAgo });
+      c.status!.restore = {
+        claimedAt: iso(NOW - 3 * 3600_000),
+        podName: podUID,
+        podUID,
+        ...(phase === 'Restored' ? { restoredAt: iso(NOW - 2 * 3600_000) } : {}),
+      };
+      return c;
+    };
+    const records = [
+      claimed('ck-restored-running', 'Restored', 'restore-pod-1'),
+      claimed('ck-restored-gone', 'Restored', 'restore-pod-gone'),
+      claimed('ck-failed-pulling', 'Failed', 'restore-pod-2', 25 * 60),
+      claimed('ck-failed-gone', 'Failed', 'restore-pod-gone-2', 25 * 60),
+    ];
+    const pods = [
+      pod('restore-pod-1', {
+        owner: 'rs-1',
+        node: 'worker-2',
+        startedMinutesAgo: 120,
+        restoreFrom: 'ck-restored-running',
+      }),
+      // Failed (did not start in time) but still there, pulling: it keeps its images.
+      pod('restore-pod-2', { owner: 'rs-1', node: 'worker-3', restoreFrom: 'ck-failed-pulling' }),
+      // Carries the annotation but is not the pod the claim names.
+      pod('someone-else', { owner: 'rs-1', restoreFrom: 'ck-restored-gone' }),
+    ];
+    const plan = planRetention(records, pods, NOW, POLICY);
+    expect(deleted(plan)).toEqual([
+      ['ck-failed-gone', 'max_age'],
+      ['ck-restored-gone', 'consumed'],
+    ]);
+    expect(heldOf(plan)).toEqual([
+      ['ck-failed-pulling', 'restore_pod', 'max_age'],
+      ['ck-restored-running', 'restore_pod', 'consumed'],
+    ]);
+  });
+
   it("never deletes a live victim's only Ready record, however many records of its workload others add (issue 11)", () => {
     // The race from the issue: the victim is still there (its checkpoint outlasted the budget),
     // and records of made-up victims of the same workload, newer than its own, push the workload
