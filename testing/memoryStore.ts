@@ -1,7 +1,7 @@
 // The Checkpoint store as a map: the API server's create/replace/delete semantics (409 on a
 // stale resourceVersion or a taken name, 404 on an update of a missing object), for unit tests
 // and benchmarks.
-import type { Checkpoint } from '../src/api/checkpoint.js';
+import { LABEL_SOURCE_POD_UID, type Checkpoint } from '../src/api/checkpoint.js';
 import { StoreConflict, StoreNotFound, StoreUnavailable, type CheckpointStore } from '../src/checkpoint/store.js';
 
 /** An in-memory store with the API server's create/replace semantics, for tests and benchmarks. */
@@ -11,6 +11,7 @@ export class MemoryCheckpointStore implements CheckpointStore {
   /** When set, every call fails as if the API server were down. */
   unavailable = false;
   writes = 0;
+  lists = 0;
 
   private key(ns: string, name: string): string {
     return `${ns}/${name}`;
@@ -24,6 +25,14 @@ export class MemoryCheckpointStore implements CheckpointStore {
     this.check(`${namespace}/${name}`);
     const o = this.objects.get(this.key(namespace, name));
     return o ? structuredClone(o) : undefined;
+  }
+
+  async listForPod(namespace: string, podUid: string): Promise<Checkpoint[]> {
+    this.check(`${namespace}/* of pod ${podUid}`);
+    this.lists++;
+    return [...this.objects.values()]
+      .filter((o) => o.metadata.namespace === namespace && o.metadata.labels?.[LABEL_SOURCE_POD_UID] === podUid)
+      .map((o) => structuredClone(o));
   }
 
   async create(obj: Checkpoint): Promise<Checkpoint> {

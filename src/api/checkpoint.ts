@@ -108,6 +108,12 @@ export interface CheckpointStatus {
   /** Which extender replica holds the claim (hostname/pid), and until when. */
   claimedBy?: string;
   claimExpiresAt?: string;
+  /**
+   * The resourceVersion the claim was written at (create or takeover), kept by its renewals: what
+   * orders two claims on one pod (record.ts victimLock). Absent until the first renewal, when it
+   * is the record's own resourceVersion.
+   */
+  claimRevision?: string;
   startTime?: string;
   completionTime?: string;
   containers?: ContainerCheckpointStatus[];

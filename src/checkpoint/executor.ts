@@ -1,6 +1,7 @@
 // Takes and records checkpoints: claim the deterministic Checkpoint name (creation is the lock),
-// call the kubelet for every container, record the outcome. Work outlives the preempt call
-// that started it; a later call reads the outcome from the record.
+// take the pod's turn among every claim on it (one quorum LIST, record.ts victimLock), call the
+// kubelet for every container, record the outcome. Work outlives the preempt call that started
+// it; a later call reads the outcome from the record.
 import { hostname } from 'node:os';
 import type { PodEventPoster } from '../cluster/events.js';
 import type { NodeFacts, PodFacts } from '../cluster/facts.js';
@@ -21,6 +22,7 @@ import {
   recordState,
   renewedClaim,
   sidecarsNotCheckpointed,
+  victimLock,
 } from './record.js';
 import { Semaphore } from './semaphore.js';
 import { StoreConflict, StoreNotFound, type CheckpointStore } from './store.js';
@@ -96,6 +98,8 @@ const DEFAULT_RECORD_RETRY_MAX_MS = 5_000;
  * least this far apart (a margin over one second for the node's clock).
  */
 const SAME_CONTAINER_SPACING_MS = 1_100;
+/** How often a claim waiting for an earlier claim on the same pod reads that one's record. */
+const LOCK_POLL_MS = 500;
 
 export class CheckpointExecutor {
   private readonly inflight = new Map<string, Promise<EnsureOutcome>>();
@@ -303,12 +307,14 @@ export class CheckpointExecutor {
     // which counted it (counting it again on each retry of the preemption would count one failure
     // many times; HiatusCheckpointsFailing reads this counter), or it could not claim the name.
     if (!('metadata' in claimed)) return claimed;
+    const heartbeat = this.keepClaim(claimed);
+    const turn = await this.victimTurn(job, claimed);
+    if (turn !== 'dump') return this.yieldTurn(job, heartbeat, turn);
     const started = this.now();
     const { victim, node } = job;
     let containers: ContainerCheckpointStatus[] | undefined;
     let failure: string | undefined;
     const perNode = this.nodeLimit(node.name);
-    const heartbeat = this.keepClaim(claimed);
     try {
       // Containers of one pod run together so that their freezes are as close as they can be.
       containers = await Promise.all(
@@ -367,6 +373,136 @@ export class CheckpointExecutor {
     return { state: 'ready', checkpoint: recorded };
   }
 
+  /**
+   * The pod's turn among every claim on it, across replicas. A Checkpoint's name is per victim
+   * and preemptor, so two preemptors sharing a victim, answered by two replicas at once, hold two
+   * claims; this replica's own ones are joined in ensure(), but another replica's show in the
+   * watch cache only later. Without this both replicas would call the kubelet on the same
+   * containers at once, and CRI-O does not serialise that: its ContainerCheckpoint
+   * (internal/lib/checkpoint.go) pauses the container, so a second call finds it not running and
+   * fails, and both share the container's CRIU image directory, which a failing call removes
+   * (besides twice the I/O and disk, and one archive name for two calls in one second). Each
+   * claim, once written, lists the pod's records (one quorum LIST per checkpoint, not per
+   * container) and defers to an earlier live claim (record.ts victimLock): it waits for that one's
+   * outcome, holding its own claim meanwhile, then shares a Ready one or lists again. No new
+   * single point of failure: a waiting claim renews itself, and when the earlier one's replica
+   * dies its claim lapses after the TTL and the next LIST lets the waiting one dump. A Lease per
+   * pod would do the same with a second object to create, renew, delete and collect, and a
+   * permission on leases.
+   */
+  private async victimTurn(
+    job: CheckpointJob,
+    own: Checkpoint,
+  ): Promise<'dump' | { share: Checkpoint } | EnsureOutcome> {
+    const { victim } = job;
+    const ref = keyOf(own);
+    let waited = false;
+    for (let attempt = 1; !this.stopped;) {
+      let records: Checkpoint[];
+      try {
+        records = await this.o.store.listForPod(victim.namespace, victim.uid);
+      } catch (e) {
+        this.o.log.warn('cannot read the other checkpoints of the pod: the kubelet is not called yet', {
+          checkpoint: ref,
+          attempt,
+          error: (e as Error).message,
+        });
+        await this.pause(attempt++);
+        continue;
+      }
+      const lock = victimLock({
+        own,
+        identity: this.identity,
+        records,
+        containers: victim.containers,
+        mayShare: !job.manual,
+        now: this.now(),
+        ages: this.o,
+      });
+      switch (lock.kind) {
+        case 'dump':
+          // The earlier claim's kubelet calls started before its outcome was seen: one more second
+          // and no archive of this one can take the same name.
+          if (waited) await new Promise((r) => setTimeout(r, SAME_CONTAINER_SPACING_MS));
+          return 'dump';
+        case 'share':
+          return { share: lock.record };
+        case 'lost':
+          return { state: 'pending', message: `checkpoint ${ref} is no longer this replica's claim` };
+        case 'wait':
+          waited = true;
+          this.o.log.info('another checkpoint of the pod is being taken: waiting for its outcome', {
+            checkpoint: ref,
+            pod: keyOf(victim),
+            holder: keyOf(lock.record),
+            by: lock.record.status?.claimedBy,
+          });
+          await this.waitOut(lock.record);
+      }
+    }
+    return { state: 'pending', message: `checkpoint ${ref}: stopping` };
+  }
+
+  /**
+   * Reads the earlier claim's record until it is no longer a live claim: an outcome written, taken
+   * over, deleted, or lapsed (judged on the last copy read while the API server does not answer).
+   */
+  private async waitOut(holder: Checkpoint): Promise<void> {
+    const { namespace, name } = holder.metadata;
+    let latest: Checkpoint | undefined = holder;
+    while (
+      !this.stopped &&
+      latest &&
+      latest.metadata.uid === holder.metadata.uid &&
+      this.stateOf(latest) === 'pending'
+    ) {
+      await new Promise((r) => setTimeout(r, LOCK_POLL_MS));
+      try {
+        latest = await this.o.store.get(namespace, name);
+      } catch (e) {
+        this.o.log.debug('waiting for another checkpoint of the pod: not read', {
+          checkpoint: objectKey(namespace, name),
+          error: (e as Error).message,
+        });
+      }
+    }
+  }
+
+  /**
+   * Gives this replica's claim up for another claim on the pod. Sharing: the claim is deleted (on
+   * its uid and resourceVersion), so that this preemption, like one joined in ensure(), reads the
+   * other record (state, confirmReady) and no second record names the same archives.
+   */
+  private async yieldTurn(
+    job: CheckpointJob,
+    heartbeat: { stop: () => Promise<Checkpoint> },
+    turn: { share: Checkpoint } | EnsureOutcome,
+  ): Promise<EnsureOutcome> {
+    const latest = await heartbeat.stop();
+    if (!('share' in turn)) return turn;
+    const ref = keyOf(latest);
+    try {
+      await this.o.store.delete(
+        latest.metadata.namespace,
+        latest.metadata.name,
+        latest.metadata.uid,
+        latest.metadata.resourceVersion,
+      );
+    } catch (e) {
+      // Left to lapse: until then this preemption reads its own claim, and waits.
+      this.o.log.warn('claim not given up', { checkpoint: ref, error: (e as Error).message });
+    }
+    this.written.delete(ref);
+    const shared = this.remember(turn.share);
+    this.byVictim.set(job.victim.uid, keyOf(shared));
+    this.o.log.info('checkpoint shared: another replica took it', {
+      checkpoint: keyOf(shared),
+      instead: ref,
+      pod: keyOf(job.victim),
+    });
+    return { state: 'ready', checkpoint: shared };
+  }
+
   private tell(victim: PodFacts, type: 'Normal' | 'Warning', reason: string, message: string): void {
     this.o
       .event?.(victim.namespace, victim.name, type, reason, message)
@@ -412,6 +548,7 @@ export class CheckpointExecutor {
    */
   private keepClaim(claimed: Checkpoint): { stop: () => Promise<Checkpoint> } {
     let latest = claimed;
+    const revision = claimed.metadata.resourceVersion;
     let renewing: Promise<void> = Promise.resolve();
     const timer = setInterval(
       () => {
@@ -419,7 +556,7 @@ export class CheckpointExecutor {
           if (this.stopped) return;
           const ref = keyOf(claimed);
           try {
-            const renewed = await this.renew(latest);
+            const renewed = await this.renew(latest, revision);
             if (renewed) latest = renewed;
             else {
               clearInterval(timer);
@@ -451,15 +588,15 @@ export class CheckpointExecutor {
    * renewal would conflict too, the claim would lapse and another replica would dump the victim
    * again. undefined when it is no longer this replica's (deleted, or taken over).
    */
-  private async renew(latest: Checkpoint): Promise<Checkpoint | undefined> {
+  private async renew(latest: Checkpoint, revision: string | undefined): Promise<Checkpoint | undefined> {
     try {
-      return this.remember(await this.o.store.replace(renewedClaim(latest, this.now(), this.claimTtlMs)));
+      return this.remember(await this.o.store.replace(renewedClaim(latest, this.now(), this.claimTtlMs, revision)));
     } catch (e) {
       if (!(e instanceof StoreConflict)) throw e;
     }
     const changed = await this.o.store.get(latest.metadata.namespace, latest.metadata.name);
     if (!changed || !heldBy(changed, this.identity)) return undefined;
-    return this.remember(await this.o.store.replace(renewedClaim(changed, this.now(), this.claimTtlMs)));
+    return this.remember(await this.o.store.replace(renewedClaim(changed, this.now(), this.claimTtlMs, revision)));
   }
 
   /**

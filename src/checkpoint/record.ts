@@ -115,10 +115,14 @@ function restoreConstraints(
   return constraints;
 }
 
-/** The claim extended to now + ttl (a copy; the rest of the record unchanged). */
-export function renewedClaim(latest: Checkpoint, now: number, claimTtlMs: number): Checkpoint {
+/**
+ * The claim extended to now + ttl (a copy; the rest of the record unchanged), carrying the
+ * resourceVersion the claim was written at (claimRevision), which the renewal itself changes.
+ */
+export function renewedClaim(latest: Checkpoint, now: number, claimTtlMs: number, claimRevision?: string): Checkpoint {
   const next = structuredClone(latest);
   next.status = { ...next.status!, claimExpiresAt: new Date(now + claimTtlMs).toISOString() };
+  if (claimRevision) next.status.claimRevision = claimRevision;
   return next;
 }
 
@@ -153,6 +157,7 @@ export function outcomeRecord(claim: Checkpoint, outcome: TakeOutcome, now: numb
     completionTime: new Date(now).toISOString(),
   };
   delete record.status.claimExpiresAt;
+  delete record.status.claimRevision;
   if (outcome.containers) record.status.containers = outcome.containers;
   if (outcome.failure) record.status.message = outcome.failure;
   else if (outcome.note) record.status.message = outcome.note;
@@ -229,4 +234,80 @@ export function archivesEvery(c: Checkpoint, containers: readonly string[]): boo
 /** Whether the record is still this replica's unfinished claim (so its outcome may be written over it). */
 export function heldBy(c: Checkpoint, identity: string): boolean {
   return c.status?.claimedBy === identity && c.status.phase === 'Pending';
+}
+
+/**
+ * Orders two resourceVersions: negative, zero or positive as a is older, the same or newer; NaN
+ * when either is not a positive integer without leading zeros. Kubernetes made resourceVersions
+ * of one resource comparable this way in 1.35 (KEP-5504, k8s.io/apimachinery
+ * pkg/util/resourceversion CompareResourceVersion: longer is newer, then lexically); etcd's
+ * revisions, which every API server before it returned, always were.
+ */
+export function compareResourceVersions(a: string | undefined, b: string | undefined): number {
+  const valid = (v: string | undefined): v is string => v !== undefined && /^[1-9][0-9]*$/.test(v);
+  if (!valid(a) || !valid(b)) return NaN;
+  if (a.length !== b.length) return a.length - b.length;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The resourceVersion a Pending record's claim was written at: kept by renewals, else its own. */
+export function claimRevision(c: Checkpoint): string | undefined {
+  return c.status?.claimRevision ?? c.metadata.resourceVersion;
+}
+
+/**
+ * What one claim on a pod may do, judged from every record of that pod the API server holds
+ * (store.listForPod), read after the claim was written:
+ *   lost:  the claim is no longer this replica's (taken over after it lapsed, or deleted)
+ *   share: another Ready record of the pod covers every container and is fresh enough to share
+ *   wait:  another claim on the pod, still live, was written first: that one dumps it
+ *   dump:  this claim goes ahead
+ * Why this orders claims by the revision they were written at: each claimant lists after its own
+ * claim is committed, so of two live claims the later one always sees the earlier; the earlier
+ * may not see the later (it may have listed before that was written) and goes ahead. Only the
+ * order of the writes themselves tells both the same thing. creationTimestamp cannot: it has
+ * whole-second resolution (two claims of one second would be ordered by name, whatever order
+ * they were written in), comes from each API server's own clock, and a takeover keeps the
+ * record's old one. Where the revisions do not compare (an API server whose resourceVersions are
+ * not integers) creationTimestamp then name is the fallback, the best order both sides can agree on.
+ */
+export type VictimLock =
+  { kind: 'lost' } | { kind: 'share'; record: Checkpoint } | { kind: 'wait'; record: Checkpoint } | { kind: 'dump' };
+
+export interface VictimLockInput {
+  /** This replica's claim as written (its resourceVersion is the claim's revision). */
+  own: Checkpoint;
+  identity: string;
+  /** Every record of the pod, from a quorum read. */
+  records: readonly Checkpoint[];
+  containers: readonly string[];
+  /** A Manual checkpoint must have its own record: it shares nothing, only waits. */
+  mayShare: boolean;
+  now: number;
+  ages: RecordAges;
+}
+
+export function victimLock(i: VictimLockInput): VictimLock {
+  const mine = i.records.find((c) => c.metadata.name === i.own.metadata.name);
+  if (!mine || !heldBy(mine, i.identity) || mine.metadata.uid !== i.own.metadata.uid) return { kind: 'lost' };
+  const others = i.records.filter(
+    (c) => c.metadata.name !== i.own.metadata.name && c.spec.source.pod.uid === i.own.spec.source.pod.uid,
+  );
+  if (i.mayShare) {
+    const ready = others.find((c) => freshToShare(c, i.now, i.ages) && archivesEvery(c, i.containers));
+    if (ready) return { kind: 'share', record: ready };
+  }
+  const earlier = others
+    .filter((c) => recordState(c, i.now, i.ages) === 'pending' && claimedBefore(c, i.own))
+    .sort((a, b) => (claimedBefore(a, b) ? -1 : 1));
+  return earlier.length > 0 ? { kind: 'wait', record: earlier[0]! } : { kind: 'dump' };
+}
+
+/** Whether claim a was written before claim b (victimLock: by revision, else creationTimestamp then name). */
+function claimedBefore(a: Checkpoint, b: Checkpoint): boolean {
+  const byRevision = compareResourceVersions(claimRevision(a), claimRevision(b));
+  if (!Number.isNaN(byRevision)) return byRevision < 0;
+  const created = (c: Checkpoint) => Date.parse(c.metadata.creationTimestamp ?? '') || 0;
+  const byTime = created(a) - created(b);
+  return byTime !== 0 ? byTime < 0 : a.metadata.name < b.metadata.name;
 }

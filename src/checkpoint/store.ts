@@ -1,6 +1,12 @@
 // Where Checkpoint records live: the API server (durable, shared by every replica).
 import { ApiException, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import { CHECKPOINT_GROUP, CHECKPOINT_PLURAL, CHECKPOINT_VERSION, type Checkpoint } from '../api/checkpoint.js';
+import {
+  CHECKPOINT_GROUP,
+  CHECKPOINT_PLURAL,
+  CHECKPOINT_VERSION,
+  LABEL_SOURCE_POD_UID,
+  type Checkpoint,
+} from '../api/checkpoint.js';
 import { keyOf, objectKey } from '../api/keys.js';
 
 /** Another writer got there first (409): the caller lost the claim or must re-read. */
@@ -33,6 +39,11 @@ export class StoreUnavailable extends Error {
 
 export interface CheckpointStore {
   get(namespace: string, name: string): Promise<Checkpoint | undefined>;
+  /**
+   * Every record of one pod (label hiatus.dev/source-pod-uid), read from the API server's latest
+   * state, not a watch cache that may lag: what the executor's per-pod lock decides by.
+   */
+  listForPod(namespace: string, podUid: string): Promise<Checkpoint[]>;
   /** Creation is the lock: StoreConflict when the name exists. */
   create(obj: Checkpoint): Promise<Checkpoint>;
   /** Optimistic update on metadata.resourceVersion: StoreConflict when it changed, StoreNotFound when it is gone. */
@@ -76,6 +87,24 @@ export class ApiCheckpointStore implements CheckpointStore {
     } catch (e) {
       if (e instanceof ApiException && e.code === 404) return undefined;
       throw mapError(objectKey(namespace, name), e);
+    }
+  }
+
+  /**
+   * A LIST without resourceVersion is a quorum read (k8s.io/apiserver pkg/storage/cacher/delegator:
+   * ShouldDelegateList sends ResourceVersionQuorum to ShouldDelegateConsistentRead): served from
+   * etcd, or from the API server's cache only once it caught up with etcd's current revision
+   * (ConsistentListFromCache). Either way it holds every write committed before the call.
+   */
+  async listForPod(namespace: string, podUid: string): Promise<Checkpoint[]> {
+    try {
+      const list = (await this.api.listNamespacedCustomObject({
+        ...this.params(namespace),
+        labelSelector: `${LABEL_SOURCE_POD_UID}=${podUid}`,
+      })) as { items?: Checkpoint[] };
+      return list.items ?? [];
+    } catch (e) {
+      throw mapError(`${namespace}/* of pod ${podUid}`, e);
     }
   }
 

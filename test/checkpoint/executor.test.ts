@@ -262,4 +262,74 @@ describe('the checkpoint executor', () => {
     expect(trainer[1]!.startedAt - trainer[0]!.startedAt).toBeGreaterThanOrEqual(1_000);
     expect(new Set(trainer.map((c) => c.archivePath)).size).toBe(2);
   });
+
+  describe('across replicas whose watch caches have not yet shown each other the claims', () => {
+    const lagging = { cached: () => undefined, cachedAll: () => [] };
+
+    async function twoReplicas(claimTtlMs = 3_000) {
+      const worker = victim('worker', 'n1', { policy: 'Required', containers: ['main', 'log'] });
+      const r = await rig(300, [worker]);
+      const [a, b] = ['replica-a', 'replica-b'].map((identity) => {
+        const e = testExecutor(r.view, r.store, { maxPerNode: 8, identity, claimTtlMs, ...lagging });
+        executors.push(e);
+        return e;
+      });
+      return { ...r, a: a!, b: b!, worker: podFacts(worker) };
+    }
+
+    it('calls the kubelet once per container when two preemptors sharing a victim reach two replicas at once', async () => {
+      const r = await twoReplicas();
+      const [one, two] = await Promise.all([
+        r.a.ensure({ victim: r.worker, node: r.node, preemptor: P1, since: r.since }),
+        r.b.ensure({ victim: r.worker, node: r.node, preemptor: P2, since: r.since }),
+      ]);
+      expect([one.state, two.state]).toEqual(['ready', 'ready']);
+      const calls = r.sim.calls.filter((c) => c.pod === 'worker');
+      expect(calls.map((c) => c.container).sort()).toEqual(['log', 'main']);
+      // Each preemption finds, in the API server, a Ready record with an archive of every container.
+      expect(await r.a.confirmReady(r.worker, P1, r.since)).toBe(true);
+      expect(await r.b.confirmReady(r.worker, P2, r.since)).toBe(true);
+      // The claim that deferred was given up rather than left Pending: one record, Ready.
+      const records = [...r.store.objects.values()].filter((c) => c.spec.source.pod.uid === r.worker.uid);
+      expect(records.map((c) => c.status!.phase)).toEqual(['Ready']);
+      // One LIST per claim, and one more by the claim that waited, once the other's outcome was in.
+      expect(r.store.lists).toBe(3);
+    });
+
+    it('dumps the victim itself once the earlier claim lapses, when the replica holding it died', async () => {
+      const r = await twoReplicas(600);
+      // replica-a claimed the victim for P1 and died at once: its claim is never renewed.
+      const name = CheckpointExecutor.nameFor({ victim: r.worker, preemptor: P1 });
+      await r.store.create({
+        apiVersion: 'hiatus.dev/v1alpha1',
+        kind: 'Checkpoint',
+        metadata: { name, namespace: r.worker.namespace, labels: { 'hiatus.dev/source-pod-uid': r.worker.uid } },
+        spec: {
+          reason: 'Preemption',
+          preemptor: P1,
+          source: {
+            pod: { namespace: r.worker.namespace, name: r.worker.name, uid: r.worker.uid },
+            nodeName: 'n1',
+            priority: 100,
+            memoryBytes: 0,
+          },
+          containers: ['main', 'log'],
+          restoreConstraints: { node: 'n1', arch: 'amd64', cpuFeatures: [], runtime: '' },
+        },
+        status: {
+          phase: 'Pending',
+          claimedBy: 'replica-gone',
+          claimExpiresAt: new Date(Date.now() + 600).toISOString(),
+          startTime: new Date().toISOString(),
+        },
+      });
+      const started = Date.now();
+      const outcome = await r.b.ensure({ victim: r.worker, node: r.node, preemptor: P2, since: r.since });
+      expect(outcome.state).toBe('ready');
+      // It waited for the lapse, not forever.
+      expect(Date.now() - started).toBeGreaterThanOrEqual(500);
+      expect(r.sim.calls.filter((c) => c.pod === 'worker')).toHaveLength(2);
+      expect(await r.b.confirmReady(r.worker, P2, r.since)).toBe(true);
+    });
+  });
 });

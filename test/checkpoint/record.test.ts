@@ -261,3 +261,78 @@ describe("whether another preemption's Ready record may evict the victim", () =>
     expect(record.ownRecordState(failed, T0 + 1_000, AGES, T0 + 500)).toBe('failed');
   });
 });
+
+describe("a claim's turn among the claims on one pod", () => {
+  const AGES = { maxAgeMs: 600_000, retryFailedAfterMs: 300_000 };
+  const claim = (name: string, identity: string, rv: string, o: Partial<Checkpoint['metadata']> = {}) => {
+    const c = record.claimRecord(request({ name }), { ...TERMS, identity });
+    c.metadata = { ...c.metadata, resourceVersion: rv, uid: `uid-${name}`, ...o };
+    return c;
+  };
+  const turn = (own: Checkpoint, records: Checkpoint[], mayShare = true) =>
+    record.victimLock({
+      own,
+      identity: 'replica-a',
+      records,
+      containers: VICTIM.containers,
+      mayShare,
+      now: T0,
+      ages: AGES,
+    });
+
+  it('orders resourceVersions as integers of any length, and refuses anything else', () => {
+    expect(record.compareResourceVersions('99', '100')).toBeLessThan(0);
+    expect(record.compareResourceVersions('100', '99')).toBeGreaterThan(0);
+    expect(record.compareResourceVersions('12345678901234567890', '12345678901234567891')).toBeLessThan(0);
+    expect(record.compareResourceVersions('7', '7')).toBe(0);
+    for (const bad of ['', '0', '007', 'abc', undefined]) expect(record.compareResourceVersions(bad, '7')).toBeNaN();
+  });
+
+  it('waits for a live claim written before its own, and goes ahead of one written after', () => {
+    const mine = claim('mine', 'replica-a', '100');
+    const earlier = claim('earlier', 'replica-b', '99');
+    const later = claim('later', 'replica-b', '101');
+    expect(turn(mine, [mine, earlier, later])).toEqual({ kind: 'wait', record: earlier });
+    expect(turn(mine, [mine, later])).toEqual({ kind: 'dump' });
+  });
+
+  it("orders by the revision a claim was written at, not by a renewal's, nor by creationTimestamp", () => {
+    const mine = claim('mine', 'replica-a', '100', { creationTimestamp: iso(T0) });
+    // Claimed at 90, renewed since at 120, and created in a later second by a slower API server clock.
+    const renewed = claim('renewed', 'replica-b', '120', { creationTimestamp: iso(T0 + 1_000) });
+    renewed.status!.claimRevision = '90';
+    expect(turn(mine, [mine, renewed])).toEqual({ kind: 'wait', record: renewed });
+  });
+
+  it('falls back to creationTimestamp then name where revisions do not compare', () => {
+    const mine = claim('b-mine', 'replica-a', 'x2', { creationTimestamp: iso(T0) });
+    const sameSecond = claim('a-other', 'replica-b', 'x1', { creationTimestamp: iso(T0) });
+    expect(turn(mine, [mine, sameSecond])).toEqual({ kind: 'wait', record: sameSecond });
+  });
+
+  it('ignores a lapsed or finished claim, and shares a fresh Ready record of every container', () => {
+    const mine = claim('mine', 'replica-a', '100');
+    const lapsed = claim('lapsed', 'replica-b', '50');
+    lapsed.status!.claimExpiresAt = iso(T0 - 1);
+    expect(turn(mine, [mine, lapsed])).toEqual({ kind: 'dump' });
+    const ready = record.outcomeRecord(
+      claim('ready', 'replica-b', '60'),
+      { containers: VICTIM.containers.map((name) => ({ name, archivePath: `/ck/${name}.tar` })) },
+      T0 - 1_000,
+    );
+    expect(turn(mine, [mine, ready])).toEqual({ kind: 'share', record: ready });
+    // A Manual checkpoint takes its own.
+    expect(turn(mine, [mine, ready], false)).toEqual({ kind: 'dump' });
+    // Not every container archived: not shared.
+    const partial = structuredClone(ready);
+    partial.status!.containers = partial.status!.containers!.slice(0, 1);
+    expect(turn(mine, [mine, partial])).toEqual({ kind: 'dump' });
+  });
+
+  it('knows its claim is lost when the record is gone or held by another replica', () => {
+    const mine = claim('mine', 'replica-a', '100');
+    expect(turn(mine, [])).toEqual({ kind: 'lost' });
+    const takenOver = claim('mine', 'replica-b', '140');
+    expect(turn(mine, [takenOver])).toEqual({ kind: 'lost' });
+  });
+});

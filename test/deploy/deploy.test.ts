@@ -185,6 +185,7 @@ const SAMPLE: Checkpoint = {
     phase: 'Ready',
     claimedBy: 'hiatus-6f7c9-abcde/1',
     claimExpiresAt: '2026-05-22T14:32:00Z',
+    claimRevision: '4711',
     startTime: '2026-05-22T14:31:31Z',
     completionTime: '2026-05-22T14:31:35Z',
     containers: [

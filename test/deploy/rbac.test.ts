@@ -76,6 +76,12 @@ const CALLS: Call[] = [
   },
   {
     file: 'src/checkpoint/store.ts',
+    line: /api\.listNamespacedCustomObject\(/,
+    grant: 'hiatus.dev/checkpoints:list',
+    role: 'hiatus',
+  },
+  {
+    file: 'src/checkpoint/store.ts',
     line: /api\.createNamespacedCustomObject\(/,
     grant: 'hiatus.dev/checkpoints:create',
     role: 'hiatus',

@@ -178,4 +178,53 @@ describe('checkpoints slower than preempt may wait', () => {
       }
     }),
   );
+
+  it(
+    'with two preemptors sharing a victim answered by two replicas at once, dumps it once and both use that checkpoint',
+    step(async () => {
+      const g = 'shared';
+      const node = 'shared-1';
+      await addNode(node, g);
+      const victimUid = await victimOn('journal', node, g);
+      rig.nodes.sim(node).inject({ pod: 'journal', failure: { kind: 'slow', extraMs: 6_000 } });
+      const logDir = path.join(rig.cp.logs, 'replica-b-shared');
+      mkdirSync(logDir, { recursive: true });
+      const b = await rig.startExtender({ logDir });
+      try {
+        // No scheduler serves them: only these two preempt calls, one per replica, at the same moment.
+        const names = ['urgent-shared-a', 'urgent-shared-b'];
+        for (const name of names)
+          await rig.createPod(make.preemptor(name, { nodeSelector: inGroup(g), schedulerName: 'nobody' }));
+        const pods = await Promise.all(names.map(async (name) => (await rig.pod(name))!));
+        const ask = (replica: typeof b, i: number) =>
+          replica.preempt({
+            Pod: pods[i],
+            NodeNameToVictims: null,
+            NodeNameToMetaVictims: { [node]: { Pods: [{ UID: victimUid }], NumPDBViolations: 0 } },
+          });
+        expect(await Promise.all([ask(rig.ext!, 0), ask(b, 1)])).toEqual([
+          { NodeNameToMetaVictims: {} },
+          { NodeNameToMetaVictims: {} },
+        ]);
+        await waitUntil('the victim evicted', async () => rig.nodes.deletionSeenAt.has(`${NAMESPACE}/journal`), 40_000);
+        expect(rig.nodes.sim(node).calls.filter((c) => c.pod === 'journal')).toHaveLength(1);
+        // The claim that waited (it reads the other record every 0.5 s) was given up once that was
+        // Ready: one record, Ready before the victim went.
+        const records = await waitUntil(
+          'one Checkpoint of the victim',
+          async () => {
+            const all = await rig.checkpointsOf('journal');
+            return all.length === 1 ? all : undefined;
+          },
+          10_000,
+        );
+        expect(records.map((c) => c.status?.phase)).toEqual(['Ready']);
+        expect(Date.parse(records[0]!.status!.completionTime!)).toBeLessThanOrEqual(
+          rig.nodes.deletionSeenAt.get(`${NAMESPACE}/journal`)!,
+        );
+      } finally {
+        await b.stop();
+      }
+    }),
+  );
 });
