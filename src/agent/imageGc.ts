@@ -57,7 +57,8 @@ function validEntry(v: unknown): PublishedImage | undefined {
 }
 
 export class ImageCollector {
-  private entries: Map<string, PublishedImage> | undefined;
+  private entries: Promise<Map<string, PublishedImage>> | undefined;
+  private saving: Promise<void> = Promise.resolve();
   private pausedUntil = 0;
   private readonly warned = new Map<string, number>();
   private readonly file: string;
@@ -72,9 +73,23 @@ export class ImageCollector {
     this.now = o.now ?? Date.now;
   }
 
-  /** The ledger, read once from disk. */
-  private async ledger(): Promise<Map<string, PublishedImage>> {
-    if (this.entries) return this.entries;
+  /**
+   * The ledger, read once from disk. Uploads run side by side (agent.ts), so two callers may ask
+   * before the first read ends: both get the one map.
+   */
+  private ledger(): Promise<Map<string, PublishedImage>> {
+    if (!this.entries) {
+      const loading = this.load();
+      this.entries = loading;
+      // A read that failed is tried again by the next caller.
+      loading.catch(() => {
+        if (this.entries === loading) this.entries = undefined;
+      });
+    }
+    return this.entries;
+  }
+
+  private async load(): Promise<Map<string, PublishedImage>> {
     let raw: string | undefined;
     try {
       raw = await fsp.readFile(this.file, 'utf8');
@@ -97,11 +112,21 @@ export class ImageCollector {
         });
       }
     }
-    this.entries = entries;
     return entries;
   }
 
-  private async save(): Promise<void> {
+  /**
+   * Writes the ledger, one write at a time: two uploads that end together would otherwise write
+   * the same temporary file, and the second rename would find it gone. Each write takes the map
+   * as it is when its turn comes.
+   */
+  private save(): Promise<void> {
+    const turn = this.saving.then(() => this.write());
+    this.saving = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async write(): Promise<void> {
     const entries = await this.ledger();
     await fsp.mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
     await fsp.writeFile(`${this.file}.tmp`, JSON.stringify([...entries.values()]), { mode: 0o600 });

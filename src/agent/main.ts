@@ -13,7 +13,7 @@ import { Reflector } from '../cluster/reflector.js';
 import { checkpointListing } from '../cluster/view.js';
 import { parseDuration } from '../config/config.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../log.js';
-import { NodeAgent, type AgentEvent } from './agent.js';
+import { DEFAULT_UPLOAD, NodeAgent, type AgentEvent } from './agent.js';
 import { ImageCollector } from './imageGc.js';
 import { AgentMetrics } from './metrics.js';
 import { Publisher } from './publisher.js';
@@ -54,6 +54,16 @@ const OPTIONS = {
     help: 'PEM CA bundle trusted for the registry, besides the system roots',
   },
   'chunk-size': { env: 'HIATUS_AGENT_CHUNK_SIZE', def: '64Mi', help: 'bytes per upload request (halved on 413)' },
+  'upload-concurrency': {
+    env: 'HIATUS_AGENT_UPLOAD_CONCURRENCY',
+    def: String(DEFAULT_UPLOAD.concurrency),
+    help: 'archives uploaded at a time, beside archive collection',
+  },
+  'upload-min-rate': {
+    env: 'HIATUS_AGENT_UPLOAD_MIN_RATE',
+    def: '1Mi',
+    help: `bytes per second an upload must average: one is abandoned (and retried later) after its size at this rate plus ${DEFAULT_UPLOAD.allowanceMs / 60_000} min`,
+  },
   'crio-socket': {
     env: 'HIATUS_AGENT_CRIO_SOCKET',
     def: '/var/run/crio/crio.sock',
@@ -192,6 +202,12 @@ function main(argv: string[]): void {
   );
   const chunk = parseQuantity(o['chunk-size']);
   if (!chunk || chunk < 1 << 20) problems.push(`--chunk-size: "${o['chunk-size']}" must be a quantity of at least 1Mi`);
+  const concurrency = Number(o['upload-concurrency']);
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 8)
+    problems.push(`--upload-concurrency: "${o['upload-concurrency']}" must be an integer from 1 to 8`);
+  const minRate = parseQuantity(o['upload-min-rate']);
+  if (!minRate || minRate < 1024)
+    problems.push(`--upload-min-rate: "${o['upload-min-rate']}" must be a quantity of at least 1Ki (bytes per second)`);
   const budget = parseQuantity(o['disk-budget']);
   if (budget === undefined || budget < 0) problems.push(`--disk-budget: "${o['disk-budget']}" is not a quantity`);
   const metricsPort = Number(o['metrics-port']);
@@ -263,6 +279,7 @@ function main(argv: string[]): void {
     ...(images ? { images } : {}),
     repositoryPrefix: o['repository-prefix'],
     gc: { orphanMaxAgeMs: durations['orphan-max-age']!, diskBudgetBytes: budget! },
+    upload: { concurrency, minBytesPerSecond: minRate! },
     readRuntime: () => readCrio(o['crio-socket']),
     labelNode: async (value) => {
       await core.patchNode(
@@ -299,6 +316,8 @@ function main(argv: string[]): void {
     registry: o.registry || '(none)',
     checkpointDir: o['checkpoint-dir'],
     diskBudget: budget,
+    uploadConcurrency: concurrency,
+    uploadMinRate: minRate,
   });
   const shutdown = (signal: string) => {
     log.info('stopping: finishing the chunk in flight', { signal });

@@ -6,6 +6,8 @@ export class AgentMetrics {
   readonly publishDuration: Histogram<'result'>;
   readonly publishedBytes: Counter;
   readonly publishes: Counter<'result'>;
+  readonly uploadsInFlight: Gauge;
+  readonly publicationRetries: Gauge;
   readonly errors: Counter<'kind'>;
   readonly archives: Gauge;
   readonly archiveBytes: Gauge;
@@ -32,8 +34,18 @@ export class AgentMetrics {
     });
     this.publishes = new Counter({
       name: 'hiatus_agent_publishes_total',
-      help: 'Archive publications by result (published, failed, retry, stopped).',
+      help: 'Archive publications by result (published, failed, retry, abandoned: past its deadline, stopped).',
       labelNames: ['result'],
+      registers,
+    });
+    this.uploadsInFlight = new Gauge({
+      name: 'hiatus_agent_uploads_in_flight',
+      help: 'Archive uploads running now (at most --upload-concurrency).',
+      registers,
+    });
+    this.publicationRetries = new Gauge({
+      name: 'hiatus_agent_publication_retries',
+      help: 'Container archives waiting to retry their publication (after a registry error, a deadline or a failed record write).',
       registers,
     });
     this.errors = new Counter({

@@ -69,6 +69,28 @@ export function publicationWork(checkpoints: Iterable<Checkpoint>, node: string,
   return out.sort((a, b) => done(a.checkpoint) - done(b.checkpoint));
 }
 
+/** Names one container's publication: the agent's retry entry and the publisher's resume state. */
+export function publicationKey(c: Checkpoint, container: string): string {
+  return `${c.metadata.uid ?? `${c.metadata.namespace}.${c.metadata.name}`}.${container}`;
+}
+
+export interface UploadPolicy {
+  /** Uploads that may run at once, beside the agent's rounds. */
+  concurrency: number;
+  /** The throughput an upload must at least reach, and the time it is given on top (a slow start, retries). */
+  minBytesPerSecond: number;
+  allowanceMs: number;
+}
+
+/**
+ * How long one upload of an archive of `bytes` may take before it is abandoned (and retried after
+ * a backoff): a registry that trickles, or a link too slow for the archive, must not hold an
+ * upload slot without end.
+ */
+export function uploadDeadlineMs(bytes: number, policy: UploadPolicy): number {
+  return policy.allowanceMs + Math.ceil((Math.max(0, bytes) / policy.minBytesPerSecond) * 1000);
+}
+
 export interface PublicationUpdate {
   publication: ContainerPublication;
   image?: string;
@@ -192,6 +214,10 @@ function archiveOwners(checkpoints: Iterable<Checkpoint>, checkpointDir: string)
 /**
  * @param deleted archive paths whose Checkpoint the agent saw deleted (retention); without that
  * record (after a restart) such an archive is an orphan and waits for orphanMaxAgeMs.
+ * @param inUse archive paths an upload is reading: never deleted (their bytes still count), so an
+ * upload never fails on a file collection took from under it. The agent cancels an upload whose
+ * record is gone or no longer wants an image, and bounds every upload by a deadline, so such an
+ * archive goes a round later; the budget meanwhile deletes the next oldest ones.
  */
 export function planGc(
   archives: readonly ArchiveFile[],
@@ -200,14 +226,17 @@ export function planGc(
   deleted: ReadonlySet<string>,
   now: number,
   policy: GcPolicy,
+  inUse: ReadonlySet<string> = new Set(),
 ): GcPlan {
   const owners = archiveOwners(checkpoints, checkpointDir);
   const deletions: GcDeletion[] = [];
   const remaining: { file: ArchiveFile; owners: Owner[] }[] = [];
   for (const file of archives) {
     const named = owners.get(file.path) ?? [];
-    // Several records may name one archive: it goes with its records only when every one failed.
-    if (named.length > 0 && named.every((o) => o.checkpoint.status?.phase === 'Failed')) {
+    if (inUse.has(file.path)) {
+      remaining.push({ file, owners: named });
+      // Several records may name one archive: it goes with its records only when every one failed.
+    } else if (named.length > 0 && named.every((o) => o.checkpoint.status?.phase === 'Failed')) {
       deletions.push({
         path: file.path,
         size: file.size,
@@ -229,7 +258,7 @@ export function planGc(
     // returns, and a multi-container pod waits for every container), so it gets the orphan's grace.
     // Any record that protects an archive protects it.
     const candidates = remaining
-      .filter((r) => r.owners.length > 0 && !r.owners.some(isProtected))
+      .filter((r) => r.owners.length > 0 && !r.owners.some(isProtected) && !inUse.has(r.file.path))
       .sort((a, b) => a.file.mtimeMs - b.file.mtimeMs);
     for (const r of candidates) {
       if (bytes <= policy.diskBudgetBytes) break;

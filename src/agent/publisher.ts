@@ -206,6 +206,45 @@ export class Publisher {
     await fsp.rm(this.stateFile(key), { force: true });
   }
 
+  /**
+   * Drops the resume state of every publication not in `keep` (the agent's current work): a record
+   * deleted mid-upload, or while the agent was down, leaves its file otherwise for good. Only the
+   * state files this publisher names (*.json in --state-dir) are touched.
+   */
+  async prune(keep: ReadonlySet<string>): Promise<number> {
+    let names: string[];
+    try {
+      names = await fsp.readdir(this.opts.stateDir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw e;
+    }
+    const kept = new Set([...keep].map((k) => path.basename(this.stateFile(k))));
+    const stale = names.filter((n) => n.endsWith('.json') && !kept.has(n));
+    await Promise.all(stale.map((n) => fsp.rm(path.join(this.opts.stateDir, n), { force: true })));
+    return stale.length;
+  }
+
+  /**
+   * Whether the registry still serves an image this publisher verified: a HEAD of the index by
+   * digest, which Docker Distribution answers 404 MANIFEST_UNKNOWN once it is gone
+   * (registry/handlers/manifests.go GetManifest, which also serves HEAD). Lets the agent write a
+   * record whose first write failed without sending the archive again.
+   */
+  async stillPublished(repository: string, digest: string, signal?: AbortSignal): Promise<boolean> {
+    const res = await this.client.request(
+      'HEAD',
+      `/v2/${repository}/manifests/${digest}`,
+      pushScope(repository),
+      { Accept: `${MEDIA_TYPE_INDEX}, ${MEDIA_TYPE_MANIFEST}` },
+      undefined,
+      signal,
+    );
+    if (res.status === 200) return res.headers['docker-content-digest'] === digest;
+    if (res.status === 404) return false;
+    throw RegistryClient.fail('index HEAD', res);
+  }
+
   private async statArchive(file: string): Promise<{ size: number; mtimeMs: number }> {
     try {
       const st = await fsp.stat(file);

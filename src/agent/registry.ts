@@ -198,9 +198,15 @@ export class RegistryClient {
     body?: Buffer | Readable,
     signal?: AbortSignal,
   ): Promise<Response> {
+    const sentWith = this.authorization.get(scope);
     const first = await this.send(method, path, scope, headers, body, signal);
     if (first.status !== 401 || (body && !Buffer.isBuffer(body)) || !this.toRegistry(path)) return first;
-    if (!(await this.authenticate(parseChallenge(first.headers['www-authenticate']), scope, signal))) return first;
+    // Uploads run side by side: another call may have settled this scope's authentication while
+    // this one was answered 401 without it; resend with that rather than give up.
+    const settled = this.authorization.get(scope);
+    if (settled === sentWith || settled === undefined) {
+      if (!(await this.authenticate(parseChallenge(first.headers['www-authenticate']), scope, signal))) return first;
+    }
     return this.send(method, path, scope, headers, body, signal);
   }
 

@@ -78,7 +78,7 @@ export type PublicationState = 'Uploading' | 'Published' | 'Failed';
 
 export interface ContainerPublication {
   state: PublicationState;
-  /** ArchiveMissing, ArchiveTruncated, ArchiveChanged, or the registry error kind. */
+  /** ArchiveMissing, ArchiveTruncated, ArchiveChanged, the registry error kind, or deadline (an upload abandoned). */
   reason?: string;
   message?: string;
   attempts?: number;

@@ -155,19 +155,28 @@ describe('deleting checkpoint images from the registry', () => {
     const { agent, metrics } = agentOn(nd, 10 * M);
     await readyCheckpoint(nd, 'trainer-a');
     await readyCheckpoint(nd, 'trainer-b');
-    await agent.kick();
+    {
+      await agent.kick();
+      await agent.idle();
+    }
     const a = await published(nd, 'trainer-a');
     const b = await published(nd, 'trainer-b');
     expect(await manifestStatus(nd, a.index)).toBe(200);
 
     await nd.store.delete('ml', 'trainer-a');
-    await agent.kick();
+    {
+      await agent.kick();
+      await agent.idle();
+    }
     // Within the grace period the image stays, counted as awaiting deletion.
     expect(await manifestStatus(nd, a.index)).toBe(200);
     expect(await values(metrics.imagesAwaitingDeletion)).toEqual([{ labels: {}, value: 1 }]);
 
     nd.clock.t += 10 * M;
-    await agent.kick();
+    {
+      await agent.kick();
+      await agent.idle();
+    }
     for (const ref of [a.index, a.manifest, a.tag]) expect(await manifestStatus(nd, ref)).toBe(404);
     // trainer-b's record is there: its image is untouched.
     for (const ref of [b.index, b.manifest, b.tag]) expect(await manifestStatus(nd, ref)).toBe(200);
@@ -180,13 +189,19 @@ describe('deleting checkpoint images from the registry', () => {
     const nd = await node();
     const before = agentOn(nd);
     await readyCheckpoint(nd, 'trainer-c');
-    await before.agent.kick();
+    {
+      await before.agent.kick();
+      await before.agent.idle();
+    }
     const c = await published(nd, 'trainer-c');
     await before.agent.stop();
     // The agent is down; retention deletes the record. No watch event reaches the next agent.
     await nd.store.delete('ml', 'trainer-c');
     const after = agentOn(nd);
-    await after.agent.kick();
+    {
+      await after.agent.kick();
+      await after.agent.idle();
+    }
     expect(await manifestStatus(nd, c.index)).toBe(404);
     expect(await manifestStatus(nd, c.manifest)).toBe(404);
     expect(await values(after.metrics.imageDeletions)).toEqual([{ labels: { result: 'deleted' }, value: 1 }]);
@@ -197,7 +212,10 @@ describe('deleting checkpoint images from the registry', () => {
     const nd = await node();
     const { agent, metrics, images } = agentOn(nd);
     await readyCheckpoint(nd, 'trainer-d');
-    await agent.kick();
+    {
+      await agent.kick();
+      await agent.idle();
+    }
     const d = await published(nd, 'trainer-d');
     // A ledger entry that never got its digest, for a record of the same name but another UID.
     await images.uploading({
@@ -208,7 +226,10 @@ describe('deleting checkpoint images from the registry', () => {
       uid: 'uid-older',
       container: 'main',
     });
-    await agent.kick();
+    {
+      await agent.kick();
+      await agent.idle();
+    }
     expect(await manifestStatus(nd, d.index)).toBe(200);
     expect(await values(metrics.imageDeletions)).toEqual([{ labels: { result: 'not_ours' }, value: 1 }]);
     nd.client.close();
@@ -218,7 +239,10 @@ describe('deleting checkpoint images from the registry', () => {
     const nd = await node();
     const first = agentOn(nd);
     await readyCheckpoint(nd, 'trainer-h');
-    await first.agent.kick();
+    {
+      await first.agent.kick();
+      await first.agent.idle();
+    }
     const h = await published(nd, 'trainer-h');
     await nd.store.delete('ml', 'trainer-h');
     // Restarted with another registry: it does not ask that one about trainer-h's image.
@@ -235,7 +259,10 @@ describe('deleting checkpoint images from the registry', () => {
     expect(await values(movedMetrics.imageDeletions)).toEqual([]);
     // Back on the first registry: deleted.
     const back = agentOn(nd);
-    await back.agent.kick();
+    {
+      await back.agent.kick();
+      await back.agent.idle();
+    }
     expect(await manifestStatus(nd, h.index)).toBe(404);
     expect(await values(back.metrics.imageDeletions)).toEqual([{ labels: { result: 'deleted' }, value: 1 }]);
     nd.client.close();
@@ -248,18 +275,27 @@ describe('deleting checkpoint images from the registry', () => {
     const { agent, metrics } = agentOn(nd, 0, log);
     await readyCheckpoint(nd, 'trainer-e');
     await readyCheckpoint(nd, 'trainer-f');
-    await agent.kick();
+    {
+      await agent.kick();
+      await agent.idle();
+    }
     const e = await published(nd, 'trainer-e');
     await nd.store.delete('ml', 'trainer-e');
     await nd.store.delete('ml', 'trainer-f');
-    for (let i = 0; i < 3; i++) await agent.kick();
+    for (let i = 0; i < 3; i++) {
+      await agent.kick();
+      await agent.idle();
+    }
     expect(await manifestStatus(nd, e.index)).toBe(200);
     // One refused DELETE: the round stops, and no deletion is tried again within the hour.
     expect(await values(metrics.imageDeleteFailures)).toEqual([{ labels: { reason: 'unsupported' }, value: 1 }]);
     expect(log.warnings.filter((w) => w.includes('storage.delete.enabled'))).toHaveLength(1);
     expect(await values(metrics.imagesAwaitingDeletion)).toEqual([{ labels: {}, value: 2 }]);
     nd.clock.t += 60 * M;
-    await agent.kick();
+    {
+      await agent.kick();
+      await agent.idle();
+    }
     expect(await values(metrics.imageDeleteFailures)).toEqual([{ labels: { reason: 'unsupported' }, value: 2 }]);
     expect(log.warnings.filter((w) => w.includes('storage.delete.enabled'))).toHaveLength(2);
     nd.client.close();
@@ -271,7 +307,10 @@ describe('RegistryClient.deleteManifest', () => {
     const nd = await node();
     const { agent } = agentOn(nd);
     await readyCheckpoint(nd, 'trainer-g');
-    await agent.kick();
+    {
+      await agent.kick();
+      await agent.idle();
+    }
     const g = await published(nd, 'trainer-g');
     await expect(nd.client.deleteManifest('hiatus/ml', g.index)).resolves.toBe('deleted');
     await expect(nd.client.deleteManifest('hiatus/ml', g.index)).resolves.toBe('absent');

@@ -12,7 +12,14 @@ import {
   sha256,
   tagFor,
 } from '../../src/agent/image.js';
-import { planGc, publicationWork, summaryState, withPublication, type ArchiveFile } from '../../src/agent/plan.js';
+import {
+  planGc,
+  publicationWork,
+  summaryState,
+  uploadDeadlineMs,
+  withPublication,
+  type ArchiveFile,
+} from '../../src/agent/plan.js';
 import { credentialsFor, parseChallenge } from '../../src/agent/registry.js';
 import { crioRestoreVerdict, tomlValues } from '../../src/agent/runtimeConfig.js';
 import { runtimeRestoreFix } from '../../src/scheduling/runtime.js';
@@ -360,6 +367,15 @@ describe('which archives are published', () => {
   });
 });
 
+describe('how long an upload may take', () => {
+  it('is the allowance plus the archive at the minimum throughput', () => {
+    const policy = { concurrency: 2, minBytesPerSecond: 1 << 20, allowanceMs: 120_000 };
+    expect(uploadDeadlineMs(0, policy)).toBe(120_000);
+    expect(uploadDeadlineMs(5 * 2 ** 30, policy)).toBe(120_000 + 5 * 1024 * 1000);
+    expect(uploadDeadlineMs(1, policy)).toBe(120_001);
+  });
+});
+
 describe('which archives are deleted', () => {
   const now = 100 * H;
   const policy = { orphanMaxAgeMs: H, diskBudgetBytes: 0 };
@@ -439,6 +455,39 @@ describe('which archives are deleted', () => {
     expect(planGc(files, allFailed, DIR, new Set(), now, policy).deletions).toEqual([
       { path: at('shared'), size: 10, reason: 'checkpoint_failed', checkpoint: 'ml/ready' },
     ]);
+  });
+
+  it('never deletes an archive an upload is reading, by any rule; the budget takes the next oldest instead', () => {
+    const published = { state: 'Published' as const };
+    const files = [
+      file(at('deleted'), 10, 0, now),
+      file(at('failed'), 10, 5 * H, now),
+      file(at('old'), 10, 2 * H, now),
+      file(at('restored-oldest'), 100, 9 * H, now),
+      file(at('ready-pub'), 100, 8 * H, now),
+    ];
+    const cps = [
+      ckpt('f', 'Failed', [{ name: 'a', archivePath: at('failed') }]),
+      ckpt('t', 'Restored', [{ name: 'a', archivePath: at('restored-oldest') }]),
+      ckpt('q', 'Ready', [{ name: 'a', archivePath: at('ready-pub'), publication: published }]),
+    ];
+    const inUse = new Set([at('deleted'), at('failed'), at('old'), at('restored-oldest')]);
+    const plan = planGc(
+      files,
+      cps,
+      DIR,
+      new Set([at('deleted')]),
+      now,
+      { orphanMaxAgeMs: H, diskBudgetBytes: 150 },
+      inUse,
+    );
+    expect(plan.deletions.map((d) => [d.path, d.reason])).toEqual([[at('ready-pub'), 'disk_budget']]);
+    expect(plan).toMatchObject({ bytesAfter: 130, overBudget: false });
+    // Once the upload is over, the same archives go by their rules.
+    const after = planGc(files, cps, DIR, new Set([at('deleted')]), now, { orphanMaxAgeMs: H, diskBudgetBytes: 150 });
+    expect(after.deletions.map((d) => d.path).sort()).toEqual(
+      [at('deleted'), at('failed'), at('old'), at('restored-oldest')].sort(),
+    );
   });
 
   it('never deletes a young archive no record names for the budget: it may be a checkpoint being written', () => {

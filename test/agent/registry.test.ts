@@ -386,6 +386,18 @@ describe('registry credentials', () => {
     await Promise.all([reg.close(), realm.close()]);
   });
 
+  it('calls in one scope that start together all authenticate (uploads run side by side)', async () => {
+    const c = new RegistryClient({
+      host: registry.host,
+      caFile: registry.caFile,
+      credentials: credentialsFor(registry.dockerConfigJson(), registry.host),
+    });
+    clients.push(c);
+    const scope = 'repository:hiatus/ml:pull,push';
+    const answers = await Promise.all([1, 2, 3].map(() => c.request('POST', '/v2/hiatus/ml/blobs/uploads/', scope)));
+    expect(answers.map((a) => a.status)).toEqual([202, 202, 202]);
+  });
+
   it('a malformed credentials file is named, never quoted', async () => {
     const file = path.join(dir, 'bad.dockerconfigjson');
     await fsp.writeFile(file, '{"auths": {"reg": {"username": "hiatus", "password": "hunter2-secret" ');
