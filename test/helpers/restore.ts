@@ -163,7 +163,9 @@ export const contractOpsByKey = (from: string, constraints = CONTRACT, generatio
   { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-from', value: from },
   { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-constraints', value: constraints },
   { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-generation', value: generation },
-  ...(token !== undefined ? [{ op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-claim', value: token }] : []),
+  ...(token !== undefined
+    ? [{ op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-claim', value: token }]
+    : []),
 ];
 
 /** The marker resource on a first container that had no resources (managedResources, docs/restore-contract.md). */
