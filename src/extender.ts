@@ -412,7 +412,7 @@ function restoreParts(
       placementGate: config.restorePlacement === 'gate',
       publication,
       gatesLiftable: () => gates?.allowed() ?? true,
-      readPod: (namespace, name) => pods.getPod(namespace, name),
+      readPod: (namespace, name, signal) => pods.getPod(namespace, name, signal),
     }),
     metrics,
     log,

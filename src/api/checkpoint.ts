@@ -98,6 +98,12 @@ export interface RestoreStatus {
   claimedAt: string;
   /** The pod's name, or its generateName at admission until the pod is seen. */
   podName: string;
+  /**
+   * SHA-256 (hex) of the token the webhook wrote on the pod it admitted (hiatus.dev/restore-claim):
+   * until podUID is bound, only a pod carrying that token holds the claim. Absent on claims written
+   * before tokens (then the name, as before).
+   */
+  tokenSHA256?: string;
   podUID?: string;
   nodeName?: string;
   restoredAt?: string;

@@ -13,6 +13,12 @@ export const KEY_CHECKPOINT_POLICY = `${GROUP}/checkpoint-policy`;
  */
 export const ANNOTATION_RESTORE_GENERATION = `${GROUP}/restore-generation`;
 /**
+ * On a restore pod, written by the webhook only: the random token of its claim, whose SHA-256 the
+ * Checkpoint's status.restore records (src/restore/lifecycle.ts, holdsClaim). The webhook replaces
+ * or removes one a pod arrives with; deploy/webhook.yaml's policy refuses any later change.
+ */
+export const ANNOTATION_RESTORE_CLAIM = `${GROUP}/restore-claim`;
+/**
  * On a Checkpoint, set by an administrator: any pod of its namespace may name it in
  * hiatus.dev/restore-from (a standalone pod, or another workload's). Without it a hand-written
  * restore-from is honoured only for a pod of the workload (controller owner) that was checkpointed.

@@ -8,6 +8,7 @@ import {
   type Checkpoint,
 } from '../api/checkpoint.js';
 import { keyOf, objectKey } from '../api/keys.js';
+import { abortOptions } from '../cluster/abort.js';
 
 /** Another writer got there first (409): the caller lost the claim or must re-read. */
 export class StoreConflict extends Error {
@@ -37,8 +38,13 @@ export class StoreUnavailable extends Error {
   }
 }
 
+/** What a caller may bound a call with: aborted, it fails (StoreUnavailable), whether or not the API server acted on it. */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
 export interface CheckpointStore {
-  get(namespace: string, name: string): Promise<Checkpoint | undefined>;
+  get(namespace: string, name: string, opts?: CallOptions): Promise<Checkpoint | undefined>;
   /**
    * Every record of one pod (label hiatus.dev/source-pod-uid), read from the API server's latest
    * state, not a watch cache that may lag: what the executor's per-pod lock decides by.
@@ -47,7 +53,7 @@ export interface CheckpointStore {
   /** Creation is the lock: StoreConflict when the name exists. */
   create(obj: Checkpoint): Promise<Checkpoint>;
   /** Optimistic update on metadata.resourceVersion: StoreConflict when it changed, StoreNotFound when it is gone. */
-  replace(obj: Checkpoint): Promise<Checkpoint>;
+  replace(obj: Checkpoint, opts?: CallOptions): Promise<Checkpoint>;
   /**
    * Deletes if still at this uid (and, when given, this resourceVersion: unchanged since it was
    * judged); false when it was already gone, StoreConflict when it changed.
@@ -81,9 +87,10 @@ export class ApiCheckpointStore implements CheckpointStore {
     };
   }
 
-  async get(namespace: string, name: string): Promise<Checkpoint | undefined> {
+  async get(namespace: string, name: string, opts: CallOptions = {}): Promise<Checkpoint | undefined> {
     try {
-      return (await this.api.getNamespacedCustomObject({ ...this.params(namespace), name })) as Checkpoint;
+      const call = abortOptions(opts.signal);
+      return (await this.api.getNamespacedCustomObject({ ...this.params(namespace), name }, call)) as Checkpoint;
     } catch (e) {
       if (e instanceof ApiException && e.code === 404) return undefined;
       throw mapError(objectKey(namespace, name), e);
@@ -119,13 +126,13 @@ export class ApiCheckpointStore implements CheckpointStore {
     }
   }
 
-  async replace(obj: Checkpoint): Promise<Checkpoint> {
+  async replace(obj: Checkpoint, opts: CallOptions = {}): Promise<Checkpoint> {
     try {
-      return (await this.api.replaceNamespacedCustomObject({
-        ...this.params(obj.metadata.namespace),
-        name: obj.metadata.name,
-        body: obj,
-      })) as Checkpoint;
+      const call = abortOptions(opts.signal);
+      return (await this.api.replaceNamespacedCustomObject(
+        { ...this.params(obj.metadata.namespace), name: obj.metadata.name, body: obj },
+        call,
+      )) as Checkpoint;
     } catch (e) {
       throw mapError(keyOf(obj), e);
     }

@@ -11,6 +11,7 @@ import https from 'node:https';
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { keyOf, objectKey } from '../api/keys.js';
 import type { Pod } from '../api/kubernetes.js';
+import { abortOptions } from './abort.js';
 
 export interface PodRef {
   namespace: string;
@@ -33,7 +34,8 @@ export interface LivePod {
  */
 export interface PreemptionWriter {
   /** The pod as the API server has it now; undefined when it does not exist. */
-  getPod(namespace: string, name: string): Promise<LivePod | undefined>;
+  /** The signal bounds the read: aborted, it fails. */
+  getPod(namespace: string, name: string, signal?: AbortSignal): Promise<LivePod | undefined>;
   /** Sets status.nominatedNodeName (pods/status), guarded by the UID. */
   nominate(pod: PodRef, node: string): Promise<void>;
   /** Marks and deletes the pod if it is still this UID; 'gone' when it already was. */
@@ -155,10 +157,11 @@ class KeepAlivePodWriter implements PodPlacementWriter, PreemptionWriter {
     await this.send('PATCH', `${podPath(pod)}/status`, PatchStrategy.StrategicMergePatch, body, what);
   }
 
-  async getPod(namespace: string, name: string): Promise<LivePod | undefined> {
+  async getPod(namespace: string, name: string, signal?: AbortSignal): Promise<LivePod | undefined> {
     try {
       const what = `read pod ${objectKey(namespace, name)}`;
-      return livePod(await this.send('GET', podPath({ namespace, name, uid: '' }), undefined, undefined, what));
+      const ref = { namespace, name, uid: '' };
+      return livePod(await this.send('GET', podPath(ref), undefined, undefined, what, signal));
     } catch (e) {
       if (isNotFound(e)) return undefined;
       throw e;
@@ -197,6 +200,7 @@ class KeepAlivePodWriter implements PodPlacementWriter, PreemptionWriter {
     contentType: string | undefined,
     body: unknown,
     what: string,
+    signal?: AbortSignal,
   ): Promise<unknown> {
     const server = this.kc.getCurrentCluster()?.server;
     if (!server) throw new Error(`${what}: the kubeconfig has no current cluster`);
@@ -239,6 +243,7 @@ class KeepAlivePodWriter implements PodPlacementWriter, PreemptionWriter {
           agent: url.protocol === 'https:' ? this.agent : this.plainAgent,
           headers,
           timeout: REQUEST_TIMEOUT_MS,
+          ...(signal ? { signal } : {}),
         },
         (res) => {
           const chunks: Buffer[] = [];
@@ -283,9 +288,9 @@ class ClientNodePodWriter implements PodPlacementWriter, PreemptionWriter {
     );
   }
 
-  async getPod(namespace: string, name: string): Promise<LivePod | undefined> {
+  async getPod(namespace: string, name: string, signal?: AbortSignal): Promise<LivePod | undefined> {
     try {
-      return livePod(await this.core.readNamespacedPod({ namespace, name }));
+      return livePod(await this.core.readNamespacedPod({ namespace, name }, abortOptions(signal)));
     } catch (e) {
       if (isNotFound(e)) return undefined;
       throw e;

@@ -3,6 +3,7 @@
 // The shell that reads the cache, claims and waits is webhook.ts.
 import {
   ANNOTATION_RESTORE_ANY_POD,
+  ANNOTATION_RESTORE_CLAIM,
   ANNOTATION_RESTORE_CONSTRAINTS,
   ANNOTATION_RESTORE_FROM,
   ANNOTATION_RESTORE_GENERATION,
@@ -188,6 +189,7 @@ export function restorePatch(
   c: Checkpoint,
   o: SchedulingOptions,
   p: PublicationOptions = NO_PUBLICATION,
+  claimToken?: string,
 ): JsonPatchOp[] {
   const names = (pod.spec?.containers ?? []).map((x) => x.name ?? '');
   const publication = publicationOf(c, names, p);
@@ -211,6 +213,8 @@ export function restorePatch(
     [ANNOTATION_RESTORE_FROM]: c.metadata.name,
     [ANNOTATION_RESTORE_CONSTRAINTS]: constraints,
     [ANNOTATION_RESTORE_GENERATION]: String(generationOf(c)),
+    // The claim's token (lifecycle.ts, holdsClaim); none on a dry run, which claims nothing.
+    ...(claimToken !== undefined ? { [ANNOTATION_RESTORE_CLAIM]: claimToken } : {}),
   };
   if (!existing) {
     ops.push({ op: 'add', path: '/metadata/annotations', value: add });
@@ -222,6 +226,19 @@ export function restorePatch(
   if (published || hold) ops.push(...pullSecretPatch(pod, p.pullSecret));
   ops.push(...schedulingPatch(pod, hold ? { ...o, placementGate: true } : o));
   return ops;
+}
+
+const CLAIM_TOKEN_PATH = `/metadata/annotations/${pointer(ANNOTATION_RESTORE_CLAIM)}`;
+
+/**
+ * The ops, with the removal of a claim token the pod arrived with unless they write one: only the
+ * webhook gives a pod a token (a pod that carried one copied from another pod would be taken for
+ * that pod's claim: lifecycle.ts, holdsClaim). "add" of an existing member replaces it (RFC 6902 4.1).
+ */
+export function withoutForgedToken(pod: Pod, ops: JsonPatchOp[]): JsonPatchOp[] {
+  if (pod.metadata?.annotations?.[ANNOTATION_RESTORE_CLAIM] === undefined) return ops;
+  if (ops.some((op) => op.path === CLAIM_TOKEN_PATH)) return ops;
+  return [{ op: 'remove', path: CLAIM_TOKEN_PATH }, ...ops];
 }
 
 /** Whether restorePatch holds the pod with the gate while its checkpoint's images are uploaded. */

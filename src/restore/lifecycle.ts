@@ -1,8 +1,9 @@
 // The life of a claimed checkpoint: Restoring until its pod runs on a node (Restored), back to
 // Ready when the pod goes away before it started, Failed when it did not start in time; and of a
 // Ready one whose member started without it (superseded). Pure.
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { PodFacts } from '../cluster/facts.js';
-import { ANNOTATION_RESTORE_FROM, keyOf, objectKey } from '../api/keys.js';
+import { ANNOTATION_RESTORE_CLAIM, ANNOTATION_RESTORE_FROM, keyOf, objectKey } from '../api/keys.js';
 import type { Checkpoint, RestoreStatus } from '../api/checkpoint.js';
 import { laterRecords } from '../checkpoint/chain.js';
 import { podsByOwner, recordMember, startedFreshSince } from './identity.js';
@@ -40,16 +41,48 @@ export function podsByRestore(pods: Iterable<PodFacts>): Map<string, PodFacts[]>
   return out;
 }
 
+/** The SHA-256 (hex) of a claim token: what a Checkpoint records of it (readers of the record never see the token). */
+export function claimTokenHash(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+/** Whether a pod carries the claim token whose hash a claim recorded (compared in constant time). */
+function carriesToken(p: PodFacts, hash: string): boolean {
+  const token = p.annotations[ANNOTATION_RESTORE_CLAIM];
+  if (token === undefined) return false;
+  const ours = Buffer.from(claimTokenHash(token), 'hex');
+  const theirs = Buffer.from(hash, 'hex');
+  return ours.length === theirs.length && timingSafeEqual(ours, theirs);
+}
+
 /**
- * Whether a pod is the one a claim was written for: its UID once bound, else the name the webhook
- * saw at admission, which for a pod created with generateName is that prefix and a "*" (the API
- * server generates the name after mutating admission: k8s.io/apiserver
- * pkg/registry/generic/registry/store.go, createWithGenerateNameRetry). A pod that merely carries
- * the annotation (a hand-written contract) does not take up another pod's claim.
+ * Whether a pod is the one a claim was written for: its UID once bound; before that, the pod that
+ * carries the claim's token. The webhook claims at CREATE admission, when the pod has no UID yet:
+ * mutating admission runs in k8s.io/apiserver pkg/endpoints/handlers/create.go before the
+ * registry's create, and only that (pkg/registry/generic/registry/store.go, create) fills the UID
+ * (rest.FillObjectMetaSystemFields) and generates the name. So the webhook writes a random token on
+ * the pod it admits (hiatus.dev/restore-claim) and its hash on the claim: a name, or a generateName
+ * prefix, can be written on any pod of the namespace, a token only by the webhook (it replaces or
+ * removes one a pod arrives with; deploy/webhook.yaml's policy refuses changing it later). A claim
+ * written before tokens (no tokenSHA256) is recognised by the name the webhook saw, that prefix and
+ * a "*" for a generateName, as it was then, until a lifecycle round binds it.
  */
 export function holdsClaim(p: PodFacts, r: RestoreStatus): boolean {
   if (r.podUID) return p.uid === r.podUID;
+  if (r.tokenSHA256 !== undefined) return carriesToken(p, r.tokenSHA256);
   return r.podName.endsWith('*') ? p.name.startsWith(r.podName.slice(0, -1)) : p.name === r.podName;
+}
+
+/**
+ * The pod that holds a claim among candidates; 'ambiguous' when an unbound claim is held by more
+ * than one. The webhook gives a token to one pod only, so a second carrier is a copy, made by
+ * someone who read the first pod and created theirs past the webhook (it was unavailable, and
+ * failurePolicy Ignore let the create through): neither is taken for the claimed pod.
+ */
+export function claimHolder(candidates: readonly PodFacts[], r: RestoreStatus): PodFacts | 'ambiguous' | undefined {
+  const holders = candidates.filter((p) => holdsClaim(p, r));
+  if (holders.length > 1 && !r.podUID) return 'ambiguous';
+  return holders[0];
 }
 
 export function planLifecycle(
@@ -63,10 +96,19 @@ export function planLifecycle(
   for (const c of all) {
     if (c.status?.phase !== 'Restoring' || !c.status.restore) continue;
     const r = c.status.restore;
-    const candidates = restoring.get(keyOf(c)) ?? [];
-    const pod = candidates.find((p) => holdsClaim(p, r));
+    const holder = claimHolder(restoring.get(keyOf(c)) ?? [], r);
     const age = t.now - Date.parse(r.claimedAt);
     const later = next.get(keyOf(c));
+    if (holder === 'ambiguous') {
+      // Never given to a copy; nor bound to the first pod, which cannot be told from it here.
+      actions.push({
+        kind: 'fail',
+        checkpoint: c,
+        why: `the claim of ${r.podName} is carried by several pods (its hiatus.dev/restore-claim token was copied)`,
+      });
+      continue;
+    }
+    const pod = holder;
     if (later && !(pod?.phase === 'Running' && pod.nodeName)) {
       // Preempted again before this loop saw it run (chain.ts): never released, never offered twice.
       actions.push({

@@ -144,6 +144,9 @@ export function planHold(pod: PodFacts, c: Checkpoint | undefined, o: Publicatio
   const p = publicationOf(c, pod.containers, o);
   switch (p.kind) {
     case 'published': {
+      // The images go only to the pod the claim is bound to (by the lifecycle loop, by UID): a
+      // second carrier of the claim's token (lifecycle.ts, claimHolder) gets nothing meanwhile.
+      if (claim.podUID !== pod.uid) return { kind: 'wait', why: `the claim of ${from} is not bound to this pod yet` };
       const { sourceOnly: _, ...rest } = constraints;
       return {
         kind: 'publish',

@@ -6,6 +6,7 @@
 // A pod that arrives with a contract gets only the latter. It never rejects a pod: every
 // problem is logged, counted, and answered with allowed: true. The decisions are admission.ts's;
 // this is the shell that reads the cache and the API server, claims, and waits.
+import { randomBytes } from 'node:crypto';
 import { podFacts, type PodFacts } from '../cluster/facts.js';
 import { ANNOTATION_RESTORE_FROM, keyOf, objectKey } from '../api/keys.js';
 import type { ClusterView } from '../cluster/view.js';
@@ -21,13 +22,14 @@ import {
   publicationUsable,
   restorePatch,
   reviewResponse,
+  withoutForgedToken,
   wouldGate,
   type DecodedReview,
   type Decision,
   type JsonPatchOp,
   type SchedulingOptions,
 } from './admission.js';
-import { holdsClaim, podsByRestore } from './lifecycle.js';
+import { claimTokenHash, holdsClaim, podsByRestore } from './lifecycle.js';
 import {
   abandonedClaim,
   claimedAt,
@@ -58,6 +60,18 @@ export const RECLAIM_AFTER_MS = 65_000;
  * the live read and the claim (test/deploy.test.ts checks).
  */
 export const CLAIM_WAIT_MS = 3_500;
+/**
+ * How long one review may take in all, its API calls included: under deploy/webhook.yaml's
+ * timeoutSeconds (5), with a second left for the answer to reach the API server. Past the webhook's
+ * timeout the API server stops waiting and, failurePolicy Ignore, creates the pod unpatched
+ * (k8s.io/apiserver pkg/admission/plugin/webhook/mutating/dispatcher.go: a call error on an
+ * Ignore webhook is logged and skipped); a claim written after that would be held for a pod that
+ * restores nothing. So the reads and the claim carry this deadline, and a review past it answers
+ * without the restore (test/deploy/deploy.test.ts checks it against the file).
+ */
+export const REVIEW_DEADLINE_MS = 4_000;
+/** How long the release of a claim whose write outlived its review may take (in the background). */
+const RELEASE_TIMEOUT_MS = 10_000;
 const CLAIM_POLL_MS = 100;
 /** Claim writes on one record before another writer's updates count as contention (claimOne). */
 const CLAIM_ATTEMPTS = 5;
@@ -69,6 +83,7 @@ function sameClaim(a: Checkpoint, b: Checkpoint): boolean {
     a.status?.phase === b.status?.phase &&
     x?.claimedAt === y?.claimedAt &&
     x?.podName === y?.podName &&
+    x?.tokenSHA256 === y?.tokenSHA256 &&
     x?.podUID === y?.podUID &&
     x?.nodeName === y?.nodeName
   );
@@ -106,7 +121,15 @@ export interface WebhookDeps {
    * Reads a pod from the API server (undefined: not found), to tell whether the source pod of a
    * record the cache shows running is really still there. Absent: the cache is believed.
    */
-  readPod?: (namespace: string, name: string) => Promise<{ uid: string; deleting: boolean } | undefined>;
+  readPod?: (
+    namespace: string,
+    name: string,
+    signal?: AbortSignal,
+  ) => Promise<{ uid: string; deleting: boolean } | undefined>;
+  /** The longest one review takes, API calls included (REVIEW_DEADLINE_MS). */
+  deadlineMs?: number;
+  /** A new claim token (hiatus.dev/restore-claim): 32 random bytes, base64url. */
+  claimToken?: () => string;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }
@@ -120,7 +143,8 @@ export interface WebhookAnswer {
   restoresFrom?: string;
 }
 
-type PodReview = Extract<DecodedReview, { kind: 'pod' }>;
+/** A pod's review, with the deadline its API calls carry. */
+type PodReview = Extract<DecodedReview, { kind: 'pod' }> & { signal: AbortSignal };
 
 /** The options one review is answered with: the configured ones, less the gates when they cannot be lifted. */
 interface ReviewOptions {
@@ -130,10 +154,43 @@ interface ReviewOptions {
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const randomToken = () => randomBytes(32).toString('base64url');
+
+/** A review ran out of its deadline (REVIEW_DEADLINE_MS): what it was doing is abandoned. */
+export class ReviewDeadlineExceeded extends Error {
+  constructor(ms: number) {
+    super(`the review's ${ms} ms deadline passed (the API server stops waiting at the webhook's timeoutSeconds)`);
+    this.name = 'ReviewDeadlineExceeded';
+  }
+}
+
+/**
+ * The call's result, or the signal's reason once it aborts, whichever comes first: a call that
+ * does not honour the signal still cannot hold the review past its deadline.
+ */
+function bounded<T>(call: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    call.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
 
 export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<WebhookAnswer> {
   const now = deps.now ?? Date.now;
   const sleep = deps.sleep ?? defaultSleep;
+  const newToken = deps.claimToken ?? randomToken;
+  const deadlineMs = deps.deadlineMs ?? REVIEW_DEADLINE_MS;
   const { metrics, log } = deps;
   const scheduling: SchedulingOptions = {
     schedulers: deps.restoreSchedulers ?? new Map<string, string>(),
@@ -158,17 +215,22 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
    * The pod of that name and UID as the API server has it now, or as the cache has it without a
    * reader; undefined when it is gone (or the name is another pod's).
    */
-  const livePod = async (namespace: string, name: string, uid: string): Promise<{ deleting: boolean } | undefined> => {
+  const livePod = async (
+    r: PodReview,
+    namespace: string,
+    name: string,
+    uid: string,
+  ): Promise<{ deleting: boolean } | undefined> => {
     if (!deps.readPod) return deps.view.pod(uid);
-    const live = await deps.readPod(namespace, name);
+    const live = await bounded(deps.readPod(namespace, name, r.signal), r.signal);
     return live?.uid === uid ? live : undefined;
   };
   /** Whether the record's source pod still runs, as the API server says (the cache without a reader). */
-  const sourceStillRuns = async (c: Checkpoint): Promise<boolean> => {
+  const sourceStillRuns = async (r: PodReview, c: Checkpoint): Promise<boolean> => {
     const uid = sourceUid(c);
     if (!uid || !podRunning(uid)) return false;
     const ref = c.spec.source.pod;
-    const live = await livePod(ref.namespace || c.metadata.namespace, ref.name, uid);
+    const live = await livePod(r, ref.namespace || c.metadata.namespace, ref.name, uid);
     return !!live && !live.deleting;
   };
   /**
@@ -176,10 +238,10 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
    * deleted: a pod that is going may still be running somewhere). Then the claim is as good as
    * released, which the lifecycle loop does at its next round (lifecycle.ts, 'release').
    */
-  const claimantGone = async (c: Checkpoint): Promise<boolean> => {
+  const claimantGone = async (review: PodReview, c: Checkpoint): Promise<boolean> => {
     const r = c.status?.restore;
     if (!unplacedClaim(c) || !r?.podUID) return false;
-    return (await livePod(c.metadata.namespace, r.podName, r.podUID)) === undefined;
+    return (await livePod(review, c.metadata.namespace, r.podName, r.podUID)) === undefined;
   };
 
   /** Whether a pod in the cache took up this claim (then it is not abandoned). */
@@ -197,7 +259,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
     warnings: string[] = [],
   ): WebhookAnswer => ({
     status: 200,
-    body: reviewResponse(r.apiVersion, r.uid, ops, warnings),
+    body: reviewResponse(r.apiVersion, r.uid, withoutForgedToken(r.pod, ops), warnings),
     result,
     why,
   });
@@ -209,7 +271,8 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
    * for reclaimAfterMs; for a hand-written restore-from, still allowed for this pod.
    */
   const liveClaimable = async (r: PodReview, cs: Checkpoint[]): Promise<Checkpoint[]> => {
-    const live = await Promise.all(cs.map((c) => deps.store.get(r.namespace, c.metadata.name)));
+    const reads = cs.map((c) => deps.store.get(r.namespace, c.metadata.name, { signal: r.signal }));
+    const live = await bounded(Promise.all(reads), r.signal);
     const o = matchOptions();
     const explicit = r.pod.metadata?.annotations?.[ANNOTATION_RESTORE_FROM] !== undefined;
     const facts = explicit
@@ -228,8 +291,8 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
       const open =
         c.status?.phase === 'Ready' ||
         (abandonedClaim(c, o) && !held(c, (pods ??= claimants()))) ||
-        (await claimantGone(c));
-      if (open && (explicit || !(await sourceStillRuns(c)))) claimable.push(c);
+        (await claimantGone(r, c));
+      if (open && (explicit || !(await sourceStillRuns(r, c)))) claimable.push(c);
     }
     return claimable;
   };
@@ -238,7 +301,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
    * Waits, within claimWaitMs, until each young claim is either taken up by its pod (then it is
    * not ours) or old enough to be abandoned; returns the abandoned ones.
    */
-  const waitOut = async (contested: Checkpoint[]): Promise<{ abandoned: Checkpoint[]; why: string }> => {
+  const waitOut = async (r: PodReview, contested: Checkpoint[]): Promise<{ abandoned: Checkpoint[]; why: string }> => {
     let open = contested.filter((c) => !held(c, claimants()));
     if (open.length === 0) return { abandoned: [], why: 'every matching checkpoint was claimed by another pod' };
     const due = Math.min(...open.map((c) => claimedAt(c) + deps.reclaimAfterMs + 1));
@@ -246,6 +309,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
       return { abandoned: [], why: "the workload's checkpoint was claimed moments ago by a pod not seen yet" };
     }
     while (now() < due) {
+      if (r.signal.aborted) return { abandoned: [], why: (r.signal.reason as Error).message };
       await sleep(Math.min(CLAIM_POLL_MS, due - now()));
       const pods = claimants();
       open = open.filter((c) => !held(c, pods));
@@ -263,23 +327,30 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
    * pod claimed it, it went away (whatever error the write answered) or stopped being usable.
    * Throws when the API server fails.
    */
-  const claimOne = async (r: PodReview, c: Checkpoint): Promise<Checkpoint | undefined> => {
+  const claimOne = async (
+    r: PodReview,
+    c: Checkpoint,
+    tokenSHA256: string,
+    inFlight: { write?: Promise<unknown> },
+  ): Promise<Checkpoint | undefined> => {
     let cur = c;
     for (let attempt = 1; ; attempt++) {
       const claimed: Checkpoint = structuredClone(cur);
       claimed.status = {
         ...claimed.status!,
         phase: 'Restoring',
-        restore: { claimedAt: new Date(now()).toISOString(), podName: r.podName },
+        restore: { claimedAt: new Date(now()).toISOString(), podName: r.podName, tokenSHA256 },
       };
       let failure: unknown;
       try {
-        await deps.store.replace(claimed);
+        inFlight.write = deps.store.replace(claimed, { signal: r.signal });
+        await bounded(inFlight.write, r.signal);
         return cur;
       } catch (e) {
         failure = e;
       }
-      const live = await deps.store.get(r.namespace, c.metadata.name);
+      if (r.signal.aborted) throw r.signal.reason;
+      const live = await bounded(deps.store.get(r.namespace, c.metadata.name, { signal: r.signal }), r.signal);
       // Deleted since it was read (retention): the PUT answers 404, which the store reports as
       // unavailable (store.ts, mapError); judged by the record, not the error's class, so it
       // holds whatever class a 404 gets. The next candidate may still be claimed.
@@ -304,7 +375,50 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
       metrics.placements.inc({ result: 'not_gated' });
   };
 
+  /**
+   * Gives back a claim whose write outlived its review: the API server may have applied it, but
+   * the pod was answered without the restore (or created without it), so no pod carries its
+   * token. Recognised by that token's hash, so no other pod's claim is touched; if this fails, the
+   * lifecycle loop releases it after --restore-claim-grace, as any claim no pod took up.
+   */
+  const releaseOwn = async (
+    r: PodReview,
+    c: Checkpoint,
+    tokenSHA256: string,
+    write: Promise<unknown> | undefined,
+  ): Promise<void> => {
+    const signal = AbortSignal.timeout(RELEASE_TIMEOUT_MS);
+    const ref = objectKey(r.namespace, c.metadata.name);
+    try {
+      // After the write has settled (a store that does not honour the signal may still be sending it).
+      await bounded(
+        (write ?? Promise.resolve()).catch(() => undefined),
+        signal,
+      );
+      const live = await bounded(deps.store.get(r.namespace, c.metadata.name, { signal }), signal);
+      const claim = live?.status?.restore;
+      if (!live || live.status?.phase !== 'Restoring' || claim?.tokenSHA256 !== tokenSHA256 || claim.podUID) return;
+      const released: Checkpoint = structuredClone(live);
+      released.status!.phase = 'Ready';
+      delete released.status!.restore;
+      await bounded(deps.store.replace(released, { signal }), signal);
+      metrics.restores.inc({ result: 'released' });
+      log.info('restore claim written past the review deadline released', {
+        pod: objectKey(r.namespace, r.podName),
+        checkpoint: ref,
+      });
+    } catch (e) {
+      log.warn('could not release a claim written past the review deadline; the lifecycle loop will', {
+        checkpoint: ref,
+        error: (e as Error).message,
+      });
+    }
+  };
+
   const claimFirst = async (r: PodReview, offered: Checkpoint[], o: ReviewOptions): Promise<WebhookAnswer> => {
+    // One token per review: it goes on this pod and its hash on the one claim written for it.
+    const token = r.dryRun ? undefined : newToken();
+    const tokenSHA256 = token === undefined ? '' : claimTokenHash(token);
     for (const c of offered) {
       const ref = objectKey(r.namespace, c.metadata.name);
       if (r.dryRun) {
@@ -320,9 +434,20 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
         };
       }
       let claimedFrom: Checkpoint | undefined;
+      const inFlight: { write?: Promise<unknown> } = {};
       try {
-        claimedFrom = await claimOne(r, c);
+        claimedFrom = await claimOne(r, c, tokenSHA256, inFlight);
       } catch (e) {
+        if (r.signal.aborted) {
+          // Whether the write landed is unknown: the pod gets no restore, and the claim, if made, goes back.
+          void releaseOwn(r, c, tokenSHA256, inFlight.write);
+          log.warn('restore claim ran out of the review deadline: pod created without restore', {
+            pod: objectKey(r.namespace, r.podName),
+            checkpoint: ref,
+          });
+          metrics.restores.inc({ result: 'claim_error' });
+          return notRestored(r, 'error', `claim of ${ref}: ${(e as Error).message}`);
+        }
         log.warn('restore claim failed: pod created without restore', {
           pod: objectKey(r.namespace, r.podName),
           checkpoint: ref,
@@ -341,7 +466,12 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
         ...previous,
       });
       return {
-        ...answer(r, 'patched', `restores from ${ref}`, restorePatch(r.pod, claimedFrom, o.scheduling, o.publication)),
+        ...answer(
+          r,
+          'patched',
+          `restores from ${ref}`,
+          restorePatch(r.pod, claimedFrom, o.scheduling, o.publication, token),
+        ),
         restoresFrom: c.metadata.name,
       };
     }
@@ -388,7 +518,7 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
         );
       case 'contested': {
         if (review.dryRun) return notRestored(review, 'skipped', 'every matching checkpoint is claimed');
-        const { abandoned, why } = await waitOut(decision.checkpoints);
+        const { abandoned, why } = await waitOut(review, decision.checkpoints);
         if (abandoned.length === 0) return notRestored(review, 'skipped', why);
         return claimLive(review, abandoned, 'every matching checkpoint was claimed by another pod', o);
       }
@@ -416,7 +546,14 @@ export function createWebhook(deps: WebhookDeps): (body: unknown) => Promise<Web
       o.scheduling,
       o.publication,
     );
-    const reply = await respond(review, decision, o);
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new ReviewDeadlineExceeded(deadlineMs)), deadlineMs);
+    let reply: WebhookAnswer;
+    try {
+      reply = await respond({ ...review, signal: deadline.signal }, decision, o);
+    } finally {
+      clearTimeout(timer);
+    }
     // A corrupt record costs a restore only when the pod restores from no other record, and one
     // pod at most: the HiatusRestoresStartingFresh alert reads this count as pods started without
     // their checkpoint.

@@ -9,6 +9,9 @@ import { ApiCheckpointStore, StoreConflict, StoreNotFound, StoreUnavailable } fr
 
 describe('the API server Checkpoint store', () => {
   let status = 404;
+  /** When set, requests are held unanswered (an API server that stopped answering). */
+  let hang = false;
+  const held: http.ServerResponse[] = [];
   let server: http.Server;
   let store: ApiCheckpointStore;
 
@@ -16,6 +19,10 @@ describe('the API server Checkpoint store', () => {
     server = http.createServer((req, res) => {
       req.resume();
       req.on('end', () => {
+        if (hang) {
+          held.push(res);
+          return;
+        }
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code: status }));
       });
@@ -32,7 +39,13 @@ describe('the API server Checkpoint store', () => {
     });
     store = new ApiCheckpointStore(kc);
   });
-  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+  afterAll(
+    () =>
+      new Promise<void>((r) => {
+        for (const res of held) res.destroy();
+        server.close(() => r());
+      }),
+  );
 
   const record = {
     apiVersion: 'hiatus.dev/v1alpha1',
@@ -47,5 +60,22 @@ describe('the API server Checkpoint store', () => {
     await expect(store.replace(record)).rejects.toBeInstanceOf(StoreConflict);
     status = 503;
     await expect(store.replace(record)).rejects.toBeInstanceOf(StoreUnavailable);
+  });
+
+  it("gives up a read and an update when the caller's signal aborts, however long the API server takes", async () => {
+    hang = true;
+    try {
+      for (const call of [
+        (signal: AbortSignal) => store.get('ml', 'trainer-3f9a1c2b7d4e', { signal }),
+        (signal: AbortSignal) => store.replace(record, { signal }),
+      ]) {
+        const started = Date.now();
+        await expect(call(AbortSignal.timeout(100))).rejects.toBeInstanceOf(StoreUnavailable);
+        expect(Date.now() - started).toBeLessThan(2_000);
+      }
+      expect(held).toHaveLength(2);
+    } finally {
+      hang = false;
+    }
   });
 });

@@ -43,7 +43,7 @@ import { MemoryCheckpointStore } from '../../testing/memoryStore.js';
 import { loadConfig, parseDuration } from '../../src/config/config.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics, type Verb } from '../../src/metrics/metrics.js';
-import { CLAIM_WAIT_MS, RECLAIM_AFTER_MS, createWebhook } from '../../src/restore/webhook.js';
+import { CLAIM_WAIT_MS, RECLAIM_AFTER_MS, REVIEW_DEADLINE_MS, createWebhook } from '../../src/restore/webhook.js';
 import { createWebhookApp } from '../../src/server/app.js';
 import { post } from '../helpers/server.js';
 
@@ -211,6 +211,7 @@ const SAMPLE: Checkpoint = {
     restore: {
       claimedAt: '2026-05-22T14:40:00Z',
       podName: 'trainer-0',
+      tokenSHA256: '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08',
       podUID: 'new-pod-uid',
       nodeName: 'node-a',
       restoredAt: '2026-05-22T14:40:07Z',
@@ -613,6 +614,11 @@ describe('restore MutatingWebhookConfiguration', () => {
   it('leaves time within timeoutSeconds for a pod that waits out a young claim, then reads and claims', () => {
     // A second for the live read and the claim's write after the longest wait (src/restore/webhook.ts).
     expect(CLAIM_WAIT_MS + 1_000).toBeLessThanOrEqual(webhook.timeoutSeconds! * 1000);
+  });
+
+  it("ends every review, its claim's API calls included, a second before the API server stops waiting for it", () => {
+    expect(REVIEW_DEADLINE_MS + 1_000).toBeLessThanOrEqual(webhook.timeoutSeconds! * 1000);
+    expect(CLAIM_WAIT_MS).toBeLessThan(REVIEW_DEADLINE_MS);
   });
 
   it("offers a claim whose pod was not seen only after any create admitted with it is over (kube-apiserver's 60 s --request-timeout)", () => {

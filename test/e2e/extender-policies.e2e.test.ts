@@ -6,6 +6,10 @@
 // - deploy/rbac-placement-gate.yaml's `patch pods` (it could rewrite any pod's image, labels or
 //   gates): only lifting hiatus's own scheduling gate of a restore pod that gate holds, with the
 //   checkpoint's images and the hiatus.dev/ restore annotations.
+// And deploy/webhook.yaml's policy on the restore claim's token (hiatus.dev/restore-claim): no one
+// changes it after creation, nor creates a pod with it past the webhook's objectSelector. The
+// file's MutatingWebhookConfiguration is applied too, with no extender behind it: the webhook
+// unreachable, as failurePolicy Ignore lets pods through.
 // The allowed writes are made by the extender's own writer (src/cluster/podWriter.ts: nominate,
 // evict, liftGate with src/restore/publication.ts imageOps) with a token of the shipped
 // ServiceAccount; then what a compromised extender could try is refused. Real etcd,
@@ -15,7 +19,7 @@ import { describe, expect, it } from '@jest/globals';
 import { mkdtempSync } from 'node:fs';
 import path from 'node:path';
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
-import { GATE_RESTORE_PLACEMENT } from '../../src/api/keys.js';
+import { ANNOTATION_RESTORE_CLAIM, GATE_RESTORE_PLACEMENT } from '../../src/api/keys.js';
 import { podPlacementWriter, type PodPlacementWriter, type PreemptionWriter } from '../../src/cluster/podWriter.js';
 import { pointer } from '../../src/restore/jsonPatch.js';
 import { imageOps } from '../../src/restore/publication.js';
@@ -71,6 +75,7 @@ const { step } = controlPlanePerFile(async (cp) => {
   await core.createNamespace({ body: { metadata: { name: 'hiatus-system' } } });
   await applyShipped(cp.kc, 'rbac.yaml');
   await applyShipped(cp.kc, 'rbac-placement-gate.yaml');
+  await applyShipped(cp.kc, 'webhook.yaml');
   const token = await serviceAccountToken(core, { namespace: 'hiatus-system', name: 'hiatus' });
   const kc = new KubeConfig();
   kc.loadFromFile(tokenKubeconfig(cp, path.join(mkdtempSync(path.join(cp.dir, 'sa-')), 'hiatus.kubeconfig'), token));
@@ -78,13 +83,18 @@ const { step } = controlPlanePerFile(async (cp) => {
   // A policy is enforced once kube-apiserver has loaded it, a moment after its creation.
   await create(pod('policy-probe', []));
   const label = () => ({ metadata: { labels: { probe: String(Date.now()) } } });
-  await waitUntil('both policies enforced', async () => {
-    const [gate = '', status = ''] = await Promise.all(
-      [patchAsHiatus('policy-probe', label()), patchStatusAsHiatus('policy-probe', label())].map((r) =>
-        refusal(r).catch(() => ''),
-      ),
+  const claimToken = () => ({ metadata: { annotations: { [ANNOTATION_RESTORE_CLAIM]: String(Date.now()) } } });
+  await waitUntil('the policies enforced', async () => {
+    const [gate = '', status = '', claim = ''] = await Promise.all(
+      [
+        patchAsHiatus('policy-probe', label()),
+        patchStatusAsHiatus('policy-probe', label()),
+        core.patchNamespacedPod({ namespace: NAMESPACE, name: 'policy-probe', body: claimToken() }, merge),
+      ].map((r) => refusal(r).catch(() => '')),
     );
-    return gate.includes('scheduling gate holds') && status.includes("no pod's labels");
+    return (
+      gate.includes('scheduling gate holds') && status.includes("no pod's labels") && claim.includes('restore-claim')
+    );
   });
 });
 
@@ -217,6 +227,70 @@ describe("the placement gate's policy: patch pods only for hiatus's own held res
       expect(quotaHeld.spec!.schedulingGates).toEqual([{ name: OTHER_GATE }]);
       expect(heldAgain.metadata!.labels).toEqual({ app: 'trainer' });
       expect(heldAgain.spec!.nodeSelector).toBeUndefined();
+    }),
+  );
+});
+
+describe("deploy/webhook.yaml's policy: the restore claim's token is the webhook's alone", () => {
+  const withToken = (name: string, labels: Record<string, string> = {}, gates: string[] = []): V1Pod => {
+    const p = pod(name, gates);
+    p.metadata!.labels = { ...p.metadata!.labels, ...labels };
+    p.metadata!.annotations = { ...p.metadata!.annotations, [ANNOTATION_RESTORE_CLAIM]: 'copied-from-a-restore-pod' };
+    return p;
+  };
+  const patchAsUser = (name: string, body: object) =>
+    core.patchNamespacedPod({ namespace: NAMESPACE, name, body }, merge);
+  const patchStatusAsUser = (name: string, body: object) =>
+    core.patchNamespacedPodStatus({ namespace: NAMESPACE, name, body }, strategic);
+
+  it(
+    'refuses adding, changing or removing the token after creation, through the pod or its status, by anyone',
+    step(async () => {
+      await create(pod('plain', []));
+      // Held by hiatus's gate: the placement gate's policy lets the extender change its hiatus.dev/
+      // annotations, but not this one.
+      await create(withToken('carrier', {}, [GATE_RESTORE_PLACEMENT]));
+      const tries: [string, () => Promise<unknown>][] = [
+        ['add', () => patchAsUser('plain', { metadata: { annotations: { [ANNOTATION_RESTORE_CLAIM]: 'forged' } } })],
+        [
+          'change',
+          () => patchAsUser('carrier', { metadata: { annotations: { [ANNOTATION_RESTORE_CLAIM]: 'forged' } } }),
+        ],
+        ['remove', () => patchAsUser('carrier', { metadata: { annotations: { [ANNOTATION_RESTORE_CLAIM]: null } } })],
+        [
+          'add through pods/status',
+          () => patchStatusAsUser('plain', { metadata: { annotations: { [ANNOTATION_RESTORE_CLAIM]: 'forged' } } }),
+        ],
+        [
+          'change as the extender',
+          () => patchAsHiatus('carrier', { metadata: { annotations: { [ANNOTATION_RESTORE_CLAIM]: 'forged' } } }),
+        ],
+      ];
+      for (const [what, request] of tries) {
+        expect([what, await policyRefusal(request())]).toEqual([what, expect.stringMatching(/cannot be changed/)]);
+      }
+      expect((await read('plain')).metadata!.annotations![ANNOTATION_RESTORE_CLAIM]).toBeUndefined();
+      expect((await read('carrier')).metadata!.annotations![ANNOTATION_RESTORE_CLAIM]).toBe(
+        'copied-from-a-restore-pod',
+      );
+      // Any other change is not this policy's business.
+      await patchAsUser('carrier', { metadata: { labels: { tier: 'batch' } } });
+      expect((await read('carrier')).metadata!.labels).toMatchObject({ tier: 'batch' });
+    }),
+  );
+
+  it(
+    'refuses creating a pod with a token that opts out of the webhook, and lets one through while the webhook is unreachable',
+    step(async () => {
+      expect(await policyRefusal(create(withToken('opted-out', { 'hiatus.dev/restore': 'false' })))).toMatch(
+        /skips the restore webhook and may not carry hiatus.dev\/restore-claim/,
+      );
+      // failurePolicy Ignore: created as written. Such a copy puts the token on two pods, and the
+      // lifecycle loop then binds neither (test/restore/claimToken.test.ts).
+      await create(withToken('while-webhook-down'));
+      expect((await read('while-webhook-down')).metadata!.annotations![ANNOTATION_RESTORE_CLAIM]).toBe(
+        'copied-from-a-restore-pod',
+      );
     }),
   );
 });

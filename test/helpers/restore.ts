@@ -6,6 +6,7 @@ import type { Pod } from '../../src/api/kubernetes.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { createWebhook, type WebhookDeps } from '../../src/restore/webhook.js';
+import { claimTokenHash } from '../../src/restore/lifecycle.js';
 import { MemoryCheckpointStore } from '../../testing/memoryStore.js';
 import { SnapshotView } from '../../testing/snapshotView.js';
 
@@ -141,22 +142,30 @@ export const CONTRACT =
 /** The contract once every container's checkpoint image is published: any compatible node. */
 export const CONTRACT_PUBLISHED =
   '{"node":"worker-7","arch":"amd64","cpuFeatures":["AVX2"],"runtime":"cri-o://1.31.2","zone":"zone-a"}';
-/** The webhook's patch of a pod without annotations of its own: the contract's annotations in one op. */
-export const contractOp = (from: string, constraints = CONTRACT, generation = '1') => ({
+/** The claim token a test's webhook hands out (its claimToken), and what its claim records of it. */
+export const TOKEN = 'claim-token-of-the-test';
+export const TOKEN_SHA256 = claimTokenHash(TOKEN);
+
+/** The webhook's patch of a pod without annotations of its own: the contract's annotations in one op (and the claim's token, if given). */
+export const contractOp = (from: string, constraints = CONTRACT, generation = '1', token?: string) => ({
   op: 'add',
   path: '/metadata/annotations',
   value: {
     'hiatus.dev/restore-from': from,
     'hiatus.dev/restore-constraints': constraints,
     'hiatus.dev/restore-generation': generation,
+    ...(token !== undefined ? { 'hiatus.dev/restore-claim': token } : {}),
   },
 });
 
 /** The same into a pod's own annotations: one op per key (JSON Pointer escapes the key's /). */
-export const contractOpsByKey = (from: string, constraints = CONTRACT, generation = '1') => [
+export const contractOpsByKey = (from: string, constraints = CONTRACT, generation = '1', token?: string) => [
   { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-from', value: from },
   { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-constraints', value: constraints },
   { op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-generation', value: generation },
+  ...(token !== undefined
+    ? [{ op: 'add', path: '/metadata/annotations/hiatus.dev~1restore-claim', value: token }]
+    : []),
 ];
 
 /** The marker resource on a first container that had no resources (managedResources, docs/restore-contract.md). */

@@ -20,6 +20,7 @@ import {
   type SchedulingOptions,
 } from '../../src/restore/admission.js';
 import { PlacementController } from '../../src/restore/placementController.js';
+import { planLifecycle, podsByRestore } from '../../src/restore/lifecycle.js';
 import { offeredImage, planHold, publicationOf, type PublicationOptions } from '../../src/restore/publication.js';
 import { createWebhook } from '../../src/restore/webhook.js';
 import type { Pod } from '../../src/api/kubernetes.js';
@@ -37,6 +38,7 @@ import {
   replacement,
   review,
   webhookOnMemory,
+  TOKEN,
 } from '../helpers/restore.js';
 
 const REGISTRY = 'registry.example.com:5000/hiatus';
@@ -371,6 +373,7 @@ describe('a restore pod held while its checkpoint is uploaded', () => {
       restoreSchedulers: SCHEDULING.schedulers,
       publication: PUBLISHING,
       now: () => clock.t,
+      claimToken: () => TOKEN,
     });
     const admit = async () => {
       await store.create(c);
@@ -391,7 +394,19 @@ describe('a restore pod held while its checkpoint is uploaded', () => {
       await store.replace(live);
     };
     const pod = () => pods.get('uid-trainer-5c8f7-x1')!;
-    return { controller, writer, clock, events, admit, counted, agentRecords, pod, store };
+    /** What the lifecycle loop does at its next round: binds the claim to the pod carrying its token. */
+    const bind = async () => {
+      const live = structuredClone(store.objects.get('ml/ck-a')!);
+      const [action] = planLifecycle([live], podsByRestore(view.pods()), {
+        now: clock.t,
+        restoreTimeoutMs: 600_000,
+        claimGraceMs: 90_000,
+      });
+      expect(action).toMatchObject({ kind: 'bind', pod: { uid: 'uid-trainer-5c8f7-x1' } });
+      live.status!.restore!.podUID = 'uid-trainer-5c8f7-x1';
+      await store.replace(live);
+    };
+    return { controller, writer, clock, events, admit, counted, agentRecords, pod, store, bind };
   }
 
   it('stays gated while uploading, then gets the digest references and loses sourceOnly with the gate, in one patch', async () => {
@@ -416,6 +431,11 @@ describe('a restore pod held while its checkpoint is uploaded', () => {
     expect(r.pod().spec!.schedulingGates).toEqual([{ name: GATE_RESTORE_PLACEMENT }]);
 
     await r.agentRecords(both);
+    r.clock.t += 10_000;
+    await r.controller.sweep();
+    // Published, but the images go only to the pod the claim is bound to, by UID.
+    expect(r.writer.calls).toEqual([]);
+    await r.bind();
     await r.controller.sweep();
     expect(r.writer.calls).toEqual([
       'nominate trainer-5c8f7-x1 worker-7',
@@ -441,7 +461,8 @@ describe('a restore pod held while its checkpoint is uploaded', () => {
       'liftGate trainer-5c8f7-x1 remove /metadata/annotations/hiatus.dev~1restore-from, remove /metadata/annotations/hiatus.dev~1restore-constraints, remove /metadata/annotations/hiatus.dev~1restore-generation',
     ]);
     expect(r.pod().spec!.schedulingGates).toEqual([]);
-    expect(r.pod().metadata!.annotations).toEqual({});
+    // The claim's token stays (deploy/webhook.yaml's policy refuses changing it): it holds no claim without the contract.
+    expect(r.pod().metadata!.annotations).toEqual({ 'hiatus.dev/restore-claim': TOKEN });
     expect(r.pod().spec!.containers!.map((x) => x.image)).toEqual(['trainer:1', 'metrics:1']);
     expect(r.events).toEqual([
       "trainer-5c8f7-x1 Warning RestoreStartedFresh: checkpoint ck-a was not published within 180 s: container main's image is not published (Uploading: registry answered 503); starting without the checkpoint",
@@ -457,7 +478,7 @@ describe('a restore pod held while its checkpoint is uploaded', () => {
       sidecar: { state: 'Uploading' },
     });
     await r.controller.sweep();
-    expect(r.pod().metadata!.annotations).toEqual({});
+    expect(r.pod().metadata!.annotations).toEqual({ 'hiatus.dev/restore-claim': TOKEN });
     expect(r.pod().spec!.schedulingGates).toEqual([]);
     expect(r.events).toEqual([
       expect.stringMatching(

@@ -27,6 +27,7 @@ import {
   replacement,
   restoresFrom,
   review,
+  TOKEN,
   webhookOnMemory,
 } from '../helpers/restore.js';
 
@@ -51,6 +52,7 @@ describe('the restore admission webhook over HTTP', () => {
         maxAgeMs: 24 * 3600_000,
         reclaimAfterMs: 5_000,
         now: () => NOW,
+        claimToken: () => TOKEN,
         restoreSchedulers: new Map([['default-scheduler', 'default-scheduler-restore']]),
       }),
       metrics,
@@ -79,7 +81,7 @@ describe('the restore admission webhook over HTTP', () => {
       uid: '705ab4f5-6393-11e8-b7cc-42010a800002',
       allowed: true,
     });
-    expect(decodePatch(r.json)).toEqual([contractOp('ck-a'), MARKER, PROFILE]);
+    expect(decodePatch(r.json)).toEqual([contractOp('ck-a', CONTRACT, '1', TOKEN), MARKER, PROFILE]);
     expect(store.objects.get('ml/ck-a')!.status).toMatchObject({
       phase: 'Restoring',
       restore: { claimedAt: iso(NOW), podName: 'trainer-5c8f7-*' },
@@ -90,7 +92,7 @@ describe('the restore admission webhook over HTTP', () => {
     // An image on the record without a Published publication (and no --checkpoint-images): never given.
     await put(checkpoint('ck-a', { image: 'registry.local/checkpoints/trainer-0:ck-a' }));
     const r = await post(url, review(replacement({ annotations: { team: 'ml' } })));
-    expect(decodePatch(r.json)).toEqual([...contractOpsByKey('ck-a'), MARKER, PROFILE]);
+    expect(decodePatch(r.json)).toEqual([...contractOpsByKey('ck-a', CONTRACT, '1', TOKEN), MARKER, PROFILE]);
   });
 
   it('gives the newest checkpoint of the workload, and each of two concurrent pods its own', async () => {
@@ -273,7 +275,7 @@ describe('the restore admission webhook over HTTP', () => {
     const job = replacement({ owner: { kind: 'Job', uid: 'job-1' }, hash: 'jh' });
     job.metadata!.annotations = { 'batch.kubernetes.io/job-completion-index': '2' };
     const j = await post(url, review(job));
-    expect(decodePatch(j.json)).toEqual([...contractOpsByKey('ck-job-2'), MARKER, PROFILE]);
+    expect(decodePatch(j.json)).toEqual([...contractOpsByKey('ck-job-2', CONTRACT, '1', TOKEN), MARKER, PROFILE]);
   });
 
   it('adds only the marker resource to a pod whose contract was written by hand, merging into its resources', async () => {

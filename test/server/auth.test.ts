@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { load } from 'js-yaml';
+import { load, loadAll } from 'js-yaml';
 import { NodeFactsCache } from '../../src/cluster/nodeFactsCache.js';
 import { SnapshotView } from '../../testing/snapshotView.js';
 import { silentLogger } from '../../src/log.js';
@@ -312,9 +312,12 @@ describe('deploy/certs.sh', () => {
       users: { name: string; user: Record<string, string> }[];
     };
     // deploy/webhook.yaml's Service and port, as the API server resolves them.
-    const hook = load(readFileSync(path.join(ROOT, 'deploy/webhook.yaml'), 'utf8')) as {
-      webhooks: { clientConfig: { service: { name: string; namespace: string; port: number } } }[];
-    };
+    const hook = (
+      loadAll(readFileSync(path.join(ROOT, 'deploy/webhook.yaml'), 'utf8')) as {
+        kind: string;
+        webhooks: { clientConfig: { service: { name: string; namespace: string; port: number } } }[];
+      }[]
+    ).find((d) => d.kind === 'MutatingWebhookConfiguration')!;
     const svc = hook.webhooks[0]!.clientConfig.service;
     expect(kubeconfig.users.map((u) => u.name)).toEqual([`${svc.name}.${svc.namespace}.svc:${svc.port}`]);
     expect(Buffer.from(kubeconfig.users[0]!.user['client-certificate-data']!, 'base64')).toEqual(

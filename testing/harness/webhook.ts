@@ -13,7 +13,7 @@ import {
   type V1MutatingWebhookConfiguration,
   type V1Pod,
 } from '@kubernetes/client-node';
-import { load } from 'js-yaml';
+import { loadAll } from 'js-yaml';
 import { Rig, podSpec } from './cluster.js';
 import { webhookArgs, type ExtenderTls } from './extenderTls.js';
 import { httpGetStatus, waitUntil } from './process.js';
@@ -41,10 +41,11 @@ export function restoreWebhookConfiguration(
   ca: Buffer,
   extraSelector: V1LabelSelectorRequirement[],
 ): V1MutatingWebhookConfiguration {
-  const shipped = load(
-    readFileSync(path.join(repoRoot(), 'deploy/webhook.yaml'), 'utf8'),
-  ) as V1MutatingWebhookConfiguration;
-  if (shipped.webhooks?.length !== 1) throw new Error('deploy/webhook.yaml: expected exactly one webhook');
+  // The file also holds the claim token's ValidatingAdmissionPolicy and its binding.
+  const shipped = (
+    loadAll(readFileSync(path.join(repoRoot(), 'deploy/webhook.yaml'), 'utf8')) as V1MutatingWebhookConfiguration[]
+  ).find((d) => d.kind === 'MutatingWebhookConfiguration');
+  if (shipped?.webhooks?.length !== 1) throw new Error('deploy/webhook.yaml: expected exactly one webhook');
   return {
     ...shipped,
     webhooks: shipped.webhooks.map((w) => ({
