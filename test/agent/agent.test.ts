@@ -19,6 +19,7 @@ import { MemoryCheckpointStore } from '../../testing/memoryStore.js';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
 import { silentLogger } from '../../src/log.js';
 import { writeCheckpointArchive } from '../../testing/kubelet/archive.js';
+import { readyArchive } from '../helpers/agentRecords.js';
 import { FaultProxy, TestRegistry } from '../helpers/registry.js';
 
 let registry: TestRegistry;
@@ -93,35 +94,11 @@ async function readyCheckpoint(
   name: string,
   pagesBytes = 3 * MiB,
 ): Promise<{ c: Checkpoint; file: string; sha: string }> {
-  const file = path.join(r.dir, `checkpoint-${name}_ml-main-2026-05-22T14:31:35Z.tar`);
-  await writeCheckpointArchive(file, {
-    namespace: 'ml',
-    pod: name,
-    podUid: `pu-${name}`,
-    container: 'main',
-    containerId: 'e'.repeat(64),
-    checkpointedAt: new Date(),
-    pagesBytes,
-  });
+  const { file, record } = await readyArchive(r.dir, name, pagesBytes);
   const sha = createHash('sha256')
     .update(await fsp.readFile(file))
     .digest('hex');
-  const c = await r.store.create({
-    apiVersion: 'hiatus.dev/v1alpha1',
-    kind: 'Checkpoint',
-    metadata: { name, namespace: 'ml' },
-    spec: {
-      reason: 'Preemption',
-      source: { pod: { namespace: 'ml', name, uid: `pu-${name}` }, nodeName: 'node-a', priority: 0, memoryBytes: 0 },
-      containers: ['main'],
-      restoreConstraints: { node: 'node-a', arch: 'amd64', cpuFeatures: [], runtime: 'cri-o://1.31.2' },
-    },
-    status: {
-      phase: 'Ready',
-      completionTime: new Date().toISOString(),
-      containers: [{ name: 'main', archivePath: file }],
-    },
-  });
+  const c = await r.store.create(record);
   return { c, file, sha };
 }
 

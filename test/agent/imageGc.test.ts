@@ -14,8 +14,8 @@ import { Publisher } from '../../src/agent/publisher.js';
 import { credentialsFor, pushScope, RegistryClient } from '../../src/agent/registry.js';
 import type { Checkpoint } from '../../src/api/checkpoint.js';
 import type { Logger } from '../../src/log.js';
-import { writeCheckpointArchive } from '../../testing/kubelet/archive.js';
 import { MemoryCheckpointStore } from '../../testing/memoryStore.js';
+import { readyArchive } from '../helpers/agentRecords.js';
 import { TestRegistry } from '../helpers/registry.js';
 
 const MiB = 1 << 20;
@@ -98,32 +98,7 @@ function agentOn(nd: Node, graceMs = 0, log: Logger = recordingLogger()) {
 }
 
 async function readyCheckpoint(nd: Node, name: string): Promise<Checkpoint> {
-  const file = path.join(nd.dir, `checkpoint-${name}_ml-main-2026-05-22T14:31:35Z.tar`);
-  await writeCheckpointArchive(file, {
-    namespace: 'ml',
-    pod: name,
-    podUid: `pu-${name}`,
-    container: 'main',
-    containerId: 'e'.repeat(64),
-    checkpointedAt: new Date(),
-    pagesBytes: MiB,
-  });
-  return nd.store.create({
-    apiVersion: 'hiatus.dev/v1alpha1',
-    kind: 'Checkpoint',
-    metadata: { name, namespace: 'ml' },
-    spec: {
-      reason: 'Preemption',
-      source: { pod: { namespace: 'ml', name, uid: `pu-${name}` }, nodeName: 'node-a', priority: 0, memoryBytes: 0 },
-      containers: ['main'],
-      restoreConstraints: { node: 'node-a', arch: 'amd64', cpuFeatures: [], runtime: 'cri-o://1.31.2' },
-    },
-    status: {
-      phase: 'Ready',
-      completionTime: new Date().toISOString(),
-      containers: [{ name: 'main', archivePath: file }],
-    },
-  });
+  return nd.store.create((await readyArchive(nd.dir, name, MiB)).record);
 }
 
 /** The status of a manifest GET (an index or an image manifest), by digest or tag. */

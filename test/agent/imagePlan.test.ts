@@ -2,24 +2,17 @@
 import { describe, expect, it } from '@jest/globals';
 import { planImageGc, type PublishedImage } from '../../src/agent/imagePlan.js';
 import type { Checkpoint, CheckpointPhase } from '../../src/api/checkpoint.js';
+import { agentRecord } from '../helpers/agentRecords.js';
 
 const M = 60_000;
 const POLICY = { graceMs: 10 * M, maxPerRound: 20 };
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
 
 function record(name: string, phase: CheckpointPhase = 'Ready', image?: string): Checkpoint {
-  return {
-    apiVersion: 'hiatus.dev/v1alpha1',
-    kind: 'Checkpoint',
-    metadata: { name, namespace: 'ml', uid: `uid-${name}` },
-    spec: {
-      reason: 'Preemption',
-      source: { pod: { namespace: 'ml', name: 'p', uid: 'pu' }, nodeName: 'node-a', priority: 0, memoryBytes: 0 },
-      containers: ['main'],
-      restoreConstraints: { node: 'node-a', arch: 'amd64', cpuFeatures: [], runtime: 'cri-o' },
-    },
-    status: { phase, containers: [{ name: 'main', archivePath: '/d/a.tar', ...(image ? { image } : {}) }] },
-  };
+  return agentRecord(name, {
+    phase,
+    containers: [{ name: 'main', archivePath: '/d/a.tar', ...(image ? { image } : {}) }],
+  });
 }
 
 function entry(name: string, extra: Partial<PublishedImage> = {}): PublishedImage {

@@ -30,6 +30,7 @@ import { nodeFacts } from '../../src/cluster/facts.js';
 import { planFilter } from '../../src/scheduling/filter.js';
 import { readRestoreContract } from '../../src/scheduling/restoreContract.js';
 import { mixedNodes, node, restorePod } from '../helpers/objects.js';
+import { agentRecord } from '../helpers/agentRecords.js';
 
 const H = 3_600_000;
 
@@ -39,18 +40,7 @@ function ckpt(
   containers: ContainerCheckpointStatus[],
   node = 'node-a',
 ): Checkpoint {
-  return {
-    apiVersion: 'hiatus.dev/v1alpha1',
-    kind: 'Checkpoint',
-    metadata: { name, namespace: 'ml', uid: `uid-${name}` },
-    spec: {
-      reason: 'Preemption',
-      source: { pod: { namespace: 'ml', name: 'p', uid: 'pu' }, nodeName: node, priority: 0, memoryBytes: 0 },
-      containers: containers.map((c) => c.name),
-      restoreConstraints: { node, arch: 'arm64', cpuFeatures: [], runtime: 'cri-o' },
-    },
-    status: { phase, completionTime: '2026-05-22T14:31:35Z', containers },
-  };
+  return agentRecord(name, { phase, completionTime: '2026-05-22T14:31:35Z', containers }, { node, arch: 'arm64' });
 }
 
 const DIR = '/d';
