@@ -232,14 +232,7 @@ export class Publisher {
    * record whose first write failed without sending the archive again.
    */
   async stillPublished(repository: string, digest: string, signal?: AbortSignal): Promise<boolean> {
-    const res = await this.client.request(
-      'HEAD',
-      `/v2/${repository}/manifests/${digest}`,
-      pushScope(repository),
-      { Accept: `${MEDIA_TYPE_INDEX}, ${MEDIA_TYPE_MANIFEST}` },
-      undefined,
-      signal,
-    );
+    const res = await this.headIndex(repository, pushScope(repository), digest, signal);
     if (res.status === 200) return res.headers['docker-content-digest'] === digest;
     if (res.status === 404) return false;
     throw RegistryClient.fail('index HEAD', res);
@@ -541,6 +534,18 @@ export class Publisher {
     }
   }
 
+  /** HEAD of an index by its digest, as a restore resolves it. */
+  private headIndex(repository: string, scope: string, digest: string, signal?: AbortSignal) {
+    return this.client.request(
+      'HEAD',
+      `/v2/${repository}/manifests/${digest}`,
+      scope,
+      { Accept: `${MEDIA_TYPE_INDEX}, ${MEDIA_TYPE_MANIFEST}` },
+      undefined,
+      signal,
+    );
+  }
+
   /** Reads back what a restore will pull: the index by digest, and the layer with its full size. */
   private async verify(
     repository: string,
@@ -550,14 +555,7 @@ export class Publisher {
     size: number,
     signal?: AbortSignal,
   ): Promise<void> {
-    const res = await this.client.request(
-      'HEAD',
-      `/v2/${repository}/manifests/${index.descriptor.digest}`,
-      scope,
-      { Accept: `${MEDIA_TYPE_INDEX}, ${MEDIA_TYPE_MANIFEST}` },
-      undefined,
-      signal,
-    );
+    const res = await this.headIndex(repository, scope, index.descriptor.digest, signal);
     if (res.status !== 200 || res.headers['docker-content-digest'] !== index.descriptor.digest) {
       throw new RegistryError(
         'bad_response',

@@ -79,10 +79,9 @@ class PodIndex {
   readonly byUid = new Map<string, PodFacts>();
   readonly byOwner: Map<string, PodFacts[]>;
 
-  constructor(pods: Iterable<PodFacts>, uids: Set<string>, owners: Set<string>) {
-    const all = [...pods];
-    for (const p of all) if (uids.has(p.uid)) this.byUid.set(p.uid, p);
-    this.byOwner = podsByOwner(all, owners);
+  constructor(pods: readonly PodFacts[], uids: Set<string>, owners: Set<string>) {
+    for (const p of pods) if (uids.has(p.uid)) this.byUid.set(p.uid, p);
+    this.byOwner = podsByOwner(pods, owners);
   }
 }
 
