@@ -35,6 +35,7 @@ import {
 } from '../../testing/harness/webhook.js';
 import { inParallel, type Api } from '../scheduler/api.js';
 import type { Pace, PaceGauge } from './pace.js';
+import { batchOffsetMs, SETTLE_MS, type Play } from './play.js';
 import { SimulatedPublisher } from './publisher.js';
 import { coveredMs } from './report.js';
 import type { ModeName, Settings } from './settings.js';
@@ -107,6 +108,8 @@ export interface CheckpointTimes {
 
 export interface ModeResult {
   mode: ModeName;
+  /** The play it was in (settings' plays, from 0); the modes of one play ran at once. Undefined: alone. */
+  play?: number;
   /** Trace seconds the trace ran. */
   traceSeconds: number;
   samples: Sample[];
@@ -127,6 +130,8 @@ export interface ModeResult {
    * kube-apiserver's with --apiserver-metrics.
    */
   ordinary: ({
+    /** The trace's batch (its round: the play's modes each had theirs, in turn). */
+    round?: number;
     pods: number;
     seconds: number;
     cpu?: Record<string, number>;
@@ -175,6 +180,8 @@ export interface ModeContext {
   progress: (line: string) => void;
   /** The machine's pace beside the plays (pace.ts); undefined: not measured. */
   gauge?: PaceGauge;
+  /** The modes played at once with this one (play.ts); undefined: played alone. */
+  play?: Play;
 }
 
 /** CPU seconds a process has used (utime + stime, /proc/<pid>/stat), 0 when it cannot be read. */
@@ -464,8 +471,9 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
     const readScheduler = () =>
       readFigures('kube-scheduler', () => cp.schedulerMetrics(schedulerName), schedulerFigures, errors);
     const readApiserver = () => readFigures('kube-apiserver', () => api.text('/metrics'), apiserverFigures, errors);
+    // Beside other modes, the trace starts once every one of them is ready, at one instant.
+    const t0 = ctx.play ? await ctx.play.start.arrive() : Date.now();
     const sched0 = await readScheduler();
-    const t0 = Date.now();
     const a0 = world.account(t0);
     const schedulerPid = cp.schedulers.get(schedulerName)?.proc.child.pid;
     const extenderPid = ext?.proc.child.pid;
@@ -543,36 +551,47 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
       }
     });
 
-    // Ordinary pods, one batch at a time on their schedule, each measured and removed.
+    // Ordinary pods, one batch at a time on their schedule, each measured and removed. Beside
+    // other modes, the batches of a round take turns (play.ts): never two at once.
     const ordinary: ModeResult['ordinary'] = [];
+    const modeIndex = ctx.play ? Math.max(0, ctx.play.modes.indexOf(mode)) : 0;
+    const turns = ctx.play?.turns;
+    const measureBatch = async (b: number, pods: number) => {
+      // Its turn may come after the trace's end (the other mode's batch ran long).
+      if (Date.now() - t0 >= wall(s.trace.duration)) return;
+      const names = Array.from({ length: pods }, (_, i) => `ordinary-${b}-${i}`);
+      const before = await readScheduler();
+      const apiBefore = s.apiserverMetrics ? await readApiserver() : undefined;
+      const c0 = cpuNow();
+      const start = Date.now();
+      await createOrdinary(names);
+      await boundBy(names, start + BATCH_TIMEOUT_MS);
+      const times = names.map((n) => world.bound.get(n)).filter((x): x is number => x !== undefined);
+      const c1 = cpuNow();
+      const after = await readScheduler();
+      const apiAfter = s.apiserverMetrics ? await readApiserver() : undefined;
+      if (times.length > 0)
+        ordinary.push({
+          round: b,
+          pods: times.length,
+          seconds: (Math.max(...times, start + 1) - start) / 1000,
+          // CPU seconds over the batch (to its last binding seen, and then some).
+          cpu: Object.fromEntries(
+            Object.entries(c1).map(([k, v]) => [k, Math.round((v - c0[k as keyof typeof c0]) * 100) / 100]),
+          ),
+          ...(before && after ? schedulerDelta(before, after) : {}),
+          ...(apiBefore && apiAfter ? { apiserver: apiserverDelta(apiBefore, apiAfter) } : {}),
+        });
+      await deleteOrdinary(names);
+      if (turns) await sleep(SETTLE_MS);
+    };
     const batches = (async () => {
       for (const [b, batch] of ctx.trace.batches.entries()) {
-        const wait = t0 + wall(batch.at) - Date.now();
+        const wait = t0 + wall(batch.at) + batchOffsetMs(b, modeIndex, ctx.play?.modes.length ?? 1) - Date.now();
         if (wait > 0) await sleep(wait);
         if (Date.now() - t0 >= wall(s.trace.duration)) break;
-        const names = Array.from({ length: batch.pods }, (_, i) => `ordinary-${b}-${i}`);
-        const before = await readScheduler();
-        const apiBefore = s.apiserverMetrics ? await readApiserver() : undefined;
-        const c0 = cpuNow();
-        const start = Date.now();
-        await createOrdinary(names);
-        await boundBy(names, start + BATCH_TIMEOUT_MS);
-        const times = names.map((n) => world.bound.get(n)).filter((x): x is number => x !== undefined);
-        const c1 = cpuNow();
-        const after = await readScheduler();
-        const apiAfter = s.apiserverMetrics ? await readApiserver() : undefined;
-        if (times.length > 0)
-          ordinary.push({
-            pods: times.length,
-            seconds: (Math.max(...times, start + 1) - start) / 1000,
-            // CPU seconds over the batch (to its last binding seen, and then some).
-            cpu: Object.fromEntries(
-              Object.entries(c1).map(([k, v]) => [k, Math.round((v - c0[k as keyof typeof c0]) * 100) / 100]),
-            ),
-            ...(before && after ? schedulerDelta(before, after) : {}),
-            ...(apiBefore && apiAfter ? { apiserver: apiserverDelta(apiBefore, apiAfter) } : {}),
-          });
-        await deleteOrdinary(names);
+        if (turns) await turns.take(() => measureBatch(b, batch.pods));
+        else await measureBatch(b, batch.pods);
       }
     })();
 
@@ -670,6 +689,7 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
     const pace = ctx.gauge?.over(t0, end);
     return {
       mode,
+      ...(ctx.play ? { play: ctx.play.index } : {}),
       ...(pace ? { pace } : {}),
       traceSeconds: ((end - t0) * speed) / 1000,
       samples,
@@ -705,6 +725,8 @@ export async function runMode(ctx: ModeContext, mode: ModeName): Promise<ModeRes
       errors: [...errors, ...world.errors, ...(publisher?.errors ?? []), ...nodes.errors].slice(0, 20),
     };
   } finally {
+    // A mode that failed before its trace started does not hold the others back.
+    ctx.play?.start.leave();
     for (const t of timers) {
       clearTimeout(t);
       clearInterval(t);

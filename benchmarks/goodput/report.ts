@@ -12,8 +12,9 @@ const LABEL: Record<ModeName, string> = {
 const COLOR: Record<ModeName, string> = { default: '#c0392b', required: '#1f6fb2', besteffort: '#2e9b57' };
 
 /**
- * Each result's name in the table and the plot: a mode played more than once (kube-scheduler
- * alone, first and last) gets its turn, "1 of 2", "2 of 2".
+ * Each result's name in the table and the plot: a mode played more than once gets its turn,
+ * "1 of 2", "2 of 2"; kube-scheduler alone played beside a hiatus mode says which ("beside
+ * Required").
  */
 export function labels(results: readonly ModeResult[]): string[] {
   const times = new Map<ModeName, number>();
@@ -22,6 +23,9 @@ export function labels(results: readonly ModeResult[]): string[] {
   return results.map((r) => {
     const k = (seen.get(r.mode) ?? 0) + 1;
     seen.set(r.mode, k);
+    const beside = results.filter((x) => x !== r && x.play !== undefined && x.play === r.play && x.mode !== 'default');
+    if (r.mode === 'default' && beside.length > 0)
+      return `${LABEL[r.mode]} (beside ${beside.map((x) => LABEL[x.mode].replace(/^hiatus /, '')).join(', ')})`;
     const n = times.get(r.mode)!;
     return n > 1 ? `${LABEL[r.mode]} (${k} of ${n})` : LABEL[r.mode];
   });
@@ -108,6 +112,53 @@ export function ratioInterval(
   return [quantile(ratios, tail), quantile(ratios, 1 - tail)];
 }
 
+/**
+ * The same, for batches taken in turn beside each other (play.ts): rounds are drawn again, each
+ * with both modes' batches of that round, so that a slow spell that fell on a round weighs on both
+ * sides of the ratio as it did in the run. Only rounds both modes measured count. Pure.
+ */
+export function pairedRatioInterval(
+  mode: readonly (Batch & { round?: number })[],
+  base: readonly (Batch & { round?: number })[],
+  o: { level?: number; resamples?: number; seed?: number } = {},
+): [number, number] {
+  const byRound = new Map(base.filter((b) => b.round !== undefined).map((b) => [b.round!, b]));
+  const pairs = mode.flatMap((m) => {
+    const b = m.round === undefined ? undefined : byRound.get(m.round);
+    return b ? [[m, b] as const] : [];
+  });
+  if (pairs.length === 0) return [Number.NaN, Number.NaN];
+  const level = o.level ?? 0.95;
+  const next = mulberry32(o.seed ?? 15);
+  const ratios = Array.from({ length: o.resamples ?? 4000 }, () => {
+    let mp = 0;
+    let ms = 0;
+    let bp = 0;
+    let bs = 0;
+    for (let left = pairs.length; left > 0; left--) {
+      const [m, b] = pairs[Math.floor(next() * pairs.length)]!;
+      mp += m.pods;
+      ms += m.seconds;
+      bp += b.pods;
+      bs += b.seconds;
+    }
+    return mp / ms / (bp / bs);
+  });
+  const tail = (1 - level) / 2;
+  return [quantile(ratios, tail), quantile(ratios, 1 - tail)];
+}
+
+/**
+ * The plays of kube-scheduler alone a mode's throughput is measured against: the one played beside
+ * it (play.ts), or, for kube-scheduler alone and for a mode played alone, all of them. Pure.
+ */
+export function yardstickOf(results: readonly ModeResult[], r: ModeResult): ModeResult[] {
+  const bases = results.filter((x) => x.mode === 'default');
+  if (r.mode === 'default' || r.play === undefined) return bases;
+  const beside = bases.filter((b) => b.play === r.play);
+  return beside.length > 0 ? beside : bases;
+}
+
 const hours = (units: number) => units / 3600;
 const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
 const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
@@ -146,21 +197,25 @@ export interface Figures {
   ordinaryRange: [number, number];
   ordinaryPodsPerSecond: number;
   ordinaryVsDefault: number;
-  /** The ratio's 95% bootstrap interval (ratioInterval). */
+  /** The ratio's 95% bootstrap interval (ratioInterval, or pairedRatioInterval beside kube-scheduler alone). */
   ordinaryVsDefaultInterval: [number, number];
+  /** Whether the ratio is to the play of kube-scheduler alone that ran beside it. */
+  ordinaryPaired: boolean;
 }
 
 /**
- * kube-scheduler alone is the yardstick; played more than once (first and last, the default),
- * its lost work is the mean of its plays and its ordinary rate that of all their batches, so
- * that the machine's pace in any one play weighs less on a ratio.
+ * kube-scheduler alone is the yardstick. Its lost work is the mean of its plays. A hiatus mode's
+ * ordinary rate is measured against the play of kube-scheduler alone beside it (yardstickOf),
+ * batch for batch; played alone, against all of kube-scheduler alone's batches.
  */
 export function figures(results: ModeResult[]): Figures[] {
   const bases = results.filter((r) => r.mode === 'default');
   const lostBase = bases.length > 0 ? bases.reduce((n, b) => n + b.account.lost, 0) / bases.length : Number.NaN;
-  const baseBatches = bases.flatMap((b) => b.ordinary);
-  const ordinaryBase = baseBatches.length > 0 ? batchRate(baseBatches) : Number.NaN;
   return results.map((r) => {
+    const yardstick = yardstickOf(results, r);
+    const paired = r.mode !== 'default' && yardstick.length === 1 && yardstick[0]!.play === r.play;
+    const baseBatches = yardstick.flatMap((b) => b.ordinary);
+    const ordinaryBase = baseBatches.length > 0 ? batchRate(baseBatches) : Number.NaN;
     const binds = r.urgent.filter((u) => u.bindMs !== undefined).map((u) => u.bindMs!);
     const waited = r.urgent.filter((u) => u.bindMs !== undefined && u.checkpointMs !== undefined);
     const ran = r.urgent.filter((u) => u.bindMs !== undefined && u.checkpointRunMs !== undefined);
@@ -200,7 +255,10 @@ export function figures(results: ModeResult[]): Figures[] {
       ],
       ordinaryPodsPerSecond: rate,
       ordinaryVsDefault: rate / ordinaryBase,
-      ordinaryVsDefaultInterval: ratioInterval(r.ordinary, baseBatches),
+      ordinaryVsDefaultInterval: paired
+        ? pairedRatioInterval(r.ordinary, baseBatches)
+        : ratioInterval(r.ordinary, baseBatches),
+      ordinaryPaired: paired,
     };
   });
 }
@@ -269,7 +327,7 @@ export function table(results: ModeResult[]): string {
       (f) => `${f1(f.ordinaryPodsPerSecond)} (${f1(f.ordinaryRange[0])}-${f1(f.ordinaryRange[1])})`,
     ],
     [
-      'ordinary pods/s, ratio to kube-scheduler alone (all its plays; 95% interval over batches)',
+      'ordinary pods/s, ratio to kube-scheduler alone (hiatus: to the play beside it, batches in turn; alone: to all its plays; 95% interval over batches)',
       (f) =>
         yardstick(
           f,
@@ -334,18 +392,18 @@ const CPU_PARTS: [string, string][] = [
  * that say where the time or the work went, or that every goal was met. Pure.
  */
 export function goalNotes(results: ModeResult[]): string {
-  const bases = results.filter((r) => r.mode === 'default');
+  const all = results.filter((r) => r.mode === 'default');
   // Nothing to judge without kube-scheduler alone, or without a hiatus mode.
-  if (bases.length === 0 || bases.length === results.length) return '';
+  if (all.length === 0 || all.length === results.length) return '';
   const figs = figures(results);
   const names = labels(results);
-  const basesCpu = bases.map(batchCpu);
-  const aloneCpu = CPU_PARTS.map(([key]) => meanCpu(basesCpu, key));
   const notes: string[] = [];
   figs.forEach((f, i) => {
     const r = results[i]!;
     if (r.mode === 'default') return;
     const name = names[i]!;
+    const bases = yardstickOf(results, r);
+    const aloneCpu = CPU_PARTS.map(([key]) => meanCpu(bases.map(batchCpu), key));
     if (r.mode === 'required' && f.lostVsDefault > GOALS.lostVsDefault)
       notes.push(
         `${name} lost ${f2(f.lostVsDefault)} of kube-scheduler alone's work (goal at most ${GOALS.lostVsDefault}): ` +

@@ -12,10 +12,11 @@ import { ControlPlane } from '../../testing/harness/controlPlane.js';
 import { waitUntil } from '../../testing/harness/process.js';
 import { repoRoot } from '../../testing/harness/schedulerConfig.js';
 import { Api } from '../scheduler/api.js';
-import { runMode, type ModeContext, type ModeResult } from './mode.js';
+import { runMode, type ModeResult } from './mode.js';
+import { newPlay } from './play.js';
 import { PaceGauge } from './pace.js';
 import { goalNotes, plot, table } from './report.js';
-import { parseSettings, USAGE, type Settings } from './settings.js';
+import { parseSettings, USAGE, type ModeName, type Settings } from './settings.js';
 import { makeTrace } from './trace.js';
 
 const print = (text: string) => process.stdout.write(`${text}\n`);
@@ -69,41 +70,69 @@ async function main(): Promise<void> {
   const simTls = await generateSelfSignedCert([], tlsDir);
   const results: ModeResult[] = [];
   let failed = false;
+  const keep = new Set<number>();
   // The machine's pace beside every play: what a slow spell of this machine did to a play's rate.
   const gauge = PaceGauge.start();
   try {
     // Each mode on a control plane of its own, started fresh: on a shared one, a later mode's
     // kube-apiserver carried the earlier modes' heap, and each of its garbage collections cost
-    // it about twice the CPU (docs/performance.md), so the modes did not start equal.
-    for (const mode of s.modes) {
-      progress(`mode ${mode}: starting a control plane`);
-      const cp = await ControlPlane.start();
-      const api = new Api(cp.apiserverUrl, cp.adminTls());
-      let modeFailed = false;
+    // it about twice the CPU (docs/performance.md), so the modes did not start equal. The modes
+    // of one play run at once (play.ts).
+    for (const [index, modes] of s.plays.entries()) {
+      const play = newPlay(index, modes);
+      const started: { mode: ModeName; cp: ControlPlane; api: Api }[] = [];
       try {
-        await cp.applyCrd();
-        // Established is not served yet: the first lists answer 429 while its storage initializes.
-        await waitUntil('Checkpoints listed', () =>
-          api.request('GET', '/apis/hiatus.dev/v1alpha1/checkpoints').then(
-            () => true,
-            () => false,
-          ),
+        // One after another: each takes the free ports it finds.
+        for (const mode of modes) {
+          progress(
+            `mode ${mode}: starting a control plane${modes.length > 1 ? ` (play ${index + 1}: ${modes.join(' beside ')})` : ''}`,
+          );
+          const cp = await ControlPlane.start();
+          const api = new Api(cp.apiserverUrl, cp.adminTls());
+          started.push({ mode, cp, api });
+          await cp.applyCrd();
+          // Established is not served yet: the first lists answer 429 while its storage initializes.
+          await waitUntil('Checkpoints listed', () =>
+            api.request('GET', '/apis/hiatus.dev/v1alpha1/checkpoints').then(
+              () => true,
+              () => false,
+            ),
+          );
+        }
+        const played = await Promise.allSettled(
+          started.map(({ mode, cp, api }) => runMode({ cp, api, s, trace, simTls, progress, gauge, play }, mode)),
         );
-        const ctx: ModeContext = { cp, api, s, trace, simTls, progress, gauge };
-        const r = await runMode(ctx, mode);
-        results.push(r);
-        progress(
-          `mode ${mode}: lost ${(r.account.lost / 3600).toFixed(2)} pod-hours, kept ${(r.account.retained / 3600).toFixed(2)}, ${r.evictions} evictions, load ${load()}`,
-        );
-        for (const e of r.errors) progress(`  ${mode}: ${e}`);
-        if (!r.pace) progress(`  ${mode}: the pace gauge gave no sample during the play (its pace shows -)`);
+        played.forEach((p, i) => {
+          const mode = started[i]!.mode;
+          if (p.status === 'rejected') {
+            failed = true;
+            keep.add(i);
+            progress(
+              `mode ${mode} failed: ${(p.reason as Error).stack ?? String(p.reason)}\n${started[i]!.cp.tails(20)}`,
+            );
+            return;
+          }
+          const r = p.value;
+          results.push(r);
+          progress(
+            `mode ${mode}: lost ${(r.account.lost / 3600).toFixed(2)} pod-hours, kept ${(r.account.retained / 3600).toFixed(2)}, ${r.evictions} evictions, load ${load()}`,
+          );
+          for (const e of r.errors) progress(`  ${mode}: ${e}`);
+          if (!r.pace) progress(`  ${mode}: the pace gauge gave no sample during the play (its pace shows -)`);
+        });
       } catch (e) {
-        failed = modeFailed = true;
-        progress(`mode ${mode} failed: ${(e as Error).stack ?? String(e)}\n${cp.tails(20)}`);
+        // A control plane that did not start: the play's modes are not played.
+        failed = true;
+        for (const i of started.keys()) keep.add(i);
+        progress(`play ${index + 1} (${modes.join(', ')}) failed: ${(e as Error).stack ?? String(e)}`);
       } finally {
-        api.close();
-        await cp.stop({ keep: s.keep || modeFailed });
-        if (s.keep || modeFailed) progress(`mode ${mode}: control plane logs kept in ${cp.dir}`);
+        for (const [i, { mode, cp, api }] of started.entries()) {
+          api.close();
+          const kept = s.keep || keep.has(i);
+          await cp.stop({ keep: kept });
+          if (kept) progress(`mode ${mode}: control plane logs kept in ${cp.dir}`);
+        }
+        keep.clear();
       }
     }
   } finally {

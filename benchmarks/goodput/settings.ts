@@ -5,12 +5,28 @@ import type { TraceSettings } from './trace.js';
 export type ModeName = 'default' | 'required' | 'besteffort';
 export const MODE_NAMES: readonly ModeName[] = ['default', 'required', 'besteffort'];
 /**
- * The modes in turn. kube-scheduler alone is played first and last: one play's pace varies with
- * this shared machine by about ±10% whatever the mode (three plays of it in one run: 133.2, 151.2
- * and 123.8 pods/s), more than hiatus costs, and a yardstick played only once put its play's luck
- * on every ratio of the run.
+ * The plays in turn, and the modes played at once in each (play.ts): each hiatus mode beside a
+ * play of kube-scheduler alone of its own. Played one after another, one play's pace varied with
+ * this shared machine by about ±10% whatever the mode (three plays of kube-scheduler alone in one
+ * run: 133.2, 151.2 and 123.8 pods/s), more than hiatus costs; side by side, a hiatus mode's
+ * batches and its yardstick's share the machine's spells.
  */
-export const DEFAULT_MODES: readonly ModeName[] = ['default', 'required', 'besteffort', 'default'];
+export const DEFAULT_PLAYS: readonly (readonly ModeName[])[] = [
+  ['default', 'required'],
+  ['default', 'besteffort'],
+];
+
+/** `--modes`: plays separated by commas, the modes of one play joined by "+". */
+export function parsePlays(spec: string): ModeName[][] {
+  const plays = spec.split(',').map((play) => play.split('+').map((m) => m.trim()) as ModeName[]);
+  const all = plays.flat();
+  const unknown = all.filter((m) => !MODE_NAMES.includes(m));
+  if (unknown.length > 0 || all.length === 0 || plays.some((p) => p.length === 0))
+    throw new Error(`--modes: unknown ${unknown.join(', ') || '(none)'}; choose from ${MODE_NAMES.join(', ')}`);
+  const twice = plays.find((p) => new Set(p).size < p.length);
+  if (twice) throw new Error(`--modes: "${twice.join('+')}" plays one mode twice at once`);
+  return plays;
+}
 
 export interface Settings {
   trace: TraceSettings;
@@ -18,7 +34,8 @@ export interface Settings {
   speed: number;
   /** Chance that a checkpoint fails (CRIU error from the kubelet), per call, seeded per node. */
   failureRate: number;
-  modes: ModeName[];
+  /** The plays in turn, each the modes played at once (side by side, ordinary batches taken in turn). */
+  plays: ModeName[][];
   /** Batches of ordinary pods run back to back, unmeasured, on each fresh control plane before the trace. */
   warmupBatches: number;
   /** The extender's --preempt-wait (a Go duration); undefined: as shipped. */
@@ -38,7 +55,7 @@ export interface Settings {
 
 export const USAGE = `usage: npm run bench:goodput -- [options]
   --seed 15                the trace's seed (workloads, arrivals, checkpoint failures)
-  --minutes 20             trace length, trace minutes
+  --minutes 30             trace length, trace minutes
   --speed 10               trace minutes per real minute: work, checkpoint, publication and restore
                            times are divided by it (the control plane and hiatus run at their own pace)
   --nodes 24               simulated nodes (8 CPUs each)
@@ -49,9 +66,11 @@ export const USAGE = `usage: npm run bench:goodput -- [options]
   --warmup-batches 10      batches of ordinary pods run back to back, unmeasured, on each mode's
                            fresh control plane before its workloads and trace start
   --failure-rate 0.1       chance that a checkpoint fails
-  --modes default,required,besteffort,default
-                           kube-scheduler alone first and last: its ratios' yardstick is both
-                           plays, so the machine's pace in one play weighs less
+  --modes default+required,default+besteffort
+                           plays in turn, separated by commas; modes joined by "+" are played at
+                           once, each on a control plane of its own, their ordinary batches taken
+                           in turn: a hiatus mode's throughput is measured against kube-scheduler
+                           alone beside it (default,required,besteffort plays one at a time)
   --preempt-wait 1s        the extender's --preempt-wait (default: as shipped)
   --out benchmarks/goodput/out
   --keep                   keep the control plane's directory (logs)
@@ -91,14 +110,11 @@ export function parseSettings(argv: string[]): Settings {
   });
   const positive = (n: number) => n > 0;
   const whole = (n: number) => Number.isInteger(n) && n >= 0;
-  const modes = (values.modes ?? DEFAULT_MODES.join(',')).split(',').map((m) => m.trim()) as ModeName[];
-  const unknown = modes.filter((m) => !MODE_NAMES.includes(m));
-  if (unknown.length > 0 || modes.length === 0)
-    throw new Error(`--modes: unknown ${unknown.join(', ') || '(none)'}; choose from ${MODE_NAMES.join(', ')}`);
+  const plays = values.modes !== undefined ? parsePlays(values.modes) : DEFAULT_PLAYS.map((p) => [...p]);
   return {
     trace: {
       seed: num(values.seed, 'seed', 15, whole),
-      duration: num(values.minutes, 'minutes', 20, positive) * 60,
+      duration: num(values.minutes, 'minutes', 30, positive) * 60,
       nodes: num(values.nodes, 'nodes', 24, (n) => whole(n) && n >= 2),
       nodeCpu: 8,
       arrivalsPerMinute: num(values.arrivals, 'arrivals', 1, (n) => n >= 0),
@@ -110,7 +126,7 @@ export function parseSettings(argv: string[]): Settings {
     warmupBatches: num(values['warmup-batches'], 'warmup-batches', 10, whole),
     speed: num(values.speed, 'speed', 10, positive),
     failureRate: num(values['failure-rate'], 'failure-rate', 0.1, (n) => n >= 0 && n <= 1),
-    modes,
+    plays,
     ...(values['preempt-wait'] !== undefined ? { preemptWait: values['preempt-wait'] } : {}),
     out: values.out ?? 'benchmarks/goodput/out',
     keep: values.keep ?? false,

@@ -14,11 +14,14 @@ import {
   goalNotes,
   labels,
   plot,
+  pairedRatioInterval,
   quantile,
   ratioInterval,
   table,
+  yardstickOf,
   type Batch,
 } from '../../benchmarks/goodput/report.js';
+import { batchOffsetMs, StartLine, Turns } from '../../benchmarks/goodput/play.js';
 import { parseSettings } from '../../benchmarks/goodput/settings.js';
 import { checkpointSeconds, makeTrace, restoreSeconds } from '../../benchmarks/goodput/trace.js';
 import { evictedFor, heldInCheckpoints } from '../../benchmarks/goodput/world.js';
@@ -222,6 +225,66 @@ describe('the figures', () => {
     expect(plot(played, '')).toContain('kube-scheduler alone (2 of 2)');
   });
 
+  it('measures a hiatus mode played beside kube-scheduler alone against that play, batch for batch', () => {
+    // Two plays: alone at 30 pods/s beside Required at 15; alone at 10 beside BestEffort at 10.
+    const played = [
+      result('default', 7200, [1, 1]),
+      result('required', 360, [2, 2]),
+      result('default', 3600, [3, 3]),
+      result('besteffort', 720, [3, 3]),
+    ];
+    played.forEach((r, i) => {
+      r.play = Math.floor(i / 2);
+      r.ordinary.forEach((b, k) => (b.round = k));
+    });
+    expect(yardstickOf(played, played[1]!)).toEqual([played[0]]);
+    expect(yardstickOf(played, played[3]!)).toEqual([played[2]]);
+    // kube-scheduler alone against all its plays: how far they differ.
+    expect(yardstickOf(played, played[2]!)).toEqual([played[0], played[2]]);
+    const [first, req, last, be] = figures(played);
+    expect(req!.ordinaryVsDefault).toBeCloseTo(0.5);
+    expect(req!.ordinaryPaired).toBe(true);
+    expect(be!.ordinaryVsDefault).toBeCloseTo(1);
+    expect(first!.ordinaryVsDefault).toBeCloseTo(2);
+    expect(last!.ordinaryVsDefault).toBeCloseTo(2 / 3);
+    expect(first!.ordinaryPaired).toBe(false);
+    // Lost work still against the mean of alone's plays.
+    expect(req!.lostVsDefault).toBeCloseTo(360 / 5400);
+    expect(labels(played)).toEqual([
+      'kube-scheduler alone (beside Required)',
+      'hiatus Required',
+      'kube-scheduler alone (beside BestEffort)',
+      'hiatus BestEffort',
+    ]);
+    // The notes compare a paired mode's CPU with the play beside it only.
+    played[0]!.ordinary.forEach(
+      (b) => (b.cpu = { 'kube-apiserver': 0.8, etcd: 0.1, 'kube-scheduler': 0.2, bench: 0.2 }),
+    );
+    played[2]!.ordinary.forEach((b) => (b.cpu = { 'kube-apiserver': 2, etcd: 0.1, 'kube-scheduler': 0.2, bench: 0.2 }));
+    expect(goalNotes(played)).toMatch(/its batches took .* against 1\.30 alone \(kube-apiserver .* against 0\.80,/);
+  });
+
+  it("bounds a paired ratio by resampling rounds, both modes' batches of a round together", () => {
+    // A spell slows both modes' batches of a round alike: alone at 125 pods/s, the mode 5% slower,
+    // each round's pace anywhere within ±30%.
+    const next = mulberry32(7);
+    const paces = Array.from({ length: 30 }, () => 0.7 + 0.6 * next());
+    const base = paces.map((p, round) => ({ round, pods: 100, seconds: 100 / (125 * p) }));
+    const mode = paces.map((p, round) => ({ round, pods: 100, seconds: 100 / (0.95 * 125 * p) }));
+    const [lo, hi] = pairedRatioInterval(mode, base);
+    expect(lo).toBeCloseTo(0.95, 5);
+    expect(hi).toBeCloseTo(0.95, 5);
+    // Resampled unpaired, the same batches leave the ratio far less certain.
+    const [ulo, uhi] = ratioInterval(mode, base);
+    expect(uhi - ulo).toBeGreaterThan(0.1);
+    // Only rounds both measured count; none in common, no interval.
+    expect(pairedRatioInterval(mode.slice(0, 1), base.slice(1))).toEqual([Number.NaN, Number.NaN]);
+    expect(pairedRatioInterval([{ round: 3, pods: 100, seconds: 2 }], base.slice(0, 5))).toEqual([
+      base[3]!.seconds / 2,
+      base[3]!.seconds / 2,
+    ]);
+  });
+
   it('takes nearest-rank quantiles', () => {
     expect(quantile([5, 1, 3, 2, 4], 0.5)).toBe(3);
     expect(quantile([5, 1, 3, 2, 4], 0.99)).toBe(5);
@@ -324,10 +387,18 @@ describe('work held in checkpoints', () => {
 });
 
 describe('the settings', () => {
-  it('play kube-scheduler alone first and last unless told otherwise', () => {
-    expect(parseSettings([]).modes).toEqual(['default', 'required', 'besteffort', 'default']);
-    expect(parseSettings(['--modes', 'default,required']).modes).toEqual(['default', 'required']);
+  it('play each hiatus mode beside a play of kube-scheduler alone of its own unless told otherwise', () => {
+    expect(parseSettings([]).plays).toEqual([
+      ['default', 'required'],
+      ['default', 'besteffort'],
+    ]);
+    expect(parseSettings(['--modes', 'default,required']).plays).toEqual([['default'], ['required']]);
+    expect(parseSettings(['--modes', 'default+required+besteffort']).plays).toEqual([
+      ['default', 'required', 'besteffort'],
+    ]);
     expect(() => parseSettings(['--modes', 'default,fast'])).toThrow(/--modes: unknown fast/);
+    expect(() => parseSettings(['--modes', 'default+'])).toThrow(/--modes: unknown/);
+    expect(() => parseSettings(['--modes', 'required+required'])).toThrow(/plays one mode twice at once/);
   });
 
   it('warm up every mode with 10 unmeasured batches unless told otherwise', () => {
@@ -446,5 +517,60 @@ describe('the notes on the goals under the table', () => {
     expect(notes[3]).toBe(
       "- hiatus Required's ordinary pods ran at 0.50 of kube-scheduler alone's rate (goal at least 0.9): its batches took 1.70 CPU s against 1.30 alone (kube-apiserver 1.00 against 0.80, etcd 0.10 against 0.10, kube-scheduler 0.30 against 0.20, this process 0.20 against 0.20, the extender 0.10). The machine's pace gauge read 10.50 ms against 9.00 (higher is slower).",
     );
+  });
+});
+
+describe('modes played at once', () => {
+  it('take turns for their batches: one at a time, in the order they asked, a failed one not holding the rest', async () => {
+    const turns = new Turns();
+    const log: string[] = [];
+    const task =
+      (name: string, ms: number, fail = false) =>
+      async () => {
+        log.push(`${name} start`);
+        await new Promise((r) => setTimeout(r, ms));
+        log.push(`${name} end`);
+        if (fail) throw new Error(name);
+        return name;
+      };
+    const a = turns.take(task('a', 30, true));
+    const b = turns.take(task('b', 1));
+    const c = turns.take(task('c', 1));
+    await expect(a).rejects.toThrow('a');
+    expect(await b).toBe('b');
+    expect(await c).toBe('c');
+    expect(log).toEqual(['a start', 'a end', 'b start', 'b end', 'c start', 'c end']);
+  });
+
+  it('start their traces at one instant, once every one has arrived or left', async () => {
+    const line = new StartLine(3);
+    let started = 0;
+    const first = line.arrive().then((t) => {
+      started++;
+      return t;
+    });
+    const second = line.arrive().then((t) => {
+      started++;
+      return t;
+    });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(started).toBe(0);
+    // The third failed before its trace: the others go without it.
+    line.leave();
+    const [t1, t2] = await Promise.all([first, second]);
+    expect(t1).toBe(t2);
+    // Late, or leaving after the start: the same instant, nothing changed.
+    line.leave();
+    expect(await line.arrive()).toBe(t1);
+  });
+
+  it('take turns being first in a round', () => {
+    expect([0, 1, 2, 3].map((round) => [batchOffsetMs(round, 0, 2), batchOffsetMs(round, 1, 2)])).toEqual([
+      [0, 50],
+      [50, 0],
+      [0, 50],
+      [50, 0],
+    ]);
+    expect(batchOffsetMs(5, 0, 1)).toBe(0);
   });
 });
