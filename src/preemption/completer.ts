@@ -10,7 +10,7 @@ import { CheckpointExecutor } from '../checkpoint/executor.js';
 import { ANNOTATION_PREEMPTION_VICTIMS } from '../checkpoint/record.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { CandidatePlan } from '../scheduling/candidates.js';
+import type { CandidatePlan, PlannedVictim } from '../scheduling/candidates.js';
 import type { ResourcePolicy } from '../scheduling/resources.js';
 import type { CheckpointPolicy } from '../scheduling/victimPolicy.js';
 import {
@@ -45,8 +45,11 @@ const ADOPT_EVERY_TICKS = 8;
 /** A Ready record whose victims are still there this long after is an orphan's (its replica left). */
 const ADOPT_READY_AFTER_MS = 3_000;
 
-/** A preemption this replica completes: when it started, and the node it nominated (if it did). */
-type Tracked = PreemptionIntent & { startedAt: number; nominated?: string };
+/**
+ * A preemption this replica completes: when it started, the node it nominated (if it did), and
+ * the victims it released before the rest of their candidate's checkpoints ended (earlyRelease).
+ */
+type Tracked = PreemptionIntent & { startedAt: number; nominated?: string; released?: Set<string> };
 
 export class PreemptionCompleter {
   private readonly intents = new Map<string, Tracked>();
@@ -132,6 +135,10 @@ export class PreemptionCompleter {
       expiresAt: now + this.o.maxWaitMs,
       startedAt: existing?.startedAt ?? intent.startedAt ?? now,
       ...(existing?.nominated ? { nominated: existing.nominated } : {}),
+      // Victims released early on the same node went: the new candidates' release skips them.
+      ...(existing?.released && existing.candidates[existing.index]?.node === intent.candidates[intent.index]?.node
+        ? { released: existing.released }
+        : {}),
     };
     this.intents.set(intent.preemptor.uid, tracked);
     this.o.metrics.preemptionsInProgress.set(this.intents.size);
@@ -330,7 +337,9 @@ export class PreemptionCompleter {
         this.end(uid, 'done', step.why);
         return;
       case 'wait':
+        if (step.index !== intent.index) intent.released = undefined;
         intent.index = step.index;
+        if (step.release.length > 0) await this.releaseEarly(intent, step.candidate, step.release);
         return;
       case 'checkpoint': {
         if (step.index !== intent.index) intent.expiresAt = this.now() + this.o.maxWaitMs;
@@ -361,8 +370,78 @@ export class PreemptionCompleter {
     }
   }
 
-  private async release(intent: Tracked, candidate: CandidatePlan): Promise<void> {
+  /**
+   * Evicts the victims whose checkpoint is recorded while the candidate's other checkpoints run
+   * (earlyRelease), with the same checks as release: each record confirmed Ready in the API
+   * server, the preemptor still pending and not nominated elsewhere, nominated here first.
+   */
+  private async releaseEarly(intent: Tracked, candidate: CandidatePlan, victims: PlannedVictim[]): Promise<void> {
     const { writer, executor, log } = this.o;
+    const uid = intent.preemptor.uid;
+    const current = () => this.intents.get(uid) === intent;
+    const todo = victims.filter((v) => !intent.released?.has(v.uid));
+    if (todo.length === 0) return;
+    const confirmed = await Promise.all(
+      todo.map((v) => executor.confirmReady(v.pod!, intent.preemptor, intent.startedAt)),
+    );
+    const ready = todo.filter((_, i) => confirmed[i]);
+    if (ready.length === 0 || !current()) return;
+    const live = await writer.getPod(intent.preemptor.namespace, intent.preemptor.name);
+    // The next step abandons it (or a preempt call took it over): nothing goes early.
+    if (!current() || preemptorBlocks(intent, live, intent.nominated)) return;
+    if (live?.nominatedNodeName !== candidate.node) {
+      await writer.nominate(intent.preemptor, candidate.node);
+      intent.nominated = candidate.node;
+      if (!current()) return;
+    }
+    const released = (intent.released ??= new Set());
+    for (const v of ready) released.add(v.uid);
+    const evicted = await this.evictVictims(intent, candidate, ready, 'after its checkpoint');
+    log.info("victims released before the candidate's other checkpoints ended", {
+      preemptor: keyOf(intent.preemptor),
+      node: candidate.node,
+      victims: evicted,
+    });
+  }
+
+  /** Marks and deletes victims as kube-scheduler's preemption executor does; the keys of those evicted. */
+  private async evictVictims(
+    intent: Tracked,
+    candidate: CandidatePlan,
+    victims: PlannedVictim[],
+    how?: string,
+  ): Promise<string[]> {
+    const { writer, log } = this.o;
+    const uid = intent.preemptor.uid;
+    const message = `hiatus: preempting to accommodate a higher priority pod ${keyOf(intent.preemptor)}`;
+    const evicted: string[] = [];
+    await Promise.all(
+      victims.map(async (v) => {
+        const pod = v.pod!;
+        if ((await writer.evict({ namespace: pod.namespace, name: pod.name, uid: pod.uid }, message)) !== 'evicted')
+          return;
+        evicted.push(keyOf(pod));
+        const why =
+          how ??
+          (v.action === 'checkpoint' && v.checkpoint === 'ready'
+            ? 'after its checkpoint'
+            : `without a checkpoint (${v.why})`);
+        this.o
+          .event?.(
+            pod.namespace,
+            pod.name,
+            'Normal',
+            'Preempted',
+            `Preempted by pod ${uid} on node ${candidate.node} ${why}`,
+          )
+          .catch((e: unknown) => log.debug('event not posted', { pod: keyOf(pod), error: (e as Error).message }));
+      }),
+    );
+    return evicted;
+  }
+
+  private async release(intent: Tracked, candidate: CandidatePlan): Promise<void> {
+    const { writer, executor } = this.o;
     const uid = intent.preemptor.uid;
     // Each await below lets a preempt call through: one that answered a node (forget) or handed
     // over new candidates (track) replaced this intent, and what it decided stands.
@@ -390,31 +469,11 @@ export class PreemptionCompleter {
       intent.nominated = candidate.node;
       if (!current()) return;
     }
-    const by = keyOf(intent.preemptor);
-    const message = `hiatus: preempting to accommodate a higher priority pod ${by}`;
-    const evicted: string[] = [];
-    await Promise.all(
-      candidate.victims.map(async (v) => {
-        const pod = v.pod!;
-        if ((await writer.evict({ namespace: pod.namespace, name: pod.name, uid: pod.uid }, message)) !== 'evicted')
-          return;
-        evicted.push(keyOf(pod));
-        const how =
-          v.action === 'checkpoint' && v.checkpoint === 'ready'
-            ? 'after its checkpoint'
-            : `without a checkpoint (${v.why})`;
-        this.o
-          .event?.(
-            pod.namespace,
-            pod.name,
-            'Normal',
-            'Preempted',
-            `Preempted by pod ${uid} on node ${candidate.node} ${how}`,
-          )
-          .catch((e: unknown) => log.debug('event not posted', { pod: keyOf(pod), error: (e as Error).message }));
-      }),
-    );
-    if (evicted.length === 0) this.end(uid, 'done', `victims on ${candidate.node} were gone already`);
-    else this.end(uid, 'evicted', `node ${candidate.node}: ${evicted.length} victim(s) evicted`);
+    // Victims released early (releaseEarly) went already.
+    const rest = candidate.victims.filter((v) => !intent.released?.has(v.uid));
+    const evicted = await this.evictVictims(intent, candidate, rest);
+    const earlier = intent.released?.size ?? 0;
+    if (evicted.length + earlier === 0) this.end(uid, 'done', `victims on ${candidate.node} were gone already`);
+    else this.end(uid, 'evicted', `node ${candidate.node}: ${evicted.length + earlier} victim(s) evicted`);
   }
 }

@@ -72,6 +72,19 @@ describe('the next step of a preemption hiatus completes (pure)', () => {
     expect(nextCompletionStep(two, snapshot([a, b], { 'uid-a': 'pending' })).kind).toBe('wait');
   });
 
+  it("names the victims whose checkpoint is recorded while another's runs: they may go at once", () => {
+    const c = victim('c', 'n1', { policy: 'BestEffort' });
+    const never = victim('web', 'n1', { policy: 'Never' });
+    const shared = intent({ n1: ['uid-a', 'uid-c', 'uid-web'] });
+    const step = nextCompletionStep(shared, snapshot([a, c, never], { 'uid-a': 'ready', 'uid-c': 'pending' }));
+    expect(step.kind).toBe('wait');
+    // Not the victim that goes without a checkpoint: its work is lost either way, and it stays
+    // should the candidate be dropped.
+    expect(step.kind === 'wait' && step.release.map((v) => v.uid)).toEqual(['uid-a']);
+    const none = nextCompletionStep(shared, snapshot([a, c, never], { 'uid-a': 'pending', 'uid-c': 'pending' }));
+    expect(none.kind === 'wait' && none.release).toEqual([]);
+  });
+
   it('releases the candidate once every checkpoint is ready', () => {
     const step = nextCompletionStep(two, snapshot([a, b], { 'uid-a': 'ready' }));
     expect(step.kind === 'release' && step.candidate.node).toBe('n1');
@@ -226,6 +239,47 @@ describe('the completer against a kubelet and a Checkpoint store', () => {
       'evict ml/web uid-web',
     ]);
     expect(completer!.has('uid-urgent')).toBe(false);
+  });
+
+  it("evicts a victim once its own checkpoint is recorded, not after the candidate's slowest, and each once", async () => {
+    const r = await rig(
+      [victim('small', 'n1', { policy: 'Required' }), victim('large', 'n1', { policy: 'Required' })],
+      50,
+    );
+    r.sim.inject({ pod: 'large', failure: { kind: 'slow', extraMs: 1_500 } });
+    await trackOnN1('uid-small', 'uid-large');
+    await until(() => r.writer.calls.includes('evict ml/small uid-small'));
+    // The large one's dump still runs: no Ready record of it yet, and it was not evicted.
+    const phases = () => new Map([...r.store.objects.values()].map((c) => [c.spec.source.pod.name, c.status?.phase]));
+    expect(phases().get('small')).toBe('Ready');
+    expect(phases().get('large')).not.toBe('Ready');
+    expect(r.writer.calls.some((c) => c.startsWith('evict ml/large'))).toBe(false);
+    expect(completer!.has('uid-urgent')).toBe(true);
+    await until(() => r.writer.calls.includes('evict ml/large uid-large'));
+    expect(phases().get('large')).toBe('Ready');
+    expect(r.writer.calls.filter((c) => c.startsWith('evict'))).toEqual([
+      'evict ml/small uid-small',
+      'evict ml/large uid-large',
+    ]);
+    expect(r.writer.calls[0]).toBe('nominate urgent n1');
+    expect(completer!.has('uid-urgent')).toBe(false);
+    expect(await r.metrics.registry.getSingleMetricAsString('hiatus_preemption_completions_total')).toMatch(
+      /result="evicted"} 1/,
+    );
+  });
+
+  it('keeps a victim released early gone, and the other, whose Required checkpoint then failed, running', async () => {
+    const r = await rig(
+      [victim('small', 'n1', { policy: 'Required' }), victim('large', 'n1', { policy: 'Required' })],
+      50,
+    );
+    r.sim.inject({ pod: 'large', failure: { kind: 'runtime-error' }, delayMs: 1_000 });
+    await trackOnN1('uid-small', 'uid-large');
+    await until(() => !completer!.has('uid-urgent'));
+    // Released with its record Ready (its replacement restores it); the failed one never goes.
+    expect(r.writer.calls.filter((c) => c.startsWith('evict'))).toEqual(['evict ml/small uid-small']);
+    const byPod = new Map([...r.store.objects.values()].map((c) => [c.spec.source.pod.name, c.status?.phase]));
+    expect([byPod.get('small'), byPod.get('large')]).toEqual(['Ready', 'Failed']);
   });
 
   it('evicts nothing when the API server says the preemptor is already bound', async () => {
