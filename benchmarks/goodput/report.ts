@@ -23,8 +23,11 @@ export function labels(results: readonly ModeResult[]): string[] {
   return results.map((r) => {
     const k = (seen.get(r.mode) ?? 0) + 1;
     seen.set(r.mode, k);
-    const beside = results.filter((x) => x !== r && x.play !== undefined && x.play === r.play && x.mode !== 'default');
-    if (r.mode === 'default' && beside.length > 0)
+    const beside =
+      r.mode === 'default' && r.play !== undefined
+        ? results.filter((x) => x.play === r.play && x.mode !== 'default')
+        : [];
+    if (beside.length > 0)
       return `${LABEL[r.mode]} (beside ${beside.map((x) => LABEL[x.mode].replace(/^hiatus /, '')).join(', ')})`;
     const n = times.get(r.mode)!;
     return n > 1 ? `${LABEL[r.mode]} (${k} of ${n})` : LABEL[r.mode];
@@ -95,21 +98,30 @@ export function ratioInterval(
   o: { level?: number; resamples?: number; seed?: number } = {},
 ): [number, number] {
   if (mode.length === 0 || base.length === 0) return [Number.NaN, Number.NaN];
-  const level = o.level ?? 0.95;
+  return bootstrap(o, (next) => {
+    const draw = (from: readonly Batch[]) => {
+      let pods = 0;
+      let seconds = 0;
+      for (let left = from.length; left > 0; left--) {
+        const b = from[Math.floor(next() * from.length)]!;
+        pods += b.pods;
+        seconds += b.seconds;
+      }
+      return pods / seconds;
+    };
+    return draw(mode) / draw(base);
+  });
+}
+
+/** A percentile interval of `resample`'s values (`resamples` draws from a generator seeded `seed`). Pure. */
+function bootstrap(
+  o: { level?: number; resamples?: number; seed?: number },
+  resample: (next: () => number) => number,
+): [number, number] {
   const next = mulberry32(o.seed ?? 15);
-  const draw = (from: readonly Batch[]) => {
-    let pods = 0;
-    let seconds = 0;
-    for (let left = from.length; left > 0; left--) {
-      const b = from[Math.floor(next() * from.length)]!;
-      pods += b.pods;
-      seconds += b.seconds;
-    }
-    return pods / seconds;
-  };
-  const ratios = Array.from({ length: o.resamples ?? 4000 }, () => draw(mode) / draw(base));
-  const tail = (1 - level) / 2;
-  return [quantile(ratios, tail), quantile(ratios, 1 - tail)];
+  const values = Array.from({ length: o.resamples ?? 4000 }, () => resample(next));
+  const tail = (1 - (o.level ?? 0.95)) / 2;
+  return [quantile(values, tail), quantile(values, 1 - tail)];
 }
 
 /**
@@ -128,9 +140,7 @@ export function pairedRatioInterval(
     return b ? [[m, b] as const] : [];
   });
   if (pairs.length === 0) return [Number.NaN, Number.NaN];
-  const level = o.level ?? 0.95;
-  const next = mulberry32(o.seed ?? 15);
-  const ratios = Array.from({ length: o.resamples ?? 4000 }, () => {
+  return bootstrap(o, (next) => {
     let mp = 0;
     let ms = 0;
     let bp = 0;
@@ -144,8 +154,6 @@ export function pairedRatioInterval(
     }
     return mp / ms / (bp / bs);
   });
-  const tail = (1 - level) / 2;
-  return [quantile(ratios, tail), quantile(ratios, 1 - tail)];
 }
 
 /**

@@ -70,7 +70,6 @@ async function main(): Promise<void> {
   const simTls = await generateSelfSignedCert([], tlsDir);
   const results: ModeResult[] = [];
   let failed = false;
-  const keep = new Set<number>();
   // The machine's pace beside every play: what a slow spell of this machine did to a play's rate.
   const gauge = PaceGauge.start();
   try {
@@ -81,6 +80,8 @@ async function main(): Promise<void> {
     for (const [index, modes] of s.plays.entries()) {
       const play = newPlay(index, modes);
       const started: { mode: ModeName; cp: ControlPlane; api: Api }[] = [];
+      // Control planes whose directories (logs) are kept: those of modes that failed.
+      const keep = new Set<number>();
       try {
         // One after another: each takes the free ports it finds.
         for (const mode of modes) {
@@ -132,7 +133,6 @@ async function main(): Promise<void> {
           await cp.stop({ keep: kept });
           if (kept) progress(`mode ${mode}: control plane logs kept in ${cp.dir}`);
         }
-        keep.clear();
       }
     }
   } finally {

@@ -376,24 +376,15 @@ export class PreemptionCompleter {
    * server, the preemptor still pending and not nominated elsewhere, nominated here first.
    */
   private async releaseEarly(intent: Tracked, candidate: CandidatePlan, victims: PlannedVictim[]): Promise<void> {
-    const { writer, executor, log } = this.o;
-    const uid = intent.preemptor.uid;
-    const current = () => this.intents.get(uid) === intent;
+    const { executor, log } = this.o;
     const todo = victims.filter((v) => !intent.released?.has(v.uid));
     if (todo.length === 0) return;
     const confirmed = await Promise.all(
       todo.map((v) => executor.confirmReady(v.pod!, intent.preemptor, intent.startedAt)),
     );
     const ready = todo.filter((_, i) => confirmed[i]);
-    if (ready.length === 0 || !current()) return;
-    const live = await writer.getPod(intent.preemptor.namespace, intent.preemptor.name);
-    // The next step abandons it (or a preempt call took it over): nothing goes early.
-    if (!current() || preemptorBlocks(intent, live, intent.nominated)) return;
-    if (live?.nominatedNodeName !== candidate.node) {
-      await writer.nominate(intent.preemptor, candidate.node);
-      intent.nominated = candidate.node;
-      if (!current()) return;
-    }
+    // Blocked, the next step abandons it (or a preempt call took it over): nothing goes early.
+    if (ready.length === 0 || !(await this.mayEvict(intent, candidate)).evict) return;
     const released = (intent.released ??= new Set());
     for (const v of ready) released.add(v.uid);
     const evicted = await this.evictVictims(intent, candidate, ready, 'after its checkpoint');
@@ -440,12 +431,34 @@ export class PreemptionCompleter {
     return evicted;
   }
 
+  /**
+   * Reads the preemptor live and nominates the candidate's node unless it is already: whether
+   * its victims may be evicted now, and when not, why the preemption is to be abandoned (none:
+   * a preempt call replaced this intent meanwhile, and what it decided stands). Each await lets
+   * a preempt call through: one that answered a node (forget) or handed over new candidates
+   * (track).
+   */
+  private async mayEvict(intent: Tracked, candidate: CandidatePlan): Promise<{ evict: boolean; abandon?: string }> {
+    const { writer } = this.o;
+    const current = () => this.intents.get(intent.preemptor.uid) === intent;
+    if (!current()) return { evict: false };
+    const live = await writer.getPod(intent.preemptor.namespace, intent.preemptor.name);
+    if (!current()) return { evict: false };
+    const blocked = preemptorBlocks(intent, live, intent.nominated);
+    if (blocked) return { evict: false, abandon: blocked };
+    // Nominated first, as kube-scheduler's nominator then keeps lower-priority pods off the space
+    // the victims free (backend/queue/nominator.go reads status.nominatedNodeName).
+    if (live?.nominatedNodeName !== candidate.node) {
+      await writer.nominate(intent.preemptor, candidate.node);
+      intent.nominated = candidate.node;
+      if (!current()) return { evict: false };
+    }
+    return { evict: true };
+  }
+
   private async release(intent: Tracked, candidate: CandidatePlan): Promise<void> {
-    const { writer, executor } = this.o;
+    const { executor } = this.o;
     const uid = intent.preemptor.uid;
-    // Each await below lets a preempt call through: one that answered a node (forget) or handed
-    // over new candidates (track) replaced this intent, and what it decided stands.
-    const current = () => this.intents.get(uid) === intent;
     const required = candidate.victims.filter((v) => v.action === 'checkpoint' && v.policy.policy === 'Required');
     // Not yet visible in the API server (or gone): the next step decides again.
     if (
@@ -454,21 +467,9 @@ export class PreemptionCompleter {
       ).every(Boolean)
     )
       return;
-    if (!current()) return;
-    const live = await writer.getPod(intent.preemptor.namespace, intent.preemptor.name);
-    if (!current()) return;
-    const blocked = preemptorBlocks(intent, live, intent.nominated);
-    if (blocked) {
-      this.end(uid, 'abandoned', blocked);
-      return;
-    }
-    // Nominated first, as kube-scheduler's nominator then keeps lower-priority pods off the space
-    // the victims free (backend/queue/nominator.go reads status.nominatedNodeName).
-    if (live?.nominatedNodeName !== candidate.node) {
-      await writer.nominate(intent.preemptor, candidate.node);
-      intent.nominated = candidate.node;
-      if (!current()) return;
-    }
+    const may = await this.mayEvict(intent, candidate);
+    if (may.abandon) this.end(uid, 'abandoned', may.abandon);
+    if (!may.evict) return;
     // Victims released early (releaseEarly) went already.
     const rest = candidate.victims.filter((v) => !intent.released?.has(v.uid));
     const evicted = await this.evictVictims(intent, candidate, rest);
